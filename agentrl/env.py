@@ -117,6 +117,11 @@ class MultiTurnEnv(gym.Env):
         """The response-level reward; called once when the episode terminates or is truncated."""
         raise NotImplementedError
 
+    def task_ids(self) -> list[str] | None:
+        """Envs with a fixed task list return its ids; `reset(options={"task_id": id})` must then start
+        that task, and a reset without it draws one with `self.np_random`. Set `self.task_id` in setup."""
+        return None
+
     def allowed_replies(self) -> list[str] | None:
         """Optional: the exact replies that make sense now, for constrained decoding in tests and
         benchmarks with tiny models (DESIGN.md, "Learning tests on a CPU"). None = unconstrained."""
@@ -144,7 +149,7 @@ class MultiTurnEnv(gym.Env):
             system = f"{system}\n\n{self.toolset.prompt_block()}"
         msgs = [Message("system", system), Message("user", opening)]
         self._transcript.extend(msgs)
-        info = {"turn": 0, "tools": self.toolset.schemas(), "system_without_tools": self._system_base(system)}
+        info = {"turn": 0, "task_id": self.task_id, "tools": self.toolset.schemas(), "system_without_tools": self._system_base(system)}
         return self._obs(msgs), info
 
     def step(self, action: Any):
@@ -181,6 +186,7 @@ class MultiTurnEnv(gym.Env):
         data = {
             "state": copy.deepcopy(self.state, memo),
             "turn": self.turn,
+            "task_id": self.task_id,
             "errors": Counter(self.errors),
             "done": self._done,
             "transcript": list(self._transcript),
@@ -196,6 +202,7 @@ class MultiTurnEnv(gym.Env):
         memo = self._shared_memo()
         self.state = copy.deepcopy(d["state"], memo)  # copy again: one snapshot can seed many branches
         self.turn = d["turn"]
+        self.task_id = d["task_id"]
         self.errors = Counter(d["errors"])
         self._done = d["done"]
         self._transcript = list(d["transcript"])
@@ -212,6 +219,7 @@ class MultiTurnEnv(gym.Env):
 
     # --- internals -----------------------------------------------------------------------------------
     def _reset_bookkeeping(self) -> None:
+        self.task_id = ""
         self.turn = 0
         self.errors: Counter[str] = Counter()
         self._done = False
