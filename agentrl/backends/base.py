@@ -1,0 +1,50 @@
+"""The policy-backend contract: generate from token ids, return token ids + logprobs; take new weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+
+@dataclass
+class SamplingParams:
+    """How to sample one completion. temperature 0 = greedy."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    # constrained decoding: token-id sequences (each ending with EOS) the completion must be one of
+    allowed: list[list[int]] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+@dataclass
+class Completion:
+    token_ids: list[int]
+    logprobs: list[float]  # log-prob of each sampled token under the policy at the sampling temperature (1.0 when greedy)
+    finish_reason: str  # "stop" (EOS, stop string, or a complete allowed reply) | "length"
+
+
+class PolicyBackend(Protocol):
+    def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams]) -> list[Completion]: ...
+
+    def update_weights(self, state_dict: dict[str, torch.Tensor]) -> None: ...
+
+
+def per_prompt(params: SamplingParams | list[SamplingParams], n: int) -> list[SamplingParams]:
+    if isinstance(params, SamplingParams):
+        return [params] * n
+    if len(params) != n:
+        raise ValueError(f"got {len(params)} SamplingParams for {n} prompts; pass one, or one per prompt")
+    return list(params)

@@ -1,0 +1,191 @@
+"""transformers policy backend: batched sampling from token ids with a KV cache, and a ChatModel over it.
+
+Prompts of different lengths are left-padded into one batch; position ids are counted over real tokens
+only, so a padded row computes exactly what it would alone. Each row may have its own temperature,
+top-p, length limit, stop strings, seed and allowed replies (TRePO's branch continuations use rising
+temperatures inside one batch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from agentrl.backends.base import Completion, SamplingParams, per_prompt
+from agentrl.chat import BaseChatModel, validate_messages
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids = set()
+    for src in (getattr(tokenizer, "eos_token_id", None), getattr(model.config, "eos_token_id", None)):
+        if isinstance(src, int):
+            ids.add(src)
+        elif isinstance(src, (list, tuple)):
+            ids.update(int(i) for i in src)
+    return ids
+
+
+class HFPolicy:
+    """Policy backend over a local `transformers` causal LM (CPU or GPU)."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64, device: str | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = torch.device(device) if device else next(model.parameters()).device
+        self.max_batch_size = max_batch_size
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
+        self.tokens_generated = 0
+
+    # -- contract ---------------------------------------------------------------------------------
+    def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams]) -> list[Completion]:
+        plist = per_prompt(params, len(prompts))
+        for i, p in enumerate(prompts):
+            if not p:
+                raise ValueError(f"prompt {i} is empty; every prompt needs at least one token")
+        out: list[Completion] = []
+        for s in range(0, len(prompts), self.max_batch_size):
+            out += self._generate_chunk(prompts[s : s + self.max_batch_size], plist[s : s + self.max_batch_size])
+        return out
+
+    def update_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load new weights. A no-op when the trainer updates this very module in place (one CPU process)."""
+        own = self.model.state_dict()
+        if all(k in own and own[k].data_ptr() == v.data_ptr() for k, v in state_dict.items()):
+            return
+        self.model.load_state_dict(state_dict, strict=True)
+
+    # -- internals ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _generate_chunk(self, prompts: list[list[int]], plist: list[SamplingParams]) -> list[Completion]:
+        B = len(prompts)
+        L = max(len(p) for p in prompts)
+        ids = torch.full((B, L), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((B, L), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, L - len(p) :] = torch.tensor(p, dtype=torch.long)
+            attn[i, L - len(p) :] = 1
+        ids, attn = ids.to(self.device), attn.to(self.device)
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
+            past, logits = out.past_key_values, out.logits[:, -1, :]
+            next_pos = pos[:, -1:] + 1
+
+            temps = torch.tensor([p.temperature for p in plist], dtype=torch.float32, device=self.device)
+            gens = [self._generator(p) for p in plist]
+            max_new = [p.max_new_tokens for p in plist]
+            toks: list[list[int]] = [[] for _ in range(B)]
+            lps: list[list[float]] = [[] for _ in range(B)]
+            finish: list[str | None] = [None] * B
+            for _ in range(max(max_new)):
+                logits = logits.float()
+                # logprobs of the policy at the sampling temperature (temperature 1 for greedy rows)
+                scaled = logits / torch.where(temps > 0, temps, torch.ones_like(temps)).unsqueeze(-1)
+                logp = torch.log_softmax(scaled, dim=-1)
+                step_tok = torch.full((B,), self.pad_id, dtype=torch.long)
+                for i in range(B):
+                    if finish[i] is not None:
+                        continue
+                    t = self._pick(logp[i], plist[i], toks[i], gens[i])
+                    step_tok[i] = t
+                    toks[i].append(t)
+                    lps[i].append(float(logp[i, t]))
+                    finish[i] = self._finished(toks[i], plist[i], max_new[i])
+                if all(f is not None for f in finish):
+                    break
+                attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype, device=self.device)], dim=1)
+                out = self.model(
+                    input_ids=step_tok.unsqueeze(-1).to(self.device),
+                    attention_mask=attn,
+                    position_ids=next_pos,
+                    past_key_values=past,
+                    use_cache=True,
+                )
+                past, logits = out.past_key_values, out.logits[:, -1, :]
+                next_pos = next_pos + 1
+        finally:
+            self.model.train(was_training)
+        self.tokens_generated += sum(len(t) for t in toks)
+        return [Completion(toks[i], lps[i], finish[i] or "length") for i in range(B)]
+
+    def _generator(self, p: SamplingParams) -> torch.Generator:
+        g = torch.Generator(device="cpu")
+        if p.seed is None:
+            g.seed()
+        else:
+            g.manual_seed(int(p.seed))
+        return g
+
+    def _pick(self, logp_row: torch.Tensor, p: SamplingParams, so_far: list[int], g: torch.Generator) -> int:
+        row = logp_row
+        if p.allowed is not None:
+            n = len(so_far)
+            nxt = {seq[n] for seq in p.allowed if len(seq) > n and seq[:n] == so_far}
+            if not nxt:  # cannot happen when every allowed sequence ends with EOS; guard anyway
+                nxt = set(self.eos_ids)
+            mask = torch.full_like(row, float("-inf"))
+            idx = torch.tensor(sorted(nxt), dtype=torch.long, device=row.device)
+            mask[idx] = 0.0
+            row = row + mask
+        if p.temperature == 0:
+            return int(torch.argmax(row))
+        probs = torch.softmax(row, dim=-1)
+        if p.top_p < 1.0:
+            sp, si = torch.sort(probs, descending=True)
+            keep = (sp.cumsum(-1) - sp) < p.top_p
+            probs = torch.zeros_like(probs).scatter(0, si[keep], sp[keep])
+        return int(torch.multinomial(probs.cpu(), 1, generator=g))
+
+    def _finished(self, toks: list[int], p: SamplingParams, max_new: int) -> str | None:
+        if toks[-1] in self.eos_ids:
+            return "stop"
+        if p.allowed is not None and toks in p.allowed:
+            return "stop"
+        if p.stop:
+            tail = self.tokenizer.decode(toks[-16:], skip_special_tokens=False)
+            if any(s in tail for s in p.stop):
+                return "stop"
+        if len(toks) >= max_new:
+            return "length"
+        return None
+
+
+class HFChatModel(BaseChatModel):
+    """A `ChatModel` over a local transformers model: simulated users, patients and judges."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 32):
+        self.policy = HFPolicy(model, tokenizer, max_batch_size=max_batch_size)
+        self.tokenizer = tokenizer
+        self.calls = 0  # batched generate calls made (benchmarks count these)
+
+    @classmethod
+    def load(cls, name: str, **kw: Any) -> "HFChatModel":
+        from agentrl.models import load_model
+
+        model, tok = load_model(name)
+        return cls(model, tok, **kw)
+
+    def complete_batch(
+        self,
+        batch: list[list[dict[str, str]]],
+        *,
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+        seed: int | None = None,
+    ) -> list[str]:
+        prompts = [
+            self.tokenizer.apply_chat_template(validate_messages(m), tokenize=True, add_generation_prompt=True)
+            for m in batch
+        ]
+        prompts = [list(p["input_ids"]) if isinstance(p, dict) or hasattr(p, "keys") else list(p) for p in prompts]
+        params = [
+            SamplingParams(temperature=temperature, max_new_tokens=max_tokens, seed=None if seed is None else seed + i)
+            for i in range(len(batch))
+        ]
+        self.calls += 1
+        outs = self.policy.generate(prompts, params)
+        return [self.tokenizer.decode(o.token_ids, skip_special_tokens=True).strip() for o in outs]
