@@ -110,7 +110,7 @@ class RolloutRunner:
             cut = pos - turn.start
             for j, temp in enumerate(temps):
                 env = self._acquire()
-                env.unwrapped.restore(episode.snapshots[k])
+                env.restore(episode.snapshots[k])
                 ep = Episode(
                     prompt_ids=list(episode.prompt_ids), turns=[copy.copy(t) for t in episode.turns[:k]],
                     task_id=episode.task_id, group_id=episode.group_id, seed=episode.seed, uid=self._next_uid(),
@@ -137,7 +137,7 @@ class RolloutRunner:
             for lv in active:
                 k = len(lv.ep.turns)
                 if self.snapshot_turns and (fresh_turn_snapshot or not first_round) and k not in lv.ep.snapshots:
-                    lv.ep.snapshots[k] = lv.env.unwrapped.snapshot()
+                    lv.ep.snapshots[k] = lv.env.snapshot()
                 p = replace(lv.sampling, seed=_derive_seed(self.seed, lv.ep.uid, k, lv.sampling.seed))
                 if self.constrained:
                     p = replace(p, allowed=self._allowed(lv))
@@ -183,7 +183,7 @@ class RolloutRunner:
         lv.ids = lv.ids[: start] + sampled + turn.env_ids
         if len(lv.ids) >= self.max_seq_len - 1:
             # Out of context: end here and score what the env has (counted, never silent).
-            result = lv.env.unwrapped.compute_reward()
+            result = lv.env.compute_reward()
             ep.metrics["context_overflow"] = 1.0
             self._finish(ep, result.reward, {"reward_breakdown": result.breakdown, "success": result.success}, False, True)
             return True
@@ -199,7 +199,7 @@ class RolloutRunner:
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _allowed(self, lv: _Live) -> list[list[int]] | None:
-        replies = lv.env.unwrapped.allowed_replies()
+        replies = lv.env.allowed_replies()
         if replies is None:
             return None
         key = tuple(replies)
@@ -225,7 +225,8 @@ class RolloutRunner:
         return list(episode.messages[: n_open + sum(1 + len(t.env_messages) for t in episode.turns[:k])])
 
     def _acquire(self) -> Any:
-        return self._pool.pop() if self._pool else self.make_env()
+        # the bare env: Gymnasium's order-enforcing wrapper would refuse step() on an env put in place by restore()
+        return self._pool.pop() if self._pool else self.make_env().unwrapped
 
     def _release(self, env: Any) -> None:
         self._pool.append(env)

@@ -71,7 +71,9 @@ class HFPolicy:
         was_training = self.model.training
         self.model.eval()
         try:
-            out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
+            # logits_to_keep=1: only the last position's logits are needed (the LM head over a whole
+            # prompt is the largest cost of a prefill with a 49k vocabulary)
+            out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1)
             past, logits = out.past_key_values, out.logits[:, -1, :]
             next_pos = pos[:, -1:] + 1
 
@@ -127,10 +129,11 @@ class HFPolicy:
             nxt = {seq[n] for seq in p.allowed if len(seq) > n and seq[:n] == so_far}
             if not nxt:  # cannot happen when every allowed sequence ends with EOS; guard anyway
                 nxt = set(self.eos_ids)
-            mask = torch.full_like(row, float("-inf"))
             idx = torch.tensor(sorted(nxt), dtype=torch.long, device=row.device)
-            mask[idx] = 0.0
-            row = row + mask
+            sub = row[idx]  # sample among the allowed tokens only (renormalised)
+            if p.temperature == 0:
+                return int(idx[int(torch.argmax(sub))])
+            return int(idx[int(torch.multinomial(torch.softmax(sub, -1).cpu(), 1, generator=g))])
         if p.temperature == 0:
             return int(torch.argmax(row))
         probs = torch.softmax(row, dim=-1)

@@ -1,0 +1,204 @@
+"""Training configuration: pydantic models, loaded from YAML plus `key=value` overrides, validated once.
+
+Unknown keys are errors that list the valid keys of their section; the resolved config is saved in
+the run directory (`config.yaml`) so a run can be resumed or reproduced exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EnvConfig(_Strict):
+    id: str = "agentrl/CreditChain-v0"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class AlgorithmConfig(_Strict):
+    name: str = "trepo"
+    params: dict[str, Any] = Field(default_factory=dict)  # passed to the estimator function (e.g. mode, gamma, lam)
+    whiten: bool | None = None  # None = the estimator's default
+    branch_points: str = "turns"  # trepo: turns | turns+every:L | random:k
+    branch_m: int = Field(2, ge=1)  # trepo: continuations per branch point
+    branch_t_min: float = Field(0.0, ge=0.0)  # trepo: lowest continuation temperature (0 = greedy)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from agentrl.advantages import REGISTRY
+
+        if v not in REGISTRY:
+            raise ValueError(f"unknown algorithm {v!r}; allowed: {', '.join(sorted(REGISTRY))}")
+        return v
+
+
+class RolloutConfig(_Strict):
+    backend: Literal["hf", "vllm"] = "hf"
+    groups: int = Field(4, ge=1)  # tasks per update
+    group_size: int = Field(4, ge=1)  # episodes per task (G)
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(32, ge=1)
+    max_seq_len: int = Field(2048, ge=16)
+    constrained: bool = False  # decode only env.allowed_replies() (tiny-model tests)
+    vllm_gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)
+    vllm_tensor_parallel_size: int = Field(1, ge=1)
+
+
+class OptimConfig(_Strict):
+    lr: float = Field(1e-5, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+
+
+class PPOConfig(_Strict):
+    epochs: int = Field(1, ge=1)
+    minibatch_size: int = Field(16, ge=1)  # episodes per optimizer step
+    micro_batch_size: int = Field(8, ge=1)  # episodes per forward/backward (gradient accumulation)
+    clip_low: float = Field(0.2, ge=0.0)
+    clip_high: float = Field(0.2, ge=0.0)
+    dual_clip: float | None = Field(None, gt=1.0)
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
+    kl_coef: float = Field(0.0, ge=0.0)
+    kl_kind: Literal["k1", "k2", "k3"] = "k3"
+    kl_in_reward: bool = False  # fold -kl_coef * KL into RM instead of a loss term
+    entropy_coef: float = Field(0.0, ge=0.0)
+    vf_coef: float = Field(0.5, ge=0.0)
+    vf_clip: float | None = Field(0.2, gt=0.0)
+
+
+class TrainConfig(_Strict):
+    updates: int = Field(20, ge=1)
+    seed: int = 0
+    run_dir: str = "runs/default"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    checkpoint_every: int = Field(10, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    resume: bool = False
+    log_episodes: int = Field(4, ge=0)  # episodes with per-token advantages saved per update for the report
+    tensorboard: bool = False
+    progress: bool = True
+    threads: int | None = Field(None, ge=1)  # torch CPU threads (None = torch's default)
+
+
+class Config(_Strict):
+    model: str = "tiny-random"
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    ppo: PPOConfig = Field(default_factory=PPOConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Config":
+        if self.ppo.micro_batch_size > self.ppo.minibatch_size:
+            raise ValueError("ppo.micro_batch_size must be <= ppo.minibatch_size")
+        return self
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _section_fields(path: tuple[Any, ...]) -> list[str]:
+    model: Any = Config
+    for p in path:
+        f = model.model_fields.get(str(p)) if hasattr(model, "model_fields") else None
+        if f is None or not (isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)):
+            return sorted(model.model_fields) if hasattr(model, "model_fields") else []
+        model = f.annotation
+    return sorted(model.model_fields)
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'; valid keys here: {', '.join(_section_fields(loc[:-1]))}")
+        else:
+            lines.append(f"'{key}': {err['msg']} (got {err.get('input')!r:.60})")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """`a.b=1 c=x` -> {"a": {"b": 1}, "c": "x"}; values are parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r} has an empty key part")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from None
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override of '{p}'")
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        data = loaded or {}
+    data = _merge(data, parse_overrides(overrides or []))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

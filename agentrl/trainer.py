@@ -1,0 +1,262 @@
+"""The training loop: collect -> extra sampling -> advantages -> update -> sync weights -> log -> checkpoint.
+
+Reads top to bottom. The algorithm is looked up once in `advantages.REGISTRY`; what it needs (value
+head, branch values, greedy baseline) comes from its EstimatorSpec, never from its name.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agentrl.advantages import REGISTRY, AdvantageInputs, whiten
+from agentrl.backends import make_policy_backend
+from agentrl.backends.base import SamplingParams
+from agentrl.chat_format import ChatFormatter
+from agentrl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint, set_rng_state
+from agentrl.config import Config, atomic_write_text, dump_config
+from agentrl.losses import kl_estimate
+from agentrl.metrics import MetricsLogger
+from agentrl.models import load_model
+from agentrl.registry import make_env
+from agentrl.rollout import EpisodeSpec, RolloutRunner
+from agentrl.types import Episode, TrainBatch, collate
+from agentrl.update import ValueHead, forward, ppo_update
+from agentrl.values import estimate_branch_values, greedy_baselines
+
+
+class Trainer:
+    def __init__(self, cfg: Config, *, console: bool = True):
+        self.cfg = cfg
+        self.spec = REGISTRY[cfg.algorithm.name]
+        self.run_dir = Path(cfg.train.run_dir)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self._seed_everything(cfg.train.seed)
+        make_env(cfg.env.id, **cfg.env.kwargs).close()  # fail fast on a bad env id or kwargs, before loading a model
+        dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
+        self.model, self.tokenizer = load_model(cfg.model, dtype=dtype, seed=cfg.train.seed)
+        self.value_head = ValueHead(self.model.config.hidden_size) if self.spec.needs_value_head else None
+        self.ref_model = self._frozen_copy() if cfg.ppo.kl_coef > 0 else None
+        params = list(self.model.parameters()) + (list(self.value_head.parameters()) if self.value_head else [])
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
+        self.policy = make_policy_backend(cfg.rollout, self.model, self.tokenizer)
+        self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens)
+        self.runner = RolloutRunner(
+            lambda: make_env(cfg.env.id, **cfg.env.kwargs), self.policy, ChatFormatter(self.tokenizer), self.sampling,
+            constrained=cfg.rollout.constrained, snapshot_turns=self.spec.needs_branches,
+            max_seq_len=cfg.rollout.max_seq_len, seed=cfg.train.seed, progress=False,
+        )
+        self.rng = random.Random(cfg.train.seed)
+        self.torch_gen = torch.Generator().manual_seed(cfg.train.seed)
+        self.step = 0
+        self.tokens_cumulative = 0
+        self._prepare_run_dir()
+        self.logger = MetricsLogger(self.run_dir, tensorboard=cfg.train.tensorboard, console=console)
+        if cfg.train.resume:
+            self._resume()
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    def run(self) -> Path:
+        cfg = self.cfg.train
+        while self.step < cfg.updates:
+            metrics = self.train_step()
+            self.step += 1
+            self.logger.log(self.step, metrics, cfg.updates)
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.updates:
+                self.save()
+        self.logger.close()
+        return self.run_dir
+
+    def train_step(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        specs = self._episode_specs(self.step)
+        episodes = self.runner.collect(specs)
+        t_collect = time.perf_counter() - t0
+        extra = self._extra_sampling(episodes, specs)
+        t_branch = time.perf_counter() - t0 - t_collect
+        batch = self._batch(episodes, extra)
+        update_stats = ppo_update(
+            self.model, self.value_head, self.optimizer, self.scheduler, batch, self.cfg.ppo,
+            temperature=self.cfg.rollout.temperature, grad_clip=self.cfg.optim.grad_clip, generator=self.torch_gen,
+        )
+        self.policy.update_weights(self.model.state_dict())
+        t_update = time.perf_counter() - t0 - t_collect - t_branch
+        self._log_episodes(episodes, batch)
+        sampled = sum(ep.num_sampled for ep in episodes)
+        self.tokens_cumulative += sampled + extra["tokens"]
+        return {
+            **self._episode_metrics(episodes),
+            **self._advantage_metrics(batch),
+            **update_stats,
+            **extra["metrics"],
+            "tokens/sampled": float(sampled),
+            "tokens/branch": float(extra["tokens"]),
+            "tokens/cumulative": float(self.tokens_cumulative),
+            "time/collect": t_collect,
+            "time/branch": t_branch,
+            "time/update": t_update,
+            "time/total": time.perf_counter() - t0,
+        }
+
+    # -- pieces -------------------------------------------------------------------------------------------
+    def _episode_specs(self, step: int) -> list[EpisodeSpec]:
+        r = self.cfg.rollout
+        specs = []
+        for g in range(r.groups):
+            seed = (self.cfg.train.seed * 1_000_003 + step * 1009 + g) & 0x7FFFFFFF  # G episodes of a task share it
+            specs += [EpisodeSpec(seed=seed, group_id=g) for _ in range(r.group_size)]
+        return specs
+
+    def _extra_sampling(self, episodes: list[Episode], specs: list[EpisodeSpec]) -> dict[str, Any]:
+        out: dict[str, Any] = {"tokens": 0, "metrics": {}, "branch": None, "baseline": None}
+        a = self.cfg.algorithm
+        if self.spec.needs_branches:
+            bv = estimate_branch_values(
+                self.runner, episodes, spec=a.branch_points, m=a.branch_m, t_min=a.branch_t_min,
+                t_max=self.cfg.rollout.temperature, rng=self.rng,
+            )
+            out["branch"] = bv
+            out["tokens"] += bv.tokens
+            out["metrics"]["branch/continuations"] = float(bv.continuations)
+            out["metrics"]["branch/points"] = float(sum(len(p) for p in bv.positions))
+        if self.spec.needs_greedy_baseline:
+            out["baseline"], tokens = greedy_baselines(self.runner, episodes, specs)
+            out["tokens"] += tokens
+        return out
+
+    def _batch(self, episodes: list[Episode], extra: dict[str, Any]) -> TrainBatch:
+        ids, attn, amask, old_lp = collate(episodes, self.policy.pad_id if hasattr(self.policy, "pad_id") else 0)
+        rewards = torch.tensor([ep.reward for ep in episodes], dtype=torch.float32)
+        ref_lp = old_values = None
+        with torch.no_grad():
+            if self.ref_model is not None:
+                ref_lp = forward(self.ref_model, None, ids, attn, self.cfg.rollout.temperature, entropy=False).logprobs
+                if self.cfg.ppo.kl_in_reward:  # fold -beta * KL(pi || ref) of each episode into its RM
+                    rewards = rewards - self.cfg.ppo.kl_coef * (kl_estimate(old_lp, ref_lp, "k1") * amask).sum(-1)
+            if self.value_head is not None:
+                old_values = forward(self.model, self.value_head, ids, attn, self.cfg.rollout.temperature, entropy=False).values
+        bv = extra["branch"]
+        inp = AdvantageInputs(
+            rewards=rewards, action_mask=amask, group_ids=torch.tensor([ep.group_id for ep in episodes]),
+            turn_starts=[ep.turn_starts for ep in episodes], values=old_values,
+            baseline_rewards=None if extra["baseline"] is None else torch.tensor(extra["baseline"], dtype=torch.float32),
+            branch_positions=bv.positions if bv else None, branch_values=bv.values if bv else None,
+        )
+        out = self.spec.fn(inp, **self.cfg.algorithm.params)
+        adv = out.advantages
+        do_whiten = self.spec.default_whiten if self.cfg.algorithm.whiten is None else self.cfg.algorithm.whiten
+        if do_whiten:
+            adv = whiten(adv, amask)
+        return TrainBatch(ids, attn, amask, old_lp, adv, returns=out.returns, old_values=old_values, ref_logprobs=ref_lp)
+
+    @staticmethod
+    def _episode_metrics(episodes: list[Episode]) -> dict[str, float]:
+        r = np.array([ep.reward for ep in episodes], dtype=np.float64)
+        succ = [ep.success for ep in episodes if ep.success is not None]
+        errors = sum(v for ep in episodes for k, v in ep.metrics.items() if k.startswith("errors/"))
+        return {
+            "reward/mean": float(r.mean()), "reward/std": float(r.std()), "reward/max": float(r.max()), "reward/min": float(r.min()),
+            "success_rate": float(np.mean(succ)) if succ else float("nan"),
+            "episode/turns": float(np.mean([len(ep.turns) for ep in episodes])),
+            "episode/env_errors": float(errors),
+            "episode/truncated": float(np.mean([ep.truncated for ep in episodes])),
+        }
+
+    @staticmethod
+    def _advantage_metrics(batch: TrainBatch) -> dict[str, float]:
+        a = batch.advantages[batch.action_mask > 0]
+        if a.numel() == 0:
+            return {}
+        return {"adv/mean": float(a.mean()), "adv/std": float(a.std(unbiased=False)), "adv/abs_max": float(a.abs().max())}
+
+    def _log_episodes(self, episodes: list[Episode], batch: TrainBatch) -> None:
+        n = self.cfg.train.log_episodes
+        if n <= 0:
+            return
+        order = sorted(range(len(episodes)), key=lambda i: episodes[i].reward)
+        pick = sorted(set(order[-(n - n // 2):] + order[: n // 2]))
+        lines = []
+        for i in pick:
+            ep = episodes[i]
+            L = len(ep.input_ids)
+            lines.append(json.dumps({
+                "step": self.step + 1, "uid": ep.uid, "reward": ep.reward, "algorithm": self.cfg.algorithm.name,
+                "tokens": [self.tokenizer.decode([t]) for t in ep.input_ids],
+                "action_mask": ep.action_mask, "advantages": [round(float(x), 5) for x in batch.advantages[i, :L]],
+            }))
+        atomic_write_text(self.run_dir / "episodes" / f"step_{self.step + 1:06d}.jsonl", "\n".join(lines) + "\n")
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def save(self) -> Path:
+        state = {
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "value_head": self.value_head.state_dict() if self.value_head else None,
+            "trainer_rng": self.rng.getstate(), "torch_gen": self.torch_gen.get_state(),
+            "tokens_cumulative": self.tokens_cumulative, "config": dump_config(self.cfg),
+        }
+        return save_checkpoint(self.run_dir, self.step, model=self.model, tokenizer=self.tokenizer, trainer_state=state, keep=self.cfg.train.keep_checkpoints)
+
+    def _resume(self) -> None:
+        ckpt = latest_checkpoint(self.run_dir)
+        if ckpt is None:
+            return  # nothing saved yet: start from scratch
+        from safetensors.torch import load_file
+
+        self.model.load_state_dict(load_file(str(ckpt / "model" / "model.safetensors")), strict=False)
+        st = load_trainer_state(ckpt)
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.scheduler.load_state_dict(st["scheduler"])
+        if self.value_head is not None and st.get("value_head") is not None:
+            self.value_head.load_state_dict(st["value_head"])
+        self.rng.setstate(st["trainer_rng"])
+        self.torch_gen.set_state(st["torch_gen"])
+        set_rng_state(st["rng"])
+        self.tokens_cumulative = st.get("tokens_cumulative", 0)
+        self.step = int(st["step"])
+        self.policy.update_weights(self.model.state_dict())
+        self.logger.truncate_after(self.step)
+
+    def _prepare_run_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / "config.yaml"
+        text = dump_config(self.cfg)
+        if self.cfg.train.resume and path.exists():
+            saved = path.read_text()
+            strip = lambda t: [l for l in t.splitlines() if not l.strip().startswith(("resume:", "updates:"))]  # noqa: E731
+            if strip(saved) != strip(text):
+                raise ValueError(f"resume: the config differs from the one saved in {path}; resume with the same config")
+        atomic_write_text(path, text)
+
+    def _frozen_copy(self) -> torch.nn.Module:
+        ref = copy.deepcopy(self.model)
+        ref.eval()
+        for p in ref.parameters():
+            p.requires_grad_(False)
+        return ref
+
+    def _lr_lambda(self, step: int) -> float:
+        o, total = self.cfg.optim, self.cfg.train.updates
+        if o.warmup_steps and step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        frac = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
+        if o.schedule == "linear":
+            return max(0.0, 1.0 - frac)
+        if o.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+        return 1.0
+
+    @staticmethod
+    def _seed_everything(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)

@@ -1,0 +1,73 @@
+"""Extra sampling some estimators need before advantages can be computed.
+
+* TRePO (DESIGN.md step 2): Monte-Carlo values at branch points. For each point t of each episode,
+  V̂(t) = mean RM over M continuations from W_<t plus every other sampled episode sharing W_<t
+  (and W itself). A point whose prefix is already shared by at least M other episodes (the first
+  turn: the group's G episodes share the prompt) gets no continuations: its value costs nothing extra.
+* ReMax: one greedy rollout per task as the baseline.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+
+from agentrl.advantages import branch_temperatures, mc_value, select_branch_points, shared_prefix_values
+from agentrl.rollout import EpisodeSpec, RolloutRunner
+from agentrl.types import Episode
+
+
+@dataclass
+class BranchValues:
+    positions: list[list[int]]  # per episode, ascending branch positions
+    values: list[list[float]]  # per episode, V̂ at each position
+    tokens: int  # tokens sampled by the continuations (the extra cost of TRePO)
+    continuations: int
+
+
+def estimate_branch_values(
+    runner: RolloutRunner,
+    episodes: list[Episode],
+    *,
+    spec: str,
+    m: int,
+    t_min: float,
+    t_max: float,
+    rng: random.Random,
+) -> BranchValues:
+    positions: list[list[int]] = []
+    for ep in episodes:
+        agent_pos = [i for i, a in enumerate(ep.action_mask) if a]
+        positions.append(select_branch_points(ep.turn_starts, agent_pos, spec, rng) if agent_pos else [])
+    seqs = [ep.input_ids for ep in episodes]
+    rewards = [ep.reward for ep in episodes]
+    sharing = shared_prefix_values(seqs, rewards, positions)
+    temps = branch_temperatures(m, t_min, t_max)
+    requests = []
+    for i, ep in enumerate(episodes):
+        for j, pos in enumerate(positions[i]):
+            if len(sharing[i][j]) < m:
+                requests.append((ep, pos, temps))
+    conts = runner.branch_many(requests) if requests else []
+    by_point: dict[tuple[int, int], list[float]] = {}
+    tokens = 0
+    for c in conts:
+        by_point.setdefault((c.parent_uid, c.branch_pos), []).append(c.reward)  # type: ignore[arg-type]
+        tokens += len(c.input_ids) - c.branch_pos  # everything after the branch point was sampled or env
+        tokens -= sum(len(t.env_ids) for t in c.turns if t.start >= c.branch_pos)
+    values = [
+        [mc_value(ep.reward, by_point.get((ep.uid, pos), []), sharing[i][j]) for j, pos in enumerate(positions[i])]
+        for i, ep in enumerate(episodes)
+    ]
+    return BranchValues(positions, values, tokens, len(conts))
+
+
+def greedy_baselines(runner: RolloutRunner, episodes: list[Episode], specs: list[EpisodeSpec]) -> tuple[list[float], int]:
+    """ReMax: reward of one greedy rollout per group, broadcast to the group's episodes."""
+    firsts: dict[int, EpisodeSpec] = {}
+    for s in specs:
+        firsts.setdefault(s.group_id, s)
+    greedy_specs = [replace(s, sampling=replace(runner.sampling, temperature=0.0)) for s in firsts.values()]
+    greedy = runner.collect(greedy_specs)
+    by_group = {s.group_id: g.reward for s, g in zip(greedy_specs, greedy)}
+    return [by_group[ep.group_id] for ep in episodes], sum(g.num_sampled for g in greedy)
