@@ -85,7 +85,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from agentrl.config import load_config
     from agentrl.trainer import Trainer
 
-    cfg = load_config(args.config, args.overrides)
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config:  # no config file given: the first positional is an override
+        config, overrides = None, [config, *overrides]
+    cfg = load_config(config, overrides)
     run_dir = Trainer(cfg).run()
     print(f"run directory: {run_dir}", file=sys.stderr)
     if args.report:

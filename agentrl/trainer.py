@@ -140,11 +140,11 @@ class Trainer:
         ref_lp = old_values = None
         with torch.no_grad():
             if self.ref_model is not None:
-                ref_lp = forward(self.ref_model, None, ids, attn, self.cfg.rollout.temperature, entropy=False).logprobs
+                ref_lp = forward(self.ref_model, None, ids, attn, self.cfg.rollout.temperature, entropy=False, mask=amask).logprobs
                 if self.cfg.ppo.kl_in_reward:  # fold -beta * KL(pi || ref) of each episode into its RM
                     rewards = rewards - self.cfg.ppo.kl_coef * (kl_estimate(old_lp, ref_lp, "k1") * amask).sum(-1)
             if self.value_head is not None:
-                old_values = forward(self.model, self.value_head, ids, attn, self.cfg.rollout.temperature, entropy=False).values
+                old_values = forward(self.model, self.value_head, ids, attn, self.cfg.rollout.temperature, entropy=False, mask=amask).values
         bv = extra["branch"]
         inp = AdvantageInputs(
             rewards=rewards, action_mask=amask, group_ids=torch.tensor([ep.group_id for ep in episodes]),

@@ -39,21 +39,42 @@ class ForwardOut:
     values: torch.Tensor | None  # [B, T]: V before token t; 0 at t=0
 
 
-def forward(model: Any, value_head: ValueHead | None, ids: torch.Tensor, attn: torch.Tensor, temperature: float, *, entropy: bool) -> ForwardOut:
+def forward(
+    model: Any, value_head: ValueHead | None, ids: torch.Tensor, attn: torch.Tensor, temperature: float,
+    *, entropy: bool, mask: torch.Tensor | None = None,
+) -> ForwardOut:
+    """Token logprobs (and entropy, values) of `ids` under `model` at `temperature`.
+
+    With `mask` ([B, T], 1 where a logprob is needed) the LM head runs only on those positions: with a
+    49k vocabulary the full [B, T, V] logits dominate the cost and memory of a CPU update, and env or
+    prompt tokens never need them. (Models whose head does more than a linear map, e.g. logit
+    soft-capping, should be called without a mask.)
+    """
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, output_hidden_states=value_head is not None)
-    logits = out.logits[:, :-1].float() / temperature
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    if mask is None or decoder is None or head is None:
+        out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, output_hidden_states=value_head is not None)
+        hidden = out.hidden_states[-1] if value_head is not None else None
+        sel = torch.ones_like(ids[:, 1:], dtype=torch.bool)
+        logits = out.logits[:, :-1][sel]
+    else:
+        hidden = decoder(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).last_hidden_state
+        sel = mask[:, 1:] > 0
+        logits = head(hidden[:, :-1][sel])
+    logits = logits.float() / temperature  # [N, V]: N = selected positions
     logz = torch.logsumexp(logits, dim=-1)
-    lp = torch.zeros(ids.shape, dtype=torch.float32, device=logits.device)
-    lp[:, 1:] = logits.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1) - logz
+    lp = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
+    lp_sel = logits.gather(-1, ids[:, 1:][sel].unsqueeze(-1)).squeeze(-1) - logz
+    lp[:, 1:] = lp[:, 1:].masked_scatter(sel, lp_sel)
     ent = None
     if entropy:
+        e_sel = logz - (torch.softmax(logits, -1) * logits).sum(-1)
         ent = torch.zeros_like(lp)
-        ent[:, 1:] = logz - (torch.softmax(logits, -1) * logits).sum(-1)
+        ent[:, 1:] = ent[:, 1:].masked_scatter(sel, e_sel)
     values = None
     if value_head is not None:
         values = torch.zeros_like(lp)
-        values[:, 1:] = value_head(out.hidden_states[-1][:, :-1])
+        values[:, 1:] = value_head(hidden[:, :-1])
     return ForwardOut(lp, ent, values)
 
 
@@ -131,7 +152,7 @@ def ppo_update(
 
 
 def _micro_loss(model: nn.Module, value_head: ValueHead | None, mb: TrainBatch, cfg: PPOConfig, temperature: float) -> tuple[torch.Tensor, dict[str, float]]:
-    out = forward(model, value_head, mb.input_ids, mb.attention_mask, temperature, entropy=True)
+    out = forward(model, value_head, mb.input_ids, mb.attention_mask, temperature, entropy=True, mask=mb.action_mask)
     mask = mb.action_mask
     loss, stats = policy_loss(
         out.logprobs, mb.old_logprobs, mb.advantages, mask,

@@ -17,6 +17,7 @@ class SamplingParams:
     max_new_tokens: int = 64
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    ignore_eos: bool = False  # generate exactly max_new_tokens (benchmarks compare equal token counts)
     # constrained decoding: token-id sequences (each ending with EOS) the completion must be one of
     allowed: list[list[int]] | None = field(default=None, repr=False)
 

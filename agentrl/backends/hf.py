@@ -144,7 +144,7 @@ class HFPolicy:
         return int(torch.multinomial(probs.cpu(), 1, generator=g))
 
     def _finished(self, toks: list[int], p: SamplingParams, max_new: int) -> str | None:
-        if toks[-1] in self.eos_ids:
+        if toks[-1] in self.eos_ids and not p.ignore_eos:
             return "stop"
         if p.allowed is not None and toks in p.allowed:
             return "stop"
