@@ -1,0 +1,122 @@
+"""Credit assignment on CreditChain: updates and sampled tokens each estimator needs to reach a reward.
+
+Same model (tiny-random, constrained decoding), batch, budget and seeds for every algorithm; K turns.
+Writes plots (reward vs updates, reward vs sampled tokens incl. branch continuations) to
+benchmarks/results/ and a table to BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/credit_assignment.py --turns 6 12 --seeds 0 1 2 --updates 80
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from _common import ROOT, machine_line, write_section
+
+from agentrl.config import load_config
+from agentrl.trainer import Trainer
+
+ALGOS = ["trepo", "grpo", "rloo", "ppo_gae", "reinforce"]
+OUT = ROOT / "benchmarks" / "results"
+
+
+def run_one(algo: str, turns: int, seed: int, updates: int, lr: float) -> list[dict]:
+    with tempfile.TemporaryDirectory() as d:
+        cfg = load_config(None, [
+            "model=tiny-random", f"env.kwargs.turns={turns}", f"algorithm.name={algo}", "rollout.groups=4",
+            "rollout.group_size=4", "rollout.constrained=true", "rollout.max_new_tokens=4", f"train.updates={updates}",
+            "train.checkpoint_every=100000", "train.log_episodes=0", "ppo.epochs=4", "ppo.minibatch_size=8",
+            "ppo.micro_batch_size=8", f"optim.lr={lr}", f"train.seed={seed}", f"train.run_dir={d}", "train.threads=1",
+        ])
+        Trainer(cfg, console=False).run()
+        return [json.loads(line) for line in (Path(d) / "metrics.jsonl").read_text().splitlines()]
+
+
+def first_reach(rows: list[dict], target: float, window: int) -> tuple[int | None, float | None]:
+    """First update at which the moving average of reward over `window` updates reaches target."""
+    r = [row["reward/mean"] for row in rows]
+    for i in range(window - 1, len(r)):
+        if sum(r[i - window + 1 : i + 1]) / window >= target:
+            return rows[i]["step"], rows[i]["tokens/cumulative"]
+    return None, None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--turns", type=int, nargs="+", default=[6, 12])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--algos", nargs="+", default=ALGOS)
+    ap.add_argument("--updates", type=int, default=80)
+    ap.add_argument("--target", type=float, default=0.9)
+    ap.add_argument("--window", type=int, default=5)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    for k in args.turns:
+        for algo in args.algos:
+            runs = []
+            for seed in args.seeds:
+                rows = run_one(algo, k, seed, args.updates, args.lr)
+                runs.append(rows)
+                print(f"K={k} {algo} seed={seed}: final reward {rows[-1]['reward/mean']:.3f} reach={first_reach(rows, args.target, args.window)}", flush=True)
+            results[f"{k}/{algo}"] = {"turns": k, "algo": algo, "runs": runs}
+    (OUT / "credit_assignment.json").write_text(json.dumps(results))
+    _plots(results, args)
+    _table(results, args)
+
+
+def _plots(results: dict, args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for k in args.turns:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for algo in args.algos:
+            runs = results[f"{k}/{algo}"]["runs"]
+            n = min(len(r) for r in runs)
+            mean = [statistics.mean(r[i]["reward/mean"] for r in runs) for i in range(n)]
+            toks = [statistics.mean(r[i]["tokens/cumulative"] for r in runs) for i in range(n)]
+            axes[0].plot(range(1, n + 1), mean, label=algo)
+            axes[1].plot(toks, mean, label=algo)
+        axes[0].set_xlabel("update"), axes[1].set_xlabel("sampled tokens (incl. branch continuations)")
+        for ax in axes:
+            ax.set_ylabel(f"reward (mean of {len(args.seeds)} seeds)")
+            ax.axhline(args.target, color="grey", ls=":")
+            ax.legend()
+        fig.suptitle(f"CreditChain K={k}, tiny-random, constrained decoding")
+        fig.tight_layout()
+        fig.savefig(OUT / f"credit_assignment_K{k}.png", dpi=90)
+        plt.close(fig)
+
+
+def _table(results: dict, args: argparse.Namespace) -> None:
+    lines = [
+        machine_line(),
+        f"tiny-random (2 layers, SmolLM2 tokenizer), constrained decoding to the env's digits; 4 tasks x 4 episodes per update, "
+        f"4 PPO epochs x 2 minibatches, lr {args.lr}, {args.updates} updates, seeds {args.seeds}. "
+        f"'reach' = first update where the {args.window}-update moving average of reward >= {args.target}; "
+        "tokens count every sampled token, TRePO's branch continuations included. Plots: benchmarks/results/credit_assignment_K*.png.",
+        "",
+        "| K | algorithm | runs reaching target | updates to reach (mean of those) | sampled tokens to reach | final reward (mean of last 5, over seeds) | tokens per update |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, res in results.items():
+        reach = [first_reach(r, args.target, args.window) for r in res["runs"]]
+        hit = [x for x in reach if x[0] is not None]
+        final = statistics.mean(statistics.mean(row["reward/mean"] for row in r[-5:]) for r in res["runs"])
+        tpu = statistics.mean(r[-1]["tokens/cumulative"] / len(r) for r in res["runs"])
+        upd = f"{statistics.mean(h[0] for h in hit):.0f}" if hit else "not reached"
+        tok = f"{statistics.mean(h[1] for h in hit):,.0f}" if hit else "—"
+        lines.append(f"| {res['turns']} | {res['algo']} | {len(hit)}/{len(reach)} | {upd} | {tok} | {final:.3f} | {tpu:,.0f} |")
+    write_section("Credit assignment (CreditChain)", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
