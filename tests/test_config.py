@@ -1,0 +1,78 @@
+"""Config: YAML + key=value overrides, validated once; clear errors for unknown keys, wrong types, bad env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentrl.config import ConfigError, dump_config, load_config, parse_overrides
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
+
+
+def test_overrides_parse_yaml_scalars_and_nest() -> None:
+    assert parse_overrides(["a.b=1", "a.c=x", "d=true", "e=[1, 2]"]) == {"a": {"b": 1, "c": "x"}, "d": True, "e": [1, 2]}
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_overrides(["novalue"])
+
+
+def test_yaml_then_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("algorithm:\n  name: grpo\nenv:\n  kwargs: {turns: 3}\n")
+    cfg = load_config(f, ["env.kwargs.n_cues=2", "optim.lr=0.5"])
+    assert cfg.algorithm.name == "grpo"
+    assert cfg.env.kwargs == {"turns": 3, "n_cues": 2}
+    assert cfg.optim.lr == 0.5
+
+
+def test_unknown_key_lists_valid_keys() -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["ppo.epoch=2"])
+    msg = str(e.value)
+    assert "unknown key 'ppo.epoch'" in msg and "epochs" in msg and "minibatch_size" in msg
+    with pytest.raises(ConfigError, match="valid keys here: algorithm, env, model"):
+        load_config(None, ["nope=1"])
+
+
+def test_wrong_type_and_range_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="'optim.lr'"):
+        load_config(None, ["optim.lr=abc"])
+    with pytest.raises(ConfigError, match="'rollout.groups'"):
+        load_config(None, ["rollout.groups=0"])
+    with pytest.raises(ConfigError, match="unknown algorithm 'foo'; allowed: grpo, ppo_gae"):
+        load_config(None, ["algorithm.name=foo"])
+    with pytest.raises(ConfigError, match="micro_batch_size"):
+        load_config(None, ["ppo.micro_batch_size=32", "ppo.minibatch_size=8"])
+
+
+def test_missing_or_bad_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+
+
+def test_missing_env_is_a_clear_error_before_any_model_loads(tmp_path: Path) -> None:
+    from agentrl.trainer import Trainer
+
+    cfg = load_config(None, ["env.id=agentrl/Nope-v0", f"train.run_dir={tmp_path}"])
+    with pytest.raises(ValueError, match="unknown environment 'agentrl/Nope-v0'; registered: .*agentrl/CreditChain-v0"):
+        Trainer(cfg, console=False)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_example_config_loads_and_round_trips(path: Path, tmp_path: Path) -> None:
+    cfg = load_config(path)
+    again = tmp_path / "resolved.yaml"
+    again.write_text(dump_config(cfg))
+    assert load_config(again) == cfg
+
+
+def test_one_example_per_algorithm() -> None:
+    from agentrl.advantages import REGISTRY
+
+    names = {load_config(p).algorithm.name for p in EXAMPLES}
+    assert set(REGISTRY) <= names
