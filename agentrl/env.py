@@ -32,6 +32,7 @@ What the base class guarantees:
 from __future__ import annotations
 
 import copy
+import reprlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -97,6 +98,7 @@ class MultiTurnEnv(gym.Env):
         self.action_space = TextSpace(self.max_action_chars)
         self.observation_space = ChatSpace(max_messages=16, max_content=max(self.max_observation_chars, 100_000))
         self.state: Any = None
+        self._started = False  # step() before the first reset() is a caller bug, like stepping a finished episode
         self._reset_bookkeeping()
 
     # --- hooks ---------------------------------------------------------------------------------
@@ -144,6 +146,7 @@ class MultiTurnEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._reset_bookkeeping()
+        self._started = True
         system, opening = self.setup(dict(options or {}))
         if self.toolset:
             system = f"{system}\n\n{self.toolset.prompt_block()}"
@@ -153,13 +156,16 @@ class MultiTurnEnv(gym.Env):
         return self._obs(msgs), info
 
     def step(self, action: Any):
+        if not self._started:
+            raise RuntimeError("step() called before reset(); call reset() first")
         if self._done:
             raise RuntimeError("step() called after the episode ended; call reset() first")
         self.turn += 1
         error, reply = self._run_action(action)
         if error:
             self.errors[error] += 1
-        self._transcript.append(Message("assistant", action if isinstance(action, str) else repr(action)))
+        # reprlib: bounded in depth and length (a deeply nested non-str action must not raise RecursionError)
+        self._transcript.append(Message("assistant", action if isinstance(action, str) else reprlib.repr(action)))
         self._transcript.extend(reply.messages)
         terminated = bool(reply.terminated)
         truncated = not terminated and self.turn >= self.max_turns
@@ -208,6 +214,7 @@ class MultiTurnEnv(gym.Env):
         self._transcript = list(d["transcript"])
         self._np_random = copy.deepcopy(d["rng"])
         self.last_result = d["last_result"]
+        self._started = True
 
     @property
     def transcript(self) -> list[Message]:

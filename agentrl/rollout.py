@@ -91,6 +91,10 @@ class RolloutRunner:
             obs, info = env.reset(seed=spec.seed, options=opts)
             msgs = [Message.from_dict(m) for m in obs]
             prompt = self.fmt.prompt_ids([m.to_dict() for m in msgs], info)
+            if len(prompt) >= self.max_seq_len:
+                self._release(env)
+                raise ValueError(f"the opening prompt (seed {spec.seed}, task {info.get('task_id')!r}) has {len(prompt)} tokens; "
+                                 f"max_seq_len is {self.max_seq_len}: raise it or shorten the env's prompt")
             ep = Episode(prompt_ids=prompt, task_id=str(info.get("task_id") or spec.task_id or ""), group_id=spec.group_id,
                          seed=spec.seed, uid=self._next_uid(), messages=msgs)
             lives.append(_Live(env, ep, list(prompt), spec.sampling or self.sampling))
@@ -182,7 +186,10 @@ class RolloutRunner:
         turn.env_ids = self.fmt.delta_ids([m.to_dict() for m in env_msgs], sampled)
         lv.ids = lv.ids[: start] + sampled + turn.env_ids
         if len(lv.ids) >= self.max_seq_len - 1:
-            # Out of context: end here and score what the env has (counted, never silent).
+            # Out of context: end here and score what the env has (counted, never silent). The env's reply is
+            # not appended: like any last turn, the sequence ends with sampled ids, within max_seq_len.
+            turn.env_ids = []
+            lv.ids = lv.ids[: start + len(sampled)]
             result = lv.env.compute_reward()
             ep.metrics["context_overflow"] = 1.0
             self._finish(ep, result.reward, {"reward_breakdown": result.breakdown, "success": result.success}, False, True)

@@ -63,11 +63,13 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     if len(parts) == 2:
         body = re.split(r"^\s*(?:Returns|Raises):\s*$", parts[1], maxsplit=1, flags=re.MULTILINE)[0]
         current = None
+        indent = None  # indentation of the argument lines; deeper lines continue the current description
         for line in body.splitlines():
-            m = re.match(r"^\s*(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$", line)
-            if m:
-                current = m.group(1)
-                args[current] = m.group(2).strip()
+            m = re.match(r"^(\s*)(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$", line)
+            if m and (indent is None or len(m.group(1)) <= indent):
+                indent = len(m.group(1))
+                current = m.group(2)
+                args[current] = m.group(3).strip()
             elif current and line.strip():
                 args[current] += " " + line.strip()
     return description, args
@@ -92,7 +94,17 @@ class Tool:
         if not isinstance(arguments, dict):
             raise ToolError(f"arguments of '{self.name}' must be a JSON object, got {type(arguments).__name__}")
         try:
-            parsed = self.model.model_validate(arguments)
+            text = json.dumps(arguments, ensure_ascii=False)
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # JSON text may hold lone surrogates ("\ud800") that no str argument can take
+            bad = [k for k, v in arguments.items() if not _utf8_ok(json.dumps([k, v], ensure_ascii=False))]
+            raise ToolError(f"argument '{bad[0] if bad else '?'}' of '{self.name}' holds invalid Unicode (a lone surrogate)") from None
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ToolError(f"arguments of '{self.name}' are not plain JSON values ({type(exc).__name__})") from None
+        try:
+            # JSON mode: strict, yet the JSON shapes the schema advertises (enum values, arrays for tuples,
+            # ISO date strings) validate; Python mode would demand Enum/tuple/date instances
+            parsed = self.model.model_validate_json(text)
         except pydantic.ValidationError as exc:
             raise ToolError(f"invalid arguments for '{self.name}': " + format_validation_error(exc, self.schema)) from None
         return {k: getattr(parsed, k) for k in type(parsed).model_fields}
@@ -103,14 +115,24 @@ class Tool:
             kwargs = self.validate(arguments)
         except ToolError as exc:
             return ToolResult(self.name, f"Error: {exc}", "invalid_arguments")
-        kwargs.update({k: injected[k] for k in self.injected})
+        # an injection the caller does not supply is left to the function's default (or fails as a tool bug below)
+        kwargs.update({k: injected[k] for k in self.injected if k in injected})
         try:
             out = self.fn(**kwargs)
+            content = out if isinstance(out, str) else json.dumps(out, default=str)
         except ToolError as exc:
             return ToolResult(self.name, f"Error: {exc}", "tool_error")
         except Exception as exc:  # a bug in the tool: shown and counted, never hidden
             return ToolResult(self.name, f"Error: tool '{self.name}' failed: {type(exc).__name__}: {exc}", "tool_exception")
-        return ToolResult(self.name, out if isinstance(out, str) else json.dumps(out, default=str))
+        return ToolResult(self.name, content)
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def format_validation_error(exc: pydantic.ValidationError, schema: dict[str, Any]) -> str:
@@ -123,7 +145,10 @@ def format_validation_error(exc: pydantic.ValidationError, schema: dict[str, Any
             msgs.append(f"unknown argument '{loc}' (allowed: {', '.join(props) or 'none'})")
             continue
         allowed = props.get(top, {})
-        hint = allowed.get("type") or allowed.get("enum") or allowed.get("anyOf")
+        ref = allowed.get("$ref", "")
+        if ref.startswith("#/$defs/"):  # enum classes and models live in $defs
+            allowed = schema["function"]["parameters"].get("$defs", {}).get(ref.split("/")[-1], {})
+        hint = allowed.get("enum") or allowed.get("type") or allowed.get("anyOf")
         got = repr(err.get("input"))
         got = got if len(got) <= 60 else got[:57] + "..."
         msg = f"argument '{loc}': {err['msg']}"
@@ -187,8 +212,8 @@ def parse_tool_calls(text: str) -> list[ToolCall]:
     for body in bodies:
         try:
             obj = json.loads(body)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nesting too deep"
+        except (ValueError, RecursionError) as exc:  # ValueError: also ints over Python's 4300-digit limit
+            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nesting too deep" if isinstance(exc, RecursionError) else "number too long"
             raise ToolCallParseError(f"tool call is not valid JSON ({msg}); use {TOOL_CALL_FORMAT}") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
             raise ToolCallParseError(f'tool call needs a string "name"; use {TOOL_CALL_FORMAT}')
@@ -196,7 +221,7 @@ def parse_tool_calls(text: str) -> list[ToolCall]:
         if isinstance(args, str):  # some models emit arguments as a JSON string (OpenAI style)
             try:
                 args = json.loads(args)
-            except (json.JSONDecodeError, RecursionError):
+            except (ValueError, RecursionError):
                 raise ToolCallParseError('"arguments" is a string that is not valid JSON') from None
         if not isinstance(args, dict):
             raise ToolCallParseError(f'"arguments" must be a JSON object; use {TOOL_CALL_FORMAT}')

@@ -46,11 +46,13 @@ class VLLMPolicy:
         kw: dict[str, Any] = dict(
             model=str(model_dir), tokenizer=str(model_dir), dtype=dtype, max_model_len=max_model_len, seed=seed,
             enable_prefix_caching=True, logprobs_mode="processed_logprobs",
+            # on the CPU build this is the fraction of host memory reserved for the KV cache
+            gpu_memory_utilization=gpu_memory_utilization,
             # CUDA-graph capture takes minutes on a CPU and buys nothing there
             enforce_eager=(not on_gpu) if enforce_eager is None else enforce_eager,
         )
         if on_gpu:
-            kw.update(gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size, enable_sleep_mode=enable_sleep_mode)
+            kw.update(tensor_parallel_size=tensor_parallel_size, enable_sleep_mode=enable_sleep_mode)
         self._vllm = vllm
         self.llm = vllm.LLM(**kw)
         self.pad_id = pad_id
