@@ -52,6 +52,7 @@ class EnvReply:
 
     messages: list[Message] = field(default_factory=list)
     terminated: bool = False
+    error: str | None = None  # an error kind to count in info["errors"] (e.g. "no_tool_call" for a nudge)
 
 
 @dataclass
@@ -71,7 +72,7 @@ class EnvSnapshot:
 
 
 class MultiTurnEnv(gym.Env):
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
 
     # --- class-level settings a subclass may override ---------------------------------------
     tools: ClassVar[tuple[Tool, ...]] = ()
@@ -162,6 +163,7 @@ class MultiTurnEnv(gym.Env):
             raise RuntimeError("step() called after the episode ended; call reset() first")
         self.turn += 1
         error, reply = self._run_action(action)
+        error = error or reply.error
         if error:
             self.errors[error] += 1
         # reprlib: bounded in depth and length (a deeply nested non-str action must not raise RecursionError)

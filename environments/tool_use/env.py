@@ -116,7 +116,7 @@ class ToolUseEnv(MultiTurnEnv):
 
     def respond(self, text: str) -> EnvReply:
         self.state.nudges += 1
-        return EnvReply([Message("user", NUDGE)])
+        return EnvReply([Message("user", NUDGE)], error="no_tool_call")  # counted in info["errors"]
 
     def on_tool_result(self, call: ToolCall, result: ToolResult) -> EnvReply | None:
         if call.name != final_answer.name:
