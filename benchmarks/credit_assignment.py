@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=80)
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--window", type=int, default=5)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=1e-3)
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}

@@ -15,11 +15,11 @@ import pytest
 from agentrl.config import load_config
 from agentrl.trainer import Trainer
 
-UPDATES = 45
+UPDATES = 50
 BASE = [
     "model=tiny-random", "env.kwargs.turns=4", "rollout.groups=4", "rollout.group_size=4", "rollout.constrained=true",
     "rollout.max_new_tokens=4", f"train.updates={UPDATES}", "train.checkpoint_every=1000", "train.log_episodes=0",
-    "ppo.epochs=4", "ppo.minibatch_size=8", "ppo.micro_batch_size=8", "optim.lr=2e-3", "train.seed=1",
+    "ppo.epochs=4", "ppo.minibatch_size=8", "ppo.micro_batch_size=8", "optim.lr=1e-3", "train.seed=1",
 ]
 THRESHOLD = 0.45  # random policy: 0.25
 
