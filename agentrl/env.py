@@ -35,6 +35,7 @@ import copy
 import reprlib
 from collections import Counter
 from dataclasses import dataclass, field
+from collections.abc import Container, Sequence
 from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
@@ -124,6 +125,23 @@ class MultiTurnEnv(gym.Env):
         """Envs with a fixed task list return its ids; `reset(options={"task_id": id})` must then start
         that task, and a reset without it draws one with `self.np_random`. Set `self.task_id` in setup."""
         return None
+
+    def choose_task_id(self, options: dict[str, Any], ids: Sequence[str], known: Container[str] | None = None,
+                       what: str = "tasks") -> str:
+        """For `setup`: validate the reset options (only `task_id` is allowed) and return the requested
+        task id (checked against `known`, default `ids`), or one drawn with `self.np_random` when none
+        was given. Errors name what is allowed."""
+        unknown = set(options) - {"task_id"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: task_id")
+        if not ids:
+            raise ValueError(f"{type(self).__name__} has no {what} to choose from")
+        tid = options.get("task_id")
+        if tid is None:
+            return ids[int(self.np_random.integers(len(ids)))]
+        if tid not in (ids if known is None else known):
+            raise ValueError(f"unknown task_id {tid!r}: {len(ids)} {what} here (e.g. {ids[0]!r})")
+        return tid
 
     def allowed_replies(self) -> list[str] | None:
         """Optional: the exact replies that make sense now, for constrained decoding in tests and

@@ -97,19 +97,8 @@ class ToolUseEnv(MultiTurnEnv):
         return [t.id for t in self._tasks]
 
     def setup(self, options: dict[str, Any]) -> tuple[str, str]:
-        unknown = set(options) - {"task_id"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: task_id")
-        task_id = options.get("task_id")
-        if task_id is None:
-            task = self._tasks[int(self.np_random.integers(len(self._tasks)))]
-        elif task_id in self._by_id:
-            task = self._by_id[task_id]
-        else:
-            raise ValueError(
-                f"unknown task_id {task_id!r} for split={self.split!r}, tier={self.tier!r} "
-                f"({len(self._tasks)} tasks, e.g. {self._tasks[0].id!r})"
-            )
+        ids = [t.id for t in self._tasks]
+        task = self._by_id[self.choose_task_id(options, ids, self._by_id, what=f"tasks (split={self.split!r}, tier={self.tier!r})")]
         self.task_id = task.id
         self.state = EpisodeState(task=task)
         return SYSTEM_PROMPT, task.question

@@ -1,0 +1,123 @@
+"""ConsultationEnv: the doctor (the agent) interviews a simulated patient, may order exams and tests,
+and ends with a diagnosis; the reward is paid at the end (see reward.py).
+
+Agent messages (parsed by `mock_patients.consultation.parse_turn`, at the start of a line):
+    DIAGNOSIS: <name>       ends the episode
+    REQUEST TEST: <name>    an exam or test (REQUEST EXAM: too); the case's result or "normal"
+    anything else           a question to the patient, answered from the case's key facts only
+
+Episode state lives entirely in `self.state["consult"]` (a `Consultation`: patient conversation, disclosed
+facts, evidence), so `snapshot()` / `restore()` branch the whole consultation; cases, the lexicon and chat
+models are shared, never copied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from agentrl.env import EnvReply, MultiTurnEnv, RewardResult
+from agentrl.types import Message
+from mock_patients.cases import PatientCase, load_cases, shipped_cases
+from mock_patients.chat import ChatModel, require_chat_model
+from mock_patients.consultation import Consultation
+from mock_patients.diagnoser import BayesianDiagnoser, LLMDiagnoser
+from mock_patients.knowledge import default_table
+from mock_patients.lexicon import default_lexicon
+from mock_patients.patient import LLMPatient, RuleBasedPatient
+
+from .reward import RewardConfig, consultation_reward
+from .scripted import SCRIPTED_DOCTORS
+
+SYSTEM_PROMPT = """You are a doctor seeing a patient. Find the diagnosis by asking questions, then state it.
+Each of your messages is exactly one of:
+- a question to the patient, in plain words (one topic per question works best);
+- REQUEST TEST: <exam or test name>   (e.g. "REQUEST TEST: chest X-ray", "REQUEST TEST: abdominal examination");
+- DIAGNOSIS: <diagnosis name>   — this ends the consultation.
+You have at most {max_turns} messages. Asking more than {budget} questions and tests in total, repeating a
+question, or asking about things unrelated to the patient costs reward; the reward is highest when the
+information you gather points to the correct diagnosis and you state it."""
+
+
+class ConsultationEnv(MultiTurnEnv):
+    max_turns = 16
+    max_action_chars = 2000
+
+    def __init__(self, *, split: Literal["train", "test", "all"] = "train", cases: str | Path | list[PatientCase] | None = None,
+                 patient: Literal["rule", "llm"] = "rule", diagnoser: Literal["bayes", "llm"] = "bayes",
+                 chat_model: ChatModel | None = None, reward: RewardConfig | dict[str, Any] | None = None,
+                 max_turns: int | None = None, render_mode: str | None = None):
+        super().__init__(max_turns=max_turns, render_mode=render_mode)
+        if split not in ("train", "test", "all"):
+            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+        if patient not in ("rule", "llm"):
+            raise ValueError(f"patient must be 'rule' or 'llm', got {patient!r}")
+        if diagnoser not in ("bayes", "llm"):
+            raise ValueError(f"diagnoser must be 'bayes' or 'llm', got {diagnoser!r}")
+        if (patient == "llm" or diagnoser == "llm") and chat_model is None:
+            raise ValueError(f"patient={patient!r}, diagnoser={diagnoser!r} needs chat_model (any object with complete / complete_batch)")
+        if chat_model is not None:
+            require_chat_model(chat_model, "ConsultationEnv(chat_model=...)")
+        bank = cases if isinstance(cases, list) else (load_cases(cases) if cases is not None else shipped_cases())
+        self.cases = {c.id: c for c in bank if split == "all" or c.split == split}
+        if not self.cases:
+            raise ValueError(f"no cases in split {split!r} ({len(bank)} cases loaded)")
+        self.split = split
+        self.patient_kind = patient
+        self.chat_model = chat_model
+        self.reward_config = reward if isinstance(reward, RewardConfig) else RewardConfig.model_validate(reward or {})
+        self.table = default_table()
+        self.lexicon = default_lexicon()
+        self.bayes = BayesianDiagnoser(self.table)
+        self.diagnoser = LLMDiagnoser(chat_model) if diagnoser == "llm" else self.bayes  # type: ignore[arg-type]
+        if diagnoser == "bayes":
+            outside = [c.id for c in self.cases.values() if (c.diagnosis_id or self.table.disease_id_for(c.diagnosis)) is None]
+            if outside:
+                raise ValueError(f"{len(outside)} cases (e.g. {outside[0]}) have diagnoses outside the knowledge table; "
+                                 "the Bayesian diagnoser cannot score them — use diagnoser='llm' with a chat_model")
+        self._ids = sorted(self.cases)
+
+    # --- hooks ----------------------------------------------------------------------------------------
+    def task_ids(self) -> list[str]:
+        return list(self._ids)
+
+    def setup(self, options: dict[str, Any]) -> tuple[str, str]:
+        tid = self.choose_task_id(options, self._ids, self.cases, what=f"cases in split {self.split!r}")
+        case = self.cases[tid]
+        self.task_id = tid
+        if self.patient_kind == "llm":
+            pat = LLMPatient(case, self.chat_model, lexicon=self.lexicon, table=self.table)  # type: ignore[arg-type]
+        else:
+            pat = RuleBasedPatient(case, lexicon=self.lexicon, table=self.table)
+        consult = Consultation(case, pat, table=self.table, lexicon=self.lexicon)
+        opening = consult.opening()
+        self.state = {"consult": consult}
+        system = SYSTEM_PROMPT.format(max_turns=self.max_turns, budget=self.reward_config.question_budget)
+        return system, opening
+
+    def respond(self, text: str) -> EnvReply:
+        consult: Consultation = self.state["consult"]
+        rec = consult.doctor_turn(text)
+        if rec.kind == "invalid":
+            self.errors["bad_command"] += 1  # counted like the base class's errors; the turn is used up
+            return EnvReply([Message(self.error_role, rec.reply)])
+        if rec.kind == "diagnosis":
+            return EnvReply(terminated=True)
+        content = rec.reply if rec.kind == "question" else f"Result — {rec.reply}"
+        return EnvReply([Message("user", content)])
+
+    def compute_reward(self) -> RewardResult:
+        consult: Consultation = self.state["consult"]
+        transcript = [m.to_dict() for m in self.transcript if m.role != "system"]
+        p = self.diagnoser.probability(consult.case, consult.evidence, transcript)
+        total, items, correct = consultation_reward(consult, p, self.reward_config)
+        return RewardResult(total, items, success=correct)
+
+    # --- helpers for scripted doctors and reports ---------------------------------------------------------
+    @property
+    def consultation(self) -> Consultation:
+        if self.state is None:
+            raise RuntimeError("call reset() first")
+        return self.state["consult"]
+
+    scripted_agents = SCRIPTED_DOCTORS

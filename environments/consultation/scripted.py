@@ -1,0 +1,124 @@
+"""Scripted doctors for tests and baselines (`--model scripted:good`, `scripted:wander`).
+
+`scripted_agent(name, env)` returns `act(conversation) -> str`, bound to one env instance. Both doctors
+read only what a doctor could know — the consultation's disclosed evidence and their own earlier turns
+(from the env's state, so snapshot / restore keeps them consistent) — never the case's diagnosis.
+
+* good   — Bayesian interviewer: asks about the finding (or orders the test) with the largest expected
+           information gain under the knowledge table's posterior, phrased in the patient lexicon;
+           diagnoses the most probable disease once it passes 0.9 or the question budget is spent.
+* wander — repeats itself and drifts: small talk, the same question twice, one vague symptom question,
+           then a guess after running past the budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import TYPE_CHECKING, Any, Callable
+
+from mock_patients.diagnoser import BayesianDiagnoser, Evidence
+
+if TYPE_CHECKING:
+    from .env import ConsultationEnv
+
+Agent = Callable[[list[dict[str, str]]], str]
+CONFIDENT = 0.9
+_MIN_GAIN = 1e-3  # bits; below this a question is not worth a turn
+_ACTIVE = 1e-4  # diseases below this posterior are ignored when scoring questions (speed)
+
+
+def _entropy(ps: list[float]) -> float:
+    return -sum(p * math.log2(p) for p in ps if p > 0)
+
+
+def _gain(post: dict[str, float], diag: BayesianDiagnoser, fids: list[str], sex: str | None) -> float:
+    """Expected entropy reduction from learning the state of each finding in `fids` (treated one at a
+    time and summed: a test reveals several findings)."""
+    table = diag.table
+    h0 = _entropy(list(post.values()))
+    total = 0.0
+    for fid in fids:
+        ps = {d: table.p_finding(table.disease(d), fid, sex) for d in post}
+        p_yes = sum(post[d] * ps[d] for d in post)
+        if p_yes <= 0 or p_yes >= 1:
+            continue
+        yes = [post[d] * ps[d] / p_yes for d in post]
+        no = [post[d] * (1 - ps[d]) / (1 - p_yes) for d in post]
+        total += h0 - (p_yes * _entropy(yes) + (1 - p_yes) * _entropy(no))
+    return total
+
+
+def good_doctor(env: "ConsultationEnv") -> Agent:
+    diag = env.bayes
+    table = diag.table
+    lexicon = env.lexicon
+
+    def act(conversation: list[dict[str, str]]) -> str:
+        k = env.consultation
+        ev: Evidence = k.evidence
+        post = diag.posterior(ev)
+        best = max(post, key=post.get)
+        budget = env.reward_config.question_budget
+        turns_left = env.max_turns - env.turn
+        if post[best] >= CONFIDENT or k.inquiries >= budget or turns_left <= 1:
+            return f"DIAGNOSIS: {table.disease(best).name}"
+        asked: set[str] = set(ev.findings)
+        for r in k.records:
+            if r.kind == "question":
+                asked |= lexicon.analyze(r.text).findings
+        active = {d: p for d, p in post.items() if p >= _ACTIVE}
+        z = sum(active.values())
+        active = {d: p / z for d, p in active.items()}
+        candidates = {f for d in active for f in table.disease(d).findings}
+        best_q, best_gain = None, _MIN_GAIN
+        for fid in sorted(candidates - asked):
+            f = table.finding(fid)
+            if f.kind not in ("symptom", "history") or (f.sex and ev.sex and f.sex != ev.sex):
+                continue
+            g = _gain(active, diag, [fid], ev.sex)
+            if g > best_gain:
+                best_q, best_gain = f"Have you had any {f.synonyms[0]}?", g
+        tests = {table.finding(f).test for f in candidates if table.finding(f).test} - k.tests_done
+        for tid in sorted(tests):
+            fids = [f.id for f in table.findings_of_test(tid) if f.id in candidates and f.id not in asked]
+            g = _gain(active, diag, fids, ev.sex)
+            if g > best_gain:
+                best_q, best_gain = f"REQUEST TEST: {table.test_spec(tid).name}", g
+        if best_q is None:
+            return f"DIAGNOSIS: {table.disease(best).name}"
+        return best_q
+
+    return act
+
+
+_SMALL_TALK = ("How has your week been otherwise?", "Did you have a nice weekend?", "What do you think about the weather lately?",
+               "Do you follow any sports?", "Have you been watching anything good on television?")
+_VAGUE = ("Any headache?", "Any problems with your back?", "Do you have a cough?", "Any trouble sleeping?")
+_GUESSES = ("common cold", "tension-type headache", "viral gastroenteritis", "mechanical low back pain")
+
+
+def wander_doctor(env: "ConsultationEnv") -> Agent:
+    def act(conversation: list[dict[str, str]]) -> str:
+        k = env.consultation
+        h = int(hashlib.sha256(k.case.id.encode()).hexdigest(), 16)  # per-case variety, still deterministic
+        n = len(k.records)
+        script = [_SMALL_TALK[h % 5], "What brings you in today?", "What brings you in today?", _SMALL_TALK[(h // 5) % 5],
+                  _VAGUE[h % 4], _VAGUE[h % 4], _SMALL_TALK[(h // 25) % 5], "What brings you in today?"]
+        budget = env.reward_config.question_budget
+        if n >= budget + 2 or env.max_turns - env.turn <= 1:
+            return f"DIAGNOSIS: {_GUESSES[h % 4]}"
+        return script[n % len(script)]
+
+    return act
+
+
+SCRIPTED_DOCTORS: dict[str, Callable[[Any], Agent]] = {"good": good_doctor, "wander": wander_doctor}
+
+
+def scripted_agent(name: str, env: Any) -> Agent:
+    """A scripted doctor bound to `env` (a ConsultationEnv, or a wrapper around one)."""
+    base = getattr(env, "unwrapped", env)
+    if name not in SCRIPTED_DOCTORS:
+        raise ValueError(f"unknown scripted doctor {name!r}; available: {', '.join(sorted(SCRIPTED_DOCTORS))}")
+    return SCRIPTED_DOCTORS[name](base)

@@ -1,0 +1,161 @@
+"""`FlightBookingEnv` (agentrl/FlightBooking-v0): an airline customer-service agent helps a simulated user
+book, change and cancel flights under a written policy — τ-bench's airline domain, made deterministic
+and offline, with a train / test split.
+
+Episode: the first observation is the policy (system prompt, with the tool schemas and a fixed clock) and
+the user's opening message. Each agent message is either one tool call — its result comes back as a
+"tool" message, with no user turn — or text to the user, answered by the simulated user. The episode
+ends (terminated) when the user says ###STOP### or after a transfer_to_human_agents call, and is truncated
+at `max_turns`. The one reward, at the end, is reward.py's (database hash + required outputs + ending).
+
+State: everything an episode changes lives in `self.state` (an EpisodeState: the copy-on-write
+database, the user simulator, the agent's messages), so snapshot() / restore() branch it; the world and
+the task are read-only and shared, never copied (World.__deepcopy__ / Task.__deepcopy__ return self).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from agentrl.env import EnvReply, MultiTurnEnv, RewardResult
+from agentrl.tools import ToolCall, ToolResult, ToolSet
+from agentrl.types import Message
+
+from . import reward
+from .policy import policy_text
+from .scripted import GoldAgent
+from .tasks import Task, read_tasks, shipped_tasks
+from .taubench_loader import cached_world, default_world
+from .tools import TOOLS
+from .users import STOP, LLMUser, RuleUser
+from .world import Database, World
+
+USER_KINDS = "'rule' or a ChatModel instance (an object with complete(messages, ...))"
+
+
+class _CachedToolSet(ToolSet):
+    """The tool block and schemas never change, but the base reset() rebuilds the block twice and the schemas
+    once per episode (~0.6 ms, more than a short episode's steps): build them once per env."""
+
+    def __init__(self, tools: tuple) -> None:
+        super().__init__(tools)
+        self._block = super().prompt_block()
+        self._schemas_json = json.dumps(super().schemas())
+
+    def prompt_block(self) -> str:
+        return self._block
+
+    def schemas(self) -> list[dict[str, Any]]:
+        return json.loads(self._schemas_json)  # fresh copies, as ToolSet.schemas() promises
+
+
+@dataclass
+class EpisodeState:
+    task: Task  # shared (immutable)
+    db: Database  # the episode's copy-on-write database: tools act on it
+    user: RuleUser | LLMUser
+    agent_texts: list[str] = field(default_factory=list)  # the agent's messages to the user (required outputs)
+    ended_by: str | None = None  # "user_stop" | "transfer" once the episode has ended that way
+
+
+class FlightBookingEnv(MultiTurnEnv):
+    """split: "train", "test" or "all"; user: "rule" (deterministic, offline) or a ChatModel for an LLM user;
+    world: None (the shipped world and tasks), a directory in τ-bench's airline layout (its tasks.jsonl if it
+    has one, else tasks generated from it), or a World; max_turns: agent messages before truncation;
+    user_max_replies: the rule-based user's patience; tasks: explicit tasks for `world` (a World)."""
+
+    tools = TOOLS
+    max_turns = 30
+    max_observation_chars = 50_000  # one-stop searches on busy routes are long JSON; truncating breaks it
+    scripted_agents: ClassVar[dict[str, Any]] = {"gold": lambda env: GoldAgent(env)}
+
+    def __init__(self, split: str = "train", user: Any = "rule", world: str | Path | World | None = None,
+                 max_turns: int = 30, render_mode: str | None = None, user_max_replies: int = 15, tasks: list[Task] | None = None):  # fmt: skip
+        super().__init__(max_turns=max_turns, render_mode=render_mode)
+        self.toolset = _CachedToolSet(self.tools)
+        if split not in ("train", "test", "all"):
+            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+        if isinstance(user, str):
+            if user != "rule":
+                raise ValueError(f"user must be {USER_KINDS}, got {user!r}")
+        elif not callable(getattr(user, "complete", None)):
+            raise ValueError(f"user must be {USER_KINDS}, got {type(user).__name__}")
+        self.split = split
+        self.user_model = None if isinstance(user, str) else user
+        self.user_max_replies = user_max_replies
+        if tasks is not None:  # explicit tasks (the generator's self-check, tests): the world must be given too
+            if world is None or not isinstance(world, World):
+                raise ValueError("tasks=... needs world=<the World they were made for>")
+            self.world = world
+        else:
+            self.world, tasks = self._load(world)
+        self._tasks = [t for t in tasks if split == "all" or t.split == split]
+        if not self._tasks:
+            raise ValueError(f"no FlightBooking tasks in split {split!r} ({len(tasks)} tasks in all splits)")
+        self._by_id = {t.id: t for t in self._tasks}
+        self.system_prompt = policy_text(self.world.clock)
+        self.state: EpisodeState | None = None
+
+    @staticmethod
+    def _load(world: str | Path | World | None) -> tuple[World, list[Task]]:
+        if world is None:
+            return default_world(), shipped_tasks("all")
+        from .taskgen import generate_tasks  # only custom worlds need the generator
+
+        if isinstance(world, World):
+            return world, generate_tasks(world, seed=0)
+        path = Path(world)
+        w = cached_world(path)
+        if (path / "tasks.jsonl").is_file():
+            return w, read_tasks(path / "tasks.jsonl")
+        cached = w.memo.get("generated_tasks")
+        if cached is None:
+            cached = w.memo["generated_tasks"] = generate_tasks(w, seed=0)
+        return w, cached
+
+    # --- hooks ---------------------------------------------------------------------------------------
+    def task_ids(self) -> list[str]:
+        return [t.id for t in self._tasks]
+
+    @property
+    def task(self) -> Task:
+        if self.state is None:
+            raise RuntimeError("no task yet: call reset() first")
+        return self.state.task
+
+    def setup(self, options: dict[str, Any]) -> tuple[str, str]:
+        ids = [t.id for t in self._tasks]
+        task = self._by_id[self.choose_task_id(options, ids, self._by_id, what=f"tasks in split {self.split!r}")]
+        self.task_id = task.id
+        if self.user_model is None:
+            user: RuleUser | LLMUser = RuleUser(task, max_replies=self.user_max_replies)
+        else:
+            user = LLMUser(task, self.user_model, seed=int(self.np_random.integers(2**31)))
+        self.state = EpisodeState(task=task, db=Database(self.world), user=user)
+        return self.system_prompt, user.opening()
+
+    def respond(self, text: str) -> EnvReply:
+        s = self.state
+        s.agent_texts.append(text)
+        reply = s.user.reply(text)
+        if STOP in reply:
+            s.ended_by = "user_stop"
+        return EnvReply([Message("user", reply)], terminated=s.ended_by is not None)
+
+    def on_tool_result(self, call: ToolCall, result: ToolResult) -> EnvReply | None:
+        if call.name == "transfer_to_human_agents" and result.ok:
+            self.state.ended_by = "transfer"
+            return EnvReply(terminated=True)
+        return None
+
+    def compute_reward(self) -> RewardResult:
+        s = self.state
+        return reward.compute(s.task, s.db, s.agent_texts, s.ended_by, expected_hash=reward.gold_hash(self.world, s.task))
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = super().reset(seed=seed, options=options)
+        info["family"] = self.state.task.family
+        return obs, info

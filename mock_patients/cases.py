@@ -1,0 +1,187 @@
+"""`PatientCase`: one simulated patient, and the JSONL case bank.
+
+A case holds the clinical story in structured fields (for people, loaders and LLM prompts) and, in
+`key_facts`, the atomic facts that are the ONLY thing a patient may disclose. Facts carry a knowledge-table
+finding id where one applies (what the Bayesian diagnoser and the lexicon match on) and, for findings the
+patient would report, a first-person sentence.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+
+from mock_patients.io import atomic_write_text, iter_jsonl
+
+FactCategory = Literal[
+    "demographics", "chief_complaint", "hpi", "symptom", "pmh", "social", "family", "medication", "allergy",
+    "ros", "exam", "test", "other",
+]
+# Facts a patient knows and may tell; exam and test facts are revealed only by examining / testing.
+PATIENT_CATEGORIES: frozenset[str] = frozenset(
+    {"demographics", "chief_complaint", "hpi", "symptom", "pmh", "social", "family", "medication", "allergy", "ros", "other"}
+)
+Source = Literal["generated", "agentclinic", "mediq", "custom"]
+SHIPPED = Path(__file__).parent / "data" / "cases.jsonl"
+
+
+class Record(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    def __deepcopy__(self, memo: dict) -> "Record":
+        return self  # immutable: env snapshots share cases instead of copying them
+
+
+class Demographics(Record):
+    age: int | None = pydantic.Field(None, ge=0, le=120)
+    sex: Literal["female", "male"] | None = None
+    description: str = ""  # free text from a source record ("45-year-old woman, teacher")
+
+
+class Symptom(Record):
+    name: str
+    present: bool = True  # False: the case explicitly records it as absent (a pertinent negative)
+    onset: str | None = None  # "3 days ago"
+    severity: Literal["mild", "moderate", "severe"] | None = None
+    finding: str | None = None  # knowledge-table finding id
+
+
+class Observation(Record):
+    """One exam finding or test result."""
+
+    test: str  # the exam or test that shows it ("chest X-ray", "Vital signs")
+    result: str
+    test_id: str | None = None  # knowledge-table test id
+    finding: str | None = None  # knowledge-table finding id
+
+
+class KeyFact(Record):
+    id: str
+    text: str  # the atomic fact, clinical phrasing ("Fever for 3 days, moderate.")
+    category: FactCategory
+    present: bool = True  # False: an explicitly absent finding ("No fever.")
+    finding: str | None = None  # knowledge-table finding id, when one applies
+    test: str | None = None  # exam/test facts: the exam or test that reveals it (table id or free name)
+    patient_text: str | None = None  # what the patient says, first person; None for exam/test facts
+
+    @pydantic.field_validator("text")
+    @classmethod
+    def _nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a key fact's text must not be empty")
+        return v.strip()
+
+    @property
+    def patient_facing(self) -> bool:
+        return self.category in PATIENT_CATEGORIES
+
+
+class PatientCase(Record):
+    id: str
+    source: Source = "custom"
+    split: Literal["train", "test"] = "test"
+    demographics: Demographics = Demographics()
+    chief_complaint: str
+    history_of_present_illness: str = ""
+    symptoms: tuple[Symptom, ...] = ()
+    past_medical_history: tuple[str, ...] = ()
+    social_history: tuple[str, ...] = ()
+    family_history: tuple[str, ...] = ()
+    medications: tuple[str, ...] = ()
+    allergies: tuple[str, ...] = ()
+    exam_findings: tuple[Observation, ...] = ()
+    test_results: tuple[Observation, ...] = ()
+    diagnosis: str
+    diagnosis_id: str | None = None  # knowledge-table disease id when the diagnosis is in the table
+    diagnosis_synonyms: tuple[str, ...] = ()  # extra accepted names beyond the table's synonyms
+    differential: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()  # multiple-choice answers of the source (MediQ), if any
+    key_facts: tuple[KeyFact, ...]
+    # True when every knowledge-table finding this patient has is among key_facts (generated cases): an
+    # exam or test with no recorded result is then truly normal, and "normal" is evidence.
+    closed_world: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> "PatientCase":
+        if not self.id.strip():
+            raise ValueError("case id must not be empty")
+        if not self.diagnosis.strip():
+            raise ValueError(f"case {self.id}: diagnosis must not be empty")
+        if not self.key_facts:
+            raise ValueError(f"case {self.id}: key_facts must not be empty (the patient answers only from them)")
+        ids = [f.id for f in self.key_facts]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"case {self.id}: duplicate key fact ids {dup}")
+        return self
+
+    def fact(self, fid: str) -> KeyFact:
+        for f in self.key_facts:
+            if f.id == fid:
+                return f
+        raise KeyError(f"case {self.id} has no key fact {fid!r}")
+
+    @property
+    def patient_facts(self) -> tuple[KeyFact, ...]:
+        return tuple(f for f in self.key_facts if f.patient_facing)
+
+
+class CaseFileError(ValueError):
+    """A case file that cannot be read; the message names the file and line."""
+
+
+def load_cases(path: str | Path) -> list[PatientCase]:
+    """Read a JSONL case bank. Every bad line is reported (file:line: reason) in one error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"case file not found: {path}")
+    cases: list[PatientCase] = []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    for lineno, obj, err in iter_jsonl(path):
+        if err is None:
+            try:
+                case = PatientCase.model_validate(obj)
+            except pydantic.ValidationError as exc:
+                err = _short_validation_error(exc)
+            else:
+                if case.id in seen:
+                    err = f"duplicate case id {case.id!r} (first on line {seen[case.id]})"
+                else:
+                    seen[case.id] = lineno
+                    cases.append(case)
+        if err is not None:
+            errors.append(f"{path}:{lineno}: {err}")
+    if errors:
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        raise CaseFileError("bad case records:\n  " + "\n  ".join(errors[:10]) + more)
+    if not cases:
+        raise CaseFileError(f"{path}: no cases")
+    return cases
+
+
+def save_cases(path: str | Path, cases: list[PatientCase]) -> None:
+    atomic_write_text(path, "".join(c.model_dump_json(exclude_defaults=True) + "\n" for c in cases))
+
+
+def _short_validation_error(exc: pydantic.ValidationError) -> str:
+    parts = []
+    for e in exc.errors()[:3]:
+        loc = ".".join(str(x) for x in e["loc"]) or "(record)"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+@lru_cache(maxsize=1)
+def _shipped() -> tuple[PatientCase, ...]:
+    return tuple(load_cases(SHIPPED))
+
+
+def shipped_cases(split: Literal["train", "test"] | None = None) -> list[PatientCase]:
+    """The generated case bank in mock_patients/data/cases.jsonl, optionally one split."""
+    if split not in (None, "train", "test"):
+        raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
+    return [c for c in _shipped() if split is None or c.split == split]

@@ -1,0 +1,342 @@
+"""Score consultation transcripts from any doctor (a person, an API model, a trained policy).
+
+    agentrl consult evaluate DIALOGS.jsonl [--cases FILE] [--out-json report.json] [--out-html report.html]
+
+Each JSONL line is one dialog (format in mock_patients/README.md). The doctor's turns are replayed
+through a `Consultation` with the rule-based patient's matcher, so questions are classified (repeated,
+irrelevant), facts counted as disclosed and evidence gathered exactly as the environment does. A line
+that cannot be scored is reported with its line number; every other line is still scored.
+
+Metrics per dialog: diagnosis accuracy (normalized names and synonyms), key-fact recall, questions
+and tests asked, repeated and irrelevant question rates, turns to diagnosis, and the probability of
+the correct diagnosis after each doctor turn (Bayesian diagnoser; or an LLM diagnoser if given).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+
+from mock_patients.cases import PatientCase, load_cases, shipped_cases
+from mock_patients.consultation import Consultation
+from mock_patients.diagnoser import BayesianDiagnoser, DiagnoserError, LLMDiagnoser
+from mock_patients.io import atomic_write_text, iter_jsonl
+from mock_patients.names import diagnosis_matches
+
+DOCTOR_ROLES = ("assistant", "doctor")
+PATIENT_ROLES = ("user", "patient", "tool", "environment")
+
+
+class DialogMessage(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant", "doctor", "patient", "tool", "environment"]
+    content: str
+
+
+class DialogRecord(pydantic.BaseModel):
+    """One transcript line. Extra keys (reward, model settings, ...) are kept but not used."""
+
+    model_config = pydantic.ConfigDict(extra="allow")
+
+    id: str | None = None
+    case_id: str | None = None
+    case: PatientCase | None = None
+    doctor: str = "unknown"
+    messages: list[DialogMessage] = pydantic.Field(min_length=1)
+    diagnosis: str | None = None  # else taken from the last "DIAGNOSIS: ..." doctor turn
+
+    @pydantic.model_validator(mode="after")
+    def _has_case(self) -> "DialogRecord":
+        if self.case is None and not self.case_id:
+            raise ValueError("each dialog needs 'case_id' (a case in the case file) or an inline 'case'")
+        return self
+
+
+class DialogMetrics(pydantic.BaseModel):
+    id: str
+    line: int
+    case_id: str
+    doctor: str
+    true_diagnosis: str
+    stated_diagnosis: str | None
+    correct: bool
+    key_fact_recall: float
+    patient_fact_recall: float
+    questions: int
+    tests: int
+    repeated: int
+    irrelevant: int
+    repeated_rate: float  # over questions + tests
+    irrelevant_rate: float
+    turns: int  # doctor turns
+    turns_to_diagnosis: int | None  # doctor turn that stated the diagnosis
+    prior_probability: float | None
+    final_probability: float | None
+    probability_by_turn: list[float] | None  # index 0 = after the opening, k = after doctor turn k
+
+
+class LineError(pydantic.BaseModel):
+    line: int
+    error: str
+
+
+class Summary(pydantic.BaseModel):
+    dialogs: int
+    accuracy: float
+    diagnosed: float  # share of dialogs that stated a diagnosis
+    key_fact_recall: float
+    patient_fact_recall: float
+    questions: float  # mean per dialog
+    tests: float
+    repeated_rate: float  # repeated / (questions + tests), pooled
+    irrelevant_rate: float
+    turns_to_diagnosis: float | None  # mean over diagnosed dialogs
+    final_probability: float | None
+    probability_by_turn: list[float]  # mean over dialogs, each carried forward after it ends
+
+
+class EvalReport(pydantic.BaseModel):
+    source: str
+    summary: Summary | None
+    by_doctor: dict[str, Summary]
+    dialogs: list[DialogMetrics]
+    errors: list[LineError]
+
+
+def score_dialog(rec: DialogRecord, case: PatientCase, line: int, *, diagnoser: LLMDiagnoser | None = None,
+                 bayes: BayesianDiagnoser | None = None) -> DialogMetrics:
+    bayes = bayes or BayesianDiagnoser()
+    k = Consultation(case)
+    k.opening()
+    in_table = (case.diagnosis_id or bayes.table.disease_id_for(case.diagnosis)) is not None
+    probs: list[float] | None = [] if (in_table or diagnoser) else None
+    transcript: list[dict] = []  # what the doctor actually saw, for an LLM diagnoser
+
+    def flush() -> None:
+        if probs is not None:
+            probs.append(diagnoser.probability(case, k.evidence, transcript) if diagnoser is not None
+                         else bayes.probability(case, k.evidence))
+
+    msgs = [m for m in rec.messages if m.role != "system"]
+    i = 0
+    while i < len(msgs) and msgs[i].role in PATIENT_ROLES:  # the opening
+        transcript.append({"role": "user", "content": msgs[i].content})
+        i += 1
+    flush()
+    stated, turns, to_dx, pending = None, 0, None, False
+    for m in msgs[i:]:
+        if m.role in PATIENT_ROLES:
+            transcript.append({"role": "user", "content": m.content})
+            continue
+        if pending:
+            flush()  # the previous doctor turn's reply is in: score it
+        turns += 1
+        r = k.doctor_turn(m.content)
+        transcript.append({"role": "assistant", "content": m.content})
+        pending = True
+        if r.kind == "diagnosis":
+            stated, to_dx = r.target, turns
+            break
+    if pending:
+        flush()
+    if rec.diagnosis:
+        stated = rec.diagnosis
+    asked = k.inquiries
+    return DialogMetrics(
+        id=rec.id or f"line-{line}", line=line, case_id=case.id, doctor=rec.doctor, true_diagnosis=case.diagnosis,
+        stated_diagnosis=stated, correct=bool(stated) and diagnosis_matches(stated, case, bayes.table),
+        key_fact_recall=k.recall(), patient_fact_recall=k.recall(patient_only=True),
+        questions=k.count("question"), tests=k.count("test"), repeated=k.repeated, irrelevant=k.irrelevant,
+        repeated_rate=k.repeated / asked if asked else 0.0, irrelevant_rate=k.irrelevant / asked if asked else 0.0,
+        turns=turns, turns_to_diagnosis=to_dx,
+        prior_probability=bayes.prior_probability(case) if in_table else None,
+        final_probability=probs[-1] if probs else None, probability_by_turn=probs,
+    )
+
+
+def summarize(ms: list[DialogMetrics]) -> Summary:
+    n = len(ms)
+    mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
+    asked = sum(m.questions + m.tests for m in ms)
+    dx = [m.turns_to_diagnosis for m in ms if m.turns_to_diagnosis is not None]
+    curves = [m.probability_by_turn for m in ms if m.probability_by_turn]
+    width = max((len(c) for c in curves), default=0)
+    by_turn = [mean([c[min(t, len(c) - 1)] for c in curves]) for t in range(width)]
+    finals = [m.final_probability for m in ms if m.final_probability is not None]
+    return Summary(
+        dialogs=n, accuracy=mean([float(m.correct) for m in ms]), diagnosed=mean([float(m.stated_diagnosis is not None) for m in ms]),
+        key_fact_recall=mean([m.key_fact_recall for m in ms]), patient_fact_recall=mean([m.patient_fact_recall for m in ms]),
+        questions=mean([m.questions for m in ms]), tests=mean([m.tests for m in ms]),
+        repeated_rate=sum(m.repeated for m in ms) / asked if asked else 0.0,
+        irrelevant_rate=sum(m.irrelevant for m in ms) / asked if asked else 0.0,
+        turns_to_diagnosis=mean(dx) if dx else None, final_probability=mean(finals) if finals else None,
+        probability_by_turn=by_turn,
+    )
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, pydantic.ValidationError):
+        parts = []
+        for e in exc.errors()[:3]:
+            loc = ".".join(str(x) for x in e["loc"]) or "(record)"
+            parts.append(f"{loc}: {e['msg']}")
+        return "; ".join(parts)
+    return str(exc)
+
+
+def evaluate_file(path: str | Path, *, cases: str | Path | list[PatientCase] | None = None,
+                  out_json: str | Path | None = None, out_html: str | Path | None = None,
+                  diagnoser: LLMDiagnoser | None = None) -> EvalReport:
+    """Score every line of a transcript file; bad lines become `errors` (with line numbers), never aborts.
+    `cases`: a case JSONL file or list (default: the shipped case bank). Writes JSON / HTML if asked."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"transcript file not found: {path}")
+    bank = cases if isinstance(cases, list) else (load_cases(cases) if cases is not None else shipped_cases())
+    by_id = {c.id: c for c in bank}
+    bayes = BayesianDiagnoser()
+    metrics: list[DialogMetrics] = []
+    errors: list[LineError] = []
+    for lineno, obj, err in iter_jsonl(path):
+        if err is None:
+            try:
+                if not isinstance(obj, dict):
+                    raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+                rec = DialogRecord.model_validate(obj)
+                case = rec.case or by_id.get(rec.case_id or "")
+                if case is None:
+                    raise ValueError(f"unknown case_id {rec.case_id!r} ({len(by_id)} cases loaded; pass --cases FILE for others)")
+                metrics.append(score_dialog(rec, case, lineno, diagnoser=diagnoser, bayes=bayes))
+            except (ValueError, DiagnoserError) as exc:  # pydantic.ValidationError is a ValueError
+                err = _error_text(exc)
+        if err is not None:
+            errors.append(LineError(line=lineno, error=err))
+    doctors = sorted({m.doctor for m in metrics})
+    report = EvalReport(
+        source=str(path), summary=summarize(metrics) if metrics else None,
+        by_doctor={d: summarize([m for m in metrics if m.doctor == d]) for d in doctors} if len(doctors) > 1 else {},
+        dialogs=metrics, errors=errors,
+    )
+    if out_json is not None:
+        atomic_write_text(out_json, report.model_dump_json(indent=2) + "\n")
+    if out_html is not None:
+        write_html(report, out_html)
+    return report
+
+
+# --- HTML report ---------------------------------------------------------------------------------------
+
+
+def _plots(report: EvalReport) -> list[tuple[str, str]]:
+    """(title, base64 PNG) pairs; empty when matplotlib is unavailable."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    groups = report.by_doctor or ({"all": report.summary} if report.summary else {})
+    out = []
+
+    def emit(fig, title):
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=100)
+        plt.close(fig)
+        out.append((title, base64.b64encode(buf.getvalue()).decode()))
+
+    if any(s.probability_by_turn for s in groups.values()):
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for name, s in groups.items():
+            if s.probability_by_turn:
+                ax.plot(range(len(s.probability_by_turn)), s.probability_by_turn, marker="o", ms=3, label=name)
+        ax.set_xlabel("doctor turn (0 = opening)")
+        ax.set_ylabel("P(correct diagnosis)")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        emit(fig, "Probability of the correct diagnosis, turn by turn (mean)")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = list(groups)
+    metrics = ["accuracy", "key_fact_recall", "repeated_rate", "irrelevant_rate"]
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        s = groups[name]
+        ax.bar([j + i * width for j in range(len(metrics))], [getattr(s, m) for m in metrics], width, label=name)
+    ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(metrics))], [m.replace("_", " ") for m in metrics], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    emit(fig, "Accuracy, recall and question quality")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    qs = [m.questions + m.tests for m in report.dialogs]
+    if qs:
+        ax.hist(qs, bins=range(0, max(qs) + 2), color="#4c72b0", edgecolor="white")
+    ax.set_xlabel("questions + tests per dialog")
+    ax.set_ylabel("dialogs")
+    emit(fig, "Questions asked")
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return "–" if math.isnan(v) else f"{v:.3f}"
+    return html.escape(str(v))
+
+
+def write_html(report: EvalReport, path: str | Path) -> None:
+    e = html.escape
+    rows = [("source", report.source), ("dialogs scored", len(report.dialogs)), ("lines with errors", len(report.errors))]
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Consultation evaluation</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}"
+             "th{background:#f0f0f0}.err{color:#a00}img{max-width:100%}</style></head><body>",
+             "<h1>Consultation evaluation</h1><table>"]
+    parts += [f"<tr><th>{e(str(k))}</th><td>{_fmt(v)}</td></tr>" for k, v in rows]
+    parts.append("</table>")
+    summaries = dict(report.by_doctor) or ({"all dialogs": report.summary} if report.summary else {})
+    if summaries:
+        fields = [f for f in Summary.model_fields if f != "probability_by_turn"]
+        parts.append("<h2>Summary</h2><table><tr><th>doctor</th>" + "".join(f"<th>{e(f.replace('_', ' '))}</th>" for f in fields) + "</tr>")
+        for name, s in summaries.items():
+            parts.append(f"<tr><td>{e(name)}</td>" + "".join(f"<td>{_fmt(getattr(s, f))}</td>" for f in fields) + "</tr>")
+        parts.append("</table>")
+    plots = _plots(report)
+    if plots:
+        parts.append("<h2>Plots</h2>")
+        parts += [f"<h3>{e(t)}</h3><img alt='{e(t)}' src='data:image/png;base64,{b}'>" for t, b in plots]
+    else:
+        parts.append("<p><i>matplotlib is not installed: no plots.</i></p>")
+    if report.errors:
+        parts.append("<h2>Lines that could not be scored</h2><table><tr><th>line</th><th>error</th></tr>")
+        parts += [f"<tr class='err'><td>{x.line}</td><td>{e(x.error)}</td></tr>" for x in report.errors]
+        parts.append("</table>")
+    cols = ["id", "line", "doctor", "case_id", "true_diagnosis", "stated_diagnosis", "correct", "key_fact_recall",
+            "questions", "tests", "repeated", "irrelevant", "turns_to_diagnosis", "prior_probability", "final_probability"]
+    parts.append("<h2>Dialogs</h2><table><tr>" + "".join(f"<th>{e(c.replace('_', ' '))}</th>" for c in cols) + "</tr>")
+    for m in report.dialogs:
+        parts.append("<tr>" + "".join(f"<td>{_fmt(getattr(m, c))}</td>" for c in cols) + "</tr>")
+    parts.append("</table></body></html>\n")
+    atomic_write_text(path, "".join(parts))
+
+
+def main_summary_line(report: EvalReport) -> str:
+    s = report.summary
+    if s is None:
+        return f"no dialog could be scored ({len(report.errors)} lines with errors)"
+    return (f"{s.dialogs} dialogs: accuracy {s.accuracy:.3f}, key-fact recall {s.key_fact_recall:.3f}, "
+            f"questions {s.questions:.1f}, repeated {s.repeated_rate:.3f}, irrelevant {s.irrelevant_rate:.3f}"
+            + (f", P(correct) final {s.final_probability:.3f}" if s.final_probability is not None else "")
+            + (f"; {len(report.errors)} lines with errors" if report.errors else ""))
+

@@ -1,0 +1,107 @@
+"""Diagnosis names: the accepted names of a case's diagnosis, matching a stated diagnosis against them,
+and the leak filter that keeps patients from saying any of them.
+
+Abbreviations ("MI", "PE", "GAD") are matched case-sensitively as whole words, so the filter does not fire
+on "mi" inside ordinary text or on "pe" in "type"; full names are matched case-insensitively.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from mock_patients.cases import PatientCase
+from mock_patients.knowledge import KnowledgeTable, default_table
+from mock_patients.text import STOPWORDS, normalize, words
+
+_NEGATION = frozenset({"not", "no", "without", "unlikely", "exclude", "excluded", "ruled"})
+_QUALIFIERS = frozenset({"acute", "chronic", "likely", "probable", "possible", "suspected", "disease", "syndrome"})
+
+
+def accepted_names(case: PatientCase, table: KnowledgeTable | None = None) -> tuple[str, ...]:
+    """Every name that counts as the case's diagnosis: its own, its synonyms, and the table's for its id."""
+    table = table or default_table()
+    names = [case.diagnosis, *case.diagnosis_synonyms]
+    did = case.diagnosis_id or table.disease_id_for(case.diagnosis)
+    if did is not None:
+        names.extend(table.disease(did).all_names)
+    return tuple(dict.fromkeys(n for n in names if n.strip()))
+
+
+def _is_abbreviation(name: str) -> bool:
+    letters = re.sub(r"[^A-Za-z]", "", name)
+    return 0 < len(name) <= 6 and letters.isupper()
+
+
+@lru_cache(maxsize=4096)
+def _leak_regex(names: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    abbr = sorted({re.escape(n) for n in names if _is_abbreviation(n)}, key=len, reverse=True)
+    full = sorted({re.escape(n.strip()) for n in names if not _is_abbreviation(n)}, key=len, reverse=True)
+    wrap = r"(?<![A-Za-z0-9])(?:{})(?![A-Za-z0-9])"
+    # "Bell's palsy" written "Bells palsy" or with a curly apostrophe: make apostrophes optional.
+    full = [f.replace("'", "['’]?").replace("\\'", "['’]?") for f in full]
+    return (re.compile(wrap.format("|".join(full)), re.IGNORECASE) if full else None,
+            re.compile(wrap.format("|".join(abbr))) if abbr else None)
+
+
+class LeakFilter:
+    """Finds any accepted name of one diagnosis in a text."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = names
+        self._full, self._abbr = _leak_regex(tuple(sorted(set(names))))
+
+    @classmethod
+    def for_case(cls, case: PatientCase, table: KnowledgeTable | None = None) -> "LeakFilter":
+        return cls(accepted_names(case, table))
+
+    def find(self, text: str) -> str | None:
+        for rx in (self._full, self._abbr):
+            if rx is not None:
+                m = rx.search(text)
+                if m:
+                    return m.group(0)
+        return None
+
+    def redact(self, text: str, replacement: str = "[withheld]") -> str:
+        for rx in (self._full, self._abbr):
+            if rx is not None:
+                text = rx.sub(replacement, text)
+        return text
+
+    def __deepcopy__(self, memo: dict) -> "LeakFilter":
+        return self
+
+
+def _core(name: str) -> str:
+    return " ".join(w for w in normalize(name).split() if w not in _QUALIFIERS)
+
+
+def diagnosis_matches(stated: str, case: PatientCase, table: KnowledgeTable | None = None) -> bool:
+    """True when `stated` names the case's diagnosis: equal after normalization (case, punctuation, plurals,
+    qualifiers like "acute"), the same knowledge-table disease by any synonym, or a more specific statement
+    containing every content word of an accepted name ("right lower lobe pneumonia") with no negation."""
+    table = table or default_table()
+    if not stated or not stated.strip():
+        return False
+    stated_words = set(words(stated))
+    if stated_words & _NEGATION:
+        return False
+    truth_id = case.diagnosis_id or table.disease_id_for(case.diagnosis)
+    stated_id = table.disease_id_for(stated) or table.disease_id_for(_core(stated))
+    if truth_id is not None and stated_id is not None:
+        return truth_id == stated_id
+    s_core = _core(stated)
+    s_tokens = set(s_core.split())
+    for name in accepted_names(case, table):
+        n_core = _core(name)
+        if not n_core:
+            continue
+        if n_core == s_core:
+            return True
+        n_tokens = {t for t in n_core.split() if t not in STOPWORDS}
+        # single short words ("stroke", "ulcer") are too generic to accept inside a longer statement
+        specific = len(n_tokens) >= 2 or (len(n_tokens) == 1 and len(next(iter(n_tokens))) >= 7)
+        if specific and n_tokens <= s_tokens:
+            return True
+    return False
