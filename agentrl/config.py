@@ -19,9 +19,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class SimulatorConfig(_Strict):
+    """A shared chat model for the env's simulated users / patients (agentrl/simulators.py)."""
+
+    model: str  # smollm2-135m | tiny-random | a local HF dir | MODEL@http(s)://HOST/v1
+    kwarg: str = "user"  # the env constructor argument that receives it (FlightBooking: user; Consultation: chat_model)
+    batch: bool = True  # gather the envs' calls into one batched call per round (needs rollout.env_workers > 1)
+    max_batch: int = Field(64, ge=1)
+    max_wait_s: float = Field(0.02, ge=0.0)
+
+
 class EnvConfig(_Strict):
     id: str = "agentrl/CreditChain-v0"
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    simulator: SimulatorConfig | None = None
 
 
 class AlgorithmConfig(_Strict):
@@ -51,6 +62,8 @@ class RolloutConfig(_Strict):
     max_new_tokens: int = Field(32, ge=1)
     max_seq_len: int = Field(2048, ge=16)
     constrained: bool = False  # decode only env.allowed_replies() (tiny-model tests)
+    prefix_reuse: bool = True  # hf backend: prompts sharing a prefix (branches, groups) encode it once
+    env_workers: int = Field(1, ge=1)  # threads stepping envs; > 1 lets a batched env.simulator serve a round at once
     vllm_gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)
     vllm_tensor_parallel_size: int = Field(1, ge=1)
 

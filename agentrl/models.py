@@ -113,8 +113,9 @@ def tiny_random_config(vocab_size: int = 49152):
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        # head_dim 32: the smallest head size vLLM's CPU attention supports (the vLLM tests run this model)
+        num_attention_heads=2,
+        num_key_value_heads=1,
         max_position_embeddings=4096,
         tie_word_embeddings=True,
         bos_token_id=1,

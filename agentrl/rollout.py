@@ -50,6 +50,8 @@ class RolloutRunner:
 
     constrained: restrict sampling to `env.allowed_replies()` when the env declares them (tiny-model tests).
     snapshot_turns: keep an env snapshot at the start of every agent turn (needed to branch; TRePO sets it).
+    env_workers: step the envs of a round on this many threads, so simulators that share a model behind a
+        `BatchingChatModel` answer in one batched call per round (1 = step one env after another).
     """
 
     def __init__(
@@ -64,7 +66,12 @@ class RolloutRunner:
         max_seq_len: int = 4096,
         seed: int = 0,
         progress: bool = False,
+        env_workers: int = 1,
     ):
+        if env_workers < 1:
+            raise ValueError(f"env_workers must be >= 1, got {env_workers}")
+        self.env_workers = env_workers
+        self._threads: Any = None
         self.make_env = make_env
         self.policy = policy
         self.fmt = formatter
@@ -150,9 +157,10 @@ class RolloutRunner:
                 params.append(p)
             first_round = False
             comps = self.policy.generate([lv.ids for lv in active], params)
+            ended = self._step_all(active, comps, params)
             still = []
-            for lv, c, p in zip(active, comps, params):
-                if self._advance(lv, c.token_ids, c.logprobs, c.finish_reason, p.temperature):
+            for lv, over in zip(active, ended):
+                if over:
                     done.append(lv.ep)
                     self._release(lv.env)
                     if bar is not None:
@@ -163,6 +171,17 @@ class RolloutRunner:
         if bar is not None:
             bar.close()
         return done
+
+    def _step_all(self, active: list[_Live], comps: list[Any], params: list[SamplingParams]) -> list[bool]:
+        """Step every active env with its generated turn (on threads when env_workers > 1)."""
+        jobs = [(lv, c.token_ids, c.logprobs, c.finish_reason, p.temperature) for lv, c, p in zip(active, comps, params)]
+        if self.env_workers == 1 or len(jobs) == 1:
+            return [self._advance(*j) for j in jobs]
+        if self._threads is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._threads = ThreadPoolExecutor(self.env_workers, thread_name_prefix="agentrl-env")
+        return list(self._threads.map(lambda j: self._advance(*j), jobs))
 
     def _advance(self, lv: _Live, new_ids: list[int], new_lp: list[float], finish: str, temperature: float) -> bool:
         """Step the env with one generated turn; return True when the episode is over."""

@@ -27,6 +27,7 @@ from agentrl.losses import kl_estimate
 from agentrl.metrics import MetricsLogger
 from agentrl.models import load_model
 from agentrl.registry import make_env
+from agentrl.simulators import env_kwargs_with_simulator
 from agentrl.rollout import EpisodeSpec, RolloutRunner
 from agentrl.types import Episode, TrainBatch, collate
 from agentrl.update import ValueHead, forward, ppo_update
@@ -41,7 +42,8 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self._seed_everything(cfg.train.seed)
-        make_env(cfg.env.id, **cfg.env.kwargs).close()  # fail fast on a bad env id or kwargs, before loading a model
+        env_kwargs = env_kwargs_with_simulator(cfg.env.kwargs, cfg.env.simulator)
+        make_env(cfg.env.id, **env_kwargs).close()  # fail fast on a bad env id or kwargs, before loading a model
         dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
         self.model, self.tokenizer = load_model(cfg.model, dtype=dtype, seed=cfg.train.seed)
         self.value_head = ValueHead(self.model.config.hidden_size) if self.spec.needs_value_head else None
@@ -52,9 +54,9 @@ class Trainer:
         self.policy = make_policy_backend(cfg.rollout, self.model, self.tokenizer)
         self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens)
         self.runner = RolloutRunner(
-            lambda: make_env(cfg.env.id, **cfg.env.kwargs), self.policy, ChatFormatter(self.tokenizer), self.sampling,
+            lambda: make_env(cfg.env.id, **env_kwargs), self.policy, ChatFormatter(self.tokenizer), self.sampling,
             constrained=cfg.rollout.constrained, snapshot_turns=self.spec.needs_branches,
-            max_seq_len=cfg.rollout.max_seq_len, seed=cfg.train.seed, progress=False,
+            max_seq_len=cfg.rollout.max_seq_len, seed=cfg.train.seed, progress=False, env_workers=cfg.rollout.env_workers,
         )
         self.rng = random.Random(cfg.train.seed)
         self.torch_gen = torch.Generator().manual_seed(cfg.train.seed)

@@ -15,7 +15,7 @@ import pytest
 from agentrl.config import load_config
 from agentrl.trainer import Trainer
 
-UPDATES = 50
+UPDATES = 80
 BASE = [
     "model=tiny-random", "env.kwargs.turns=4", "rollout.groups=4", "rollout.group_size=4", "rollout.constrained=true",
     "rollout.max_new_tokens=4", f"train.updates={UPDATES}", "train.checkpoint_every=1000", "train.log_episodes=0",

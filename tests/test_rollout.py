@@ -246,6 +246,25 @@ def test_batched_equals_one_at_a_time_greedy_backend(tiny) -> None:
         assert torch.allclose(torch.tensor(alone.logprobs), torch.tensor(c.logprobs), atol=1e-4)
 
 
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_prefix_reuse_changes_nothing_but_the_work(tiny, temperature) -> None:
+    """Branch-like prompts (two groups sharing long prefixes of different lengths, one loner): encoding each
+    shared prefix once gives the same tokens and logprobs as encoding every prompt in full."""
+    model, tok = tiny
+    base_a = tok("System: you are a careful agent. " * 6)["input_ids"]
+    base_b = tok("Another conversation, much shorter.")["input_ids"] * 2
+    prompts = [base_a + tok(f" turn {i}" * (i + 1))["input_ids"] for i in range(3)] + [list(base_a)]
+    prompts += [base_b + tok(" then")["input_ids"], list(base_b), tok("a loner prompt")["input_ids"]]
+    params = [SamplingParams(temperature=temperature, max_new_tokens=8, seed=100 + i) for i in range(len(prompts))]
+    shared, full = HFPolicy(model, tok, min_shared_prefix=8), HFPolicy(model, tok, prefix_reuse=False)
+    assert shared._prefix_groups(prompts) is not None
+    a, b = shared.generate(prompts, params), full.generate(prompts, params)
+    for x, y in zip(a, b):
+        assert x.token_ids == y.token_ids
+        assert torch.allclose(torch.tensor(x.logprobs), torch.tensor(y.logprobs), atol=1e-4)
+    assert shared.prefill_tokens < full.prefill_tokens - 2 * len(base_a)
+
+
 def test_batched_equals_one_at_a_time_greedy_rollout(tiny) -> None:
     batched = runner(tiny, credit(3), temperature=0.0, max_new=6).collect(specs(3))
     single = runner(tiny, credit(3), temperature=0.0, max_new=6, max_batch_size=1).collect(specs(3))

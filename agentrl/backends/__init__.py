@@ -8,7 +8,7 @@ from typing import Any, Callable
 def _hf(cfg: Any, model: Any, tokenizer: Any) -> Any:
     from agentrl.backends.hf import HFPolicy
 
-    return HFPolicy(model, tokenizer)
+    return HFPolicy(model, tokenizer, prefix_reuse=getattr(cfg, "prefix_reuse", True))
 
 
 def _vllm(cfg: Any, model: Any, tokenizer: Any) -> Any:

@@ -29,7 +29,13 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
 class HFPolicy:
     """Policy backend over a local `transformers` causal LM (CPU or GPU)."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64, device: str | None = None):
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64, device: str | None = None,
+                 prefix_reuse: bool = True, min_shared_prefix: int = 16):
+        """prefix_reuse: prompts in a batch that share a prefix of at least `min_shared_prefix` tokens (TRePO's
+        branch continuations, a group's episodes) encode it once; its KV cache is copied to every row."""
+        self.prefix_reuse = prefix_reuse
+        self.min_shared_prefix = max(1, int(min_shared_prefix))
+        self.prefill_tokens = 0  # prompt tokens run through the model (after prefix sharing)
         self.model = model
         self.tokenizer = tokenizer
         self.device = torch.device(device) if device else next(model.parameters()).device
@@ -60,22 +66,14 @@ class HFPolicy:
     @torch.no_grad()
     def _generate_chunk(self, prompts: list[list[int]], plist: list[SamplingParams]) -> list[Completion]:
         B = len(prompts)
-        L = max(len(p) for p in prompts)
-        ids = torch.full((B, L), self.pad_id, dtype=torch.long)
-        attn = torch.zeros((B, L), dtype=torch.long)
-        for i, p in enumerate(prompts):
-            ids[i, L - len(p) :] = torch.tensor(p, dtype=torch.long)
-            attn[i, L - len(p) :] = 1
-        ids, attn = ids.to(self.device), attn.to(self.device)
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)
         was_training = self.model.training
         self.model.eval()
         try:
-            # logits_to_keep=1: only the last position's logits are needed (the LM head over a whole
-            # prompt is the largest cost of a prefill with a 49k vocabulary)
-            out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1)
-            past, logits = out.past_key_values, out.logits[:, -1, :]
-            next_pos = pos[:, -1:] + 1
+            groups = self._prefix_groups(prompts) if self.prefix_reuse else None
+            if groups is None:
+                past, logits, attn, next_pos = self._prefill(prompts)
+            else:
+                past, logits, attn, next_pos = self._prefill_shared(prompts, *groups)
 
             temps = torch.tensor([p.temperature for p in plist], dtype=torch.float32, device=self.device)
             gens = [self._generator(p) for p in plist]
@@ -113,6 +111,72 @@ class HFPolicy:
             self.model.train(was_training)
         self.tokens_generated += sum(len(t) for t in toks)
         return [Completion(toks[i], lps[i], finish[i] or "length") for i in range(B)]
+
+    def _left_pad(self, seqs: list[list[int]], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, q in enumerate(seqs):
+            if q:
+                ids[i, width - len(q):] = torch.tensor(q, dtype=torch.long)
+                attn[i, width - len(q):] = 1
+        return ids.to(self.device), attn.to(self.device)
+
+    def _prefill(self, prompts: list[list[int]]):
+        """Left-padded prompts in one forward -> (KV cache, last logits, attention mask, next positions)."""
+        ids, attn = self._left_pad(prompts, max(len(p) for p in prompts))
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        # logits_to_keep=1: only the last position's logits are needed (the LM head over a whole
+        # prompt is the largest cost of a prefill with a 49k vocabulary)
+        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1)
+        self.prefill_tokens += sum(len(p) for p in prompts)
+        return out.past_key_values, out.logits[:, -1, :], attn, pos[:, -1:] + 1
+
+    def _prefix_groups(self, prompts: list[list[int]]) -> tuple[list[list[int]], list[int]] | None:
+        """Group prompts that share a prefix of >= min_shared_prefix tokens: (the groups' prefixes, each
+        prompt's group). Every prompt keeps at least one token after its prefix. None when nothing is shared."""
+        order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+        groups: list[list[int]] = []  # runs of indices in sorted order
+        shared: list[int] = []  # each run's common prefix length
+        for i in order:
+            if groups:
+                a, b = prompts[groups[-1][-1]], prompts[i]
+                n = min(shared[-1], len(a), len(b))
+                k = next((j for j in range(n) if a[j] != b[j]), n)
+                if k >= self.min_shared_prefix:
+                    groups[-1].append(i)
+                    shared[-1] = k
+                    continue
+            groups.append([i])
+            shared.append(len(prompts[i]))
+        if all(len(g) == 1 for g in groups) or min(len(p) for p in prompts) < 2:
+            return None  # nothing shared, or a one-token prompt (it would leave an all-pad prefix row)
+        prefixes, member = [], [0] * len(prompts)
+        for g, (idx, k) in enumerate(zip(groups, shared)):
+            k = min(k, min(len(prompts[i]) for i in idx) - 1)  # leave >= 1 suffix token per prompt
+            prefixes.append(prompts[idx[0]][:k])
+            for i in idx:
+                member[i] = g
+        return prefixes, member
+
+    def _prefill_shared(self, prompts: list[list[int]], prefixes: list[list[int]], member: list[int]):
+        """Encode each group's prefix once, copy its KV cache to the group's rows, then encode the suffixes.
+        Row layout: [pad | prefix | pad | suffix]; the attention mask hides both pads, positions skip them."""
+        C = max(len(q) for q in prefixes)
+        sfx = [p[len(prefixes[g]):] for p, g in zip(prompts, member)]
+        S = max(len(q) for q in sfx)
+        rows = torch.tensor(member, dtype=torch.long, device=self.device)
+        pre_ids, pre_attn = self._left_pad(prefixes, C)
+        pre_pos = (pre_attn.cumsum(-1) - 1).clamp(min=0)
+        past = self.model(input_ids=pre_ids, attention_mask=pre_attn, position_ids=pre_pos, use_cache=True,
+                          logits_to_keep=1).past_key_values
+        past.batch_select_indices(rows)  # group rows -> prompt rows (repeats copy the shared prefix's KV)
+        sfx_ids, sfx_attn = self._left_pad(sfx, S)
+        attn = torch.cat([pre_attn[rows], sfx_attn], dim=1)
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)[:, -S:]
+        out = self.model(input_ids=sfx_ids, attention_mask=attn, position_ids=pos, past_key_values=past,
+                         use_cache=True, logits_to_keep=1)
+        self.prefill_tokens += sum(len(q) for q in prefixes) + sum(len(q) for q in sfx)
+        return out.past_key_values, out.logits[:, -1, :], attn, pos[:, -1:] + 1
 
     def _generator(self, p: SamplingParams) -> torch.Generator:
         g = torch.Generator(device="cpu")
@@ -180,15 +244,20 @@ class HFChatModel(BaseChatModel):
         max_tokens: int = 256,
         seed: int | None = None,
     ) -> list[str]:
+        seeds = [None if seed is None else seed + i for i in range(len(batch))]
+        return self.complete_rows(batch, temperatures=[temperature] * len(batch), max_tokens=[max_tokens] * len(batch), seeds=seeds)
+
+    def complete_rows(self, batch: list[list[dict[str, str]]], *, temperatures: list[float], max_tokens: list[int],
+                      seeds: list[int | None]) -> list[str]:
+        """One batched generate call with per-row settings (what `BatchingChatModel` uses)."""
+        if not (len(batch) == len(temperatures) == len(max_tokens) == len(seeds)):
+            raise ValueError("complete_rows: batch, temperatures, max_tokens and seeds must have the same length")
         prompts = [
             self.tokenizer.apply_chat_template(validate_messages(m), tokenize=True, add_generation_prompt=True)
             for m in batch
         ]
         prompts = [list(p["input_ids"]) if isinstance(p, dict) or hasattr(p, "keys") else list(p) for p in prompts]
-        params = [
-            SamplingParams(temperature=temperature, max_new_tokens=max_tokens, seed=None if seed is None else seed + i)
-            for i in range(len(batch))
-        ]
+        params = [SamplingParams(temperature=t, max_new_tokens=n, seed=s) for t, n, s in zip(temperatures, max_tokens, seeds)]
         self.calls += 1
         outs = self.policy.generate(prompts, params)
         return [self.tokenizer.decode(o.token_ids, skip_special_tokens=True).strip() for o in outs]

@@ -6,9 +6,10 @@
 * Prefix caching is on, so TRePO's branch continuations, which share long prefixes, reuse the KV cache.
 * Logprobs are vLLM's *processed* logprobs (after temperature), the same convention as the transformers
   backend: log pi(token) at the sampling temperature.
-* `update_weights` loads the trainer's new weights into the running engine (no restart) through
-  `LLM.apply_model(model.load_weights(...))` and drops the prefix cache, whose entries were computed
-  with the old weights.
+* `update_weights` loads the trainer's new weights into the running engine (no restart): it writes them to
+  one safetensors file (in /dev/shm when there is one) and asks every vLLM worker, through
+  `collective_rpc` and the worker extension in `vllm_worker.py`, to load that file with the model's own
+  `load_weights`; then it drops the prefix cache, whose entries were computed with the old weights.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class VLLMPolicy:
         kw: dict[str, Any] = dict(
             model=str(model_dir), tokenizer=str(model_dir), dtype=dtype, max_model_len=max_model_len, seed=seed,
             enable_prefix_caching=True, logprobs_mode="processed_logprobs",
+            worker_extension_cls="agentrl.backends.vllm_worker.WeightLoader",
             # on the CPU build this is the fraction of host memory reserved for the KV cache
             gpu_memory_utilization=gpu_memory_utilization,
             # CUDA-graph capture takes minutes on a CPU and buys nothing there
@@ -92,8 +94,16 @@ class VLLMPolicy:
         return result
 
     def update_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
-        weights = [(k, v.detach().to("cpu").contiguous()) for k, v in state_dict.items()]
-        self.llm.apply_model(lambda m: m.load_weights(weights))
+        from safetensors.torch import save_file
+
+        shm = Path("/dev/shm")
+        with tempfile.TemporaryDirectory(prefix="agentrl-weights-", dir=str(shm) if shm.is_dir() else None) as d:
+            path = str(Path(d) / "weights.safetensors")
+            # tied weights share storage: safetensors refuses shared tensors, so each gets its own copy
+            save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}, path)
+            loaded = self.llm.collective_rpc("agentrl_load_weights", args=(path,))
+        if not loaded or min(loaded) == 0:
+            raise RuntimeError(f"vLLM workers loaded no weights from the update (replies: {loaded})")
         self.llm.reset_prefix_cache()  # cached prefixes were computed with the old weights
         self.weight_updates += 1
 

@@ -32,14 +32,9 @@ MakeChatModel = Callable[[str], ChatModel]
 
 def default_make_chat_model(name: str) -> ChatModel:
     """`MODEL@http(s)://HOST/v1` -> OpenAI-compatible endpoint; anything else -> a local transformers model."""
-    if "@http://" in name or "@https://" in name:
-        from agentrl.backends.http import HTTPChatModel
+    from agentrl.simulators import make_chat_model
 
-        model, url = name.split("@", 1)
-        return HTTPChatModel(url, model)
-    from agentrl.backends.hf import HFChatModel
-
-    return HFChatModel.load(name)
+    return make_chat_model(name)
 
 
 def _doctor(spec: str, env: ConsultationEnv, make_chat_model: MakeChatModel | None, temperature: float, max_tokens: int, seed: int):
