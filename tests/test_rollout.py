@@ -265,6 +265,20 @@ def test_prefix_reuse_changes_nothing_but_the_work(tiny, temperature) -> None:
     assert shared.prefill_tokens < full.prefill_tokens - 2 * len(base_a)
 
 
+def test_rows_that_finish_early_leave_the_batch_without_changing_the_rest(tiny) -> None:
+    """Rows are dropped from the decode batch once half have finished; the rest go on exactly as alone."""
+    model, tok = tiny
+    policy = HFPolicy(model, tok)
+    prompts = [tok(f"Prompt number {i} " * (i + 1))["input_ids"] for i in range(5)]
+    params = [SamplingParams(temperature=1.0, max_new_tokens=n, seed=i) for i, n in enumerate([2, 3, 2, 12, 9])]
+    together = policy.generate(prompts, params)
+    assert [len(c.token_ids) for c in together] == [2, 3, 2, 12, 9]
+    for p, sp, c in zip(prompts, params, together):
+        alone = policy.generate([p], sp)[0]
+        assert alone.token_ids == c.token_ids
+        assert torch.allclose(torch.tensor(alone.logprobs), torch.tensor(c.logprobs), atol=1e-4)
+
+
 def test_batched_equals_one_at_a_time_greedy_rollout(tiny) -> None:
     batched = runner(tiny, credit(3), temperature=0.0, max_new=6).collect(specs(3))
     single = runner(tiny, credit(3), temperature=0.0, max_new=6, max_batch_size=1).collect(specs(3))

@@ -81,23 +81,31 @@ class HFPolicy:
             toks: list[list[int]] = [[] for _ in range(B)]
             lps: list[list[float]] = [[] for _ in range(B)]
             finish: list[str | None] = [None] * B
+            rows = list(range(B))  # the prompt index of each row of the current tensors
             for _ in range(max(max_new)):
                 logits = logits.float()
                 # logprobs of the policy at the sampling temperature (temperature 1 for greedy rows)
                 scaled = logits / torch.where(temps > 0, temps, torch.ones_like(temps)).unsqueeze(-1)
                 logp = torch.log_softmax(scaled, dim=-1)
-                step_tok = torch.full((B,), self.pad_id, dtype=torch.long)
-                for i in range(B):
+                step_tok = torch.full((len(rows),), self.pad_id, dtype=torch.long)
+                for j, i in enumerate(rows):
                     if finish[i] is not None:
                         continue
-                    t = self._pick(logp[i], plist[i], toks[i], gens[i])
-                    step_tok[i] = t
+                    t = self._pick(logp[j], plist[i], toks[i], gens[i])
+                    step_tok[j] = t
                     toks[i].append(t)
-                    lps[i].append(float(logp[i, t]))
+                    lps[i].append(float(logp[j, t]))
                     finish[i] = self._finished(toks[i], plist[i], max_new[i])
-                if all(f is not None for f in finish):
+                live = [j for j, i in enumerate(rows) if finish[i] is None]
+                if not live:
                     break
-                attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype, device=self.device)], dim=1)
+                if len(live) <= len(rows) // 2:  # drop finished rows once they are half the batch
+                    keep = torch.tensor(live, dtype=torch.long, device=self.device)
+                    past.batch_select_indices(keep)
+                    attn, next_pos, temps = attn[keep], next_pos[keep], temps[keep]
+                    step_tok = step_tok[keep.cpu()]
+                    rows = [rows[j] for j in live]
+                attn = torch.cat([attn, torch.ones((len(rows), 1), dtype=attn.dtype, device=self.device)], dim=1)
                 out = self.model(
                     input_ids=step_tok.unsqueeze(-1).to(self.device),
                     attention_mask=attn,
