@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import tempfile
 from pathlib import Path
@@ -54,17 +55,22 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--window", type=int, default=5)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (each on one thread; use the number of cores)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    combos = [(algo, k, seed) for k in args.turns for algo in args.algos for seed in args.seeds]
+    # longest runs first (K, then TRePO's branches) so the parallel jobs finish together
+    order = sorted(combos, key=lambda c: (-c[1], c[0] != "trepo"))
+    done: dict[tuple, list[dict]] = {}
+    with multiprocessing.get_context("spawn").Pool(max(1, args.jobs)) as pool:
+        jobs = {c: pool.apply_async(run_one, (*c, args.updates, args.lr)) for c in order}
+        for c in order:
+            rows = done[c] = jobs[c].get()
+            print(f"K={c[1]} {c[0]} seed={c[2]}: final reward {rows[-1]['reward/mean']:.3f} reach={first_reach(rows, args.target, args.window)}", flush=True)
     results: dict[str, dict] = {}
     for k in args.turns:
         for algo in args.algos:
-            runs = []
-            for seed in args.seeds:
-                rows = run_one(algo, k, seed, args.updates, args.lr)
-                runs.append(rows)
-                print(f"K={k} {algo} seed={seed}: final reward {rows[-1]['reward/mean']:.3f} reach={first_reach(rows, args.target, args.window)}", flush=True)
-            results[f"{k}/{algo}"] = {"turns": k, "algo": algo, "runs": runs}
+            results[f"{k}/{algo}"] = {"turns": k, "algo": algo, "runs": [done[(algo, k, seed)] for seed in args.seeds]}
     (OUT / "credit_assignment.json").write_text(json.dumps(results))
     _plots(results, args)
     _table(results, args)

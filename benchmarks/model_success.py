@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--env", choices=sorted(ENVS), required=True)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--tasks", type=int, default=None, help="first N test tasks (default: all)")
+    ap.add_argument("--per-tier", type=int, default=None, help="tool_use: the first N test tasks of each tier instead")
     ap.add_argument("--max-turns", type=int, default=None, help="agent turns before truncation (default: the env's)")
     ap.add_argument("--max-new-tokens", type=int, default=192)
     ap.add_argument("--batch", type=int, default=16, help="episodes per generate call (bounds KV-cache memory)")
@@ -44,6 +45,8 @@ def main() -> None:
     probe = make_env(env_id, **kwargs).unwrapped
     ids = probe.task_ids()[: args.tasks] if args.tasks else probe.task_ids()
     tier = {t.id: t.tier for t in probe._tasks} if args.env == "tool_use" else {}
+    if args.per_tier and tier:
+        ids = [t for k in sorted(set(tier.values())) for t in [i for i in ids if tier[i] == k][: args.per_tier]]
     max_turns = probe.max_turns
     model, tok = load_model(args.model)
     runner = RolloutRunner(lambda: make_env(env_id, **kwargs), HFPolicy(model, tok, max_batch_size=args.batch), ChatFormatter(tok),

@@ -9,6 +9,7 @@ which are put into a section here. vLLM benchmarks run with the vLLM venv's pyth
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,17 +19,22 @@ from _common import ROOT, machine_line, write_section
 HERE = Path(__file__).resolve().parent
 VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
 
-# name -> (args, python: "main" | "vllm", prints-only section title or None)
+# name -> (args, python: "main" | "vllm", prints-only section title or None); "script:tag" runs script.py
 BENCHMARKS: dict[str, tuple[list[str], str, str | None]] = {
     "tool_use_env": ([], "main", "ToolUse-v0 env throughput (scripted gold agent)"),
     "flight_env": ([], "main", "FlightBooking-v0 env throughput (rule-based user)"),
     "consultation_env": ([], "main", "Consultation-v0 env throughput (rule-based patient)"),
+    "model_load": ([], "main", None),
     "rollout_throughput": ([], "main", None),
     "prefix_reuse": ([], "main", None),
     "simulator_batching": ([], "main", None),
     "update_throughput": ([], "main", None),
     "http_backend": ([], "main", "HTTP chat backend overhead (loopback server, fault proxy)"),
-    "credit_assignment": (["--turns", "6", "--seeds", "0", "1", "2"], "main", None),
+    "credit_assignment": (["--turns", "6", "12", "--seeds", "0", "1", "2", "--jobs", str(os.cpu_count() or 1)], "main", None),
+    "model_success:tool_use-tiny": (["--env", "tool_use", "--model", "tiny-random", "--per-tier", "8"], "main", None),
+    "model_success:tool_use-smollm2": (["--env", "tool_use", "--model", "smollm2-135m", "--per-tier", "8"], "main", None),
+    "model_success:flight-tiny": (["--env", "flight", "--model", "tiny-random", "--tasks", "16", "--max-turns", "8"], "main", None),
+    "model_success:flight-smollm2": (["--env", "flight", "--model", "smollm2-135m", "--tasks", "16", "--max-turns", "8"], "main", None),
     "vllm_throughput": ([], "vllm", None),
     "vllm_training": ([], "vllm", None),
 }
@@ -48,7 +54,8 @@ def main() -> int:
             print(f"skip {name}: no vLLM venv at {VLLM_PY.parent.parent} (make setup-vllm)", file=sys.stderr)
             continue
         print(f"== {name}", flush=True)
-        proc = subprocess.run([exe, str(HERE / f"{name}.py"), *extra], cwd=ROOT, capture_output=title is not None, text=True)
+        script = name.split(":", 1)[0]
+        proc = subprocess.run([exe, str(HERE / f"{script}.py"), *extra], cwd=ROOT, capture_output=title is not None, text=True)
         if proc.returncode != 0:
             failed.append(name)
             print(f"{name} failed (exit {proc.returncode})", file=sys.stderr)
@@ -57,7 +64,7 @@ def main() -> int:
             continue
         if title is not None:
             print(proc.stdout)
-            cmd = f"python benchmarks/{name}.py {' '.join(extra)}".strip()
+            cmd = f"python benchmarks/{script}.py {' '.join(extra)}".strip()
             write_section(title, f"{machine_line()}\n\n`{cmd}`:\n\n```\n{proc.stdout.strip()}\n```")
     if failed:
         print("failed: " + ", ".join(failed), file=sys.stderr)

@@ -88,13 +88,14 @@ class HFPolicy:
                 scaled = logits / torch.where(temps > 0, temps, torch.ones_like(temps)).unsqueeze(-1)
                 logp = torch.log_softmax(scaled, dim=-1)
                 step_tok = torch.full((len(rows),), self.pad_id, dtype=torch.long)
-                for j, i in enumerate(rows):
-                    if finish[i] is not None:
-                        continue
-                    t = self._pick(logp[j], plist[i], toks[i], gens[i])
+                todo = [j for j, i in enumerate(rows) if finish[i] is None]
+                picked = self._pick_rows(logp, todo, [rows[j] for j in todo], plist, toks, gens)
+                chosen_lp = logp[torch.tensor(todo), torch.tensor(picked)].tolist()
+                for j, t, lp in zip(todo, picked, chosen_lp):
+                    i = rows[j]
                     step_tok[j] = t
                     toks[i].append(t)
-                    lps[i].append(float(logp[j, t]))
+                    lps[i].append(lp)
                     finish[i] = self._finished(toks[i], plist[i], max_new[i])
                 live = [j for j, i in enumerate(rows) if finish[i] is None]
                 if not live:
@@ -193,6 +194,31 @@ class HFPolicy:
         else:
             g.manual_seed(int(p.seed))
         return g
+
+    def _pick_rows(self, logp: torch.Tensor, js: list[int], idx: list[int], plist: list[SamplingParams],
+                   toks: list[list[int]], gens: list[torch.Generator]) -> list[int]:
+        """Next token of tensor rows `js` (prompts `idx`): greedy rows by one argmax, plain sampling rows by one
+        inverse-CDF draw (each row's own seeded generator gives its uniform, so a row samples the same token
+        whatever else is in the batch); constrained and top-p rows one by one."""
+        out: dict[int, int] = {}
+        greedy, sample = [], []
+        for j, i in zip(js, idx):
+            p = plist[i]
+            if p.allowed is not None or (p.temperature > 0 and p.top_p < 1.0):
+                out[j] = self._pick(logp[j], p, toks[i], gens[i])
+            elif p.temperature == 0:
+                greedy.append(j)
+            else:
+                sample.append((j, i))
+        if greedy:
+            out.update(zip(greedy, logp[greedy].argmax(-1).tolist()))
+        if sample:
+            rows = [j for j, _ in sample]
+            u = torch.cat([torch.rand(1, generator=gens[i]) for _, i in sample]).to(logp.device)
+            cdf = logp[rows].exp().cumsum(-1)
+            pick = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
+            out.update(zip(rows, pick.clamp(max=cdf.shape[-1] - 1).tolist()))
+        return [out[j] for j in js]
 
     def _pick(self, logp_row: torch.Tensor, p: SamplingParams, so_far: list[int], g: torch.Generator) -> int:
         row = logp_row
