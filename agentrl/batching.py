@@ -99,8 +99,9 @@ class BatchingChatModel(BaseChatModel):
                 r.reply = text
             return
         groups: dict[tuple, list[_Request]] = {}
-        for r in reqs:  # complete_batch seeds row i with seed + i: only seedless or greedy rows can share a call
-            key = (r.temperature, r.max_tokens, None if r.temperature == 0 else r.seed, id(r) if r.seed is not None and r.temperature else 0)
+        for r in reqs:  # complete_batch seeds row i with seed + i: only greedy or seedless rows can share a call
+            shareable = r.temperature == 0 or r.seed is None
+            key = (r.temperature, r.max_tokens, None if shareable else r.seed, 0 if shareable else id(r))
             groups.setdefault(key, []).append(r)
         for (temp, max_tokens, seed, _), rs in groups.items():
             self.calls += 1

@@ -89,7 +89,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if config is not None and "=" in config:  # no config file given: the first positional is an override
         config, overrides = None, [config, *overrides]
     cfg = load_config(config, overrides)
-    run_dir = Trainer(cfg).run()
+    trainer = Trainer(cfg)
+    try:
+        run_dir = trainer.run()
+    finally:
+        trainer.close()
     print(f"run directory: {run_dir}", file=sys.stderr)
     if args.report:
         from agentrl.report import write_report

@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(run_dir)  # the quickstart's own directory: a re-run starts clean
     t0 = time.perf_counter()
     print(f"agentrl quickstart: {cfg.algorithm.name} on {cfg.env.id} with {cfg.model}, {cfg.train.updates} updates", file=sys.stderr)
-    Trainer(cfg).run()
+    trainer = Trainer(cfg)
+    try:
+        trainer.run()
+    finally:
+        trainer.close()
     report = write_report(run_dir)
     print(f"done in {time.perf_counter() - t0:.0f}s\nrun directory: {run_dir.resolve()}\nreport: {Path(report).resolve()}")
     return 0

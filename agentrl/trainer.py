@@ -79,6 +79,12 @@ class Trainer:
         self.logger.close()
         return self.run_dir
 
+    def close(self) -> None:
+        """Release the rollout backend (a vLLM engine's worker processes and memory); the model stays usable."""
+        close = getattr(self.policy, "close", None)
+        if close is not None:
+            close()
+
     def train_step(self) -> dict[str, float]:
         t0 = time.perf_counter()
         specs = self._episode_specs(self.step)

@@ -63,6 +63,7 @@ def main() -> None:
         *rows,
     ])
     write_section("Rollout throughput: transformers vs vLLM", body)
+    engine.close()
 
 
 if __name__ == "__main__":

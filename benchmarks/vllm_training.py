@@ -32,7 +32,11 @@ def run(backend: str, seed: int, updates: int, out: Path) -> tuple[list[float], 
     ]
     cfg = load_config(ROOT / "examples" / "quickstart.yaml", overrides)
     t0 = time.perf_counter()
-    Trainer(cfg, console=False).run()
+    trainer = Trainer(cfg, console=False)
+    try:
+        trainer.run()
+    finally:
+        trainer.close()
     dt = time.perf_counter() - t0
     rewards = [json.loads(line)["reward/mean"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     return rewards, dt

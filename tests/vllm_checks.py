@@ -111,6 +111,7 @@ def main() -> None:
                greedy_mismatches=mismatches, greedy_min_gap_at_mismatch=min_gap_at_mismatch)
     Path(args.out).write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
+    engine.close()
 
 
 if __name__ == "__main__":

@@ -107,6 +107,12 @@ class VLLMPolicy:
         self.llm.reset_prefix_cache()  # cached prefixes were computed with the old weights
         self.weight_updates += 1
 
+    def close(self) -> None:
+        """Stop the engine and its worker processes (they would outlive a process that ends with os._exit)."""
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()
+
     def sleep(self, level: int = 1) -> None:
         """Free GPU memory between rollouts (vLLM sleep mode; GPU only)."""
         self.llm.sleep(level=level)

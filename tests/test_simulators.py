@@ -1,0 +1,40 @@
+"""`env.simulator` in the config: one shared chat model for every env of a run, behind the batching queue."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentrl.batching import BatchingChatModel
+from agentrl.config import ConfigError, load_config
+from agentrl.simulators import env_kwargs_with_simulator, make_chat_model
+
+
+def test_simulator_config_gives_envs_one_shared_batched_model() -> None:
+    cfg = load_config(None, ["env.id=agentrl/Consultation-v0", "env.kwargs.patient=llm", "env.simulator.model=tiny-random",
+                             "env.simulator.kwarg=chat_model", "rollout.env_workers=4"])
+    kw = env_kwargs_with_simulator(cfg.env.kwargs, cfg.env.simulator)
+    assert isinstance(kw["chat_model"], BatchingChatModel) and kw["patient"] == "llm"
+    assert "chat_model" not in cfg.env.kwargs  # the config itself is not changed
+    from agentrl.registry import make_env
+
+    a, b = make_env(cfg.env.id, **kw).unwrapped, make_env(cfg.env.id, **kw).unwrapped
+    assert a.chat_model is b.chat_model is kw["chat_model"]
+
+
+def test_simulator_errors_name_what_is_wrong() -> None:
+    with pytest.raises(ConfigError, match="max_batch"):
+        load_config(None, ["env.simulator.model=tiny-random", "env.simulator.max_batch=0"])
+    with pytest.raises(ConfigError, match="env_workers"):
+        load_config(None, ["rollout.env_workers=0"])
+    cfg = load_config(None, ["env.kwargs.user=rule", "env.simulator.model=tiny-random"])
+    with pytest.raises(ValueError, match="env.kwargs.user is set and env.simulator would set it too"):
+        env_kwargs_with_simulator(cfg.env.kwargs, cfg.env.simulator)
+    with pytest.raises(ValueError, match="non-empty string"):
+        make_chat_model("")
+
+
+def test_endpoint_names_make_http_models() -> None:
+    from agentrl.backends.http import HTTPChatModel
+
+    m = make_chat_model("my-model@http://127.0.0.1:9/v1")
+    assert isinstance(m, HTTPChatModel)
