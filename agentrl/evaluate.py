@@ -108,6 +108,7 @@ def run_policy(env_id: str, env_kwargs: dict[str, Any], model: str, tasks: list[
     runner = RolloutRunner(
         lambda: make_env(env_id, **env_kwargs), HFPolicy(m, tok), ChatFormatter(tok),
         SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens), constrained=constrained, seed=seed, progress=True,
+        max_seq_len=int(getattr(m.config, "max_position_embeddings", 4096) or 4096),
     )
     specs = [EpisodeSpec(seed=s + t if task else s, task_id=task, group_id=g) for g, (s, task) in enumerate(tasks) for t in range(trials)]
     eps = runner.collect(specs)

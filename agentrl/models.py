@@ -120,7 +120,7 @@ def tiny_random_config(vocab_size: int = 49152):
         # head_dim 32: the smallest head size vLLM's CPU attention supports (the vLLM tests run this model)
         num_attention_heads=2,
         num_key_value_heads=1,
-        max_position_embeddings=4096,
+        max_position_embeddings=8192,  # rotary: no parameters; room for FlightBooking's ~4k-token prompt
         tie_word_embeddings=True,
         bos_token_id=1,
         eos_token_id=2,

@@ -50,7 +50,8 @@ def main() -> None:
     max_turns = probe.max_turns
     model, tok = load_model(args.model)
     runner = RolloutRunner(lambda: make_env(env_id, **kwargs), HFPolicy(model, tok, max_batch_size=args.batch), ChatFormatter(tok),
-                           SamplingParams(temperature=0.0, max_new_tokens=args.max_new_tokens), seed=0, progress=True)
+                           SamplingParams(temperature=0.0, max_new_tokens=args.max_new_tokens), seed=0, progress=True,
+                           max_seq_len=int(getattr(model.config, "max_position_embeddings", 4096)))
     t0 = time.perf_counter()
     eps = []
     for s in range(0, len(ids), args.batch):
