@@ -204,12 +204,17 @@ def dump_config(cfg: Config) -> str:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """Readers see the old file or the whole new one. (mock_patients/io.py has its twin: that package stays
+    free of agentrl imports.)"""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; run files get ordinary permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

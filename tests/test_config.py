@@ -76,3 +76,18 @@ def test_one_example_per_algorithm() -> None:
 
     names = {load_config(p).algorithm.name for p in EXAMPLES}
     assert set(REGISTRY) <= names
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path) -> None:
+    import os
+    import stat
+
+    from agentrl.config import atomic_write_text
+
+    p = tmp_path / "sub" / "f.txt"
+    atomic_write_text(p, "héllo")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert p.read_text(encoding="utf-8") == "héllo"
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+    assert [x.name for x in p.parent.iterdir()] == ["f.txt"]  # no temp file left
