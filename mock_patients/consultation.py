@@ -53,22 +53,18 @@ class TurnRecord(pydantic.BaseModel):
 
 def parse_turn(text: str) -> tuple[TurnKind, str, str | None]:
     """(kind, argument, error). A diagnosis anywhere wins over a test request; a test over a question."""
-    m = _DIAGNOSIS.search(text)
-    if m:
-        name = m.group(1).strip().strip("*").strip().rstrip(".")
-        if not name:
-            return "invalid", "", "DIAGNOSIS needs a name, e.g. 'DIAGNOSIS: acute appendicitis'"
-        if len(name) > MAX_NAME_CHARS:
-            return "invalid", "", f"the diagnosis name has {len(name)} characters; at most {MAX_NAME_CHARS}"
-        return "diagnosis", name, None
-    m = _TEST.search(text)
-    if m:
-        name = m.group(1).strip().strip("*").strip().rstrip(".")
-        if not name:
-            return "invalid", "", "REQUEST TEST needs a test name, e.g. 'REQUEST TEST: chest X-ray'"
-        if len(name) > MAX_NAME_CHARS:
-            return "invalid", "", f"the test name has {len(name)} characters; at most {MAX_NAME_CHARS}"
-        return "test", name, None
+    for kind, pattern, missing in (
+        ("diagnosis", _DIAGNOSIS, "DIAGNOSIS needs a name, e.g. 'DIAGNOSIS: acute appendicitis'"),
+        ("test", _TEST, "REQUEST TEST needs a test name, e.g. 'REQUEST TEST: chest X-ray'"),
+    ):
+        m = pattern.search(text)
+        if m:
+            name = m.group(1).strip().strip("*").strip().rstrip(".")
+            if not name:
+                return "invalid", "", missing
+            if len(name) > MAX_NAME_CHARS:
+                return "invalid", "", f"the {kind} name has {len(name)} characters; at most {MAX_NAME_CHARS}"
+            return kind, name, None
     return "question", text.strip(), None
 
 

@@ -192,6 +192,13 @@ def _charge(db: Database, user_id: str, payment_id: str, amount: float) -> None:
         pm.amount = money(pm.amount - amount)  # a negative amount (refund) goes back onto the gift card
 
 
+def _bill(db: Database, rw: Reservation, payment_id: str, amount: float) -> None:
+    """Charge (or refund, amount < 0) an update to the reservation's payment method and record it in its history."""
+    if amount:
+        _charge(db, rw.user_id, payment_id, amount)
+        rw.payment_history.append(Payment(payment_id=payment_id, amount=amount))
+
+
 def _move_seats(db: Database, segs: list[ReservationFlight], cabin: str, delta: int) -> None:
     """Take (delta < 0) or give back (delta > 0) seats; only bookable dates track seats."""
     for s in segs:
@@ -521,9 +528,7 @@ def update_reservation_baggages(reservation_id: str, total_baggages: int, nonfre
 
     rw = db.reservation_for_update(reservation_id)
     rw.total_baggages, rw.nonfree_baggages = total_baggages, nonfree_baggages
-    if fee:
-        _charge(db, r.user_id, payment_id, fee)
-        rw.payment_history.append(Payment(payment_id=payment_id, amount=fee))
+    _bill(db, rw, payment_id, fee)
     return _dumps(rw)
 
 
@@ -569,9 +574,7 @@ def update_reservation_flights(reservation_id: str, cabin: Cabin, flights: list[
     _move_seats(db, taken, cabin, -n)
     rw = db.reservation_for_update(reservation_id)
     rw.flights, rw.cabin = new_segs, cabin
-    if diff:
-        _charge(db, r.user_id, payment_id, diff)
-        rw.payment_history.append(Payment(payment_id=payment_id, amount=diff))
+    _bill(db, rw, payment_id, diff)
     return _dumps(rw)
 
 
