@@ -7,6 +7,9 @@ vLLM starts worker processes, so the engine is created under `if __name__ == "__
 
 1. generation from token ids: token ids and per-token logprobs for a batch of prompts (seeded sampling);
 2. the transformers model re-scores vLLM's sampled tokens: |logprob difference| per token;
+4. constrained decoding (allowed replies, as `rollout.constrained=true`): vLLM and the transformers backend
+   pick the same replies for the same seeds, each one an allowed sequence, with the same (unconstrained)
+   logprobs;
 3. update_weights: the HF weights are perturbed (seeded noise), pushed into the running engine, and the
    engine's greedy output is compared with the HF model's greedy output under the same new weights.
 """
@@ -80,6 +83,22 @@ def main() -> None:
     res["logprob_abs_diff_max"] = max(diffs)
     res["logprob_abs_diff_mean"] = sum(diffs) / len(diffs)
     res["sampled_logprob_mean"] = sum(sum(o.logprobs) for o in outs) / sum(len(o.logprobs) for o in outs)
+
+    # 4: constrained decoding against the transformers backend with the same weights and seeds
+    from agentrl.backends.hf import HFPolicy
+
+    hf = HFPolicy(model, tok, prefix_reuse=False)
+    eos = tok.eos_token_id
+    allowed = [list(tok(d, add_special_tokens=False)["input_ids"]) + [eos] for d in ("1", "2", "3", "4", "hello there")]
+    cparams = [SamplingParams(temperature=t, max_new_tokens=8, seed=100 + i, allowed=allowed)
+               for i in range(4) for t in (1.0, 0.0)]
+    cprompts = [prompts[i % len(prompts)] for i in range(len(cparams))]
+    v_out, h_out = engine.generate(cprompts, cparams), hf.generate(cprompts, cparams)
+    res["constrained_all_allowed"] = all(o.token_ids in allowed for o in v_out)
+    res["constrained_same_tokens"] = sum(a.token_ids == b.token_ids for a, b in zip(v_out, h_out))
+    res["constrained_n"] = len(cparams)
+    res["constrained_logprob_abs_diff_max"] = max(
+        abs(x - y) for a, b in zip(v_out, h_out) if a.token_ids == b.token_ids for x, y in zip(a.logprobs, b.logprobs))
 
     # 3: update_weights, then greedy agreement with the transformers model under the same weights
     greedy = SamplingParams(temperature=0.0, max_new_tokens=args.new_tokens, ignore_eos=True)

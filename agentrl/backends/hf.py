@@ -8,6 +8,8 @@ temperatures inside one batch).
 
 from __future__ import annotations
 
+import time
+
 from typing import Any
 
 import torch
@@ -36,6 +38,8 @@ class HFPolicy:
         self.prefix_reuse = prefix_reuse
         self.min_shared_prefix = max(1, int(min_shared_prefix))
         self.prefill_tokens = 0  # prompt tokens run through the model (after prefix sharing)
+        self.prefill_s = 0.0  # seconds spent encoding prompts, and in the token-by-token decode loop
+        self.decode_s = 0.0
         self.model = model
         self.tokenizer = tokenizer
         self.device = torch.device(device) if device else next(model.parameters()).device
@@ -68,12 +72,15 @@ class HFPolicy:
         B = len(prompts)
         was_training = self.model.training
         self.model.eval()
+        t0 = time.perf_counter()
         try:
             groups = self._prefix_groups(prompts) if self.prefix_reuse else None
             if groups is None:
                 past, logits, attn, next_pos = self._prefill(prompts)
             else:
                 past, logits, attn, next_pos = self._prefill_shared(prompts, *groups)
+            t1 = time.perf_counter()
+            self.prefill_s += t1 - t0
 
             temps = torch.tensor([p.temperature for p in plist], dtype=torch.float32, device=self.device)
             gens = [self._generator(p) for p in plist]
@@ -116,6 +123,7 @@ class HFPolicy:
                 )
                 past, logits = out.past_key_values, out.logits[:, -1, :]
                 next_pos = next_pos + 1
+            self.decode_s += time.perf_counter() - t1
         finally:
             self.model.train(was_training)
         self.tokens_generated += sum(len(t) for t in toks)

@@ -6,6 +6,13 @@
 * Prefix caching is on, so TRePO's branch continuations, which share long prefixes, reuse the KV cache.
 * Logprobs are vLLM's *processed* logprobs (after temperature), the same convention as the transformers
   backend: log pi(token) at the sampling temperature.
+* Constrained decoding (`SamplingParams.allowed`, `rollout.constrained=true`) follows the transformers
+  backend exactly: at each step vLLM returns the *unconstrained* logprobs (at the sampling temperature) of
+  the tokens that extend an allowed reply (`logprob_token_ids`), and the token is picked among those alone
+  (renormalised; argmax when greedy) with the request's own seeded generator. The recorded logprob stays the
+  unconstrained policy's, which is what the trainer's PPO ratio is computed against. vLLM's own masks
+  (`allowed_token_ids`, structured outputs) would renormalise the returned logprobs too, so they are not
+  used. One engine call per token step for the constrained rows; the prefix cache keeps their prompts.
 * `update_weights` loads the trainer's new weights into the running engine (no restart): it writes them to
   one safetensors file (in /dev/shm when there is one) and asks every vLLM worker, through
   `collective_rpc` and the worker extension in `vllm_worker.py`, to reload that file in place (vLLM's
@@ -77,8 +84,6 @@ class VLLMPolicy:
         return cls(d, pad_id=pad, dtype=dtype, **kw)
 
     def _params(self, p: SamplingParams) -> Any:
-        if p.allowed is not None:
-            raise ValueError("constrained decoding (rollout.constrained=true) is implemented by the transformers backend only; use rollout.backend=hf")
         return self._vllm.SamplingParams(
             temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_new_tokens, stop=list(p.stop) or None,
             include_stop_str_in_output=True, seed=p.seed, logprobs=0, ignore_eos=p.ignore_eos,
@@ -88,15 +93,62 @@ class VLLMPolicy:
         from vllm.inputs import TokensPrompt
 
         plist = per_prompt(params, len(prompts))
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], [self._params(p) for p in plist], use_tqdm=False)
-        result = []
-        for o in outs:
-            c = o.outputs[0]
-            ids = list(c.token_ids)
-            lps = [float(c.logprobs[i][t].logprob) for i, t in enumerate(ids)] if c.logprobs else [0.0] * len(ids)
-            result.append(Completion(ids, lps, "length" if c.finish_reason == "length" else "stop"))
-            self.tokens_generated += len(ids)
-        return result
+        result: list[Completion | None] = [None] * len(prompts)
+        free = [i for i, p in enumerate(plist) if p.allowed is None]
+        if free:
+            outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(prompts[i])) for i in free],
+                                     [self._params(plist[i]) for i in free], use_tqdm=False)
+            for i, o in zip(free, outs):
+                c = o.outputs[0]
+                ids = list(c.token_ids)
+                lps = [float(c.logprobs[k][t].logprob) for k, t in enumerate(ids)] if c.logprobs else [0.0] * len(ids)
+                result[i] = Completion(ids, lps, "length" if c.finish_reason == "length" else "stop")
+        cons = [i for i, p in enumerate(plist) if p.allowed is not None]
+        if cons:
+            for i, c in zip(cons, self._generate_constrained([prompts[i] for i in cons], [plist[i] for i in cons])):
+                result[i] = c
+        self.tokens_generated += sum(len(c.token_ids) for c in result if c is not None)
+        return [c for c in result if c is not None]
+
+    def _generate_constrained(self, prompts: list[list[int]], plist: list[SamplingParams]) -> list[Completion]:
+        """Decode each prompt into one of its allowed sequences, a step at a time (see the module docstring)."""
+        from vllm.inputs import TokensPrompt
+
+        toks: list[list[int]] = [[] for _ in prompts]
+        lps: list[list[float]] = [[] for _ in prompts]
+        done: list[str | None] = [None] * len(prompts)
+        gens = [torch.Generator(device="cpu") for _ in prompts]
+        for g, p in zip(gens, plist):
+            g.seed() if p.seed is None else g.manual_seed(int(p.seed))
+        while True:
+            active = [i for i, d in enumerate(done) if d is None]
+            if not active:
+                break
+            nxt = {}
+            for i in active:
+                n, allowed = len(toks[i]), plist[i].allowed or []
+                nxt[i] = sorted({s[n] for s in allowed if len(s) > n and s[:n] == toks[i]})
+                if not nxt[i]:  # cannot happen when every allowed sequence ends with EOS
+                    raise ValueError(f"constrained decoding: no allowed sequence extends {toks[i]}")
+            reqs = [self._vllm.SamplingParams(temperature=plist[i].temperature or 1.0, max_tokens=1, logprobs=len(nxt[i]),
+                                              logprob_token_ids=nxt[i]) for i in active]
+            outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(prompts[i]) + toks[i]) for i in active], reqs,
+                                     use_tqdm=False)
+            for i, o in zip(active, outs):
+                by_id = o.outputs[0].logprobs[0]
+                sub = torch.tensor([float(by_id[t].logprob) for t in nxt[i]], dtype=torch.float32)
+                p = plist[i]
+                if p.temperature == 0:
+                    k = int(torch.argmax(sub))
+                else:  # the same draw as the transformers backend's constrained pick
+                    k = int(torch.multinomial(torch.softmax(sub, -1), 1, generator=gens[i]))
+                toks[i].append(nxt[i][k])
+                lps[i].append(float(sub[k]))
+                if toks[i] in (p.allowed or []):
+                    done[i] = "stop"
+                elif len(toks[i]) >= p.max_new_tokens:
+                    done[i] = "length"
+        return [Completion(t, lp, d or "stop") for t, lp, d in zip(toks, lps, done)]
 
     def update_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         from safetensors.torch import save_file
