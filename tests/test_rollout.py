@@ -362,6 +362,30 @@ def test_branch_mid_turn_constrained(tiny) -> None:
     check_all([kid], tiny, r.policy, whole_template=True)
 
 
+@pytest.mark.parametrize("crn", [True, False])
+def test_branch_common_random_numbers(tiny, crn: bool) -> None:
+    """With common random numbers, continuation j from turn 1 and continuation j from turn 2 of the same
+    episode sample turn 2 with the same seed (so the luck of later turns cancels in V̂(2) − V̂(1));
+    without, every continuation of every point has its own seeds."""
+    r = runner(tiny, credit(3), constrained=True, snapshot_turns=True)
+    parent = r.collect(specs(1))[0]
+    seen: list[list[int | None]] = []
+    generate = r.policy.generate
+
+    def record(prompts, params):
+        seen.append([p.seed for p in params])
+        return generate(prompts, params)
+
+    r.policy.generate = record
+    kids = r.branch_many([(parent, parent.turns[1].start, [1.0]), (parent, parent.turns[2].start, [1.0])],
+                         common_random_numbers=crn)
+    assert len(kids) == 2 and all(k.terminated for k in kids)
+    # round 1: [from-turn-1 samples turn 1, from-turn-2 samples turn 2]; round 2: [from-turn-1 samples turn 2]
+    assert [len(x) for x in seen] == [2, 1]
+    assert (seen[1][0] == seen[0][1]) is crn
+    assert seen[0][0] != seen[0][1]
+
+
 def test_branch_many_and_bad_positions(tiny) -> None:
     r = runner(tiny, credit(2), constrained=True, snapshot_turns=True)
     a, b = r.collect(specs(2))
