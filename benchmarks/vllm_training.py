@@ -1,12 +1,12 @@
 """A short TRePO run with rollout.backend=vllm against the same run with the transformers backend.
 
 Run with the vLLM venv's python (`make setup-vllm`). The credit-assignment benchmark's setting (tiny-random,
-CreditChain, constrained decoding to the env's digits, 4 tasks x 4 episodes, 4 PPO epochs, lr 1e-3), the same
+CreditChain, constrained decoding to the env's digits, 4 tasks x 4 episodes, 4 PPO epochs, lr 5e-4), the same
 config and seeds for both backends; the engine gets the trainer's weights after every optimizer step
 (`update_weights`, no restart). SmolLM2 unconstrained scores 0 on CreditChain whichever backend samples, so a
 curve comparison needs a policy that learns here: that is the tiny model under constrained decoding, which
 the vLLM backend implements the same way as the transformers backend. Writes the reward curves to
-benchmarks/vllm_training.png and a section of BENCHMARKS.md.
+benchmarks/results/vllm_training.png and a section of BENCHMARKS.md.
 
     .venv-vllm/bin/python benchmarks/vllm_training.py --updates 40 --seeds 0 1 2
 """
@@ -31,7 +31,7 @@ def run(backend: str, seed: int, updates: int, turns: int, out: Path) -> tuple[l
     overrides = [
         "model=tiny-random", f"env.kwargs.turns={turns}", "algorithm.name=trepo", "rollout.groups=4",
         "rollout.group_size=4", "rollout.constrained=true", "rollout.max_new_tokens=4", "ppo.epochs=4",
-        "ppo.minibatch_size=8", "ppo.micro_batch_size=8", "optim.lr=1e-3", f"rollout.backend={backend}",
+        "ppo.minibatch_size=8", "ppo.micro_batch_size=8", "optim.lr=5e-4", f"rollout.backend={backend}",
         "rollout.vllm_gpu_memory_utilization=0.2", "rollout.max_seq_len=1024", f"train.updates={updates}",
         f"train.seed={seed}", f"train.run_dir={out}", f"train.checkpoint_every={updates * 10}", "train.log_episodes=0",
     ]
@@ -77,7 +77,7 @@ def main() -> None:
     ax.set_title(f"TRePO, tiny-random (constrained), CreditChain-{args.turns}: transformers vs vLLM")
     ax.legend()
     fig.tight_layout()
-    png = ROOT / "benchmarks" / "vllm_training.png"
+    png = ROOT / "benchmarks" / "results" / "vllm_training.png"
     fig.savefig(png, dpi=100)
 
     def mean_of(backend: str) -> float:
@@ -107,7 +107,7 @@ def main() -> None:
         "",
         f"Mean |hf − vLLM| reward per update, same seed: **{same_seed:.3f}**; mean |seed a − seed b| per update within a "
         f"backend (seed noise): **{seed_noise:.3f}**. The vLLM run's curve is {verdict} seed noise of the transformers "
-        "run's. Curves: `benchmarks/vllm_training.png`.",
+        "run's. Curves: `benchmarks/results/vllm_training.png`.",
     ])
     write_section("TRePO with vLLM rollouts vs transformers rollouts", body)
 

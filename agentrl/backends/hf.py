@@ -9,12 +9,12 @@ temperatures inside one batch).
 from __future__ import annotations
 
 import time
-
 from typing import Any
 
 import torch
 
 from agentrl.backends.base import Completion, SamplingParams, per_prompt
+from agentrl.backends.kv_store import KVStore
 from agentrl.chat import BaseChatModel, validate_messages
 
 
@@ -32,9 +32,12 @@ class HFPolicy:
     """Policy backend over a local `transformers` causal LM (CPU or GPU)."""
 
     def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64, device: str | None = None,
-                 prefix_reuse: bool = True, min_shared_prefix: int = 16):
+                 prefix_reuse: bool = True, min_shared_prefix: int = 16, kv_store: int = 0):
         """prefix_reuse: prompts in a batch that share a prefix of at least `min_shared_prefix` tokens (TRePO's
-        branch continuations, a group's episodes) encode it once; its KV cache is copied to every row."""
+        branch continuations, a group's episodes) encode it once; its KV cache is copied to every row.
+        kv_store: keep the KV cache of the last `kv_store` finished sequences, so a later prompt that extends
+        one (a simulator's next turn) encodes only its new tokens (`kv_store.py`; frozen models only)."""
+        self.store = KVStore(kv_store, min_shared_prefix) if kv_store else None
         self.prefix_reuse = prefix_reuse
         self.min_shared_prefix = max(1, int(min_shared_prefix))
         self.prefill_tokens = 0  # prompt tokens run through the model (after prefix sharing)
@@ -65,6 +68,8 @@ class HFPolicy:
         if all(k in own and own[k].data_ptr() == v.data_ptr() for k, v in state_dict.items()):
             return
         self.model.load_state_dict(state_dict, strict=True)
+        if self.store is not None:
+            self.store.clear()  # computed with the old weights
 
     # -- internals ------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -74,8 +79,11 @@ class HFPolicy:
         self.model.eval()
         t0 = time.perf_counter()
         try:
-            groups = self._prefix_groups(prompts) if self.prefix_reuse else None
-            if groups is None:
+            hits = self.store.lookup(prompts) if self.store is not None else []
+            groups = self._prefix_groups(prompts) if self.prefix_reuse and not any(k for _, k in hits) else None
+            if any(k for _, k in hits):
+                past, logits, attn, next_pos = self._prefill_stored(prompts, hits)
+            elif groups is None:
                 past, logits, attn, next_pos = self._prefill(prompts)
             else:
                 past, logits, attn, next_pos = self._prefill_shared(prompts, *groups)
@@ -108,6 +116,7 @@ class HFPolicy:
                 if not live:
                     break
                 if len(live) <= len(rows) // 2:  # drop finished rows once they are half the batch
+                    self._store_rows(past, attn, [j for j in range(len(rows)) if j not in live], rows, prompts, toks, hits)
                     keep = torch.tensor(live, dtype=torch.long, device=self.device)
                     past.batch_select_indices(keep)
                     attn, next_pos, temps = attn[keep], next_pos[keep], temps[keep]
@@ -124,6 +133,7 @@ class HFPolicy:
                 past, logits = out.past_key_values, out.logits[:, -1, :]
                 next_pos = next_pos + 1
             self.decode_s += time.perf_counter() - t1
+            self._store_rows(past, attn, list(range(len(rows))), rows, prompts, toks, hits)
         finally:
             self.model.train(was_training)
         self.tokens_generated += sum(len(t) for t in toks)
@@ -180,20 +190,62 @@ class HFPolicy:
         Row layout: [pad | prefix | pad | suffix]; the attention mask hides both pads, positions skip them."""
         C = max(len(q) for q in prefixes)
         sfx = [p[len(prefixes[g]):] for p, g in zip(prompts, member)]
-        S = max(len(q) for q in sfx)
         rows = torch.tensor(member, dtype=torch.long, device=self.device)
         pre_ids, pre_attn = self._left_pad(prefixes, C)
         pre_pos = (pre_attn.cumsum(-1) - 1).clamp(min=0)
         past = self.model(input_ids=pre_ids, attention_mask=pre_attn, position_ids=pre_pos, use_cache=True,
                           logits_to_keep=1).past_key_values
         past.batch_select_indices(rows)  # group rows -> prompt rows (repeats copy the shared prefix's KV)
+        self.prefill_tokens += sum(len(q) for q in prefixes)
+        return self._prefill_suffix(past, pre_attn[rows], sfx)
+
+    def _prefill_suffix(self, past: Any, pre_attn: torch.Tensor, sfx: list[list[int]]):
+        """Encode each row's suffix after the prefix KV already in `past` (columns `pre_attn`)."""
+        S = max(len(q) for q in sfx)
         sfx_ids, sfx_attn = self._left_pad(sfx, S)
-        attn = torch.cat([pre_attn[rows], sfx_attn], dim=1)
+        attn = torch.cat([pre_attn, sfx_attn], dim=1)
         pos = (attn.cumsum(-1) - 1).clamp(min=0)[:, -S:]
         out = self.model(input_ids=sfx_ids, attention_mask=attn, position_ids=pos, past_key_values=past,
                          use_cache=True, logits_to_keep=1)
-        self.prefill_tokens += sum(len(q) for q in prefixes) + sum(len(q) for q in sfx)
+        self.prefill_tokens += sum(len(q) for q in sfx)
         return out.past_key_values, out.logits[:, -1, :], attn, pos[:, -1:] + 1
+
+    def _prefill_stored(self, prompts: list[list[int]], hits: list[tuple[tuple[int, ...] | None, int]]):
+        """Start rows from the KV store: row i's first hits[i][1] tokens come from a stored sequence, the rest
+        are encoded. Layout [pad | stored | pad | suffix], as in `_prefill_shared`."""
+        from transformers import DynamicCache
+
+        assert self.store is not None
+        C = max(k for _, k in hits)
+        stored = [self.store.get(key, k) if key is not None else None for key, k in hits]
+        ref = next(s for s in stored if s is not None)
+        past = DynamicCache()
+        for layer, (k0, _) in enumerate(ref):
+            H, D = k0.shape[0], k0.shape[2]
+            K = torch.zeros((len(prompts), H, C, D), dtype=k0.dtype, device=self.device)
+            V = torch.zeros_like(K)
+            for i, s in enumerate(stored):
+                if s is not None:
+                    n = s[layer][0].shape[1]
+                    K[i, :, C - n:], V[i, :, C - n:] = s[layer]
+            past.update(K, V, layer)
+        pre_attn = torch.zeros((len(prompts), C), dtype=torch.long, device=self.device)
+        for i, (_, k) in enumerate(hits):
+            if k:
+                pre_attn[i, C - k:] = 1
+        return self._prefill_suffix(past, pre_attn, [p[k:] for p, (_, k) in zip(prompts, hits)])
+
+    def _store_rows(self, past: Any, attn: torch.Tensor, js: list[int], rows: list[int], prompts: list[list[int]],
+                    toks: list[list[int]], hits: list[tuple[tuple[int, ...] | None, int]]) -> None:
+        """Keep the KV of tensor rows `js` (prompt + completion, less the last token, never fed) in the store."""
+        if self.store is None:
+            return
+        for j in js:
+            i = rows[j]
+            seq = prompts[i] + toks[i][:-1]
+            cols = attn[j].nonzero().squeeze(-1)[: len(seq)]  # the real columns, in order (pads skipped)
+            layers = [(lay.keys[j][:, cols], lay.values[j][:, cols]) for lay in past.layers]
+            self.store.put(seq, layers, replaces=hits[i][0] if hits else None)
 
     def _generator(self, p: SamplingParams) -> torch.Generator:
         g = torch.Generator(device="cpu")
@@ -266,8 +318,10 @@ class HFPolicy:
 class HFChatModel(BaseChatModel):
     """A `ChatModel` over a local transformers model: simulated users, patients and judges."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 32):
-        self.policy = HFPolicy(model, tokenizer, max_batch_size=max_batch_size)
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 32, kv_store: int = 32):
+        """kv_store: conversations whose KV cache is kept between calls (a simulator's next turn encodes only
+        what was added since its last one); 0 turns it off. The model must not change between calls."""
+        self.policy = HFPolicy(model, tokenizer, max_batch_size=max_batch_size, kv_store=kv_store)
         self.tokenizer = tokenizer
         self.calls = 0  # batched generate calls made (benchmarks count these)
 

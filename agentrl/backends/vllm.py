@@ -119,7 +119,10 @@ class VLLMPolicy:
         done: list[str | None] = [None] * len(prompts)
         gens = [torch.Generator(device="cpu") for _ in prompts]
         for g, p in zip(gens, plist):
-            g.seed() if p.seed is None else g.manual_seed(int(p.seed))
+            if p.seed is None:
+                g.seed()
+            else:
+                g.manual_seed(int(p.seed))
         while True:
             active = [i for i, d in enumerate(done) if d is None]
             if not active:

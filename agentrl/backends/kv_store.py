@@ -1,0 +1,77 @@
+"""`KVStore`: the KV cache of finished sequences, kept so that a later prompt extending one of them encodes
+only its new tokens.
+
+A simulated user or patient re-sends its whole conversation every turn (system prompt, earlier turns, the
+new question): with the store, turn n encodes the tokens added since turn n-1 instead of everything again.
+Only for a model whose weights do not change between calls (simulators, judges): `HFPolicy.update_weights`
+clears it, and a policy trained in place must not use it.
+
+Entries are keyed by token sequence (prompt + completion, less the last sampled token, which was never fed
+to the model) and evicted least recently used first. A lookup returns, per prompt, the longest stored
+prefix (at least `min_tokens`, and always leaving one token to encode).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+
+Layers = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values, each [kv_heads, tokens, head_dim]
+
+
+def _common_prefix(a: tuple[int, ...], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    k = 0
+    while k < n and a[k] == b[k]:
+        k += 1
+    return k
+
+
+class KVStore:
+    def __init__(self, max_entries: int, min_tokens: int = 16):
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        self.max_entries = int(max_entries)
+        self.min_tokens = max(1, int(min_tokens))
+        self._entries: OrderedDict[tuple[int, ...], Layers] = OrderedDict()
+        self.hits = 0
+        self.reused_tokens = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def lookup(self, prompts: list[list[int]]) -> list[tuple[tuple[int, ...] | None, int]]:
+        """Per prompt: (key of the stored sequence to start from, tokens to reuse), or (None, 0)."""
+        out: list[tuple[tuple[int, ...] | None, int]] = []
+        for p in prompts:
+            best: tuple[tuple[int, ...] | None, int] = (None, 0)
+            for key in self._entries:
+                if key[: self.min_tokens] != tuple(p[: self.min_tokens]):
+                    continue
+                k = min(_common_prefix(key, p), len(p) - 1)
+                if k >= self.min_tokens and k > best[1]:
+                    best = (key, k)
+            if best[0] is not None:
+                self._entries.move_to_end(best[0])
+                self.hits += 1
+                self.reused_tokens += best[1]
+            out.append(best)
+        return out
+
+    def get(self, key: tuple[int, ...], n: int) -> Layers:
+        """The first n positions of a stored sequence's KV, per layer."""
+        return [(k[:, :n], v[:, :n]) for k, v in self._entries[key]]
+
+    def put(self, seq: list[int], layers: Layers, replaces: tuple[int, ...] | None = None) -> None:
+        """Store one sequence's KV; drop the entry it grew from (now a prefix of it) and the oldest beyond
+        max_entries."""
+        if replaces is not None and replaces != tuple(seq):
+            self._entries.pop(replaces, None)
+        self._entries[tuple(seq)] = layers
+        self._entries.move_to_end(tuple(seq))
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)

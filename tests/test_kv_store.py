@@ -1,0 +1,69 @@
+"""The KV store (`agentrl/backends/kv_store.py`): a conversation's next turn starts from the KV cache of its
+last one and encodes only the new tokens, with the same tokens and logprobs as encoding everything."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agentrl.backends.base import SamplingParams
+from agentrl.backends.hf import HFChatModel, HFPolicy
+from agentrl.backends.kv_store import KVStore
+
+
+def _conversations(tok, n: int) -> list[list[int]]:
+    return [tok(f"System: you are patient number {i}. " * (3 + i) + "Doctor: how are you?")["input_ids"] for i in range(n)]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_next_turn_from_the_store_matches_full_encoding(tiny, temperature: float) -> None:
+    model, tok = tiny
+    stored, plain = HFPolicy(model, tok, kv_store=8), HFPolicy(model, tok)
+    turn1 = _conversations(tok, 4)
+    params = [SamplingParams(temperature=temperature, max_new_tokens=3 + 2 * i, seed=10 + i) for i in range(4)]
+    first = stored.generate(turn1, params)
+    assert len(stored.store) == 4 and stored.store.hits == 0
+    # turn 2: each conversation grows by its reply and a new question; one newcomer shares nothing stored
+    follow = tok(" Doctor: any fever?")["input_ids"]
+    turn2 = [p + c.token_ids + follow for p, c in zip(turn1, first)] + [tok("an unrelated new conversation")["input_ids"]]
+    params2 = [SamplingParams(temperature=temperature, max_new_tokens=6, seed=50 + i) for i in range(5)]
+    before = stored.prefill_tokens
+    a, b = stored.generate(turn2, params2), plain.generate(turn2, params2)
+    for x, y in zip(a, b):
+        assert x.token_ids == y.token_ids
+        assert torch.allclose(torch.tensor(x.logprobs), torch.tensor(y.logprobs), atol=1e-4)
+    assert stored.store.hits == 4
+    encoded = stored.prefill_tokens - before
+    assert encoded < sum(len(p) for p in turn2) - sum(len(p) for p in turn1), "the stored turns were encoded again"
+    # each grown conversation replaced its old entry; the newcomer added one
+    assert len(stored.store) == 5
+
+
+def test_store_evicts_least_recent_and_clears_on_new_weights(tiny) -> None:
+    model, tok = tiny
+    pol = HFPolicy(model, tok, kv_store=2)
+    convs = _conversations(tok, 3)
+    for c in convs:
+        pol.generate([c], SamplingParams(temperature=0.0, max_new_tokens=2))
+    assert len(pol.store) == 2
+    assert pol.store.lookup([convs[0] + [5, 6]])[0][0] is None  # the oldest was evicted
+    assert pol.store.lookup([convs[2] + [5, 6]])[0][1] == len(convs[2])
+    new = {k: v.clone() for k, v in model.state_dict().items()}
+    pol.update_weights(new)
+    assert len(pol.store) == 0
+
+
+def test_kv_store_rejects_bad_size() -> None:
+    with pytest.raises(ValueError, match="max_entries must be >= 1"):
+        KVStore(0)
+
+
+def test_chat_model_keeps_conversations(tiny) -> None:
+    """HFChatModel stores conversations by default: a simulator's second turn reuses its first."""
+    model, tok = tiny
+    chat = HFChatModel(model, tok)
+    msgs = [{"role": "system", "content": "You are a patient with a cough. " * 4}, {"role": "user", "content": "Hi?"}]
+    reply = chat.complete(msgs, max_tokens=4)
+    chat.complete(msgs + [{"role": "assistant", "content": reply}, {"role": "user", "content": "Any fever?"}], max_tokens=4)
+    assert chat.policy.store is not None and chat.policy.store.hits == 1
+    assert HFChatModel(model, tok, kv_store=0).policy.store is None
