@@ -53,6 +53,18 @@ def test_store_evicts_least_recent_and_clears_on_new_weights(tiny) -> None:
     assert len(pol.store) == 0
 
 
+def test_a_shared_system_prompt_hit_keeps_the_other_conversation(tiny) -> None:
+    """Conversation B starts from A's entry (they share a long system prompt) but must not evict it."""
+    model, tok = tiny
+    pol = HFPolicy(model, tok, kv_store=8)
+    system = tok("System: you are a patient. Answer briefly. " * 3)["input_ids"]
+    a, b = system + tok(" Doctor: hello A")["input_ids"], system + tok(" Doctor: hi there B")["input_ids"]
+    (ca,) = pol.generate([a], SamplingParams(temperature=0.0, max_new_tokens=3))
+    pol.generate([b], SamplingParams(temperature=0.0, max_new_tokens=3))
+    assert pol.store.hits == 1 and len(pol.store) == 2
+    assert pol.store.lookup([a + ca.token_ids + [7]])[0][1] == len(a) + len(ca.token_ids) - 1
+
+
 def test_kv_store_rejects_bad_size() -> None:
     with pytest.raises(ValueError, match="max_entries must be >= 1"):
         KVStore(0)

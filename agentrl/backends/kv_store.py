@@ -67,9 +67,10 @@ class KVStore:
         return [(k[:, :n], v[:, :n]) for k, v in self._entries[key]]
 
     def put(self, seq: list[int], layers: Layers, replaces: tuple[int, ...] | None = None) -> None:
-        """Store one sequence's KV; drop the entry it grew from (now a prefix of it) and the oldest beyond
+        """Store one sequence's KV; drop the entry it grew from if that is now a prefix of it (a hit on another
+        conversation that only shares a system prompt keeps that conversation's entry), and the oldest beyond
         max_entries."""
-        if replaces is not None and replaces != tuple(seq):
+        if replaces is not None and len(replaces) < len(seq) and tuple(seq[: len(replaces)]) == replaces:
             self._entries.pop(replaces, None)
         self._entries[tuple(seq)] = layers
         self._entries.move_to_end(tuple(seq))
