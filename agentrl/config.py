@@ -27,6 +27,7 @@ class SimulatorConfig(_Strict):
     batch: bool = True  # gather the envs' calls into one batched call per round (needs rollout.env_workers > 1)
     max_batch: int = Field(64, ge=1)
     max_wait_s: float = Field(0.02, ge=0.0)
+    kv_store: int = Field(64, ge=0)  # local models: conversations whose KV cache is kept between turns (0 = off)
 
 
 class EnvConfig(_Strict):

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def make_chat_model(name: str) -> Any:
+def make_chat_model(name: str, *, kv_store: int = 32) -> Any:
+    """kv_store: for a local model, how many conversations keep their KV cache between calls (each turn then
+    encodes only what was added since the last; `agentrl/backends/kv_store.py`). 0 = off."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"a chat model name must be a non-empty string, got {name!r}")
     if "@http://" in name or "@https://" in name:
@@ -22,7 +24,7 @@ def make_chat_model(name: str) -> Any:
         return HTTPChatModel(url, model)
     from agentrl.backends.hf import HFChatModel
 
-    return HFChatModel.load(name)
+    return HFChatModel.load(name, kv_store=kv_store)
 
 
 def env_kwargs_with_simulator(kwargs: dict[str, Any], simulator: Any) -> dict[str, Any]:
@@ -32,7 +34,7 @@ def env_kwargs_with_simulator(kwargs: dict[str, Any], simulator: Any) -> dict[st
         return out
     if simulator.kwarg in out:
         raise ValueError(f"env.kwargs.{simulator.kwarg} is set and env.simulator would set it too; keep one of them")
-    model = make_chat_model(simulator.model)
+    model = make_chat_model(simulator.model, kv_store=simulator.kv_store)
     if simulator.batch:
         from agentrl.batching import BatchingChatModel
 

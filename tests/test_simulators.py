@@ -19,6 +19,15 @@ def test_simulator_config_gives_envs_one_shared_batched_model() -> None:
 
     a, b = make_env(cfg.env.id, **kw).unwrapped, make_env(cfg.env.id, **kw).unwrapped
     assert a.chat_model is b.chat_model is kw["chat_model"]
+    assert kw["chat_model"].model.policy.store.max_entries == 64  # the default: conversations keep their KV
+
+
+def test_simulator_kv_store_setting() -> None:
+    cfg = load_config(None, ["env.simulator.model=tiny-random", "env.simulator.batch=false", "env.simulator.kv_store=5"])
+    assert env_kwargs_with_simulator({}, cfg.env.simulator)["user"].policy.store.max_entries == 5
+    assert make_chat_model("tiny-random", kv_store=0).policy.store is None
+    with pytest.raises(ConfigError, match="kv_store"):
+        load_config(None, ["env.simulator.model=tiny-random", "env.simulator.kv_store=-1"])
 
 
 def test_simulator_errors_name_what_is_wrong() -> None:
