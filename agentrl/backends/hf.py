@@ -216,8 +216,11 @@ class HFPolicy:
         from transformers import DynamicCache
 
         assert self.store is not None
-        C = max(k for _, k in hits)
         stored = [self.store.get(key, k) if key is not None else None for key, k in hits]
+        hits = [(key, k) if st is not None else (None, 0) for (key, k), st in zip(hits, stored)]  # evicted meanwhile: miss
+        if not any(k for _, k in hits):
+            return self._prefill(prompts)
+        C = max(k for _, k in hits)
         ref = next(s for s in stored if s is not None)
         past = DynamicCache()
         for layer, (k0, _) in enumerate(ref):

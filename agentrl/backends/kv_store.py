@@ -13,6 +13,7 @@ prefix (at least `min_tokens`, and always leaving one token to encode).
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import torch
@@ -35,6 +36,8 @@ class KVStore:
         self.max_entries = int(max_entries)
         self.min_tokens = max(1, int(min_tokens))
         self._entries: OrderedDict[tuple[int, ...], Layers] = OrderedDict()
+        # BatchingChatModel may run two batches' generate calls at once (an overflow gets its own leader)
+        self._lock = threading.Lock()
         self.hits = 0
         self.reused_tokens = 0
 
@@ -42,37 +45,42 @@ class KVStore:
         return len(self._entries)
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
 
     def lookup(self, prompts: list[list[int]]) -> list[tuple[tuple[int, ...] | None, int]]:
         """Per prompt: (key of the stored sequence to start from, tokens to reuse), or (None, 0)."""
-        out: list[tuple[tuple[int, ...] | None, int]] = []
-        for p in prompts:
-            best: tuple[tuple[int, ...] | None, int] = (None, 0)
-            for key in self._entries:
-                if key[: self.min_tokens] != tuple(p[: self.min_tokens]):
-                    continue
-                k = min(_common_prefix(key, p), len(p) - 1)
-                if k >= self.min_tokens and k > best[1]:
-                    best = (key, k)
-            if best[0] is not None:
-                self._entries.move_to_end(best[0])
-                self.hits += 1
-                self.reused_tokens += best[1]
-            out.append(best)
-        return out
+        with self._lock:
+            return [self._lookup_one(p) for p in prompts]
+
+    def _lookup_one(self, p: list[int]) -> tuple[tuple[int, ...] | None, int]:
+        best: tuple[tuple[int, ...] | None, int] = (None, 0)
+        for key in self._entries:
+            if key[: self.min_tokens] != tuple(p[: self.min_tokens]):
+                continue
+            k = min(_common_prefix(key, p), len(p) - 1)
+            if k >= self.min_tokens and k > best[1]:
+                best = (key, k)
+        if best[0] is not None:
+            self._entries.move_to_end(best[0])
+            self.hits += 1
+            self.reused_tokens += best[1]
+        return best
 
     def get(self, key: tuple[int, ...], n: int) -> Layers:
-        """The first n positions of a stored sequence's KV, per layer."""
-        return [(k[:, :n], v[:, :n]) for k, v in self._entries[key]]
+        """The first n positions of a stored sequence's KV, per layer (None if it was evicted meanwhile)."""
+        with self._lock:
+            layers = self._entries.get(key)
+        return None if layers is None else [(k[:, :n], v[:, :n]) for k, v in layers]
 
     def put(self, seq: list[int], layers: Layers, replaces: tuple[int, ...] | None = None) -> None:
         """Store one sequence's KV; drop the entry it grew from if that is now a prefix of it (a hit on another
         conversation that only shares a system prompt keeps that conversation's entry), and the oldest beyond
         max_entries."""
-        if replaces is not None and len(replaces) < len(seq) and tuple(seq[: len(replaces)]) == replaces:
-            self._entries.pop(replaces, None)
-        self._entries[tuple(seq)] = layers
-        self._entries.move_to_end(tuple(seq))
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        with self._lock:
+            if replaces is not None and len(replaces) < len(seq) and tuple(seq[: len(replaces)]) == replaces:
+                self._entries.pop(replaces, None)
+            self._entries[tuple(seq)] = layers
+            self._entries.move_to_end(tuple(seq))
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
