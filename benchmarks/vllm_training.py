@@ -74,7 +74,7 @@ def main() -> None:
             ax.plot(range(1, len(r) + 1), r, color=colour, alpha=0.8, label=f"{backend}" if i == 0 else None)
     ax.set_xlabel("update")
     ax.set_ylabel("reward mean")
-    ax.set_title(f"TRePO, tiny-random (constrained), CreditChain-{args.turns}: transformers vs vLLM")
+    ax.set_title(f"TRePO, tiny-random, CreditChain-{args.turns}: hf vs vLLM", fontsize=10)
     ax.legend()
     fig.tight_layout()
     png = ROOT / "benchmarks" / "results" / "vllm_training.png"
