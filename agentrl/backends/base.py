@@ -43,6 +43,20 @@ class PolicyBackend(Protocol):
     def update_weights(self, state_dict: dict[str, torch.Tensor]) -> None: ...
 
 
+def next_allowed(allowed: list[list[int]], so_far: list[int]) -> list[int]:
+    """Constrained decoding: the tokens that extend `so_far` along one of the allowed sequences (ascending)."""
+    n = len(so_far)
+    return sorted({seq[n] for seq in allowed if len(seq) > n and seq[:n] == so_far})
+
+
+def pick_allowed(sub_logprobs: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
+    """Index into the allowed tokens: argmax when greedy, else one draw from their renormalised distribution.
+    Both backends pick with this, so for the same seed and logprobs they pick the same token."""
+    if temperature == 0:
+        return int(torch.argmax(sub_logprobs))
+    return int(torch.multinomial(torch.softmax(sub_logprobs, -1).cpu(), 1, generator=generator))
+
+
 def per_prompt(params: SamplingParams | list[SamplingParams], n: int) -> list[SamplingParams]:
     if isinstance(params, SamplingParams):
         return [params] * n

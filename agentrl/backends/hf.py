@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from agentrl.backends.base import Completion, SamplingParams, per_prompt
+from agentrl.backends.base import Completion, SamplingParams, next_allowed, per_prompt, pick_allowed
 from agentrl.backends.kv_store import KVStore
 from agentrl.chat import BaseChatModel, validate_messages
 
@@ -286,15 +286,10 @@ class HFPolicy:
     def _pick(self, logp_row: torch.Tensor, p: SamplingParams, so_far: list[int], g: torch.Generator) -> int:
         row = logp_row
         if p.allowed is not None:
-            n = len(so_far)
-            nxt = {seq[n] for seq in p.allowed if len(seq) > n and seq[:n] == so_far}
-            if not nxt:  # cannot happen when every allowed sequence ends with EOS; guard anyway
-                nxt = set(self.eos_ids)
-            idx = torch.tensor(sorted(nxt), dtype=torch.long, device=row.device)
-            sub = row[idx]  # sample among the allowed tokens only (renormalised)
-            if p.temperature == 0:
-                return int(idx[int(torch.argmax(sub))])
-            return int(idx[int(torch.multinomial(torch.softmax(sub, -1).cpu(), 1, generator=g))])
+            # cannot be empty when every allowed sequence ends with EOS; guard anyway
+            nxt = next_allowed(p.allowed, so_far) or sorted(self.eos_ids)
+            idx = torch.tensor(nxt, dtype=torch.long, device=row.device)
+            return nxt[pick_allowed(row[idx], p.temperature, g)]  # among the allowed tokens only (renormalised)
         if p.temperature == 0:
             return int(torch.argmax(row))
         probs = torch.softmax(row, dim=-1)

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from agentrl.backends.base import Completion, SamplingParams, per_prompt
+from agentrl.backends.base import Completion, SamplingParams, next_allowed, per_prompt, pick_allowed
 
 
 class VLLMPolicy:
@@ -129,8 +129,7 @@ class VLLMPolicy:
                 break
             nxt = {}
             for i in active:
-                n, allowed = len(toks[i]), plist[i].allowed or []
-                nxt[i] = sorted({s[n] for s in allowed if len(s) > n and s[:n] == toks[i]})
+                nxt[i] = next_allowed(plist[i].allowed or [], toks[i])
                 if not nxt[i]:  # cannot happen when every allowed sequence ends with EOS
                     raise ValueError(f"constrained decoding: no allowed sequence extends {toks[i]}")
             reqs = [self._vllm.SamplingParams(temperature=plist[i].temperature or 1.0, max_tokens=1, logprobs=len(nxt[i]),
@@ -141,10 +140,7 @@ class VLLMPolicy:
                 by_id = o.outputs[0].logprobs[0]
                 sub = torch.tensor([float(by_id[t].logprob) for t in nxt[i]], dtype=torch.float32)
                 p = plist[i]
-                if p.temperature == 0:
-                    k = int(torch.argmax(sub))
-                else:  # the same draw as the transformers backend's constrained pick
-                    k = int(torch.multinomial(torch.softmax(sub, -1), 1, generator=gens[i]))
+                k = pick_allowed(sub, p.temperature, gens[i])  # the transformers backend's constrained pick
                 toks[i].append(nxt[i][k])
                 lps[i].append(float(sub[k]))
                 if toks[i] in (p.allowed or []):
