@@ -43,6 +43,16 @@ class PolicyBackend(Protocol):
     def update_weights(self, state_dict: dict[str, torch.Tensor]) -> None: ...
 
 
+def seeded_generator(p: SamplingParams) -> torch.Generator:
+    """The request's own CPU generator: seeded from `p.seed`, or from fresh entropy when it has none."""
+    g = torch.Generator(device="cpu")
+    if p.seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(p.seed))
+    return g
+
+
 def next_allowed(allowed: list[list[int]], so_far: list[int]) -> list[int]:
     """Constrained decoding: the tokens that extend `so_far` along one of the allowed sequences (ascending)."""
     n = len(so_far)

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from agentrl.backends.base import Completion, SamplingParams, next_allowed, per_prompt, pick_allowed
-from agentrl.backends.kv_store import KVStore
+from agentrl.backends.base import Completion, SamplingParams, next_allowed, per_prompt, pick_allowed, seeded_generator
+from agentrl.backends.kv_store import KVStore, common_prefix
 from agentrl.chat import BaseChatModel, validate_messages
 
 
@@ -80,8 +80,9 @@ class HFPolicy:
         t0 = time.perf_counter()
         try:
             hits = self.store.lookup(prompts) if self.store is not None else []
-            groups = self._prefix_groups(prompts) if self.prefix_reuse and not any(k for _, k in hits) else None
-            if any(k for _, k in hits):
+            from_store = any(k for _, k in hits)
+            groups = self._prefix_groups(prompts) if self.prefix_reuse and not from_store else None
+            if from_store:
                 past, logits, attn, next_pos = self._prefill_stored(prompts, hits)
             elif groups is None:
                 past, logits, attn, next_pos = self._prefill(prompts)
@@ -91,7 +92,7 @@ class HFPolicy:
             self.prefill_s += t1 - t0
 
             temps = torch.tensor([p.temperature for p in plist], dtype=torch.float32, device=self.device)
-            gens = [self._generator(p) for p in plist]
+            gens = [seeded_generator(p) for p in plist]
             max_new = [p.max_new_tokens for p in plist]
             toks: list[list[int]] = [[] for _ in range(B)]
             lps: list[list[float]] = [[] for _ in range(B)]
@@ -168,7 +169,7 @@ class HFPolicy:
             if groups:
                 a, b = prompts[groups[-1][-1]], prompts[i]
                 n = min(shared[-1], len(a), len(b))
-                k = next((j for j in range(n) if a[j] != b[j]), n)
+                k = common_prefix(a[:n], b)
                 if k >= self.min_shared_prefix:
                     groups[-1].append(i)
                     shared[-1] = k
@@ -249,14 +250,6 @@ class HFPolicy:
             cols = attn[j].nonzero().squeeze(-1)[: len(seq)]  # the real columns, in order (pads skipped)
             layers = [(lay.keys[j][:, cols], lay.values[j][:, cols]) for lay in past.layers]
             self.store.put(seq, layers, replaces=hits[i][0] if hits else None)
-
-    def _generator(self, p: SamplingParams) -> torch.Generator:
-        g = torch.Generator(device="cpu")
-        if p.seed is None:
-            g.seed()
-        else:
-            g.manual_seed(int(p.seed))
-        return g
 
     def _pick_rows(self, logp: torch.Tensor, js: list[int], idx: list[int], plist: list[SamplingParams],
                    toks: list[list[int]], gens: list[torch.Generator]) -> list[int]:

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import torch
 
 Layers = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values, each [kv_heads, tokens, head_dim]
 
 
-def _common_prefix(a: tuple[int, ...], b: list[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token sequences."""
     n = min(len(a), len(b))
     k = 0
     while k < n and a[k] == b[k]:
@@ -55,10 +57,11 @@ class KVStore:
 
     def _lookup_one(self, p: list[int]) -> tuple[tuple[int, ...] | None, int]:
         best: tuple[tuple[int, ...] | None, int] = (None, 0)
+        head = tuple(p[: self.min_tokens])  # cheap first test before the token-by-token comparison
         for key in self._entries:
-            if key[: self.min_tokens] != tuple(p[: self.min_tokens]):
+            if key[: self.min_tokens] != head:
                 continue
-            k = min(_common_prefix(key, p), len(p) - 1)
+            k = min(common_prefix(key, p), len(p) - 1)
             if k >= self.min_tokens and k > best[1]:
                 best = (key, k)
         if best[0] is not None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from agentrl.backends.base import Completion, SamplingParams, next_allowed, per_prompt, pick_allowed
+from agentrl.backends.base import Completion, SamplingParams, next_allowed, per_prompt, pick_allowed, seeded_generator
 
 
 class VLLMPolicy:
@@ -117,12 +117,7 @@ class VLLMPolicy:
         toks: list[list[int]] = [[] for _ in prompts]
         lps: list[list[float]] = [[] for _ in prompts]
         done: list[str | None] = [None] * len(prompts)
-        gens = [torch.Generator(device="cpu") for _ in prompts]
-        for g, p in zip(gens, plist):
-            if p.seed is None:
-                g.seed()
-            else:
-                g.manual_seed(int(p.seed))
+        gens = [seeded_generator(p) for p in plist]
         while True:
             active = [i for i, d in enumerate(done) if d is None]
             if not active:
