@@ -146,36 +146,63 @@ def kl_estimate(logprobs: Tensor, ref_logprobs: Tensor, kind: str = "k1") -> Ten
     return torch.expm1(log_r) - log_r  # expm1: exact near r = 1, where k3 ≈ ½ (log r)²
 
 
-def entropy_from_logits(logits: Tensor) -> Tensor:
+def _allowed_logits(logits: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor]:
+    """(sub [..., A], constrained [...]): the logits of each position's allowed ids (-inf on the -1 pads; 0
+    everywhere on unconstrained positions, so no row is all -inf), and which positions are constrained."""
+    on = allowed >= 0
+    cons = on.any(-1)
+    sub = logits.gather(-1, allowed.clamp(min=0).long()).masked_fill(~on, float("-inf"))
+    return torch.where(cons.unsqueeze(-1), sub, torch.zeros_like(sub)), cons
+
+
+def entropy_from_logits(logits: Tensor, allowed: Tensor | None = None) -> Tensor:
     """Entropy H = −Σ_v p_v log p_v of softmax(logits) over the last dim -> shape logits.shape[:-1].
 
     Computed from log_softmax (logsumexp inside, float32), so large logits don't overflow; logits of −inf
     (a constrained-decoding mask) contribute exactly 0, with finite gradients (0·log 0 := 0).
+    allowed [..., A] (-1 padded): constrained positions take the entropy of the renormalised distribution
+    over their allowed ids (see `token_logprobs`).
     """
-    logp = torch.log_softmax(logits.float(), dim=-1)  # [..., V]
-    p = logp.exp()
-    logp_safe = logp.masked_fill(~torch.isfinite(logp), 0.0)  # avoids 0·(−inf) = NaN in value and gradient
-    return -(p * logp_safe).sum(dim=-1)
+    logits = logits.float()
+    if not torch.isneginf(logits).any():  # the common case, with two [..., V] temporaries instead of three
+        h = torch.logsumexp(logits, dim=-1) - (torch.softmax(logits, dim=-1) * logits).sum(dim=-1)
+    else:
+        logp = torch.log_softmax(logits, dim=-1)  # [..., V]
+        logp_safe = logp.masked_fill(~torch.isfinite(logp), 0.0)  # avoids 0·(−inf) = NaN in value and gradient
+        h = -(logp.exp() * logp_safe).sum(dim=-1)
+    if allowed is None or allowed.shape[-1] == 0:
+        return h
+    sub, cons = _allowed_logits(logits, allowed)
+    return torch.where(cons, entropy_from_logits(sub), h)
 
 
-def token_logprobs(logits: Tensor, target_ids: Tensor, *, chunk_rows: int = 4096) -> Tensor:
+def token_logprobs(logits: Tensor, target_ids: Tensor, *, allowed: Tensor | None = None, chunk_rows: int = 4096) -> Tensor:
     """log softmax(logits)[target] for logits [..., V] and target_ids [...] -> float32 [...].
 
     Uses logit[target] − logsumexp(logits) so the full [..., V] log-softmax is never stored; half-precision
     logits are upcast to float32 chunk by chunk (chunk_rows rows of V at a time), never all at once.
+    allowed [..., A] long, -1 padded (`types.allowed_tensor`): a position with allowed ids is scored by the
+    constrained policy that sampled it, renormalised over those ids (a forced token: log 1 = 0, no gradient);
+    a position whose ids are all -1 by the whole vocabulary.
     Note: positions are not shifted here -- pass the logits that predict target_ids.
     """
-    if logits.shape[:-1] != target_ids.shape:
+    if logits.shape[:-1] != target_ids.shape or (allowed is not None and allowed.shape[:-1] != target_ids.shape):
         raise ValueError(
-            f"token_logprobs: logits {tuple(logits.shape)} and target_ids {tuple(target_ids.shape)} disagree"
+            f"token_logprobs: logits {tuple(logits.shape)}, target_ids {tuple(target_ids.shape)}"
+            f"{'' if allowed is None else f' and allowed {tuple(allowed.shape)}'} disagree"
         )
     lead = target_ids.shape
     flat = logits.reshape(-1, logits.shape[-1])  # [N, V]
     ids = target_ids.reshape(-1, 1).long()  # [N, 1]
+    allow = None if allowed is None or allowed.shape[-1] == 0 else allowed.reshape(-1, allowed.shape[-1])
     outs = []
     for s in range(0, flat.shape[0], chunk_rows):
         chunk = flat[s : s + chunk_rows].float()
-        outs.append(chunk.gather(-1, ids[s : s + chunk_rows]).squeeze(-1) - torch.logsumexp(chunk, dim=-1))
+        logz = torch.logsumexp(chunk, dim=-1)
+        if allow is not None:
+            sub, cons = _allowed_logits(chunk, allow[s : s + chunk_rows])
+            logz = torch.where(cons, torch.logsumexp(sub, dim=-1), logz)
+        outs.append(chunk.gather(-1, ids[s : s + chunk_rows]).squeeze(-1) - logz)
     if not outs:
         return torch.zeros(lead, dtype=torch.float32, device=logits.device)
     return torch.cat(outs).reshape(lead)

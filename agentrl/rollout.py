@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from agentrl.backends.base import PolicyBackend, SamplingParams
+from agentrl.backends.base import PolicyBackend, SamplingParams, allowed_steps
 from agentrl.chat_format import ChatFormatter
 from agentrl.types import Episode, Message, Turn
 
@@ -43,6 +43,7 @@ class _Live:
     sampling: SamplingParams
     partial: list[int] = field(default_factory=list)  # sampled ids of the current turn before a mid-turn branch point
     partial_lp: list[float] = field(default_factory=list)
+    partial_allowed: list[list[int]] = field(default_factory=list)
     seed_key: Any = None  # what a turn's sampling seed derives from (default: the episode's uid)
 
 
@@ -141,6 +142,7 @@ class RolloutRunner:
                 base = replace(self.sampling, temperature=temp, seed=_derive_seed(self.seed, *key))
                 ids = episode.input_ids[:pos]
                 lives.append(_Live(env, ep, ids, base, partial=list(turn.sampled_ids[:cut]), partial_lp=list(turn.logprobs[:cut]),
+                                   partial_allowed=list(turn.allowed[:cut]) if turn.allowed else [],
                                    seed_key=key if common_random_numbers else None))
         return self._run(lives, fresh_turn_snapshot=False)
 
@@ -186,7 +188,7 @@ class RolloutRunner:
 
     def _step_all(self, active: list[_Live], comps: list[Any], params: list[SamplingParams]) -> list[bool]:
         """Step every active env with its generated turn (on threads when env_workers > 1)."""
-        jobs = [(lv, c.token_ids, c.logprobs, c.finish_reason, p.temperature) for lv, c, p in zip(active, comps, params)]
+        jobs = [(lv, c.token_ids, c.logprobs, c.finish_reason, p) for lv, c, p in zip(active, comps, params)]
         if self.env_workers == 1 or len(jobs) == 1:
             return [self._advance(*j) for j in jobs]
         if self._threads is None:
@@ -195,16 +197,17 @@ class RolloutRunner:
             self._threads = ThreadPoolExecutor(self.env_workers, thread_name_prefix="agentrl-env")
         return list(self._threads.map(lambda j: self._advance(*j), jobs))
 
-    def _advance(self, lv: _Live, new_ids: list[int], new_lp: list[float], finish: str, temperature: float) -> bool:
+    def _advance(self, lv: _Live, new_ids: list[int], new_lp: list[float], finish: str, p: SamplingParams) -> bool:
         """Step the env with one generated turn; return True when the episode is over."""
         sampled = lv.partial + list(new_ids)
         lps = lv.partial_lp + list(new_lp)
+        allowed = None if p.allowed is None else lv.partial_allowed + allowed_steps(p.allowed, list(new_ids))
         start = len(lv.ids) - len(lv.partial)
-        lv.partial, lv.partial_lp = [], []
+        lv.partial, lv.partial_lp, lv.partial_allowed = [], [], []
         text = self.fmt.tok.decode(sampled, skip_special_tokens=True)
         obs, reward, terminated, truncated, info = lv.env.step(text)
         env_msgs = [Message.from_dict(m) for m in obs]
-        turn = Turn(sampled, lps, text, finish, start, env_messages=env_msgs, temperature=temperature)
+        turn = Turn(sampled, lps, text, finish, start, env_messages=env_msgs, temperature=p.temperature, allowed=allowed)
         ep = lv.ep
         ep.turns.append(turn)
         ep.messages.append(Message("assistant", text))

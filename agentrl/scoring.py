@@ -6,14 +6,17 @@ from typing import Any
 
 import torch
 
+from agentrl.losses import entropy_from_logits, token_logprobs
+
 
 def sequence_logprobs(
     model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float | torch.Tensor = 1.0,
-    *, return_entropy: bool = False,
+    *, return_entropy: bool = False, allowed: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """logprob[b, t] = log pi(input_ids[b, t] | input_ids[b, :t]) at `temperature` (position 0 gets 0).
 
     input_ids, attention_mask: [B, T]. temperature: scalar or [B] (per-episode sampling temperature).
+    allowed: [B, T, A] from `types.allowed_tensor` — constrained positions are renormalised over their ids.
     Returns (logprobs [B, T], entropy [B, T] or None). Gradients flow when the caller has them on.
     """
     pos = (attention_mask.cumsum(-1) - 1).clamp(min=0)
@@ -22,15 +25,11 @@ def sequence_logprobs(
         logits = logits / temperature.to(logits.device).view(-1, 1, 1)
     elif temperature != 1.0:
         logits = logits / temperature
-    logz = torch.logsumexp(logits, dim=-1)  # [B, T-1]
-    target = input_ids[:, 1:].unsqueeze(-1)
-    lp = logits.gather(-1, target).squeeze(-1) - logz
-    out = torch.zeros(input_ids.shape, dtype=lp.dtype, device=lp.device)
-    out[:, 1:] = lp
+    allow = None if allowed is None else allowed[:, 1:]
+    out = torch.zeros(input_ids.shape, dtype=torch.float32, device=logits.device)
+    out[:, 1:] = token_logprobs(logits, input_ids[:, 1:], allowed=allow)
     ent = None
     if return_entropy:
-        p = torch.softmax(logits, dim=-1)
-        e = logz - (p * logits).sum(-1)
         ent = torch.zeros_like(out)
-        ent[:, 1:] = e
+        ent[:, 1:] = entropy_from_logits(logits, allow)
     return out, ent

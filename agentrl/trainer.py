@@ -29,7 +29,7 @@ from agentrl.models import load_model
 from agentrl.registry import make_env
 from agentrl.simulators import env_kwargs_with_simulator
 from agentrl.rollout import EpisodeSpec, RolloutRunner
-from agentrl.types import Episode, TrainBatch, collate
+from agentrl.types import Episode, TrainBatch, allowed_tensor, collate
 from agentrl.update import ValueHead, forward, ppo_update
 from agentrl.values import estimate_branch_values, greedy_baselines
 
@@ -144,11 +144,13 @@ class Trainer:
 
     def _batch(self, episodes: list[Episode], extra: dict[str, Any]) -> TrainBatch:
         ids, attn, amask, old_lp = collate(episodes, self.policy.pad_id if hasattr(self.policy, "pad_id") else 0)
+        allowed = allowed_tensor(episodes, ids.shape[1])  # constrained decoding: train the policy that sampled
         rewards = torch.tensor([ep.reward for ep in episodes], dtype=torch.float32)
         ref_lp = old_values = None
         with torch.no_grad():
             if self.ref_model is not None:
-                ref_lp = forward(self.ref_model, None, ids, attn, self.cfg.rollout.temperature, entropy=False, mask=amask).logprobs
+                ref_lp = forward(self.ref_model, None, ids, attn, self.cfg.rollout.temperature, entropy=False, mask=amask,
+                                 allowed=allowed).logprobs
                 if self.cfg.ppo.kl_in_reward:  # fold -beta * KL(pi || ref) of each episode into its RM
                     rewards = rewards - self.cfg.ppo.kl_coef * (kl_estimate(old_lp, ref_lp, "k1") * amask).sum(-1)
             if self.value_head is not None:
@@ -165,7 +167,8 @@ class Trainer:
         do_whiten = self.spec.default_whiten if self.cfg.algorithm.whiten is None else self.cfg.algorithm.whiten
         if do_whiten:
             adv = whiten(adv, amask)
-        return TrainBatch(ids, attn, amask, old_lp, adv, returns=out.returns, old_values=old_values, ref_logprobs=ref_lp)
+        return TrainBatch(ids, attn, amask, old_lp, adv, returns=out.returns, old_values=old_values, ref_logprobs=ref_lp,
+                          allowed=allowed)
 
     @staticmethod
     def _episode_metrics(episodes: list[Episode]) -> dict[str, float]:

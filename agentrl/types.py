@@ -38,6 +38,9 @@ class Turn:
     env_ids: list[int] = field(default_factory=list)
     env_messages: list[Message] = field(default_factory=list)
     temperature: float = 1.0
+    # constrained decoding: the allowed token ids at each sampled position (None: the whole vocabulary);
+    # `logprobs` are then renormalised over them, and so is the trainer's re-scoring (`allowed_tensor`)
+    allowed: list[list[int]] | None = None
 
 
 @dataclass
@@ -85,6 +88,15 @@ class Episode:
         return lp
 
     @property
+    def allowed_ids(self) -> list[list[int] | None]:
+        """Per position of `input_ids`: the allowed token ids at a constrained sampled position, else None."""
+        out: list[list[int] | None] = [None] * len(self.prompt_ids)
+        for t in self.turns:
+            out += list(t.allowed) if t.allowed is not None else [None] * len(t.sampled_ids)
+            out += [None] * len(t.env_ids)
+        return out
+
+    @property
     def turn_starts(self) -> list[int]:
         return [t.start for t in self.turns if t.sampled_ids]
 
@@ -108,6 +120,7 @@ class TrainBatch:
     returns: torch.Tensor | None = None  # [B, T] value targets (value-head estimators)
     old_values: torch.Tensor | None = None  # [B, T]
     ref_logprobs: torch.Tensor | None = None  # [B, T]
+    allowed: torch.Tensor | None = None  # [B, T, A] long: allowed ids at constrained positions, -1 padded (see allowed_tensor)
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -136,3 +149,19 @@ def collate(episodes: list[Episode], pad_id: int) -> tuple[torch.Tensor, torch.T
         amask[i, :n] = torch.tensor(e.action_mask, dtype=torch.float32)
         oldlp[i, :n] = torch.tensor(e.old_logprobs, dtype=torch.float32)
     return ids, attn, amask, oldlp
+
+
+def allowed_tensor(episodes: list[Episode], T: int | None = None) -> torch.Tensor | None:
+    """[B, T, A] long: at a constrained sampled position the allowed token ids (padded with -1), elsewhere all
+    -1 (the whole vocabulary). None when no episode was sampled under constrained decoding."""
+    per = [e.allowed_ids for e in episodes]
+    A = max((len(a) for row in per for a in row if a is not None), default=0)
+    if A == 0:
+        return None
+    T = T or max(len(row) for row in per)
+    out = torch.full((len(episodes), T, A), -1, dtype=torch.long)
+    for b, row in enumerate(per):
+        for t, a in enumerate(row):
+            if a is not None:
+                out[b, t, : len(a)] = torch.tensor(a, dtype=torch.long)
+    return out

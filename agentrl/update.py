@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from agentrl.config import PPOConfig
-from agentrl.losses import aggregate, kl_estimate, policy_loss, value_loss
+from agentrl.losses import aggregate, entropy_from_logits, kl_estimate, policy_loss, token_logprobs, value_loss
 from agentrl.types import TrainBatch
 
 
@@ -41,9 +41,12 @@ class ForwardOut:
 
 def forward(
     model: Any, value_head: ValueHead | None, ids: torch.Tensor, attn: torch.Tensor, temperature: float,
-    *, entropy: bool, mask: torch.Tensor | None = None,
+    *, entropy: bool, mask: torch.Tensor | None = None, allowed: torch.Tensor | None = None,
 ) -> ForwardOut:
     """Token logprobs (and entropy, values) of `ids` under `model` at `temperature`.
+
+    With `allowed` ([B, T, A], `types.allowed_tensor`) constrained positions are scored by the constrained
+    policy that sampled them: renormalised over their allowed ids (`losses.token_logprobs`).
 
     With `mask` ([B, T], 1 where a logprob is needed) the LM head runs only on those positions: with a
     49k vocabulary the full [B, T, V] logits dominate the cost and memory of a CPU update, and env or
@@ -62,15 +65,13 @@ def forward(
         sel = mask[:, 1:] > 0
         logits = head(hidden[:, :-1][sel])
     logits = logits.float() / temperature  # [N, V]: N = selected positions
-    logz = torch.logsumexp(logits, dim=-1)
+    sel_allowed = None if allowed is None else allowed[:, 1:][sel]  # [N, A]
     lp = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
-    lp_sel = logits.gather(-1, ids[:, 1:][sel].unsqueeze(-1)).squeeze(-1) - logz
-    lp[:, 1:] = lp[:, 1:].masked_scatter(sel, lp_sel)
+    lp[:, 1:] = lp[:, 1:].masked_scatter(sel, token_logprobs(logits, ids[:, 1:][sel], allowed=sel_allowed))
     ent = None
     if entropy:
-        e_sel = logz - (torch.softmax(logits, -1) * logits).sum(-1)
         ent = torch.zeros_like(lp)
-        ent[:, 1:] = ent[:, 1:].masked_scatter(sel, e_sel)
+        ent[:, 1:] = ent[:, 1:].masked_scatter(sel, entropy_from_logits(logits, sel_allowed))
     values = None
     if value_head is not None:
         values = torch.zeros_like(lp)
@@ -152,7 +153,8 @@ def ppo_update(
 
 
 def _micro_loss(model: nn.Module, value_head: ValueHead | None, mb: TrainBatch, cfg: PPOConfig, temperature: float) -> tuple[torch.Tensor, dict[str, float]]:
-    out = forward(model, value_head, mb.input_ids, mb.attention_mask, temperature, entropy=True, mask=mb.action_mask)
+    out = forward(model, value_head, mb.input_ids, mb.attention_mask, temperature, entropy=True, mask=mb.action_mask,
+                  allowed=mb.allowed)
     mask = mb.action_mask
     loss, stats = policy_loss(
         out.logprobs, mb.old_logprobs, mb.advantages, mask,

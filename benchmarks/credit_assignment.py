@@ -111,7 +111,8 @@ def _plots(results: dict, args: argparse.Namespace) -> None:
 def _table(results: dict, args: argparse.Namespace) -> None:
     lines = [
         machine_line(),
-        f"tiny-random (2 layers, SmolLM2 tokenizer), constrained decoding to the env's digits; 4 tasks x 4 episodes per update, "
+        f"tiny-random (2 layers, SmolLM2 tokenizer), constrained decoding to the env's digits "
+        f"(every algorithm trains the constrained policy that sampled: logprobs renormalised over the allowed tokens); 4 tasks x 4 episodes per update, "
         f"4 PPO epochs x 2 minibatches, lr {args.lr}, {args.updates} updates, seeds {args.seeds}. "
         f"'reach' = first update where the {args.window}-update moving average of reward >= {args.target}; a run that does not reach it counts as budget + 1 in the median; "
         "tokens count every sampled token, TRePO's branch continuations included. Plots: benchmarks/results/credit_assignment_K*.png.",

@@ -190,3 +190,24 @@ def test_token_logprobs() -> None:
     assert torch.isfinite(grad).all()
     with pytest.raises(ValueError):
         token_logprobs(logits, ids[:, :4])
+
+
+def test_constrained_token_logprobs_and_entropy_by_hand() -> None:
+    # position 0: allowed {1, 3}; position 1: forced to {2}; position 2: the whole vocabulary (all -1)
+    logits = torch.tensor([[0.0, 1.0, 5.0, 2.0], [0.3, -1.0, 0.5, 4.0], [0.0, 1.0, 2.0, 3.0]], requires_grad=True)
+    ids = torch.tensor([3, 2, 0])
+    allowed = torch.tensor([[1, 3], [2, -1], [-1, -1]])
+    lp = token_logprobs(logits, ids, allowed=allowed)
+    want0 = 2.0 - math.log(math.exp(1.0) + math.exp(2.0))  # renormalised over {1, 3}; token 2's logit 5 is masked
+    want2 = 0.0 - math.log(sum(math.exp(v) for v in (0.0, 1.0, 2.0, 3.0)))
+    assert close(lp, [want0, 0.0, want2])
+    (grad,) = torch.autograd.grad(lp.sum(), logits)
+    assert torch.isfinite(grad).all()
+    assert torch.equal(grad[1], torch.zeros(4)), "a forced token (one allowed id) carries no gradient"
+    assert grad[0, 0] == 0 and grad[0, 2] == 0, "tokens outside the allowed set get no gradient"
+    assert close(token_logprobs(logits, ids, allowed=allowed, chunk_rows=1), lp)
+    q = torch.softmax(torch.tensor([1.0, 2.0]), -1)
+    h = entropy_from_logits(logits, allowed)
+    assert close(h, [float(-(q * q.log()).sum()), 0.0, float(entropy_from_logits(logits[2:].detach()))])
+    with pytest.raises(ValueError, match="allowed"):
+        token_logprobs(logits, ids, allowed=allowed[:2])

@@ -18,7 +18,7 @@ from agentrl.chat_format import ChatFormatter
 from agentrl.registry import load_env_plugins
 from agentrl.rollout import EpisodeSpec, RolloutRunner
 from agentrl.scoring import sequence_logprobs
-from agentrl.types import Episode, collate
+from agentrl.types import Episode, allowed_tensor, collate
 
 load_env_plugins()
 
@@ -136,8 +136,9 @@ def check_rescoring(episodes: list[Episode], model: Any, pad_id: int) -> None:
     """Re-scoring the collated sequences reproduces the rollout logprobs on sampled tokens (float32, 1e-4)."""
     temps = sorted({t.temperature or 1.0 for e in episodes for t in e.turns})
     ids, attn, amask, oldlp = collate(episodes, pad_id)
+    allowed = allowed_tensor(episodes, ids.shape[1])  # constrained turns record the renormalised logprob
     with torch.no_grad():
-        per_temp = {T: sequence_logprobs(model, ids, attn, T)[0] for T in temps}
+        per_temp = {T: sequence_logprobs(model, ids, attn, T, allowed=allowed)[0] for T in temps}
     for b, e in enumerate(episodes):
         for t in e.turns:
             # rollout logprobs are at the sampling temperature (1.0 for greedy)

@@ -84,3 +84,30 @@ def test_eval_scripted_gold_on_credit_chain() -> None:
 def test_eval_unknown_scripted_agent_names_the_available_ones() -> None:
     with pytest.raises(ValueError, match=r"no scripted agent 'nope' \(available: \['gold'\]\)"):
         evaluate("agentrl/CreditChain-v0", "scripted:nope", tasks=1)
+
+
+def test_constrained_batch_trains_the_policy_that_sampled(tmp_path: Path) -> None:
+    """Under constrained decoding the rollout records log pi_c (renormalised over the allowed tokens) and the
+    update scores the same distribution: before any step the PPO ratio is exactly 1, and forced tokens (one
+    allowed id, e.g. the EOS after a CreditChain digit) have log 1 = 0, so they carry no gradient."""
+    from agentrl.update import forward
+
+    cfg = load_config(None, SMALL + [f"train.run_dir={tmp_path}", "algorithm.name=grpo"])
+    tr = Trainer(cfg, console=False)
+    specs = tr._episode_specs(0)
+    episodes = tr.runner.collect(specs)
+    batch = tr._batch(episodes, tr._extra_sampling(episodes, specs))
+    assert batch.allowed is not None
+    for e in episodes:
+        for t in e.turns:
+            assert t.allowed is not None and len(t.allowed) == len(t.sampled_ids)
+            assert all(tok in a for tok, a in zip(t.sampled_ids, t.allowed))
+    on = batch.action_mask > 0
+    forced = on & (batch.allowed >= 0).sum(-1).eq(1)
+    assert forced.any() and torch.equal(batch.old_logprobs[forced], torch.zeros(int(forced.sum())))
+    with torch.no_grad():
+        new = forward(tr.model, None, batch.input_ids, batch.attention_mask, 1.0, entropy=False, mask=batch.action_mask,
+                      allowed=batch.allowed).logprobs
+        full = forward(tr.model, None, batch.input_ids, batch.attention_mask, 1.0, entropy=False, mask=batch.action_mask).logprobs
+    assert torch.allclose(new[on], batch.old_logprobs[on], atol=1e-4), "ratio 1 on the first step (on-policy)"
+    assert (full[on] - batch.old_logprobs[on]).abs().max() > 1.0, "the whole-vocabulary logprob is a different policy"

@@ -8,8 +8,8 @@ vLLM starts worker processes, so the engine is created under `if __name__ == "__
 1. generation from token ids: token ids and per-token logprobs for a batch of prompts (seeded sampling);
 2. the transformers model re-scores vLLM's sampled tokens: |logprob difference| per token;
 4. constrained decoding (allowed replies, as `rollout.constrained=true`): vLLM and the transformers backend
-   pick the same replies for the same seeds, each one an allowed sequence, with the same (unconstrained)
-   logprobs;
+   pick the same replies for the same seeds, each one an allowed sequence, with the same logprobs (the
+   constrained policy's: renormalised over the allowed tokens);
 3. update_weights: the HF weights are perturbed (seeded noise), pushed into the running engine, and the
    engine's greedy output is compared with the HF model's greedy output under the same new weights.
 """

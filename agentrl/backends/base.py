@@ -33,7 +33,8 @@ class SamplingParams:
 @dataclass
 class Completion:
     token_ids: list[int]
-    logprobs: list[float]  # log-prob of each sampled token under the policy at the sampling temperature (1.0 when greedy)
+    logprobs: list[float]  # log-prob of each sampled token under the policy at the sampling temperature (1.0 when greedy);
+    # under constrained decoding (`allowed`), renormalised over the allowed tokens (`constrained_logprob`)
     finish_reason: str  # "stop" (EOS, stop string, or a complete allowed reply) | "length"
 
 
@@ -57,6 +58,18 @@ def next_allowed(allowed: list[list[int]], so_far: list[int]) -> list[int]:
     """Constrained decoding: the tokens that extend `so_far` along one of the allowed sequences (ascending)."""
     n = len(so_far)
     return sorted({seq[n] for seq in allowed if len(seq) > n and seq[:n] == so_far})
+
+
+def allowed_steps(allowed: list[list[int]], toks: list[int]) -> list[list[int]]:
+    """The allowed set at each step of `toks` (what `next_allowed` offered before each token was picked)."""
+    return [next_allowed(allowed, toks[:n]) for n in range(len(toks))]
+
+
+def constrained_logprob(sub_logprobs: torch.Tensor, k: int) -> float:
+    """log pi_c(token k) of the constrained policy: the logprob renormalised over the allowed tokens alone.
+    This is the behaviour policy that sampled the token, so it is what both backends record (the trainer's
+    ratio and KL are over the same renormalised distribution; a forced token records log 1 = 0)."""
+    return float(sub_logprobs[k] - torch.logsumexp(sub_logprobs, -1))
 
 
 def pick_allowed(sub_logprobs: torch.Tensor, temperature: float, generator: torch.Generator) -> int:

@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 
-from agentrl.backends.base import Completion, SamplingParams, next_allowed, per_prompt, pick_allowed, seeded_generator
+from agentrl.backends.base import (
+    Completion, SamplingParams, constrained_logprob, next_allowed, per_prompt, pick_allowed, seeded_generator,
+)
 from agentrl.backends.kv_store import KVStore, common_prefix
 from agentrl.chat import BaseChatModel, validate_messages
 
@@ -105,8 +107,9 @@ class HFPolicy:
                 logp = torch.log_softmax(scaled, dim=-1)
                 step_tok = torch.full((len(rows),), self.pad_id, dtype=torch.long)
                 todo = [j for j, i in enumerate(rows) if finish[i] is None]
-                picked = self._pick_rows(logp, todo, [rows[j] for j in todo], plist, toks, gens)
+                picked, cons_lp = self._pick_rows(logp, todo, [rows[j] for j in todo], plist, toks, gens)
                 chosen_lp = logp[torch.tensor(todo), torch.tensor(picked)].tolist()
+                chosen_lp = [cons_lp.get(j, lp) for j, lp in zip(todo, chosen_lp)]
                 for j, t, lp in zip(todo, picked, chosen_lp):
                     i = rows[j]
                     step_tok[j] = t
@@ -252,15 +255,23 @@ class HFPolicy:
             self.store.put(seq, layers, replaces=hits[i][0] if hits else None)
 
     def _pick_rows(self, logp: torch.Tensor, js: list[int], idx: list[int], plist: list[SamplingParams],
-                   toks: list[list[int]], gens: list[torch.Generator]) -> list[int]:
+                   toks: list[list[int]], gens: list[torch.Generator]) -> tuple[list[int], dict[int, float]]:
         """Next token of tensor rows `js` (prompts `idx`): greedy rows by one argmax, plain sampling rows by one
         inverse-CDF draw (each row's own seeded generator gives its uniform, so a row samples the same token
-        whatever else is in the batch); constrained and top-p rows one by one."""
+        whatever else is in the batch); constrained and top-p rows one by one. Also returns the constrained
+        rows' logprobs (renormalised over their allowed tokens), by row."""
         out: dict[int, int] = {}
+        cons_lp: dict[int, float] = {}
         greedy, sample = [], []
         for j, i in zip(js, idx):
             p = plist[i]
-            if p.allowed is not None or (p.temperature > 0 and p.top_p < 1.0):
+            if p.allowed is not None:
+                # cannot be empty when every allowed sequence ends with EOS; guard anyway
+                nxt = next_allowed(p.allowed, toks[i]) or sorted(self.eos_ids)
+                sub = logp[j][torch.tensor(nxt, dtype=torch.long, device=logp.device)]
+                k = pick_allowed(sub, p.temperature, gens[i])  # among the allowed tokens only (renormalised)
+                out[j], cons_lp[j] = nxt[k], constrained_logprob(sub, k)
+            elif p.temperature > 0 and p.top_p < 1.0:
                 out[j] = self._pick(logp[j], p, toks[i], gens[i])
             elif p.temperature == 0:
                 greedy.append(j)
@@ -274,15 +285,10 @@ class HFPolicy:
             cdf = logp[rows].exp().cumsum(-1)
             pick = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
             out.update(zip(rows, pick.clamp(max=cdf.shape[-1] - 1).tolist()))
-        return [out[j] for j in js]
+        return [out[j] for j in js], cons_lp
 
     def _pick(self, logp_row: torch.Tensor, p: SamplingParams, so_far: list[int], g: torch.Generator) -> int:
         row = logp_row
-        if p.allowed is not None:
-            # cannot be empty when every allowed sequence ends with EOS; guard anyway
-            nxt = next_allowed(p.allowed, so_far) or sorted(self.eos_ids)
-            idx = torch.tensor(nxt, dtype=torch.long, device=row.device)
-            return nxt[pick_allowed(row[idx], p.temperature, g)]  # among the allowed tokens only (renormalised)
         if p.temperature == 0:
             return int(torch.argmax(row))
         probs = torch.softmax(row, dim=-1)

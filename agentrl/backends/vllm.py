@@ -9,10 +9,12 @@
 * Constrained decoding (`SamplingParams.allowed`, `rollout.constrained=true`) follows the transformers
   backend exactly: at each step vLLM returns the *unconstrained* logprobs (at the sampling temperature) of
   the tokens that extend an allowed reply (`logprob_token_ids`), and the token is picked among those alone
-  (renormalised; argmax when greedy) with the request's own seeded generator. The recorded logprob stays the
-  unconstrained policy's, which is what the trainer's PPO ratio is computed against. vLLM's own masks
-  (`allowed_token_ids`, structured outputs) would renormalise the returned logprobs too, so they are not
-  used. One engine call per token step for the constrained rows; the prefix cache keeps their prompts.
+  (renormalised; argmax when greedy) with the request's own seeded generator — the same code as the
+  transformers backend (`pick_allowed`), so both pick the same token for the same seed. The recorded logprob
+  is the constrained policy's (renormalised over the allowed tokens, `constrained_logprob`), which is what
+  the trainer's PPO ratio is computed against (DESIGN.md, "Learning tests on a CPU"). vLLM's own masks
+  (`allowed_token_ids`, structured outputs) are not used: the pick would no longer be the shared code.
+  One engine call per token step for the constrained rows; the prefix cache keeps their prompts.
 * `update_weights` loads the trainer's new weights into the running engine (no restart): it writes them to
   one safetensors file (in /dev/shm when there is one) and asks every vLLM worker, through
   `collective_rpc` and the worker extension in `vllm_worker.py`, to reload that file in place (vLLM's
@@ -28,7 +30,9 @@ from typing import Any
 
 import torch
 
-from agentrl.backends.base import Completion, SamplingParams, next_allowed, per_prompt, pick_allowed, seeded_generator
+from agentrl.backends.base import (
+    Completion, SamplingParams, constrained_logprob, next_allowed, per_prompt, pick_allowed, seeded_generator,
+)
 
 
 class VLLMPolicy:
@@ -137,7 +141,7 @@ class VLLMPolicy:
                 p = plist[i]
                 k = pick_allowed(sub, p.temperature, gens[i])  # the transformers backend's constrained pick
                 toks[i].append(nxt[i][k])
-                lps[i].append(float(sub[k]))
+                lps[i].append(constrained_logprob(sub, k))
                 if toks[i] in (p.allowed or []):
                     done[i] = "stop"
                 elif len(toks[i]) >= p.max_new_tokens:
