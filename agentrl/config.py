@@ -28,6 +28,7 @@ class SimulatorConfig(_Strict):
     max_batch: int = Field(64, ge=1)
     max_wait_s: float = Field(0.02, ge=0.0)
     kv_store: int = Field(64, ge=0)  # local models: conversations whose KV cache is kept between turns (0 = off)
+    dtype: Literal["float32", "bfloat16"] = "float32"  # local models: bfloat16 halves the weights read per step
 
 
 class EnvConfig(_Strict):

@@ -12,9 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 
-def make_chat_model(name: str, *, kv_store: int = 32) -> Any:
+def make_chat_model(name: str, *, kv_store: int = 32, dtype: str = "float32") -> Any:
     """kv_store: for a local model, how many conversations keep their KV cache between calls (each turn then
-    encodes only what was added since the last; `agentrl/backends/kv_store.py`). 0 = off."""
+    encodes only what was added since the last; `agentrl/backends/kv_store.py`). 0 = off.
+    dtype: a local model's weights, "float32" or "bfloat16" (an endpoint's model is the server's business)."""
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"dtype {dtype!r} is not supported for a chat model; allowed: float32, bfloat16")
     if not isinstance(name, str) or not name:
         raise ValueError(f"a chat model name must be a non-empty string, got {name!r}")
     if "@http://" in name or "@https://" in name:
@@ -24,7 +27,9 @@ def make_chat_model(name: str, *, kv_store: int = 32) -> Any:
         return HTTPChatModel(url, model)
     from agentrl.backends.hf import HFChatModel
 
-    return HFChatModel.load(name, kv_store=kv_store)
+    import torch
+
+    return HFChatModel.load(name, kv_store=kv_store, dtype=getattr(torch, dtype))
 
 
 def env_kwargs_with_simulator(kwargs: dict[str, Any], simulator: Any) -> dict[str, Any]:
@@ -34,7 +39,7 @@ def env_kwargs_with_simulator(kwargs: dict[str, Any], simulator: Any) -> dict[st
         return out
     if simulator.kwarg in out:
         raise ValueError(f"env.kwargs.{simulator.kwarg} is set and env.simulator would set it too; keep one of them")
-    model = make_chat_model(simulator.model, kv_store=simulator.kv_store)
+    model = make_chat_model(simulator.model, kv_store=simulator.kv_store, dtype=simulator.dtype)
     if simulator.batch:
         from agentrl.batching import BatchingChatModel
 

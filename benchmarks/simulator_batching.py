@@ -6,7 +6,7 @@ per round. Each with and without the KV store (a conversation's next turn starts
 The doctor asks the same questions in every run and the patient answers greedily, so all runs produce the
 same answers (checked). Writes a section of BENCHMARKS.md.
 
-    .venv/bin/python benchmarks/simulator_batching.py --model smollm2-135m --episodes 16 --rounds 3
+    .venv/bin/python benchmarks/simulator_batching.py --model smollm2-135m --episodes 16 --rounds 3 [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import torch
 from _common import machine_line, write_section
 
 from agentrl.backends.hf import HFChatModel
@@ -65,8 +66,9 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--episodes", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="the patient model's weights")
     args = ap.parse_args()
-    model, tok = load_model(args.model)
+    model, tok = load_model(args.model, dtype=getattr(torch, args.dtype))
     rows = {
         "one by one": measure(model, tok, args, batched=False, kv_store=0),
         f"batched (`BatchingChatModel`, envs on {args.episodes} threads)": measure(model, tok, args, batched=True, kv_store=0),
@@ -86,7 +88,7 @@ def main() -> None:
     o1 = rows[names[2]]
     body = "\n".join([
         machine_line(),
-        f"{args.model} plays the patient (greedy, up to 96 tokens) for {args.episodes} Consultation-v0 episodes, "
+        f"{args.model} ({args.dtype}, `env.simulator.dtype`) plays the patient (greedy, up to 96 tokens) for {args.episodes} Consultation-v0 episodes, "
         f"{args.rounds} doctor questions each. Same answers in all four runs: {'yes' if same else 'NO'}. Target: at least 4x.",
         "",
         "| patient calls | seconds | generate calls | prompt tokens encoded | prefill s | tokens generated | decode s | speed-up vs one by one |",
@@ -101,7 +103,7 @@ def main() -> None:
         "tokens) is long next to its replies: the KV store encodes it once per conversation instead of every turn, and "
         "what is left is the first turn's prompts and the decode steps.",
     ])
-    write_section("Simulated patients: batched vs one-by-one turns", body)
+    write_section("Simulated patients: batched vs one-by-one turns" + ("" if args.dtype == "float32" else f" ({args.dtype})"), body)
 
 
 if __name__ == "__main__":

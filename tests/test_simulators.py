@@ -40,6 +40,21 @@ def test_simulator_errors_name_what_is_wrong() -> None:
         env_kwargs_with_simulator(cfg.env.kwargs, cfg.env.simulator)
     with pytest.raises(ValueError, match="non-empty string"):
         make_chat_model("")
+    with pytest.raises(ConfigError, match="dtype"):
+        load_config(None, ["env.simulator.model=tiny-random", "env.simulator.dtype=float16"])
+    with pytest.raises(ValueError, match="allowed: float32, bfloat16"):
+        make_chat_model("tiny-random", dtype="float64")
+
+
+def test_simulator_dtype_bfloat16() -> None:
+    import torch
+
+    cfg = load_config(None, ["env.simulator.model=tiny-random", "env.simulator.batch=false", "env.simulator.dtype=bfloat16"])
+    m = env_kwargs_with_simulator({}, cfg.env.simulator)["user"]
+    assert next(m.policy.model.parameters()).dtype == torch.bfloat16
+    out = m.complete_batch([[{"role": "user", "content": "hello"}]] * 2, max_tokens=4, seed=0)
+    assert len(out) == 2 and all(isinstance(o, str) for o in out)
+    assert next(make_chat_model("tiny-random").policy.model.parameters()).dtype == torch.float32, "float32 by default"
 
 
 def test_endpoint_names_make_http_models() -> None:

@@ -323,10 +323,10 @@ class HFChatModel(BaseChatModel):
         self.calls = 0  # batched generate calls made (benchmarks count these)
 
     @classmethod
-    def load(cls, name: str, **kw: Any) -> "HFChatModel":
+    def load(cls, name: str, *, dtype: torch.dtype = torch.float32, **kw: Any) -> "HFChatModel":
         from agentrl.models import load_model
 
-        model, tok = load_model(name)
+        model, tok = load_model(name, dtype=dtype)
         return cls(model, tok, **kw)
 
     def complete_batch(
