@@ -4,7 +4,8 @@ One by one: each env's step calls the patient model in turn (16 generate calls p
 envs step on 16 threads and the patients' calls go through `BatchingChatModel`, one batched generate call
 per round. Each with and without the KV store (a conversation's next turn starts from its last one's KV).
 The doctor asks the same questions in every run and the patient answers greedily, so all runs produce the
-same answers (checked). Writes a section of BENCHMARKS.md.
+same answers in float32 (checked; in bfloat16 a batch's different matrix shapes round differently, and the
+share of answers equal to the one-by-one run's is reported). Writes a section of BENCHMARKS.md.
 
     .venv/bin/python benchmarks/simulator_batching.py --model smollm2-135m --episodes 16 --rounds 3 [--dtype bfloat16]
 """
@@ -77,7 +78,9 @@ def main() -> None:
     }
     names = list(rows)
     base = rows[names[0]]
-    same = all(r["answers"] == base["answers"] for r in rows.values())
+    flat = [a for ep in base["answers"] for a in ep]
+    agree = min(sum(a == b for a, b in zip(flat, [a for ep in r["answers"] for a in ep])) for r in rows.values())
+    same = f"{'yes' if agree == len(flat) else 'NO'} ({agree}/{len(flat)} answers equal in every run)"
 
     def x(a: dict, b: dict) -> str:
         return f"{a['secs'] / b['secs']:.1f}x"
@@ -89,7 +92,7 @@ def main() -> None:
     body = "\n".join([
         machine_line(),
         f"{args.model} ({args.dtype}, `env.simulator.dtype`) plays the patient (greedy, up to 96 tokens) for {args.episodes} Consultation-v0 episodes, "
-        f"{args.rounds} doctor questions each. Same answers in all four runs: {'yes' if same else 'NO'}. Target: at least 4x.",
+        f"{args.rounds} doctor questions each. Same answers in all four runs: {same}. Target: at least 4x.",
         "",
         "| patient calls | seconds | generate calls | prompt tokens encoded | prefill s | tokens generated | decode s | speed-up vs one by one |",
         "|---|---|---|---|---|---|---|---|",

@@ -272,7 +272,7 @@ class HFPolicy:
                 k = pick_allowed(sub, p.temperature, gens[i])  # among the allowed tokens only (renormalised)
                 out[j], cons_lp[j] = nxt[k], constrained_logprob(sub, k)
             elif p.temperature > 0 and p.top_p < 1.0:
-                out[j] = self._pick(logp[j], p, toks[i], gens[i])
+                out[j] = self._pick(logp[j], p, gens[i])
             elif p.temperature == 0:
                 greedy.append(j)
             else:
@@ -287,7 +287,7 @@ class HFPolicy:
             out.update(zip(rows, pick.clamp(max=cdf.shape[-1] - 1).tolist()))
         return [out[j] for j in js], cons_lp
 
-    def _pick(self, logp_row: torch.Tensor, p: SamplingParams, so_far: list[int], g: torch.Generator) -> int:
+    def _pick(self, logp_row: torch.Tensor, p: SamplingParams, g: torch.Generator) -> int:
         row = logp_row
         if p.temperature == 0:
             return int(torch.argmax(row))
