@@ -16,7 +16,9 @@ import torch
 from agentrl.backends.base import (
     Completion, SamplingParams, constrained_logprob, next_allowed, per_prompt, pick_allowed, seeded_generator,
 )
+from agentrl.backends.kv_cache import GrowingCache, new_cache, supports
 from agentrl.backends.kv_store import KVStore, common_prefix
+from agentrl.backends.packed_linear import pack_linears
 from agentrl.chat import BaseChatModel, validate_messages
 
 
@@ -28,6 +30,9 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
         elif isinstance(src, (list, tuple)):
             ids.update(int(i) for i in src)
     return ids
+
+
+RESERVE_CAP = 256  # positions reserved for replies up front; longer ones grow the cache by doubling
 
 
 class HFPolicy:
@@ -52,6 +57,8 @@ class HFPolicy:
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self.tokens_generated = 0
+        # decode steps write into preallocated room instead of re-concatenating the cache (`kv_cache.py`)
+        self.growing_cache = supports(model.config)
 
     # -- contract ---------------------------------------------------------------------------------
     def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams]) -> list[Completion]:
@@ -84,12 +91,13 @@ class HFPolicy:
             hits = self.store.lookup(prompts) if self.store is not None else []
             from_store = any(k for _, k in hits)
             groups = self._prefix_groups(prompts) if self.prefix_reuse and not from_store else None
+            extra = min(max(p.max_new_tokens for p in plist), RESERVE_CAP)  # cache room for the replies
             if from_store:
-                past, logits, attn, next_pos = self._prefill_stored(prompts, hits)
+                past, logits, attn, next_pos = self._prefill_stored(prompts, hits, extra)
             elif groups is None:
-                past, logits, attn, next_pos = self._prefill(prompts)
+                past, logits, attn, next_pos = self._prefill(prompts, extra)
             else:
-                past, logits, attn, next_pos = self._prefill_shared(prompts, *groups)
+                past, logits, attn, next_pos = self._prefill_shared(prompts, *groups, extra)
             t1 = time.perf_counter()
             self.prefill_s += t1 - t0
 
@@ -119,7 +127,7 @@ class HFPolicy:
                 live = [j for j, i in enumerate(rows) if finish[i] is None]
                 if not live:
                     break
-                if len(live) <= len(rows) // 2:  # drop finished rows once they are half the batch
+                if len(rows) - len(live) >= max(1, len(rows) // 8):  # drop finished rows (copying the cache: not for each one)
                     self._store_rows(past, attn, [j for j in range(len(rows)) if j not in live], rows, prompts, toks, hits)
                     keep = torch.tensor(live, dtype=torch.long, device=self.device)
                     past.batch_select_indices(keep)
@@ -143,6 +151,11 @@ class HFPolicy:
         self.tokens_generated += sum(len(t) for t in toks)
         return [Completion(toks[i], lps[i], finish[i] or "length") for i in range(B)]
 
+    def _new_cache(self, room: int) -> Any:
+        """An empty `GrowingCache` for a prefill, allocated with `room` positions beyond the prompt, or None
+        (the model makes its default cache)."""
+        return new_cache(self.model.config, room) if self.growing_cache else None
+
     def _left_pad(self, seqs: list[list[int]], width: int) -> tuple[torch.Tensor, torch.Tensor]:
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         attn = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -152,13 +165,14 @@ class HFPolicy:
                 attn[i, width - len(q):] = 1
         return ids.to(self.device), attn.to(self.device)
 
-    def _prefill(self, prompts: list[list[int]]):
+    def _prefill(self, prompts: list[list[int]], extra: int):
         """Left-padded prompts in one forward -> (KV cache, last logits, attention mask, next positions)."""
         ids, attn = self._left_pad(prompts, max(len(p) for p in prompts))
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
         # logits_to_keep=1: only the last position's logits are needed (the LM head over a whole
         # prompt is the largest cost of a prefill with a 49k vocabulary)
-        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1)
+        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=self._new_cache(extra),
+                         use_cache=True, logits_to_keep=1)
         self.prefill_tokens += sum(len(p) for p in prompts)
         return out.past_key_values, out.logits[:, -1, :], attn, pos[:, -1:] + 1
 
@@ -189,7 +203,7 @@ class HFPolicy:
                 member[i] = g
         return prefixes, member
 
-    def _prefill_shared(self, prompts: list[list[int]], prefixes: list[list[int]], member: list[int]):
+    def _prefill_shared(self, prompts: list[list[int]], prefixes: list[list[int]], member: list[int], extra: int):
         """Encode each group's prefix once, copy its KV cache to the group's rows, then encode the suffixes.
         Row layout: [pad | prefix | pad | suffix]; the attention mask hides both pads, positions skip them."""
         C = max(len(q) for q in prefixes)
@@ -197,7 +211,8 @@ class HFPolicy:
         rows = torch.tensor(member, dtype=torch.long, device=self.device)
         pre_ids, pre_attn = self._left_pad(prefixes, C)
         pre_pos = (pre_attn.cumsum(-1) - 1).clamp(min=0)
-        past = self.model(input_ids=pre_ids, attention_mask=pre_attn, position_ids=pre_pos, use_cache=True,
+        past = self.model(input_ids=pre_ids, attention_mask=pre_attn, position_ids=pre_pos,
+                          past_key_values=self._new_cache(max(len(q) for q in sfx) + extra), use_cache=True,
                           logits_to_keep=1).past_key_values
         past.batch_select_indices(rows)  # group rows -> prompt rows (repeats copy the shared prefix's KV)
         self.prefill_tokens += sum(len(q) for q in prefixes)
@@ -214,7 +229,7 @@ class HFPolicy:
         self.prefill_tokens += sum(len(q) for q in sfx)
         return out.past_key_values, out.logits[:, -1, :], attn, pos[:, -1:] + 1
 
-    def _prefill_stored(self, prompts: list[list[int]], hits: list[tuple[tuple[int, ...] | None, int]]):
+    def _prefill_stored(self, prompts: list[list[int]], hits: list[tuple[tuple[int, ...] | None, int]], extra: int):
         """Start rows from the KV store: row i's first hits[i][1] tokens come from a stored sequence, the rest
         are encoded. Layout [pad | stored | pad | suffix], as in `_prefill_shared`."""
         from transformers import DynamicCache
@@ -223,24 +238,27 @@ class HFPolicy:
         stored = [self.store.get(key, k) if key is not None else None for key, k in hits]
         hits = [(key, k) if st is not None else (None, 0) for (key, k), st in zip(hits, stored)]  # evicted meanwhile: miss
         if not any(k for _, k in hits):
-            return self._prefill(prompts)
+            return self._prefill(prompts, extra)
         C = max(k for _, k in hits)
-        ref = next(s for s in stored if s is not None)
-        past = DynamicCache()
-        for layer, (k0, _) in enumerate(ref):
-            H, D = k0.shape[0], k0.shape[2]
-            K = torch.zeros((len(prompts), H, C, D), dtype=k0.dtype, device=self.device)
-            V = torch.zeros_like(K)
-            for i, s in enumerate(stored):
-                if s is not None:
-                    n = s[layer][0].shape[1]
-                    K[i, :, C - n:], V[i, :, C - n:] = s[layer]
-            past.update(K, V, layer)
+        sfx = [p[k:] for p, (_, k) in zip(prompts, hits)]
+        if self.growing_cache:  # built in place, with room for the suffixes and the replies
+            past = GrowingCache.left_padded(stored, C, max(len(q) for q in sfx) + extra)
+        else:
+            past = DynamicCache()
+            for layer, (k0, _) in enumerate(next(s for s in stored if s is not None)):
+                H, D = k0.shape[0], k0.shape[2]
+                K = torch.zeros((len(prompts), H, C, D), dtype=k0.dtype, device=self.device)
+                V = torch.zeros_like(K)
+                for i, s in enumerate(stored):
+                    if s is not None:
+                        n = s[layer][0].shape[1]
+                        K[i, :, C - n:], V[i, :, C - n:] = s[layer]
+                past.update(K, V, layer)
         pre_attn = torch.zeros((len(prompts), C), dtype=torch.long, device=self.device)
         for i, (_, k) in enumerate(hits):
             if k:
                 pre_attn[i, C - k:] = 1
-        return self._prefill_suffix(past, pre_attn, [p[k:] for p, (_, k) in zip(prompts, hits)])
+        return self._prefill_suffix(past, pre_attn, sfx)
 
     def _store_rows(self, past: Any, attn: torch.Tensor, js: list[int], rows: list[int], prompts: list[list[int]],
                     toks: list[list[int]], hits: list[tuple[tuple[int, ...] | None, int]]) -> None:
@@ -323,10 +341,15 @@ class HFChatModel(BaseChatModel):
         self.calls = 0  # batched generate calls made (benchmarks count these)
 
     @classmethod
-    def load(cls, name: str, *, dtype: torch.dtype = torch.float32, **kw: Any) -> "HFChatModel":
+    def load(cls, name: str, *, dtype: torch.dtype = torch.float32, pack: bool = True, **kw: Any) -> "HFChatModel":
+        """Load a model for chatting only (it never trains): eval mode, no gradients, and on a CPU in float32 its
+        linear layers packed for oneDNN (`packed_linear.py`; pack=False keeps `nn.Linear`)."""
         from agentrl.models import load_model
 
         model, tok = load_model(name, dtype=dtype)
+        model.eval().requires_grad_(False)
+        if pack:
+            pack_linears(model)
         return cls(model, tok, **kw)
 
     def complete_batch(
