@@ -1,8 +1,8 @@
 """LLM-patient turns, batched vs one by one: 16 Consultation-v0 episodes whose patients share one model.
 
-One by one: each env's step calls the patient model in turn (16 generate calls per round). Batched: the
-envs step on 16 threads and the patients' calls go through `BatchingChatModel`, one batched generate call
-per round. Each with and without the KV store (a conversation's next turn starts from its last one's KV).
+One by one: each env's step calls the patient model in turn, in a plain loop on the main thread (16 generate
+calls per round). Batched: the envs step on 16 threads and the patients' calls go through `BatchingChatModel`,
+one batched generate call per round, made on whichever env thread leads it. Each with and without the KV store (a conversation's next turn starts from its last one's KV).
 The doctor asks the same questions in every run and the patient answers greedily, so all runs produce the
 same answers in float32 (checked; in bfloat16 a batch's different matrix shapes round differently, and the
 share of answers equal to the one-by-one run's is reported). Writes a section of BENCHMARKS.md.
@@ -42,6 +42,11 @@ def run(chat_model, episodes: int, rounds: int, threads: int) -> tuple[float, li
         answers[i].append(obs[-1]["content"])
 
     t0 = time.perf_counter()
+    if threads == 1:  # one by one: the plain loop, on this (the main) thread
+        for r in range(rounds):
+            for i in range(episodes):
+                step(i, QUESTIONS[r % len(QUESTIONS)])
+        return time.perf_counter() - t0, answers
     with ThreadPoolExecutor(threads) as pool:
         for r in range(rounds):
             list(pool.map(lambda i: step(i, QUESTIONS[r % len(QUESTIONS)]), range(episodes)))
