@@ -28,6 +28,15 @@ from agentrl.backends.hf import HFChatModel
 from agentrl.batching import BatchingChatModel
 from agentrl.registry import make_env
 
+CAVEAT = (
+    'Caveats, measured on this machine (2-core AMD EPYC VM): the one-by-one loop runs on the main thread,'
+    ' while a batched call runs on whichever env thread leads it, and with libgomp a second thread team '
+    'only spins 100 times before sleeping (more OpenMP threads than cores), so every parallel region of a'
+    ' decode step pays a wake-up: a 1-row decode step took 34 ms on the main thread and 55-60 ms on '
+    'another thread, a 16-row step ~25% longer. Until the batches run on the thread that owns the team, '
+    'that is what batching pays here. Timings of repeated runs vary by 10-20% on this VM (`--repeats` '
+    'keeps the fastest).'
+)
 QUESTIONS = ["Do you have a fever?", "When did this start, and has it got worse?", "Any chest pain or shortness of breath?"]
 
 
@@ -129,6 +138,8 @@ def main() -> None:
         "on a CPU, so the same tokens cost about the same batched or not. The patient's prompt (facts and rules, ~500 "
         "tokens) is long next to its replies: the KV store encodes it once per conversation instead of every turn, and "
         "what is left is the first turn's prompts and the decode steps.",
+        "",
+        CAVEAT,
     ])
     suffix = ", ".join(([] if args.dtype == "float32" else [args.dtype]) + ([] if args.pack else ["nn.Linear"]))
     write_section("Simulated patients: batched vs one-by-one turns" + (f" ({suffix})" if suffix else ""), body)
