@@ -16,7 +16,7 @@ import torch
 from agentrl.backends.base import (
     Completion, SamplingParams, constrained_logprob, next_allowed, per_prompt, pick_allowed, seeded_generator,
 )
-from agentrl.backends.kv_cache import GrowingCache, new_cache, supports
+from agentrl.backends.kv_cache import GrowingCache, left_pad_rows, new_cache, supports
 from agentrl.backends.kv_store import KVStore, common_prefix
 from agentrl.backends.packed_linear import pack_linears
 from agentrl.chat import BaseChatModel, validate_messages
@@ -245,14 +245,7 @@ class HFPolicy:
             past = GrowingCache.left_padded(stored, C, max(len(q) for q in sfx) + extra)
         else:
             past = DynamicCache()
-            for layer, (k0, _) in enumerate(next(s for s in stored if s is not None)):
-                H, D = k0.shape[0], k0.shape[2]
-                K = torch.zeros((len(prompts), H, C, D), dtype=k0.dtype, device=self.device)
-                V = torch.zeros_like(K)
-                for i, s in enumerate(stored):
-                    if s is not None:
-                        n = s[layer][0].shape[1]
-                        K[i, :, C - n:], V[i, :, C - n:] = s[layer]
+            for layer, (K, V) in enumerate(left_pad_rows(stored, C)):
                 past.update(K, V, layer)
         pre_attn = torch.zeros((len(prompts), C), dtype=torch.long, device=self.device)
         for i, (_, k) in enumerate(hits):

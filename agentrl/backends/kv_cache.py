@@ -28,6 +28,24 @@ except ImportError:  # pragma: no cover - older transformers: the backend keeps 
 RowKV = list[tuple[torch.Tensor, torch.Tensor]]
 
 
+def left_pad_rows(rows: list[RowKV | None], length: int, room: int = 0) -> RowKV:
+    """Per layer, keys and values [rows, heads, length + room, dim] whose first `length` positions hold each row's
+    KV right-aligned (zeros before it, and in rows that are None); the `room` after them is left unwritten."""
+    ref = next(r for r in rows if r is not None)
+    out = []
+    for layer, (k0, v0) in enumerate(ref):
+        K = k0.new_empty((len(rows), k0.shape[0], length + room, k0.shape[2]))
+        V = v0.new_empty((len(rows), v0.shape[0], length + room, v0.shape[2]))
+        for i, r in enumerate(rows):
+            n = 0 if r is None else r[layer][0].shape[1]
+            K[i, :, : length - n] = 0  # pads: masked, but must be finite (0 x NaN is NaN)
+            V[i, :, : length - n] = 0
+            if n:
+                K[i, :, length - n : length], V[i, :, length - n : length] = r[layer]
+        out.append((K, V))
+    return out
+
+
 def supports(config: Any) -> bool:
     """Whether `GrowingCache` can stand in for the model's default cache: every layer is full attention."""
     if DynamicLayer is None:
@@ -168,18 +186,8 @@ if DynamicLayer is not None:
         def left_padded(cls, rows: list[RowKV | None], length: int, room: int) -> "GrowingCache":
             """A cache of `length` positions whose row i holds rows[i]'s KV right-aligned (zeros before it, and
             in rows that are None), with `room` positions to spare."""
-            ref = next(r for r in rows if r is not None)
             cache = cls(room)
-            for layer, (k0, v0) in enumerate(ref):
-                K = k0.new_empty((len(rows), k0.shape[0], length + room, k0.shape[2]))
-                V = v0.new_empty((len(rows), v0.shape[0], length + room, v0.shape[2]))
-                for i, r in enumerate(rows):
-                    n = 0 if r is None else r[layer][0].shape[1]
-                    K[i, :, : length - n] = 0  # pads: masked, but must be finite (0 x NaN is NaN)
-                    V[i, :, : length - n] = 0
-                    if n:
-                        K[i, :, length - n : length], V[i, :, length - n : length] = r[layer]
-                cache.layers.append(GrowingLayer.adopt(K, V, length))
+            cache.layers.extend(GrowingLayer.adopt(K, V, length) for K, V in left_pad_rows(rows, length, room))
             return cache
 
 
