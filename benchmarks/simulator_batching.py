@@ -25,6 +25,7 @@ import torch
 from _common import machine_line, write_section
 
 from agentrl.backends.hf import HFChatModel
+from agentrl.backends.packed_linear import PackedLinear
 from agentrl.batching import BatchingChatModel
 from agentrl.registry import make_env
 
@@ -117,7 +118,7 @@ def main() -> None:
 
     table = [f"| {n} | {r['secs']:.1f} | {r['calls']} | {r['prefill_tokens']:,} | {r['prefill_s']:.1f} | {r['generated']:,} | "
              f"{r['decode_s']:.1f} | {x(base, r)} |" for n, r in rows.items()]
-    packed = sum(type(m).__name__ == "PackedLinear" for m in model.modules())
+    packed = sum(isinstance(m, PackedLinear) for m in model.modules())
     linears = f"{packed} linear layers oneDNN-packed" if packed else "nn.Linear layers"
     b0, b1 = rows[names[1]], rows[names[3]]
     o1 = rows[names[2]]

@@ -20,7 +20,7 @@ def _kv(b: int, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]
 
 def test_growing_layer_matches_dynamic_layer_through_every_operation() -> None:
     g = torch.Generator().manual_seed(0)
-    grow, ref = GrowingLayer(), DynamicLayer()
+    grow, ref = GrowingLayer(room=3), DynamicLayer()
 
     def check(step: str) -> None:
         assert grow.get_seq_length() == ref.get_seq_length(), step
@@ -32,9 +32,8 @@ def test_growing_layer_matches_dynamic_layer_through_every_operation() -> None:
     out = grow.update(k, v)
     assert torch.equal(out[0], ref.update(k, v)[0])
     check("prefill")
-    grow.reserve(3)
     room = grow._k.data_ptr()
-    for i in range(3):  # within the reserved room: written in place, no copy
+    for i in range(3):  # within the room allocated with the first update: written in place, no copy
         k, v = _kv(3, 1, g)
         grow.update(k, v), ref.update(k, v)
         check(f"step {i}")
@@ -79,13 +78,12 @@ def test_left_padded_cache_right_aligns_each_row() -> None:
     assert lay._k.shape[-2] == 9 and cache.get_seq_length() == 9  # the suffix went into the room
 
 
-def test_cache_appends_one_layer_per_model_layer_and_reserves_all() -> None:
+def test_cache_appends_one_layer_per_model_layer_with_its_room() -> None:
     g = torch.Generator().manual_seed(1)
-    cache = GrowingCache()
+    cache = GrowingCache(room=10)
     for layer in range(3):
         cache.update(*_kv(2, 4, g), layer)
     assert len(cache.layers) == 3 and cache.get_seq_length() == 4
-    cache.reserve(10)
     assert all(lay._k.shape[-2] == 14 for lay in cache.layers)
 
 

@@ -16,7 +16,7 @@ import torch
 from agentrl.backends.base import (
     Completion, SamplingParams, constrained_logprob, next_allowed, per_prompt, pick_allowed, seeded_generator,
 )
-from agentrl.backends.kv_cache import GrowingCache, left_pad_rows, new_cache, supports
+from agentrl.backends.kv_cache import GrowingCache, left_pad_rows, supports
 from agentrl.backends.kv_store import KVStore, common_prefix
 from agentrl.backends.packed_linear import pack_linears
 from agentrl.chat import BaseChatModel, validate_messages
@@ -154,7 +154,7 @@ class HFPolicy:
     def _new_cache(self, room: int) -> Any:
         """An empty `GrowingCache` for a prefill, allocated with `room` positions beyond the prompt, or None
         (the model makes its default cache)."""
-        return new_cache(self.model.config, room) if self.growing_cache else None
+        return GrowingCache(room) if self.growing_cache else None
 
     def _left_pad(self, seqs: list[list[int]], width: int) -> tuple[torch.Tensor, torch.Tensor]:
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)

@@ -115,12 +115,6 @@ if DynamicLayer is not None:
             self._n = need
             return self._views()
 
-        def reserve(self, extra: int) -> None:
-            """Make room for `extra` more positions now, so the steps after need no copy."""
-            if self._k is not None and self._n + extra > self._capacity():
-                self._resize(self._n + extra, self._k, self._v)
-                self._views()
-
         def get_seq_length(self) -> int:
             return self._n if self.is_initialized else 0
 
@@ -177,11 +171,6 @@ if DynamicLayer is not None:
                 self.layers.append(GrowingLayer(self.room))
             return super().update(key_states, value_states, layer_idx, *args, **kw)
 
-        def reserve(self, extra: int) -> None:
-            """Room for `extra` more positions in every layer (one copy now instead of doublings later)."""
-            for layer in self.layers:
-                layer.reserve(extra)
-
         @classmethod
         def left_padded(cls, rows: list[RowKV | None], length: int, room: int) -> "GrowingCache":
             """A cache of `length` positions whose row i holds rows[i]'s KV right-aligned (zeros before it, and
@@ -189,9 +178,3 @@ if DynamicLayer is not None:
             cache = cls(room)
             cache.layers.extend(GrowingLayer.adopt(K, V, length) for K, V in left_pad_rows(rows, length, room))
             return cache
-
-
-def new_cache(config: Any, room: int = 0) -> Any:
-    """A fresh `GrowingCache` with `room` positions to spare after its first update, or None where the model's
-    default cache must be used."""
-    return GrowingCache(room) if supports(config) else None
