@@ -2,20 +2,38 @@
 many episodes cost one batched generate call per turn instead of one call per episode.
 
 The rollout runner steps the envs of a round on threads (`rollout.env_workers`); each simulator calls
-`complete()` as usual and blocks. The first caller of a round becomes the leader: it waits until
-`max_batch` requests are queued, or `max_wait_s` passed since the last one arrived, then answers every
-queued request with one call to the wrapped model and wakes the others. Answers are the ones the wrapped
-model gives one by one: rows keep their own temperature, max_tokens and seed (a model with `complete_rows`
-takes per-row settings; otherwise rows are grouped by identical settings).
+`complete()` as usual and blocks. Whoever serves the queue waits until `max_batch` requests are queued, or
+`max_wait_s` passed since the last one arrived, then answers every queued request with one call to the
+wrapped model and wakes the callers. Answers are the ones the wrapped model gives one by one: rows keep
+their own temperature, max_tokens and seed (a model with `complete_rows` takes per-row settings; otherwise
+rows are grouped by identical settings).
+
+Who serves the queue: while a thread runs `map_serving(pool, fn, jobs)` (the rollout runner does, on the
+thread that called it), that thread answers every batch, and the env threads only enqueue and wait.
+Otherwise the first caller of a round leads it. The serving thread matters on a CPU: torch's OpenMP threads belong to the
+thread that started them, and with more threads than cores a second team sleeps between parallel regions,
+so a batch computed on an env thread pays a wake-up per operator (a 1-row SmolLM2 decode step took 34 ms on
+the main thread and 55-60 ms on another, on a 2-core VM).
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from agentrl.chat import BaseChatModel
+
+# One lock for every BatchingChatModel and the serving thread: a caller's "is a thread serving?" check and
+# its enqueue happen together, so a request never falls between a server that stops and a leader that starts.
+_LOCK = threading.Lock()
+_WORK = threading.Condition(_LOCK)  # notified when a request arrives or a served future finishes
+_MODELS: weakref.WeakSet[BatchingChatModel] = weakref.WeakSet()
+_server: int | None = None  # ident of the thread inside map_serving, if any
+T = TypeVar("T")
 
 
 @dataclass
@@ -38,20 +56,23 @@ class BatchingChatModel(BaseChatModel):
         self.model = model
         self.max_batch = int(max_batch)
         self.max_wait_s = float(max_wait_s)
-        self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
+        self._arrived = threading.Condition(_LOCK)
         self._queue: list[_Request] = []
-        self._leader = False
+        self._leader = False  # a thread has taken the queue's next batch on
         self.calls = 0  # batched calls made to the wrapped model
         self.requests = 0  # complete() calls answered
+        with _LOCK:
+            _MODELS.add(self)
 
     def complete(self, messages: list[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 256,
                  seed: int | None = None) -> str:
         req = _Request(messages, temperature, max_tokens, seed)
-        with self._lock:
+        with _LOCK:
             self._queue.append(req)
             self._arrived.notify_all()
-            lead = not self._leader
+            _WORK.notify_all()
+            served = _server is not None and _server != threading.get_ident()
+            lead = not served and not self._leader
             if lead:
                 self._leader = True
         if lead:
@@ -66,16 +87,17 @@ class BatchingChatModel(BaseChatModel):
                        seed: int | None = None) -> list[str]:
         return self.model.complete_batch(batch, temperature=temperature, max_tokens=max_tokens, seed=seed)
 
-    # -- the leader ------------------------------------------------------------------------------------
+    # -- the leader (the serving thread, or the round's first caller) ---------------------------------------
     def _lead(self) -> None:
-        with self._lock:
+        """Take the next batch (the caller has set `_leader`), answer it and wake its callers."""
+        with _LOCK:
             seen = -1
             while len(self._queue) < self.max_batch and len(self._queue) != seen:
                 seen = len(self._queue)  # wait for more while requests keep arriving
                 self._arrived.wait(self.max_wait_s)
             taken, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             self._leader = False
-            if self._queue:  # the overflow gets a leader of its own
+            if self._queue and _server is None:  # the overflow gets a leader of its own (a server takes it next)
                 self._leader = True
                 threading.Thread(target=self._lead, daemon=True).start()
         try:
@@ -109,3 +131,53 @@ class BatchingChatModel(BaseChatModel):
             for r, text in zip(rs, replies):
                 r.reply = text
 
+
+def _wake(_: Future) -> None:
+    with _LOCK:
+        _WORK.notify_all()
+
+
+def map_serving(pool: Executor, fn: Callable[..., T], *iterables: Iterable[Any]) -> list[T]:
+    """`list(pool.map(fn, *iterables))`, with every `BatchingChatModel` batch their calls make answered on
+    this thread instead of on a pool thread.
+
+    Meant for the thread that owns torch's compute threads (the rollout runner's). If another thread is
+    already serving, this one only waits. When the work is done, requests still queued (from threads outside
+    it) get a leader thread of their own. The first error in the work is raised after all of it finished.
+    """
+    global _server
+    me = threading.get_ident()
+    with _LOCK:  # serving starts before any work does, so no pool thread makes itself a leader
+        outer = _server
+        if outer is None:
+            _server = me
+    try:
+        futures = [pool.submit(fn, *args) for args in zip(*iterables)]
+        if _server == me:
+            _serve(futures)
+        wait(futures)
+        return [f.result() for f in futures]
+    finally:
+        with _LOCK:
+            if outer is None:
+                _server = None
+                for m in list(_MODELS):  # hand what is still queued to leader threads
+                    if m._queue and not m._leader:
+                        m._leader = True
+                        threading.Thread(target=m._lead, daemon=True).start()
+
+
+def _serve(futures: list[Future]) -> None:
+    for f in futures:
+        f.add_done_callback(_wake)
+    while True:
+        with _LOCK:
+            while True:
+                if all(f.done() for f in futures):
+                    return
+                ready = next((m for m in list(_MODELS) if m._queue and not m._leader), None)
+                if ready is not None:
+                    ready._leader = True
+                    break
+                _WORK.wait(1.0)
+        ready._lead()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from agentrl.backends.base import PolicyBackend, SamplingParams, allowed_steps
+from agentrl.batching import map_serving
 from agentrl.chat_format import ChatFormatter
 from agentrl.types import Episode, Message, Turn
 
@@ -53,7 +54,8 @@ class RolloutRunner:
     constrained: restrict sampling to `env.allowed_replies()` when the env declares them (tiny-model tests).
     snapshot_turns: keep an env snapshot at the start of every agent turn (needed to branch; TRePO sets it).
     env_workers: step the envs of a round on this many threads, so simulators that share a model behind a
-        `BatchingChatModel` answer in one batched call per round (1 = step one env after another).
+        `BatchingChatModel` answer in one batched call per round (1 = step one env after another); the
+        batched calls run on the thread that called the runner (`batching.map_serving`).
     """
 
     def __init__(
@@ -195,7 +197,8 @@ class RolloutRunner:
             from concurrent.futures import ThreadPoolExecutor
 
             self._threads = ThreadPoolExecutor(self.env_workers, thread_name_prefix="agentrl-env")
-        return list(self._threads.map(lambda j: self._advance(*j), jobs))
+        # the envs' batched simulator calls run here, on the thread that owns torch's compute threads
+        return map_serving(self._threads, lambda j: self._advance(*j), jobs)
 
     def _advance(self, lv: _Live, new_ids: list[int], new_lp: list[float], finish: str, p: SamplingParams) -> bool:
         """Step the env with one generated turn; return True when the episode is over."""

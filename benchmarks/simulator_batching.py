@@ -2,7 +2,7 @@
 
 One by one: each env's step calls the patient model in turn, in a plain loop on the main thread (16 generate
 calls per round). Batched: the envs step on 16 threads and the patients' calls go through `BatchingChatModel`,
-one batched generate call per round, made on whichever env thread leads it. Each with and without the KV store (a conversation's next turn starts from its last one's KV).
+one batched generate call per round, made on the main thread (`map_serving`, as the rollout runner does). Each with and without the KV store (a conversation's next turn starts from its last one's KV).
 The doctor asks the same questions in every run and the patient answers greedily, so all runs produce the
 same answers in float32 (checked; in bfloat16 a batch's different matrix shapes round differently, and the
 share of answers equal to the one-by-one run's is reported). Writes a section of BENCHMARKS.md.
@@ -26,16 +26,14 @@ from _common import machine_line, write_section
 
 from agentrl.backends.hf import HFChatModel
 from agentrl.backends.packed_linear import PackedLinear
-from agentrl.batching import BatchingChatModel
+from agentrl.batching import BatchingChatModel, map_serving
 from agentrl.registry import make_env
 
 CAVEAT = (
-    'Caveats, measured on this machine (2-core AMD EPYC VM): the one-by-one loop runs on the main thread,'
-    ' while a batched call runs on whichever env thread leads it, and with libgomp a second thread team '
-    'only spins 100 times before sleeping (more OpenMP threads than cores), so every parallel region of a'
-    ' decode step pays a wake-up: a 1-row decode step took 34 ms on the main thread and 55-60 ms on '
-    'another thread, a 16-row step ~25% longer. Until the batches run on the thread that owns the team, '
-    'that is what batching pays here. Timings of repeated runs vary by 10-20% on this VM (`--repeats` '
+    'Both sides compute on the main thread: with libgomp a second OpenMP thread team only spins briefly '
+    'before sleeping when there are more OpenMP threads than cores, so torch work on an env thread pays '
+    'a wake-up per parallel region (a 1-row decode step took 34 ms on the main thread and 55-60 ms on '
+    'another on a 2-core AMD EPYC VM). Timings of repeated runs vary by 10-20% on such a VM (`--repeats` '
     'keeps the fastest).'
 )
 QUESTIONS = ["Do you have a fever?", "When did this start, and has it got worse?", "Any chest pain or shortness of breath?"]
@@ -57,9 +55,9 @@ def run(chat_model, episodes: int, rounds: int, threads: int) -> tuple[float, li
             for i in range(episodes):
                 step(i, QUESTIONS[r % len(QUESTIONS)])
         return time.perf_counter() - t0, answers
-    with ThreadPoolExecutor(threads) as pool:
+    with ThreadPoolExecutor(threads) as pool:  # as the rollout runner steps envs: batches computed on this thread
         for r in range(rounds):
-            list(pool.map(lambda i: step(i, QUESTIONS[r % len(QUESTIONS)]), range(episodes)))
+            map_serving(pool, lambda i: step(i, QUESTIONS[r % len(QUESTIONS)]), range(episodes))
     return time.perf_counter() - t0, answers
 
 

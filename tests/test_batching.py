@@ -1,15 +1,18 @@
 """Batched simulators: many episodes' simulator calls become one batched generate call per round, with the
-same answers as one call per episode; errors reach every caller; a threaded rollout with an LLM patient
-behind the queue completes every episode."""
+same answers as one call per episode; errors reach every caller; `map_serving` answers the batches on the
+calling thread and hands leftovers on; a threaded rollout with an LLM patient behind the queue completes
+every episode, its patient's batches computed on the rollout's thread."""
 
 from __future__ import annotations
 
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from agentrl.backends.hf import HFChatModel
-from agentrl.batching import BatchingChatModel
+from agentrl.batching import BatchingChatModel, map_serving
 
 
 def _convo(i: int) -> list[dict[str, str]]:
@@ -107,6 +110,124 @@ def test_threaded_rollout_with_llm_patients_batches_their_turns(tiny) -> None:
         lambda: make_env("agentrl/Consultation-v0", patient="llm", chat_model=patient_model, max_turns=3),
         HFPolicy(model, tok), ChatFormatter(tok), SamplingParams(temperature=1.0, max_new_tokens=8), env_workers=6, seed=3,
     )
+    threads: set[int] = set()
+    answer = patient_model.model.complete_rows
+
+    def recording(*a, **k):
+        threads.add(threading.get_ident())
+        return answer(*a, **k)
+
+    patient_model.model.complete_rows = recording
     eps = runner.collect([EpisodeSpec(task_id=None, seed=i, group_id=i) for i in range(6)])
     assert len(eps) == 6 and all(len(e.turns) >= 1 for e in eps)
     assert patient_model.requests > patient_model.calls, (patient_model.requests, patient_model.calls)
+    assert threads == {threading.get_ident()}, "the patient's batches ran on an env thread, not the rollout's"
+
+
+class _ThreadRecordingModel:
+    """Test stand-in with per-row settings: upper-cases the last message and records the thread and size of
+    each call (optionally slow, or calling `inner` for a nested simulator)."""
+
+    def __init__(self, delay_s: float = 0.0, inner: BatchingChatModel | None = None) -> None:
+        self.calls: list[tuple[int, int]] = []  # (thread ident, rows)
+        self.delay_s, self.inner = delay_s, inner
+
+    def complete_rows(self, batch, **_):
+        self.calls.append((threading.get_ident(), len(batch)))
+        time.sleep(self.delay_s)
+        out = [m[-1]["content"].upper() for m in batch]
+        if self.inner is not None:
+            out = [self.inner.complete([{"role": "user", "content": o}]) for o in out]
+        return out
+
+
+def _upper(i: int) -> str:
+    return _convo(i)[-1]["content"].upper()
+
+
+def test_map_serving_answers_every_batch_on_the_calling_thread() -> None:
+    inner = _ThreadRecordingModel()
+    batched = BatchingChatModel(inner, max_batch=8, max_wait_s=0.2)
+    with ThreadPoolExecutor(8) as pool:
+        out = map_serving(pool, lambda i: batched.complete(_convo(i)), range(8))
+    assert out == [_upper(i) for i in range(8)]
+    assert {t for t, _ in inner.calls} == {threading.get_ident()}, "a batch ran on a pool thread"
+    assert sum(n for _, n in inner.calls) == 8 and len(inner.calls) <= 2
+
+
+def test_map_serving_serves_overflow_and_several_models() -> None:
+    a, b = _ThreadRecordingModel(), _ThreadRecordingModel()
+    qa, qb = BatchingChatModel(a, max_batch=3, max_wait_s=0.1), BatchingChatModel(b, max_wait_s=0.1)
+    with ThreadPoolExecutor(10) as pool:
+        out = map_serving(pool, lambda i: (qa if i % 2 else qb).complete(_convo(i)), range(10))
+    assert out == [_upper(i) for i in range(10)]
+    assert {t for t, _ in a.calls + b.calls} == {threading.get_ident()}
+    assert sum(n for _, n in a.calls) == 5 and max(n for _, n in a.calls) <= 3  # max_batch holds while serving
+
+
+def test_map_serving_raises_the_error_after_every_job_finished() -> None:
+    class BrokenModel:
+        """Test stand-in for a model that fails."""
+
+        def complete_rows(self, batch, **_):
+            raise RuntimeError("model exploded")
+
+    batched = BatchingChatModel(BrokenModel(), max_wait_s=0.05)
+    finished: list[int] = []
+
+    def job(i: int) -> str:
+        try:
+            return batched.complete(_convo(i))
+        finally:
+            finished.append(i)
+
+    with ThreadPoolExecutor(4) as pool, pytest.raises(RuntimeError, match="model exploded"):
+        map_serving(pool, job, range(4))
+    assert sorted(finished) == [0, 1, 2, 3]
+    assert not batched._queue and not batched._leader
+
+
+def test_a_simulator_calling_another_from_the_serving_thread_does_not_deadlock() -> None:
+    second = BatchingChatModel(_ThreadRecordingModel(), max_wait_s=0.01)
+    first = BatchingChatModel(_ThreadRecordingModel(inner=second), max_wait_s=0.1)
+    with ThreadPoolExecutor(3) as pool:
+        assert map_serving(pool, lambda i: first.complete(_convo(i)), range(3)) == [_upper(i) for i in range(3)]
+
+
+def test_map_serving_from_two_threads_at_once() -> None:
+    """Two threads serve at once (e.g. two runners): one serves, the other waits; all answers arrive."""
+    inner = _ThreadRecordingModel(delay_s=0.05)
+    batched = BatchingChatModel(inner, max_wait_s=0.02)
+    results: dict[int, list[str]] = {}
+
+    def runner(k: int) -> None:
+        with ThreadPoolExecutor(4) as pool:
+            results[k] = map_serving(pool, lambda i: batched.complete(_convo(10 * k + i)), range(4))
+
+    out = _concurrently(runner, 2)
+    assert out == [None, None]
+    assert results == {k: [_upper(10 * k + i) for i in range(4)] for k in range(2)}
+
+
+def test_requests_from_outside_the_served_work_are_answered_after_serving_stops() -> None:
+    """Threads outside the served work call in: the first (t=0.05 s, a slow 0.4 s batch) is answered by the
+    server; the second arrives while that batch runs and after the work is done (t=0.15 s), so the server
+    stops and hands it to a leader thread of its own."""
+    a, b = _ThreadRecordingModel(delay_s=0.4), _ThreadRecordingModel()
+    qa, qb = BatchingChatModel(a, max_wait_s=0.0), BatchingChatModel(b, max_wait_s=0.0)
+    outside: dict[str, str] = {}
+
+    def call_later(name: str, q: BatchingChatModel, delay: float) -> threading.Thread:
+        t = threading.Thread(target=lambda: (time.sleep(delay), outside.__setitem__(name, q.complete(_convo(1)))))
+        t.start()
+        return t
+
+    strays = [call_later("a", qa, 0.05)]
+    with ThreadPoolExecutor(1) as pool:
+        map_serving(pool, lambda _: (time.sleep(0.1), strays.append(call_later("b", qb, 0.05))), [0])
+    for t in strays:
+        t.join(timeout=10)
+    assert outside == {"a": _upper(1), "b": _upper(1)}
+    assert [t for t, _ in a.calls] == [threading.get_ident()]  # served
+    assert [t for t, _ in b.calls] != [threading.get_ident()]  # handed off
+    assert not qa._queue and not qa._leader and not qb._queue and not qb._leader
