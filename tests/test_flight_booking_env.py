@@ -289,6 +289,16 @@ def test_llm_user_rejects_a_non_chat_model(test_env: FlightBookingEnv) -> None:
         LLMUser(tasks_of(test_env)[0], model="gpt")
 
 
+def test_llm_user_prompts_of_different_tasks_start_with_the_same_rules(test_env: FlightBookingEnv) -> None:
+    """The fixed text (τ-bench's user rules) comes before the scenario, so a prefix cache serves it to every
+    conversation."""
+    from environments.flight_booking.users import USER_RULES, user_system_prompt
+
+    prompts = [user_system_prompt(t) for t in tasks_of(test_env)[:6]]
+    head = prompts[0][: prompts[0].index(USER_RULES) + len(USER_RULES)]
+    assert all(p.startswith(head) for p in prompts) and len(set(prompts)) == len(prompts)
+
+
 # ---- evaluation ---------------------------------------------------------------------------------------------------
 
 

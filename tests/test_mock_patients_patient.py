@@ -158,6 +158,16 @@ def test_llm_patient_persona_holds_only_patient_facts():
     assert m.calls[0][-1] == {"role": "user", "content": "Any fever?"}
 
 
+def test_llm_patient_prompts_of_different_cases_start_with_the_same_rules():
+    """The fixed text comes before the case, so a prefix cache serves it to every conversation."""
+    from mock_patients.patient import PERSONA_PROMPT
+
+    prompts = [LLMPatient(c, ScriptedChatModel([])).system_prompt for c in shipped_cases()[:6]]
+    fixed = PERSONA_PROMPT.split("{", 1)[0]
+    assert len(fixed) > 400 and "Never name" in fixed
+    assert all(p.startswith(fixed) for p in prompts) and len(set(prompts)) == len(prompts)
+
+
 def test_llm_patient_filter_reasks_when_the_model_leaks():
     case = _pneumonia_case()
     m = ScriptedChatModel(["Honestly I think I have pneumonia.", "I've had a bad cough with phlegm."])

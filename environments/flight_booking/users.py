@@ -202,8 +202,10 @@ def user_system_prompt(task: Task) -> str:
     s = task.user
     known = "\n".join(f"- {k}: {v}" for k, v in s.known_info.items()) or "- (nothing)"
     unknown = ", ".join(TOPIC_LABELS[t] for t in s.unknown_info) or "(nothing)"
-    return (f"You are a customer calling an airline's customer service.\n\nPersona: {s.persona}\n\nInstructions: {s.instructions}\n\n"
-            f"What you know:\n{known}\n\nWhat you do not know: {unknown}\n\n{USER_RULES}")  # fmt: skip
+    # the fixed text first, the scenario after it: every user's prompt starts with the same tokens, which a
+    # prefix cache (the transformers backend's KV store, vLLM's prefix cache) encodes once for all conversations
+    return (f"You are a customer calling an airline's customer service.\n\n{USER_RULES}\n\nPersona: {s.persona}\n\n"
+            f"Instructions: {s.instructions}\n\nWhat you know:\n{known}\n\nWhat you do not know: {unknown}")  # fmt: skip
 
 
 class LLMUser:
