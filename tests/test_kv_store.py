@@ -79,3 +79,26 @@ def test_chat_model_keeps_conversations(tiny) -> None:
     chat.complete(msgs + [{"role": "assistant", "content": reply}, {"role": "user", "content": "Any fever?"}], max_tokens=4)
     assert chat.policy.store is not None and chat.policy.store.hits == 1
     assert HFChatModel(model, tok, kv_store=0).policy.store is None
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_row_by_row_prefill_matches_the_padded_batch(tiny, temperature: float) -> None:
+    """Prompts encoded one row at a time (the CPU default) and as one left-padded batch (the GPU default) give
+    the same tokens and logprobs on all three prefill paths: plain, shared prefix, and from the KV store."""
+    model, tok = tiny
+    system = tok("System: you are a patient. Answer briefly. " * 3)["input_ids"]
+    turn1 = [system + tok(f" Doctor: question {i}" * (i + 1))["input_ids"] for i in range(3)] + [tok("a loner")["input_ids"]]
+    runs = {}
+    for rows in (True, False):
+        pols = [HFPolicy(model, tok, row_prefill=rows, prefix_reuse=False), HFPolicy(model, tok, row_prefill=rows, kv_store=8)]
+        params = [SamplingParams(temperature=temperature, max_new_tokens=4 + i, seed=7 + i) for i in range(4)]
+        outs = [pol.generate(turn1, params) for pol in pols]  # plain; shared prefix (the store is empty)
+        turn2 = [p + c.token_ids + tok(" Doctor: any fever?")["input_ids"] for p, c in zip(turn1, outs[1])]
+        outs.append(pols[1].generate(turn2, params))  # from the store
+        assert pols[1].store.hits >= 3 and pols[0].row_prefill is rows
+        runs[rows] = (outs, [p.prefill_tokens for p in pols])
+    for x_run, y_run in zip(runs[True][0], runs[False][0]):
+        for x, y in zip(x_run, y_run):
+            assert x.token_ids == y.token_ids
+            assert torch.allclose(torch.tensor(x.logprobs), torch.tensor(y.logprobs), atol=1e-4)
+    assert runs[True][1] == runs[False][1]  # the same tokens encoded either way

@@ -1,7 +1,8 @@
 """transformers policy backend: batched sampling from token ids with a KV cache, and a ChatModel over it.
 
-Prompts of different lengths are left-padded into one batch; position ids are counted over real tokens
-only, so a padded row computes exactly what it would alone. Each row may have its own temperature,
+Prompts of different lengths are left-padded into one batch (on a CPU each prompt is encoded alone and its
+KV laid out left-padded, `row_prefill`); position ids are counted over real tokens only, so a padded row
+computes exactly what it would alone. Each row may have its own temperature,
 top-p, length limit, stop strings, seed and allowed replies (TRePO's branch continuations use rising
 temperatures inside one batch).
 """
@@ -39,11 +40,16 @@ class HFPolicy:
     """Policy backend over a local `transformers` causal LM (CPU or GPU)."""
 
     def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64, device: str | None = None,
-                 prefix_reuse: bool = True, min_shared_prefix: int = 16, kv_store: int = 0):
+                 prefix_reuse: bool = True, min_shared_prefix: int = 16, kv_store: int = 0,
+                 row_prefill: bool | None = None):
         """prefix_reuse: prompts in a batch that share a prefix of at least `min_shared_prefix` tokens (TRePO's
         branch continuations, a group's episodes) encode it once; its KV cache is copied to every row.
         kv_store: keep the KV cache of the last `kv_store` finished sequences, so a later prompt that extends
-        one (a simulator's next turn) encodes only its new tokens (`kv_store.py`; frozen models only)."""
+        one (a simulator's next turn) encodes only its new tokens (`kv_store.py`; frozen models only).
+        row_prefill: encode prompts one row at a time (no padding, no attention mask) and lay their KV out
+        left-padded for the batched decode. Default: on a CPU, where a prompt of a few hundred tokens already
+        fills the matrix units and a padded, masked batch encoded ~25% fewer tokens per second (SmolLM2,
+        16 x ~480 tokens); a GPU encodes the padded batch at once."""
         self.store = KVStore(kv_store, min_shared_prefix) if kv_store else None
         self.prefix_reuse = prefix_reuse
         self.min_shared_prefix = max(1, int(min_shared_prefix))
@@ -53,6 +59,7 @@ class HFPolicy:
         self.model = model
         self.tokenizer = tokenizer
         self.device = torch.device(device) if device else next(model.parameters()).device
+        self.row_prefill = self.device.type == "cpu" if row_prefill is None else bool(row_prefill)
         self.max_batch_size = max_batch_size
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
@@ -167,6 +174,8 @@ class HFPolicy:
 
     def _prefill(self, prompts: list[list[int]], extra: int):
         """Left-padded prompts in one forward -> (KV cache, last logits, attention mask, next positions)."""
+        if self.row_prefill:
+            return self._prefill_rows([None] * len(prompts), prompts, extra)
         ids, attn = self._left_pad(prompts, max(len(p) for p in prompts))
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
         # logits_to_keep=1: only the last position's logits are needed (the LM head over a whole
@@ -206,8 +215,11 @@ class HFPolicy:
     def _prefill_shared(self, prompts: list[list[int]], prefixes: list[list[int]], member: list[int], extra: int):
         """Encode each group's prefix once, copy its KV cache to the group's rows, then encode the suffixes.
         Row layout: [pad | prefix | pad | suffix]; the attention mask hides both pads, positions skip them."""
-        C = max(len(q) for q in prefixes)
         sfx = [p[len(prefixes[g]):] for p, g in zip(prompts, member)]
+        if self.row_prefill:
+            starts = self._prefill_rows([None] * len(prefixes), prefixes, 0, keep=True)
+            return self._prefill_rows([starts[g] for g in member], sfx, extra)
+        C = max(len(q) for q in prefixes)
         rows = torch.tensor(member, dtype=torch.long, device=self.device)
         pre_ids, pre_attn = self._left_pad(prefixes, C)
         pre_pos = (pre_attn.cumsum(-1) - 1).clamp(min=0)
@@ -239,8 +251,10 @@ class HFPolicy:
         hits = [(key, k) if st is not None else (None, 0) for (key, k), st in zip(hits, stored)]  # evicted meanwhile: miss
         if not any(k for _, k in hits):
             return self._prefill(prompts, extra)
-        C = max(k for _, k in hits)
         sfx = [p[k:] for p, (_, k) in zip(prompts, hits)]
+        if self.row_prefill:
+            return self._prefill_rows(stored, sfx, extra)
+        C = max(k for _, k in hits)
         if self.growing_cache:  # built in place, with room for the suffixes and the replies
             past = GrowingCache.left_padded(stored, C, max(len(q) for q in sfx) + extra)
         else:
@@ -252,6 +266,42 @@ class HFPolicy:
             if k:
                 pre_attn[i, C - k:] = 1
         return self._prefill_suffix(past, pre_attn, sfx)
+
+    def _prefill_rows(self, starts: list[Any], sfx: list[list[int]], extra: int, keep: bool = False):
+        """Encode row i's tokens `sfx[i]` alone (batch of one, no padding), after `starts[i]` (the KV of the
+        tokens before them, per layer [heads, tokens, dim], or None), then lay the rows out left-padded in one
+        cache with `extra` positions of room. Returns what `_prefill` returns, or with keep=True each row's KV
+        (the same per-layer form as `starts`)."""
+        from transformers import DynamicCache
+
+        rows, logits = [], []
+        for start, q in zip(starts, sfx):
+            past, n = DynamicCache(), 0
+            if start is not None:
+                n = start[0][0].shape[1]
+                for layer, (K, V) in enumerate(start):
+                    past.update(K.unsqueeze(0), V.unsqueeze(0), layer)  # the model's update concatenates: no write
+            ids = torch.tensor([q], dtype=torch.long, device=self.device)
+            pos = torch.arange(n, n + len(q), device=self.device).unsqueeze(0)
+            out = self.model(input_ids=ids, position_ids=pos, past_key_values=past, use_cache=True, logits_to_keep=1)
+            rows.append([(lay.keys[0], lay.values[0]) for lay in out.past_key_values.layers])
+            logits.append(out.logits[:, -1, :])
+            self.prefill_tokens += len(q)
+        if keep:
+            return rows
+        lens = [r[0][0].shape[1] for r in rows]
+        L = max(lens)
+        if self.growing_cache:
+            past = GrowingCache.left_padded(rows, L, extra)
+        else:
+            past = DynamicCache()
+            for layer, (K, V) in enumerate(left_pad_rows(rows, L)):
+                past.update(K, V, layer)
+        attn = torch.zeros((len(rows), L), dtype=torch.long, device=self.device)
+        for i, n in enumerate(lens):
+            attn[i, L - n:] = 1
+        next_pos = torch.tensor(lens, dtype=torch.long, device=self.device).unsqueeze(-1)
+        return past, torch.cat(logits), attn, next_pos
 
     def _store_rows(self, past: Any, attn: torch.Tensor, js: list[int], rows: list[int], prompts: list[list[int]],
                     toks: list[list[int]], hits: list[tuple[tuple[int, ...] | None, int]]) -> None:
