@@ -82,9 +82,13 @@ def test_chat_model_keeps_conversations(tiny) -> None:
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_row_by_row_prefill_matches_the_padded_batch(tiny, temperature: float) -> None:
-    """Prompts encoded one row at a time (the CPU default) and as one left-padded batch (the GPU default) give
-    the same tokens and logprobs on all three prefill paths: plain, shared prefix, and from the KV store."""
+def test_row_by_row_prefill_matches_the_padded_batch(tiny, temperature: float, monkeypatch) -> None:
+    """Prompts encoded one row at a time (the CPU default for long prompts; here for all) and as one left-padded
+    batch (the GPU default) give the same tokens and logprobs on all three prefill paths: plain, shared prefix,
+    and from the KV store."""
+    import agentrl.backends.hf as hf
+
+    monkeypatch.setattr(hf, "ROW_PREFILL_MIN", 1)
     model, tok = tiny
     system = tok("System: you are a patient. Answer briefly. " * 3)["input_ids"]
     turn1 = [system + tok(f" Doctor: question {i}" * (i + 1))["input_ids"] for i in range(3)] + [tok("a loner")["input_ids"]]
@@ -95,10 +99,18 @@ def test_row_by_row_prefill_matches_the_padded_batch(tiny, temperature: float) -
         outs = [pol.generate(turn1, params) for pol in pols]  # plain; shared prefix (the store is empty)
         turn2 = [p + c.token_ids + tok(" Doctor: any fever?")["input_ids"] for p, c in zip(turn1, outs[1])]
         outs.append(pols[1].generate(turn2, params))  # from the store
-        assert pols[1].store.hits >= 3 and pols[0].row_prefill is rows
+        assert pols[1].store.hits >= 3 and pols[0]._by_rows([[1]]) is rows
         runs[rows] = (outs, [p.prefill_tokens for p in pols])
     for x_run, y_run in zip(runs[True][0], runs[False][0]):
         for x, y in zip(x_run, y_run):
             assert x.token_ids == y.token_ids
             assert torch.allclose(torch.tensor(x.logprobs), torch.tensor(y.logprobs), atol=1e-4)
     assert runs[True][1] == runs[False][1]  # the same tokens encoded either way
+
+
+def test_short_prompts_are_batched_even_on_a_cpu(tiny) -> None:
+    model, tok = tiny
+    pol = HFPolicy(model, tok)
+    assert pol.row_prefill  # tests run on a CPU
+    assert not pol._by_rows([[1] * 20] * 16) and pol._by_rows([[1] * 400] * 16)
+    assert not HFPolicy(model, tok, row_prefill=False)._by_rows([[1] * 400] * 16)

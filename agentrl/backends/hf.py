@@ -34,6 +34,7 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
 
 
 RESERVE_CAP = 256  # positions reserved for replies up front; longer ones grow the cache by doubling
+ROW_PREFILL_MIN = 128  # mean tokens per row from which a CPU encodes prompts one row at a time (`_by_rows`)
 
 
 class HFPolicy:
@@ -46,10 +47,11 @@ class HFPolicy:
         branch continuations, a group's episodes) encode it once; its KV cache is copied to every row.
         kv_store: keep the KV cache of the last `kv_store` finished sequences, so a later prompt that extends
         one (a simulator's next turn) encodes only its new tokens (`kv_store.py`; frozen models only).
-        row_prefill: encode prompts one row at a time (no padding, no attention mask) and lay their KV out
-        left-padded for the batched decode. Default: on a CPU, where a prompt of a few hundred tokens already
-        fills the matrix units and a padded, masked batch encoded ~25% fewer tokens per second (SmolLM2,
-        16 x ~480 tokens); a GPU encodes the padded batch at once."""
+        row_prefill: encode long prompts one row at a time (no padding, no attention mask) and lay their KV
+        out left-padded for the batched decode. Default: on a CPU, where a prompt of a few hundred tokens
+        already fills the matrix units and a padded, masked batch encoded ~25% fewer tokens per second
+        (SmolLM2, 16 x ~480 tokens); a GPU encodes the padded batch at once. Short runs (`ROW_PREFILL_MIN`)
+        are batched either way."""
         self.store = KVStore(kv_store, min_shared_prefix) if kv_store else None
         self.prefix_reuse = prefix_reuse
         self.min_shared_prefix = max(1, int(min_shared_prefix))
@@ -174,7 +176,7 @@ class HFPolicy:
 
     def _prefill(self, prompts: list[list[int]], extra: int):
         """Left-padded prompts in one forward -> (KV cache, last logits, attention mask, next positions)."""
-        if self.row_prefill:
+        if self._by_rows(prompts):
             return self._prefill_rows([None] * len(prompts), prompts, extra)
         ids, attn = self._left_pad(prompts, max(len(p) for p in prompts))
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
@@ -216,9 +218,9 @@ class HFPolicy:
         """Encode each group's prefix once, copy its KV cache to the group's rows, then encode the suffixes.
         Row layout: [pad | prefix | pad | suffix]; the attention mask hides both pads, positions skip them."""
         sfx = [p[len(prefixes[g]):] for p, g in zip(prompts, member)]
-        if self.row_prefill:
+        if self._by_rows(prefixes):  # each prefix alone, then the rows continue from their group's
             starts = self._prefill_rows([None] * len(prefixes), prefixes, 0, keep=True)
-            return self._prefill_rows([starts[g] for g in member], sfx, extra)
+            return self._prefill_from([starts[g] for g in member], sfx, extra)
         C = max(len(q) for q in prefixes)
         rows = torch.tensor(member, dtype=torch.long, device=self.device)
         pre_ids, pre_attn = self._left_pad(prefixes, C)
@@ -243,29 +245,41 @@ class HFPolicy:
 
     def _prefill_stored(self, prompts: list[list[int]], hits: list[tuple[tuple[int, ...] | None, int]], extra: int):
         """Start rows from the KV store: row i's first hits[i][1] tokens come from a stored sequence, the rest
-        are encoded. Layout [pad | stored | pad | suffix], as in `_prefill_shared`."""
-        from transformers import DynamicCache
-
+        are encoded."""
         assert self.store is not None
         stored = [self.store.get(key, k) if key is not None else None for key, k in hits]
         hits = [(key, k) if st is not None else (None, 0) for (key, k), st in zip(hits, stored)]  # evicted meanwhile: miss
         if not any(k for _, k in hits):
             return self._prefill(prompts, extra)
-        sfx = [p[k:] for p, (_, k) in zip(prompts, hits)]
-        if self.row_prefill:
-            return self._prefill_rows(stored, sfx, extra)
-        C = max(k for _, k in hits)
+        return self._prefill_from(stored, [p[k:] for p, (_, k) in zip(prompts, hits)], extra)
+
+    def _prefill_from(self, starts: list[Any], sfx: list[list[int]], extra: int):
+        """Rows that continue from known KV (`starts[i]`, per layer [heads, tokens, dim], at least one not None)
+        with tokens `sfx[i]`: one row at a time (`_by_rows`), or as one batch laid out [pad | start | pad |
+        suffix] (the attention mask hides both pads, positions skip them)."""
+        from transformers import DynamicCache
+
+        if self._by_rows(sfx):
+            return self._prefill_rows(starts, sfx, extra)
+        lens = [0 if st is None else st[0][0].shape[1] for st in starts]
+        C = max(lens)
         if self.growing_cache:  # built in place, with room for the suffixes and the replies
-            past = GrowingCache.left_padded(stored, C, max(len(q) for q in sfx) + extra)
+            past = GrowingCache.left_padded(starts, C, max(len(q) for q in sfx) + extra)
         else:
             past = DynamicCache()
-            for layer, (K, V) in enumerate(left_pad_rows(stored, C)):
+            for layer, (K, V) in enumerate(left_pad_rows(starts, C)):
                 past.update(K, V, layer)
-        pre_attn = torch.zeros((len(prompts), C), dtype=torch.long, device=self.device)
-        for i, (_, k) in enumerate(hits):
+        pre_attn = torch.zeros((len(starts), C), dtype=torch.long, device=self.device)
+        for i, k in enumerate(lens):
             if k:
                 pre_attn[i, C - k:] = 1
         return self._prefill_suffix(past, pre_attn, sfx)
+
+    def _by_rows(self, seqs: list[list[int]]) -> bool:
+        """Whether to encode these token runs one row at a time: on a CPU (`row_prefill`) when they average at
+        least ROW_PREFILL_MIN tokens. Shorter runs go as one padded batch: a forward of a few tokens costs about
+        a read of all the weights, and a turn's new question after the KV store's prefix is ~20 tokens."""
+        return self.row_prefill and sum(len(q) for q in seqs) >= ROW_PREFILL_MIN * len(seqs)
 
     def _prefill_rows(self, starts: list[Any], sfx: list[list[int]], extra: int, keep: bool = False):
         """Encode row i's tokens `sfx[i]` alone (batch of one, no padding), after `starts[i]` (the KV of the
