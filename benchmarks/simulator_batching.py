@@ -134,9 +134,11 @@ def main() -> None:
         f"phase {base['prefill_s'] / max(b0['prefill_s'], 1e-9):.1f}x). Batching with the KV store against one by one "
         f"without: **{x(base, b1)}**; with the store on both sides, batching gives {x(o1, b1)}. Batching amortises the "
         "per-step cost of decoding (the weights are read once per step for all rows); encoding prompts is compute-bound "
-        "on a CPU, so the same tokens cost about the same batched or not. The patient's prompt (facts and rules, ~500 "
-        "tokens) is long next to its replies: the KV store encodes it once per conversation instead of every turn, and "
-        "what is left is the first turn's prompts and the decode steps.",
+        "on a CPU, so a token costs about the same batched or not (the backend encodes each prompt alone, unpadded, "
+        "`row_prefill`), and batching saves prompt tokens only where the prompts share a prefix: the patients' fixed "
+        "rules (~150 tokens) come before the case, so a batched call encodes them once. The patient's prompt (~480 "
+        "tokens) is long next to its replies: the KV store encodes it once per conversation instead of every turn (and "
+        "the rules once per run), and what is left is the first turn's prompts and the decode steps.",
         "",
         CAVEAT,
     ])
