@@ -257,23 +257,29 @@ class HFPolicy:
         """Rows that continue from known KV (`starts[i]`, per layer [heads, tokens, dim], at least one not None)
         with tokens `sfx[i]`: one row at a time (`_by_rows`), or as one batch laid out [pad | start | pad |
         suffix] (the attention mask hides both pads, positions skip them)."""
-        from transformers import DynamicCache
-
         if self._by_rows(sfx):
             return self._prefill_rows(starts, sfx, extra)
-        lens = [0 if st is None else st[0][0].shape[1] for st in starts]
-        C = max(lens)
-        if self.growing_cache:  # built in place, with room for the suffixes and the replies
-            past = GrowingCache.left_padded(starts, C, max(len(q) for q in sfx) + extra)
+        past, pre_attn, _ = self._left_padded(starts, max(len(q) for q in sfx) + extra)  # room: suffixes, replies
+        return self._prefill_suffix(past, pre_attn, sfx)
+
+    def _left_padded(self, rows: list[Any], room: int) -> tuple[Any, torch.Tensor, list[int]]:
+        """Rows' KV (per layer [heads, tokens, dim], or None) right-aligned in one cache with `room` positions to
+        spare -> (cache, attention mask over its filled columns, each row's length)."""
+        from transformers import DynamicCache
+
+        lens = [0 if r is None else r[0][0].shape[1] for r in rows]
+        L = max(lens)
+        if self.growing_cache:  # built in place
+            past = GrowingCache.left_padded(rows, L, room)
         else:
             past = DynamicCache()
-            for layer, (K, V) in enumerate(left_pad_rows(starts, C)):
+            for layer, (K, V) in enumerate(left_pad_rows(rows, L)):
                 past.update(K, V, layer)
-        pre_attn = torch.zeros((len(starts), C), dtype=torch.long, device=self.device)
-        for i, k in enumerate(lens):
-            if k:
-                pre_attn[i, C - k:] = 1
-        return self._prefill_suffix(past, pre_attn, sfx)
+        attn = torch.zeros((len(rows), L), dtype=torch.long, device=self.device)
+        for i, n in enumerate(lens):
+            if n:
+                attn[i, L - n:] = 1
+        return past, attn, lens
 
     def _by_rows(self, seqs: list[list[int]]) -> bool:
         """Whether to encode these token runs one row at a time: on a CPU (`row_prefill`) when they average at
@@ -303,17 +309,7 @@ class HFPolicy:
             self.prefill_tokens += len(q)
         if keep:
             return rows
-        lens = [r[0][0].shape[1] for r in rows]
-        L = max(lens)
-        if self.growing_cache:
-            past = GrowingCache.left_padded(rows, L, extra)
-        else:
-            past = DynamicCache()
-            for layer, (K, V) in enumerate(left_pad_rows(rows, L)):
-                past.update(K, V, layer)
-        attn = torch.zeros((len(rows), L), dtype=torch.long, device=self.device)
-        for i, n in enumerate(lens):
-            attn[i, L - n:] = 1
+        past, attn, lens = self._left_padded(rows, extra)
         next_pos = torch.tensor(lens, dtype=torch.long, device=self.device).unsqueeze(-1)
         return past, torch.cat(logits), attn, next_pos
 
