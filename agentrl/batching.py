@@ -153,7 +153,7 @@ def map_serving(pool: Executor, fn: Callable[..., T], *iterables: Iterable[Any])
             _server = me
     try:
         futures = [pool.submit(fn, *args) for args in zip(*iterables)]
-        if _server == me:
+        if outer in (None, me):  # this thread serves (a nested call on the serving thread too)
             _serve(futures)
         wait(futures)
         return [f.result() for f in futures]

@@ -33,6 +33,16 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     return ids
 
 
+def _dynamic_cache(layers: list[tuple[torch.Tensor, torch.Tensor]]) -> Any:
+    """A transformers `DynamicCache` holding these per-layer keys and values ([batch, heads, tokens, dim])."""
+    from transformers import DynamicCache
+
+    past = DynamicCache()
+    for layer, (K, V) in enumerate(layers):
+        past.update(K, V, layer)
+    return past
+
+
 RESERVE_CAP = 256  # positions reserved for replies up front; longer ones grow the cache by doubling
 ROW_PREFILL_MIN = 128  # mean tokens per row from which a CPU encodes prompts one row at a time (`_by_rows`)
 
@@ -219,7 +229,7 @@ class HFPolicy:
         Row layout: [pad | prefix | pad | suffix]; the attention mask hides both pads, positions skip them."""
         sfx = [p[len(prefixes[g]):] for p, g in zip(prompts, member)]
         if self._by_rows(prefixes):  # each prefix alone, then the rows continue from their group's
-            starts = self._prefill_rows([None] * len(prefixes), prefixes, 0, keep=True)
+            starts, _ = self._encode_rows([None] * len(prefixes), prefixes)
             return self._prefill_from([starts[g] for g in member], sfx, extra)
         C = max(len(q) for q in prefixes)
         rows = torch.tensor(member, dtype=torch.long, device=self.device)
@@ -265,16 +275,12 @@ class HFPolicy:
     def _left_padded(self, rows: list[Any], room: int) -> tuple[Any, torch.Tensor, list[int]]:
         """Rows' KV (per layer [heads, tokens, dim], or None) right-aligned in one cache with `room` positions to
         spare -> (cache, attention mask over its filled columns, each row's length)."""
-        from transformers import DynamicCache
-
         lens = [0 if r is None else r[0][0].shape[1] for r in rows]
         L = max(lens)
         if self.growing_cache:  # built in place
             past = GrowingCache.left_padded(rows, L, room)
         else:
-            past = DynamicCache()
-            for layer, (K, V) in enumerate(left_pad_rows(rows, L)):
-                past.update(K, V, layer)
+            past = _dynamic_cache(left_pad_rows(rows, L))
         attn = torch.zeros((len(rows), L), dtype=torch.long, device=self.device)
         for i, n in enumerate(lens):
             if n:
@@ -287,31 +293,30 @@ class HFPolicy:
         a read of all the weights, and a turn's new question after the KV store's prefix is ~20 tokens."""
         return self.row_prefill and sum(len(q) for q in seqs) >= ROW_PREFILL_MIN * len(seqs)
 
-    def _prefill_rows(self, starts: list[Any], sfx: list[list[int]], extra: int, keep: bool = False):
-        """Encode row i's tokens `sfx[i]` alone (batch of one, no padding), after `starts[i]` (the KV of the
-        tokens before them, per layer [heads, tokens, dim], or None), then lay the rows out left-padded in one
-        cache with `extra` positions of room. Returns what `_prefill` returns, or with keep=True each row's KV
-        (the same per-layer form as `starts`)."""
-        from transformers import DynamicCache
+    def _prefill_rows(self, starts: list[Any], sfx: list[list[int]], extra: int):
+        """Encode each row alone (`_encode_rows`), then lay the rows out left-padded in one cache with `extra`
+        positions of room. Returns what `_prefill` returns."""
+        rows, logits = self._encode_rows(starts, sfx)
+        past, attn, lens = self._left_padded(rows, extra)
+        next_pos = torch.tensor(lens, dtype=torch.long, device=self.device).unsqueeze(-1)
+        return past, torch.cat(logits), attn, next_pos
 
+    def _encode_rows(self, starts: list[Any], sfx: list[list[int]]) -> tuple[list[Any], list[torch.Tensor]]:
+        """Encode row i's tokens `sfx[i]` alone (batch of one, no padding), after `starts[i]` (the KV of the
+        tokens before them, per layer [heads, tokens, dim], or None) -> (each row's whole KV in that form, each
+        row's last logits [1, vocab])."""
         rows, logits = [], []
         for start, q in zip(starts, sfx):
-            past, n = DynamicCache(), 0
-            if start is not None:
-                n = start[0][0].shape[1]
-                for layer, (K, V) in enumerate(start):
-                    past.update(K.unsqueeze(0), V.unsqueeze(0), layer)  # the model's update concatenates: no write
+            n = 0 if start is None else start[0][0].shape[1]
+            # the model's update concatenates onto the start's tensors: they are read, never written
+            past = _dynamic_cache([(K.unsqueeze(0), V.unsqueeze(0)) for K, V in start or []])
             ids = torch.tensor([q], dtype=torch.long, device=self.device)
             pos = torch.arange(n, n + len(q), device=self.device).unsqueeze(0)
             out = self.model(input_ids=ids, position_ids=pos, past_key_values=past, use_cache=True, logits_to_keep=1)
             rows.append([(lay.keys[0], lay.values[0]) for lay in out.past_key_values.layers])
             logits.append(out.logits[:, -1, :])
             self.prefill_tokens += len(q)
-        if keep:
-            return rows
-        past, attn, lens = self._left_padded(rows, extra)
-        next_pos = torch.tensor(lens, dtype=torch.long, device=self.device).unsqueeze(-1)
-        return past, torch.cat(logits), attn, next_pos
+        return rows, logits
 
     def _store_rows(self, past: Any, attn: torch.Tensor, js: list[int], rows: list[int], prompts: list[list[int]],
                     toks: list[list[int]], hits: list[tuple[tuple[int, ...] | None, int]]) -> None:
