@@ -269,3 +269,77 @@ class ToolSet:
         ]
         lines += [json.dumps(t.schema["function"], separators=(",", ":")) for t in self.tools.values()]
         return "\n".join(lines)
+
+    def compact_prompt_block(self, example: ToolCall | None = None, summaries: dict[str, str] | None = None) -> str:
+        """A short alternative to `prompt_block()` for small context windows: the call format, one example
+        call, and one line per tool (`compact_signature`) instead of its JSON schema. `example` must be a
+        valid call of one of these tools (default: none shown); `summaries` overrides a tool's description."""
+        summaries = summaries or {}
+        unknown = sorted(set(summaries) - set(self.tools))
+        if unknown:
+            raise ValueError(f"summaries for unknown tools {unknown} (tools: {', '.join(self.tools) or 'none'})")
+        lines = ["To call a tool, reply with one block of this form and nothing after it:", TOOL_CALL_FORMAT]
+        if example is not None:
+            t = self.tools.get(example.name)
+            if t is None:
+                raise ValueError(f"example calls unknown tool '{example.name}' (tools: {', '.join(self.tools) or 'none'})")
+            try:
+                t.validate(example.arguments)
+            except ToolError as exc:
+                raise ValueError(f"example call is invalid: {exc}") from None
+            call = json.dumps({"name": example.name, "arguments": example.arguments}, ensure_ascii=False)
+            lines.append(f"Example: <tool_call>{call}</tool_call>")
+        lines.append("Tools:")
+        lines += [compact_signature(t, summaries.get(t.name)) for t in self.tools.values()]
+        return "\n".join(lines)
+
+
+_JSON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "null", "object": "dict"}
+
+
+def _compact_type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+    """A JSON-schema property as a short Python-like type: str, int, list[str], "a"|"b", str|int."""
+    ref = prop.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        prop = defs.get(ref.split("/")[-1], {})
+    if "enum" in prop:
+        return "|".join(json.dumps(v, ensure_ascii=False) for v in prop["enum"])
+    if "const" in prop:
+        return json.dumps(prop["const"], ensure_ascii=False)
+    for key in ("anyOf", "oneOf"):
+        if key in prop:
+            options = [o for o in prop[key] if not (o.get("type") == "null" and prop.get("default", 0) is None)]
+            return "|".join(dict.fromkeys(_compact_type(o, defs) for o in options)) or "null"
+    kind = prop.get("type")
+    if isinstance(kind, list):
+        return "|".join(_compact_type({**prop, "type": k}, defs) for k in kind)
+    if kind == "array":
+        items = prop.get("items")
+        return f"list[{_compact_type(items, defs)}]" if isinstance(items, dict) and items else "list"
+    return _JSON_TYPES.get(kind, "any") if isinstance(kind, str) else "any"
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a description's first paragraph, whitespace collapsed."""
+    para = " ".join(re.split(r"\n\s*\n", (text or "").strip(), maxsplit=1)[0].split())
+    for m in re.finditer(r"[.!?](?=\s+[A-Z]|$)", para):  # a sentence end: next word capitalized, or the end
+        if not re.search(r"\b(?:e\.g|i\.e|cf|vs)$", para[: m.start()]):
+            return para[: m.end()]
+    return para
+
+
+def compact_signature(t: Tool, summary: str | None = None) -> str:
+    """One line for a system prompt: `name(arg: type, opt: type = default) - summary`. Enum arguments list
+    their values ("capital"|"population"); optional ones show their default. The summary defaults to the
+    first sentence of the tool's description."""
+    params = t.schema["function"].get("parameters", {})
+    props, defs = params.get("properties", {}), params.get("$defs", {})
+    required = set(params.get("required", ()))
+    args = []
+    for pname, prop in props.items():
+        text = f"{pname}: {_compact_type(prop, defs)}"
+        if pname not in required:
+            text += f" = {json.dumps(prop['default'], ensure_ascii=False)}" if "default" in prop else " (optional)"
+        args.append(text)
+    summary = first_sentence(t.description) if summary is None else summary.strip()
+    return f"{t.name}({', '.join(args)})" + (f" - {summary}" if summary else "")

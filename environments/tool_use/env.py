@@ -12,22 +12,33 @@ message, counts it in state.nudges, and the turn is used up.
 
 All mutable episode state lives in `self.state` (an EpisodeState), so snapshot()/restore() branch
 episodes exactly; the task itself is immutable and shared between snapshots.
+
+Prompt size options (for small models and CPU training; the defaults give the full prompt):
+  * `tools`: "all", or a list of tool families (TOOL_FAMILIES: calculator, units, dates, geo, text) and/or
+    tool names. Only those tools (plus final_answer, always) are shown and callable: the toolset is per
+    instance, so calling another one is an "Error: unknown tool" like any unknown name. Tasks whose gold
+    chain needs a tool that is not shown are left out (task_ids() and seeded draws see only the rest).
+  * `schema`: "json" (each tool's JSON schema, and info["tools"] / info["system_without_tools"] so a chat
+    template with tools= support renders them) or "compact" (one line per tool, the call format and one
+    example call; info carries no "tools" / "system_without_tools", so every formatter shows the compact
+    system prompt as it is).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from agentrl.env import EnvReply, MultiTurnEnv, RewardResult
-from agentrl.tools import ToolCall, ToolError, ToolResult, tool
+from agentrl.tools import Tool, ToolCall, ToolError, ToolResult, ToolSet, tool
 from agentrl.types import Message
 
 from . import reward
 from .scripted import GoldAgent
 from .tasks import Task, load_tasks
-from .tools import TOOLS
+from .tools import TOOL_FAMILIES, TOOLS
 
 NUDGE = "Please use a tool or call final_answer."
 SYSTEM_PROMPT = (
@@ -46,6 +57,37 @@ class EpisodeState:
     nudges: int = 0  # plain-text messages answered with NUDGE
 
 
+SCHEMA_STYLES = ("json", "compact")
+# schema="compact": one short summary per tool (the JSON schemas' descriptions are written for bigger
+# prompts); a tool missing here would use its description's first sentence.
+COMPACT_SUMMARIES = {
+    "calculate": "Evaluate arithmetic (+ - * / ** and parentheses, sqrt, round); no thousands separators.",
+    "convert_units": "Convert a value between units, e.g. km, mile, km**2, mile**2, foot, kg, degC.",
+    "days_between": "Days from start to end (dates as YYYY-MM-DD).",
+    "add_days": "The date some days after a date (negative: before).",
+    "add_months": "The date some calendar months after a date.",
+    "weekday": "The day of the week of a date.",
+    "country_fact": "A fact about a country (name or ISO code).",
+    "city_fact": "A fact about a city; country picks one of same-named cities.",
+    "text_length": "Number of characters in a text.",
+    "count_occurrences": "Count a substring in a text, ignoring case.",
+    "reverse_text": "The text reversed.",
+    "word_count": "Number of words in a text.",
+    "sort_items": "Sort strings A to Z, ignoring case.",
+    "final_answer": "Give the answer and end the episode.",
+}
+# schema="compact": the example call shown is the first of these whose tool is shown (final_answer always is).
+COMPACT_EXAMPLES = (
+    ToolCall("country_fact", {"country": "France", "field": "capital"}),
+    ToolCall("calculate", {"expression": "(3 + 4) * 2"}),
+    ToolCall("convert_units", {"value": 12.5, "from_unit": "km", "to_unit": "mile"}),
+    ToolCall("add_days", {"date": "2021-03-05", "days": 30}),
+    ToolCall("city_fact", {"city": "Paris", "field": "population"}),
+    ToolCall("text_length", {"text": "hello world"}),
+    ToolCall("final_answer", {"answer": "Paris"}),
+)
+
+
 @tool
 def final_answer(answer: str | int | float, state: EpisodeState) -> str:
     """Give your final answer and end the episode. Call it once, with the answer alone.
@@ -62,10 +104,50 @@ def final_answer(answer: str | int | float, state: EpisodeState) -> str:
     return f"Final answer recorded: {text}"
 
 
+def select_tools(tools: str | Sequence[str] = "all") -> tuple[Tool, ...]:
+    """The tools a `tools=` option shows, in TOOLS order, final_answer last. `tools` is "all" or a list of
+    tool families (TOOL_FAMILIES) and/or tool names ("all" and "final_answer" may appear in the list; a
+    single name may be given as a string)."""
+    entries = [tools] if isinstance(tools, str) else tools
+    if not isinstance(entries, (list, tuple)) or not entries:
+        raise ValueError(f'tools must be "all" or a non-empty list of tool families and/or tool names, got {tools!r}')
+    by_name = {t.name: t for t in TOOLS}
+    chosen: set[str] = set()
+    for entry in entries:
+        if entry == "all":
+            chosen.update(by_name)
+        elif isinstance(entry, str) and entry in TOOL_FAMILIES:
+            chosen.update(t.name for t in TOOL_FAMILIES[entry])
+        elif isinstance(entry, str) and (entry in by_name or entry == final_answer.name):
+            chosen.add(entry)
+        else:
+            raise ValueError(
+                f"unknown tool or tool family {entry!r} in tools={tools!r}; allowed: \"all\", the families "
+                f"{', '.join(TOOL_FAMILIES)}, the tools {', '.join(by_name)} (final_answer is always included)"
+            )
+    return tuple(t for t in TOOLS if t.name in chosen) + (final_answer,)
+
+
+class _CompactToolSet(ToolSet):
+    """A ToolSet whose prompt block is the compact one (built once): the base reset() puts it in the system
+    prompt, and ToolUseEnv.reset() drops the JSON schemas from info so no formatter renders them instead."""
+
+    def __init__(self, tools: tuple[Tool, ...]):
+        super().__init__(tools)
+        example = next(c for c in COMPACT_EXAMPLES if c.name in self.tools)
+        summaries = {k: v for k, v in COMPACT_SUMMARIES.items() if k in self.tools}
+        self._block = self.compact_prompt_block(example, summaries)
+
+    def prompt_block(self) -> str:
+        return self._block
+
+
 class ToolUseEnv(MultiTurnEnv):
     """split: "train" (400 tasks), "test" (100) or "all"; tier: None or 1-4 (number of tool calls the gold
     chain needs); tool_cost: subtracted from the terminal reward per tool call; rel_tol: relative tolerance
-    for number answers (reward.py). One tool call per message (the base class's max_tool_calls_per_turn)."""
+    for number answers (reward.py). One tool call per message (the base class's max_tool_calls_per_turn).
+    tools: "all" or a list of tool families / tool names to show (tasks needing other tools are left out);
+    schema: "json" (full JSON schemas) or "compact" (one line per tool). See the module docstring."""
 
     tools = TOOLS + (final_answer,)
     max_turns = 8  # tier 4 needs 5 turns (4 calls + final_answer); 8 leaves room for a few mistakes
@@ -79,16 +161,32 @@ class ToolUseEnv(MultiTurnEnv):
         max_turns: int = 8,
         render_mode: str | None = None,
         rel_tol: float = reward.DEFAULT_REL_TOL,
+        tools: str | Sequence[str] = "all",
+        schema: str = "json",
     ):
         super().__init__(max_turns=max_turns, render_mode=render_mode)
         for name, value in (("tool_cost", tool_cost), ("rel_tol", rel_tol)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if schema not in SCHEMA_STYLES:
+            raise ValueError(f"schema must be one of {', '.join(map(repr, SCHEMA_STYLES))}, got {schema!r}")
         self.split, self.tier = split, tier
         self.tool_cost, self.rel_tol = float(tool_cost), float(rel_tol)
-        self._tasks = load_tasks(split, tier)  # read-only; never part of the episode state
-        if not self._tasks:
+        self.schema = schema
+        self.tools = select_tools(tools)  # per instance: shadows the class's full tuple
+        self.toolset = _CompactToolSet(self.tools) if schema == "compact" else ToolSet(self.tools)
+        shown = set(self.toolset.tools)
+        self._what = f"tasks (split={split!r}, tier={tier!r})" if tools == "all" else f"tasks (split={split!r}, tier={tier!r}, tools={tools!r})"
+        every = load_tasks(split, tier)  # read-only; never part of the episode state
+        if not every:
             raise ValueError(f"no ToolUse tasks for split={split!r}, tier={tier!r}")
+        self._tasks = tuple(t for t in every if all(step.name in shown for step in t.gold))
+        if not self._tasks:
+            needed = sorted({step.name for t in every for step in t.gold} - shown)
+            raise ValueError(
+                f"no ToolUse task for split={split!r}, tier={tier!r} can be solved with tools={tools!r}: "
+                f"every one needs a tool not shown (among {', '.join(needed)})"
+            )
         self._by_id = {t.id: t for t in self._tasks}
         self.state: EpisodeState | None = None
 
@@ -98,7 +196,7 @@ class ToolUseEnv(MultiTurnEnv):
 
     def setup(self, options: dict[str, Any]) -> tuple[str, str]:
         ids = [t.id for t in self._tasks]
-        task = self._by_id[self.choose_task_id(options, ids, self._by_id, what=f"tasks (split={self.split!r}, tier={self.tier!r})")]
+        task = self._by_id[self.choose_task_id(options, ids, self._by_id, what=self._what)]
         self.task_id = task.id
         self.state = EpisodeState(task=task)
         return SYSTEM_PROMPT, task.question
@@ -119,5 +217,8 @@ class ToolUseEnv(MultiTurnEnv):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = super().reset(seed=seed, options=options)
+        if self.schema == "compact":  # the compact tool block stays in the system prompt: no schemas to render instead
+            info.pop("tools", None)
+            info.pop("system_without_tools", None)
         info.update(tier=self.state.task.tier, family=self.state.task.family)
         return obs, info
