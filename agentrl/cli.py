@@ -122,6 +122,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sft(args: argparse.Namespace) -> int:
+    from agentrl.sft import config_from_args, run_sft
+
+    cfg = config_from_args(args)
+    run_dir = run_sft(cfg, overwrite=args.overwrite)
+    print(f"run directory: {run_dir} (train from it with `agentrl train model={run_dir}`, "
+          f"evaluate with `agentrl eval --model {run_dir}`)", file=sys.stderr)
+    if args.report:
+        from agentrl.report import write_report
+
+        print(f"report: {write_report(run_dir)}", file=sys.stderr)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from agentrl.report import write_report
 
@@ -153,6 +167,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help="section.key=value")
     s.add_argument("--report", action="store_true", help="write the HTML report at the end")
     s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("sft", help="supervised warm start on demonstrations (scripted agents or transcript JSONL)")
+    s.add_argument("--from", dest="source", required=True,
+                   help="scripted:NAME (an env's scripted agent, with --env) or a JSONL file of {\"messages\": [...]} dialogs")
+    s.add_argument("--env", default=None, help="env id for scripted:NAME")
+    s.add_argument("--env-kwargs", type=_json_arg, default=None)
+    s.add_argument("--split", default=None, help="the env's split for scripted demonstrations (default: train)")
+    s.add_argument("--episodes", type=int, default=None, help="scripted: number of tasks (default: the whole split)")
+    s.add_argument("--keep", choices=["success", "all"], default=None, help="scripted: keep only successful episodes (default)")
+    s.add_argument("--model", default=None, help="model to fine-tune (default: smollm2-135m)")
+    s.add_argument("--out", default="runs/sft", help="run directory (must be empty or new; see --overwrite)")
+    s.add_argument("--overwrite", action="store_true", help="clear a non-empty run directory first")
+    s.add_argument("--epochs", type=int, default=None)
+    s.add_argument("--lr", type=float, default=None)
+    s.add_argument("--schedule", choices=["constant", "linear", "cosine"], default=None)
+    s.add_argument("--warmup-steps", dest="warmup_steps", type=int, default=None)
+    s.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="demonstrations per optimizer step")
+    s.add_argument("--micro-batch-size", dest="micro_batch_size", type=int, default=None,
+                   help="demonstrations per forward/backward (gradient accumulation)")
+    s.add_argument("--max-seq-len", dest="max_seq_len", type=int, default=None)
+    s.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=None, help="optimizer steps (default: each epoch)")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--report", action="store_true", help="write the HTML report (loss curve) at the end")
+    s.set_defaults(fn=cmd_sft)
 
     s = sub.add_parser("eval", help="success rate, mean reward, pass^k")
     s.add_argument("--env", required=True)

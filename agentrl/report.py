@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 # The plots this module may write, in page order; a stale one from an earlier report is removed when its
 # series is gone, so the folder never shows a plot the page does not.
-PLOT_NAMES = ("reward", "reward_vs_tokens", "kl", "clip_fraction", "tokens", "time", "optimization")
+PLOT_NAMES = ("reward", "reward_vs_tokens", "sft_loss", "kl", "clip_fraction", "tokens", "time", "optimization")
 MAX_EPISODES = 4
 # A prompt (system message with tool schemas) can run to thousands of tokens; fold it when it is this long
 # so the agent's turns are on screen. Its tokens are still rendered, inside a <details>.
@@ -256,23 +256,36 @@ def _patch(color, alpha, label):
     return Patch(color=color, alpha=alpha, label=label)
 
 
-def plot_reward_vs_tokens(rows):
-    x, y = series(rows, "reward/mean", x="tokens/cumulative")
-    if not y:
+def _curve(rows, key: str, label: str, *, x: str, xlabel: str, ylabel: str, title: str, eng: bool = False):
+    """One series with its moving average."""
+    xs, ys = series(rows, key, x=x)
+    if not ys:
         return None
-    from matplotlib.ticker import EngFormatter
-
     fig, ax = _new_figure()
     ax = ax[0][0]
-    ax.plot(x, y, color="C0", lw=1.2, marker="o" if len(y) < 30 else None, ms=3, label="reward (mean)")
-    sm = _smooth(y)
+    ax.plot(xs, ys, color="C0", lw=1.2, marker="o" if len(ys) < 30 else None, ms=3, label=label)
+    sm = _smooth(ys)
     if sm:
-        ax.plot(x, sm, color="C3", lw=1.6, label="moving avg")
+        ax.plot(xs, sm, color="C3", lw=1.6, label="moving avg")
         ax.legend(fontsize=8)
-    _style(ax, "cumulative sampled tokens (policy + branch)", "reward", integer_x=False)
-    ax.xaxis.set_major_formatter(EngFormatter())
-    ax.set_title("Reward against sampling cost")
+    _style(ax, xlabel, ylabel, integer_x=not eng)
+    if eng:
+        from matplotlib.ticker import EngFormatter
+
+        ax.xaxis.set_major_formatter(EngFormatter())
+    ax.set_title(title)
     return fig
+
+
+def plot_reward_vs_tokens(rows):
+    return _curve(rows, "reward/mean", "reward (mean)", x="tokens/cumulative", xlabel="cumulative sampled tokens (policy + branch)",
+                  ylabel="reward", title="Reward against sampling cost", eng=True)
+
+
+def plot_sft_loss(rows):
+    """`agentrl sft` runs: the demonstrations' NLL per optimizer step."""
+    return _curve(rows, "loss/sft", "loss (assistant-token NLL)", x="step", xlabel="optimizer step", ylabel="loss",
+                  title="Supervised fine-tuning loss")
 
 
 def _lines(rows, keys: list[tuple[str, str]], ylabel: str, title: str):
@@ -361,6 +374,7 @@ def plot_optimization(rows):
 PLOTS: dict[str, Callable[[list[dict[str, Any]]], Any]] = {
     "reward": plot_reward,
     "reward_vs_tokens": plot_reward_vs_tokens,
+    "sft_loss": plot_sft_loss,
     "kl": plot_kl,
     "clip_fraction": plot_clip_fraction,
     "tokens": plot_tokens,

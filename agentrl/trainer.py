@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import random
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from agentrl.chat_format import ChatFormatter
 from agentrl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint, set_rng_state
 from agentrl.config import Config, atomic_write_text, dump_config
 from agentrl.losses import kl_estimate
+from agentrl.lr_schedule import lr_factor
 from agentrl.metrics import MetricsLogger
 from agentrl.models import load_model
 from agentrl.registry import make_env
@@ -256,15 +256,8 @@ class Trainer:
         return ref
 
     def _lr_lambda(self, step: int) -> float:
-        o, total = self.cfg.optim, self.cfg.train.updates
-        if o.warmup_steps and step < o.warmup_steps:
-            return (step + 1) / o.warmup_steps
-        frac = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
-        if o.schedule == "linear":
-            return max(0.0, 1.0 - frac)
-        if o.schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
-        return 1.0
+        o = self.cfg.optim
+        return lr_factor(step, self.cfg.train.updates, schedule=o.schedule, warmup_steps=o.warmup_steps)
 
     @staticmethod
     def _seed_everything(seed: int) -> None:
