@@ -359,3 +359,14 @@ def test_compact_signature_and_block():
         ts.compact_prompt_block(summaries={"nope": "x"})
     json.dumps(block)
     assert re.fullmatch(r"[^\n]+", block.split("\n")[-1])
+
+
+def test_tier_list_selects_several_tiers() -> None:
+    from environments.tool_use.env import ToolUseEnv
+
+    env = ToolUseEnv(split="test", tier=[1, 2])
+    tiers = {env._by_id[t].tier for t in env.task_ids()}
+    assert tiers == {1, 2} and len(env.task_ids()) == len(ToolUseEnv(split="test", tier=1).task_ids()) * 2
+    for bad in ([1, 7], [], [True]):
+        with pytest.raises(ValueError, match="tier must be one of"):
+            ToolUseEnv(split="test", tier=bad)

@@ -143,7 +143,7 @@ class _CompactToolSet(ToolSet):
 
 
 class ToolUseEnv(MultiTurnEnv):
-    """split: "train" (400 tasks), "test" (100) or "all"; tier: None or 1-4 (number of tool calls the gold
+    """split: "train" (400 tasks), "test" (100) or "all"; tier: None, 1-4 or a list such as [1, 2] (tool calls the gold
     chain needs); tool_cost: subtracted from the terminal reward per tool call; rel_tol: relative tolerance
     for number answers (reward.py). One tool call per message (the base class's max_tool_calls_per_turn).
     tools: "all" or a list of tool families / tool names to show (tasks needing other tools are left out);
@@ -156,7 +156,7 @@ class ToolUseEnv(MultiTurnEnv):
     def __init__(
         self,
         split: str = "train",
-        tier: int | None = None,
+        tier: int | list[int] | None = None,
         tool_cost: float = 0.0,
         max_turns: int = 8,
         render_mode: str | None = None,

@@ -148,12 +148,13 @@ def load_split(split: str) -> tuple[Task, ...]:
     return tasks
 
 
-def load_tasks(split: str = "train", tier: int | None = None) -> tuple[Task, ...]:
-    """Tasks of a split ("train", "test" or "all"), optionally of one tier (1-4)."""
-    if tier is not None and tier not in TIERS:
-        raise ValueError(f"tier must be one of {TIERS} or None, got {tier!r}")
+def load_tasks(split: str = "train", tier: int | list[int] | tuple[int, ...] | None = None) -> tuple[Task, ...]:
+    """Tasks of a split ("train", "test" or "all"), optionally of one tier (1-4) or several ([1, 2])."""
+    tiers = tuple(tier) if isinstance(tier, (list, tuple)) else (tier,)
+    if tier is not None and (not tiers or any(isinstance(t, bool) or t not in TIERS for t in tiers)):
+        raise ValueError(f"tier must be one of {TIERS}, a list of them, or None, got {tier!r}")
     if split == "all":
         tasks = tuple(t for s in SPLITS for t in load_split(s))
     else:
         tasks = load_split(split)
-    return tuple(t for t in tasks if tier is None or t.tier == tier)
+    return tuple(t for t in tasks if tier is None or t.tier in tiers)
