@@ -94,6 +94,7 @@ class PPOConfig(_Strict):
     entropy_coef: float = Field(0.0, ge=0.0)
     vf_coef: float = Field(0.5, ge=0.0)
     vf_clip: float | None = Field(0.2, gt=0.0)
+    shared_prefix: bool = True  # encode tokens the rows of a micro-batch share once (`shared_prefix.py`)
 
 
 class TrainConfig(_Strict):
@@ -108,6 +109,14 @@ class TrainConfig(_Strict):
     tensorboard: bool = False
     progress: bool = True
     threads: int | None = Field(None, ge=1)  # torch CPU threads (None = torch's default)
+    # held-out evaluation while training: greedy episodes on an env made with env.kwargs + eval_env_kwargs
+    # (e.g. {split: test}), before the first update and every eval_every updates; logged as eval/* metrics
+    eval_every: int = Field(0, ge=0)  # 0 = off
+    eval_tasks: int | None = Field(None, ge=1)  # tasks of the eval env's list (None: all), or seeds without a list
+    eval_env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # stop once this many tokens were sampled (policy + branch continuations + baselines), even before `updates`:
+    # compares algorithms at equal sampling cost
+    max_tokens: int | None = Field(None, ge=1)
 
 
 class Config(_Strict):

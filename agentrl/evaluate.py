@@ -102,7 +102,7 @@ def run_policy(env_id: str, env_kwargs: dict[str, Any], model: str, tasks: list[
     from agentrl.backends.hf import HFPolicy
     from agentrl.chat_format import ChatFormatter
     from agentrl.models import load_model
-    from agentrl.rollout import EpisodeSpec, RolloutRunner
+    from agentrl.rollout import RolloutRunner
 
     m, tok = load_model(model)
     runner = RolloutRunner(
@@ -110,6 +110,13 @@ def run_policy(env_id: str, env_kwargs: dict[str, Any], model: str, tasks: list[
         SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens), constrained=constrained, seed=seed, progress=True,
         max_seq_len=int(getattr(m.config, "max_position_embeddings", 4096) or 4096),
     )
+    return collect_outcomes(runner, tasks, trials)
+
+
+def collect_outcomes(runner: Any, tasks: list[tuple[int, str | None]], trials: int) -> list[TaskOutcome]:
+    """Run `trials` episodes of every (seed, task) with a ready `RolloutRunner`; one TaskOutcome per task."""
+    from agentrl.rollout import EpisodeSpec
+
     specs = [EpisodeSpec(seed=s + t if task else s, task_id=task, group_id=g) for g, (s, task) in enumerate(tasks) for t in range(trials)]
     eps = runner.collect(specs)
     outcomes = {g: TaskOutcome(task or str(s), [], [], []) for g, (s, task) in enumerate(tasks)}
@@ -121,6 +128,22 @@ def run_policy(env_id: str, env_kwargs: dict[str, Any], model: str, tasks: list[
     return [outcomes[g] for g in range(len(tasks))]
 
 
+def task_list(env_id: str, env_kwargs: dict[str, Any], n_tasks: int | None, seed: int) -> list[tuple[int, str | None]]:
+    """(seed, task id) pairs to evaluate: the env's task list (first n_tasks) or n_tasks seeds from `seed`."""
+    probe = make_env(env_id, **env_kwargs)
+    try:
+        return _task_list(probe, n_tasks, seed)
+    finally:
+        probe.close()
+
+
+def summarize_outcomes(outcomes: list[TaskOutcome]) -> dict[str, float]:
+    rewards = [r for o in outcomes for r in o.rewards]
+    succ = [s for o in outcomes for s in o.successes]
+    turns = [t for o in outcomes for t in o.turns]
+    return {"success_rate": sum(succ) / len(succ), "mean_reward": sum(rewards) / len(rewards), "mean_turns": sum(turns) / len(turns)}
+
+
 def evaluate(env_id: str, model: str, *, env_kwargs: dict[str, Any] | None = None, tasks: int | None = None,
              k: int = 1, trials: int | None = None, seed: int = 0, temperature: float = 1.0,
              max_new_tokens: int = 256, constrained: bool = False) -> EvalResult:
@@ -128,20 +151,16 @@ def evaluate(env_id: str, model: str, *, env_kwargs: dict[str, Any] | None = Non
     trials = trials or k
     if trials < k:
         raise ValueError(f"trials ({trials}) must be >= k ({k})")
-    probe = make_env(env_id, **env_kwargs)
-    task_list = _task_list(probe, tasks, seed)
-    probe.close()
+    tasks_ = task_list(env_id, env_kwargs, tasks, seed)
     if model.startswith("scripted:"):
-        outcomes = run_scripted(env_id, env_kwargs, model.split(":", 1)[1], task_list, trials)
+        outcomes = run_scripted(env_id, env_kwargs, model.split(":", 1)[1], tasks_, trials)
     else:
-        outcomes = run_policy(env_id, env_kwargs, model, task_list, trials, temperature=temperature,
+        outcomes = run_policy(env_id, env_kwargs, model, tasks_, trials, temperature=temperature,
                               max_new_tokens=max_new_tokens, constrained=constrained, seed=seed)
-    rewards = [r for o in outcomes for r in o.rewards]
-    succ = [s for o in outcomes for s in o.successes]
-    turns = [t for o in outcomes for t in o.turns]
+    s = summarize_outcomes(outcomes)
     return EvalResult(
         env=env_id, model=model, tasks=len(outcomes), trials=trials, k=k,
-        success_rate=sum(succ) / len(succ), mean_reward=sum(rewards) / len(rewards),
+        success_rate=s["success_rate"], mean_reward=s["mean_reward"],
         pass_k={j: pass_hat_k([o.successes for o in outcomes], j) for j in range(1, k + 1)},
-        mean_turns=sum(turns) / len(turns), outcomes=outcomes,
+        mean_turns=s["mean_turns"], outcomes=outcomes,
     )

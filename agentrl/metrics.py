@@ -14,6 +14,7 @@ from agentrl.config import atomic_write_text
 CONSOLE_KEYS = (
     ("reward/mean", "reward", ".3f"),
     ("success_rate", "success", ".2f"),
+    ("eval/success_rate", "held-out", ".2f"),
     ("kl", "kl", ".4f"),
     ("clip_fraction", "clip", ".3f"),
     ("grad_norm", "gnorm", ".3f"),

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 # The plots this module may write, in page order; a stale one from an earlier report is removed when its
 # series is gone, so the folder never shows a plot the page does not.
-PLOT_NAMES = ("reward", "reward_vs_tokens", "sft_loss", "kl", "clip_fraction", "tokens", "time", "optimization")
+PLOT_NAMES = ("held_out", "reward", "reward_vs_tokens", "sft_loss", "kl", "clip_fraction", "tokens", "time", "optimization")
 MAX_EPISODES = 4
 # A prompt (system message with tool schemas) can run to thousands of tokens; fold it when it is this long
 # so the agent's turns are on screen. Its tokens are still rendered, inside a <details>.
@@ -209,6 +209,25 @@ def _smooth(ys: list[float]) -> list[float] | None:
     return out
 
 
+def plot_held_out(rows):
+    """`train.eval_every`: greedy success and reward on held-out tasks, from update 0 (the starting model) on.
+    The report opens with it: it is the curve that says whether the agent got better at the task."""
+    x, y = series(rows, "eval/success_rate")
+    if not y:
+        return None
+    fig, ax = _new_figure()
+    ax = ax[0][0]
+    ax.plot(x, y, color="C2", lw=1.6, marker="o", ms=4, label="held-out success rate")
+    rx, ry = series(rows, "eval/reward")
+    if ry:
+        ax.plot(rx, ry, color="C0", lw=1.0, ls="--", marker="s", ms=3, label="held-out mean reward")
+    _style(ax, "update (0 = before training)", "held-out")
+    ax.legend(fontsize=8, loc="best")
+    _, n = series(rows, "eval/tasks")
+    ax.set_title(f"Held-out evaluation (greedy{f', {n[-1]:.0f} tasks' if n else ''})")
+    return fig
+
+
 def plot_reward(rows):
     x, y = series(rows, "reward/mean")
     sx, sy = series(rows, "success_rate")
@@ -372,6 +391,7 @@ def plot_optimization(rows):
 
 
 PLOTS: dict[str, Callable[[list[dict[str, Any]]], Any]] = {
+    "held_out": plot_held_out,
     "reward": plot_reward,
     "reward_vs_tokens": plot_reward_vs_tokens,
     "sft_loss": plot_sft_loss,
@@ -406,6 +426,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     _, s = series(rows, "success_rate")
     if s:
         out.append(("success rate first / last / best", f"{s[0]:.3f} / {s[-1]:.3f} / {max(s):.3f}"))
+    _, ho = series(rows, "eval/success_rate")
+    if ho:
+        out.append(("held-out success first / last / best", f"{ho[0]:.3f} / {ho[-1]:.3f} / {max(ho):.3f}"))
     _, cum = series(rows, "tokens/cumulative")
     _, pol = series(rows, "tokens/sampled")
     _, br = series(rows, "tokens/branch")

@@ -22,6 +22,7 @@ from agentrl.backends.base import SamplingParams
 from agentrl.chat_format import ChatFormatter
 from agentrl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint, set_rng_state
 from agentrl.config import Config, atomic_write_text, dump_config
+from agentrl.held_out import HeldOutEval
 from agentrl.losses import kl_estimate
 from agentrl.lr_schedule import lr_factor
 from agentrl.metrics import MetricsLogger
@@ -58,6 +59,7 @@ class Trainer:
             constrained=cfg.rollout.constrained, snapshot_turns=self.spec.needs_branches,
             max_seq_len=cfg.rollout.max_seq_len, seed=cfg.train.seed, progress=False, env_workers=cfg.rollout.env_workers,
         )
+        self.held_out = (HeldOutEval(cfg, self.policy, self.runner.fmt, env_kwargs) if cfg.train.eval_every else None)
         self.rng = random.Random(cfg.train.seed)
         self.torch_gen = torch.Generator().manual_seed(cfg.train.seed)
         self.step = 0
@@ -70,14 +72,23 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------------
     def run(self) -> Path:
         cfg = self.cfg.train
-        while self.step < cfg.updates:
+        if self.held_out is not None and self.step == 0:
+            self.logger.log(0, self.held_out(), cfg.updates)  # the starting point of the held-out curve
+        while self.step < cfg.updates and not self.out_of_tokens():
             metrics = self.train_step()
             self.step += 1
+            last = self.step == cfg.updates or self.out_of_tokens()
+            if self.held_out is not None and (self.step % cfg.eval_every == 0 or last):
+                metrics.update(self.held_out())
             self.logger.log(self.step, metrics, cfg.updates)
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.updates:
+            if self.step % cfg.checkpoint_every == 0 or last:
                 self.save()
         self.logger.close()
         return self.run_dir
+
+    def out_of_tokens(self) -> bool:
+        cap = self.cfg.train.max_tokens
+        return cap is not None and self.tokens_cumulative >= cap
 
     def close(self) -> None:
         """Release the rollout backend (a vLLM engine's worker processes and memory); the model stays usable."""

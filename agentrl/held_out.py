@@ -1,0 +1,35 @@
+"""Held-out evaluation while training (`train.eval_every`): greedy episodes of the current policy on an env made
+with `env.kwargs` + `train.eval_env_kwargs` (e.g. `{split: test}`), logged as `eval/*` metrics.
+
+It shares the trainer's policy backend (so it scores the weights just updated) but has its own `RolloutRunner`,
+so its episodes never advance the training runner's uid counter, from which sampling seeds derive."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from agentrl.backends.base import SamplingParams
+from agentrl.evaluate import collect_outcomes, summarize_outcomes, task_list
+from agentrl.registry import make_env
+from agentrl.rollout import RolloutRunner
+
+SEED_BASE = 1_000_000  # envs without a task list are evaluated on seeds from here (training seeds are hashed)
+
+
+class HeldOutEval:
+    def __init__(self, cfg: Any, policy: Any, formatter: Any, env_kwargs: dict[str, Any]):
+        t, r = cfg.train, cfg.rollout
+        kwargs = {**env_kwargs, **t.eval_env_kwargs}
+        env_id = cfg.env.id
+        self.tasks = task_list(env_id, kwargs, t.eval_tasks, SEED_BASE)  # validates eval_env_kwargs before training
+        self.runner = RolloutRunner(
+            lambda: make_env(env_id, **kwargs), policy, formatter, SamplingParams(temperature=0.0, max_new_tokens=r.max_new_tokens),
+            constrained=r.constrained, max_seq_len=r.max_seq_len, seed=t.seed, env_workers=r.env_workers,
+        )
+
+    def __call__(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        s = summarize_outcomes(collect_outcomes(self.runner, self.tasks, trials=1))
+        return {"eval/success_rate": s["success_rate"], "eval/reward": s["mean_reward"], "eval/turns": s["mean_turns"],
+                "eval/tasks": float(len(self.tasks)), "time/eval": time.perf_counter() - t0}
