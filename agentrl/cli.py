@@ -190,7 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=None, help="optimizer steps (default: each epoch)")
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--threads", type=int, default=None)
-    s.add_argument("--report", action="store_true", help="write the HTML report (loss curve) at the end")
+    s.add_argument("--eval-every", dest="eval_every", type=int, default=None,
+                   help="greedy held-out evaluation every N optimizer steps (and before the first); needs --env")
+    s.add_argument("--eval-tasks", dest="eval_tasks", type=int, default=None, help="held-out tasks (default: all)")
+    s.add_argument("--eval-env-kwargs", dest="eval_env_kwargs", type=_json_arg, default=None,
+                   help='held-out env kwargs over --env-kwargs (default: {"split": "test"} when --split is given)')
+    s.add_argument("--eval-max-new-tokens", dest="eval_max_new_tokens", type=int, default=None)
+    s.add_argument("--report", action="store_true", help="write the HTML report (loss and held-out curves) at the end")
     s.set_defaults(fn=cmd_sft)
 
     s = sub.add_parser("eval", help="success rate, mean reward, pass^k")

@@ -18,15 +18,21 @@ SEED_BASE = 1_000_000  # envs without a task list are evaluated on seeds from he
 
 
 class HeldOutEval:
-    def __init__(self, cfg: Any, policy: Any, formatter: Any, env_kwargs: dict[str, Any]):
-        t, r = cfg.train, cfg.rollout
-        kwargs = {**env_kwargs, **t.eval_env_kwargs}
-        env_id = cfg.env.id
-        self.tasks = task_list(env_id, kwargs, t.eval_tasks, SEED_BASE)  # validates eval_env_kwargs before training
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], policy: Any, formatter: Any, *, tasks: int | None,
+                 max_new_tokens: int, max_seq_len: int, seed: int = 0, constrained: bool = False, env_workers: int = 1):
+        self.tasks = task_list(env_id, env_kwargs, tasks, SEED_BASE)  # validates the kwargs before any training
         self.runner = RolloutRunner(
-            lambda: make_env(env_id, **kwargs), policy, formatter, SamplingParams(temperature=0.0, max_new_tokens=r.max_new_tokens),
-            constrained=r.constrained, max_seq_len=r.max_seq_len, seed=t.seed, env_workers=r.env_workers,
+            lambda: make_env(env_id, **env_kwargs), policy, formatter, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens),
+            constrained=constrained, max_seq_len=max_seq_len, seed=seed, env_workers=env_workers,
         )
+
+    @classmethod
+    def for_training(cls, cfg: Any, policy: Any, formatter: Any, env_kwargs: dict[str, Any]) -> "HeldOutEval":
+        """From a training `Config`: env.kwargs + train.eval_env_kwargs, the rollout's limits, greedy."""
+        t, r = cfg.train, cfg.rollout
+        return cls(cfg.env.id, {**env_kwargs, **t.eval_env_kwargs}, policy, formatter, tasks=t.eval_tasks,
+                   max_new_tokens=r.max_new_tokens, max_seq_len=r.max_seq_len, seed=t.seed, constrained=r.constrained,
+                   env_workers=r.env_workers)
 
     def __call__(self) -> dict[str, float]:
         t0 = time.perf_counter()

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentrl.chat_format import ChatFormatter
 
@@ -64,6 +64,23 @@ class SFTConfig(BaseModel):
     checkpoint_every: int | None = Field(None, ge=1)  # optimizer steps (None: at the end of every epoch)
     keep_checkpoints: int = Field(2, ge=1)
     threads: int | None = Field(None, ge=1)
+    # held-out evaluation while training (needs `env`): greedy episodes on env_kwargs + eval_env_kwargs (e.g.
+    # {"split": "test"}) before the first step and every eval_every optimizer steps, logged as eval/* metrics
+    eval_every: int = Field(0, ge=0)
+    eval_tasks: int | None = Field(None, ge=1)
+    eval_env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    eval_max_new_tokens: int = Field(64, ge=1)
+
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SFTConfig":
+        if self.micro_batch_size > self.batch_size:
+            raise ValueError(f"micro_batch_size ({self.micro_batch_size}) must be <= batch_size ({self.batch_size})")
+        if self.source.startswith("scripted:") and not self.env:
+            raise ValueError("a scripted:NAME source needs --env ID (the env whose scripted agent demonstrates)")
+        if self.eval_every and not self.env:
+            raise ValueError("held-out evaluation (eval_every) needs --env: the env whose tasks are evaluated")
+        return self
 
 
 @dataclass
@@ -240,8 +257,6 @@ def collate_demos(demos: list[Demo], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 def load_demos(cfg: SFTConfig, fmt: ChatFormatter) -> tuple[list[Demo], dict[str, float]]:
     if cfg.source.startswith("scripted:"):
-        if not cfg.env:
-            raise ValueError("--from scripted:NAME needs --env ID (the env whose scripted agent demonstrates)")
         kwargs = dict(cfg.env_kwargs)
         if cfg.split is not None:
             kwargs["split"] = cfg.split
@@ -269,8 +284,6 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
     from agentrl.models import load_model
     from agentrl.update import forward
 
-    if cfg.micro_batch_size > cfg.batch_size:
-        raise ValueError(f"micro_batch_size ({cfg.micro_batch_size}) must be <= batch_size ({cfg.batch_size})")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.run_dir)
@@ -285,6 +298,7 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
     if too_long:
         raise ValueError(f"{len(too_long)} of {len(demos)} demonstrations are longer than max_seq_len={cfg.max_seq_len} "
                          f"(longest {max(len(d.input_ids) for d in too_long)} tokens, e.g. {too_long[0].source}); raise it")
+    held_out = _held_out(cfg, model, tokenizer, fmt)
     prepare_run_dir(run_dir, overwrite)  # only now: bad input must not clear an existing run
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"sft": cfg.model_dump(mode="json")}, sort_keys=False))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_of_turn_id(fmt)
@@ -305,6 +319,8 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc="sft", unit="step", file=sys.stderr)
+    if held_out is not None:
+        logger.log(0, _evaluate(held_out, model))
     model.train()
     step, tokens_seen = 0, 0
     for epoch in range(cfg.epochs):
@@ -327,10 +343,11 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
             sched.step()
             step += 1
             tokens_seen += sum(lengths[i] for i in batch)
+            evals = _evaluate(held_out, model) if held_out is not None and (step % cfg.eval_every == 0 or step == total) else {}
             logger.log(step, {
                 "loss/sft": loss_sum, "epoch": epoch + 1, "lr": float(opt.param_groups[0]["lr"]), "grad_norm": float(gnorm),
                 "tokens/assistant": float(n_tok), "tokens/cumulative": float(tokens_seen), "time/total": time.perf_counter() - ts,
-                **(data_stats if step == 1 else {}),
+                **(data_stats if step == 1 else {}), **evals,
             })
             if bar is not None:
                 bar.update(1)
@@ -344,6 +361,30 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
     return run_dir
 
 
+def _held_out(cfg: SFTConfig, model: Any, tokenizer: Any, fmt: ChatFormatter) -> Any:
+    if not cfg.eval_every:
+        return None
+    from agentrl.backends.hf import HFPolicy
+    from agentrl.held_out import HeldOutEval
+
+    # held out = the test split when training on another split and eval_env_kwargs does not name one
+    split = {"split": "test"} if cfg.split not in (None, "test") else {}
+    kwargs = {**cfg.env_kwargs, **split, **cfg.eval_env_kwargs}
+    return HeldOutEval(cfg.env, kwargs, HFPolicy(model, tokenizer), fmt, tasks=cfg.eval_tasks,
+                       max_new_tokens=cfg.eval_max_new_tokens, max_seq_len=cfg.max_seq_len, seed=cfg.seed)
+
+
+def _evaluate(held_out: Any, model: Any) -> dict[str, float]:
+    model.eval()
+    try:
+        out = held_out()
+    finally:
+        model.train()
+    print(f"held-out success {out['eval/success_rate']:.3f}, reward {out['eval/reward']:.3f} "
+          f"({out['eval/tasks']:.0f} tasks, {out['time/eval']:.0f}s)", file=sys.stderr)
+    return out
+
+
 def config_from_args(args: Any) -> SFTConfig:
     """Build the validated config from `agentrl sft` flags; errors name the flag and what is allowed."""
     fields = {k: getattr(args, k) for k in SFTConfig.model_fields if getattr(args, k, None) is not None}
@@ -352,5 +393,6 @@ def config_from_args(args: Any) -> SFTConfig:
     try:
         return SFTConfig(**fields)
     except ValidationError as exc:
-        msgs = [f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
+        msgs = [f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}" if e["loc"] else e["msg"].removeprefix("Value error, ")
+                for e in exc.errors()]
         raise ValueError("invalid sft options:\n  " + "\n  ".join(msgs)) from None

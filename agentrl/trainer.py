@@ -59,7 +59,7 @@ class Trainer:
             constrained=cfg.rollout.constrained, snapshot_turns=self.spec.needs_branches,
             max_seq_len=cfg.rollout.max_seq_len, seed=cfg.train.seed, progress=False, env_workers=cfg.rollout.env_workers,
         )
-        self.held_out = (HeldOutEval(cfg, self.policy, self.runner.fmt, env_kwargs) if cfg.train.eval_every else None)
+        self.held_out = (HeldOutEval.for_training(cfg, self.policy, self.runner.fmt, env_kwargs) if cfg.train.eval_every else None)
         self.rng = random.Random(cfg.train.seed)
         self.torch_gen = torch.Generator().manual_seed(cfg.train.seed)
         self.step = 0

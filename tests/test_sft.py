@@ -200,3 +200,16 @@ def test_cli_sft_run_dir_feeds_train_and_eval(tmp_path: Path, capsys) -> None:
              "ppo.micro_batch_size=2", f"train.run_dir={tmp_path / 'rl'}"]
     assert cli_main(train) == 0
     assert (tmp_path / "rl" / "checkpoints" / "step_000001").exists()
+
+
+def test_sft_eval_every_logs_a_rising_held_out_curve(tmp_path: Path) -> None:
+    run = tmp_path / "sft"
+    cfg = SFTConfig(source="scripted:gold", env=CREDIT, env_kwargs={"turns": 2}, episodes=64, run_dir=str(run),
+                    eval_every=48, eval_tasks=16, eval_max_new_tokens=4, **SFT_FAST)
+    run_sft(cfg, progress=False)
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    curve = [(r["step"], r["eval/success_rate"]) for r in rows if "eval/success_rate" in r]
+    assert [s for s, _ in curve] == [0, 48, 96]
+    assert curve[-1][1] >= curve[0][1] + 0.6
+    with pytest.raises(ValueError, match="needs --env"):
+        SFTConfig(source=str(tmp_path / "x.jsonl"), eval_every=1, **SFT_FAST)
