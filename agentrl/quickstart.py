@@ -1,7 +1,14 @@
-"""`make quickstart`: a short TRePO run with the embedded default model, then its HTML report."""
+"""`make quickstart`: the SFT -> RL path with the embedded default model, on a real agent task.
+
+1. `agentrl sft` on ToolUse-v0 demonstrations (tier 1, compact prompt), evaluating held-out test tasks before
+   the first step and at the end;
+2. TRePO from that checkpoint (examples/quickstart.yaml), evaluating the same held-out tasks along the way;
+3. the HTML report, which opens with the held-out curve of both stages, and a before / after line.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -9,25 +16,48 @@ from pathlib import Path
 
 from agentrl.config import load_config
 from agentrl.report import write_report
+from agentrl.sft import SFTConfig, run_sft
 from agentrl.trainer import Trainer
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "quickstart.yaml"
+# the supervised stage: the env and held-out tasks are those of the RL config
+SFT = {"source": "scripted:gold", "split": "train", "episodes": 100, "epochs": 1, "lr": 5e-5, "batch_size": 8,
+       "micro_batch_size": 8, "warmup_steps": 2, "schedule": "cosine"}
+
+
+def _held_out(run_dir: Path) -> list[tuple[int, float]]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["eval/success_rate"]) for r in rows if "eval/success_rate" in r]
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = load_config(CONFIG, list(argv if argv is not None else sys.argv[1:]))
     run_dir = Path(cfg.train.run_dir)
-    if run_dir.exists() and not cfg.train.resume:
-        shutil.rmtree(run_dir)  # the quickstart's own directory: a re-run starts clean
+    sft_dir = run_dir.parent / (run_dir.name + "-sft")
+    for d in (run_dir, sft_dir):
+        if d.exists() and not cfg.train.resume:
+            shutil.rmtree(d)  # the quickstart's own directories: a re-run starts clean
     t0 = time.perf_counter()
-    print(f"agentrl quickstart: {cfg.algorithm.name} on {cfg.env.id} with {cfg.model}, {cfg.train.updates} updates", file=sys.stderr)
+    env_kwargs = {k: v for k, v in cfg.env.kwargs.items() if k != "split"}
+    print(f"agentrl quickstart: SFT then {cfg.algorithm.name} on {cfg.env.id} {env_kwargs} with {cfg.model}", file=sys.stderr)
+    sft = SFTConfig(model=cfg.model, env=cfg.env.id, env_kwargs=env_kwargs, run_dir=str(sft_dir), seed=cfg.train.seed,
+                    eval_every=10_000, eval_tasks=cfg.train.eval_tasks, eval_env_kwargs=cfg.train.eval_env_kwargs,
+                    eval_max_new_tokens=cfg.rollout.max_new_tokens, **SFT)
+    if not (cfg.train.resume and (sft_dir / "checkpoints").is_dir()):
+        run_sft(sft, overwrite=True)
+    cfg.model = str(sft_dir)
     trainer = Trainer(cfg)
     try:
         trainer.run()
     finally:
         trainer.close()
     report = write_report(run_dir)
-    print(f"done in {time.perf_counter() - t0:.0f}s\nrun directory: {run_dir.resolve()}\nreport: {Path(report).resolve()}")
+    base, after_sft = _held_out(sft_dir)[0][1], _held_out(sft_dir)[-1][1]
+    rl = _held_out(run_dir)
+    print(f"held-out success ({rl[-1][0]} RL updates, {cfg.train.eval_tasks or 'all'} test tasks, greedy): "
+          f"base model {base:.2f} -> after SFT {after_sft:.2f} -> after {cfg.algorithm.name} {rl[-1][1]:.2f}")
+    print(f"done in {time.perf_counter() - t0:.0f}s\nrun directories: {sft_dir.resolve()} (SFT), {run_dir.resolve()} (RL)\n"
+          f"report: {Path(report).resolve()}")
     return 0
 
 

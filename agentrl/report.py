@@ -209,23 +209,46 @@ def _smooth(ys: list[float]) -> list[float] | None:
     return out
 
 
-def plot_held_out(rows):
-    """`train.eval_every`: greedy success and reward on held-out tasks, from update 0 (the starting model) on.
-    The report opens with it: it is the curve that says whether the agent got better at the task."""
+def plot_held_out(rows, parent: list[dict[str, Any]] | None = None):
+    """`train.eval_every` / `agentrl sft --eval-every`: greedy success and reward on held-out tasks, from update 0
+    (the starting model) on. When the run started from another run that evaluated too (an SFT run), that run's
+    curve is drawn left of 0 (its steps shifted so its last step is 0: the same weights), so the plot shows the
+    whole path, base -> SFT -> RL. The report opens with it."""
     x, y = series(rows, "eval/success_rate")
-    if not y:
+    px, py = series(parent or [], "eval/success_rate")
+    if not y and not py:
         return None
     fig, ax = _new_figure()
     ax = ax[0][0]
-    ax.plot(x, y, color="C2", lw=1.6, marker="o", ms=4, label="held-out success rate")
+    if py:
+        shift = px[-1]
+        ax.plot([v - shift for v in px], py, color="C1", lw=1.6, marker="o", ms=4, label="held-out success (run it started from)")
+        ax.axvline(0, color="grey", lw=0.8, ls=":")
+    if y:
+        ax.plot(x, y, color="C2", lw=1.6, marker="o", ms=4, label="held-out success rate")
     rx, ry = series(rows, "eval/reward")
     if ry:
         ax.plot(rx, ry, color="C0", lw=1.0, ls="--", marker="s", ms=3, label="held-out mean reward")
-    _style(ax, "update (0 = before training)", "held-out")
+    _style(ax, "update (0 = start of this run" + ("; left of 0: the run it started from, in its steps)" if py else ")"), "held-out")
     ax.legend(fontsize=8, loc="best")
-    _, n = series(rows, "eval/tasks")
+    _, n = series(rows or parent or [], "eval/tasks")
     ax.set_title(f"Held-out evaluation (greedy{f', {n[-1]:.0f} tasks' if n else ''})")
     return fig
+
+
+def parent_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """Metrics of the run this run's model came from (config `model:` or `sft.model:` naming a run directory)."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    model = cfg.get("model") or (cfg.get("sft") or {}).get("model")
+    path = Path(str(model)) / "metrics.jsonl" if model else None
+    if path is None or not path.is_file() or path.resolve() == (run_dir / "metrics.jsonl").resolve():
+        return []
+    return load_metrics(path)
 
 
 def plot_reward(rows):
@@ -581,8 +604,9 @@ def write_report(run_dir: str | Path, *, out_dir: Path | None = None) -> Path:
 
     rows = load_metrics(metrics_path)
     images: list[tuple[str, bytes]] = []
+    parent = parent_rows(run_dir)
     for name, make in PLOTS.items():
-        fig = make(rows) if rows else None
+        fig = (plot_held_out(rows, parent) if name == "held_out" else make(rows)) if rows else None
         target = out_dir / f"{name}.png"
         if fig is None:
             if target.exists():
