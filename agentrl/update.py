@@ -42,6 +42,7 @@ class ForwardOut:
 def forward(
     model: Any, value_head: ValueHead | None, ids: torch.Tensor, attn: torch.Tensor, temperature: float,
     *, entropy: bool, mask: torch.Tensor | None = None, allowed: torch.Tensor | None = None,
+    shared_prefix: bool = False,
 ) -> ForwardOut:
     """Token logprobs (and entropy, values) of `ids` under `model` at `temperature`.
 
@@ -52,7 +53,15 @@ def forward(
     49k vocabulary the full [B, T, V] logits dominate the cost and memory of a CPU update, and env or
     prompt tokens never need them. (Models whose head does more than a linear map, e.g. logit
     soft-capping, should be called without a mask.)
+
+    With `shared_prefix` (right-padded rows) tokens that rows share -- a common prompt, a group's prompt, TRePO
+    siblings' shared agent tokens -- are encoded once, with gradients (`shared_prefix.shared_prefix_forward`);
+    same result to float rounding, except positions past a row's last real token, which then read 0.
     """
+    if shared_prefix:
+        from agentrl.shared_prefix import shared_prefix_forward  # it imports this module
+
+        return shared_prefix_forward(model, value_head, ids, attn, temperature, entropy=entropy, mask=mask, allowed=allowed)
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     if mask is None or decoder is None or head is None:
@@ -93,6 +102,13 @@ def _weight(mask: torch.Tensor, mb_mask: torch.Tensor, agg: str) -> float:
     return float((mask.sum(-1) > 0).sum() / (mb_mask.sum(-1) > 0).sum().clamp(min=1))
 
 
+def prefix_order(ids: torch.Tensor, attn: torch.Tensor, rows: list[int]) -> list[int]:
+    """`rows` sorted by their tokens, so micro-batches cut from them hold rows sharing prefixes together (a
+    minibatch's gradient does not depend on the order of its rows: `_weight` makes it the same sum)."""
+    lens = attn.sum(-1).tolist()
+    return sorted(rows, key=lambda i: ids[i, : lens[i]].tolist())
+
+
 def ppo_update(
     model: nn.Module,
     value_head: ValueHead | None,
@@ -121,7 +137,10 @@ def ppo_update(
     for _ in range(cfg.epochs):
         perm = torch.randperm(len(local), generator=generator).tolist()
         for s in range(0, len(perm), mb_size):
-            mb = local.select(perm[s : s + mb_size])
+            mb_rows = perm[s : s + mb_size]
+            if cfg.shared_prefix and micro < len(mb_rows):
+                mb_rows = prefix_order(local.input_ids, local.attention_mask, mb_rows)
+            mb = local.select(mb_rows)
             optimizer.zero_grad(set_to_none=True)
             finite = True
             for m0 in range(0, len(mb), micro):
@@ -154,7 +173,7 @@ def ppo_update(
 
 def _micro_loss(model: nn.Module, value_head: ValueHead | None, mb: TrainBatch, cfg: PPOConfig, temperature: float) -> tuple[torch.Tensor, dict[str, float]]:
     out = forward(model, value_head, mb.input_ids, mb.attention_mask, temperature, entropy=True, mask=mb.action_mask,
-                  allowed=mb.allowed)
+                  allowed=mb.allowed, shared_prefix=cfg.shared_prefix)
     mask = mb.action_mask
     loss, stats = policy_loss(
         out.logprobs, mb.old_logprobs, mb.advantages, mask,
