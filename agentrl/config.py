@@ -114,6 +114,7 @@ class TrainConfig(_Strict):
     eval_every: int = Field(0, ge=0)  # 0 = off
     eval_tasks: int | None = Field(None, ge=1)  # tasks of the eval env's list (None: all), or seeds without a list
     eval_env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    eval_before_train: bool = True  # evaluate the starting model too (update 0); off when it was just evaluated
     # stop once this many tokens were sampled (policy + branch continuations + baselines), even before `updates`:
     # compares algorithms at equal sampling cost
     max_tokens: int | None = Field(None, ge=1)

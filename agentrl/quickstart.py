@@ -21,7 +21,7 @@ from agentrl.trainer import Trainer
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "quickstart.yaml"
 # the supervised stage: the env and held-out tasks are those of the RL config
-SFT = {"source": "scripted:gold", "split": "train", "episodes": 100, "epochs": 1, "lr": 5e-5, "batch_size": 8,
+SFT = {"source": "scripted:gold", "split": "train", "episodes": 80, "epochs": 1, "lr": 5e-5, "batch_size": 8,
        "micro_batch_size": 8, "warmup_steps": 2, "schedule": "cosine"}
 
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (cfg.train.resume and (sft_dir / "checkpoints").is_dir()):
         run_sft(sft, overwrite=True)
     cfg.model = str(sft_dir)
+    cfg.train.eval_before_train = False  # the SFT run's last evaluation is this run's starting point
     trainer = Trainer(cfg)
     try:
         trainer.run()
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer.close()
     report = write_report(run_dir)
     base, after_sft = _held_out(sft_dir)[0][1], _held_out(sft_dir)[-1][1]
-    rl = _held_out(run_dir)
+    rl = _held_out(run_dir) or [(0, after_sft)]
     print(f"held-out success ({rl[-1][0]} RL updates, {cfg.train.eval_tasks or 'all'} test tasks, greedy): "
           f"base model {base:.2f} -> after SFT {after_sft:.2f} -> after {cfg.algorithm.name} {rl[-1][1]:.2f}")
     print(f"done in {time.perf_counter() - t0:.0f}s\nrun directories: {sft_dir.resolve()} (SFT), {run_dir.resolve()} (RL)\n"

@@ -72,7 +72,7 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------------
     def run(self) -> Path:
         cfg = self.cfg.train
-        if self.held_out is not None and self.step == 0:
+        if self.held_out is not None and self.step == 0 and cfg.eval_before_train:
             self.logger.log(0, self.held_out(), cfg.updates)  # the starting point of the held-out curve
         while self.step < cfg.updates and not self.out_of_tokens():
             metrics = self.train_step()

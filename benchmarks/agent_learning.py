@@ -40,7 +40,7 @@ ENVS: dict[str, dict[str, Any]] = {
         "kwargs": {"tier": [1, 2], "schema": "compact", "max_turns": 5},
         "max_new_tokens": 64,
         "sft": {"source": "scripted:gold", "epochs": 2, "lr": 5e-5, "batch_size": 8, "micro_batch_size": 8, "warmup_steps": 3},
-        "rl": {"groups": 2, "group_size": 8, "lr": 1e-5, "budget_tokens": 40_000, "eval_every": 4, "max_updates": 24},
+        "rl": {"groups": 2, "group_size": 8, "lr": 1e-5, "budget_tokens": 24_000, "eval_every": 5, "max_updates": 20},
         "metric": "success",
     },
     "consultation": {
@@ -49,7 +49,7 @@ ENVS: dict[str, dict[str, Any]] = {
         "kwargs": {"max_turns": 8},
         "max_new_tokens": 32,
         "sft": {"source": "scripted:good", "epochs": 2, "lr": 5e-5, "batch_size": 8, "micro_batch_size": 8, "warmup_steps": 3},
-        "rl": {"groups": 2, "group_size": 8, "lr": 1e-5, "budget_tokens": 30_000, "eval_every": 4, "max_updates": 24},
+        "rl": {"groups": 2, "group_size": 8, "lr": 1e-5, "budget_tokens": 16_000, "eval_every": 5, "max_updates": 20},
         "metric": "diagnosis accuracy",
     },
 }
@@ -128,6 +128,17 @@ def stage_rl(name: str, spec: dict[str, Any], algo: str, sft_run: Path, res: Res
         shutil.rmtree(run)
     t0 = time.perf_counter()
     trainer = Trainer(rl_config(name, spec, algo, sft_run, seed, tasks), console=True)
+    start = sft_eval(res.data)
+    if start is not None:  # update 0 is the SFT checkpoint, already evaluated (greedy: the same result); reuse it
+        evaluate_, calls = trainer.held_out, []
+
+        def reuse_first() -> dict[str, float]:
+            calls.append(1)
+            if len(calls) == 1:
+                return {"eval/success_rate": start["success"], "eval/reward": start["reward"], "eval/reused": 1.0}
+            return evaluate_()
+
+        trainer.held_out = reuse_first
     try:
         trainer.run()
     finally:

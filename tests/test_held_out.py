@@ -34,6 +34,14 @@ def test_eval_every_logs_held_out_rows_from_update_zero(tmp_path: Path) -> None:
     assert (run / "report" / "held_out.png").exists() and html.index("plot-held_out") < html.index("plot-reward")
 
 
+def test_eval_before_train_off_skips_update_zero(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    cfg = load_config(None, BASE + ["train.updates=3", "train.eval_every=2", "train.eval_tasks=2", "train.eval_before_train=false",
+                                    f"train.run_dir={run}"])
+    Trainer(cfg, console=False).run()
+    assert [r["step"] for r in _rows(run) if "eval/success_rate" in r] == [2, 3]
+
+
 def test_max_tokens_stops_early_and_checkpoints(tmp_path: Path) -> None:
     run = tmp_path / "r"
     cfg = load_config(None, BASE + ["train.updates=50", "train.max_tokens=10", "train.checkpoint_every=100", f"train.run_dir={run}"])
