@@ -48,8 +48,9 @@ ENVS: dict[str, dict[str, Any]] = {
         "label": "Consultation-v0, rule-based patient, at most 8 turns",
         "kwargs": {"max_turns": 8},
         "max_new_tokens": 32,
-        "sft": {"source": "scripted:good", "epochs": 2, "lr": 5e-5, "batch_size": 8, "micro_batch_size": 8, "warmup_steps": 3},
-        "rl": {"groups": 2, "group_size": 8, "lr": 1e-5, "budget_tokens": 16_000, "eval_every": 5, "max_updates": 20},
+        "sft": {"source": "scripted:good", "episodes": 160, "epochs": 2, "lr": 5e-5, "batch_size": 8, "micro_batch_size": 8,
+                "warmup_steps": 3},
+        "rl": {"groups": 2, "group_size": 8, "lr": 1e-5, "budget_tokens": 10_000, "eval_every": 4, "max_updates": 16},
         "metric": "diagnosis accuracy",
     },
 }
