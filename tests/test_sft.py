@@ -49,21 +49,26 @@ class ReplayPolicy:
         pass
 
 
-@pytest.mark.parametrize("env_id,kwargs", [("agentrl/ToolUse-v0", {"split": "train", "tier": 2}), (CREDIT, {"turns": 3})])
-def test_scripted_demos_are_token_exact_with_rollouts(tiny, env_id, kwargs) -> None:
+@pytest.mark.parametrize("env_id,kwargs,agent", [
+    ("agentrl/ToolUse-v0", {"split": "train", "tier": 2}, "gold"), (CREDIT, {"turns": 3}, "gold"),
+    ("agentrl/Consultation-v0", {"split": "train"}, "good"), ("agentrl/FlightBooking-v0", {"split": "train"}, "gold"),
+])
+def test_scripted_demos_are_token_exact_with_rollouts(tiny, env_id, kwargs, agent) -> None:
     _, tok = tiny
     fmt = ChatFormatter(tok)
-    demos, stats = demos_from_scripted(env_id, kwargs, "gold", fmt, episodes=4, seed=5)
-    assert stats["demos/kept"] == 4 and stats["demos/mean_reward"] == 1.0
+    demos, stats = demos_from_scripted(env_id, kwargs, agent, fmt, episodes=4, seed=5)
+    assert stats["demos/kept"] == 4
     env = make_env(env_id, **kwargs).unwrapped
     ids = env.task_ids()
     specs = [EpisodeSpec(seed=5 + i, task_id=ids[i] if ids else None, group_id=i) for i in range(4)]
-    runner = RolloutRunner(lambda: make_env(env_id, **kwargs), ReplayPolicy(demos), fmt, SamplingParams(max_new_tokens=512))
+    runner = RolloutRunner(lambda: make_env(env_id, **kwargs), ReplayPolicy(demos), fmt, SamplingParams(max_new_tokens=512),
+                           max_seq_len=16_384)
     eps = sorted(runner.collect(specs), key=lambda e: e.group_id)
     for ep, demo in zip(eps, demos):
         assert ep.input_ids == demo.input_ids
         assert ep.action_mask == demo.loss_mask
-        assert ep.reward == 1.0
+        assert ep.success
+    assert sum(ep.reward for ep in eps) / 4 == pytest.approx(stats["demos/mean_reward"])  # the same episodes, replayed
     # the loss covers exactly the agent's texts and their end-of-turn tokens
     d = demos[0]
     agent = tok.decode([t for t, m in zip(d.input_ids, d.loss_mask) if m], skip_special_tokens=True)
