@@ -50,7 +50,7 @@ ENVS: dict[str, dict[str, Any]] = {
         "max_new_tokens": 32,
         "sft": {"source": "scripted:good", "episodes": 160, "epochs": 2, "lr": 5e-5, "batch_size": 8, "micro_batch_size": 8,
                 "warmup_steps": 3},
-        "rl": {"groups": 2, "group_size": 8, "lr": 1e-5, "budget_tokens": 8_000, "eval_every": 4, "max_updates": 16},
+        "rl": {"groups": 2, "group_size": 8, "lr": 3e-6, "budget_tokens": 8_000, "eval_every": 4, "max_updates": 16},
         "metric": "diagnosis accuracy",
     },
 }
