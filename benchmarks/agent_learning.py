@@ -259,6 +259,11 @@ def targets() -> list[str]:
         if len(finals) == 2:
             tr, gr = finals["trepo"], finals["grpo"]
             out.append(f"- TRePO >= GRPO at equal sampled tokens ({name}): {tr:.0%} vs {gr:.0%} — {verdict(tr >= gr)}.")
+    ns = [d["base"]["tasks"] for d in data.values() if "base" in d]
+    if ns:
+        out.append(f"- Noise: with {min(ns)}-{max(ns)} held-out tasks a success rate's standard error is up to "
+                   f"{50 / max(min(ns), 1) ** 0.5:.0f} points (at 50%), so RL differences of under ~14 points "
+                   "(two standard errors) are not evidence either way.")
     return out
 
 
@@ -268,7 +273,7 @@ def render() -> None:
              "SFT on the train split's scripted demonstrations (`agentrl sft`); RL from the SFT checkpoint, TRePO "
              "(branch points at agent turns, M=1 continuation sampled at the policy's temperature) and GRPO under the same budget of sampled tokens (TRePO's branch tokens "
              "counted). Written by `benchmarks/agent_learning.py`; raw results and plots in `benchmarks/results/agent_learning/`.",
-             "", "| env | metric | tasks | base | after SFT | TRePO (updates, tokens) | GRPO (updates, tokens) | SFT time | RL time (TRePO / GRPO) |",
+             "", "| env | metric | tasks | base | after SFT | TRePO (updates, tokens) | GRPO (updates, tokens) | SFT time | RL time incl. evaluations (TRePO / GRPO) |",
              "|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for name, spec in ENVS.items():
