@@ -225,6 +225,8 @@ def plot_held_out(rows, parent: list[dict[str, Any]] | None = None):
         ax.plot([v - shift for v in px], py, color="C1", lw=1.6, marker="o", ms=4, label="held-out success (run it started from)")
         ax.axvline(0, color="grey", lw=0.8, ls=":")
     if y:
+        if py and x[0] > 0:  # no update-0 evaluation (eval_before_train off): the run starts where its parent ended
+            x, y = [0.0] + x, [py[-1]] + y
         ax.plot(x, y, color="C2", lw=1.6, marker="o", ms=4, label="held-out success rate")
     rx, ry = series(rows, "eval/reward")
     if ry:
