@@ -240,6 +240,8 @@ def targets() -> list[str]:
     """The issue's targets, each stated as met or missed from the saved numbers."""
     out = ["Targets:"]
     data = {n: json.loads((OUT / f"{n}.json").read_text()) for n in ENVS if (OUT / f"{n}.json").exists()}
+    for n, d in data.items():
+        partial_rl(n, d)
     verdict = lambda ok: "**met**" if ok else "**missed**"  # noqa: E731
     t = data.get("tooluse", {})
     s = (sft_eval(t) or {}).get("success")
@@ -258,13 +260,34 @@ def targets() -> list[str]:
                    f"({gain * 100:+.0f} points) — {verdict(gain >= 0.10)}.")
         if len(finals) == 2:
             tr, gr = finals["trepo"], finals["grpo"]
-            out.append(f"- TRePO >= GRPO at equal sampled tokens ({name}): {tr:.0%} vs {gr:.0%} — {verdict(tr >= gr)}.")
+            if any(d[f"rl/{a}"].get("stopped_early") for a in ALGOS):
+                out.append(f"- TRePO >= GRPO at equal sampled tokens ({name}): not measured — a run was stopped before its "
+                           f"token budget ({tr:.0%} vs {gr:.0%} at {d['rl/trepo']['tokens']:,.0f} vs {d['rl/grpo']['tokens']:,.0f} tokens).")
+            else:
+                out.append(f"- TRePO >= GRPO at equal sampled tokens ({name}): {tr:.0%} vs {gr:.0%} — {verdict(tr >= gr)} "
+                           "(see the noise line).")
     ns = [d["base"]["tasks"] for d in data.values() if "base" in d]
     if ns:
         out.append(f"- Noise: with {min(ns)}-{max(ns)} held-out tasks a success rate's standard error is up to "
                    f"{50 / max(min(ns), 1) ** 0.5:.0f} points (at 50%), so RL differences of under ~14 points "
                    "(two standard errors) are not evidence either way.")
     return out
+
+
+def partial_rl(name: str, d: dict[str, Any]) -> None:
+    """An RL stage that was stopped before its budget (out of session time): its evaluations so far, marked."""
+    for algo in ALGOS:
+        path = RUNS / name / algo / "metrics.jsonl"
+        if d.get(f"rl/{algo}") or not path.exists():
+            continue
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        train = [r for r in rows if r["step"] > 0]
+        tokens = {r["step"]: r["tokens/cumulative"] for r in train}
+        points = [{"update": r["step"], "tokens": tokens.get(r["step"], 0.0), "success": r["eval/success_rate"],
+                   "reward": r["eval/reward"]} for r in rows if "eval/success_rate" in r]
+        if points:
+            d[f"rl/{algo}"] = {"done": False, "stopped_early": True, "seconds": sum(r.get("time/total", 0.0) + r.get("time/eval", 0.0) for r in rows),
+                               "updates": len(train), "tokens": train[-1]["tokens/cumulative"] if train else 0, "points": points}
 
 
 def render() -> None:
@@ -281,10 +304,12 @@ def render() -> None:
         if not path.exists():
             continue
         d = json.loads(path.read_text())
+        partial_rl(name, d)
         cells = []
         for algo in ALGOS:
             rl = d.get(f"rl/{algo}")
-            cells.append(f"{_fmt(rl['points'][-1]['success'])} ({rl['updates']}, {rl['tokens']:,})" if rl and rl.get("points") else "not run")
+            stopped = " — stopped early, out of session time" if rl and rl.get("stopped_early") else ""
+            cells.append(f"{_fmt(rl['points'][-1]['success'])} ({rl['updates']}, {rl['tokens']:,.0f}{stopped})" if rl and rl.get("points") else "not run")
         rl_t = " / ".join(f"{d[f'rl/{a}']['seconds'] / 60:.0f} min" if d.get(f"rl/{a}") else "—" for a in ALGOS)
         lines.append(f"| {spec['label']} | {spec['metric']} | {d.get('base', {}).get('tasks', '—')} | "
                      f"{_fmt(d.get('base', {}).get('success'))} | {_fmt((sft_eval(d) or {}).get('success'))} | "
