@@ -73,25 +73,45 @@ def _task_list(env: Any, n_tasks: int | None, seed: int) -> list[tuple[int, str 
     return [(seed + i, None) for i in range(n_tasks or 10)]
 
 
+@dataclass
+class ScriptedEpisode:
+    """One episode of an env's scripted agent, at the text level."""
+
+    opening: list[dict[str, str]]  # the reset observation (system + user)
+    info: dict[str, Any]  # the reset info (tools for the formatter)
+    turns: list[tuple[str, list[dict[str, str]]]]  # (agent text, env messages after it)
+    reward: float
+    success: bool
+
+
+def play_scripted(env: Any, name: str, *, seed: int, task: str | None) -> ScriptedEpisode:
+    """Reset the bare env (seed, task) and let its scripted agent `name` play the episode to the end."""
+    obs, info = env.reset(seed=seed, options={"task_id": task} if task else {})
+    agent = env.scripted_agent(name)
+    opening = [dict(m) for m in obs]
+    convo, turns = list(opening), []
+    done, reward, step_info = False, 0.0, {}
+    while not done:
+        action = agent(convo)
+        obs, reward, term, trunc, step_info = env.step(action)
+        msgs = [dict(m) for m in obs]
+        turns.append((action, msgs))
+        convo += [{"role": "assistant", "content": action}] + msgs
+        done = term or trunc
+    ok = step_info.get("success")
+    return ScriptedEpisode(opening, info, turns, float(reward), bool(ok) if ok is not None else reward >= 1.0)
+
+
 def run_scripted(env_id: str, env_kwargs: dict[str, Any], name: str, tasks: list[tuple[int, str | None]], trials: int) -> list[TaskOutcome]:
     env = make_env(env_id, **env_kwargs).unwrapped
     outcomes = []
     for seed, task in tasks:
         oc = TaskOutcome(task or str(seed), [], [], [])
         for trial in range(trials):
-            obs, info = env.reset(seed=seed + trial if task else seed, options={"task_id": task} if task else {})
-            agent = env.scripted_agent(name)
-            convo = [dict(m) for m in obs]
-            done, reward, info = False, 0.0, {}
-            while not done:
-                action = agent(convo)
-                obs, reward, term, trunc, info = env.step(action)
-                convo.append({"role": "assistant", "content": action})
-                convo += [dict(m) for m in obs]
-                done = term or trunc
-            oc.rewards.append(float(reward))
-            oc.successes.append(bool(info.get("success")) if info.get("success") is not None else reward >= 1.0)
-            oc.turns.append(env.turn)
+            ep = play_scripted(env, name, seed=seed + trial if task else seed, task=task)
+            oc.rewards.append(ep.reward)
+            oc.successes.append(ep.success)
+            oc.turns.append(len(ep.turns))
         outcomes.append(oc)
     return outcomes
 

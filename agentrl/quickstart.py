@@ -8,14 +8,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from agentrl.config import load_config
-from agentrl.report import write_report
+from agentrl.report import load_metrics, series, write_report
 from agentrl.sft import SFTConfig, run_sft
 from agentrl.trainer import Trainer
 
@@ -25,9 +24,9 @@ SFT = {"source": "scripted:gold", "split": "train", "episodes": 80, "epochs": 1,
        "micro_batch_size": 8, "warmup_steps": 2, "schedule": "cosine"}
 
 
-def _held_out(run_dir: Path) -> list[tuple[int, float]]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [(r["step"], r["eval/success_rate"]) for r in rows if "eval/success_rate" in r]
+def _held_out(run_dir: Path) -> tuple[list[float], list[float]]:
+    """(steps, held-out success rates) of a run directory."""
+    return series(load_metrics(run_dir / "metrics.jsonl"), "eval/success_rate")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,10 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         trainer.close()
     report = write_report(run_dir)
-    base, after_sft = _held_out(sft_dir)[0][1], _held_out(sft_dir)[-1][1]
-    rl = _held_out(run_dir) or [(0, after_sft)]
-    print(f"held-out success ({rl[-1][0]} RL updates, {cfg.train.eval_tasks or 'all'} test tasks, greedy): "
-          f"base model {base:.2f} -> after SFT {after_sft:.2f} -> after {cfg.algorithm.name} {rl[-1][1]:.2f}")
+    _, sft_curve = _held_out(sft_dir)
+    steps, rl_curve = _held_out(run_dir)
+    base, after_sft = sft_curve[0], sft_curve[-1]
+    after_rl, updates = (rl_curve[-1], steps[-1]) if rl_curve else (after_sft, 0)
+    print(f"held-out success ({updates:.0f} RL updates, {cfg.train.eval_tasks or 'all'} test tasks, greedy): "
+          f"base model {base:.2f} -> after SFT {after_sft:.2f} -> after {cfg.algorithm.name} {after_rl:.2f}")
     print(f"done in {time.perf_counter() - t0:.0f}s\nrun directories: {sft_dir.resolve()} (SFT), {run_dir.resolve()} (RL)\n"
           f"report: {Path(report).resolve()}")
     return 0

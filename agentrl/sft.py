@@ -184,6 +184,7 @@ def demos_from_scripted(env_id: str, env_kwargs: dict[str, Any], agent: str, fmt
                         episodes: int | None, seed: int, keep: str = "success") -> tuple[list[Demo], dict[str, float]]:
     """Run an env's scripted agent on the env's tasks (or on `episodes` seeds when it has no task list) and
     tokenize each episode as the rollout would. Returns the demos and counts (run, kept, mean reward)."""
+    from agentrl.evaluate import play_scripted
     from agentrl.registry import make_env
 
     env = make_env(env_id, **env_kwargs).unwrapped
@@ -192,24 +193,10 @@ def demos_from_scripted(env_id: str, env_kwargs: dict[str, Any], agent: str, fmt
                                           if ids else [(seed + i, None) for i in range(episodes or 100)])
     demos, rewards = [], []
     for s, task in tasks:
-        obs, info = env.reset(seed=s, options={"task_id": task} if task else {})
-        act = env.scripted_agent(agent)
-        convo = [dict(m) for m in obs]
-        opening = [dict(m) for m in obs]
-        turns: list[tuple[str, list[dict[str, str]]]] = []
-        done, reward, step_info = False, 0.0, {}
-        while not done:
-            text = act(convo)
-            obs, reward, term, trunc, step_info = env.step(text)
-            msgs = [dict(m) for m in obs]
-            turns.append((text, msgs))
-            convo += [{"role": "assistant", "content": text}] + msgs
-            done = term or trunc
-        rewards.append(float(reward))
-        ok = step_info.get("success")
-        ok = bool(ok) if ok is not None else reward >= 1.0
-        if keep == "all" or ok:
-            demos.append(encode_dialog(fmt, opening, turns, info, source=f"{env_id}:{task or s}"))
+        ep = play_scripted(env, agent, seed=s, task=task)
+        rewards.append(ep.reward)
+        if keep == "all" or ep.success:
+            demos.append(encode_dialog(fmt, ep.opening, ep.turns, ep.info, source=f"{env_id}:{task or s}"))
     env.close()
     stats = {"demos/run": float(len(tasks)), "demos/kept": float(len(demos)),
              "demos/mean_reward": sum(rewards) / max(1, len(rewards))}

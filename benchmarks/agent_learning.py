@@ -26,6 +26,7 @@ from _common import ROOT, machine_line, write_section
 from agentrl.config import Config, atomic_write_text
 from agentrl.evaluate import evaluate
 from agentrl.registry import load_env_plugins
+from agentrl.report import load_metrics
 from agentrl.sft import SFTConfig, run_sft
 
 OUT = ROOT / "benchmarks" / "results" / "agent_learning"
@@ -90,7 +91,7 @@ def stage_sft(name: str, spec: dict[str, Any], res: Results, seed: int) -> Path:
     cfg = SFTConfig(model=MODEL, env=spec["id"], env_kwargs=spec["kwargs"], split="train", seed=seed, run_dir=str(run),
                     max_seq_len=8192, **spec["sft"])
     run_sft(cfg, overwrite=True, progress=False)
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = load_metrics(run / "metrics.jsonl")
     res.data["sft"] = {"seconds": time.perf_counter() - t0, "steps": len(rows), "demos": rows[0].get("demos/kept"),
                        "tokens": rows[-1]["tokens/cumulative"], "loss_first": rows[0]["loss/sft"], "loss_last": rows[-1]["loss/sft"],
                        "loss": [r["loss/sft"] for r in rows]}
@@ -122,7 +123,7 @@ def rl_config(name: str, spec: dict[str, Any], algo: str, sft_run: Path, seed: i
 
 def stage_rl(name: str, spec: dict[str, Any], algo: str, sft_run: Path, res: Results, seed: int, tasks: int | None) -> None:
     """RL from the SFT checkpoint until the token budget is spent; the trainer evaluates held-out tasks at update 0
-    (the SFT model) and every eval_every updates (`train.eval_every`)."""
+    (the SFT model; the first algorithm's measurement is reused by the second) and every eval_every updates."""
     from agentrl.trainer import Trainer
 
     key = f"rl/{algo}"
@@ -132,34 +133,35 @@ def stage_rl(name: str, spec: dict[str, Any], algo: str, sft_run: Path, res: Res
     if run.exists():
         shutil.rmtree(run)
     t0 = time.perf_counter()
-    trainer = Trainer(rl_config(name, spec, algo, sft_run, seed, tasks), console=True)
+    cfg = rl_config(name, spec, algo, sft_run, seed, tasks)
     start = sft_eval(res.data)
     if start is not None:  # update 0 is the SFT checkpoint, already evaluated (greedy: the same result); reuse it
-        evaluate_, calls = trainer.held_out, []
-
-        def reuse_first() -> dict[str, float]:
-            calls.append(1)
-            if len(calls) == 1:
-                return {"eval/success_rate": start["success"], "eval/reward": start["reward"], "eval/reused": 1.0}
-            return evaluate_()
-
-        trainer.held_out = reuse_first
+        cfg.train.eval_before_train = False
+    trainer = Trainer(cfg, console=True)
+    if start is not None:
+        trainer.logger.log(0, {"eval/success_rate": start["success"], "eval/reward": start["reward"], "eval/reused": 1.0})
     try:
         trainer.run()
     finally:
         trainer.close()
     wall = time.perf_counter() - t0
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    train = [r_ for r_ in rows if r_["step"] > 0]
-    tokens = {r_["step"]: r_["tokens/cumulative"] for r_ in train}
-    points = [{"update": r_["step"], "tokens": tokens.get(r_["step"], 0.0), "success": r_["eval/success_rate"],
-               "reward": r_["eval/reward"]} for r_ in rows if "eval/success_rate" in r_]
+    rows = load_metrics(run / "metrics.jsonl")
+    train, points = _points(rows)
     res.data[key] = {"done": True, "seconds": wall, "eval_seconds": sum(r_.get("time/eval", 0.0) for r_ in rows),
                      "updates": len(train), "tokens": trainer.tokens_cumulative, "points": points,
                      "train_reward": [r_["reward/mean"] for r_ in train], "train_tokens": [r_["tokens/cumulative"] for r_ in train]}
     res.save()
     log(f"  {algo}: {len(train)} updates, {trainer.tokens_cumulative:,} tokens in {wall:.0f}s; held-out "
         + ", ".join(f"{p['update']}: {p['success']:.2f}" for p in points))
+
+
+def _points(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A run's metrics rows -> (its update rows, its held-out points: update, tokens so far, success, reward)."""
+    train = [r for r in rows if r["step"] > 0]
+    tokens = {r["step"]: r["tokens/cumulative"] for r in train}
+    points = [{"update": r["step"], "tokens": tokens.get(r["step"], 0.0), "success": r["eval/success_rate"],
+               "reward": r["eval/reward"]} for r in rows if "eval/success_rate" in r]
+    return train, points
 
 
 def run_env(name: str, seed: int, tasks: int | None) -> None:
@@ -280,11 +282,8 @@ def partial_rl(name: str, d: dict[str, Any]) -> None:
         path = RUNS / name / algo / "metrics.jsonl"
         if d.get(f"rl/{algo}") or not path.exists():
             continue
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        train = [r for r in rows if r["step"] > 0]
-        tokens = {r["step"]: r["tokens/cumulative"] for r in train}
-        points = [{"update": r["step"], "tokens": tokens.get(r["step"], 0.0), "success": r["eval/success_rate"],
-                   "reward": r["eval/reward"]} for r in rows if "eval/success_rate" in r]
+        rows = load_metrics(path)
+        train, points = _points(rows)
         if points:
             d[f"rl/{algo}"] = {"done": False, "stopped_early": True, "seconds": sum(r.get("time/total", 0.0) + r.get("time/eval", 0.0) for r in rows),
                                "updates": len(train), "tokens": train[-1]["tokens/cumulative"] if train else 0, "points": points}
@@ -325,7 +324,7 @@ def render() -> None:
                              + ", ".join(f"{u}: {t:,} -> {s:.2f}" for u, t, s in zip(ups, toks, succ)) + ".")
         greedy = OUT / f"{name}_trepo_greedy_branch_metrics.jsonl"
         if greedy.exists():
-            rows = [json.loads(line) for line in greedy.read_text().splitlines()]
+            rows = load_metrics(greedy)
             pts = ", ".join(f"{r['step']}: {r['eval/success_rate']:.2f}" for r in rows if "eval/success_rate" in r)
             notes.append(f"{name}: a first TRePO run with greedy branch continuations (branch_t_min 0, M=1), stopped after "
                          f"{rows[-1]['step']} updates, held-out {spec['metric']} by update: {pts} (metrics in {greedy.name}).")

@@ -20,12 +20,15 @@ def _rows(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def _train(run: Path, *overrides: str) -> tuple[Trainer, list[dict]]:
+    trainer = Trainer(load_config(None, BASE + [*overrides, f"train.run_dir={run}"]), console=False)
+    trainer.run()
+    return trainer, _rows(run)
+
+
 def test_eval_every_logs_held_out_rows_from_update_zero(tmp_path: Path) -> None:
     run = tmp_path / "r"
-    cfg = load_config(None, BASE + ["train.updates=5", "train.eval_every=2", "train.eval_tasks=3", f"train.run_dir={run}"])
-    trainer = Trainer(cfg, console=False)
-    trainer.run()
-    rows = _rows(run)
+    trainer, rows = _train(run, "train.updates=5", "train.eval_every=2", "train.eval_tasks=3")
     evals = [r["step"] for r in rows if "eval/success_rate" in r]
     assert evals == [0, 2, 4, 5]  # before training, every 2 updates, and the last
     assert all(r["eval/tasks"] == 3.0 and 0.0 <= r["eval/success_rate"] <= 1.0 for r in rows if "eval/tasks" in r)
@@ -35,19 +38,13 @@ def test_eval_every_logs_held_out_rows_from_update_zero(tmp_path: Path) -> None:
 
 
 def test_eval_before_train_off_skips_update_zero(tmp_path: Path) -> None:
-    run = tmp_path / "r"
-    cfg = load_config(None, BASE + ["train.updates=3", "train.eval_every=2", "train.eval_tasks=2", "train.eval_before_train=false",
-                                    f"train.run_dir={run}"])
-    Trainer(cfg, console=False).run()
-    assert [r["step"] for r in _rows(run) if "eval/success_rate" in r] == [2, 3]
+    _, rows = _train(tmp_path / "r", "train.updates=3", "train.eval_every=2", "train.eval_tasks=2", "train.eval_before_train=false")
+    assert [r["step"] for r in rows if "eval/success_rate" in r] == [2, 3]
 
 
 def test_max_tokens_stops_early_and_checkpoints(tmp_path: Path) -> None:
     run = tmp_path / "r"
-    cfg = load_config(None, BASE + ["train.updates=50", "train.max_tokens=10", "train.checkpoint_every=100", f"train.run_dir={run}"])
-    trainer = Trainer(cfg, console=False)
-    trainer.run()
-    rows = _rows(run)
+    _, rows = _train(run, "train.updates=50", "train.max_tokens=10", "train.checkpoint_every=100")
     assert rows[-1]["tokens/cumulative"] >= 10 and all(r["tokens/cumulative"] < 10 for r in rows[:-1])
     assert len(rows) < 50 and (run / "checkpoints" / f"step_{len(rows):06d}").exists()
 

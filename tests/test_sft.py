@@ -15,7 +15,7 @@ import torch
 from agentrl.backends.base import Completion, SamplingParams
 from agentrl.chat_format import ChatFormatter
 from agentrl.cli import main as cli_main
-from agentrl.evaluate import evaluate, run_scripted
+from agentrl.evaluate import evaluate, play_scripted
 from agentrl.models import load_model
 from agentrl.registry import load_env_plugins, make_env
 from agentrl.rollout import EpisodeSpec, RolloutRunner
@@ -161,16 +161,11 @@ def test_sft_from_scripted_gold_raises_held_out_success(tmp_path: Path) -> None:
 
 
 def test_sft_from_transcript_file_raises_held_out_success(tmp_path: Path) -> None:
-    outcomes_env = make_env(CREDIT, turns=2).unwrapped
+    env = make_env(CREDIT, turns=2).unwrapped
     lines = []
     for seed in range(64):  # gold dialogs written as OpenAI-style transcripts
-        obs, _ = outcomes_env.reset(seed=seed)
-        agent, convo, done = outcomes_env.scripted_agent("gold"), [dict(m) for m in obs], False
-        while not done:
-            a = agent(convo)
-            obs, _, term, trunc, _ = outcomes_env.step(a)
-            convo += [{"role": "assistant", "content": a}] + [dict(m) for m in obs]
-            done = term or trunc
+        ep = play_scripted(env, "gold", seed=seed, task=None)
+        convo = ep.opening + [m for text, msgs in ep.turns for m in [{"role": "assistant", "content": text}, *msgs]]
         lines.append(json.dumps({"messages": convo}))
     data = tmp_path / "dialogs.jsonl"
     data.write_text("\n".join(lines) + "\n")

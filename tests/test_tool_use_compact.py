@@ -47,11 +47,9 @@ def fmt(tok) -> ChatFormatter:
     return ChatFormatter(tok)
 
 
-def play(env: ToolUseEnv, task_id: str, agent=None) -> tuple[float, dict, list[dict[str, str]]]:
-    obs, _ = env.reset(options={"task_id": task_id})
-    agent = agent or env.scripted_agent("gold")
-    conv = list(obs)
-    for _ in range(20):
+def drive(env: ToolUseEnv, agent, conv: list[dict[str, str]], limit: int = 20) -> tuple[float, dict, list[dict[str, str]]]:
+    """Step `agent` from conversation `conv` to the episode's end."""
+    for _ in range(limit):
         action = agent(conv)
         conv.append({"role": "assistant", "content": action})
         obs, reward, term, trunc, info = env.step(action)
@@ -59,6 +57,11 @@ def play(env: ToolUseEnv, task_id: str, agent=None) -> tuple[float, dict, list[d
         if term or trunc:
             return reward, info, conv
     raise AssertionError("episode did not end")
+
+
+def play(env: ToolUseEnv, task_id: str, agent=None) -> tuple[float, dict, list[dict[str, str]]]:
+    obs, _ = env.reset(options={"task_id": task_id})
+    return drive(env, agent or env.scripted_agent("gold"), list(obs))
 
 
 def names(env: ToolUseEnv) -> list[str]:
@@ -300,22 +303,13 @@ def test_snapshot_restore_with_options():
     conv.extend(env.step(a)[0])
     snap, conv_at_snap = env.snapshot(), list(conv)
 
-    def finish(conv):
-        for _ in range(10):
-            a = agent(conv)
-            conv.append({"role": "assistant", "content": a})
-            obs, r, term, trunc, info = env.step(a)
-            conv.extend(obs)
-            if term or trunc:
-                return r, conv
-
-    r1, conv1 = finish(list(conv))
+    r1, _, conv1 = drive(env, agent, list(conv), limit=10)
     transcript1 = env.transcript
     env.restore(snap)
     obs, r, term, *_ = env.step(format_call("convert_units", {"value": 1, "from_unit": "km", "to_unit": "mile"}))
     assert obs[0]["content"].startswith("Error: unknown tool 'convert_units'") and not term
     env.restore(snap)
-    r3, conv3 = finish(list(conv_at_snap))
+    r3, _, conv3 = drive(env, agent, list(conv_at_snap), limit=10)
     assert (r3, conv3, env.transcript) == (r1, conv1, transcript1) and r1 == 1.0
 
 
