@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from agentrl.config import atomic_write_text
+from agentrl.errors import UsageError, usage_errors
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block above them)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _json_arg(text: str) -> dict[str, Any]:
@@ -23,16 +33,40 @@ def _json_arg(text: str) -> dict[str, Any]:
     return v
 
 
-def cmd_envs(args: argparse.Namespace) -> int:
-    import gymnasium as gym
+def _int_at_least(lo: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        bad = argparse.ArgumentTypeError(f"must be an integer >= {lo}, got {text!r}")
+        try:
+            v = int(text)
+        except ValueError:
+            raise bad from None
+        if v < lo:
+            raise bad
+        return v
 
-    from agentrl.registry import env_ids
+    return parse
+
+
+_positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
+
+
+def _temperature(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (0 = greedy), got {text!r}")
+    return v
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from agentrl.registry import env_class, env_ids
 
     for env_id in env_ids():
-        spec = gym.registry[env_id]
         doc = ""
         try:
-            cls = spec.entry_point if not isinstance(spec.entry_point, str) else _load(spec.entry_point)
+            cls = env_class(env_id)
             doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
         except Exception as exc:  # a broken env still gets listed, with the reason
             doc = f"(cannot import: {exc})"
@@ -40,11 +74,14 @@ def cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(entry: str) -> Any:
-    import importlib
-
-    mod, _, attr = entry.partition(":")
-    return getattr(importlib.import_module(mod), attr)
+def _check_out_file(path: str) -> None:
+    """--out must be a file path that can be written, checked before a model loads."""
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"--out {p} is a directory; give a file path, e.g. {p / 'transcripts.jsonl'}")
+    above = next(a for a in p.absolute().parents if a.exists())  # the directory atomic_write_text creates it in
+    if not above.is_dir():
+        raise UsageError(f"--out {p}: {above} is a file, not a directory")
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
@@ -55,9 +92,11 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     from agentrl.registry import make_env
     from agentrl.rollout import EpisodeSpec, RolloutRunner
 
+    _check_out_file(args.out)
     make_env(args.env, **args.env_kwargs).close()  # validate before the model loads
     t0 = time.perf_counter()
-    model, tok = load_model(args.model)
+    with usage_errors():  # a ValueError here is about --model
+        model, tok = load_model(args.model)
     print(f"loaded {args.model} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     runner = RolloutRunner(
         lambda: make_env(args.env, **args.env_kwargs), HFPolicy(model, tok), ChatFormatter(tok),
@@ -89,7 +128,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if config is not None and "=" in config:  # no config file given: the first positional is an override
         config, overrides = None, [config, *overrides]
     cfg = load_config(config, overrides)
-    trainer = Trainer(cfg)
+    with usage_errors():  # setting up checks (run dir, env kwargs, simulator) and then loads what the config names
+        trainer = Trainer(cfg)
     try:
         run_dir = trainer.run()
     finally:
@@ -102,12 +142,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_split(env_id: str, kwargs: dict[str, Any], split: str | None) -> dict[str, Any]:
+    """kwargs plus the --split; an env whose constructor takes no `split` has none to choose."""
+    from agentrl.registry import env_kwarg_names
+
+    if split is None:
+        return kwargs
+    names = env_kwarg_names(env_id)
+    if names is not None and "split" not in names:
+        raise UsageError(f"--split {split!r}: {env_id} has no splits (it takes no 'split' argument); drop --split")
+    return {**kwargs, "split": split}
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from agentrl.evaluate import evaluate
 
-    kwargs = dict(args.env_kwargs)
-    if args.split:
-        kwargs["split"] = args.split
+    kwargs = _with_split(args.env, dict(args.env_kwargs), args.split)
     res = evaluate(
         args.env, args.model, env_kwargs=kwargs, tasks=args.episodes, k=args.k, trials=args.trials, seed=args.seed,
         temperature=args.temperature, max_new_tokens=args.max_new_tokens, constrained=args.constrained,
@@ -125,8 +175,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_sft(args: argparse.Namespace) -> int:
     from agentrl.sft import config_from_args, run_sft
 
-    cfg = config_from_args(args)
-    run_dir = run_sft(cfg, overwrite=args.overwrite)
+    with usage_errors():  # sft's checks of its flags, sources and demonstrations raise ValueError
+        cfg = config_from_args(args)
+        _check_sft_inputs(cfg)
+        run_dir = run_sft(cfg, overwrite=args.overwrite)
     print(f"run directory: {run_dir} (train from it with `agentrl train model={run_dir}`, "
           f"evaluate with `agentrl eval --model {run_dir}`)", file=sys.stderr)
     if args.report:
@@ -136,15 +188,35 @@ def cmd_sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_sft_inputs(cfg: Any) -> None:
+    """The transcript file, or the demonstrating env (id, kwargs, split), and the held-out kwargs: before the
+    model loads."""
+    from agentrl.registry import check_env_kwargs, make_env
+
+    source = Path(cfg.source)
+    if not cfg.source.startswith("scripted:") and not source.is_file():
+        what = "is a directory" if source.is_dir() else "does not exist"
+        raise UsageError(f"--from {source}: the transcript file {what}; give a JSONL file of dialogs or scripted:NAME")
+    if cfg.env is None:
+        return
+    if cfg.source.startswith("scripted:"):
+        from agentrl.evaluate import check_scripted
+
+        check_scripted(cfg.env, cfg.source.split(":", 1)[1])
+    make_env(cfg.env, **_with_split(cfg.env, cfg.env_kwargs, cfg.split)).close()
+    check_env_kwargs(cfg.env, {**cfg.env_kwargs, **cfg.eval_env_kwargs})
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from agentrl.report import write_report
 
-    print(write_report(args.run_dir))
+    with usage_errors():  # write_report raises ValueError for a directory without metrics.jsonl
+        print(write_report(args.run_dir))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="agentrl", description="Train LLM agents with RL in multi-turn environments.")
+    p = _Parser(prog="agentrl", description="Train LLM agents with RL in multi-turn environments.")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("envs", help="list registered environments")
@@ -153,13 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("rollout", help="run a model through an env and write transcripts")
     s.add_argument("--env", required=True)
     s.add_argument("--model", default="smollm2-135m")
-    s.add_argument("--episodes", type=int, default=4)
+    s.add_argument("--episodes", type=_positive_int, default=4)
     s.add_argument("--out", required=True)
     s.add_argument("--env-kwargs", type=_json_arg, default={})
-    s.add_argument("--temperature", type=float, default=1.0)
-    s.add_argument("--max-new-tokens", type=int, default=64)
+    s.add_argument("--temperature", type=_temperature, default=1.0)
+    s.add_argument("--max-new-tokens", type=_positive_int, default=64)
     s.add_argument("--constrained", action="store_true", help="decode only the env's allowed replies")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_non_negative_int, default=0)
     s.set_defaults(fn=cmd_rollout)
 
     s = sub.add_parser("train", help="train with a config file and key=value overrides")
@@ -202,15 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval", help="success rate, mean reward, pass^k")
     s.add_argument("--env", required=True)
     s.add_argument("--model", required=True, help="model name, HF dir, run dir, or scripted:NAME")
-    s.add_argument("--episodes", type=int, default=None, help="number of tasks (default: all of the split, or 10)")
-    s.add_argument("--k", type=int, default=1)
-    s.add_argument("--trials", type=int, default=None, help="trials per task (default k)")
+    s.add_argument("--episodes", type=_positive_int, default=None, help="number of tasks (default: all of the split, or 10)")
+    s.add_argument("--k", type=_positive_int, default=1)
+    s.add_argument("--trials", type=_positive_int, default=None, help="trials per task (default k)")
     s.add_argument("--split", default=None)
     s.add_argument("--env-kwargs", type=_json_arg, default={})
-    s.add_argument("--temperature", type=float, default=1.0)
-    s.add_argument("--max-new-tokens", type=int, default=256)
+    s.add_argument("--temperature", type=_temperature, default=1.0)
+    s.add_argument("--max-new-tokens", type=_positive_int, default=256)
     s.add_argument("--constrained", action="store_true")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_non_negative_int, default=0)
     s.add_argument("--json", action="store_true")
     s.add_argument("--per-task", action="store_true", help="with --json: include per-task outcomes")
     s.set_defaults(fn=cmd_eval)
@@ -219,18 +291,45 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     s.set_defaults(fn=cmd_report)
 
+    builtin = set(sub.choices)
     for ep in entry_points(group="agentrl.commands"):  # env packages add commands (e.g. `consult`)
         ep.load()(sub)
+    for name in set(sub.choices) - builtin:
+        sub.choices[name].set_defaults(plugin_command=True)
     return p
 
 
+def _one_line(message: str) -> str:
+    """A header with a single indented item ("invalid config:\\n  'x': ...") reads as one line."""
+    lines = message.splitlines()
+    if len(lines) == 2 and lines[0].endswith(":") and lines[1].startswith(" "):
+        return f"{lines[0]} {lines[1].strip()}"
+    return message
+
+
+def _path_problem(exc: OSError) -> str:
+    """`[Errno 2] No such file or directory: 'x'` -> `no such file or directory: x`; our own messages as they are."""
+    if exc.filename is None or not exc.strerror:
+        return str(exc)
+    return f"{exc.strerror[0].lower()}{exc.strerror[1:]}: {exc.filename}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Bad input (UsageError, ConfigError, a missing named file) exits 2 with one line on stderr; any other
+    exception is a bug and keeps its traceback. Commands from env packages keep exiting 2 on a ValueError."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"agentrl {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except UsageError as exc:
+        message = str(exc)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        message = _path_problem(exc)
+    except ValueError as exc:
+        if not getattr(args, "plugin_command", False):
+            raise
+        message = str(exc)
+    print(f"agentrl {args.command}: error: {_one_line(message)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agentrl.errors import UsageError
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -99,12 +101,13 @@ class PPOConfig(_Strict):
 
 class TrainConfig(_Strict):
     updates: int = Field(20, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy's seed range
     run_dir: str = "runs/default"
     dtype: Literal["float32", "bfloat16"] = "float32"
     checkpoint_every: int = Field(10, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
-    resume: bool = False
+    resume: bool = False  # continue the run saved in run_dir (from its newest intact checkpoint)
+    overwrite: bool = False  # clear a non-empty run_dir first; without this or resume, a non-empty run_dir is refused
     log_episodes: int = Field(4, ge=0)  # episodes with per-token advantages saved per update for the report
     tensorboard: bool = False
     progress: bool = True
@@ -136,8 +139,8 @@ class Config(_Strict):
         return self
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(UsageError):
+    """A config file, key or value the user gave is wrong (the CLI exits 2 with the message)."""
 
 
 def _section_fields(path: tuple[Any, ...]) -> list[str]:
@@ -159,7 +162,8 @@ def _explain(exc: ValidationError) -> str:
             lines.append(f"unknown key '{key}'; valid keys here: {', '.join(_section_fields(loc[:-1]))}")
         else:
             lines.append(f"'{key}': {err['msg']} (got {err.get('input')!r:.60})")
-    return "invalid config:\n  " + "\n  ".join(lines)
+    head = "invalid config:" if len(lines) == 1 else f"invalid config ({len(lines)} problems):"
+    return head + "\n  " + "\n  ".join(lines)
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
@@ -175,7 +179,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as exc:
-            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from None
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({_yaml_problem(exc)})") from None
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
@@ -193,23 +197,41 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise ConfigError(f"config file {p} does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config file {p} must hold a mapping at the top level")
-        data = loaded or {}
+    data = _read_config_file(Path(path)) if path is not None else {}
     data = _merge(data, parse_overrides(overrides or []))
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_explain(exc)) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: what is wrong and where (PyYAML's own message spans several, quoting the text)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
+
+
+def _read_config_file(p: Path) -> dict[str, Any]:
+    """The mapping a YAML config file holds; every problem is a ConfigError that names the file."""
+    if not p.exists():
+        hint = "" if p.suffix in (".yaml", ".yml") else " (an override looks like section.key=value)"
+        raise ConfigError(f"config file {p} does not exist{hint}")
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a directory; give a YAML file (e.g. examples/grpo.yaml)")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start}: {exc.reason}); give a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {_yaml_problem(exc)}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return loaded or {}
 
 
 def dump_config(cfg: Config) -> str:

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 from math import comb
 from typing import Any
 
-from agentrl.registry import make_env
+from agentrl.errors import UsageError, usage_errors
+from agentrl.registry import env_class, make_env
 
 
 @dataclass
@@ -124,7 +125,8 @@ def run_policy(env_id: str, env_kwargs: dict[str, Any], model: str, tasks: list[
     from agentrl.models import load_model
     from agentrl.rollout import RolloutRunner
 
-    m, tok = load_model(model)
+    with usage_errors():  # a ValueError loading the model is about the name the user gave
+        m, tok = load_model(model)
     runner = RolloutRunner(
         lambda: make_env(env_id, **env_kwargs), HFPolicy(m, tok), ChatFormatter(tok),
         SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens), constrained=constrained, seed=seed, progress=True,
@@ -164,16 +166,36 @@ def summarize_outcomes(outcomes: list[TaskOutcome]) -> dict[str, float]:
     return {"success_rate": sum(succ) / len(succ), "mean_reward": sum(rewards) / len(rewards), "mean_turns": sum(turns) / len(turns)}
 
 
+def _check_counts(tasks: int | None, k: int, trials: int | None) -> int:
+    """Validate the counts (each >= 1, trials >= k); return trials (default k)."""
+    for name, v in (("tasks", tasks), ("k", k), ("trials", trials)):
+        if v is not None and v < 1:
+            raise UsageError(f"{name} must be >= 1, got {v}")
+    trials = trials or k
+    if trials < k:
+        raise UsageError(f"trials ({trials}) must be >= k ({k}): pass^k needs k trials per task")
+    return trials
+
+
+def check_scripted(env_id: str, name: str) -> None:
+    """Raise UsageError unless `env_id` has the scripted agent `name`; builds nothing."""
+    agents = getattr(env_class(env_id), "scripted_agents", None) or {}
+    if name not in agents:
+        have = ", ".join(f"scripted:{a}" for a in sorted(agents)) or "none"
+        raise UsageError(f"{env_id} has no scripted agent {name!r}; available: {have}")
+
+
 def evaluate(env_id: str, model: str, *, env_kwargs: dict[str, Any] | None = None, tasks: int | None = None,
              k: int = 1, trials: int | None = None, seed: int = 0, temperature: float = 1.0,
              max_new_tokens: int = 256, constrained: bool = False) -> EvalResult:
     env_kwargs = dict(env_kwargs or {})
-    trials = trials or k
-    if trials < k:
-        raise ValueError(f"trials ({trials}) must be >= k ({k})")
-    tasks_ = task_list(env_id, env_kwargs, tasks, seed)
-    if model.startswith("scripted:"):
-        outcomes = run_scripted(env_id, env_kwargs, model.split(":", 1)[1], tasks_, trials)
+    trials = _check_counts(tasks, k, trials)
+    scripted = model.split(":", 1)[1] if model.startswith("scripted:") else None
+    if scripted is not None:
+        check_scripted(env_id, scripted)
+    tasks_ = task_list(env_id, env_kwargs, tasks, seed)  # builds the env: bad kwargs fail before a model loads
+    if scripted is not None:
+        outcomes = run_scripted(env_id, env_kwargs, scripted, tasks_, trials)
     else:
         outcomes = run_policy(env_id, env_kwargs, model, tasks_, trials, temperature=temperature,
                               max_new_tokens=max_new_tokens, constrained=constrained, seed=seed)

@@ -154,7 +154,7 @@ def resolve_path(name: str) -> Path:
         latest = latest_checkpoint(p)
         if latest is not None:
             return latest / "model"
-        raise FileNotFoundError(f"run directory {p} has no complete checkpoint yet")
+        raise FileNotFoundError(f"run directory {p} has no intact checkpoint (none yet, or every one failed its manifest check)")
     raise ValueError(
         f"unknown model {name!r}: expected one of {', '.join(BUILTIN)}, a directory with config.json, "
         "or a run directory with checkpoints/"

@@ -275,6 +275,14 @@ class RolloutRunner:
     def _release(self, env: Any) -> None:
         self._pool.append(env)
 
+    def state_dict(self) -> dict[str, int]:
+        """What a checkpoint must hold for a resumed run to sample what the uninterrupted one would have:
+        the uid counter, from which every episode's sampling seeds derive."""
+        return {"uid": self._uid}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._uid = int(state["uid"])
+
     def _next_uid(self) -> int:
         self._uid += 1
         return self._uid

@@ -253,18 +253,10 @@ def load_demos(cfg: SFTConfig, fmt: ChatFormatter) -> tuple[list[Demo], dict[str
     return demos, {"demos/run": float(len(demos)), "demos/kept": float(len(demos))}
 
 
-def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """A run directory holds one run: refuse a non-empty one unless told to clear it."""
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise ValueError(f"run directory {run_dir} is not empty; choose another --out or pass --overwrite to clear it")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-
 def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, model: Any = None, tokenizer: Any = None) -> Path:
     """Train `cfg.model` on the demonstrations; return the run directory (its latest checkpoint is the result)."""
     from agentrl.checkpoint import save_checkpoint
+    from agentrl.run_dir import check_run_dir, clear_run_dir
     from agentrl.lr_schedule import lr_factor
     from agentrl.config import atomic_write_text
     from agentrl.metrics import MetricsLogger
@@ -274,6 +266,7 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.run_dir)
+    check_run_dir(run_dir, resume=False, overwrite=overwrite, option="--out", overwrite_hint="--overwrite")  # before loading
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     if model is None:
@@ -286,7 +279,8 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
         raise ValueError(f"{len(too_long)} of {len(demos)} demonstrations are longer than max_seq_len={cfg.max_seq_len} "
                          f"(longest {max(len(d.input_ids) for d in too_long)} tokens, e.g. {too_long[0].source}); raise it")
     held_out = _held_out(cfg, model, tokenizer, fmt)
-    prepare_run_dir(run_dir, overwrite)  # only now: bad input must not clear an existing run
+    if overwrite:
+        clear_run_dir(run_dir)  # only now: bad input must not clear an existing run
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"sft": cfg.model_dump(mode="json")}, sort_keys=False))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_of_turn_id(fmt)
     rng = random.Random(cfg.seed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,18 @@ from agentrl.advantages import REGISTRY, AdvantageInputs, whiten
 from agentrl.backends import make_policy_backend
 from agentrl.backends.base import SamplingParams
 from agentrl.chat_format import ChatFormatter
-from agentrl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint, set_rng_state
-from agentrl.config import Config, atomic_write_text, dump_config
+from agentrl.checkpoint import (CheckpointError, checkpoint_dirs, clean_interrupted_writes, latest_checkpoint,
+                                load_model_weights, load_trainer_state, save_checkpoint, set_rng_state)
+from agentrl.config import Config, ConfigError, atomic_write_text, dump_config, load_config
 from agentrl.held_out import HeldOutEval
-from agentrl.losses import kl_estimate
 from agentrl.lr_schedule import lr_factor
 from agentrl.metrics import MetricsLogger
 from agentrl.models import load_model
-from agentrl.registry import make_env
-from agentrl.simulators import env_kwargs_with_simulator
+from agentrl.registry import check_env_kwargs, make_env
+from agentrl.reward_shaping import KLShapedReturns, raw_rewards
+from agentrl.simulators import check_simulator, env_kwargs_with_simulator
 from agentrl.rollout import EpisodeSpec, RolloutRunner
+from agentrl.run_dir import check_run_dir, clear_run_dir
 from agentrl.types import Episode, TrainBatch, allowed_tensor, collate
 from agentrl.update import ValueHead, forward, ppo_update
 from agentrl.values import estimate_branch_values, greedy_baselines
@@ -40,11 +43,15 @@ class Trainer:
         self.cfg = cfg
         self.spec = REGISTRY[cfg.algorithm.name]
         self.run_dir = Path(cfg.train.run_dir)
+        check_run_dir(self.run_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite, option="train.run_dir",
+                      resume_hint="train.resume=true", overwrite_hint="train.overwrite=true")  # before loading a model
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self._seed_everything(cfg.train.seed)
+        check_env_kwargs(cfg.env.id, {**cfg.env.kwargs, **cfg.train.eval_env_kwargs})  # names, before any model loads
+        check_simulator(cfg.env.id, cfg.env.kwargs, cfg.env.simulator)
         env_kwargs = env_kwargs_with_simulator(cfg.env.kwargs, cfg.env.simulator)
-        make_env(cfg.env.id, **env_kwargs).close()  # fail fast on a bad env id or kwargs, before loading a model
+        make_env(cfg.env.id, **env_kwargs).close()  # values, before the policy loads
         dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
         self.model, self.tokenizer = load_model(cfg.model, dtype=dtype, seed=cfg.train.seed)
         self.value_head = ValueHead(self.model.config.hidden_size) if self.spec.needs_value_head else None
@@ -59,6 +66,9 @@ class Trainer:
             constrained=cfg.rollout.constrained, snapshot_turns=self.spec.needs_branches,
             max_seq_len=cfg.rollout.max_seq_len, seed=cfg.train.seed, progress=False, env_workers=cfg.rollout.env_workers,
         )
+        self.returns = (KLShapedReturns(self.ref_model, cfg.ppo.kl_coef, temperature=cfg.rollout.temperature,
+                                        pad_id=self._pad_id(), micro_batch_size=cfg.ppo.micro_batch_size)
+                        if self.ref_model is not None and cfg.ppo.kl_in_reward else raw_rewards)  # what every estimator sees as RM
         self.held_out = (HeldOutEval.for_training(cfg, self.policy, self.runner.fmt, env_kwargs) if cfg.train.eval_every else None)
         self.rng = random.Random(cfg.train.seed)
         self.torch_gen = torch.Generator().manual_seed(cfg.train.seed)
@@ -101,9 +111,10 @@ class Trainer:
         specs = self._episode_specs(self.step)
         episodes = self.runner.collect(specs)
         t_collect = time.perf_counter() - t0
-        extra = self._extra_sampling(episodes, specs)
+        returns = self.returns(episodes)  # shaped once, before any estimator runs
+        extra = self._extra_sampling(episodes, specs, returns)
         t_branch = time.perf_counter() - t0 - t_collect
-        batch = self._batch(episodes, extra)
+        batch = self._batch(episodes, returns, extra)
         update_stats = ppo_update(
             self.model, self.value_head, self.optimizer, self.scheduler, batch, self.cfg.ppo,
             temperature=self.cfg.rollout.temperature, grad_clip=self.cfg.optim.grad_clip, generator=self.torch_gen,
@@ -136,34 +147,35 @@ class Trainer:
             specs += [EpisodeSpec(seed=seed, group_id=g) for _ in range(r.group_size)]
         return specs
 
-    def _extra_sampling(self, episodes: list[Episode], specs: list[EpisodeSpec]) -> dict[str, Any]:
+    def _extra_sampling(self, episodes: list[Episode], specs: list[EpisodeSpec], returns: list[float]) -> dict[str, Any]:
         out: dict[str, Any] = {"tokens": 0, "metrics": {}, "branch": None, "baseline": None}
         a = self.cfg.algorithm
         if self.spec.needs_branches:
             bv = estimate_branch_values(
                 self.runner, episodes, spec=a.branch_points, m=a.branch_m, t_min=a.branch_t_min,
                 t_max=self.cfg.rollout.temperature, rng=self.rng, common_random_numbers=a.branch_crn,
+                episode_returns=returns, returns=self.returns,
             )
             out["branch"] = bv
             out["tokens"] += bv.tokens
             out["metrics"]["branch/continuations"] = float(bv.continuations)
             out["metrics"]["branch/points"] = float(sum(len(p) for p in bv.positions))
         if self.spec.needs_greedy_baseline:
-            out["baseline"], tokens = greedy_baselines(self.runner, episodes, specs)
+            out["baseline"], tokens = greedy_baselines(self.runner, episodes, specs, returns=self.returns)
             out["tokens"] += tokens
+        if isinstance(self.returns, KLShapedReturns):
+            out["metrics"]["kl/in_reward"] = self.returns.take_mean_kl()  # per episode scored (branches too)
         return out
 
-    def _batch(self, episodes: list[Episode], extra: dict[str, Any]) -> TrainBatch:
-        ids, attn, amask, old_lp = collate(episodes, self.policy.pad_id if hasattr(self.policy, "pad_id") else 0)
+    def _batch(self, episodes: list[Episode], returns: list[float], extra: dict[str, Any]) -> TrainBatch:
+        ids, attn, amask, old_lp = collate(episodes, self._pad_id())
         allowed = allowed_tensor(episodes, ids.shape[1])  # constrained decoding: train the policy that sampled
-        rewards = torch.tensor([ep.reward for ep in episodes], dtype=torch.float32)
+        rewards = torch.tensor(returns, dtype=torch.float32)
         ref_lp = old_values = None
         with torch.no_grad():
-            if self.ref_model is not None:
+            if self.ref_model is not None and not self.cfg.ppo.kl_in_reward:  # the KL loss term's reference
                 ref_lp = forward(self.ref_model, None, ids, attn, self.cfg.rollout.temperature, entropy=False, mask=amask,
                                  allowed=allowed).logprobs
-                if self.cfg.ppo.kl_in_reward:  # fold -beta * KL(pi || ref) of each episode into its RM
-                    rewards = rewards - self.cfg.ppo.kl_coef * (kl_estimate(old_lp, ref_lp, "k1") * amask).sum(-1)
             if self.value_head is not None:
                 old_values = forward(self.model, self.value_head, ids, attn, self.cfg.rollout.temperature, entropy=False, mask=amask).values
         bv = extra["branch"]
@@ -224,17 +236,19 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "value_head": self.value_head.state_dict() if self.value_head else None,
             "trainer_rng": self.rng.getstate(), "torch_gen": self.torch_gen.get_state(),
-            "tokens_cumulative": self.tokens_cumulative, "config": dump_config(self.cfg),
+            "tokens_cumulative": self.tokens_cumulative, "config": dump_config(self.cfg), "runner": self.runner.state_dict(),
         }
         return save_checkpoint(self.run_dir, self.step, model=self.model, tokenizer=self.tokenizer, trainer_state=state, keep=self.cfg.train.keep_checkpoints)
 
     def _resume(self) -> None:
-        ckpt = latest_checkpoint(self.run_dir)
+        ckpt = latest_checkpoint(self.run_dir)  # the newest intact one
         if ckpt is None:
-            return  # nothing saved yet: start from scratch
-        from safetensors.torch import load_file
-
-        self.model.load_state_dict(load_file(str(ckpt / "model" / "model.safetensors")), strict=False)
+            if checkpoint_dirs(self.run_dir):
+                raise CheckpointError(f"resume: no intact checkpoint in {self.run_dir / 'checkpoints'} (see the warnings above); "
+                                      "start over with train.overwrite=true")
+            self._drop_logs_after(-1)  # killed before its first checkpoint: start from scratch
+            return
+        load_model_weights(self.model, ckpt)
         st = load_trainer_state(ckpt)
         self.optimizer.load_state_dict(st["optimizer"])
         self.scheduler.load_state_dict(st["scheduler"])
@@ -243,21 +257,34 @@ class Trainer:
         self.rng.setstate(st["trainer_rng"])
         self.torch_gen.set_state(st["torch_gen"])
         set_rng_state(st["rng"])
+        if "runner" in st:
+            self.runner.load_state_dict(st["runner"])
         self.tokens_cumulative = st.get("tokens_cumulative", 0)
         self.step = int(st["step"])
         self.policy.update_weights(self.model.state_dict())
-        self.logger.truncate_after(self.step)
+        self._drop_logs_after(self.step)
+
+    def _drop_logs_after(self, step: int) -> None:
+        """Forget what was logged after `step` (it will be logged again): metrics lines and episode files."""
+        self.logger.truncate_after(step)
+        for f in (self.run_dir / "episodes").glob("step_*.jsonl"):
+            if int(f.stem.split("_")[1]) > step:
+                f.unlink()
 
     def _prepare_run_dir(self) -> None:
+        if self.cfg.train.overwrite:
+            clear_run_dir(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / "config.yaml"
-        text = dump_config(self.cfg)
-        if self.cfg.train.resume and path.exists():
-            saved = path.read_text()
-            strip = lambda t: [l for l in t.splitlines() if not l.strip().startswith(("resume:", "updates:"))]  # noqa: E731
-            if strip(saved) != strip(text):
-                raise ValueError(f"resume: the config differs from the one saved in {path}; resume with the same config")
-        atomic_write_text(path, text)
+        if self.cfg.train.resume:
+            for tmp in clean_interrupted_writes(self.run_dir):
+                print(f"removed {tmp}: a checkpoint write that was interrupted", file=sys.stderr)
+            if path.exists():
+                _same_run(load_config(path), self.cfg, path)
+        atomic_write_text(path, dump_config(self.cfg))
+
+    def _pad_id(self) -> int:
+        return self.policy.pad_id if hasattr(self.policy, "pad_id") else 0
 
     def _frozen_copy(self) -> torch.nn.Module:
         ref = copy.deepcopy(self.model)
@@ -275,3 +302,23 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
+
+
+# settings a resumed run may change: how long it runs, and the switches that chose to resume
+_RESUME_MAY_CHANGE = {"train.updates", "train.max_tokens", "train.resume", "train.overwrite"}
+
+
+def _same_run(saved: Config, now: Config, path: Path) -> None:
+    """Refuse to resume with settings other than the run's own, naming each difference."""
+    a, b = _flat(saved.model_dump(mode="json")), _flat(now.model_dump(mode="json"))
+    diffs = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(a.keys() | b.keys())
+             if k not in _RESUME_MAY_CHANGE and a.get(k) != b.get(k)]
+    if diffs:
+        raise ConfigError(f"resume: the config differs from the one saved in {path} ({'; '.join(diffs)}); resume with the same config")
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+    return out

@@ -187,7 +187,7 @@ def test_cli_sft_run_dir_feeds_train_and_eval(tmp_path: Path, capsys) -> None:
     # a non-empty run dir is refused (nothing cleared), --overwrite clears it
     before = sorted(p.name for p in run.iterdir())
     assert cli_main(args) == 2
-    assert "is not empty" in capsys.readouterr().err and sorted(p.name for p in run.iterdir()) == before
+    assert "already holds a run" in capsys.readouterr().err and sorted(p.name for p in run.iterdir()) == before
     assert cli_main(args + ["--overwrite"]) == 0
     # bad options name the flag
     assert cli_main(["sft", "--from", "scripted:gold", "--env", CREDIT, "--lr", "-1", "--out", str(tmp_path / "x")]) == 2

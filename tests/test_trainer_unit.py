@@ -82,7 +82,7 @@ def test_eval_scripted_gold_on_credit_chain() -> None:
 
 
 def test_eval_unknown_scripted_agent_names_the_available_ones() -> None:
-    with pytest.raises(ValueError, match=r"no scripted agent 'nope' \(available: \['gold'\]\)"):
+    with pytest.raises(ValueError, match=r"no scripted agent 'nope'; available: scripted:gold"):
         evaluate("agentrl/CreditChain-v0", "scripted:nope", tasks=1)
 
 
@@ -96,7 +96,8 @@ def test_constrained_batch_trains_the_policy_that_sampled(tmp_path: Path) -> Non
     tr = Trainer(cfg, console=False)
     specs = tr._episode_specs(0)
     episodes = tr.runner.collect(specs)
-    batch = tr._batch(episodes, tr._extra_sampling(episodes, specs))
+    returns = tr.returns(episodes)
+    batch = tr._batch(episodes, returns, tr._extra_sampling(episodes, specs, returns))
     assert batch.allowed is not None
     for e in episodes:
         for t in e.turns:

@@ -16,6 +16,10 @@ For simulated users, patients and judges served elsewhere (vLLM's OpenAI server,
   and Jitter", 2015). A ``Retry-After`` header (seconds or an HTTP date) is honoured, capped at
   ``retry_after_max``. Other 4xx answers are the caller's fault and are not retried. After the last
   attempt `HTTPBackendError` names the URL path, the last status (or transport error) and the attempt count.
+* Hostile servers: ``timeout`` is a deadline for a whole attempt, not only a per-read limit (a server
+  dripping one byte at a time cannot hold a call); an answer longer than ``max_response_bytes`` is
+  refused without reading the rest; server text quoted in an error is scrubbed of the key before it is
+  cut short (a cut first could leave part of the key that the scrub no longer recognises).
 * Seeds in `complete_batch` follow `HFChatModel`: row ``i`` of a batch is sampled with ``seed + i``, so
   the same batch gives the same texts locally and over HTTP.
 """
@@ -23,6 +27,7 @@ For simulated users, patients and judges served elsewhere (vLLM's OpenAI server,
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import os
 import random
@@ -87,13 +92,17 @@ class _Secret:
 @dataclass
 class HTTPStats:
     """Thread-safe counters. ``requests``: completions asked for; ``retries``: extra HTTP attempts;
-    ``failures``: completions that ended in `HTTPBackendError`; token counts from the server's ``usage``."""
+    ``failures``: completions that ended in `HTTPBackendError`; token counts from the server's ``usage``.
+    Anomalies in answers that were still used: ``malformed_usage`` (a ``usage`` field that is not counts,
+    ignored) and ``empty_content`` (an empty or whitespace-only reply, returned as it is)."""
 
     requests: int = 0
     retries: int = 0
     failures: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    malformed_usage: int = 0
+    empty_content: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **deltas: int) -> None:
@@ -102,14 +111,18 @@ class HTTPStats:
                 setattr(self, k, getattr(self, k) + v)
 
     def snapshot(self) -> dict[str, int]:
+        """The counts; an anomaly counter only once it is non-zero (a clean run shows the five basic counts)."""
         with self._lock:
-            return {
+            out = {
                 "requests": self.requests,
                 "retries": self.retries,
                 "failures": self.failures,
                 "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens,
             }
+            anomalies = {"malformed_usage": self.malformed_usage, "empty_content": self.empty_content}
+            out.update({k: v for k, v in anomalies.items() if v})
+            return out
 
 
 class HTTPChatConfig(BaseModel):
@@ -120,9 +133,10 @@ class HTTPChatConfig(BaseModel):
     base_url: str = Field(description="endpoint root including the version, e.g. http://127.0.0.1:8000/v1")
     model: str = Field(description="model name sent in every request")
     api_key_env: str | None = Field("OPENAI_API_KEY", description="NAME of the env var holding the key; None = no key")
-    timeout: float = Field(60.0, gt=0, description="seconds for read/write/pool")
+    timeout: float = Field(60.0, gt=0, description="seconds for one attempt, from sending to the last byte of the answer")
     connect_timeout: float = Field(10.0, gt=0)
     max_retries: int = Field(5, ge=0, description="retries after the first attempt")
+    max_response_bytes: int = Field(8 * 2**20, ge=1, description="longest answer body read; a longer one is an error")
     backoff_base: float = Field(0.5, ge=0, description="first backoff in seconds; doubles per retry")
     backoff_max: float = Field(30.0, ge=0)
     retry_after_max: float = Field(60.0, ge=0, description="cap on an honoured Retry-After header")
@@ -144,6 +158,7 @@ class HTTPChatModel(BaseChatModel):
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
         max_retries: int = 5,
+        max_response_bytes: int = 8 * 2**20,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         retry_after_max: float = 60.0,
@@ -155,7 +170,7 @@ class HTTPChatModel(BaseChatModel):
     ):
         cfg = HTTPChatConfig(
             base_url=base_url, model=model, api_key_env=api_key_env, timeout=timeout, connect_timeout=connect_timeout,
-            max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max,
+            max_retries=max_retries, max_response_bytes=max_response_bytes, backoff_base=backoff_base, backoff_max=backoff_max,
             retry_after_max=retry_after_max, max_concurrency=max_concurrency, max_tokens_field=max_tokens_field,
             extra_body=dict(extra_body or {}),
         )
@@ -265,23 +280,21 @@ class HTTPChatModel(BaseChatModel):
             retry_after: float | None = None
             try:
                 with self._sem:
-                    resp = self._client.post(self.url, json=body, headers=self._headers())
-                status = resp.status_code
+                    answer = self._send(body)
+                status = answer.status
                 if status == 200:
-                    try:
-                        data = resp.json()
-                    except ValueError:
-                        raise self._error(f"answered 200 with a body that is not JSON: {resp.text[:200]!r}", status, attempt, False) from None
-                    return data
-                detail = self._detail(resp)
+                    return self._json(answer, attempt)
+                detail = self._detail(answer)
                 retryable = _retryable_status(status)
                 if retryable:
-                    retry_after = _retry_after_seconds(resp.headers.get("retry-after"))
+                    retry_after = _retry_after_seconds(answer.retry_after)
                 what = f"HTTP {status}{': ' + detail if detail else ''}"
-            except httpx.TimeoutException as e:
-                retryable, what = True, f"timed out ({type(e).__name__})"
+            except (httpx.TimeoutException, _DeadlineExceeded) as e:
+                retryable, what = True, f"timed out ({e if isinstance(e, _DeadlineExceeded) else type(e).__name__})"
+            except _ResponseTooLarge as e:
+                retryable, what = False, str(e)  # the same request would get the same answer
             except httpx.TransportError as e:  # connection refused / reset / dropped mid-request
-                retryable, what = True, f"connection failed ({type(e).__name__}: {self._key.scrub(str(e))[:200]})"
+                retryable, what = True, f"connection failed ({type(e).__name__}: {self._clip(str(e))})"
             if not retryable:
                 raise self._error(f"was refused: {what}", status, attempt, False)
             if attempt == attempts_allowed:
@@ -293,6 +306,34 @@ class HTTPChatModel(BaseChatModel):
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _send(self, body: dict[str, Any]) -> "_Answer":
+        """One attempt. The body is streamed so that the deadline (``timeout`` for the whole attempt: httpx's
+        own timeout is per read, which a server dripping bytes never trips) and the size cap hold while
+        reading. A stall inside one read is still stopped by the per-read timeout, so an attempt ends within
+        about twice ``timeout``. Known gap: the deadline is checked from the first body byte on, so a server
+        dripping its status line and headers is bounded only per read (httpx has no hook before them)."""
+        deadline = time.monotonic() + self.config.timeout
+        cap = self.config.max_response_bytes
+        with self._client.stream("POST", self.url, json=body, headers=self._headers()) as resp:
+            if _declared_length(resp) > cap:  # refused before reading a byte of it
+                raise _ResponseTooLarge(f"response larger than {cap} bytes (Content-Length {resp.headers['content-length']})")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in resp.iter_bytes():  # decoded bytes: a compressed bomb is capped at its unpacked size
+                size += len(chunk)
+                if size > cap:
+                    raise _ResponseTooLarge(f"response larger than {cap} bytes")
+                if time.monotonic() > deadline:
+                    raise _DeadlineExceeded(f"no complete answer within {self.config.timeout:g} s")
+                chunks.append(chunk)
+            return _Answer(resp.status_code, resp.headers.get("retry-after"), b"".join(chunks), resp.encoding or "utf-8")
+
+    def _json(self, answer: "_Answer", attempt: int) -> Any:
+        try:
+            return json.loads(answer.body)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+            raise self._error(f"answered 200 with a body that is not JSON: {self._clip(answer.text)!r}", 200, attempt, False) from None
+
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.config.retry_after_max)
@@ -300,19 +341,24 @@ class HTTPChatModel(BaseChatModel):
         with self._rng_lock:
             return d / 2 + self._rng.uniform(0, d / 2)
 
-    def _detail(self, resp: httpx.Response) -> str:
+    def _detail(self, answer: "_Answer") -> str:
         """The server's error message (OpenAI shape: {"error": {"message", "param"}}), short and key-free."""
         try:
-            err = resp.json().get("error")
+            err = json.loads(answer.body).get("error")
             if isinstance(err, dict):
                 msg = str(err.get("message", ""))
                 if err.get("param"):
                     msg += f" (param: {err['param']})"
             else:
                 msg = str(err)
-        except (ValueError, AttributeError):
-            msg = resp.text
-        return self._key.scrub(msg.strip())[:300]
+        except (ValueError, AttributeError, RecursionError):
+            msg = answer.text
+        return self._clip(msg.strip(), 300)
+
+    def _clip(self, text: str, limit: int = 200) -> str:
+        """Server or transport text for an error message: the key is scrubbed from the WHOLE text before it
+        is cut, since a cut through the key would leave a fragment the scrub no longer finds."""
+        return self._key.scrub(text)[:limit]
 
     def _error(self, what: str, status: int | None, attempts: int, retryable: bool) -> HTTPBackendError:
         msg = self._key.scrub(f"POST {self.path} (model {self.model!r}) {what}")
@@ -323,18 +369,69 @@ class HTTPChatModel(BaseChatModel):
             choice = data["choices"][0]
             content = choice["message"]["content"]
         except (KeyError, IndexError, TypeError):
-            raise self._error(f"answered without choices[0].message.content: {str(data)[:200]}", 200, 1, False) from None
+            raise self._error(f"answered without choices[0].message.content: {self._clip(str(data))}", 200, 1, False) from None
         if not isinstance(content, str):
             # nothing fails silently: a null content (tool call, reasoning cut off) is not an empty reply
             raise self._error(
-                f"answered with non-text content {content!r:.60} (finish_reason {choice.get('finish_reason')!r})", 200, 1, False
+                f"answered with non-text content {self._clip(repr(content), 60)} (finish_reason "
+                f"{self._clip(repr(choice.get('finish_reason')), 60)})", 200, 1, False,
             )
-        usage = data.get("usage") or {}
-        if isinstance(usage, dict):
-            self.stats.add(
-                prompt_tokens=int(usage.get("prompt_tokens") or 0), completion_tokens=int(usage.get("completion_tokens") or 0)
-            )
+        self._count_usage(data.get("usage"))
+        if not content.strip():  # returned as it is (the caller decides what an empty reply means), but counted
+            self.stats.add(empty_content=1)
         return content
+
+    def _count_usage(self, usage: Any) -> None:
+        """Add the server's token counts. A malformed ``usage`` must not throw away a valid answer: its bad
+        values are ignored and counted as ``malformed_usage``."""
+        if not usage:
+            return
+        fields = ("prompt_tokens", "completion_tokens")
+        counts = {k: _token_count(usage.get(k)) for k in fields} if isinstance(usage, dict) else dict.fromkeys(fields)
+        good = {k: v for k, v in counts.items() if v is not None}
+        self.stats.add(**good, malformed_usage=int(len(good) < len(fields)))
+
+
+class _DeadlineExceeded(Exception):
+    """An attempt ran past its deadline while the server was still sending (retried like a timeout)."""
+
+
+class _ResponseTooLarge(Exception):
+    """The answer is longer than ``max_response_bytes`` (not retried)."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A fully read HTTP answer (status, Retry-After header, body bytes, the encoding for its text)."""
+
+    status: int
+    retry_after: str | None
+    body: bytes
+    encoding: str
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(self.encoding, errors="replace")
+
+
+def _declared_length(resp: httpx.Response) -> int:
+    try:
+        return int(resp.headers.get("content-length", 0))
+    except ValueError:  # a bad header: the streamed count still applies
+        return 0
+
+
+def _token_count(value: Any) -> int | None:
+    """A usage count: absent is 0; None when it is not a whole number >= 0 (e.g. "lots", -3, 1.5, true)."""
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
 
 
 def _retryable_status(status: int) -> bool:

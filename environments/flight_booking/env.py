@@ -135,7 +135,10 @@ class FlightBookingEnv(MultiTurnEnv):
         else:
             user = LLMUser(task, self.user_model, seed=int(self.np_random.integers(2**31)))
         self.state = EpisodeState(task=task, db=Database(self.world), user=user)
-        return self.system_prompt, user.opening()
+        opening = user.opening()
+        if user.last_error:  # reset() has no EnvReply: count it here; step()'s info["errors"] reports it
+            self.errors[user.last_error] += 1
+        return self.system_prompt, opening
 
     def respond(self, text: str) -> EnvReply:
         s = self.state
@@ -143,7 +146,7 @@ class FlightBookingEnv(MultiTurnEnv):
         reply = s.user.reply(text)
         if STOP in reply:
             s.ended_by = "user_stop"
-        return EnvReply([Message("user", reply)], terminated=s.ended_by is not None)
+        return EnvReply([Message("user", reply)], terminated=s.ended_by is not None, error=s.user.last_error)
 
     def on_tool_result(self, call: ToolCall, result: ToolResult) -> EnvReply | None:
         if call.name == "transfer_to_human_agents" and result.ok:

@@ -27,6 +27,8 @@ from agentrl.chat import validate_messages
 from .tasks import Goal, Task
 
 STOP = "###STOP###"
+EMPTY_REPLY = "..."  # said instead of an empty LLM user turn (an empty chat message would break the dialog)
+EMPTY_REPLY_ERROR = "simulator_empty_reply"  # the error kind the env counts for it in info["errors"]
 
 # topic -> phrases that show the agent asks about it (matched at word starts in lower-cased question sentences,
 # so "update" does not ask about a "date")
@@ -90,6 +92,8 @@ def requested_topics(text: str) -> list[str]:
 
 class RuleUser:
     """Deterministic user for one task (module docstring). `reply(agent_text) -> user message`."""
+
+    last_error: str | None = None  # never set: the rule user has no model that can fail (see LLMUser)
 
     def __init__(self, task: Task, max_replies: int = 15):
         self.task = task  # shared: Task.__deepcopy__ returns itself
@@ -220,6 +224,7 @@ class LLMUser:
         self.seed, self.temperature, self.max_tokens, self.max_replies = seed, temperature, max_tokens, max_replies
         self.messages: list[dict[str, str]] = [{"role": "system", "content": user_system_prompt(task)}]
         self.stopped = False
+        self.last_error: str | None = None  # the simulator error of the last turn, for the env to count
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "LLMUser":
         new = object.__new__(LLMUser)
@@ -241,7 +246,10 @@ class LLMUser:
                                   seed=self.seed + len(self.messages))  # fmt: skip
         if not isinstance(out, str):
             raise TypeError(f"user model returned {type(out).__name__}, expected str")
-        text = out.strip() or "..."  # an empty user turn would be an empty chat message
+        text = out.strip()
+        # the dialog goes on with a stand-in, but an empty reply is a simulator failure, never silent
+        self.last_error = None if text else EMPTY_REPLY_ERROR
+        text = text or EMPTY_REPLY
         self.messages.append({"role": "assistant", "content": text})
         if STOP in text:
             self.stopped = True
@@ -252,6 +260,7 @@ class LLMUser:
         return self._complete()
 
     def reply(self, agent_text: str) -> str:
+        self.last_error = None
         if self.stopped:
             return STOP
         self.messages.append({"role": "user", "content": agent_text})
