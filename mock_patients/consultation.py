@@ -6,6 +6,12 @@ A doctor turn is one of (parsed by `parse_turn`, case-insensitive, at the start 
                              "normal" when the case has none. One per turn: the first line counts.
     anything else            a question to the patient
 
+Listing symptoms does not buy information: the patient states at most a few facts per question
+(`mock_patients.lexicon.MAX_FACTS_PER_ANSWER`, applied by `answerable`), and a question is charged one
+inquiry per distinct finding it names, at least one (`question_cost`): "fever, cough, ...?" listing 45
+symptoms spends 45 of the question budget. A doctor message has at most `MAX_MESSAGE_CHARS` characters
+(the environment rejects longer actions, the evaluator longer lines).
+
 `Consultation` is used by the environment (environments/consultation) and, replaying doctor turns from
 a transcript, by the evaluator — so both count repeated and irrelevant questions, disclosed facts and
 evidence identically. All state is plain data: `copy.deepcopy` gives an independent branch that shares
@@ -24,7 +30,7 @@ import pydantic
 from mock_patients.cases import KeyFact, PatientCase
 from mock_patients.diagnoser import Evidence
 from mock_patients.knowledge import KnowledgeTable, default_table
-from mock_patients.lexicon import Lexicon, default_lexicon
+from mock_patients.lexicon import Concepts, Lexicon, default_lexicon
 from mock_patients.names import LeakFilter
 from mock_patients.patient import LLMPatient, RuleBasedPatient
 from mock_patients.text import content_stems
@@ -33,6 +39,7 @@ TurnKind = Literal["question", "test", "diagnosis", "invalid"]
 _DIAGNOSIS = re.compile(r"^\s*\**\s*(?:final\s+)?diagnosis\s*\**\s*(?::|\s-)\s*(.*)$", re.IGNORECASE | re.MULTILINE)
 _TEST = re.compile(r"^\s*\**\s*request\s+(?:test|exam|examination)\s*\**\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
 MAX_NAME_CHARS = 200
+MAX_MESSAGE_CHARS = 2000  # one doctor message; ConsultationEnv.max_action_chars and the evaluator use it
 
 
 class TurnRecord(pydantic.BaseModel):
@@ -49,6 +56,8 @@ class TurnRecord(pydantic.BaseModel):
     repeated: bool = False
     irrelevant: bool = False
     error: str | None = None  # invalid turns: what was wrong
+    inquiries: int = 0  # what the question budget charges: tests 1, questions `question_cost`
+    simulator_error: str | None = None  # the patient simulator failed this turn (an LLM patient's empty reply)
 
 
 def parse_turn(text: str) -> tuple[TurnKind, str, str | None]:
@@ -66,6 +75,12 @@ def parse_turn(text: str) -> tuple[TurnKind, str, str | None]:
                 return "invalid", "", f"the {kind} name has {len(name)} characters; at most {MAX_NAME_CHARS}"
             return kind, name, None
     return "question", text.strip(), None
+
+
+def question_cost(concepts: Concepts) -> int:
+    """Inquiries a question is charged: one per distinct finding it names, at least one. Asking about
+    three symptoms in one breath costs what three questions cost, so a list-dump pays for its length."""
+    return max(1, len(concepts.findings))
 
 
 class Consultation:
@@ -140,7 +155,8 @@ class Consultation:
             self._disclose(ans.fact_ids, turn)
             rec = TurnRecord(turn=turn, kind="question", text=text, reply=ans.text, fact_ids=ans.fact_ids,
                              new_fact_ids=ans.new_fact_ids, repeated=ans.repeated,
-                             irrelevant=not ans.matched and not ans.repeated)
+                             irrelevant=not ans.matched and not ans.repeated,
+                             inquiries=question_cost(self.lexicon.analyze(arg)), simulator_error=ans.error)
         self.records.append(rec)
         return rec
 
@@ -181,7 +197,7 @@ class Consultation:
         new = tuple(i for i in ids if i not in self.disclosed)
         self._disclose(ids, turn)
         return TurnRecord(turn=turn, kind="test", text=text, reply=reply, target=name, test_id=tid, fact_ids=ids,
-                          new_fact_ids=new, repeated=repeated, irrelevant=not learned and not repeated)
+                          new_fact_ids=new, repeated=repeated, irrelevant=not learned and not repeated, inquiries=1)
 
     def _free_test_id(self, test: str) -> str | None:
         if test in self._table_test_ids:
@@ -204,8 +220,9 @@ class Consultation:
 
     @property
     def inquiries(self) -> int:
-        """Questions plus test requests: what the question budget counts."""
-        return sum(r.kind in ("question", "test") for r in self.records)
+        """What the question budget counts: each test request once, each question once per distinct
+        finding it names (at least once; see `question_cost`)."""
+        return sum(r.inquiries for r in self.records)
 
     @property
     def repeated(self) -> int:

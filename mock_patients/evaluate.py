@@ -4,12 +4,16 @@
 
 Each JSONL line is one dialog (format in mock_patients/README.md). The doctor's turns are replayed
 through a `Consultation` with the rule-based patient's matcher, so questions are classified (repeated,
-irrelevant), facts counted as disclosed and evidence gathered exactly as the environment does. A line
-that cannot be scored is reported with its line number; every other line is still scored.
+irrelevant), facts counted as disclosed and evidence gathered exactly as the environment does — with the
+same anti-list-dumping rule: at most 3 facts disclosed per question, and a question charged one inquiry
+per distinct finding it names (see mock_patients.consultation). A line that cannot be scored (invalid
+JSON or UTF-8, an unknown case, a doctor message over `MAX_MESSAGE_CHARS`, ...) is reported with its
+line number; every other line is still scored.
 
 Metrics per dialog: diagnosis accuracy (normalized names and synonyms), key-fact recall, questions
-and tests asked, repeated and irrelevant question rates, turns to diagnosis, and the probability of
-the correct diagnosis after each doctor turn (Bayesian diagnoser; or an LLM diagnoser if given).
+and tests asked, inquiries charged (what the environment's question budget counts), repeated and
+irrelevant question rates, turns to diagnosis, and the probability of the correct diagnosis after each
+doctor turn (Bayesian diagnoser; or an LLM diagnoser if given).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any, Literal
 import pydantic
 
 from mock_patients.cases import PatientCase, load_cases, shipped_cases
-from mock_patients.consultation import Consultation
+from mock_patients.consultation import MAX_MESSAGE_CHARS, Consultation
 from mock_patients.diagnoser import BayesianDiagnoser, DiagnoserError, LLMDiagnoser
 from mock_patients.io import atomic_write_text, iter_jsonl
 from mock_patients.names import diagnosis_matches
@@ -58,6 +62,15 @@ class DialogRecord(pydantic.BaseModel):
             raise ValueError("each dialog needs 'case_id' (a case in the case file) or an inline 'case'")
         return self
 
+    @pydantic.model_validator(mode="after")
+    def _short_doctor_turns(self) -> "DialogRecord":
+        # the environment rejects longer actions; replaying one here would score what no episode could say
+        for i, m in enumerate(self.messages):
+            if m.role in DOCTOR_ROLES and len(m.content) > MAX_MESSAGE_CHARS:
+                raise ValueError(f"messages.{i}: the doctor message has {len(m.content):,} characters; "
+                                 f"at most {MAX_MESSAGE_CHARS:,} (the environment's limit)")
+        return self
+
 
 class DialogMetrics(pydantic.BaseModel):
     id: str
@@ -71,6 +84,7 @@ class DialogMetrics(pydantic.BaseModel):
     patient_fact_recall: float
     questions: int
     tests: int
+    inquiries: int  # charged by the question budget: tests, and questions once per finding they name
     repeated: int
     irrelevant: int
     repeated_rate: float  # over questions + tests
@@ -95,6 +109,7 @@ class Summary(pydantic.BaseModel):
     patient_fact_recall: float
     questions: float  # mean per dialog
     tests: float
+    inquiries: float
     repeated_rate: float  # repeated / (questions + tests), pooled
     irrelevant_rate: float
     turns_to_diagnosis: float | None  # mean over diagnosed dialogs
@@ -148,12 +163,12 @@ def score_dialog(rec: DialogRecord, case: PatientCase, line: int, *, diagnoser: 
         flush()
     if rec.diagnosis:
         stated = rec.diagnosis
-    asked = k.inquiries
+    asked = k.count("question") + k.count("test")
     return DialogMetrics(
         id=rec.id or f"line-{line}", line=line, case_id=case.id, doctor=rec.doctor, true_diagnosis=case.diagnosis,
         stated_diagnosis=stated, correct=bool(stated) and diagnosis_matches(stated, case, bayes.table),
         key_fact_recall=k.recall(), patient_fact_recall=k.recall(patient_only=True),
-        questions=k.count("question"), tests=k.count("test"), repeated=k.repeated, irrelevant=k.irrelevant,
+        questions=k.count("question"), tests=k.count("test"), inquiries=k.inquiries, repeated=k.repeated, irrelevant=k.irrelevant,
         repeated_rate=k.repeated / asked if asked else 0.0, irrelevant_rate=k.irrelevant / asked if asked else 0.0,
         turns=turns, turns_to_diagnosis=to_dx,
         prior_probability=bayes.prior_probability(case) if in_table else None,
@@ -173,7 +188,7 @@ def summarize(ms: list[DialogMetrics]) -> Summary:
     return Summary(
         dialogs=n, accuracy=mean([float(m.correct) for m in ms]), diagnosed=mean([float(m.stated_diagnosis is not None) for m in ms]),
         key_fact_recall=mean([m.key_fact_recall for m in ms]), patient_fact_recall=mean([m.patient_fact_recall for m in ms]),
-        questions=mean([m.questions for m in ms]), tests=mean([m.tests for m in ms]),
+        questions=mean([m.questions for m in ms]), tests=mean([m.tests for m in ms]), inquiries=mean([m.inquiries for m in ms]),
         repeated_rate=sum(m.repeated for m in ms) / asked if asked else 0.0,
         irrelevant_rate=sum(m.irrelevant for m in ms) / asked if asked else 0.0,
         turns_to_diagnosis=mean(dx) if dx else None, final_probability=mean(finals) if finals else None,
@@ -323,7 +338,7 @@ def write_html(report: EvalReport, path: str | Path) -> None:
         parts += [f"<tr class='err'><td>{x.line}</td><td>{e(x.error)}</td></tr>" for x in report.errors]
         parts.append("</table>")
     cols = ["id", "line", "doctor", "case_id", "true_diagnosis", "stated_diagnosis", "correct", "key_fact_recall",
-            "questions", "tests", "repeated", "irrelevant", "turns_to_diagnosis", "prior_probability", "final_probability"]
+            "questions", "tests", "inquiries", "repeated", "irrelevant", "turns_to_diagnosis", "prior_probability", "final_probability"]
     parts.append("<h2>Dialogs</h2><table><tr>" + "".join(f"<th>{e(c.replace('_', ' '))}</th>" for c in cols) + "</tr>")
     for m in report.dialogs:
         parts.append("<tr>" + "".join(f"<td>{_fmt(getattr(m, c))}</td>" for c in cols) + "</tr>")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -36,12 +37,27 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any | None, str | None]]:
-    """Yield (line number, parsed object or None, error or None) for each non-blank line; never raises on bad JSON."""
-    with open(path, encoding="utf-8") as f:
+    """Yield (line number, parsed object or None, error or None) for each non-blank line; never raises on
+    bad JSON or bad UTF-8: such a line gets an error and the others are still read."""
+    # surrogateescape keeps undecodable bytes as lone surrogates, so one bad byte spoils only its own line
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
+                continue
+            bad = _bad_utf8(line)
+            if bad is not None:
+                yield lineno, None, bad
                 continue
             try:
                 yield lineno, json.loads(line), None
             except json.JSONDecodeError as exc:
                 yield lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+
+
+def _bad_utf8(line: str) -> str | None:
+    """The error for a line read with errors="surrogateescape" that held bytes invalid in UTF-8, else None."""
+    m = _ESCAPED_BYTE.search(line)
+    return None if m is None else f"invalid UTF-8: byte 0x{ord(m.group()) - 0xDC00:02x} (column {m.start() + 1})"
+
+
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # how surrogateescape spells an undecodable byte

@@ -12,10 +12,15 @@ question asks about, in three tiers:
    ("Does your belly hurt?" matches right-lower-abdominal pain, not chest pain);
 3. otherwise topics (age, family history, medications, ...) -> facts of that kind; and, for free-text
    facts only, shared content words.
+
+A patient answers at most `MAX_FACTS_PER_ANSWER` of the matched facts per question (`answerable`): a
+real patient answers a couple of things, not a 45-symptom checklist, so a list-dump discloses no more
+than a focused question does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -32,6 +37,7 @@ TOPIC_CATEGORIES = {
     "topic:social": frozenset({"social"}),
 }
 FOLLOW_UP_TOPICS = frozenset({"topic:onset", "topic:severity"})
+MAX_FACTS_PER_ANSWER = 3  # facts one answer may state, however many the question lists
 _EXTRA_TOPIC_PHRASES = {"topic:sex": ("woman", "man", "female", "male", "girl", "boy", "lady", "gentleman")}
 _GENERIC_STOP = STOPWORDS | {"year", "old", "day", "week", "month", "hour", "time", "patient", "report", "state"}
 
@@ -65,6 +71,15 @@ def compatible(q_generic: frozenset[str], f_generic: frozenset[str]) -> bool:
     if qs and fs and not qs & fs:
         return False
     return True
+
+
+def answerable(facts: list[KeyFact], disclosed: Container[str], limit: int = MAX_FACTS_PER_ANSWER) -> list[KeyFact]:
+    """The facts an answer may state: at most `limit`, those not yet disclosed first (so "anything else
+    about that?" moves on), kept in their original order."""
+    if len(facts) <= limit:
+        return list(facts)
+    keep = {f.id for f in sorted(facts, key=lambda f: f.id in disclosed)[:limit]}  # stable sort
+    return [f for f in facts if f.id in keep]
 
 
 class Lexicon:

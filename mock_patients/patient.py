@@ -23,7 +23,7 @@ from mock_patients.cases import KeyFact, PatientCase
 from mock_patients.chat import ChatModel, require_chat_model
 from mock_patients.facts import to_first_person
 from mock_patients.knowledge import KnowledgeTable, default_table
-from mock_patients.lexicon import FOLLOW_UP_TOPICS, Concepts, Lexicon, default_lexicon, fact_index
+from mock_patients.lexicon import FOLLOW_UP_TOPICS, Concepts, Lexicon, answerable, default_lexicon, fact_index
 from mock_patients.names import LeakFilter
 from mock_patients.text import normalize
 
@@ -31,6 +31,7 @@ NOT_SURE = "I'm not sure."
 DIAGNOSIS_REFUSAL = "I don't know what's causing it — that's what I was hoping you could tell me."
 NOTHING_MORE = "No, I think that's everything I've noticed."
 LEAK_FALLBACK = "I'm not sure, doctor."
+EMPTY_REPLY_ERROR = "simulator_empty_reply"  # PatientAnswer.error when the model answered nothing
 AnswerKind = Literal["facts", "follow_up", "not_sure", "diagnosis_refusal", "leak_blocked"]
 
 
@@ -44,6 +45,7 @@ class PatientAnswer(pydantic.BaseModel):
     repeated: bool = False  # it asked only about facts already asked about, or repeats an unanswerable question
     kind: AnswerKind = "facts"
     leaks_blocked: int = 0  # replies the diagnosis filter rejected while producing this answer
+    error: str | None = None  # a simulator error for the env to count (the LLM patient's reply was empty)
 
 
 @dataclass
@@ -55,6 +57,7 @@ class PatientState:
     questions: set[str] = field(default_factory=set)  # normalized questions, for verbatim repeats
     last_facts: tuple[str, ...] = ()  # symptom facts of the last answer ("when did it start?" refers to them)
     leaks_blocked: int = 0
+    empty_replies: int = 0  # LLM patient: empty model replies, answered NOT_SURE instead
     history: list[dict] = field(default_factory=list)  # LLM patient: the chat so far
 
 
@@ -121,6 +124,7 @@ class _PatientBase:
             elif q.topics & FOLLOW_UP_TOPICS and self.state.last_facts:
                 facts = [self.case.fact(i) for i in self.state.last_facts]
                 kind = "follow_up"
+        facts = answerable(facts, self.state.disclosed)  # a few facts per question, however many it lists
         if not facts:
             # "Do you have diabetes?" names a finding (a history item), not a guess at the diagnosis
             kind = "diagnosis_refusal" if "topic:diagnosis" in q.topics and not q.findings else "not_sure"
@@ -313,11 +317,14 @@ class LLMPatient(_PatientBase):
                 break
             retry = messages + [{"role": "assistant", "content": reply}, {"role": "user", "content": REASK}]
             reply = self.model.complete(retry, temperature=self.temperature, max_tokens=self.max_tokens, seed=seed).strip()
-        if not reply:
+        empty = not reply
+        if empty:  # the dialog goes on with NOT_SURE, but the answer carries the error so it is counted
             reply = NOT_SURE
+            self.state.empty_replies += 1
         if reply.lower().startswith(("i'm not sure", "i am not sure", "i don't know", "not sure")) and kind != "diagnosis_refusal":
             facts = []
         self.state.history.append({"role": "assistant", "content": reply})
         if not facts and kind == "facts":
             kind = "not_sure"
-        return self._record(question, facts, q, kind, reply, leaks)
+        ans = self._record(question, facts, q, kind, reply, leaks)
+        return ans.model_copy(update={"error": EMPTY_REPLY_ERROR}) if empty else ans

@@ -311,3 +311,13 @@ def test_llm_patient_empty_reply_is_a_simulator_error() -> None:
         assert a.text == NOT_SURE and a.fact_ids == () and a.error == EMPTY_REPLY_ERROR
         assert p.state.empty_replies == 1 and m.stats.empty_content == 1
         assert p.state.history[-1] == {"role": "assistant", "content": NOT_SURE}
+
+
+def test_llm_patient_empty_replies_are_simulator_errors_in_the_consultation_env() -> None:
+    from environments.consultation.env import ConsultationEnv
+
+    with Loopback(_empty) as srv, client(srv.url) as m:
+        env = ConsultationEnv(split="test", patient="llm", chat_model=m)
+        env.reset(seed=0)
+        obs, _, terminated, _, info = env.step("Do you have a fever?")
+        assert not terminated and info["errors"].get(EMPTY_REPLY_ERROR) == 1, info["errors"]  # -> errors/simulator_empty_reply

@@ -6,6 +6,11 @@ Agent messages (parsed by `mock_patients.consultation.parse_turn`, at the start 
     REQUEST TEST: <name>    an exam or test (REQUEST EXAM: too); the case's result or "normal"
     anything else           a question to the patient, answered from the case's key facts only
 
+A question listing many symptoms gains nothing: the patient states at most 3 facts per answer
+(`mock_patients.lexicon.MAX_FACTS_PER_ANSWER`), and the question budget charges a question once per
+distinct finding it names (`mock_patients.consultation.question_cost`), so a 45-symptom checklist spends
+45 inquiries. Messages over `MAX_MESSAGE_CHARS` (2000) characters are rejected as bad actions.
+
 Episode state lives entirely in `self.state["consult"]` (a `Consultation`: patient conversation, disclosed
 facts, evidence), so `snapshot()` / `restore()` branch the whole consultation; cases, the lexicon and chat
 models are shared, never copied.
@@ -20,7 +25,7 @@ from agentrl.env import EnvReply, MultiTurnEnv, RewardResult
 from agentrl.types import Message
 from mock_patients.cases import PatientCase, load_cases, shipped_cases
 from mock_patients.chat import ChatModel, require_chat_model
-from mock_patients.consultation import Consultation
+from mock_patients.consultation import MAX_MESSAGE_CHARS, Consultation
 from mock_patients.diagnoser import BayesianDiagnoser, LLMDiagnoser
 from mock_patients.knowledge import default_table
 from mock_patients.lexicon import default_lexicon
@@ -31,7 +36,8 @@ from .scripted import SCRIPTED_DOCTORS
 
 SYSTEM_PROMPT = """You are a doctor seeing a patient. Find the diagnosis by asking questions, then state it.
 Each of your messages is exactly one of:
-- a question to the patient, in plain words (one topic per question works best);
+- a question to the patient, in plain words (one topic per question: a question naming several symptoms
+  counts as one question per symptom, and the patient answers only a few of them);
 - REQUEST TEST: <exam or test name>   (e.g. "REQUEST TEST: chest X-ray", "REQUEST TEST: abdominal examination");
 - DIAGNOSIS: <diagnosis name>   — this ends the consultation.
 You have at most {max_turns} messages. Asking more than {budget} questions and tests in total, repeating a
@@ -41,7 +47,7 @@ information you gather points to the correct diagnosis and you state it."""
 
 class ConsultationEnv(MultiTurnEnv):
     max_turns = 16
-    max_action_chars = 2000
+    max_action_chars = MAX_MESSAGE_CHARS  # the evaluator rejects longer doctor messages too
 
     def __init__(self, *, split: Literal["train", "test", "all"] = "train", cases: str | Path | list[PatientCase] | None = None,
                  patient: Literal["rule", "llm"] = "rule", diagnoser: Literal["bayes", "llm"] = "bayes",
@@ -104,7 +110,7 @@ class ConsultationEnv(MultiTurnEnv):
         if rec.kind == "diagnosis":
             return EnvReply(terminated=True)
         content = rec.reply if rec.kind == "question" else f"Result — {rec.reply}"
-        return EnvReply([Message("user", content)])
+        return EnvReply([Message("user", content)], error=rec.simulator_error)  # counted as errors/<kind>
 
     def compute_reward(self) -> RewardResult:
         consult: Consultation = self.state["consult"]

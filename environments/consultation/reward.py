@@ -6,7 +6,11 @@ irrelevant ones (no key fact matched).
     R = w_prob * P(true dx | collected) + w_correct * [stated dx is correct]
         - w_excess * max(0, inquiries - budget) - w_repeated * repeated - w_irrelevant * irrelevant
 
-where inquiries = questions + test requests (each costs the patient a turn).
+where inquiries = test requests + questions, each question charged once per distinct knowledge-table
+finding it names, at least once (`mock_patients.consultation.question_cost`). Listing symptoms therefore
+does not game the reward: "Do you have any of these: fever, cough, ...?" naming 45 symptoms costs 45
+inquiries, and the patient answers at most `mock_patients.lexicon.MAX_FACTS_PER_ANSWER` (3) facts per
+question, so the message discloses no more than a focused question could.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ class RewardConfig(pydantic.BaseModel):
 
     probability: float = pydantic.Field(1.0, ge=0, description="weight of P(correct diagnosis | collected)")
     correct: float = pydantic.Field(1.0, ge=0, description="weight of stating the correct diagnosis")
-    question_budget: int = pydantic.Field(8, ge=0, description="questions + tests allowed before the excess penalty")
-    excess: float = pydantic.Field(0.05, ge=0, description="penalty per question beyond the budget")
+    question_budget: int = pydantic.Field(8, ge=0, description="inquiries (tests, and questions per finding named) allowed before the excess penalty")
+    excess: float = pydantic.Field(0.05, ge=0, description="penalty per inquiry beyond the budget")
     repeated: float = pydantic.Field(0.1, ge=0, description="penalty per repeated question")
     irrelevant: float = pydantic.Field(0.05, ge=0, description="penalty per irrelevant question")
 
@@ -38,6 +42,7 @@ def consultation_reward(consult: Consultation, probability: float, cfg: RewardCo
         "diagnosed": float(consult.diagnosis is not None),
         "questions": float(consult.count("question")),
         "tests": float(consult.count("test")),
+        "inquiries": float(consult.inquiries),
         "excess_questions": float(excess),
         "repeated_questions": float(consult.repeated),
         "irrelevant_questions": float(consult.irrelevant),
