@@ -41,12 +41,19 @@ class EnvConfig(_Strict):
 
 class AlgorithmConfig(_Strict):
     name: str = "trepo"
-    params: dict[str, Any] = Field(default_factory=dict)  # passed to the estimator function (e.g. mode, gamma, lam)
+    # the estimator's parameters, checked against its model in advantages/params.py and completed with its
+    # defaults (e.g. trepo: mode, branch_points, branch_m, branch_t_min, branch_crn; ppo_gae: gamma, lam)
+    params: dict[str, Any] = Field(default_factory=dict)
     whiten: bool | None = None  # None = the estimator's default
-    branch_points: str = "turns"  # trepo: turns | turns+every:L | random:k
-    branch_m: int = Field(2, ge=1)  # trepo: continuations per branch point
-    branch_t_min: float = Field(0.0, ge=0.0)  # trepo: lowest continuation temperature (0 = greedy)
-    branch_crn: bool = False  # trepo: common random numbers across a trajectory's branch points (values.py)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        moved = [k for k in data if k.startswith("branch_")] if isinstance(data, dict) else []
+        if moved:
+            raise ValueError(f"algorithm.{moved[0]} is now algorithm.params.{moved[0]} (trepo's branch settings are "
+                             "its parameters)")
+        return data
 
     @field_validator("name")
     @classmethod
@@ -56,6 +63,27 @@ class AlgorithmConfig(_Strict):
         if v not in REGISTRY:
             raise ValueError(f"unknown algorithm {v!r}; allowed: {', '.join(sorted(REGISTRY))}")
         return v
+
+    @model_validator(mode="after")
+    def _params_fit(self) -> "AlgorithmConfig":
+        from agentrl.advantages import REGISTRY
+
+        model = REGISTRY[self.name].params
+        try:
+            full = model.model_validate(self.params).model_dump(mode="json")
+        except ValidationError as exc:
+            allowed = ", ".join(model.model_fields) or "none"
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: "
+                                 + ("unknown" if e["type"] == "extra_forbidden" else e["msg"]) for e in exc.errors())
+            raise ValueError(f"algorithm.params for {self.name}: {problems} (allowed: {allowed})") from None
+        if full != self.params:
+            object.__setattr__(self, "params", full)  # completed with defaults (no re-validation loop)
+        return self
+
+    def estimator_params(self) -> Any:
+        from agentrl.advantages import REGISTRY
+
+        return REGISTRY[self.name].params.model_validate(self.params)
 
 
 class RolloutConfig(_Strict):
@@ -110,7 +138,6 @@ class TrainConfig(_Strict):
     overwrite: bool = False  # clear a non-empty run_dir first; without this or resume, a non-empty run_dir is refused
     log_episodes: int = Field(4, ge=0)  # episodes with per-token advantages saved per update for the report
     tensorboard: bool = False
-    progress: bool = True
     threads: int | None = Field(None, ge=1)  # torch CPU threads (None = torch's default)
     # held-out evaluation while training: greedy episodes on an env made with env.kwargs + eval_env_kwargs
     # (e.g. {split: test}), before the first update and every eval_every updates; logged as eval/* metrics

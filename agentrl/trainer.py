@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentrl.advantages import REGISTRY, AdvantageInputs, whiten
+from agentrl.advantages import REGISTRY, AdvantageInputs, estimator_kwargs, whiten
 from agentrl.backends import make_policy_backend
 from agentrl.backends.base import SamplingParams
 from agentrl.chat_format import ChatFormatter
@@ -42,6 +42,7 @@ class Trainer:
     def __init__(self, cfg: Config, *, console: bool = True):
         self.cfg = cfg
         self.spec = REGISTRY[cfg.algorithm.name]
+        self.params = cfg.algorithm.estimator_params()  # validated when the config loaded
         self.run_dir = Path(cfg.train.run_dir)
         check_run_dir(self.run_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite, option="train.run_dir",
                       resume_hint="train.resume=true", overwrite_hint="train.overwrite=true")  # before loading a model
@@ -149,7 +150,7 @@ class Trainer:
 
     def _extra_sampling(self, episodes: list[Episode], specs: list[EpisodeSpec], returns: list[float]) -> dict[str, Any]:
         out: dict[str, Any] = {"tokens": 0, "metrics": {}, "branch": None, "baseline": None}
-        a = self.cfg.algorithm
+        a = self.params
         if self.spec.needs_branches:
             bv = estimate_branch_values(
                 self.runner, episodes, spec=a.branch_points, m=a.branch_m, t_min=a.branch_t_min,
@@ -185,7 +186,7 @@ class Trainer:
             baseline_rewards=None if extra["baseline"] is None else torch.tensor(extra["baseline"], dtype=torch.float32),
             branch_positions=bv.positions if bv else None, branch_values=bv.values if bv else None,
         )
-        out = self.spec.fn(inp, **self.cfg.algorithm.params)
+        out = self.spec.fn(inp, **estimator_kwargs(self.spec.fn, self.params))
         adv = out.advantages
         do_whiten = self.spec.default_whiten if self.cfg.algorithm.whiten is None else self.cfg.algorithm.whiten
         if do_whiten:

@@ -110,7 +110,7 @@ def rl_config(name: str, spec: dict[str, Any], algo: str, sft_run: Path, seed: i
         # turn is an unbiased Monte-Carlo value of the policy being trained (a greedy continuation, t_min 0, solved
         # more often than sampled episodes do and biased every later V-hat upward: a first run with it fell from
         # 0.60 to 0.46 held-out in 5 updates; its metrics are kept beside the results)
-        "algorithm": {"name": algo, **({"branch_m": 1, "branch_points": "turns", "branch_t_min": 1.0} if algo == "trepo" else {})},
+        "algorithm": {"name": algo, "params": {"branch_m": 1, "branch_points": "turns", "branch_t_min": 1.0} if algo == "trepo" else {}},
         "rollout": {"groups": r["groups"], "group_size": r["group_size"], "temperature": 1.0,
                     "max_new_tokens": spec["max_new_tokens"], "max_seq_len": 4096},
         "optim": {"lr": r["lr"]},

@@ -72,8 +72,8 @@ def test_grpo_advantages_use_the_shaped_returns(tmp_path: Path) -> None:
 
 
 def test_trepo_branch_values_score_every_continuation_with_its_kl(tmp_path: Path) -> None:
-    t = _trainer(tmp_path, "algorithm.name=trepo", "rollout.groups=2", "rollout.group_size=1", "algorithm.branch_m=2",
-                 "algorithm.branch_t_min=1.0")  # one episode per task: no prefix sharing, every point branches
+    t = _trainer(tmp_path, "algorithm.name=trepo", "rollout.groups=2", "rollout.group_size=1", "algorithm.params.branch_m=2",
+                 "algorithm.params.branch_t_min=1.0")  # one episode per task: no prefix sharing, every point branches
     scored: list[Episode] = []
     shaped = t.returns
 
@@ -101,5 +101,5 @@ def test_trepo_branch_values_score_every_continuation_with_its_kl(tmp_path: Path
         group_ids=torch.tensor([ep.group_id for ep in episodes]), turn_starts=[ep.turn_starts for ep in episodes],
         branch_positions=bv.positions, branch_values=bv.values,
     )
-    want = REGISTRY["trepo"].fn(inp, **t.cfg.algorithm.params).advantages
+    want = REGISTRY["trepo"].fn(inp, mode=t.cfg.algorithm.params["mode"]).advantages
     assert torch.allclose(batch.advantages, want, atol=1e-4)

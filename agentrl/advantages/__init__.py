@@ -6,6 +6,7 @@ from __future__ import annotations
 from .base import AdvantageInputs, AdvantageOutput, EstimatorSpec, whiten
 from .gae import gae
 from .grpo import grpo
+from .params import EstimatorParams, GAEParams, GRPOParams, NoParams, ReinforceParams, TRePOParams, estimator_kwargs
 from .reinforce import reinforce
 from .remax import remax
 from .rloo import rloo
@@ -16,12 +17,12 @@ from .trepo import branch_temperatures, mc_value, select_branch_points, shared_p
 # GRPO is already group-normalised, and RLOO / ReMax / REINFORCE are compared as published.
 # The trainer's config can override it either way.
 REGISTRY: dict[str, EstimatorSpec] = {
-    "trepo": EstimatorSpec(fn=trepo, needs_branches=True, default_whiten=True),
-    "ppo_gae": EstimatorSpec(fn=gae, needs_value_head=True, default_whiten=True),
-    "grpo": EstimatorSpec(fn=grpo, default_whiten=False),
-    "rloo": EstimatorSpec(fn=rloo, default_whiten=False),
-    "remax": EstimatorSpec(fn=remax, needs_greedy_baseline=True, default_whiten=False),
-    "reinforce": EstimatorSpec(fn=reinforce, default_whiten=False),
+    "trepo": EstimatorSpec(fn=trepo, params=TRePOParams, needs_branches=True, default_whiten=True),
+    "ppo_gae": EstimatorSpec(fn=gae, params=GAEParams, needs_value_head=True, default_whiten=True),
+    "grpo": EstimatorSpec(fn=grpo, params=GRPOParams, default_whiten=False),
+    "rloo": EstimatorSpec(fn=rloo, params=NoParams, default_whiten=False),
+    "remax": EstimatorSpec(fn=remax, params=NoParams, needs_greedy_baseline=True, default_whiten=False),
+    "reinforce": EstimatorSpec(fn=reinforce, params=ReinforceParams, default_whiten=False),
 }
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "AdvantageInputs",
     "AdvantageOutput",
     "EstimatorSpec",
+    "EstimatorParams",
+    "estimator_kwargs",
     "whiten",
     "trepo",
     "gae",

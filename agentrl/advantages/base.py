@@ -35,6 +35,7 @@ class AdvantageOutput:
 @dataclass(frozen=True)
 class EstimatorSpec:
     fn: Callable[..., AdvantageOutput]  # fn(inputs: AdvantageInputs, **params) -> AdvantageOutput
+    params: type = object  # its `algorithm.params` model (advantages/params.py); keyword fields go to fn
     needs_value_head: bool = False
     needs_branches: bool = False
     needs_greedy_baseline: bool = False

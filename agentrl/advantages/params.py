@@ -1,0 +1,58 @@
+"""Each estimator's parameters as a strict pydantic model (`algorithm.params`), validated when the config
+loads, so `algorithm.params.bogus=1` or `branch_points=turnz` fail before a model loads or a rollout runs.
+
+The fields an estimator function takes as keywords are passed to it (`estimator_kwargs`); TRePO's
+`branch_*` fields configure the sampling of branch continuations (`values.py`), not its pure math.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class EstimatorParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(EstimatorParams):
+    """RLOO and ReMax take no parameters."""
+
+
+class TRePOParams(EstimatorParams):
+    mode: Literal["segment", "interpolate"] = "segment"
+    branch_points: str = "turns"  # turns | turns+every:L | random:k | none
+    branch_m: int = Field(2, ge=1)  # continuations per branch point (M)
+    branch_t_min: float = Field(0.0, ge=0.0)  # lowest continuation temperature (0 = greedy)
+    branch_crn: bool = False  # common random numbers across a trajectory's branch points (values.py)
+
+    @field_validator("branch_points")
+    @classmethod
+    def _known_spec(cls, v: str) -> str:
+        from .trepo import select_branch_points
+
+        select_branch_points([0], [0, 1], v, random.Random(0))  # raises ValueError naming the allowed forms
+        return v.strip()
+
+
+class GAEParams(EstimatorParams):
+    gamma: float = Field(1.0, ge=0.0, le=1.0)
+    lam: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class GRPOParams(EstimatorParams):
+    eps: float = Field(1e-6, gt=0.0)
+    scale_std: bool = True  # False: Dr. GRPO (no division by the group's std)
+
+
+class ReinforceParams(EstimatorParams):
+    baseline: Literal["none", "batch_mean"] = "none"
+
+
+def estimator_kwargs(fn: Callable[..., Any], params: EstimatorParams) -> dict[str, Any]:
+    """The fields of `params` that `fn` takes as keyword arguments."""
+    names = {n for n, p in inspect.signature(fn).parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return {k: v for k, v in params.model_dump().items() if k in names}
