@@ -12,8 +12,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn
 
-from agentrl.config import atomic_write_text
-from agentrl.errors import UsageError, usage_errors
+from agentrl.core.errors import UsageError, usage_errors
+from agentrl.core.io import atomic_write_text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,7 +61,7 @@ def _temperature(text: str) -> float:
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
-    from agentrl.registry import env_class, env_ids
+    from agentrl.core.registry import env_class, env_ids
 
     for env_id in env_ids():
         doc = ""
@@ -85,12 +85,12 @@ def _check_out_file(path: str) -> None:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    from agentrl.backends.base import SamplingParams
-    from agentrl.backends.hf import HFPolicy
-    from agentrl.chat_format import ChatFormatter
-    from agentrl.models import load_model
-    from agentrl.registry import make_env
-    from agentrl.rollout import EpisodeSpec, RolloutRunner
+    from agentrl.core.chat_format import ChatFormatter
+    from agentrl.core.registry import make_env
+    from agentrl.inference.base import SamplingParams
+    from agentrl.inference.hf import HFPolicy
+    from agentrl.inference.models import load_model
+    from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
 
     _check_out_file(args.out)
     make_env(args.env, **args.env_kwargs).close()  # validate before the model loads
@@ -121,8 +121,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from agentrl.config import load_config
-    from agentrl.trainer import Trainer
+    from agentrl.train.config import load_config
+    from agentrl.train.trainer import Trainer
 
     config, overrides = args.config, list(args.overrides)
     if config is not None and "=" in config:  # no config file given: the first positional is an override
@@ -144,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _with_split(env_id: str, kwargs: dict[str, Any], split: str | None) -> dict[str, Any]:
     """kwargs plus the --split; an env whose constructor takes no `split` has none to choose."""
-    from agentrl.registry import env_kwarg_names
+    from agentrl.core.registry import env_kwarg_names
 
     if split is None:
         return kwargs
@@ -155,7 +155,7 @@ def _with_split(env_id: str, kwargs: dict[str, Any], split: str | None) -> dict[
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from agentrl.evaluate import evaluate
+    from agentrl.eval.evaluate import evaluate
 
     kwargs = _with_split(args.env, dict(args.env_kwargs), args.split)
     res = evaluate(
@@ -173,7 +173,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
-    from agentrl.sft import config_from_args, run_sft
+    from agentrl.train.sft import config_from_args, run_sft
 
     with usage_errors():  # sft's checks of its flags, sources and demonstrations raise ValueError
         cfg = config_from_args(args)
@@ -191,7 +191,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
 def _check_sft_inputs(cfg: Any) -> None:
     """The transcript file, or the demonstrating env (id, kwargs, split), and the held-out kwargs: before the
     model loads."""
-    from agentrl.registry import check_env_kwargs, make_env
+    from agentrl.core.registry import check_env_kwargs, make_env
 
     source = Path(cfg.source)
     if not cfg.source.startswith("scripted:") and not source.is_file():
@@ -200,7 +200,7 @@ def _check_sft_inputs(cfg: Any) -> None:
     if cfg.env is None:
         return
     if cfg.source.startswith("scripted:"):
-        from agentrl.evaluate import check_scripted
+        from agentrl.eval.evaluate import check_scripted
 
         check_scripted(cfg.env, cfg.source.split(":", 1)[1])
     make_env(cfg.env, **_with_split(cfg.env, cfg.env_kwargs, cfg.split)).close()

@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from agentrl.config import load_config
 from agentrl.report import load_metrics, series, write_report
-from agentrl.sft import SFTConfig, run_sft
-from agentrl.trainer import Trainer
+from agentrl.train.config import load_config
+from agentrl.train.sft import SFTConfig, run_sft
+from agentrl.train.trainer import Trainer
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "quickstart.yaml"
 # the supervised stage: the env and held-out tasks are those of the RL config

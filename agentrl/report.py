@@ -18,14 +18,14 @@ import html
 import io
 import json
 import math
-import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
+
+from agentrl.core.io import atomic_write_bytes
 
 # The plots this module may write, in page order; a stale one from an earlier report is removed when its
 # series is gone, so the folder never shows a plot the page does not.
@@ -615,7 +615,7 @@ def write_report(run_dir: str | Path, *, out_dir: Path | None = None) -> Path:
                 target.unlink()
             continue
         data = _png_bytes(fig)
-        _atomic_write(target, data)
+        atomic_write_bytes(target, data)
         images.append((name, data))
 
     config_path = run_dir / "config.yaml"
@@ -623,7 +623,7 @@ def write_report(run_dir: str | Path, *, out_dir: Path | None = None) -> Path:
     ep_file, episodes = latest_episodes(run_dir)
     page = _page(run_dir, rows, images, config_text, ep_file, episodes)
     html_path = out_dir / "report.html"
-    _atomic_write(html_path, page.encode("utf-8"))
+    atomic_write_bytes(html_path, page.encode("utf-8"))
     return html_path
 
 
@@ -662,15 +662,3 @@ def _page(run_dir: Path, rows, images, config_text, ep_file, episodes) -> str:
         parts.append(f'<h2>Config</h2><pre class="config">{esc(config_text)}</pre>')
     parts.append("</body></html>\n")
     return "\n".join(parts)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

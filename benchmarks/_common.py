@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agentrl.config import atomic_write_text  # noqa: E402
+from agentrl.core.io import atomic_write_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "BENCHMARKS.md"

@@ -23,11 +23,12 @@ from typing import Any
 
 from _common import ROOT, machine_line, write_section
 
-from agentrl.config import Config, atomic_write_text
-from agentrl.evaluate import evaluate
-from agentrl.registry import load_env_plugins
+from agentrl.core.io import atomic_write_text
+from agentrl.core.registry import load_env_plugins
+from agentrl.eval.evaluate import evaluate
 from agentrl.report import load_metrics
-from agentrl.sft import SFTConfig, run_sft
+from agentrl.train.config import Config
+from agentrl.train.sft import SFTConfig, run_sft
 
 OUT = ROOT / "benchmarks" / "results" / "agent_learning"
 RUNS = ROOT / "runs" / "agent_learning"
@@ -124,7 +125,7 @@ def rl_config(name: str, spec: dict[str, Any], algo: str, sft_run: Path, seed: i
 def stage_rl(name: str, spec: dict[str, Any], algo: str, sft_run: Path, res: Results, seed: int, tasks: int | None) -> None:
     """RL from the SFT checkpoint until the token budget is spent; the trainer evaluates held-out tasks at update 0
     (the SFT model; the first algorithm's measurement is reused by the second) and every eval_every updates."""
-    from agentrl.trainer import Trainer
+    from agentrl.train.trainer import Trainer
 
     key = f"rl/{algo}"
     if res.data.get(key, {}).get("done"):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from _common import ROOT, machine_line, write_section
 
-from agentrl.config import load_config
-from agentrl.trainer import Trainer
+from agentrl.train.config import load_config
+from agentrl.train.trainer import Trainer
 
 ALGOS = ["trepo", "grpo", "rloo", "ppo_gae", "reinforce"]
 OUT = ROOT / "benchmarks" / "results"

@@ -1,5 +1,5 @@
 """HTTP chat backend overhead: the same N completions from an HFChatModel directly, over HTTP through
-`agentrl.serve` (loopback), and through the fault-injecting proxy (tests/fault_proxy.py).
+`agentrl.inference.serve` (loopback), and through the fault-injecting proxy (tests/fault_proxy.py).
 
     .venv/bin/python benchmarks/http_backend.py [--n 32] [--max-tokens 16] [--model tiny-random]
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from agentrl.backends.hf import HFChatModel  # noqa: E402
-from agentrl.backends.http import HTTPChatModel  # noqa: E402
-from agentrl.serve import ChatServer  # noqa: E402
+from agentrl.inference.hf import HFChatModel  # noqa: E402
+from agentrl.inference.http import HTTPChatModel  # noqa: E402
+from agentrl.inference.serve import ChatServer  # noqa: E402
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import tempfile
 
 from _common import machine_line, write_section
 
-CODE = ("import time; t = time.perf_counter(); from agentrl.models import load_model; "
+CODE = ("import time; t = time.perf_counter(); from agentrl.inference.models import load_model; "
         "load_model('smollm2-135m'); print(time.perf_counter() - t)")
 
 

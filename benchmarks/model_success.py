@@ -17,13 +17,13 @@ from collections import defaultdict
 
 from _common import ROOT, machine_line, write_section
 
-from agentrl.backends.base import SamplingParams
-from agentrl.backends.hf import HFPolicy
-from agentrl.chat_format import ChatFormatter
-from agentrl.config import atomic_write_text
-from agentrl.models import load_model
-from agentrl.registry import make_env
-from agentrl.rollout import EpisodeSpec, RolloutRunner
+from agentrl.core.chat_format import ChatFormatter
+from agentrl.core.io import atomic_write_text
+from agentrl.core.registry import make_env
+from agentrl.inference.base import SamplingParams
+from agentrl.inference.hf import HFPolicy
+from agentrl.inference.models import load_model
+from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
 
 ENVS = {"tool_use": "agentrl/ToolUse-v0", "flight": "agentrl/FlightBooking-v0"}
 RESULTS = ROOT / "benchmarks" / "results" / "model_success.json"

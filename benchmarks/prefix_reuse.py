@@ -16,12 +16,12 @@ import time
 
 from _common import machine_line, write_section
 
-from agentrl.backends.base import SamplingParams
-from agentrl.backends.hf import HFPolicy
-from agentrl.chat_format import ChatFormatter
-from agentrl.models import load_model
-from agentrl.registry import make_env
-from agentrl.rollout import EpisodeSpec, RolloutRunner
+from agentrl.core.chat_format import ChatFormatter
+from agentrl.core.registry import make_env
+from agentrl.inference.base import SamplingParams
+from agentrl.inference.hf import HFPolicy
+from agentrl.inference.models import load_model
+from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
 
 
 def main() -> None:

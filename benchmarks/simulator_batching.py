@@ -24,10 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from _common import machine_line, write_section
 
-from agentrl.backends.hf import HFChatModel
-from agentrl.backends.packed_linear import PackedLinear
-from agentrl.batching import BatchingChatModel, map_serving
-from agentrl.registry import make_env
+from agentrl.core.registry import make_env
+from agentrl.inference.hf import HFChatModel
+from agentrl.inference.packed_linear import PackedLinear
+from agentrl.sim.batching import BatchingChatModel, map_serving
 
 CAVEAT = (
     'Both sides compute on the main thread: with libgomp a second OpenMP thread team only spins briefly '

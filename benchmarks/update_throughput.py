@@ -6,7 +6,7 @@ under 10% over the plain 20-line loop below. Writes a section of BENCHMARKS.md.
 
 Second section, "Update throughput: shared prefix vs naive": a ToolUse-v0-shaped batch (one real ToolUse prompt,
 ~1,800 tokens, then G different ~150-token continuations of agent and env tokens), one `ppo_update` with
-`shared_prefix` off and on (`agentrl/shared_prefix.py`: the prompt encoded once with gradients). Target >= 3x.
+`shared_prefix` off and on (`agentrl/train/shared_prefix.py`: the prompt encoded once with gradients). Target >= 3x.
 
     .venv/bin/python benchmarks/update_throughput.py --repeats 3
     .venv/bin/python benchmarks/update_throughput.py --shared-prefix-only --repeats 2
@@ -22,11 +22,11 @@ import time
 import torch
 from _common import machine_line, write_section
 
-from agentrl.config import PPOConfig
-from agentrl.models import load_model
-from agentrl.shared_prefix import plan
-from agentrl.types import TrainBatch
-from agentrl.update import ppo_update
+from agentrl.core.types import TrainBatch
+from agentrl.inference.models import load_model
+from agentrl.train.config import PPOConfig
+from agentrl.train.shared_prefix import plan
+from agentrl.train.update import ppo_update
 
 
 def make_batch(B: int, T: int, vocab: int) -> TrainBatch:
@@ -64,8 +64,8 @@ def timed(fn, repeats: int) -> float:
 def tooluse_batch(tok, episodes: int, suffix: int, seed: int = 0) -> tuple[TrainBatch, int]:
     """One real ToolUse-v0 prompt, then `episodes` different random continuations of about `suffix` tokens:
     agent / env / agent / env / agent segments (action mask 1 on the agent ones), right-padded."""
-    from agentrl.chat_format import ChatFormatter
-    from agentrl.registry import make_env
+    from agentrl.core.chat_format import ChatFormatter
+    from agentrl.core.registry import make_env
 
     env = make_env("agentrl/ToolUse-v0")
     obs, info = env.reset(seed=seed)
@@ -140,7 +140,7 @@ def shared_prefix_section(args) -> None:
         f"(one minibatch of {G}, one optimizer step), median of {args.repeats}.",
         f"Naive: every row re-encodes the prompt, in micro-batches of {args.naive_micro} so its activations fit in "
         f"memory (the gradient is the same for any micro-batch size). Shared prefix (`PPOConfig.shared_prefix`, "
-        f"`agentrl/shared_prefix.py`): the prompt is encoded once with gradients, its KV cache expanded to the {G} "
+        f"`agentrl/train/shared_prefix.py`): the prompt is encoded once with gradients, its KV cache expanded to the {G} "
         f"continuations, in one micro-batch of {G}. Same gradient (tests/test_shared_prefix.py). Target: >= 3x.",
         "",
         "| update | micro-batch | seconds | training tokens/s |",

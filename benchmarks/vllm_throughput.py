@@ -24,13 +24,13 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=3)
     args = ap.parse_args()
 
-    from agentrl.backends.base import SamplingParams
-    from agentrl.backends.hf import HFPolicy
-    from agentrl.backends.vllm import VLLMPolicy
-    from agentrl.chat_format import ChatFormatter
-    from agentrl.models import load_model
-    from agentrl.registry import make_env
-    from agentrl.rollout import EpisodeSpec, RolloutRunner
+    from agentrl.core.chat_format import ChatFormatter
+    from agentrl.core.registry import make_env
+    from agentrl.inference.base import SamplingParams
+    from agentrl.inference.hf import HFPolicy
+    from agentrl.inference.models import load_model
+    from agentrl.inference.vllm import VLLMPolicy
+    from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
 
     model, tok = load_model(args.model)
     sp = SamplingParams(temperature=1.0, max_new_tokens=args.tokens, ignore_eos=True)

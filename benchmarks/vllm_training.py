@@ -25,8 +25,8 @@ from _common import ROOT, machine_line, write_section
 
 
 def run(backend: str, seed: int, updates: int, turns: int, out: Path) -> tuple[list[float], float]:
-    from agentrl.config import load_config
-    from agentrl.trainer import Trainer
+    from agentrl.train.config import load_config
+    from agentrl.train.trainer import Trainer
 
     overrides = [
         "model=tiny-random", f"env.kwargs.turns={turns}", "algorithm.name=trepo", "rollout.groups=4",

@@ -1,8 +1,8 @@
 """Echo: get the env to echo a secret word with its one tool, then say DONE. Reward 1 if it was echoed."""
 
-from agentrl.env import EnvReply, MultiTurnEnv, RewardResult
-from agentrl.tools import tool
-from agentrl.types import Message
+from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
+from agentrl.core.tools import tool
+from agentrl.core.types import Message
 
 
 @tool

@@ -13,7 +13,13 @@ import json
 import re
 from typing import Iterable
 
-from mock_patients.cases import Demographics, FactCategory, KeyFact, Observation, Symptom
+from mock_patients.cases import (
+    Demographics,
+    FactCategory,
+    KeyFact,
+    Observation,
+    Symptom,
+)
 from mock_patients.chat import ChatModel, require_chat_model
 from mock_patients.knowledge import Finding
 from mock_patients.lexicon import Lexicon, default_lexicon

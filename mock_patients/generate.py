@@ -16,7 +16,13 @@ import random
 import sys
 from pathlib import Path
 
-from mock_patients.cases import Demographics, Observation, PatientCase, Symptom, save_cases
+from mock_patients.cases import (
+    Demographics,
+    Observation,
+    PatientCase,
+    Symptom,
+    save_cases,
+)
 from mock_patients.facts import FactBuilder, symptom_sentence
 from mock_patients.knowledge import Disease, KnowledgeTable, default_table
 from mock_patients.names import LeakFilter

@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from mock_patients.cases import KeyFact, PatientCase
 from mock_patients.knowledge import KnowledgeTable, default_table
-from mock_patients.text import PhraseIndex, STOPWORDS, stem, stems, words
+from mock_patients.text import STOPWORDS, PhraseIndex, stem, stems, words
 
 # Topics that select facts by category.
 TOPIC_CATEGORIES = {

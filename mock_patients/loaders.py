@@ -24,7 +24,13 @@ from typing import Any, Callable, Literal
 import pydantic
 
 from mock_patients.cases import Demographics, Observation, PatientCase, Symptom
-from mock_patients.facts import FactBuilder, LLMFactExtractor, split_facts, split_sentences, structured_facts
+from mock_patients.facts import (
+    FactBuilder,
+    LLMFactExtractor,
+    split_facts,
+    split_sentences,
+    structured_facts,
+)
 from mock_patients.io import iter_jsonl
 from mock_patients.knowledge import default_table
 from mock_patients.lexicon import default_lexicon

@@ -23,7 +23,14 @@ from mock_patients.cases import KeyFact, PatientCase
 from mock_patients.chat import ChatModel, require_chat_model
 from mock_patients.facts import to_first_person
 from mock_patients.knowledge import KnowledgeTable, default_table
-from mock_patients.lexicon import FOLLOW_UP_TOPICS, Concepts, Lexicon, answerable, default_lexicon, fact_index
+from mock_patients.lexicon import (
+    FOLLOW_UP_TOPICS,
+    Concepts,
+    Lexicon,
+    answerable,
+    default_lexicon,
+    fact_index,
+)
 from mock_patients.names import LeakFilter
 from mock_patients.text import normalize
 

@@ -8,11 +8,10 @@ from typing import Any, Literal
 import pytest
 import torch
 
-from agentrl.chat import BaseChatModel
-from agentrl.env import EnvReply, MultiTurnEnv, RewardResult
-from agentrl.tools import ToolError, tool
-from agentrl.types import Message
-
+from agentrl.core.chat import BaseChatModel
+from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
+from agentrl.core.tools import ToolError, tool
+from agentrl.core.types import Message
 
 # One intra-op thread: token-by-token decoding is many tiny ops, and on a shared, loaded CPU every op's thread
 # barrier can wait a whole scheduler slice (measured here: SmolLM2 decoding 15x slower with 2 threads than 1).
@@ -138,7 +137,7 @@ def plain_env_cls() -> type[PlainEnv]:
 @pytest.fixture(scope="session")
 def tiny():
     """(model, tokenizer) of the 2-layer random model, loaded once per session."""
-    from agentrl.models import load_model
+    from agentrl.inference.models import load_model
 
     model, tok = load_model("tiny-random")
     model.eval()

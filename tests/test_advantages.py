@@ -10,13 +10,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentrl.advantages import REGISTRY, AdvantageInputs, whiten
-from agentrl.advantages.gae import gae
-from agentrl.advantages.grpo import grpo
-from agentrl.advantages.reinforce import reinforce
-from agentrl.advantages.remax import remax
-from agentrl.advantages.rloo import rloo
-from agentrl.advantages.trepo import (
+from agentrl.algo.advantages import REGISTRY, AdvantageInputs, whiten
+from agentrl.algo.advantages.gae import gae
+from agentrl.algo.advantages.grpo import grpo
+from agentrl.algo.advantages.reinforce import reinforce
+from agentrl.algo.advantages.remax import remax
+from agentrl.algo.advantages.rloo import rloo
+from agentrl.algo.advantages.trepo import (
     branch_temperatures,
     mc_value,
     select_branch_points,

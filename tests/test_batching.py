@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agentrl.backends.hf import HFChatModel
-from agentrl.batching import BatchingChatModel, map_serving
+from agentrl.inference.hf import HFChatModel
+from agentrl.sim.batching import BatchingChatModel, map_serving
 
 
 def _convo(i: int) -> list[dict[str, str]]:
@@ -98,11 +98,11 @@ def test_bad_settings_are_refused() -> None:
 def test_threaded_rollout_with_llm_patients_batches_their_turns(tiny) -> None:
     """Consultation-v0 with an LLM patient (tiny-random) for 6 episodes, envs stepped on 6 threads: every
     episode completes and the patient model makes fewer calls than there were patient turns."""
-    from agentrl.backends.base import SamplingParams
-    from agentrl.backends.hf import HFPolicy
-    from agentrl.chat_format import ChatFormatter
-    from agentrl.registry import make_env
-    from agentrl.rollout import EpisodeSpec, RolloutRunner
+    from agentrl.core.chat_format import ChatFormatter
+    from agentrl.core.registry import make_env
+    from agentrl.inference.base import SamplingParams
+    from agentrl.inference.hf import HFPolicy
+    from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
 
     model, tok = tiny
     patient_model = BatchingChatModel(HFChatModel(model, tok), max_wait_s=0.2)

@@ -98,6 +98,6 @@ def test_rollout_subprocess_smollm2(tmp_path) -> None:
     m = re.search(r"loaded smollm2-135m in ([\d.]+)\s*s", proc.stderr)
     assert m, proc.stderr[-2000:]
     # the first load converts the GGUF once; what must hold afterwards is the safetensors cache (load times: BENCHMARKS.md)
-    from agentrl.models import cache_dir
+    from agentrl.inference.models import cache_dir
 
     assert (cache_dir() / "smollm2-135m-instruct" / "model.safetensors").is_file()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agentrl.config import ConfigError, dump_config, load_config, parse_overrides
+from agentrl.train.config import ConfigError, dump_config, load_config, parse_overrides
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
 
@@ -56,7 +56,7 @@ def test_missing_or_bad_file(tmp_path: Path) -> None:
 
 
 def test_missing_env_is_a_clear_error_before_any_model_loads(tmp_path: Path) -> None:
-    from agentrl.trainer import Trainer
+    from agentrl.train.trainer import Trainer
 
     cfg = load_config(None, ["env.id=agentrl/Nope-v0", f"train.run_dir={tmp_path}"])
     with pytest.raises(ValueError, match="unknown environment 'agentrl/Nope-v0'; registered: .*agentrl/CreditChain-v0"):
@@ -72,7 +72,7 @@ def test_every_example_config_loads_and_round_trips(path: Path, tmp_path: Path) 
 
 
 def test_one_example_per_algorithm() -> None:
-    from agentrl.advantages import REGISTRY
+    from agentrl.algo.advantages import REGISTRY
 
     names = {load_config(p).algorithm.name for p in EXAMPLES}
     assert set(REGISTRY) <= names
@@ -82,7 +82,7 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path) -> None:
     import os
     import stat
 
-    from agentrl.config import atomic_write_text
+    from agentrl.core.io import atomic_write_text
 
     p = tmp_path / "sub" / "f.txt"
     atomic_write_text(p, "héllo")

@@ -10,9 +10,9 @@ import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from agentrl.env import EnvSnapshot, MultiTurnEnv
-from agentrl.registry import env_ids
-from agentrl.tools import TOOL_CALL_FORMAT
+from agentrl.core.env import EnvSnapshot, MultiTurnEnv
+from agentrl.core.registry import env_ids
+from agentrl.core.tools import TOOL_CALL_FORMAT
 
 REGISTERED = env_ids()
 
@@ -214,8 +214,8 @@ def test_bad_actions_answer_with_errors_and_count_them(notes_env_cls, tool_call)
 
 
 def test_oversized_tool_output_is_truncated(tool_call) -> None:
-    from agentrl.env import EnvReply, RewardResult
-    from agentrl.tools import tool
+    from agentrl.core.env import EnvReply, RewardResult
+    from agentrl.core.tools import tool
 
     @tool
     def big(n: int) -> str:
@@ -371,7 +371,7 @@ def test_restore_on_a_fresh_env_allows_stepping(notes_env_cls, tool_call) -> Non
 
 
 def test_text_and_chat_spaces() -> None:
-    from agentrl.spaces import ChatSpace, TextSpace
+    from agentrl.core.spaces import ChatSpace, TextSpace
 
     ts = TextSpace(10, seed=0)
     assert ts.contains("") and ts.contains("é" * 10) and not ts.contains("x" * 11) and not ts.contains(b"x")

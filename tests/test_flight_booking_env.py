@@ -12,8 +12,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import environments  # noqa: F401  (registers the envs)
-from agentrl.chat import BaseChatModel
-from agentrl.evaluate import evaluate
+from agentrl.core.chat import BaseChatModel
+from agentrl.eval.evaluate import evaluate
 from environments.flight_booking.env import FlightBookingEnv
 from environments.flight_booking.scripted import GoldAgent, format_call, gold_script
 from environments.flight_booking.taskgen import play

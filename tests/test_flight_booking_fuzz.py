@@ -14,14 +14,21 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentrl.tools import ToolCall, ToolSet
+from agentrl.core.tools import ToolCall, ToolSet
 from environments.flight_booking import invariants
 from environments.flight_booking.env import FlightBookingEnv
 from environments.flight_booking.reward import ReplayState
 from environments.flight_booking.scripted import format_call
 from environments.flight_booking.taubench_loader import default_world
 from environments.flight_booking.tools import TOOLS, WRITE_TOOLS
-from environments.flight_booking.world import CABINS, Available, CreditCard, Database, GiftCard, money
+from environments.flight_booking.world import (
+    CABINS,
+    Available,
+    CreditCard,
+    Database,
+    GiftCard,
+    money,
+)
 
 W = default_world()
 TOOLSET = ToolSet(TOOLS)

@@ -14,7 +14,12 @@ from environments.flight_booking.env import FlightBookingEnv
 from environments.flight_booking.reward import ReplayState
 from environments.flight_booking.taskgen import generate_tasks, play
 from environments.flight_booking.tasks import DATA_DIR, shipped_tasks
-from environments.flight_booking.taubench_loader import WorldFormatError, default_world, dump_world, load_world
+from environments.flight_booking.taubench_loader import (
+    WorldFormatError,
+    default_world,
+    dump_world,
+    load_world,
+)
 from environments.flight_booking.tools import TOOLS_BY_NAME
 from environments.flight_booking.world import Database, World
 

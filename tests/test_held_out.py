@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agentrl.config import ConfigError, load_config
 from agentrl.report import write_report
-from agentrl.trainer import Trainer
+from agentrl.train.config import ConfigError, load_config
+from agentrl.train.trainer import Trainer
 
 BASE = ["model=tiny-random", "env.id=agentrl/CreditChain-v0", "env.kwargs={turns: 2}", "algorithm.name=grpo",
         "rollout.groups=1", "rollout.group_size=2", "rollout.max_new_tokens=2", "rollout.constrained=true",

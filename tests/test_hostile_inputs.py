@@ -125,16 +125,16 @@ def workdir(tmp_path: Path) -> Path:
 @pytest.fixture
 def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loading a policy or simulator model fails the test: every row must be refused before that."""
-    import agentrl.models
-    import agentrl.simulators
-    import agentrl.trainer
+    import agentrl.inference.models
+    import agentrl.sim.models
+    import agentrl.train.trainer
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was loaded before the input was validated")
 
-    for mod in (agentrl.models, agentrl.trainer):
+    for mod in (agentrl.inference.models, agentrl.train.trainer):
         monkeypatch.setattr(mod, "load_model", refuse)
-    monkeypatch.setattr(agentrl.simulators, "make_chat_model", refuse)
+    monkeypatch.setattr(agentrl.sim.models, "make_chat_model", refuse)
 
 
 def run_cli(argv: list[str], tmp: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -178,12 +178,12 @@ def test_several_config_problems_are_listed_under_one_first_line(workdir: Path, 
 
 def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A ValueError that is not a UsageError is a bug, not bad input: main does not turn it into exit 2."""
-    import agentrl.evaluate
+    import agentrl.eval.evaluate
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("internal invariant broken")
 
-    monkeypatch.setattr(agentrl.evaluate, "evaluate", broken)
+    monkeypatch.setattr(agentrl.eval.evaluate, "evaluate", broken)
     with pytest.raises(ValueError, match="internal invariant broken"):
         main(EVAL)
     assert capsys.readouterr().err == ""

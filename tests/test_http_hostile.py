@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from agentrl.backends.http import HTTPBackendError, HTTPChatModel
+from agentrl.inference.http import HTTPBackendError, HTTPChatModel
 
 KEY_ENV = "AGENTRL_TEST_HOSTILE_KEY"
 KEY = "sk-" + secrets.token_hex(20)  # random throughout: any 6 characters of it in a message are a leak

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentrl.advantages import REGISTRY, AdvantageInputs
-from agentrl.config import load_config
-from agentrl.reward_shaping import kl_shaped_rewards
-from agentrl.trainer import Trainer
-from agentrl.types import Episode, allowed_tensor, collate
-from agentrl.update import forward
+from agentrl.algo.advantages import REGISTRY, AdvantageInputs
+from agentrl.core.types import Episode, allowed_tensor, collate
+from agentrl.train.config import load_config
+from agentrl.train.reward_shaping import kl_shaped_rewards
+from agentrl.train.trainer import Trainer
+from agentrl.train.update import forward
 
 BETA = 0.5
 BASE = [

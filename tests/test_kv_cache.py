@@ -1,4 +1,4 @@
-"""`GrowingCache` (`agentrl/backends/kv_cache.py`): decode steps write into preallocated room, and every
+"""`GrowingCache` (`agentrl/inference/kv_cache.py`): decode steps write into preallocated room, and every
 operation the backend uses gives the same keys/values as transformers' `DynamicCache`."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import torch
 from transformers import LlamaConfig, MistralConfig, MistralForCausalLM
 from transformers.cache_utils import DynamicLayer
 
-import agentrl.backends.hf as hf
-from agentrl.backends.base import SamplingParams
-from agentrl.backends.hf import HFPolicy
-from agentrl.backends.kv_cache import GrowingCache, GrowingLayer, supports
+import agentrl.inference.hf as hf
+from agentrl.inference.base import SamplingParams
+from agentrl.inference.hf import HFPolicy
+from agentrl.inference.kv_cache import GrowingCache, GrowingLayer, supports
 
 
 def _kv(b: int, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

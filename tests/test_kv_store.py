@@ -1,4 +1,4 @@
-"""The KV store (`agentrl/backends/kv_store.py`): a conversation's next turn starts from the KV cache of its
+"""The KV store (`agentrl/inference/kv_store.py`): a conversation's next turn starts from the KV cache of its
 last one and encodes only the new tokens, with the same tokens and logprobs as encoding everything."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agentrl.backends.base import SamplingParams
-from agentrl.backends.hf import HFChatModel, HFPolicy
-from agentrl.backends.kv_store import KVStore
+from agentrl.inference.base import SamplingParams
+from agentrl.inference.hf import HFChatModel, HFPolicy
+from agentrl.inference.kv_store import KVStore
 
 
 def _conversations(tok, n: int) -> list[list[int]]:
@@ -86,7 +86,7 @@ def test_row_by_row_prefill_matches_the_padded_batch(tiny, temperature: float, m
     """Prompts encoded one row at a time (the CPU default for long prompts; here for all) and as one left-padded
     batch (the GPU default) give the same tokens and logprobs on all three prefill paths: plain, shared prefix,
     and from the KV store."""
-    import agentrl.backends.hf as hf
+    import agentrl.inference.hf as hf
 
     monkeypatch.setattr(hf, "ROW_PREFILL_MIN", 1)
     model, tok = tiny

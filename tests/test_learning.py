@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agentrl.config import load_config
-from agentrl.trainer import Trainer
+from agentrl.train.config import load_config
+from agentrl.train.trainer import Trainer
 
 UPDATES = 80
 BASE = [

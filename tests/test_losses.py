@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from agentrl.losses import aggregate, entropy_from_logits, kl_estimate, policy_loss, token_logprobs, value_loss
+from agentrl.algo.losses import (
+    aggregate,
+    entropy_from_logits,
+    kl_estimate,
+    policy_loss,
+    token_logprobs,
+    value_loss,
+)
 
 
 def close(a, b, tol: float = 1e-5) -> bool:

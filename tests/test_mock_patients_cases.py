@@ -6,8 +6,17 @@ import json
 
 import pytest
 
-from mock_patients.cases import SHIPPED, CaseFileError, KeyFact, PatientCase, load_cases, save_cases, shipped_cases
-from mock_patients.generate import generate, main as generate_main
+from mock_patients.cases import (
+    SHIPPED,
+    CaseFileError,
+    KeyFact,
+    PatientCase,
+    load_cases,
+    save_cases,
+    shipped_cases,
+)
+from mock_patients.generate import generate
+from mock_patients.generate import main as generate_main
 from mock_patients.knowledge import default_table
 from mock_patients.names import LeakFilter, accepted_names, diagnosis_matches
 

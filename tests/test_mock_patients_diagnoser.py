@@ -7,7 +7,12 @@ import math
 import pytest
 
 from mock_patients.cases import KeyFact, PatientCase, shipped_cases
-from mock_patients.diagnoser import BayesianDiagnoser, DiagnoserError, Evidence, LLMDiagnoser
+from mock_patients.diagnoser import (
+    BayesianDiagnoser,
+    DiagnoserError,
+    Evidence,
+    LLMDiagnoser,
+)
 from mock_patients.knowledge import Disease, Finding, KnowledgeTable, default_table
 
 

@@ -10,9 +10,21 @@ import pytest
 
 from mock_patients.cases import Demographics, Observation, Symptom
 from mock_patients.consultation import Consultation
-from mock_patients.facts import (FactExtractionError, LLMFactExtractor, parse_fact_list, split_facts, split_sentences,
-                                 structured_facts, to_first_person)
-from mock_patients.loaders import LoaderError, load_agentclinic, load_mediq, parse_demographics
+from mock_patients.facts import (
+    FactExtractionError,
+    LLMFactExtractor,
+    parse_fact_list,
+    split_facts,
+    split_sentences,
+    structured_facts,
+    to_first_person,
+)
+from mock_patients.loaders import (
+    LoaderError,
+    load_agentclinic,
+    load_mediq,
+    parse_demographics,
+)
 from mock_patients.patient import RuleBasedPatient
 
 FIXTURES = Path(__file__).resolve().parent.parent / "mock_patients" / "data" / "fixtures"

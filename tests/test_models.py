@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentrl import models
-from agentrl.models import BUILTIN, INSTALL_HINT, find_gguf, load_model, load_tokenizer
+from agentrl.inference import models
+from agentrl.inference.models import (
+    BUILTIN,
+    INSTALL_HINT,
+    find_gguf,
+    load_model,
+    load_tokenizer,
+)
 
 
 def test_tiny_random_builds(tiny) -> None:
@@ -100,7 +106,7 @@ def test_unknown_model_name(name: str) -> None:
 
 def test_run_dir_without_checkpoint(tmp_path) -> None:
     (tmp_path / "checkpoints").mkdir()
-    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no intact checkpoint"):
         load_model(str(tmp_path))
 
 

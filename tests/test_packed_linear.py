@@ -1,4 +1,4 @@
-"""oneDNN-packed linear layers for frozen float32 CPU models (`agentrl/backends/packed_linear.py`)."""
+"""oneDNN-packed linear layers for frozen float32 CPU models (`agentrl/inference/packed_linear.py`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from agentrl.backends.base import SamplingParams
-from agentrl.backends.hf import HFChatModel, HFPolicy
-from agentrl.backends.packed_linear import PackedLinear, can_pack, pack_linears
-from agentrl.models import load_model
+from agentrl.inference.base import SamplingParams
+from agentrl.inference.hf import HFChatModel, HFPolicy
+from agentrl.inference.models import load_model
+from agentrl.inference.packed_linear import PackedLinear, can_pack, pack_linears
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
 

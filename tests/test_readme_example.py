@@ -31,7 +31,7 @@ def test_example_is_short_and_complete() -> None:
     lines = [ln for ln in EXAMPLE.read_text().splitlines() if ln.strip()]
     assert len(lines) <= 35, f"the README example should stay about 30 lines, has {len(lines)}"
     mod = load_example()
-    from agentrl.env import MultiTurnEnv
+    from agentrl.core.env import MultiTurnEnv
 
     assert issubclass(mod.EchoEnv, MultiTurnEnv)
     assert [t.name for t in mod.EchoEnv.tools] == ["echo"]

@@ -12,13 +12,13 @@ import gymnasium as gym
 import pytest
 import torch
 
-from agentrl.backends.base import SamplingParams
-from agentrl.backends.hf import HFPolicy
-from agentrl.chat_format import ChatFormatter
-from agentrl.registry import load_env_plugins
-from agentrl.rollout import EpisodeSpec, RolloutRunner
-from agentrl.scoring import sequence_logprobs
-from agentrl.types import Episode, allowed_tensor, collate
+from agentrl.core.chat_format import ChatFormatter
+from agentrl.core.registry import load_env_plugins
+from agentrl.core.types import Episode, allowed_tensor, collate
+from agentrl.inference.base import SamplingParams
+from agentrl.inference.hf import HFPolicy
+from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
+from agentrl.train.update import forward
 
 load_env_plugins()
 
@@ -138,7 +138,7 @@ def check_rescoring(episodes: list[Episode], model: Any, pad_id: int) -> None:
     ids, attn, amask, oldlp = collate(episodes, pad_id)
     allowed = allowed_tensor(episodes, ids.shape[1])  # constrained turns record the renormalised logprob
     with torch.no_grad():
-        per_temp = {T: sequence_logprobs(model, ids, attn, T, allowed=allowed)[0] for T in temps}
+        per_temp = {T: forward(model, None, ids, attn, T, entropy=False, allowed=allowed).logprobs for T in temps}
     for b, e in enumerate(episodes):
         for t in e.turns:
             # rollout logprobs are at the sampling temperature (1.0 for greedy)
@@ -410,7 +410,7 @@ def test_branch_many_and_bad_positions(tiny) -> None:
 
 @pytest.mark.slow
 def test_token_exact_smollm2() -> None:
-    from agentrl.models import load_model
+    from agentrl.inference.models import load_model
 
     model, tok = load_model("smollm2-135m")
     model.eval()
@@ -435,7 +435,7 @@ TOOLS_TEMPLATE = (
 
 
 def tokenizer_with(template: str | None):
-    from agentrl.models import load_tokenizer
+    from agentrl.inference.models import load_tokenizer
 
     tok = load_tokenizer("tiny-random")
     tok.chat_template = template
@@ -443,7 +443,7 @@ def tokenizer_with(template: str | None):
 
 
 def test_template_with_tools_support(tiny, notes_env_cls) -> None:
-    from agentrl.tools import TOOL_CALL_FORMAT
+    from agentrl.core.tools import TOOL_CALL_FORMAT
 
     model, _ = tiny
     tok = tokenizer_with(TOOLS_TEMPLATE)
@@ -529,8 +529,8 @@ def test_backend_constrained_to_allowed(tiny) -> None:
 def test_hf_chat_model(tiny) -> None:
     import copy
 
-    from agentrl.backends.hf import HFChatModel
-    from agentrl.chat import ChatModel
+    from agentrl.core.chat import ChatModel
+    from agentrl.inference.hf import HFChatModel
 
     model, tok = tiny
     cm = HFChatModel(model, tok)

@@ -10,9 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from agentrl.checkpoint import CheckpointError, checkpoint_dirs, latest_checkpoint, verify_checkpoint
-from agentrl.config import ConfigError, load_config
-from agentrl.trainer import Trainer
+from agentrl.core.checkpoint import (
+    CheckpointError,
+    checkpoint_dirs,
+    latest_checkpoint,
+    verify_checkpoint,
+)
+from agentrl.train.config import ConfigError, load_config
+from agentrl.train.trainer import Trainer
 
 BASE = [
     "model=tiny-random", "env.kwargs.turns=2", "algorithm.name=grpo", "rollout.groups=2", "rollout.group_size=2",
@@ -173,7 +178,7 @@ def test_interrupted_writes_are_cleaned_and_checkpoints_have_ordinary_permission
 
 
 def test_a_run_dir_as_model_uses_its_newest_intact_checkpoint(tmp_path: Path) -> None:
-    from agentrl.models import resolve_path
+    from agentrl.inference.models import resolve_path
 
     run = tmp_path / "run"
     _run(run, "train.updates=2")

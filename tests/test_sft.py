@@ -12,15 +12,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentrl.backends.base import Completion, SamplingParams
-from agentrl.chat_format import ChatFormatter
 from agentrl.cli import main as cli_main
-from agentrl.evaluate import evaluate, play_scripted
-from agentrl.models import load_model
-from agentrl.registry import load_env_plugins, make_env
-from agentrl.rollout import EpisodeSpec, RolloutRunner
-from agentrl.sft import (SFTConfig, collate_demos, demos_from_jsonl, demos_from_scripted, make_batches, run_sft, sft_loss,
-                         split_messages)
+from agentrl.core.chat_format import ChatFormatter
+from agentrl.core.registry import load_env_plugins, make_env
+from agentrl.eval.evaluate import evaluate, play_scripted
+from agentrl.inference.base import Completion, SamplingParams
+from agentrl.inference.models import load_model
+from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
+from agentrl.train.sft import (
+    SFTConfig,
+    collate_demos,
+    demos_from_jsonl,
+    demos_from_scripted,
+    make_batches,
+    run_sft,
+    sft_loss,
+    split_messages,
+)
 
 load_env_plugins()
 
@@ -133,7 +141,7 @@ def test_batches_cover_every_demo_once_and_bucket_by_length() -> None:
 
 
 def test_collate_pads_right_and_masks() -> None:
-    from agentrl.sft import Demo
+    from agentrl.train.sft import Demo
 
     ids, attn, lm = collate_demos([Demo([5, 6, 7], [0, 1, 1]), Demo([8], [1])], pad_id=2)
     assert ids.tolist() == [[5, 6, 7], [8, 2, 2]] and attn.tolist() == [[1, 1, 1], [1, 0, 0]]

@@ -1,4 +1,4 @@
-"""Shared-prefix forward (`agentrl/shared_prefix.py`): the same log-probs, entropies, values, losses and parameter
+"""Shared-prefix forward (`agentrl/train/shared_prefix.py`): the same log-probs, entropies, values, losses and parameter
 gradients as the naive batch (float32, to 1e-5), on GRPO-, TRePO-, micro-batched and constrained batches, and the
 fallbacks to the naive path."""
 
@@ -9,12 +9,11 @@ import copy
 import pytest
 import torch
 
-from agentrl.config import PPOConfig
-from agentrl.models import load_model
-from agentrl.shared_prefix import MIN_SHARED, plan, shared_prefix_forward
-from agentrl.types import TrainBatch
-from agentrl.update import ValueHead, forward, ppo_update
-
+from agentrl.core.types import TrainBatch
+from agentrl.inference.models import load_model
+from agentrl.train.config import PPOConfig
+from agentrl.train.shared_prefix import MIN_SHARED, plan, shared_prefix_forward
+from agentrl.train.update import ValueHead, forward, ppo_update
 
 
 def close(actual: torch.Tensor, expected: torch.Tensor, what: str = "") -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentrl.batching import BatchingChatModel
-from agentrl.config import ConfigError, load_config
-from agentrl.simulators import env_kwargs_with_simulator, make_chat_model
+from agentrl.sim.batching import BatchingChatModel
+from agentrl.sim.models import env_kwargs_with_simulator, make_chat_model
+from agentrl.train.config import ConfigError, load_config
 
 
 def test_simulator_config_gives_envs_one_shared_batched_model() -> None:
@@ -15,7 +15,7 @@ def test_simulator_config_gives_envs_one_shared_batched_model() -> None:
     kw = env_kwargs_with_simulator(cfg.env.kwargs, cfg.env.simulator)
     assert isinstance(kw["chat_model"], BatchingChatModel) and kw["patient"] == "llm"
     assert "chat_model" not in cfg.env.kwargs  # the config itself is not changed
-    from agentrl.registry import make_env
+    from agentrl.core.registry import make_env
 
     a, b = make_env(cfg.env.id, **kw).unwrapped, make_env(cfg.env.id, **kw).unwrapped
     assert a.chat_model is b.chat_model is kw["chat_model"]
@@ -58,7 +58,7 @@ def test_simulator_dtype_bfloat16() -> None:
 
 
 def test_endpoint_names_make_http_models() -> None:
-    from agentrl.backends.http import HTTPChatModel
+    from agentrl.inference.http import HTTPChatModel
 
     m = make_chat_model("my-model@http://127.0.0.1:9/v1")
     assert isinstance(m, HTTPChatModel)

@@ -11,11 +11,25 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import environments  # noqa: F401  (registers the envs)
-from agentrl.chat_format import ChatFormatter
-from agentrl.registry import make_env
-from agentrl.tools import TOOL_CALL_FORMAT, ToolCall, ToolSet, compact_signature, first_sentence, parse_tool_calls, tool
+from agentrl.core.chat_format import ChatFormatter
+from agentrl.core.registry import make_env
+from agentrl.core.tools import (
+    TOOL_CALL_FORMAT,
+    ToolCall,
+    ToolSet,
+    compact_signature,
+    first_sentence,
+    parse_tool_calls,
+    tool,
+)
 from environments.tool_use import ENV_ID
-from environments.tool_use.env import COMPACT_SUMMARIES, SYSTEM_PROMPT, ToolUseEnv, final_answer, select_tools
+from environments.tool_use.env import (
+    COMPACT_SUMMARIES,
+    SYSTEM_PROMPT,
+    ToolUseEnv,
+    final_answer,
+    select_tools,
+)
 from environments.tool_use.scripted import format_call
 from environments.tool_use.tasks import load_tasks
 from environments.tool_use.tools import TOOL_FAMILIES, TOOLS
@@ -37,7 +51,7 @@ TOOLS_TEMPLATE = (
 
 @pytest.fixture(scope="module")
 def tok():
-    from agentrl.models import load_tokenizer
+    from agentrl.inference.models import load_tokenizer
 
     return load_tokenizer("tiny-random")  # SmolLM2's tokenizer and chat template
 
@@ -247,7 +261,7 @@ def test_compact_prompt_token_counts(fmt):
 def test_compact_is_not_replaced_by_template_tools(tok, fmt):
     """A chat template with tools= support renders info["tools"] in place of the env's block; compact mode gives it
     none, so the compact system prompt goes through as it is."""
-    from agentrl.models import load_tokenizer
+    from agentrl.inference.models import load_tokenizer
 
     ttok = load_tokenizer("tiny-random")
     ttok.chat_template = TOOLS_TEMPLATE
@@ -313,7 +327,7 @@ def test_snapshot_restore_with_options():
     assert (r3, conv3, env.transcript) == (r1, conv1, transcript1) and r1 == 1.0
 
 
-# ------------------------------------------------------------------ the generic renderer (agentrl.tools)
+# ------------------------------------------------------------------ the generic renderer (agentrl.core.tools)
 
 
 @tool

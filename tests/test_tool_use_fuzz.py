@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentrl.tools import ToolResult
+from agentrl.core.tools import ToolResult
 from environments.tool_use.env import ToolUseEnv, final_answer
 from environments.tool_use.tools import TOOLS
 

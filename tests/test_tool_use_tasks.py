@@ -11,7 +11,14 @@ import pytest
 
 from environments.tool_use import families, generate
 from environments.tool_use.reward import compute, is_correct, normalize_text
-from environments.tool_use.tasks import DATA_DIR, GoldStep, Task, check_pinned_facts, load_tasks, resolve_arguments
+from environments.tool_use.tasks import (
+    DATA_DIR,
+    GoldStep,
+    Task,
+    check_pinned_facts,
+    load_tasks,
+    resolve_arguments,
+)
 
 
 @pytest.fixture(scope="module")

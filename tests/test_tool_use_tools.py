@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentrl.tools import ToolCall, ToolSet
+from agentrl.core.tools import ToolCall, ToolSet
 from environments.tool_use.tools import TOOLS
 from environments.tool_use.tools.calculator import evaluate
 from environments.tool_use.tools.numbers import format_number, parse_number

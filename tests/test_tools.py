@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from agentrl.tools import (
+from agentrl.core.tools import (
     TOOL_CALL_FORMAT,
     Tool,
     ToolCall,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agentrl.checkpoint import checkpoint_dirs, latest_checkpoint
+from agentrl.core.checkpoint import checkpoint_dirs, latest_checkpoint
 
 OVERRIDES = [
     "model=tiny-random", "env.kwargs.turns=2", "algorithm.name=grpo", "rollout.groups=2", "rollout.group_size=2",
@@ -70,8 +70,8 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
 
 
 def test_resume_with_a_different_config_is_refused(tmp_path: Path) -> None:
-    from agentrl.config import load_config
-    from agentrl.trainer import Trainer
+    from agentrl.train.config import load_config
+    from agentrl.train.trainer import Trainer
 
     run_dir = tmp_path / "run"
     base = [o for o in OVERRIDES if not o.startswith("train.updates")] + ["train.updates=1", f"train.run_dir={run_dir}"]

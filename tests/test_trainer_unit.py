@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentrl.config import load_config
-from agentrl.evaluate import evaluate, pass_hat_k
-from agentrl.trainer import Trainer
-from agentrl.types import TrainBatch
-from agentrl.update import ppo_update, shard
+from agentrl.core.types import TrainBatch
+from agentrl.eval.evaluate import evaluate, pass_hat_k
+from agentrl.train.config import load_config
+from agentrl.train.trainer import Trainer
+from agentrl.train.update import ppo_update, shard
 
 SMALL = [
     "model=tiny-random", "env.kwargs.turns=3", "rollout.groups=2", "rollout.group_size=3", "rollout.constrained=true",
@@ -90,7 +90,7 @@ def test_constrained_batch_trains_the_policy_that_sampled(tmp_path: Path) -> Non
     """Under constrained decoding the rollout records log pi_c (renormalised over the allowed tokens) and the
     update scores the same distribution: before any step the PPO ratio is exactly 1, and forced tokens (one
     allowed id, e.g. the EOS after a CreditChain digit) have log 1 = 0, so they carry no gradient."""
-    from agentrl.update import forward
+    from agentrl.train.update import forward
 
     cfg = load_config(None, SMALL + [f"train.run_dir={tmp_path}", "algorithm.name=grpo"])
     tr = Trainer(cfg, console=False)

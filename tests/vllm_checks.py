@@ -55,9 +55,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(max(1, (os.cpu_count() or 2)))
 
-    from agentrl.backends.base import SamplingParams
-    from agentrl.backends.vllm import VLLMPolicy
-    from agentrl.models import load_model
+    from agentrl.inference.base import SamplingParams
+    from agentrl.inference.models import load_model
+    from agentrl.inference.vllm import VLLMPolicy
 
     res: dict = {"model": args.model}
     model, tok = load_model(args.model)
@@ -85,7 +85,7 @@ def main() -> None:
     res["sampled_logprob_mean"] = sum(sum(o.logprobs) for o in outs) / sum(len(o.logprobs) for o in outs)
 
     # 4: constrained decoding against the transformers backend with the same weights and seeds
-    from agentrl.backends.hf import HFPolicy
+    from agentrl.inference.hf import HFPolicy
 
     hf = HFPolicy(model, tok, prefix_reuse=False)
     eos = tok.eos_token_id

@@ -32,7 +32,7 @@ MakeChatModel = Callable[[str], ChatModel]
 
 def default_make_chat_model(name: str) -> ChatModel:
     """`MODEL@http(s)://HOST/v1` -> OpenAI-compatible endpoint; anything else -> a local transformers model."""
-    from agentrl.simulators import make_chat_model
+    from agentrl.sim.models import make_chat_model
 
     return make_chat_model(name)
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from agentrl.env import EnvReply, MultiTurnEnv, RewardResult
-from agentrl.types import Message
+from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
+from agentrl.core.types import Message
 from mock_patients.cases import PatientCase, load_cases, shipped_cases
 from mock_patients.chat import ChatModel, require_chat_model
 from mock_patients.consultation import MAX_MESSAGE_CHARS, Consultation

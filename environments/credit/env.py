@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentrl.env import EnvReply, MultiTurnEnv, RewardResult
-from agentrl.types import Message
+from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
+from agentrl.core.types import Message
 
 CUES = ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
 

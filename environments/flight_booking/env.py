@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from agentrl.env import EnvReply, MultiTurnEnv, RewardResult
-from agentrl.tools import ToolCall, ToolResult, ToolSet
-from agentrl.types import Message
+from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
+from agentrl.core.tools import ToolCall, ToolResult, ToolSet
+from agentrl.core.types import Message
 
 from . import reward
 from .policy import policy_text

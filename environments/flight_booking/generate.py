@@ -27,8 +27,28 @@ from .taskgen import generate_tasks
 from .tasks import DATA_DIR, SPLITS, Task, render_tasks
 from .taubench_loader import render_world
 from .world import (
-    AIRPORTS, CABINS, DEFAULT_CLOCK, Address, Available, Cancelled, CabinPrices, CabinSeats, Certificate, CreditCard,
-    Delayed, Flight, Flying, GiftCard, Landed, Name, OnTime, Passenger, Payment, Reservation, ReservationFlight, User,
+    AIRPORTS,
+    CABINS,
+    DEFAULT_CLOCK,
+    Address,
+    Available,
+    CabinPrices,
+    CabinSeats,
+    Cancelled,
+    Certificate,
+    CreditCard,
+    Delayed,
+    Flight,
+    Flying,
+    GiftCard,
+    Landed,
+    Name,
+    OnTime,
+    Passenger,
+    Payment,
+    Reservation,
+    ReservationFlight,
+    User,
     World,
 )  # fmt: skip
 

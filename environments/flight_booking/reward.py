@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agentrl.env import RewardResult
+from agentrl.core.env import RewardResult
 
 from .tasks import Task
 from .tools import TOOLS_BY_NAME

@@ -20,13 +20,33 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .policy import (
-    CERTIFICATE_CANCELLED, CERTIFICATE_DELAYED, FREE_BAGS, MAX_PASSENGERS, any_flown, airline_cancelled,
-    booked_within_24h, booking_total, can_cancel, compensation_eligible, nonfree_bags, segment_statuses,
+    CERTIFICATE_CANCELLED,
+    CERTIFICATE_DELAYED,
+    FREE_BAGS,
+    MAX_PASSENGERS,
+    airline_cancelled,
+    any_flown,
+    booked_within_24h,
+    booking_total,
+    can_cancel,
+    compensation_eligible,
+    nonfree_bags,
+    segment_statuses,
 )  # fmt: skip
 from .reward import ReplayState
 from .tasks import Action, Goal, Task, UserScenario
 from .tools import TOOLS_BY_NAME
-from .world import Available, CreditCard, Database, GiftCard, Certificate, Reservation, User, World, money
+from .world import (
+    Available,
+    Certificate,
+    CreditCard,
+    Database,
+    GiftCard,
+    Reservation,
+    User,
+    World,
+    money,
+)
 
 ANYTHING_ELSE = "Is there anything else I can help you with?"
 WRONG_CABIN = {"basic_economy": ["business"], "economy": ["basic economy", "business"], "business": ["economy"]}  # a proposal naming these is declined

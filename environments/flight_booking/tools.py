@@ -27,12 +27,25 @@ from typing import Any
 
 import pydantic
 
-from agentrl.tools import ToolError, tool
+from agentrl.core.tools import ToolError, tool
 
 from .policy import MAX_PASSENGERS, MAX_PAYMENTS, booking_total
 from .world import (
-    Available, Cabin, Certificate, Database, DateStr, FlightDate, FlightType, GiftCard, Passenger, Payment,
-    Reservation, ReservationFlight, User, YesNo, money,
+    Available,
+    Cabin,
+    Certificate,
+    Database,
+    DateStr,
+    FlightDate,
+    FlightType,
+    GiftCard,
+    Passenger,
+    Payment,
+    Reservation,
+    ReservationFlight,
+    User,
+    YesNo,
+    money,
 )  # fmt: skip
 
 WRITE_TOOLS = frozenset(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agentrl.chat import validate_messages
+from agentrl.core.chat import validate_messages
 
 from .tasks import Goal, Task
 

@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from agentrl.env import EnvReply, MultiTurnEnv, RewardResult
-from agentrl.tools import Tool, ToolCall, ToolError, ToolResult, ToolSet, tool
-from agentrl.types import Message
+from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
+from agentrl.core.tools import Tool, ToolCall, ToolError, ToolResult, ToolSet, tool
+from agentrl.core.types import Message
 
 from . import reward
 from .scripted import GoldAgent

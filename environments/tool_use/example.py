@@ -1,7 +1,7 @@
 import gymnasium as gym
 
-from agentrl.env import EnvReply, MultiTurnEnv, RewardResult
-from agentrl.tools import ToolError, tool
+from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
+from agentrl.core.tools import ToolError, tool
 
 WORDS = ("kiwi", "banana", "cherry", "dragonfruit")
 

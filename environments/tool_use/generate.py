@@ -21,7 +21,6 @@ from pathlib import Path
 from .families import FAMILIES, Draft, eligible_countries
 from .tasks import DATA_DIR, SPLITS, TIERS, GoldStep, Task, render_answer, replay
 
-
 # ---- generation ------------------------------------------------------------------------------------------
 
 

@@ -23,8 +23,8 @@ import math
 import re
 import unicodedata
 
-from agentrl.env import RewardResult
-from agentrl.tools import ToolError
+from agentrl.core.env import RewardResult
+from agentrl.core.tools import ToolError
 
 from .tasks import Task
 from .tools.dates import parse_date

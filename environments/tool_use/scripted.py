@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from agentrl.tools import ToolCall, ToolCallParseError, parse_tool_calls
+from agentrl.core.tools import ToolCall, ToolCallParseError, parse_tool_calls
 
 from .tasks import render_answer, resolve_arguments
 

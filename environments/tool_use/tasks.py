@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from agentrl.tools import ToolCall, ToolSet
+from agentrl.core.tools import ToolCall, ToolSet
 
 from .tools import TOOLS
 from .tools.numbers import parse_number

@@ -9,7 +9,7 @@ accepts these family names as well as tool names. `TOOLS` is all of them, in fam
 
 from types import MappingProxyType
 
-from agentrl.tools import Tool
+from agentrl.core.tools import Tool
 
 from .calculator import calculate
 from .dates import add_days, add_months, days_between, weekday

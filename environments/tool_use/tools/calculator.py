@@ -20,7 +20,7 @@ import operator
 import time
 from typing import Any, Callable
 
-from agentrl.tools import ToolError, tool
+from agentrl.core.tools import ToolError, tool
 
 from .numbers import format_number
 

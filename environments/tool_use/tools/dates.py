@@ -14,7 +14,7 @@ import datetime as dt
 from dateutil import parser as date_parser
 from dateutil.relativedelta import relativedelta
 
-from agentrl.tools import ToolError, tool
+from agentrl.core.tools import ToolError, tool
 
 MAX_DATE_CHARS = 40
 MAX_DAYS = 3_000_000  # about 8,200 years: any shift inside datetime's range 0001..9999

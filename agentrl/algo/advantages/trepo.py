@@ -1,0 +1,227 @@
+"""TRePO advantages from Monte-Carlo values at branch points, plus the pure helpers the trainer uses
+to pick branch points and estimate V̂ (DESIGN.md, "TRePO, as this kit implements it").
+
+Theorem 2 of the paper: ∇J = E_W Σ_t (E[RM(W^(t+1))] − E[RM(W^(t))]) ∇log π(w_t | W_<t), where
+E[RM(W^(t))] = V(s_t) is the value before agent token t. V is only estimated at the branch points D;
+between them we either hand the whole difference to each token (`segment`) or split it evenly
+(`interpolate`, i.e. V̂ linear in the agent-token index).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import torch
+
+from .base import AdvantageInputs, AdvantageOutput, check_inputs
+
+TREPO_MODES = ("segment", "interpolate")
+
+
+def _episode_points(
+    i: int, agent_pos: list[int], positions: list[int], values: list[float], T: int
+) -> tuple[list[int], list[float]]:
+    """Map episode i's branch positions (token indices) to agent-token indices; validate them."""
+    if len(positions) != len(values):
+        raise ValueError(
+            f"trepo: episode {i} has {len(positions)} branch positions but {len(values)} branch values"
+        )
+    index_of = {p: k for k, p in enumerate(agent_pos)}  # token position -> agent-token index
+    ks: list[int] = []
+    for j, p in enumerate(positions):
+        if j > 0 and p <= positions[j - 1]:
+            raise ValueError(f"trepo: episode {i} branch positions must be strictly ascending, got {positions}")
+        if p not in index_of:
+            raise ValueError(
+                f"trepo: episode {i} branch position {p} is not an agent token (T={T}; agent tokens are "
+                f"where action_mask == 1)"
+            )
+        ks.append(index_of[p])
+    vals = [float(v) for v in values]
+    if any(v != v or v in (float("inf"), float("-inf")) for v in vals):
+        raise ValueError(f"trepo: episode {i} has non-finite branch values {vals}")
+    return ks, vals
+
+
+def trepo(inp: AdvantageInputs, *, mode: str = "segment") -> AdvantageOutput:
+    """TRePO advantages (DESIGN.md step 3).
+
+    Per episode, let k index its agent tokens only (env/prompt tokens are not actions), n = #agent tokens,
+    D = branch points with values V̂, and "end" = agent index n with V̂(end) = RM(W). For consecutive
+    points a < b of D ∪ {end}:
+      segment:      A_k = V̂(b) − V̂(a)            for every agent token k in [a, b)
+      interpolate:  A_k = (V̂(b) − V̂(a)) / (b − a) for k in [a, b)  (= V̂(k+1) − V̂(k) with V̂ linear in k)
+    Agent tokens before the first point of D belong to a segment that starts at the first agent token
+    with value V̂(first point of D), so their advantage is 0 (we have no value estimate there). If D is
+    empty the episode gets 0 everywhere: with no V̂ there is no baseline, and "end" alone spans nothing.
+    In interpolate mode the advantages telescope: Σ_k A_k = RM(W) − V̂(first point).
+    Raises ValueError on malformed branch input (missing, length mismatch, not ascending, not an agent token).
+    """
+    if mode not in TREPO_MODES:
+        raise ValueError(f"trepo: mode must be one of {TREPO_MODES}, got {mode!r}")
+    B, T = check_inputs(inp)
+    if inp.branch_positions is None or inp.branch_values is None:
+        raise ValueError("trepo needs branch_positions and branch_values (one list per episode)")
+    if len(inp.branch_positions) != B or len(inp.branch_values) != B:
+        raise ValueError(
+            f"trepo: branch_positions/branch_values need one list per episode ({B}), got "
+            f"{len(inp.branch_positions)}/{len(inp.branch_values)}"
+        )
+    mask = inp.action_mask > 0  # [B, T]
+    n_agent = mask.sum(dim=1).tolist()  # [B] agent tokens per episode
+    agent_cols = mask.nonzero(as_tuple=True)[1].split(n_agent)  # per episode: [n] token positions of agent tokens
+    per_episode: list[torch.Tensor] = []  # per episode: [n] advantage per agent token, in mask order
+    for i in range(B):
+        n = n_agent[i]
+        ks, vals = _episode_points(
+            i, agent_cols[i].tolist(), list(inp.branch_positions[i]), list(inp.branch_values[i]), T
+        )
+        a = torch.zeros(n, dtype=torch.float64)
+        if ks:
+            ks.append(n)  # "end": one past the last agent token
+            vals.append(float(inp.rewards[i]))  # V̂(end) = RM(W)
+            k_t = torch.tensor(ks, dtype=torch.long)
+            v_t = torch.tensor(vals, dtype=torch.float64)
+            diffs = v_t[1:] - v_t[:-1]  # [|D|] V̂(b) − V̂(a)
+            lengths = k_t[1:] - k_t[:-1]  # [|D|] agent tokens in [a, b); >= 1 since ascending and a < n
+            per_tok = diffs if mode == "segment" else diffs / lengths.to(torch.float64)
+            # Segment of agent token k = last point a <= k; tokens before the first point keep 0.
+            seg = torch.searchsorted(k_t[:-1], torch.arange(ks[0], n), right=True) - 1  # [n - ks[0]]
+            a[ks[0] :] = per_tok[seg]
+        per_episode.append(a)
+    adv = torch.zeros((B, T), dtype=torch.float32)
+    if per_episode:
+        adv[mask] = torch.cat(per_episode).to(torch.float32)  # boolean-mask order is row-major, as built
+    return AdvantageOutput(advantages=adv)
+
+
+# ---------------------------------------------------------------- branch points and MC values
+
+_SPEC_FORMS = '"none", "turns", "turns+every:L" (L >= 1), "random:k" (k >= 1)'
+
+
+def select_branch_points(
+    turn_starts: list[int], agent_positions: list[int], spec: str, rng: random.Random
+) -> list[int]:
+    """Branch points D (token positions, ascending, each an agent token) for one episode (DESIGN.md step 1).
+
+    spec:
+      "none"            -> []
+      "turns"           -> the first token of every agent turn (the paper's turn-aware setting)
+      "turns+every:L"   -> also every L-th agent token inside a turn, counted from the turn start (0, L, 2L, ...)
+      "random:k"        -> k distinct agent positions drawn with `rng`, always including the first agent token
+                           (so the first turn's value, free from the group, is always used); all if k >= n
+    Raises ValueError for an unknown spec or a turn start that is not an agent position.
+    """
+    spec = spec.strip()
+    agent = sorted(agent_positions)
+    agent_set = set(agent)
+    if spec == "none":
+        return []
+    m_every = re.fullmatch(r"turns\+every:(\d+)", spec)
+    m_rand = re.fullmatch(r"random:(\d+)", spec)
+    if spec == "turns" or m_every:
+        starts = sorted(turn_starts)
+        bad = [s for s in starts if s not in agent_set]
+        if bad:
+            raise ValueError(f"select_branch_points: turn starts {bad} are not agent positions")
+        if spec == "turns":
+            return starts
+        L = int(m_every.group(1))  # type: ignore[union-attr]
+        if L < 1:
+            raise ValueError(f"select_branch_points: L must be >= 1 in {spec!r}; allowed: {_SPEC_FORMS}")
+        out: list[int] = []
+        bounds = starts + [float("inf")]
+        # Agent tokens of turn j are those in [start_j, start_{j+1}); count them from the turn start.
+        for j, s in enumerate(starts):
+            in_turn = [p for p in agent if s <= p < bounds[j + 1]]
+            out += in_turn[::L]
+        return sorted(set(out))
+    if m_rand:
+        k = int(m_rand.group(1))
+        if k < 1:
+            raise ValueError(f"select_branch_points: k must be >= 1 in {spec!r}; allowed: {_SPEC_FORMS}")
+        if not agent:
+            return []
+        rest = rng.sample(agent[1:], min(k - 1, len(agent) - 1))
+        return sorted([agent[0], *rest])
+    raise ValueError(f"select_branch_points: unknown spec {spec!r}; allowed: {_SPEC_FORMS}")
+
+
+def branch_temperatures(m: int, t_min: float, t_max: float) -> list[float]:
+    """M continuation temperatures rising linearly from t_min (0 = greedy) to t_max (DESIGN.md step 2).
+
+    m = 1 -> [t_min]. Raises ValueError for m < 1, a negative temperature, or t_min > t_max.
+    """
+    if m < 1:
+        raise ValueError(f"branch_temperatures: m must be >= 1, got {m}")
+    if t_min < 0 or t_max < 0 or t_min > t_max:
+        raise ValueError(f"branch_temperatures: need 0 <= t_min <= t_max, got t_min={t_min}, t_max={t_max}")
+    if m == 1:
+        return [float(t_min)]
+    return [t_min + (t_max - t_min) * j / (m - 1) for j in range(m)]
+
+
+def mc_value(own_reward: float, continuation_rewards: list[float], sharing_rewards: list[float]) -> float:
+    """V̂(t) = mean RM over the M continuations from W_<t, every OTHER sampled episode sharing the prefix
+    W_<t, and W itself (DESIGN.md step 2). W always shares its own prefix, so its reward is always included:
+    V̂ is never an empty mean, and with no continuations it is the group's (leave-none-out) mean.
+    """
+    rs = [float(own_reward), *map(float, continuation_rewards), *map(float, sharing_rewards)]
+    return sum(rs) / len(rs)
+
+
+_HASH_MOD = (1 << 61) - 1  # Mersenne prime: polynomial rolling hash of token prefixes
+_HASH_BASE = 1_000_003
+
+
+def _prefix_hashes(seq: list[int]) -> list[int]:
+    """h[t] = hash of seq[:t], t = 0..len(seq)."""
+    h = [0] * (len(seq) + 1)
+    acc = 0
+    for t, tok in enumerate(seq):
+        acc = (acc * _HASH_BASE + tok + 1) % _HASH_MOD
+        h[t + 1] = acc
+    return h
+
+
+def shared_prefix_values(
+    sequences: list[list[int]], rewards: list[float], positions: list[list[int]]
+) -> list[list[list[float]]]:
+    """For episode i and each t in positions[i]: rewards of the OTHER episodes j with
+    sequences[j][:t] == sequences[i][:t] (j must have at least t tokens).
+
+    This is how the group's episodes give V̂ at the first turn for free (they share the prompt), and how
+    episodes that happen to agree on a longer prefix share evidence. Prefixes are bucketed by a rolling
+    hash, so the cost is O(total tokens + Σ|positions|·B_bucket); every hash match is confirmed by an
+    exact comparison, so a collision can never merge different prefixes.
+    Returns out[i][d] = list of rewards (order: ascending j).
+    """
+    B = len(sequences)
+    if len(rewards) != B or len(positions) != B:
+        raise ValueError(
+            f"shared_prefix_values: need one reward and one position list per sequence ({B}), got "
+            f"{len(rewards)} rewards, {len(positions)} position lists"
+        )
+    for i, ps in enumerate(positions):
+        for t in ps:
+            if not 0 <= t <= len(sequences[i]):
+                raise ValueError(f"shared_prefix_values: position {t} outside episode {i} (len {len(sequences[i])})")
+    needed = sorted({t for ps in positions for t in ps})
+    hashes = [_prefix_hashes(s) for s in sequences]
+    buckets: dict[tuple[int, int], list[int]] = {}  # (t, hash of prefix[:t]) -> episodes j
+    for j, s in enumerate(sequences):
+        for t in needed:
+            if t > len(s):
+                break
+            buckets.setdefault((t, hashes[j][t]), []).append(j)
+    out: list[list[list[float]]] = []
+    for i, ps in enumerate(positions):
+        per_pos: list[list[float]] = []
+        for t in ps:
+            cand = buckets.get((t, hashes[i][t]), [])
+            prefix = sequences[i][:t]
+            per_pos.append([float(rewards[j]) for j in cand if j != i and sequences[j][:t] == prefix])
+        out.append(per_pos)
+    return out

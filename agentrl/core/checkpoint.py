@@ -1,0 +1,162 @@
+"""Checkpoints: model (safetensors, loadable with `AutoModelForCausalLM.from_pretrained`), optimizer,
+scheduler, value head, RNG states and step.
+
+Written to a temp dir and renamed into place, so a kill at any moment leaves either the previous checkpoint
+or the new one, never half of one. The last file written is `manifest.json` (size and sha256 of every other
+file); a checkpoint is used only if its manifest matches, so a file cut or changed afterwards (a full disk, a
+bad copy) is caught at load and the newest intact checkpoint is used instead, with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agentrl.core.errors import UsageError
+from agentrl.core.io import ordinary_permissions
+
+_STEP_RE = re.compile(r"^step_(\d{6,})$")
+_TMP_RE = re.compile(r"^\.step_\d{6,}\..+$")  # mkdtemp's names for a checkpoint being written
+MANIFEST = "manifest.json"
+
+
+class CheckpointError(UsageError):
+    """No usable checkpoint where one was expected (the run directory's, not the code's, fault)."""
+
+
+def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
+    """Every step_N dir with a trainer state, oldest first (intact or not: see `intact_checkpoints`)."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _STEP_RE.match(p.name) and (p / "trainer_state.pt").exists()]
+    return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_step(ckpt: Path) -> int:
+    return int(_STEP_RE.match(ckpt.name).group(1))  # type: ignore[union-attr]
+
+
+def verify_checkpoint(ckpt: Path) -> str | None:
+    """None if every file matches the manifest, else why not (one line)."""
+    try:
+        manifest = json.loads((ckpt / MANIFEST).read_text())
+        files = manifest["files"]
+    except FileNotFoundError:
+        return "no manifest.json (written by an older agentrl, or not by agentrl)"
+    except (ValueError, KeyError, TypeError):
+        return "manifest.json is unreadable"
+    for rel, want in files.items():
+        f = ckpt / rel
+        if not f.is_file():
+            return f"{rel} is missing"
+        if f.stat().st_size != want["size"]:
+            return f"{rel} has {f.stat().st_size} bytes, the manifest says {want['size']}"
+        if _sha256(f) != want["sha256"]:
+            return f"{rel} does not match its sha256 in the manifest"
+    return None
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest intact checkpoint; newer ones that fail verification are skipped with a warning."""
+    for ckpt in reversed(checkpoint_dirs(run_dir)):
+        problem = verify_checkpoint(ckpt)
+        if problem is None:
+            return ckpt
+        warnings.warn(f"checkpoint {ckpt} is damaged ({problem}); falling back to an older one", RuntimeWarning, stacklevel=2)
+    return None
+
+
+def clean_interrupted_writes(run_dir: str | Path) -> list[Path]:
+    """Remove temp dirs left by checkpoint writes that a kill interrupted; return what was removed."""
+    root = Path(run_dir) / "checkpoints"
+    gone = [p for p in root.iterdir() if p.is_dir() and _TMP_RE.match(p.name)] if root.is_dir() else []
+    for p in gone:
+        shutil.rmtree(p, ignore_errors=True)
+    return gone
+
+
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(
+    run_dir: str | Path, step: int, *, model: Any, tokenizer: Any, trainer_state: dict[str, Any], keep: int = 2
+) -> Path:
+    """Save after `step` updates are done; keep the newest `keep` checkpoints."""
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:06d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:06d}.", dir=root))
+    try:
+        model.save_pretrained(str(tmp / "model"), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp / "model"))
+        torch.save({**trainer_state, "step": step, "rng": rng_state()}, tmp / "trainer_state.pt")
+        _write_manifest(tmp, step)
+        ordinary_permissions(tmp)  # mkdtemp makes 0700, some writers 0600
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    for old in checkpoint_dirs(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_trainer_state(ckpt: Path) -> dict[str, Any]:
+    # weights_only=False: the file holds RNG states (numpy tuples) that the safe loader rejects; it is our own
+    # file, verified against its manifest by whoever chose this checkpoint
+    return torch.load(ckpt / "trainer_state.pt", map_location="cpu", weights_only=False)
+
+
+def load_model_weights(model: torch.nn.Module, ckpt: Path) -> None:
+    """Load the checkpoint's weights into `model`, refusing missing or unexpected keys (tied weights aside)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(ckpt / "model" / "model.safetensors"))
+    own = model.state_dict()
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if wrong:
+        raise CheckpointError(f"checkpoint {ckpt} does not fit the model: {len(wrong)} tensors of another shape, e.g. {wrong[0]}")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    loaded_ptrs = {own[k].data_ptr() for k in state if k in own}
+    missing = [k for k in missing if own[k].data_ptr() not in loaded_ptrs]  # tied to a loaded weight (lm_head)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {ckpt} does not fit the model: {len(missing)} missing keys {missing[:3]}, "
+            f"{len(unexpected)} unexpected keys {list(unexpected)[:3]}"
+        )
+
+
+def _write_manifest(ckpt: Path, step: int) -> None:
+    files = {}
+    for f in sorted(p for p in ckpt.rglob("*") if p.is_file()):
+        files[f.relative_to(ckpt).as_posix()] = {"size": f.stat().st_size, "sha256": _sha256(f)}
+    (ckpt / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1) + "\n")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

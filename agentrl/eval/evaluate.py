@@ -1,0 +1,208 @@
+"""Evaluation: success rate, mean reward, pass^k (τ-bench's definition), mean turns.
+
+pass^k (Yao et al. 2024, τ-bench §4): for a task tried n times with c successes, the chance that k
+i.i.d. tries ALL succeed is estimated without bias by C(c, k) / C(n, k); pass^k is its mean over tasks.
+
+Agents are either a token policy (a model name: run through `RolloutRunner`) or `scripted:NAME`,
+an env-provided rule-based agent driven at the text level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from math import comb
+from typing import Any
+
+from agentrl.core.errors import UsageError, usage_errors
+from agentrl.core.registry import env_class, make_env
+
+
+@dataclass
+class TaskOutcome:
+    task_id: str
+    rewards: list[float]
+    successes: list[bool]
+    turns: list[int]
+
+
+@dataclass
+class EvalResult:
+    env: str
+    model: str
+    tasks: int
+    trials: int
+    k: int
+    success_rate: float
+    mean_reward: float
+    pass_k: dict[int, float]
+    mean_turns: float
+    failed: int = 0
+    outcomes: list[TaskOutcome] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def table(self) -> str:
+        rows = [
+            ("env", self.env), ("model", self.model), ("tasks x trials", f"{self.tasks} x {self.trials}"),
+            ("success rate", f"{self.success_rate:.3f}"), ("mean reward", f"{self.mean_reward:.3f}"),
+            *[(f"pass^{k}", f"{v:.3f}") for k, v in sorted(self.pass_k.items())],
+            ("mean turns", f"{self.mean_turns:.2f}"), ("failed episodes", str(self.failed)),
+        ]
+        w = max(len(a) for a, _ in rows)
+        return "\n".join(f"{a.ljust(w)}  {b}" for a, b in rows)
+
+
+def pass_hat_k(successes_per_task: list[list[bool]], k: int) -> float:
+    """Mean over tasks of C(c, k) / C(n, k); every task needs n >= k trials."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    vals = []
+    for s in successes_per_task:
+        n, c = len(s), sum(s)
+        if n < k:
+            raise ValueError(f"pass^{k} needs at least {k} trials per task, a task has {n}")
+        vals.append(comb(c, k) / comb(n, k))
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+def _task_list(env: Any, n_tasks: int | None, seed: int) -> list[tuple[int, str | None]]:
+    ids = env.unwrapped.task_ids()
+    if ids:
+        chosen = ids if n_tasks is None else ids[:n_tasks]
+        return [(seed, t) for t in chosen]
+    return [(seed + i, None) for i in range(n_tasks or 10)]
+
+
+@dataclass
+class ScriptedEpisode:
+    """One episode of an env's scripted agent, at the text level."""
+
+    opening: list[dict[str, str]]  # the reset observation (system + user)
+    info: dict[str, Any]  # the reset info (tools for the formatter)
+    turns: list[tuple[str, list[dict[str, str]]]]  # (agent text, env messages after it)
+    reward: float
+    success: bool
+
+
+def play_scripted(env: Any, name: str, *, seed: int, task: str | None) -> ScriptedEpisode:
+    """Reset the bare env (seed, task) and let its scripted agent `name` play the episode to the end."""
+    obs, info = env.reset(seed=seed, options={"task_id": task} if task else {})
+    agent = env.scripted_agent(name)
+    opening = [dict(m) for m in obs]
+    convo, turns = list(opening), []
+    done, reward, step_info = False, 0.0, {}
+    while not done:
+        action = agent(convo)
+        obs, reward, term, trunc, step_info = env.step(action)
+        msgs = [dict(m) for m in obs]
+        turns.append((action, msgs))
+        convo += [{"role": "assistant", "content": action}] + msgs
+        done = term or trunc
+    ok = step_info.get("success")
+    return ScriptedEpisode(opening, info, turns, float(reward), bool(ok) if ok is not None else reward >= 1.0)
+
+
+def run_scripted(env_id: str, env_kwargs: dict[str, Any], name: str, tasks: list[tuple[int, str | None]], trials: int) -> list[TaskOutcome]:
+    env = make_env(env_id, **env_kwargs).unwrapped
+    outcomes = []
+    for seed, task in tasks:
+        oc = TaskOutcome(task or str(seed), [], [], [])
+        for trial in range(trials):
+            ep = play_scripted(env, name, seed=seed + trial if task else seed, task=task)
+            oc.rewards.append(ep.reward)
+            oc.successes.append(ep.success)
+            oc.turns.append(len(ep.turns))
+        outcomes.append(oc)
+    return outcomes
+
+
+def run_policy(env_id: str, env_kwargs: dict[str, Any], model: str, tasks: list[tuple[int, str | None]], trials: int,
+               *, temperature: float, max_new_tokens: int, constrained: bool, seed: int) -> list[TaskOutcome]:
+    from agentrl.core.chat_format import ChatFormatter
+    from agentrl.inference.base import SamplingParams
+    from agentrl.inference.hf import HFPolicy
+    from agentrl.inference.models import load_model
+    from agentrl.rollout.runner import RolloutRunner
+
+    with usage_errors():  # a ValueError loading the model is about the name the user gave
+        m, tok = load_model(model)
+    runner = RolloutRunner(
+        lambda: make_env(env_id, **env_kwargs), HFPolicy(m, tok), ChatFormatter(tok),
+        SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens), constrained=constrained, seed=seed, progress=True,
+        max_seq_len=int(getattr(m.config, "max_position_embeddings", 4096) or 4096),
+    )
+    return collect_outcomes(runner, tasks, trials)
+
+
+def collect_outcomes(runner: Any, tasks: list[tuple[int, str | None]], trials: int) -> list[TaskOutcome]:
+    """Run `trials` episodes of every (seed, task) with a ready `RolloutRunner`; one TaskOutcome per task."""
+    from agentrl.rollout.runner import EpisodeSpec
+
+    specs = [EpisodeSpec(seed=s + t if task else s, task_id=task, group_id=g) for g, (s, task) in enumerate(tasks) for t in range(trials)]
+    eps = runner.collect(specs)
+    outcomes = {g: TaskOutcome(task or str(s), [], [], []) for g, (s, task) in enumerate(tasks)}
+    for ep in eps:
+        oc = outcomes[ep.group_id]
+        oc.rewards.append(ep.reward)
+        oc.successes.append(bool(ep.success) if ep.success is not None else ep.reward >= 1.0)
+        oc.turns.append(len(ep.turns))
+    return [outcomes[g] for g in range(len(tasks))]
+
+
+def task_list(env_id: str, env_kwargs: dict[str, Any], n_tasks: int | None, seed: int) -> list[tuple[int, str | None]]:
+    """(seed, task id) pairs to evaluate: the env's task list (first n_tasks) or n_tasks seeds from `seed`."""
+    probe = make_env(env_id, **env_kwargs)
+    try:
+        return _task_list(probe, n_tasks, seed)
+    finally:
+        probe.close()
+
+
+def summarize_outcomes(outcomes: list[TaskOutcome]) -> dict[str, float]:
+    rewards = [r for o in outcomes for r in o.rewards]
+    succ = [s for o in outcomes for s in o.successes]
+    turns = [t for o in outcomes for t in o.turns]
+    return {"success_rate": sum(succ) / len(succ), "mean_reward": sum(rewards) / len(rewards), "mean_turns": sum(turns) / len(turns)}
+
+
+def _check_counts(tasks: int | None, k: int, trials: int | None) -> int:
+    """Validate the counts (each >= 1, trials >= k); return trials (default k)."""
+    for name, v in (("tasks", tasks), ("k", k), ("trials", trials)):
+        if v is not None and v < 1:
+            raise UsageError(f"{name} must be >= 1, got {v}")
+    trials = trials or k
+    if trials < k:
+        raise UsageError(f"trials ({trials}) must be >= k ({k}): pass^k needs k trials per task")
+    return trials
+
+
+def check_scripted(env_id: str, name: str) -> None:
+    """Raise UsageError unless `env_id` has the scripted agent `name`; builds nothing."""
+    agents = getattr(env_class(env_id), "scripted_agents", None) or {}
+    if name not in agents:
+        have = ", ".join(f"scripted:{a}" for a in sorted(agents)) or "none"
+        raise UsageError(f"{env_id} has no scripted agent {name!r}; available: {have}")
+
+
+def evaluate(env_id: str, model: str, *, env_kwargs: dict[str, Any] | None = None, tasks: int | None = None,
+             k: int = 1, trials: int | None = None, seed: int = 0, temperature: float = 1.0,
+             max_new_tokens: int = 256, constrained: bool = False) -> EvalResult:
+    env_kwargs = dict(env_kwargs or {})
+    trials = _check_counts(tasks, k, trials)
+    scripted = model.split(":", 1)[1] if model.startswith("scripted:") else None
+    if scripted is not None:
+        check_scripted(env_id, scripted)
+    tasks_ = task_list(env_id, env_kwargs, tasks, seed)  # builds the env: bad kwargs fail before a model loads
+    if scripted is not None:
+        outcomes = run_scripted(env_id, env_kwargs, scripted, tasks_, trials)
+    else:
+        outcomes = run_policy(env_id, env_kwargs, model, tasks_, trials, temperature=temperature,
+                              max_new_tokens=max_new_tokens, constrained=constrained, seed=seed)
+    s = summarize_outcomes(outcomes)
+    return EvalResult(
+        env=env_id, model=model, tasks=len(outcomes), trials=trials, k=k,
+        success_rate=s["success_rate"], mean_reward=s["mean_reward"],
+        pass_k={j: pass_hat_k([o.successes for o in outcomes], j) for j in range(1, k + 1)},
+        mean_turns=s["mean_turns"], outcomes=outcomes,
+    )

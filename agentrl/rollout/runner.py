@@ -1,0 +1,288 @@
+"""Run many episodes of an env at once against a policy backend, token-exact; branch from snapshots.
+
+Each round, every active episode's next agent turn is generated in ONE batched `generate` call; each
+env then steps on the decoded text, and its reply is appended as chat-template token deltas
+(`ChatFormatter.delta_ids`), never by re-tokenizing history. `branch()` restores the env snapshot
+taken at the start of the turn holding a token position and runs continuations to the end — the
+Monte-Carlo value estimates of TRePO (DESIGN.md, "TRePO", step 2).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from agentrl.core.chat_format import ChatFormatter
+from agentrl.core.types import Episode, Message, Turn
+from agentrl.inference.base import PolicyBackend, SamplingParams, allowed_steps
+from agentrl.sim.batching import map_serving
+
+
+@dataclass
+class EpisodeSpec:
+    """One episode to run: env seed, task, and the group it belongs to (G episodes of one task share a group)."""
+
+    seed: int
+    task_id: str | None = None
+    group_id: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    sampling: SamplingParams | None = None  # overrides the runner's default
+
+
+def _derive_seed(*parts: Any) -> int:
+    h = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") & 0x7FFFFFFF
+
+
+@dataclass
+class _Live:
+    env: Any
+    ep: Episode
+    ids: list[int]  # full token sequence so far (the next prompt)
+    sampling: SamplingParams
+    partial: list[int] = field(default_factory=list)  # sampled ids of the current turn before a mid-turn branch point
+    partial_lp: list[float] = field(default_factory=list)
+    partial_allowed: list[list[int]] = field(default_factory=list)
+    seed_key: Any = None  # what a turn's sampling seed derives from (default: the episode's uid)
+
+
+class RolloutRunner:
+    """Collects episodes from `make_env()` envs with a policy backend.
+
+    constrained: restrict sampling to `env.allowed_replies()` when the env declares them (tiny-model tests).
+    snapshot_turns: keep an env snapshot at the start of every agent turn (needed to branch; TRePO sets it).
+    env_workers: step the envs of a round on this many threads, so simulators that share a model behind a
+        `BatchingChatModel` answer in one batched call per round (1 = step one env after another); the
+        batched calls run on the thread that called the runner (`batching.map_serving`).
+    """
+
+    def __init__(
+        self,
+        make_env: Callable[[], Any],
+        policy: PolicyBackend,
+        formatter: ChatFormatter,
+        sampling: SamplingParams,
+        *,
+        constrained: bool = False,
+        snapshot_turns: bool = False,
+        max_seq_len: int = 4096,
+        seed: int = 0,
+        progress: bool = False,
+        env_workers: int = 1,
+    ):
+        if env_workers < 1:
+            raise ValueError(f"env_workers must be >= 1, got {env_workers}")
+        self.env_workers = env_workers
+        self._threads: Any = None
+        self.make_env = make_env
+        self.policy = policy
+        self.fmt = formatter
+        self.sampling = sampling
+        self.constrained = constrained
+        self.snapshot_turns = snapshot_turns
+        self.max_seq_len = max_seq_len
+        self.seed = seed
+        self.progress = progress
+        self._pool: list[Any] = []
+        self._uid = 0
+        self._allowed_cache: dict[tuple[str, ...], list[list[int]]] = {}
+        eos = getattr(formatter.tok, "eos_token_id", None)
+        self._eos = eos if isinstance(eos, int) else 0
+
+    # -- public ----------------------------------------------------------------------------------
+    def collect(self, specs: list[EpisodeSpec]) -> list[Episode]:
+        lives = []
+        for spec in specs:
+            env = self._acquire()
+            opts = dict(spec.options)
+            if spec.task_id is not None:
+                opts["task_id"] = spec.task_id
+            obs, info = env.reset(seed=spec.seed, options=opts)
+            msgs = [Message.from_dict(m) for m in obs]
+            prompt = self.fmt.prompt_ids([m.to_dict() for m in msgs], info)
+            if len(prompt) >= self.max_seq_len:
+                self._release(env)
+                raise ValueError(f"the opening prompt (seed {spec.seed}, task {info.get('task_id')!r}) has {len(prompt)} tokens; "
+                                 f"max_seq_len is {self.max_seq_len}: raise it or shorten the env's prompt")
+            ep = Episode(prompt_ids=prompt, task_id=str(info.get("task_id") or spec.task_id or ""), group_id=spec.group_id,
+                         seed=spec.seed, uid=self._next_uid(), messages=msgs)
+            lives.append(_Live(env, ep, list(prompt), spec.sampling or self.sampling))
+        return self._run(lives)
+
+    def branch(self, episode: Episode, pos: int, temperatures: list[float]) -> list[Episode]:
+        """Continue `episode` from token position `pos` (an agent token) once per temperature."""
+        return self.branch_many([(episode, pos, temperatures)])
+
+    def branch_many(self, requests: list[tuple[Episode, int, list[float]]], *,
+                    common_random_numbers: bool = False) -> list[Episode]:
+        """Many branch requests in one batched run (all continuations of all points generate together).
+
+        common_random_numbers: continuation j of every branch point of an episode samples turn k with the
+        same seed (it derives from the parent episode, j and k, not from the point). Each V̂ stays an
+        unbiased Monte-Carlo mean; but V̂(t_b) − V̂(t_a) — TRePO's advantage — then sees the same luck in
+        the turns after t_b from both sides, and that noise largely cancels (the classic variance reduction
+        for a difference of two estimates, e.g. Glasserman 2003, §4.2).
+        """
+        lives = []
+        for episode, pos, temps in requests:
+            k, turn = self._turn_at(episode, pos)
+            if k not in episode.snapshots:
+                raise ValueError(f"episode {episode.uid} has no snapshot for turn {k}; collect with snapshot_turns=True")
+            cut = pos - turn.start
+            for j, temp in enumerate(temps):
+                env = self._acquire()
+                env.restore(episode.snapshots[k])
+                ep = Episode(
+                    prompt_ids=list(episode.prompt_ids), turns=[copy.copy(t) for t in episode.turns[:k]],
+                    task_id=episode.task_id, group_id=episode.group_id, seed=episode.seed, uid=self._next_uid(),
+                    messages=self._messages_before_turn(episode, k), parent_uid=episode.uid, branch_pos=pos,
+                )
+                ep.snapshots = {} if not self.snapshot_turns else {i: episode.snapshots[i] for i in range(k + 1) if i in episode.snapshots}
+                key = ("branch", episode.uid, j) if common_random_numbers else ("branch", episode.uid, pos, j)
+                base = replace(self.sampling, temperature=temp, seed=_derive_seed(self.seed, *key))
+                ids = episode.input_ids[:pos]
+                lives.append(_Live(env, ep, ids, base, partial=list(turn.sampled_ids[:cut]), partial_lp=list(turn.logprobs[:cut]),
+                                   partial_allowed=list(turn.allowed[:cut]) if turn.allowed else [],
+                                   seed_key=key if common_random_numbers else None))
+        return self._run(lives, fresh_turn_snapshot=False)
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def _run(self, lives: list[_Live], fresh_turn_snapshot: bool = True) -> list[Episode]:
+        done: list[Episode] = []
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(lives), desc="episodes", leave=False)
+        active = list(lives)
+        first_round = True
+        while active:
+            params = []
+            for lv in active:
+                k = len(lv.ep.turns)
+                if self.snapshot_turns and (fresh_turn_snapshot or not first_round) and k not in lv.ep.snapshots:
+                    lv.ep.snapshots[k] = lv.env.snapshot()
+                key = lv.ep.uid if lv.seed_key is None else lv.seed_key
+                p = replace(lv.sampling, seed=_derive_seed(self.seed, key, k, lv.sampling.seed))
+                if self.constrained:
+                    p = replace(p, allowed=self._allowed(lv))
+                budget = self.max_seq_len - len(lv.ids)
+                p = replace(p, max_new_tokens=max(1, min(p.max_new_tokens, budget)))
+                params.append(p)
+            first_round = False
+            comps = self.policy.generate([lv.ids for lv in active], params)
+            ended = self._step_all(active, comps, params)
+            still = []
+            for lv, over in zip(active, ended):
+                if over:
+                    done.append(lv.ep)
+                    self._release(lv.env)
+                    if bar is not None:
+                        bar.update(1)
+                else:
+                    still.append(lv)
+            active = still
+        if bar is not None:
+            bar.close()
+        return done
+
+    def _step_all(self, active: list[_Live], comps: list[Any], params: list[SamplingParams]) -> list[bool]:
+        """Step every active env with its generated turn (on threads when env_workers > 1)."""
+        jobs = [(lv, c.token_ids, c.logprobs, c.finish_reason, p) for lv, c, p in zip(active, comps, params)]
+        if self.env_workers == 1 or len(jobs) == 1:
+            return [self._advance(*j) for j in jobs]
+        if self._threads is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._threads = ThreadPoolExecutor(self.env_workers, thread_name_prefix="agentrl-env")
+        # the envs' batched simulator calls run here, on the thread that owns torch's compute threads
+        return map_serving(self._threads, lambda j: self._advance(*j), jobs)
+
+    def _advance(self, lv: _Live, new_ids: list[int], new_lp: list[float], finish: str, p: SamplingParams) -> bool:
+        """Step the env with one generated turn; return True when the episode is over."""
+        sampled = lv.partial + list(new_ids)
+        lps = lv.partial_lp + list(new_lp)
+        allowed = None if p.allowed is None else lv.partial_allowed + allowed_steps(p.allowed, list(new_ids))
+        start = len(lv.ids) - len(lv.partial)
+        lv.partial, lv.partial_lp, lv.partial_allowed = [], [], []
+        text = self.fmt.tok.decode(sampled, skip_special_tokens=True)
+        obs, reward, terminated, truncated, info = lv.env.step(text)
+        env_msgs = [Message.from_dict(m) for m in obs]
+        turn = Turn(sampled, lps, text, finish, start, env_messages=env_msgs, temperature=p.temperature, allowed=allowed)
+        ep = lv.ep
+        ep.turns.append(turn)
+        ep.messages.append(Message("assistant", text))
+        ep.messages.extend(env_msgs)
+        for key, n in info.get("errors", {}).items():
+            ep.metrics[f"errors/{key}"] = float(n)
+        if terminated or truncated:
+            self._finish(ep, reward, info, terminated, truncated)
+            return True
+        turn.env_ids = self.fmt.delta_ids([m.to_dict() for m in env_msgs], sampled)
+        lv.ids = lv.ids[: start] + sampled + turn.env_ids
+        if len(lv.ids) >= self.max_seq_len - 1:
+            # Out of context: end here and score what the env has (counted, never silent). The env's reply is
+            # not appended: like any last turn, the sequence ends with sampled ids, within max_seq_len.
+            turn.env_ids = []
+            lv.ids = lv.ids[: start + len(sampled)]
+            result = lv.env.compute_reward()
+            ep.metrics["context_overflow"] = 1.0
+            self._finish(ep, result.reward, {"reward_breakdown": result.breakdown, "success": result.success}, False, True)
+            return True
+        return False
+
+    def _finish(self, ep: Episode, reward: float, info: dict[str, Any], terminated: bool, truncated: bool) -> None:
+        ep.reward = float(reward)
+        ep.reward_breakdown = dict(info.get("reward_breakdown") or {})
+        ep.success = info.get("success")
+        ep.terminated, ep.truncated = terminated, truncated
+        ep.metrics["turns"] = float(len(ep.turns))
+        ep.metrics["sampled_tokens"] = float(ep.num_sampled)
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _allowed(self, lv: _Live) -> list[list[int]] | None:
+        replies = lv.env.allowed_replies()
+        if replies is None:
+            return None
+        key = tuple(replies)
+        if key not in self._allowed_cache:
+            self._allowed_cache[key] = [self.fmt.encode(r) + [self._eos] for r in replies]
+        seqs = self._allowed_cache[key]
+        n = len(lv.partial)
+        if n:  # mid-turn branch: keep the replies that extend what was already sampled
+            seqs = [s[n:] for s in seqs if s[:n] == lv.partial and len(s) > n]
+        return seqs or None
+
+    @staticmethod
+    def _turn_at(episode: Episode, pos: int) -> tuple[int, Turn]:
+        for k, t in enumerate(episode.turns):
+            if t.start <= pos < t.start + len(t.sampled_ids):
+                return k, t
+        raise ValueError(f"position {pos} is not an agent token of episode {episode.uid} (turn starts: {episode.turn_starts})")
+
+    @staticmethod
+    def _messages_before_turn(episode: Episode, k: int) -> list[Message]:
+        # messages = opening observation, then per turn: assistant message + env messages
+        n_open = len(episode.messages) - sum(1 + len(t.env_messages) for t in episode.turns)
+        return list(episode.messages[: n_open + sum(1 + len(t.env_messages) for t in episode.turns[:k])])
+
+    def _acquire(self) -> Any:
+        # the bare env: Gymnasium's order-enforcing wrapper would refuse step() on an env put in place by restore()
+        return self._pool.pop() if self._pool else self.make_env().unwrapped
+
+    def _release(self, env: Any) -> None:
+        self._pool.append(env)
+
+    def state_dict(self) -> dict[str, int]:
+        """What a checkpoint must hold for a resumed run to sample what the uninterrupted one would have:
+        the uid counter, from which every episode's sampling seeds derive."""
+        return {"uid": self._uid}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._uid = int(state["uid"])
+
+    def _next_uid(self) -> int:
+        self._uid += 1
+        return self._uid

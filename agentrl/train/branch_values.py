@@ -1,0 +1,87 @@
+"""Extra sampling some estimators need before advantages can be computed.
+
+* TRePO (DESIGN.md step 2): Monte-Carlo values at branch points. For each point t of each episode,
+  V̂(t) = mean RM over M continuations from W_<t plus every other sampled episode sharing W_<t
+  (and W itself). A point whose prefix is already shared by at least M other episodes (the first
+  turn: the group's G episodes share the prompt) gets no continuations: its value costs nothing extra.
+* ReMax: one greedy rollout per task as the baseline.
+
+"RM" is each episode's return as `returns` scores it: the raw reward, or RM − β·KL with `ppo.kl_in_reward`
+(`reward_shaping.py`), applied alike to sampled episodes, continuations and baselines.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+
+from agentrl.algo.advantages import (
+    branch_temperatures,
+    mc_value,
+    select_branch_points,
+    shared_prefix_values,
+)
+from agentrl.core.types import Episode
+from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
+from agentrl.train.reward_shaping import Returns, raw_rewards
+
+
+@dataclass
+class BranchValues:
+    positions: list[list[int]]  # per episode, ascending branch positions
+    values: list[list[float]]  # per episode, V̂ at each position
+    tokens: int  # tokens sampled by the continuations (the extra cost of TRePO)
+    continuations: int
+
+
+def estimate_branch_values(
+    runner: RolloutRunner,
+    episodes: list[Episode],
+    *,
+    spec: str,
+    m: int,
+    t_min: float,
+    t_max: float,
+    rng: random.Random,
+    common_random_numbers: bool = False,
+    episode_returns: list[float] | None = None,
+    returns: Returns = raw_rewards,
+) -> BranchValues:
+    """episode_returns: the episodes' own returns if already scored (else `returns(episodes)`)."""
+    positions: list[list[int]] = []
+    for ep in episodes:
+        agent_pos = [i for i, a in enumerate(ep.action_mask) if a]
+        positions.append(select_branch_points(ep.turn_starts, agent_pos, spec, rng) if agent_pos else [])
+    seqs = [ep.input_ids for ep in episodes]
+    rewards = returns(episodes) if episode_returns is None else list(episode_returns)
+    sharing = shared_prefix_values(seqs, rewards, positions)
+    temps = branch_temperatures(m, t_min, t_max)
+    requests = []
+    for i, ep in enumerate(episodes):
+        for j, pos in enumerate(positions[i]):
+            if len(sharing[i][j]) < m:
+                requests.append((ep, pos, temps))
+    conts = runner.branch_many(requests, common_random_numbers=common_random_numbers) if requests else []
+    by_point: dict[tuple[int, int], list[float]] = {}
+    tokens = 0
+    for c, r in zip(conts, returns(conts) if conts else []):
+        by_point.setdefault((c.parent_uid, c.branch_pos), []).append(r)  # type: ignore[arg-type]
+        tokens += len(c.input_ids) - c.branch_pos  # everything after the branch point was sampled or env
+        tokens -= sum(len(t.env_ids) for t in c.turns if t.start >= c.branch_pos)
+    values = [
+        [mc_value(rewards[i], by_point.get((ep.uid, pos), []), sharing[i][j]) for j, pos in enumerate(positions[i])]
+        for i, ep in enumerate(episodes)
+    ]
+    return BranchValues(positions, values, tokens, len(conts))
+
+
+def greedy_baselines(runner: RolloutRunner, episodes: list[Episode], specs: list[EpisodeSpec], *,
+                     returns: Returns = raw_rewards) -> tuple[list[float], int]:
+    """ReMax: return of one greedy rollout per group, broadcast to the group's episodes."""
+    firsts: dict[int, EpisodeSpec] = {}
+    for s in specs:
+        firsts.setdefault(s.group_id, s)
+    greedy_specs = [replace(s, sampling=replace(runner.sampling, temperature=0.0)) for s in firsts.values()]
+    greedy = runner.collect(greedy_specs)
+    by_group = {s.group_id: r for s, r in zip(greedy_specs, returns(greedy))}
+    return [by_group[ep.group_id] for ep in episodes], sum(g.num_sampled for g in greedy)

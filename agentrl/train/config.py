@@ -1,0 +1,270 @@
+"""Training configuration: pydantic models, loaded from YAML plus `key=value` overrides, validated once.
+
+Unknown keys are errors that list the valid keys of their section; the resolved config is saved in
+the run directory (`config.yaml`) so a run can be resumed or reproduced exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from agentrl.core.errors import UsageError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SimulatorConfig(_Strict):
+    """A shared chat model for the env's simulated users / patients (agentrl/sim/models.py)."""
+
+    model: str  # smollm2-135m | tiny-random | a local HF dir | MODEL@http(s)://HOST/v1
+    kwarg: str = "user"  # the env constructor argument that receives it (FlightBooking: user; Consultation: chat_model)
+    batch: bool = True  # gather the envs' calls into one batched call per round (needs rollout.env_workers > 1)
+    max_batch: int = Field(64, ge=1)
+    max_wait_s: float = Field(0.02, ge=0.0)
+    kv_store: int = Field(64, ge=0)  # local models: conversations whose KV cache is kept between turns (0 = off)
+    dtype: Literal["float32", "bfloat16"] = "float32"  # local models: bfloat16 halves the weights read per step
+
+
+class EnvConfig(_Strict):
+    id: str = "agentrl/CreditChain-v0"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    simulator: SimulatorConfig | None = None
+
+
+class AlgorithmConfig(_Strict):
+    name: str = "trepo"
+    # the estimator's parameters, checked against its model in advantages/params.py and completed with its
+    # defaults (e.g. trepo: mode, branch_points, branch_m, branch_t_min, branch_crn; ppo_gae: gamma, lam)
+    params: dict[str, Any] = Field(default_factory=dict)
+    whiten: bool | None = None  # None = the estimator's default
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        moved = [k for k in data if k.startswith("branch_")] if isinstance(data, dict) else []
+        if moved:
+            raise ValueError(f"algorithm.{moved[0]} is now algorithm.params.{moved[0]} (trepo's branch settings are "
+                             "its parameters)")
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from agentrl.algo.advantages import REGISTRY
+
+        if v not in REGISTRY:
+            raise ValueError(f"unknown algorithm {v!r}; allowed: {', '.join(sorted(REGISTRY))}")
+        return v
+
+    @model_validator(mode="after")
+    def _params_fit(self) -> "AlgorithmConfig":
+        from agentrl.algo.advantages import REGISTRY
+
+        model = REGISTRY[self.name].params
+        try:
+            full = model.model_validate(self.params).model_dump(mode="json")
+        except ValidationError as exc:
+            allowed = ", ".join(model.model_fields) or "none"
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: "
+                                 + ("unknown" if e["type"] == "extra_forbidden" else e["msg"]) for e in exc.errors())
+            raise ValueError(f"algorithm.params for {self.name}: {problems} (allowed: {allowed})") from None
+        if full != self.params:
+            object.__setattr__(self, "params", full)  # completed with defaults (no re-validation loop)
+        return self
+
+    def estimator_params(self) -> Any:
+        from agentrl.algo.advantages import REGISTRY
+
+        return REGISTRY[self.name].params.model_validate(self.params)
+
+
+class RolloutConfig(_Strict):
+    backend: Literal["hf", "vllm"] = "hf"
+    groups: int = Field(4, ge=1)  # tasks per update
+    group_size: int = Field(4, ge=1)  # episodes per task (G)
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(32, ge=1)
+    max_seq_len: int = Field(2048, ge=16)
+    constrained: bool = False  # decode only env.allowed_replies() (tiny-model tests)
+    prefix_reuse: bool = True  # hf backend: prompts sharing a prefix (branches, groups) encode it once
+    env_workers: int = Field(1, ge=1)  # threads stepping envs; > 1 lets a batched env.simulator serve a round at once
+    vllm_gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)
+    vllm_tensor_parallel_size: int = Field(1, ge=1)
+
+
+class OptimConfig(_Strict):
+    lr: float = Field(1e-5, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+
+
+class PPOConfig(_Strict):
+    epochs: int = Field(1, ge=1)
+    minibatch_size: int = Field(16, ge=1)  # episodes per optimizer step
+    micro_batch_size: int = Field(8, ge=1)  # episodes per forward/backward (gradient accumulation)
+    clip_low: float = Field(0.2, ge=0.0)
+    clip_high: float = Field(0.2, ge=0.0)
+    dual_clip: float | None = Field(None, gt=1.0)
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
+    kl_coef: float = Field(0.0, ge=0.0)
+    kl_kind: Literal["k1", "k2", "k3"] = "k3"
+    kl_in_reward: bool = False  # fold -kl_coef * KL into RM instead of a loss term
+    entropy_coef: float = Field(0.0, ge=0.0)
+    vf_coef: float = Field(0.5, ge=0.0)
+    vf_clip: float | None = Field(0.2, gt=0.0)
+    shared_prefix: bool = True  # encode tokens the rows of a micro-batch share once (`shared_prefix.py`)
+
+
+class TrainConfig(_Strict):
+    updates: int = Field(20, ge=1)
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy's seed range
+    run_dir: str = "runs/default"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    checkpoint_every: int = Field(10, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    resume: bool = False  # continue the run saved in run_dir (from its newest intact checkpoint)
+    overwrite: bool = False  # clear a non-empty run_dir first; without this or resume, a non-empty run_dir is refused
+    log_episodes: int = Field(4, ge=0)  # episodes with per-token advantages saved per update for the report
+    tensorboard: bool = False
+    threads: int | None = Field(None, ge=1)  # torch CPU threads (None = torch's default)
+    # held-out evaluation while training: greedy episodes on an env made with env.kwargs + eval_env_kwargs
+    # (e.g. {split: test}), before the first update and every eval_every updates; logged as eval/* metrics
+    eval_every: int = Field(0, ge=0)  # 0 = off
+    eval_tasks: int | None = Field(None, ge=1)  # tasks of the eval env's list (None: all), or seeds without a list
+    eval_env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    eval_before_train: bool = True  # evaluate the starting model too (update 0); off when it was just evaluated
+    # stop once this many tokens were sampled (policy + branch continuations + baselines), even before `updates`:
+    # compares algorithms at equal sampling cost
+    max_tokens: int | None = Field(None, ge=1)
+
+
+class Config(_Strict):
+    model: str = "tiny-random"
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    ppo: PPOConfig = Field(default_factory=PPOConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Config":
+        if self.ppo.micro_batch_size > self.ppo.minibatch_size:
+            raise ValueError("ppo.micro_batch_size must be <= ppo.minibatch_size")
+        return self
+
+
+class ConfigError(UsageError):
+    """A config file, key or value the user gave is wrong (the CLI exits 2 with the message)."""
+
+
+def _section_fields(path: tuple[Any, ...]) -> list[str]:
+    model: Any = Config
+    for p in path:
+        f = model.model_fields.get(str(p)) if hasattr(model, "model_fields") else None
+        if f is None or not (isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)):
+            return sorted(model.model_fields) if hasattr(model, "model_fields") else []
+        model = f.annotation
+    return sorted(model.model_fields)
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'; valid keys here: {', '.join(_section_fields(loc[:-1]))}")
+        else:
+            lines.append(f"'{key}': {err['msg']} (got {err.get('input')!r:.60})")
+    head = "invalid config:" if len(lines) == 1 else f"invalid config ({len(lines)} problems):"
+    return head + "\n  " + "\n  ".join(lines)
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """`a.b=1 c=x` -> {"a": {"b": 1}, "c": "x"}; values are parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r} has an empty key part")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({_yaml_problem(exc)})") from None
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override of '{p}'")
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    data = _read_config_file(Path(path)) if path is not None else {}
+    data = _merge(data, parse_overrides(overrides or []))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: what is wrong and where (PyYAML's own message spans several, quoting the text)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
+
+
+def _read_config_file(p: Path) -> dict[str, Any]:
+    """The mapping a YAML config file holds; every problem is a ConfigError that names the file."""
+    if not p.exists():
+        hint = "" if p.suffix in (".yaml", ".yml") else " (an override looks like section.key=value)"
+        raise ConfigError(f"config file {p} does not exist{hint}")
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a directory; give a YAML file (e.g. examples/grpo.yaml)")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start}: {exc.reason}); give a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {_yaml_problem(exc)}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return loaded or {}
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,41 @@
+"""Held-out evaluation while training (`train.eval_every`): greedy episodes of the current policy on an env made
+with `env.kwargs` + `train.eval_env_kwargs` (e.g. `{split: test}`), logged as `eval/*` metrics.
+
+It shares the trainer's policy backend (so it scores the weights just updated) but has its own `RolloutRunner`,
+so its episodes never advance the training runner's uid counter, from which sampling seeds derive."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from agentrl.core.registry import make_env
+from agentrl.eval.evaluate import collect_outcomes, summarize_outcomes, task_list
+from agentrl.inference.base import SamplingParams
+from agentrl.rollout.runner import RolloutRunner
+
+SEED_BASE = 1_000_000  # envs without a task list are evaluated on seeds from here (training seeds are hashed)
+
+
+class HeldOutEval:
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], policy: Any, formatter: Any, *, tasks: int | None,
+                 max_new_tokens: int, max_seq_len: int, seed: int = 0, constrained: bool = False, env_workers: int = 1):
+        self.tasks = task_list(env_id, env_kwargs, tasks, SEED_BASE)  # validates the kwargs before any training
+        self.runner = RolloutRunner(
+            lambda: make_env(env_id, **env_kwargs), policy, formatter, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens),
+            constrained=constrained, max_seq_len=max_seq_len, seed=seed, env_workers=env_workers,
+        )
+
+    @classmethod
+    def for_training(cls, cfg: Any, policy: Any, formatter: Any, env_kwargs: dict[str, Any]) -> "HeldOutEval":
+        """From a training `Config`: env.kwargs + train.eval_env_kwargs, the rollout's limits, greedy."""
+        t, r = cfg.train, cfg.rollout
+        return cls(cfg.env.id, {**env_kwargs, **t.eval_env_kwargs}, policy, formatter, tasks=t.eval_tasks,
+                   max_new_tokens=r.max_new_tokens, max_seq_len=r.max_seq_len, seed=t.seed, constrained=r.constrained,
+                   env_workers=r.env_workers)
+
+    def __call__(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        s = summarize_outcomes(collect_outcomes(self.runner, self.tasks, trials=1))
+        return {"eval/success_rate": s["success_rate"], "eval/reward": s["mean_reward"], "eval/turns": s["mean_turns"],
+                "eval/tasks": float(len(self.tasks)), "time/eval": time.perf_counter() - t0}

@@ -1,0 +1,378 @@
+"""`agentrl sft`: supervised warm start from demonstrations, the stage users run before RL.
+
+Demonstrations come from an env's scripted agents (`scripted:gold` on a split's tasks) or from a JSONL file
+of chat transcripts (the `agentrl consult` dialog format, or any OpenAI-style `{"messages": [...]}` list).
+They are tokenized exactly as a rollout would hold them (`ChatFormatter`: the opening prompt, each agent
+turn's text + the end-of-turn token the policy samples to stop, then the env's chat-template delta), so the
+model is trained on the sequences RL will later sample and score. The loss is the mean negative log-likelihood
+of the assistant tokens; prompt, env, user and tool tokens carry no loss.
+
+Batches are length-bucketed (rows of similar length, shuffled between buckets) with gradient accumulation
+over micro-batches; rows that share a prefix (every ToolUse episode shares its system prompt) forward it
+once (`update.forward(..., shared_prefix=True)`). The output is a normal run directory: `metrics.jsonl` (one
+line per optimizer step, plotted by `agentrl report`), `config.yaml`, and checkpoints that
+`agentrl train model=RUN_DIR` and `agentrl eval --model RUN_DIR` load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agentrl.core.chat_format import ChatFormatter
+
+ASSISTANT_ROLES = {"assistant", "doctor"}
+ENV_ROLES = {"user": "user", "patient": "user", "tool": "tool", "system": "system"}
+
+
+class SFTConfig(BaseModel):
+    """Everything a supervised run needs; validated once, saved as the run directory's config.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "smollm2-135m"
+    source: str  # scripted:NAME (with env) or a JSONL transcript file
+    env: str | None = None  # env id for scripted sources
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    split: str | None = None  # scripted sources: the env's split kwarg (None: the env's default)
+    episodes: int | None = Field(None, ge=1)  # scripted sources: tasks to demonstrate (None: every task of the split)
+    keep: Literal["success", "all"] = "success"  # scripted sources: keep only successful demonstrations
+    epochs: int = Field(2, ge=1)
+    lr: float = Field(5e-5, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    warmup_steps: int = Field(0, ge=0)
+    schedule: Literal["constant", "linear", "cosine"] = "cosine"
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    batch_size: int = Field(8, ge=1)  # demonstrations per optimizer step
+    micro_batch_size: int = Field(4, ge=1)  # demonstrations per forward/backward (gradient accumulation)
+    max_seq_len: int = Field(4096, ge=16)  # longer demonstrations are refused (cut ones would teach half turns)
+    shared_prefix: bool = True  # forward a micro-batch's common prefix once
+    bucket: bool = True  # length-bucketing: rows of similar length share a batch (less padding)
+    seed: int = 0
+    run_dir: str = "runs/sft"
+    checkpoint_every: int | None = Field(None, ge=1)  # optimizer steps (None: at the end of every epoch)
+    keep_checkpoints: int = Field(2, ge=1)
+    threads: int | None = Field(None, ge=1)
+    # held-out evaluation while training (needs `env`): greedy episodes on env_kwargs + eval_env_kwargs (e.g.
+    # {"split": "test"}) before the first step and every eval_every optimizer steps, logged as eval/* metrics
+    eval_every: int = Field(0, ge=0)
+    eval_tasks: int | None = Field(None, ge=1)
+    eval_env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    eval_max_new_tokens: int = Field(64, ge=1)
+
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SFTConfig":
+        if self.micro_batch_size > self.batch_size:
+            raise ValueError(f"micro_batch_size ({self.micro_batch_size}) must be <= batch_size ({self.batch_size})")
+        if self.source.startswith("scripted:") and not self.env:
+            raise ValueError("a scripted:NAME source needs --env ID (the env whose scripted agent demonstrates)")
+        if self.eval_every and not self.env:
+            raise ValueError("held-out evaluation (eval_every) needs --env: the env whose tasks are evaluated")
+        return self
+
+
+@dataclass
+class Demo:
+    """One demonstration, token-exact: `input_ids` as a rollout holds them, `loss_mask` 1 on assistant tokens."""
+
+    input_ids: list[int]
+    loss_mask: list[int]
+    source: str = ""
+
+    @property
+    def assistant_tokens(self) -> int:
+        return sum(self.loss_mask)
+
+
+def end_of_turn_id(fmt: ChatFormatter) -> int:
+    """The token the policy samples to end its turn: the tokenizer's EOS (the backends stop on it)."""
+    eos = getattr(fmt.tok, "eos_token_id", None)
+    if not isinstance(eos, int):
+        raise ValueError("the tokenizer has no eos_token_id; agentrl needs one to end agent turns")
+    return eos
+
+
+def encode_dialog(fmt: ChatFormatter, opening: list[dict[str, str]], turns: list[tuple[str, list[dict[str, str]]]],
+                  info: dict[str, Any] | None = None, source: str = "") -> Demo:
+    """Token ids of a dialog exactly as `RolloutRunner` builds them when the policy samples these turns.
+
+    opening: the env's first observation (system + user); turns: (agent text, env messages after it).
+    Each agent turn is its text's tokens + EOS (the policy's stop token; `ChatFormatter.delta_ids` then
+    drops the template's duplicate of it); the env messages follow as a chat-template delta.
+    """
+    if not turns:
+        raise ValueError("a demonstration needs at least one assistant turn")
+    eos = end_of_turn_id(fmt)
+    ids = fmt.prompt_ids(opening, info)
+    mask = [0] * len(ids)
+    for k, (text, env_msgs) in enumerate(turns):
+        sampled = fmt.encode(text) + [eos]
+        ids += sampled
+        mask += [1] * len(sampled)
+        if k < len(turns) - 1:
+            delta = fmt.delta_ids(env_msgs, sampled)
+            ids += delta
+            mask += [0] * len(delta)
+    return Demo(ids, mask, source)
+
+
+def split_messages(messages: list[dict[str, Any]], where: str) -> tuple[list[dict[str, str]], list[tuple[str, list[dict[str, str]]]]]:
+    """A transcript -> (opening messages, [(assistant text, env messages after it)]). Roles: assistant/doctor
+    are the agent; user/patient/tool/system are the env side (the consult format's names are mapped)."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError(f"{where}: 'messages' must be a non-empty list")
+    opening: list[dict[str, str]] = []
+    turns: list[tuple[str, list[dict[str, str]]]] = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or "role" not in m:
+            raise ValueError(f"{where}: message {i} must be an object with 'role' and 'content'")
+        role, content = m["role"], m.get("content")
+        if not isinstance(content, str):
+            raise ValueError(f"{where}: message {i} ({role}) has no text content (tool calls must be written in the "
+                             "text, as <tool_call>{...}</tool_call>)")
+        if role in ASSISTANT_ROLES:
+            if not opening:
+                raise ValueError(f"{where}: the first message is the assistant's; a dialog opens with system/user messages")
+            turns.append((content, []))
+        elif role in ENV_ROLES:
+            msg = {"role": ENV_ROLES[role], "content": content}
+            (turns[-1][1] if turns else opening).append(msg)
+        else:
+            raise ValueError(f"{where}: message {i} has role {role!r}; allowed: "
+                             f"{', '.join(sorted(ASSISTANT_ROLES | set(ENV_ROLES)))}")
+    if not turns:
+        raise ValueError(f"{where}: no assistant message to learn from")
+    return opening, turns
+
+
+def demos_from_jsonl(path: str | Path, fmt: ChatFormatter) -> list[Demo]:
+    """Demonstrations from a JSONL file: one dialog per line, `{"messages": [...]}` (extra keys are ignored)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"transcript file {p} does not exist")
+    demos = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{p}:{n}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}: not valid JSON ({exc})") from None
+        if not isinstance(rec, dict) or "messages" not in rec:
+            raise ValueError(f"{where}: each line must be an object with a 'messages' list")
+        opening, turns = split_messages(rec["messages"], where)
+        demos.append(encode_dialog(fmt, opening, turns, source=where))
+    if not demos:
+        raise ValueError(f"{p} holds no dialogs")
+    return demos
+
+
+def demos_from_scripted(env_id: str, env_kwargs: dict[str, Any], agent: str, fmt: ChatFormatter, *,
+                        episodes: int | None, seed: int, keep: str = "success") -> tuple[list[Demo], dict[str, float]]:
+    """Run an env's scripted agent on the env's tasks (or on `episodes` seeds when it has no task list) and
+    tokenize each episode as the rollout would. Returns the demos and counts (run, kept, mean reward)."""
+    from agentrl.core.registry import make_env
+    from agentrl.eval.evaluate import play_scripted
+
+    env = make_env(env_id, **env_kwargs).unwrapped
+    ids = env.task_ids()
+    tasks: list[tuple[int, str | None]] = ([(seed + i, t) for i, t in enumerate(ids[:episodes] if episodes else ids)]
+                                          if ids else [(seed + i, None) for i in range(episodes or 100)])
+    demos, rewards = [], []
+    for s, task in tasks:
+        ep = play_scripted(env, agent, seed=s, task=task)
+        rewards.append(ep.reward)
+        if keep == "all" or ep.success:
+            demos.append(encode_dialog(fmt, ep.opening, ep.turns, ep.info, source=f"{env_id}:{task or s}"))
+    env.close()
+    stats = {"demos/run": float(len(tasks)), "demos/kept": float(len(demos)),
+             "demos/mean_reward": sum(rewards) / max(1, len(rewards))}
+    if not demos:
+        raise ValueError(f"scripted:{agent} on {env_id} produced no {'successful ' if keep == 'success' else ''}"
+                         f"demonstrations in {len(tasks)} episodes")
+    return demos, stats
+
+
+def sft_loss(logprobs: torch.Tensor, loss_mask: torch.Tensor, n_tokens: int | float) -> torch.Tensor:
+    """Negative log-likelihood of the masked tokens, summed and divided by `n_tokens` (the assistant tokens of
+    the whole optimizer batch, so accumulated micro-batches add up to the batch's token mean).
+    logprobs, loss_mask: [B, T]."""
+    m = loss_mask > 0
+    return -torch.where(m, logprobs, torch.zeros((), dtype=logprobs.dtype)).sum() / max(float(n_tokens), 1.0)
+
+
+def make_batches(lengths: list[int], batch_size: int, rng: random.Random, bucket: bool) -> list[list[int]]:
+    """Index batches for one epoch. Bucketing: shuffle, sort each window of 16 batches by length, cut
+    batches, shuffle their order (so lengths are mixed across steps, similar within one)."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if bucket:
+        win = batch_size * 16
+        order = [i for s in range(0, len(order), win) for i in sorted(order[s:s + win], key=lambda j: lengths[j])]
+    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    if bucket:
+        rng.shuffle(batches)
+    return batches
+
+
+def collate_demos(demos: list[Demo], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (input_ids [B,T] long, attention_mask [B,T] long, loss_mask [B,T] float)."""
+    T = max(len(d.input_ids) for d in demos)
+    ids = torch.full((len(demos), T), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(demos), T), dtype=torch.long)
+    lm = torch.zeros((len(demos), T), dtype=torch.float32)
+    for i, d in enumerate(demos):
+        n = len(d.input_ids)
+        ids[i, :n] = torch.tensor(d.input_ids)
+        attn[i, :n] = 1
+        lm[i, :n] = torch.tensor(d.loss_mask, dtype=torch.float32)
+    return ids, attn, lm
+
+
+def load_demos(cfg: SFTConfig, fmt: ChatFormatter) -> tuple[list[Demo], dict[str, float]]:
+    if cfg.source.startswith("scripted:"):
+        kwargs = dict(cfg.env_kwargs)
+        if cfg.split is not None:
+            kwargs["split"] = cfg.split
+        return demos_from_scripted(cfg.env, kwargs, cfg.source.split(":", 1)[1], fmt, episodes=cfg.episodes,
+                                   seed=cfg.seed, keep=cfg.keep)
+    demos = demos_from_jsonl(cfg.source, fmt)
+    return demos, {"demos/run": float(len(demos)), "demos/kept": float(len(demos))}
+
+
+def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, model: Any = None, tokenizer: Any = None) -> Path:
+    """Train `cfg.model` on the demonstrations; return the run directory (its latest checkpoint is the result)."""
+    from agentrl.core.checkpoint import save_checkpoint
+    from agentrl.core.io import atomic_write_text
+    from agentrl.inference.models import load_model
+    from agentrl.train.lr_schedule import lr_factor
+    from agentrl.train.metrics import MetricsLogger
+    from agentrl.train.run_dir import check_run_dir, clear_run_dir
+    from agentrl.train.update import forward
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run_dir = Path(cfg.run_dir)
+    check_run_dir(run_dir, resume=False, overwrite=overwrite, option="--out", overwrite_hint="--overwrite")  # before loading
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    if model is None:
+        model, tokenizer = load_model(cfg.model, seed=cfg.seed)
+    fmt = ChatFormatter(tokenizer)
+    t0 = time.perf_counter()
+    demos, data_stats = load_demos(cfg, fmt)
+    too_long = [d for d in demos if len(d.input_ids) > cfg.max_seq_len]
+    if too_long:
+        raise ValueError(f"{len(too_long)} of {len(demos)} demonstrations are longer than max_seq_len={cfg.max_seq_len} "
+                         f"(longest {max(len(d.input_ids) for d in too_long)} tokens, e.g. {too_long[0].source}); raise it")
+    held_out = _held_out(cfg, model, tokenizer, fmt)
+    if overwrite:
+        clear_run_dir(run_dir)  # only now: bad input must not clear an existing run
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"sft": cfg.model_dump(mode="json")}, sort_keys=False))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_of_turn_id(fmt)
+    rng = random.Random(cfg.seed)
+    lengths = [len(d.input_ids) for d in demos]
+    steps_per_epoch = math.ceil(len(demos) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, total, schedule=cfg.schedule, warmup_steps=cfg.warmup_steps))
+    logger = MetricsLogger(run_dir, console=False)
+    ckpt_every = cfg.checkpoint_every or steps_per_epoch
+    summary = (f"sft: {len(demos)} demonstrations ({sum(lengths):,} tokens, {sum(d.assistant_tokens for d in demos):,} "
+               f"assistant) from {cfg.source}, {cfg.epochs} epochs x {steps_per_epoch} steps, data in {time.perf_counter() - t0:.1f}s")
+    print(summary, file=sys.stderr)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="sft", unit="step", file=sys.stderr)
+    if held_out is not None:
+        logger.log(0, _evaluate(held_out, model))
+    model.train()
+    step, tokens_seen = 0, 0
+    for epoch in range(cfg.epochs):
+        for batch in make_batches(lengths, cfg.batch_size, rng, cfg.bucket):
+            ts = time.perf_counter()
+            n_tok = sum(demos[i].assistant_tokens for i in batch)
+            opt.zero_grad(set_to_none=True)
+            loss_sum = 0.0
+            for m0 in range(0, len(batch), cfg.micro_batch_size):
+                ids, attn, lm = collate_demos([demos[i] for i in batch[m0:m0 + cfg.micro_batch_size]], pad_id)
+                lp = forward(model, None, ids, attn, 1.0, entropy=False, mask=lm, shared_prefix=cfg.shared_prefix).logprobs
+                loss = sft_loss(lp, lm, n_tok)
+                loss.backward()
+                loss_sum += float(loss.detach())
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+            if not math.isfinite(float(gnorm)) or not math.isfinite(loss_sum):
+                raise FloatingPointError(f"sft step {step + 1}: non-finite loss or gradient (loss {loss_sum}, grad norm {float(gnorm)}); "
+                                         "lower --lr")
+            opt.step()
+            sched.step()
+            step += 1
+            tokens_seen += sum(lengths[i] for i in batch)
+            evals = _evaluate(held_out, model) if held_out is not None and (step % cfg.eval_every == 0 or step == total) else {}
+            logger.log(step, {
+                "loss/sft": loss_sum, "epoch": epoch + 1, "lr": float(opt.param_groups[0]["lr"]), "grad_norm": float(gnorm),
+                "tokens/assistant": float(n_tok), "tokens/cumulative": float(tokens_seen), "time/total": time.perf_counter() - ts,
+                **(data_stats if step == 1 else {}), **evals,
+            })
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum:.3f}", epoch=epoch + 1)
+            if step % ckpt_every == 0 or step == total:
+                save_checkpoint(run_dir, step, model=model, tokenizer=tokenizer, keep=cfg.keep_checkpoints,
+                                trainer_state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "kind": "sft"})
+    if bar is not None:
+        bar.close()
+    logger.close()
+    return run_dir
+
+
+def _held_out(cfg: SFTConfig, model: Any, tokenizer: Any, fmt: ChatFormatter) -> Any:
+    if not cfg.eval_every:
+        return None
+    from agentrl.inference.hf import HFPolicy
+    from agentrl.train.held_out import HeldOutEval
+
+    # held out = the test split when training on another split and eval_env_kwargs does not name one
+    split = {"split": "test"} if cfg.split not in (None, "test") else {}
+    kwargs = {**cfg.env_kwargs, **split, **cfg.eval_env_kwargs}
+    return HeldOutEval(cfg.env, kwargs, HFPolicy(model, tokenizer), fmt, tasks=cfg.eval_tasks,
+                       max_new_tokens=cfg.eval_max_new_tokens, max_seq_len=cfg.max_seq_len, seed=cfg.seed)
+
+
+def _evaluate(held_out: Any, model: Any) -> dict[str, float]:
+    model.eval()
+    try:
+        out = held_out()
+    finally:
+        model.train()
+    print(f"held-out success {out['eval/success_rate']:.3f}, reward {out['eval/reward']:.3f} "
+          f"({out['eval/tasks']:.0f} tasks, {out['time/eval']:.0f}s)", file=sys.stderr)
+    return out
+
+
+def config_from_args(args: Any) -> SFTConfig:
+    """Build the validated config from `agentrl sft` flags; errors name the flag and what is allowed."""
+    fields = {k: getattr(args, k) for k in SFTConfig.model_fields if getattr(args, k, None) is not None}
+    fields["source"] = args.source
+    fields["run_dir"] = args.out
+    try:
+        return SFTConfig(**fields)
+    except ValidationError as exc:
+        msgs = [f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}" if e["loc"] else e["msg"].removeprefix("Value error, ")
+                for e in exc.errors()]
+        raise ValueError("invalid sft options:\n  " + "\n  ".join(msgs)) from None
