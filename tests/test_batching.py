@@ -107,7 +107,7 @@ def test_threaded_rollout_with_llm_patients_batches_their_turns(tiny) -> None:
     model, tok = tiny
     patient_model = BatchingChatModel(HFChatModel(model, tok), max_wait_s=0.2)
     runner = RolloutRunner(
-        lambda: make_env("agentrl/Consultation-v0", patient="llm", chat_model=patient_model, max_turns=3),
+        lambda: make_env("agentrl/Consultation-v0", patient="llm", simulator=patient_model, max_turns=3),
         HFPolicy(model, tok), ChatFormatter(tok), SamplingParams(temperature=1.0, max_new_tokens=8), env_workers=6, seed=3,
     )
     threads: set[int] = set()

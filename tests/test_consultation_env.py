@@ -169,7 +169,7 @@ def test_llm_patient_env_filters_leaks_and_shares_the_model_in_snapshots():
     tid = base.task_ids()[5]
     dx = base.cases[tid].diagnosis
     model = ScriptedChatModel(dx)
-    e = ConsultationEnv(split="test", patient="llm", chat_model=model)
+    e = ConsultationEnv(split="test", patient="llm", simulator=model)
     obs, _ = e.reset(options={"task_id": tid})
     leak = LeakFilter.for_case(e.consultation.case)
     o, *_ = e.step("Any fever?")
@@ -182,7 +182,7 @@ def test_llm_patient_env_filters_leaks_and_shares_the_model_in_snapshots():
     assert e.consultation.patient.state.leaks_blocked == 4 * 3  # first try + 2 re-asks, each caught
     e.restore(snap)
     assert e.consultation.patient.model is model and e.consultation.patient.state.leaks_blocked == 0
-    with pytest.raises(ValueError, match="needs chat_model"):
+    with pytest.raises(ValueError, match="needs simulator"):
         ConsultationEnv(patient="llm")
 
 
@@ -204,7 +204,7 @@ def test_llm_diagnoser_reward_uses_the_transcript():
     tid = base.task_ids()[0]
     case = base.cases[tid]
     judge = ScoringStandIn(case.diagnosis)
-    e = ConsultationEnv(split="test", diagnoser="llm", chat_model=judge)
+    e = ConsultationEnv(split="test", diagnoser="llm", simulator=judge)
     e.reset(options={"task_id": tid})
     e.step("Do you have a fever?")
     _, r, _, _, info = e.step(f"DIAGNOSIS: {case.diagnosis}")

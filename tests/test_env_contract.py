@@ -10,7 +10,7 @@ import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from agentrl.core.env import EnvSnapshot, MultiTurnEnv
+from agentrl.core.env import EnvPrompt, EnvSnapshot, MultiTurnEnv, Outcome, RewardResult
 from agentrl.core.registry import env_ids
 from agentrl.core.tools import TOOL_CALL_FORMAT
 
@@ -112,6 +112,72 @@ def test_reward_zero_until_terminal_and_breakdown(notes_env, tool_call) -> None:
     assert notes_env.last_result.reward == 0.5
     with pytest.raises(RuntimeError, match="after the episode ended"):
         notes_env.step("again")
+
+
+def test_prompt_is_the_typed_opening(notes_env, plain_env_cls) -> None:
+    """prompt(): the first observation's text, with the system prompt, tool block and schemas kept apart."""
+    with pytest.raises(RuntimeError, match="before reset"):
+        notes_env.prompt()
+    obs, info = notes_env.reset(seed=1)
+    p = notes_env.prompt()
+    assert isinstance(p, EnvPrompt)
+    assert [m.to_dict() for m in p.messages()] == list(obs) and p.system_text == obs[0]["content"]
+    assert p.system == info["system_without_tools"] == "You keep notes." and p.opening == obs[1]["content"]
+    assert p.tool_block and obs[0]["content"] == f"{p.system}\n\n{p.tool_block}"
+    assert list(p.tools) == info["tools"] and info["tools"] is not p.tools  # info holds its own copy
+    env = plain_env_cls()
+    obs, info = env.reset()
+    assert env.prompt() == EnvPrompt("Plain.", "Talk.", "", ())
+    assert info["tools"] == [] and info["system_without_tools"] == "Plain."
+
+
+def test_outcome_says_how_the_episode_ended(notes_env, tool_call) -> None:
+    notes_env.reset(seed=0)
+    assert notes_env.outcome() is None
+    notes_env.step("x" * 5000)  # an error, counted
+    notes_env.step(tool_call("put", key="a", value="1"))
+    assert notes_env.outcome() is None
+    _, r, term, trunc, info = notes_env.step("DONE")
+    o = notes_env.outcome()
+    assert o == Outcome(0.25, {"notes": 1.0, "total": 0.0}, False, {"action_too_long": 1}, True, False)
+    assert (r, o.breakdown, o.success, o.errors) == (0.25, info["reward_breakdown"], info["success"], info["errors"])
+    assert notes_env.last_result == RewardResult(0.25, {"notes": 1.0, "total": 0.0}, success=False)
+    notes_env.reset(seed=0)
+    assert notes_env.outcome() is None and notes_env.last_result is None
+
+
+def test_end_truncated_does_the_truncating_steps_bookkeeping(notes_env_cls, tool_call) -> None:
+    """end_truncated(): the episode ends as a truncating step would end it, without an agent turn."""
+    env = notes_env_cls()
+    with pytest.raises(RuntimeError, match="before reset"):
+        env.end_truncated()
+    env.reset(seed=0)
+    env.step(tool_call("put", key="a", value="1"))
+    env.step(tool_call("nope"))
+    snap = env.snapshot()
+    calls = []
+    reward = env.compute_reward
+    env.compute_reward = lambda: calls.append(1) or reward()
+    o = env.end_truncated()
+    assert o == Outcome(0.25, {"notes": 1.0, "total": 0.0}, False, {"unknown_tool": 1}, False, True) == env.outcome()
+    assert calls == [1] and env.done and env.turn == 2
+    with pytest.raises(RuntimeError, match="after the episode ended"):
+        env.step("hi")
+    with pytest.raises(RuntimeError, match="after the episode ended"):
+        env.end_truncated()
+    env.restore(snap)  # snapshots carry the outcome (none yet) and the prompt
+    assert env.outcome() is None and not env.done and env.prompt().system == "You keep notes."
+    _, r, term, trunc, info = env.step("DONE")
+    assert (r, term, trunc) == (0.25, True, False) and env.outcome().terminated
+
+
+def test_snapshots_carry_prompt_and_outcome_across_envs(notes_env_cls, tool_call) -> None:
+    a, b = notes_env_cls(), notes_env_cls()
+    a.reset(seed=3)
+    a.step("DONE")
+    b.reset(seed=4)
+    b.restore(a.snapshot())
+    assert b.prompt() == a.prompt() and b.outcome() == a.outcome() and b.done
 
 
 def test_tool_results_are_tool_messages(notes_env, tool_call) -> None:

@@ -13,9 +13,10 @@ from gymnasium.utils.env_checker import check_env
 
 import environments  # noqa: F401  (registers the envs)
 from agentrl.core.chat import BaseChatModel
+from agentrl.core.tools import format_tool_call
 from agentrl.eval.evaluate import evaluate
 from environments.flight_booking.env import FlightBookingEnv
-from environments.flight_booking.scripted import GoldAgent, format_call, gold_script
+from environments.flight_booking.scripted import GoldAgent, gold_script
 from environments.flight_booking.taskgen import play
 from environments.flight_booking.tasks import Action, Task
 from environments.flight_booking.tools import WRITE_TOOLS
@@ -61,10 +62,12 @@ def test_first_observation_reset_options_and_bad_arguments(test_env: FlightBooki
         env.reset(options={"task": tid})
     with pytest.raises(ValueError, match="split must be 'train', 'test' or 'all'"):
         FlightBookingEnv(split="dev")
-    with pytest.raises(ValueError, match="user must be 'rule' or a ChatModel"):
+    with pytest.raises(ValueError, match="user='llm' needs simulator=<chat model>"):
         FlightBookingEnv(user="llm")
-    with pytest.raises(ValueError, match="user must be 'rule' or a ChatModel"):
+    with pytest.raises(ValueError, match="user must be 'rule' or 'llm'"):
         FlightBookingEnv(user=object())
+    with pytest.raises(ValueError, match="simulator must be a chat model"):
+        FlightBookingEnv(user="llm", simulator=object())
 
 
 # ---- gold agent and reward -------------------------------------------------------------------------------------
@@ -136,7 +139,7 @@ def test_ending_outputs_and_truncation_are_scored(test_env: FlightBookingEnv) ->
     tasks = tasks_of(env)
     refusal = next(t for t in tasks if t.user.goals[-1].outcome == "refuse" and not t.expects_transfer)
     env.reset(options={"task_id": refusal.id})
-    _, r, term, _, info = env.step(format_call("transfer_to_human_agents", {"summary": "hard case"}))
+    _, r, term, _, info = env.step(format_tool_call("transfer_to_human_agents", {"summary": "hard case"}))
     assert term and r == 0.0 and info["reward_breakdown"]["transfer"] == 0.0 and info["reward_breakdown"]["database"] == 1.0
     transfer = next(t for t in tasks if t.expects_transfer)
     env.reset(options={"task_id": transfer.id})
@@ -170,7 +173,7 @@ def test_policy_breaking_agent_gets_a_yes_and_scores_0(test_env: FlightBookingEn
     env.reset(options={"task_id": task.id})
     obs, *_ = env.step(f"I will cancel reservation {rid} for you. Do you confirm that I should cancel it (yes/no)?")
     assert obs[0]["content"] == "Yes, please go ahead."
-    env.step(format_call("cancel_reservation", {"reservation_id": rid}))
+    env.step(format_tool_call("cancel_reservation", {"reservation_id": rid}))
     _, r, term, _, info = env.step("Done. Is there anything else I can help you with?")
     assert term and r == 0.0 and info["reward_breakdown"]["database"] == 0.0
 
@@ -263,7 +266,7 @@ class ScriptedUserModel(BaseChatModel):
 
 def test_llm_user_over_a_chat_model_survives_snapshots() -> None:
     model = ScriptedUserModel(["Hi, I need to cancel a reservation.", "My user id is x.", f"Thanks. {STOP}"])
-    env = FlightBookingEnv(split="test", user=model)
+    env = FlightBookingEnv(split="test", user="llm", simulator=model)
     obs, _ = env.reset(seed=3)
     assert obs[1]["content"] == "Hi, I need to cancel a reservation."
     system = model.calls[0][0][0]["content"]

@@ -14,11 +14,10 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentrl.core.tools import ToolCall, ToolSet
+from agentrl.core.tools import ToolCall, ToolSet, format_tool_call
 from environments.flight_booking import invariants
 from environments.flight_booking.env import FlightBookingEnv
 from environments.flight_booking.reward import ReplayState
-from environments.flight_booking.scripted import format_call
 from environments.flight_booking.taubench_loader import default_world
 from environments.flight_booking.tools import TOOLS, WRITE_TOOLS
 from environments.flight_booking.world import (
@@ -195,7 +194,7 @@ def test_fuzz_through_the_env_never_raises() -> None:
             if isinstance(c[1], int):
                 c = build(env.state.db, c[0], c[1] * 1_000_003 + i, c[2]) or ("think", {"thought": "-"})
             try:
-                text = format_call(*c)
+                text = format_tool_call(*c)
             except (TypeError, ValueError):  # arguments that are not JSON (NaN is fine, surrogates are not)
                 continue
             obs, r, term, trunc, info = env.step(text)

@@ -290,7 +290,7 @@ def test_llm_user_empty_replies_are_simulator_errors_in_the_flight_env() -> None
     from environments.flight_booking.env import FlightBookingEnv
 
     with Loopback(_empty) as srv, client(srv.url) as m:
-        env = FlightBookingEnv(split="test", user=m)
+        env = FlightBookingEnv(split="test", user="llm", simulator=m)
         obs, _ = env.reset(seed=0)
         assert obs[1]["content"] == EMPTY_REPLY  # the dialog goes on with a stand-in
         assert env.errors == {EMPTY_REPLY_ERROR: 1}  # the opening's empty reply is counted too
@@ -317,7 +317,7 @@ def test_llm_patient_empty_replies_are_simulator_errors_in_the_consultation_env(
     from environments.consultation.env import ConsultationEnv
 
     with Loopback(_empty) as srv, client(srv.url) as m:
-        env = ConsultationEnv(split="test", patient="llm", chat_model=m)
+        env = ConsultationEnv(split="test", patient="llm", simulator=m)
         env.reset(seed=0)
         obs, _, terminated, _, info = env.step("Do you have a fever?")
         assert not terminated and info["errors"].get(EMPTY_REPLY_ERROR) == 1, info["errors"]  # -> errors/simulator_empty_reply

@@ -8,10 +8,11 @@ import torch
 from transformers import LlamaConfig, MistralConfig, MistralForCausalLM
 from transformers.cache_utils import DynamicLayer
 
-import agentrl.inference.hf as hf
+from agentrl.inference import prefill
 from agentrl.inference.base import SamplingParams
 from agentrl.inference.hf import HFPolicy
 from agentrl.inference.kv_cache import GrowingCache, GrowingLayer, supports
+from agentrl.inference.kv_store import KVStore
 
 
 def _kv(b: int, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +99,7 @@ def test_generation_is_the_same_with_the_growing_cache(tiny, monkeypatch, reserv
     grows by doubling mid-generation: tokens and logprobs equal those of transformers' own cache."""
     model, tok = tiny
     used = _count_updates(monkeypatch)
-    monkeypatch.setattr(hf, "RESERVE_CAP", reserve_cap)
+    monkeypatch.setattr(prefill, "RESERVE_CAP", reserve_cap)
     prompts = _prompts(tok)
     params = [SamplingParams(temperature=[0.0, 1.0][i % 2], max_new_tokens=2 + 5 * i, seed=7 + i) for i in range(5)]
     growing, plain = HFPolicy(model, tok), HFPolicy(model, tok)
@@ -117,7 +118,7 @@ def test_generation_is_the_same_with_the_growing_cache(tiny, monkeypatch, reserv
 def test_next_turn_from_the_store_is_the_same_with_the_growing_cache(tiny, monkeypatch) -> None:
     model, tok = tiny
     used = _count_updates(monkeypatch)
-    growing, plain = HFPolicy(model, tok, kv_store=8), HFPolicy(model, tok, kv_store=8)
+    growing, plain = HFPolicy(model, tok, store=KVStore(8)), HFPolicy(model, tok, store=KVStore(8))
     plain.growing_cache = False
     turn1 = _prompts(tok)
     params = [SamplingParams(temperature=0.0, max_new_tokens=3 + 3 * i) for i in range(5)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from agentrl.inference import prefill
 from agentrl.inference.base import SamplingParams
 from agentrl.inference.hf import HFChatModel, HFPolicy
 from agentrl.inference.kv_store import KVStore
@@ -18,7 +19,7 @@ def _conversations(tok, n: int) -> list[list[int]]:
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_next_turn_from_the_store_matches_full_encoding(tiny, temperature: float) -> None:
     model, tok = tiny
-    stored, plain = HFPolicy(model, tok, kv_store=8), HFPolicy(model, tok)
+    stored, plain = HFPolicy(model, tok, store=KVStore(8)), HFPolicy(model, tok)
     turn1 = _conversations(tok, 4)
     params = [SamplingParams(temperature=temperature, max_new_tokens=3 + 2 * i, seed=10 + i) for i in range(4)]
     first = stored.generate(turn1, params)
@@ -41,7 +42,7 @@ def test_next_turn_from_the_store_matches_full_encoding(tiny, temperature: float
 
 def test_store_evicts_least_recent_and_clears_on_new_weights(tiny) -> None:
     model, tok = tiny
-    pol = HFPolicy(model, tok, kv_store=2)
+    pol = HFPolicy(model, tok, store=KVStore(2))
     convs = _conversations(tok, 3)
     for c in convs:
         pol.generate([c], SamplingParams(temperature=0.0, max_new_tokens=2))
@@ -56,7 +57,7 @@ def test_store_evicts_least_recent_and_clears_on_new_weights(tiny) -> None:
 def test_a_shared_system_prompt_hit_keeps_the_other_conversation(tiny) -> None:
     """Conversation B starts from A's entry (they share a long system prompt) but must not evict it."""
     model, tok = tiny
-    pol = HFPolicy(model, tok, kv_store=8)
+    pol = HFPolicy(model, tok, store=KVStore(8))
     system = tok("System: you are a patient. Answer briefly. " * 3)["input_ids"]
     a, b = system + tok(" Doctor: hello A")["input_ids"], system + tok(" Doctor: hi there B")["input_ids"]
     (ca,) = pol.generate([a], SamplingParams(temperature=0.0, max_new_tokens=3))
@@ -71,14 +72,15 @@ def test_kv_store_rejects_bad_size() -> None:
 
 
 def test_chat_model_keeps_conversations(tiny) -> None:
-    """HFChatModel stores conversations by default: a simulator's second turn reuses its first."""
+    """HFChatModel stores conversations by default (in its own store, which its sampler fills): a simulator's
+    second turn reuses its first."""
     model, tok = tiny
     chat = HFChatModel(model, tok)
     msgs = [{"role": "system", "content": "You are a patient with a cough. " * 4}, {"role": "user", "content": "Hi?"}]
     reply = chat.complete(msgs, max_tokens=4)
     chat.complete(msgs + [{"role": "assistant", "content": reply}, {"role": "user", "content": "Any fever?"}], max_tokens=4)
-    assert chat.policy.store is not None and chat.policy.store.hits == 1
-    assert HFChatModel(model, tok, kv_store=0).policy.store is None
+    assert chat.store is not None and chat.store.hits == 1 and chat.policy.store is chat.store
+    assert HFChatModel(model, tok, kv_store=0).store is None
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
@@ -86,20 +88,18 @@ def test_row_by_row_prefill_matches_the_padded_batch(tiny, temperature: float, m
     """Prompts encoded one row at a time (the CPU default for long prompts; here for all) and as one left-padded
     batch (the GPU default) give the same tokens and logprobs on all three prefill paths: plain, shared prefix,
     and from the KV store."""
-    import agentrl.inference.hf as hf
-
-    monkeypatch.setattr(hf, "ROW_PREFILL_MIN", 1)
+    monkeypatch.setattr(prefill, "ROW_PREFILL_MIN", 1)
     model, tok = tiny
     system = tok("System: you are a patient. Answer briefly. " * 3)["input_ids"]
     turn1 = [system + tok(f" Doctor: question {i}" * (i + 1))["input_ids"] for i in range(3)] + [tok("a loner")["input_ids"]]
     runs = {}
     for rows in (True, False):
-        pols = [HFPolicy(model, tok, row_prefill=rows, prefix_reuse=False), HFPolicy(model, tok, row_prefill=rows, kv_store=8)]
+        pols = [HFPolicy(model, tok, row_prefill=rows, prefix_reuse=False), HFPolicy(model, tok, row_prefill=rows, store=KVStore(8))]
         params = [SamplingParams(temperature=temperature, max_new_tokens=4 + i, seed=7 + i) for i in range(4)]
         outs = [pol.generate(turn1, params) for pol in pols]  # plain; shared prefix (the store is empty)
         turn2 = [p + c.token_ids + tok(" Doctor: any fever?")["input_ids"] for p, c in zip(turn1, outs[1])]
         outs.append(pols[1].generate(turn2, params))  # from the store
-        assert pols[1].store.hits >= 3 and pols[0]._by_rows([[1]]) is rows
+        assert pols[1].store.hits >= 3 and pols[0].encoder().by_rows([[1]]) is rows
         runs[rows] = (outs, [p.prefill_tokens for p in pols])
     for x_run, y_run in zip(runs[True][0], runs[False][0]):
         for x, y in zip(x_run, y_run):
@@ -112,5 +112,5 @@ def test_short_prompts_are_batched_even_on_a_cpu(tiny) -> None:
     model, tok = tiny
     pol = HFPolicy(model, tok)
     assert pol.row_prefill  # tests run on a CPU
-    assert not pol._by_rows([[1] * 20] * 16) and pol._by_rows([[1] * 400] * 16)
-    assert not HFPolicy(model, tok, row_prefill=False)._by_rows([[1] * 400] * 16)
+    assert not pol.encoder().by_rows([[1] * 20] * 16) and pol.encoder().by_rows([[1] * 400] * 16)
+    assert not HFPolicy(model, tok, row_prefill=False).encoder().by_rows([[1] * 400] * 16)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agentrl.report import adv_colour, load_metrics, write_report
+from agentrl.report import load_metrics, write_report
+from agentrl.report_html import adv_colour
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -167,3 +168,32 @@ def test_load_metrics_tolerates_bad_lines(tmp_path: Path) -> None:
     assert len(rec) == 3
     assert [r["step"] for r in rows] == [1, 2]
     assert rows[0]["reward/mean"] == 3.0  # a re-logged step (resume) keeps its last row
+
+
+def test_old_and_new_episode_files_both_render(run_dir: Path) -> None:
+    """The fixture's step files are the trainer's pre-`EpisodeRecord` lines; a newer file mixes an
+    `EpisodeRecord` written by the trainer, a rollout line without a per-token view and junk."""
+    from agentrl.core.records import EpisodeRecord
+    from agentrl.core.types import Episode, Turn
+
+    class Tok:
+        def decode(self, ids: list[int]) -> str:
+            return f"tok{ids[0]}"
+
+    ep = Episode(prompt_ids=[1, 2], turns=[Turn([3, 4], [-0.1, -0.2], "hi", "stop", 2)], reward=0.25, uid=7)
+    new = EpisodeRecord.from_episode(ep, Tok(), advantages=[0.0, 0.0, 0.5, -0.5], step=13, algorithm="rloo")
+    rollout = EpisodeRecord.from_episode(ep, env="agentrl/CreditChain-v0", model="tiny-random")
+    lines = [new.to_json(), rollout.to_json(), "[1]", json.dumps({**_episode(8, 0.1, [0.1] * 5), "future": {"x": 1}})]
+    (run_dir / "episodes" / "step_000013.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning) as rec:
+        page = write_report(run_dir).read_text()
+    msgs = [str(w.message) for w in rec]
+    assert any("line 2: it has no per-token view" in m for m in msgs) and any("line 3:" in m for m in msgs)
+    assert "step_000013.jsonl" in page and "(update 13)" in page and "estimator rloo" in page
+    assert [int(u) for u in re.findall(r"<h3>uid (\d+)", page)] == [7, 8]
+    assert "tok3" in page and 'data-adv="-0.5"' in page
+
+    (run_dir / "episodes" / "step_000013.jsonl").unlink()  # the old file alone still renders as before
+    with pytest.warns(UserWarning, match="last line"):
+        page = write_report(run_dir).read_text()
+    assert [int(u) for u in re.findall(r"<h3>uid (\d+)", page)] == [2, 3, 5, 4]

@@ -214,6 +214,17 @@ def test_metrics_and_messages(tiny) -> None:
     assert [m.role for m in ep.messages] == ["system", "user", "assistant", "user", "assistant"]
 
 
+def test_error_counts_become_episode_metrics(tiny, notes_env_cls) -> None:
+    class CallsUnknownTools(notes_env_cls):
+        max_turns = 2
+
+        def allowed_replies(self):
+            return ['<tool_call>{"name": "nope", "arguments": {}}</tool_call>']
+
+    (ep,) = runner(tiny, CallsUnknownTools, constrained=True, max_new=32).collect(specs(1))
+    assert ep.truncated and ep.metrics["errors/unknown_tool"] == 2.0 and ep.metrics["turns"] == 2.0
+
+
 def test_context_overflow_ends_within_max_seq_len(tiny) -> None:
     r = runner(tiny, credit(6), max_new=8)
     prompt_len = len(r.collect(specs(1))[0].prompt_ids)
@@ -224,6 +235,8 @@ def test_context_overflow_ends_within_max_seq_len(tiny) -> None:
         assert ep.metrics["context_overflow"] == 1.0 and ep.truncated and not ep.terminated
         assert len(ep.input_ids) <= r.max_seq_len, "the training sequence must fit the context"
         assert set(ep.reward_breakdown) == {"right_turns", "turns"}
+        (env,) = r._pool  # ended through end_truncated(): the env did a truncating step's bookkeeping
+        assert env.done and env.outcome().truncated and env.outcome().reward == ep.reward
         check_structure(ep)
         check_conditioned_on(ep, r.policy)
     r = runner(tiny, credit(6))
@@ -464,6 +477,23 @@ def test_template_with_tools_support(tiny, notes_env_cls) -> None:
         check_structure(ep)
         check_conditioned_on(ep, r.policy)
     check_rescoring(eps, model, r.policy.pad_id)
+
+
+def test_prompt_ids_from_the_typed_prompt_equal_the_info_route(tiny, notes_env_cls) -> None:
+    """ChatFormatter renders env.prompt(); a Gymnasium reset's (obs, info) gives the same ids (SFT's route)."""
+    _, tok = tiny
+    for fmt in (ChatFormatter(tok), ChatFormatter(tokenizer_with(TOOLS_TEMPLATE))):
+        for env in (notes_env_cls(), gym.make("agentrl/CreditChain-v0").unwrapped,
+                    gym.make("agentrl/ToolUse-v0", schema="compact").unwrapped):
+            obs, info = env.reset(seed=0)
+            assert fmt.prompt_ids(env.prompt()) == fmt.prompt_ids(list(obs), info)
+    assert ChatFormatter(tok).prompt_ids(list(obs)) == ChatFormatter(tok).prompt_ids(list(obs), info)  # no tools= support
+
+
+def test_runner_refuses_envs_that_are_not_multi_turn_envs(tiny) -> None:
+    r = runner(tiny, lambda: gym.make("CartPole-v1"))
+    with pytest.raises(TypeError, match="MultiTurnEnv envs; make_env\\(\\) gave CartPoleEnv"):
+        r.collect(specs(1))
 
 
 def test_templates_that_cannot_be_token_exact_are_refused() -> None:

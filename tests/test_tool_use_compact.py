@@ -19,6 +19,7 @@ from agentrl.core.tools import (
     ToolSet,
     compact_signature,
     first_sentence,
+    format_tool_call,
     parse_tool_calls,
     tool,
 )
@@ -30,7 +31,6 @@ from environments.tool_use.env import (
     final_answer,
     select_tools,
 )
-from environments.tool_use.scripted import format_call
 from environments.tool_use.tasks import load_tasks
 from environments.tool_use.tools import TOOL_FAMILIES, TOOLS
 
@@ -183,7 +183,7 @@ def test_bad_schema_and_no_task_left():
 def test_calling_a_hidden_tool_is_an_unknown_tool_error(schema):
     env = ToolUseEnv(split="test", tier=1, tools=["geo"], schema=schema, tool_cost=0.1)
     env.reset(seed=0)
-    obs, r, term, trunc, info = env.step(format_call("calculate", {"expression": "6*7"}))
+    obs, r, term, trunc, info = env.step(format_tool_call("calculate", {"expression": "6*7"}))
     assert not term and r == 0.0 and info["errors"] == {"unknown_tool": 1}
     assert obs == ({"role": "tool", "content": "Error: unknown tool 'calculate' (available tools: "
                                                "country_fact, city_fact, final_answer)"},)
@@ -191,7 +191,7 @@ def test_calling_a_hidden_tool_is_an_unknown_tool_error(schema):
     # the default env next to it still has the tool: the toolset is per instance
     full = ToolUseEnv(split="test")
     full.reset(seed=0)
-    assert full.step(format_call("calculate", {"expression": "6*7"}))[0] == ({"role": "tool", "content": "42"},)
+    assert full.step(format_tool_call("calculate", {"expression": "6*7"}))[0] == ({"role": "tool", "content": "42"},)
 
 
 def test_select_tools():
@@ -221,7 +221,7 @@ def test_compact_prompt_content():
     examples = [ln for ln in lines if ln.startswith("Example: ")]
     assert len(examples) == 1
     (call,) = parse_tool_calls(examples[0])
-    assert examples[0] == "Example: " + format_call(call.name, call.arguments)
+    assert examples[0] == "Example: " + format_tool_call(call.name, call.arguments)
     assert env.toolset.dispatch(call).ok
     assert set(COMPACT_SUMMARIES) == set(ALL_NAMES)
 
@@ -320,7 +320,7 @@ def test_snapshot_restore_with_options():
     r1, _, conv1 = drive(env, agent, list(conv), limit=10)
     transcript1 = env.transcript
     env.restore(snap)
-    obs, r, term, *_ = env.step(format_call("convert_units", {"value": 1, "from_unit": "km", "to_unit": "mile"}))
+    obs, r, term, *_ = env.step(format_tool_call("convert_units", {"value": 1, "from_unit": "km", "to_unit": "mile"}))
     assert obs[0]["content"].startswith("Error: unknown tool 'convert_units'") and not term
     env.restore(snap)
     r3, _, conv3 = drive(env, agent, list(conv_at_snap), limit=10)

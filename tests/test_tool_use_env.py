@@ -10,9 +10,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import environments  # noqa: F401  (registers the envs)
+from agentrl.core.tools import format_tool_call
 from environments.tool_use import ENV_ID
 from environments.tool_use.env import NUDGE, ToolUseEnv
-from environments.tool_use.scripted import format_call
 
 
 def play(env: ToolUseEnv, agent, conversation: list[dict[str, str]], max_steps: int = 20):
@@ -123,12 +123,12 @@ def test_rewards_are_zero_until_the_end(test_env):
 def test_wrong_answer_and_no_answer(test_env):
     env = test_env
     start(env, env.task_ids()[0])
-    obs, r, term, trunc, info = env.step(format_call("final_answer", {"answer": "certainly not this"}))
+    obs, r, term, trunc, info = env.step(format_tool_call("final_answer", {"answer": "certainly not this"}))
     assert term and r == 0.0 and info["success"] is False and info["reward_breakdown"]["answered"] == 1.0
     env2 = ToolUseEnv(split="test", max_turns=2)
     start(env2, env2.task_ids()[0])
-    env2.step(format_call("calculate", {"expression": "1+1"}))
-    obs, r, term, trunc, info = env2.step(format_call("calculate", {"expression": "2+2"}))
+    env2.step(format_tool_call("calculate", {"expression": "1+1"}))
+    obs, r, term, trunc, info = env2.step(format_tool_call("calculate", {"expression": "2+2"}))
     assert trunc and not term and r == 0.0 and info["reward_breakdown"]["answered"] == 0.0
 
 
@@ -151,7 +151,7 @@ def test_plain_text_gets_a_nudge(test_env):
         ('<tool_call>{"name": "calculate", "arguments": {"expr": "1"}}</tool_call>', "invalid_arguments"),
         ('<tool_call>{"name": "final_answer", "arguments": {"answer": ""}}</tool_call>', "tool_error"),
         ('<tool_call>{"name": "calculate", "arguments": {"expression": "1/0"}}</tool_call>', "tool_error"),
-        (format_call("calculate", {"expression": "1"}) + format_call("calculate", {"expression": "2"}), "too_many_calls"),
+        (format_tool_call("calculate", {"expression": "1"}) + format_tool_call("calculate", {"expression": "2"}), "too_many_calls"),
     ],
 )
 def test_every_kind_of_bad_call_gets_an_error_observation(test_env, action, kind):
@@ -166,10 +166,10 @@ def test_every_kind_of_bad_call_gets_an_error_observation(test_env, action, kind
 def test_failed_and_unknown_calls_cost_like_good_ones():
     env = ToolUseEnv(split="test", tool_cost=0.1)
     start(env, env.task_ids()[0])
-    env.step(format_call("calculate", {"expression": "1/0"}))
-    env.step(format_call("nope", {}))
+    env.step(format_tool_call("calculate", {"expression": "1/0"}))
+    env.step(format_tool_call("nope", {}))
     env.step("<tool_call>{broken</tool_call>")  # never reaches a tool: not counted
-    env.step(format_call("final_answer", {"answer": 1}))  # answers may be numbers; final_answer is free
+    env.step(format_tool_call("final_answer", {"answer": 1}))  # answers may be numbers; final_answer is free
     assert env.state.tool_calls == 2 and env.last_result.breakdown["tool_cost"] == pytest.approx(-0.2)
 
 
@@ -187,7 +187,7 @@ def test_snapshot_restore_branches_exactly(test_env):
 
     env.restore(snap)  # branch 2: a wrong answer from the same point
     assert env.turn == 2 and env.state.tool_calls == 2 and env.state.answer is None and not env.done
-    obs, r, term, *_ = env.step(format_call("final_answer", {"answer": "wrong"}))
+    obs, r, term, *_ = env.step(format_tool_call("final_answer", {"answer": "wrong"}))
     assert term and r == 0.0
 
     env.restore(snap)  # branch 3: the same snapshot again reproduces branch 1 exactly
@@ -201,7 +201,7 @@ def test_gold_agent_skips_messages_that_are_not_its_own(test_env):
     env = test_env
     conv = start(env, env.task_ids()[60])  # tier 3
     agent = env.scripted_agent("gold")
-    for junk in ("hmm", format_call("calculate", {"expression": "2+2"}), "<tool_call>x</tool_call>"):
+    for junk in ("hmm", format_tool_call("calculate", {"expression": "2+2"}), "<tool_call>x</tool_call>"):
         conv.append({"role": "assistant", "content": junk})
         conv.extend(env.step(junk)[0])
     reward, info, _ = play(env, agent, conv)
@@ -216,7 +216,7 @@ def test_unknown_scripted_agent_is_an_error(test_env):
 def test_render_shows_the_conversation():
     env = ToolUseEnv(split="test", render_mode="ansi")
     start(env, env.task_ids()[0])
-    env.step(format_call("calculate", {"expression": "6*7"}))
+    env.step(format_tool_call("calculate", {"expression": "6*7"}))
     text = env.render()
     assert env.state.task.question in text and "[tool] 42" in text
 

@@ -15,6 +15,7 @@ from agentrl.core.tools import (
     ToolCallParseError,
     ToolError,
     ToolSet,
+    format_tool_call,
     parse_tool_calls,
     tool,
 )
@@ -289,6 +290,30 @@ def test_parse_error_shows_the_format() -> None:
     with pytest.raises(ToolCallParseError) as ei:
         parse_tool_calls(tc("{bad"))
     assert TOOL_CALL_FORMAT in str(ei.value)
+
+
+
+@pytest.mark.parametrize(
+    "name, arguments",
+    [
+        ("f", {}),
+        ("calculate", {"expression": "2 * (150 + 30) - 50"}),
+        ("book", {"flights": [{"flight_number": "HAT001", "date": "2024-05-01"}], "n": 2, "price": 12.5, "ok": True, "note": None}),
+        ("nested", {"a": {"b": {"c": [1, [2, {"d": []}]]}}}),
+        ("unicode", {"city": "São Paulo", "greeting": "こんにちは 👋", "escape": "\\u00e9 stays text"}),
+        ("quotes", {"text": 'she said "hi" and \'bye\'', "path": "C:\\temp\\new", "lines": "a\nb\tc"}),
+        ("tags", {"text": "</tool_call> then <tool_call>{} and \\</tool_call>"}),
+    ],
+)
+def test_format_tool_call_round_trips(name: str, arguments: dict) -> None:
+    text = format_tool_call(name, arguments)
+    assert text.startswith("<tool_call>") and text.endswith("</tool_call>")
+    assert parse_tool_calls(text) == [ToolCall(name, arguments)]
+    assert parse_tool_calls("Sure. " + text + "\n" + text) == [ToolCall(name, arguments)] * 2
+
+
+def test_format_tool_call_keeps_non_ascii_and_the_documented_layout() -> None:
+    assert format_tool_call("get_weather", {"city": "Zürich"}) == '<tool_call>{"name": "get_weather", "arguments": {"city": "Zürich"}}</tool_call>'
 
 
 # ------------------------------------------------------------------ ToolSet

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from agentrl.core.records import EpisodeRecord
 from agentrl.core.types import TrainBatch
 from agentrl.eval.evaluate import evaluate, pass_hat_k
 from agentrl.train.config import load_config
@@ -41,6 +42,9 @@ def test_one_update_per_algorithm(algorithm: str, tmp_path: Path) -> None:
     ep = json.loads((tmp_path / "episodes" / "step_000001.jsonl").read_text().splitlines()[0])
     assert len(ep["tokens"]) == len(ep["advantages"]) == len(ep["action_mask"])
     assert all(a == 0 for a, m in zip(ep["advantages"], ep["action_mask"]) if m == 0), "env tokens carry no advantage"
+    rec = EpisodeRecord.from_dict(ep)  # the one episode shape: the conversation is there too, as in a rollout's
+    assert rec.step == 1 and rec.algorithm == algorithm and len(rec.turns) == 3 and rec.messages[0]["role"] == "system"
+    assert rec.extra == {} and rec.prompt_tokens == rec.action_mask.index(1)
     assert (tmp_path / "checkpoints" / "step_000001" / "model" / "model.safetensors").exists()
 
 

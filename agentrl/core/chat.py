@@ -8,43 +8,35 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+Messages = list[dict[str, str]]  # one conversation: {"role", "content"} dicts, oldest first
+
 
 @runtime_checkable
 class ChatModel(Protocol):
-    def complete(
-        self, messages: list[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 256, seed: int | None = None
-    ) -> str: ...
+    """`complete_batch` answers each conversation of a batch as `complete` would. The local and HTTP models
+    seed row i with seed + i (`row_seeds`), so that sampled rows differ."""
 
-    def complete_batch(
-        self,
-        batch: list[list[dict[str, str]]],
-        *,
-        temperature: float = 0.0,
-        max_tokens: int = 256,
-        seed: int | None = None,
-    ) -> list[str]: ...
+    def complete(self, messages: Messages, *, temperature: float = 0.0, max_tokens: int = 256,
+                 seed: int | None = None) -> str: ...
+
+    def complete_batch(self, batch: list[Messages], *, temperature: float = 0.0, max_tokens: int = 256,
+                       seed: int | None = None) -> list[str]: ...
 
 
 class BaseChatModel:
-    """Base for chat models: a shared, stateless resource.
+    """Base for chat models: a shared, stateless resource. A subclass implements `complete` or `complete_batch`
+    (each defaults to the other).
 
     `__deepcopy__` returns self, so an env snapshot that holds a simulator holding a model copies the
     simulator's conversation but shares the model (copying weights per snapshot would be absurd).
     """
 
-    def complete(
-        self, messages: list[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 256, seed: int | None = None
-    ) -> str:
+    def complete(self, messages: Messages, *, temperature: float = 0.0, max_tokens: int = 256,
+                 seed: int | None = None) -> str:
         return self.complete_batch([messages], temperature=temperature, max_tokens=max_tokens, seed=seed)[0]
 
-    def complete_batch(
-        self,
-        batch: list[list[dict[str, str]]],
-        *,
-        temperature: float = 0.0,
-        max_tokens: int = 256,
-        seed: int | None = None,
-    ) -> list[str]:
+    def complete_batch(self, batch: list[Messages], *, temperature: float = 0.0, max_tokens: int = 256,
+                       seed: int | None = None) -> list[str]:
         return [self.complete(m, temperature=temperature, max_tokens=max_tokens, seed=seed) for m in batch]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "BaseChatModel":
@@ -61,3 +53,8 @@ def validate_messages(messages: Any) -> list[dict[str, str]]:
         if m["role"] not in ("system", "user", "assistant", "tool"):
             raise ValueError(f"messages[{i}]['role'] is {m['role']!r}; allowed: system, user, assistant, tool")
     return messages
+
+
+def row_seeds(seed: int | None, n: int) -> list[int | None]:
+    """The seed of each of a batch's n rows: seed + i for row i (so rows differ), or None for all."""
+    return [None if seed is None else seed + i for i in range(n)]

@@ -10,7 +10,10 @@ would produce, while the tokens before it are exactly the ones the policy sample
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from agentrl.core.env import EnvPrompt
 
 _BASE = [
     {"role": "system", "content": "S"},
@@ -47,12 +50,20 @@ class ChatFormatter:
             return False
         return "probe_tool_xyz" in with_tools
 
-    def prompt_ids(self, messages: list[dict[str, str]], info: dict[str, Any] | None = None) -> list[int]:
-        """Ids of the opening observation plus the assistant header. Tool schemas go through the template's
-        `tools=` when it has that support (the system message then drops the env's own tool block)."""
-        info = info or {}
+    def prompt_ids(self, prompt: EnvPrompt | Sequence[dict[str, str]], info: dict[str, Any] | None = None) -> list[int]:
+        """Ids of an episode's opening plus the assistant header. `prompt` is the env's `prompt()`: its tool
+        schemas go through the template's `tools=` when the template supports it, and the system message then
+        drops the env's own tool block. Plain messages are rendered as they are; with a Gymnasium reset
+        `info` (`tools`, `system_without_tools`), as the env's prompt would be."""
+        if not isinstance(prompt, EnvPrompt):
+            return self._messages_prompt_ids([dict(m) for m in prompt], info or {})
+        if prompt.tools and self.supports_tools:
+            return self.encode(self._render([{"role": "system", "content": prompt.system},
+                                             {"role": "user", "content": prompt.opening}], True, list(prompt.tools)))
+        return self.encode(self._render([m.to_dict() for m in prompt.messages()], True))
+
+    def _messages_prompt_ids(self, msgs: list[dict[str, str]], info: dict[str, Any]) -> list[int]:
         tools = info.get("tools")
-        msgs = [dict(m) for m in messages]
         if tools and self.supports_tools and msgs and msgs[0]["role"] == "system" and "system_without_tools" in info:
             msgs[0]["content"] = info["system_without_tools"]
             return self.encode(self._render(msgs, True, tools))

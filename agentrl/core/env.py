@@ -17,7 +17,12 @@ What the base class guarantees:
     in a `TextSpace`; the first observation is the system prompt (with the tool block when the env
     has tools) and the opening user message;
   * reward is 0.0 on every step but the last one; on the terminal (or truncating) step it is the
-    response-level reward, and `info["reward_breakdown"]` explains it;
+    response-level reward, and `outcome()` (an `Outcome`) explains it; `end_truncated()` ends a running
+    episode from outside (a rollout out of context) with the same bookkeeping;
+  * `prompt()` is the episode's opening as a typed `EnvPrompt` (system prompt, tool block and JSON schemas
+    kept apart), for a chat formatter; the first observation is its text;
+  * `info` repeats these for Gymnasium users and logs (`tools`, `system_without_tools`, `reward_breakdown`,
+    `success`, `errors`); agentrl's own code reads the typed methods, never `info`;
   * `max_turns` truncates; stepping a finished episode raises (a caller bug, not an agent error);
   * bad agent output — not a string, empty, over `max_action_chars`, malformed or unknown tool call,
     wrong argument types, too many calls in one turn — never raises: the agent gets an
@@ -70,6 +75,38 @@ class RewardResult:
     reward: float
     breakdown: dict[str, float] = field(default_factory=dict)
     success: bool | None = None
+
+
+@dataclass(frozen=True)
+class EnvPrompt:
+    """An episode's opening, typed: what the first observation shows, with the tool schemas kept apart so a
+    chat template with `tools=` support can render them in place of the env's own tool block."""
+
+    system: str  # the system prompt as `setup()` returned it, without the tool block
+    opening: str  # the first user message
+    tool_block: str = ""  # the tool text the first observation appends to the system prompt ("" without tools)
+    tools: tuple[dict[str, Any], ...] | None = ()  # JSON schemas; None: the tool block must stay as text
+
+    @property
+    def system_text(self) -> str:
+        """The system message of the first observation."""
+        return f"{self.system}\n\n{self.tool_block}" if self.tool_block else self.system
+
+    def messages(self) -> list[Message]:
+        return [Message("system", self.system_text), Message("user", self.opening)]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an episode ended: its one response-level reward, the reward's itemization, success, the error
+    counts by kind, and whether it terminated or was truncated (by `max_turns` or `end_truncated()`)."""
+
+    reward: float
+    breakdown: dict[str, float]
+    success: bool | None
+    errors: dict[str, int]
+    terminated: bool
+    truncated: bool
 
 
 @dataclass(frozen=True)
@@ -155,6 +192,11 @@ class MultiTurnEnv(gym.Env):
         benchmarks with tiny models (DESIGN.md, "Learning tests on a CPU"). None = unconstrained."""
         return None
 
+    def template_tools(self) -> list[dict[str, Any]] | None:
+        """The JSON schemas a chat template may render through its `tools=` argument in place of the system
+        prompt's tool block; None keeps the block as text (e.g. a compact block that the schemas would undo)."""
+        return self.toolset.schemas()
+
     def tool_kwargs(self) -> dict[str, Any]:
         """What injected tool parameters (`state`, `env`) receive."""
         return {"state": self.state, "env": self}
@@ -174,18 +216,18 @@ class MultiTurnEnv(gym.Env):
         self._reset_bookkeeping()
         self._started = True
         system, opening = self.setup(dict(options or {}))
-        if self.toolset:
-            system = f"{system}\n\n{self.toolset.prompt_block()}"
-        msgs = [Message("system", system), Message("user", opening)]
+        tools = self.template_tools() if self.toolset else []
+        block = self.toolset.prompt_block() if self.toolset else ""
+        self._prompt = EnvPrompt(system, opening, block, None if tools is None else tuple(tools))
+        msgs = self._prompt.messages()
         self._transcript.extend(msgs)
-        info = {"turn": 0, "task_id": self.task_id, "tools": self.toolset.schemas(), "system_without_tools": self._system_base(system)}
+        info: dict[str, Any] = {"turn": 0, "task_id": self.task_id}
+        if tools is not None:  # for Gymnasium users and logs; agentrl reads prompt()
+            info.update(tools=self.toolset.schemas() if self.toolset else [], system_without_tools=system)
         return self._obs(msgs), info
 
     def step(self, action: Any):
-        if not self._started:
-            raise RuntimeError("step() called before reset(); call reset() first")
-        if self._done:
-            raise RuntimeError("step() called after the episode ended; call reset() first")
+        self._check_running("step()")
         self.turn += 1
         error, reply = self._run_action(action)
         error = error or reply.error
@@ -199,13 +241,35 @@ class MultiTurnEnv(gym.Env):
         info: dict[str, Any] = {"turn": self.turn, "error": error, "errors": dict(self.errors)}
         reward = 0.0
         if terminated or truncated:
-            self._done = True
-            result = self.compute_reward()
-            reward = float(result.reward)
-            info["reward_breakdown"] = dict(result.breakdown)
-            info["success"] = result.success
-            self.last_result = result
+            out = self._end(terminated, truncated)
+            reward = out.reward
+            info["reward_breakdown"] = dict(out.breakdown)
+            info["success"] = out.success
         return self._obs(reply.messages), reward, terminated, truncated, info
+
+    # --- typed access for the rollout (info repeats it for Gymnasium users) --------------------------
+    def prompt(self) -> EnvPrompt:
+        """The running (or last) episode's opening; reset() first."""
+        if self._prompt is None:
+            raise RuntimeError("prompt() called before reset(); call reset() first")
+        return self._prompt
+
+    def outcome(self) -> Outcome | None:
+        """How the episode ended; None while it runs (or before reset)."""
+        return self._outcome
+
+    def end_truncated(self) -> Outcome:
+        """End the running episode as truncated without an agent turn (e.g. the rollout ran out of context):
+        the bookkeeping of a truncating step — the episode is over, `compute_reward()` runs once — and its
+        outcome. Stepping or ending it again raises, as after any end."""
+        self._check_running("end_truncated()")
+        return self._end(terminated=False, truncated=True)
+
+    @property
+    def last_result(self) -> RewardResult | None:
+        """The ended episode's reward as a RewardResult (`outcome()` has more); None while it runs."""
+        o = self._outcome
+        return None if o is None else RewardResult(o.reward, dict(o.breakdown), o.success)
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -224,7 +288,8 @@ class MultiTurnEnv(gym.Env):
             "done": self._done,
             "transcript": list(self._transcript),
             "rng": copy.deepcopy(self._np_random),
-            "last_result": self.last_result,
+            "prompt": self._prompt,
+            "outcome": self._outcome,
         }
         return EnvSnapshot(data)
 
@@ -240,7 +305,8 @@ class MultiTurnEnv(gym.Env):
         self._done = d["done"]
         self._transcript = list(d["transcript"])
         self._np_random = copy.deepcopy(d["rng"])
-        self.last_result = d["last_result"]
+        self._prompt = d["prompt"]
+        self._outcome = d["outcome"]
         self._started = True
 
     @property
@@ -258,13 +324,24 @@ class MultiTurnEnv(gym.Env):
         self.errors: Counter[str] = Counter()
         self._done = False
         self._transcript: list[Message] = []
-        self.last_result: RewardResult | None = None
+        self._prompt: EnvPrompt | None = None
+        self._outcome: Outcome | None = None
+
+    def _check_running(self, what: str) -> None:
+        if not self._started:
+            raise RuntimeError(f"{what} called before reset(); call reset() first")
+        if self._done:
+            raise RuntimeError(f"{what} called after the episode ended; call reset() first")
+
+    def _end(self, terminated: bool, truncated: bool) -> Outcome:
+        self._done = True
+        errors = dict(self.errors)
+        result = self.compute_reward()
+        self._outcome = Outcome(float(result.reward), dict(result.breakdown), result.success, errors, terminated, truncated)
+        return self._outcome
 
     def _shared_memo(self) -> dict[int, Any]:
         return {id(getattr(self, name)): getattr(self, name) for name in self.shared_state if hasattr(self, name)}
-
-    def _system_base(self, system: str) -> str:
-        return system.split("\n\n" + self.toolset.prompt_block())[0] if self.toolset else system
 
     def _obs(self, msgs: list[Message]) -> tuple[dict[str, str], ...]:
         return tuple({"role": m.role, "content": m.content} for m in msgs)

@@ -1,9 +1,13 @@
-"""Finding environments: Gymnasium's registry, filled by packages named in the `agentrl.envs` entry point."""
+"""Finding environments: Gymnasium's registry, filled by packages named in the `agentrl.envs` entry point, and
+by the user's own modules named in an id: `my_module:MyEnv-v0` (Gymnasium's `module:id` convention) imports
+`my_module`, whose import registers `MyEnv-v0`, so an env in a file of one's own trains without packaging it."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
@@ -34,12 +38,64 @@ class UnknownEnvKwarg(UsageError, TypeError):
     """A kwarg the env's constructor does not take: bad input, and a TypeError as calling it would raise."""
 
 
-def env_class(env_id: str) -> Any:
-    """The class (or creator function) registered for `env_id`; an unknown id names the registered ones."""
+def _missing(exc: ModuleNotFoundError, module: str) -> bool:
+    """Whether `exc` says `module` itself (or a package above it) is missing, not something it imports."""
+    return exc.name is not None and (module == exc.name or module.startswith(exc.name + "."))
+
+
+def _import_env_module(module: str, env_id: str) -> None:
+    """Import the module an id names. The working directory is searched too (where one runs `agentrl train`
+    next to one's env file), after everything on sys.path. Not importable: a UsageError."""
+    try:
+        importlib.import_module(module)
+        return
+    except ModuleNotFoundError as exc:
+        if not _missing(exc, module):
+            raise UsageError(f"environment {env_id!r}: importing {module!r} failed: {exc}") from exc
+        cwd = os.getcwd()
+        if cwd in sys.path or "" in sys.path:
+            raise UsageError(f"environment {env_id!r}: no module {module!r} to import (searched sys.path and the "
+                             f"working directory {cwd}); put {module.replace('.', '/')}.py there or on PYTHONPATH") from exc
+    sys.path.append(cwd)  # the working directory, last: installed packages keep precedence
+    importlib.invalidate_caches()
+    _import_env_module(module, env_id)
+
+
+def _registered_by(module: str) -> list[str]:
+    """Registered ids whose entry point lives in `module` (or a module below it)."""
+    out = []
+    for env_id, spec in gym.registry.items():
+        entry = spec.entry_point
+        where = entry.partition(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
+        if where == module or where.startswith(module + "."):
+            out.append(env_id)
+    return sorted(out)
+
+
+def resolve_env_id(env_id: str) -> str:
+    """The registered id for `env_id`: plugins loaded, and for `module:Id` the module imported (which registers
+    Id) and Id returned. An unknown id or module is a UsageError naming what is registered."""
     load_env_plugins()
+    if not isinstance(env_id, str) or not env_id:
+        raise UsageError(f"an environment id must be a non-empty string, got {env_id!r}")
+    module, sep, name = env_id.rpartition(":")
+    if sep:
+        if not module or not name:
+            raise UsageError(f"environment {env_id!r} must look like module:EnvId-v0 or EnvId-v0")
+        _import_env_module(module, env_id)
+        if name not in gym.registry:
+            raise UsageError(f"unknown environment {name!r}: importing {module!r} did not register it (it registered "
+                             f"{', '.join(_registered_by(module)) or 'none'}; gymnasium.register(id=..., entry_point=...) does)")
+        return name
     if env_id not in gym.registry:
         raise UsageError(f"unknown environment {env_id!r}; registered: {', '.join(env_ids()) or 'none'}")
-    entry = gym.registry[env_id].entry_point
+    return env_id
+
+
+def env_class(env_id: str) -> Any:
+    """The class (or creator function) registered for `env_id` (or `module:Id`); an unknown id names the
+    registered ones."""
+    entry = gym.registry[resolve_env_id(env_id)].entry_point
     if not isinstance(entry, str):
         return entry
     mod, _, attr = entry.partition(":")
@@ -69,9 +125,9 @@ def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any]) -> None:
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """`gymnasium.make` after loading plugins. An unknown id or kwarg, or a ValueError from the constructor
-    (its check of the kwargs' values), is a UsageError."""
+    """`gymnasium.make` after loading plugins (and, for `module:Id`, importing the module). An unknown id,
+    module or kwarg, or a ValueError from the constructor (its check of the kwargs' values), is a UsageError."""
     check_env_kwargs(env_id, kwargs)
     # disable_env_checker: check_env is run by the tests; the passive checker would re-check every step
     with usage_errors(f"{env_id}: "):
-        return gym.make(env_id, disable_env_checker=True, **kwargs)
+        return gym.make(resolve_env_id(env_id), disable_env_checker=True, **kwargs)

@@ -37,6 +37,7 @@ class EvalResult:
     pass_k: dict[int, float]
     mean_turns: float
     failed: int = 0
+    simulator: str | None = None  # the model playing the env's simulated user / patient, if one did
     outcomes: list[TaskOutcome] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -44,7 +45,8 @@ class EvalResult:
 
     def table(self) -> str:
         rows = [
-            ("env", self.env), ("model", self.model), ("tasks x trials", f"{self.tasks} x {self.trials}"),
+            ("env", self.env), ("model", self.model), *([("simulator", self.simulator)] if self.simulator else []),
+            ("tasks x trials", f"{self.tasks} x {self.trials}"),
             ("success rate", f"{self.success_rate:.3f}"), ("mean reward", f"{self.mean_reward:.3f}"),
             *[(f"pass^{k}", f"{v:.3f}") for k, v in sorted(self.pass_k.items())],
             ("mean turns", f"{self.mean_turns:.2f}"), ("failed episodes", str(self.failed)),
@@ -119,16 +121,17 @@ def run_scripted(env_id: str, env_kwargs: dict[str, Any], name: str, tasks: list
 
 def run_policy(env_id: str, env_kwargs: dict[str, Any], model: str, tasks: list[tuple[int, str | None]], trials: int,
                *, temperature: float, max_new_tokens: int, constrained: bool, seed: int) -> list[TaskOutcome]:
+    """env_kwargs: final (holding the simulator's model, if any: `prepare_env_kwargs`)."""
     from agentrl.core.chat_format import ChatFormatter
     from agentrl.inference.base import SamplingParams
     from agentrl.inference.hf import HFPolicy
     from agentrl.inference.models import load_model
-    from agentrl.rollout.runner import RolloutRunner
+    from agentrl.rollout.build import build_runner
 
     with usage_errors():  # a ValueError loading the model is about the name the user gave
         m, tok = load_model(model)
-    runner = RolloutRunner(
-        lambda: make_env(env_id, **env_kwargs), HFPolicy(m, tok), ChatFormatter(tok),
+    runner = build_runner(
+        env_id, env_kwargs, HFPolicy(m, tok), ChatFormatter(tok),
         SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens), constrained=constrained, seed=seed, progress=True,
         max_seq_len=int(getattr(m.config, "max_position_embeddings", 4096) or 4096),
     )
@@ -187,12 +190,18 @@ def check_scripted(env_id: str, name: str) -> None:
 
 def evaluate(env_id: str, model: str, *, env_kwargs: dict[str, Any] | None = None, tasks: int | None = None,
              k: int = 1, trials: int | None = None, seed: int = 0, temperature: float = 1.0,
-             max_new_tokens: int = 256, constrained: bool = False) -> EvalResult:
+             max_new_tokens: int = 256, constrained: bool = False, simulator: Any = None) -> EvalResult:
+    """simulator: the chat model setting for the env's simulated user / patient (a `SimulatorConfig` or any object
+    with its fields), loaded once and given to every env as `simulator`, as training's `env.simulator` is."""
     env_kwargs = dict(env_kwargs or {})
     trials = _check_counts(tasks, k, trials)
     scripted = model.split(":", 1)[1] if model.startswith("scripted:") else None
     if scripted is not None:
         check_scripted(env_id, scripted)
+    if simulator is not None:  # checked against the env before its model loads, then loaded before the policy
+        from agentrl.rollout.build import prepare_env_kwargs
+
+        env_kwargs = prepare_env_kwargs(env_id, env_kwargs, simulator)
     tasks_ = task_list(env_id, env_kwargs, tasks, seed)  # builds the env: bad kwargs fail before a model loads
     if scripted is not None:
         outcomes = run_scripted(env_id, env_kwargs, scripted, tasks_, trials)
@@ -204,5 +213,5 @@ def evaluate(env_id: str, model: str, *, env_kwargs: dict[str, Any] | None = Non
         env=env_id, model=model, tasks=len(outcomes), trials=trials, k=k,
         success_rate=s["success_rate"], mean_reward=s["mean_reward"],
         pass_k={j: pass_hat_k([o.successes for o in outcomes], j) for j in range(1, k + 1)},
-        mean_turns=s["mean_turns"], outcomes=outcomes,
+        mean_turns=s["mean_turns"], simulator=getattr(simulator, "model", None), outcomes=outcomes,
     )

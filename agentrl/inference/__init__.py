@@ -1,5 +1,9 @@
 """Layer 2, inference: policy backends looked up by name (`rollout.backend`: transformers "hf", vLLM "vllm"), the
-chat models over them (HFChatModel, HTTPChatModel), model resolution and the loopback OpenAI server."""
+chat models over them (HFChatModel, HTTPChatModel), model resolution and the loopback OpenAI server.
+
+The contract is `base.py`. The transformers backend is `hf.py` (`HFPolicy`, `HFChatModel`) over `prefill.py`
+(what a batch encodes, and encoding it), `sampling.py` (picking tokens; shared with `vllm.py`), `kv_cache.py`
+(the decode cache) and `kv_store.py` (a chat model's stored conversations)."""
 
 from __future__ import annotations
 

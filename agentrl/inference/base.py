@@ -1,4 +1,7 @@
-"""The policy-backend contract: generate from token ids, return token ids + logprobs; take new weights."""
+"""The policy-backend contract: generate from token ids, return token ids + logprobs; take new weights; close.
+
+Also what the `allowed` sequences of constrained decoding mean (`next_allowed`, `allowed_steps`); how a backend
+picks among them is `sampling.py`."""
 
 from __future__ import annotations
 
@@ -39,19 +42,16 @@ class Completion:
 
 
 class PolicyBackend(Protocol):
+    """What the trainer samples from: `HFPolicy` (transformers) and `VLLMPolicy` (vLLM)."""
+
+    pad_id: int  # the token id that pads rows of a batch (the tokenizer's pad token, else an EOS)
+
     def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams]) -> list[Completion]: ...
 
     def update_weights(self, state_dict: dict[str, torch.Tensor]) -> None: ...
 
-
-def seeded_generator(p: SamplingParams) -> torch.Generator:
-    """The request's own CPU generator: seeded from `p.seed`, or from fresh entropy when it has none."""
-    g = torch.Generator(device="cpu")
-    if p.seed is None:
-        g.seed()
-    else:
-        g.manual_seed(int(p.seed))
-    return g
+    def close(self) -> None:
+        """Release what the backend holds (engines, worker processes); a no-op where it holds nothing."""
 
 
 def next_allowed(allowed: list[list[int]], so_far: list[int]) -> list[int]:
@@ -63,21 +63,6 @@ def next_allowed(allowed: list[list[int]], so_far: list[int]) -> list[int]:
 def allowed_steps(allowed: list[list[int]], toks: list[int]) -> list[list[int]]:
     """The allowed set at each step of `toks` (what `next_allowed` offered before each token was picked)."""
     return [next_allowed(allowed, toks[:n]) for n in range(len(toks))]
-
-
-def constrained_logprob(sub_logprobs: torch.Tensor, k: int) -> float:
-    """log pi_c(token k) of the constrained policy: the logprob renormalised over the allowed tokens alone.
-    This is the behaviour policy that sampled the token, so it is what both backends record (the trainer's
-    ratio and KL are over the same renormalised distribution; a forced token records log 1 = 0)."""
-    return float(sub_logprobs[k] - torch.logsumexp(sub_logprobs, -1))
-
-
-def pick_allowed(sub_logprobs: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
-    """Index into the allowed tokens: argmax when greedy, else one draw from their renormalised distribution.
-    Both backends pick with this, so for the same seed and logprobs they pick the same token."""
-    if temperature == 0:
-        return int(torch.argmax(sub_logprobs))
-    return int(torch.multinomial(torch.softmax(sub_logprobs, -1).cpu(), 1, generator=generator))
 
 
 def per_prompt(params: SamplingParams | list[SamplingParams], n: int) -> list[SamplingParams]:

@@ -20,8 +20,8 @@ For simulated users, patients and judges served elsewhere (vLLM's OpenAI server,
   dripping one byte at a time cannot hold a call); an answer longer than ``max_response_bytes`` is
   refused without reading the rest; server text quoted in an error is scrubbed of the key before it is
   cut short (a cut first could leave part of the key that the scrub no longer recognises).
-* Seeds in `complete_batch` follow `HFChatModel`: row ``i`` of a batch is sampled with ``seed + i``, so
-  the same batch gives the same texts locally and over HTTP.
+* Seeds in `complete_batch` follow `HFChatModel`: row ``i`` of a batch is sampled with ``seed + i``
+  (`row_seeds`), so the same batch gives the same texts locally and over HTTP.
 """
 
 from __future__ import annotations
@@ -40,7 +40,13 @@ from typing import Any, Mapping
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentrl.core.chat import BaseChatModel, ChatModel, validate_messages
+from agentrl.core.chat import (
+    BaseChatModel,
+    ChatModel,
+    Messages,
+    row_seeds,
+    validate_messages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +205,8 @@ class HTTPChatModel(BaseChatModel):
         return cls(data.pop("base_url"), data.pop("model"), **data)
 
     # -- ChatModel --------------------------------------------------------------------------------
-    def complete(
-        self, messages: list[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 256, seed: int | None = None
-    ) -> str:
+    def complete(self, messages: Messages, *, temperature: float = 0.0, max_tokens: int = 256,
+                 seed: int | None = None) -> str:
         validate_messages(messages)
         body: dict[str, Any] = dict(self.config.extra_body)
         body.update({"model": self.model, "messages": messages, "temperature": temperature, self.config.max_tokens_field: max_tokens})
@@ -215,23 +220,16 @@ class HTTPChatModel(BaseChatModel):
             self.stats.add(failures=1)
             raise
 
-    def complete_batch(
-        self,
-        batch: list[list[dict[str, str]]],
-        *,
-        temperature: float = 0.0,
-        max_tokens: int = 256,
-        seed: int | None = None,
-    ) -> list[str]:
+    def complete_batch(self, batch: list[Messages], *, temperature: float = 0.0, max_tokens: int = 256,
+                       seed: int | None = None) -> list[str]:
         for m in batch:
             validate_messages(m)  # fail before sending anything
         if not batch:
             return []
+        seeds = row_seeds(seed, len(batch))
 
         def one(i: int) -> str:
-            return self.complete(
-                batch[i], temperature=temperature, max_tokens=max_tokens, seed=None if seed is None else seed + i
-            )
+            return self.complete(batch[i], temperature=temperature, max_tokens=max_tokens, seed=seeds[i])
 
         if len(batch) == 1:
             return [one(0)]
@@ -475,12 +473,7 @@ class HTTPTextPolicy:
         self._offset = 0
         self._lock = threading.Lock()
 
-    @classmethod
-    def from_endpoint(cls, base_url: str, model: str, *, temperature: float = 0.0, max_tokens: int = 256,
-                      seed: int | None = None, **http_kw: Any) -> "HTTPTextPolicy":
-        return cls(HTTPChatModel(base_url, model, **http_kw), temperature=temperature, max_tokens=max_tokens, seed=seed)
-
-    def act(self, conversations: list[list[dict[str, str]]]) -> list[str]:
+    def act(self, conversations: list[Messages]) -> list[str]:
         seed = None
         if self.seed is not None:
             with self._lock:

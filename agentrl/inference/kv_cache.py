@@ -1,8 +1,8 @@
 """`GrowingCache`: a transformers KV cache that writes each decode step into room allocated up front.
 
 transformers' `DynamicCache` concatenates every new token onto its keys and values, so each decode step
-allocates and copies the whole cache of every row in every layer. With one row that is small; with 16 rows of
-a 600-token conversation it was a third of a batched decode step here (`aten::cat`; BENCHMARKS.md, simulated
+allocates and copies the whole cache of every row in every layer. With one row that is small; with many rows
+of a long conversation it is a large share of a batched decode step (`aten::cat`; see BENCHMARKS.md, simulated
 patients), and on a CPU much of that is the page faults of touching freshly allocated memory. This cache
 allocates each layer's buffer once per generate call, with the room the caller asks for (the suffix still to
 encode and the reply), and exposes views of its filled part: a step writes one column. Dropping finished rows

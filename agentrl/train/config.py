@@ -27,15 +27,23 @@ class _Strict(BaseModel):
 
 
 class SimulatorConfig(_Strict):
-    """A shared chat model for the env's simulated users / patients (agentrl/sim/models.py)."""
+    """A shared chat model for the env's simulated users / patients (agentrl/sim/models.py): the env constructor's
+    `simulator` argument (FlightBooking with env.kwargs.user=llm; Consultation with patient / diagnoser=llm)."""
 
     model: str  # smollm2-135m | tiny-random | a local HF dir | MODEL@http(s)://HOST/v1
-    kwarg: str = "user"  # the env constructor argument that receives it (FlightBooking: user; Consultation: chat_model)
     batch: bool = True  # gather the envs' calls into one batched call per round (needs rollout.env_workers > 1)
     max_batch: int = Field(64, ge=1)
     max_wait_s: float = Field(0.02, ge=0.0)
     kv_store: int = Field(64, ge=0)  # local models: conversations whose KV cache is kept between turns (0 = off)
     dtype: Literal["float32", "bfloat16"] = "float32"  # local models: bfloat16 halves the weights read per step
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_kwarg(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "kwarg" in data:
+            raise ValueError("env.simulator.kwarg is gone: every env takes its simulator as `simulator` (drop kwarg; "
+                             "FlightBooking-v0 also needs env.kwargs.user=llm, Consultation-v0 patient=llm or diagnoser=llm)")
+        return data
 
 
 class EnvConfig(_Strict):

@@ -9,10 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from agentrl.core.registry import make_env
 from agentrl.eval.evaluate import collect_outcomes, summarize_outcomes, task_list
 from agentrl.inference.base import SamplingParams
-from agentrl.rollout.runner import RolloutRunner
+from agentrl.rollout.build import build_runner
 
 SEED_BASE = 1_000_000  # envs without a task list are evaluated on seeds from here (training seeds are hashed)
 
@@ -21,8 +20,8 @@ class HeldOutEval:
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], policy: Any, formatter: Any, *, tasks: int | None,
                  max_new_tokens: int, max_seq_len: int, seed: int = 0, constrained: bool = False, env_workers: int = 1):
         self.tasks = task_list(env_id, env_kwargs, tasks, SEED_BASE)  # validates the kwargs before any training
-        self.runner = RolloutRunner(
-            lambda: make_env(env_id, **env_kwargs), policy, formatter, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens),
+        self.runner = build_runner(
+            env_id, env_kwargs, policy, formatter, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens),
             constrained=constrained, max_seq_len=max_seq_len, seed=seed, env_workers=env_workers,
         )
 

@@ -260,7 +260,6 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
     from agentrl.train.lr_schedule import lr_factor
     from agentrl.train.metrics import MetricsLogger
     from agentrl.train.run_dir import check_run_dir, clear_run_dir
-    from agentrl.train.update import forward
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -307,25 +306,13 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
         for batch in make_batches(lengths, cfg.batch_size, rng, cfg.bucket):
             ts = time.perf_counter()
             n_tok = sum(demos[i].assistant_tokens for i in batch)
-            opt.zero_grad(set_to_none=True)
-            loss_sum = 0.0
-            for m0 in range(0, len(batch), cfg.micro_batch_size):
-                ids, attn, lm = collate_demos([demos[i] for i in batch[m0:m0 + cfg.micro_batch_size]], pad_id)
-                lp = forward(model, None, ids, attn, 1.0, entropy=False, mask=lm, shared_prefix=cfg.shared_prefix).logprobs
-                loss = sft_loss(lp, lm, n_tok)
-                loss.backward()
-                loss_sum += float(loss.detach())
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
-            if not math.isfinite(float(gnorm)) or not math.isfinite(loss_sum):
-                raise FloatingPointError(f"sft step {step + 1}: non-finite loss or gradient (loss {loss_sum}, grad norm {float(gnorm)}); "
-                                         "lower --lr")
-            opt.step()
+            loss_sum, gnorm = sft_step(model, opt, [demos[i] for i in batch], n_tok, cfg, pad_id, where=f"sft step {step + 1}")
             sched.step()
             step += 1
             tokens_seen += sum(lengths[i] for i in batch)
             evals = _evaluate(held_out, model) if held_out is not None and (step % cfg.eval_every == 0 or step == total) else {}
             logger.log(step, {
-                "loss/sft": loss_sum, "epoch": epoch + 1, "lr": float(opt.param_groups[0]["lr"]), "grad_norm": float(gnorm),
+                "loss/sft": loss_sum, "epoch": epoch + 1, "lr": float(opt.param_groups[0]["lr"]), "grad_norm": gnorm,
                 "tokens/assistant": float(n_tok), "tokens/cumulative": float(tokens_seen), "time/total": time.perf_counter() - ts,
                 **(data_stats if step == 1 else {}), **evals,
             })
@@ -339,6 +326,27 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
         bar.close()
     logger.close()
     return run_dir
+
+
+def sft_step(model: Any, opt: torch.optim.Optimizer, batch: list[Demo], n_tok: int, cfg: SFTConfig, pad_id: int,
+             *, where: str) -> tuple[float, float]:
+    """One optimizer step on `batch`: gradients accumulated over micro-batches (each loss divided by the batch's
+    `n_tok` assistant tokens), clipped, applied. Returns (loss, grad norm); a non-finite one raises, naming `where`."""
+    from agentrl.train.update import forward
+
+    opt.zero_grad(set_to_none=True)
+    loss_sum = 0.0
+    for m0 in range(0, len(batch), cfg.micro_batch_size):
+        ids, attn, lm = collate_demos(batch[m0:m0 + cfg.micro_batch_size], pad_id)
+        lp = forward(model, None, ids, attn, 1.0, entropy=False, mask=lm, shared_prefix=cfg.shared_prefix).logprobs
+        loss = sft_loss(lp, lm, n_tok)
+        loss.backward()
+        loss_sum += float(loss.detach())
+    gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf")))
+    if not math.isfinite(gnorm) or not math.isfinite(loss_sum):
+        raise FloatingPointError(f"{where}: non-finite loss or gradient (loss {loss_sum}, grad norm {gnorm}); lower --lr")
+    opt.step()
+    return loss_sum, gnorm
 
 
 def _held_out(cfg: SFTConfig, model: Any, tokenizer: Any, fmt: ChatFormatter) -> Any:

@@ -7,7 +7,6 @@ head, branch values, greedy baseline) comes from its EstimatorSpec, never from i
 from __future__ import annotations
 
 import copy
-import json
 import random
 import sys
 import time
@@ -30,13 +29,14 @@ from agentrl.core.checkpoint import (
     set_rng_state,
 )
 from agentrl.core.io import atomic_write_text
-from agentrl.core.registry import check_env_kwargs, make_env
+from agentrl.core.records import EpisodeRecord, write_records
+from agentrl.core.registry import check_env_kwargs
 from agentrl.core.types import Episode, TrainBatch, allowed_tensor, collate
 from agentrl.inference import make_policy_backend
 from agentrl.inference.base import SamplingParams
 from agentrl.inference.models import load_model
-from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
-from agentrl.sim.models import check_simulator, env_kwargs_with_simulator
+from agentrl.rollout.build import build_runner, prepare_env_kwargs
+from agentrl.rollout.runner import EpisodeSpec
 from agentrl.train.branch_values import estimate_branch_values, greedy_baselines
 from agentrl.train.config import Config, ConfigError, dump_config, load_config
 from agentrl.train.held_out import HeldOutEval
@@ -59,9 +59,7 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         self._seed_everything(cfg.train.seed)
         check_env_kwargs(cfg.env.id, {**cfg.env.kwargs, **cfg.train.eval_env_kwargs})  # names, before any model loads
-        check_simulator(cfg.env.id, cfg.env.kwargs, cfg.env.simulator)
-        env_kwargs = env_kwargs_with_simulator(cfg.env.kwargs, cfg.env.simulator)
-        make_env(cfg.env.id, **env_kwargs).close()  # values, before the policy loads
+        env_kwargs = prepare_env_kwargs(cfg.env.id, cfg.env.kwargs, cfg.env.simulator)  # values, before the policy loads
         dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
         self.model, self.tokenizer = load_model(cfg.model, dtype=dtype, seed=cfg.train.seed)
         self.value_head = ValueHead(self.model.config.hidden_size) if self.spec.needs_value_head else None
@@ -71,13 +69,13 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         self.policy = make_policy_backend(cfg.rollout, self.model, self.tokenizer)
         self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens)
-        self.runner = RolloutRunner(
-            lambda: make_env(cfg.env.id, **env_kwargs), self.policy, ChatFormatter(self.tokenizer), self.sampling,
+        self.runner = build_runner(  # env_kwargs hold the simulator's model already
+            cfg.env.id, env_kwargs, self.policy, ChatFormatter(self.tokenizer), self.sampling,
             constrained=cfg.rollout.constrained, snapshot_turns=self.spec.needs_branches,
             max_seq_len=cfg.rollout.max_seq_len, seed=cfg.train.seed, progress=False, env_workers=cfg.rollout.env_workers,
         )
         self.returns = (KLShapedReturns(self.ref_model, cfg.ppo.kl_coef, temperature=cfg.rollout.temperature,
-                                        pad_id=self._pad_id(), micro_batch_size=cfg.ppo.micro_batch_size)
+                                        pad_id=self.policy.pad_id, micro_batch_size=cfg.ppo.micro_batch_size)
                         if self.ref_model is not None and cfg.ppo.kl_in_reward else raw_rewards)  # what every estimator sees as RM
         self.held_out = (HeldOutEval.for_training(cfg, self.policy, self.runner.fmt, env_kwargs) if cfg.train.eval_every else None)
         self.rng = random.Random(cfg.train.seed)
@@ -112,9 +110,7 @@ class Trainer:
 
     def close(self) -> None:
         """Release the rollout backend (a vLLM engine's worker processes and memory); the model stays usable."""
-        close = getattr(self.policy, "close", None)
-        if close is not None:
-            close()
+        self.policy.close()
 
     def train_step(self) -> dict[str, float]:
         t0 = time.perf_counter()
@@ -178,7 +174,7 @@ class Trainer:
         return out
 
     def _batch(self, episodes: list[Episode], returns: list[float], extra: dict[str, Any]) -> TrainBatch:
-        ids, attn, amask, old_lp = collate(episodes, self._pad_id())
+        ids, attn, amask, old_lp = collate(episodes, self.policy.pad_id)
         allowed = allowed_tensor(episodes, ids.shape[1])  # constrained decoding: train the policy that sampled
         rewards = torch.tensor(returns, dtype=torch.float32)
         ref_lp = old_values = None
@@ -229,16 +225,12 @@ class Trainer:
             return
         order = sorted(range(len(episodes)), key=lambda i: episodes[i].reward)
         pick = sorted(set(order[-(n - n // 2):] + order[: n // 2]))
-        lines = []
-        for i in pick:
-            ep = episodes[i]
-            L = len(ep.input_ids)
-            lines.append(json.dumps({
-                "step": self.step + 1, "uid": ep.uid, "reward": ep.reward, "algorithm": self.cfg.algorithm.name,
-                "tokens": [self.tokenizer.decode([t]) for t in ep.input_ids],
-                "action_mask": ep.action_mask, "advantages": [round(float(x), 5) for x in batch.advantages[i, :L]],
-            }))
-        atomic_write_text(self.run_dir / "episodes" / f"step_{self.step + 1:06d}.jsonl", "\n".join(lines) + "\n")
+        records = []
+        for i in pick:  # with the per-token view and advantages: the report's credit heatmap
+            adv = batch.advantages[i, :len(episodes[i].input_ids)].tolist()
+            records.append(EpisodeRecord.from_episode(episodes[i], self.tokenizer, advantages=adv, step=self.step + 1,
+                                                      algorithm=self.cfg.algorithm.name))
+        atomic_write_text(self.run_dir / "episodes" / f"step_{self.step + 1:06d}.jsonl", write_records(records))
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def save(self) -> Path:
@@ -292,9 +284,6 @@ class Trainer:
             if path.exists():
                 _same_run(load_config(path), self.cfg, path)
         atomic_write_text(path, dump_config(self.cfg))
-
-    def _pad_id(self) -> int:
-        return self.policy.pad_id if hasattr(self.policy, "pad_id") else 0
 
     def _frozen_copy(self) -> torch.nn.Module:
         ref = copy.deepcopy(self.model)

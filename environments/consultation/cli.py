@@ -71,7 +71,7 @@ def run_dialogs(doctor: str, n_cases: int, *, split: str = "test", cases: str | 
         if make_chat_model is None:
             raise ValueError(f"patient model {patient_model!r} needs a chat-model factory")
         chat = make_chat_model(patient_model)
-    env = ConsultationEnv(split=split, cases=cases, patient=patient, chat_model=chat, max_turns=max_turns)  # type: ignore[arg-type]
+    env = ConsultationEnv(split=split, cases=cases, patient=patient, simulator=chat, max_turns=max_turns)  # type: ignore[arg-type]
     ids = env.task_ids()[:n_cases]
     bind = _doctor(doctor, env, make_chat_model, temperature, max_tokens, seed)
     out = []

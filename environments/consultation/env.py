@@ -18,13 +18,14 @@ models are shared, never copied.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
 from agentrl.core.types import Message
 from mock_patients.cases import PatientCase, load_cases, shipped_cases
-from mock_patients.chat import ChatModel, require_chat_model
+from mock_patients.chat import ChatModel
 from mock_patients.consultation import MAX_MESSAGE_CHARS, Consultation
 from mock_patients.diagnoser import BayesianDiagnoser, LLMDiagnoser
 from mock_patients.knowledge import default_table
@@ -45,42 +46,63 @@ question, or asking about things unrelated to the patient costs reward; the rewa
 information you gather points to the correct diagnosis and you state it."""
 
 
+def _simulator(patient: str, diagnoser: str, simulator: ChatModel | None, chat_model: ChatModel | None) -> ChatModel | None:
+    """Check the constructor's patient / diagnoser kinds against `simulator` (the model that plays whatever is
+    "llm"); `chat_model=` is its deprecated name."""
+    if chat_model is not None:
+        warnings.warn("ConsultationEnv(chat_model=...) is deprecated; pass simulator=...", DeprecationWarning, stacklevel=3)
+        if simulator is not None:
+            raise ValueError("chat_model= and simulator= both give the model; pass simulator= only")
+        simulator = chat_model
+    if patient not in ("rule", "llm"):
+        raise ValueError(f"patient must be 'rule' or 'llm', got {patient!r}")
+    if diagnoser not in ("bayes", "llm"):
+        raise ValueError(f"diagnoser must be 'bayes' or 'llm', got {diagnoser!r}")
+    if simulator is not None and not isinstance(simulator, ChatModel):
+        raise ValueError(f"simulator must be a chat model (an object with complete and complete_batch), got {type(simulator).__name__}")
+    uses = patient == "llm" or diagnoser == "llm"
+    if uses and simulator is None:
+        raise ValueError(f"patient={patient!r}, diagnoser={diagnoser!r} needs simulator=<chat model> "
+                         "(in a config: env.simulator.model=NAME)")
+    if simulator is not None and not uses:
+        raise ValueError("simulator is given but patient='rule' and diagnoser='bayes' do not use it; "
+                         "set patient='llm' and/or diagnoser='llm' (in a config: env.kwargs.patient=llm)")
+    return simulator
+
+
 class ConsultationEnv(MultiTurnEnv):
+    """split: "train", "test" or "all"; cases: a case file, a list of cases, or None (the shipped bank);
+    patient: "rule" or "llm"; diagnoser: "bayes" or "llm" (the judge of the reward's diagnosis probability);
+    simulator: the chat model that plays whatever is "llm" (an object with complete and complete_batch);
+    reward: RewardConfig fields; max_turns: doctor messages before truncation."""
+
     max_turns = 16
     max_action_chars = MAX_MESSAGE_CHARS  # the evaluator rejects longer doctor messages too
 
     def __init__(self, *, split: Literal["train", "test", "all"] = "train", cases: str | Path | list[PatientCase] | None = None,
                  patient: Literal["rule", "llm"] = "rule", diagnoser: Literal["bayes", "llm"] = "bayes",
-                 chat_model: ChatModel | None = None, reward: RewardConfig | dict[str, Any] | None = None,
-                 max_turns: int | None = None, render_mode: str | None = None):
+                 simulator: ChatModel | None = None, reward: RewardConfig | dict[str, Any] | None = None,
+                 max_turns: int | None = None, render_mode: str | None = None, chat_model: ChatModel | None = None):
         super().__init__(max_turns=max_turns, render_mode=render_mode)
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-        if patient not in ("rule", "llm"):
-            raise ValueError(f"patient must be 'rule' or 'llm', got {patient!r}")
-        if diagnoser not in ("bayes", "llm"):
-            raise ValueError(f"diagnoser must be 'bayes' or 'llm', got {diagnoser!r}")
-        if (patient == "llm" or diagnoser == "llm") and chat_model is None:
-            raise ValueError(f"patient={patient!r}, diagnoser={diagnoser!r} needs chat_model (any object with complete / complete_batch)")
-        if chat_model is not None:
-            require_chat_model(chat_model, "ConsultationEnv(chat_model=...)")
+        self.simulator = _simulator(patient, diagnoser, simulator, chat_model)
         bank = cases if isinstance(cases, list) else (load_cases(cases) if cases is not None else shipped_cases())
         self.cases = {c.id: c for c in bank if split == "all" or c.split == split}
         if not self.cases:
             raise ValueError(f"no cases in split {split!r} ({len(bank)} cases loaded)")
         self.split = split
         self.patient_kind = patient
-        self.chat_model = chat_model
         self.reward_config = reward if isinstance(reward, RewardConfig) else RewardConfig.model_validate(reward or {})
         self.table = default_table()
         self.lexicon = default_lexicon()
         self.bayes = BayesianDiagnoser(self.table)
-        self.diagnoser = LLMDiagnoser(chat_model) if diagnoser == "llm" else self.bayes  # type: ignore[arg-type]
+        self.diagnoser = LLMDiagnoser(self.simulator) if diagnoser == "llm" else self.bayes  # type: ignore[arg-type]
         if diagnoser == "bayes":
             outside = [c.id for c in self.cases.values() if (c.diagnosis_id or self.table.disease_id_for(c.diagnosis)) is None]
             if outside:
                 raise ValueError(f"{len(outside)} cases (e.g. {outside[0]}) have diagnoses outside the knowledge table; "
-                                 "the Bayesian diagnoser cannot score them — use diagnoser='llm' with a chat_model")
+                                 "the Bayesian diagnoser cannot score them — use diagnoser='llm' with a simulator")
         self._ids = sorted(self.cases)
 
     # --- hooks ----------------------------------------------------------------------------------------
@@ -92,7 +114,7 @@ class ConsultationEnv(MultiTurnEnv):
         case = self.cases[tid]
         self.task_id = tid
         if self.patient_kind == "llm":
-            pat = LLMPatient(case, self.chat_model, lexicon=self.lexicon, table=self.table)  # type: ignore[arg-type]
+            pat = LLMPatient(case, self.simulator, lexicon=self.lexicon, table=self.table)  # type: ignore[arg-type]
         else:
             pat = RuleBasedPatient(case, lexicon=self.lexicon, table=self.table)
         consult = Consultation(case, pat, table=self.table, lexicon=self.lexicon)

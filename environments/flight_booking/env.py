@@ -16,6 +16,7 @@ the task are read-only and shared, never copied (World.__deepcopy__ / Task.__dee
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,12 +34,12 @@ from .tools import TOOLS
 from .users import STOP, LLMUser, RuleUser
 from .world import Database, World
 
-USER_KINDS = "'rule' or a ChatModel instance (an object with complete(messages, ...))"
+USER_KINDS = ("rule", "llm")
 
 
 class _CachedToolSet(ToolSet):
-    """The tool block and schemas never change, but the base reset() rebuilds the block twice and the schemas
-    once per episode (~0.6 ms, more than a short episode's steps): build them once per env."""
+    """The tool block and schemas never change, but the base reset() builds the block once and the schemas
+    twice per episode (~0.6 ms, more than a short episode's steps): build them once per env."""
 
     def __init__(self, tools: tuple) -> None:
         super().__init__(tools)
@@ -52,6 +53,27 @@ class _CachedToolSet(ToolSet):
         return json.loads(self._schemas_json)  # fresh copies, as ToolSet.schemas() promises
 
 
+def _user_simulator(user: Any, simulator: Any) -> Any:
+    """The chat model that plays the user (None: the rule-based user), from the constructor's `user` and
+    `simulator`; `user=<a ChatModel>` is the deprecated spelling of `user="llm", simulator=<it>`."""
+    if not isinstance(user, str) and callable(getattr(user, "complete", None)):
+        warnings.warn("FlightBookingEnv(user=<chat model>) is deprecated; pass user='llm', simulator=<chat model>",
+                      DeprecationWarning, stacklevel=3)
+        if simulator is not None:
+            raise ValueError("user=<chat model> and simulator=... both give the user's model; pass user='llm', simulator=...")
+        user, simulator = "llm", user
+    if user not in USER_KINDS:
+        raise ValueError(f"user must be 'rule' or 'llm' (played by simulator=<chat model>), got {user!r}")
+    if simulator is not None and not callable(getattr(simulator, "complete", None)):
+        raise ValueError(f"simulator must be a chat model (an object with complete(messages, ...)), got {type(simulator).__name__}")
+    if user == "llm" and simulator is None:
+        raise ValueError("user='llm' needs simulator=<chat model> to play the user (in a config: env.simulator.model=NAME)")
+    if user == "rule" and simulator is not None:
+        raise ValueError("simulator is given but user='rule' does not use it; set user='llm' for the model to play the user "
+                         "(in a config: env.kwargs.user=llm)")
+    return simulator
+
+
 @dataclass
 class EpisodeState:
     task: Task  # shared (immutable)
@@ -62,29 +84,26 @@ class EpisodeState:
 
 
 class FlightBookingEnv(MultiTurnEnv):
-    """split: "train", "test" or "all"; user: "rule" (deterministic, offline) or a ChatModel for an LLM user;
-    world: None (the shipped world and tasks), a directory in τ-bench's airline layout (its tasks.jsonl if it
-    has one, else tasks generated from it), or a World; max_turns: agent messages before truncation;
-    user_max_replies: the rule-based user's patience; tasks: explicit tasks for `world` (a World)."""
+    """split: "train", "test" or "all"; user: "rule" (deterministic, offline) or "llm" (the user played by
+    `simulator`, a ChatModel: any object with complete(messages, ...)); world: None (the shipped world and
+    tasks), a directory in τ-bench's airline layout (its tasks.jsonl if it has one, else tasks generated from
+    it), or a World; max_turns: agent messages before truncation; user_max_replies: the rule-based user's
+    patience; tasks: explicit tasks for `world` (a World)."""
 
     tools = TOOLS
     max_turns = 30
     max_observation_chars = 50_000  # one-stop searches on busy routes are long JSON; truncating breaks it
     scripted_agents: ClassVar[dict[str, Any]] = {"gold": lambda env: GoldAgent(env)}
 
-    def __init__(self, split: str = "train", user: Any = "rule", world: str | Path | World | None = None,
-                 max_turns: int = 30, render_mode: str | None = None, user_max_replies: int = 15, tasks: list[Task] | None = None):  # fmt: skip
+    def __init__(self, split: str = "train", user: str = "rule", world: str | Path | World | None = None,
+                 max_turns: int = 30, render_mode: str | None = None, user_max_replies: int = 15, tasks: list[Task] | None = None,
+                 *, simulator: Any = None):  # fmt: skip
         super().__init__(max_turns=max_turns, render_mode=render_mode)
         self.toolset = _CachedToolSet(self.tools)
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-        if isinstance(user, str):
-            if user != "rule":
-                raise ValueError(f"user must be {USER_KINDS}, got {user!r}")
-        elif not callable(getattr(user, "complete", None)):
-            raise ValueError(f"user must be {USER_KINDS}, got {type(user).__name__}")
         self.split = split
-        self.user_model = None if isinstance(user, str) else user
+        self.simulator = _user_simulator(user, simulator)
         self.user_max_replies = user_max_replies
         if tasks is not None:  # explicit tasks (the generator's self-check, tests): the world must be given too
             if world is None or not isinstance(world, World):
@@ -130,10 +149,10 @@ class FlightBookingEnv(MultiTurnEnv):
         ids = [t.id for t in self._tasks]
         task = self._by_id[self.choose_task_id(options, ids, self._by_id, what=f"tasks in split {self.split!r}")]
         self.task_id = task.id
-        if self.user_model is None:
+        if self.simulator is None:
             user: RuleUser | LLMUser = RuleUser(task, max_replies=self.user_max_replies)
         else:
-            user = LLMUser(task, self.user_model, seed=int(self.np_random.integers(2**31)))
+            user = LLMUser(task, self.simulator, seed=int(self.np_random.integers(2**31)))
         self.state = EpisodeState(task=task, db=Database(self.world), user=user)
         opening = user.opening()
         if user.last_error:  # reset() has no EnvReply: count it here; step()'s info["errors"] reports it

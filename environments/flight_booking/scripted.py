@@ -13,8 +13,9 @@ after snapshot() / restore().
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from agentrl.core.tools import format_tool_call
 
 from .tasks import Action, Task
 from .tools import WRITE_TOOLS
@@ -26,12 +27,8 @@ ASK_USER_ID = "Hello! I can help with that. Could you please tell me your user i
 CLOSING = "Is there anything else I can help you with?"
 
 
-def format_call(name: str, arguments: dict[str, Any]) -> str:
-    return f"<tool_call>{json.dumps({'name': name, 'arguments': arguments}, ensure_ascii=False)}</tool_call>"
-
-
 def call(action: Action) -> str:
-    return format_call(action.name, action.arguments)
+    return format_tool_call(action.name, action.arguments)
 
 
 def gold_script(task: Task, actions: list[Action] | None = None) -> list[str]:

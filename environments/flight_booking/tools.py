@@ -4,8 +4,8 @@ Every tool acts on `state.db`, the episode's copy-on-write `Database` (world.py)
 everything before they change anything — unknown ids, flight not bookable on that date, too few seats,
 a payment method that is not the user's, balances, payments that do not add up to the fare rules
 (flights x passengers + $30 x passengers with insurance + $50 x non-free bags), at most 1 certificate,
-1 credit card and 3 gift cards, routes that do not connect — so a failed call changes nothing and its
-error message says what was wrong and what is allowed.
+1 credit card and 3 gift cards, routes that do not connect (tool_checks.py) — so a failed call changes
+nothing and its error message says what was wrong and what is allowed.
 
 They do not check the *policy* (who may cancel, basic economy changes, free-bag counts, compensation
 eligibility): as in τ-bench, that is the agent's job, and the database comparison in the reward catches
@@ -29,13 +29,24 @@ import pydantic
 
 from agentrl.core.tools import ToolError, tool
 
-from .policy import MAX_PASSENGERS, MAX_PAYMENTS, booking_total
+from .policy import booking_total
+from .tool_checks import (
+    FlightRef,
+    PaymentPart,
+    bookable_segment,
+    check_airport,
+    check_change_payment,
+    check_date,
+    check_passengers,
+    check_payments,
+    check_route,
+    find_reservation,
+    find_user,
+)
 from .world import (
-    Available,
     Cabin,
     Certificate,
     Database,
-    DateStr,
     FlightDate,
     FlightType,
     GiftCard,
@@ -52,21 +63,8 @@ WRITE_TOOLS = frozenset(
     {"book_reservation", "cancel_reservation", "update_reservation_baggages", "update_reservation_flights",
      "update_reservation_passengers", "send_certificate"}
 )  # fmt: skip
-MAX_SEGMENTS_PER_DIRECTION = 2  # direct or one stop, what the search tools can find
 MAX_CERTIFICATE = 10_000
 MAX_BAGS = 50
-
-
-class FlightRef(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", strict=True)  # as strict as the tools' top-level arguments
-    flight_number: str = pydantic.Field(description="Flight number, such as 'HAT001'.")
-    date: DateStr = pydantic.Field(description="The date of the flight in the format 'YYYY-MM-DD', such as '2024-05-01'.")
-
-
-class PaymentPart(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
-    payment_id: str = pydantic.Field(description="A payment id from the user's profile, such as 'credit_card_7815826', 'gift_card_7815826', 'certificate_7815826'.")
-    amount: float = pydantic.Field(description="The amount to pay with this method.")
 
 
 def _dumps(obj: Any) -> str:
@@ -74,127 +72,6 @@ def _dumps(obj: Any) -> str:
         return obj.model_dump_json(exclude_none=True)
     return json.dumps(obj)
 
-
-# ---- lookups that fail with clear messages ----------------------------------------------------------------
-
-
-def _user(db: Database, user_id: str) -> User:
-    u = db.user(user_id)
-    if u is None:
-        raise ToolError(f"user '{user_id[:60]}' not found (user ids look like 'mia_li_3668')")
-    return u
-
-
-def _reservation(db: Database, reservation_id: str, *, active: bool = True) -> Reservation:
-    r = db.reservation(reservation_id)
-    if r is None:
-        raise ToolError(f"reservation '{reservation_id[:60]}' not found (reservation ids are 6 letters/digits, e.g. 'ZFA04Y')")
-    if active and r.status == "cancelled":
-        raise ToolError(f"reservation {reservation_id} is cancelled; a cancelled reservation cannot be changed")
-    return r
-
-
-def _airport(db: Database, code: str, what: str) -> str:
-    if code not in db.world.airports:
-        raise ToolError(f"{what} '{code[:20]}' is not an airport of this airline (allowed: {', '.join(db.world.airports)})")
-    return code
-
-
-def _check_date_arg(date: str) -> None:
-    try:
-        if len(date) != 10:
-            raise ValueError
-        dt.date.fromisoformat(date)
-    except ValueError:
-        raise ToolError(f"date '{date[:30]}' is not in the form YYYY-MM-DD (e.g. '2024-05-20')") from None
-
-
-def _bookable(db: Database, ref: FlightRef, cabin: str, passengers: int) -> tuple[ReservationFlight, Available]:
-    f = db.flight(ref.flight_number)
-    if f is None:
-        raise ToolError(f"flight '{ref.flight_number[:20]}' not found (flight numbers look like 'HAT001')")
-    fd = db.flight_date(ref.flight_number, ref.date)
-    if fd is None:
-        raise ToolError(f"flight {ref.flight_number} does not fly on {ref.date}")
-    if fd.status != "available":
-        raise ToolError(f"flight {ref.flight_number} on {ref.date} is '{fd.status}', not 'available'; only available flights can be booked")
-    seats = getattr(fd.available_seats, cabin)
-    if seats < passengers:
-        raise ToolError(f"not enough seats on flight {ref.flight_number} on {ref.date}: {seats} left in {cabin}, {passengers} needed")
-    seg = ReservationFlight(origin=f.origin, destination=f.destination, flight_number=f.flight_number, date=ref.date,
-                            price=getattr(fd.prices, cabin))  # fmt: skip
-    return seg, fd
-
-
-def _check_route(segs: list[ReservationFlight], origin: str, destination: str, flight_type: str) -> None:
-    """The segments must form the trip: origin -> destination (one_way), and back to origin (round_trip),
-    each direction direct or with one stop, dates in order."""
-    path = " -> ".join([segs[0].origin] + [s.destination for s in segs]) if segs else "(none)"
-    bad = f"flights {path} do not form a {flight_type} trip from {origin} to {destination}"
-    for a, b in zip(segs, segs[1:]):
-        if a.destination != b.origin:
-            raise ToolError(f"{bad}: {a.flight_number} lands in {a.destination} but {b.flight_number} leaves from {b.origin}")
-        if b.date < a.date:
-            raise ToolError(f"{bad}: {b.flight_number} on {b.date} is before {a.flight_number} on {a.date}")
-    if segs[0].origin != origin:
-        raise ToolError(f"{bad}: the first flight leaves from {segs[0].origin}")
-    stops = [s.destination for s in segs]
-    if flight_type == "one_way":
-        legs = [stops]
-        if stops[-1] != destination:
-            raise ToolError(f"{bad}: the last flight lands in {stops[-1]}")
-    else:
-        if stops[-1] != origin or destination not in stops:
-            raise ToolError(f"{bad}: a round trip must reach {destination} and end in {origin}")
-        k = stops.index(destination) + 1
-        legs = [stops[:k], stops[k:]]
-    for leg in legs:
-        if not 1 <= len(leg) <= MAX_SEGMENTS_PER_DIRECTION:
-            raise ToolError(f"{bad}: each direction must be direct or have one stop")
-        if any(s in (origin, destination) for s in leg[:-1]):
-            raise ToolError(f"{bad}: a connection may not pass through {origin} or {destination}")
-
-
-def _check_passengers(passengers: list[Passenger]) -> None:
-    if not 1 <= len(passengers) <= MAX_PASSENGERS:
-        raise ToolError(f"{len(passengers)} passengers given; a reservation has 1 to {MAX_PASSENGERS} passengers")
-
-
-def _check_payments(user: User, parts: list[PaymentPart], total: float) -> list[Payment]:
-    if not parts:
-        raise ToolError("payment_methods is empty; give one or more {payment_id, amount} from the user's profile")
-    counts: dict[str, int] = {}
-    seen: set[str] = set()
-    for p in parts:
-        pm = user.payment_methods.get(p.payment_id)
-        if pm is None:
-            raise ToolError(f"payment method '{p.payment_id[:40]}' is not in the user's profile (the user has: {', '.join(user.payment_methods) or 'none'})")
-        if p.payment_id in seen:
-            raise ToolError(f"payment method {p.payment_id} is listed twice; give each method once with its whole amount")
-        seen.add(p.payment_id)
-        if not math.isfinite(p.amount) or money(p.amount) <= 0:
-            raise ToolError(f"amount {p.amount} for {p.payment_id} must be a positive number of dollars")
-        counts[pm.source] = counts.get(pm.source, 0) + 1
-        if counts[pm.source] > MAX_PAYMENTS[pm.source]:
-            limits = ", ".join(f"{n} {s.replace('_', ' ')}{'s' if n > 1 else ''}" for s, n in MAX_PAYMENTS.items())
-            raise ToolError(f"too many {pm.source.replace('_', ' ')} payments; at most {limits} per reservation")
-        if isinstance(pm, (GiftCard, Certificate)) and pm.amount < money(p.amount):
-            raise ToolError(f"not enough balance on {p.payment_id}: {pm.amount} available, {money(p.amount)} requested")
-    paid = money(sum(p.amount for p in parts))
-    if paid != money(total):
-        raise ToolError(f"payment amounts do not add up: the total price is {money(total)}, the payments sum to {paid}")
-    return [Payment(payment_id=p.payment_id, amount=p.amount) for p in parts]
-
-
-def _single_payment(user: User, payment_id: str, amount: float) -> None:
-    """Changes are paid (or refunded) with one gift card or credit card, never a certificate."""
-    pm = user.payment_methods.get(payment_id)
-    if pm is None:
-        raise ToolError(f"payment method '{payment_id[:40]}' is not in the user's profile (the user has: {', '.join(user.payment_methods) or 'none'})")
-    if pm.source == "certificate":
-        raise ToolError(f"{payment_id} is a certificate; changes are paid with a credit card or gift card")
-    if isinstance(pm, GiftCard) and amount > 0 and pm.amount < amount:
-        raise ToolError(f"not enough balance on {payment_id}: {pm.amount} available, {amount} needed")
 
 
 def _charge(db: Database, user_id: str, payment_id: str, amount: float) -> None:
@@ -266,7 +143,7 @@ def get_user_details(user_id: str, state: Any) -> str:
     Args:
         user_id: The user id, such as 'sara_doe_496'.
     """
-    return _dumps(_user(state.db, user_id))
+    return _dumps(find_user(state.db, user_id))
 
 
 @tool
@@ -276,7 +153,7 @@ def get_reservation_details(reservation_id: str, state: Any) -> str:
     Args:
         reservation_id: The reservation id, such as '8JX2WO'.
     """
-    return _dumps(_reservation(state.db, reservation_id, active=False))
+    return _dumps(find_reservation(state.db, reservation_id, active=False))
 
 
 @tool
@@ -296,9 +173,9 @@ def search_direct_flight(origin: str, destination: str, date: str, state: Any) -
         date: The date of the flight in the format 'YYYY-MM-DD', such as '2024-05-01'.
     """
     db: Database = state.db
-    _airport(db, origin, "origin")
-    _airport(db, destination, "destination")
-    _check_date_arg(date)
+    check_airport(db, origin, "origin")
+    check_airport(db, destination, "destination")
+    check_date(date)
     out = []
     for f in db.world.by_origin.get(origin, ()):
         if f.destination == destination:
@@ -319,9 +196,9 @@ def search_onestop_flight(origin: str, destination: str, date: str, state: Any) 
         date: The date of the first flight in the format 'YYYY-MM-DD', such as '2024-05-01'.
     """
     db: Database = state.db
-    _airport(db, origin, "origin")
-    _airport(db, destination, "destination")
-    _check_date_arg(date)
+    check_airport(db, origin, "origin")
+    check_airport(db, destination, "destination")
+    check_date(date)
     next_day = (dt.date.fromisoformat(date) + dt.timedelta(days=1)).isoformat()
     out = []
     for f1 in db.world.by_origin.get(origin, ()):
@@ -354,7 +231,7 @@ def get_flight_status(flight_number: str, date: str, state: Any) -> str:
     f = db.flight(flight_number)
     if f is None:
         raise ToolError(f"flight '{flight_number[:20]}' not found (flight numbers look like 'HAT001')")
-    _check_date_arg(date)
+    check_date(date)
     fd = db.flight_date(flight_number, date)
     if fd is None:
         days = sorted(f.dates)
@@ -463,24 +340,24 @@ def book_reservation(
         insurance: Whether the reservation has travel insurance, yes or no.
     """
     db: Database = state.db
-    user = _user(db, user_id)
-    _airport(db, origin, "origin")
-    _airport(db, destination, "destination")
+    user = find_user(db, user_id)
+    check_airport(db, origin, "origin")
+    check_airport(db, destination, "destination")
     if origin == destination:
         raise ToolError("origin and destination must differ")
-    _check_passengers(passengers)
+    check_passengers(passengers)
     n = len(passengers)
     if not flights:
         raise ToolError("flights is empty; list every flight of the trip as {flight_number, date}")
     keys = [(f.flight_number, f.date) for f in flights]
     if len(set(keys)) != len(keys):
         raise ToolError("the same flight on the same date is listed twice")
-    segs = [_bookable(db, ref, cabin, n)[0] for ref in flights]
-    _check_route(segs, origin, destination, flight_type)
+    segs = [bookable_segment(db, ref, cabin, n)[0] for ref in flights]
+    check_route(segs, origin, destination, flight_type)
     if not 0 <= nonfree_baggages <= total_baggages <= MAX_BAGS:
         raise ToolError(f"bags must satisfy 0 <= nonfree_baggages <= total_baggages <= {MAX_BAGS} (got {nonfree_baggages} non-free of {total_baggages})")
     total = booking_total([s.price for s in segs], n, insurance == "yes", nonfree_baggages)
-    payments = _check_payments(user, payment_methods, total)
+    payments = check_payments(user, payment_methods, total)
 
     # every check passed: change the database
     _move_seats(db, segs, cabin, -n)
@@ -510,7 +387,7 @@ def cancel_reservation(reservation_id: str, state: Any) -> str:
         reservation_id: The reservation id, such as 'ZFA04Y'.
     """
     db: Database = state.db
-    r = _reservation(db, reservation_id)
+    r = find_reservation(db, reservation_id)
     rw = db.reservation_for_update(r.reservation_id)
     rw.payment_history.extend([Payment(payment_id=p.payment_id, amount=-p.amount) for p in r.payment_history])
     rw.status = "cancelled"
@@ -529,7 +406,7 @@ def update_reservation_baggages(reservation_id: str, total_baggages: int, nonfre
         payment_id: The payment id (credit card or gift card in the user's profile) for the fee, such as 'credit_card_7815826'.
     """
     db: Database = state.db
-    r = _reservation(db, reservation_id)
+    r = find_reservation(db, reservation_id)
     if not 0 <= nonfree_baggages <= total_baggages <= MAX_BAGS:
         raise ToolError(f"bags must satisfy 0 <= nonfree_baggages <= total_baggages <= {MAX_BAGS} (got {nonfree_baggages} non-free of {total_baggages})")
     if total_baggages < r.total_baggages or nonfree_baggages < r.nonfree_baggages:
@@ -537,7 +414,7 @@ def update_reservation_baggages(reservation_id: str, total_baggages: int, nonfre
     if (total_baggages, nonfree_baggages) == (r.total_baggages, r.nonfree_baggages):
         raise ToolError(f"nothing to update: the reservation already has {r.total_baggages} bag(s) ({r.nonfree_baggages} non-free)")
     fee = money(50 * (nonfree_baggages - r.nonfree_baggages))
-    _single_payment(_user(db, r.user_id), payment_id, fee)
+    check_change_payment(find_user(db, r.user_id), payment_id, fee)
 
     rw = db.reservation_for_update(reservation_id)
     rw.total_baggages, rw.nonfree_baggages = total_baggages, nonfree_baggages
@@ -558,7 +435,7 @@ def update_reservation_flights(reservation_id: str, cabin: Cabin, flights: list[
         payment_id: The payment id (credit card or gift card in the user's profile), such as 'credit_card_7815826'.
     """
     db: Database = state.db
-    r = _reservation(db, reservation_id)
+    r = find_reservation(db, reservation_id)
     n = len(r.passengers)
     if not flights:
         raise ToolError("flights is empty; list every flight of the new reservation as {flight_number, date}")
@@ -574,12 +451,12 @@ def update_reservation_flights(reservation_id: str, cabin: Cabin, flights: list[
         if kept is not None:
             new_segs.append(kept.model_copy())
         else:
-            seg = _bookable(db, ref, cabin, n)[0]
+            seg = bookable_segment(db, ref, cabin, n)[0]
             new_segs.append(seg)
             taken.append(seg)
-    _check_route(new_segs, r.origin, r.destination, r.flight_type)
+    check_route(new_segs, r.origin, r.destination, r.flight_type)
     diff = money((sum(s.price for s in new_segs) - sum(s.price for s in r.flights)) * n)
-    _single_payment(_user(db, r.user_id), payment_id, diff)
+    check_change_payment(find_user(db, r.user_id), payment_id, diff)
 
     kept_keys = {(s.flight_number, s.date) for s in new_segs} if cabin == r.cabin else set()
     released = [s for s in r.flights if (s.flight_number, s.date) not in kept_keys]
@@ -600,7 +477,7 @@ def update_reservation_passengers(reservation_id: str, passengers: list[Passenge
         passengers: Every passenger of the reservation, in order, with first name, last name and date of birth (YYYY-MM-DD).
     """
     db: Database = state.db
-    r = _reservation(db, reservation_id)
+    r = find_reservation(db, reservation_id)
     if len(passengers) != len(r.passengers):
         raise ToolError(f"the reservation has {len(r.passengers)} passengers and must keep that number; {len(passengers)} given")
     if passengers == r.passengers:
@@ -619,7 +496,7 @@ def send_certificate(user_id: str, amount: float, state: Any) -> str:
         amount: The certificate amount in dollars.
     """
     db: Database = state.db
-    user = _user(db, user_id)
+    user = find_user(db, user_id)
     if not math.isfinite(amount) or not 0 < money(amount) <= MAX_CERTIFICATE:
         raise ToolError(f"amount must be more than 0 and at most {MAX_CERTIFICATE} dollars, got {amount}")
     pid = new_certificate_id(user)

@@ -18,10 +18,10 @@ Prompt size options (for small models and CPU training; the defaults give the fu
     tool names. Only those tools (plus final_answer, always) are shown and callable: the toolset is per
     instance, so calling another one is an "Error: unknown tool" like any unknown name. Tasks whose gold
     chain needs a tool that is not shown are left out (task_ids() and seeded draws see only the rest).
-  * `schema`: "json" (each tool's JSON schema, and info["tools"] / info["system_without_tools"] so a chat
-    template with tools= support renders them) or "compact" (one line per tool, the call format and one
-    example call; info carries no "tools" / "system_without_tools", so every formatter shows the compact
-    system prompt as it is).
+  * `schema`: "json" (each tool's JSON schema; `prompt().tools` carries them so a chat template with tools=
+    support renders them) or "compact" (one line per tool, the call format and one example call;
+    `prompt().tools` is None — and info carries no "tools" / "system_without_tools" — so every formatter
+    shows the compact system prompt as it is).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def select_tools(tools: str | Sequence[str] = "all") -> tuple[Tool, ...]:
 
 class _CompactToolSet(ToolSet):
     """A ToolSet whose prompt block is the compact one (built once): the base reset() puts it in the system
-    prompt, and ToolUseEnv.reset() drops the JSON schemas from info so no formatter renders them instead."""
+    prompt, and ToolUseEnv.template_tools() offers no JSON schemas, so no formatter renders them instead."""
 
     def __init__(self, tools: tuple[Tool, ...]):
         super().__init__(tools)
@@ -215,10 +215,11 @@ class ToolUseEnv(MultiTurnEnv):
         s = self.state
         return reward.compute(s.task, s.answer, s.tool_calls, tool_cost=self.tool_cost, rel_tol=self.rel_tol)
 
+    def template_tools(self) -> list[dict[str, Any]] | None:
+        # compact: the compact tool block stays in the system prompt, with no schemas to render instead
+        return None if self.schema == "compact" else super().template_tools()
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = super().reset(seed=seed, options=options)
-        if self.schema == "compact":  # the compact tool block stays in the system prompt: no schemas to render instead
-            info.pop("tools", None)
-            info.pop("system_without_tools", None)
         info.update(tier=self.state.task.tier, family=self.state.task.family)
         return obs, info

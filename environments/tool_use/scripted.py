@@ -9,19 +9,19 @@ A gold step that fails is a bug or a library drift, and raises instead of being 
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from agentrl.core.tools import ToolCall, ToolCallParseError, parse_tool_calls
+from agentrl.core.tools import (
+    ToolCall,
+    ToolCallParseError,
+    format_tool_call,
+    parse_tool_calls,
+)
 
 from .tasks import render_answer, resolve_arguments
 
 if TYPE_CHECKING:
     from .env import ToolUseEnv
-
-
-def format_call(name: str, arguments: dict[str, Any]) -> str:
-    return f"<tool_call>{json.dumps({'name': name, 'arguments': arguments}, ensure_ascii=False)}</tool_call>"
 
 
 class GoldAgent:
@@ -51,5 +51,5 @@ class GoldAgent:
             outputs.append(reply["content"])
         if len(outputs) < len(task.gold):
             step = task.gold[len(outputs)]
-            return format_call(step.name, resolve_arguments(step.arguments, outputs))
-        return format_call("final_answer", {"answer": render_answer(task.answer_type, task.decimals, outputs[-1])})
+            return format_tool_call(step.name, resolve_arguments(step.arguments, outputs))
+        return format_tool_call("final_answer", {"answer": render_answer(task.answer_type, task.decimals, outputs[-1])})

@@ -1,0 +1,53 @@
+"""One way to build a `RolloutRunner`: for training (`Trainer`), held-out evaluation, `agentrl rollout` and
+`agentrl eval`.
+
+The env's simulated user / patient gets its chat model the same way everywhere: a simulator setting (config
+`env.simulator`, flag `--simulator`) is checked against the env before any model loads, loaded once, and given to
+every env of the runner as its `simulator` argument (`agentrl/sim/models.py`).
+
+`simulator` is duck-typed: anything with the fields of `train.config.SimulatorConfig` (model, batch, max_batch,
+max_wait_s, kv_store, dtype); this layer does not import the training config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentrl.core.registry import make_env
+from agentrl.inference.base import PolicyBackend, SamplingParams
+from agentrl.rollout.runner import RolloutRunner
+from agentrl.sim.models import check_simulator, env_kwargs_with_simulator
+
+
+def check_env(env_id: str, env_kwargs: dict[str, Any], simulator: Any = None) -> None:
+    """Build the env once, before any model loads, to check its id and kwargs (and that it takes `simulator`:
+    the simulator's model is stood in for). Raises UsageError / ValueError naming the problem."""
+    if simulator is None:
+        make_env(env_id, **env_kwargs).close()
+    else:
+        check_simulator(env_id, env_kwargs, simulator)
+
+
+def prepare_env_kwargs(env_id: str, env_kwargs: dict[str, Any], simulator: Any = None) -> dict[str, Any]:
+    """The kwargs every env of a run is built with: `env_kwargs` plus the simulator's model, loaded once and shared
+    (checked before it loads). The env is built once with them, so bad values fail here. A new dict."""
+    check_env(env_id, env_kwargs, simulator)
+    kwargs = env_kwargs_with_simulator(env_kwargs, simulator)
+    if simulator is not None:
+        make_env(env_id, **kwargs).close()
+    return kwargs
+
+
+def build_runner(env_id: str, env_kwargs: dict[str, Any], policy: PolicyBackend, formatter: Any, sampling: SamplingParams,
+                 *, simulator: Any = None, constrained: bool = False, snapshot_turns: bool = False, max_seq_len: int = 4096,
+                 seed: int = 0, progress: bool = False, env_workers: int = 1) -> RolloutRunner:
+    """A runner whose envs are `make_env(env_id, **env_kwargs)`.
+
+    simulator: None when `env_kwargs` are final (already hold the simulator's model, from `prepare_env_kwargs`,
+    or the env has no simulated counterpart); a simulator setting to check, load and share here.
+    The options are `RolloutRunner`'s."""
+    kwargs = prepare_env_kwargs(env_id, env_kwargs, simulator) if simulator is not None else dict(env_kwargs)
+    return RolloutRunner(
+        lambda: make_env(env_id, **kwargs), policy, formatter, sampling, constrained=constrained,
+        snapshot_turns=snapshot_turns, max_seq_len=max_seq_len, seed=seed, progress=progress, env_workers=env_workers,
+    )
