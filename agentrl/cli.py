@@ -195,7 +195,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
 def _check_sft_inputs(cfg: Any) -> None:
     """The transcript file, or the demonstrating env (id, kwargs, split), and the held-out kwargs: before the
     model loads."""
-    from agentrl.core.registry import check_env_kwargs, make_env
+    from agentrl.core.registry import check_env_kwargs, make_env, scripted_factory
 
     source = Path(cfg.source)
     if not cfg.source.startswith("scripted:") and not source.is_file():
@@ -203,10 +203,8 @@ def _check_sft_inputs(cfg: Any) -> None:
         raise UsageError(f"--from {source}: the transcript file {what}; give a JSONL file of dialogs or scripted:NAME")
     if cfg.env is None:
         return
-    if cfg.source.startswith("scripted:"):
-        from agentrl.eval.evaluate import check_scripted
-
-        check_scripted(cfg.env, cfg.source.split(":", 1)[1])
+    if cfg.source.startswith("scripted:"):  # an unknown name fails here, listing the env's scripted agents
+        scripted_factory(cfg.env, cfg.source.split(":", 1)[1])
     make_env(cfg.env, **_with_split(cfg.env, cfg.env_kwargs, cfg.split)).close()
     check_env_kwargs(cfg.env, {**cfg.env_kwargs, **cfg.eval_env_kwargs})
 

@@ -18,12 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agentrl.core.registry import scripted_factory  # noqa: E402
+from environments.flight_booking import ENV_ID  # noqa: E402
 from environments.flight_booking.env import FlightBookingEnv  # noqa: E402
+
+make_gold = scripted_factory(ENV_ID, "gold")  # the agent `agentrl eval --model scripted:gold` plays
 
 
 def gold_actions(env: FlightBookingEnv, task_id: str) -> list[str]:
     obs, _ = env.reset(options={"task_id": task_id})
-    agent = env.scripted_agent("gold")
+    agent = make_gold(env)
     convo, actions = [dict(m) for m in obs], []
     while True:
         a = agent(convo)
@@ -53,7 +57,7 @@ def main() -> None:
         steps, start = 0, time.perf_counter()
         for tid in env.task_ids():
             obs, _ = env.reset(options={"task_id": tid})
-            agent = env.scripted_agent("gold")
+            agent = make_gold(env)
             convo = [dict(m) for m in obs]
             done = False
             while not done:

@@ -2,7 +2,7 @@
 
 One by one: each env's step calls the patient model in turn, in a plain loop on the main thread (16 generate
 calls per round). Batched: the envs step on 16 threads and the patients' calls go through `BatchingChatModel`,
-one batched generate call per round, made on the main thread (`map_serving`, as the rollout runner does). Each with and without the KV store (a conversation's next turn starts from its last one's KV).
+one batched generate call per round, made on the main thread (`SimulatorQueue.map_serving`, as the rollout runner does). Each with and without the KV store (a conversation's next turn starts from its last one's KV).
 The doctor asks the same questions in every run and the patient answers greedily, so all runs produce the
 same answers in float32 (checked; in bfloat16 a batch's different matrix shapes round differently, and the
 share of answers equal to the one-by-one run's is reported). Writes a section of BENCHMARKS.md.
@@ -27,7 +27,7 @@ from _common import machine_line, write_section
 from agentrl.core.registry import make_env
 from agentrl.inference.hf import HFChatModel
 from agentrl.inference.packed_linear import PackedLinear
-from agentrl.sim.batching import BatchingChatModel, map_serving
+from agentrl.sim.batching import BatchingChatModel, SimulatorQueue
 
 CAVEAT = (
     'Both sides compute on the main thread: with libgomp a second OpenMP thread team only spins briefly '
@@ -40,6 +40,7 @@ QUESTIONS = ["Do you have a fever?", "When did this start, and has it got worse?
 
 
 def run(chat_model, episodes: int, rounds: int, threads: int) -> tuple[float, list[list[str]]]:
+    """threads > 1: `chat_model` is a `BatchingChatModel`, whose queue this (the main) thread serves."""
     envs = [make_env("agentrl/Consultation-v0", patient="llm", simulator=chat_model, split="test").unwrapped for _ in range(episodes)]
     for i, e in enumerate(envs):
         e.reset(seed=i)
@@ -57,7 +58,7 @@ def run(chat_model, episodes: int, rounds: int, threads: int) -> tuple[float, li
         return time.perf_counter() - t0, answers
     with ThreadPoolExecutor(threads) as pool:  # as the rollout runner steps envs: batches computed on this thread
         for r in range(rounds):
-            map_serving(pool, lambda i: step(i, QUESTIONS[r % len(QUESTIONS)]), range(episodes))
+            chat_model.queue.map_serving(pool, lambda i: step(i, QUESTIONS[r % len(QUESTIONS)]), range(episodes))
     return time.perf_counter() - t0, answers
 
 
@@ -71,7 +72,7 @@ def measure(model, tok, args: argparse.Namespace, *, batched: bool, kv_store: in
     if pol.store is not None:
         pol.store.clear()
     inner.calls = 0
-    chat = BatchingChatModel(inner, max_batch=args.episodes, max_wait_s=0.05) if batched else inner
+    chat = BatchingChatModel(inner, queue=SimulatorQueue(), max_batch=args.episodes, max_wait_s=0.05) if batched else inner
     secs, answers = run(chat, args.episodes, args.rounds, threads=args.episodes if batched else 1)
     r = dict(secs=secs, answers=answers, calls=inner.calls, prefill_tokens=pol.prefill_tokens, prefill_s=pol.prefill_s,
              generated=pol.tokens_generated, decode_s=pol.decode_s)

@@ -13,6 +13,8 @@ import platform
 import statistics
 import time
 
+from agentrl.core.registry import scripted_agent
+from environments.tool_use import ENV_ID
 from environments.tool_use.env import ToolUseEnv
 
 
@@ -38,7 +40,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     env = ToolUseEnv(split=args.split)
-    agent = env.scripted_agent("gold")
+    agent = scripted_agent(ENV_ID, "gold", env)
     run_episode(env, agent, env.task_ids()[-1])  # loads pint and the geography data
     print(f"first episode incl. library loading: {time.perf_counter() - t0:.2f} s")
 

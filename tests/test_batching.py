@@ -1,7 +1,8 @@
 """Batched simulators: many episodes' simulator calls become one batched generate call per round, with the
-same answers as one call per episode; errors reach every caller; `map_serving` answers the batches on the
-calling thread and hands leftovers on; a threaded rollout with an LLM patient behind the queue completes
-every episode, its patient's batches computed on the rollout's thread."""
+same answers as one call per episode; errors reach every caller; `SimulatorQueue.map_serving` answers its
+models' batches on the calling thread and hands leftovers on; two queues in one process serve independently;
+a threaded rollout with an LLM patient behind the queue completes every episode, its patient's batches
+computed on the rollout's thread."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from agentrl.inference.hf import HFChatModel
-from agentrl.sim.batching import BatchingChatModel, map_serving
+from agentrl.sim.batching import BatchingChatModel, SimulatorQueue
 
 
 def _convo(i: int) -> list[dict[str, str]]:
@@ -87,7 +88,7 @@ def test_an_error_reaches_every_waiting_caller() -> None:
     batched = BatchingChatModel(BrokenModel(), max_wait_s=0.2)
     out = _concurrently(lambda i: batched.complete(_convo(i)), 6)
     assert all(isinstance(x, RuntimeError) and "model exploded" in str(x) for x in out)
-    assert batched.complete_batch is not None and not batched._queue and not batched._leader
+    assert batched.complete_batch is not None and not batched._pending and not batched._leader
 
 
 def test_bad_settings_are_refused() -> None:
@@ -105,10 +106,12 @@ def test_threaded_rollout_with_llm_patients_batches_their_turns(tiny) -> None:
     from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
 
     model, tok = tiny
-    patient_model = BatchingChatModel(HFChatModel(model, tok), max_wait_s=0.2)
+    queue = SimulatorQueue()
+    patient_model = BatchingChatModel(HFChatModel(model, tok), queue=queue, max_wait_s=0.2)
     runner = RolloutRunner(
         lambda: make_env("agentrl/Consultation-v0", patient="llm", simulator=patient_model, max_turns=3),
         HFPolicy(model, tok), ChatFormatter(tok), SamplingParams(temperature=1.0, max_new_tokens=8), env_workers=6, seed=3,
+        simulator_queue=queue,
     )
     threads: set[int] = set()
     answer = patient_model.model.complete_rows
@@ -147,9 +150,10 @@ def _upper(i: int) -> str:
 
 def test_map_serving_answers_every_batch_on_the_calling_thread() -> None:
     inner = _ThreadRecordingModel()
-    batched = BatchingChatModel(inner, max_batch=8, max_wait_s=0.2)
+    queue = SimulatorQueue()
+    batched = BatchingChatModel(inner, queue=queue, max_batch=8, max_wait_s=0.2)
     with ThreadPoolExecutor(8) as pool:
-        out = map_serving(pool, lambda i: batched.complete(_convo(i)), range(8))
+        out = queue.map_serving(pool, lambda i: batched.complete(_convo(i)), range(8))
     assert out == [_upper(i) for i in range(8)]
     assert {t for t, _ in inner.calls} == {threading.get_ident()}, "a batch ran on a pool thread"
     assert sum(n for _, n in inner.calls) == 8 and len(inner.calls) <= 2
@@ -157,9 +161,10 @@ def test_map_serving_answers_every_batch_on_the_calling_thread() -> None:
 
 def test_map_serving_serves_overflow_and_several_models() -> None:
     a, b = _ThreadRecordingModel(), _ThreadRecordingModel()
-    qa, qb = BatchingChatModel(a, max_batch=3, max_wait_s=0.1), BatchingChatModel(b, max_wait_s=0.1)
+    queue = SimulatorQueue()
+    qa, qb = BatchingChatModel(a, queue=queue, max_batch=3, max_wait_s=0.1), BatchingChatModel(b, queue=queue, max_wait_s=0.1)
     with ThreadPoolExecutor(10) as pool:
-        out = map_serving(pool, lambda i: (qa if i % 2 else qb).complete(_convo(i)), range(10))
+        out = queue.map_serving(pool, lambda i: (qa if i % 2 else qb).complete(_convo(i)), range(10))
     assert out == [_upper(i) for i in range(10)]
     assert {t for t, _ in a.calls + b.calls} == {threading.get_ident()}
     assert sum(n for _, n in a.calls) == 5 and max(n for _, n in a.calls) <= 3  # max_batch holds while serving
@@ -172,7 +177,8 @@ def test_map_serving_raises_the_error_after_every_job_finished() -> None:
         def complete_rows(self, batch, **_):
             raise RuntimeError("model exploded")
 
-    batched = BatchingChatModel(BrokenModel(), max_wait_s=0.05)
+    queue = SimulatorQueue()
+    batched = BatchingChatModel(BrokenModel(), queue=queue, max_wait_s=0.05)
     finished: list[int] = []
 
     def job(i: int) -> str:
@@ -182,27 +188,30 @@ def test_map_serving_raises_the_error_after_every_job_finished() -> None:
             finished.append(i)
 
     with ThreadPoolExecutor(4) as pool, pytest.raises(RuntimeError, match="model exploded"):
-        map_serving(pool, job, range(4))
+        queue.map_serving(pool, job, range(4))
     assert sorted(finished) == [0, 1, 2, 3]
-    assert not batched._queue and not batched._leader
+    assert not batched._pending and not batched._leader
 
 
 def test_a_simulator_calling_another_from_the_serving_thread_does_not_deadlock() -> None:
-    second = BatchingChatModel(_ThreadRecordingModel(), max_wait_s=0.01)
-    first = BatchingChatModel(_ThreadRecordingModel(inner=second), max_wait_s=0.1)
+    queue = SimulatorQueue()
+    second = BatchingChatModel(_ThreadRecordingModel(), queue=queue, max_wait_s=0.01)
+    first = BatchingChatModel(_ThreadRecordingModel(inner=second), queue=queue, max_wait_s=0.1)
     with ThreadPoolExecutor(3) as pool:
-        assert map_serving(pool, lambda i: first.complete(_convo(i)), range(3)) == [_upper(i) for i in range(3)]
+        assert queue.map_serving(pool, lambda i: first.complete(_convo(i)), range(3)) == [_upper(i) for i in range(3)]
 
 
 def test_map_serving_from_two_threads_at_once() -> None:
-    """Two threads serve at once (e.g. two runners): one serves, the other waits; all answers arrive."""
+    """Two threads serve one queue at once (e.g. two runners given the same queue): one serves, the other
+    waits; all answers arrive."""
     inner = _ThreadRecordingModel(delay_s=0.05)
-    batched = BatchingChatModel(inner, max_wait_s=0.02)
+    queue = SimulatorQueue()
+    batched = BatchingChatModel(inner, queue=queue, max_wait_s=0.02)
     results: dict[int, list[str]] = {}
 
     def runner(k: int) -> None:
         with ThreadPoolExecutor(4) as pool:
-            results[k] = map_serving(pool, lambda i: batched.complete(_convo(10 * k + i)), range(4))
+            results[k] = queue.map_serving(pool, lambda i: batched.complete(_convo(10 * k + i)), range(4))
 
     out = _concurrently(runner, 2)
     assert out == [None, None]
@@ -214,7 +223,8 @@ def test_requests_from_outside_the_served_work_are_answered_after_serving_stops(
     server; the second arrives while that batch runs and after the work is done (t=0.15 s), so the server
     stops and hands it to a leader thread of its own."""
     a, b = _ThreadRecordingModel(delay_s=0.4), _ThreadRecordingModel()
-    qa, qb = BatchingChatModel(a, max_wait_s=0.0), BatchingChatModel(b, max_wait_s=0.0)
+    queue = SimulatorQueue()
+    qa, qb = BatchingChatModel(a, queue=queue, max_wait_s=0.0), BatchingChatModel(b, queue=queue, max_wait_s=0.0)
     outside: dict[str, str] = {}
 
     def call_later(name: str, q: BatchingChatModel, delay: float) -> threading.Thread:
@@ -224,10 +234,49 @@ def test_requests_from_outside_the_served_work_are_answered_after_serving_stops(
 
     strays = [call_later("a", qa, 0.05)]
     with ThreadPoolExecutor(1) as pool:
-        map_serving(pool, lambda _: (time.sleep(0.1), strays.append(call_later("b", qb, 0.05))), [0])
+        queue.map_serving(pool, lambda _: (time.sleep(0.1), strays.append(call_later("b", qb, 0.05))), [0])
     for t in strays:
         t.join(timeout=10)
     assert outside == {"a": _upper(1), "b": _upper(1)}
     assert [t for t, _ in a.calls] == [threading.get_ident()]  # served
     assert [t for t, _ in b.calls] != [threading.get_ident()]  # handed off
-    assert not qa._queue and not qa._leader and not qb._queue and not qb._leader
+    assert not qa._pending and not qa._leader and not qb._pending and not qb._leader
+
+
+# ------------------------------------------------------------------ one queue per run
+def test_two_queues_in_one_process_serve_independently() -> None:
+    """Two runs step their envs at once, each serving its own queue: each queue's batches are answered on its
+    own serving thread (neither run waits for, or serves, the other's), with each run's own answers."""
+    queues = [SimulatorQueue(), SimulatorQueue()]
+    inners = [_ThreadRecordingModel(delay_s=0.2), _ThreadRecordingModel(delay_s=0.2)]
+    models = [BatchingChatModel(m, queue=q, max_wait_s=0.05) for m, q in zip(inners, queues)]
+    servers: dict[int, int] = {}
+    results: dict[int, list[str]] = {}
+
+    def run(k: int) -> None:
+        servers[k] = threading.get_ident()
+        with ThreadPoolExecutor(4) as pool:
+            results[k] = queues[k].map_serving(pool, lambda i: models[k].complete(_convo(10 * k + i)), range(4))
+
+    assert _concurrently(run, 2) == [None, None]
+    assert results == {k: [_upper(10 * k + i) for i in range(4)] for k in range(2)}
+    for k in range(2):
+        assert {t for t, _ in inners[k].calls} == {servers[k]}, f"queue {k}'s batches ran on another run's thread"
+        assert queues[k].models == [models[k]]
+        assert not models[k]._pending and not models[k]._leader
+
+
+def test_a_queue_does_not_serve_a_model_on_another_queue() -> None:
+    mine, other = SimulatorQueue(), SimulatorQueue()
+    inner = _ThreadRecordingModel()
+    batched = BatchingChatModel(inner, queue=other, max_wait_s=0.1)
+    with ThreadPoolExecutor(4) as pool:
+        out = mine.map_serving(pool, lambda i: batched.complete(_convo(i)), range(4))
+    assert out == [_upper(i) for i in range(4)]
+    assert threading.get_ident() not in {t for t, _ in inner.calls}  # a caller led them, on a pool thread
+    assert mine.models == [] and other.models == [batched]
+
+
+def test_a_model_without_a_queue_gets_a_private_one() -> None:
+    a, b = BatchingChatModel(_ThreadRecordingModel()), BatchingChatModel(_ThreadRecordingModel())
+    assert a.queue is not b.queue and a.queue.models == [a] and b.queue.models == [b]

@@ -13,6 +13,7 @@ from gymnasium.utils.env_checker import check_env
 
 import environments  # noqa: F401  (registers the envs)
 from agentrl.core.chat import BaseChatModel
+from agentrl.core.registry import scripted_agent
 from agentrl.core.tools import format_tool_call
 from agentrl.eval.evaluate import evaluate
 from environments.flight_booking.env import FlightBookingEnv
@@ -185,7 +186,7 @@ def test_snapshot_restore_round_trips_at_every_turn(test_env: FlightBookingEnv) 
     env = test_env
     for task in tasks_of(env):
         obs, _ = env.reset(options={"task_id": task.id})
-        agent = env.scripted_agent("gold")
+        agent = scripted_agent(ENV_ID, "gold", env)
         convo = [dict(m) for m in obs]
         done = False
         while not done:

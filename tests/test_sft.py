@@ -14,7 +14,7 @@ import torch
 
 from agentrl.cli import main as cli_main
 from agentrl.core.chat_format import ChatFormatter
-from agentrl.core.registry import load_env_plugins, make_env
+from agentrl.core.registry import load_env_plugins, make_env, scripted_factory
 from agentrl.eval.evaluate import evaluate, play_scripted
 from agentrl.inference.base import Completion, SamplingParams
 from agentrl.inference.models import load_model
@@ -172,7 +172,7 @@ def test_sft_from_transcript_file_raises_held_out_success(tmp_path: Path) -> Non
     env = make_env(CREDIT, turns=2).unwrapped
     lines = []
     for seed in range(64):  # gold dialogs written as OpenAI-style transcripts
-        ep = play_scripted(env, "gold", seed=seed, task=None)
+        ep = play_scripted(env, scripted_factory(CREDIT, "gold"), seed=seed, task=None)
         convo = ep.opening + [m for text, msgs in ep.turns for m in [{"role": "assistant", "content": text}, *msgs]]
         lines.append(json.dumps({"messages": convo}))
     data = tmp_path / "dialogs.jsonl"

@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 
 import environments  # noqa: F401  (registers the envs)
 from agentrl.core.chat_format import ChatFormatter
-from agentrl.core.registry import make_env
+from agentrl.core.registry import make_env, scripted_agent
 from agentrl.core.tools import (
     TOOL_CALL_FORMAT,
     ToolCall,
@@ -75,7 +75,7 @@ def drive(env: ToolUseEnv, agent, conv: list[dict[str, str]], limit: int = 20) -
 
 def play(env: ToolUseEnv, task_id: str, agent=None) -> tuple[float, dict, list[dict[str, str]]]:
     obs, _ = env.reset(options={"task_id": task_id})
-    return drive(env, agent or env.scripted_agent("gold"), list(obs))
+    return drive(env, agent or scripted_agent(ENV_ID, "gold", env), list(obs))
 
 
 def names(env: ToolUseEnv) -> list[str]:
@@ -309,7 +309,7 @@ def test_make_env_with_kwargs():
 
 def test_snapshot_restore_with_options():
     env = ToolUseEnv(split="all", tier=2, tools=["geo", "calculator"], schema="compact")
-    agent = env.scripted_agent("gold")
+    agent = scripted_agent(ENV_ID, "gold", env)
     obs, _ = env.reset(options={"task_id": env.task_ids()[0]})
     conv = list(obs)
     a = agent(conv)

@@ -10,6 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import environments  # noqa: F401  (registers the envs)
+from agentrl.core.registry import scripted_agent
 from agentrl.core.tools import format_tool_call
 from environments.tool_use import ENV_ID
 from environments.tool_use.env import NUDGE, ToolUseEnv
@@ -88,7 +89,7 @@ def test_reset_by_task_id_and_by_seed(test_env):
 def test_gold_agent_scores_one_on_every_test_task(test_env):
     """What `agentrl eval --env agentrl/ToolUse-v0 --model scripted:gold --split test` runs."""
     env = test_env
-    agent = env.scripted_agent("gold")
+    agent = scripted_agent(ENV_ID, "gold", env)
     for tid in env.task_ids():
         reward, info, conv = play(env, agent, start(env, tid))
         assert reward == 1.0 and info["success"] is True, (tid, conv[-3:])
@@ -98,7 +99,7 @@ def test_gold_agent_scores_one_on_every_test_task(test_env):
 
 def test_tool_cost_is_folded_into_the_terminal_reward():
     env = ToolUseEnv(split="test", tier=3, tool_cost=0.05)
-    reward, info, _ = play(env, env.scripted_agent("gold"), start(env, env.task_ids()[0]))
+    reward, info, _ = play(env, scripted_agent(ENV_ID, "gold", env), start(env, env.task_ids()[0]))
     assert reward == pytest.approx(1.0 - 3 * 0.05)
     b = info["reward_breakdown"]
     assert b["correct"] + b["tool_cost"] == pytest.approx(reward) and b["tool_calls"] == 3
@@ -107,7 +108,7 @@ def test_tool_cost_is_folded_into_the_terminal_reward():
 def test_rewards_are_zero_until_the_end(test_env):
     env = test_env
     conv = start(env, env.task_ids()[80])  # a tier-4 task: four calls, then the answer
-    agent = env.scripted_agent("gold")
+    agent = scripted_agent(ENV_ID, "gold", env)
     rewards = []
     while True:
         a = agent(conv)
@@ -175,7 +176,7 @@ def test_failed_and_unknown_calls_cost_like_good_ones():
 
 def test_snapshot_restore_branches_exactly(test_env):
     env = test_env
-    agent = env.scripted_agent("gold")
+    agent = scripted_agent(ENV_ID, "gold", env)
     conv = start(env, env.task_ids()[90])  # tier 4
     for _ in range(2):
         a = agent(conv)
@@ -200,7 +201,7 @@ def test_snapshot_restore_branches_exactly(test_env):
 def test_gold_agent_skips_messages_that_are_not_its_own(test_env):
     env = test_env
     conv = start(env, env.task_ids()[60])  # tier 3
-    agent = env.scripted_agent("gold")
+    agent = scripted_agent(ENV_ID, "gold", env)
     for junk in ("hmm", format_tool_call("calculate", {"expression": "2+2"}), "<tool_call>x</tool_call>"):
         conv.append({"role": "assistant", "content": junk})
         conv.extend(env.step(junk)[0])
@@ -210,7 +211,7 @@ def test_gold_agent_skips_messages_that_are_not_its_own(test_env):
 
 def test_unknown_scripted_agent_is_an_error(test_env):
     with pytest.raises(ValueError, match="gold"):
-        test_env.scripted_agent("oracle")
+        scripted_agent(ENV_ID, "oracle", test_env)
 
 
 def test_render_shows_the_conversation():

@@ -1,6 +1,7 @@
 """`MultiTurnEnv`: the Gymnasium contract every agentrl environment honours (see DESIGN.md, "Environment").
 
-A subclass implements four small hooks; the base class does everything else:
+A subclass implements three hooks (`setup`, `respond`, `compute_reward`; `on_tool_result`, `task_ids`,
+`allowed_replies`, `template_tools` and `tool_kwargs` are optional); the base class does everything else:
 
     class Echo(MultiTurnEnv):
         tools = (my_tool,)                                   # optional @tool functions
@@ -41,7 +42,7 @@ import reprlib
 from collections import Counter
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import gymnasium as gym
 
@@ -55,8 +56,6 @@ from agentrl.core.tools import (
     parse_tool_calls,
 )
 from agentrl.core.types import Message
-
-ScriptedAgent = Callable[[list[dict[str, str]]], str]
 
 
 @dataclass
@@ -200,15 +199,6 @@ class MultiTurnEnv(gym.Env):
     def tool_kwargs(self) -> dict[str, Any]:
         """What injected tool parameters (`state`, `env`) receive."""
         return {"state": self.state, "env": self}
-
-    scripted_agents: ClassVar[dict[str, Callable[["MultiTurnEnv"], ScriptedAgent]]] = {}
-
-    def scripted_agent(self, name: str) -> ScriptedAgent:
-        """A rule-based agent for `--model scripted:NAME`: called with the conversation so far, returns
-        the next agent message. It is bound to this env instance (it may read the task)."""
-        if name not in self.scripted_agents:
-            raise ValueError(f"{type(self).__name__} has no scripted agent {name!r} (available: {sorted(self.scripted_agents) or 'none'})")
-        return self.scripted_agents[name](self)
 
     # --- Gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

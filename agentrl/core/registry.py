@@ -1,6 +1,7 @@
 """Finding environments: Gymnasium's registry, filled by packages named in the `agentrl.envs` entry point, and
 by the user's own modules named in an id: `my_module:MyEnv-v0` (Gymnasium's `module:id` convention) imports
-`my_module`, whose import registers `MyEnv-v0`, so an env in a file of one's own trains without packaging it."""
+`my_module`, whose import registers `MyEnv-v0`, so an env in a file of one's own trains without packaging it.
+Scripted (rule-based) agents are looked up here by env id too (`scripted_agents`), apart from the env classes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import importlib
 import inspect
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -131,3 +132,69 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     # disable_env_checker: check_env is run by the tests; the passive checker would re-check every step
     with usage_errors(f"{env_id}: "):
         return gym.make(resolve_env_id(env_id), disable_env_checker=True, **kwargs)
+
+
+# --- scripted agents ------------------------------------------------------------------------------------
+# Rule-based agents (`--model scripted:NAME`, `sft --from scripted:NAME`) are not part of the env contract: they
+# are found by env id, in the `agentrl.scripted` entry-point group (entry name: the env id; value: a module
+# attribute holding {name: factory}) and in what `register_scripted` was given (a user's `module:Id` env).
+# Only the scripted module of the env asked about is imported.
+
+ScriptedAgent = Callable[[list[dict[str, str]]], str]  # act(conversation so far) -> the agent's next message
+ScriptedFactory = Callable[[Any], ScriptedAgent]  # factory(bare env) -> an agent bound to that env instance
+
+_scripted: dict[str, dict[str, ScriptedFactory]] = {}
+_scripted_loaded: set[str] = set()
+
+
+class UnknownScriptedAgent(UsageError):
+    """A scripted:NAME the env does not have (a ValueError too, as every UsageError)."""
+
+
+def register_scripted(env_id: str, agents: Mapping[str, ScriptedFactory]) -> None:
+    """Add scripted agents for `env_id` ({name: factory(env) -> act(conversation) -> str}); a name given
+    again replaces the earlier factory. A user's own env module calls this next to `gymnasium.register`."""
+    bad = [n for n, f in agents.items() if not isinstance(n, str) or not n or not callable(f)]
+    if bad:
+        raise TypeError(f"scripted agents for {env_id}: each needs a non-empty name and a callable factory; bad: {bad!r}")
+    _scripted.setdefault(env_id, {}).update(agents)
+
+
+def _load_scripted_plugins(env_id: str) -> None:
+    """Load the `agentrl.scripted` entry points named `env_id` (once per id); a name `register_scripted` was
+    given before keeps its factory."""
+    if env_id in _scripted_loaded:
+        return
+    given = dict(_scripted.get(env_id, {}))
+    for ep in entry_points(group="agentrl.scripted", name=env_id):
+        agents = ep.load()
+        if not isinstance(agents, Mapping):
+            raise TypeError(f"entry point agentrl.scripted {ep.name} = {ep.value} must name a mapping "
+                            f"{{name: factory}}, got {type(agents).__name__}")
+        register_scripted(env_id, agents)
+    if given:
+        register_scripted(env_id, given)
+    _scripted_loaded.add(env_id)
+
+
+def scripted_agents(env_id: str) -> dict[str, ScriptedFactory]:
+    """{name: factory} of the scripted agents of `env_id` (or `module:Id`); {} when it has none. An unknown
+    id is a UsageError naming the registered ones."""
+    resolved = resolve_env_id(env_id)
+    _load_scripted_plugins(resolved)
+    return dict(_scripted.get(resolved, {}))
+
+
+def scripted_factory(env_id: str, name: str) -> ScriptedFactory:
+    """The factory of `env_id`'s scripted agent `name`; an unknown name is an UnknownScriptedAgent that lists
+    the available ones. Builds no env: the CLI checks `scripted:NAME` with it before anything loads."""
+    agents = scripted_agents(env_id)
+    if name not in agents:
+        have = ", ".join(f"scripted:{a}" for a in sorted(agents)) or "none"
+        raise UnknownScriptedAgent(f"{env_id} has no scripted agent {name!r}; available: {have}")
+    return agents[name]
+
+
+def scripted_agent(env_id: str, name: str, env: Any) -> ScriptedAgent:
+    """`env_id`'s scripted agent `name`, bound to `env` (a wrapper is unwrapped to the env it wraps)."""
+    return scripted_factory(env_id, name)(getattr(env, "unwrapped", env))

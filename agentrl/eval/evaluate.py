@@ -4,7 +4,7 @@ pass^k (Yao et al. 2024, τ-bench §4): for a task tried n times with c successe
 i.i.d. tries ALL succeed is estimated without bias by C(c, k) / C(n, k); pass^k is its mean over tasks.
 
 Agents are either a token policy (a model name: run through `RolloutRunner`) or `scripted:NAME`,
-an env-provided rule-based agent driven at the text level.
+a rule-based agent registered for the env id (`agentrl.core.registry.scripted_agents`) driven at the text level.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from math import comb
 from typing import Any
 
 from agentrl.core.errors import UsageError, usage_errors
-from agentrl.core.registry import env_class, make_env
+from agentrl.core.registry import ScriptedFactory, make_env, scripted_factory
 
 
 @dataclass
@@ -87,10 +87,11 @@ class ScriptedEpisode:
     success: bool
 
 
-def play_scripted(env: Any, name: str, *, seed: int, task: str | None) -> ScriptedEpisode:
-    """Reset the bare env (seed, task) and let its scripted agent `name` play the episode to the end."""
+def play_scripted(env: Any, make_agent: ScriptedFactory, *, seed: int, task: str | None) -> ScriptedEpisode:
+    """Reset the bare env (seed, task) and let the scripted agent `make_agent(env)` (a factory from
+    `scripted_agents(env_id)`) play the episode to the end."""
     obs, info = env.reset(seed=seed, options={"task_id": task} if task else {})
-    agent = env.scripted_agent(name)
+    agent = make_agent(env)
     opening = [dict(m) for m in obs]
     convo, turns = list(opening), []
     done, reward, step_info = False, 0.0, {}
@@ -106,12 +107,13 @@ def play_scripted(env: Any, name: str, *, seed: int, task: str | None) -> Script
 
 
 def run_scripted(env_id: str, env_kwargs: dict[str, Any], name: str, tasks: list[tuple[int, str | None]], trials: int) -> list[TaskOutcome]:
+    make_agent = scripted_factory(env_id, name)
     env = make_env(env_id, **env_kwargs).unwrapped
     outcomes = []
     for seed, task in tasks:
         oc = TaskOutcome(task or str(seed), [], [], [])
         for trial in range(trials):
-            ep = play_scripted(env, name, seed=seed + trial if task else seed, task=task)
+            ep = play_scripted(env, make_agent, seed=seed + trial if task else seed, task=task)
             oc.rewards.append(ep.reward)
             oc.successes.append(ep.success)
             oc.turns.append(len(ep.turns))
@@ -180,14 +182,6 @@ def _check_counts(tasks: int | None, k: int, trials: int | None) -> int:
     return trials
 
 
-def check_scripted(env_id: str, name: str) -> None:
-    """Raise UsageError unless `env_id` has the scripted agent `name`; builds nothing."""
-    agents = getattr(env_class(env_id), "scripted_agents", None) or {}
-    if name not in agents:
-        have = ", ".join(f"scripted:{a}" for a in sorted(agents)) or "none"
-        raise UsageError(f"{env_id} has no scripted agent {name!r}; available: {have}")
-
-
 def evaluate(env_id: str, model: str, *, env_kwargs: dict[str, Any] | None = None, tasks: int | None = None,
              k: int = 1, trials: int | None = None, seed: int = 0, temperature: float = 1.0,
              max_new_tokens: int = 256, constrained: bool = False, simulator: Any = None) -> EvalResult:
@@ -197,7 +191,7 @@ def evaluate(env_id: str, model: str, *, env_kwargs: dict[str, Any] | None = Non
     trials = _check_counts(tasks, k, trials)
     scripted = model.split(":", 1)[1] if model.startswith("scripted:") else None
     if scripted is not None:
-        check_scripted(env_id, scripted)
+        scripted_factory(env_id, scripted)  # an unknown name fails here, listing the env's scripted agents
     if simulator is not None:  # checked against the env before its model loads, then loaded before the policy
         from agentrl.rollout.build import prepare_env_kwargs
 

@@ -18,7 +18,7 @@ from agentrl.core.chat_format import ChatFormatter
 from agentrl.core.env import MultiTurnEnv, Outcome
 from agentrl.core.types import Episode, Message, Turn
 from agentrl.inference.base import PolicyBackend, SamplingParams, allowed_steps
-from agentrl.sim.batching import map_serving
+from agentrl.sim.batching import SimulatorQueue
 
 
 @dataclass
@@ -56,7 +56,10 @@ class RolloutRunner:
     snapshot_turns: keep an env snapshot at the start of every agent turn (needed to branch; TRePO sets it).
     env_workers: step the envs of a round on this many threads, so simulators that share a model behind a
         `BatchingChatModel` answer in one batched call per round (1 = step one env after another); the
-        batched calls run on the thread that called the runner (`batching.map_serving`).
+        batched calls of `simulator_queue`'s models run on the thread that called the runner
+        (`SimulatorQueue.map_serving`).
+    simulator_queue: the run's `SimulatorQueue`, the one its envs' batching simulators were given; None: a
+        queue of the runner's own (its envs' batching models, on other queues, then answer on env threads).
     """
 
     def __init__(
@@ -72,11 +75,13 @@ class RolloutRunner:
         seed: int = 0,
         progress: bool = False,
         env_workers: int = 1,
+        simulator_queue: SimulatorQueue | None = None,
     ):
         if env_workers < 1:
             raise ValueError(f"env_workers must be >= 1, got {env_workers}")
         self.env_workers = env_workers
         self._threads: Any = None
+        self.simulator_queue = simulator_queue if simulator_queue is not None else SimulatorQueue()
         self.make_env = make_env
         self.policy = policy
         self.fmt = formatter
@@ -199,7 +204,7 @@ class RolloutRunner:
 
             self._threads = ThreadPoolExecutor(self.env_workers, thread_name_prefix="agentrl-env")
         # the envs' batched simulator calls run here, on the thread that owns torch's compute threads
-        return map_serving(self._threads, lambda j: self._advance(*j), jobs)
+        return self.simulator_queue.map_serving(self._threads, lambda j: self._advance(*j), jobs)
 
     def _advance(self, lv: _Live, new_ids: list[int], new_lp: list[float], finish: str, p: SamplingParams) -> bool:
         """Step the env with one generated turn; return True when the episode is over."""

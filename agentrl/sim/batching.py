@@ -8,12 +8,17 @@ wrapped model and wakes the callers. Answers are the ones the wrapped model give
 their own temperature, max_tokens and seed (a model with `complete_rows` takes per-row settings; otherwise
 rows are grouped by identical settings).
 
-Who serves the queue: while a thread runs `map_serving(pool, fn, jobs)` (the rollout runner does, on the
-thread that called it), that thread answers every batch, and the env threads only enqueue and wait.
-Otherwise the first caller of a round leads it. The serving thread matters on a CPU: torch's OpenMP threads belong to the
-thread that started them, and with more threads than cores a second team sleeps between parallel regions,
-so a batch computed on an env thread pays a wake-up per operator (a 1-row SmolLM2 decode step took 34 ms on
-the main thread and 55-60 ms on another, on a 2-core VM).
+`SimulatorQueue`: one run's simulator queue. It owns the lock, the batching models attached to it and the
+thread serving them; whoever builds a run creates one and hands it to the run's `BatchingChatModel`s and to
+its `RolloutRunner` (`agentrl/rollout/build.py`). Two runs with two queues share nothing; a
+`BatchingChatModel` made without a queue gets a private one.
+
+Who serves a queue: while a thread runs `queue.map_serving(pool, fn, jobs)` (the rollout runner does, on the
+thread that called it), that thread answers every batch of the queue's models, and the env threads only
+enqueue and wait. Otherwise the first caller of a round leads it. The serving thread matters on a CPU:
+torch's OpenMP threads belong to the thread that started them, and with more threads than cores a second
+team sleeps between parallel regions, so a batch computed on an env thread pays a wake-up per operator
+(measured: BENCHMARKS.md, "Simulated patients: batched vs one-by-one turns").
 """
 
 from __future__ import annotations
@@ -27,13 +32,80 @@ from typing import Any, TypeVar
 
 from agentrl.core.chat import BaseChatModel
 
-# One lock for every BatchingChatModel and the serving thread: a caller's "is a thread serving?" check and
-# its enqueue happen together, so a request never falls between a server that stops and a leader that starts.
-_LOCK = threading.Lock()
-_WORK = threading.Condition(_LOCK)  # notified when a request arrives or a served future finishes
-_MODELS: weakref.WeakSet[BatchingChatModel] = weakref.WeakSet()
-_server: int | None = None  # ident of the thread inside map_serving, if any
 T = TypeVar("T")
+
+
+class SimulatorQueue:
+    """One run's simulator queue: the lock its `BatchingChatModel`s and its serving thread share, those
+    models, and which thread serves them (`map_serving`).
+
+    One lock for the models and the server: a caller's "is a thread serving?" check and its enqueue happen
+    together, so a request never falls between a server that stops and a leader that starts.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # notified when a request arrives or a served future finishes
+        self._models: weakref.WeakSet[BatchingChatModel] = weakref.WeakSet()
+        self._server: int | None = None  # ident of the thread inside map_serving, if any
+
+    @property
+    def models(self) -> list[BatchingChatModel]:
+        """The batching models attached to this queue (still alive)."""
+        with self._lock:
+            return list(self._models)
+
+    def map_serving(self, pool: Executor, fn: Callable[..., T], *iterables: Iterable[Any]) -> list[T]:
+        """`list(pool.map(fn, *iterables))`, with every batch their calls to this queue's models make
+        answered on this thread instead of on a pool thread.
+
+        Meant for the thread that owns torch's compute threads (the rollout runner's). If another thread is
+        already serving this queue, this one only waits. When the work is done, requests still queued (from
+        threads outside it) get a leader thread of their own. The first error in the work is raised after all
+        of it finished.
+        """
+        me = threading.get_ident()
+        with self._lock:  # serving starts before any work does, so no pool thread makes itself a leader
+            outer = self._server
+            if outer is None:
+                self._server = me
+        try:
+            futures = [pool.submit(fn, *args) for args in zip(*iterables)]
+            if outer in (None, me):  # this thread serves (a nested call on the serving thread too)
+                self._serve(futures)
+            wait(futures)
+            return [f.result() for f in futures]
+        finally:
+            with self._lock:
+                if outer is None:
+                    self._server = None
+                    for m in list(self._models):  # hand what is still queued to leader threads
+                        if m._pending and not m._leader:
+                            m._leader = True
+                            threading.Thread(target=m._lead, daemon=True).start()
+
+    def _serve(self, futures: list[Future]) -> None:
+        for f in futures:
+            f.add_done_callback(self._wake)
+        while True:
+            with self._lock:
+                while True:
+                    if all(f.done() for f in futures):
+                        return
+                    ready = next((m for m in list(self._models) if m._pending and not m._leader), None)
+                    if ready is not None:
+                        ready._leader = True
+                        break
+                    self._work.wait(1.0)
+            ready._lead()
+
+    def _wake(self, _: Future) -> None:
+        with self._lock:
+            self._work.notify_all()
+
+    def _attach(self, model: BatchingChatModel) -> None:
+        with self._lock:
+            self._models.add(model)
 
 
 @dataclass
@@ -48,7 +120,11 @@ class _Request:
 
 
 class BatchingChatModel(BaseChatModel):
-    def __init__(self, model: Any, *, max_batch: int = 64, max_wait_s: float = 0.02):
+    """queue: the run's `SimulatorQueue`, whose serving thread answers this model's batches; None: a
+    private queue of its own (no thread serves it, so a round's first caller leads it)."""
+
+    def __init__(self, model: Any, *, queue: SimulatorQueue | None = None, max_batch: int = 64,
+                 max_wait_s: float = 0.02):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if not max_wait_s >= 0:
@@ -56,22 +132,23 @@ class BatchingChatModel(BaseChatModel):
         self.model = model
         self.max_batch = int(max_batch)
         self.max_wait_s = float(max_wait_s)
-        self._arrived = threading.Condition(_LOCK)
-        self._queue: list[_Request] = []
-        self._leader = False  # a thread has taken the queue's next batch on
+        self.queue = queue if queue is not None else SimulatorQueue()
+        self._arrived = threading.Condition(self.queue._lock)
+        self._pending: list[_Request] = []
+        self._leader = False  # a thread has taken the next batch of _pending on
         self.calls = 0  # batched calls made to the wrapped model
         self.requests = 0  # complete() calls answered
-        with _LOCK:
-            _MODELS.add(self)
+        self.queue._attach(self)
 
     def complete(self, messages: list[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 256,
                  seed: int | None = None) -> str:
         req = _Request(messages, temperature, max_tokens, seed)
-        with _LOCK:
-            self._queue.append(req)
+        q = self.queue
+        with q._lock:
+            self._pending.append(req)
             self._arrived.notify_all()
-            _WORK.notify_all()
-            served = _server is not None and _server != threading.get_ident()
+            q._work.notify_all()
+            served = q._server is not None and q._server != threading.get_ident()
             lead = not served and not self._leader
             if lead:
                 self._leader = True
@@ -90,14 +167,14 @@ class BatchingChatModel(BaseChatModel):
     # -- the leader (the serving thread, or the round's first caller) ---------------------------------------
     def _lead(self) -> None:
         """Take the next batch (the caller has set `_leader`), answer it and wake its callers."""
-        with _LOCK:
+        with self.queue._lock:
             seen = -1
-            while len(self._queue) < self.max_batch and len(self._queue) != seen:
-                seen = len(self._queue)  # wait for more while requests keep arriving
+            while len(self._pending) < self.max_batch and len(self._pending) != seen:
+                seen = len(self._pending)  # wait for more while requests keep arriving
                 self._arrived.wait(self.max_wait_s)
-            taken, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            taken, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             self._leader = False
-            if self._queue and _server is None:  # the overflow gets a leader of its own (a server takes it next)
+            if self._pending and self.queue._server is None:  # the overflow gets a leader of its own (a server takes it next)
                 self._leader = True
                 threading.Thread(target=self._lead, daemon=True).start()
         try:
@@ -130,54 +207,3 @@ class BatchingChatModel(BaseChatModel):
             replies = self.model.complete_batch([r.messages for r in rs], temperature=temp, max_tokens=max_tokens, seed=seed)
             for r, text in zip(rs, replies):
                 r.reply = text
-
-
-def _wake(_: Future) -> None:
-    with _LOCK:
-        _WORK.notify_all()
-
-
-def map_serving(pool: Executor, fn: Callable[..., T], *iterables: Iterable[Any]) -> list[T]:
-    """`list(pool.map(fn, *iterables))`, with every `BatchingChatModel` batch their calls make answered on
-    this thread instead of on a pool thread.
-
-    Meant for the thread that owns torch's compute threads (the rollout runner's). If another thread is
-    already serving, this one only waits. When the work is done, requests still queued (from threads outside
-    it) get a leader thread of their own. The first error in the work is raised after all of it finished.
-    """
-    global _server
-    me = threading.get_ident()
-    with _LOCK:  # serving starts before any work does, so no pool thread makes itself a leader
-        outer = _server
-        if outer is None:
-            _server = me
-    try:
-        futures = [pool.submit(fn, *args) for args in zip(*iterables)]
-        if outer in (None, me):  # this thread serves (a nested call on the serving thread too)
-            _serve(futures)
-        wait(futures)
-        return [f.result() for f in futures]
-    finally:
-        with _LOCK:
-            if outer is None:
-                _server = None
-                for m in list(_MODELS):  # hand what is still queued to leader threads
-                    if m._queue and not m._leader:
-                        m._leader = True
-                        threading.Thread(target=m._lead, daemon=True).start()
-
-
-def _serve(futures: list[Future]) -> None:
-    for f in futures:
-        f.add_done_callback(_wake)
-    while True:
-        with _LOCK:
-            while True:
-                if all(f.done() for f in futures):
-                    return
-                ready = next((m for m in list(_MODELS) if m._queue and not m._leader), None)
-                if ready is not None:
-                    ready._leader = True
-                    break
-                _WORK.wait(1.0)
-        ready._lead()

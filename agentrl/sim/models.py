@@ -3,9 +3,10 @@
     smollm2-135m | tiny-random | /local/hf/dir     -> HFChatModel (local transformers)
     MODEL@http(s)://HOST/v1                        -> HTTPChatModel (OpenAI-compatible; key from $OPENAI_API_KEY)
 
-`env_kwargs_with_simulator` puts one shared model (behind a `BatchingChatModel` when asked) into the env
-constructor's `simulator` argument, so every env of a run talks to the same model. Every env with a simulated
-counterpart takes its model that way (FlightBooking: user="llm"; Consultation: patient / diagnoser="llm").
+`env_kwargs_with_simulator` puts one shared model (behind a `BatchingChatModel` on the run's `SimulatorQueue`
+when asked) into the env constructor's `simulator` argument, so every env of a run talks to the same model.
+Every env with a simulated counterpart takes its model that way (FlightBooking: user="llm"; Consultation:
+patient / diagnoser="llm").
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from agentrl.core.chat import BaseChatModel
 from agentrl.core.errors import UsageError
+from agentrl.sim.batching import BatchingChatModel, SimulatorQueue
 
 SIMULATOR_ARG = "simulator"  # the constructor argument by which an env takes its simulator's chat model
 
@@ -38,20 +40,25 @@ def make_chat_model(name: str, *, kv_store: int = 32, dtype: str = "float32") ->
     return HFChatModel.load(name, kv_store=kv_store, dtype=getattr(torch, dtype))
 
 
-def env_kwargs_with_simulator(kwargs: dict[str, Any], simulator: Any) -> dict[str, Any]:
+def env_kwargs_with_simulator(kwargs: dict[str, Any], simulator: Any, queue: SimulatorQueue | None = None) -> dict[str, Any]:
     """`simulator`: a `SimulatorConfig` or None. Returns a new kwargs dict (the config's is not changed) with
-    the loaded model as `simulator`."""
+    the loaded model as `simulator`. queue: the run's `SimulatorQueue`, which a batching model joins (None:
+    the model gets a private one; `simulator_queue_of` finds it)."""
     out = dict(kwargs)
     if simulator is None:
         return out
     _check_not_set(kwargs)
     model = make_chat_model(simulator.model, kv_store=simulator.kv_store, dtype=simulator.dtype)
     if simulator.batch:
-        from agentrl.sim.batching import BatchingChatModel
-
-        model = BatchingChatModel(model, max_batch=simulator.max_batch, max_wait_s=simulator.max_wait_s)
+        model = BatchingChatModel(model, queue=queue, max_batch=simulator.max_batch, max_wait_s=simulator.max_wait_s)
     out[SIMULATOR_ARG] = model
     return out
+
+
+def simulator_queue_of(kwargs: dict[str, Any]) -> SimulatorQueue | None:
+    """The `SimulatorQueue` of the batching model that env kwargs give as `simulator`; None when they give none."""
+    model = kwargs.get(SIMULATOR_ARG)
+    return model.queue if isinstance(model, BatchingChatModel) else None
 
 
 def _check_not_set(kwargs: dict[str, Any]) -> None:

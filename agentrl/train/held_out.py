@@ -2,7 +2,8 @@
 with `env.kwargs` + `train.eval_env_kwargs` (e.g. `{split: test}`), logged as `eval/*` metrics.
 
 It shares the trainer's policy backend (so it scores the weights just updated) but has its own `RolloutRunner`,
-so its episodes never advance the training runner's uid counter, from which sampling seeds derive."""
+so its episodes never advance the training runner's uid counter, from which sampling seeds derive. It serves the
+training run's `SimulatorQueue` (its envs share the training envs' simulator, which joined that queue)."""
 
 from __future__ import annotations
 
@@ -12,26 +13,31 @@ from typing import Any
 from agentrl.eval.evaluate import collect_outcomes, summarize_outcomes, task_list
 from agentrl.inference.base import SamplingParams
 from agentrl.rollout.build import build_runner
+from agentrl.sim.batching import SimulatorQueue
 
 SEED_BASE = 1_000_000  # envs without a task list are evaluated on seeds from here (training seeds are hashed)
 
 
 class HeldOutEval:
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], policy: Any, formatter: Any, *, tasks: int | None,
-                 max_new_tokens: int, max_seq_len: int, seed: int = 0, constrained: bool = False, env_workers: int = 1):
+                 max_new_tokens: int, max_seq_len: int, seed: int = 0, constrained: bool = False, env_workers: int = 1,
+                 simulator_queue: SimulatorQueue | None = None):
         self.tasks = task_list(env_id, env_kwargs, tasks, SEED_BASE)  # validates the kwargs before any training
         self.runner = build_runner(
             env_id, env_kwargs, policy, formatter, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens),
             constrained=constrained, max_seq_len=max_seq_len, seed=seed, env_workers=env_workers,
+            simulator_queue=simulator_queue,
         )
 
     @classmethod
-    def for_training(cls, cfg: Any, policy: Any, formatter: Any, env_kwargs: dict[str, Any]) -> "HeldOutEval":
-        """From a training `Config`: env.kwargs + train.eval_env_kwargs, the rollout's limits, greedy."""
+    def for_training(cls, cfg: Any, policy: Any, formatter: Any, env_kwargs: dict[str, Any],
+                     simulator_queue: SimulatorQueue | None = None) -> "HeldOutEval":
+        """From a training `Config`: env.kwargs + train.eval_env_kwargs, the rollout's limits, greedy; the
+        training run's simulator queue."""
         t, r = cfg.train, cfg.rollout
         return cls(cfg.env.id, {**env_kwargs, **t.eval_env_kwargs}, policy, formatter, tasks=t.eval_tasks,
                    max_new_tokens=r.max_new_tokens, max_seq_len=r.max_seq_len, seed=t.seed, constrained=r.constrained,
-                   env_workers=r.env_workers)
+                   env_workers=r.env_workers, simulator_queue=simulator_queue)
 
     def __call__(self) -> dict[str, float]:
         t0 = time.perf_counter()

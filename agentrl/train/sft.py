@@ -1,7 +1,8 @@
 """`agentrl sft`: supervised warm start from demonstrations, the stage users run before RL.
 
-Demonstrations come from an env's scripted agents (`scripted:gold` on a split's tasks) or from a JSONL file
-of chat transcripts (the `agentrl consult` dialog format, or any OpenAI-style `{"messages": [...]}` list).
+Demonstrations come from an env's scripted agents (`scripted:gold` on a split's tasks; found by env id through
+`agentrl.core.registry.scripted_agents`) or from a JSONL file of chat transcripts (the `agentrl consult` dialog
+format, or any OpenAI-style `{"messages": [...]}` list).
 They are tokenized exactly as a rollout would hold them (`ChatFormatter`: the opening prompt, each agent
 turn's text + the end-of-turn token the policy samples to stop, then the env's chat-template delta), so the
 model is trained on the sequences RL will later sample and score. The loss is the mean negative log-likelihood
@@ -183,16 +184,17 @@ def demos_from_scripted(env_id: str, env_kwargs: dict[str, Any], agent: str, fmt
                         episodes: int | None, seed: int, keep: str = "success") -> tuple[list[Demo], dict[str, float]]:
     """Run an env's scripted agent on the env's tasks (or on `episodes` seeds when it has no task list) and
     tokenize each episode as the rollout would. Returns the demos and counts (run, kept, mean reward)."""
-    from agentrl.core.registry import make_env
+    from agentrl.core.registry import make_env, scripted_factory
     from agentrl.eval.evaluate import play_scripted
 
+    make_agent = scripted_factory(env_id, agent)
     env = make_env(env_id, **env_kwargs).unwrapped
     ids = env.task_ids()
     tasks: list[tuple[int, str | None]] = ([(seed + i, t) for i, t in enumerate(ids[:episodes] if episodes else ids)]
                                           if ids else [(seed + i, None) for i in range(episodes or 100)])
     demos, rewards = [], []
     for s, task in tasks:
-        ep = play_scripted(env, agent, seed=s, task=task)
+        ep = play_scripted(env, make_agent, seed=s, task=task)
         rewards.append(ep.reward)
         if keep == "all" or ep.success:
             demos.append(encode_dialog(fmt, ep.opening, ep.turns, ep.info, source=f"{env_id}:{task or s}"))

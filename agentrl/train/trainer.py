@@ -37,6 +37,7 @@ from agentrl.inference.base import SamplingParams
 from agentrl.inference.models import load_model
 from agentrl.rollout.build import build_runner, prepare_env_kwargs
 from agentrl.rollout.runner import EpisodeSpec
+from agentrl.sim.batching import SimulatorQueue
 from agentrl.train.branch_values import estimate_branch_values, greedy_baselines
 from agentrl.train.config import Config, ConfigError, dump_config, load_config
 from agentrl.train.held_out import HeldOutEval
@@ -59,7 +60,9 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         self._seed_everything(cfg.train.seed)
         check_env_kwargs(cfg.env.id, {**cfg.env.kwargs, **cfg.train.eval_env_kwargs})  # names, before any model loads
-        env_kwargs = prepare_env_kwargs(cfg.env.id, cfg.env.kwargs, cfg.env.simulator)  # values, before the policy loads
+        self.simulator_queue = SimulatorQueue()  # this run's: the simulator joins it, the runners serve it
+        env_kwargs = prepare_env_kwargs(cfg.env.id, cfg.env.kwargs, cfg.env.simulator,  # values, before the policy loads
+                                        self.simulator_queue)
         dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
         self.model, self.tokenizer = load_model(cfg.model, dtype=dtype, seed=cfg.train.seed)
         self.value_head = ValueHead(self.model.config.hidden_size) if self.spec.needs_value_head else None
@@ -73,11 +76,13 @@ class Trainer:
             cfg.env.id, env_kwargs, self.policy, ChatFormatter(self.tokenizer), self.sampling,
             constrained=cfg.rollout.constrained, snapshot_turns=self.spec.needs_branches,
             max_seq_len=cfg.rollout.max_seq_len, seed=cfg.train.seed, progress=False, env_workers=cfg.rollout.env_workers,
+            simulator_queue=self.simulator_queue,
         )
         self.returns = (KLShapedReturns(self.ref_model, cfg.ppo.kl_coef, temperature=cfg.rollout.temperature,
                                         pad_id=self.policy.pad_id, micro_batch_size=cfg.ppo.micro_batch_size)
                         if self.ref_model is not None and cfg.ppo.kl_in_reward else raw_rewards)  # what every estimator sees as RM
-        self.held_out = (HeldOutEval.for_training(cfg, self.policy, self.runner.fmt, env_kwargs) if cfg.train.eval_every else None)
+        self.held_out = (HeldOutEval.for_training(cfg, self.policy, self.runner.fmt, env_kwargs, self.simulator_queue)
+                         if cfg.train.eval_every else None)
         self.rng = random.Random(cfg.train.seed)
         self.torch_gen = torch.Generator().manual_seed(cfg.train.seed)
         self.step = 0

@@ -3,5 +3,7 @@ one reward at the end (probability of the correct diagnosis + correctness - ques
 
 import gymnasium
 
-if "agentrl/Consultation-v0" not in gymnasium.registry:
-    gymnasium.register(id="agentrl/Consultation-v0", entry_point="environments.consultation.env:ConsultationEnv")
+ENV_ID = "agentrl/Consultation-v0"
+
+if ENV_ID not in gymnasium.registry:
+    gymnasium.register(id=ENV_ID, entry_point="environments.consultation.env:ConsultationEnv")

@@ -19,13 +19,14 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from agentrl.core.registry import scripted_agents
 from mock_patients.cases import PatientCase
 from mock_patients.chat import ChatModel
 from mock_patients.evaluate import evaluate_file, main_summary_line
 from mock_patients.io import atomic_write_text
 
+from . import ENV_ID
 from .env import ConsultationEnv
-from .scripted import SCRIPTED_DOCTORS, scripted_agent
 
 MakeChatModel = Callable[[str], ChatModel]
 
@@ -39,14 +40,15 @@ def default_make_chat_model(name: str) -> ChatModel:
 
 def _doctor(spec: str, env: ConsultationEnv, make_chat_model: MakeChatModel | None, temperature: float, max_tokens: int, seed: int):
     """(name, act(conversation) -> str, needs_rebinding) for a doctor spec."""
+    agents = scripted_agents(ENV_ID)  # the `agentrl.scripted` entry point's doctors (and any registered since)
+    have = ", ".join(f"scripted:{n}" for n in sorted(agents))
     if spec.startswith("scripted:"):
         name = spec.split(":", 1)[1]
-        if name not in SCRIPTED_DOCTORS:
-            raise ValueError(f"unknown scripted doctor {name!r}; available: " + ", ".join(f"scripted:{n}" for n in sorted(SCRIPTED_DOCTORS)))
-        return lambda: scripted_agent(name, env)
+        if name not in agents:
+            raise ValueError(f"unknown scripted doctor {name!r}; available: {have}")
+        return lambda: agents[name](env)
     if make_chat_model is None:
-        raise ValueError(f"doctor {spec!r} needs a chat-model factory; without one only "
-                         + ", ".join(f"scripted:{n}" for n in sorted(SCRIPTED_DOCTORS)) + " work")
+        raise ValueError(f"doctor {spec!r} needs a chat-model factory; without one only {have} work")
     model = make_chat_model(spec)
 
     def bind() -> Callable[[list[dict]], str]:

@@ -33,7 +33,6 @@ from mock_patients.lexicon import default_lexicon
 from mock_patients.patient import LLMPatient, RuleBasedPatient
 
 from .reward import RewardConfig, consultation_reward
-from .scripted import SCRIPTED_DOCTORS
 
 SYSTEM_PROMPT = """You are a doctor seeing a patient. Find the diagnosis by asking questions, then state it.
 Each of your messages is exactly one of:
@@ -147,5 +146,3 @@ class ConsultationEnv(MultiTurnEnv):
         if self.state is None:
             raise RuntimeError("call reset() first")
         return self.state["consult"]
-
-    scripted_agents = SCRIPTED_DOCTORS

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
+from agentrl.core.registry import ScriptedAgent, ScriptedFactory
 from mock_patients.diagnoser import BayesianDiagnoser, Evidence
 
 if TYPE_CHECKING:
     from .env import ConsultationEnv
 
-Agent = Callable[[list[dict[str, str]]], str]
 CONFIDENT = 0.9
 _MIN_GAIN = 1e-3  # bits; below this a question is not worth a turn
 _ACTIVE = 1e-4  # diseases below this posterior are ignored when scoring questions (speed)
@@ -49,7 +49,7 @@ def _gain(post: dict[str, float], diag: BayesianDiagnoser, fids: list[str], sex:
     return total
 
 
-def good_doctor(env: "ConsultationEnv") -> Agent:
+def good_doctor(env: "ConsultationEnv") -> ScriptedAgent:
     diag = env.bayes
     table = diag.table
     lexicon = env.lexicon
@@ -98,7 +98,7 @@ _VAGUE = ("Any headache?", "Any problems with your back?", "Do you have a cough?
 _GUESSES = ("common cold", "tension-type headache", "viral gastroenteritis", "mechanical low back pain")
 
 
-def wander_doctor(env: "ConsultationEnv") -> Agent:
+def wander_doctor(env: "ConsultationEnv") -> ScriptedAgent:
     def act(conversation: list[dict[str, str]]) -> str:
         k = env.consultation
         h = int(hashlib.sha256(k.case.id.encode()).hexdigest(), 16)  # per-case variety, still deterministic
@@ -113,12 +113,13 @@ def wander_doctor(env: "ConsultationEnv") -> Agent:
     return act
 
 
-SCRIPTED_DOCTORS: dict[str, Callable[[Any], Agent]] = {"good": good_doctor, "wander": wander_doctor}
+# found through the `agentrl.scripted` entry point named agentrl/Consultation-v0 (agentrl.core.registry)
+AGENTS: dict[str, ScriptedFactory] = {"good": good_doctor, "wander": wander_doctor}
 
 
-def scripted_agent(name: str, env: Any) -> Agent:
+def scripted_agent(name: str, env: Any) -> ScriptedAgent:
     """A scripted doctor bound to `env` (a ConsultationEnv, or a wrapper around one)."""
     base = getattr(env, "unwrapped", env)
-    if name not in SCRIPTED_DOCTORS:
-        raise ValueError(f"unknown scripted doctor {name!r}; available: {', '.join(sorted(SCRIPTED_DOCTORS))}")
-    return SCRIPTED_DOCTORS[name](base)
+    if name not in AGENTS:
+        raise ValueError(f"unknown scripted doctor {name!r}; available: {', '.join(sorted(AGENTS))}")
+    return AGENTS[name](base)

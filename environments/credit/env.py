@@ -57,13 +57,3 @@ class CreditChainEnv(MultiTurnEnv):
 
     def allowed_replies(self) -> list[str]:
         return list(self.replies)
-
-    @staticmethod
-    def _oracle(env: "CreditChainEnv"):
-        def act(conversation: list[dict[str, str]]) -> str:
-            st = env.state
-            return env.replies[st["seq"][st["step"]]]
-
-        return act
-
-    scripted_agents = {"gold": _oracle.__func__}  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
 from agentrl.core.tools import ToolCall, ToolResult, ToolSet
@@ -27,7 +27,6 @@ from agentrl.core.types import Message
 
 from . import reward
 from .policy import policy_text
-from .scripted import GoldAgent
 from .tasks import Task, read_tasks, shipped_tasks
 from .taubench_loader import cached_world, default_world
 from .tools import TOOLS
@@ -93,7 +92,6 @@ class FlightBookingEnv(MultiTurnEnv):
     tools = TOOLS
     max_turns = 30
     max_observation_chars = 50_000  # one-stop searches on busy routes are long JSON; truncating breaks it
-    scripted_agents: ClassVar[dict[str, Any]] = {"gold": lambda env: GoldAgent(env)}
 
     def __init__(self, split: str = "train", user: str = "rule", world: str | Path | World | None = None,
                  max_turns: int = 30, render_mode: str | None = None, user_max_replies: int = 15, tasks: list[Task] | None = None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agentrl.core.registry import ScriptedFactory
 from agentrl.core.tools import format_tool_call
 
 from .tasks import Action, Task
@@ -76,3 +77,7 @@ class GoldAgent:
         script = self.script()
         n = sum(1 for m in conversation if m.get("role") == "assistant")
         return script[n] if n < len(script) else CLOSING
+
+
+# found through the `agentrl.scripted` entry point named agentrl/FlightBooking-v0 (agentrl.core.registry)
+AGENTS: dict[str, ScriptedFactory] = {"gold": GoldAgent}

@@ -38,6 +38,7 @@ from .families_service import (
     fam_total_paid,
     fam_transfer,
 )
+from .scripted import GoldAgent
 from .task_drafts import Ctx, Draft
 from .task_wording import PERSONAS
 from .tasks import Goal, Task, UserScenario
@@ -121,7 +122,7 @@ def check_tasks(world: World, tasks: list[Task]) -> None:
 def play(env: Any, task_id: str, agent: Any = None) -> tuple[float, dict[str, float], int]:
     """One episode of `agent` (default: the gold agent) on a task: (reward, breakdown, turns)."""
     obs, _ = env.reset(options={"task_id": task_id})
-    agent = agent or env.scripted_agent("gold")
+    agent = agent or GoldAgent(env.unwrapped)
     convo = [dict(m) for m in obs]
     while True:
         action = agent(convo)

@@ -29,14 +29,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
 from agentrl.core.tools import Tool, ToolCall, ToolError, ToolResult, ToolSet, tool
 from agentrl.core.types import Message
 
 from . import reward
-from .scripted import GoldAgent
 from .tasks import Task, load_tasks
 from .tools import TOOL_FAMILIES, TOOLS
 
@@ -151,7 +150,6 @@ class ToolUseEnv(MultiTurnEnv):
 
     tools = TOOLS + (final_answer,)
     max_turns = 8  # tier 4 needs 5 turns (4 calls + final_answer); 8 leaves room for a few mistakes
-    scripted_agents: ClassVar[dict[str, Any]] = {"gold": lambda env: GoldAgent(env)}
 
     def __init__(
         self,

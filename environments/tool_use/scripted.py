@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agentrl.core.registry import ScriptedFactory
 from agentrl.core.tools import (
     ToolCall,
     ToolCallParseError,
@@ -53,3 +54,7 @@ class GoldAgent:
             step = task.gold[len(outputs)]
             return format_tool_call(step.name, resolve_arguments(step.arguments, outputs))
         return format_tool_call("final_answer", {"answer": render_answer(task.answer_type, task.decimals, outputs[-1])})
+
+
+# found through the `agentrl.scripted` entry point named agentrl/ToolUse-v0 (agentrl.core.registry)
+AGENTS: dict[str, ScriptedFactory] = {"gold": GoldAgent}
