@@ -2,7 +2,7 @@
 loads, so `algorithm.params.bogus=1` or `branch_points=turnz` fail before a model loads or a rollout runs.
 
 The fields an estimator function takes as keywords are passed to it (`estimator_kwargs`); TRePO's
-`branch_*` fields configure the sampling of branch continuations (`values.py`), not its pure math.
+`branch_*` fields configure the sampling of branch continuations (`train/branch_values.py`), not its pure math.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class TRePOParams(EstimatorParams):
     branch_points: str = "turns"  # turns | turns+every:L | random:k | none
     branch_m: int = Field(2, ge=1)  # continuations per branch point (M)
     branch_t_min: float = Field(0.0, ge=0.0)  # lowest continuation temperature (0 = greedy)
-    branch_crn: bool = False  # common random numbers across a trajectory's branch points (values.py)
+    branch_crn: bool = False  # common random numbers across a trajectory's branch points (train/branch_values.py)
 
     @field_validator("branch_points")
     @classmethod
