@@ -123,7 +123,22 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exec_torchrun(args: argparse.Namespace) -> NoReturn:
+    """`agentrl train --nproc N ...` = `torchrun --standalone --nproc-per-node N -m agentrl train ...` (same arguments)."""
+    import os
+
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+            "-m", "agentrl", "train", *([args.config] if args.config else []), *args.overrides,
+            *(["--report"] if args.report else [])]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from agentrl.train import distributed
     from agentrl.train.config import load_config
     from agentrl.train.trainer import Trainer
 
@@ -131,12 +146,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if config is not None and "=" in config:  # no config file given: the first positional is an override
         config, overrides = None, [config, *overrides]
     cfg = load_config(config, overrides)
-    with usage_errors():  # setting up checks (run dir, env kwargs, simulator) and then loads what the config names
-        trainer = Trainer(cfg)
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # the config is checked before torchrun starts N processes
+        _exec_torchrun(args)
     try:
-        run_dir = trainer.run()
+        with usage_errors():  # setting up checks (run dir, env kwargs, simulator) and then loads what the config names
+            trainer = Trainer(cfg)
+        main_rank = distributed.is_main()
+        try:
+            run_dir = trainer.run()
+        finally:
+            trainer.close()
     finally:
-        trainer.close()
+        distributed.shutdown()
+    if not main_rank:
+        return 0
     print(f"run directory: {run_dir}", file=sys.stderr)
     if args.report:
         from agentrl.report import write_report
@@ -217,6 +240,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from agentrl.train.lora import export_merged
+
+    if not args.merge:
+        raise UsageError("export: pass --merge (the one export there is: the latest checkpoint as a plain model, "
+                         "LoRA adapters merged into the base)")
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"export: {out} exists and is not an empty directory; choose another OUT")
+    print(f"exported {export_merged(args.run_dir, out)} (loads with AutoModelForCausalLM.from_pretrained)", file=sys.stderr)
+    return 0
+
+
 def _add_episode_args(s: argparse.ArgumentParser, *, max_new_tokens: int) -> None:
     """What `rollout` and `eval` share: the env's kwargs and simulator, and how the policy samples."""
     s.add_argument("--env-kwargs", type=_json_arg, default={})
@@ -245,6 +281,8 @@ def _add_train(sub: Any) -> None:
     s.add_argument("config", nargs="?", help="YAML config (see examples/)")
     s.add_argument("overrides", nargs="*", help="section.key=value")
     s.add_argument("--report", action="store_true", help="write the HTML report at the end")
+    s.add_argument("--nproc", type=_positive_int, default=1,
+                   help="processes on this machine: runs torchrun --standalone --nproc-per-node N (needs train.parallel=ddp)")
     s.set_defaults(fn=cmd_train)
 
 
@@ -303,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_sft(sub)
     _add_eval(sub)
+    s = sub.add_parser("export", help="a run's latest checkpoint as a plain HF model (LoRA merged)")
+    s.add_argument("run_dir")
+    s.add_argument("out")
+    s.add_argument("--merge", action="store_true", help="merge LoRA adapters into the base (a full run is copied)")
+    s.set_defaults(fn=cmd_export)
+
     s = sub.add_parser("report", help="plots and an HTML report of a run directory")
     s.add_argument("run_dir")
     s.set_defaults(fn=cmd_report)

@@ -31,7 +31,7 @@ def test_unknown_key_lists_valid_keys() -> None:
         load_config(None, ["ppo.epoch=2"])
     msg = str(e.value)
     assert "unknown key 'ppo.epoch'" in msg and "epochs" in msg and "minibatch_size" in msg
-    with pytest.raises(ConfigError, match="valid keys here: algorithm, env, model"):
+    with pytest.raises(ConfigError, match="valid keys here: algorithm, env, lora, model"):
         load_config(None, ["nope=1"])
 
 

@@ -48,5 +48,5 @@ def test_imports_point_down(path: Path) -> None:
 
 def test_every_module_lives_in_a_layer_or_is_a_top_level_entry_point() -> None:
     top = sorted(p.name for p in PKG.glob("*.py"))
-    assert top == ["__init__.py", "cli.py", "quickstart.py", "report.py", "report_html.py", "report_plots.py"], top
+    assert top == ["__init__.py", "__main__.py", "cli.py", "quickstart.py", "report.py", "report_html.py", "report_plots.py"], top
     assert sorted(p.name for p in PKG.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(LAYERS)

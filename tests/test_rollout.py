@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from agentrl.core.chat_format import ChatFormatter
+from agentrl.core.outcomes import EpisodeEnd
 from agentrl.core.registry import load_env_plugins
 from agentrl.core.types import Episode, allowed_tensor, collate
 from agentrl.inference.base import SamplingParams
@@ -195,7 +196,7 @@ def test_tools_env_constrained_token_exact(tiny, notes_env_cls) -> None:
 def test_tools_env_unconstrained_token_exact(tiny, notes_env_cls) -> None:
     r = runner(tiny, notes_env_cls, temperature=1.0, max_new=10)
     eps = r.collect(specs(3))
-    assert all(e.truncated and len(e.turns) == notes_env_cls.max_turns for e in eps)
+    assert all(e.truncated and len(e.turns) == notes_env_cls.max_turns and e.end is EpisodeEnd.TRUNCATED_TURNS for e in eps)
     check_all(eps, tiny, r.policy)
 
 
@@ -233,6 +234,7 @@ def test_context_overflow_ends_within_max_seq_len(tiny) -> None:
         r.max_seq_len = prompt_len + extra
         (ep,) = r.collect(specs(1))
         assert ep.metrics["context_overflow"] == 1.0 and ep.truncated and not ep.terminated
+        assert ep.end is EpisodeEnd.TRUNCATED_CONTEXT and ep.error is None
         assert len(ep.input_ids) <= r.max_seq_len, "the training sequence must fit the context"
         assert set(ep.reward_breakdown) == {"right_turns", "turns"}
         (env,) = r._pool  # ended through end_truncated(): the env did a truncating step's bookkeeping

@@ -53,6 +53,8 @@ def test_vllm_engine_agrees_with_transformers(model: str, tmp_path: Path) -> Non
     assert r["logprob_abs_diff_max"] < LOGPROB_TOL, r
     # update_weights reached the running engine (its greedy output moved) ...
     assert r["greedy_changed_by_update"] >= 1, r
+    # ... the workers' weights digest equals the trainer's (and would catch a sync that did not land)
+    assert r["digest_tensors"] >= 2 and r["digest_verified"] and r["digest_caught_stale"], r
     # constrained decoding: same replies as the transformers backend, same constrained (renormalised) logprobs
     assert r["constrained_all_allowed"], r
     assert r["constrained_same_tokens"] == r["constrained_n"], r

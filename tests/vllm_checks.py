@@ -11,7 +11,8 @@ vLLM starts worker processes, so the engine is created under `if __name__ == "__
    pick the same replies for the same seeds, each one an allowed sequence, with the same logprobs (the
    constrained policy's: renormalised over the allowed tokens);
 3. update_weights: the HF weights are perturbed (seeded noise), pushed into the running engine, and the
-   engine's greedy output is compared with the HF model's greedy output under the same new weights.
+   engine's greedy output is compared with the HF model's greedy output under the same new weights; the
+   engine's weights digest (computed in its workers) equals the trainer's, and differs from a stale one.
 """
 
 from __future__ import annotations
@@ -110,6 +111,19 @@ def main() -> None:
     t0 = time.perf_counter()
     engine.update_weights(model.state_dict())
     res["update_weights_s"] = time.perf_counter() - t0
+    # the weights digest: computed in the workers, equal to the trainer's digest of what it sent; a sync that
+    # never happened (the engine still on older weights) is caught
+    from agentrl.algo.invariants import InvariantError, verify_weights
+
+    t0 = time.perf_counter()
+    res["digest_tensors"] = len(engine.weights_digest())
+    res["digest_verified"] = verify_weights(engine, model.state_dict()) is not None
+    res["digest_s"] = time.perf_counter() - t0
+    try:
+        verify_weights(engine, {k: v + 1e-3 for k, v in model.state_dict().items()})
+        res["digest_caught_stale"] = False
+    except InvariantError:
+        res["digest_caught_stale"] = True
     after = [o.token_ids for o in engine.generate(prompts, greedy)]
     res["greedy_changed_by_update"] = sum(a != b for a, b in zip(after, before))
     exact, tie_flips, mismatches = 0, 0, 0

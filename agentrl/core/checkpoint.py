@@ -1,6 +1,9 @@
 """Checkpoints: model (safetensors, loadable with `AutoModelForCausalLM.from_pretrained`), optimizer,
 scheduler, value head, RNG states and step.
 
+A LoRA model's (`agentrl.train.lora`) `model/` holds its adapter instead (peft's `adapter_model.safetensors` and
+`adapter_config.json`) and `agentrl_base.json`, the agentrl base model it was trained on (`base_of`).
+
 Written to a temp dir and renamed into place, so a kill at any moment leaves either the previous checkpoint
 or the new one, never half of one. The last file written is `manifest.json` (size and sha256 of every other
 file); a checkpoint is used only if its manifest matches, so a file cut or changed afterwards (a full disk, a
@@ -29,6 +32,9 @@ from agentrl.core.io import ordinary_permissions
 _STEP_RE = re.compile(r"^step_(\d{6,})$")
 _TMP_RE = re.compile(r"^\.step_\d{6,}\..+$")  # mkdtemp's names for a checkpoint being written
 MANIFEST = "manifest.json"
+ADAPTER_FILE = "adapter_model.safetensors"  # peft's names
+ADAPTER_CONFIG = "adapter_config.json"
+BASE_FILE = "agentrl_base.json"  # a LoRA checkpoint's base: {"model": agentrl model name, "seed": int}
 
 
 class CheckpointError(UsageError):
@@ -106,7 +112,9 @@ def save_checkpoint(
     final = root / f"step_{step:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:06d}.", dir=root))
     try:
-        model.save_pretrained(str(tmp / "model"), safe_serialization=True)
+        model.save_pretrained(str(tmp / "model"), safe_serialization=True)  # a LoRA model: its adapter only
+        if getattr(model, "agentrl_base", None) is not None:
+            (tmp / "model" / BASE_FILE).write_text(json.dumps(model.agentrl_base) + "\n")
         tokenizer.save_pretrained(str(tmp / "model"))
         torch.save({**trainer_state, "step": step, "rng": rng_state()}, tmp / "trainer_state.pt")
         _write_manifest(tmp, step)
@@ -128,10 +136,29 @@ def load_trainer_state(ckpt: Path) -> dict[str, Any]:
     return torch.load(ckpt / "trainer_state.pt", map_location="cpu", weights_only=False)
 
 
+def is_adapter_dir(model_dir: Path) -> bool:
+    """A LoRA checkpoint's model dir (an adapter, no full model)."""
+    return (model_dir / ADAPTER_CONFIG).is_file() and not (model_dir / "config.json").is_file()
+
+
+def base_of(model_dir: Path) -> dict[str, Any] | None:
+    """A LoRA model dir's agentrl base ({"model": name, "seed": int}), or None when it records none."""
+    f = model_dir / BASE_FILE
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
 def load_model_weights(model: torch.nn.Module, ckpt: Path) -> None:
-    """Load the checkpoint's weights into `model`, refusing missing or unexpected keys (tied weights aside)."""
+    """Load the checkpoint's weights into `model`, refusing missing or unexpected keys (tied weights aside).
+    A LoRA checkpoint loads into a LoRA model (its adapter weights), a full one into a plain model."""
     from safetensors.torch import load_file
 
+    lora_model, lora_ckpt = hasattr(model, "peft_config"), is_adapter_dir(ckpt / "model")
+    if lora_model != lora_ckpt:
+        raise CheckpointError(f"checkpoint {ckpt} holds {'a LoRA adapter' if lora_ckpt else 'a full model'}, but the model "
+                              f"{'is' if lora_model else 'is not'} a LoRA model: resume with the run's own lora settings")
+    if lora_ckpt:
+        _load_adapter(model, ckpt)
+        return
     state = load_file(str(ckpt / "model" / "model.safetensors"))
     own = model.state_dict()
     wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and v.shape != own[k].shape]
@@ -144,6 +171,24 @@ def load_model_weights(model: torch.nn.Module, ckpt: Path) -> None:
         raise CheckpointError(
             f"checkpoint {ckpt} does not fit the model: {len(missing)} missing keys {missing[:3]}, "
             f"{len(unexpected)} unexpected keys {list(unexpected)[:3]}"
+        )
+
+
+def _load_adapter(model: Any, ckpt: Path) -> None:
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state = load_file(str(ckpt / "model" / ADAPTER_FILE))
+    want = {k for k in model.state_dict() if ".lora_" in k}
+    try:
+        result = set_peft_model_state_dict(model, state)
+    except RuntimeError as exc:  # a tensor of another shape (another rank)
+        raise CheckpointError(f"checkpoint {ckpt} does not fit the LoRA model: {str(exc).splitlines()[0]}") from None
+    missing = sorted(want & set(result.missing_keys))
+    if missing or result.unexpected_keys:
+        raise CheckpointError(
+            f"checkpoint {ckpt} does not fit the LoRA model: {len(missing)} missing adapter keys {missing[:3]}, "
+            f"{len(result.unexpected_keys)} unexpected keys {list(result.unexpected_keys)[:3]}"
         )
 
 

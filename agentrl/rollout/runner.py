@@ -5,20 +5,32 @@ env then steps on the decoded text, and its reply is appended as chat-template t
 (`ChatFormatter.delta_ids`), never by re-tokenizing history. `branch()` restores the env snapshot
 taken at the start of the turn holding a token position and runs continuations to the end — the
 Monte-Carlo value estimates of TRePO (DESIGN.md, "TRePO", step 2).
+
+Every episode comes back with `Episode.end` set (`core/outcomes.py`). An exception from one env — resetting,
+stepping, or scoring it — ends only that episode (env_error, or simulator_error when a chat model raised it),
+with the error as one scrubbed line in `Episode.error` and reward 0; the other episodes go on. Exceptions from
+the runner's own work (the policy's generate, the chat template) still propagate.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import logging
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from agentrl.core.chat import BaseChatModel
 from agentrl.core.chat_format import ChatFormatter
 from agentrl.core.env import MultiTurnEnv, Outcome
+from agentrl.core.outcomes import EpisodeEnd, SimulatorError, error_text
 from agentrl.core.types import Episode, Message, Turn
 from agentrl.inference.base import PolicyBackend, SamplingParams, allowed_steps
+from agentrl.inference.http import HTTPBackendError
 from agentrl.sim.batching import SimulatorQueue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,6 +49,28 @@ def _derive_seed(*parts: Any) -> int:
     return int.from_bytes(h, "little") & 0x7FFFFFFF
 
 
+def _raised_in_chat_model(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if isinstance(tb.tb_frame.f_locals.get("self"), BaseChatModel):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def failure_kind(exc: BaseException) -> EpisodeEnd:
+    """simulator_error for a `SimulatorError`, an `HTTPBackendError`, or an exception raised inside a chat model's
+    method (also as the cause or context of the one caught); env_error otherwise."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (SimulatorError, HTTPBackendError)) or _raised_in_chat_model(e):
+            return EpisodeEnd.SIMULATOR_ERROR
+        e = e.__cause__ or e.__context__
+    return EpisodeEnd.ENV_ERROR
+
+
 @dataclass
 class _Live:
     env: MultiTurnEnv
@@ -47,6 +81,7 @@ class _Live:
     partial_lp: list[float] = field(default_factory=list)
     partial_allowed: list[list[int]] = field(default_factory=list)
     seed_key: Any = None  # what a turn's sampling seed derives from (default: the episode's uid)
+    deadline: float | None = None  # time.monotonic() past which the episode ends as timed_out
 
 
 class RolloutRunner:
@@ -60,6 +95,8 @@ class RolloutRunner:
         (`SimulatorQueue.map_serving`).
     simulator_queue: the run's `SimulatorQueue`, the one its envs' batching simulators were given; None: a
         queue of the runner's own (its envs' batching models, on other queues, then answer on env threads).
+    episode_timeout_s: wall-clock limit per episode (from its start in `collect`/`branch_many`); an episode past
+        it ends as timed_out after the env step that crossed it (a step in progress is not interrupted).
     """
 
     def __init__(
@@ -76,9 +113,13 @@ class RolloutRunner:
         progress: bool = False,
         env_workers: int = 1,
         simulator_queue: SimulatorQueue | None = None,
+        episode_timeout_s: float | None = None,
     ):
         if env_workers < 1:
             raise ValueError(f"env_workers must be >= 1, got {env_workers}")
+        if episode_timeout_s is not None and episode_timeout_s <= 0:
+            raise ValueError(f"episode_timeout_s must be > 0 (or None: no limit), got {episode_timeout_s}")
+        self.episode_timeout_s = episode_timeout_s
         self.env_workers = env_workers
         self._threads: Any = None
         self.simulator_queue = simulator_queue if simulator_queue is not None else SimulatorQueue()
@@ -99,14 +140,22 @@ class RolloutRunner:
 
     # -- public ----------------------------------------------------------------------------------
     def collect(self, specs: list[EpisodeSpec]) -> list[Episode]:
-        lives = []
+        """Run one episode per spec; episodes whose env failed to reset come first (no tokens, end set)."""
+        lives, failed = [], []
         for spec in specs:
             env = self._acquire()
             opts = dict(spec.options)
             if spec.task_id is not None:
                 opts["task_id"] = spec.task_id
-            env.reset(seed=spec.seed, options=opts)
-            opening = env.prompt()
+            try:
+                env.reset(seed=spec.seed, options=opts)
+                opening = env.prompt()
+            except Exception as exc:  # one env's failure ends its episode, not the rollout
+                ep = Episode(prompt_ids=[], task_id=str(spec.task_id or ""), group_id=spec.group_id, seed=spec.seed,
+                             uid=self._next_uid())
+                self._fail(ep, exc)
+                failed.append(ep)
+                continue
             prompt = self.fmt.prompt_ids(opening)
             if len(prompt) >= self.max_seq_len:
                 self._release(env)
@@ -114,8 +163,8 @@ class RolloutRunner:
                                  f"max_seq_len is {self.max_seq_len}: raise it or shorten the env's prompt")
             ep = Episode(prompt_ids=prompt, task_id=str(env.task_id or spec.task_id or ""), group_id=spec.group_id,
                          seed=spec.seed, uid=self._next_uid(), messages=opening.messages())
-            lives.append(_Live(env, ep, list(prompt), spec.sampling or self.sampling))
-        return self._run(lives)
+            lives.append(_Live(env, ep, list(prompt), spec.sampling or self.sampling, deadline=self._deadline()))
+        return failed + self._run(lives)
 
     def branch(self, episode: Episode, pos: int, temperatures: list[float]) -> list[Episode]:
         """Continue `episode` from token position `pos` (an agent token) once per temperature."""
@@ -151,7 +200,7 @@ class RolloutRunner:
                 ids = episode.input_ids[:pos]
                 lives.append(_Live(env, ep, ids, base, partial=list(turn.sampled_ids[:cut]), partial_lp=list(turn.logprobs[:cut]),
                                    partial_allowed=list(turn.allowed[:cut]) if turn.allowed else [],
-                                   seed_key=key if common_random_numbers else None))
+                                   seed_key=key if common_random_numbers else None, deadline=self._deadline()))
         return self._run(lives, fresh_turn_snapshot=False)
 
     # -- the loop -----------------------------------------------------------------------------------
@@ -184,7 +233,8 @@ class RolloutRunner:
             for lv, over in zip(active, ended):
                 if over:
                     done.append(lv.ep)
-                    self._release(lv.env)
+                    if lv.ep.end not in (EpisodeEnd.ENV_ERROR, EpisodeEnd.SIMULATOR_ERROR):
+                        self._release(lv.env)
                     if bar is not None:
                         bar.update(1)
                 else:
@@ -214,24 +264,36 @@ class RolloutRunner:
         start = len(lv.ids) - len(lv.partial)
         lv.partial, lv.partial_lp, lv.partial_allowed = [], [], []
         text = self.fmt.tok.decode(sampled, skip_special_tokens=True)
-        obs, _, terminated, truncated, _ = lv.env.step(text)  # info is for logs: the outcome says how it ended
-        env_msgs = [Message.from_dict(m) for m in obs]
-        turn = Turn(sampled, lps, text, finish, start, env_messages=env_msgs, temperature=p.temperature, allowed=allowed)
+        turn = Turn(sampled, lps, text, finish, start, temperature=p.temperature, allowed=allowed)
         ep = lv.ep
         ep.turns.append(turn)
         ep.messages.append(Message("assistant", text))
-        ep.messages.extend(env_msgs)
+        try:
+            obs, _, terminated, truncated, _ = lv.env.step(text)  # info is for logs: the outcome says how it ended
+        except Exception as exc:  # the env (or its simulator) failed: this episode ends, the others go on
+            self._fail(ep, exc)
+            return True
+        turn.env_messages = [Message.from_dict(m) for m in obs]
+        ep.messages.extend(turn.env_messages)
         if terminated or truncated:
             self._finish(ep, lv.env.outcome())
             return True
-        turn.env_ids = self.fmt.delta_ids([m.to_dict() for m in env_msgs], sampled)
+        if lv.deadline is not None and time.monotonic() > lv.deadline:
+            self._fail(ep, None, EpisodeEnd.TIMED_OUT)
+            return True
+        turn.env_ids = self.fmt.delta_ids([m.to_dict() for m in turn.env_messages], sampled)
         lv.ids = lv.ids[: start] + sampled + turn.env_ids
         if len(lv.ids) >= self.max_seq_len - 1:
             # Out of context: end here and score what the env has (counted, never silent). The env's reply is
             # not appended: like any last turn, the sequence ends with sampled ids, within max_seq_len.
             turn.env_ids = []
             lv.ids = lv.ids[: start + len(sampled)]
-            self._finish(ep, lv.env.end_truncated(), context_overflow=True)
+            try:
+                outcome = lv.env.end_truncated()  # scores the episode: a judge may run here
+            except Exception as exc:
+                self._fail(ep, exc)
+                return True
+            self._finish(ep, outcome, context_overflow=True)
             return True
         return False
 
@@ -246,6 +308,24 @@ class RolloutRunner:
             ep.metrics[f"errors/{key}"] = float(n)
         if context_overflow:
             ep.metrics["context_overflow"] = 1.0
+            ep.end = EpisodeEnd.TRUNCATED_CONTEXT
+        else:
+            ep.end = EpisodeEnd.TERMINATED if outcome.terminated else EpisodeEnd.TRUNCATED_TURNS
+        self._count(ep)
+
+    def _fail(self, ep: Episode, exc: Exception | None, end: EpisodeEnd | None = None) -> None:
+        """End an episode that could not finish: `exc` raised by its env (env_error / simulator_error), or `end`
+        (timed_out). Reward 0, no success; the env is dropped after an error (its state is unknown)."""
+        ep.end = end if exc is None else failure_kind(exc)
+        ep.error = None if exc is None else error_text(exc)
+        ep.reward, ep.reward_breakdown, ep.success = 0.0, {}, None
+        ep.terminated = ep.truncated = False
+        log.warning("episode %s (task %r, seed %s) ended as %s%s", ep.uid, ep.task_id, ep.seed, ep.end.value,
+                    f": {ep.error}" if ep.error else "")
+        self._count(ep)
+
+    @staticmethod
+    def _count(ep: Episode) -> None:
         ep.metrics["turns"] = float(len(ep.turns))
         ep.metrics["sampled_tokens"] = float(ep.num_sampled)
 
@@ -284,6 +364,9 @@ class RolloutRunner:
         if not isinstance(env, MultiTurnEnv):
             raise TypeError(f"RolloutRunner runs agentrl.core.env.MultiTurnEnv envs; make_env() gave {type(env).__name__}")
         return env
+
+    def _deadline(self) -> float | None:
+        return None if self.episode_timeout_s is None else time.monotonic() + self.episode_timeout_s
 
     def _release(self, env: MultiTurnEnv) -> None:
         self._pool.append(env)

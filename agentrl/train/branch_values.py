@@ -65,9 +65,11 @@ def estimate_branch_values(
     by_point: dict[tuple[int, int], list[float]] = {}
     tokens = 0
     for c, r in zip(conts, returns(conts) if conts else []):
-        by_point.setdefault((c.parent_uid, c.branch_pos), []).append(r)  # type: ignore[arg-type]
+        if c.end is None or not c.end.infra:  # a continuation that an env/simulator failure ended has no return
+            by_point.setdefault((c.parent_uid, c.branch_pos), []).append(r)  # type: ignore[arg-type]
         tokens += len(c.input_ids) - c.branch_pos  # everything after the branch point was sampled or env
-        tokens -= sum(len(t.env_ids) for t in c.turns if t.start >= c.branch_pos)
+        # env tokens after the point were not sampled: every turn's reply that follows it (the branched turn's too)
+        tokens -= sum(len(t.env_ids) for t in c.turns if t.start + len(t.sampled_ids) >= c.branch_pos)
     values = [
         [mc_value(rewards[i], by_point.get((ep.uid, pos), []), sharing[i][j]) for j, pos in enumerate(positions[i])]
         for i, ep in enumerate(episodes)

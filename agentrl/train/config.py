@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from agentrl.core.errors import UsageError
+from agentrl.train.lora import LoRAConfig
 
 
 class _Strict(BaseModel):
@@ -110,6 +111,10 @@ class RolloutConfig(_Strict):
     constrained: bool = False  # decode only env.allowed_replies() (tiny-model tests)
     prefix_reuse: bool = True  # hf backend: prompts sharing a prefix (branches, groups) encode it once
     env_workers: int = Field(1, ge=1)  # threads stepping envs; > 1 lets a batched env.simulator serve a round at once
+    episode_timeout_s: float | None = Field(None, gt=0.0)  # an episode running longer ends as timed_out
+    # episodes that ended by an env error, a simulator error or a timeout: left out of the advantage groups
+    # (exclude_infra; a group left with one episode goes too) or kept with reward 0 (score_zero)
+    failed_episodes: Literal["exclude_infra", "score_zero"] = "exclude_infra"
     vllm_gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)
     vllm_tensor_parallel_size: int = Field(1, ge=1)
 
@@ -138,6 +143,10 @@ class PPOConfig(_Strict):
     vf_coef: float = Field(0.5, ge=0.0)
     vf_clip: float | None = Field(0.2, gt=0.0)
     shared_prefix: bool = True  # encode tokens the rows of a micro-batch share once (`shared_prefix.py`)
+    # the trainer's log-probs of the sampled tokens, before the update's first step, against the rollout's
+    # (metric logprob/max_abs_diff): warn above, fail above (None: never); same weights, so ~1e-5 in float32
+    logprob_drift_warn_at: float | None = Field(1.0, gt=0.0)
+    logprob_drift_error_at: float | None = Field(None, gt=0.0)
 
 
 class TrainConfig(_Strict):
@@ -161,6 +170,12 @@ class TrainConfig(_Strict):
     # stop once this many tokens were sampled (policy + branch continuations + baselines), even before `updates`:
     # compares algorithms at equal sampling cost
     max_tokens: int | None = Field(None, ge=1)
+    # several processes (torchrun --nproc-per-node N -m agentrl train ..., or `agentrl train --nproc N`): ddp = each
+    # rank collects rollout.groups / N groups, gradients are summed over ranks; fsdp2 is not implemented yet
+    parallel: Literal["none", "ddp", "fsdp2"] = "none"
+    collective_timeout_s: float = Field(300.0, gt=0.0)  # a rank that waits longer on the others fails, naming itself
+    check_invariants: bool = True  # each trained row equals what was sampled (algo/invariants.py)
+    verify_weight_sync: bool = True  # after each sync the rollout engine's weight digest equals the trainer's
 
 
 class Config(_Strict):
@@ -171,6 +186,7 @@ class Config(_Strict):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    lora: LoRAConfig | None = None  # LoRA adapters (peft) instead of full fine-tuning: lora.r=16 turns it on
 
     @model_validator(mode="after")
     def _consistent(self) -> "Config":

@@ -76,3 +76,16 @@ def _clean(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)  # JSON has no NaN; keep it visible rather than dropping it
     return v
+
+
+class NullLogger:
+    """What ranks other than 0 log with: nothing (rank 0 writes metrics.jsonl and the console line)."""
+
+    def truncate_after(self, step: int) -> None:
+        pass
+
+    def log(self, step: int, metrics: dict[str, Any], total_steps: int | None = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

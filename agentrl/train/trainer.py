@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from agentrl.algo.advantages import REGISTRY, AdvantageInputs, estimator_kwargs, whiten
+from agentrl.algo.invariants import check_trained_equals_sampled, verify_weights
 from agentrl.core.chat_format import ChatFormatter
 from agentrl.core.checkpoint import (
     CheckpointError,
@@ -29,6 +30,7 @@ from agentrl.core.checkpoint import (
     set_rng_state,
 )
 from agentrl.core.io import atomic_write_text
+from agentrl.core.outcomes import drop_unusable, outcome_metrics
 from agentrl.core.records import EpisodeRecord, write_records
 from agentrl.core.registry import check_env_kwargs
 from agentrl.core.types import Episode, TrainBatch, allowed_tensor, collate
@@ -38,11 +40,22 @@ from agentrl.inference.models import load_model
 from agentrl.rollout.build import build_runner, prepare_env_kwargs
 from agentrl.rollout.runner import EpisodeSpec
 from agentrl.sim.batching import SimulatorQueue
-from agentrl.train.branch_values import estimate_branch_values, greedy_baselines
+from agentrl.train import distributed
+from agentrl.train.branch_values import (
+    BranchValues,
+    estimate_branch_values,
+    greedy_baselines,
+)
 from agentrl.train.config import Config, ConfigError, dump_config, load_config
 from agentrl.train.held_out import HeldOutEval
+from agentrl.train.lora import (
+    ReferenceView,
+    apply_lora,
+    merged_state_dict,
+    trainable_parameters,
+)
 from agentrl.train.lr_schedule import lr_factor
-from agentrl.train.metrics import MetricsLogger
+from agentrl.train.metrics import MetricsLogger, NullLogger
 from agentrl.train.reward_shaping import KLShapedReturns, raw_rewards
 from agentrl.train.run_dir import check_run_dir, clear_run_dir
 from agentrl.train.update import ValueHead, forward, ppo_update
@@ -54,8 +67,11 @@ class Trainer:
         self.spec = REGISTRY[cfg.algorithm.name]
         self.params = cfg.algorithm.estimator_params()  # validated when the config loaded
         self.run_dir = Path(cfg.train.run_dir)
-        check_run_dir(self.run_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite, option="train.run_dir",
-                      resume_hint="train.resume=true", overwrite_hint="train.overwrite=true")  # before loading a model
+        distributed.init_from_env(cfg.train.parallel, cfg.train.collective_timeout_s)  # a no-op without torchrun
+        self.groups = distributed.my_groups(cfg.rollout.groups)  # this rank's share of every update's groups
+        if distributed.is_main():  # the others never touch the run directory before rank 0 prepared it
+                check_run_dir(self.run_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite, option="train.run_dir",
+                          resume_hint="train.resume=true", overwrite_hint="train.overwrite=true")  # before loading a model
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self._seed_everything(cfg.train.seed)
@@ -65,9 +81,15 @@ class Trainer:
                                         self.simulator_queue)
         dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
         self.model, self.tokenizer = load_model(cfg.model, dtype=dtype, seed=cfg.train.seed)
+        if cfg.lora is not None:  # only the adapters train; the base stays as loaded
+            self.model = apply_lora(self.model, cfg.lora, base=cfg.model, seed=cfg.train.seed)
         self.value_head = ValueHead(self.model.config.hidden_size) if self.spec.needs_value_head else None
-        self.ref_model = self._frozen_copy() if cfg.ppo.kl_coef > 0 else None
-        params = list(self.model.parameters()) + (list(self.value_head.parameters()) if self.value_head else [])
+        for module in (self.model, self.value_head):
+            if module is not None:
+                distributed.broadcast_params(module)
+        self.ref_model = self._reference() if cfg.ppo.kl_coef > 0 else None
+        trainable = trainable_parameters(self.model) if cfg.lora is not None else list(self.model.parameters())
+        params = trainable + (list(self.value_head.parameters()) if self.value_head else [])
         self.optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         self.policy = make_policy_backend(cfg.rollout, self.model, self.tokenizer)
@@ -87,8 +109,11 @@ class Trainer:
         self.torch_gen = torch.Generator().manual_seed(cfg.train.seed)
         self.step = 0
         self.tokens_cumulative = 0
-        self._prepare_run_dir()
-        self.logger = MetricsLogger(self.run_dir, tensorboard=cfg.train.tensorboard, console=console)
+        if distributed.is_main():
+            self._prepare_run_dir()
+        distributed.barrier("waiting for rank 0 to prepare the run directory")
+        self.logger = (MetricsLogger(self.run_dir, tensorboard=cfg.train.tensorboard, console=console)
+                       if distributed.is_main() else NullLogger())  # rank 0 alone logs and writes
         if cfg.train.resume:
             self._resume()
 
@@ -107,6 +132,7 @@ class Trainer:
             if self.step % cfg.checkpoint_every == 0 or last:
                 self.save()
         self.logger.close()
+        distributed.barrier("the end of the run")
         return self.run_dir
 
     def out_of_tokens(self) -> bool:
@@ -120,28 +146,36 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         t0 = time.perf_counter()
         specs = self._episode_specs(self.step)
+        uid0 = self._set_uid(None, self.groups.start * self.cfg.rollout.group_size)  # sampling seeds as one process's
         episodes = self.runner.collect(specs)
         t_collect = time.perf_counter() - t0
+        outcomes = {**outcome_metrics(episodes), **self._drop_failed(episodes)}
+        episodes = [ep for ep in episodes if ep.uid not in self._dropped]
         returns = self.returns(episodes)  # shaped once, before any estimator runs
-        extra = self._extra_sampling(episodes, specs, returns)
+        extra = self._extra_sampling(episodes, specs, returns, uid0)
         t_branch = time.perf_counter() - t0 - t_collect
         batch = self._batch(episodes, returns, extra)
         update_stats = ppo_update(
             self.model, self.value_head, self.optimizer, self.scheduler, batch, self.cfg.ppo,
             temperature=self.cfg.rollout.temperature, grad_clip=self.cfg.optim.grad_clip, generator=self.torch_gen,
+            offset=self.groups.start * self.cfg.rollout.group_size,
+            total=len(batch) if distributed.world() == 1 else self.cfg.rollout.groups * self.cfg.rollout.group_size,
         )
-        self.policy.update_weights(self.model.state_dict())
+        self._sync_weights()
         t_update = time.perf_counter() - t0 - t_collect - t_branch
         self._log_episodes(episodes, batch)
-        sampled = sum(ep.num_sampled for ep in episodes)
-        self.tokens_cumulative += sampled + extra["tokens"]
+        sampled, extra_tokens = distributed.all_reduce_sum(
+            torch.tensor([float(sum(ep.num_sampled for ep in episodes)), float(extra["tokens"])], dtype=torch.float64),
+            "the token-count all-reduce").tolist()
+        self.tokens_cumulative += int(sampled + extra_tokens)
         return {
             **self._episode_metrics(episodes),
             **self._advantage_metrics(batch),
             **update_stats,
-            **extra["metrics"],
+            **reduce_extra_metrics(extra["metrics"]),
+            **outcomes,
             "tokens/sampled": float(sampled),
-            "tokens/branch": float(extra["tokens"]),
+            "tokens/branch": float(extra_tokens),
             "tokens/cumulative": float(self.tokens_cumulative),
             "time/collect": t_collect,
             "time/branch": t_branch,
@@ -153,33 +187,61 @@ class Trainer:
     def _episode_specs(self, step: int) -> list[EpisodeSpec]:
         r = self.cfg.rollout
         specs = []
-        for g in range(r.groups):
+        for g in self.groups:  # global group indices: seeds and group ids as one process would give them
             seed = (self.cfg.train.seed * 1_000_003 + step * 1009 + g) & 0x7FFFFFFF  # G episodes of a task share it
             specs += [EpisodeSpec(seed=seed, group_id=g) for _ in range(r.group_size)]
         return specs
 
-    def _extra_sampling(self, episodes: list[Episode], specs: list[EpisodeSpec], returns: list[float]) -> dict[str, Any]:
-        out: dict[str, Any] = {"tokens": 0, "metrics": {}, "branch": None, "baseline": None}
+    def _set_uid(self, base: int | None, offset: int) -> int:
+        """Put the runner's uid counter (sampling seeds derive from it) at `base + offset`; returns the base
+        (None: the counter now). One process: always where it is already; rank r: where one process would be."""
+        base = self.runner.state_dict()["uid"] if base is None else base
+        self.runner.load_state_dict({"uid": base + offset})
+        return base
+
+    def _branch_values(self, episodes: list[Episode], returns: list[float], uid0: int) -> tuple[BranchValues, int]:
+        """TRePO's values, and the uids every rank's continuations took together."""
         a = self.params
+        kw = dict(spec=a.branch_points, m=a.branch_m, t_min=a.branch_t_min, t_max=self.cfg.rollout.temperature,
+                  common_random_numbers=a.branch_crn, episode_returns=returns, returns=self.returns)
+        n_episodes = self.cfg.rollout.groups * self.cfg.rollout.group_size
+        if distributed.world() > 1:  # lower ranks' continuations first, as in one process's single branch_many
+            dry = _CountingRunner()
+            estimate_branch_values(dry, episodes, rng=copy.deepcopy(self.rng), **kw)  # type: ignore[arg-type]
+            counts = distributed.all_gather(dry.n, "the branch-count all-gather")
+            self._set_uid(uid0, n_episodes + sum(counts[: distributed.rank()]))
+            return estimate_branch_values(self.runner, episodes, rng=self.rng, **kw), sum(counts)
+        bv = estimate_branch_values(self.runner, episodes, rng=self.rng, **kw)
+        return bv, bv.continuations
+
+    def _extra_sampling(self, episodes: list[Episode], specs: list[EpisodeSpec], returns: list[float],
+                        uid0: int | None = None) -> dict[str, Any]:
+        """uid0: the runner's uid counter before `episodes` were collected (None: one process's, just before them)."""
+        out: dict[str, Any] = {"tokens": 0, "metrics": {}, "branch": None, "baseline": None}
+        uid0 = self.runner.state_dict()["uid"] - len(episodes) if uid0 is None else uid0
+        n_uids = self.cfg.rollout.groups * self.cfg.rollout.group_size
         if self.spec.needs_branches:
-            bv = estimate_branch_values(
-                self.runner, episodes, spec=a.branch_points, m=a.branch_m, t_min=a.branch_t_min,
-                t_max=self.cfg.rollout.temperature, rng=self.rng, common_random_numbers=a.branch_crn,
-                episode_returns=returns, returns=self.returns,
-            )
+            bv, branch_uids = self._branch_values(episodes, returns, uid0)
+            n_uids += branch_uids
             out["branch"] = bv
             out["tokens"] += bv.tokens
             out["metrics"]["branch/continuations"] = float(bv.continuations)
             out["metrics"]["branch/points"] = float(sum(len(p) for p in bv.positions))
         if self.spec.needs_greedy_baseline:
+            self._set_uid(uid0, n_uids + self.groups.start)
             out["baseline"], tokens = greedy_baselines(self.runner, episodes, specs, returns=self.returns)
             out["tokens"] += tokens
+            n_uids += self.cfg.rollout.groups
+        self._set_uid(uid0, n_uids)  # every rank's counter where one process's is after the update's sampling
         if isinstance(self.returns, KLShapedReturns):
             out["metrics"]["kl/in_reward"] = self.returns.take_mean_kl()  # per episode scored (branches too)
         return out
 
     def _batch(self, episodes: list[Episode], returns: list[float], extra: dict[str, Any]) -> TrainBatch:
         ids, attn, amask, old_lp = collate(episodes, self.policy.pad_id)
+        if self.cfg.train.check_invariants:  # the trained row is exactly what was sampled, mask included
+            for i, ep in enumerate(episodes):
+                check_trained_equals_sampled(ep, ids[i], amask[i])
         allowed = allowed_tensor(episodes, ids.shape[1])  # constrained decoding: train the policy that sampled
         rewards = torch.tensor(returns, dtype=torch.float32)
         ref_lp = old_values = None
@@ -200,34 +262,51 @@ class Trainer:
         adv = out.advantages
         do_whiten = self.spec.default_whiten if self.cfg.algorithm.whiten is None else self.cfg.algorithm.whiten
         if do_whiten:
-            adv = whiten(adv, amask)
+            adv = whiten(adv, amask) if distributed.world() == 1 else distributed.global_whiten(adv, amask)
         return TrainBatch(ids, attn, amask, old_lp, adv, returns=out.returns, old_values=old_values, ref_logprobs=ref_lp,
                           allowed=allowed)
 
     @staticmethod
     def _episode_metrics(episodes: list[Episode]) -> dict[str, float]:
-        r = np.array([ep.reward for ep in episodes], dtype=np.float64)
-        succ = [ep.success for ep in episodes if ep.success is not None]
-        errors = sum(v for ep in episodes for k, v in ep.metrics.items() if k.startswith("errors/"))
+        """Over every rank's episodes (gathered in rank order: one process's order)."""
+        rows = [(ep.reward, ep.success, len(ep.turns), ep.truncated,
+                 sum(v for k, v in ep.metrics.items() if k.startswith("errors/"))) for ep in episodes]
+        rows = [row for part in distributed.all_gather(rows, "the metrics all-gather") for row in part]
+        r = np.array([row[0] for row in rows], dtype=np.float64)
+        succ = [row[1] for row in rows if row[1] is not None]
         return {
             "reward/mean": float(r.mean()), "reward/std": float(r.std()), "reward/max": float(r.max()), "reward/min": float(r.min()),
             "success_rate": float(np.mean(succ)) if succ else float("nan"),
-            "episode/turns": float(np.mean([len(ep.turns) for ep in episodes])),
-            "episode/env_errors": float(errors),
-            "episode/truncated": float(np.mean([ep.truncated for ep in episodes])),
+            "episode/turns": float(np.mean([row[2] for row in rows])),
+            "episode/env_errors": float(sum(row[4] for row in rows)),
+            "episode/truncated": float(np.mean([row[3] for row in rows])),
         }
 
     @staticmethod
     def _advantage_metrics(batch: TrainBatch) -> dict[str, float]:
-        a = batch.advantages[batch.action_mask > 0]
-        if a.numel() == 0:
+        a = batch.advantages[batch.action_mask > 0].to(torch.float64)
+        n, s = distributed.all_reduce_sum(torch.stack([torch.tensor(float(a.numel()), dtype=torch.float64), a.sum()]),
+                                          "the metrics all-reduce").tolist()
+        if n == 0:
             return {}
-        return {"adv/mean": float(a.mean()), "adv/std": float(a.std(unbiased=False)), "adv/abs_max": float(a.abs().max())}
+        ss = distributed.all_reduce_sum((a - s / n).pow(2).sum().reshape(1), "the metrics all-reduce").item()
+        top = distributed.all_reduce_max(a.abs().max().reshape(1) if a.numel() else torch.zeros(1, dtype=torch.float64),
+                                         "the metrics all-reduce").item()
+        return {"adv/mean": s / n, "adv/std": (ss / n) ** 0.5, "adv/abs_max": top}
 
     def _log_episodes(self, episodes: list[Episode], batch: TrainBatch) -> None:
         n = self.cfg.train.log_episodes
         if n <= 0:
             return
+        records = self._pick_episodes(episodes, batch, n)
+        if distributed.world() > 1:  # each rank's best and worst; rank 0 picks over all of them
+            records = self._pick_records([r for part in distributed.all_gather(records, "the episode all-gather")
+                                          for r in part], n)
+        if not distributed.is_main():
+            return
+        atomic_write_text(self.run_dir / "episodes" / f"step_{self.step + 1:06d}.jsonl", write_records(records))
+
+    def _pick_episodes(self, episodes: list[Episode], batch: TrainBatch, n: int) -> list[EpisodeRecord]:
         order = sorted(range(len(episodes)), key=lambda i: episodes[i].reward)
         pick = sorted(set(order[-(n - n // 2):] + order[: n // 2]))
         records = []
@@ -235,7 +314,12 @@ class Trainer:
             adv = batch.advantages[i, :len(episodes[i].input_ids)].tolist()
             records.append(EpisodeRecord.from_episode(episodes[i], self.tokenizer, advantages=adv, step=self.step + 1,
                                                       algorithm=self.cfg.algorithm.name))
-        atomic_write_text(self.run_dir / "episodes" / f"step_{self.step + 1:06d}.jsonl", write_records(records))
+        return records
+
+    @staticmethod
+    def _pick_records(records: list[EpisodeRecord], n: int) -> list[EpisodeRecord]:
+        order = sorted(range(len(records)), key=lambda i: records[i].reward)
+        return [records[i] for i in sorted(set(order[-(n - n // 2):] + order[: n // 2]))]
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def save(self) -> Path:
@@ -244,7 +328,10 @@ class Trainer:
             "value_head": self.value_head.state_dict() if self.value_head else None,
             "trainer_rng": self.rng.getstate(), "torch_gen": self.torch_gen.get_state(),
             "tokens_cumulative": self.tokens_cumulative, "config": dump_config(self.cfg), "runner": self.runner.state_dict(),
+            "world_size": distributed.world(),
         }
+        if not distributed.is_main():  # the ranks' weights and optimizer states are equal: rank 0 writes them
+            return self.run_dir / "checkpoints"
         return save_checkpoint(self.run_dir, self.step, model=self.model, tokenizer=self.tokenizer, trainer_state=state, keep=self.cfg.train.keep_checkpoints)
 
     def _resume(self) -> None:
@@ -255,8 +342,11 @@ class Trainer:
                                       "start over with train.overwrite=true")
             self._drop_logs_after(-1)  # killed before its first checkpoint: start from scratch
             return
-        load_model_weights(self.model, ckpt)
         st = load_trainer_state(ckpt)
+        if int(st.get("world_size", 1)) != distributed.world():
+            raise ConfigError(f"resume: {ckpt} was saved by {st.get('world_size', 1)} process(es), this run has "
+                              f"{distributed.world()}; resume with the same number (torchrun --nproc-per-node)")
+        load_model_weights(self.model, ckpt)
         self.optimizer.load_state_dict(st["optimizer"])
         self.scheduler.load_state_dict(st["scheduler"])
         if self.value_head is not None and st.get("value_head") is not None:
@@ -268,12 +358,14 @@ class Trainer:
             self.runner.load_state_dict(st["runner"])
         self.tokens_cumulative = st.get("tokens_cumulative", 0)
         self.step = int(st["step"])
-        self.policy.update_weights(self.model.state_dict())
+        self._sync_weights()
         self._drop_logs_after(self.step)
 
     def _drop_logs_after(self, step: int) -> None:
         """Forget what was logged after `step` (it will be logged again): metrics lines and episode files."""
         self.logger.truncate_after(step)
+        if not distributed.is_main():
+            return
         for f in (self.run_dir / "episodes").glob("step_*.jsonl"):
             if int(f.stem.split("_")[1]) > step:
                 f.unlink()
@@ -289,6 +381,33 @@ class Trainer:
             if path.exists():
                 _same_run(load_config(path), self.cfg, path)
         atomic_write_text(path, dump_config(self.cfg))
+
+    def _drop_failed(self, episodes: list[Episode]) -> dict[str, float]:
+        """Episodes ended by infrastructure (env error, simulator error, timeout) leave the advantage groups
+        (`rollout.failed_episodes=exclude_infra`) rather than being scored 0. Several processes keep them
+        (scored 0): the ranks' rows must stay the one-process split."""
+        self._dropped: set[int] = set()
+        if self.cfg.rollout.failed_episodes != "exclude_infra" or distributed.world() > 1:
+            return {}
+        kept = drop_unusable(episodes, "exclude_infra")
+        if not kept.episodes:
+            raise RuntimeError(f"update {self.step + 1}: every episode ended by an infrastructure failure "
+                               f"({sorted({ep.error for ep in episodes if ep.error})[:2]}); nothing to train on")
+        self._dropped = {ep.uid for ep in kept.dropped}
+        return kept.metrics()
+
+    def _sync_weights(self) -> None:
+        """Send the trainer's weights to the rollout engine (a LoRA model's merged into the base for vLLM) and
+        check they arrived (`train.verify_weight_sync`: a digest of the engine's weights against the sent ones)."""
+        lora_to_vllm = self.cfg.lora is not None and self.cfg.rollout.backend == "vllm"
+        sd = merged_state_dict(self.model) if lora_to_vllm else self.model.state_dict()
+        self.policy.update_weights(sd)
+        if self.cfg.train.verify_weight_sync:
+            verify_weights(self.policy, sd)
+
+    def _reference(self) -> Any:
+        """The KL reference: the base with the adapters switched off (LoRA, no second copy), else a frozen copy."""
+        return ReferenceView(self.model) if self.cfg.lora is not None else self._frozen_copy()
 
     def _frozen_copy(self) -> torch.nn.Module:
         ref = copy.deepcopy(self.model)
@@ -309,7 +428,26 @@ class Trainer:
 
 
 # settings a resumed run may change: how long it runs, and the switches that chose to resume
-_RESUME_MAY_CHANGE = {"train.updates", "train.max_tokens", "train.resume", "train.overwrite"}
+_RESUME_MAY_CHANGE = {"train.updates", "train.max_tokens", "train.resume", "train.overwrite", "train.collective_timeout_s"}
+
+
+class _CountingRunner:
+    """Stands in for the runner in a dry run of `estimate_branch_values`: counts the continuations it would sample."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def branch_many(self, requests: list[tuple[Episode, int, list[float]]], **_: Any) -> list[Episode]:
+        self.n += sum(len(temps) for _, _, temps in requests)
+        return []
+
+
+def reduce_extra_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """Branch counts summed over ranks; the in-reward KL averaged over them (each rank's is a mean over as many)."""
+    keys = sorted(metrics)
+    vals = distributed.all_reduce_sum(torch.tensor([metrics[k] for k in keys], dtype=torch.float64), "the metrics all-reduce")
+    w = distributed.world()
+    return {k: float(v) / (w if k == "kl/in_reward" else 1) for k, v in zip(keys, vals.tolist())}
 
 
 def _same_run(saved: Config, now: Config, path: Path) -> None:

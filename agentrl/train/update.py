@@ -1,8 +1,8 @@
 """The update step: K epochs of minibatch PPO-style updates with gradient accumulation.
 
-Written for a later multi-process launch (torchrun + DDP/FSDP2) without a rewrite: no global state,
-every input is an argument, and the batch is split by rank in exactly one place (`shard`). Gradient
-all-reduce is whatever the wrapped model does in backward().
+Multi-process (torchrun, `train.parallel=ddp`): each rank holds its groups' rows of the update's batch
+(`distributed.my_groups`), draws the same minibatches as one process would, weights its micro-batches by
+their share of the GLOBAL minibatch and sums gradients over ranks before clipping (`distributed.reduce_grads`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from agentrl.algo.invariants import check_logprob_drift
 from agentrl.algo.losses import (
     aggregate,
     entropy_from_logits,
@@ -23,6 +24,7 @@ from agentrl.algo.losses import (
     value_loss,
 )
 from agentrl.core.types import TrainBatch
+from agentrl.train import distributed
 from agentrl.train.config import PPOConfig
 
 
@@ -98,17 +100,18 @@ def forward(
 
 
 def shard(n: int, rank: int, world: int) -> list[int]:
-    """The one place the batch is split across ranks: rank r takes rows r, r+world, ..."""
+    """Rows r, r+world, ... (kept for callers; the trainer splits by group in `distributed.my_groups`)."""
     if not 0 <= rank < world:
         raise ValueError(f"rank {rank} out of range for world size {world}")
     return list(range(rank, n, world))
 
 
-def _weight(mask: torch.Tensor, mb_mask: torch.Tensor, agg: str) -> float:
-    """Share of a micro-batch in its minibatch, so accumulated gradients equal the full-minibatch loss's."""
-    if agg == "token-mean":
-        return float(mask.sum() / mb_mask.sum().clamp(min=1))
-    return float((mask.sum(-1) > 0).sum() / (mb_mask.sum(-1) > 0).sum().clamp(min=1))
+def _weight(counts: torch.Tensor, local_rows: list[int], global_rows: list[int], agg: str) -> float:
+    """Share of a micro-batch (`local_rows`) in its GLOBAL minibatch (`global_rows`, over every rank), so the
+    gradients accumulated and summed over ranks equal the one-process full-minibatch loss's.
+    counts[i]: agent tokens of global row i (token-mean), or 1 for a row with any (the seq-mean modes)."""
+    c = counts if agg == "token-mean" else (counts > 0).to(counts.dtype)
+    return float(c[local_rows].sum() / c[global_rows].sum().clamp(min=1))
 
 
 def prefix_order(ids: torch.Tensor, attn: torch.Tensor, rows: list[int]) -> list[int]:
@@ -129,39 +132,49 @@ def ppo_update(
     temperature: float,
     grad_clip: float | None,
     generator: torch.Generator,
-    rank: int = 0,
-    world: int = 1,
+    offset: int = 0,
+    total: int | None = None,
 ) -> dict[str, float]:
+    """`batch` holds rows offset .. offset+len(batch) of the update's `total` rows (all of them with one process).
+
+    Every rank draws the same permutation of the global rows, so minibatches are the one-process ones; each rank
+    back-propagates its rows of a minibatch, weighted by their share of the global minibatch, and the gradients
+    are summed over ranks before clipping and the step (`distributed.reduce_grads`)."""
     model.train()
-    rows = shard(len(batch), rank, world)
-    local = batch.select(rows)
+    total = len(batch) if total is None else total
     params = [p for p in model.parameters() if p.requires_grad] + (list(value_head.parameters()) if value_head else [])
+    counts = torch.zeros(total, dtype=torch.float64)
+    counts[offset : offset + len(batch)] = batch.action_mask.sum(-1).to(torch.float64)
+    counts = distributed.all_reduce_sum(counts, "the token-count all-reduce")
     sums: dict[str, float] = {}
-    count = 0
-    skipped = 0
-    steps = 0
+    attempts = skipped = steps = 0
     grad_norms = []
-    mb_size = max(1, cfg.minibatch_size // world)
     micro = max(1, cfg.micro_batch_size)
-    for _ in range(cfg.epochs):
-        perm = torch.randperm(len(local), generator=generator).tolist()
-        for s in range(0, len(perm), mb_size):
-            mb_rows = perm[s : s + mb_size]
+    drift_rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # first minibatch, before any step
+    for epoch in range(cfg.epochs):
+        perm = torch.randperm(total, generator=generator).tolist()
+        for s in range(0, total, cfg.minibatch_size):
+            g_rows = perm[s : s + cfg.minibatch_size]
+            mb_rows = [i - offset for i in g_rows if offset <= i < offset + len(batch)]
             if cfg.shared_prefix and micro < len(mb_rows):
-                mb_rows = prefix_order(local.input_ids, local.attention_mask, mb_rows)
-            mb = local.select(mb_rows)
+                mb_rows = prefix_order(batch.input_ids, batch.attention_mask, mb_rows)
             optimizer.zero_grad(set_to_none=True)
             finite = True
-            for m0 in range(0, len(mb), micro):
-                mi = mb.select(list(range(m0, min(m0 + micro, len(mb)))))
-                loss, stats = _micro_loss(model, value_head, mi, cfg, temperature)
+            attempts += 1
+            for m0 in range(0, len(mb_rows), micro):
+                rows = mb_rows[m0 : m0 + micro]
+                mb = batch.select(rows)
+                loss, stats, new_lp = _micro_loss(model, value_head, mb, cfg, temperature)
+                if epoch == 0 and s == 0:  # the same weights that sampled: new and old log-probs must agree
+                    drift_rows.append((new_lp, mb.old_logprobs, mb.action_mask))
                 if not torch.isfinite(loss):
                     finite = False
                     break
-                (loss * _weight(mi.action_mask, mb.action_mask, cfg.loss_agg)).backward()
+                w = _weight(counts, [r + offset for r in rows], g_rows, cfg.loss_agg)
+                (loss * w).backward()
                 for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
+                    sums[k] = sums.get(k, 0.0) + v * w  # summed over micro-batches and ranks: the minibatch's value
+            finite = distributed.reduce_grads(params, finite)
             gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip else float("inf"))
             if not finite or not math.isfinite(float(gnorm)):
                 optimizer.zero_grad(set_to_none=True)  # skip the step, count it; never apply a NaN update
@@ -172,15 +185,30 @@ def ppo_update(
             steps += 1
     if scheduler is not None:  # one scheduler step per update (the schedule is counted in updates)
         scheduler.step()
-    out = {k: v / max(count, 1) for k, v in sums.items()}
+    keys = sorted(sums)
+    vals = distributed.all_reduce_sum(torch.tensor([sums[k] for k in keys], dtype=torch.float64), "the stats all-reduce")
+    out = {k: float(v) / max(attempts, 1) for k, v in zip(keys, vals.tolist())}
     out["grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else float("nan")
     out["skipped_steps"] = float(skipped)
     out["optimizer_steps"] = float(steps)
     out["lr"] = float(optimizer.param_groups[0]["lr"])
+    out.update(_drift(drift_rows, cfg))
     return out
 
 
-def _micro_loss(model: nn.Module, value_head: ValueHead | None, mb: TrainBatch, cfg: PPOConfig, temperature: float) -> tuple[torch.Tensor, dict[str, float]]:
+def _drift(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], cfg: PPOConfig) -> dict[str, float]:
+    """`logprob/max_abs_diff` over this rank's rows of the update's first minibatch (checked, see invariants)."""
+    if not rows:
+        return {}
+    new = torch.cat([r[0].flatten() for r in rows])
+    old = torch.cat([r[1].flatten() for r in rows])
+    mask = torch.cat([r[2].flatten() for r in rows])
+    return check_logprob_drift(new, old, mask, warn_at=cfg.logprob_drift_warn_at, error_at=cfg.logprob_drift_error_at)
+
+
+def _micro_loss(model: nn.Module, value_head: ValueHead | None, mb: TrainBatch, cfg: PPOConfig,
+                temperature: float) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """The micro-batch's loss, its stats, and its recomputed log-probs (detached)."""
     out = forward(model, value_head, mb.input_ids, mb.attention_mask, temperature, entropy=True, mask=mb.action_mask,
                   allowed=mb.allowed, shared_prefix=cfg.shared_prefix)
     mask = mb.action_mask
@@ -202,4 +230,4 @@ def _micro_loss(model: nn.Module, value_head: ValueHead | None, mb: TrainBatch, 
         vl, vstats = value_loss(out.values, mb.old_values, mb.returns, mask, clip=cfg.vf_clip, agg=cfg.loss_agg)
         stats.update({"loss/value": float(vl.detach()), **vstats})
         loss = loss + cfg.vf_coef * vl
-    return loss, stats
+    return loss, stats, out.logprobs.detach()

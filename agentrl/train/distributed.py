@@ -1,0 +1,163 @@
+"""Data-parallel training on torch.distributed, launched by torchrun (`train.parallel=ddp`).
+
+Every rank runs the whole loop on its share of the update's groups (`my_groups`: the one place the batch is
+split), so a group never spans ranks and the per-group estimators (GRPO, RLOO, TRePO, ...) stay exact. What
+crosses ranks goes through the few collectives here: gradients (summed, the loss normalised by the GLOBAL
+minibatch's token count, `update.ppo_update`), whitening statistics, metrics, token counts and the runner's
+uid counter (sampling seeds derive from it). With one process (no torchrun) every function is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any, Callable, TypeVar
+
+import torch
+import torch.distributed as dist
+
+from agentrl.train.config import ConfigError
+
+T = TypeVar("T")
+_timeout_s = 300.0
+
+
+class DistributedError(RuntimeError):
+    """A collective failed: another rank died, or did not reach it within train.collective_timeout_s."""
+
+
+def init_from_env(parallel: str, timeout_s: float = 300.0) -> None:
+    """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); a no-op
+    for a single process. gloo on CPU, nccl on CUDA (each rank on cuda:LOCAL_RANK)."""
+    global _timeout_s
+    if parallel == "fsdp2":
+        raise ConfigError("train.parallel=fsdp2 is not implemented yet; use train.parallel=ddp")
+    n = int(os.environ.get("WORLD_SIZE", "1"))
+    if n <= 1 or dist.is_initialized():
+        return
+    if parallel != "ddp":
+        raise ConfigError(f"launched with {n} processes (WORLD_SIZE={n}) but train.parallel={parallel!r}: "
+                          "set train.parallel=ddp")
+    missing = [v for v in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
+    if missing:
+        raise ConfigError(f"WORLD_SIZE={n} but {', '.join(missing)} unset: launch with torchrun "
+                          "(or `agentrl train --nproc N`)")
+    _timeout_s = float(timeout_s)
+    backend = "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        backend = "nccl"
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def my_groups(n_groups: int) -> range:
+    """The one place the batch is split by rank: rank r takes a contiguous block of n_groups / world groups.
+
+    Contiguous (not strided) so that the runner's uid counter, from which sampling seeds derive, can be laid
+    out exactly as one process would: rank r's episodes take the uids one process gives the same groups."""
+    w, r = world(), rank()
+    if n_groups % w:
+        raise ConfigError(f"rollout.groups={n_groups} must be a multiple of the number of processes ({w}): "
+                          "a group never spans ranks")
+    k = n_groups // w
+    return range(r * k, (r + 1) * k)
+
+
+def _collective(what: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except RuntimeError as exc:  # gloo/nccl errors (DistBackendError is one), timeouts included
+        raise DistributedError(
+            f"rank {rank()} of {world()}: {what} failed -- another rank stopped, or did not reach it within "
+            f"train.collective_timeout_s={_timeout_s:g}s ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from exc
+
+
+def _device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def _all_reduce(t: torch.Tensor, op: Any, what: str) -> torch.Tensor:
+    if world() == 1:
+        return t
+    buf = t.detach().to(_device()).clone()
+    _collective(what, lambda: dist.all_reduce(buf, op=op))
+    return buf.to(t.device)
+
+
+def all_reduce_sum(t: torch.Tensor, what: str = "all_reduce") -> torch.Tensor:
+    """The sum over ranks (a new tensor; `t` itself with one process)."""
+    return _all_reduce(t, dist.ReduceOp.SUM if world() > 1 else None, what)
+
+
+def all_reduce_max(t: torch.Tensor, what: str = "all_reduce") -> torch.Tensor:
+    return _all_reduce(t, dist.ReduceOp.MAX if world() > 1 else None, what)
+
+
+def all_gather(obj: Any, what: str = "all_gather") -> list[Any]:
+    """Every rank's `obj` (picklable), in rank order."""
+    if world() == 1:
+        return [obj]
+    out: list[Any] = [None] * world()
+    _collective(what, lambda: dist.all_gather_object(out, obj))
+    return out
+
+
+def barrier(what: str = "barrier") -> None:
+    if world() > 1:
+        _collective(what, lambda: dist.barrier())
+
+
+def broadcast_params(module: torch.nn.Module) -> None:
+    """Rank 0's weights on every rank (the ranks' copies must start equal; the summed gradients keep them so)."""
+    if world() == 1:
+        return
+    for t in module.state_dict().values():
+        buf = t.detach().to(_device())
+        _collective("broadcast of the initial weights", lambda: dist.broadcast(buf, 0))
+        t.copy_(buf.to(t.device))
+
+
+def reduce_grads(params: list[torch.nn.Parameter], finite: bool) -> bool:
+    """Sum every gradient over ranks (None counts as 0); True when every rank's loss was finite."""
+    if world() == 1:
+        return finite
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        p.grad.copy_(all_reduce_sum(p.grad, "the gradient all-reduce"))
+    return bool(all_reduce_sum(torch.tensor([0.0 if finite else 1.0]), "the gradient all-reduce").item() == 0)
+
+
+def global_whiten(adv: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """`advantages.whiten` with the mean and std over every rank's agent tokens (sum, sum of squares, count)."""
+    m = mask > 0
+    vals = adv[m].to(torch.float64)
+    local_mean_free = torch.stack([vals.sum(), torch.tensor(float(vals.numel()), dtype=torch.float64)])
+    s, n = all_reduce_sum(local_mean_free, "the whitening all-reduce").tolist()
+    if n == 0:
+        return torch.zeros_like(adv)
+    mean = s / n
+    ss = all_reduce_sum((vals - mean).pow(2).sum().reshape(1), "the whitening all-reduce").item()
+    std = (ss / n) ** 0.5 if n >= 2 else 0.0
+    out_vals = (vals - mean) / (std + eps) if std > 0 else vals - mean
+    out = torch.zeros_like(adv)
+    out[m] = out_vals.to(adv.dtype)
+    return out

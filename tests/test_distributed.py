@@ -1,0 +1,120 @@
+"""Data-parallel training under torchrun (gloo, 2 CPU ranks): the same update as one process, a killed rank ends
+the run with an error naming it, and the run resumes from rank 0's checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from agentrl.core.checkpoint import latest_checkpoint
+from agentrl.train.config import ConfigError, load_config
+from agentrl.train.trainer import Trainer
+
+SMALL = [
+    "model=tiny-random", "env.kwargs.turns=3", "rollout.groups=2", "rollout.group_size=3", "rollout.constrained=true",
+    "rollout.max_new_tokens=4", "train.updates=1", "ppo.minibatch_size=4", "ppo.micro_batch_size=2", "train.log_episodes=2",
+    "optim.lr=1e-6", "train.threads=1", "train.collective_timeout_s=20",
+]
+
+
+def _torchrun(args: list[str], nproc: int = 2) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "agentrl", "train", *args, "train.parallel=ddp"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "trepo"])
+def test_two_ranks_make_the_one_process_update(algorithm: str, tmp_path: Path) -> None:
+    overrides = SMALL + [f"algorithm.name={algorithm}"]
+    proc = _torchrun(overrides + [f"train.run_dir={tmp_path / 'ddp'}"])
+    one = Trainer(load_config(None, overrides + [f"train.run_dir={tmp_path / 'one'}"]), console=False)
+    before = {k: v.clone() for k, v in one.model.state_dict().items()}
+    one.run()
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    a, b = _metrics(tmp_path / "one")[0], _metrics(tmp_path / "ddp")[0]
+    for key in ("reward/mean", "reward/std", "success_rate", "tokens/sampled", "tokens/branch", "adv/mean", "adv/std",
+                "adv/abs_max", "loss/policy", "entropy", "clip_fraction", "grad_norm", "optimizer_steps"):
+        assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), (key, a[key], b[key])
+    if algorithm == "trepo":
+        assert a["tokens/branch"] > 0 and b["branch/continuations"] == a["branch/continuations"]
+    w1 = load_file(str(tmp_path / "one" / "checkpoints" / "step_000001" / "model" / "model.safetensors"))
+    w2 = load_file(str(tmp_path / "ddp" / "checkpoints" / "step_000001" / "model" / "model.safetensors"))
+    assert w1.keys() == w2.keys()
+    assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-5
+    assert any(not torch.equal(before[k], w1[k]) for k in w1 if k in before), "the update changed no weight"
+    assert not (tmp_path / "ddp" / "episodes").exists() or len(list((tmp_path / "ddp" / "episodes").iterdir())) == 1
+
+
+def _rank_pid(launcher: int, rank: int) -> int | None:
+    """The pid of torchrun's worker with RANK=rank (a child of the launcher)."""
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            env = (d / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == launcher and f"RANK={rank}".encode() in env:
+            return int(d.name)
+    return None
+
+
+def test_a_killed_rank_ends_the_run_and_it_resumes(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = SMALL + ["algorithm.name=grpo", "train.updates=40", "train.checkpoint_every=1", f"train.run_dir={run}"]
+    proc = _torchrun(args)
+    deadline = time.time() + 90
+    while latest_checkpoint(run) is None if run.exists() else True:
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[0] if proc.poll() is not None else "slow"
+        time.sleep(0.2)
+    pid = _rank_pid(proc.pid, 1)
+    assert pid is not None
+    t0 = time.time()
+    os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    assert time.time() - t0 < 20 + 10, "the run must end within the collective timeout"
+    assert proc.returncode != 0
+    assert "rank" in out.lower() and ("exitcode: -9" in out or "rank 0 of 2" in out), out[-3000:]
+
+    step = int(latest_checkpoint(run).name.split("_")[1])  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="saved by 2 process"):  # one process cannot continue a 2-rank run
+        Trainer(load_config(run / "config.yaml", ["train.resume=true"]), console=False)
+    proc = _torchrun(args[:-2] + [f"train.updates={step + 1}", "train.checkpoint_every=1", f"train.run_dir={run}",
+                                  "train.resume=true"])
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert [m["step"] for m in _metrics(run)] == list(range(1, step + 2))
+
+
+def test_config_guards(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="fsdp2 is not implemented yet"):
+        Trainer(load_config(None, SMALL + ["train.parallel=fsdp2", f"train.run_dir={tmp_path}"]), console=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="set train.parallel=ddp"):
+        Trainer(load_config(None, SMALL + [f"train.run_dir={tmp_path}"]), console=False)
+
+
+def test_groups_must_divide_among_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentrl.train import distributed
+
+    monkeypatch.setattr(distributed, "world", lambda: 2)
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    assert distributed.my_groups(4) == range(2, 4)
+    with pytest.raises(ConfigError, match="multiple of the number of processes"):
+        distributed.my_groups(3)
