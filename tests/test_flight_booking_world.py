@@ -49,7 +49,7 @@ TINY_FLIGHTS = {
 TINY_USERS = {
     "ada_lee_1000": {
         "name": {"first_name": "Ada", "last_name": "Lee"},
-        "address": {"address1": "1 Main St", "address2": "", "city": "Boston", "country": "USA", "province": "MA", "zip": "02101"},
+        "address": {"address1": "1 Main St", "address2": "", "city": "Boston", "country": "USA", "state": "MA", "zip": "02101"},
         "email": "ada@example.com", "dob": "1980-01-02",
         "payment_methods": {
             "credit_card_1111111": {"source": "credit_card", "brand": "visa", "last_four": "4242", "id": "credit_card_1111111"},
@@ -59,7 +59,7 @@ TINY_USERS = {
         "membership": "silver", "reservations": ["AAA111", "BBB222"]},
     "cy_ng_2000": {
         "name": {"first_name": "Cy", "last_name": "Ng"},
-        "address": {"address1": "2 Oak Ave", "address2": "Apt 3", "city": "Denver", "country": "USA", "province": "CO", "zip": "80202"},
+        "address": {"address1": "2 Oak Ave", "address2": "Apt 3", "city": "Denver", "country": "USA", "state": "CO", "zip": "80202"},
         "email": "cy@example.com", "dob": "1975-05-06",
         "payment_methods": {"credit_card_4444444": {"source": "credit_card", "brand": "mastercard", "last_four": "0001", "id": "credit_card_4444444"}},
         "saved_passengers": [], "membership": "regular", "reservations": ["CCC333"]},

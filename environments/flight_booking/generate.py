@@ -159,7 +159,7 @@ def gen_users(rng: random.Random, n: int) -> dict[str, User]:
         users[uid] = User(
             name=Name(first_name=first, last_name=last),
             address=Address(address1=f"{rng.randint(100, 999)} {rng.choice(STREETS)}", address2=f"Suite {rng.randint(100, 999)}",
-                            city=city, country="USA", province=state, zip=f"{zip3}{rng.randint(0, 99):02d}"),
+                            city=city, country="USA", state=state, zip=f"{zip3}{rng.randint(0, 99):02d}"),
             email=f"{first}.{last}{rng.randint(1000, 9999)}@example.com".lower(), dob=_dob(rng),
             payment_methods={m.id: m for m in methods}, saved_passengers=saved,
             membership=rng.choices(["regular", "silver", "gold"], [2, 1, 1])[0], reservations=[],

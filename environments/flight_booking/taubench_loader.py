@@ -3,8 +3,9 @@
 A world is a directory with three files, each one JSON object keyed by id, with τ-bench's field names:
     flights.json        {"HAT001": {"flight_number", "origin", "destination", "scheduled_departure_time_est",
                                     "scheduled_arrival_time_est", "dates": {"2024-05-01": {"status": ...}}}}
-    users.json          {"mia_li_3668": {"name", "address", "email", "dob", "payment_methods", "saved_passengers",
-                                         "membership", "reservations"}}
+    users.json          {"mia_li_3668": {["user_id"], "name", "address": {"address1", "address2", "city", "country",
+                                         "state" (τ²-bench) or "province" (τ-bench), "zip"}, "email", "dob",
+                                         "payment_methods", "saved_passengers", "membership", "reservations"}}
     reservations.json   {"NO6JO3": {"reservation_id", "user_id", "origin", "destination", "flight_type", "cabin",
                                     "flights", "passengers", "payment_history", "created_at", "total_baggages",
                                     "nonfree_baggages", "insurance", ["status": "cancelled"]}}
@@ -13,6 +14,7 @@ plus, optionally, meta.json ({"clock": "2024-05-15T15:00:00", "airports": {code:
 taken off or is about to: statuses landed / flying / delayed / on time), as in τ-bench's own data.
 
 The shipped default world (data/world/) is written in this layout by generate.py, so one loader serves both.
+save_taubench writes a loaded world back as read: json.load of each file equals json.load of its source.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 import pydantic
 
-from .world import Flight, Reservation, User, World, canonical_json
+from .world import AS_READ, Flight, Reservation, User, World, canonical_json
 
 WORLD_FILES = ("flights.json", "users.json", "reservations.json")
 DEFAULT_WORLD_DIR = Path(__file__).parent / "data" / "world"
@@ -116,3 +118,13 @@ def dump_world(world: World, path: str | Path, meta: dict[str, Any] | None = Non
     path.mkdir(parents=True, exist_ok=True)
     for name, text in render_world(world, meta).items():
         (path / name).write_text(text, encoding="utf-8")
+
+
+def save_taubench(world: World, path: str | Path) -> None:
+    """Write flights.json, users.json and reservations.json in τ-bench's layout, each record as it was read
+    (field spellings, omitted optional fields and explicit nulls kept; see world.AS_READ). No meta.json."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for name, records in zip(WORLD_FILES, (world.flights, world.users, world.reservations)):
+        data = {k: v.model_dump(mode="json", context=AS_READ) for k, v in records.items()}
+        (path / name).write_text(json.dumps(data, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
