@@ -58,10 +58,13 @@ def test_an_episode_whose_env_raises_is_left_out_and_counted(tmp_path: Path, mon
 
     monkeypatch.setattr(CreditChainEnv, "step", flaky)
     t = _trainer(tmp_path)
+    collect, seen = t.runner.collect, []
+    t.runner.collect = lambda specs: seen.extend(collect(specs)) or seen  # type: ignore[method-assign]
     t.run()
     row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert row["episode/outcome/env_error"] == 1.0
     assert row["episode/dropped"] >= 1.0  # excluded from the advantage groups, not scored 0
+    assert row["tokens/sampled"] == sum(ep.num_sampled for ep in seen)  # what a dropped episode sampled still counts
 
 
 def test_a_broken_weight_sync_is_caught(tmp_path: Path) -> None:

@@ -147,10 +147,10 @@ class Trainer:
         t0 = time.perf_counter()
         specs = self._episode_specs(self.step)
         uid0 = self._set_uid(None, self.groups.start * self.cfg.rollout.group_size)  # sampling seeds as one process's
-        episodes = self.runner.collect(specs)
+        collected = self.runner.collect(specs)
         t_collect = time.perf_counter() - t0
-        outcomes = {**outcome_metrics(episodes), **self._drop_failed(episodes)}
-        episodes = [ep for ep in episodes if ep.uid not in self._dropped]
+        episodes, dropped = self._drop_failed(collected)
+        outcomes = {**outcome_metrics(collected), **dropped}
         returns = self.returns(episodes)  # shaped once, before any estimator runs
         extra = self._extra_sampling(episodes, specs, returns, uid0)
         t_branch = time.perf_counter() - t0 - t_collect
@@ -165,7 +165,7 @@ class Trainer:
         t_update = time.perf_counter() - t0 - t_collect - t_branch
         self._log_episodes(episodes, batch)
         sampled, extra_tokens = distributed.all_reduce_sum(
-            torch.tensor([float(sum(ep.num_sampled for ep in episodes)), float(extra["tokens"])], dtype=torch.float64),
+            torch.tensor([float(sum(ep.num_sampled for ep in collected)), float(extra["tokens"])], dtype=torch.float64),
             "the token-count all-reduce").tolist()
         self.tokens_cumulative += int(sampled + extra_tokens)
         return {
@@ -382,19 +382,18 @@ class Trainer:
                 _same_run(load_config(path), self.cfg, path)
         atomic_write_text(path, dump_config(self.cfg))
 
-    def _drop_failed(self, episodes: list[Episode]) -> dict[str, float]:
-        """Episodes ended by infrastructure (env error, simulator error, timeout) leave the advantage groups
-        (`rollout.failed_episodes=exclude_infra`) rather than being scored 0. Several processes keep them
-        (scored 0): the ranks' rows must stay the one-process split."""
-        self._dropped: set[int] = set()
+    def _drop_failed(self, episodes: list[Episode]) -> tuple[list[Episode], dict[str, float]]:
+        """The episodes that enter the advantage groups, and the drop metrics. Episodes ended by infrastructure
+        (env error, simulator error, timeout) leave the groups (`rollout.failed_episodes=exclude_infra`) rather
+        than being scored 0. Several processes keep them (scored 0): the ranks' rows must stay the one-process
+        split."""
         if self.cfg.rollout.failed_episodes != "exclude_infra" or distributed.world() > 1:
-            return {}
+            return episodes, {}
         kept = drop_unusable(episodes, "exclude_infra")
         if not kept.episodes:
             raise RuntimeError(f"update {self.step + 1}: every episode ended by an infrastructure failure "
                                f"({sorted({ep.error for ep in episodes if ep.error})[:2]}); nothing to train on")
-        self._dropped = {ep.uid for ep in kept.dropped}
-        return kept.metrics()
+        return kept.episodes, kept.metrics()
 
     def _sync_weights(self) -> None:
         """Send the trainer's weights to the rollout engine (a LoRA model's merged into the base for vLLM) and
