@@ -42,7 +42,7 @@ class CheckpointError(UsageError):
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
-    """Every step_N dir with a trainer state, oldest first (intact or not: see `intact_checkpoints`)."""
+    """Every step_N dir with a trainer state, oldest first, intact or not (`latest_checkpoint` picks the newest intact one)."""
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
