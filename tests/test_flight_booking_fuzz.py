@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentrl.core.tools import ToolCall, ToolSet, format_tool_call
 from environments.flight_booking import invariants
 from environments.flight_booking.env import FlightBookingEnv
+from environments.flight_booking.parity import Rules
 from environments.flight_booking.reward import ReplayState
 from environments.flight_booking.taubench_loader import default_world
 from environments.flight_booking.tools import TOOLS, WRITE_TOOLS
@@ -143,7 +145,8 @@ def build(db: Database, kind: str, seed: int, nudge: bool) -> tuple[str, dict] |
     return "update_reservation_flights", {"reservation_id": r.reservation_id, "cabin": r.cabin, "flights": flights, "payment_id": p}
 
 
-def test_fuzz_tool_calls_keep_the_invariants() -> None:
+@pytest.mark.parametrize("rules", [Rules("tau2"), Rules("tau_bench_v1"), Rules("tau2", seats="full")], ids=["tau2", "tau_bench_v1", "full_seats"])
+def test_fuzz_tool_calls_keep_the_invariants(rules: Rules) -> None:
     seen = {"calls": 0, "writes_ok": 0, "errors": 0}
     writes_by_tool: dict[str, int] = {}
 
@@ -151,7 +154,7 @@ def test_fuzz_tool_calls_keep_the_invariants() -> None:
     @given(calls=st.lists(fuzz_call, min_size=CALLS, max_size=CALLS))
     def run(calls: list) -> None:
         db = Database(W)
-        state = ReplayState(db)
+        state = ReplayState(db, rules)
         before = db.hash()
         for i, c in enumerate(calls):
             if isinstance(c[1], int):  # a recipe; its position varies the seed (hypothesis repeats small seeds)

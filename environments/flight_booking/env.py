@@ -6,7 +6,12 @@ Episode: the first observation is the policy (system prompt, with the tool schem
 the user's opening message. Each agent message is either one tool call — its result comes back as a
 "tool" message, with no user turn — or text to the user, answered by the simulated user. The episode
 ends (terminated) when the user says ###STOP### or after a transfer_to_human_agents call, and is truncated
-at `max_turns`. The one reward, at the end, is reward.py's (database hash + required outputs + ending).
+at `max_turns`. The one reward, at the end, is reward.py's (database hash + required outputs + ending + no
+policy rule broken, policy_rules.py); info["policy_violations"] names the rules broken.
+
+Parity: `parity="tau2"` (default) or `"tau_bench_v1"` picks which τ-bench the tools' outputs, error strings,
+seat accounting and cabin write follow; `seats=None|"none"|"book"|"full"` overrides the seat accounting
+(parity.py, README's FlightBooking table).
 
 State: everything an episode changes lives in `self.state` (an EpisodeState: the copy-on-write
 database, the user simulator, the agent's messages), so snapshot() / restore() branch it; the world and
@@ -26,10 +31,12 @@ from agentrl.core.tools import ToolCall, ToolResult, ToolSet
 from agentrl.core.types import Message
 
 from . import reward
+from .parity import Rules
 from .policy import policy_text
+from .policy_rules import Violation, check_episode
 from .tasks import Task, read_tasks, shipped_tasks
 from .taubench_loader import cached_world, default_world
-from .tools import TOOLS
+from .tools import TOOLS, WRITE_TOOLS
 from .users import STOP, LLMUser, RuleUser
 from .world import Database, World
 
@@ -78,6 +85,9 @@ class EpisodeState:
     task: Task  # shared (immutable)
     db: Database  # the episode's copy-on-write database: tools act on it
     user: RuleUser | LLMUser
+    rules: Rules  # the parity the tools follow (read by the tools through `state.rules`)
+    writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # the successful write calls, in order
+    violations: list[Violation] = field(default_factory=list)  # policy rules broken, once the episode is scored
     agent_texts: list[str] = field(default_factory=list)  # the agent's messages to the user (required outputs)
     ended_by: str | None = None  # "user_stop" | "transfer" once the episode has ended that way
 
@@ -87,7 +97,8 @@ class FlightBookingEnv(MultiTurnEnv):
     `simulator`, a ChatModel: any object with complete(messages, ...)); world: None (the shipped world and
     tasks), a directory in τ-bench's airline layout (its tasks.jsonl if it has one, else tasks generated from
     it), or a World; max_turns: agent messages before truncation; user_max_replies: the rule-based user's
-    patience; tasks: explicit tasks for `world` (a World)."""
+    patience; tasks: explicit tasks for `world` (a World); parity: "tau2" or "tau_bench_v1" (which τ-bench the
+    tools follow); seats: None (the parity's), "none", "book" or "full" (seat accounting)."""
 
     tools = TOOLS
     max_turns = 30
@@ -95,8 +106,9 @@ class FlightBookingEnv(MultiTurnEnv):
 
     def __init__(self, split: str = "train", user: str = "rule", world: str | Path | World | None = None,
                  max_turns: int = 30, render_mode: str | None = None, user_max_replies: int = 15, tasks: list[Task] | None = None,
-                 *, simulator: Any = None):  # fmt: skip
+                 *, simulator: Any = None, parity: str = "tau2", seats: str | None = None):  # fmt: skip
         super().__init__(max_turns=max_turns, render_mode=render_mode)
+        self.rules = Rules(parity, seats)  # raises ValueError naming the allowed values
         self.toolset = _CachedToolSet(self.tools)
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
@@ -151,7 +163,7 @@ class FlightBookingEnv(MultiTurnEnv):
             user: RuleUser | LLMUser = RuleUser(task, max_replies=self.user_max_replies)
         else:
             user = LLMUser(task, self.simulator, seed=int(self.np_random.integers(2**31)))
-        self.state = EpisodeState(task=task, db=Database(self.world), user=user)
+        self.state = EpisodeState(task=task, db=Database(self.world), user=user, rules=self.rules)
         opening = user.opening()
         if user.last_error:  # reset() has no EnvReply: count it here; step()'s info["errors"] reports it
             self.errors[user.last_error] += 1
@@ -166,6 +178,8 @@ class FlightBookingEnv(MultiTurnEnv):
         return EnvReply([Message("user", reply)], terminated=s.ended_by is not None, error=s.user.last_error)
 
     def on_tool_result(self, call: ToolCall, result: ToolResult) -> EnvReply | None:
+        if call.name in WRITE_TOOLS and result.ok:
+            self.state.writes.append((call.name, json.loads(json.dumps(call.arguments))))  # a copy, as JSON holds it
         if call.name == "transfer_to_human_agents" and result.ok:
             self.state.ended_by = "transfer"
             return EnvReply(terminated=True)
@@ -173,7 +187,15 @@ class FlightBookingEnv(MultiTurnEnv):
 
     def compute_reward(self) -> RewardResult:
         s = self.state
-        return reward.compute(s.task, s.db, s.agent_texts, s.ended_by, expected_hash=reward.gold_hash(self.world, s.task))
+        s.violations = check_episode(self.world, s.writes, self.rules)
+        return reward.compute(s.task, s.db, s.agent_texts, s.ended_by, expected_hash=reward.gold_hash(self.world, s.task, self.rules),
+                              violations=s.violations)  # fmt: skip
+
+    def step(self, action: Any):
+        obs, r, terminated, truncated, info = super().step(action)
+        if "reward_breakdown" in info:
+            info["policy_violations"] = [f"{v.rule}: {v.detail}" for v in self.state.violations]
+        return obs, r, terminated, truncated, info
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = super().reset(seed=seed, options=options)

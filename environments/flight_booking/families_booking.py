@@ -59,7 +59,7 @@ def _find_flights(ctx: Ctx, reads: list[Action], origin: str, date: str, cabin: 
 
     def cheapest(o: str, d: str, day: str, onestop: bool) -> Legs | None:
         act, res = ctx.read("search_onestop_flight" if onestop else "search_direct_flight", origin=o, destination=d, date=day)
-        options = [x if onestop else [x] for x in res]
+        options = [x if onestop else [{**x, "date": day}] for x in res]  # direct results carry no date (v1) or null (τ²)
         options = [legs for legs in options if all(leg["available_seats"][cabin] >= n for leg in legs)]
         if not options:
             return None

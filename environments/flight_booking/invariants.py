@@ -2,9 +2,13 @@
 
   * no negative seats, gift-card or certificate balances;
   * every reservation's user and flights exist, each flight on that date, and the user lists it;
-  * every reservation's payment history sums to what it was charged under the fare rules
-    (flights x passengers + insurance + non-free bags), or to 0 once cancelled (fully refunded);
-  * bags are consistent (0 <= non-free <= total) and passengers number 1 to 5.
+  * every reservation's payment history sums to at least what it is charged under the fare rules
+    (flights x passengers + insurance + non-free bags; more only when bags were removed, which, as in
+    τ-bench, is not refunded), or to 0 once cancelled (fully refunded);
+  * bags are consistent (0 <= non-free <= total) and there is at least one passenger.
+
+The policy's limits (at most 5 passengers, bags not removed, ...) are not invariants: the tools perform what
+the policy forbids, and policy_rules.py reports it.
 
 `check(db)` returns the violations as messages (empty = all hold). By default it checks only what the
 episode changed (the overlay): the world itself is checked once, with `whole=True`.
@@ -12,7 +16,6 @@ episode changed (the overlay): the world itself is checked once, with `whole=Tru
 
 from __future__ import annotations
 
-from .policy import MAX_PASSENGERS
 from .world import Available, Certificate, Database, GiftCard, Reservation, User, money
 
 
@@ -38,11 +41,12 @@ def _check_reservation(db: Database, rid: str, r: Reservation, out: list[str]) -
         if db.flight(s.flight_number) is None or db.flight_date(s.flight_number, s.date) is None:
             out.append(f"reservation {rid}: flight {s.flight_number} on {s.date} does not exist")
     expected = 0.0 if r.status == "cancelled" else r.charged()
-    if money(r.paid() - expected) != 0:
+    short = money(r.paid() - expected)
+    if short < 0 or (r.status == "cancelled" and short != 0):
         out.append(f"reservation {rid}: payments sum to {r.paid()}, but it was charged {expected}")
     if not 0 <= r.nonfree_baggages <= r.total_baggages:
         out.append(f"reservation {rid}: {r.nonfree_baggages} non-free of {r.total_baggages} bags")
-    if not 1 <= len(r.passengers) <= MAX_PASSENGERS:
+    if not r.passengers:
         out.append(f"reservation {rid}: {len(r.passengers)} passengers")
 
 

@@ -1,9 +1,10 @@
 """The airline's written policy: the system prompt the agent follows, and the same rules as functions.
 
 The text follows τ-bench's airline policy (wiki.md) with its fixed clock. The functions are what the task
-generator uses to decide what the gold agent may do; the tools do NOT enforce these rules (as in τ-bench,
-"the API does not check these for the agent"): an agent that breaks them changes the database the wrong
-way and the reward (a database comparison) catches it. Tools enforce data integrity only (tools.py).
+generator uses to decide what the gold agent may do, and what policy_rules.py judges episodes by; the tools
+do NOT enforce these rules (as in τ-bench, "the API does not check these for the agent"): an agent that
+breaks them sees its call succeed, and the reward is 0 with the rule named (policy_rules.py, reward.py).
+Tools check data only (tool_checks.py).
 """
 
 from __future__ import annotations

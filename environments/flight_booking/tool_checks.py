@@ -1,9 +1,10 @@
 """What the airline tools check before they change anything, and the argument models they take.
 
-Each check raises ToolError with a message that says what was wrong and what is allowed: unknown ids,
-airports and dates, flights that cannot be booked, routes that do not form the trip, passenger counts, and
-payments (methods not the user's, balances, amounts that do not add up, too many of one kind). They check
-the arguments, not the policy (policy.py); tools.py runs them.
+The checks are about data, not policy: unknown ids, airports and dates, flights that cannot be booked on that
+date, too few seats, payment methods that are not the user's, balances too low, amounts that do not add up.
+Each raises ToolError with τ-bench's error string for the selected parity (parity.py), followed by what was
+wrong and what is allowed. The written policy (who may cancel, basic economy, routes, bag allowances, payment
+method limits, compensation) is the agent's to follow and the reward's to judge (policy_rules.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pydantic
 
 from agentrl.core.tools import ToolError
 
-from .policy import MAX_PASSENGERS, MAX_PAYMENTS
+from .parity import Rules, error
 from .world import (
     Available,
     Certificate,
@@ -29,8 +30,6 @@ from .world import (
     User,
     money,
 )  # fmt: skip
-
-MAX_SEGMENTS_PER_DIRECTION = 2  # direct or one stop, what the search tools can find
 
 
 class FlightRef(pydantic.BaseModel):
@@ -48,17 +47,18 @@ class PaymentPart(pydantic.BaseModel):
 # ---- lookups that fail with clear messages ----------------------------------------------------------------
 
 
-def find_user(db: Database, user_id: str) -> User:
+def find_user(db: Database, user_id: str, rules: Rules) -> User:
     u = db.user(user_id)
     if u is None:
-        raise ToolError(f"user '{user_id[:60]}' not found (user ids look like 'mia_li_3668')")
+        raise error(rules, "user_not_found", f"no user '{user_id[:60]}'; user ids look like 'mia_li_3668'", user_id=user_id[:60])
     return u
 
 
-def find_reservation(db: Database, reservation_id: str, *, active: bool = True) -> Reservation:
+def find_reservation(db: Database, reservation_id: str, rules: Rules, *, active: bool = True) -> Reservation:
     r = db.reservation(reservation_id)
     if r is None:
-        raise ToolError(f"reservation '{reservation_id[:60]}' not found (reservation ids are 6 letters/digits, e.g. 'ZFA04Y')")
+        raise error(rules, "reservation_not_found", f"no reservation '{reservation_id[:60]}'; reservation ids are 6 letters/digits, e.g. 'ZFA04Y'",
+                    reservation_id=reservation_id[:60])  # fmt: skip
     if active and r.status == "cancelled":
         raise ToolError(f"reservation {reservation_id} is cancelled; a cancelled reservation cannot be changed")
     return r
@@ -79,89 +79,63 @@ def check_date(date: str) -> None:
         raise ToolError(f"date '{date[:30]}' is not in the form YYYY-MM-DD (e.g. '2024-05-20')") from None
 
 
-def bookable_segment(db: Database, ref: FlightRef, cabin: str, passengers: int) -> tuple[ReservationFlight, Available]:
-    f = db.flight(ref.flight_number)
+def bookable_segment(db: Database, ref: FlightRef, cabin: str, passengers: int, rules: Rules) -> tuple[ReservationFlight, Available]:
+    num_ = ref.flight_number
+    f = db.flight(num_)
     if f is None:
-        raise ToolError(f"flight '{ref.flight_number[:20]}' not found (flight numbers look like 'HAT001')")
-    fd = db.flight_date(ref.flight_number, ref.date)
+        raise error(rules, "flight_not_found", "flight numbers look like 'HAT001'", flight_number=num_[:20])
+    fd = db.flight_date(num_, ref.date)
     if fd is None:
-        raise ToolError(f"flight {ref.flight_number} does not fly on {ref.date}")
-    if fd.status != "available":
-        raise ToolError(f"flight {ref.flight_number} on {ref.date} is '{fd.status}', not 'available'; only available flights can be booked")
+        days = sorted(f.dates)
+        span = f"it flies {days[0]} to {days[-1]}" if days else "it has no dates"
+        raise error(rules, "flight_not_on_date", span, flight_number=num_, date=ref.date)
+    if not isinstance(fd, Available):
+        raise error(rules, "flight_not_available", f"its status is '{fd.status}'; only 'available' flights can be booked", flight_number=num_, date=ref.date)
     seats = getattr(fd.available_seats, cabin)
     if seats < passengers:
-        raise ToolError(f"not enough seats on flight {ref.flight_number} on {ref.date}: {seats} left in {cabin}, {passengers} needed")
+        raise error(rules, "not_enough_seats", f"{seats} left in {cabin} on {ref.date}, {passengers} needed", flight_number=num_)
     seg = ReservationFlight(origin=f.origin, destination=f.destination, flight_number=f.flight_number, date=ref.date,
                             price=getattr(fd.prices, cabin))  # fmt: skip
     return seg, fd
 
 
-def check_route(segs: list[ReservationFlight], origin: str, destination: str, flight_type: str) -> None:
-    """The segments must form the trip: origin -> destination (one_way), and back to origin (round_trip),
-    each direction direct or with one stop, dates in order."""
-    path = " -> ".join([segs[0].origin] + [s.destination for s in segs]) if segs else "(none)"
-    bad = f"flights {path} do not form a {flight_type} trip from {origin} to {destination}"
-    for a, b in zip(segs, segs[1:]):
-        if a.destination != b.origin:
-            raise ToolError(f"{bad}: {a.flight_number} lands in {a.destination} but {b.flight_number} leaves from {b.origin}")
-        if b.date < a.date:
-            raise ToolError(f"{bad}: {b.flight_number} on {b.date} is before {a.flight_number} on {a.date}")
-    if segs[0].origin != origin:
-        raise ToolError(f"{bad}: the first flight leaves from {segs[0].origin}")
-    stops = [s.destination for s in segs]
-    if flight_type == "one_way":
-        legs = [stops]
-        if stops[-1] != destination:
-            raise ToolError(f"{bad}: the last flight lands in {stops[-1]}")
-    else:
-        if stops[-1] != origin or destination not in stops:
-            raise ToolError(f"{bad}: a round trip must reach {destination} and end in {origin}")
-        k = stops.index(destination) + 1
-        legs = [stops[:k], stops[k:]]
-    for leg in legs:
-        if not 1 <= len(leg) <= MAX_SEGMENTS_PER_DIRECTION:
-            raise ToolError(f"{bad}: each direction must be direct or have one stop")
-        if any(s in (origin, destination) for s in leg[:-1]):
-            raise ToolError(f"{bad}: a connection may not pass through {origin} or {destination}")
-
-
 def check_passengers(passengers: list[Passenger]) -> None:
-    if not 1 <= len(passengers) <= MAX_PASSENGERS:
-        raise ToolError(f"{len(passengers)} passengers given; a reservation has 1 to {MAX_PASSENGERS} passengers")
+    if not passengers:
+        raise ToolError("passengers is empty; a reservation has at least 1 passenger (first_name, last_name, dob)")
 
 
-def check_payments(user: User, parts: list[PaymentPart], total: float) -> list[Payment]:
+def _unknown_method(user: User, payment_id: str) -> str:
+    return f"'{payment_id[:40]}' is not in the user's profile; the user has: {', '.join(user.payment_methods) or 'none'}"
+
+
+def check_payments(user: User, parts: list[PaymentPart], total: float, rules: Rules) -> list[Payment]:
     if not parts:
         raise ToolError("payment_methods is empty; give one or more {payment_id, amount} from the user's profile")
-    counts: dict[str, int] = {}
     seen: set[str] = set()
     for p in parts:
         pm = user.payment_methods.get(p.payment_id)
         if pm is None:
-            raise ToolError(f"payment method '{p.payment_id[:40]}' is not in the user's profile (the user has: {', '.join(user.payment_methods) or 'none'})")
+            raise error(rules, "payment_not_found", _unknown_method(user, p.payment_id), payment_id=p.payment_id[:40])
         if p.payment_id in seen:
             raise ToolError(f"payment method {p.payment_id} is listed twice; give each method once with its whole amount")
         seen.add(p.payment_id)
         if not math.isfinite(p.amount) or money(p.amount) <= 0:
             raise ToolError(f"amount {p.amount} for {p.payment_id} must be a positive number of dollars")
-        counts[pm.source] = counts.get(pm.source, 0) + 1
-        if counts[pm.source] > MAX_PAYMENTS[pm.source]:
-            limits = ", ".join(f"{n} {s.replace('_', ' ')}{'s' if n > 1 else ''}" for s, n in MAX_PAYMENTS.items())
-            raise ToolError(f"too many {pm.source.replace('_', ' ')} payments; at most {limits} per reservation")
         if isinstance(pm, (GiftCard, Certificate)) and pm.amount < money(p.amount):
-            raise ToolError(f"not enough balance on {p.payment_id}: {pm.amount} available, {money(p.amount)} requested")
+            raise error(rules, "not_enough_balance", f"{pm.amount} available, {money(p.amount)} requested", payment_id=p.payment_id)
     paid = money(sum(p.amount for p in parts))
     if paid != money(total):
-        raise ToolError(f"payment amounts do not add up: the total price is {money(total)}, the payments sum to {paid}")
+        raise error(rules, "payment_sum", "the total is flights x passengers + $30 x passengers with insurance + $50 x non-free bags",
+                    total=money(total), paid=paid)  # fmt: skip
     return [Payment(payment_id=p.payment_id, amount=p.amount) for p in parts]
 
 
-def check_change_payment(user: User, payment_id: str, amount: float) -> None:
-    """Changes are paid (or refunded) with one gift card or credit card, never a certificate."""
+def check_change_payment(user: User, payment_id: str, amount: float, rules: Rules) -> None:
+    """Changes are paid (or refunded) with one gift card or credit card, never a certificate (as τ-bench's tools check)."""
     pm = user.payment_methods.get(payment_id)
     if pm is None:
-        raise ToolError(f"payment method '{payment_id[:40]}' is not in the user's profile (the user has: {', '.join(user.payment_methods) or 'none'})")
+        raise error(rules, "update_payment_not_found", _unknown_method(user, payment_id))
     if pm.source == "certificate":
-        raise ToolError(f"{payment_id} is a certificate; changes are paid with a credit card or gift card")
+        raise error(rules, "certificate_for_update", f"{payment_id} is a certificate; changes are paid with a credit card or gift card")
     if isinstance(pm, GiftCard) and amount > 0 and pm.amount < amount:
-        raise ToolError(f"not enough balance on {payment_id}: {pm.amount} available, {amount} needed")
+        raise error(rules, "gift_card_balance", f"{payment_id} has {pm.amount}, {amount} needed")

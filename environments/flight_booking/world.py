@@ -408,12 +408,14 @@ class Database:
         self.users: dict[str, User] = {}
         self.reservations: dict[str, Reservation] = {}
         self.flight_dates: dict[tuple[str, str], FlightDate] = {}
+        # reservations whose flight entries a τ-bench v1 tool wrote: v1 shows those in its tools' key order (views.py)
+        self.tool_ordered: set[str] = set()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Database):
             return NotImplemented
         return (self.world is other.world and self.users == other.users and self.reservations == other.reservations
-                and self.flight_dates == other.flight_dates)  # fmt: skip
+                and self.flight_dates == other.flight_dates and self.tool_ordered == other.tool_ordered)  # fmt: skip
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -423,6 +425,7 @@ class Database:
         new.users = {k: copy_record(v) for k, v in self.users.items()}
         new.reservations = {k: copy_record(v) for k, v in self.reservations.items()}
         new.flight_dates = {k: copy_record(v) for k, v in self.flight_dates.items()}
+        new.tool_ordered = set(self.tool_ordered)
         memo[id(self)] = new
         return new
 
