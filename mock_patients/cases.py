@@ -66,6 +66,7 @@ class KeyFact(Record):
     finding: str | None = None  # knowledge-table finding id, when one applies
     test: str | None = None  # exam/test facts: the exam or test that reveals it (table id or free name)
     patient_text: str | None = None  # what the patient says, first person; None for exam/test facts
+    source_text: str | None = None  # the record's own (third-person) sentence, when `text` is a part of it
 
     @pydantic.field_validator("text")
     @classmethod

@@ -31,8 +31,8 @@ from mock_patients.cases import KeyFact, PatientCase
 from mock_patients.diagnoser import Evidence
 from mock_patients.knowledge import KnowledgeTable, default_table
 from mock_patients.lexicon import Concepts, Lexicon, default_lexicon
-from mock_patients.names import LeakFilter
 from mock_patients.patient import LLMPatient, RuleBasedPatient
+from mock_patients.redaction import leak_filter, rewrite_reply
 from mock_patients.text import content_stems
 
 TurnKind = Literal["question", "test", "diagnosis", "invalid"]
@@ -94,7 +94,7 @@ class Consultation:
         self.patient = patient if patient is not None else RuleBasedPatient(case, lexicon=self.lexicon, table=self.table)
         if self.patient.case is not case:
             raise ValueError(f"the patient plays case {self.patient.case.id}, the consultation is for case {case.id}")
-        self.leak = LeakFilter.for_case(case, self.table)
+        self.leak = leak_filter(case, self.table)
         self.records: list[TurnRecord] = []
         self.evidence = Evidence()
         self.disclosed: dict[str, int] = {}  # fact id -> turn (patient answers and test results)
@@ -180,19 +180,21 @@ class Consultation:
         key = tid or (facts[0].test if facts else name.strip().lower())
         repeated = key in self.tests_done
         self.tests_done.add(key)
-        shown = [f for f in facts if f.present]
+        # table tests show their present findings ("normal" otherwise); a source's free-named results are
+        # shown whatever their polarity ("Bacterial culture: Negative" is the result)
+        shown = [f for f in facts if f.present or f.test != tid]
         learned = bool(facts)
         label = label[:1].upper() + label[1:]
         if shown and all(f.test == tid for f in shown):  # table tests: "Chest X-ray: <result>; <result>"
             reply = f"{label}: " + "; ".join(_result_text(f) for f in shown)
         elif shown:  # free-named source tests carry their own names ("Blood tests / WBC: 15.2")
-            reply = "; ".join(f.text.rstrip(".") for f in shown)
+            reply = "; ".join(_free_result(f) for f in shown)
         else:
             reply = f"{label}: normal"
             if tid is not None and self.case.closed_world:
                 self.evidence.add_normal_test(self.table, tid)
                 learned = True
-        reply = self.leak.redact(reply)
+        reply = rewrite_reply(reply, self.case, self.table)  # "Lesions consistent with <dx>." -> "Lesions."
         ids = tuple(f.id for f in facts)
         new = tuple(i for i in ids if i not in self.disclosed)
         self._disclose(ids, turn)
@@ -240,6 +242,13 @@ class Consultation:
 @lru_cache(maxsize=4)
 def _test_ids(table: KnowledgeTable) -> frozenset[str]:
     return frozenset(t.id for t in table.tests)
+
+
+def _free_result(f: KeyFact) -> str:
+    """A source's result as the report reads: "Patient's Pco2 is 16 mm Hg." -> "Pco2 is 16 mm Hg"."""
+    t = f.text.rstrip(".")
+    t = re.sub(r"^(?:the\s+)?(?:patient|pt|his|her|their)(?:['’]s)?\s+(?=\S)", "", t, flags=re.IGNORECASE) if ":" not in t else t
+    return t[:1].upper() + t[1:]
 
 
 def _result_text(f: KeyFact) -> str:

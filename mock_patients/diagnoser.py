@@ -5,6 +5,10 @@
   numbers (`KnowledgeTable.p_finding`), so for generated cases this is the generating model's posterior.
 * `LLMDiagnoser` — a chat model rates each candidate diagnosis's likelihood (0-100) given the transcript;
   the ratings are normalized over the candidates.
+* `MatchDiagnoser` — for any case: the Bayesian P(correct) where the case's disease is in the table, and
+  None ("n/a") elsewhere; accuracy is by name (`names.diagnosis_matches`) whichever diagnoser is used.
+
+`make_diagnoser("bayes" | "llm" | "match", model=...)` builds one by name (DIAGNOSER_KINDS).
 """
 
 from __future__ import annotations
@@ -53,7 +57,12 @@ class Evidence:
 
 
 class Diagnoser(Protocol):
-    def probability(self, case: PatientCase, evidence: Evidence, transcript: list[dict]) -> float: ...
+    def probability(self, case: PatientCase, evidence: Evidence, transcript: list[dict]) -> float | None: ...
+
+
+DIAGNOSER_KINDS = ("bayes", "llm", "match")
+OTHER_CANDIDATE = "another condition"  # the LLM diagnoser's second candidate when a case names no alternatives
+_STATED = re.compile(r"^\s*diagnosis\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 
 
 class DiagnoserError(ValueError):
@@ -154,14 +163,20 @@ class LLMDiagnoser:
     def __deepcopy__(self, memo: dict) -> "LLMDiagnoser":
         return self
 
-    def candidate_list(self, case: PatientCase) -> list[str]:
-        names = self.candidates or [case.diagnosis, *case.differential, *case.options]
+    def candidate_list(self, case: PatientCase, transcript: list[dict] | None = None) -> list[str]:
+        """The case's diagnosis, differential and options, plus any diagnosis the doctor stated in the
+        transcript; a case that names no alternative (AgentClinic OSCE) is scored against OTHER_CANDIDATE."""
+        stated = [m.group(1).strip() for t in transcript or () if t.get("role") in ("assistant", "doctor")
+                  for m in _STATED.finditer(str(t.get("content", "")))]
+        names = self.candidates or [case.diagnosis, *case.differential, *case.options, *stated]
         out: list[str] = []
         for n in names:
             if n.strip() and not any(n.strip().lower() == o.lower() for o in out):
                 out.append(n.strip())
         if not any(diagnosis_matches(c, case) for c in out):
             out.insert(0, case.diagnosis)
+        if len(out) < 2 and self.candidates is None:
+            out.append(OTHER_CANDIDATE)
         if len(out) < 2:
             raise DiagnoserError(f"case {case.id}: the LLM diagnoser needs at least 2 candidates, got {out}")
         return sorted(out, key=str.lower)  # fixed order that does not reveal which one is true
@@ -184,7 +199,7 @@ class LLMDiagnoser:
         return [float(s) for s in scores]  # type: ignore[arg-type]
 
     def probabilities(self, case: PatientCase, transcript: list[dict]) -> dict[str, float]:
-        cands = self.candidate_list(case)
+        cands = self.candidate_list(case, transcript)
         text = _format_transcript(transcript)
         scores = self._scores([SCORE_PROMPT.format(transcript=text, candidate=c) for c in cands])
         z = sum(scores)
@@ -192,7 +207,46 @@ class LLMDiagnoser:
 
     def probability(self, case: PatientCase, evidence: Evidence | None, transcript: list[dict]) -> float:
         probs = self.probabilities(case, transcript)
-        return sum(p for c, p in probs.items() if diagnosis_matches(c, case))
+        return sum(p for c, p in probs.items() if c != OTHER_CANDIDATE and diagnosis_matches(c, case))
+
+    def prior_probability(self, case: PatientCase) -> float | None:
+        return None  # an LLM's rating before any question is not computed
+
+
+class MatchDiagnoser:
+    """Works for any case. P(correct diagnosis) is the Bayesian posterior where the case's disease is in the
+    knowledge table and None ("n/a") elsewhere; correctness is judged by name (`names.diagnosis_matches`:
+    normalized names, the table's synonyms, abbreviations), as for every diagnoser."""
+
+    def __init__(self, table: KnowledgeTable | None = None):
+        self.bayes = BayesianDiagnoser(table)
+        self.table = self.bayes.table
+
+    def __deepcopy__(self, memo: dict) -> "MatchDiagnoser":
+        return self
+
+    def in_table(self, case: PatientCase) -> bool:
+        return (case.diagnosis_id or self.table.disease_id_for(case.diagnosis)) is not None
+
+    def probability(self, case: PatientCase, evidence: Evidence, transcript: list[dict] | None = None) -> float | None:
+        return self.bayes.probability(case, evidence) if self.in_table(case) else None
+
+    def prior_probability(self, case: PatientCase) -> float | None:
+        return self.bayes.prior_probability(case) if self.in_table(case) else None
+
+
+def make_diagnoser(kind: str, model: ChatModel | None = None, *, table: KnowledgeTable | None = None) -> Diagnoser:
+    """A diagnoser by name: "bayes" (table diseases only), "llm" (needs `model`), "match" (any case)."""
+    if kind not in DIAGNOSER_KINDS:
+        raise ValueError(f"unknown diagnoser {kind!r}; allowed: {', '.join(DIAGNOSER_KINDS)}")
+    if kind == "llm":
+        if model is None:
+            raise ValueError("diagnoser 'llm' needs a chat model (--diagnoser-model MODEL: a local model path "
+                             "or MODEL@http(s)://HOST/v1)")
+        return LLMDiagnoser(model)
+    if model is not None:
+        raise ValueError(f"diagnoser {kind!r} uses no model; a diagnoser model is only for diagnoser 'llm'")
+    return BayesianDiagnoser(table) if kind == "bayes" else MatchDiagnoser(table)
 
 
 def _parse_score(reply: str) -> float | None:
@@ -203,4 +257,5 @@ def _parse_score(reply: str) -> float | None:
     return v if 0.0 <= v <= 100.0 else None
 
 
-__all__ = ["BayesianDiagnoser", "Diagnoser", "DiagnoserError", "Evidence", "LLMDiagnoser", "accepted_names"]
+__all__ = ["DIAGNOSER_KINDS", "BayesianDiagnoser", "Diagnoser", "DiagnoserError", "Evidence", "LLMDiagnoser",
+           "MatchDiagnoser", "accepted_names", "make_diagnoser"]

@@ -13,7 +13,10 @@ line number; every other line is still scored.
 Metrics per dialog: diagnosis accuracy (normalized names and synonyms), key-fact recall, questions
 and tests asked, inquiries charged (what the environment's question budget counts), repeated and
 irrelevant question rates, turns to diagnosis, and the probability of the correct diagnosis after each
-doctor turn (Bayesian diagnoser; or an LLM diagnoser if given).
+doctor turn. The diagnoser (`diagnoser=`: "match" by default, "bayes", "llm" or a diagnoser object) gives
+that probability: "match" and "bayes" the Bayesian posterior where the case's disease is in the knowledge
+table and none ("n/a" in the reports) elsewhere; "llm" a chat model's rating for any case. Accuracy is by
+name for all of them (normalized names, synonyms, abbreviations: `names.diagnosis_matches`).
 """
 
 from __future__ import annotations
@@ -27,10 +30,18 @@ from typing import Any, Literal
 
 import pydantic
 
-from mock_patients.cases import PatientCase, load_cases, shipped_cases
+from mock_patients.cases import PatientCase, shipped_cases
 from mock_patients.consultation import MAX_MESSAGE_CHARS, Consultation
-from mock_patients.diagnoser import BayesianDiagnoser, DiagnoserError, LLMDiagnoser
+from mock_patients.diagnoser import (
+    BayesianDiagnoser,
+    Diagnoser,
+    DiagnoserError,
+    LLMDiagnoser,
+    MatchDiagnoser,
+    make_diagnoser,
+)
 from mock_patients.io import atomic_write_text, iter_jsonl
+from mock_patients.loader_report import error_text
 from mock_patients.names import diagnosis_matches
 
 DOCTOR_ROLES = ("assistant", "doctor")
@@ -113,45 +124,48 @@ class Summary(pydantic.BaseModel):
     repeated_rate: float  # repeated / (questions + tests), pooled
     irrelevant_rate: float
     turns_to_diagnosis: float | None  # mean over diagnosed dialogs
-    final_probability: float | None
+    final_probability: float | None  # mean over the dialogs that have one; None ("n/a") when none has
+    probability_dialogs: int = 0  # dialogs with a P(correct): the diagnoser could score their case
     probability_by_turn: list[float]  # mean over dialogs, each carried forward after it ends
 
 
 class EvalReport(pydantic.BaseModel):
     source: str
+    diagnoser: str = "match"
+    cases: str | None = None  # the case file's load summary ("loaded 213/214; line 132: ...")
     summary: Summary | None
     by_doctor: dict[str, Summary]
     dialogs: list[DialogMetrics]
     errors: list[LineError]
 
 
-def score_dialog(rec: DialogRecord, case: PatientCase, line: int, *, diagnoser: LLMDiagnoser | None = None,
-                 bayes: BayesianDiagnoser | None = None) -> DialogMetrics:
-    bayes = bayes or BayesianDiagnoser()
-    k = Consultation(case)
-    k.opening()
-    in_table = (case.diagnosis_id or bayes.table.disease_id_for(case.diagnosis)) is not None
-    probs: list[float] | None = [] if (in_table or diagnoser) else None
+def _judge(diagnoser: Diagnoser | str | None, table) -> Diagnoser:
+    """The diagnoser that gives P(correct): "match" (default) and "bayes" give the Bayesian posterior for
+    cases in the table and None elsewhere; an LLM diagnoser scores any case."""
+    if diagnoser is None or isinstance(diagnoser, str):
+        diagnoser = make_diagnoser(diagnoser or "match", table=table)  # "llm" by name alone: an error naming the model
+    if isinstance(diagnoser, BayesianDiagnoser):  # in a report, outside the table is "n/a", not an error
+        return MatchDiagnoser(diagnoser.table)
+    return diagnoser
+
+
+def _replay(rec: DialogRecord, k: Consultation, flush) -> tuple[str | None, int, int | None]:
+    """Replay the doctor's turns through `k`; `flush(transcript)` after the opening and after each doctor
+    turn's reply. Returns (stated diagnosis, doctor turns, turn of the diagnosis)."""
     transcript: list[dict] = []  # what the doctor actually saw, for an LLM diagnoser
-
-    def flush() -> None:
-        if probs is not None:
-            probs.append(diagnoser.probability(case, k.evidence, transcript) if diagnoser is not None
-                         else bayes.probability(case, k.evidence))
-
     msgs = [m for m in rec.messages if m.role != "system"]
     i = 0
     while i < len(msgs) and msgs[i].role in PATIENT_ROLES:  # the opening
         transcript.append({"role": "user", "content": msgs[i].content})
         i += 1
-    flush()
+    flush(transcript)
     stated, turns, to_dx, pending = None, 0, None, False
     for m in msgs[i:]:
         if m.role in PATIENT_ROLES:
             transcript.append({"role": "user", "content": m.content})
             continue
         if pending:
-            flush()  # the previous doctor turn's reply is in: score it
+            flush(transcript)  # the previous doctor turn's reply is in: score it
         turns += 1
         r = k.doctor_turn(m.content)
         transcript.append({"role": "assistant", "content": m.content})
@@ -160,9 +174,32 @@ def score_dialog(rec: DialogRecord, case: PatientCase, line: int, *, diagnoser: 
             stated, to_dx = r.target, turns
             break
     if pending:
-        flush()
+        flush(transcript)
+    return stated, turns, to_dx
+
+
+def score_dialog(rec: DialogRecord, case: PatientCase, line: int, *, diagnoser: Diagnoser | str | None = None,
+                 bayes: BayesianDiagnoser | None = None) -> DialogMetrics:
+    bayes = bayes or BayesianDiagnoser()
+    judge = _judge(diagnoser, bayes.table)
+    k = Consultation(case)
+    k.opening()
+    in_table = (case.diagnosis_id or bayes.table.disease_id_for(case.diagnosis)) is not None
+    probs: list[float] = []
+    scored = [True]  # False once the diagnoser says n/a for this case
+
+    def flush(transcript: list[dict]) -> None:
+        if scored[0]:
+            p = judge.probability(case, k.evidence, list(transcript))
+            if p is None:
+                scored[0] = False
+            else:
+                probs.append(float(p))
+
+    stated, turns, to_dx = _replay(rec, k, flush)
     if rec.diagnosis:
         stated = rec.diagnosis
+    by_turn = probs if scored[0] and probs else None
     asked = k.count("question") + k.count("test")
     return DialogMetrics(
         id=rec.id or f"line-{line}", line=line, case_id=case.id, doctor=rec.doctor, true_diagnosis=case.diagnosis,
@@ -172,7 +209,7 @@ def score_dialog(rec: DialogRecord, case: PatientCase, line: int, *, diagnoser: 
         repeated_rate=k.repeated / asked if asked else 0.0, irrelevant_rate=k.irrelevant / asked if asked else 0.0,
         turns=turns, turns_to_diagnosis=to_dx,
         prior_probability=bayes.prior_probability(case) if in_table else None,
-        final_probability=probs[-1] if probs else None, probability_by_turn=probs,
+        final_probability=by_turn[-1] if by_turn else None, probability_by_turn=by_turn,
     )
 
 
@@ -192,31 +229,43 @@ def summarize(ms: list[DialogMetrics]) -> Summary:
         repeated_rate=sum(m.repeated for m in ms) / asked if asked else 0.0,
         irrelevant_rate=sum(m.irrelevant for m in ms) / asked if asked else 0.0,
         turns_to_diagnosis=mean(dx) if dx else None, final_probability=mean(finals) if finals else None,
-        probability_by_turn=by_turn,
+        probability_by_turn=by_turn, probability_dialogs=len(finals),
     )
 
 
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, pydantic.ValidationError):
-        parts = []
-        for e in exc.errors()[:3]:
-            loc = ".".join(str(x) for x in e["loc"]) or "(record)"
-            parts.append(f"{loc}: {e['msg']}")
-        return "; ".join(parts)
-    return str(exc)
+def _bank(cases: str | Path | list[PatientCase] | None) -> tuple[list[PatientCase], str | None]:
+    """(cases, load summary) from a list, a case file in any supported format, or the shipped bank."""
+    if isinstance(cases, list):
+        return cases, None
+    if cases is None:
+        return shipped_cases(), None
+    # the loaders pull in the lexicon: imported only when a file is given
+    from mock_patients.loaders import load_file
+
+    loaded = load_file(cases)
+    return loaded.cases, f"{cases} ({loaded.report.format}): {loaded.report.summary()}"
+
+
+def _diagnoser_name(diagnoser: Diagnoser | str | None) -> str:
+    if diagnoser is None or isinstance(diagnoser, str):
+        return diagnoser or "match"
+    return {LLMDiagnoser: "llm", MatchDiagnoser: "match", BayesianDiagnoser: "bayes"}.get(type(diagnoser), type(diagnoser).__name__)
 
 
 def evaluate_file(path: str | Path, *, cases: str | Path | list[PatientCase] | None = None,
                   out_json: str | Path | None = None, out_html: str | Path | None = None,
-                  diagnoser: LLMDiagnoser | None = None) -> EvalReport:
+                  diagnoser: Diagnoser | str | None = None) -> EvalReport:
     """Score every line of a transcript file; bad lines become `errors` (with line numbers), never aborts.
-    `cases`: a case JSONL file or list (default: the shipped case bank). Writes JSON / HTML if asked."""
+    `cases`: a case list, or a case file in any format `loaders.load_file` reads (this package's JSONL,
+    AgentClinic OSCE or NEJM, MediQ; default: the shipped case bank). `diagnoser`: "match" (default),
+    "bayes", or a diagnoser object (e.g. an `LLMDiagnoser`). Writes JSON / HTML if asked."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"transcript file not found: {path}")
-    bank = cases if isinstance(cases, list) else (load_cases(cases) if cases is not None else shipped_cases())
+    bank, loaded = _bank(cases)
     by_id = {c.id: c for c in bank}
     bayes = BayesianDiagnoser()
+    judge = _judge(diagnoser, bayes.table)
     metrics: list[DialogMetrics] = []
     errors: list[LineError] = []
     for lineno, obj, err in iter_jsonl(path):
@@ -228,14 +277,15 @@ def evaluate_file(path: str | Path, *, cases: str | Path | list[PatientCase] | N
                 case = rec.case or by_id.get(rec.case_id or "")
                 if case is None:
                     raise ValueError(f"unknown case_id {rec.case_id!r} ({len(by_id)} cases loaded; pass --cases FILE for others)")
-                metrics.append(score_dialog(rec, case, lineno, diagnoser=diagnoser, bayes=bayes))
+                metrics.append(score_dialog(rec, case, lineno, diagnoser=judge, bayes=bayes))
             except (ValueError, DiagnoserError) as exc:  # pydantic.ValidationError is a ValueError
-                err = _error_text(exc)
+                err = error_text(exc)
         if err is not None:
             errors.append(LineError(line=lineno, error=err))
     doctors = sorted({m.doctor for m in metrics})
     report = EvalReport(
-        source=str(path), summary=summarize(metrics) if metrics else None,
+        source=str(path), diagnoser=_diagnoser_name(diagnoser), cases=loaded,
+        summary=summarize(metrics) if metrics else None,
         by_doctor={d: summarize([m for m in metrics if m.doctor == d]) for d in doctors} if len(doctors) > 1 else {},
         dialogs=metrics, errors=errors,
     )
@@ -302,17 +352,18 @@ def _plots(report: EvalReport) -> list[tuple[str, str]]:
 
 def _fmt(v: Any) -> str:
     if v is None:
-        return "–"
+        return "n/a"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return "–" if math.isnan(v) else f"{v:.3f}"
+        return "n/a" if math.isnan(v) else f"{v:.3f}"
     return html.escape(str(v))
 
 
 def write_html(report: EvalReport, path: str | Path) -> None:
     e = html.escape
-    rows = [("source", report.source), ("dialogs scored", len(report.dialogs)), ("lines with errors", len(report.errors))]
+    rows = [("source", report.source), ("cases", report.cases or "shipped case bank"), ("diagnoser", report.diagnoser),
+            ("dialogs scored", len(report.dialogs)), ("lines with errors", len(report.errors))]
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Consultation evaluation</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}"
@@ -352,6 +403,7 @@ def main_summary_line(report: EvalReport) -> str:
         return f"no dialog could be scored ({len(report.errors)} lines with errors)"
     return (f"{s.dialogs} dialogs: accuracy {s.accuracy:.3f}, key-fact recall {s.key_fact_recall:.3f}, "
             f"questions {s.questions:.1f}, repeated {s.repeated_rate:.3f}, irrelevant {s.irrelevant_rate:.3f}"
-            + (f", P(correct) final {s.final_probability:.3f}" if s.final_probability is not None else "")
+            + (f", P(correct) final {s.final_probability:.3f} ({s.probability_dialogs}/{s.dialogs} dialogs)"
+               if s.final_probability is not None else ", P(correct) n/a (no case in the knowledge table)")
             + (f"; {len(report.errors)} lines with errors" if report.errors else ""))
 

@@ -21,9 +21,22 @@ from mock_patients.cases import (
     Symptom,
 )
 from mock_patients.chat import ChatModel, require_chat_model
+from mock_patients.fact_kinds import light_use, measurement, topic_category
 from mock_patients.knowledge import Finding
 from mock_patients.lexicon import Lexicon, default_lexicon
+from mock_patients.polarity import (
+    clauses,
+    fact_polarity,
+    split_negated_list,
+    strip_subject,
+)
+from mock_patients.rewrite import age_sentence, sex_sentence, to_first_person
 from mock_patients.text import content_stems
+
+__all__ = [  # to_first_person lives in `rewrite`; it is re-exported here for older callers
+    "EXTRACT_PROMPT", "FactBuilder", "FactExtractionError", "LLMFactExtractor", "parse_fact_list", "split_facts",
+    "split_sentences", "structured_facts", "symptom_sentence", "to_first_person",
+]
 
 # --- first-person sentences -------------------------------------------------------------------------
 
@@ -40,75 +53,13 @@ def symptom_sentence(f: Finding, onset: str | None = None, severity: str | None 
     return s + "."
 
 
-_SUBJECT = re.compile(r"^(?:the\s+)?(?:patient|pt|he|she|they)\s+", re.IGNORECASE)
-_VERBS = [  # third person -> first person, applied after the subject is dropped
-    (r"^(?:reports|describes|notes|complains of|endorses|presents with|experiences|has had)\s+", "I've had "),
-    (r"^(?:denies|does not have|doesn't have|has no)\s+", "I haven't had "),
-    (r"^has\s+", "I have "), (r"^is\s+", "I'm "), (r"^was\s+", "I was "), (r"^had\s+", "I had "),
-    (r"^does not\s+", "I don't "), (r"^doesn't\s+", "I don't "), (r"^can't\s+", "I can't "), (r"^cannot\s+", "I can't "),
-    (r"^(\w+)s\s+", r"I \1 "),  # "smokes", "drinks", "works", "lives"
-]
-_PRONOUNS = [(r"\bhis\b|\bher\b|\btheir\b", "my"), (r"\bhim\b|\bthem\b", "me"), (r"\bhimself\b|\bherself\b", "myself")]
-
-
-def to_first_person(text: str) -> str:
-    """Best-effort rewrite of a clinical statement into the patient's voice ("Denies fever" -> "I haven't had fever")."""
-    t = text.strip().rstrip(".")
-    if not t:
-        return t
-    had_subject = bool(_SUBJECT.match(t))
-    t = _SUBJECT.sub("", t)
-    low = t[0].lower() + t[1:] if not (t[:2].isalpha() and t[:2].isupper()) else t
-    for pat, rep in _VERBS:
-        new = re.sub(pat, rep, low, count=1, flags=re.IGNORECASE)
-        if new != low:
-            low = new
-            break
-    else:
-        if low.lower().startswith("no "):
-            low = "No, I haven't had " + low[3:]
-        elif low.lower().startswith(("not ", "never ")):
-            low = low[0].upper() + low[1:]
-        elif had_subject:
-            low = "I " + low
-        elif _is_person_noun_phrase(low):
-            low = ("I'm an " if low[:1] in "aeiou" else "I'm a ") + low
-        elif low.split()[0].endswith("ly"):  # "sexually active ..." -> "I'm sexually active ..."
-            low = "I'm " + low
-        elif _THIRD_PERSON_VERB.search(" ".join(low.split()[1:])):  # "the pain radiates to ..." -> "I've noticed the pain radiates ..."
-            low = "I've noticed " + low
-        elif not low.lower().startswith(("i ", "i'", "my ")):
-            low = "I've had " + low
-    for pat, rep in _PRONOUNS:
-        low = re.sub(pat, rep, low, flags=re.IGNORECASE)
-    low = low[0].upper() + low[1:]
-    return low + "."
-
-
-_PERSON_SUFFIX = re.compile(r"^(?:(?:former|ex|non|retired|current|heavy|light|social|occasional|daily)[-\s]+)*(?:[a-z]+\s+)?[a-z]+(?:er|or|ist|ian)\b", re.IGNORECASE)
-
-
-def _is_person_noun_phrase(text: str) -> bool:
-    """ "Non-smoker", "Former smoker, quit 10 years ago", "Retired teacher" describe the person."""
-    first = re.split(r"[,;(]", text, maxsplit=1)[0].strip()
-    words_ = first.split()
-    return bool(words_) and len(words_) <= 4 and bool(_PERSON_NOUN.search(words_[-1])) and bool(_PERSON_SUFFIX.match(first)) \
-        and not re.search(r"\b(pain|cancer|fever|disorder|discomfort|ulcer|murmur|tumor|tremor)\b", first, re.IGNORECASE)
-
-
-_PERSON_NOUN = re.compile(r"(?:er|or|ist|ian)$", re.IGNORECASE)
-_THIRD_PERSON_VERB = re.compile(r"\b(is|are|was|were|becomes?|gets?|radiates?|worsens?|improves?|occurs?|comes|goes|"
-                                r"feels|spreads?|started|began|lasts?|happens?|wakes?)\b", re.IGNORECASE)
-
 
 # --- rule-based sentence splitter --------------------------------------------------------------------
 
 _NEG_PREFIX = re.compile(r"^\s*(?:no|non-?|never|denies|without|negative for)\s*", re.IGNORECASE)
 _ABBREV = re.compile(r"\b(Dr|Mr|Mrs|Ms|St|vs|e\.g|i\.e|approx|etc|No)\.", re.IGNORECASE)
 _SENT = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(\"'])|\n+")
-_NEG_LIST = re.compile(r"^(denies|no|negative for|without)\s+(.+)$", re.IGNORECASE)
-_NEG_WORDS = re.compile(r"^(denies|no|negative for|without|never|not|does not|doesn't|did not|non-?\w+)\b", re.IGNORECASE)
-_LEAD_SUBJECT = re.compile(r"^(?:the\s+)?(?:patient|pt|he|she|they)\s+(?=denies|has no|does not|doesn't|did not|never|is not|has never)", re.IGNORECASE)
+_FREE_CATEGORIES = frozenset({"hpi", "ros", "other"})
 
 
 def split_sentences(text: str) -> list[str]:
@@ -120,21 +71,25 @@ def split_sentences(text: str) -> list[str]:
 
 
 def split_facts(text: str) -> list[tuple[str, bool]]:
-    """Atomic (statement, present) pairs: sentences, with negated lists split per item
-    ("Denies fever, chills, or cough." -> three absent facts)."""
-    out: list[tuple[str, bool]] = []
+    """Atomic (statement, present) pairs: sentences cut at clause boundaries, with negated lists split per
+    item ("Denies fever, chills, or cough." -> three absent facts "No fever", ...). Polarity comes from the
+    text (`polarity.fact_polarity`)."""
+    return [(stmt, present) for stmt, present, _ in split_facts_with_source(text)]
+
+
+def split_facts_with_source(text: str) -> list[tuple[str, bool, str]]:
+    """`split_facts` with each statement's source sentence: (statement, present, sentence)."""
+    out: list[tuple[str, bool, str]] = []
     for sent in split_sentences(text):
-        s = _LEAD_SUBJECT.sub("", sent.rstrip(".").strip())  # "She denies X" -> "denies X"
-        s = re.sub(r"^(has no|does not have|doesn't have)\s+", "no ", s, flags=re.IGNORECASE)
-        m = _NEG_LIST.match(s)
-        if m:
-            items = [i.strip() for i in re.split(r",\s*(?:or\s+|and\s+)?|\s+or\s+|\s+and\s+", m.group(2)) if i.strip()]
-            if len(items) > 1:
-                out.extend((f"No {i}", False) for i in items)
+        for clause in clauses(sent.rstrip(".").strip()):
+            s = clause.rstrip(".").strip()
+            if not s:
                 continue
-            out.append((f"No {m.group(2)}" if m.group(1).lower() != "no" else s, False))
-            continue
-        out.append((s, not _NEG_WORDS.match(s)))
+            neg = split_negated_list(s)
+            if neg is not None:
+                out.extend((f"No {i}", False, sent) for i in neg[1])
+                continue
+            out.append((s, fact_polarity(s), sent))
     return out
 
 
@@ -142,39 +97,81 @@ def split_facts(text: str) -> list[tuple[str, bool]]:
 
 
 class FactBuilder:
-    """Accumulates KeyFacts with sequential ids ("f01", ...) and lexicon links to table findings."""
+    """Accumulates KeyFacts with sequential ids ("f01", ...) and lexicon links to table findings.
+
+    `add` reads what it is not told from the text: the polarity (`polarity.fact_polarity`), a measurement
+    in a free-text field becomes an exam or test fact that only a test reveals ("Patient's Pco2 is 16 mm Hg"
+    -> test "Arterial blood gas / Pco2"), a free-text medication, allergy, family or social item moves to
+    that category (its question topic), and exam / test facts link to the table's signs where they can."""
 
     def __init__(self, lexicon: Lexicon | None = None):
         self.lexicon = lexicon or default_lexicon()
         self.facts: list[KeyFact] = []
 
-    def add(self, text: str, category: FactCategory, *, present: bool = True, finding: str | None = None,
-            test: str | None = None, patient_text: str | None = None, link: bool = True) -> KeyFact:
+    def add(self, text: str, category: FactCategory, *, present: bool | None = None, finding: str | None = None,
+            test: str | None = None, patient_text: str | None = None, link: bool = True,
+            source_text: str | None = None) -> KeyFact:
+        """One fact. `present=None` (the default) takes the polarity from the text (present when `finding` is
+        given); `source_text` keeps the
+        record's own sentence when `text` is a part of it."""
         text = text.strip()
         if not text.endswith((".", "!", "?")):
             text += "."
-        if finding is None and link and category not in ("exam", "test", "demographics"):
-            finding = self.link(text)
+        if present is None:  # a caller that names the finding knows its polarity (the generator): present
+            present = fact_polarity(text) if finding is None else True
+        if category in _FREE_CATEGORIES and patient_text is None and finding is None:
+            kind = measurement(text)
+            if kind is not None:
+                category, test = kind[0], test or kind[1]  # type: ignore[assignment]
+        if finding is None and category not in ("exam", "test", "demographics", "chief_complaint", "symptom"):
+            category = topic_category(text, category)  # type: ignore[assignment]  (structured data keeps its own)
+        if finding is None and link and category != "demographics":
+            finding = self.link_sign(text, present, test) if category in ("exam", "test") else self.link(text)
+            if finding == "heavy_alcohol" and light_use(text):
+                finding = None  # "drinks socially" is not heavy use; the lexicon still finds it by its words
         if patient_text is None and category not in ("exam", "test"):
-            patient_text = self._speak(text, present, finding)
+            patient_text = self._speak(text, present, finding, category)
+        source = source_text.strip() if source_text and source_text.strip().rstrip(".") != text.rstrip(".") else None
         fact = KeyFact(id=f"f{len(self.facts) + 1:02d}", text=text, category=category, present=present,
-                       finding=finding, test=test, patient_text=patient_text)
+                       finding=finding, test=test, patient_text=patient_text, source_text=source)
         self.facts.append(fact)
         return fact
 
     def link(self, text: str) -> str | None:
         """The table finding a statement is about (see `Lexicon.link`), ignoring a negation prefix."""
-        return self.lexicon.link(_NEG_PREFIX.sub("", text))
+        return self.lexicon.link(_core_text(text))
 
-    def _speak(self, text: str, present: bool, finding: str | None) -> str:
+    def link_sign(self, text: str, present: bool = True, test: str | None = None) -> str | None:
+        """The table exam / test finding an exam or test fact shows, when the lexicon can tell (see
+        `Lexicon.link_sign`)."""
+        return self.lexicon.link_sign(text, present, test)
+
+    def _speak(self, text: str, present: bool, finding: str | None, category: str = "") -> str:
+        core = _core_text(text)
         if finding is not None:
             f = self.lexicon.table.finding(finding)
             # the table's sentence is exact for the finding but drops details of the source text
             # (onset, side, numbers): use it only when the source says nothing beyond the finding
             vocab = {w for p in (f.name, f.say, *f.synonyms) for w in content_stems(p)}
-            if content_stems(_NEG_PREFIX.sub("", text)) <= vocab:
+            if content_stems(core) <= vocab:
                 return f.patient_yes() if present else f.patient_no()
-        return to_first_person(text)
+        said = to_first_person(text)
+        if present and said.startswith("I have ") and not re.match(r"(?:the|a|an|my)\b", text, re.IGNORECASE):
+            if category == "medication":  # a bare drug name: "Natalizumab infusions monthly."
+                said = "I take " + said[len("I have "):]
+            elif category == "allergy":  # "Penicillin (rash)."
+                said = "I'm allergic to " + said[len("I have "):]
+        if not present and not said.lower().startswith("no"):  # an absent fact is told as a denial
+            said = "No, " + (said[0].lower() + said[1:] if said[:2] not in ("I ", "I'") else said)
+        return said
+
+
+def _core_text(text: str) -> str:
+    """The finding a statement names, without subject or negation: "The man denied having a fever" -> "fever"."""
+    neg = split_negated_list(text.rstrip("."))
+    if neg is not None and len(neg[1]) == 1:
+        return neg[1][0]
+    return _NEG_PREFIX.sub("", strip_subject(text))
 
 
 def structured_facts(
@@ -194,17 +191,26 @@ def structured_facts(
         free = dict(zip(texts, extractor.extract_texts(texts)))
 
     def add_free(text: str, category: FactCategory) -> None:
-        for stmt, present in free.get(text) or split_facts(text):
-            b.add(stmt, category, present=present)
+        if text in free:
+            for stmt, present in free[text]:
+                b.add(stmt, category, present=present)
+            return
+        for stmt, present, sent in split_facts_with_source(text):
+            b.add(stmt, category, present=present, source_text=sent)
 
-    if demographics.age is not None:
-        b.add(f"Age {demographics.age}", "demographics", patient_text=f"I'm {demographics.age} years old.", link=False)
-    if demographics.sex is not None:
-        b.add(f"Sex: {demographics.sex}", "demographics", patient_text=f"I'm a {'woman' if demographics.sex == 'female' else 'man'}.", link=False)
-    elif demographics.description:
-        b.add(demographics.description, "demographics", link=False)
+    d = demographics
+    if d.age is not None:
+        b.add(f"Age {d.age}", "demographics", patient_text=age_sentence(d.age, d.description), link=False)
+    if d.sex is not None:
+        b.add(f"Sex: {d.sex}", "demographics", patient_text=sex_sentence(d.age, d.sex, d.description), link=False)
+    elif d.description:
+        b.add(d.description, "demographics", link=False)
     b.add(chief_complaint, "chief_complaint")
     for s in symptoms:
+        if s.present and not fact_polarity(s.name):  # "No fever." listed among the symptoms is a negative
+            for stmt, _, sent in split_facts_with_source(s.name):
+                b.add(stmt, "symptom", present=False, finding=s.finding, source_text=sent)
+            continue
         detail = ", ".join(x for x in (f"onset {s.onset}" if s.onset else "", s.severity or "") if x)
         text = (s.name if s.present else f"No {s.name}") + (f" ({detail})" if detail and s.present else "")
         finding = s.finding or b.link(s.name)
@@ -218,8 +224,8 @@ def structured_facts(
     for items, cat in ((past_medical_history, "pmh"), (social_history, "social"), (family_history, "family"),
                        (medications, "medication"), (allergies, "allergy")):
         for item in items:
-            for stmt, present in split_facts(item):
-                b.add(stmt, cat, present=present)  # type: ignore[arg-type]
+            for stmt, present, sent in split_facts_with_source(item):
+                b.add(stmt, cat, present=present, source_text=sent)  # type: ignore[arg-type]
     if review_of_systems:
         add_free(review_of_systems, "ros")
     # the fact keeps the source's own test name (a path like "Vital signs / Heart rate"): requests match
@@ -289,7 +295,7 @@ class LLMFactExtractor:
                 self.fallbacks += 1
                 out.append(split_facts(passage))
                 continue
-            out.append([(i.rstrip("."), not _NEG_WORDS.match(i)) for i in items])
+            out.append([(i.rstrip("."), fact_polarity(i)) for i in items])
         return out
 
     def extract(self, text: str, category: FactCategory = "hpi", lexicon: Lexicon | None = None) -> tuple[KeyFact, ...]:

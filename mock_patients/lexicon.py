@@ -20,6 +20,7 @@ than a focused question does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -38,7 +39,15 @@ TOPIC_CATEGORIES = {
 }
 FOLLOW_UP_TOPICS = frozenset({"topic:onset", "topic:severity"})
 MAX_FACTS_PER_ANSWER = 3  # facts one answer may state, however many the question lists
-_EXTRA_TOPIC_PHRASES = {"topic:sex": ("woman", "man", "female", "male", "girl", "boy", "lady", "gentleman")}
+_EXTRA_TOPIC_PHRASES = {
+    "topic:sex": ("woman", "man", "female", "male", "girl", "boy", "lady", "gentleman"),
+    "topic:allergy": ("allergies", "allergy", "allergic", "allergic reaction", "allergic reactions"),
+    "topic:medication": ("take any", "taking any", "on any", "regular medicines", "prescribed", "over the counter",
+                         "supplements", "treatment", "treatments", "remedies"),
+    "topic:family": ("family history", "runs in the family", "relatives", "anyone in your family"),
+    "topic:social": ("social history", "smoke or drink", "recreational drugs", "illicit drugs", "drug use",
+                     "for a living", "sexually active", "sexual history", "alcohol or drugs"),
+}
 _GENERIC_STOP = STOPWORDS | {"year", "old", "day", "week", "month", "hour", "time", "patient", "report", "state"}
 
 
@@ -111,6 +120,10 @@ class Lexicon:
                 self.finding_generic[f.id] = frozenset(gen)
         for t in table.tests:
             self.tests.add_all((*t.synonyms, t.name), t.id)
+        self.signs = tuple(f for f in table.findings if f.kind in ("exam", "test"))
+        self.sign_stems = {f.id: frozenset(s for s in stems(f.name) if s not in _GENERIC_STOP and len(s) > 2)
+                           for f in self.signs}
+        self.sign_first = {f.id: next((s for s in stems(f.name) if s in self.sign_stems[f.id]), "") for f in self.signs}
 
     def __deepcopy__(self, memo: dict) -> "Lexicon":
         return self
@@ -148,12 +161,50 @@ class Lexicon:
                     best = (b - a, fids[0])
         return best[1] if best else None
 
+    def link_sign(self, text: str, present: bool = True, test: str | None = None) -> str | None:
+        """The table exam / test finding an exam or test fact shows, or None (best effort). Every content
+        word of the finding's name must be in the text, and a sign named inside a negated phrase ("Clear,
+        no wheezes") links only to an absent fact. Findings of the requested test win ties."""
+        result = text.rsplit(":", 1)[-1]
+        toks = set(stems(result))
+        tid = self.resolve_test(test or text.rsplit(":", 1)[0]) if (test or ":" in text) else None
+        best: tuple[int, int, str] | None = None
+        for f in self.signs:
+            need = self.sign_stems[f.id]
+            if not need or not need <= toks:
+                continue
+            negated = _negated_mention(result, need, self.sign_first[f.id])
+            if negated == present:
+                continue
+            score = (len(need), int(f.test == tid))
+            if best is None or score > best[:2]:
+                best = (*score, f.id)
+        return best[2] if best else None
+
     def resolve_test(self, name: str) -> str | None:
         """Knowledge-table test id for a requested exam/test name (longest phrase wins), or None."""
         hits = self.tests.scan(stems(name))
         if not hits:
             return None
         return sorted(hits[0])[0]
+
+
+_NEGATION_WORDS = frozenset({"no", "not", "without", "negative", "absent", "denies", "denied", "never", "none", "free"})
+
+
+def _negated_mention(text: str, need: frozenset[str], first: str) -> bool:
+    """True when the mention (from its name's first word on) comes after a negation word in its phrase."""
+    for clause in re.split(r"[.;,]", text):
+        toks = stems(clause)
+        if not need <= set(toks) and first not in toks:
+            continue
+        at = toks.index(first) if first in toks else 0
+        return any(t in _NEGATION_WORDS for t in toks[:at]) or bool(re.search(r"\b(?:absent|negative)\b", clause, re.IGNORECASE))
+    return False
+
+
+_DRUG = re.compile(r"\b\w+(?:pril|sartan|olol|statin|prazole|cillin|mycin|cycline|floxacin|dipine|formin|gliptin|mab|"
+                   r"tidine|semide|thiazide|oxetine|triptan|profen|codone|parin|xaban|gatran)\b", re.IGNORECASE)
 
 
 @lru_cache(maxsize=4)
@@ -190,6 +241,8 @@ class FactIndex:
         self.entries: list[_FactEntry] = []
         for f in case.patient_facts:
             c = self.lexicon.analyze(f.text + " " + (f.patient_text or ""))
+            if _DRUG.search(f.text):
+                c = Concepts(c.findings, c.generic, c.topics | {"topic:medication"}, c.content)
             gen = set(c.generic)
             if f.finding:
                 gen |= self.lexicon.finding_generic.get(f.finding, frozenset())
@@ -211,6 +264,10 @@ class FactIndex:
             q_gen = q.generic
             if q_gen:
                 out.extend(e.fact for e in self.entries if e.fact.finding is None and compatible(q_gen, e.generic))
+            # free-text facts that mention an asked history finding ("Do you smoke?" -> "History of smoking,
+            # 1 pack per day"; "Do you drink?" -> "Drinks wine occasionally")
+            hist = {fid for fid in q.findings if self.lexicon.table.finding(fid).kind == "history"}
+            out.extend(e.fact for e in self.entries if e.fact.finding is None and e.concepts.findings & hist)
             tier = "finding"
         elif q.generic:
             out = [e.fact for e in self.entries if compatible(q.generic, e.generic)]
@@ -218,7 +275,9 @@ class FactIndex:
         else:
             tier = "none"
         cats = frozenset().union(*(TOPIC_CATEGORIES.get(t, frozenset()) for t in q.topics)) if q.topics else frozenset()
-        topic_hits = [e.fact for e in self.entries if e.fact.category in cats]
+        topic_hits = [e.fact for e in self.entries if e.fact.category in cats
+                      or (e.fact.category in ("hpi", "ros", "other", "pmh", "social") and q.topics & e.concepts.topics
+                          & {"topic:medication", "topic:allergy"})]
         topic_hits += [e.fact for e in self.entries if e.fact.category == "demographics" and q.topics & e.concepts.topics & {"topic:age", "topic:sex"}]
         if topic_hits:
             out.extend(topic_hits)

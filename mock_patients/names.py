@@ -2,7 +2,11 @@
 and the leak filter that keeps patients from saying any of them.
 
 Abbreviations ("MI", "PE", "GAD") are matched case-sensitively as whole words, so the filter does not fire
-on "mi" inside ordinary text or on "pe" in "type"; full names are matched case-insensitively.
+on "mi" inside ordinary text or on "pe" in "type"; full names are matched case-insensitively, with accents,
+hyphens and apostrophes optional ("Legg-Calve-Perthes", "Bells palsy"). A name with a parenthesis counts
+without it and by its abbreviation: "Benign Paroxysmal Positional Vertigo (BPPV)" is also "Benign paroxysmal
+positional vertigo" and "BPPV". The patients' wider filter (names, initials, distinctive parts) is in
+`redaction`.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from functools import lru_cache
 
 from mock_patients.cases import PatientCase
 from mock_patients.knowledge import KnowledgeTable, default_table
-from mock_patients.text import STOPWORDS, normalize, words
+from mock_patients.text import STOPWORDS, fold, normalize, stem, words
 
 _NEGATION = frozenset({"not", "no", "without", "unlikely", "exclude", "excluded", "ruled"})
 _QUALIFIERS = frozenset({"acute", "chronic", "likely", "probable", "possible", "suspected", "disease", "syndrome"})
@@ -22,24 +26,59 @@ def accepted_names(case: PatientCase, table: KnowledgeTable | None = None) -> tu
     """Every name that counts as the case's diagnosis: its own, its synonyms, and the table's for its id."""
     table = table or default_table()
     names = [case.diagnosis, *case.diagnosis_synonyms]
-    did = case.diagnosis_id or table.disease_id_for(case.diagnosis)
+    did = case.diagnosis_id or table.disease_id_for(case.diagnosis) or table.disease_id_for(_without_parenthesis(case.diagnosis))
     if did is not None:
         names.extend(table.disease(did).all_names)
-    return tuple(dict.fromkeys(n for n in names if n.strip()))
+    names = [v for n in names for v in (n, *name_variants(n))]
+    return tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
 
 
-def _is_abbreviation(name: str) -> bool:
+def _without_parenthesis(name: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"\([^)]*\)", " ", name)).strip()
+
+
+def name_variants(name: str) -> tuple[str, ...]:
+    """Other spellings of one name: without its parenthesis, and the parenthesis itself when it is an
+    abbreviation or a synonym ("Progressive multifocal encephalopathy (PML)" -> the name, "PML")."""
+    out = []
+    bare = _without_parenthesis(name)
+    if bare and bare != name.strip():
+        out.append(bare)
+    for inner in re.findall(r"\(([^)]+)\)", name):
+        inner = inner.strip()
+        if inner and not re.match(r"(?:e\.g|i\.e|see|also|formerly|type)\b", inner, re.IGNORECASE):
+            out.append(inner)
+    return tuple(out)
+
+
+def is_abbreviation(name: str) -> bool:
     letters = re.sub(r"[^A-Za-z]", "", name)
     return 0 < len(name) <= 6 and letters.isupper()
 
 
+_is_abbreviation = is_abbreviation
+
+
+def _flexible(name: str) -> str:
+    """A regex for a full name: hyphens, spaces and apostrophes optional or interchangeable."""
+    parts = []
+    for ch in fold(name.strip()):
+        if ch in "-‐‑– " or ch.isspace():
+            parts.append(r"[\s\-‐‑–]*")
+        elif ch in "'’":
+            parts.append("['’]?")
+        else:
+            parts.append(re.escape(ch))
+    out = "".join(parts)
+    return re.sub(r"(?:\[\\s\\-‐‑–\]\*)+", lambda m: r"[\s\-‐‑–]*", out)
+
+
 @lru_cache(maxsize=4096)
 def _leak_regex(names: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
-    abbr = sorted({re.escape(n) for n in names if _is_abbreviation(n)}, key=len, reverse=True)
-    full = sorted({re.escape(n.strip()) for n in names if not _is_abbreviation(n)}, key=len, reverse=True)
+    abbr = sorted({re.escape(n) for n in names if is_abbreviation(n)}, key=len, reverse=True)
+    # "Bell's palsy" written "Bells palsy", "Legg-Calvé-Perthes" as "Legg Calve Perthes": see _flexible
+    full = sorted({_flexible(n) for n in names if not is_abbreviation(n) and n.strip()}, key=len, reverse=True)
     wrap = r"(?<![A-Za-z0-9])(?:{})(?![A-Za-z0-9])"
-    # "Bell's palsy" written "Bells palsy" or with a curly apostrophe: make apostrophes optional.
-    full = [f.replace("'", "['’]?").replace("\\'", "['’]?") for f in full]
     return (re.compile(wrap.format("|".join(full)), re.IGNORECASE) if full else None,
             re.compile(wrap.format("|".join(abbr))) if abbr else None)
 
@@ -56,17 +95,25 @@ class LeakFilter:
         return cls(accepted_names(case, table))
 
     def find(self, text: str) -> str | None:
+        folded = fold(text)
         for rx in (self._full, self._abbr):
             if rx is not None:
-                m = rx.search(text)
+                m = rx.search(folded)
                 if m:
-                    return m.group(0)
+                    return text[m.start():m.end()]
         return None
+
+    def find_all(self, text: str) -> list[str]:
+        folded = fold(text)
+        return [text[m.start():m.end()] for rx in (self._full, self._abbr) if rx is not None for m in rx.finditer(folded)]
 
     def redact(self, text: str, replacement: str = "[withheld]") -> str:
         for rx in (self._full, self._abbr):
             if rx is not None:
-                text = rx.sub(replacement, text)
+                folded = fold(text)
+                spans = [(m.start(), m.end()) for m in rx.finditer(folded)]
+                for a, b in reversed(spans):
+                    text = text[:a] + replacement + text[b:]
         return text
 
     def __deepcopy__(self, memo: dict) -> "LeakFilter":
@@ -74,7 +121,13 @@ class LeakFilter:
 
 
 def _core(name: str) -> str:
-    return " ".join(w for w in normalize(name).split() if w not in _QUALIFIERS)
+    qualifiers = _qualifier_stems()
+    return " ".join(w for w in normalize(name).split() if w not in qualifiers)
+
+
+@lru_cache(maxsize=1)
+def _qualifier_stems() -> frozenset[str]:
+    return frozenset(_QUALIFIERS | {stem(q) for q in _QUALIFIERS})
 
 
 def diagnosis_matches(stated: str, case: PatientCase, table: KnowledgeTable | None = None) -> bool:

@@ -21,7 +21,6 @@ import pydantic
 
 from mock_patients.cases import KeyFact, PatientCase
 from mock_patients.chat import ChatModel, require_chat_model
-from mock_patients.facts import to_first_person
 from mock_patients.knowledge import KnowledgeTable, default_table
 from mock_patients.lexicon import (
     FOLLOW_UP_TOPICS,
@@ -31,7 +30,8 @@ from mock_patients.lexicon import (
     default_lexicon,
     fact_index,
 )
-from mock_patients.names import LeakFilter
+from mock_patients.redaction import leak_filter, rewrite_result
+from mock_patients.rewrite import self_description, to_first_person
 from mock_patients.text import normalize
 
 NOT_SURE = "I'm not sure."
@@ -74,9 +74,19 @@ class _PatientBase:
         self.table = table or default_table()
         self.lexicon = lexicon or default_lexicon()
         self.index = fact_index(case, self.lexicon)
-        self.leak = LeakFilter.for_case(case, self.table)
+        # names, abbreviations, initials and distinctive parts of the diagnosis (see `redaction`)
+        self.leak = leak_filter(case, self.table)
         self.state = PatientState()
         self._order = {f.id: i for i, f in enumerate(case.key_facts)}
+        self._spoken: dict[str, str] = {}
+        self.withheld: frozenset[str] = frozenset()  # facts the patient cannot tell without naming the diagnosis
+        withheld = set()
+        for f in case.key_facts:
+            said = rewrite_result(f.patient_text or to_first_person(f.text), case, self.table, self.leak)
+            if self.leak.find(said) or "[withheld]" in said:
+                withheld.add(f.id)
+            self._spoken[f.id] = said
+        self.withheld = frozenset(withheld)
 
     def __deepcopy__(self, memo: dict) -> "_PatientBase":
         new = copy.copy(self)  # shares case, lexicon, index, filter (and an LLM patient's model)
@@ -94,13 +104,13 @@ class _PatientBase:
         demo = [f for f in self.case.key_facts if f.category == "demographics"]
         d = self.case.demographics
         if d.age is not None and d.sex is not None:
-            parts.append(f"I'm a {d.age}-year-old {'woman' if d.sex == 'female' else 'man'}.")
+            parts.append(self_description(d.age, d.sex, d.description))
             ids += [f.id for f in demo]
         elif demo:
             parts.append(self._speak(demo[0]))
             ids.append(demo[0].id)
         cc = next((f for f in self.case.key_facts if f.category == "chief_complaint"), None)
-        if cc is not None:
+        if cc is not None and cc.id not in self.withheld:
             parts.append(_drop_yes(self._speak(cc)))
             ids.append(cc.id)
         else:
@@ -117,14 +127,15 @@ class _PatientBase:
         """The facts a question asks about (before phrasing), and what kind of answer it gets."""
         m = self.index.match(question)
         q = m.concepts
-        facts = sorted(m.facts, key=lambda f: self._order[f.id])
+        facts = sorted((f for f in m.facts if f.id not in self.withheld), key=lambda f: self._order[f.id])
         kind: AnswerKind = "facts"
         if not facts:
             if "topic:opening" in q.topics:
                 # always the same answer (complaint + first other symptom), so asking twice is a repeat;
                 # "anything else?" is the way to hear more
-                cc = [f for f in self.case.key_facts if f.category == "chief_complaint"]
-                other = [f for f in self.case.key_facts if f.category in ("symptom", "hpi") and f.present][:1]
+                cc = [f for f in self.case.key_facts if f.category == "chief_complaint" and f.id not in self.withheld]
+                other = [f for f in self.case.key_facts if f.category in ("symptom", "hpi") and f.present
+                         and f.id not in self.withheld][:1]
                 facts = cc + other
             elif "topic:more" in q.topics:
                 facts = self._undisclosed_symptoms(2)
@@ -139,7 +150,7 @@ class _PatientBase:
 
     def _undisclosed_symptoms(self, k: int) -> list[KeyFact]:
         return [f for f in self.case.key_facts if f.category in ("chief_complaint", "symptom", "hpi") and f.present
-                and f.id not in self.state.disclosed][:k]
+                and f.id not in self.state.disclosed and f.id not in self.withheld][:k]
 
     def _record(self, question: str, stated: list[KeyFact], q: Concepts, kind: AnswerKind, text: str, leaks: int) -> PatientAnswer:
         st = self.state
@@ -167,7 +178,8 @@ class _PatientBase:
                              kind=kind, leaks_blocked=leaks)
 
     def _speak(self, f: KeyFact) -> str:
-        return f.patient_text or to_first_person(f.text)
+        """The fact in the patient's words, with a conclusion naming the diagnosis dropped."""
+        return self._spoken.get(f.id) or f.patient_text or to_first_person(f.text)
 
 
 class RuleBasedPatient(_PatientBase):
@@ -298,8 +310,8 @@ class LLMPatient(_PatientBase):
 
     def _persona(self) -> str:
         d = self.case.demographics
-        who = f"You are a {d.age}-year-old {d.sex or 'person'}." if d.age is not None else ""
-        lines = [f"- {self._speak(f)}" for f in self.case.patient_facts]
+        who = "You are " + self_description(d.age, d.sex, d.description)[4:] if d.age is not None else ""
+        lines = [f"- {self._speak(f)}" for f in self.case.patient_facts if f.id not in self.withheld]
         return PERSONA_PROMPT.format(who=who, facts="\n".join(lines))
 
     def opening(self) -> str:

@@ -8,6 +8,7 @@ same function is applied to both sides.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Iterable
 
@@ -50,9 +51,16 @@ def stem(word: str) -> str:
     return w
 
 
+def fold(text: str) -> str:
+    """Accents dropped, one character for one ("Calvé" -> "Calve"), so match positions stay valid."""
+    if text.isascii():
+        return text
+    return "".join(unicodedata.normalize("NFKD", c)[:1] or c for c in text)
+
+
 def words(text: str) -> list[str]:
-    """Lowercased word tokens; "x-ray" and "X ray" both become "xray"-style single tokens via _IRREGULAR."""
-    t = text.lower().replace("x-ray", "xray").replace("x ray", "xray").replace("’", "'")
+    """Lowercased word tokens (accents dropped); "x-ray" and "X ray" both become "xray"."""
+    t = fold(text).lower().replace("x-ray", "xray").replace("x ray", "xray").replace("’", "'")
     return [m.group(0).removesuffix("'s") for m in _WORD.finditer(t)]
 
 

@@ -6,6 +6,14 @@ import argparse
 import json
 
 import pytest
+from public_records import (
+    mediq,
+    nejm,
+    osce,
+    osce_empty_symptoms,
+    osce_outside_table,
+    write_jsonl,
+)
 
 from environments.consultation.cli import register, run_dialogs
 
@@ -67,3 +75,82 @@ def test_agentrl_cli_has_consult_through_the_entry_point(tmp_path):
     assert len(out.read_text().splitlines()) == 2
     assert main(["consult", "run", "--doctor", "scripted:nobody", "--cases", "1", "--out", str(tmp_path / "x.jsonl")]) == 2
     assert not (tmp_path / "x.jsonl").exists()  # nothing half-written on a bad doctor name
+
+
+def test_run_and_evaluate_an_agentclinic_file(tmp_path, capsys):
+    """`consult run --cases FILE` takes a public AgentClinic file directly (bad record skipped and reported,
+    a diagnosis outside the knowledge table scored by name), and `consult evaluate` reports accuracy on it."""
+    cases = write_jsonl(tmp_path / "agentclinic_small.jsonl", [osce(), osce_empty_symptoms(), osce_outside_table()])
+    out = tmp_path / "d.jsonl"
+    args = _parse(["consult", "run", "--doctor", "scripted:good", "--cases", str(cases), "--out", str(out)])
+    assert args.fn(args) == 0
+    err = capsys.readouterr().err
+    assert f"cases: {cases} (agentclinic): loaded 2/3; line 2: Symptoms.Primary_Symptom is missing" in err
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["case_id"] for r in recs] == ["agentclinic-0001", "agentclinic-0003"]
+    assert all(r["terminated"] or r["truncated"] for r in recs) and all(r["diagnosis"] for r in recs)
+    assert "diagnosis_probability" not in recs[1]["reward_breakdown"]  # myasthenia gravis: n/a, not 0
+    args = _parse(["consult", "evaluate", str(out), "--cases", str(cases)])
+    assert args.fn(args) == 0
+    err = capsys.readouterr().err
+    assert "2 dialogs: accuracy " in err and "(1/2 dialogs)" in err
+    rep = json.loads((tmp_path / "d.eval.json").read_text())
+    assert rep["summary"]["dialogs"] == 2 and 0.0 <= rep["summary"]["accuracy"] <= 1.0 and rep["diagnoser"] == "match"
+    assert rep["dialogs"][1]["final_probability"] is None and "n/a" in (tmp_path / "d.eval.html").read_text()
+    args = _parse(["consult", "run", "--doctor", "scripted:good", "--cases", str(cases), "--strict", "--out", str(tmp_path / "x.jsonl")])
+    with pytest.raises(ValueError, match="strict"):
+        args.fn(args)
+    assert not (tmp_path / "x.jsonl").exists()
+    args = _parse(["consult", "run", "--doctor", "scripted:good", "--cases", str(cases), "--diagnoser", "bayes", "--out", str(out)])
+    with pytest.raises(ValueError, match="outside the knowledge table"):
+        args.fn(args)
+
+
+def test_run_takes_nejm_and_mediq_files(tmp_path, capsys):
+    n = write_jsonl(tmp_path / "nejm.jsonl", [nejm(), nejm("Hodgkin lymphoma")])
+    recs = run_dialogs("scripted:wander", None, cases=str(n))
+    assert [r["case_id"] for r in recs] == ["nejm-0001", "nejm-0002"]
+    m = write_jsonl(tmp_path / "mq.jsonl", [mediq(1, "What is the most likely diagnosis?", "Septic arthritis"),
+                                            mediq(2, "Which of the following is the next best step?", "Arthrocentesis")])
+    out = tmp_path / "d.jsonl"
+    args = _parse(["consult", "run", "--doctor", "scripted:wander", "--cases", str(m), "--n", "5", "--out", str(out)])
+    assert args.fn(args) == 0
+    assert "loaded 1/2; 1 not diagnosis questions (next_step 1)" in capsys.readouterr().err
+    assert [json.loads(x)["case_id"] for x in out.read_text().splitlines()] == ["mediq-1"]
+    args = _parse(["consult", "run", "--doctor", "scripted:good", "--cases", "3", "--n", "2", "--out", str(out)])
+    with pytest.raises(ValueError, match="give the number of cases once"):
+        args.fn(args)
+
+
+def test_diagnoser_options(tmp_path, capsys):
+    class Judge:
+        """Test stand-in for a diagnoser model: every candidate gets 50."""
+
+        def complete(self, messages, *, temperature=0.0, max_tokens=256, seed=None):
+            return "50"
+
+        def complete_batch(self, batch, **kw):
+            return [self.complete(m, **kw) for m in batch]
+
+    made = []
+    factory = lambda name: made.append(name) or Judge()  # noqa: E731
+    cases = write_jsonl(tmp_path / "ac.jsonl", [osce_outside_table()])
+    out = tmp_path / "d.jsonl"
+    argv = ["consult", "run", "--doctor", "scripted:wander", "--cases", str(cases), "--out", str(out)]
+    args = _parse(argv + ["--diagnoser", "llm", "--diagnoser-model", "judge@http://localhost:1/v1"], make_chat_model=factory)
+    assert args.fn(args) == 0 and made == ["judge@http://localhost:1/v1"]
+    rec = json.loads(out.read_text())
+    assert rec["reward_breakdown"]["diagnosis_probability"] == pytest.approx(0.5)
+    args = _parse(["consult", "evaluate", str(out), "--cases", str(cases), "--diagnoser", "llm", "--diagnoser-model", "j2"],
+                  make_chat_model=factory)
+    assert args.fn(args) == 0 and made[-1] == "j2"
+    assert json.loads((tmp_path / "d.eval.json").read_text())["dialogs"][0]["final_probability"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="--diagnoser llm needs --diagnoser-model MODEL"):
+        args = _parse(argv + ["--diagnoser", "llm"])
+        args.fn(args)
+    with pytest.raises(ValueError, match="--diagnoser-model is only for --diagnoser llm"):
+        args = _parse(["consult", "evaluate", str(out), "--diagnoser-model", "x"])
+        args.fn(args)
+    with pytest.raises(SystemExit):
+        _parse(argv + ["--diagnoser", "oracle"])
+    assert "invalid choice: 'oracle'" in capsys.readouterr().err

@@ -58,12 +58,12 @@ def test_splitter_keeps_decimals_and_splits_negated_lists():
 
 @pytest.mark.parametrize("src, want", [
     ("The patient reports double vision", "I've had double vision."),
-    ("Denies fever", "I haven't had fever."),
+    ("Denies fever", "No, I haven't had fever."),
     ("Smokes 1 pack per day", "I smoke 1 pack per day."),
     ("She is a teacher", "I'm a teacher."),
     ("Former smoker, quit 10 years ago", "I'm a former smoker, quit 10 years ago."),
     ("No weight loss", "No, I haven't had weight loss."),
-    ("The pain radiates to his left arm", "I've noticed the pain radiates to my left arm."),
+    ("The pain radiates to his left arm", "The pain radiates to my left arm."),
 ])
 def test_first_person(src, want):
     assert to_first_person(src) == want
@@ -157,13 +157,13 @@ def test_loaders_report_bad_records_with_line_numbers(tmp_path):
     p = tmp_path / "ac.jsonl"
     p.write_text(good + "\n" + json.dumps(rec) + "\n[1, 2]\n")
     with pytest.raises(LoaderError) as exc:
-        load_agentclinic(p)
+        load_agentclinic(p, strict=True)
     assert f"{p}:2: OSCE_Examination.Correct_Diagnosis is missing" in str(exc.value)
     assert f"{p}:3: expected a JSON object" in str(exc.value)
     q = tmp_path / "mq.jsonl"
     q.write_text(json.dumps({"id": 1, "question": "?", "options": {"A": "x"}, "context": ["A man."]}) + "\n")
     with pytest.raises(LoaderError, match=r"mq.jsonl:1: answer .* is missing"):
-        load_mediq(q)
+        load_mediq(q, strict=True)
 
 
 def test_parse_demographics():
@@ -182,5 +182,7 @@ def test_agentclinic_history_through_an_llm_extractor():
     case = agentclinic_case(rec, "ac-1", extractor=LLMFactExtractor(m))
     hpi = [f.text for f in case.key_facts if f.category == "hpi"]
     assert hpi == ["Cough for three days.", "Yellow sputum."]
-    assert [f.present for f in case.key_facts if f.category == "ros"] == [False, False, False]
+    negatives = [f for f in case.key_facts if f.text in ("No chest pain.", "No leg swelling.", "No recent travel.")]
+    assert [f.present for f in negatives] == [False, False, False]
+    assert [f.category for f in negatives] == ["ros", "ros", "social"]  # travel is asked about as social history
     assert len(m.calls) == 2 and "three days of productive cough" in m.calls[0][0]["content"]

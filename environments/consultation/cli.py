@@ -2,7 +2,15 @@
 
     agentrl consult run --doctor scripted:good --cases 20 --out dialogs.jsonl
     agentrl consult run --doctor gpt-4o-mini@https://api.openai.com/v1 --cases 20 --out dialogs.jsonl
-    agentrl consult evaluate dialogs.jsonl [--cases FILE] [--out-json R.json] [--out-html R.html]
+    agentrl consult run --doctor scripted:good --cases agentclinic_medqa.jsonl [--n 50] [--strict] --out dialogs.jsonl
+    agentrl consult evaluate dialogs.jsonl [--cases FILE] [--diagnoser match|bayes|llm] [--out-json R.json] [--out-html R.html]
+
+`--cases` takes a number (the first N shipped cases) or a case file in any format `mock_patients.loaders`
+reads — AgentClinic OSCE or NEJM, MediQ, or this package's PatientCase JSONL — detected from its records;
+the loader's summary (`loaded 213/214; line 132: ...`) is printed, and `--strict` fails on any bad record.
+`--diagnoser` picks who judges P(correct diagnosis): `match` (default; any case: the Bayesian posterior
+where the disease is in the knowledge table, n/a elsewhere, accuracy by name), `bayes` (table diseases
+only) or `llm` (a chat model, `--diagnoser-model MODEL`).
 
 The agentrl CLI calls `register(subparsers)` through the `agentrl.commands` entry point. Doctor model
 strings other than `scripted:NAME` are turned into chat models by the `make_chat_model` hook passed to
@@ -22,6 +30,7 @@ from typing import Any, Callable
 from agentrl.core.registry import scripted_agents
 from mock_patients.cases import PatientCase
 from mock_patients.chat import ChatModel
+from mock_patients.diagnoser import DIAGNOSER_KINDS, make_diagnoser
 from mock_patients.evaluate import evaluate_file, main_summary_line
 from mock_patients.io import atomic_write_text
 
@@ -59,21 +68,44 @@ def _doctor(spec: str, env: ConsultationEnv, make_chat_model: MakeChatModel | No
     return bind
 
 
-def run_dialogs(doctor: str, n_cases: int, *, split: str = "test", cases: str | Path | list[PatientCase] | None = None,
-                patient: str = "rule", patient_model: str | None = None, make_chat_model: MakeChatModel | None = None,
-                max_turns: int | None = None, temperature: float = 0.0, max_tokens: int = 256, seed: int = 0,
-                progress: bool = False) -> list[dict[str, Any]]:
-    """Run `doctor` against the first `n_cases` cases of `split`; one dialog record (README format) per case."""
-    if n_cases < 1:
-        raise ValueError(f"--cases must be >= 1, got {n_cases}")
-    chat = None
+def _env(cases: str | Path | list[PatientCase] | None, split: str, patient: str, patient_model: str | None,
+         diagnoser: str, diagnoser_model: str | None, make_chat_model: MakeChatModel | None, max_turns: int | None) -> ConsultationEnv:
+    """The environment for a run: a case file in any supported format, chat models for an LLM patient and an
+    LLM diagnoser made by the factory."""
+    if isinstance(cases, (str, Path)):
+        from mock_patients.loaders import load_file
+
+        cases = load_file(cases).cases
+    if diagnoser not in DIAGNOSER_KINDS:
+        raise ValueError(f"unknown diagnoser {diagnoser!r}; allowed: {', '.join(DIAGNOSER_KINDS)}")
+    chat = judge = None
     if patient == "llm":
         if not patient_model:
             raise ValueError("patient='llm' needs --patient-model MODEL")
         if make_chat_model is None:
             raise ValueError(f"patient model {patient_model!r} needs a chat-model factory")
         chat = make_chat_model(patient_model)
-    env = ConsultationEnv(split=split, cases=cases, patient=patient, simulator=chat, max_turns=max_turns)  # type: ignore[arg-type]
+    if diagnoser_model and diagnoser != "llm":
+        raise ValueError(f"--diagnoser-model is only for --diagnoser llm (got --diagnoser {diagnoser})")
+    if diagnoser == "llm" and (diagnoser_model or chat is None):
+        if not diagnoser_model:
+            raise ValueError("--diagnoser llm needs --diagnoser-model MODEL (a local model path or MODEL@http(s)://HOST/v1)")
+        if make_chat_model is None:
+            raise ValueError(f"diagnoser model {diagnoser_model!r} needs a chat-model factory")
+        judge = make_chat_model(diagnoser_model)
+    return ConsultationEnv(split=split, cases=cases, patient=patient, simulator=chat, diagnoser=diagnoser,  # type: ignore[arg-type]
+                           diagnoser_model=judge, max_turns=max_turns)
+
+
+def run_dialogs(doctor: str, n_cases: int | None = None, *, split: str = "test", cases: str | Path | list[PatientCase] | None = None,
+                patient: str = "rule", patient_model: str | None = None, make_chat_model: MakeChatModel | None = None,
+                max_turns: int | None = None, temperature: float = 0.0, max_tokens: int = 256, seed: int = 0,
+                progress: bool = False, diagnoser: str = "match", diagnoser_model: str | None = None) -> list[dict[str, Any]]:
+    """Run `doctor` against the first `n_cases` cases of `split` (None: all of them); one dialog record
+    (README format) per case. `diagnoser` judges the reward's P(correct): "match" (any case), "bayes", "llm"."""
+    if n_cases is not None and n_cases < 1:
+        raise ValueError(f"the number of cases must be >= 1, got {n_cases}")
+    env = _env(cases, split, patient, patient_model, diagnoser, diagnoser_model, make_chat_model, max_turns)
     ids = env.task_ids()[:n_cases]
     bind = _doctor(doctor, env, make_chat_model, temperature, max_tokens, seed)
     out = []
@@ -100,11 +132,36 @@ def run_dialogs(doctor: str, n_cases: int, *, split: str = "test", cases: str | 
     return out
 
 
+def resolve_cases(spec: str | None, case_file: str | None = None, *, strict: bool = False,
+                  n: int | None = None) -> tuple[list[PatientCase] | None, int | None]:
+    """`--cases N|FILE` (+ legacy `--case-file FILE`, `--n N`) -> (cases or None for the shipped bank, how
+    many to run). A file in any supported format is loaded here and its load summary printed."""
+    count: int | None = n
+    path = case_file
+    if spec is not None:
+        if spec.strip().isdigit() and not Path(spec).is_file():
+            if n is not None:
+                raise ValueError("give the number of cases once: --cases N, or --cases FILE --n N")
+            count = int(spec)
+        elif path is not None:
+            raise ValueError("--cases FILE and --case-file FILE both name a case file; give one")
+        else:
+            path = spec
+    if path is None:
+        return None, (10 if count is None else count)
+    from mock_patients.loaders import load_file
+
+    loaded = load_file(path, strict=strict)
+    print(f"cases: {path} ({loaded.report.format}): {loaded.report.summary()}", file=sys.stderr)
+    return loaded.cases, count
+
+
 def cmd_run(args: argparse.Namespace, make_chat_model: MakeChatModel | None) -> int:
-    cases = args.case_file
-    recs = run_dialogs(args.doctor, args.cases, split=args.split, cases=cases, patient=args.patient,
+    cases, n = resolve_cases(args.cases, args.case_file, strict=args.strict, n=args.n)
+    recs = run_dialogs(args.doctor, n, split=args.split, cases=cases, patient=args.patient,
                        patient_model=args.patient_model, make_chat_model=make_chat_model, max_turns=args.max_turns,
-                       temperature=args.temperature, max_tokens=args.max_new_tokens, seed=args.seed, progress=True)
+                       temperature=args.temperature, max_tokens=args.max_new_tokens, seed=args.seed, progress=True,
+                       diagnoser=args.diagnoser, diagnoser_model=args.diagnoser_model)
     atomic_write_text(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
     mean = sum(r["reward"] for r in recs) / len(recs)
     acc = sum(bool(r["success"]) for r in recs) / len(recs)
@@ -112,11 +169,20 @@ def cmd_run(args: argparse.Namespace, make_chat_model: MakeChatModel | None) -> 
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def cmd_evaluate(args: argparse.Namespace, make_chat_model: MakeChatModel | None) -> int:
     src = Path(args.dialogs)
     out_json = args.out_json or src.with_suffix(".eval.json")
     out_html = args.out_html or src.with_suffix(".eval.html")
-    report = evaluate_file(src, cases=args.cases, out_json=out_json, out_html=out_html)
+    if args.diagnoser_model and args.diagnoser != "llm":
+        raise ValueError(f"--diagnoser-model is only for --diagnoser llm (got --diagnoser {args.diagnoser})")
+    if args.diagnoser == "llm" and not args.diagnoser_model:
+        raise ValueError("--diagnoser llm needs --diagnoser-model MODEL (a local model path or MODEL@http(s)://HOST/v1)")
+    if args.diagnoser == "llm" and make_chat_model is None:
+        raise ValueError(f"diagnoser model {args.diagnoser_model!r} needs a chat-model factory")
+    judge = make_diagnoser("llm", make_chat_model(args.diagnoser_model)) if args.diagnoser == "llm" else args.diagnoser  # type: ignore[misc]
+    report = evaluate_file(src, cases=args.cases, out_json=out_json, out_html=out_html, diagnoser=judge)
+    if report.cases:
+        print(f"cases: {report.cases}", file=sys.stderr)
     for e in report.errors:
         print(f"{src}:{e.line}: {e.error}", file=sys.stderr)
     print(main_summary_line(report), file=sys.stderr)
@@ -124,6 +190,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if report.summary is None:
         return 2
     return 1 if report.errors else 0
+
+
+def _diagnoser_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--diagnoser", choices=DIAGNOSER_KINDS, default="match",
+                   help="who judges P(correct diagnosis): match (any case; Bayesian where the disease is in the "
+                        "knowledge table, n/a elsewhere), bayes (table diseases only), llm (--diagnoser-model)")
+    p.add_argument("--diagnoser-model", default=None, help="chat model for --diagnoser llm: a local model path or MODEL@http(s)://HOST/v1")
 
 
 def register(subparsers: Any, *, make_chat_model: MakeChatModel | None = None) -> None:
@@ -134,24 +207,31 @@ def register(subparsers: Any, *, make_chat_model: MakeChatModel | None = None) -
 
     r = sub.add_parser("run", help="run a doctor against mock patients and write dialogs (JSONL)")
     r.add_argument("--doctor", required=True, help="scripted:good | scripted:wander | a local model | MODEL@http(s)://HOST/v1")
-    r.add_argument("--cases", type=int, default=10, help="number of cases (the first N of the split)")
+    r.add_argument("--cases", default=None, metavar="N|FILE",
+                   help="a number: the first N shipped cases of the split (default 10); or a case file: AgentClinic OSCE "
+                        "or NEJM, MediQ, or PatientCase JSONL (format detected)")
+    r.add_argument("--n", type=int, default=None, help="with --cases FILE: run the first N cases (default: all)")
+    r.add_argument("--strict", action="store_true", help="fail on any bad record of the case file instead of skipping it")
     r.add_argument("--out", required=True, help="output JSONL (format: mock_patients/README.md)")
     r.add_argument("--split", choices=("train", "test", "all"), default="test")
-    r.add_argument("--case-file", default=None, help="case bank JSONL (default: the shipped mock_patients/data/cases.jsonl)")
+    r.add_argument("--case-file", default=None, help="same as --cases FILE (kept for old scripts)")
     r.add_argument("--patient", choices=("rule", "llm"), default="rule")
     r.add_argument("--patient-model", default=None, help="chat model for --patient llm")
     r.add_argument("--max-turns", type=int, default=None)
     r.add_argument("--temperature", type=float, default=0.0)
     r.add_argument("--max-new-tokens", type=int, default=256)
     r.add_argument("--seed", type=int, default=0)
+    _diagnoser_args(r)
     r.set_defaults(fn=lambda a: cmd_run(a, factory))
 
     e = sub.add_parser("evaluate", help="score consultation transcripts: accuracy, recall, question quality, P(correct) by turn")
     e.add_argument("dialogs", help="transcripts JSONL (format: mock_patients/README.md)")
-    e.add_argument("--cases", default=None, help="case bank JSONL holding the dialogs' case_id (default: shipped cases)")
+    e.add_argument("--cases", default=None, help="case file holding the dialogs' case_id, in any format run takes "
+                                                 "(default: shipped cases)")
     e.add_argument("--out-json", default=None, help="default: DIALOGS.eval.json")
     e.add_argument("--out-html", default=None, help="default: DIALOGS.eval.html")
-    e.set_defaults(fn=cmd_evaluate)
+    _diagnoser_args(e)
+    e.set_defaults(fn=lambda a: cmd_evaluate(a, factory))
 
 
 def main(argv: list[str] | None = None) -> int:

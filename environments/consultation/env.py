@@ -27,7 +27,12 @@ from agentrl.core.types import Message
 from mock_patients.cases import PatientCase, load_cases, shipped_cases
 from mock_patients.chat import ChatModel
 from mock_patients.consultation import MAX_MESSAGE_CHARS, Consultation
-from mock_patients.diagnoser import BayesianDiagnoser, LLMDiagnoser
+from mock_patients.diagnoser import (
+    DIAGNOSER_KINDS,
+    BayesianDiagnoser,
+    LLMDiagnoser,
+    MatchDiagnoser,
+)
 from mock_patients.knowledge import default_table
 from mock_patients.lexicon import default_lexicon
 from mock_patients.patient import LLMPatient, RuleBasedPatient
@@ -45,9 +50,10 @@ question, or asking about things unrelated to the patient costs reward; the rewa
 information you gather points to the correct diagnosis and you state it."""
 
 
-def _simulator(patient: str, diagnoser: str, simulator: ChatModel | None, chat_model: ChatModel | None) -> ChatModel | None:
+def _simulator(patient: str, diagnoser: str, simulator: ChatModel | None, chat_model: ChatModel | None,
+               diagnoser_model: ChatModel | None = None) -> ChatModel | None:
     """Check the constructor's patient / diagnoser kinds against `simulator` (the model that plays whatever is
-    "llm"); `chat_model=` is its deprecated name."""
+    "llm", unless `diagnoser_model` judges); `chat_model=` is its deprecated name."""
     if chat_model is not None:
         warnings.warn("ConsultationEnv(chat_model=...) is deprecated; pass simulator=...", DeprecationWarning, stacklevel=3)
         if simulator is not None:
@@ -55,11 +61,14 @@ def _simulator(patient: str, diagnoser: str, simulator: ChatModel | None, chat_m
         simulator = chat_model
     if patient not in ("rule", "llm"):
         raise ValueError(f"patient must be 'rule' or 'llm', got {patient!r}")
-    if diagnoser not in ("bayes", "llm"):
-        raise ValueError(f"diagnoser must be 'bayes' or 'llm', got {diagnoser!r}")
-    if simulator is not None and not isinstance(simulator, ChatModel):
-        raise ValueError(f"simulator must be a chat model (an object with complete and complete_batch), got {type(simulator).__name__}")
-    uses = patient == "llm" or diagnoser == "llm"
+    if diagnoser not in DIAGNOSER_KINDS:
+        raise ValueError(f"diagnoser must be one of {', '.join(DIAGNOSER_KINDS)}, got {diagnoser!r}")
+    for name, m in (("simulator", simulator), ("diagnoser_model", diagnoser_model)):
+        if m is not None and not isinstance(m, ChatModel):
+            raise ValueError(f"{name} must be a chat model (an object with complete and complete_batch), got {type(m).__name__}")
+    if diagnoser_model is not None and diagnoser != "llm":
+        raise ValueError(f"diagnoser_model is given but diagnoser={diagnoser!r} does not use it; set diagnoser='llm'")
+    uses = patient == "llm" or (diagnoser == "llm" and diagnoser_model is None)
     if uses and simulator is None:
         raise ValueError(f"patient={patient!r}, diagnoser={diagnoser!r} needs simulator=<chat model> "
                          "(in a config: env.simulator.model=NAME)")
@@ -71,21 +80,25 @@ def _simulator(patient: str, diagnoser: str, simulator: ChatModel | None, chat_m
 
 class ConsultationEnv(MultiTurnEnv):
     """split: "train", "test" or "all"; cases: a case file, a list of cases, or None (the shipped bank);
-    patient: "rule" or "llm"; diagnoser: "bayes" or "llm" (the judge of the reward's diagnosis probability);
+    patient: "rule" or "llm"; diagnoser: the judge of the reward's diagnosis probability — "bayes" (cases in
+    the knowledge table only), "match" (any case: the Bayesian probability where the disease is in the table,
+    none elsewhere, when the reward counts only the stated diagnosis's correctness) or "llm";
     simulator: the chat model that plays whatever is "llm" (an object with complete and complete_batch);
+    diagnoser_model: a separate chat model for diagnoser="llm" (default: the simulator);
     reward: RewardConfig fields; max_turns: doctor messages before truncation."""
 
     max_turns = 16
     max_action_chars = MAX_MESSAGE_CHARS  # the evaluator rejects longer doctor messages too
 
     def __init__(self, *, split: Literal["train", "test", "all"] = "train", cases: str | Path | list[PatientCase] | None = None,
-                 patient: Literal["rule", "llm"] = "rule", diagnoser: Literal["bayes", "llm"] = "bayes",
+                 patient: Literal["rule", "llm"] = "rule", diagnoser: Literal["bayes", "llm", "match"] = "bayes",
                  simulator: ChatModel | None = None, reward: RewardConfig | dict[str, Any] | None = None,
-                 max_turns: int | None = None, render_mode: str | None = None, chat_model: ChatModel | None = None):
+                 max_turns: int | None = None, render_mode: str | None = None, chat_model: ChatModel | None = None,
+                 diagnoser_model: ChatModel | None = None):
         super().__init__(max_turns=max_turns, render_mode=render_mode)
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-        self.simulator = _simulator(patient, diagnoser, simulator, chat_model)
+        self.simulator = _simulator(patient, diagnoser, simulator, chat_model, diagnoser_model)
         bank = cases if isinstance(cases, list) else (load_cases(cases) if cases is not None else shipped_cases())
         self.cases = {c.id: c for c in bank if split == "all" or c.split == split}
         if not self.cases:
@@ -96,12 +109,16 @@ class ConsultationEnv(MultiTurnEnv):
         self.table = default_table()
         self.lexicon = default_lexicon()
         self.bayes = BayesianDiagnoser(self.table)
-        self.diagnoser = LLMDiagnoser(self.simulator) if diagnoser == "llm" else self.bayes  # type: ignore[arg-type]
+        if diagnoser == "llm":
+            self.diagnoser = LLMDiagnoser(diagnoser_model or self.simulator)  # type: ignore[arg-type]
+        else:
+            self.diagnoser = self.bayes if diagnoser == "bayes" else MatchDiagnoser(self.table)
         if diagnoser == "bayes":
             outside = [c.id for c in self.cases.values() if (c.diagnosis_id or self.table.disease_id_for(c.diagnosis)) is None]
             if outside:
                 raise ValueError(f"{len(outside)} cases (e.g. {outside[0]}) have diagnoses outside the knowledge table; "
-                                 "the Bayesian diagnoser cannot score them — use diagnoser='llm' with a simulator")
+                                 "the Bayesian diagnoser cannot score them — use diagnoser='match' (correctness by "
+                                 "name) or diagnoser='llm' with a simulator")
         self._ids = sorted(self.cases)
 
     # --- hooks ----------------------------------------------------------------------------------------

@@ -32,12 +32,15 @@ class RewardConfig(pydantic.BaseModel):
     irrelevant: float = pydantic.Field(0.05, ge=0, description="penalty per irrelevant question")
 
 
-def consultation_reward(consult: Consultation, probability: float, cfg: RewardConfig) -> tuple[float, dict[str, float], bool]:
-    """(reward, itemized breakdown, success). `probability` comes from the env's diagnoser."""
+def consultation_reward(consult: Consultation, probability: float | None, cfg: RewardConfig) -> tuple[float, dict[str, float], bool]:
+    """(reward, itemized breakdown, success). `probability` comes from the env's diagnoser; None when it cannot
+    score the case (diagnoser "match" outside the knowledge table): the probability term is then left out of
+    the reward and the breakdown (`probability_available` 0)."""
     correct = consult.diagnosis is not None and diagnosis_matches(consult.diagnosis, consult.case, consult.table)
     excess = max(0, consult.inquiries - cfg.question_budget)
     items = {
-        "diagnosis_probability": float(probability),
+        "diagnosis_probability": float(probability or 0.0),
+        "probability_available": float(probability is not None),
         "correct_diagnosis": float(correct),
         "diagnosed": float(consult.diagnosis is not None),
         "questions": float(consult.count("question")),
@@ -47,7 +50,7 @@ def consultation_reward(consult: Consultation, probability: float, cfg: RewardCo
         "repeated_questions": float(consult.repeated),
         "irrelevant_questions": float(consult.irrelevant),
         "key_fact_recall": consult.recall(),
-        "reward_probability": cfg.probability * probability,
+        "reward_probability": cfg.probability * (probability or 0.0),
         "reward_correct": cfg.correct * float(correct),
         "penalty_excess": -cfg.excess * excess,
         "penalty_repeated": -cfg.repeated * consult.repeated,
@@ -55,4 +58,6 @@ def consultation_reward(consult: Consultation, probability: float, cfg: RewardCo
     }
     total = items["reward_probability"] + items["reward_correct"] + items["penalty_excess"] + items["penalty_repeated"] + items["penalty_irrelevant"]
     items["total"] = total
+    if probability is None:
+        del items["diagnosis_probability"]  # n/a, not 0
     return total, items, correct

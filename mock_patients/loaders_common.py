@@ -1,0 +1,166 @@
+"""Helpers shared by the public-format loaders: text of nested fields, exam/test observations, ages and
+demographics, the chief complaint of a vignette's first sentence, and the diagnosis's table link."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from mock_patients.cases import Demographics, Observation
+from mock_patients.knowledge import default_table
+from mock_patients.lexicon import default_lexicon
+
+Split = Literal["train", "test"]
+_GENERIC_KEYS = {"findings", "finding", "result", "results", "comments", "comment", "interpretation", "impression",
+                 "value", "details", "description", "optional"}
+EXAM_WORDS = re.compile(r"\b(temperature|pulse|blood pressure|respirations|respiratory rate|oxygen saturation|"
+                        r"examination|exam\b|auscultation|palpation|on inspection|bmi|heart rate|tender|murmur)", re.IGNORECASE)
+TEST_WORDS = re.compile(r"\b(laboratory|lab studies|serum|level|count|x-ray|radiograph|ct\b|mri|ultrasound|"
+                        r"biopsy|ecg|ekg|electrocardiogram|culture|urinalysis|smear|titer|panel|mg/dl|mmol|"
+                        r"hemoglobin|leukocyte|platelet|shows|reveals|positive for|negative for)", re.IGNORECASE)
+_UNINFORMATIVE = re.compile(r"^(information not provided|not provided|none provided|n/?a|unknown|not available|"
+                            r"no additional symptoms( provided| noted)?(\s+by the \w+)?)\.?$", re.IGNORECASE)
+
+
+def human(key: str) -> str:
+    """"Chest_X-Ray" -> "Chest X-Ray"; "blood_work" -> "Blood work"."""
+    t = key.replace("_", " ").strip()
+    return t[:1].upper() + t[1:].lower() if not re.search(r"[A-Z]{2}", t) else t[:1].upper() + t[1:]
+
+
+def text_of(v: Any) -> str:
+    """Any JSON value as one line of text (lists joined by "; ", objects as "Key: value")."""
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        return "; ".join(text_of(x) for x in v if text_of(x))
+    if isinstance(v, dict):
+        return "; ".join(f"{human(k)}: {text_of(x)}" for k, x in v.items() if text_of(x))
+    return str(v).strip()
+
+
+def informative(s: str) -> bool:
+    return bool(s.strip()) and not _UNINFORMATIVE.match(s.strip())
+
+
+def _flatten(section: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    """Leaves of a free-form exam/test object as (key path, text)."""
+    if isinstance(section, dict):
+        out = []
+        for k, v in section.items():
+            out += _flatten(v, path + (str(k),))
+        return out
+    text = text_of(section)
+    return [(path, text)] if text else []
+
+
+def observations(section: Any, what: str) -> list[Observation]:
+    """Every leaf of a free-form exam/test section as one observation named by its key path
+    ("Blood tests / Acetylcholine receptor antibodies"), so a request for the panel or the test finds it."""
+    if section is None:
+        return []
+    if not isinstance(section, (dict, str, list)):
+        raise ValueError(f"{what} must be an object or text, got {type(section).__name__}")
+    lex = default_lexicon()
+    out = []
+    for path, text in _flatten(section if isinstance(section, dict) else {what: section}):
+        if not informative(text):
+            continue
+        keys = [k for k in path if k.lower() not in _GENERIC_KEYS] or list(path[:1]) or [what]
+        name = " / ".join(human(k) for k in keys)
+        out.append(Observation(test=name, result=text, test_id=lex.resolve_test(name)))
+    return out
+
+
+# --- ages and demographics ------------------------------------------------------------------------------
+
+_AGE_UNIT = re.compile(r"^(\d+(?:\.\d+)?)\s*-?\s*(years?|yrs?|y|yo|months?|mos?|weeks?|wks?|days?|d)?(?:[-\s]*old)?$",
+                       re.IGNORECASE)
+_AGE_IN_TEXT = re.compile(r"(\d+(?:\.\d+)?)[-\s]*(year|yr|month|week|day)s?[-\s]*old|(\d+)[-\s]*(year|yr|month|week|day)s?\b",
+                          re.IGNORECASE)
+_NEWBORN = re.compile(r"\b(newborn|neonate|neonatal|new-born)\b", re.IGNORECASE)
+AGE_FORMS = "a number of years, or text like '22 years', '21 years old', '6 months', '8-month-old', 'newborn'"
+
+
+def _years(number: str, unit: str | None) -> int:
+    n = float(number)
+    u = (unit or "y").lower()
+    if u.startswith("m"):
+        return int(n // 12)
+    if u.startswith("w"):
+        return int(n // 52)
+    if u.startswith("d"):
+        return int(n // 365)
+    return int(n)
+
+
+def parse_age(value: Any) -> int | None:
+    """Age in whole years from a number or a string ("22 years", "21 years old", "6 months", "8-month-old",
+    "Newborn"); None for an empty value. Anything else is a ValueError naming the accepted forms."""
+    if value is None or isinstance(value, bool):
+        if value is None:
+            return None
+        raise ValueError(f"age must be a number or a text age ({AGE_FORMS}), got {value!r}")
+    if isinstance(value, (int, float)):
+        age = int(value)
+    else:
+        s = str(value).strip()
+        if not s:
+            return None
+        m = _AGE_UNIT.match(s)
+        if m:
+            age = _years(m.group(1), m.group(2))
+        elif _NEWBORN.search(s):
+            age = 0
+        else:
+            m2 = _AGE_IN_TEXT.search(s)
+            if not m2:
+                raise ValueError(f"age must be a number or a text age ({AGE_FORMS}), got {value!r}")
+            age = _years(m2.group(1) or m2.group(3), m2.group(2) or m2.group(4))
+    if not 0 <= age <= 120:
+        raise ValueError(f"age {age} outside 0..120")
+    return age
+
+
+_FEMALE = re.compile(r"\b(female|woman|girl|f|lady|mother|pregnant|primigravida)\b", re.IGNORECASE)
+_MALE = re.compile(r"\b(male|man|boy|m|gentleman)\b", re.IGNORECASE)
+
+
+def parse_demographics(text: str, *, age: Any = None, sex: Any = None) -> Demographics:
+    """"35-year-old female" -> age 35, female; "8-month-old boy" -> age 0, male; "Newborn, female" -> 0.
+    `age` / `sex`, when given, override what the text says (ages as in `parse_age`)."""
+    t = (text or "").strip()
+    a = parse_age(age) if age is not None and str(age).strip() else None
+    if a is None:
+        m = _AGE_IN_TEXT.search(t)
+        if m:
+            a = _years(m.group(1) or m.group(3), m.group(2) or m.group(4))
+        elif _NEWBORN.search(t):
+            a = 0
+    if a is not None and not 0 <= a <= 120:
+        raise ValueError(f"age {a} outside 0..120")
+    s_raw = str(sex).strip() if sex is not None and str(sex).strip() else t
+    f, m_ = _FEMALE.search(s_raw), _MALE.search(s_raw)  # the first word wins: "a boy ... his mother" is male
+    sx = None if not (f or m_) else "female" if f and (not m_ or f.start() < m_.start()) else "male"
+    return Demographics(age=a, sex=sx, description=t)  # type: ignore[arg-type]
+
+
+_PRESENTS = re.compile(r"^.*?\b(presents?|presented|comes?|came|is brought|was brought|complains?|complained|"
+                       r"is seen|was seen|visits?|visited)\b[^,]*?\b(with|for|because of|of)\s+", re.IGNORECASE)
+
+
+def chief_complaint(first_sentence: str) -> str:
+    """"A 55-year-old woman presented to the clinic with a 1-year history of skin darkening." ->
+    "A 1-year history of skin darkening"; the sentence itself when it has no "presents with"."""
+    cc = _PRESENTS.sub("", first_sentence.strip()).strip().rstrip(".").strip()
+    cc = cc or first_sentence.strip().rstrip(".")
+    return cc[:1].upper() + cc[1:]
+
+
+def link_diagnosis(name: str) -> str | None:
+    return default_table().disease_id_for(name)
+
+
+def check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")

@@ -1,0 +1,392 @@
+"""Clinical statements in the patient's voice, and how a patient names themself.
+
+`to_first_person(text)` rewrites one third-person statement from a case record ("The man denied having a
+fever", "A 22-year-old man presented with complaints of painful lesions on his penis", "Weakness in upper
+limbs") into a grammatical first-person sentence ("I haven't had a fever.", "I have painful lesions on my
+penis.", "I have weakness in my upper limbs."). It is a rule set, not a parser: it handles the shapes the
+public case formats use (a person subject + verb, a possessive subject, a bare noun phrase, a verb phrase
+without subject, a negated phrase) and keeps the rest of the sentence, with pronouns turned around.
+
+`person_noun(age, sex)` / `self_description(demographics)` pick the words by age: newborn, baby, boy or girl,
+man or woman ("I'm an 8-month-old baby boy.", "I'm a 5-year-old girl.").
+"""
+
+from __future__ import annotations
+
+import re
+
+from mock_patients.polarity import POSSESSIVE_SUBJECT, SUBJECT
+
+# --- how a patient names themself ---------------------------------------------------------------------
+
+
+def person_noun(age: int | None, sex: str | None, description: str = "") -> str:
+    """ "woman", "man", "girl", "boy", "baby girl", "newborn boy", "child", "person" by age and sex."""
+    d = description.lower()
+    female, male = sex == "female", sex == "male"
+    if re.search(r"\b(newborn|neonate)\b", d) or (age == 0 and re.search(r"\d+[-\s]*(day|week)s?[-\s]old", d)):
+        return "newborn girl" if female else "newborn boy" if male else "newborn baby"
+    if age is not None and age < 1:
+        return "baby girl" if female else "baby boy" if male else "baby"
+    if age is not None and age < 18:
+        return "girl" if female else "boy" if male else "child"
+    return "woman" if female else "man" if male else "person"
+
+
+def age_phrase(age: int | None, description: str = "") -> str:
+    """ "35-year-old", "8-month-old", "" (newborns and unknown ages)."""
+    d = description.lower()
+    if re.search(r"\b(newborn|neonate)\b", d):
+        return ""
+    m = re.search(r"(\d+)[-\s]*(year|month|week|day)s?[-\s]*old", d)
+    if m and (age is None or age == 0 or m.group(2) == "year"):
+        return f"{m.group(1)}-{m.group(2)}-old"
+    return f"{age}-year-old" if age is not None else ""
+
+
+def _article(phrase: str) -> str:
+    return "an" if re.match(r"(?:[aeio]|8|11-|18-|u(?!ni|s))", phrase, re.IGNORECASE) else "a"
+
+
+def self_description(age: int | None, sex: str | None, description: str = "") -> str:
+    """ "I'm a 35-year-old woman.", "I'm an 8-month-old baby boy.", "I'm a newborn girl."."""
+    noun = person_noun(age, sex, description)
+    phrase = " ".join(p for p in (age_phrase(age, description), noun) if p)
+    return f"I'm {_article(phrase)} {phrase}."
+
+
+def age_sentence(age: int, description: str = "") -> str:
+    """ "I'm 35 years old." or, for babies, "I'm 8 months old." / "I'm a newborn."."""
+    ap = age_phrase(age, description)
+    if not ap:
+        return "I'm a newborn." if age == 0 else f"I'm {age} years old."
+    n, unit, _ = ap.split("-")
+    return f"I'm {n} {unit}{'' if n == '1' else 's'} old."
+
+
+def sex_sentence(age: int | None, sex: str, description: str = "") -> str:
+    noun = person_noun(age, sex, description)
+    return f"I'm {_article(noun)} {noun}."
+
+
+# --- first person --------------------------------------------------------------------------------------
+
+_BODY = (r"(?:limbs?|extremit(?:y|ies)|hair|skin|scalp|penis|groin|scrotum|chest|abdomen|belly|stomach|back|neck|"
+         r"face|hands?|foot|feet|toes?|fingers?|fingernails?|nails?|arms?|legs?|knees?|hips?|shoulders?|elbows?|"
+         r"ankles?|wrists?|eyes?|eyelids?|ears?|mouth|lips?|tongue|throat|nose|cheeks?|forehead|jaw|breasts?|"
+         r"shins?|calf|calves|thighs?|buttocks?|genitals|vagina|vulva|rectum|head|body|trunk|joints?|muscles?|"
+         r"flank|side|teeth|tooth|gums?|palms?|soles?|heels?|spine|pelvis|armpits?|axilla|nipples?)")
+_BODY_PREP = re.compile(
+    r"\b(in|on|of|over|around|to|from|behind|under|at|across|near|along|into|between)\s+(?:the\s+)?(both\s+)?"
+    r"((?:(?:right|left|upper|lower|inner|outer|front|middle|index|ring|little|big|distal|proximal|medial|"
+    r"lateral|bilateral|ventral|dorsal)\s+)*)(" + _BODY + r")\b"
+    r"(?!\s+(?:cancer|lesions?|conditions?|diseases?|infections?|tumou?rs?|tests?|biops(?:y|ies)|exam(?:ination)?s?|"
+    r"changes|care|type|rash))", re.IGNORECASE)
+_ADJ_BODY = re.compile(r"^((?:[a-z]+ed|swollen|red|painful|sore|stiff|tender|itchy|numb|weak|cold|pale|dry)"
+                       r"(?:,?\s+(?:and\s+)?[a-z]+)?)\s+(" + _BODY + r")$", re.IGNORECASE)
+_DURATION = re.compile(r"\b(?:for\s+(?:the\s+)?(?:past\s+|last\s+)?(?:\d+|a|an|one|two|three|few|several|many)\b|"
+                       r"since\b|over\s+the\s+(?:past|last)\b|\d+\s+(?:days?|weeks?|months?|years?)\s+ago)", re.IGNORECASE)
+_COUNT_NOUN = re.compile(r"^(?:[a-z-]+,?\s+){0,3}?(?:rash|cough|fever|headache|lump|mass|lesion|murmur|ulcer|wound|"
+                         r"sore|bruise|tremor|nosebleed|infection|seizure|blister|spot|cut|fracture|swelling|"
+                         r"discharge|limp)\b", re.IGNORECASE)
+_DETERMINER = re.compile(r"^(?:a|an|the|my|some|any|no|several|multiple|many|few|two|three|this|these|those|there|it|its|that|\d+)\b",
+                         re.IGNORECASE)
+_IRREGULAR_3RD = {"has": "have", "does": "do", "is": "am", "goes": "go", "was": "was"}
+_VERB_WORDS = ("smokes drinks works lives uses takes feels eats exercises enjoys plays attends runs walks sleeps wears "
+               "travels spends goes gets keeps needs wants likes consumes stays studies vapes chews injects snorts owns "
+               "cares cites states says mentions admits believes thinks appears looks seems notices reports describes "
+               "complains endorses experiences presents returns regularly occasionally").split()
+_PAST_VERBS = ("regained stopped quit started began lost gained noticed developed took used returned traveled travelled "
+               "underwent received felt fell visited moved joined went came ate drank tried had was woke fainted "
+               "collapsed injured hurt broke vomited reported denied recently initially").split()
+_PERSON_NP = re.compile(r"^(?:(?:former|ex|non|retired|current|heavy|light|social|occasional|daily|lifetime|"
+                        r"graduate|college|high\s+school)[-\s]+)*(?:[a-z]+\s+)?[a-z]+(?:er|or|ist|ian|ent|ant)\b",
+                        re.IGNORECASE)
+_NOT_PERSON = re.compile(r"\b(pain|cancer|fever|disorder|discomfort|ulcer|murmur|tumor|tremor|weakness|movement|"
+                         r"treatment|enlargement|impairment|management|event|agent)\b", re.IGNORECASE)
+_FINITE = re.compile(r"\b(is|are|was|were|has|have|had|does|do|did|becomes?|gets?|radiates?|worsens?|worsened|"
+                     r"improves?|improved|occurs?|occurred|comes|goes|feels|spreads?|started|starts|began|begins|"
+                     r"lasts?|lasted|happens?|happened|wakes?|include[sd]?|resolved|appeared|developed|persist(?:s|ed)?|"
+                     r"affects?|affected|extends?|progressed|stabilized|disappeared|enlarged|grew|go|went)\b", re.IGNORECASE)
+
+
+def _base_verb(word: str) -> str:
+    w = word.lower()
+    if w in _IRREGULAR_3RD:
+        return _IRREGULAR_3RD[w]
+    if w.endswith("ies") and len(w) > 4:
+        return w[:-3] + "y"
+    if w.endswith(("sses", "shes", "ches", "xes", "zes", "oes")):
+        return w[:-2]
+    return w[:-1] if w.endswith("s") and not w.endswith("ss") else w
+
+
+# Predicate (subject removed) -> first person; the first matching rule wins.
+_PREDICATE = [
+    (r"^(?:den(?:ies|ied|y))\s+(?:any\s+)?(?=(?:[\w-]+\s+){0,3}?history\b)", "I don't have any "),
+    (r"^(?:den(?:ies|ied|y))\s+(?:having\s+|experiencing\s+)?(?:any\s+)?", "I haven't had "),
+    (r"^(?:does|did)\s*(?:not|n't)\s+(?:have|report|complain\s+of|experience)\s+(?:any\s+)?", "I haven't had "),
+    (r"^(?:has|have)\s*(?:not|n't)\s+had\s+", "I haven't had "),
+    (r"^(?:has|had)\s+no\s+", "I have no "),
+    (r"^(?:reports?|reported|complains?\s+of|complained\s+of|describes|described|endorses|endorsed|"
+     r"experiences|experienced|(?:is|are)\s+experiencing|(?:has|have)\s+been\s+experiencing|(?:has|have)\s+experienced|"
+     r"(?:has|have)\s+had)\s+"
+     r"(?:experiencing\s+|having\s+)?", "I've had "),
+    (r"^(?:notes|noted|notices|noticed|reports|reported|says|said|states|stated|mentions|mentioned|believes)\s+that\s+",
+     "I've noticed that "),
+    (r"^(?:has\s+never|had\s+never)\s+", "I've never "), (r"^never\s+", "I've never "),
+    (r"^(?:has\s+not|hasn't)\s+", "I haven't "), (r"^(?:has|have)\s+been\s+", "I've been "),
+    (r"^has\s+", "I have "), (r"^had\s+", "I had "), (r"^(?:is\s+not|isn't)\s+", "I'm not "),
+    (r"^is\s+unable\s+to\s+", "I can't "), (r"^is\s+", "I'm "), (r"^(?:was|were)\s+", "I was "),
+    (r"^(?:does\s+not|doesn't)\s+", "I don't "), (r"^(?:did\s+not|didn't)\s+", "I didn't "),
+    (r"^(?:cannot|can't|can\s+not)\s+", "I can't "), (r"^can\s+", "I can "), (r"^will\s+", "I'll "),
+    (r"^(?:appears|looks|seems)\s+", "I look "),
+]
+_INNER = [  # a verb right after "and"/"but" continues the patient's sentence
+    (r"\b(and|but)\s+(?:is\s+not|isn't)\s+", r"\1 I'm not "), (r"\b(and|but)\s+is\s+", r"\1 I'm "),
+    (r"\b(and|but)\s+has\s+been\s+", r"\1 I've been "), (r"\b(and|but)\s+has\s+(?!to\b)", r"\1 I have "),
+    (r"\b(and|but)\s+(?:does\s+not|doesn't)\s+", r"\1 I don't "), (r"\b(and|but)\s+was\s+", r"\1 I was "),
+    (r"\b(and|but)\s+(reports|reported|denies|denied)\s+", r"\1 I \2 "),
+]
+_PRONOUN_SUBJ = [
+    (r"\b{p}\s+(?:is\s+not|isn't)\b", "I'm not"), (r"\b{p}\s+is\b", "I'm"),
+    (r"\b{p}\s+has\s+been\b", "I've been"), (r"\b{p}\s+has\b", "I have"),
+    (r"\b{p}\s+(?:does\s+not|doesn't)\b", "I don't"), (r"\b{p}\s+does\b", "I do"),
+    (r"\b{p}\s+(\w+?)(?:ies)\b", r"I \1y"), (r"\b{p}\s+(\w+?(?:sh|ch|ss|x|o))es\b", r"I \1"),
+    (r"\b{p}\s+(\w+?[^s'])s\b(?!['’])", r"I \1"), (r"\b{p}\b", "I"),
+]
+_FEMALE_RELATIVE = re.compile(r"\b(mother|wife|sister|daughter|grandmother|aunt|girlfriend)\b", re.IGNORECASE)
+_MALE_RELATIVE = re.compile(r"\b(father|husband|brother|son|grandfather|uncle|boyfriend)\b", re.IGNORECASE)
+_PERSON_REF = r"(?:the\s+)?(?:patient|child|baby|infant|boy|girl|man|woman|newborn)"
+
+
+def _pronouns(t: str, patient_subject: bool = True, relative: str = "") -> str:
+    """Third person -> first person. With a relative as the subject ("My mother reports that he ..."), only
+    the pronoun of the other sex is the patient ("he" after a mother, "she" after a father)."""
+    t = re.sub(r"\b" + _PERSON_REF + r"['’]s\b", "my", t, flags=re.IGNORECASE)
+    t = re.sub(r"\b(?:the|this)\s+(?:patient|child|baby|infant|newborn)\s+(?:has|have)\s+been\b", "I have been", t, flags=re.IGNORECASE)
+    t = re.sub(r"\b(?:the|this)\s+(?:patient|child|baby|infant|newborn)\s+(?:is|was)\b",
+               lambda m: "I was" if m.group(0).lower().endswith("was") else "I am", t, flags=re.IGNORECASE)
+    pron = "(?:he|she)" if patient_subject else "he" if _FEMALE_RELATIVE.search(relative) else \
+        "she" if _MALE_RELATIVE.search(relative) else ""
+    if pron:
+        for pat, rep in _PRONOUN_SUBJ:
+            t = re.sub(pat.replace("{p}", pron), rep, t, flags=re.IGNORECASE)
+    t = re.sub(r"\b(?:his|their)\b", "my", t, flags=re.IGNORECASE)
+    t = re.sub(r"\bher\b(?=\s*(?:[.,;:!?)]|$|\s+(?:to|with|in|on|at|for|from|by|and|or|that|a|an|the|because|after|"
+               r"before|when|if|about|into|over|up|down|out|off)\b))", "me", t, flags=re.IGNORECASE)
+    t = re.sub(r"\bher\b", "my", t, flags=re.IGNORECASE)
+    t = re.sub(r"\b(?:him|them)\b", "me", t, flags=re.IGNORECASE)
+    t = re.sub(r"\b(?:himself|herself|themselves)\b", "myself", t, flags=re.IGNORECASE)
+    t = re.sub(r"\bthe\s+(?:patient|child|baby|infant|newborn)\b", "me", t, flags=re.IGNORECASE)
+    return _BODY_PREP.sub(lambda m: f"{m.group(1)} {m.group(2) or ''}my {m.group(3)}{m.group(4)}", t)
+
+
+_HISTORY_IN = re.compile(r"\bI've had (?:a|an) (\d+|one|two|three|several|few)[-\s](hour|day|week|month|year)s?[-\s]history\s+of\s+"
+                         r"(?:experiencing\s+)?(.+)$", re.IGNORECASE)
+
+
+def _finish(t: str) -> str:
+    t = re.sub(r"\s+", " ", t).strip().rstrip(".,;: ")
+    m = _HISTORY_IN.search(t)
+    if m:  # "I've had a 1-month history of double vision" -> "I've had double vision for the past 1 month"
+        n, unit = m.group(1), m.group(2)
+        t = t[: m.start()] + f"I've had {m.group(3)} for the past {n} {unit}{'' if n in ('1', 'one') else 's'}"
+    t = re.sub(r"\bmy my\b", "my", t)
+    return (t[:1].upper() + t[1:] + ".") if t else t
+
+
+_PRESENT = re.compile(
+    r"^(?:presents?|presented|presenting|comes?|came|is\s+brought|was\s+brought|has\s+been\s+brought|is\s+seen|"
+    r"was\s+seen|visits?|visited|is\s+referred|was\s+referred|is\s+admitted|was\s+admitted)\b"
+    r"(?:\s+(?:back\s+)?(?:to|at|in)\s+(?:the|his|her|a|an|their)?\s*(?:[\w-]+\s+){0,3}?(?:clinic|department|office|"
+    r"hospital|physician|doctor|room|center|centre|dermatologist|pediatrician|provider|practitioner|emergency))?"
+    r"(?:\s+by\s+(?:his|her|their|the)\s+\w+)?(?:\s+for\s+the\s+\w+\s+time(?:\s+in\s+[\w\s]+?)?(?=\s+(?:with|because|for|presenting)|$))?"
+    r"\s*(?:presenting\s+)?", re.IGNORECASE)
+_HISTORY_OF = re.compile(r"^(?:a|an)\s+(\d+|one|two|three|several|few)[-\s](hour|day|week|month|year)s?[-\s]history\s+of\s+(?:experiencing\s+)?",
+                         re.IGNORECASE)
+
+
+def _presentation(subject: str, rest: str) -> str | None:
+    """ "A 22-year-old man" + "presented with complaints of X" -> "I have X."; without X -> "I'm a ..."."""
+    m = _PRESENT.match(rest)
+    if not m:
+        return None
+    obj = rest[m.end():].strip()
+    obj = re.sub(r"^(?:with|because\s+of|complaining\s+of|for\s+evaluation\s+of)\s+(?:complaints?\s+of\s+)?", "", obj, flags=re.IGNORECASE)
+    if not obj or re.fullmatch(r"(?:with\s+)?complaints?", obj, re.IGNORECASE):
+        who = re.sub(r"^(?:a|an|the)\s+", "", subject.strip(), flags=re.IGNORECASE)
+        if re.match(r"\d", who):
+            return _finish(f"I'm {_article(who)} {who}")
+        return "I've come to see you."
+    if re.match(r"(?:for|to)\b", obj, re.IGNORECASE):  # "for a follow-up ...", "to establish care"
+        return _finish("I'm here " + _pronouns(obj))
+    h = _HISTORY_OF.match(obj)
+    if h:
+        n, unit = h.group(1), h.group(2)
+        dur = f"{n} {unit}{'' if n in ('1', 'one') else 's'}"
+        return _finish(f"I've had {_pronouns(obj[h.end():])} for the past {dur}")
+    verb = "I've had" if _DURATION.search(obj) else "I have"
+    return _finish(f"{verb} {_pronouns(obj)}")
+
+
+def _subject_sentence(t: str) -> str | None:
+    m = POSSESSIVE_SUBJECT.match(t)
+    if m:  # "The man's female partner was ..." / "Her immunizations are ..." -> "My ..."
+        rest = t[m.end():]
+        relative = re.match(r"(?:\w+\s+)?(?:mother|father|parents?|sister|brother|wife|husband|partner|son|daughter|"
+                            r"family|roommates?|friends?|teacher)\b", rest, re.IGNORECASE)
+        return _finish("My " + _pronouns(rest, patient_subject=not relative, relative=relative.group(0) if relative else ""))
+    m = SUBJECT.match(t)
+    if not m or m.end() >= len(t) or not re.match(r"[a-z]", t[m.end():]):
+        return None
+    subject, rest = t[: m.end()], t[m.end():]
+    if re.match(r"(?:to|of|with|in|on|for|at|from|and|or)\b", rest, re.IGNORECASE):  # "First child to young parents"
+        return None
+    if re.search(r"\b(mother|father|parents?|roommates?|wife|husband|partner|family)\s*$", subject, re.IGNORECASE):
+        return _finish("My " + re.sub(r"^(?:the|his|her|their)\s+", "", subject.strip(), flags=re.IGNORECASE).lower()
+                       + " " + _pronouns(rest, patient_subject=False, relative=subject))
+    rest = re.sub(r"^(?:also|initially|then|further|now|currently|still)\s+", lambda x: "", rest, flags=re.IGNORECASE) \
+        if re.match(r"(?:also|then|further)\s", rest, re.IGNORECASE) else rest
+    pres = _presentation(subject, rest)
+    if pres is not None:
+        return pres
+    for pat, rep in _PREDICATE:
+        new = re.sub(pat, rep, rest, count=1, flags=re.IGNORECASE)
+        if new != rest:
+            return _finish(_INNER_apply(_pronouns(new)))
+    w = rest.split()[0]
+    if re.match(r"(?:initially|recently|previously|also|now)$", w, re.IGNORECASE):
+        return _finish("I " + _pronouns(rest))
+    if w.lower().endswith("s") and not w.lower().endswith(("ss", "us", "is")):
+        return _finish(f"I {_base_verb(w)} " + _INNER_apply(_pronouns(rest[len(w):].strip())))
+    return _finish("I " + _INNER_apply(_pronouns(rest)))
+
+
+def _INNER_apply(t: str) -> str:  # noqa: N802
+    for pat, rep in _INNER:
+        t = re.sub(pat, rep, t, flags=re.IGNORECASE)
+    return t
+
+
+def _negated_fragment(t: str) -> str | None:
+    low = t.lower()
+    if re.match(r"(?:no|nkda)\b", low) and not low.startswith("no longer"):
+        rest = re.sub(r"^no\s+", "", t, flags=re.IGNORECASE)
+        if low == "nkda" or re.search(r"\ballerg", low):
+            return "No, I don't have any known allergies." if low == "nkda" else _finish("No, I don't have any " + rest)
+        if re.search(r"\bhistory\b", rest, re.IGNORECASE):
+            rest = re.sub(r"^(?:known|significant)\s+", lambda x: x.group(0), rest)
+            return _finish("No, I don't have any " + _pronouns(re.sub(r"^any\s+", "", rest)))
+        if re.match(r"\w+ing\b", rest) and not re.match(r"(?:swelling|bleeding|itching|tingling|vomiting|wheezing)\b", rest):
+            return _finish("No, I haven't been " + _pronouns(rest))
+        return _finish("No, I haven't had " + _pronouns(rest))
+    if re.match(r"not\s+on\b", low):
+        return _finish("No, I'm " + _pronouns(t[0].lower() + t[1:]))
+    if re.match(r"never\s+", low):
+        return _finish("No, I've " + _pronouns(t[0].lower() + t[1:]))
+    if re.match(r"den(?:ies|ied|y)\s+", low):
+        rest = re.sub(r"^den(?:ies|ied|y)\s+(?:having\s+|experiencing\s+)?(?:any\s+)?", "", t, flags=re.IGNORECASE)
+        return _finish("No, I haven't had " + _pronouns(rest))
+    return None
+
+
+def _verb_fragment(t: str) -> str | None:
+    """ "Drinks alcohol socially" -> "I drink alcohol socially."; "Regained consciousness ..." -> "I regained ..."."""
+    words_ = t.split()
+    w = words_[0].lower()
+    nxt = words_[1].lower() if len(words_) > 1 else ""
+    if w in ("has", "have") and nxt == "been":
+        return _finish("I've been " + _pronouns(" ".join(words_[2:])))
+    if w in ("has", "is", "was", "does", "can", "will", "had"):
+        rep = {"has": "I have", "is": "I'm", "was": "I was", "does": "I do", "can": "I can", "will": "I'll", "had": "I had"}[w]
+        return _finish(rep + " " + _INNER_apply(_pronouns(" ".join(words_[1:]))))
+    third = w in _VERB_WORDS or (
+        w.endswith("s") and not w.endswith(("ss", "us", "is", "ness", "ions", "ies")) and len(w) > 3
+        and re.fullmatch(r"(?:a|an|the|as|alone|socially|occasionally|daily|regularly|heavily|\d+.*)", nxt or "-") is not None)
+    if third and w not in ("regularly", "occasionally"):
+        return _finish(f"I {_base_verb(w)} " + _INNER_apply(_pronouns(" ".join(words_[1:]))))
+    if w in _PAST_VERBS and w not in ("recently", "initially"):
+        return _finish("I " + w + " " + _INNER_apply(_pronouns(" ".join(words_[1:]))))
+    return None
+
+
+_EPONYM = re.compile(r"^[A-Z][a-z]+(?:['’]s\b|(?=\s+(?:disease|syndrome|palsy|phenomenon)\b))")
+
+
+def _noun_fragment(t: str) -> str:
+    """A bare noun phrase ("Weakness in upper limbs", "Distended abdomen", "History of rash") as a sentence."""
+    low = t[0].lower() + t[1:] if not (t[:2].isupper() or _EPONYM.match(t)) else t
+    m = re.match(r"^(?:the\s+)?(first|only|second|third|youngest|oldest|eldest)\s+(child|son|daughter)\b", low, re.IGNORECASE)
+    if m:
+        return _finish("I'm the " + _pronouns(low))
+    m = re.match(r"^([^,;]+?)\s+diagnosed\s+(.*)$", low)
+    if m and not _FINITE.search(m.group(1)):
+        return _finish(f"I was diagnosed with {m.group(1)} {_pronouns(m.group(2))}")
+    m = re.match(r"^(?:a\s+|an\s+)?(?:(?:past|prior|previous|known)\s+)?history\s+of\s+", low, re.IGNORECASE)
+    if m:
+        return _finish("I have a history of " + _pronouns(low[m.end():]))
+    m = re.match(r"^(?:an?\s+)?(episodes?|attacks?|bouts?)\s+of\s+", low, re.IGNORECASE)
+    if m:
+        one = not m.group(1).endswith("s")
+        return _finish(("I've had an " if m.group(1)[0] in "ae" else "I've had a ") + low if one and not low.startswith("a")
+                       else "I've had " + _pronouns(low))
+    m = re.match(r"^(improvement|worsening)\s+(?:of\s+)?(?:the\s+|my\s+)?(symptoms?|pain|\w+)\s+(.*)$", low, re.IGNORECASE)
+    if m:
+        how = "get better" if m.group(1).lower() == "improvement" else "get worse"
+        thing = m.group(2) + ("" if m.group(2).endswith("s") else "")
+        verb = how if thing.endswith("s") else how.replace("get", "gets")
+        return _finish(f"My {thing} {verb} {_pronouns(m.group(3))}")
+    m = _ADJ_BODY.match(low)
+    if m:
+        part = m.group(2)
+        plural = part.endswith("s") and not part.endswith(("ss", "us", "is")) or part in ("feet", "teeth", "calves")
+        return _finish(f"My {part} {'are' if plural else 'is'} {m.group(1)}")
+    if _PERSON_NP.match(low) and len(re.split(r"[,;(]", low)[0].split()) <= 4 and not _NOT_PERSON.search(re.split(r"[,;(]", low)[0]):
+        return _finish(f"I'm {_article(low)} " + low)
+    if low.split()[0].endswith("ly") and len(low.split()) > 1:  # "sexually active"
+        return _finish("I'm " + low)
+    main = re.split(r"\b(?:that|which|who|when|where|while)\b", low, maxsplit=1)[0]
+    if len(low.split()) > 2 and _FINITE.search(" ".join(main.split()[1:])):
+        body = _pronouns(low)
+        if not _DETERMINER.match(body) and re.match(r"[a-z]+s\b", body):  # "Lesions are painless" -> "My lesions ..."
+            body = "my " + body
+        return _finish(body)
+    verb = "I've had" if _DURATION.search(low) else "I have"
+    body = _pronouns(low)
+    if not _DETERMINER.match(body) and _COUNT_NOUN.match(body) and not re.match(r"\w+s\b", body.split(",")[0].split()[-1] if False else ""):
+        head = _COUNT_NOUN.match(body).group(0)
+        if not head.endswith("s"):
+            body = f"{_article(body)} {body}"
+    return _finish(f"{verb} {body}")
+
+
+_LEAD_NOISE = re.compile(r"^(?:on\s+(?:further\s+questioning|review\s+of\s+systems)|additionally|also|however|otherwise|"
+                         r"of\s+note|in\s+addition)\s*,?\s*", re.IGNORECASE)
+
+
+def to_first_person(text: str) -> str:
+    """Best-effort rewrite of one clinical statement into the patient's voice (see module docstring)."""
+    t = re.sub(r"\s+", " ", text.strip()).rstrip(".").strip()
+    if not t:
+        return t
+    t = _LEAD_NOISE.sub("", t) or t
+    t = re.sub(r"^(?:complaints?|complaining)\s+of\s+", "", t, flags=re.IGNORECASE) or t  # a loader's cut-off "presents with"
+    if t.lower().startswith(("i ", "i'", "my ")):
+        return _finish(t)
+    out = _subject_sentence(t)
+    if out is not None:
+        return out
+    out = _negated_fragment(t)
+    if out is not None:
+        return out
+    if re.match(r"(?:non-?smoker|nonsmoker|former smoker|ex-smoker|lifetime non-?smoker)", t, re.IGNORECASE):
+        return _finish(f"I'm {_article(t)} " + t[0].lower() + t[1:])
+    if re.match(r"(?:not|never)\s", t, re.IGNORECASE):
+        return _finish(t)
+    out = _verb_fragment(t)
+    if out is not None:
+        return out
+    if re.match(r"(?:mother|father|parents?|sister|brother|wife|husband|partner|family)\b", t, re.IGNORECASE):
+        return _finish("My " + t[0].lower() + t[1:])
+    return _noun_fragment(t)
