@@ -282,7 +282,7 @@ def _add_train(sub: Any) -> None:
     s.add_argument("overrides", nargs="*", help="section.key=value")
     s.add_argument("--report", action="store_true", help="write the HTML report at the end")
     s.add_argument("--nproc", type=_positive_int, default=1,
-                   help="processes on this machine: runs torchrun --standalone --nproc-per-node N (needs train.parallel=ddp)")
+                   help="processes on this machine: runs torchrun --standalone --nproc-per-node N (needs train.parallel=ddp or fsdp2)")
     s.set_defaults(fn=cmd_train)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,9 +27,9 @@ SMALL = [
 ]
 
 
-def _torchrun(args: list[str], nproc: int = 2) -> subprocess.Popen:
+def _torchrun(args: list[str], nproc: int = 2, parallel: str = "ddp") -> subprocess.Popen:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "agentrl", "train", *args, "train.parallel=ddp"]
+           "-m", "agentrl", "train", *args, f"train.parallel={parallel}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
@@ -37,15 +38,20 @@ def _metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])
 @pytest.mark.parametrize("algorithm", ["grpo", "trepo"])
-def test_two_ranks_make_the_one_process_update(algorithm: str, tmp_path: Path) -> None:
+def test_two_ranks_make_the_one_process_update(algorithm: str, parallel: str, tmp_path: Path) -> None:
     overrides = SMALL + [f"algorithm.name={algorithm}"]
-    proc = _torchrun(overrides + [f"train.run_dir={tmp_path / 'ddp'}"])
+    proc = _torchrun(overrides + [f"train.run_dir={tmp_path / 'ddp'}"], parallel=parallel)
     one = Trainer(load_config(None, overrides + [f"train.run_dir={tmp_path / 'one'}"]), console=False)
     before = {k: v.clone() for k, v in one.model.state_dict().items()}
     one.run()
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
+    if parallel == "fsdp2":  # the decoder layers really were sharded: each rank held half of their parameters
+        line = next(x for x in out.splitlines() if x.startswith("fsdp2:"))
+        held, total = (int(v) for v in re.search(r"holds (\d+) of (\d+)", line).groups())
+        assert held * 2 == total, line
     a, b = _metrics(tmp_path / "one")[0], _metrics(tmp_path / "ddp")[0]
     for key in ("reward/mean", "reward/std", "success_rate", "tokens/sampled", "tokens/branch", "adv/mean", "adv/std",
                 "adv/abs_max", "loss/policy", "entropy", "clip_fraction", "grad_norm", "optimizer_steps"):
@@ -102,11 +108,30 @@ def test_a_killed_rank_ends_the_run_and_it_resumes(tmp_path: Path) -> None:
     assert [m["step"] for m in _metrics(run)] == list(range(1, step + 2))
 
 
+def test_fsdp2_resume_continues_as_if_never_stopped(tmp_path: Path) -> None:
+    """Two updates in one go equal one update, a stop, and a resume: each rank's optimizer shard came back."""
+    args = SMALL + ["algorithm.name=grpo", "optim.lr=1e-3", "train.checkpoint_every=1"]
+    straight = _torchrun(args + ["train.updates=2", f"train.run_dir={tmp_path / 'straight'}"], parallel="fsdp2")
+    out, _ = straight.communicate(timeout=180)
+    assert straight.returncode == 0, out
+    for extra in (["train.updates=1"], ["train.updates=2", "train.resume=true"]):
+        proc = _torchrun(args + extra + [f"train.run_dir={tmp_path / 'resumed'}"], parallel="fsdp2")
+        out, _ = proc.communicate(timeout=180)
+        assert proc.returncode == 0, out
+    a, b = _metrics(tmp_path / "straight"), _metrics(tmp_path / "resumed")
+    assert [m["step"] for m in b] == [1, 2]
+    for key in ("reward/mean", "loss/policy", "grad_norm"):
+        assert b[1][key] == pytest.approx(a[1][key], rel=1e-4, abs=1e-6), (key, a[1][key], b[1][key])
+    w1 = load_file(str(tmp_path / "straight" / "checkpoints" / "step_000002" / "model" / "model.safetensors"))
+    w2 = load_file(str(tmp_path / "resumed" / "checkpoints" / "step_000002" / "model" / "model.safetensors"))
+    assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-5
+
+
 def test_config_guards(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="fsdp2 is not implemented yet"):
-        Trainer(load_config(None, SMALL + ["train.parallel=fsdp2", f"train.run_dir={tmp_path}"]), console=False)
+    with pytest.raises(ConfigError, match="fsdp2 does not shard LoRA"):
+        load_config(None, SMALL + ["train.parallel=fsdp2", "lora.r=4"])
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ConfigError, match="set train.parallel=ddp"):
+    with pytest.raises(ConfigError, match="set train.parallel=ddp or train.parallel=fsdp2"):
         Trainer(load_config(None, SMALL + [f"train.run_dir={tmp_path}"]), console=False)
 
 

@@ -575,3 +575,16 @@ def test_hf_chat_model(tiny) -> None:
     assert cm.calls == 4
     with pytest.raises(ValueError, match="role"):
         cm.complete([{"role": "robot", "content": "x"}])
+
+
+def test_reward_components_become_training_metrics() -> None:
+    """Each numeric reward_breakdown key is averaged over the episodes that report it (FlightBooking's
+    policy_violations reaches metrics.jsonl as breakdown/policy_violations)."""
+    from agentrl.train.trainer import Trainer
+
+    eps = [Episode(prompt_ids=[1], reward=0.0, reward_breakdown={"policy_violations": 2.0, "db_match": 1.0}),
+           Episode(prompt_ids=[1], reward=1.0, reward_breakdown={"policy_violations": 0.0}),
+           Episode(prompt_ids=[1], reward=1.0)]
+    m = Trainer._episode_metrics(eps)
+    assert m["breakdown/policy_violations"] == 1.0 and m["breakdown/db_match"] == 1.0
+    assert abs(m["reward/mean"] - 2 / 3) < 1e-9

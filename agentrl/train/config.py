@@ -170,8 +170,10 @@ class TrainConfig(_Strict):
     # stop once this many tokens were sampled (policy + branch continuations + baselines), even before `updates`:
     # compares algorithms at equal sampling cost
     max_tokens: int | None = Field(None, ge=1)
-    # several processes (torchrun --nproc-per-node N -m agentrl train ..., or `agentrl train --nproc N`): ddp = each
-    # rank collects rollout.groups / N groups, gradients are summed over ranks; fsdp2 is not implemented yet
+    # several processes (torchrun --nproc-per-node N -m agentrl train ..., or `agentrl train --nproc N`): each rank
+    # collects rollout.groups / N groups; ddp = every rank holds the whole model, gradients summed over ranks;
+    # fsdp2 = decoder layers sharded with fully_shard (weights, gradients, AdamW state 1/N each), sampling from a
+    # full copy synced after every update (train/fsdp.py)
     parallel: Literal["none", "ddp", "fsdp2"] = "none"
     collective_timeout_s: float = Field(300.0, gt=0.0)  # a rank that waits longer on the others fails, naming itself
     check_invariants: bool = True  # each trained row equals what was sampled (algo/invariants.py)
@@ -192,6 +194,8 @@ class Config(_Strict):
     def _consistent(self) -> "Config":
         if self.ppo.micro_batch_size > self.ppo.minibatch_size:
             raise ValueError("ppo.micro_batch_size must be <= ppo.minibatch_size")
+        if self.train.parallel == "fsdp2" and self.lora is not None:
+            raise ValueError("train.parallel=fsdp2 does not shard LoRA adapters (they are small): use train.parallel=ddp with lora")
         return self
 
 

@@ -1,4 +1,4 @@
-"""Data-parallel training on torch.distributed, launched by torchrun (`train.parallel=ddp`).
+"""Data-parallel training on torch.distributed, launched by torchrun (`train.parallel=ddp` or `fsdp2`).
 
 Every rank runs the whole loop on its share of the update's groups (`my_groups`: the one place the batch is
 split), so a group never spans ranks and the per-group estimators (GRPO, RLOO, TRePO, ...) stay exact. What
@@ -30,14 +30,12 @@ def init_from_env(parallel: str, timeout_s: float = 300.0) -> None:
     """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); a no-op
     for a single process. gloo on CPU, nccl on CUDA (each rank on cuda:LOCAL_RANK)."""
     global _timeout_s
-    if parallel == "fsdp2":
-        raise ConfigError("train.parallel=fsdp2 is not implemented yet; use train.parallel=ddp")
     n = int(os.environ.get("WORLD_SIZE", "1"))
     if n <= 1 or dist.is_initialized():
         return
-    if parallel != "ddp":
+    if parallel not in ("ddp", "fsdp2"):
         raise ConfigError(f"launched with {n} processes (WORLD_SIZE={n}) but train.parallel={parallel!r}: "
-                          "set train.parallel=ddp")
+                          "set train.parallel=ddp or train.parallel=fsdp2")
     missing = [v for v in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
     if missing:
         raise ConfigError(f"WORLD_SIZE={n} but {', '.join(missing)} unset: launch with torchrun "
@@ -120,6 +118,15 @@ def all_gather(obj: Any, what: str = "all_gather") -> list[Any]:
     return out
 
 
+def gather_to_main(obj: Any, what: str = "gather") -> list[Any] | None:
+    """Every rank's `obj` (picklable) on rank 0, in rank order; None on the other ranks."""
+    if world() == 1:
+        return [obj]
+    out: list[Any] | None = [None] * world() if is_main() else None
+    _collective(what, lambda: dist.gather_object(obj, out, dst=0))
+    return out
+
+
 def barrier(what: str = "barrier") -> None:
     if world() > 1:
         _collective(what, lambda: dist.barrier())
@@ -136,10 +143,15 @@ def broadcast_params(module: torch.nn.Module) -> None:
 
 
 def reduce_grads(params: list[torch.nn.Parameter], finite: bool) -> bool:
-    """Sum every gradient over ranks (None counts as 0); True when every rank's loss was finite."""
+    """Sum every gradient over ranks (None counts as 0); True when every rank's loss was finite. FSDP2-sharded
+    parameters (DTensors) are skipped: their backward already reduce-scattered the sum (`fsdp.py`)."""
     if world() == 1:
         return finite
+    from torch.distributed.tensor import DTensor
+
     for p in params:
+        if isinstance(p, DTensor):
+            continue
         if p.grad is None:
             p.grad = torch.zeros_like(p)
         p.grad.copy_(all_reduce_sum(p.grad, "the gradient all-reduce"))

@@ -40,7 +40,7 @@ from agentrl.inference.models import load_model
 from agentrl.rollout.build import build_runner, prepare_env_kwargs
 from agentrl.rollout.runner import EpisodeSpec
 from agentrl.sim.batching import SimulatorQueue
-from agentrl.train import distributed
+from agentrl.train import distributed, fsdp
 from agentrl.train.branch_values import (
     BranchValues,
     estimate_branch_values,
@@ -88,11 +88,11 @@ class Trainer:
             if module is not None:
                 distributed.broadcast_params(module)
         self.ref_model = self._reference() if cfg.ppo.kl_coef > 0 else None
-        trainable = trainable_parameters(self.model) if cfg.lora is not None else list(self.model.parameters())
-        params = trainable + (list(self.value_head.parameters()) if self.value_head else [])
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
+        # fsdp2: the trainer's decoder layers sharded; sampling and checkpoints use a full copy synced each update
+        self.rollout_model = self._shard() if cfg.train.parallel == "fsdp2" and distributed.world() > 1 else self.model
+        self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
-        self.policy = make_policy_backend(cfg.rollout, self.model, self.tokenizer)
+        self.policy = make_policy_backend(cfg.rollout, self.rollout_model, self.tokenizer)
         self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens)
         self.runner = build_runner(  # env_kwargs hold the simulator's model already
             cfg.env.id, env_kwargs, self.policy, ChatFormatter(self.tokenizer), self.sampling,
@@ -270,11 +270,16 @@ class Trainer:
     def _episode_metrics(episodes: list[Episode]) -> dict[str, float]:
         """Over every rank's episodes (gathered in rank order: one process's order)."""
         rows = [(ep.reward, ep.success, len(ep.turns), ep.truncated,
-                 sum(v for k, v in ep.metrics.items() if k.startswith("errors/"))) for ep in episodes]
+                 sum(v for k, v in ep.metrics.items() if k.startswith("errors/")), dict(ep.reward_breakdown)) for ep in episodes]
         rows = [row for part in distributed.all_gather(rows, "the metrics all-gather") for row in part]
         r = np.array([row[0] for row in rows], dtype=np.float64)
         succ = [row[1] for row in rows if row[1] is not None]
-        return {
+        parts: dict[str, list[float]] = {}
+        for row in rows:  # each reward component (e.g. FlightBooking's policy_violations), over the episodes that have it
+            for k, v in row[5].items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    parts.setdefault(f"breakdown/{k}", []).append(float(v))
+        return {**{k: float(np.mean(v)) for k, v in sorted(parts.items())},
             "reward/mean": float(r.mean()), "reward/std": float(r.std()), "reward/max": float(r.max()), "reward/min": float(r.min()),
             "success_rate": float(np.mean(succ)) if succ else float("nan"),
             "episode/turns": float(np.mean([row[2] for row in rows])),
@@ -322,9 +327,39 @@ class Trainer:
         return [records[i] for i in sorted(set(order[-(n - n // 2):] + order[: n // 2]))]
 
     # -- lifecycle -------------------------------------------------------------------------------------------
+    @property
+    def sharded(self) -> bool:
+        return self.rollout_model is not self.model
+
+    def _shard(self) -> torch.nn.Module:
+        """FSDP2 (`fsdp.py`): a full copy to sample from and checkpoint, then the trainer's layers sharded."""
+        full = copy.deepcopy(self.model)
+        full.eval()
+        for p in full.parameters():
+            p.requires_grad_(False)
+        fsdp.shard(self.model)
+        if distributed.is_main():
+            layers = torch.nn.ModuleList(fsdp.decoder_layers(self.model))
+            (held, n), (model_held, model_n) = fsdp.local_numel(layers), fsdp.local_numel(self.model)
+            print(f"fsdp2: rank 0 holds {held} of {n} decoder-layer parameters ({len(layers)} layers over "
+                  f"{distributed.world()} ranks); {model_held} of {model_n} in all (embeddings and norm replicated)", flush=True)
+        return full
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        trainable = trainable_parameters(self.model) if cfg.lora is not None else list(self.model.parameters())
+        params = trainable + (list(self.value_head.parameters()) if self.value_head else [])
+        groups: Any = params
+        if self.sharded:  # sharded and replicated parameters apart: foreach kernels take one kind at a time
+            groups = [{"params": g} for g in ([p for p in params if fsdp.is_dtensor(p)], [p for p in params if not fsdp.is_dtensor(p)]) if g]
+        return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
+
     def save(self) -> Path:
+        shards = distributed.gather_to_main(fsdp.local_optimizer_state(self.optimizer), "the optimizer-state gather") \
+            if self.sharded else None  # every rank's shard, written by rank 0
         state = {
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "optimizer": None if self.sharded else self.optimizer.state_dict(), "optimizer_shards": shards,
+            "scheduler": self.scheduler.state_dict(),
             "value_head": self.value_head.state_dict() if self.value_head else None,
             "trainer_rng": self.rng.getstate(), "torch_gen": self.torch_gen.get_state(),
             "tokens_cumulative": self.tokens_cumulative, "config": dump_config(self.cfg), "runner": self.runner.state_dict(),
@@ -332,7 +367,8 @@ class Trainer:
         }
         if not distributed.is_main():  # the ranks' weights and optimizer states are equal: rank 0 writes them
             return self.run_dir / "checkpoints"
-        return save_checkpoint(self.run_dir, self.step, model=self.model, tokenizer=self.tokenizer, trainer_state=state, keep=self.cfg.train.keep_checkpoints)
+        return save_checkpoint(self.run_dir, self.step, model=self.rollout_model, tokenizer=self.tokenizer,
+                               trainer_state=state, keep=self.cfg.train.keep_checkpoints)  # fsdp2: the synced full copy
 
     def _resume(self) -> None:
         ckpt = latest_checkpoint(self.run_dir)  # the newest intact one
@@ -346,8 +382,12 @@ class Trainer:
         if int(st.get("world_size", 1)) != distributed.world():
             raise ConfigError(f"resume: {ckpt} was saved by {st.get('world_size', 1)} process(es), this run has "
                               f"{distributed.world()}; resume with the same number (torchrun --nproc-per-node)")
-        load_model_weights(self.model, ckpt)
-        self.optimizer.load_state_dict(st["optimizer"])
+        load_model_weights(self.rollout_model, ckpt)
+        if self.sharded:  # the full weights into this rank's shards, and this rank's optimizer shard
+            fsdp.load_full_state_dict(self.model, self.rollout_model.state_dict())
+            fsdp.load_local_optimizer_state(self.optimizer, st["optimizer_shards"][distributed.rank()])
+        else:
+            self.optimizer.load_state_dict(st["optimizer"])
         self.scheduler.load_state_dict(st["scheduler"])
         if self.value_head is not None and st.get("value_head") is not None:
             self.value_head.load_state_dict(st["value_head"])
@@ -399,7 +439,10 @@ class Trainer:
         """Send the trainer's weights to the rollout engine (a LoRA model's merged into the base for vLLM) and
         check they arrived (`train.verify_weight_sync`: a digest of the engine's weights against the sent ones)."""
         lora_to_vllm = self.cfg.lora is not None and self.cfg.rollout.backend == "vllm"
-        sd = merged_state_dict(self.model) if lora_to_vllm else self.model.state_dict()
+        if self.sharded:  # a collective: every rank gathers the full weights for its own rollout copy
+            sd = fsdp.full_state_dict(self.model)
+        else:
+            sd = merged_state_dict(self.model) if lora_to_vllm else self.model.state_dict()
         self.policy.update_weights(sd)
         if self.cfg.train.verify_weight_sync:
             verify_weights(self.policy, sd)

@@ -24,7 +24,7 @@ from agentrl.algo.losses import (
     value_loss,
 )
 from agentrl.core.types import TrainBatch
-from agentrl.train import distributed
+from agentrl.train import distributed, fsdp
 from agentrl.train.config import PPOConfig
 
 
@@ -141,6 +141,7 @@ def ppo_update(
     back-propagates its rows of a minibatch, weighted by their share of the global minibatch, and the gradients
     are summed over ranks before clipping and the step (`distributed.reduce_grads`)."""
     model.train()
+    lockstep = fsdp.is_sharded(model)
     total = len(batch) if total is None else total
     params = [p for p in model.parameters() if p.requires_grad] + (list(value_head.parameters()) if value_head else [])
     counts = torch.zeros(total, dtype=torch.float64)
@@ -161,21 +162,25 @@ def ppo_update(
             optimizer.zero_grad(set_to_none=True)
             finite = True
             attempts += 1
-            for m0 in range(0, len(mb_rows), micro):
-                rows = mb_rows[m0 : m0 + micro]
-                mb = batch.select(rows)
-                loss, stats, new_lp = _micro_loss(model, value_head, mb, cfg, temperature)
-                if epoch == 0 and s == 0:  # the same weights that sampled: new and old log-probs must agree
+            chunks = [mb_rows[m0 : m0 + micro] for m0 in range(0, len(mb_rows), micro)]
+            if lockstep:  # every rank the same number of forward/backward passes: each one is a collective
+                chunks += [[]] * (_most_micro_batches(g_rows, len(batch), micro) - len(chunks))
+            for rows in chunks:
+                mb = batch.select(rows or [0])  # [] -> a zero-weight pass over one of this rank's rows
+                loss, stats, new_lp = _micro_loss(model, value_head, mb, cfg, temperature, shared_prefix=cfg.shared_prefix and not lockstep)
+                if epoch == 0 and s == 0 and rows:  # the same weights that sampled: new and old log-probs must agree
                     drift_rows.append((new_lp, mb.old_logprobs, mb.action_mask))
                 if not torch.isfinite(loss):
                     finite = False
-                    break
-                w = _weight(counts, [r + offset for r in rows], g_rows, cfg.loss_agg)
+                    if not lockstep:
+                        break
+                w = _weight(counts, [r + offset for r in rows], g_rows, cfg.loss_agg) if rows else 0.0
                 (loss * w).backward()
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + v * w  # summed over micro-batches and ranks: the minibatch's value
             finite = distributed.reduce_grads(params, finite)
-            gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip else float("inf"))
+            gnorm = (fsdp.clip_grad_norm_ if lockstep else torch.nn.utils.clip_grad_norm_)(
+                params, grad_clip if grad_clip else float("inf"))
             if not finite or not math.isfinite(float(gnorm)):
                 optimizer.zero_grad(set_to_none=True)  # skip the step, count it; never apply a NaN update
                 skipped += 1
@@ -196,6 +201,15 @@ def ppo_update(
     return out
 
 
+def _most_micro_batches(g_rows: list[int], per_rank: int, micro: int) -> int:
+    """The largest number of micro-batches any rank runs for the minibatch `g_rows` (rank r holds the global
+    rows r*per_rank .. (r+1)*per_rank - 1: `distributed.my_groups`)."""
+    n = [0] * distributed.world()
+    for i in g_rows:
+        n[min(i // per_rank, len(n) - 1)] += 1
+    return max(-(-k // micro) for k in n)
+
+
 def _drift(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], cfg: PPOConfig) -> dict[str, float]:
     """`logprob/max_abs_diff` over this rank's rows of the update's first minibatch (checked, see invariants)."""
     if not rows:
@@ -207,10 +221,10 @@ def _drift(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], cfg: PPO
 
 
 def _micro_loss(model: nn.Module, value_head: ValueHead | None, mb: TrainBatch, cfg: PPOConfig,
-                temperature: float) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+                temperature: float, *, shared_prefix: bool) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """The micro-batch's loss, its stats, and its recomputed log-probs (detached)."""
     out = forward(model, value_head, mb.input_ids, mb.attention_mask, temperature, entropy=True, mask=mb.action_mask,
-                  allowed=mb.allowed, shared_prefix=cfg.shared_prefix)
+                  allowed=mb.allowed, shared_prefix=shared_prefix)
     mask = mb.action_mask
     loss, stats = policy_loss(
         out.logprobs, mb.old_logprobs, mb.advantages, mask,
