@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mock_patients.cases import Observation, PatientCase
+from mock_patients.cases import KeyFact, Observation, PatientCase
 from mock_patients.facts import split_sentences, structured_facts
 from mock_patients.lexicon import default_lexicon
 from mock_patients.loader_report import LoadResult, load_records
@@ -35,6 +35,7 @@ from mock_patients.loaders_common import (
     parse_demographics,
     text_of,
 )
+from mock_patients.rewrite import to_first_person
 
 _ROLE = re.compile(r"^\s*(?:for your role as an? (?:patient|patient actor)|as an? (?:patient|patient actor)|"
                    r"in your role as an? patient(?: actor)?)\s*,\s*", re.IGNORECASE)
@@ -54,7 +55,9 @@ _SECOND_PERSON = [  # sentence openings, "you ..." -> a clinical statement witho
     (r"^you(?:'ve| have) (?:been experiencing|been having|experienced|noticed|observed|had|developed|felt)\s+",
      "Reports "),
     (r"^you(?:'re| are)\s+", "Is "), (r"^you(?:'ve| have)\s+", "Has "), (r"^you were\s+", "Was "),
-    (r"^you can'?t\s+", "Cannot "), (r"^you (\w+?)(s?)\s+", None),
+    (r"^you can'?t\s+", "Cannot "), (r"^mention\s+(?:that\s+)?(?:noticing|having|experiencing)\s+", "Reports "),
+    (r"^you ((?:\w+ed|began|had|went|took|felt|got|came|saw|ate|drank|fell|became|grew|began|left|lost|made|quit|ran|"
+     r"spent|thought|tried|woke|wore))\s+", "past"), (r"^you (\w+?)(s?)\s+", None),
 ]
 _MID = [(r"\byou've\b", "they have"), (r"\byou're\b", "they are"), (r"\byourself\b", "themselves"),
         (r"\byour\b", "their"), (r"\byou\b", "they")]
@@ -66,7 +69,9 @@ def _clinical(sentence: str) -> str:
     for pat, rep in _SECOND_PERSON:
         m = re.match(pat, s, flags=re.IGNORECASE)
         if m:
-            if rep is None:  # "you feel a burning sensation" -> "Feels a burning sensation"
+            if rep == "past":  # "you began using ..." -> "Began using ..."
+                rep = m.group(1)[:1].upper() + m.group(1)[1:] + " "
+            elif rep is None:  # "you feel a burning sensation" -> "Feels a burning sensation"
                 verb = m.group(1)
                 rep = verb[:1].upper() + verb[1:] + ("es" if verb.endswith(("sh", "ch", "s", "x")) else "s") + " "
             s = rep + s[m.end():]
@@ -74,6 +79,33 @@ def _clinical(sentence: str) -> str:
     for pat, rep in _MID:
         s = re.sub(pat, rep, s, flags=re.IGNORECASE)
     return s[:1].upper() + s[1:]
+
+
+_THEY = [  # a statement's "they" came from the record's "you": the patient
+    (r"\b(for|to|caused|cause|gave|give|told|tell|made|make|makes|with|about|from|of|at|by|on|bother|bothers|bothered|"
+     r"affect|affects|affected|prevent|prevents|prevented)\s+they\b", r"\1 me"),
+    (r"\bthey(?:'re|\s+are)\b", "I am"), (r"\bthey\s+were\b", "I was"), (r"\bthey've\b", "I've"), (r"\bthey\b", "I"),
+    (r"\btheir\b", "my"), (r"\bthemselves\b", "myself"), (r"\bthem\b", "me"),
+]
+_CLAUSE_LEAD = re.compile(r"^(?:they|for|over|during|when|whenever|recently|about|upon|at|since|after|before|also|this|these|"
+                          r"in|on|while|sometimes|lately|now)\b", re.IGNORECASE)
+
+
+def patient_sentence(text: str, present: bool = True) -> str:
+    """A NEJM statement in the patient's voice, its "they" (the record's "you") read as the patient:
+    "For the past year, they have had sores on their penis." -> "For the past year, I have had sores on my penis." """
+    if not present or not _CLAUSE_LEAD.match(text):
+        text = to_first_person(text)
+    for pat, rep in _THEY:
+        text = re.sub(pat, rep, text, flags=re.IGNORECASE)
+    text = re.sub(r"\s+", " ", text).strip().rstrip(".")
+    return text[:1].upper() + text[1:] + "."
+
+
+def _voiced(facts: tuple[KeyFact, ...]) -> tuple[KeyFact, ...]:
+    return tuple(f.model_copy(update={"patient_text": patient_sentence(f.text, f.present)})
+                 if f.patient_facing and re.search(r"\b(?:they|their|them|themselves)\b", f.text, re.IGNORECASE)
+                 else f for f in facts)
 
 
 def patient_statements(patient_info: str) -> list[str]:
@@ -172,6 +204,7 @@ def nejm_case(record: dict, case_id: str, *, split: Split = "test") -> PatientCa
     hpi = " ".join(patient_statements(info))
     facts = structured_facts(demographics=demo, chief_complaint=cc, history_of_present_illness=hpi,
                              exam_findings=exams, test_results=tests, lexicon=default_lexicon())
+    facts = _voiced(facts)
     return PatientCase(
         id=case_id, source="agentclinic", split=split, demographics=demo, chief_complaint=cc,  # type: ignore[arg-type]
         history_of_present_illness=hpi, exam_findings=tuple(exams), test_results=tuple(tests), diagnosis=dx,

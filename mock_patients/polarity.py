@@ -21,7 +21,7 @@ _AGE = r"(?:\d+[-\s](?:year|month|week|day)s?[-\s]old\s+)"
 _PERSON_HEAD = (r"(?:patient|pt|man|woman|boy|girl|child|baby|infant|newborn|neonate|toddler|adolescent|teenager|"
                 r"male|female|gentleman|lady|individual|person|he|she|they|you|i|mother|father|parents?|roommates?|wife|"
                 r"husband|partner|family)")
-_FILLER = r"(?:(?!(?:is|was|are|were|has|had|to|of|with|in|on)\b)[A-Za-z-]+\s+)"
+_FILLER = r"(?:(?!(?:is|was|are|were|has|had|to|of|with|in|on|no|not|never|none|without)\b)[A-Za-z-]+\s+)"
 _PERSON_TAIL = r"(?:\s+(?:child|patient|infant|baby|newborn|student|athlete))?"
 SUBJECT = re.compile(
     r"^(?:(?:a|an|the|our|his|her|their)\s+)?" + _AGE + r"?" + _FILLER + r"{0,3}?" + _PERSON_HEAD + _PERSON_TAIL

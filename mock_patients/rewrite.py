@@ -100,7 +100,7 @@ _PAST_VERBS = ("regained stopped quit started began lost gained noticed develope
                "underwent received felt fell visited moved joined went came ate drank tried had was woke fainted "
                "collapsed injured hurt broke vomited reported denied recently initially").split()
 _PERSON_NP = re.compile(r"^(?:(?:former|ex|non|retired|current|heavy|light|social|occasional|daily|lifetime|"
-                        r"graduate|college|high\s+school)[-\s]+)*(?:[a-z]+\s+)?[a-z]+(?:er|or|ist|ian|ent|ant)\b",
+                        r"graduate|college|high\s+school)[-\s]+)*(?:[a-z]+\s+){0,2}?[a-z]+(?:er|or|ist|ian|ent|ant)\b",
                         re.IGNORECASE)
 _NOT_PERSON = re.compile(r"\b(pain|cancer|fever|disorder|discomfort|ulcer|murmur|tumor|tremor|weakness|movement|"
                          r"treatment|enlargement|impairment|management|event|agent)\b", re.IGNORECASE)
@@ -151,7 +151,7 @@ _INNER = [  # a verb right after "and"/"but" continues the patient's sentence
 _PRONOUN_SUBJ = [
     (r"\b{p}\s+(?:is\s+not|isn't)\b", "I'm not"), (r"\b{p}\s+is\b", "I'm"),
     (r"\b{p}\s+has\s+been\b", "I've been"), (r"\b{p}\s+has\b", "I have"),
-    (r"\b{p}\s+(?:does\s+not|doesn't)\b", "I don't"), (r"\b{p}\s+does\b", "I do"),
+    (r"\b{p}\s+(?:does\s+not|doesn't)\b", "I don't"), (r"\b{p}\s+does\b", "I do"), (r"\b{p}\s+was\b", "I was"),
     (r"\b{p}\s+(\w+?)(?:ies)\b", r"I \1y"), (r"\b{p}\s+(\w+?(?:sh|ch|ss|x|o))es\b", r"I \1"),
     (r"\b{p}\s+(\w+?[^s'])s\b(?!['’])", r"I \1"), (r"\b{p}\b", "I"),
 ]
@@ -200,7 +200,8 @@ _PRESENT = re.compile(
     r"^(?:presents?|presented|presenting|comes?|came|is\s+brought|was\s+brought|has\s+been\s+brought|is\s+seen|"
     r"was\s+seen|visits?|visited|is\s+referred|was\s+referred|is\s+admitted|was\s+admitted)\b"
     r"(?:\s+(?:back\s+)?(?:to|at|in)\s+(?:the|his|her|a|an|their)?\s*(?:[\w-]+\s+){0,3}?(?:clinic|department|office|"
-    r"hospital|physician|doctor|room|center|centre|dermatologist|pediatrician|provider|practitioner|emergency))?"
+    r"hospital|physician|doctor|room|center|centre|dermatologist|pediatrician|provider|practitioner|emergency)"
+    r"(?:\s+(?:department|room|unit|clinic|center|centre))?)?"
     r"(?:\s+by\s+(?:his|her|their|the)\s+\w+)?(?:\s+for\s+the\s+\w+\s+time(?:\s+in\s+[\w\s]+?)?(?=\s+(?:with|because|for|presenting)|$))?"
     r"\s*(?:presenting\s+)?", re.IGNORECASE)
 _HISTORY_OF = re.compile(r"^(?:a|an)\s+(\d+|one|two|three|several|few)[-\s](hour|day|week|month|year)s?[-\s]history\s+of\s+(?:experiencing\s+)?",
@@ -219,6 +220,8 @@ def _presentation(subject: str, rest: str) -> str | None:
         if re.match(r"\d", who):
             return _finish(f"I'm {_article(who)} {who}")
         return "I've come to see you."
+    if re.match(r"(?:after|following|because|due\s+to)\b", obj, re.IGNORECASE):  # "brought in after a fall"
+        return _finish("I came in " + _pronouns(obj))
     if re.match(r"(?:for|to)\b", obj, re.IGNORECASE):  # "for a follow-up ...", "to establish care"
         return _finish("I'm here " + _pronouns(obj))
     h = _HISTORY_OF.match(obj)
@@ -316,13 +319,20 @@ _EPONYM = re.compile(r"^[A-Z][a-z]+(?:['’]s\b|(?=\s+(?:disease|syndrome|palsy|
 
 def _noun_fragment(t: str) -> str:
     """A bare noun phrase ("Weakness in upper limbs", "Distended abdomen", "History of rash") as a sentence."""
-    low = t[0].lower() + t[1:] if not (t[:2].isupper() or _EPONYM.match(t)) else t
+    low = t[0].lower() + t[1:] if not ((t[:2].isupper() and t[1:2].isalpha()) or _EPONYM.match(t)) else t
     m = re.match(r"^(?:the\s+)?(first|only|second|third|youngest|oldest|eldest)\s+(child|son|daughter)\b", low, re.IGNORECASE)
     if m:
         return _finish("I'm the " + _pronouns(low))
     m = re.match(r"^([^,;]+?)\s+diagnosed\s+(.*)$", low)
     if m and not _FINITE.search(m.group(1)):
         return _finish(f"I was diagnosed with {m.group(1)} {_pronouns(m.group(2))}")
+    h = _HISTORY_OF.match(low)
+    if h:  # "A 1-year history of skin darkening" -> "I've had skin darkening for the past 1 year."
+        n, unit = h.group(1), h.group(2)
+        return _finish(f"I've had {_pronouns(low[h.end():])} for the past {n} {unit}{'' if n in ('1', 'one') else 's'}")
+    m = re.match(r"^(?:presence\s+of|evidence\s+of)\s+", low)
+    if m:  # "Presence of a left breast mass" -> "I have a left breast mass."
+        return _finish("I have " + _pronouns(low[m.end():]))
     m = re.match(r"^(?:a\s+|an\s+)?(?:(?:past|prior|previous|known)\s+)?history\s+of\s+", low, re.IGNORECASE)
     if m:
         return _finish("I have a history of " + _pronouns(low[m.end():]))
@@ -352,6 +362,11 @@ def _noun_fragment(t: str) -> str:
         if not _DETERMINER.match(body) and re.match(r"[a-z]+s\b", body):  # "Lesions are painless" -> "My lesions ..."
             body = "my " + body
         return _finish(body)
+    if re.match(r"(?:the|these|this|those)\s+(?:\S+\s+){0,3}?(?:\w+ed|became|grew|appears?|recurs?|resolves?|indicates?|"
+                r"shows?|involves?)\b", low):  # "The rash eventually destroyed my nails."
+        return _finish(_pronouns(low))
+    if re.match(r"(?:alert|awake|active|healthy|well|fit)\b", low):  # "Alert and active" -> "I'm alert and active."
+        return _finish("I'm " + low)
     verb = "I've had" if _DURATION.search(low) else "I have"
     body = _pronouns(low)
     if not _DETERMINER.match(body) and _COUNT_NOUN.match(body) and not re.match(r"\w+s\b", body.split(",")[0].split()[-1] if False else ""):

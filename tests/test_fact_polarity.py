@@ -130,3 +130,10 @@ def test_generated_negated_lists_split_into_absent_items():
         got = split_facts(text)
         assert [t for t, _ in got] == [f"No {i}" for i in items], text
         assert not any(p for _, p in got)
+
+
+@pytest.mark.parametrize("text", ["No family history of breast cancer.",
+                                  "No known family history of genetic or congenital diseases."])
+def test_no_family_history_is_absent(text):
+    # "No family" is not a subject ("family" is a person word): the statement opens with its negation
+    assert fact_polarity(text) is False

@@ -148,3 +148,19 @@ def test_history_topics_find_their_facts():
     assert p.answer("Do you smoke?").text == "No, I don't smoke."
     assert p.answer("Do you drink?").text == "I drink alcohol socially."
     assert "teacher" in p.answer("What do you do for work?").text
+
+
+@pytest.mark.parametrize("src, want", [  # shapes found by benchmarks/consult_public_cases.py
+    ("The patient was involved in a collision where she was the restrained driver.",
+     "I was involved in a collision where I was the restrained driver."),
+    ("A 5-year-old girl is brought to the emergency department by her mother.", "I'm a 5-year-old girl."),
+    ("The patient was brought to the emergency department after an episode of fainting.",
+     "I came in after an episode of fainting."),
+    ("A 1-year history of skin darkening on her face.", "I've had skin darkening on my face for the past 1 year."),
+    ("The rash eventually destroyed the patient's nails.", "The rash eventually destroyed my nails."),
+    ("Presence of a left breast mass.", "I have a left breast mass."),
+    ("Elementary school teacher.", "I'm an elementary school teacher."),
+    ("Alert and active.", "I'm alert and active."),
+])
+def test_public_sentence_shapes(src, want):
+    assert to_first_person(src) == want

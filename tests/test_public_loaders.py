@@ -245,3 +245,16 @@ def test_detect_format_and_patientcase_files(tmp_path):
         detect_format(write_jsonl(tmp_path / "x.jsonl", [{"a": 1, "b": 2}]))
     with pytest.raises(ValueError, match="unknown case format 'csv'; allowed: agentclinic, nejm, mediq, patientcase"):
         load_file(pc, "csv")
+
+
+def test_nejm_second_person_becomes_first_person(tmp_path):
+    rec = nejm()
+    rec["patient_info"] = ("You are a 40-year-old man. - **Symptoms**: - You began using a new soap two weeks ago. "
+                           "- For the past year, you have had sores on your penis. - Swallowing has become hard for you. "
+                           "- Mention noticing a dent in your lower eyelids.")
+    (case,) = load_nejm(write_jsonl(tmp_path / "nejm.jsonl", [rec]))
+    said = [f.patient_text for f in case.key_facts if f.category == "hpi"]
+    assert "I began using a new soap two weeks ago." in said
+    assert "For the past year, I have had sores on my penis." in said
+    assert "Swallowing has become hard for me." in said
+    assert not any(w in s.split() for s in said for w in ("they", "their", "Begans", "Mention"))
