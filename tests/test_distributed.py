@@ -125,6 +125,9 @@ def test_fsdp2_resume_continues_as_if_never_stopped(tmp_path: Path) -> None:
     w1 = load_file(str(tmp_path / "straight" / "checkpoints" / "step_000002" / "model" / "model.safetensors"))
     w2 = load_file(str(tmp_path / "resumed" / "checkpoints" / "step_000002" / "model" / "model.safetensors"))
     assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-5
+    ckpts = tmp_path / "resumed" / "checkpoints"  # each rank wrote its own shard; no staging directory is left
+    assert sorted(p.name for p in (ckpts / "step_000002" / "optimizer_shards").iterdir()) == ["rank_000.pt", "rank_001.pt"]
+    assert sorted(p.name for p in ckpts.iterdir()) == ["step_000001", "step_000002"]
 
 
 def test_config_guards(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

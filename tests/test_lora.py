@@ -210,8 +210,8 @@ def test_lora_training_raises_credit_chain_reward(tmp_path: Path, monkeypatch: p
 
     wrapped = []
 
-    def lora_loader(name, *, dtype=torch.float32, seed=0):
-        model, tok = load_model(name, dtype=dtype, seed=seed)
+    def lora_loader(name, *, dtype=torch.float32, seed=0, attn_implementation=None):
+        model, tok = load_model(name, dtype=dtype, seed=seed, attn_implementation=attn_implementation)
         wrapped.append(apply_lora(model, LoRAConfig(r=16), base=name, seed=seed))
         return wrapped[-1], tok
 

@@ -104,9 +104,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(
-    run_dir: str | Path, step: int, *, model: Any, tokenizer: Any, trainer_state: dict[str, Any], keep: int = 2
+    run_dir: str | Path, step: int, *, model: Any, tokenizer: Any, trainer_state: dict[str, Any], keep: int = 2,
+    extra: dict[str, Path] | None = None,
 ) -> Path:
-    """Save after `step` updates are done; keep the newest `keep` checkpoints."""
+    """Save after `step` updates are done; keep the newest `keep` checkpoints. `extra`: name -> a file or
+    directory already written (e.g. every rank's optimizer shard), moved into the checkpoint under that name."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
@@ -117,6 +119,8 @@ def save_checkpoint(
             (tmp / "model" / BASE_FILE).write_text(json.dumps(model.agentrl_base) + "\n")
         tokenizer.save_pretrained(str(tmp / "model"))
         torch.save({**trainer_state, "step": step, "rng": rng_state()}, tmp / "trainer_state.pt")
+        for name, src in (extra or {}).items():
+            shutil.move(str(src), str(tmp / name))
         _write_manifest(tmp, step)
         ordinary_permissions(tmp)  # mkdtemp makes 0700, some writers 0600
         if final.exists():

@@ -133,6 +133,9 @@ class TrainBatch:
         kw = {k: (None if v is None else v[idx_t]) for k, v in self.__dict__.items()}
         return TrainBatch(**kw)
 
+    def to(self, device: torch.device | str) -> "TrainBatch":
+        return TrainBatch(**{k: (None if v is None else v.to(device)) for k, v in self.__dict__.items()})
+
 
 def collate(episodes: list[Episode], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-pad episodes into (input_ids [B,T], attention_mask [B,T], action_mask [B,T], old_logprobs [B,T])."""

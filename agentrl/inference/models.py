@@ -166,23 +166,39 @@ def resolve_path(name: str) -> Path:
     )
 
 
-def load_model(name: str, *, dtype: torch.dtype = torch.float32, seed: int = 0):
-    """Return (model, tokenizer) for a model argument; see the module docstring for accepted names."""
+def load_model(name: str, *, dtype: torch.dtype = torch.float32, seed: int = 0, attn_implementation: str | None = None):
+    """Return (model, tokenizer) for a model argument; see the module docstring for accepted names.
+    `attn_implementation` ("sdpa", "eager"; None: transformers' default) selects the attention kernel."""
     from transformers import AutoModelForCausalLM
 
     _quiet_transformers()
+    attn = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if name == "tiny-random":
         tok = load_tokenizer(name)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            model = AutoModelForCausalLM.from_config(tiny_random_config(len(tok)), dtype=dtype)
+            model = AutoModelForCausalLM.from_config(tiny_random_config(len(tok)), dtype=dtype, **attn)
         return model, tok
     path = smollm2_dir() if name == "smollm2-135m" else resolve_path(name)
     if is_adapter_dir(path):
         return load_merged_adapter(path, dtype=dtype)
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **attn)
     tok = load_tokenizer(name if name in BUILTIN else str(path))
     return model, tok
+
+
+def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute each decoder layer's activations in backward (non-reentrant); transformers 5.2x renamed
+    gradient_checkpointing_enable to activation_checkpointing_enable."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def activation_checkpointing(model: torch.nn.Module) -> bool:
+    flag = getattr(type(model), "is_activation_checkpointing", None)
+    return bool(model.is_activation_checkpointing if flag is not None else model.is_gradient_checkpointing)
 
 
 def load_merged_adapter(path: Path, *, dtype: torch.dtype = torch.float32):

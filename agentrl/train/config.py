@@ -178,6 +178,22 @@ class TrainConfig(_Strict):
     collective_timeout_s: float = Field(300.0, gt=0.0)  # a rank that waits longer on the others fails, naming itself
     check_invariants: bool = True  # each trained row equals what was sampled (algo/invariants.py)
     verify_weight_sync: bool = True  # after each sync the rollout engine's weight digest equals the trainer's
+    # GPU-ready training (all run on CPU too): bfloat16 autocast of the training forward with float32 weights,
+    # gradients and AdamW state (train.dtype=float32); activation recomputation in backward; the attention kernel
+    autocast: Literal["none", "bfloat16"] = "none"
+    device: str = "auto"  # where the trainer's model lives: auto (cuda:LOCAL_RANK where CUDA exists, else cpu) | cpu | cuda | cuda:N
+    gradient_checkpointing: bool = False
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
+            raise ValueError(f"train.device must be auto, cpu, cuda or cuda:N, got {v!r}")
+        return v
 
 
 class Config(_Strict):
@@ -194,6 +210,9 @@ class Config(_Strict):
     def _consistent(self) -> "Config":
         if self.ppo.micro_batch_size > self.ppo.minibatch_size:
             raise ValueError("ppo.micro_batch_size must be <= ppo.minibatch_size")
+        if self.train.autocast != "none" and self.train.dtype != "float32":
+            raise ValueError(f"train.autocast={self.train.autocast} keeps float32 master weights: it needs train.dtype=float32 "
+                             f"(got {self.train.dtype}); use one of them")
         if self.train.parallel == "fsdp2" and self.lora is not None:
             raise ValueError("train.parallel=fsdp2 does not shard LoRA adapters (they are small): use train.parallel=ddp with lora")
         return self

@@ -88,6 +88,18 @@ def _collective(what: str, fn: Callable[[], T]) -> T:
         ) from exc
 
 
+def train_device(choice: str) -> torch.device:
+    """`train.device`: auto is this process's GPU (cuda:LOCAL_RANK under torchrun) where CUDA exists, else the CPU."""
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"train.device={choice} but torch sees no CUDA GPU here; use train.device=cpu or auto")
+        if choice == "cuda":
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
+    return torch.device(choice)
+
+
 def _device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
@@ -115,15 +127,6 @@ def all_gather(obj: Any, what: str = "all_gather") -> list[Any]:
         return [obj]
     out: list[Any] = [None] * world()
     _collective(what, lambda: dist.all_gather_object(out, obj))
-    return out
-
-
-def gather_to_main(obj: Any, what: str = "gather") -> list[Any] | None:
-    """Every rank's `obj` (picklable) on rank 0, in rank order; None on the other ranks."""
-    if world() == 1:
-        return [obj]
-    out: list[Any] | None = [None] * world() if is_main() else None
-    _collective(what, lambda: dist.gather_object(obj, out, dst=0))
     return out
 
 

@@ -137,5 +137,29 @@ def local_numel(module: torch.nn.Module) -> tuple[int, int]:
     return local, sum(p.numel() for p in module.parameters())
 
 
+def held_bytes(modules: list[torch.nn.Module], optimizer: torch.optim.Optimizer) -> int:
+    """Bytes this rank holds for `modules`' weights and gradients and `optimizer`'s state (local shards of
+    DTensors; a tensor shared by several modules counted once)."""
+    seen: set[int] = set()
+    total = 0
+
+    def add(t: Any) -> None:
+        nonlocal total
+        if isinstance(t, torch.Tensor):
+            t = t.to_local() if isinstance(t, DTensor) else t
+            if t.data_ptr() not in seen:
+                seen.add(t.data_ptr())
+                total += t.numel() * t.element_size()
+
+    for m in modules:
+        for p in m.parameters():
+            add(p)
+            add(p.grad)
+    for state in optimizer.state.values():
+        for v in state.values():
+            add(v)
+    return total
+
+
 def is_dtensor(t: torch.Tensor) -> bool:
     return isinstance(t, DTensor)

@@ -7,7 +7,9 @@ head, branch values, greedy baseline) comes from its EstimatorSpec, never from i
 from __future__ import annotations
 
 import copy
+import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,7 +38,7 @@ from agentrl.core.registry import check_env_kwargs
 from agentrl.core.types import Episode, TrainBatch, allowed_tensor, collate
 from agentrl.inference import make_policy_backend
 from agentrl.inference.base import SamplingParams
-from agentrl.inference.models import load_model
+from agentrl.inference.models import enable_activation_checkpointing, load_model
 from agentrl.rollout.build import build_runner, prepare_env_kwargs
 from agentrl.rollout.runner import EpisodeSpec
 from agentrl.sim.batching import SimulatorQueue
@@ -80,12 +82,17 @@ class Trainer:
         env_kwargs = prepare_env_kwargs(cfg.env.id, cfg.env.kwargs, cfg.env.simulator,  # values, before the policy loads
                                         self.simulator_queue)
         dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
-        self.model, self.tokenizer = load_model(cfg.model, dtype=dtype, seed=cfg.train.seed)
+        self.model, self.tokenizer = load_model(cfg.model, dtype=dtype, seed=cfg.train.seed,
+                                                attn_implementation=cfg.train.attn_implementation)
+        if cfg.train.gradient_checkpointing:  # recompute each layer's activations in backward (training mode only)
+            enable_activation_checkpointing(self.model)
         if cfg.lora is not None:  # only the adapters train; the base stays as loaded
             self.model = apply_lora(self.model, cfg.lora, base=cfg.model, seed=cfg.train.seed)
         self.value_head = ValueHead(self.model.config.hidden_size) if self.spec.needs_value_head else None
+        self.device = distributed.train_device(cfg.train.device)
         for module in (self.model, self.value_head):
             if module is not None:
+                module.to(self.device)
                 distributed.broadcast_params(module)
         self.ref_model = self._reference() if cfg.ppo.kl_coef > 0 else None
         # fsdp2: the trainer's decoder layers sharded; sampling and checkpoints use a full copy synced each update
@@ -160,6 +167,7 @@ class Trainer:
             temperature=self.cfg.rollout.temperature, grad_clip=self.cfg.optim.grad_clip, generator=self.torch_gen,
             offset=self.groups.start * self.cfg.rollout.group_size,
             total=len(batch) if distributed.world() == 1 else self.cfg.rollout.groups * self.cfg.rollout.group_size,
+            autocast=self.cfg.train.autocast == "bfloat16",
         )
         self._sync_weights()
         t_update = time.perf_counter() - t0 - t_collect - t_branch
@@ -181,7 +189,13 @@ class Trainer:
             "time/branch": t_branch,
             "time/update": t_update,
             "time/total": time.perf_counter() - t0,
+            "memory/model_state_mib": self._state_mib(),
         }
+
+    def _state_mib(self) -> float:
+        """This rank's weights, gradients and optimizer state (plus the rollout copy under fsdp2), in MiB."""
+        mods = [self.model, *([self.rollout_model] if self.sharded else []), *([self.value_head] if self.value_head else [])]
+        return fsdp.held_bytes(mods, self.optimizer) / 2**20
 
     # -- pieces -------------------------------------------------------------------------------------------
     def _episode_specs(self, step: int) -> list[EpisodeSpec]:
@@ -355,10 +369,9 @@ class Trainer:
         return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
 
     def save(self) -> Path:
-        shards = distributed.gather_to_main(fsdp.local_optimizer_state(self.optimizer), "the optimizer-state gather") \
-            if self.sharded else None  # every rank's shard, written by rank 0
+        shards = self._write_optimizer_shard() if self.sharded else None
         state = {
-            "optimizer": None if self.sharded else self.optimizer.state_dict(), "optimizer_shards": shards,
+            "optimizer": None if self.sharded else self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "value_head": self.value_head.state_dict() if self.value_head else None,
             "trainer_rng": self.rng.getstate(), "torch_gen": self.torch_gen.get_state(),
@@ -367,8 +380,24 @@ class Trainer:
         }
         if not distributed.is_main():  # the ranks' weights and optimizer states are equal: rank 0 writes them
             return self.run_dir / "checkpoints"
-        return save_checkpoint(self.run_dir, self.step, model=self.rollout_model, tokenizer=self.tokenizer,
-                               trainer_state=state, keep=self.cfg.train.keep_checkpoints)  # fsdp2: the synced full copy
+        try:
+            return save_checkpoint(self.run_dir, self.step, model=self.rollout_model, tokenizer=self.tokenizer,
+                                   trainer_state=state, keep=self.cfg.train.keep_checkpoints,  # fsdp2: the synced full copy
+                                   extra={OPTIMIZER_SHARDS: shards} if shards else None)
+        finally:
+            if shards is not None and shards.exists():  # a failed save leaves no staging directory behind
+                shutil.rmtree(shards, ignore_errors=True)
+
+    def _write_optimizer_shard(self) -> Path:
+        """fsdp2: every rank writes its own optimizer shard (no gather: rank 0 would hold N shards, pickled) to a
+        staging directory beside the checkpoints (a filesystem every rank sees), which rank 0 moves in."""
+        stage = self.run_dir / "checkpoints" / f".{OPTIMIZER_SHARDS}_{self.step:06d}"
+        stage.mkdir(parents=True, exist_ok=True)
+        part = stage / f"rank_{distributed.rank():03d}.pt"
+        torch.save(fsdp.local_optimizer_state(self.optimizer), part.with_suffix(".tmp"))
+        os.replace(part.with_suffix(".tmp"), part)
+        distributed.barrier("waiting for every rank's optimizer shard")
+        return stage
 
     def _resume(self) -> None:
         ckpt = latest_checkpoint(self.run_dir)  # the newest intact one
@@ -385,7 +414,8 @@ class Trainer:
         load_model_weights(self.rollout_model, ckpt)
         if self.sharded:  # the full weights into this rank's shards, and this rank's optimizer shard
             fsdp.load_full_state_dict(self.model, self.rollout_model.state_dict())
-            fsdp.load_local_optimizer_state(self.optimizer, st["optimizer_shards"][distributed.rank()])
+            part = ckpt / OPTIMIZER_SHARDS / f"rank_{distributed.rank():03d}.pt"
+            fsdp.load_local_optimizer_state(self.optimizer, torch.load(part, map_location="cpu", weights_only=True))
         else:
             self.optimizer.load_state_dict(st["optimizer"])
         self.scheduler.load_state_dict(st["scheduler"])
@@ -470,6 +500,7 @@ class Trainer:
 
 
 # settings a resumed run may change: how long it runs, and the switches that chose to resume
+OPTIMIZER_SHARDS = "optimizer_shards"  # fsdp2: a checkpoint's directory of rank_NNN.pt optimizer shards
 _RESUME_MAY_CHANGE = {"train.updates", "train.max_tokens", "train.resume", "train.overwrite", "train.collective_timeout_s"}
 
 

@@ -67,6 +67,12 @@ def forward(
     siblings' shared agent tokens -- are encoded once, with gradients (`shared_prefix.shared_prefix_forward`);
     same result to float rounding, except positions past a row's last real token, which then read 0.
     """
+    dev = device_of(model)
+    if ids.device != dev:  # a model on a GPU, a batch collated on the CPU: run there, answer here
+        out = forward(model, value_head, ids.to(dev), attn.to(dev), temperature, entropy=entropy,
+                      mask=None if mask is None else mask.to(dev), allowed=None if allowed is None else allowed.to(dev),
+                      shared_prefix=shared_prefix)
+        return ForwardOut(*(None if t is None else t.to(ids.device) for t in (out.logprobs, out.entropy, out.values)))
     if shared_prefix:
         from agentrl.train.shared_prefix import (
             shared_prefix_forward,  # it imports this module
@@ -97,6 +103,14 @@ def forward(
         values = torch.zeros_like(lp)
         values[:, 1:] = value_head(hidden[:, :-1])
     return ForwardOut(lp, ent, values)
+
+
+def device_of(model: Any) -> torch.device:
+    """Where `model`'s weights are (a ReferenceView has no parameters() of its own: its decoder's)."""
+    try:
+        return next(iter(model.parameters())).device
+    except (AttributeError, StopIteration, TypeError):
+        return next(iter(model.get_decoder().parameters())).device
 
 
 def shard(n: int, rank: int, world: int) -> list[int]:
@@ -134,13 +148,17 @@ def ppo_update(
     generator: torch.Generator,
     offset: int = 0,
     total: int | None = None,
+    autocast: bool = False,
 ) -> dict[str, float]:
     """`batch` holds rows offset .. offset+len(batch) of the update's `total` rows (all of them with one process).
 
     Every rank draws the same permutation of the global rows, so minibatches are the one-process ones; each rank
     back-propagates its rows of a minibatch, weighted by their share of the global minibatch, and the gradients
-    are summed over ranks before clipping and the step (`distributed.reduce_grads`)."""
+    are summed over ranks before clipping and the step (`distributed.reduce_grads`).
+
+    `autocast`: the forward runs under bfloat16 autocast; weights, gradients, the loss and AdamW stay float32."""
     model.train()
+    dev = device_of(model)
     lockstep = fsdp.is_sharded(model)
     total = len(batch) if total is None else total
     params = [p for p in model.parameters() if p.requires_grad] + (list(value_head.parameters()) if value_head else [])
@@ -166,8 +184,9 @@ def ppo_update(
             if lockstep:  # every rank the same number of forward/backward passes: each one is a collective
                 chunks += [[]] * (_most_micro_batches(g_rows, len(batch), micro) - len(chunks))
             for rows in chunks:
-                mb = batch.select(rows or [0])  # [] -> a zero-weight pass over one of this rank's rows
-                loss, stats, new_lp = _micro_loss(model, value_head, mb, cfg, temperature, shared_prefix=cfg.shared_prefix and not lockstep)
+                mb = batch.select(rows or [0]).to(dev)  # [] -> a zero-weight pass over one of this rank's rows
+                loss, stats, new_lp = _micro_loss(model, value_head, mb, cfg, temperature,
+                                                  shared_prefix=cfg.shared_prefix and not lockstep, autocast=autocast)
                 if epoch == 0 and s == 0 and rows:  # the same weights that sampled: new and old log-probs must agree
                     drift_rows.append((new_lp, mb.old_logprobs, mb.action_mask))
                 if not torch.isfinite(loss):
@@ -221,10 +240,13 @@ def _drift(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], cfg: PPO
 
 
 def _micro_loss(model: nn.Module, value_head: ValueHead | None, mb: TrainBatch, cfg: PPOConfig,
-                temperature: float, *, shared_prefix: bool) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+                temperature: float, *, shared_prefix: bool, autocast: bool = False) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """The micro-batch's loss, its stats, and its recomputed log-probs (detached)."""
-    out = forward(model, value_head, mb.input_ids, mb.attention_mask, temperature, entropy=True, mask=mb.action_mask,
-                  allowed=mb.allowed, shared_prefix=shared_prefix)
+    with torch.autocast(mb.input_ids.device.type, dtype=torch.bfloat16, enabled=autocast):
+        out = forward(model, value_head, mb.input_ids, mb.attention_mask, temperature, entropy=True, mask=mb.action_mask,
+                      allowed=mb.allowed, shared_prefix=shared_prefix)
+    if autocast:  # the loss in float32
+        out = ForwardOut(*(None if t is None else t.float() for t in (out.logprobs, out.entropy, out.values)))
     mask = mb.action_mask
     loss, stats = policy_loss(
         out.logprobs, mb.old_logprobs, mb.advantages, mask,
