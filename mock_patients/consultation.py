@@ -63,7 +63,7 @@ class TurnRecord(pydantic.BaseModel):
 def parse_turn(text: str) -> tuple[TurnKind, str, str | None]:
     """(kind, argument, error). A diagnosis anywhere wins over a test request; a test over a question."""
     for kind, pattern, missing in (
-        ("diagnosis", _DIAGNOSIS, "DIAGNOSIS needs a name, e.g. 'DIAGNOSIS: acute appendicitis'"),
+        ("diagnosis", _DIAGNOSIS, "DIAGNOSIS needs a name, e.g. 'DIAGNOSIS: <the disease name>'"),
         ("test", _TEST, "REQUEST TEST needs a test name, e.g. 'REQUEST TEST: chest X-ray'"),
     ):
         m = pattern.search(text)

@@ -17,9 +17,25 @@ EXAM_WORDS = re.compile(r"\b(temperature|pulse|blood pressure|respirations|respi
                         r"examination|exam\b|auscultation|palpation|on inspection|bmi|heart rate|tender|murmur)", re.IGNORECASE)
 TEST_WORDS = re.compile(r"\b(laboratory|lab studies|serum|level|count|x-ray|radiograph|ct\b|mri|ultrasound|"
                         r"biopsy|ecg|ekg|electrocardiogram|culture|urinalysis|smear|titer|panel|mg/dl|mmol|"
-                        r"hemoglobin|leukocyte|platelet|shows|reveals|positive for|negative for)", re.IGNORECASE)
+                        r"hemoglobin|leukocyte|platelet|shows|reveals|positive for|negative for|"
+                        r"urine\s+(?:colou?r|ph|specific gravity|osmolality|sodium|protein|glucose|ketones|dipstick|"
+                        r"studies|analysis|microscopy|sediment|toxicology|drug screen)|nitrites?|ketones|"
+                        r"specific gravity|dipstick|casts\b)", re.IGNORECASE)
+# a list of read-out results: "bacteria are absent, nitrites are negative, and red blood cells are negative"
+_RESULT_ITEM = re.compile(r"\b(?:is|are|was|were)\s+(?:negative|positive|trace|detected|undetectable|"
+                          r"within normal limits)\b", re.IGNORECASE)
 _UNINFORMATIVE = re.compile(r"^(information not provided|not provided|none provided|n/?a|unknown|not available|"
+                            r"not applicable|unspecified|(?:(?:further\s+)?(?:information|data|details)\s+)?"
+                            r"not\s+(?:specified|provided|available|given|documented|recorded|mentioned|stated|reported)|"
+                            r"no\s+(?:further\s+|additional\s+)?(?:information|data|details)(?:\s+(?:provided|available|given|"
+                            r"specified|documented))?|"
                             r"no additional symptoms( provided| noted)?(\s+by the \w+)?)\.?$", re.IGNORECASE)
+
+
+def is_test_result(text: str) -> bool:
+    """A laboratory / imaging read-out a test reveals, not something the patient tells: it names a test or
+    an analyte (TEST_WORDS), or it lists two or more results ("X is negative, Y are positive")."""
+    return bool(TEST_WORDS.search(text)) or len(_RESULT_ITEM.findall(text)) >= 2
 
 
 def human(key: str) -> str:
@@ -149,10 +165,18 @@ _PRESENTS = re.compile(r"^.*?\b(presents?|presented|comes?|came|is brought|was b
                        r"is seen|was seen|visits?|visited)\b[^,]*?\b(with|for|because of|of)\s+", re.IGNORECASE)
 
 
+# "(for) the third time in 4 months presenting with": the visit, not the complaint
+_REPEAT_VISIT = re.compile(r"^(?:for\s+)?(?:the|a|her|his|their)\s+(?:first|second|third|fourth|fifth|sixth|\d+(?:st|nd|rd|th)|"
+                           r"same|next|last|latest|another|\w+\s+consecutive)\s+(?:time|visit|occasion|episode)\b"
+                           r"[^,]*?\b(?:presenting\s+|complaining\s+)?(?:with|because of|for)\s+(?=\S)", re.IGNORECASE)
+
+
 def chief_complaint(first_sentence: str) -> str:
     """"A 55-year-old woman presented to the clinic with a 1-year history of skin darkening." ->
-    "A 1-year history of skin darkening"; the sentence itself when it has no "presents with"."""
+    "A 1-year history of skin darkening"; the sentence itself when it has no "presents with". A repeat
+    visit's words ("... for the third time in 4 months presenting with X") are not the complaint: X is."""
     cc = _PRESENTS.sub("", first_sentence.strip()).strip().rstrip(".").strip()
+    cc = _REPEAT_VISIT.sub("", cc) if _PRESENTS.search(first_sentence.strip()) else cc
     cc = cc or first_sentence.strip().rstrip(".")
     return cc[:1].upper() + cc[1:]
 

@@ -25,10 +25,10 @@ from mock_patients.lexicon import default_lexicon
 from mock_patients.loader_report import LoadResult, SkipRecord, load_records
 from mock_patients.loaders_common import (
     EXAM_WORDS,
-    TEST_WORDS,
     Split,
     check_split,
     chief_complaint,
+    is_test_result,
     link_diagnosis,
     parse_demographics,
     text_of,
@@ -131,7 +131,7 @@ def _fact_texts(record: dict) -> tuple[list[str], list[str]]:
 
 
 def _add_statement(b: FactBuilder, text: str, present: bool, exams: list[Observation], tests: list[Observation]) -> None:
-    if TEST_WORDS.search(text) and not EXAM_WORDS.search(text):
+    if is_test_result(text) and not EXAM_WORDS.search(text):
         tid = b.lexicon.resolve_test(text)
         name = b.lexicon.table.test_spec(tid).name if tid else "laboratory studies"
         b.add(text, "test", present=present, test=tid or name)

@@ -80,7 +80,7 @@ _BODY_PREP = re.compile(
     r"\b(in|on|of|over|around|to|from|behind|under|at|across|near|along|into|between)\s+(?:the\s+)?(both\s+)?"
     r"((?:(?:right|left|upper|lower|inner|outer|front|middle|index|ring|little|big|distal|proximal|medial|"
     r"lateral|bilateral|ventral|dorsal)\s+)*)(" + _BODY + r")\b"
-    r"(?!\s+(?:cancer|lesions?|conditions?|diseases?|infections?|tumou?rs?|tests?|biops(?:y|ies)|exam(?:ination)?s?|"
+    r"(?!\s+(?:of\b|cancer|lesions?|conditions?|diseases?|infections?|tumou?rs?|tests?|biops(?:y|ies)|exam(?:ination)?s?|"
     r"changes|care|type|rash))", re.IGNORECASE)
 _ADJ_BODY = re.compile(r"^((?:[a-z]+ed|swollen|red|painful|sore|stiff|tender|itchy|numb|weak|cold|pale|dry)"
                        r"(?:,?\s+(?:and\s+)?[a-z]+)?)\s+(" + _BODY + r")$", re.IGNORECASE)
@@ -100,10 +100,24 @@ _PAST_VERBS = ("regained stopped quit started began lost gained noticed develope
                "underwent received felt fell visited moved joined went came ate drank tried had was woke fainted "
                "collapsed injured hurt broke vomited reported denied recently initially").split()
 _PERSON_NP = re.compile(r"^(?:(?:former|ex|non|retired|current|heavy|light|social|occasional|daily|lifetime|"
-                        r"graduate|college|high\s+school)[-\s]+)*(?:[a-z]+\s+){0,2}?[a-z]+(?:er|or|ist|ian|ent|ant)\b",
+                        r"graduate|college|high\s+school)[-\s]+)*(?:[a-z]+\s+){0,2}?(?:[a-z]+(?:er|or|ist|ian)|"
+                        # -ent/-ant words are mostly adjectives ("intermittent, sharp pain"): only these nouns
+                        r"student|resident|immigrant|migrant|assistant|consultant|attendant|accountant|servant|tenant)\b",
                         re.IGNORECASE)
-_NOT_PERSON = re.compile(r"\b(pain|cancer|fever|disorder|discomfort|ulcer|murmur|tumor|tremor|weakness|movement|"
-                         r"treatment|enlargement|impairment|management|event|agent)\b", re.IGNORECASE)
+_NOT_PERSON = re.compile(r"\b(pain|cancer|fever|disorder|discomfort|ulcer|murmur|tumou?r|tremor|weakness|movement|"
+                         r"treatment|enlargement|impairment|management|event|agent|blister|colou?r|odou?r|pallor|stupor|"
+                         r"wrist|finger|shoulder|bladder|liver|water|anger|hunger|shiver|other|never|after|later|under|"
+                         r"over|upper|lower|center|letter|order|number|sister|brother|mother|father|daughter|either|"
+                         r"neither|whether|rather|further|together|ever|however|her|\w*rior|minor|major|stridor|rigors?|"
+                         r"error|motor|factor|vapou?r|tender|sober|bitter|paper|powder|fist|mist|twist|moist|assist|"
+                         r"exist|persist|list)\b",
+                         re.IGNORECASE)
+# what a person is, said as a bare noun ("Student and active in sports", "Newborn, no past medical history")
+_ROLE = re.compile(r"^((?:(?:former|ex|non|lifetime|retired|current|full-time|part-time|college|university|high\s+school|"
+                   r"graduate|medical|nursing|law|first-year|healthy|premature|term)[-\s]+)*"
+                   r"(?:newborn|neonate|infant|toddler|baby|child|teenager|adolescent|student|resident|immigrant|refugee|"
+                   r"retiree|veteran|widow(?:er)?|vegan|nurse|housewife|homemaker|[a-z]+(?:er|or|ist|ian)))"
+                   r"(?=$|\s*[,;]|\s+and\b)", re.IGNORECASE)
 _FINITE = re.compile(r"\b(is|are|was|were|has|have|had|does|do|did|becomes?|gets?|radiates?|worsens?|worsened|"
                      r"improves?|improved|occurs?|occurred|comes|goes|feels|spreads?|started|starts|began|begins|"
                      r"lasts?|lasted|happens?|happened|wakes?|include[sd]?|resolved|appeared|developed|persist(?:s|ed)?|"
@@ -167,6 +181,9 @@ def _pronouns(t: str, patient_subject: bool = True, relative: str = "") -> str:
     t = re.sub(r"\b(?:the|this)\s+(?:patient|child|baby|infant|newborn)\s+(?:has|have)\s+been\b", "I have been", t, flags=re.IGNORECASE)
     t = re.sub(r"\b(?:the|this)\s+(?:patient|child|baby|infant|newborn)\s+(?:is|was)\b",
                lambda m: "I was" if m.group(0).lower().endswith("was") else "I am", t, flags=re.IGNORECASE)
+    t = re.sub(r"\b(?:the|this)\s+(?:patient|child|baby|infant|newborn)\s+(has|does)(?:\s+(not)\b|(n't)\b)?",
+               lambda m: ("I have" if m.group(1).lower() == "has" else "I do") + ("n't" if m.group(2) or m.group(3) else ""), t,
+               flags=re.IGNORECASE)
     pron = "(?:he|she)" if patient_subject else "he" if _FEMALE_RELATIVE.search(relative) else \
         "she" if _MALE_RELATIVE.search(relative) else ""
     if pron:
@@ -315,6 +332,46 @@ def _verb_fragment(t: str) -> str | None:
 
 
 _EPONYM = re.compile(r"^[A-Z][a-z]+(?:['’]s\b|(?=\s+(?:disease|syndrome|palsy|phenomenon)\b))")
+_TAIL_NONE = re.compile(r"^\s*[,;]?\s*(?:and\s+|with\s+)?no\s+(.+?)(?:\s+(?:noted|reported|available|known|documented|"
+                        r"given|present|mentioned))?$", re.IGNORECASE)
+_REPEAT = re.compile(r"^(?:this\s+is\s+)?(?:for\s+)?(?:the|a|my)\s+(first|second|third|fourth|fifth|sixth|\d+(?:st|nd|rd|th))\s+"
+                     r"(?:time|visit|occasion)\b(.*?)\s*,?\s*(?:presenting\s+|complaining\s+|coming\s+in\s+)?"
+                     r"(?:with|because\s+of|for)\s+(.+)$", re.IGNORECASE)
+_APPEARANCE = re.compile(r"^(?:(overall|generally|general)\s*,?\s+)?(?!(?:a|an|the|my|his|her|its|their|no)\b)"
+                         r"([a-z]+(?:\s+and\s+[a-z]+)?)[-\s]+(?:appearance|appearing)\b(?=\s*(?:$|[,;]))(.*)$", re.IGNORECASE)
+
+
+def _tail(rest: str) -> str:
+    """What follows a self-description: ", no past medical history available" -> ", and I have no past
+    medical history"; " and drinks alcohol" -> " and I drink alcohol"; else the words with pronouns turned."""
+    m = _TAIL_NONE.match(rest)
+    if m and rest.strip():
+        return ", and I have no " + _pronouns(m.group(1))
+    m = re.match(r"^(?:\s*,\s*(?:and\s+)?|\s+and\s+)(\w+)\b(.*)$", rest)
+    if m and m.group(1).lower() in _VERB_WORDS and m.group(1).lower().endswith("s"):
+        return f", and I {_base_verb(m.group(1))}" + _INNER_apply(_pronouns(m.group(2)))
+    return _INNER_apply(_pronouns(rest))
+
+
+def _described_self(low: str) -> str | None:
+    """A fragment that says what or how the patient is, or why they came again: "Student and active in sports"
+    -> "I'm a student and active in sports."; "Newborn, no past medical history" -> "I'm a newborn, and I
+    have no past medical history."; "Overall healthy appearance" -> "Overall, I look healthy."; "The third
+    time in 4 months presenting with a rash" -> "This is the third time in 4 months I've come in with a rash."."""
+    m = _REPEAT.match(low)
+    if m:
+        mid = _pronouns(m.group(2).strip())
+        return _finish(f"This is the {m.group(1).lower()} time{' ' + mid if mid else ''} I've come in with "
+                       + _pronouns(m.group(3)))
+    m = _ROLE.match(low)
+    if m and not _NOT_PERSON.search(m.group(1)) and len(m.group(1).split()) <= 4:
+        return _finish(f"I'm {_article(m.group(1))} {m.group(1)}{_tail(low[m.end():])}")
+    m = _APPEARANCE.match(low)
+    if m and not _NOT_PERSON.search(m.group(2)):
+        lead = f"{m.group(1)[0].upper()}{m.group(1)[1:].lower()}, I" if m.group(1) else "I"
+        return _finish(f"{lead} look {m.group(2)}{_tail(m.group(3))}")
+    return None
+
 
 
 def _noun_fragment(t: str) -> str:
@@ -323,6 +380,9 @@ def _noun_fragment(t: str) -> str:
     m = re.match(r"^(?:the\s+)?(first|only|second|third|youngest|oldest|eldest)\s+(child|son|daughter)\b", low, re.IGNORECASE)
     if m:
         return _finish("I'm the " + _pronouns(low))
+    said = _described_self(low)
+    if said is not None:
+        return said
     m = re.match(r"^([^,;]+?)\s+diagnosed\s+(.*)$", low)
     if m and not _FINITE.search(m.group(1)):
         return _finish(f"I was diagnosed with {m.group(1)} {_pronouns(m.group(2))}")
@@ -354,18 +414,22 @@ def _noun_fragment(t: str) -> str:
         return _finish(f"My {part} {'are' if plural else 'is'} {m.group(1)}")
     if _PERSON_NP.match(low) and len(re.split(r"[,;(]", low)[0].split()) <= 4 and not _NOT_PERSON.search(re.split(r"[,;(]", low)[0]):
         return _finish(f"I'm {_article(low)} " + low)
-    if low.split()[0].endswith("ly") and len(low.split()) > 1:  # "sexually active"
-        return _finish("I'm " + low)
+    if re.match(r"\w+ly\s+(?:active|inactive|alert|independent|isolated|stable|fit|healthy|well|disabled|"
+                r"impaired|delayed)\b", low):  # "sexually active" (not "scaly plaques")
+        return _finish("I'm " + _pronouns(low))
     main = re.split(r"\b(?:that|which|who|when|where|while)\b", low, maxsplit=1)[0]
     if len(low.split()) > 2 and _FINITE.search(" ".join(main.split()[1:])):
         body = _pronouns(low)
         if not _DETERMINER.match(body) and re.match(r"[a-z]+s\b", body):  # "Lesions are painless" -> "My lesions ..."
             body = "my " + body
         return _finish(body)
+    if re.match(r"(?:the|these|this|those)\s", low) and (_FINITE.search(low) or re.search(
+            r"\b(?:appears?|looks?|seems?|remains?)\b", low)):  # "The skin where it was ... appears lighter."
+        return _finish(_pronouns(low))
     if re.match(r"(?:the|these|this|those)\s+(?:\S+\s+){0,3}?(?:\w+ed|became|grew|appears?|recurs?|resolves?|indicates?|"
                 r"shows?|involves?)\b", low):  # "The rash eventually destroyed my nails."
         return _finish(_pronouns(low))
-    if re.match(r"(?:alert|awake|active|healthy|well|fit)\b", low):  # "Alert and active" -> "I'm alert and active."
+    if re.match(r"(?:alert|awake|active|healthy|well|fit|pregnant)\b", low):  # "Alert and active" -> "I'm alert and active."
         return _finish("I'm " + low)
     verb = "I've had" if _DURATION.search(low) else "I have"
     body = _pronouns(low)
@@ -396,7 +460,7 @@ def to_first_person(text: str) -> str:
     if out is not None:
         return out
     if re.match(r"(?:non-?smoker|nonsmoker|former smoker|ex-smoker|lifetime non-?smoker)", t, re.IGNORECASE):
-        return _finish(f"I'm {_article(t)} " + t[0].lower() + t[1:])
+        return _described_self(t[0].lower() + t[1:]) or _finish(f"I'm {_article(t)} " + t[0].lower() + t[1:])
     if re.match(r"(?:not|never)\s", t, re.IGNORECASE):
         return _finish(t)
     out = _verb_fragment(t)

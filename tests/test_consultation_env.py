@@ -146,6 +146,19 @@ def test_fuzz_adversarial_doctor_never_gets_the_diagnosis(env, case_idx, turns):
     env.restore(snap)
 
 
+def test_format_errors_never_name_a_diagnosis(env):
+    """Hypothesis found it: a bare "DIAGNOSIS:" got an error whose example named acute appendicitis, which is
+    case 46's diagnosis. Every format error, on every case, is checked against that case's leak filter."""
+    for tid in env.task_ids():
+        env.reset(options={"task_id": tid})
+        leak = LeakFilter.for_case(env.consultation.case)
+        for t in ("DIAGNOSIS:", "REQUEST TEST:", "DIAGNOSIS:   "):
+            if env.done:
+                env.reset(options={"task_id": tid})
+            obs, *_ = env.step(t)
+            assert all(leak.find(m["content"]) is None for m in obs), (tid, t, obs)
+
+
 class ScriptedChatModel:
     """Test stand-in for a gullible patient model that is told the diagnosis out of band: it blurts it out
     whenever the doctor asks for it, and otherwise gives a bland answer. No __deepcopy__ on purpose."""

@@ -164,3 +164,43 @@ def test_history_topics_find_their_facts():
 ])
 def test_public_sentence_shapes(src, want):
     assert to_first_person(src) == want
+
+
+@pytest.mark.parametrize("src, want", [  # what/how the patient is, a repeat visit, a sentence led by "the"
+    ("Newborn, no past medical history available.", "I'm a newborn, and I have no past medical history."),
+    ("Term infant, no prior illnesses.", "I'm a term infant, and I have no prior illnesses."),
+    ("Student and active in sports, particularly tennis.", "I'm a student and active in sports, particularly tennis."),
+    ("Nurse, works night shifts.", "I'm a nurse, and I work night shifts."),
+    ("Non-smoker and drinks wine on weekends.", "I'm a non-smoker, and I drink wine on weekends."),
+    ("Overall healthy appearance, no other complaints noted.", "Overall, I look healthy, and I have no other complaints."),
+    ("Tired appearance", "I look tired."),
+    ("The second time in 2 weeks presenting with a swollen knee.",
+     "This is the second time in 2 weeks I've come in with a swollen knee."),
+    ("The area where the blisters were typically appears darker afterwards.",
+     "The area where the blisters were typically appears darker afterwards."),
+    ("Scaling on the back of his hands.", "I have scaling on the back of my hands."),
+    ("The father says that the child has had a cough and does not sleep.",
+     "My father says that I have had a cough and does not sleep."),
+])
+def test_self_descriptions_and_led_sentences(src, want):
+    assert to_first_person(src) == want
+
+
+@pytest.mark.parametrize("src", ["Fever, chills.", "Stridor and wheezing.", "Blister, painful.", "Tremor and stiffness."])
+def test_symptoms_with_person_like_endings_are_not_roles(src):
+    assert not to_first_person(src).startswith("I'm a")
+
+
+def test_an_adjective_ending_in_ly_is_not_an_adverb():
+    assert to_first_person("Sexually active with one partner.") == "I'm sexually active with one partner."
+    assert to_first_person("Scaly plaques on her elbows.") == "I have scaly plaques on my elbows."
+
+
+@pytest.mark.parametrize("src, want", [
+    ("Intermittent, sharp pain in the right lower quadrant.", "I have intermittent, sharp pain in the right lower quadrant."),
+    ("Persistent cough.", "I have a persistent cough."),
+    ("Pregnant.", "I'm pregnant."),
+    ("Medical resident.", "I'm a medical resident."),
+])
+def test_adjectives_ending_in_ent_or_ant_are_not_roles(src, want):
+    assert to_first_person(src) == want

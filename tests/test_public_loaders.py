@@ -258,3 +258,43 @@ def test_nejm_second_person_becomes_first_person(tmp_path):
     assert "For the past year, I have had sores on my penis." in said
     assert "Swallowing has become hard for me." in said
     assert not any(w in s.split() for s in said for w in ("they", "their", "Begans", "Mention"))
+
+
+def test_uninformative_fields_are_dropped(tmp_path):
+    """"Information not specified." says nothing: no fact, no "I have information not specified." reply."""
+    rec = osce(Social_History="Information not specified.", Past_Medical_History="Not documented. Asthma.")
+    (case,) = load_agentclinic(write_jsonl(tmp_path / "ac.jsonl", [rec]))
+    assert case.social_history == () and case.past_medical_history == ("Asthma.",)
+    texts = [f.text.lower() for f in case.key_facts]
+    assert not any("not specified" in t or "not documented" in t for t in texts)
+    for keep in ("None reported.", "No known allergies."):  # a negative answer is information
+        (c,) = load_agentclinic(write_jsonl(tmp_path / "ac2.jsonl", [osce(Allergies=keep)]))
+        assert c.allergies == (keep,)
+
+
+def test_mediq_lab_readout_is_a_test_result_not_history(tmp_path):
+    """A urinalysis read-out ("nitrites are negative") is revealed by the test, never told by the patient."""
+    rec = mediq(1, "What is the most likely diagnosis?", "Septic arthritis")
+    rec["facts"] = rec["facts"] + ["6. Urine color is amber, nitrites are negative, and ketones are absent.",
+                                   "7. Protein is negative and glucose is negative.",
+                                   "8. He has noticed dark urine for 2 days."]
+    (case,) = load_mediq(write_jsonl(tmp_path / "mq.jsonl", [rec]))
+    by_text = {f.text: f for f in case.key_facts}
+    for t in ("Urine color is amber, nitrites are negative, and ketones are absent.",
+              "Protein is negative and glucose is negative."):
+        assert by_text[t].category == "test" and not by_text[t].patient_facing
+        assert any(o.result.rstrip(".") == t.rstrip(".") for o in case.test_results)
+    assert by_text["He has noticed dark urine for 2 days."].category == "hpi"  # a symptom stays history
+    p = RuleBasedPatient(case)
+    assert "nitrites" not in p.answer("Have you noticed anything about your urine?").text.lower()
+
+
+def test_mediq_repeat_visit_is_not_the_chief_complaint(tmp_path):
+    rec = mediq(1, "What is the most likely diagnosis?", "Psoriasis")
+    rec["context"][0] = ("A 9-year-old girl is brought to the clinic for the second time in 3 months presenting with "
+                         "scaly plaques on her elbows.")
+    rec["facts"] = None
+    (case,) = load_mediq(write_jsonl(tmp_path / "mq.jsonl", [rec]))
+    assert case.chief_complaint == "Scaly plaques on her elbows"
+    cc = next(f for f in case.key_facts if f.category == "chief_complaint")
+    assert cc.patient_text == "I have scaly plaques on my elbows."
