@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 
 import gymnasium as gym
@@ -9,6 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from public_records import osce, osce_empty_symptoms
 
 import environments.consultation  # noqa: F401  (registers the env)
 from agentrl.core.registry import scripted_agents
@@ -225,3 +227,17 @@ def test_llm_diagnoser_reward_uses_the_transcript():
     n = len({case.diagnosis, *case.differential})
     assert info["reward_breakdown"]["diagnosis_probability"] == pytest.approx(90 / (90 + 10 * (n - 1)))
     assert "Doctor: Do you have a fever?" in judge.prompts[0]
+
+
+def test_env_takes_a_public_case_file_as_published(tmp_path):
+    """gymnasium.make(..., cases=<an AgentClinic file>) reads it through the loaders: bad records are skipped
+    with a warning naming the line, public cases are in split "test", and the wrong split says which to pass."""
+    p = tmp_path / "agentclinic.jsonl"
+    p.write_text(json.dumps(osce()) + "\n" + json.dumps(osce_empty_symptoms()) + "\n")
+    with pytest.raises(ValueError, match=r"no cases in split 'train' \(1 cases loaded, in split 'test': pass split='test' or 'all'\)"):
+        with pytest.warns(UserWarning):
+            ConsultationEnv(cases=str(p), diagnoser="match")
+    with pytest.warns(UserWarning, match="line 2: Symptoms"):
+        env = gym.make("agentrl/Consultation-v0", cases=str(p), split="test", diagnoser="match").unwrapped
+    obs, _ = env.reset(seed=0)
+    assert len(env.cases) == 1 and obs[-1]["role"] == "user"

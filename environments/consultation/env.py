@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
 from agentrl.core.types import Message
-from mock_patients.cases import PatientCase, load_cases, shipped_cases
+from mock_patients.cases import PatientCase, shipped_cases
 from mock_patients.chat import ChatModel
 from mock_patients.consultation import MAX_MESSAGE_CHARS, Consultation
 from mock_patients.diagnoser import (
@@ -35,6 +35,7 @@ from mock_patients.diagnoser import (
 )
 from mock_patients.knowledge import default_table
 from mock_patients.lexicon import default_lexicon
+from mock_patients.loaders import load_file
 from mock_patients.patient import LLMPatient, RuleBasedPatient
 
 from .reward import RewardConfig, consultation_reward
@@ -78,8 +79,17 @@ def _simulator(patient: str, diagnoser: str, simulator: ChatModel | None, chat_m
     return simulator
 
 
+def _load_cases(path: str | Path) -> list[PatientCase]:
+    result = load_file(path)
+    if result.report.errors:
+        warnings.warn(result.report.summary(), stacklevel=3)
+    return result.cases
+
+
 class ConsultationEnv(MultiTurnEnv):
-    """split: "train", "test" or "all"; cases: a case file, a list of cases, or None (the shipped bank);
+    """split: "train", "test" or "all"; cases: a case file (PatientCase JSONL, or a public AgentClinic, NEJM or
+    MediQ file as published: `mock_patients.loaders.load_file`, records it cannot read skipped with a warning;
+    public records are in split "test"), a list of cases, or None (the shipped bank);
     patient: "rule" or "llm"; diagnoser: the judge of the reward's diagnosis probability — "bayes" (cases in
     the knowledge table only), "match" (any case: the Bayesian probability where the disease is in the table,
     none elsewhere, when the reward counts only the stated diagnosis's correctness) or "llm";
@@ -99,10 +109,12 @@ class ConsultationEnv(MultiTurnEnv):
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
         self.simulator = _simulator(patient, diagnoser, simulator, chat_model, diagnoser_model)
-        bank = cases if isinstance(cases, list) else (load_cases(cases) if cases is not None else shipped_cases())
+        bank = cases if isinstance(cases, list) else (_load_cases(cases) if cases is not None else shipped_cases())
         self.cases = {c.id: c for c in bank if split == "all" or c.split == split}
         if not self.cases:
-            raise ValueError(f"no cases in split {split!r} ({len(bank)} cases loaded)")
+            here = sorted({c.split for c in bank})
+            raise ValueError(f"no cases in split {split!r} ({len(bank)} cases loaded"
+                             + (f", in split {' and '.join(map(repr, here))}: pass split={here[0]!r} or 'all')" if here else ")"))
         self.split = split
         self.patient_kind = patient
         self.reward_config = reward if isinstance(reward, RewardConfig) else RewardConfig.model_validate(reward or {})
