@@ -136,6 +136,11 @@ def test_config_guards(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="set train.parallel=ddp or train.parallel=fsdp2"):
         Trainer(load_config(None, SMALL + [f"train.run_dir={tmp_path}"]), console=False)
+    for var, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "1")):
+        monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError, match="train.device=cuda:1 names one GPU for 2 processes"):
+        Trainer(load_config(None, SMALL + ["train.parallel=ddp", "train.device=cuda:1", f"train.run_dir={tmp_path / 'b'}"]),
+                console=False)
 
 
 def test_groups_must_divide_among_ranks(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,7 @@ from agentrl.inference.models import (
 )
 from agentrl.train.config import ConfigError, load_config
 from agentrl.train.trainer import Trainer
-from agentrl.train.update import forward, ppo_update
+from agentrl.train.update import ValueHead, forward, head_logits, ppo_update
 
 SMALL = [
     "model=tiny-random", "env.kwargs.turns=3", "rollout.groups=2", "rollout.group_size=3", "rollout.constrained=true",
@@ -94,6 +94,18 @@ def test_bf16_autocast_keeps_float32_master_weights_and_optimizer_state(tmp_path
             bf16 = forward(tr.model, None, batch.input_ids, batch.attention_mask, 1.0, entropy=False).logprobs.float()
     diff = (fp32 - bf16).abs().max().item()
     assert 0 < diff < 0.5, diff
+
+
+def test_under_autocast_the_lm_head_and_value_head_stay_float32() -> None:
+    """The decoder runs in bfloat16; the logits and values the loss uses are computed in float32, the precision
+    the rollout sampled with (a bfloat16 head rounds logits of ~20 to steps of 0.06)."""
+    head, vh = torch.nn.Linear(16, 50), ValueHead(16)
+    h = torch.randn(4, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert head(h).dtype == torch.bfloat16  # what a plain call would give
+        assert head_logits(head, h.bfloat16()).dtype == torch.float32
+        assert vh(h.bfloat16()).dtype == torch.float32
+    torch.testing.assert_close(head_logits(head, h), head(h))
 
 
 def test_autocast_needs_float32_weights() -> None:

@@ -168,8 +168,11 @@ def test_interrupted_writes_are_cleaned_and_checkpoints_have_ordinary_permission
     leftover = run / "checkpoints" / ".step_000002.abc123"
     (leftover / "model").mkdir(parents=True)
     (leftover / "model" / "model.safetensors").write_bytes(b"half")
+    shards = run / "checkpoints" / ".step_000002.optimizer_shards"  # fsdp2's staging directory
+    shards.mkdir()
+    (shards / "rank_000.pt").write_bytes(b"half")
     _run(run, "train.updates=2", "train.resume=true")
-    assert not leftover.exists()
+    assert not leftover.exists() and not shards.exists()
     umask = os.umask(0)
     os.umask(umask)
     for ck in checkpoint_dirs(run):

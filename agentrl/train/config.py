@@ -183,7 +183,7 @@ class TrainConfig(_Strict):
     autocast: Literal["none", "bfloat16"] = "none"
     device: str = "auto"  # where the trainer's model lives: auto (cuda:LOCAL_RANK where CUDA exists, else cpu) | cpu | cuda | cuda:N
     gradient_checkpointing: bool = False
-    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    attn_implementation: Literal["auto", "sdpa", "eager"] = "auto"  # auto: transformers' choice (sdpa where the model has it)
 
 
     @field_validator("device")

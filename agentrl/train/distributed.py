@@ -10,6 +10,7 @@ uid counter (sampling seeds derive from it). With one process (no torchrun) ever
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from typing import Any, Callable, TypeVar
 
@@ -26,9 +27,9 @@ class DistributedError(RuntimeError):
     """A collective failed: another rank died, or did not reach it within train.collective_timeout_s."""
 
 
-def init_from_env(parallel: str, timeout_s: float = 300.0) -> None:
+def init_from_env(parallel: str, timeout_s: float = 300.0, device: str = "auto") -> None:
     """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); a no-op
-    for a single process. gloo on CPU, nccl on CUDA (each rank on cuda:LOCAL_RANK)."""
+    for a single process. gloo on CPU, nccl on CUDA (each rank on cuda:LOCAL_RANK); `device` is train.device."""
     global _timeout_s
     n = int(os.environ.get("WORLD_SIZE", "1"))
     if n <= 1 or dist.is_initialized():
@@ -40,9 +41,12 @@ def init_from_env(parallel: str, timeout_s: float = 300.0) -> None:
     if missing:
         raise ConfigError(f"WORLD_SIZE={n} but {', '.join(missing)} unset: launch with torchrun "
                           "(or `agentrl train --nproc N`)")
+    if re.fullmatch(r"cuda:\d+", device):
+        raise ConfigError(f"train.device={device} names one GPU for {n} processes: use train.device=cuda (or auto), "
+                          "which puts each process on cuda:LOCAL_RANK, or train.device=cpu")
     _timeout_s = float(timeout_s)
     backend = "gloo"
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and device != "cpu":
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         backend = "nccl"
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
@@ -97,6 +101,9 @@ def train_device(choice: str) -> torch.device:
             raise RuntimeError(f"train.device={choice} but torch sees no CUDA GPU here; use train.device=cpu or auto")
         if choice == "cuda":
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
+        if int(choice.split(":")[1]) >= torch.cuda.device_count():
+            raise RuntimeError(f"train.device={choice} but torch sees {torch.cuda.device_count()} CUDA GPU(s) (cuda:0 .. "
+                               f"cuda:{torch.cuda.device_count() - 1})")
     return torch.device(choice)
 
 

@@ -43,12 +43,16 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     return list(layers)
 
 
-def shard(model: torch.nn.Module) -> None:
-    """Make each decoder layer an FSDP2 unit whose gradients are summed over ranks (not averaged)."""
+def shard(model: torch.nn.Module, device: torch.device) -> None:
+    """Make each decoder layer an FSDP2 unit whose gradients are summed over ranks (not averaged), on a mesh of
+    `device`'s type (the trainer's: the layers stay where the embeddings and norm are)."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     for layer in decoder_layers(model):
-        fully_shard(layer, reshard_after_forward=True)
+        fully_shard(layer, mesh=mesh, reshard_after_forward=True)
         layer.set_gradient_divide_factor(1.0)  # a sum: the loss is normalised by the global token count
         layer.set_force_sum_reduction_for_comms(True)  # SUM, which gloo supports (not PREMUL_SUM or AVG)
 
@@ -117,7 +121,7 @@ def local_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
             if isinstance(v, DTensor):
                 sharded.append((idx, key))
                 v = v.to_local()
-            state[idx][key] = v.detach().clone() if isinstance(v, torch.Tensor) else v
+            state[idx][key] = v.detach().to("cpu", copy=True) if isinstance(v, torch.Tensor) else v
     return {"state": state, "param_groups": sd["param_groups"], "sharded": sharded}
 
 

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from agentrl.algo.losses import entropy_from_logits, token_logprobs
-from agentrl.train.update import ForwardOut, ValueHead, forward
+from agentrl.train.update import ForwardOut, ValueHead, forward, head_logits
 
 MIN_SHARED = 16  # shared tokens below which a segment is not worth its own decoder call (root or group)
 # Head post-processing that `model(...)` applies and `get_output_embeddings()` alone does not: without a `mask`
@@ -232,7 +232,7 @@ def shared_prefix_forward(
     uniq, inv = torch.unique(key, return_inverse=True)  # [u], [n]
     first = torch.empty(len(uniq), dtype=torch.long, device=dev).scatter_(0, inv, torch.arange(len(key), device=dev))
     hb, hj = bb[first], jj[first]  # [u]: one representative pair per distinct item
-    logits = head(flat[src[hb, hj]]).float() / temperature  # [u, V]
+    logits = head_logits(head, flat[src[hb, hj]]).float() / temperature  # [u, V]
     sub_allowed = None if allowed is None else allowed[hb, hj + 1]  # [u, A]
     lp_u = token_logprobs(logits, ids[hb, hj + 1], allowed=sub_allowed)  # [u]
     zeros = torch.zeros((B, T), dtype=torch.float32, device=dev)

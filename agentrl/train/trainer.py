@@ -69,7 +69,7 @@ class Trainer:
         self.spec = REGISTRY[cfg.algorithm.name]
         self.params = cfg.algorithm.estimator_params()  # validated when the config loaded
         self.run_dir = Path(cfg.train.run_dir)
-        distributed.init_from_env(cfg.train.parallel, cfg.train.collective_timeout_s)  # a no-op without torchrun
+        distributed.init_from_env(cfg.train.parallel, cfg.train.collective_timeout_s, cfg.train.device)  # no-op without torchrun
         self.groups = distributed.my_groups(cfg.rollout.groups)  # this rank's share of every update's groups
         if distributed.is_main():  # the others never touch the run directory before rank 0 prepared it
                 check_run_dir(self.run_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite, option="train.run_dir",
@@ -83,7 +83,8 @@ class Trainer:
                                         self.simulator_queue)
         dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
         self.model, self.tokenizer = load_model(cfg.model, dtype=dtype, seed=cfg.train.seed,
-                                                attn_implementation=cfg.train.attn_implementation)
+                                                attn_implementation=None if cfg.train.attn_implementation == "auto"
+                                                else cfg.train.attn_implementation)
         if cfg.train.gradient_checkpointing:  # recompute each layer's activations in backward (training mode only)
             enable_activation_checkpointing(self.model)
         if cfg.lora is not None:  # only the adapters train; the base stays as loaded
@@ -351,7 +352,7 @@ class Trainer:
         full.eval()
         for p in full.parameters():
             p.requires_grad_(False)
-        fsdp.shard(self.model)
+        fsdp.shard(self.model, self.device)
         if distributed.is_main():
             layers = torch.nn.ModuleList(fsdp.decoder_layers(self.model))
             (held, n), (model_held, model_n) = fsdp.local_numel(layers), fsdp.local_numel(self.model)
@@ -391,12 +392,16 @@ class Trainer:
     def _write_optimizer_shard(self) -> Path:
         """fsdp2: every rank writes its own optimizer shard (no gather: rank 0 would hold N shards, pickled) to a
         staging directory beside the checkpoints (a filesystem every rank sees), which rank 0 moves in."""
-        stage = self.run_dir / "checkpoints" / f".{OPTIMIZER_SHARDS}_{self.step:06d}"
+        stage = self.run_dir / "checkpoints" / f".step_{self.step:06d}.{OPTIMIZER_SHARDS}"  # cleaned like a .step_ temp
         stage.mkdir(parents=True, exist_ok=True)
-        part = stage / f"rank_{distributed.rank():03d}.pt"
+        part = stage / _shard_name(distributed.rank())
         torch.save(fsdp.local_optimizer_state(self.optimizer), part.with_suffix(".tmp"))
         os.replace(part.with_suffix(".tmp"), part)
         distributed.barrier("waiting for every rank's optimizer shard")
+        missing = [_shard_name(r) for r in range(distributed.world()) if not (stage / _shard_name(r)).is_file()]
+        if missing:  # every rank sees the same directory, so every rank stops here
+            raise CheckpointError(f"fsdp2 checkpoint: {', '.join(missing)} not in {stage} after every rank wrote its "
+                                  "shard; train.run_dir must be on a filesystem every rank sees")
         return stage
 
     def _resume(self) -> None:
@@ -411,10 +416,15 @@ class Trainer:
         if int(st.get("world_size", 1)) != distributed.world():
             raise ConfigError(f"resume: {ckpt} was saved by {st.get('world_size', 1)} process(es), this run has "
                               f"{distributed.world()}; resume with the same number (torchrun --nproc-per-node)")
+        if self.sharded:  # every rank checks every shard before any collective: none waits on a rank that failed
+            missing = [_shard_name(r) for r in range(distributed.world()) if not (ckpt / OPTIMIZER_SHARDS / _shard_name(r)).is_file()]
+            if missing:
+                raise CheckpointError(f"resume: {ckpt / OPTIMIZER_SHARDS} lacks {', '.join(missing)} (fsdp2 optimizer "
+                                      "shards); was it written with train.parallel=fsdp2 on a filesystem every rank sees?")
         load_model_weights(self.rollout_model, ckpt)
         if self.sharded:  # the full weights into this rank's shards, and this rank's optimizer shard
             fsdp.load_full_state_dict(self.model, self.rollout_model.state_dict())
-            part = ckpt / OPTIMIZER_SHARDS / f"rank_{distributed.rank():03d}.pt"
+            part = ckpt / OPTIMIZER_SHARDS / _shard_name(distributed.rank())
             fsdp.load_local_optimizer_state(self.optimizer, torch.load(part, map_location="cpu", weights_only=True))
         else:
             self.optimizer.load_state_dict(st["optimizer"])
@@ -471,6 +481,8 @@ class Trainer:
         lora_to_vllm = self.cfg.lora is not None and self.cfg.rollout.backend == "vllm"
         if self.sharded:  # a collective: every rank gathers the full weights for its own rollout copy
             sd = fsdp.full_state_dict(self.model)
+            if getattr(self.policy, "model", None) is not self.rollout_model:  # vLLM samples: the copy is what
+                self.rollout_model.load_state_dict(sd, strict=True)  # checkpoints are written from
         else:
             sd = merged_state_dict(self.model) if lora_to_vllm else self.model.state_dict()
         self.policy.update_weights(sd)
@@ -501,7 +513,13 @@ class Trainer:
 
 # settings a resumed run may change: how long it runs, and the switches that chose to resume
 OPTIMIZER_SHARDS = "optimizer_shards"  # fsdp2: a checkpoint's directory of rank_NNN.pt optimizer shards
-_RESUME_MAY_CHANGE = {"train.updates", "train.max_tokens", "train.resume", "train.overwrite", "train.collective_timeout_s"}
+
+
+def _shard_name(rank: int) -> str:
+    return f"rank_{rank:03d}.pt"
+
+_RESUME_MAY_CHANGE = {"train.updates", "train.max_tokens", "train.resume", "train.overwrite", "train.collective_timeout_s",
+                      "train.device", "train.gradient_checkpointing"}  # where and how, not what, is computed
 
 
 class _CountingRunner:

@@ -38,7 +38,8 @@ class ValueHead(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.proj(hidden.float()).squeeze(-1)
+        with torch.autocast(hidden.device.type, enabled=False):  # float32 values, also under train.autocast
+            return self.proj(hidden.float()).squeeze(-1)
 
 
 @dataclass
@@ -89,7 +90,7 @@ def forward(
     else:
         hidden = decoder(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).last_hidden_state
         sel = mask[:, 1:] > 0
-        logits = head(hidden[:, :-1][sel])
+        logits = head_logits(head, hidden[:, :-1][sel])
     logits = logits.float() / temperature  # [N, V]: N = selected positions
     sel_allowed = None if allowed is None else allowed[:, 1:][sel]  # [N, A]
     lp = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
@@ -103,6 +104,15 @@ def forward(
         values = torch.zeros_like(lp)
         values[:, 1:] = value_head(hidden[:, :-1])
     return ForwardOut(lp, ent, values)
+
+
+def head_logits(head: Any, hidden: torch.Tensor) -> torch.Tensor:
+    """The LM head on `hidden`; under train.autocast in float32 (the weights are float32 then), so the
+    trainer's log-probs are computed at the precision the rollout sampled with."""
+    if torch.is_autocast_enabled(hidden.device.type):
+        with torch.autocast(hidden.device.type, enabled=False):
+            return head(hidden.float())
+    return head(hidden)
 
 
 def device_of(model: Any) -> torch.device:
@@ -195,7 +205,7 @@ def ppo_update(
                         break
                 w = _weight(counts, [r + offset for r in rows], g_rows, cfg.loss_agg) if rows else 0.0
                 (loss * w).backward()
-                for k, v in stats.items():
+                for k, v in stats.items() if rows else ():  # a zero-weight padding pass reports nothing
                     sums[k] = sums.get(k, 0.0) + v * w  # summed over micro-batches and ranks: the minibatch's value
             finite = distributed.reduce_grads(params, finite)
             gnorm = (fsdp.clip_grad_norm_ if lockstep else torch.nn.utils.clip_grad_norm_)(
