@@ -151,3 +151,40 @@ def test_groups_must_divide_among_ranks(monkeypatch: pytest.MonkeyPatch) -> None
     assert distributed.my_groups(4) == range(2, 4)
     with pytest.raises(ConfigError, match="multiple of the number of processes"):
         distributed.my_groups(3)
+
+
+class _EngineLikePolicy:
+    """Stands in for the vLLM policy (its engine holds its own weights, not the trainer's rollout copy), because
+    a vLLM engine per torchrun rank is more than this machine runs in the suite: records what it was sent."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, torch.Tensor] = {}
+
+    def update_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        self.received = {k: v.clone() for k, v in state_dict.items()}
+
+    def weights_digest(self):  # noqa: ANN201
+        from agentrl.inference.base import weights_digest
+
+        return weights_digest(self.received.items())
+
+
+def test_fsdp2_sync_to_a_mocked_vllm_engine_also_updates_the_copy_checkpoints_are_written_from(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import copy
+
+    from agentrl.train import fsdp
+
+    tr = Trainer(load_config(None, SMALL + [f"train.run_dir={tmp_path}"]), console=False)
+    tr.rollout_model = copy.deepcopy(tr.model)  # fsdp2's layout: a full copy beside the (here unsharded) trainer model
+    assert tr.sharded
+    tr.policy = _EngineLikePolicy()
+    with torch.no_grad():
+        for p in tr.model.parameters():
+            p.add_(0.01)  # what an update did to the trainer's weights
+    monkeypatch.setattr(fsdp, "full_state_dict", lambda model: {k: v.detach().clone() for k, v in model.state_dict().items()})
+    tr._sync_weights()
+    trained = tr.model.state_dict()
+    for name, value in tr.rollout_model.state_dict().items():
+        torch.testing.assert_close(value, trained[name], rtol=0, atol=0)
+        torch.testing.assert_close(tr.policy.received[name], trained[name], rtol=0, atol=0)
