@@ -168,11 +168,11 @@ def resolve_path(name: str) -> Path:
 
 def load_model(name: str, *, dtype: torch.dtype = torch.float32, seed: int = 0, attn_implementation: str | None = None):
     """Return (model, tokenizer) for a model argument; see the module docstring for accepted names.
-    `attn_implementation` ("sdpa", "eager"; None: transformers' default) selects the attention kernel."""
+    `attn_implementation` ("sdpa", "eager"; None or "auto": transformers' default) selects the attention kernel."""
     from transformers import AutoModelForCausalLM
 
     _quiet_transformers()
-    attn = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    attn = {"attn_implementation": attn_implementation} if attn_implementation not in (None, "auto") else {}
     if name == "tiny-random":
         tok = load_tokenizer(name)
         with torch.random.fork_rng():

@@ -83,8 +83,7 @@ class Trainer:
                                         self.simulator_queue)
         dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
         self.model, self.tokenizer = load_model(cfg.model, dtype=dtype, seed=cfg.train.seed,
-                                                attn_implementation=None if cfg.train.attn_implementation == "auto"
-                                                else cfg.train.attn_implementation)
+                                                attn_implementation=cfg.train.attn_implementation)
         if cfg.train.gradient_checkpointing:  # recompute each layer's activations in backward (training mode only)
             enable_activation_checkpointing(self.model)
         if cfg.lora is not None:  # only the adapters train; the base stays as loaded
@@ -398,7 +397,7 @@ class Trainer:
         torch.save(fsdp.local_optimizer_state(self.optimizer), part.with_suffix(".tmp"))
         os.replace(part.with_suffix(".tmp"), part)
         distributed.barrier("waiting for every rank's optimizer shard")
-        missing = [_shard_name(r) for r in range(distributed.world()) if not (stage / _shard_name(r)).is_file()]
+        missing = _missing_shards(stage)
         if missing:  # every rank sees the same directory, so every rank stops here
             raise CheckpointError(f"fsdp2 checkpoint: {', '.join(missing)} not in {stage} after every rank wrote its "
                                   "shard; train.run_dir must be on a filesystem every rank sees")
@@ -417,7 +416,7 @@ class Trainer:
             raise ConfigError(f"resume: {ckpt} was saved by {st.get('world_size', 1)} process(es), this run has "
                               f"{distributed.world()}; resume with the same number (torchrun --nproc-per-node)")
         if self.sharded:  # every rank checks every shard before any collective: none waits on a rank that failed
-            missing = [_shard_name(r) for r in range(distributed.world()) if not (ckpt / OPTIMIZER_SHARDS / _shard_name(r)).is_file()]
+            missing = _missing_shards(ckpt / OPTIMIZER_SHARDS)
             if missing:
                 raise CheckpointError(f"resume: {ckpt / OPTIMIZER_SHARDS} lacks {', '.join(missing)} (fsdp2 optimizer "
                                       "shards); was it written with train.parallel=fsdp2 on a filesystem every rank sees?")
@@ -511,13 +510,19 @@ class Trainer:
         torch.manual_seed(seed)
 
 
-# settings a resumed run may change: how long it runs, and the switches that chose to resume
 OPTIMIZER_SHARDS = "optimizer_shards"  # fsdp2: a checkpoint's directory of rank_NNN.pt optimizer shards
 
 
 def _shard_name(rank: int) -> str:
     return f"rank_{rank:03d}.pt"
 
+
+def _missing_shards(folder: Path) -> list[str]:
+    """The optimizer shards of this run's ranks that `folder` lacks."""
+    return [_shard_name(r) for r in range(distributed.world()) if not (folder / _shard_name(r)).is_file()]
+
+
+# settings a resumed run may change: how long it runs, and the switches that chose to resume
 _RESUME_MAY_CHANGE = {"train.updates", "train.max_tokens", "train.resume", "train.overwrite", "train.collective_timeout_s",
                       "train.device", "train.gradient_checkpointing"}  # where and how, not what, is computed
 
