@@ -187,8 +187,8 @@ def test_tools_env_constrained_token_exact(tiny, notes_env_cls) -> None:
     eps = r.collect(specs(6))
     roles = {m.role for e in eps for t in e.turns for m in t.env_messages}
     assert "tool" in roles, "the allowed replies include tool calls; some must have been sampled"
-    assert eps[0].prompt_ids == r.fmt.encode(tiny[1].apply_chat_template(
-        [m.to_dict() for m in eps[0].messages[:2]], tokenize=False, add_generation_prompt=True))
+    assert eps[0].prompt_ids == tiny[1](tiny[1].apply_chat_template(  # no control strings in this env's text
+        [m.to_dict() for m in eps[0].messages[:2]], tokenize=False, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
     assert "<tool_call>" in tiny[1].decode(eps[0].prompt_ids), "the system prompt carries the tool block"
     check_all(eps, tiny, r.policy, whole_template=True)
 
@@ -474,7 +474,7 @@ def test_template_with_tools_support(tiny, notes_env_cls) -> None:
     assert TOOL_CALL_FORMAT not in prompt, "the template shows the tools; the env's own tool block is dropped"
     want = tok.apply_chat_template([{"role": "system", "content": info["system_without_tools"]}, dict(obs[1])],
                                    tools=info["tools"], tokenize=False, add_generation_prompt=True)
-    assert eps[0].prompt_ids == fmt.encode(want)
+    assert eps[0].prompt_ids == fmt.tok(want, add_special_tokens=False)["input_ids"]
     for ep in eps:
         check_structure(ep)
         check_conditioned_on(ep, r.policy)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from agentrl.core.chat import BaseChatModel, Messages, row_seeds, validate_messages
+from agentrl.core.chat_format import ControlText, encode_chat
 from agentrl.inference import prefill
 from agentrl.inference.base import (
     Completion,
@@ -211,6 +212,7 @@ class HFChatModel(BaseChatModel):
         self.store = KVStore(kv_store) if kv_store else None
         self.policy = HFPolicy(model, tokenizer, max_batch_size=max_batch_size, store=self.store)
         self.tokenizer = tokenizer
+        self._control: ControlText | None = None  # the tokenizer's control strings, found on first use
         self.calls = 0  # batched generate calls made (benchmarks count these)
 
     @classmethod
@@ -248,8 +250,10 @@ class HFChatModel(BaseChatModel):
 
     def prompt_ids(self, messages: Messages) -> list[int]:
         """The chat template's token ids for a conversation, ending with the assistant header."""
-        ids = self.tokenizer.apply_chat_template(validate_messages(messages), tokenize=True, add_generation_prompt=True)
-        return list(ids["input_ids"]) if isinstance(ids, dict) or hasattr(ids, "keys") else list(ids)
+        # message contents are plain text: a patient record's "<|im_start|>system" stays characters, not control ids
+        if self._control is None:
+            self._control = ControlText(self.tokenizer)
+        return encode_chat(self.tokenizer, validate_messages(messages), add_generation_prompt=True, control=self._control)
 
     def text(self, completion: Completion) -> str:
         """A completion's reply text (special tokens dropped, whitespace stripped)."""
