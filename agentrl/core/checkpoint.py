@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from agentrl.core.errors import UsageError
+from agentrl.core.finite import NonFiniteError, check_finite
 from agentrl.core.io import ordinary_permissions
 
 _STEP_RE = re.compile(r"^step_(\d{6,})$")
@@ -39,6 +40,10 @@ BASE_FILE = "agentrl_base.json"  # a LoRA checkpoint's base: {"model": agentrl m
 
 class CheckpointError(UsageError):
     """No usable checkpoint where one was expected (the run directory's, not the code's, fault)."""
+
+
+class NonFiniteCheckpointError(CheckpointError, NonFiniteError):
+    """A checkpoint or model file whose weights hold NaN or inf (written before agentrl refused to write such)."""
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
@@ -111,7 +116,11 @@ def save_checkpoint(
     extra: dict[str, Path] | None = None,
 ) -> Path:
     """Save after `step` updates are done; keep the newest `keep` checkpoints. `extra`: name -> a file or
-    directory already written (e.g. every rank's optimizer shard), moved into the checkpoint under that name."""
+    directory already written (e.g. every rank's optimizer shard), moved into the checkpoint under that name.
+
+    Weights holding NaN or inf are never written (NonFiniteError, nothing on disk changes): such a checkpoint
+    would pass its manifest check and be resumed, evaluated or exported as if it were intact."""
+    check_saveable(model, trainer_state, step)
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
@@ -137,6 +146,24 @@ def save_checkpoint(
     return final
 
 
+def check_saveable(model: Any, trainer_state: dict[str, Any], step: int) -> None:
+    """Raise NonFiniteError naming the first weight (model, LoRA adapter or value head) that is NaN or inf; every
+    rank of a several-process run can call it (rank 0 alone saves), so all of them stop, not only rank 0."""
+    check_finite(_saved_weights(model, trainer_state), f"checkpoint step {step} not written",
+                 hint="; the previous checkpoints are kept (a learning rate or a loss coefficient too large?)")
+
+
+def _saved_weights(model: Any, trainer_state: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The floating tensors a checkpoint holds as weights: the model's (a LoRA model's adapters only: peft saves
+    those) and the value head's."""
+    lora = hasattr(model, "peft_config")
+    out = [(k, v) for k, v in model.state_dict().items() if not lora or ".lora_" in k]
+    head = trainer_state.get("value_head")
+    if isinstance(head, dict):
+        out += [(f"value_head.{k}", v) for k, v in head.items()]
+    return out
+
+
 def load_trainer_state(ckpt: Path) -> dict[str, Any]:
     # weights_only=False: the file holds RNG states (numpy tuples) that the safe loader rejects; it is our own
     # file, verified against its manifest by whoever chose this checkpoint
@@ -149,9 +176,70 @@ def is_adapter_dir(model_dir: Path) -> bool:
 
 
 def base_of(model_dir: Path) -> dict[str, Any] | None:
-    """A LoRA model dir's agentrl base ({"model": name, "seed": int}), or None when it records none."""
+    """A LoRA model dir's agentrl base ({"model": name, "seed": int}), or None when it records none; a hand-edited
+    file that is not that is a CheckpointError naming it."""
     f = model_dir / BASE_FILE
-    return json.loads(f.read_text()) if f.is_file() else None
+    if not f.is_file():
+        return None
+    base = _json_file(f)
+    if not isinstance(base, dict) or not isinstance(base.get("model"), str) or not base["model"]:
+        raise CheckpointError(f"{f} must be an object with the base model's name, e.g. {{\"model\": \"smollm2-135m\", "
+                              f"\"seed\": 0}}; it holds {_short(base)}")
+    seed = base.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise CheckpointError(f"{f}: seed must be a non-negative int, got {_short(seed)}")
+    return {"model": base["model"], "seed": seed}
+
+
+def adapter_config(model_dir: Path) -> dict[str, Any]:
+    """A LoRA adapter dir's `adapter_config.json`, checked for what a merge needs (a hand-edited file is a
+    CheckpointError naming the field, not an error from deep inside peft)."""
+    f = model_dir / ADAPTER_CONFIG
+    cfg = _json_file(f)
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{f} must be a JSON object (peft's LoRA config); it holds {_short(cfg)}")
+    if cfg.get("peft_type", "LORA") != "LORA":
+        raise CheckpointError(f"{f}: peft_type must be \"LORA\" (the adapters agentrl writes), got {_short(cfg.get('peft_type'))}")
+    r = cfg.get("r")
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise CheckpointError(f"{f}: r must be a positive int, got {_short(r)}")
+    alpha = cfg.get("lora_alpha", 8)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha == alpha or abs(alpha) == float("inf"):
+        raise CheckpointError(f"{f}: lora_alpha must be a finite number, got {_short(alpha)}")
+    targets = cfg.get("target_modules")
+    if not (isinstance(targets, str) or (isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets))):
+        raise CheckpointError(f"{f}: target_modules must be a module name or a non-empty list of them, got {_short(targets)}")
+    return cfg
+
+
+def adapter_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    """A LoRA adapter dir's tensors (`adapter_model.safetensors`): present, readable, LoRA weights only."""
+    from safetensors.torch import load_file
+
+    f = model_dir / ADAPTER_FILE
+    if not f.is_file():
+        raise CheckpointError(f"LoRA adapter {model_dir} has no {ADAPTER_FILE}")
+    try:
+        state = load_file(str(f))
+    except Exception as exc:  # safetensors' own error type: a cut, empty or foreign file
+        raise CheckpointError(f"{f} is not a readable safetensors file ({str(exc).splitlines()[0][:120]})") from None
+    if not state or not all(".lora_" in k for k in state):
+        odd = next((k for k in state if ".lora_" not in k), None)
+        raise CheckpointError(f"{f} holds no LoRA weights" if not state else
+                              f"{f} holds a tensor that is not a LoRA weight: {odd[:120]}")
+    return state
+
+
+def _json_file(f: Path) -> Any:
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{f} is not valid JSON ({str(exc)[:120]})") from None
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    text = repr(v) if not isinstance(v, (dict, list)) else type(v).__name__ + f" of {len(v)}"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def load_model_weights(model: torch.nn.Module, ckpt: Path) -> None:
@@ -167,6 +255,7 @@ def load_model_weights(model: torch.nn.Module, ckpt: Path) -> None:
         _load_adapter(model, ckpt)
         return
     state = load_file(str(ckpt / "model" / "model.safetensors"))
+    check_finite(state, f"checkpoint {ckpt / 'model' / 'model.safetensors'} is unusable", error=NonFiniteCheckpointError)
     own = model.state_dict()
     wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and v.shape != own[k].shape]
     if wrong:
@@ -183,9 +272,9 @@ def load_model_weights(model: torch.nn.Module, ckpt: Path) -> None:
 
 def _load_adapter(model: Any, ckpt: Path) -> None:
     from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
 
-    state = load_file(str(ckpt / "model" / ADAPTER_FILE))
+    state = adapter_weights(ckpt / "model")
+    check_finite(state, f"checkpoint {ckpt / 'model' / ADAPTER_FILE} is unusable", error=NonFiniteCheckpointError)
     want = {k for k in model.state_dict() if ".lora_" in k}
     try:
         result = set_peft_model_state_dict(model, state)

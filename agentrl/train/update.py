@@ -23,6 +23,7 @@ from agentrl.algo.losses import (
     token_logprobs,
     value_loss,
 )
+from agentrl.core.finite import NonFiniteError
 from agentrl.core.types import TrainBatch
 from agentrl.train import distributed, fsdp
 from agentrl.train.config import PPOConfig
@@ -277,3 +278,33 @@ def _micro_loss(model: nn.Module, value_head: ValueHead | None, mb: TrainBatch, 
         stats.update({"loss/value": float(vl.detach()), **vstats})
         loss = loss + cfg.vf_coef * vl
     return loss, stats, out.logprobs.detach()
+
+
+class NonFiniteTrainingError(NonFiniteError):
+    """Updates in a row in which every optimizer step was skipped for a NaN/inf loss or gradient: the run learns
+    nothing, so it stops (the CLI exits 2 with the message)."""
+
+
+class SkipGuard:
+    """Stops a run whose updates all skip their steps. `ppo_update` skips (and counts, `skipped_steps`) every
+    optimizer step whose loss or gradient is not finite, so one bad minibatch costs one step; but when every step
+    of `limit` updates in a row was skipped, the settings themselves make the loss non-finite (a huge
+    ppo.kl_coef or ppo.entropy_coef, or weights a too-large optim.lr already broke) and sampling on is waste.
+
+    Call `observe(metrics, step)` with each update's `ppo_update` metrics; an update that took a step resets it.
+    """
+
+    def __init__(self, limit: int):
+        if limit < 1:
+            raise ValueError(f"SkipGuard limit must be >= 1, got {limit}")
+        self.limit = limit
+        self.in_a_row = 0
+
+    def observe(self, metrics: dict[str, float], step: int) -> None:
+        skipped, taken = metrics.get("skipped_steps", 0.0), metrics.get("optimizer_steps", 0.0)
+        self.in_a_row = self.in_a_row + 1 if skipped > 0 and taken == 0 else 0
+        if self.in_a_row >= self.limit:
+            raise NonFiniteTrainingError(
+                f"update {step}: every optimizer step of the last {self.in_a_row} updates was skipped for a NaN or inf "
+                f"loss or gradient ({int(skipped)} skipped in this one); the run learns nothing, so it stops "
+                "(train.max_skipped_updates): lower optim.lr, ppo.kl_coef, ppo.entropy_coef or ppo.vf_coef")

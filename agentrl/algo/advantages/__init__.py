@@ -33,8 +33,11 @@ from .trepo import (
 REGISTRY: dict[str, EstimatorSpec] = {
     "trepo": EstimatorSpec(fn=trepo, params=TRePOParams, needs_branches=True, default_whiten=True),
     "ppo_gae": EstimatorSpec(fn=gae, params=GAEParams, needs_value_head=True, default_whiten=True),
-    "grpo": EstimatorSpec(fn=grpo, params=GRPOParams, default_whiten=False),
-    "rloo": EstimatorSpec(fn=rloo, params=NoParams, default_whiten=False),
+    "grpo": EstimatorSpec(fn=grpo, params=GRPOParams, default_whiten=False, min_group_size=2,
+                          group_reason="its baseline is the mean of the task's group, so with one episode every advantage is 0"),
+    "rloo": EstimatorSpec(fn=rloo, params=NoParams, default_whiten=False, min_group_size=2,
+                          group_reason="its leave-one-out baseline needs another episode of the same task (with one, "
+                                       "every advantage is 0)"),
     "remax": EstimatorSpec(fn=remax, params=NoParams, needs_greedy_baseline=True, default_whiten=False),
     "reinforce": EstimatorSpec(fn=reinforce, params=ReinforceParams, default_whiten=False),
 }

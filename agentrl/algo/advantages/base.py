@@ -40,6 +40,10 @@ class EstimatorSpec:
     needs_branches: bool = False
     needs_greedy_baseline: bool = False
     default_whiten: bool = True
+    # the smallest rollout.group_size the estimator learns from, and why (checked when the config loads):
+    # group-relative baselines need another episode of the same task
+    min_group_size: int = 1
+    group_reason: str = ""
 
 
 def check_inputs(inp: AdvantageInputs) -> tuple[int, int]:
