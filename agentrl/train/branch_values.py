@@ -2,8 +2,10 @@
 
 * TRePO (DESIGN.md step 2): Monte-Carlo values at branch points. For each point t of each episode,
   V̂(t) = mean RM over M continuations from W_<t plus every other sampled episode sharing W_<t
-  (and W itself). A point whose prefix is already shared by at least M other episodes (the first
-  turn: the group's G episodes share the prompt) gets no continuations: its value costs nothing extra.
+  (and W itself); B̂(t), the baseline side of an advantage, is the same mean without W's own return.
+  A point whose prefix is already shared by at least M other episodes (the first turn: the group's G
+  episodes share the prompt) gets no continuations: its value costs nothing extra. Continuations sample
+  at the policy's temperature unless `branch_t_min` asks for lower ones.
 * ReMax: one greedy rollout per task as the baseline.
 
 "RM" is each episode's return as `returns` scores it: the raw reward, or RM − β·KL with `ppo.kl_in_reward`
@@ -17,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from agentrl.algo.advantages import (
     branch_temperatures,
+    mc_baseline,
     mc_value,
     select_branch_points,
     shared_prefix_values,
@@ -30,6 +33,7 @@ from agentrl.train.reward_shaping import Returns, raw_rewards
 class BranchValues:
     positions: list[list[int]]  # per episode, ascending branch positions
     values: list[list[float]]  # per episode, V̂ at each position
+    baselines: list[list[float]]  # per episode, V̂ at each position without the episode's own return (B̂)
     tokens: int  # tokens sampled by the continuations (the extra cost of TRePO)
     continuations: int
 
@@ -40,14 +44,15 @@ def estimate_branch_values(
     *,
     spec: str,
     m: int,
-    t_min: float,
+    t_min: float | None,
     t_max: float,
     rng: random.Random,
     common_random_numbers: bool = False,
     episode_returns: list[float] | None = None,
     returns: Returns = raw_rewards,
 ) -> BranchValues:
-    """episode_returns: the episodes' own returns if already scored (else `returns(episodes)`)."""
+    """episode_returns: the episodes' own returns if already scored (else `returns(episodes)`).
+    t_min None: continuations sample at t_max, the policy's temperature."""
     positions: list[list[int]] = []
     for ep in episodes:
         agent_pos = [i for i, a in enumerate(ep.action_mask) if a]
@@ -55,7 +60,7 @@ def estimate_branch_values(
     seqs = [ep.input_ids for ep in episodes]
     rewards = returns(episodes) if episode_returns is None else list(episode_returns)
     sharing = shared_prefix_values(seqs, rewards, positions)
-    temps = branch_temperatures(m, t_min, t_max)
+    temps = branch_temperatures(m, t_max if t_min is None else t_min, t_max)
     requests = []
     for i, ep in enumerate(episodes):
         for j, pos in enumerate(positions[i]):
@@ -74,7 +79,12 @@ def estimate_branch_values(
         [mc_value(rewards[i], by_point.get((ep.uid, pos), []), sharing[i][j]) for j, pos in enumerate(positions[i])]
         for i, ep in enumerate(episodes)
     ]
-    return BranchValues(positions, values, tokens, len(conts))
+    baselines = [  # no other sample at a point (every continuation failed): B̂ falls back to V̂
+        [b if (b := mc_baseline(by_point.get((ep.uid, pos), []), sharing[i][j])) is not None else values[i][j]
+         for j, pos in enumerate(positions[i])]
+        for i, ep in enumerate(episodes)
+    ]
+    return BranchValues(positions, values, baselines, tokens, len(conts))
 
 
 def greedy_baselines(runner: RolloutRunner, episodes: list[Episode], specs: list[EpisodeSpec], *,

@@ -83,7 +83,14 @@ class AlgorithmConfig(_Strict):
     # the estimator's parameters, checked against its model in advantages/params.py and completed with its
     # defaults (e.g. trepo: mode, branch_points, branch_m, branch_t_min, branch_crn; ppo_gae: gamma, lam)
     params: dict[str, Any] = Field(default_factory=dict)
-    whiten: bool | None = None  # None = the estimator's default
+    # advantage whitening over the batch: center_scale ((A − mean)/std), scale (A/std: signs and zeros kept), none;
+    # None = the estimator's default (trepo: scale, ppo_gae: center_scale, the others: none); true/false as before
+    whiten: Literal["center_scale", "scale", "none"] | None = None
+
+    @field_validator("whiten", mode="before")
+    @classmethod
+    def _whiten_bool(cls, v: Any) -> Any:
+        return {True: "center_scale", False: "none"}.get(v, v) if isinstance(v, bool) else v
 
     @model_validator(mode="before")
     @classmethod
@@ -171,6 +178,12 @@ class PPOConfig(_Strict):
     vf_coef: float = Field(0.5, ge=0.0)
     vf_clip: float | None = Field(0.2, gt=0.0)
     shared_prefix: bool = True  # encode tokens the rows of a micro-batch share once (`shared_prefix.py`)
+    # rows whose every agent token has advantage 0 (a group with no reward spread) add exactly 0 to the gradient
+    # when no entropy, KL-loss or value term reads them: leave them out of the forward and backward (`update.py`)
+    skip_zero_advantage: bool = True
+    # after the update, how far the policy moved on up to this many of the batch's rows: KL(π_sampled ‖ π_new) per
+    # agent token and the fraction of agent positions whose greedy token changed (policy/* metrics); 0 = off
+    shift_rows: int = Field(8, ge=0)
     # the trainer's log-probs of the sampled tokens, before the update's first step, against the rollout's
     # (metric logprob/max_abs_diff): warn above, fail above (None: never); same weights, so ~1e-5 in float32
     logprob_drift_warn_at: float | None = Field(1.0, gt=0.0)

@@ -168,7 +168,7 @@ def reduce_grads(params: list[torch.nn.Parameter], finite: bool) -> bool:
     return bool(all_reduce_sum(torch.tensor([0.0 if finite else 1.0]), "the gradient all-reduce").item() == 0)
 
 
-def global_whiten(adv: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+def global_whiten(adv: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8, *, center: bool = True) -> torch.Tensor:
     """`advantages.whiten` with the mean and std over every rank's agent tokens (sum, sum of squares, count)."""
     m = mask > 0
     vals = adv[m].to(torch.float64)
@@ -179,7 +179,8 @@ def global_whiten(adv: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> t
     mean = s / n
     ss = all_reduce_sum((vals - mean).pow(2).sum().reshape(1), "the whitening all-reduce").item()
     std = (ss / n) ** 0.5 if n >= 2 else 0.0
-    out_vals = (vals - mean) / (std + eps) if std > 0 else vals - mean
+    kept = vals - mean if center else vals
+    out_vals = kept / (std + eps) if std > 0 else kept
     out = torch.zeros_like(adv)
     out[m] = out_vals.to(adv.dtype)
     return out

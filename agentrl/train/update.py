@@ -48,12 +48,13 @@ class ForwardOut:
     logprobs: torch.Tensor  # [B, T]: log pi(token t | tokens < t) at the sampling temperature; 0 at t=0
     entropy: torch.Tensor | None  # [B, T]
     values: torch.Tensor | None  # [B, T]: V before token t; 0 at t=0
+    argmax: torch.Tensor | None = None  # [B, T] long: the greedy token at t (argmax=True; -1 where not computed)
 
 
 def forward(
     model: Any, value_head: ValueHead | None, ids: torch.Tensor, attn: torch.Tensor, temperature: float,
     *, entropy: bool, mask: torch.Tensor | None = None, allowed: torch.Tensor | None = None,
-    shared_prefix: bool = False,
+    shared_prefix: bool = False, argmax: bool = False,
 ) -> ForwardOut:
     """Token logprobs (and entropy, values) of `ids` under `model` at `temperature`.
 
@@ -73,9 +74,10 @@ def forward(
     if ids.device != dev:  # a model on a GPU, a batch collated on the CPU: run there, answer here
         out = forward(model, value_head, ids.to(dev), attn.to(dev), temperature, entropy=entropy,
                       mask=None if mask is None else mask.to(dev), allowed=None if allowed is None else allowed.to(dev),
-                      shared_prefix=shared_prefix)
-        return ForwardOut(*(None if t is None else t.to(ids.device) for t in (out.logprobs, out.entropy, out.values)))
-    if shared_prefix:
+                      shared_prefix=shared_prefix, argmax=argmax)
+        return ForwardOut(*(None if t is None else t.to(ids.device) for t in (out.logprobs, out.entropy, out.values,
+                                                                               out.argmax)))
+    if shared_prefix and not argmax:
         from agentrl.train.shared_prefix import (
             shared_prefix_forward,  # it imports this module
         )
@@ -104,7 +106,21 @@ def forward(
     if value_head is not None:
         values = torch.zeros_like(lp)
         values[:, 1:] = value_head(hidden[:, :-1])
-    return ForwardOut(lp, ent, values)
+    top = None
+    if argmax:  # the greedy token (constrained positions: the likeliest allowed id)
+        top = torch.full(ids.shape, -1, dtype=torch.long, device=ids.device)
+        constrained = sel_allowed is not None and sel_allowed.shape[-1] > 0
+        best = _allowed_argmax(logits, sel_allowed) if constrained else logits.argmax(-1)
+        top[:, 1:] = top[:, 1:].masked_scatter(sel, best)
+    return ForwardOut(lp, ent, values, top)
+
+
+def _allowed_argmax(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Per row of logits [N, V]: the argmax over its allowed ids ([N, A], -1 padded), or over V where none."""
+    on = allowed >= 0
+    sub = logits.gather(-1, allowed.clamp(min=0)).masked_fill(~on, float("-inf"))
+    pick = allowed.gather(-1, sub.argmax(-1, keepdim=True)).squeeze(-1)
+    return torch.where(on.any(-1), pick, logits.argmax(-1))
 
 
 def head_logits(head: Any, hidden: torch.Tensor) -> torch.Tensor:
@@ -181,11 +197,16 @@ def ppo_update(
     grad_norms = []
     micro = max(1, cfg.micro_batch_size)
     drift_rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # first minibatch, before any step
+    idle = _idle_rows(batch, value_head, cfg) if cfg.skip_zero_advantage and not lockstep else set()
+    shift_rows = _shift_rows(batch, idle, cfg.shift_rows) if not lockstep else []  # fsdp2: no extra collectives
+    before = _greedy(model, batch, shift_rows, temperature, dev, autocast) if shift_rows else None
     for epoch in range(cfg.epochs):
         perm = torch.randperm(total, generator=generator).tolist()
         for s in range(0, total, cfg.minibatch_size):
             g_rows = perm[s : s + cfg.minibatch_size]
-            mb_rows = [i - offset for i in g_rows if offset <= i < offset + len(batch)]
+            # idle rows (zero advantage everywhere, nothing else reads them) are left out; the others keep their
+            # weight in the whole minibatch (`_weight` over g_rows), so the gradient is the same sum
+            mb_rows = [i - offset for i in g_rows if offset <= i < offset + len(batch) and i - offset not in idle]
             if cfg.shared_prefix and micro < len(mb_rows):
                 mb_rows = prefix_order(batch.input_ids, batch.attention_mask, mb_rows)
             optimizer.zero_grad(set_to_none=True)
@@ -227,8 +248,63 @@ def ppo_update(
     out["skipped_steps"] = float(skipped)
     out["optimizer_steps"] = float(steps)
     out["lr"] = float(optimizer.param_groups[0]["lr"])
+    out["rows/skipped_zero_advantage"] = float(distributed.all_reduce_sum(
+        torch.tensor([float(len(idle))], dtype=torch.float64), "the stats all-reduce").item())
     out.update(_drift(drift_rows, cfg))
+    if before is not None:
+        out.update(policy_shift(before, _greedy(model, batch, shift_rows, temperature, dev, autocast), batch, shift_rows))
     return out
+
+
+def _idle_rows(batch: TrainBatch, value_head: ValueHead | None, cfg: PPOConfig) -> set[int]:
+    """Rows whose loss is exactly 0 whatever the weights: every agent token's advantage is 0 (the policy term
+    −A·ρ vanishes) and no other term reads the row (entropy bonus, KL loss, value loss)."""
+    if value_head is not None or cfg.entropy_coef > 0 or (batch.ref_logprobs is not None and cfg.kl_coef > 0
+                                                          and not cfg.kl_in_reward):
+        return set()
+    nonzero = ((batch.advantages != 0) & (batch.action_mask > 0)).any(-1)
+    return {i for i, busy in enumerate(nonzero.tolist()) if not busy}
+
+
+def _shift_rows(batch: TrainBatch, idle: set[int], n: int) -> list[int]:
+    """Up to n rows to measure the policy's move on: trained rows first (idle ones move only through the others)."""
+    rows = [i for i in range(len(batch)) if i not in idle] + sorted(idle)
+    return rows[:n] if n else []
+
+
+@torch.no_grad()
+def _greedy(model: nn.Module, batch: TrainBatch, rows: list[int], temperature: float, dev: torch.device,
+            autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probs of the sampled tokens [R, T], greedy token ids [R, T]) of `rows` under `model` now."""
+    was_training = model.training
+    model.eval()
+    mb = batch.select(rows).to(dev)
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+        out = forward(model, None, mb.input_ids, mb.attention_mask, temperature, entropy=False, mask=mb.action_mask,
+                      allowed=mb.allowed, argmax=True)
+    model.train(was_training)
+    return out.logprobs.float().cpu(), out.argmax.cpu()  # type: ignore[union-attr]
+
+
+def policy_shift(before: tuple[torch.Tensor, torch.Tensor], after: tuple[torch.Tensor, torch.Tensor],
+                 batch: TrainBatch, rows: list[int]) -> dict[str, float]:
+    """How far one update moved the policy, on the agent tokens of `rows` (all [R, T]):
+
+    policy/kl_step      mean of k3 = (ρ − 1) − log ρ, ρ = π_new/π_before, over the sampled tokens: an unbiased
+                        estimate of KL(π_before ‖ π_new) per agent token (Schulman's k3), ≥ 0
+    policy/logprob_step mean of log π_new − log π_before of the sampled tokens (> 0: the batch got likelier)
+    policy/greedy_flips fraction of agent positions whose greedy (argmax) token changed
+    Before the first step `approx_kl` is ~0 by construction; these are measured after the last one.
+    """
+    lp0, g0 = before
+    lp1, g1 = after
+    mask = batch.action_mask[rows] > 0
+    if not mask.any():
+        return {}
+    d = (lp1 - lp0)[mask].double()
+    return {"policy/kl_step": float((torch.expm1(d) - d).mean()),
+            "policy/logprob_step": float(d.mean()),
+            "policy/greedy_flips": float((g0 != g1)[mask].double().mean())}
 
 
 def _most_micro_batches(g_rows: list[int], per_rank: int, micro: int) -> int:

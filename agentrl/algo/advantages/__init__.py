@@ -3,7 +3,7 @@ branches on the algorithm's name)."""
 
 from __future__ import annotations
 
-from .base import AdvantageInputs, AdvantageOutput, EstimatorSpec, whiten
+from .base import WHITEN_MODES, AdvantageInputs, AdvantageOutput, EstimatorSpec, whiten
 from .gae import gae
 from .grpo import grpo
 from .params import (
@@ -20,26 +20,28 @@ from .remax import remax
 from .rloo import rloo
 from .trepo import (
     branch_temperatures,
+    mc_baseline,
     mc_value,
     select_branch_points,
     shared_prefix_values,
     trepo,
 )
 
-# default_whiten: on for TRePO (DESIGN.md step 4: its per-turn differences are ~1/K of GRPO's scale) and for
-# PPO-GAE (standard PPO practice). Off for the comparison points whose papers define their own scale:
-# GRPO is already group-normalised, and RLOO / ReMax / REINFORCE are compared as published.
-# The trainer's config can override it either way.
+# default_whiten: TRePO's advantages scaled, not centred (DESIGN.md step 4: its per-turn differences are ~1/K of
+# GRPO's scale; centring would give every token of an all-equal group −mean/std); PPO-GAE's centred and scaled
+# (standard PPO practice). None for the comparison points whose papers define their own scale: GRPO is already
+# group-normalised, and RLOO / ReMax / REINFORCE are compared as published. `algorithm.whiten` overrides it, e.g.
+# `scale` for every estimator of a comparison, so all of them get the same treatment.
 REGISTRY: dict[str, EstimatorSpec] = {
-    "trepo": EstimatorSpec(fn=trepo, params=TRePOParams, needs_branches=True, default_whiten=True),
-    "ppo_gae": EstimatorSpec(fn=gae, params=GAEParams, needs_value_head=True, default_whiten=True),
-    "grpo": EstimatorSpec(fn=grpo, params=GRPOParams, default_whiten=False, min_group_size=2,
+    "trepo": EstimatorSpec(fn=trepo, params=TRePOParams, needs_branches=True, default_whiten="scale"),
+    "ppo_gae": EstimatorSpec(fn=gae, params=GAEParams, needs_value_head=True, default_whiten="center_scale"),
+    "grpo": EstimatorSpec(fn=grpo, params=GRPOParams, default_whiten="none", min_group_size=2,
                           group_reason="its baseline is the mean of the task's group, so with one episode every advantage is 0"),
-    "rloo": EstimatorSpec(fn=rloo, params=NoParams, default_whiten=False, min_group_size=2,
+    "rloo": EstimatorSpec(fn=rloo, params=NoParams, default_whiten="none", min_group_size=2,
                           group_reason="its leave-one-out baseline needs another episode of the same task (with one, "
                                        "every advantage is 0)"),
-    "remax": EstimatorSpec(fn=remax, params=NoParams, needs_greedy_baseline=True, default_whiten=False),
-    "reinforce": EstimatorSpec(fn=reinforce, params=ReinforceParams, default_whiten=False),
+    "remax": EstimatorSpec(fn=remax, params=NoParams, needs_greedy_baseline=True, default_whiten="none"),
+    "reinforce": EstimatorSpec(fn=reinforce, params=ReinforceParams, default_whiten="none"),
 }
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "EstimatorParams",
     "estimator_kwargs",
     "whiten",
+    "WHITEN_MODES",
     "trepo",
     "gae",
     "grpo",
@@ -58,6 +61,7 @@ __all__ = [
     "reinforce",
     "select_branch_points",
     "branch_temperatures",
+    "mc_baseline",
     "mc_value",
     "shared_prefix_values",
 ]

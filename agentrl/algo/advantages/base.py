@@ -24,6 +24,8 @@ class AdvantageInputs:
     baseline_rewards: Tensor | None = None  # [B] reward of the greedy rollout of the episode's task (remax only)
     branch_positions: list[list[int]] | None = None  # trepo: per episode, ascending agent-token positions of D
     branch_values: list[list[float]] | None = None  # trepo: per episode, V̂(t) at each branch position
+    # trepo: per episode, V̂(t) at each branch position without the episode's own return (the baseline side)
+    branch_baselines: list[list[float]] | None = None
 
 
 @dataclass
@@ -39,7 +41,7 @@ class EstimatorSpec:
     needs_value_head: bool = False
     needs_branches: bool = False
     needs_greedy_baseline: bool = False
-    default_whiten: bool = True
+    default_whiten: str = "center_scale"  # one of WHITEN_MODES (`whiten`)
     # the smallest rollout.group_size the estimator learns from, and why (checked when the config loads):
     # group-relative baselines need another episode of the same task
     min_group_size: int = 1
@@ -80,8 +82,15 @@ def group_stats(x: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return s[inv], n[inv], sq[inv]
 
 
-def whiten(adv: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
-    """Batch whitening over the masked tokens: (A - mean) / (std + eps), 0 off-mask.
+WHITEN_MODES = ("center_scale", "scale", "none")
+
+
+def whiten(adv: Tensor, mask: Tensor, eps: float = 1e-8, *, center: bool = True) -> Tensor:
+    """Batch whitening over the masked tokens: (A - mean) / (std + eps), 0 off-mask; center=False: A / (std + eps).
+
+    Scaling without centring keeps each advantage's sign and its zeros: a group whose rewards are all equal (no
+    signal) stays at 0 instead of becoming −mean/std on every token, and TRePO's advantages can be put on GRPO's
+    scale without moving what they say (issue 28).
 
     mean and std are over all tokens with mask > 0 in the whole batch (population std, so the masked
     values come out with mean 0 and variance ~1). DESIGN.md step 4: TRePO's per-turn differences are
@@ -98,7 +107,8 @@ def whiten(adv: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
     mean = vals.mean()
     centred = vals - mean
     std = centred.pow(2).mean().sqrt() if n >= 2 else torch.zeros((), dtype=torch.float64)
-    out_vals = centred / (std + eps) if std > 0 else centred
+    kept = centred if center else vals
+    out_vals = kept / (std + eps) if std > 0 else kept
     out = torch.zeros_like(adv)
     out[m] = out_vals.to(adv.dtype)
     return torch.where(m, out, zero)

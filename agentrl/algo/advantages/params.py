@@ -26,8 +26,13 @@ class TRePOParams(EstimatorParams):
     mode: Literal["segment", "interpolate"] = "segment"
     branch_points: str = "turns"  # turns | turns+every:L | random:k | none
     branch_m: int = Field(2, ge=1)  # continuations per branch point (M)
-    branch_t_min: float = Field(0.0, ge=0.0)  # lowest continuation temperature (0 = greedy)
+    # lowest continuation temperature (0 = greedy); None: the policy's own (rollout.temperature), so V̂ estimates the
+    # value of the policy being trained. Greedy continuations bias every later V̂ (toward the greedy policy's value)
+    branch_t_min: float | None = Field(None, ge=0.0)
     branch_crn: bool = False  # common random numbers across a trajectory's branch points (train/branch_values.py)
+    # the baseline side of each advantage, V̂(a): without the episode's own return (leave_own_out: the return
+    # depends on the actions being scored, so including it shrinks every advantage) or with it (with_own)
+    baseline: Literal["leave_own_out", "with_own"] = "leave_own_out"
 
     @field_validator("branch_points")
     @classmethod

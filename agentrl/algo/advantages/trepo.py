@@ -17,6 +17,7 @@ import torch
 from .base import AdvantageInputs, AdvantageOutput, check_inputs
 
 TREPO_MODES = ("segment", "interpolate")
+TREPO_BASELINES = ("leave_own_out", "with_own")
 
 
 def _episode_points(
@@ -44,22 +45,31 @@ def _episode_points(
     return ks, vals
 
 
-def trepo(inp: AdvantageInputs, *, mode: str = "segment") -> AdvantageOutput:
+def trepo(inp: AdvantageInputs, *, mode: str = "segment", baseline: str = "leave_own_out") -> AdvantageOutput:
     """TRePO advantages (DESIGN.md step 3).
 
     Per episode, let k index its agent tokens only (env/prompt tokens are not actions), n = #agent tokens,
     D = branch points with values V̂, and "end" = agent index n with V̂(end) = RM(W). For consecutive
     points a < b of D ∪ {end}:
-      segment:      A_k = V̂(b) − V̂(a)            for every agent token k in [a, b)
-      interpolate:  A_k = (V̂(b) − V̂(a)) / (b − a) for k in [a, b)  (= V̂(k+1) − V̂(k) with V̂ linear in k)
+      segment:      A_k = V̂(b) − B̂(a)            for every agent token k in [a, b)
+      interpolate:  A_k = (V̂(b) − B̂(a)) / (b − a) for k in [a, b)  (= V̂(k+1) − V̂(k) with V̂ linear in k)
+    B̂(a) is the baseline side: with baseline="leave_own_out" and `inp.branch_baselines` given, V̂(a) without the
+    episode's own return (W's return depends on the actions of [a, b), so counting it in their baseline shrinks
+    their advantage by the weight it has in the mean: with M = 1, a middle turn's advantage lost W's outcome
+    altogether); with "with_own" (or no baselines) B̂ = V̂.
     Agent tokens before the first point of D belong to a segment that starts at the first agent token
     with value V̂(first point of D), so their advantage is 0 (we have no value estimate there). If D is
     empty the episode gets 0 everywhere: with no V̂ there is no baseline, and "end" alone spans nothing.
-    In interpolate mode the advantages telescope: Σ_k A_k = RM(W) − V̂(first point).
+    With B̂ = V̂, in interpolate mode the advantages telescope: Σ_k A_k = RM(W) − V̂(first point).
     Raises ValueError on malformed branch input (missing, length mismatch, not ascending, not an agent token).
     """
     if mode not in TREPO_MODES:
         raise ValueError(f"trepo: mode must be one of {TREPO_MODES}, got {mode!r}")
+    if baseline not in TREPO_BASELINES:
+        raise ValueError(f"trepo: baseline must be one of {TREPO_BASELINES}, got {baseline!r}")
+    own_out = baseline == "leave_own_out" and inp.branch_baselines is not None
+    if own_out and len(inp.branch_baselines) != len(inp.branch_values or []):  # type: ignore[arg-type]
+        raise ValueError("trepo: branch_baselines need one list per episode, as branch_values")
     B, T = check_inputs(inp)
     if inp.branch_positions is None or inp.branch_values is None:
         raise ValueError("trepo needs branch_positions and branch_values (one list per episode)")
@@ -78,12 +88,16 @@ def trepo(inp: AdvantageInputs, *, mode: str = "segment") -> AdvantageOutput:
             i, agent_cols[i].tolist(), list(inp.branch_positions[i]), list(inp.branch_values[i]), T
         )
         a = torch.zeros(n, dtype=torch.float64)
+        base = list(vals)
+        if own_out:
+            _, base = _episode_points(i, agent_cols[i].tolist(), list(inp.branch_positions[i]),
+                                      list(inp.branch_baselines[i]), T)  # type: ignore[index]
         if ks:
             ks.append(n)  # "end": one past the last agent token
             vals.append(float(inp.rewards[i]))  # V̂(end) = RM(W)
             k_t = torch.tensor(ks, dtype=torch.long)
             v_t = torch.tensor(vals, dtype=torch.float64)
-            diffs = v_t[1:] - v_t[:-1]  # [|D|] V̂(b) − V̂(a)
+            diffs = v_t[1:] - torch.tensor(base, dtype=torch.float64)  # [|D|] V̂(b) − B̂(a)
             lengths = k_t[1:] - k_t[:-1]  # [|D|] agent tokens in [a, b); >= 1 since ascending and a < n
             per_tok = diffs if mode == "segment" else diffs / lengths.to(torch.float64)
             # Segment of agent token k = last point a <= k; tokens before the first point keep 0.
@@ -161,6 +175,13 @@ def branch_temperatures(m: int, t_min: float, t_max: float) -> list[float]:
     if m == 1:
         return [float(t_min)]
     return [t_min + (t_max - t_min) * j / (m - 1) for j in range(m)]
+
+
+def mc_baseline(continuation_rewards: list[float], sharing_rewards: list[float]) -> float | None:
+    """B̂(t): V̂(t) without the episode's own return -- the mean RM over the continuations from W_<t and the other
+    sampled episodes sharing W_<t; None when there is none (the caller then falls back to `mc_value`)."""
+    rs = [*map(float, continuation_rewards), *map(float, sharing_rewards)]
+    return sum(rs) / len(rs) if rs else None
 
 
 def mc_value(own_reward: float, continuation_rewards: list[float], sharing_rewards: list[float]) -> float:
