@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn
@@ -149,13 +151,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # the config is checked before torchrun starts N processes
         _exec_torchrun(args)
     try:
-        with usage_errors():  # setting up checks (run dir, env kwargs, simulator) and then loads what the config names
-            trainer = Trainer(cfg)
-        main_rank = distributed.is_main()
-        try:
-            run_dir = trainer.run()
-        finally:
-            trainer.close()
+        with _os_errors(f"train.run_dir {cfg.train.run_dir}"):
+            with usage_errors():  # setting up checks (run dir, env kwargs, simulator) and then loads what the config names
+                trainer = Trainer(cfg)
+            main_rank = distributed.is_main()
+            try:
+                run_dir = trainer.run()
+            finally:
+                trainer.close()
     finally:
         distributed.shutdown()
     if not main_rank:
@@ -205,7 +208,8 @@ def cmd_sft(args: argparse.Namespace) -> int:
     with usage_errors():  # sft's checks of its flags, sources and demonstrations raise ValueError
         cfg = config_from_args(args)
         _check_sft_inputs(cfg)
-        run_dir = run_sft(cfg, overwrite=args.overwrite)
+        with _os_errors(f"--out {cfg.run_dir}"):
+            run_dir = run_sft(cfg, overwrite=args.overwrite, resume=args.resume)
     print(f"run directory: {run_dir} (train from it with `agentrl train model={run_dir}`, "
           f"evaluate with `agentrl eval --model {run_dir}`)", file=sys.stderr)
     if args.report:
@@ -235,22 +239,74 @@ def _check_sft_inputs(cfg: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from agentrl.report import write_report
 
-    with usage_errors():  # write_report raises ValueError for a directory without metrics.jsonl
+    with usage_errors(), _os_errors(f"the report of {args.run_dir}"):  # ValueError: a directory without metrics.jsonl
         print(write_report(args.run_dir))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """The model is written into a temporary sibling of OUT (same parent, so the same filesystem) and renamed to OUT
+    only when complete: a failure (a full disk, a read-only parent) leaves no OUT, and exporting again works."""
+    import os
+    import shutil
+    import tempfile
+
+    from safetensors import SafetensorError
+
+    from agentrl.core.io import ordinary_permissions
     from agentrl.train.lora import export_merged
 
     if not args.merge:
         raise UsageError("export: pass --merge (the one export there is: the latest checkpoint as a plain model, "
                          "LoRA adapters merged into the base)")
+    if not str(args.out).strip():
+        raise UsageError("export: OUT is empty; give a directory path for the exported model")
     out = Path(args.out)
+    if out.name in ("", ".", "..") or out.resolve() == Path.cwd().resolve():
+        raise UsageError(f"export: OUT {out} is the working directory or above it; give a new directory path")
+    if out.is_symlink():
+        raise UsageError(f"export: {out} is a symbolic link; give a new directory path")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"export: {out} exists and is not an empty directory; choose another OUT")
-    print(f"exported {export_merged(args.run_dir, out)} (loads with AutoModelForCausalLM.from_pretrained)", file=sys.stderr)
+    with _os_errors(f"export to {out}"):
+        out.absolute().parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.absolute().parent))
+        try:
+            try:
+                export_merged(args.run_dir, tmp)
+            except SafetensorError as exc:  # its own type for an I/O error (a full disk), not an OSError
+                raise UsageError(f"export to {out}: writing the weights failed: {_first_line(str(exc))}") from exc
+            ordinary_permissions(tmp)  # mkdtemp made it 0700
+            if out.exists():
+                out.rmdir()  # the empty directory checked above
+            os.rename(tmp, out)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    print(f"exported {out} (loads with AutoModelForCausalLM.from_pretrained)", file=sys.stderr)
     return 0
+
+
+# OS errors that are the machine's or the user's, not agentrl's: one line naming the path (exit 2), no traceback
+_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ELOOP,
+                       errno.ENAMETOOLONG, errno.EFBIG, errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR}
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0]
+
+
+@contextmanager
+def _os_errors(where: str) -> Iterator[None]:
+    """An OSError of `_ENVIRONMENT_ERRNOS` (read-only, no space, permission, symlink loop) as a UsageError naming
+    its path, or `where` when the OS gave none (a write that hit a full disk)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        what = (exc.strerror or str(exc)).lower()
+        raise UsageError(f"{where}: {what}" + (f": {exc.filename}" if exc.filename is not None else "")) from exc
 
 
 def _add_episode_args(s: argparse.ArgumentParser, *, max_new_tokens: int) -> None:
@@ -297,7 +353,10 @@ def _add_sft(sub: Any) -> None:
     s.add_argument("--keep", choices=["success", "all"], default=None, help="scripted: keep only successful episodes (default)")
     s.add_argument("--model", default=None, help="model to fine-tune (default: smollm2-135m)")
     s.add_argument("--out", default="runs/sft", help="run directory (must be empty or new; see --overwrite)")
-    s.add_argument("--overwrite", action="store_true", help="clear a non-empty run directory first")
+    s.add_argument("--overwrite", action="store_true",
+                   help="clear the agentrl run in --out first (only what agentrl wrote; a directory that is not a run is refused)")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the sft run in --out from its latest intact checkpoint (same options and data)")
     s.add_argument("--epochs", type=int, default=None)
     s.add_argument("--lr", type=float, default=None)
     s.add_argument("--schedule", choices=["constant", "linear", "cosine"], default=None)
@@ -374,15 +433,30 @@ def _path_problem(exc: OSError) -> str:
     return f"{exc.strerror[0].lower()}{exc.strerror[1:]}: {exc.filename}"
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """parse_args, except that `train`'s overrides may also follow its flags (`train CONFIG --nproc 2 a.b=1`):
+    argparse stops filling a positional list at the first flag and would call the rest unrecognized."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "train" and not any(a.startswith("-") for a in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Bad input (UsageError, ConfigError, a missing named file) exits 2 with one line on stderr; any other
     exception is a bug and keeps its traceback. Commands from env packages keep exiting 2 on a ValueError."""
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), argv)
     try:
         return int(args.fn(args) or 0)
     except UsageError as exc:
         message = str(exc)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        message = _path_problem(exc)
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
         message = _path_problem(exc)
     except ValueError as exc:
         if not getattr(args, "plugin_command", False):

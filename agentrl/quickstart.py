@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from agentrl.report import load_metrics, series, write_report
 from agentrl.train.config import load_config
+from agentrl.train.run_dir import check_run_dir, clear_run_dir
 from agentrl.train.sft import SFTConfig, run_sft
 from agentrl.train.trainer import Trainer
 
@@ -33,9 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(CONFIG, list(argv if argv is not None else sys.argv[1:]))
     run_dir = Path(cfg.train.run_dir)
     sft_dir = run_dir.parent / (run_dir.name + "-sft")
-    for d in (run_dir, sft_dir):
-        if d.exists() and not cfg.train.resume:
-            shutil.rmtree(d)  # the quickstart's own directories: a re-run starts clean
+    dirs = [d for d in (run_dir, sft_dir) if d.exists() and not cfg.train.resume]
+    for d in dirs:  # the quickstart's own run directories: a re-run starts clean; anything else is refused
+        check_run_dir(str(d), resume=False, overwrite=True, option="train.run_dir", overwrite_hint="a quickstart re-run")
+    for d in dirs:  # both checked before either is cleared
+        clear_run_dir(d)
     t0 = time.perf_counter()
     env_kwargs = {k: v for k, v in cfg.env.kwargs.items() if k != "split"}
     print(f"agentrl quickstart: SFT then {cfg.algorithm.name} on {cfg.env.id} {env_kwargs} with {cfg.model}", file=sys.stderr)

@@ -88,39 +88,54 @@ def _duration(s: float) -> str:
 # -- page ----------------------------------------------------------------------------------------------------
 
 
+MAX_CONFIG_BYTES = 1 << 20  # config.yaml shown on the page: a real one is a few KiB
+
+
 def write_report(run_dir: str | Path, *, out_dir: Path | None = None) -> Path:
     """Write the plots and `report.html` for a run directory; return the HTML path.
 
-    Raises ValueError when `run_dir` has no `metrics.jsonl`.
+    Everything is rendered in memory first, then each file is written to a temporary sibling and renamed into
+    place (`atomic_write_bytes`), so a failure (a full disk, a read-only directory: an OSError naming the path)
+    leaves every file whole, old or new. Raises ValueError when `run_dir` has no `metrics.jsonl`.
     """
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.jsonl"
     if not metrics_path.is_file():
         raise ValueError(f"no metrics.jsonl in {run_dir} (looked for {metrics_path}); is this a run directory?")
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     rows = load_metrics(metrics_path)
     images: list[tuple[str, bytes]] = []
+    stale: list[str] = []
     parent = parent_rows(run_dir)
     for name, make in PLOTS.items():
         fig = (plot_held_out(rows, parent) if name == "held_out" else make(rows)) if rows else None
-        target = out_dir / f"{name}.png"
         if fig is None:
-            if target.exists():
-                target.unlink()
-            continue
-        data = png_bytes(fig)
-        atomic_write_bytes(target, data)
-        images.append((name, data))
+            stale.append(name)
+        else:
+            images.append((name, png_bytes(fig)))
 
-    config_path = run_dir / "config.yaml"
-    config_text = config_path.read_text(errors="replace") if config_path.is_file() else None
+    config_text = _config_text(run_dir / "config.yaml")
     ep_file, episodes = latest_episodes(run_dir)
     page = _page(run_dir, rows, images, config_text, ep_file, episodes)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in images:
+        atomic_write_bytes(out_dir / f"{name}.png", data)
     html_path = out_dir / "report.html"
     atomic_write_bytes(html_path, page.encode("utf-8"))
+    for name in stale:  # the folder never shows a plot the page does not
+        (out_dir / f"{name}.png").unlink(missing_ok=True)
     return html_path
+
+
+def _config_text(path: Path) -> str | None:
+    """config.yaml as text for the page (its first MAX_CONFIG_BYTES, with a note when cut), None without one."""
+    if not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    text = data[:MAX_CONFIG_BYTES].decode("utf-8", errors="replace")
+    return text + (f"\n... (cut: config.yaml is over {MAX_CONFIG_BYTES:,} bytes)" if len(data) > MAX_CONFIG_BYTES else "")
 
 
 def _page(run_dir: Path, rows, images, config_text, ep_file, episodes) -> str:

@@ -10,7 +10,7 @@ import re
 import warnings
 from pathlib import Path
 
-from agentrl.core.records import EpisodeRecord, read_records
+from agentrl.core.records import EpisodeRecord, read_records_file
 
 MAX_EPISODES = 4
 # A prompt (system message with tool schemas) can run to thousands of tokens; fold it when it is this long
@@ -42,7 +42,7 @@ def latest_episodes(run_dir: Path, limit: int = MAX_EPISODES) -> tuple[Path | No
 def _read_episodes(path: Path) -> list[EpisodeRecord]:
     """The records of one file that carry the per-token view, their mask and advantages cut or padded to the
     tokens (with a warning); unreadable lines and records without tokens are skipped with a warning."""
-    records, bad = read_records(path.read_text(errors="replace").splitlines())
+    records, bad = read_records_file(path)  # bounded: a line too long or too deep is skipped, the rest load
     for i, why in bad:
         warnings.warn(f"{path}: skipping episode on line {i}: {why}", stacklevel=3)
     out = []

@@ -8,7 +8,6 @@ absent (the report then leaves that plot out).
 from __future__ import annotations
 
 import io
-import json
 import math
 import warnings
 from collections.abc import Callable
@@ -27,20 +26,20 @@ def load_metrics(path: str | Path) -> list[dict[str, Any]]:
     """One dict per update, sorted by step; unreadable lines are skipped with a warning.
 
     Values the logger wrote as strings because JSON has no NaN/inf ("nan", "inf") become floats again.
-    A step logged twice (a resume that re-ran it) keeps its last row.
+    A step logged twice (a resume that re-ran it) keeps its last row. Read bounded (`agentrl.core.bounded`): a
+    line over the size cap or nested too deep is skipped like a cut one, never parsed whole.
     """
+    from agentrl.core.bounded import iter_jsonl
+
     path = Path(path)
     rows: dict[int, dict[str, Any]] = {}
-    lines = path.read_text(errors="replace").splitlines()
     last_step = 0
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            where = "last line (cut mid-write?)" if i == len(lines) else f"line {i}"
-            warnings.warn(f"{path}: skipping unreadable {where}: {exc}", stacklevel=2)
+    lines = list(iter_jsonl(path))
+    last = lines[-1][0] if lines else 0
+    for i, row, why in lines:
+        if why is not None:
+            where = "last line (cut mid-write?)" if i == last else f"line {i}"
+            warnings.warn(f"{path}: skipping unreadable {where}: {why}", stacklevel=2)
             continue
         if not isinstance(row, dict):
             warnings.warn(f"{path}: skipping line {i}: not a JSON object", stacklevel=2)

@@ -126,6 +126,7 @@ def workdir(tmp_path: Path) -> Path:
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "metrics.jsonl").write_text('{"step": 1}\n')  # another run's
+    (tmp_path / "used" / "agentrl_run.json").write_text('{"kind": "train", "status": "finished"}\n')  # it is a run
     return tmp_path
 
 

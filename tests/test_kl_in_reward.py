@@ -90,16 +90,17 @@ def test_trepo_branch_values_score_every_continuation_with_its_kl(tmp_path: Path
     conts = [c for c in scored if c.parent_uid is not None]
     assert len(conts) == bv.continuations > 0
     for i, ep in enumerate(episodes):
-        for pos, v in zip(bv.positions[i], bv.values[i]):
+        for pos, v, b in zip(bv.positions[i], bv.values[i], bv.baselines[i]):
             mine = [_by_hand(t, c) for c in conts if c.parent_uid == ep.uid and c.branch_pos == pos]
             assert len(mine) == 2
             want = (_by_hand(t, ep) + sum(mine)) / 3  # V̂(t) = mean shaped return over W and its M continuations
             assert v == pytest.approx(want, abs=1e-4), (i, pos)
+            assert b == pytest.approx(sum(mine) / 2, abs=1e-4), (i, pos)  # B̂(t): the continuations alone
     batch = t._batch(episodes, returns, extra)
     inp = AdvantageInputs(
         rewards=torch.tensor([_by_hand(t, ep) for ep in episodes]), action_mask=batch.action_mask,
         group_ids=torch.tensor([ep.group_id for ep in episodes]), turn_starts=[ep.turn_starts for ep in episodes],
-        branch_positions=bv.positions, branch_values=bv.values,
+        branch_positions=bv.positions, branch_values=bv.values, branch_baselines=bv.baselines,
     )
     want = REGISTRY["trepo"].fn(inp, mode=t.cfg.algorithm.params["mode"]).advantages
     assert torch.allclose(batch.advantages, want, atol=1e-4)

@@ -18,16 +18,13 @@ from agentrl.core.checkpoint import (
 )
 from agentrl.train.config import ConfigError, load_config
 from agentrl.train.trainer import Trainer
+from run_helpers import run_until_killed
 
 BASE = [
     "model=tiny-random", "env.kwargs.turns=2", "algorithm.name=grpo", "rollout.groups=2", "rollout.group_size=2",
     "rollout.max_new_tokens=4", "rollout.constrained=true", "train.checkpoint_every=1", "train.keep_checkpoints=4",
     "train.log_episodes=1", "ppo.minibatch_size=4", "ppo.micro_batch_size=4", "optim.lr=1e-3",
 ]
-
-
-class _Killed(Exception):
-    pass
 
 
 def _cfg(run_dir: Path, *extra: str):
@@ -40,22 +37,7 @@ def _rows(run_dir: Path) -> list[dict]:
 
 def _run(run_dir: Path, *extra: str, kill_after: int | None = None) -> Trainer:
     """Train; with kill_after, stop dead right after that step's checkpoint (nothing else survives but the files)."""
-    t = Trainer(_cfg(run_dir, *extra), console=False)
-    if kill_after is not None:
-        save = t.save
-
-        def save_then_die() -> Path:
-            path = save()
-            if t.step == kill_after:
-                raise _Killed
-            return path
-
-        t.save = save_then_die  # type: ignore[method-assign]
-    try:
-        t.run()
-    except _Killed:
-        pass
-    return t
+    return run_until_killed(Trainer(_cfg(run_dir, *extra), console=False), kill_after)
 
 
 # -- one run per directory ---------------------------------------------------------------------------------------

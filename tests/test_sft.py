@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -114,11 +115,14 @@ def test_transcript_formats_and_roles(tmp_path: Path, tiny) -> None:
     ('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": null}]}', "has no text content"),
     ('{"messages": [{"role": "user", "content": "q"}]}', "no assistant message"),
 ])
-def test_bad_transcripts_name_the_line(tmp_path: Path, tiny, line: str, needle: str) -> None:
+def test_bad_transcripts_name_the_line(tmp_path: Path, tiny, line: str, needle: str, capsys) -> None:
     path = tmp_path / "t.jsonl"
     good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
     path.write_text(json.dumps(good) + "\n" + line + "\n")
-    with pytest.raises(ValueError, match=needle.replace("(", r"\(").replace("[", r"\[")):
+    assert len(demos_from_jsonl(path, ChatFormatter(tiny[1]))) == 1  # the bad line is skipped, the good one loads
+    assert needle in capsys.readouterr().err
+    path.write_text(line + "\n")  # no good line: an error naming the reason
+    with pytest.raises(ValueError, match=re.escape(needle.split(":2: ")[-1])):
         demos_from_jsonl(path, ChatFormatter(tiny[1]))
 
 

@@ -38,6 +38,27 @@ ADAPTER_CONFIG = "adapter_config.json"
 BASE_FILE = "agentrl_base.json"  # a LoRA checkpoint's base: {"model": agentrl model name, "seed": int}
 
 
+RUN_MARKER = "agentrl_run.json"  # what makes a directory an agentrl run (`train/run_dir.py` writes and checks it)
+
+
+def unfinished_run_warning(run_dir: str | Path, ckpt: Path) -> str | None:
+    """Why loading `ckpt` of `run_dir` deserves a warning: its run marker says it did not finish (killed, or
+    still running); None for a finished run, or a directory without a readable marker."""
+    f = Path(run_dir) / RUN_MARKER
+    try:
+        if not f.is_file() or f.stat().st_size > 1 << 20:
+            return None
+        marker = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(marker, dict) or marker.get("status") == "finished":
+        return None
+    step = _STEP_RE.match(ckpt.name)
+    at = f"step {int(step.group(1))}" if step else ckpt.name
+    return (f"run {run_dir} did not finish (killed, or still running): using its latest checkpoint, {at}; "
+            f"resume it to finish it")
+
+
 class CheckpointError(UsageError):
     """No usable checkpoint where one was expected (the run directory's, not the code's, fault)."""
 

@@ -17,17 +17,23 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """An OSError (a full disk, a read-only directory) names `path`, not the temp file, and leaves no temp file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        where = None if not isinstance(exc, OSError) or exc.filename is None else str(exc.filename)
+        if isinstance(exc, OSError) and exc.errno is not None and (
+                where is None or where == str(path.parent) or os.path.dirname(where) == str(path.parent)):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc  # the errno's own subclass
         raise
 
 

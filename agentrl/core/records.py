@@ -16,8 +16,10 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
+from agentrl.core.bounded import iter_jsonl, loads_bounded
 from agentrl.core.types import Episode
 
 
@@ -163,9 +165,13 @@ class EpisodeRecord:
         return cls(**known, extra={k: v for k, v in d.items() if k not in _READERS})
 
     @classmethod
-    def from_json(cls, line: str) -> EpisodeRecord:
-        """Raises ValueError when the line is not a JSON object; anything else is read as far as it can be."""
-        d = json.loads(line)  # json.JSONDecodeError is a ValueError
+    def from_json(cls, line: str | bytes) -> EpisodeRecord:
+        """Raises ValueError when the line is not a JSON object, is over `bounded.MAX_LINE_BYTES` or nests deeper
+        than `bounded.MAX_JSON_DEPTH` (checked without recursion); anything else is read as far as it can be."""
+        return cls._from_value(loads_bounded(line))  # BoundedInputError is a ValueError
+
+    @classmethod
+    def _from_value(cls, d: Any) -> EpisodeRecord:
         if not isinstance(d, dict):
             raise ValueError(f"an episode record is a JSON object, got {type(d).__name__}")
         return cls.from_dict(d)
@@ -173,7 +179,7 @@ class EpisodeRecord:
 
 def read_records(lines: list[str]) -> tuple[list[tuple[int, EpisodeRecord]], list[tuple[int, str]]]:
     """Records of a JSONL file's lines, with their line numbers, and the (line number, reason) of lines that are
-    not records; blank lines are neither."""
+    not records (bounded: too long, too deep, not JSON, not an object); blank lines are neither."""
     good, bad = [], []
     for i, line in enumerate(lines, 1):
         if not line.strip():
@@ -181,7 +187,22 @@ def read_records(lines: list[str]) -> tuple[list[tuple[int, EpisodeRecord]], lis
         try:
             good.append((i, EpisodeRecord.from_json(line)))
         except ValueError as exc:
-            bad.append((i, repr(exc)))
+            bad.append((i, str(exc)))
+    return good, bad
+
+
+def read_records_file(path: str | Path) -> tuple[list[tuple[int, EpisodeRecord]], list[tuple[int, str]]]:
+    """`read_records` of a file, streamed (`bounded.iter_jsonl`): a line over the cap is skipped without being
+    held whole, so one bad line costs that line only."""
+    good, bad = [], []
+    for i, value, why in iter_jsonl(path):
+        if why is None:
+            try:
+                good.append((i, EpisodeRecord._from_value(value)))
+                continue
+            except ValueError as exc:
+                why = str(exc)
+        bad.append((i, why))
     return good, bad
 
 

@@ -31,6 +31,7 @@ from agentrl.core.checkpoint import (
     adapter_weights,
     base_of,
     is_adapter_dir,
+    unfinished_run_warning,
 )
 from agentrl.core.finite import describe_non_finite, non_finite
 
@@ -167,6 +168,9 @@ def resolve_path(name: str) -> Path:
 
         latest = latest_checkpoint(p)
         if latest is not None:
+            note = unfinished_run_warning(p, latest)  # killed or still running: say which checkpoint is used
+            if note:
+                warnings.warn(note, RuntimeWarning, stacklevel=3)
             return latest / "model"
         raise FileNotFoundError(f"run directory {p} has no intact checkpoint (none yet, or every one failed its manifest check)")
     raise ValueError(
@@ -191,7 +195,10 @@ def load_model(name: str, *, dtype: torch.dtype = torch.float32, seed: int = 0, 
     path = smollm2_dir() if name == "smollm2-135m" else resolve_path(name)
     if is_adapter_dir(path):
         return load_merged_adapter(path, dtype=dtype)
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **attn)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **attn)
+    except OSError as exc:  # e.g. config.json without weights (an export cut short): one line, not a traceback
+        raise CheckpointError(f"model {name}: {path} cannot be loaded ({str(exc).splitlines()[0][:200]})") from None
     _check_weights(model.state_dict(), path)
     tok = load_tokenizer(name if name in BUILTIN else str(path))
     return model, tok

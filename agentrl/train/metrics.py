@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agentrl.core.bounded import BoundedInputError, loads_bounded
 from agentrl.core.io import atomic_write_text
 
 CONSOLE_KEYS = (
@@ -44,10 +45,11 @@ class MetricsLogger:
         keep = []
         for line in self.path.read_text().splitlines():
             try:
-                if json.loads(line).get("step", 0) <= step:
-                    keep.append(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill mid-write
+                row = loads_bounded(line)
+            except BoundedInputError:
+                continue  # a line cut by a kill mid-write (or not ours)
+            if isinstance(row, dict) and row.get("step", 0) <= step:
+                keep.append(line)
         atomic_write_text(self.path, "".join(k + "\n" for k in keep))
 
     def log(self, step: int, metrics: dict[str, Any], total_steps: int | None = None) -> None:

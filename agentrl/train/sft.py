@@ -10,14 +10,17 @@ of the assistant tokens; prompt, env, user and tool tokens carry no loss.
 
 Batches are length-bucketed (rows of similar length, shuffled between buckets) with gradient accumulation
 over micro-batches; rows that share a prefix (every ToolUse episode shares its system prompt) forward it
-once (`update.forward(..., shared_prefix=True)`). The output is a normal run directory: `metrics.jsonl` (one
-line per optimizer step, plotted by `agentrl report`), `config.yaml`, and checkpoints that
-`agentrl train model=RUN_DIR` and `agentrl eval --model RUN_DIR` load.
+once (`update.forward(..., shared_prefix=True)`). The output is a normal run directory: the run marker
+`agentrl_run.json` (kind sft, running until the last step is done, then finished: `train.run_dir`), `metrics.jsonl`
+(one line per optimizer step, plotted by `agentrl report`), `config.yaml`, and checkpoints that
+`agentrl train model=RUN_DIR` and `agentrl eval --model RUN_DIR` load. Each file is written whole (a temp file
+renamed, checkpoints a temp directory renamed); a killed run resumes with `--resume`.
+
+Transcript files are untrusted input, read bounded (`read_transcripts`): a bad line is skipped with its reason.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import sys
@@ -30,7 +33,9 @@ import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agentrl.core.bounded import MAX_JSON_DEPTH, MAX_LINE_BYTES, iter_jsonl
 from agentrl.core.chat_format import ChatFormatter
+from agentrl.train.config import FINITE, plain_message
 
 ASSISTANT_ROLES = {"assistant", "doctor"}
 ENV_ROLES = {"user": "user", "patient": "user", "tool": "tool", "system": "system"}
@@ -39,7 +44,7 @@ ENV_ROLES = {"user": "user", "patient": "user", "tool": "tool", "system": "syste
 class SFTConfig(BaseModel):
     """Everything a supervised run needs; validated once, saved as the run directory's config.yaml."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", **FINITE)  # NaN / inf: never a setting (--lr inf)
 
     model: str = "smollm2-135m"
     source: str  # scripted:NAME (with env) or a JSONL transcript file
@@ -139,6 +144,9 @@ def split_messages(messages: list[dict[str, Any]], where: str) -> tuple[list[dic
         if not isinstance(m, dict) or "role" not in m:
             raise ValueError(f"{where}: message {i} must be an object with 'role' and 'content'")
         role, content = m["role"], m.get("content")
+        if not isinstance(role, str):  # a list or dict here is unhashable: the role lookups below would raise TypeError
+            raise ValueError(f"{where}: message {i} has a role of type {type(role).__name__}; a role is a string, one of "
+                             f"{', '.join(sorted(ASSISTANT_ROLES | set(ENV_ROLES)))}")
         if not isinstance(content, str):
             raise ValueError(f"{where}: message {i} ({role}) has no text content (tool calls must be written in the "
                              "text, as <tool_call>{...}</tool_call>)")
@@ -158,26 +166,86 @@ def split_messages(messages: list[dict[str, Any]], where: str) -> tuple[list[dic
 
 
 def demos_from_jsonl(path: str | Path, fmt: ChatFormatter) -> list[Demo]:
-    """Demonstrations from a JSONL file: one dialog per line, `{"messages": [...]}` (extra keys are ignored)."""
+    """Demonstrations from a JSONL file: one dialog per line, `{"messages": [...]}` (extra keys are ignored).
+    Bad lines are skipped with their reason (`read_transcripts`)."""
+    return read_transcripts(path, fmt)[0]
+
+
+class DemoTooLong(ValueError):
+    """A demonstration longer than max_seq_len: the run is refused (cut ones would teach half turns), not the line skipped."""
+
+
+def _check_fits(opening: list[dict[str, str]], turns: list[tuple[str, list[dict[str, str]]]], per_token: int,
+                max_tokens: int, where: str) -> None:
+    """Raise DemoTooLong when the dialog's text cannot fit in max_tokens however it tokenizes: every token covers at
+    most the tokenizer's longest token's bytes, so text bytes / that is a lower bound on the tokens (edges stripped:
+    a template may trim them)."""
+    texts = [m["content"] for m in opening]
+    for agent_text, env_msgs in turns:
+        texts += [agent_text, *(m["content"] for m in env_msgs)]
+    n = sum(len(t.strip().encode("utf-8", errors="surrogatepass")) for t in texts)
+    if n > max_tokens * per_token:
+        raise DemoTooLong(f"{where}: the dialog's text is {n:,} bytes, at least {n // per_token:,} tokens: longer than "
+                          f"max_seq_len={max_tokens}; raise --max-seq-len or drop the line")
+
+
+def longest_token_bytes(tok: Any) -> int:
+    """An upper bound on the bytes one token stands for: its longest vocabulary entry in UTF-8 (byte-level BPE writes
+    a byte as a 1-2 byte character, so this over-counts, which keeps the bound safe); at least 16."""
+    return max([len(t.encode("utf-8", errors="surrogatepass")) for t in tok.get_vocab()] + [16])
+
+
+MAX_WARNED_LINES = 20  # skipped lines named one by one on stderr; the rest are counted
+
+
+def read_transcripts(path: str | Path, fmt: ChatFormatter, *, max_tokens: int | None = None,
+                     max_line_bytes: int = MAX_LINE_BYTES, max_depth: int = MAX_JSON_DEPTH) -> tuple[list[Demo], dict[str, float]]:
+    """Demonstrations from a JSONL transcript file and their counts (`demos/run` lines, `demos/kept`,
+    `demos/skipped`).
+
+    Untrusted input, bounded (`agentrl.core.bounded`): a line over `max_line_bytes` is skipped before it is parsed
+    or tokenized (it is never held whole), one nested deeper than `max_depth` is skipped, and so is a line that is
+    not a dialog (not an object with a `messages` list of string roles and texts). Each skip is named on stderr
+    with its line number and reason; the good lines load. A file with no good line is a ValueError naming the
+    first reasons. The line cap bounds tokenizing too: a dialog's text is at most `max_line_bytes` bytes (4 MiB:
+    at worst about 11 s and 1.1 GB to tokenize, measured with SmolLM2's tokenizer). max_tokens (sft's max_seq_len):
+    a dialog whose text is too long to fit however it tokenizes (more bytes than max_tokens times the tokenizer's
+    longest token) is refused before it is tokenized, as a longer demonstration is (`run_sft`).
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"transcript file {p} does not exist")
-    demos = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    demos: list[Demo] = []
+    skipped: list[tuple[int, str]] = []
+    per_token = longest_token_bytes(fmt.tok) if max_tokens is not None else 0
+    for n, rec, why in iter_jsonl(p, max_line_bytes=max_line_bytes, max_depth=max_depth):
         where = f"{p}:{n}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}: not valid JSON ({exc})") from None
-        if not isinstance(rec, dict) or "messages" not in rec:
-            raise ValueError(f"{where}: each line must be an object with a 'messages' list")
-        opening, turns = split_messages(rec["messages"], where)
-        demos.append(encode_dialog(fmt, opening, turns, source=where))
+        if why is None:
+            try:
+                if not isinstance(rec, dict) or "messages" not in rec:
+                    raise ValueError(f"{where}: each line must be an object with a 'messages' list")
+                opening, turns = split_messages(rec["messages"], where)
+                if max_tokens is not None:
+                    _check_fits(opening, turns, per_token, max_tokens, where)
+                demos.append(encode_dialog(fmt, opening, turns, source=where))
+                continue
+            except DemoTooLong:
+                raise
+            except ValueError as exc:
+                why = str(exc).removeprefix(f"{where}: ")
+        skipped.append((n, why))
+        if len(skipped) <= MAX_WARNED_LINES:
+            print(f"warning: {where}: {why}; line skipped", file=sys.stderr)
+    if len(skipped) > MAX_WARNED_LINES:
+        print(f"warning: {p}: {len(skipped) - MAX_WARNED_LINES} more lines skipped", file=sys.stderr)
     if not demos:
-        raise ValueError(f"{p} holds no dialogs")
-    return demos
+        if not skipped:
+            raise ValueError(f"{p} holds no dialogs")
+        first = "; ".join(f"line {n}: {why}" for n, why in skipped[:2])
+        raise ValueError(f"{p} holds no usable dialog ({len(skipped)} line(s) skipped; {first})")
+    stats = {"demos/run": float(len(demos) + len(skipped)), "demos/kept": float(len(demos)),
+             "demos/skipped": float(len(skipped))}
+    return demos, stats
 
 
 def demos_from_scripted(env_id: str, env_kwargs: dict[str, Any], agent: str, fmt: ChatFormatter, *,
@@ -250,23 +318,33 @@ def load_demos(cfg: SFTConfig, fmt: ChatFormatter) -> tuple[list[Demo], dict[str
             kwargs["split"] = cfg.split
         return demos_from_scripted(cfg.env, kwargs, cfg.source.split(":", 1)[1], fmt, episodes=cfg.episodes,
                                    seed=cfg.seed, keep=cfg.keep)
-    demos = demos_from_jsonl(cfg.source, fmt)
-    return demos, {"demos/run": float(len(demos)), "demos/kept": float(len(demos))}
+    return read_transcripts(cfg.source, fmt, max_tokens=cfg.max_seq_len)
 
 
-def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, model: Any = None, tokenizer: Any = None) -> Path:
-    """Train `cfg.model` on the demonstrations; return the run directory (its latest checkpoint is the result)."""
+def run_sft(cfg: SFTConfig, *, overwrite: bool = False, resume: bool = False, progress: bool = True, model: Any = None,
+            tokenizer: Any = None) -> Path:
+    """Train `cfg.model` on the demonstrations; return the run directory (its latest checkpoint is the result).
+
+    The run directory is marked (`run_dir.start_run`) as a running sft run and as finished at the end, so a killed
+    run reads as unfinished. resume: continue the run in `cfg.run_dir` from its newest intact checkpoint (weights,
+    optimizer, scheduler, step, RNG states; the batches of the epochs already begun are replayed from the seed and
+    the steps done skipped), refusing a config other than the run's own (`_SFT_RESUME_MAY_CHANGE` aside) or other
+    demonstrations; a run killed before its first checkpoint starts over.
+    """
     from agentrl.core.checkpoint import save_checkpoint
     from agentrl.core.io import atomic_write_text
     from agentrl.inference.models import load_model
     from agentrl.train.lr_schedule import lr_factor
     from agentrl.train.metrics import MetricsLogger
-    from agentrl.train.run_dir import check_run_dir, clear_run_dir
+    from agentrl.train.run_dir import check_run_dir, clear_run_dir, finish_run, start_run
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    check_run_dir(cfg.run_dir, resume=resume, overwrite=overwrite, option="--out", kind="sft", resume_hint="--resume",
+                  overwrite_hint="--overwrite")  # before loading
     run_dir = Path(cfg.run_dir)
-    check_run_dir(run_dir, resume=False, overwrite=overwrite, option="--out", overwrite_hint="--overwrite")  # before loading
+    if resume:
+        _same_sft_run(run_dir, cfg)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     if model is None:
@@ -281,7 +359,7 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
     held_out = _held_out(cfg, model, tokenizer, fmt)
     if overwrite:
         clear_run_dir(run_dir)  # only now: bad input must not clear an existing run
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"sft": cfg.model_dump(mode="json")}, sort_keys=False))
+    run_dir.mkdir(parents=True, exist_ok=True)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_of_turn_id(fmt)
     rng = random.Random(cfg.seed)
     lengths = [len(d.input_ids) for d in demos]
@@ -291,21 +369,29 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, total, schedule=cfg.schedule, warmup_steps=cfg.warmup_steps))
     logger = MetricsLogger(run_dir, console=False)
+    digest = _data_digest(demos)
+    done, tokens_seen = _resume_sft(run_dir, model, opt, sched, digest, logger) if resume else (0, 0)
+    start_run(run_dir, "sft")  # before anything is logged: the directory is recognisably a run, and unfinished
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"sft": cfg.model_dump(mode="json")}, sort_keys=False))
     ckpt_every = cfg.checkpoint_every or steps_per_epoch
     summary = (f"sft: {len(demos)} demonstrations ({sum(lengths):,} tokens, {sum(d.assistant_tokens for d in demos):,} "
-               f"assistant) from {cfg.source}, {cfg.epochs} epochs x {steps_per_epoch} steps, data in {time.perf_counter() - t0:.1f}s")
+               f"assistant) from {cfg.source}, {cfg.epochs} epochs x {steps_per_epoch} steps, data in {time.perf_counter() - t0:.1f}s"
+               + (f"; resumed after step {done}" if done else ""))
     print(summary, file=sys.stderr)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc="sft", unit="step", file=sys.stderr)
-    if held_out is not None:
+        bar = tqdm(total=total, initial=min(done, total), desc="sft", unit="step", file=sys.stderr)
+    if held_out is not None and done == 0:
         logger.log(0, _evaluate(held_out, model))
     model.train()
-    step, tokens_seen = 0, 0
+    step = 0
     for epoch in range(cfg.epochs):
-        for batch in make_batches(lengths, cfg.batch_size, rng, cfg.bucket):
+        for batch in make_batches(lengths, cfg.batch_size, rng, cfg.bucket):  # every epoch's, so `rng` replays exactly
+            if step < done:  # resumed: this step is in the checkpoint already
+                step += 1
+                continue
             ts = time.perf_counter()
             n_tok = sum(demos[i].assistant_tokens for i in batch)
             loss_sum, gnorm = sft_step(model, opt, [demos[i] for i in batch], n_tok, cfg, pad_id, where=f"sft step {step + 1}")
@@ -323,11 +409,89 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, progress: bool = True, m
                 bar.set_postfix(loss=f"{loss_sum:.3f}", epoch=epoch + 1)
             if step % ckpt_every == 0 or step == total:
                 save_checkpoint(run_dir, step, model=model, tokenizer=tokenizer, keep=cfg.keep_checkpoints,
-                                trainer_state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "kind": "sft"})
+                                trainer_state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "kind": "sft",
+                                               "tokens_seen": tokens_seen, "data_digest": digest})
     if bar is not None:
         bar.close()
     logger.close()
+    finish_run(run_dir, step=step)  # only now: a run killed before this reads as unfinished
     return run_dir
+
+
+# settings a resumed sft run may change: how long it runs and where checkpoints go, not what a step computes
+_SFT_RESUME_MAY_CHANGE = {"epochs", "threads", "checkpoint_every", "keep_checkpoints"}
+
+
+def _same_sft_run(run_dir: Path, cfg: SFTConfig) -> None:
+    """--resume: refuse settings other than the run's own (config.yaml), naming each difference."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return  # killed before its config was written (or a new directory): starts over
+    try:
+        saved = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("sft")
+    except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as exc:
+        raise ValueError(f"--resume: {path} is unreadable ({exc}); start over with --overwrite") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"--resume: {path} holds no sft config; start over with --overwrite")
+    now = cfg.model_dump(mode="json")
+    diffs = [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in sorted(saved.keys() | now.keys())
+             if k not in _SFT_RESUME_MAY_CHANGE and saved.get(k) != now.get(k)]
+    if diffs:
+        from agentrl.train.config import ConfigError
+
+        raise ConfigError(f"--resume: the options differ from the ones saved in {path} ({'; '.join(diffs)}); "
+                          "resume with the same options")
+
+
+def _resume_sft(run_dir: Path, model: Any, opt: torch.optim.Optimizer, sched: Any, digest: str,
+                logger: Any) -> tuple[int, int]:
+    """Load the newest intact checkpoint into model, optimizer and scheduler, and the RNG states; return (steps
+    done, tokens seen). No checkpoint yet: (0, 0), and what was logged is dropped (it is logged again)."""
+    from agentrl.core.checkpoint import (
+        CheckpointError,
+        checkpoint_dirs,
+        clean_interrupted_writes,
+        latest_checkpoint,
+        load_model_weights,
+        load_trainer_state,
+        set_rng_state,
+    )
+
+    for tmp in clean_interrupted_writes(run_dir):
+        print(f"removed {tmp}: a checkpoint write that was interrupted", file=sys.stderr)
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        if checkpoint_dirs(run_dir):
+            raise CheckpointError(f"--resume: no intact checkpoint in {run_dir / 'checkpoints'} (see the warnings above); "
+                                  "start over with --overwrite")
+        logger.truncate_after(-1)
+        return 0, 0
+    st = load_trainer_state(ckpt)
+    if st.get("kind") != "sft" or "optimizer" not in st or "scheduler" not in st:
+        raise CheckpointError(f"--resume: {ckpt} is not an sft checkpoint with optimizer state; start over with --overwrite")
+    if st.get("data_digest") not in (None, digest):
+        raise CheckpointError(f"--resume: the demonstrations differ from the ones {run_dir} was trained on (did --from or "
+                              "the env change?); resume with the same data, or start over with --overwrite")
+    load_model_weights(model, ckpt)
+    opt.load_state_dict(st["optimizer"])
+    sched.load_state_dict(st["scheduler"])
+    set_rng_state(st["rng"])
+    step = int(st["step"])
+    logger.truncate_after(step)
+    return step, int(st.get("tokens_seen", 0))
+
+
+def _data_digest(demos: list[Demo]) -> str:
+    """sha256 of the demonstrations' ids and masks, in order: a resumed run must see the same data."""
+    import hashlib
+    from array import array
+
+    h = hashlib.sha256()
+    for d in demos:
+        h.update(array("q", [len(d.input_ids)]).tobytes())
+        h.update(array("q", d.input_ids).tobytes())
+        h.update(array("b", d.loss_mask).tobytes())
+    return h.hexdigest()
 
 
 def sft_step(model: Any, opt: torch.optim.Optimizer, batch: list[Demo], n_tok: int, cfg: SFTConfig, pad_id: int,
@@ -383,6 +547,6 @@ def config_from_args(args: Any) -> SFTConfig:
     try:
         return SFTConfig(**fields)
     except ValidationError as exc:
-        msgs = [f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}" if e["loc"] else e["msg"].removeprefix("Value error, ")
+        msgs = [f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {plain_message(e)}" if e["loc"] else plain_message(e)
                 for e in exc.errors()]
         raise ValueError("invalid sft options:\n  " + "\n  ".join(msgs)) from None

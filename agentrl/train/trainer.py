@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -23,6 +24,7 @@ from agentrl.algo.invariants import check_trained_equals_sampled, verify_weights
 from agentrl.core.chat_format import ChatFormatter
 from agentrl.core.checkpoint import (
     CheckpointError,
+    check_saveable,
     checkpoint_dirs,
     clean_interrupted_writes,
     latest_checkpoint,
@@ -59,8 +61,8 @@ from agentrl.train.lora import (
 from agentrl.train.lr_schedule import lr_factor
 from agentrl.train.metrics import MetricsLogger, NullLogger
 from agentrl.train.reward_shaping import KLShapedReturns, raw_rewards
-from agentrl.train.run_dir import check_run_dir, clear_run_dir
-from agentrl.train.update import ValueHead, forward, ppo_update
+from agentrl.train.run_dir import check_run_dir, clear_run_dir, finish_run, start_run
+from agentrl.train.update import SkipGuard, ValueHead, forward, ppo_update
 
 
 class Trainer:
@@ -72,8 +74,8 @@ class Trainer:
         distributed.init_from_env(cfg.train.parallel, cfg.train.collective_timeout_s, cfg.train.device)  # no-op without torchrun
         self.groups = distributed.my_groups(cfg.rollout.groups)  # this rank's share of every update's groups
         if distributed.is_main():  # the others never touch the run directory before rank 0 prepared it
-                check_run_dir(self.run_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite, option="train.run_dir",
-                          resume_hint="train.resume=true", overwrite_hint="train.overwrite=true")  # before loading a model
+            check_run_dir(cfg.train.run_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite, option="train.run_dir",
+                          kind="train", resume_hint="train.resume=true", overwrite_hint="train.overwrite=true")  # before loading a model
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self._seed_everything(cfg.train.seed)
@@ -116,6 +118,7 @@ class Trainer:
         self.torch_gen = torch.Generator().manual_seed(cfg.train.seed)
         self.step = 0
         self.tokens_cumulative = 0
+        self.skip_guard = SkipGuard(cfg.train.max_skipped_updates)
         if distributed.is_main():
             self._prepare_run_dir()
         distributed.barrier("waiting for rank 0 to prepare the run directory")
@@ -136,9 +139,12 @@ class Trainer:
             if self.held_out is not None and (self.step % cfg.eval_every == 0 or last):
                 metrics.update(self.held_out())
             self.logger.log(self.step, metrics, cfg.updates)
+            self.skip_guard.observe(metrics, self.step)  # every step of N updates in a row skipped: stop, say why
             if self.step % cfg.checkpoint_every == 0 or last:
                 self.save()
         self.logger.close()
+        if distributed.is_main():  # only now: a run killed before this reads as unfinished (run_dir.run_status)
+            finish_run(self.run_dir, step=self.step)
         distributed.barrier("the end of the run")
         return self.run_dir
 
@@ -271,12 +277,15 @@ class Trainer:
             turn_starts=[ep.turn_starts for ep in episodes], values=old_values,
             baseline_rewards=None if extra["baseline"] is None else torch.tensor(extra["baseline"], dtype=torch.float32),
             branch_positions=bv.positions if bv else None, branch_values=bv.values if bv else None,
+            branch_baselines=bv.baselines if bv else None,
         )
         out = self.spec.fn(inp, **estimator_kwargs(self.spec.fn, self.params))
         adv = out.advantages
-        do_whiten = self.spec.default_whiten if self.cfg.algorithm.whiten is None else self.cfg.algorithm.whiten
-        if do_whiten:
-            adv = whiten(adv, amask) if distributed.world() == 1 else distributed.global_whiten(adv, amask)
+        mode = self.spec.default_whiten if self.cfg.algorithm.whiten is None else self.cfg.algorithm.whiten
+        if mode != "none":
+            center = mode == "center_scale"
+            adv = (whiten(adv, amask, center=center) if distributed.world() == 1
+                   else distributed.global_whiten(adv, amask, center=center))
         return TrainBatch(ids, attn, amask, old_lp, adv, returns=out.returns, old_values=old_values, ref_logprobs=ref_lp,
                           allowed=allowed)
 
@@ -369,6 +378,9 @@ class Trainer:
         return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
 
     def save(self) -> Path:
+        # every rank refuses non-finite weights before any writes (rank 0 alone would leave the others at a barrier)
+        check_saveable(self.rollout_model, {"value_head": self.value_head.state_dict() if self.value_head else None},
+                       self.step)
         shards = self._write_optimizer_shard() if self.sharded else None
         state = {
             "optimizer": None if self.sharded else self.optimizer.state_dict(),
@@ -446,19 +458,23 @@ class Trainer:
         if not distributed.is_main():
             return
         for f in (self.run_dir / "episodes").glob("step_*.jsonl"):
-            if int(f.stem.split("_")[1]) > step:
+            m = re.fullmatch(r"step_(\d+)\.jsonl", f.name)  # the names _log_episodes writes, nothing else
+            if m and int(m.group(1)) > step:
                 f.unlink()
 
     def _prepare_run_dir(self) -> None:
+        """Clear (overwrite: only what the kit wrote) or check (resume) the run directory `check_run_dir` accepted,
+        then mark it as a running train run (`run_dir.start_run`) before anything else is written."""
         if self.cfg.train.overwrite:
             clear_run_dir(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / "config.yaml"
         if self.cfg.train.resume:
-            for tmp in clean_interrupted_writes(self.run_dir):
-                print(f"removed {tmp}: a checkpoint write that was interrupted", file=sys.stderr)
             if path.exists():
                 _same_run(load_config(path), self.cfg, path)
+            for tmp in clean_interrupted_writes(self.run_dir):
+                print(f"removed {tmp}: a checkpoint write that was interrupted", file=sys.stderr)
+        start_run(self.run_dir, "train")
         atomic_write_text(path, dump_config(self.cfg))
 
     def _drop_failed(self, episodes: list[Episode]) -> tuple[list[Episode], dict[str, float]]:

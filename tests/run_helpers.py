@@ -1,0 +1,41 @@
+"""Helpers the run-directory tests share: a trainer killed right after a checkpoint, and the CLI in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentrl.cli import main
+
+
+class Killed(Exception):
+    """Stands for a kill -9 right after a checkpoint: nothing else of the run survives but its files."""
+
+
+def run_until_killed(t, kill_after: int | None):
+    """Run trainer `t`; with kill_after, stop dead right after that step's checkpoint. Returns `t`."""
+    if kill_after is not None:
+        save = t.save
+
+        def save_then_die() -> Path:
+            path = save()
+            if t.step == kill_after:
+                raise Killed
+            return path
+
+        t.save = save_then_die
+    try:
+        t.run()
+    except Killed:
+        pass
+    return t
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """(exit code, stderr) of `agentrl ARGV`, run in-process."""
+    try:
+        rc = main(argv)
+    except SystemExit as exc:
+        rc = exc.code
+    return rc, capsys.readouterr().err
