@@ -136,6 +136,9 @@ class RolloutConfig(_Strict):
     backend: Literal["hf", "vllm"] = "hf"
     groups: int = Field(4, ge=1)  # tasks per update
     group_size: int = Field(4, ge=1)  # episodes per task (G)
+    # dynamic sampling (DAPO): groups whose returns are all equal (no signal for group-relative estimators) are
+    # replaced by groups of fresh tasks in up to this many extra collection rounds; 0 = off (train/dynamic_sampling.py)
+    refill_rounds: int = Field(0, ge=0, le=16)
     temperature: float = Field(1.0, gt=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(32, ge=1)
@@ -262,6 +265,9 @@ class Config(_Strict):
             raise ValueError("train.parallel=fsdp2 does not shard LoRA adapters (they are small): use train.parallel=ddp with lora")
         from agentrl.algo.advantages import REGISTRY
 
+        if self.rollout.refill_rounds and self.rollout.group_size < 2:
+            raise ValueError(f"rollout.refill_rounds={self.rollout.refill_rounds} replaces groups whose returns are all "
+                             "equal, and a group of one episode always is: use rollout.group_size >= 2, or refill_rounds=0")
         spec, g = REGISTRY[self.algorithm.name], self.rollout.group_size
         if g < spec.min_group_size:  # the estimator's own need, declared on its registry spec
             fit = ", ".join(n for n, s in REGISTRY.items() if s.min_group_size <= g)

@@ -51,6 +51,7 @@ from agentrl.train.branch_values import (
     greedy_baselines,
 )
 from agentrl.train.config import Config, ConfigError, dump_config, load_config
+from agentrl.train.dynamic_sampling import Refill, refill_specs, swap_groups, zero_spread_groups
 from agentrl.train.held_out import HeldOutEval
 from agentrl.train.lora import (
     ReferenceView,
@@ -72,6 +73,9 @@ class Trainer:
         self.params = cfg.algorithm.estimator_params()  # validated when the config loaded
         self.run_dir = Path(cfg.train.run_dir)
         distributed.init_from_env(cfg.train.parallel, cfg.train.collective_timeout_s, cfg.train.device)  # no-op without torchrun
+        if cfg.rollout.refill_rounds and distributed.world() > 1:  # refills would make the ranks' batches differ
+            raise ConfigError("rollout.refill_rounds (dynamic sampling) runs in one process for now; "
+                              "use rollout.refill_rounds=0 under torchrun")
         self.groups = distributed.my_groups(cfg.rollout.groups)  # this rank's share of every update's groups
         if distributed.is_main():  # the others never touch the run directory before rank 0 prepared it
             check_run_dir(cfg.train.run_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite, option="train.run_dir",
@@ -161,11 +165,15 @@ class Trainer:
         specs = self._episode_specs(self.step)
         uid0 = self._set_uid(None, self.groups.start * self.cfg.rollout.group_size)  # sampling seeds as one process's
         collected = self.runner.collect(specs)
+        refill = None
+        if self.cfg.rollout.refill_rounds:  # dynamic sampling: groups with no reward spread swapped for fresh ones
+            refill, specs, batch_eps = self._refill(collected, specs)
+            collected = [*refill.first_draw, *refill.extra]  # every episode sampled counts (tokens, outcomes)
         t_collect = time.perf_counter() - t0
-        episodes, dropped = self._drop_failed(collected)
+        episodes, dropped = self._drop_failed(collected if refill is None else batch_eps)
         outcomes = {**outcome_metrics(collected), **dropped}
         returns = self.returns(episodes)  # shaped once, before any estimator runs
-        extra = self._extra_sampling(episodes, specs, returns, uid0)
+        extra = self._extra_sampling(episodes, specs, returns, uid0, n_collected=len(collected))
         t_branch = time.perf_counter() - t0 - t_collect
         batch = self._batch(episodes, returns, extra)
         update_stats = ppo_update(
@@ -184,6 +192,7 @@ class Trainer:
         self.tokens_cumulative += int(sampled + extra_tokens)
         return {
             **self._episode_metrics(episodes),
+            **(refill.metrics(len(zero_spread_groups(episodes))) if refill is not None else {}),
             **self._advantage_metrics(batch),
             **update_stats,
             **reduce_extra_metrics(extra["metrics"]),
@@ -212,6 +221,31 @@ class Trainer:
             specs += [EpisodeSpec(seed=seed, group_id=g) for _ in range(r.group_size)]
         return specs
 
+    def _refill(self, first: list[Episode], specs: list[EpisodeSpec]) -> tuple[Refill, list[EpisodeSpec], list[Episode]]:
+        """Dynamic sampling (`dynamic_sampling.py`): replace the groups whose returns are all equal with groups of
+        fresh tasks, in up to `rollout.refill_rounds` extra collections; returns what happened, the batch's specs
+        and its episodes (the batch keeps `rollout.groups` groups)."""
+        r = self.cfg.rollout
+        refill = Refill(first_draw=first, groups=r.groups)
+        episodes, zero = first, zero_spread_groups(first)
+        refill.zero_spread_first = len(zero)
+        next_id = r.groups
+        for round_ in range(r.refill_rounds):
+            if not zero:
+                break
+            fresh_specs = refill_specs(seed=self.cfg.train.seed, step=self.step, round_=round_, n_groups=len(zero),
+                                       group_size=r.group_size, first_id=next_id)
+            next_id += len(zero)
+            fresh = self.runner.collect(fresh_specs)
+            refill.extra += fresh
+            refill.rounds += 1
+            before = len(episodes)
+            episodes, specs = swap_groups(episodes, specs, zero, fresh, fresh_specs)
+            assert len(episodes) == before, "a swap keeps the batch's size"
+            refill.replaced += sum(1 for g in {ep.group_id for ep in fresh} if g in {ep.group_id for ep in episodes})
+            zero = [g for g in zero_spread_groups(episodes)]
+        return refill, specs, episodes
+
     def _set_uid(self, base: int | None, offset: int) -> int:
         """Put the runner's uid counter (sampling seeds derive from it) at `base + offset`; returns the base
         (None: the counter now). One process: always where it is already; rank r: where one process would be."""
@@ -235,11 +269,13 @@ class Trainer:
         return bv, bv.continuations
 
     def _extra_sampling(self, episodes: list[Episode], specs: list[EpisodeSpec], returns: list[float],
-                        uid0: int | None = None) -> dict[str, Any]:
-        """uid0: the runner's uid counter before `episodes` were collected (None: one process's, just before them)."""
+                        uid0: int | None = None, n_collected: int | None = None) -> dict[str, Any]:
+        """uid0: the runner's uid counter before `episodes` were collected (None: one process's, just before them);
+        n_collected: episodes collected since (default: the batch's; more with dynamic sampling's refills)."""
         out: dict[str, Any] = {"tokens": 0, "metrics": {}, "branch": None, "baseline": None}
         uid0 = self.runner.state_dict()["uid"] - len(episodes) if uid0 is None else uid0
-        n_uids = self.cfg.rollout.groups * self.cfg.rollout.group_size
+        n_uids = self.cfg.rollout.groups * self.cfg.rollout.group_size if n_collected is None or \
+            distributed.world() > 1 else n_collected
         if self.spec.needs_branches:
             bv, branch_uids = self._branch_values(episodes, returns, uid0)
             n_uids += branch_uids
