@@ -8,9 +8,11 @@ patient would report, a first-person sentence.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
 
@@ -26,6 +28,51 @@ PATIENT_CATEGORIES: frozenset[str] = frozenset(
 )
 Source = Literal["generated", "agentclinic", "mediq", "custom"]
 SHIPPED = Path(__file__).parent / "data" / "cases.jsonl"
+MAX_DIAGNOSIS_CHARS = 200  # a diagnosis name (or synonym); real ones are under 100
+
+# Chat-template control strings (ChatML / Qwen <|im_start|>, <|im_end|>, <|endoftext|>; Llama 3 <|eot_id|>,
+# <|start_header_id|>; Phi <|user|>; DeepSeek's full-width bars; Gemma's turn tags; Llama 2's [INST] and
+# <<SYS>>). Case text reaches a patient's mouth and an LLM patient's prompt: a record holding one is refused
+# (a loader skips it with the field named), never spoken or prompted verbatim.
+CONTROL_MARKER = re.compile(r"<\|[^|<>\s]{1,40}\|>|<\uff5c[^\uff5c<>]{1,40}\uff5c>"  # <|...|>, <｜...｜>
+                            r"|<(?:start|end)_of_turn>|\[/?INST\]|<</?SYS>>", re.IGNORECASE)
+CONTROL_MARKER_FORMS = "<|...|>, <start_of_turn>, <end_of_turn>, [INST], <<SYS>>"
+
+
+def control_marker(value: Any) -> tuple[str, str] | None:
+    """(path, marker) of the first chat control string in a JSON-like value or a Record (keys included),
+    e.g. ("Patient_Actor.History", "<|im_start|>"); None when there is none. Walks without recursion."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            m = CONTROL_MARKER.search(v)
+            if m:
+                return path or "(record)", m.group()
+        elif isinstance(v, pydantic.BaseModel):
+            stack.extend((f"{path}.{k}" if path else k, getattr(v, k)) for k in reversed(type(v).model_fields))
+        elif isinstance(v, dict):
+            for k, x in reversed(list(v.items())):
+                key = str(k)
+                m = CONTROL_MARKER.search(key)
+                if m:
+                    return (f"{path}.{key}" if path else key), m.group()
+                stack.append((f"{path}.{key}" if path else key, x))
+        elif isinstance(v, (list, tuple)):
+            stack.extend((f"{path}[{i}]", x) for i, x in reversed(list(enumerate(v))))
+    return None
+
+
+def control_marker_error(where: str, marker: str) -> str:
+    return (f"{where} holds the chat control string {marker!r}; case text may not contain chat-template "
+            f"markers ({CONTROL_MARKER_FORMS})")
+
+
+def diagnosis_length_error(field: str, name: str) -> str | None:
+    """The error for a diagnosis name over MAX_DIAGNOSIS_CHARS, else None."""
+    if len(name) <= MAX_DIAGNOSIS_CHARS:
+        return None
+    return f"{field} has {len(name):,} characters; a diagnosis name may have at most {MAX_DIAGNOSIS_CHARS}"
 
 
 class Record(pydantic.BaseModel):
@@ -98,6 +145,9 @@ class PatientCase(Record):
     diagnosis: str
     diagnosis_id: str | None = None  # knowledge-table disease id when the diagnosis is in the table
     diagnosis_synonyms: tuple[str, ...] = ()  # extra accepted names beyond the table's synonyms
+    # ICD codes of the diagnosis that a source record carries ("J18.9"): redacted wherever they appear, like
+    # its names (see `redaction`); not accepted as a stated diagnosis
+    diagnosis_codes: tuple[str, ...] = ()
     differential: tuple[str, ...] = ()
     options: tuple[str, ...] = ()  # multiple-choice answers of the source (MediQ), if any
     key_facts: tuple[KeyFact, ...]
@@ -111,12 +161,22 @@ class PatientCase(Record):
             raise ValueError("case id must not be empty")
         if not self.diagnosis.strip():
             raise ValueError(f"case {self.id}: diagnosis must not be empty")
+        for i, name in enumerate((self.diagnosis, *self.diagnosis_synonyms)):
+            err = diagnosis_length_error("diagnosis" if i == 0 else f"diagnosis_synonyms[{i - 1}]", name)
+            if err:
+                raise ValueError(f"case {self.id[:80]}: {err}")
+        bad = [c for c in self.diagnosis_codes if not 1 <= len(c.strip()) <= 20]
+        if bad:
+            raise ValueError(f"case {self.id[:80]}: diagnosis_codes must be codes of 1 to 20 characters, "
+                             f"got {bad[0][:40]!r}")
         if not self.key_facts:
             raise ValueError(f"case {self.id}: key_facts must not be empty (the patient answers only from them)")
-        ids = [f.id for f in self.key_facts]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
+        dup = sorted(i for i, n in Counter(f.id for f in self.key_facts).items() if n > 1)  # linear: cases can be big
         if dup:
-            raise ValueError(f"case {self.id}: duplicate key fact ids {dup}")
+            raise ValueError(f"case {self.id}: duplicate key fact ids {dup[:10]}")
+        hit = control_marker(self)
+        if hit:
+            raise ValueError(f"case {self.id[:80]}: {control_marker_error(*hit)}")
         return self
 
     def fact(self, fid: str) -> KeyFact:

@@ -10,7 +10,8 @@ per distinct finding it names (see mock_patients.consultation). A line that cann
 JSON or UTF-8, an unknown case, a doctor message over `MAX_MESSAGE_CHARS`, ...) is reported with its
 line number; every other line is still scored.
 
-Metrics per dialog: diagnosis accuracy (normalized names and synonyms), key-fact recall, questions
+Metrics per dialog: diagnosis accuracy (normalized names and synonyms) of what the doctor said in its
+`DIAGNOSIS:` turn (a record's own `diagnosis` key is not scored), key-fact recall, questions
 and tests asked, inquiries charged (what the environment's question budget counts), repeated and
 irrelevant question rates, turns to diagnosis, and the probability of the correct diagnosis after each
 doctor turn. The diagnoser (`diagnoser=`: "match" by default, "bayes", "llm" or a diagnoser object) gives
@@ -65,7 +66,9 @@ class DialogRecord(pydantic.BaseModel):
     case: PatientCase | None = None
     doctor: str = "unknown"
     messages: list[DialogMessage] = pydantic.Field(min_length=1)
-    diagnosis: str | None = None  # else taken from the last "DIAGNOSIS: ..." doctor turn
+    # Not scored: a transcript's own claim of the diagnosis (agentrl consult run writes the env's). Accuracy is
+    # from the doctor's "DIAGNOSIS: ..." turn alone, so a record cannot claim a diagnosis its doctor never said.
+    diagnosis: str | None = None
 
     @pydantic.model_validator(mode="after")
     def _has_case(self) -> "DialogRecord":
@@ -196,9 +199,7 @@ def score_dialog(rec: DialogRecord, case: PatientCase, line: int, *, diagnoser: 
             else:
                 probs.append(float(p))
 
-    stated, turns, to_dx = _replay(rec, k, flush)
-    if rec.diagnosis:
-        stated = rec.diagnosis
+    stated, turns, to_dx = _replay(rec, k, flush)  # only what the doctor said is scored, never rec.diagnosis
     by_turn = probs if scored[0] and probs else None
     asked = k.count("question") + k.count("test")
     return DialogMetrics(
@@ -280,6 +281,8 @@ def evaluate_file(path: str | Path, *, cases: str | Path | list[PatientCase] | N
                 metrics.append(score_dialog(rec, case, lineno, diagnoser=judge, bayes=bayes))
             except (ValueError, DiagnoserError) as exc:  # pydantic.ValidationError is a ValueError
                 err = error_text(exc)
+            except RecursionError:  # io's depth cap makes this unreachable; one line never ends the file
+                err = "dialog nested too deeply to score"
         if err is not None:
             errors.append(LineError(line=lineno, error=err))
     doctors = sorted({m.doctor for m in metrics})
@@ -297,6 +300,14 @@ def evaluate_file(path: str | Path, *, cases: str | Path | list[PatientCase] | N
 
 
 # --- HTML report ---------------------------------------------------------------------------------------
+
+
+def _label(name: str) -> str:
+    """A doctor's name as a plot label, shown as written: "$" escaped so matplotlib never parses it as mathtext
+    ("$\\frac{1}{$" would abort the report), a leading "_" kept (matplotlib hides such labels), 60 characters."""
+    name = name if len(name) <= 60 else name[:59] + "…"
+    name = name.replace("$", r"\$")
+    return " " + name if name.startswith("_") else name
 
 
 def _plots(report: EvalReport) -> list[tuple[str, str]]:
@@ -322,7 +333,7 @@ def _plots(report: EvalReport) -> list[tuple[str, str]]:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for name, s in groups.items():
             if s.probability_by_turn:
-                ax.plot(range(len(s.probability_by_turn)), s.probability_by_turn, marker="o", ms=3, label=name)
+                ax.plot(range(len(s.probability_by_turn)), s.probability_by_turn, marker="o", ms=3, label=_label(name))
         ax.set_xlabel("doctor turn (0 = opening)")
         ax.set_ylabel("P(correct diagnosis)")
         ax.set_ylim(0, 1)
@@ -335,7 +346,7 @@ def _plots(report: EvalReport) -> list[tuple[str, str]]:
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
         s = groups[name]
-        ax.bar([j + i * width for j in range(len(metrics))], [getattr(s, m) for m in metrics], width, label=name)
+        ax.bar([j + i * width for j in range(len(metrics))], [getattr(s, m) for m in metrics], width, label=_label(name))
     ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(metrics))], [m.replace("_", " ") for m in metrics], fontsize=8)
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)

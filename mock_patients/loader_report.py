@@ -5,21 +5,26 @@ number; the others still load. `strict=True` turns any bad record into one `Load
 all. The summary reads like
 
     loaded 213/214; line 132: Symptoms.Primary_Symptom is missing or empty
+
+Records are bounded before they are parsed (`MAX_RECORD_BYTES` per public record, `io.MAX_JSON_DEPTH` levels
+of nesting) and a record holding a chat-template control string is refused: each is one skipped record.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pydantic
 
-from mock_patients.cases import PatientCase
-from mock_patients.io import iter_jsonl
+from mock_patients.cases import PatientCase, control_marker, control_marker_error
+from mock_patients.io import MAX_LINE_BYTES, JSONArrayError, iter_json_array, iter_jsonl
 
 MAX_LISTED = 5  # skipped records named in a summary line; the rest are counted
+# One public record (AgentClinic OSCE / NEJM, MediQ line or array element): real ones are 1-10 KB. Checked
+# before parsing. Converting a record this size costs about a second of CPU at worst (thousands of facts).
+MAX_RECORD_BYTES = 256 * 1024
 
 
 class LoaderError(ValueError):
@@ -76,46 +81,54 @@ def error_text(exc: BaseException) -> str:
     return str(exc)
 
 
-def read_records(path: str | Path) -> Iterator[tuple[int, Any, str | None]]:
-    """(line or index, object, error) for a JSONL file, or for each element of a JSON array file (1-based)."""
+def read_records(path: str | Path, *, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, Any, str | None]]:
+    """(line or index, object, error) for a JSONL file, or for each element of a JSON array file (1-based).
+    A record over `max_bytes` or nested deeper than MAX_JSON_DEPTH is an error for that record, found before
+    it is parsed (see `io`); the others still load."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
-    with open(path, encoding="utf-8", errors="replace") as f:
-        head = f.read(4096).lstrip()
+    with open(path, "rb") as f:
+        head = f.read(4096).decode("utf-8", errors="replace").lstrip(" \t\r\n")
     if head.startswith("["):  # a JSON array file is accepted too
         try:
-            items = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            msg = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            raise LoaderError(f"{path}: invalid JSON array ({msg})") from None
-        for i, obj in enumerate(items):
-            yield i + 1, obj, None
+            yield from iter_json_array(path, max_item_bytes=max_bytes)
+        except JSONArrayError as exc:
+            raise LoaderError(str(exc)) from None
         return
-    yield from iter_jsonl(path)
+    yield from iter_jsonl(path, max_line_bytes=max_bytes)
 
 
 Convert = Callable[[dict, int], PatientCase]
 
 
-def load_records(path: str | Path, fmt: str, convert: Convert, *, strict: bool = False) -> LoadResult:
+def load_records(path: str | Path, fmt: str, convert: Convert, *, strict: bool = False,
+                 max_bytes: int | None = None) -> LoadResult:
     """Convert every record of `path` with `convert(record, line)`. Bad records are skipped and reported
-    (`strict`: raise one LoaderError naming all of them); duplicate case ids are bad records too."""
+    (`strict`: raise one LoaderError naming all of them); duplicate case ids are bad records too, and so is a
+    record over `max_bytes` (default: MAX_RECORD_BYTES for public formats, io.MAX_LINE_BYTES for PatientCase
+    JSONL), nested deeper than io.MAX_JSON_DEPTH, or holding a chat control string (`cases.CONTROL_MARKER`)."""
     report = LoadReport(path=str(path), format=fmt)
     cases: list[PatientCase] = []
     seen: dict[str, int] = {}
-    for lineno, obj, err in read_records(path):
+    cap = max_bytes or (MAX_LINE_BYTES if fmt == "patientcase" else MAX_RECORD_BYTES)
+    for lineno, obj, err in read_records(path, max_bytes=cap):
         report.total += 1
         if err is None:
             try:
                 if not isinstance(obj, dict):
                     raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+                hit = control_marker(obj)
+                if hit:
+                    raise ValueError(control_marker_error(*hit))
                 case = convert(obj, lineno)
             except SkipRecord as skip:
                 report.excluded[skip.kind] = report.excluded.get(skip.kind, 0) + 1
                 continue
             except (ValueError, TypeError, KeyError) as exc:  # pydantic.ValidationError is a ValueError
                 err = error_text(exc)
+            except RecursionError:  # below the depth cap this cannot happen; one record must never end the file
+                err = "record nested too deeply to convert"
             else:
                 if case.id in seen:
                     err = f"duplicate case id {case.id!r} (first on line {seen[case.id]})"

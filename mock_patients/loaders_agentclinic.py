@@ -14,8 +14,10 @@ One object per line:
         "Correct_Diagnosis": "..."}}
 
 Exam and test sections become one observation per leaf, named by its key path ("Blood work / Complete blood
-count / WBC"). A record without a primary symptom (medqa_extended has one with `"Symptoms": {}`) or without
-a diagnosis is a bad record: skipped and reported, or an error with `strict=True`.
+count / WBC"); a leaf under a key naming ICD is the diagnosis's code, kept as `diagnosis_codes` (redacted
+wherever it appears), never shown. A record without a primary symptom (medqa_extended has one with
+`"Symptoms": {}`), or without a diagnosis that is one text of at most 200 characters, is a bad record:
+skipped and reported, or an error with `strict=True`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from mock_patients.loader_report import LoadResult, load_records
 from mock_patients.loaders_common import (
     Split,
     check_split,
+    diagnosis_text,
+    icd_codes,
     informative,
     link_diagnosis,
     observations,
@@ -89,9 +93,7 @@ def agentclinic_case(record: dict, case_id: str, *, split: Split = "test",
     actor = exam.get("Patient_Actor")
     if not isinstance(actor, dict):
         raise ValueError("OSCE_Examination.Patient_Actor is missing or not an object")
-    dx = text_of(exam.get("Correct_Diagnosis"))
-    if not dx:
-        raise ValueError("OSCE_Examination.Correct_Diagnosis is missing or empty")
+    dx = diagnosis_text(exam.get("Correct_Diagnosis"), "OSCE_Examination.Correct_Diagnosis")
     primary, secondary = _symptoms(actor)
     demo = parse_demographics(text_of(actor.get("Demographics")))
     lex = default_lexicon()
@@ -115,7 +117,7 @@ def agentclinic_case(record: dict, case_id: str, *, split: Split = "test",
         history_of_present_illness=history, symptoms=tuple(symptoms), past_medical_history=tuple(pmh),
         social_history=tuple(social), family_history=tuple(family), medications=tuple(meds),
         allergies=tuple(allergies), exam_findings=tuple(exams), test_results=tuple(tests), diagnosis=dx,
-        diagnosis_id=link_diagnosis(dx), key_facts=facts,
+        diagnosis_id=link_diagnosis(dx), diagnosis_codes=icd_codes(record), key_facts=facts,
     )
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from mock_patients.cases import Demographics, Observation
+from mock_patients.cases import Demographics, Observation, diagnosis_length_error
 from mock_patients.knowledge import default_table
 from mock_patients.lexicon import default_lexicon
+from mock_patients.redaction import ICD10_CODE
 
 Split = Literal["train", "test"]
 _GENERIC_KEYS = {"findings", "finding", "result", "results", "comments", "comment", "interpretation", "impression",
@@ -55,6 +56,39 @@ def text_of(v: Any) -> str:
     return str(v).strip()
 
 
+_ICD_KEY = re.compile(r"(?<![a-z])icd(?![a-z])", re.IGNORECASE)  # "ICD10_Code", "Diagnosis_ICD"
+# ICD-10 codes only: a bare ICD-9 code ("486") is a number that would be withheld everywhere it appears
+_CODE = re.compile(rf"(?<![A-Za-z0-9]){ICD10_CODE}(?![A-Za-z0-9])")
+
+
+def icd_codes(record: dict) -> tuple[str, ...]:
+    """The ICD-10 codes a record carries for its diagnosis: in the values of its keys naming ICD ("ICD10_Code",
+    "icd_codes"), at the top level or one object down (OSCE_Examination); () when it has none."""
+    found: list[str] = []
+    for obj in (record, *(v for v in record.values() if isinstance(v, dict))):
+        for k, v in obj.items():
+            if _ICD_KEY.search(str(k)) and isinstance(v, (str, list)):
+                for x in v if isinstance(v, list) else [v]:
+                    if isinstance(x, str) and len(x) <= 200:
+                        found += _CODE.findall(x)
+    return tuple(dict.fromkeys(found))
+
+
+def diagnosis_text(value: Any, field: str) -> str:
+    """A record's diagnosis field as a name: a non-empty text of at most MAX_DIAGNOSIS_CHARS characters. A
+    list or an object is an error naming the field (never joined into "Gout; Pneumonia" or "Name: Gout")."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"{field} is missing or empty")
+    if not isinstance(value, str):
+        kind = {list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+        raise ValueError(f"{field} must be a text (one diagnosis name), got {kind}")
+    name = value.strip()
+    err = diagnosis_length_error(field, name)
+    if err:
+        raise ValueError(err)
+    return name
+
+
 def informative(s: str) -> bool:
     return bool(s.strip()) and not _UNINFORMATIVE.match(s.strip())
 
@@ -80,8 +114,8 @@ def observations(section: Any, what: str) -> list[Observation]:
     lex = default_lexicon()
     out = []
     for path, text in _flatten(section if isinstance(section, dict) else {what: section}):
-        if not informative(text):
-            continue
+        if not informative(text) or any(_ICD_KEY.search(k) for k in path):
+            continue  # an ICD code is the diagnosis's label, not something an exam or a test shows
         keys = [k for k in path if k.lower() not in _GENERIC_KEYS] or list(path[:1]) or [what]
         name = " / ".join(human(k) for k in keys)
         out.append(Observation(test=name, result=text, test_id=lex.resolve_test(name)))

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Literal
 
-from mock_patients.cases import Observation, PatientCase
+from mock_patients.cases import Observation, PatientCase, diagnosis_length_error
 from mock_patients.facts import FactBuilder, split_facts, split_sentences
 from mock_patients.lexicon import default_lexicon
 from mock_patients.loader_report import LoadResult, SkipRecord, load_records
@@ -97,12 +97,18 @@ def _numbered_facts(items: list[str]) -> list[str]:
 
 def _answer(record: dict) -> tuple[str, list[str]]:
     """(answer text, option texts); ValueError naming the field when there is no answer."""
-    answer = text_of(record.get("answer"))
+    raw = record.get("answer")
+    if raw is not None and not isinstance(raw, str):  # never joined into "Gout; Pneumonia"
+        raise ValueError(f"answer must be a text (the correct option), got {_kind(raw)}")
+    answer = (raw or "").strip()
     options = record.get("options") or {}
     if isinstance(options, dict):
         opts = [text_of(v) for v in options.values() if text_of(v) and text_of(v).upper() != "N/A"]
-        if not answer and record.get("answer_idx") in options:
-            answer = text_of(options[record["answer_idx"]])
+        idx = record.get("answer_idx")
+        if not answer and isinstance(idx, str) and idx in options:
+            if not isinstance(options[idx], str):
+                raise ValueError(f"options.{idx} (the answer_idx option) must be a text, got {_kind(options[idx])}")
+            answer = options[idx].strip()
     elif isinstance(options, list):
         opts = [text_of(v) for v in options if text_of(v)]
     else:
@@ -110,6 +116,10 @@ def _answer(record: dict) -> tuple[str, list[str]]:
     if not answer:
         raise ValueError("answer (or answer_idx naming an option) is missing")
     return answer, opts
+
+
+def _kind(v: object) -> str:
+    return {list: "a list", dict: "an object"}.get(type(v), type(v).__name__)
 
 
 def _fact_texts(record: dict) -> tuple[list[str], list[str]]:
@@ -185,6 +195,9 @@ def mediq_case(record: dict, case_id: str | None = None, *, split: Split = "test
     if qtype != "diagnosis":
         return QuestionCase(**common, diagnosis=NOT_A_DIAGNOSIS, question=text_of(record.get("question")),  # type: ignore[arg-type]
                             question_type=qtype, target=answer)
+    err = diagnosis_length_error("answer", answer)
+    if err:
+        raise ValueError(err)
     return PatientCase(**common, diagnosis=answer, diagnosis_id=link_diagnosis(answer),  # type: ignore[arg-type]
                        differential=tuple(o for o in opts if o.strip().lower() != answer.strip().lower()))
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mock_patients.cases import KeyFact, Observation, PatientCase
+from mock_patients.cases import KeyFact, Observation, PatientCase, diagnosis_length_error
 from mock_patients.facts import split_sentences, structured_facts
 from mock_patients.lexicon import default_lexicon
 from mock_patients.loader_report import LoadResult, load_records
@@ -173,11 +173,17 @@ def _diagnosis(answers: object) -> tuple[str, list[str]]:
         raise ValueError("answers must be a non-empty list of {text, correct} options")
     opts, correct = [], []
     for i, a in enumerate(answers):
+        if isinstance(a, dict) and isinstance(a.get("text"), (list, dict)):  # never joined into "Gout; Pneumonia"
+            kind = "a list" if isinstance(a["text"], list) else "an object"
+            raise ValueError(f"answers[{i}].text must be a text, got {kind}")
         if not isinstance(a, dict) or not text_of(a.get("text")):
             raise ValueError(f"answers[{i}] must be an object with a non-empty 'text' and a 'correct' flag")
         opts.append(text_of(a["text"]))
         if a.get("correct") is True or str(a.get("correct")).lower() == "true":
             correct.append(opts[-1])
+            err = diagnosis_length_error(f"answers[{i}].text", opts[-1])
+            if err:
+                raise ValueError(err)
     if len(correct) != 1:
         raise ValueError(f"answers must mark exactly one option correct (the diagnosis); {len(correct)} are marked")
     return correct[0], opts

@@ -83,16 +83,91 @@ def _leak_regex(names: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Patt
             re.compile(wrap.format("|".join(abbr))) if abbr else None)
 
 
-class LeakFilter:
-    """Finds any accepted name of one diagnosis in a text."""
+_LETTERS = re.compile(r"[^\W\d_]+")
+# disease-noun endings: two words with different ones name different diseases ("nephritis" / "nephrosis")
+_DISEASE_END = re.compile(r"(?:itis|osis|oses|omas?|emia|aemia|pathy|iasis|ism|plasia|trophy|algia|penia|megaly|"
+                          r"plegia|paresis)$")
 
-    def __init__(self, names: tuple[str, ...]):
+
+def _osa_distance(a: str, b: str, k: int) -> int:
+    """Optimal-string-alignment (Damerau-Levenshtein with adjacent transpositions) distance of a and b, or
+    k + 1 as soon as it must exceed k."""
+    if abs(len(a) - len(b)) > k:
+        return k + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > k:
+            return k + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def fuzzy_budget(word: str) -> int:
+    """Edits allowed between a diagnosis word and a misspelling of it: none under 7 letters, 1 for 7-11, 2 from
+    12. Looser budgets hit ordinary words (measured on English text: 2 edits at 8 letters take "migraine" to
+    "migrant", "shingles" to "single", "dissection" to "direction"; 1 edit at 6 takes "graves" to "gravis")."""
+    return 0 if len(word) < 7 else 1 if len(word) < 12 else 2
+
+
+class LeakFilter:
+    """Finds any accepted name of one diagnosis in a text.
+
+    With `fuzzy` (a set of lowercase name words that are distinctive enough), a name is also found misspelled:
+    each of its words either equal to the text's word or, for a fuzzy word, within `fuzzy_budget` edits of it
+    ("pnuemonia", "community-aquired pneumonia"), where the text's word starts with the same letter, is not a
+    word in `known` (other diseases, findings, body parts, tests, common words: stems) and does not end in
+    another disease ending ("nephrosis" is not "nephritis")."""
+
+    def __init__(self, names: tuple[str, ...], fuzzy: frozenset[str] = frozenset(), known: frozenset[str] = frozenset()):
         self.names = names
         self._full, self._abbr = _leak_regex(tuple(sorted(set(names))))
+        self._known = known
+        windows = {tuple(_LETTERS.findall(fold(n).lower())) for n in names if not is_abbreviation(n)}
+        self._fuzzy = fuzzy
+        self._windows = tuple(sorted((w for w in windows if w and any(x in fuzzy for x in w)), key=len, reverse=True))
 
     @classmethod
     def for_case(cls, case: PatientCase, table: KnowledgeTable | None = None) -> "LeakFilter":
         return cls(accepted_names(case, table))
+
+    def _near(self, tok: str, word: str) -> bool:
+        if tok == word:
+            return True
+        if word not in self._fuzzy:
+            return False
+        k = fuzzy_budget(word)
+        if not k or tok[0] != word[0] or abs(len(tok) - len(word)) > k:
+            return False
+        st = stem(tok)
+        if st in self._known and st != stem(word):
+            return False
+        a, b = _DISEASE_END.search(tok), _DISEASE_END.search(word)
+        if a and b and a.group() != b.group():
+            return False
+        return _osa_distance(tok, word, k) <= k
+
+    def _fuzzy_spans(self, text: str) -> list[tuple[int, int]]:
+        if not self._windows:
+            return []
+        toks = [(m.start(), m.end(), m.group().lower()) for m in _LETTERS.finditer(fold(text))]
+        spans: list[tuple[int, int]] = []
+        i = 0
+        while i < len(toks):
+            for w in self._windows:
+                n = len(w)
+                if i + n <= len(toks) and all(self._near(toks[i + j][2], w[j]) for j in range(n)):
+                    spans.append((toks[i][0], toks[i + n - 1][1]))
+                    i += n - 1
+                    break
+            i += 1
+        return spans
 
     def find(self, text: str) -> str | None:
         folded = fold(text)
@@ -101,11 +176,14 @@ class LeakFilter:
                 m = rx.search(folded)
                 if m:
                     return text[m.start():m.end()]
-        return None
+        spans = self._fuzzy_spans(text)
+        return text[spans[0][0]:spans[0][1]] if spans else None
 
     def find_all(self, text: str) -> list[str]:
         folded = fold(text)
-        return [text[m.start():m.end()] for rx in (self._full, self._abbr) if rx is not None for m in rx.finditer(folded)]
+        found = [(m.start(), m.end()) for rx in (self._full, self._abbr) if rx is not None for m in rx.finditer(folded)]
+        found += [s for s in self._fuzzy_spans(text) if not any(a < s[1] and s[0] < b for a, b in found)]
+        return [text[a:b] for a, b in found]
 
     def redact(self, text: str, replacement: str = "[withheld]") -> str:
         for rx in (self._full, self._abbr):
@@ -114,6 +192,8 @@ class LeakFilter:
                 spans = [(m.start(), m.end()) for m in rx.finditer(folded)]
                 for a, b in reversed(spans):
                     text = text[:a] + replacement + text[b:]
+        for a, b in reversed(self._fuzzy_spans(text)):
+            text = text[:a] + replacement + text[b:]
         return text
 
     def __deepcopy__(self, memo: dict) -> "LeakFilter":

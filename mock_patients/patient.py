@@ -19,7 +19,7 @@ from typing import Literal
 
 import pydantic
 
-from mock_patients.cases import KeyFact, PatientCase
+from mock_patients.cases import KeyFact, PatientCase, control_marker, control_marker_error
 from mock_patients.chat import ChatModel, require_chat_model
 from mock_patients.knowledge import KnowledgeTable, default_table
 from mock_patients.lexicon import (
@@ -70,6 +70,11 @@ class PatientState:
 
 class _PatientBase:
     def __init__(self, case: PatientCase, *, lexicon: Lexicon | None = None, table: KnowledgeTable | None = None):
+        # PatientCase refuses chat-template control strings; a case built around its validation
+        # (model_construct, model_copy(update=...)) is checked again here, before any text is spoken or prompted
+        hit = control_marker(case)
+        if hit:
+            raise ValueError(f"case {case.id[:80]}: {control_marker_error(*hit)}")
         self.case = case
         self.table = table or default_table()
         self.lexicon = lexicon or default_lexicon()

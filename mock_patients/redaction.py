@@ -12,6 +12,18 @@
   other mention withheld;
 * `result_leaks(reply, case)` — leaks in a test reply's results (the "Test name:" labels are the doctor's own
   request, not a leak: "Rubella IgM: Positive").
+
+Misspellings are leaks too: a word of a name that is distinctive (seven letters or more, not a symptom, body
+part, test or generic word) also matches the text's words within a bounded edit distance (Damerau-Levenshtein
+1 for 7-11 letters, 2 from 12; same first letter; never a word the knowledge table knows, and never another
+disease ending): "pnuemonia" is withheld for pneumonia, while "pneumothorax", "pneumonitis" and "pneumococcal"
+stay. Shorter words ("gout", "croup", "graves") match exactly only: one edit from them is too often another
+word. Over ~61,000 distinct words of English text (the Python standard library's and transformers' sources),
+the only word taken for a misspelling was "singles" (of "shingles").
+
+Diagnosis codes never reach a patient or a test result: an ICD code written after "ICD" ("ICD-10 J18.9",
+"ICD10: I10") is dropped from any text (`strip_codes`), and the case's own codes (`diagnosis_codes`, and a
+code inside a diagnosis name) are leak terms wherever they appear.
 """
 
 from __future__ import annotations
@@ -21,8 +33,8 @@ from functools import lru_cache
 
 from mock_patients.cases import PatientCase
 from mock_patients.knowledge import KnowledgeTable, default_table
-from mock_patients.names import LeakFilter, accepted_names, is_abbreviation
-from mock_patients.text import STOPWORDS, stem, words
+from mock_patients.names import LeakFilter, accepted_names, fuzzy_budget, is_abbreviation
+from mock_patients.text import STOPWORDS, fold, stem, words
 
 WITHHELD = "[withheld]"
 _GENERIC = frozenset("""disease diseases syndrome syndromes disorder disorders infection infections acute chronic benign
@@ -52,6 +64,36 @@ _FILLER_ONLY = re.compile(r"^[\s,.:;-]*(?:(?:findings?|results?|appearance|image
                           r"were|was|all|overall|which|pattern)\b[\s,.:;-]*)*$", re.IGNORECASE)
 
 
+# ICD-10 (J18.9, S72.001A, U07.1) and ICD-9 (486, 250.00, V22.1, E880.9) code shapes
+ICD10_CODE = r"[A-TV-Z][0-9][0-9AB](?:\.?[0-9A-Z]{1,4})?"
+_CODE = rf"(?:{ICD10_CODE}|[VE]?[0-9]{{3}}(?:\.[0-9]{{1,2}})?)"
+# "ICD-10 J18.9", "(ICD10-CM code: J18.9, J96.00)", "ICD-9 486": the label and its codes
+_ICD_CODES = re.compile(rf"\s*\(?\bICD\s*-?\s*(?:9|10|11)?(?:\s*-?\s*CM)?(?:\s+codes?)?\s*[:#=-]?\s*"
+                        rf"\b{_CODE}\b(?:\s*(?:,|;|/|\bor\b|\band\b)\s*\b{_CODE}\b)*\s*\)?", re.IGNORECASE)
+_CODE_IN_NAME = re.compile(rf"(?<![A-Za-z0-9]){ICD10_CODE}(?![A-Za-z0-9])")
+
+
+def strip_codes(text: str) -> str:
+    """`text` without its ICD codes: "Pneumonia (ICD-10 J18.9) treated." -> "Pneumonia treated."; a code a
+    patient would never say and a result must not show. Text without "ICD" is returned as it is."""
+    if "icd" not in text.lower():
+        return text
+    out = _ICD_CODES.sub(" ", text)
+    out = re.sub(r"\(\s*\)", "", out)
+    out = re.sub(r"\s+([.,;:)])", r"\1", out)
+    out = re.sub(r"[,;:]+(?=[.)]|\s*$)", "", out)  # "Hypertension, ." -> "Hypertension."
+    return re.sub(r"\s{2,}", " ", out).strip()
+
+
+def case_codes(case: PatientCase) -> tuple[str, ...]:
+    """The case's ICD codes: `diagnosis_codes`, and ICD-10 codes written inside a diagnosis name or synonym
+    (with a dot, or after "ICD")."""
+    found = [c.strip() for c in case.diagnosis_codes]
+    for n in (case.diagnosis, *case.diagnosis_synonyms):  # "Pneumonia (J18.9)", "Pneumonia, ICD-10 J189"
+        found += [c for c in _CODE_IN_NAME.findall(n) if "." in c or "icd" in n.lower()]  # not "(B12)"
+    return tuple(dict.fromkeys(c for c in found if c))
+
+
 @lru_cache(maxsize=1)
 def _table_vocab(table: KnowledgeTable) -> frozenset[str]:
     """Stems of every word the table uses for symptoms, history items, body parts and tests."""
@@ -66,6 +108,36 @@ def _table_vocab(table: KnowledgeTable) -> frozenset[str]:
     for t in table.tests:
         for p in (t.name, *t.synonyms):
             out.update(stem(w) for w in words(p))
+    return frozenset(out)
+
+
+@lru_cache(maxsize=1)
+def _known_words(table: KnowledgeTable) -> frozenset[str]:
+    """Stems of every word the table knows (findings of any kind, body parts, tests, every disease name and
+    synonym) and of common and generic words: a misspelling match never fires on one of them."""
+    out: set[str] = set(_table_vocab(table)) | {stem(w) for w in STOPWORDS | _GENERIC}
+    for f in table.findings:
+        for p in (f.name, f.say or "", *f.synonyms):
+            out.update(stem(w) for w in words(p))
+    for d in table.diseases:
+        for p in d.all_names:
+            out.update(stem(w) for w in words(p))
+    return frozenset(out)
+
+
+def fuzzy_words(names: tuple[str, ...], table: KnowledgeTable | None = None) -> frozenset[str]:
+    """The lowercase words of `names` that may match misspelled: seven letters or more (`names.fuzzy_budget`),
+    not generic, not a common word, not a symptom, body part or test word of the table ("pneumonia",
+    "myasthenia", "respiratory")."""
+    vocab = _table_vocab(table or default_table())
+    out = set()
+    for n in names:
+        if is_abbreviation(n):
+            continue
+        for w in re.findall(r"[^\W\d_]+", fold(n)):
+            w = w.lower()
+            if fuzzy_budget(w) and w not in _GENERIC and w not in STOPWORDS and stem(w) not in vocab:
+                out.add(w)
     return frozenset(out)
 
 
@@ -114,17 +186,20 @@ def leak_terms(case: PatientCase, table: KnowledgeTable | None = None) -> tuple[
             if ini:
                 out.append(ini)
             out.extend(distinctive_parts(n, table))
+    out.extend(case_codes(case))
     return tuple(dict.fromkeys(t for t in out if t.strip()))
 
 
 @lru_cache(maxsize=4096)
-def _filter(terms: tuple[str, ...]) -> LeakFilter:
-    return LeakFilter(terms)
+def _filter(terms: tuple[str, ...], table: KnowledgeTable) -> LeakFilter:
+    return LeakFilter(terms, fuzzy=fuzzy_words(terms, table), known=_known_words(table))
 
 
 def leak_filter(case: PatientCase, table: KnowledgeTable | None = None) -> LeakFilter:
-    """A `LeakFilter` over `leak_terms(case)`: the patient's and the test results' output filter."""
-    return _filter(leak_terms(case, table))
+    """A `LeakFilter` over `leak_terms(case)` that also finds misspellings of them (module docstring): the
+    patient's and the test results' output filter."""
+    table = table or default_table()
+    return _filter(leak_terms(case, table), table)
 
 
 def find_leaks(text: str, case: PatientCase, table: KnowledgeTable | None = None) -> list[str]:
@@ -137,6 +212,11 @@ def rewrite_result(text: str, case: PatientCase, table: KnowledgeTable | None = 
     """A result with the diagnosis taken out: a conclusion clause naming it is dropped ("Lesions consistent
     with PML." -> "Lesions."), a sentence saying it was diagnosed is dropped, other mentions are withheld."""
     flt = flt or leak_filter(case, table)
+    stripped = strip_codes(text)
+    if stripped != text and not _FILLER_ONLY.match(stripped.rstrip(":")):
+        text = stripped
+    elif stripped != text:  # nothing but the code: "Discharge code: ICD-10 J18.9"
+        return WITHHELD
     if not flt.find(text):
         return text
 
@@ -156,7 +236,7 @@ def rewrite_result(text: str, case: PatientCase, table: KnowledgeTable | None = 
 def rewrite_reply(reply: str, case: PatientCase, table: KnowledgeTable | None = None) -> str:
     """A test reply ("Label: result; Label: result") with each result rewritten; labels are kept."""
     flt = leak_filter(case, table)
-    if not flt.find(reply):
+    if not flt.find(reply) and "icd" not in reply.lower():
         return reply
     parts = []
     for seg in reply.split("; "):

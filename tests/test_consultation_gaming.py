@@ -124,7 +124,8 @@ def test_evaluate_caps_and_charges_list_dumps(tmp_path):
 
 def test_evaluate_rejects_an_oversized_doctor_message_on_its_line_only(tmp_path, capsys):
     case = shipped_cases("test")[0]
-    huge = "Do you have " + ", ".join(["fever", "cough", "headache", "rash"] * 250_000) + "?"  # ~5 MB
+    # ~50 KB: over the 2,000-character message cap, under the 4 MiB line cap (a longer line is refused unread)
+    huge = "Do you have " + ", ".join(["fever", "cough", "headache", "rash"] * 2_500) + "?"
     path = tmp_path / "d.jsonl"
     ok = _dialog(case, ["Any fever?", f"DIAGNOSIS: {case.diagnosis}"])
     path.write_text(json.dumps(ok) + "\n" + json.dumps(_dialog(case, ["Any fever?"]) | {"messages": [

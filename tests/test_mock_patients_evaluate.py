@@ -50,7 +50,8 @@ def test_metrics_and_reports(tmp_path):
     assert html.count("data:image/png;base64,") == 3 and "line" in html and "unknown case_id" in html
 
 
-def test_inline_case_and_explicit_diagnosis_field(tmp_path):
+def test_inline_case_and_a_diagnosis_field_the_doctor_never_said(tmp_path):
+    # issue 27: a record's own `diagnosis` key is not scored; only the doctor's DIAGNOSIS turn is
     case = shipped_cases()[7]
     d = _dialog(case, ["Any fever?"])
     del d["case_id"]
@@ -59,7 +60,8 @@ def test_inline_case_and_explicit_diagnosis_field(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps(d) + "\n")
     rep = evaluate_file(path, cases=[])
-    assert not rep.errors and rep.dialogs[0].correct and rep.dialogs[0].turns_to_diagnosis is None
+    assert not rep.errors and not rep.dialogs[0].correct and rep.dialogs[0].stated_diagnosis is None
+    assert rep.dialogs[0].turns_to_diagnosis is None
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

@@ -9,7 +9,8 @@ A world is a directory with three files, each one JSON object keyed by id, with 
     reservations.json   {"NO6JO3": {"reservation_id", "user_id", "origin", "destination", "flight_type", "cabin",
                                     "flights", "passengers", "payment_history", "created_at", "total_baggages",
                                     "nonfree_baggages", "insurance", ["status": "cancelled"]}}
-plus, optionally, meta.json ({"clock": "2024-05-15T15:00:00", "airports": {code: city}, "name": ...}), which
+plus, optionally, meta.json ({"clock": "2024-05-15T15:00:00", "airports": {code: city}, "name": ...}; each key
+checked, see `read_meta`), which
 τ-bench does not have: without it the clock is inferred (15:00 on the last date on which any flight has
 taken off or is about to: statuses landed / flying / delayed / on time), as in τ-bench's own data.
 
@@ -43,19 +44,91 @@ class WorldFormatError(ValueError):
     """A world directory that is not in τ-bench's airline layout; the message names the file and field."""
 
 
+MAX_WORLD_FILE_BYTES = 256 * 1024 * 1024  # τ-bench's largest airline file is a few MB
+MAX_META_BYTES = 1024 * 1024
+META_KEYS = ("clock", "airports", "name", "generator", "seed")
+META_FORM = ('{"clock": "2024-05-15T15:00:00", "airports": {"SFO": "San Francisco", ...}, "name": "...", '
+             '"generator": "...", "seed": 0}')
+
+
+def _bytes(file: Path, cap: int) -> bytes:
+    try:
+        size = file.stat().st_size
+        if size > cap:
+            raise WorldFormatError(f"{file} is {size:,} bytes; at most {cap:,} allowed")
+        return file.read_bytes()
+    except OSError as exc:
+        raise WorldFormatError(f"cannot read {file}: {exc.strerror or exc}") from None
+
+
 def _read(path: Path, name: str) -> Any:
     file = path / name
     if not file.is_file():
         present = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
         raise WorldFormatError(f"{file} is missing; a τ-bench airline world needs {', '.join(WORLD_FILES)} (found: {present or 'nothing'})")
+    data = _bytes(file, MAX_WORLD_FILE_BYTES)
     try:
-        text = file.read_text(encoding="utf-8")
-        return _ADAPTERS[name].validate_json(text)
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WorldFormatError(f"{file} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        return _ADAPTERS[name].validate_json(data)  # pydantic's parser: bounded nesting, never a RecursionError
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         more = f" (and {exc.error_count() - 1} more errors)" if exc.error_count() > 1 else ""
-        raise WorldFormatError(f"{file}: at {loc}: {first['msg']}{more}") from None
+        where = f": at {loc}" if loc else ""
+        raise WorldFormatError(f"{file}{where}: {first['msg']}{more}") from None
+
+
+def _kind(v: Any) -> str:
+    return {list: "a list", dict: "an object", str: "a text", bool: "a boolean", type(None): "null"}.get(
+        type(v), f"a number ({v!r})" if isinstance(v, (int, float)) else type(v).__name__)
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """meta.json of a world directory, checked: {} when there is none; WorldFormatError naming the file, the
+    key and the allowed form for anything else (a list, `"clock": 5`, `"airports": 5`, unknown keys)."""
+    file = Path(path) / "meta.json"
+    if not file.is_file():
+        return {}
+    try:
+        meta = json.loads(_bytes(file, MAX_META_BYTES).decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise WorldFormatError(f"{file} is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise WorldFormatError(f"{file} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise WorldFormatError(f"{file} is nested too deeply; it holds one flat object: {META_FORM}") from None
+    if not isinstance(meta, dict):
+        raise WorldFormatError(f"{file} must hold a JSON object {META_FORM}; got {_kind(meta)}")
+    unknown = sorted(set(meta) - set(META_KEYS))
+    if unknown:
+        raise WorldFormatError(f"{file}: unknown keys {unknown} (allowed: {', '.join(META_KEYS)})")
+    if "clock" in meta:
+        c = meta["clock"]
+        try:
+            clock = dt.datetime.fromisoformat(c) if isinstance(c, str) else None
+        except ValueError:
+            clock = None
+        if clock is None:
+            raise WorldFormatError(f"{file}: 'clock' must be a date-time text like '2024-05-15T15:00:00', got {_kind(c)}"
+                                   + (f" {c[:40]!r}" if isinstance(c, str) else ""))
+        if clock.tzinfo is not None:
+            raise WorldFormatError(f"{file}: 'clock' must be a local time without a UTC offset (like τ-bench's "
+                                   f"'2024-05-15T15:00:00'), got {c[:40]!r}")
+        meta["clock"] = clock
+    a = meta.get("airports")
+    if a is not None:
+        if not isinstance(a, dict) or not all(isinstance(v, str) and v.strip() for v in a.values()):
+            bad = _kind(a) if not isinstance(a, dict) else "an object with a value that is not a city name"
+            raise WorldFormatError(f"{file}: 'airports' must be an object {{airport code: city name}} like "
+                                   f'{{"SFO": "San Francisco"}}, got {bad}')
+    for key, kind, form in (("name", str, "a text"), ("generator", str, "a text"), ("seed", int, "an integer")):
+        v = meta.get(key)
+        if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
+            raise WorldFormatError(f"{file}: '{key}' must be {form}, got {_kind(v)}")
+    return meta
 
 
 def infer_clock(flights: dict[str, Flight]) -> dt.datetime:
@@ -73,14 +146,9 @@ def load_world(path: str | Path, *, clock: dt.datetime | None = None) -> World:
     if not path.is_dir():
         raise WorldFormatError(f"{path} is not a directory; pass a directory holding {', '.join(WORLD_FILES)}")
     flights, users, reservations = (_read(path, n) for n in WORLD_FILES)
-    meta: dict[str, Any] = {}
-    if (path / "meta.json").is_file():
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-        unknown = set(meta) - {"clock", "airports", "name", "generator", "seed"}
-        if unknown:
-            raise WorldFormatError(f"{path / 'meta.json'}: unknown keys {sorted(unknown)} (allowed: clock, airports, name, generator, seed)")
+    meta = read_meta(path)
     if clock is None:
-        clock = dt.datetime.fromisoformat(meta["clock"]) if "clock" in meta else infer_clock(flights)
+        clock = meta["clock"] if "clock" in meta else infer_clock(flights)
     try:
         return World(flights, users, reservations, clock=clock, airports=meta.get("airports"), name=meta.get("name", path.name))
     except ValueError as exc:

@@ -54,9 +54,21 @@ def _money_json(v: float) -> int | float:
     return int(v) if v == int(v) else v  # 100.0 is written 100, as in τ-bench's files
 
 
-# Money is a float in cents precision; JSON shows whole dollars as ints (canonical, so hashes agree).
-Money = Annotated[float, AfterValidator(money), PlainSerializer(_money_json, return_type=Union[int, float])]
-Balance = Annotated[float, Field(ge=0), AfterValidator(money), PlainSerializer(_money_json, return_type=Union[int, float])]
+def _positive(v: float) -> float:
+    if v < 0.01:
+        raise ValueError(f"a cabin price must be a positive number of dollars (at least 0.01), got {v:g}")
+    return v
+
+
+# Money is a float in cents precision; JSON shows whole dollars as ints (canonical, so hashes agree). Finite and
+# within a billion dollars (NaN, Infinity or 1e308 would break sums and the JSON); a cabin price is positive
+# (a negative or zero fare would make the generator's gold bookings pay a negative or zero amount).
+MAX_MONEY = 1_000_000_000
+_MONEY_JSON = PlainSerializer(_money_json, return_type=Union[int, float])
+Money = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MONEY, le=MAX_MONEY), AfterValidator(money), _MONEY_JSON]
+Balance = Annotated[float, Field(allow_inf_nan=False, ge=0, le=MAX_MONEY), AfterValidator(money), _MONEY_JSON]
+Price = Annotated[float, Field(allow_inf_nan=False, le=MAX_MONEY), AfterValidator(money), AfterValidator(_positive),
+                  _MONEY_JSON]
 Count = Annotated[int, Field(ge=0)]
 
 
@@ -182,9 +194,9 @@ class CabinSeats(Record):
 
 
 class CabinPrices(Record):
-    basic_economy: Money
-    economy: Money
-    business: Money
+    basic_economy: Price
+    economy: Price
+    business: Price
 
 
 class Available(Record):
@@ -247,7 +259,7 @@ class ReservationFlight(Record):
     destination: str
     flight_number: str
     date: DateStr
-    price: Money  # per passenger, fixed when the segment was booked
+    price: Balance  # per passenger, fixed when the segment was booked
 
 
 class Payment(Record):
