@@ -99,3 +99,43 @@ def test_a_good_meta_json_still_loads(world):
     (world / "meta.json").write_text(json.dumps(meta))
     w = load_world(world)
     assert w.clock_str == "2024-05-16T10:30:00" and w.airports["SFO"] == "San Francisco" and w.name == meta["name"]
+
+
+def test_task_files_are_bounded_and_name_the_line(tmp_path):
+    from environments.flight_booking.tasks import TASKS_DIR, read_tasks
+
+    good = (TASKS_DIR / "test.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    cases = {
+        "binary": (good + "\n").encode() + b"\xff\xfe not utf-8\n",
+        "deep": (good + "\n" + "[" * 100_000 + "]" * 100_000 + "\n").encode(),
+        "huge": (good + "\n" + '{"id": "' + "x" * (2 << 20) + '"}\n').encode(),
+    }
+    expected = {"binary": ":2: not a valid task: not UTF-8", "deep": ":2: not a valid task: nested deeper",
+                "huge": ":2: not a valid task:"}
+    for name, data in cases.items():
+        f = tmp_path / f"{name}.jsonl"
+        f.write_bytes(data)
+        with pytest.raises(ValueError) as exc:
+            read_tasks(f)
+        assert expected[name] in str(exc.value) and len(str(exc.value).splitlines()) == 1, (name, str(exc.value)[:200])
+    assert "over the cap" in str(pytest.raises(ValueError, read_tasks, tmp_path / "huge.jsonl").value)
+
+
+def test_world_files_are_written_whole(tmp_path, monkeypatch):
+    """dump_world writes through a temp file and a rename: a failure leaves the old file, not half a new one."""
+    import os
+
+    from environments.flight_booking.taubench_loader import dump_world
+
+    w = load_world(DEFAULT_WORLD_DIR)
+    dump_world(w, tmp_path / "w")
+    before = (tmp_path / "w" / "flights.json").read_bytes()
+
+    def fail(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        dump_world(w, tmp_path / "w")
+    assert (tmp_path / "w" / "flights.json").read_bytes() == before
+    assert not [p for p in (tmp_path / "w").iterdir() if p.name.endswith(".tmp")]

@@ -23,7 +23,11 @@ from typing import Any, Literal
 
 import pydantic
 
+from agentrl.core.bounded import iter_jsonl
+
 from .tools import TOOLS_BY_NAME, WRITE_TOOLS
+
+MAX_TASK_BYTES = 1 << 20  # one task line: the shipped ones are about 1 KB
 
 DATA_DIR = Path(__file__).parent / "data"
 TASKS_DIR = DATA_DIR / "tasks"
@@ -127,14 +131,16 @@ class Task(Frozen):
 
 
 def read_tasks(path: str | Path) -> list[Task]:
-    """Tasks from a JSONL file, one Task per line; errors name the line."""
+    """Tasks from a JSONL file, one Task per line; errors name the line. Each line is capped (1 MiB) and its
+    nesting bounded before it is parsed (`agentrl.core.bounded`); a task file is a benchmark's definition, so a
+    bad line is an error, not a skip."""
     path = Path(path)
     tasks = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for i, obj, problem in iter_jsonl(path, max_line_bytes=MAX_TASK_BYTES):
+        if problem is not None:
+            raise ValueError(f"{path}:{i}: not a valid task: {problem}")
         try:
-            tasks.append(Task.model_validate_json(line))
+            tasks.append(Task.model_validate(obj))
         except pydantic.ValidationError as exc:
             raise ValueError(f"{path}:{i}: not a valid task: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
     ids = [t.id for t in tasks]

@@ -28,6 +28,8 @@ from typing import Any
 
 import pydantic
 
+from agentrl.core.io import atomic_write_text
+
 from .world import AS_READ, Flight, Reservation, User, World, canonical_json
 
 WORLD_FILES = ("flights.json", "users.json", "reservations.json")
@@ -182,10 +184,11 @@ def render_world(world: World, meta: dict[str, Any] | None = None) -> dict[str, 
 
 
 def dump_world(world: World, path: str | Path, meta: dict[str, Any] | None = None) -> None:
+    """Write the world's files into `path`, each whole (a temp file, then a rename): a reader never sees half."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     for name, text in render_world(world, meta).items():
-        (path / name).write_text(text, encoding="utf-8")
+        atomic_write_text(path / name, text)
 
 
 def save_taubench(world: World, path: str | Path) -> None:
@@ -195,4 +198,4 @@ def save_taubench(world: World, path: str | Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     for name, records in zip(WORLD_FILES, (world.flights, world.users, world.reservations)):
         data = {k: v.model_dump(mode="json", context=AS_READ) for k, v in records.items()}
-        (path / name).write_text(json.dumps(data, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
+        atomic_write_text(path / name, json.dumps(data, indent=4, ensure_ascii=False) + "\n")
