@@ -289,6 +289,22 @@ def test_an_overflowing_loss_skips_every_step_and_the_guard_stops() -> None:
         guard.observe(stats, 2)
 
 
+def test_a_run_whose_every_step_is_skipped_stops_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The trainer wires the guard: `agentrl train` with a loss that overflows exits 2 naming the setting, after
+    train.max_skipped_updates updates, instead of training on to the end with nothing learned (exit 0 before)."""
+    from agentrl.cli import main
+
+    run = tmp_path / "run"
+    rc = main(["train", "model=tiny-random", "env.kwargs.turns=2", "rollout.groups=2", "rollout.group_size=2",
+               "rollout.max_new_tokens=4", "rollout.constrained=true", "algorithm.name=grpo", "ppo.entropy_coef=1e38",
+               "ppo.minibatch_size=4", "ppo.micro_batch_size=4", "train.updates=6", "train.max_skipped_updates=2",
+               "train.log_episodes=0", f"train.run_dir={run}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("agentrl train: error: update 2: every optimizer step of the last 2 updates")
+    assert "train.max_skipped_updates" in err[-1]
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2, "it stopped at the second update"
+
+
 # -- D. YAML alias bombs, huge and deep values ------------------------------------------------------------------------
 def _bomb(levels: int = 9) -> list[str]:
     """The classic "billion laughs": 9 lists, each of 9 aliases of the one before (9^9 leaves, ~400 bytes)."""
