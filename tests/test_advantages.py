@@ -214,9 +214,10 @@ def test_no_estimator_gives_advantage_to_non_agent_tokens() -> None:
         baseline_rewards=torch.tensor([0.3, 0.3, 0.9, 0.1]),
         branch_positions=[TURNS3, [2, 3, 8], [1, 4], []],
         branch_values=[[0.5, 0.25, 0.75], [0.5, 0.1, 0.2], [0.3, 0.6], []],
+        turn_anchors=[["s", "a", "b"], ["s", "a", "c"], ["t", "d"], []],
     )
     off = torch.tensor(masks) == 0
-    assert set(REGISTRY) == {"trepo", "ppo_gae", "grpo", "rloo", "remax", "reinforce"}
+    assert set(REGISTRY) == {"trepo", "ppo_gae", "grpo", "rloo", "remax", "reinforce", "gigpo"}
     for name, spec in REGISTRY.items():
         out = spec.fn(inp)
         assert out.advantages.shape == (4, 12), name

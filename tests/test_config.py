@@ -40,7 +40,7 @@ def test_wrong_type_and_range_name_the_key() -> None:
         load_config(None, ["optim.lr=abc"])
     with pytest.raises(ConfigError, match="'rollout.groups'"):
         load_config(None, ["rollout.groups=0"])
-    with pytest.raises(ConfigError, match="unknown algorithm 'foo'; allowed: grpo, ppo_gae"):
+    with pytest.raises(ConfigError, match="unknown algorithm 'foo'; allowed: gigpo, grpo, ppo_gae"):
         load_config(None, ["algorithm.name=foo"])
     with pytest.raises(ConfigError, match="micro_batch_size"):
         load_config(None, ["ppo.micro_batch_size=32", "ppo.minibatch_size=8"])
@@ -121,6 +121,6 @@ def test_each_estimator_has_its_own_params(name: str, params: str, message: str)
 def test_estimator_params_are_completed_with_their_defaults() -> None:
     cfg = load_config(None, ["algorithm.params.branch_m=3"])
     assert cfg.algorithm.params == {"mode": "segment", "branch_points": "turns", "branch_m": 3, "branch_t_min": None,
-                                    "branch_crn": False, "baseline": "leave_own_out"}
+                                    "branch_crn": False, "baseline": "with_own"}
     assert cfg.algorithm.estimator_params().branch_m == 3
     assert load_config(None, ["algorithm.name=rloo"]).algorithm.params == {}

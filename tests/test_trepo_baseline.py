@@ -31,18 +31,19 @@ def _inputs(baselines: list[list[float]] | None) -> AdvantageInputs:
 
 def test_leave_own_out_baseline_by_hand() -> None:
     # V̂ = [0.5, 0.75] with the own return, B̂ = [0.25, 0.5] without; end: RM = 1
-    adv = trepo(_inputs([[0.25, 0.5]]), mode="segment").advantages[0]
+    adv = trepo(_inputs([[0.25, 0.5]]), mode="segment", baseline="leave_own_out").advantages[0]
     assert adv.tolist() == pytest.approx([0, 0.75 - 0.25, 0.5, 0.5, 1 - 0.5, 0.5, 0.5, 0])
-    adv = trepo(_inputs([[0.25, 0.5]]), mode="interpolate").advantages[0]
+    adv = trepo(_inputs([[0.25, 0.5]]), mode="interpolate", baseline="leave_own_out").advantages[0]
     assert adv.tolist() == pytest.approx([0, 0.5 / 3, 0.5 / 3, 0.5 / 3, 0.5 / 3, 0.5 / 3, 0.5 / 3, 0])
-    # with_own, or no baselines given: B̂ = V̂ (the earlier estimator)
-    for adv in (trepo(_inputs([[0.25, 0.5]]), baseline="with_own").advantages[0], trepo(_inputs(None)).advantages[0]):
+    # with_own (the default), or no baselines given: B̂ = V̂
+    for adv in (trepo(_inputs([[0.25, 0.5]])).advantages[0], trepo(_inputs(None), baseline="leave_own_out").advantages[0]):
         assert adv.tolist() == pytest.approx([0, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0])
 
 
-def test_m1_middle_turn_keeps_the_episode_outcome() -> None:
-    """M = 1, no sharing: with the own return in V̂ a middle turn's advantage is (c_b − c_a)/2 whatever RM is;
-    leaving it out of the baseline side gives V̂(b) − c_a, which moves with RM."""
+def test_m1_middle_turn_with_and_without_the_episode_outcome() -> None:
+    """M = 1, no sharing: with the own return in V̂ a middle turn's advantage is (c_b − c_a)/2 whatever RM is (RM
+    cancels: half the unbiased difference of the two points' samples); leaving it out of the baseline side gives
+    V̂(b) − c_a, which moves with RM (RM/2 of extra noise)."""
     def middle(rm: float, baseline: str) -> float:
         c_a, c_b = 0.0, 1.0  # one continuation's return at each of the two points
         vals = [mc_value(rm, [c_a], []), mc_value(rm, [c_b], [])]
@@ -62,7 +63,7 @@ def test_mc_baseline() -> None:
 
 def test_defaults() -> None:
     p = TRePOParams()
-    assert p.branch_t_min is None and p.baseline == "leave_own_out"
+    assert p.branch_t_min is None and p.baseline == "with_own"
     with pytest.raises(ValueError, match="baseline"):
         trepo(_inputs(None), baseline="nope")
     assert REGISTRY["trepo"].fn is trepo

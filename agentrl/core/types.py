@@ -43,6 +43,10 @@ class Turn:
     # constrained decoding: the allowed token ids at each sampled position (None: the whole vocabulary);
     # `logprobs` are then renormalised over them, and so is the trainer's re-scoring (`allowed_tensor`)
     allowed: list[list[int]] | None = None
+    # GiGPO's anchor state: a hash of the env's snapshot and the messages before this turn, equal exactly when two
+    # turns start from the same state after the same conversation (`rollout/anchors.py`); None unless the runner
+    # was asked for it (`anchor_turns`)
+    anchor: str | None = None
 
 
 @dataclass
@@ -102,6 +106,11 @@ class Episode:
     @property
     def turn_starts(self) -> list[int]:
         return [t.start for t in self.turns if t.sampled_ids]
+
+    @property
+    def turn_anchors(self) -> list[str | None]:
+        """`Turn.anchor` of the turns in `turn_starts` (those with sampled tokens), in the same order."""
+        return [t.anchor for t in self.turns if t.sampled_ids]
 
     @property
     def num_sampled(self) -> int:

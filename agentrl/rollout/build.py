@@ -50,7 +50,8 @@ def prepare_env_kwargs(env_id: str, env_kwargs: dict[str, Any], simulator: Any =
 
 
 def build_runner(env_id: str, env_kwargs: dict[str, Any], policy: PolicyBackend, formatter: Any, sampling: SamplingParams,
-                 *, simulator: Any = None, constrained: bool = False, snapshot_turns: bool = False, max_seq_len: int = 4096,
+                 *, simulator: Any = None, constrained: bool = False, snapshot_turns: bool = False, anchor_turns: bool = False,
+                 max_seq_len: int = 4096,
                  seed: int = 0, progress: bool = False, env_workers: int = 1,
                  simulator_queue: SimulatorQueue | None = None) -> RolloutRunner:
     """A runner whose envs are `make_env(env_id, **env_kwargs)`.
@@ -66,6 +67,6 @@ def build_runner(env_id: str, env_kwargs: dict[str, Any], policy: PolicyBackend,
               else dict(env_kwargs))
     return RolloutRunner(
         lambda: make_env(env_id, **kwargs), policy, formatter, sampling, constrained=constrained,
-        snapshot_turns=snapshot_turns, max_seq_len=max_seq_len, seed=seed, progress=progress, env_workers=env_workers,
-        simulator_queue=simulator_queue,
+        snapshot_turns=snapshot_turns, anchor_turns=anchor_turns, max_seq_len=max_seq_len, seed=seed, progress=progress,
+        env_workers=env_workers, simulator_queue=simulator_queue,
     )

@@ -28,6 +28,7 @@ from agentrl.core.outcomes import EpisodeEnd, SimulatorError, error_text
 from agentrl.core.types import Episode, Message, Turn
 from agentrl.inference.base import PolicyBackend, SamplingParams, allowed_steps
 from agentrl.inference.http import HTTPBackendError
+from agentrl.rollout.anchors import env_anchor_key
 from agentrl.sim.batching import SimulatorQueue
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ class RolloutRunner:
 
     constrained: restrict sampling to `env.allowed_replies()` when the env declares them (tiny-model tests).
     snapshot_turns: keep an env snapshot at the start of every agent turn (needed to branch; TRePO sets it).
+    anchor_turns: set every turn's `Turn.anchor`, the hash of the env's snapshot and the messages before it
+        (`rollout/anchors.py`; GiGPO's anchor states, set by its spec's `needs_anchor_states`).
     env_workers: step the envs of a round on this many threads, so simulators that share a model behind a
         `BatchingChatModel` answer in one batched call per round (1 = step one env after another); the
         batched calls of `simulator_queue`'s models run on the thread that called the runner
@@ -108,6 +111,7 @@ class RolloutRunner:
         *,
         constrained: bool = False,
         snapshot_turns: bool = False,
+        anchor_turns: bool = False,
         max_seq_len: int = 4096,
         seed: int = 0,
         progress: bool = False,
@@ -129,6 +133,7 @@ class RolloutRunner:
         self.sampling = sampling
         self.constrained = constrained
         self.snapshot_turns = snapshot_turns
+        self.anchor_turns = anchor_turns
         self.max_seq_len = max_seq_len
         self.seed = seed
         self.progress = progress
@@ -269,6 +274,8 @@ class RolloutRunner:
         ep.turns.append(turn)
         ep.messages.append(Message("assistant", text))
         try:
+            if self.anchor_turns:  # before the step: the env's state and the messages before this turn
+                turn.anchor = env_anchor_key(lv.env, ep.messages[:-1], ep.snapshots.get(len(ep.turns) - 1))
             obs, _, terminated, truncated, _ = lv.env.step(text)  # info is for logs: the outcome says how it ended
         except Exception as exc:  # the env (or its simulator) failed: this episode ends, the others go on
             self._fail(ep, exc)

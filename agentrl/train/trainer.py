@@ -110,6 +110,7 @@ class Trainer:
         self.runner = build_runner(  # env_kwargs hold the simulator's model already
             cfg.env.id, env_kwargs, self.policy, ChatFormatter(self.tokenizer), self.sampling,
             constrained=cfg.rollout.constrained, snapshot_turns=self.spec.needs_branches,
+            anchor_turns=self.spec.needs_anchor_states,
             max_seq_len=cfg.rollout.max_seq_len, seed=cfg.train.seed, progress=False, env_workers=cfg.rollout.env_workers,
             simulator_queue=self.simulator_queue,
         )
@@ -314,6 +315,7 @@ class Trainer:
             baseline_rewards=None if extra["baseline"] is None else torch.tensor(extra["baseline"], dtype=torch.float32),
             branch_positions=bv.positions if bv else None, branch_values=bv.values if bv else None,
             branch_baselines=bv.baselines if bv else None,
+            turn_anchors=[ep.turn_anchors for ep in episodes] if self.spec.needs_anchor_states else None,
         )
         out = self.spec.fn(inp, **estimator_kwargs(self.spec.fn, self.params))
         adv = out.advantages

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from .base import WHITEN_MODES, AdvantageInputs, AdvantageOutput, EstimatorSpec, whiten
 from .gae import gae
+from .gigpo import gigpo
 from .grpo import grpo
 from .params import (
     EstimatorParams,
     GAEParams,
+    GiGPOParams,
     GRPOParams,
     NoParams,
     ReinforceParams,
@@ -30,8 +32,9 @@ from .trepo import (
 # default_whiten: TRePO's advantages scaled, not centred (DESIGN.md step 4: its per-turn differences are ~1/K of
 # GRPO's scale; centring would give every token of an all-equal group −mean/std); PPO-GAE's centred and scaled
 # (standard PPO practice). None for the comparison points whose papers define their own scale: GRPO is already
-# group-normalised, and RLOO / ReMax / REINFORCE are compared as published. `algorithm.whiten` overrides it, e.g.
-# `scale` for every estimator of a comparison, so all of them get the same treatment.
+# group-normalised (GiGPO's two levels too), and RLOO / ReMax / REINFORCE are compared as published.
+# `algorithm.whiten` overrides it, e.g. `scale` for every estimator of a comparison, so all of them get the same
+# treatment.
 REGISTRY: dict[str, EstimatorSpec] = {
     "trepo": EstimatorSpec(fn=trepo, params=TRePOParams, needs_branches=True, default_whiten="scale"),
     "ppo_gae": EstimatorSpec(fn=gae, params=GAEParams, needs_value_head=True, default_whiten="center_scale"),
@@ -40,6 +43,10 @@ REGISTRY: dict[str, EstimatorSpec] = {
     "rloo": EstimatorSpec(fn=rloo, params=NoParams, default_whiten="none", min_group_size=2,
                           group_reason="its leave-one-out baseline needs another episode of the same task (with one, "
                                        "every advantage is 0)"),
+    "gigpo": EstimatorSpec(fn=gigpo, params=GiGPOParams, needs_anchor_states=True, default_whiten="none", min_group_size=2,
+                           group_reason="both its baselines compare episodes of the same task (the group mean, and the "
+                                        "steps from one anchor state across the group's episodes), so with one episode "
+                                        "every advantage is 0"),
     "remax": EstimatorSpec(fn=remax, params=NoParams, needs_greedy_baseline=True, default_whiten="none"),
     "reinforce": EstimatorSpec(fn=reinforce, params=ReinforceParams, default_whiten="none"),
 }
@@ -56,6 +63,7 @@ __all__ = [
     "trepo",
     "gae",
     "grpo",
+    "gigpo",
     "rloo",
     "remax",
     "reinforce",

@@ -26,6 +26,9 @@ class AdvantageInputs:
     branch_values: list[list[float]] | None = None  # trepo: per episode, V̂(t) at each branch position
     # trepo: per episode, V̂(t) at each branch position without the episode's own return (the baseline side)
     branch_baselines: list[list[float]] | None = None
+    # gigpo: per episode, the anchor-state key of each turn in turn_starts (equal keys: the same env state after the
+    # same messages, `rollout/anchors.py`)
+    turn_anchors: list[list[str]] | None = None
 
 
 @dataclass
@@ -41,6 +44,7 @@ class EstimatorSpec:
     needs_value_head: bool = False
     needs_branches: bool = False
     needs_greedy_baseline: bool = False
+    needs_anchor_states: bool = False  # the runner keys each turn's start state (`Turn.anchor`): GiGPO's step groups
     default_whiten: str = "center_scale"  # one of WHITEN_MODES (`whiten`)
     # the smallest rollout.group_size the estimator learns from, and why (checked when the config loads):
     # group-relative baselines need another episode of the same task

@@ -45,7 +45,7 @@ def _episode_points(
     return ks, vals
 
 
-def trepo(inp: AdvantageInputs, *, mode: str = "segment", baseline: str = "leave_own_out") -> AdvantageOutput:
+def trepo(inp: AdvantageInputs, *, mode: str = "segment", baseline: str = "with_own") -> AdvantageOutput:
     """TRePO advantages (DESIGN.md step 3).
 
     Per episode, let k index its agent tokens only (env/prompt tokens are not actions), n = #agent tokens,
@@ -53,10 +53,12 @@ def trepo(inp: AdvantageInputs, *, mode: str = "segment", baseline: str = "leave
     points a < b of D ∪ {end}:
       segment:      A_k = V̂(b) − B̂(a)            for every agent token k in [a, b)
       interpolate:  A_k = (V̂(b) − B̂(a)) / (b − a) for k in [a, b)  (= V̂(k+1) − V̂(k) with V̂ linear in k)
-    B̂(a) is the baseline side: with baseline="leave_own_out" and `inp.branch_baselines` given, V̂(a) without the
-    episode's own return (W's return depends on the actions of [a, b), so counting it in their baseline shrinks
-    their advantage by the weight it has in the mean: with M = 1, a middle turn's advantage lost W's outcome
-    altogether); with "with_own" (or no baselines) B̂ = V̂.
+    B̂(a) is the baseline side: with "with_own" (the default, or no baselines given) B̂ = V̂; with
+    "leave_own_out" and `inp.branch_baselines` given, V̂(a) without the episode's own return R. With own, R enters
+    V̂(a) and V̂(b) with the same weight w = 1/(1 + M) when both points drew M other samples, so it cancels and a
+    middle segment gets (1 − w)·(mean of b's samples − mean of a's): unbiased for V(b) − V(a) up to that scale,
+    which whitening removes. Leaving R out of B̂(a) only adds w·R of noise to middle segments (measured slower on
+    CreditChain: BENCHMARKS.md, "Credit assignment").
     Agent tokens before the first point of D belong to a segment that starts at the first agent token
     with value V̂(first point of D), so their advantage is 0 (we have no value estimate there). If D is
     empty the episode gets 0 everywhere: with no V̂ there is no baseline, and "end" alone spans nothing.
