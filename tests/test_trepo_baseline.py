@@ -63,7 +63,7 @@ def test_mc_baseline() -> None:
 
 def test_defaults() -> None:
     p = TRePOParams()
-    assert p.branch_t_min is None and p.baseline == "with_own"
+    assert p.branch_t_min == 0.0 and p.baseline == "with_own"
     with pytest.raises(ValueError, match="baseline"):
         trepo(_inputs(None), baseline="nope")
     assert REGISTRY["trepo"].fn is trepo

@@ -27,8 +27,10 @@ class TRePOParams(EstimatorParams):
     branch_points: str = "turns"  # turns | turns+every:L | random:k | none
     branch_m: int = Field(2, ge=1)  # continuations per branch point (M)
     # lowest continuation temperature (0 = greedy); None: the policy's own (rollout.temperature), so V̂ estimates the
-    # value of the policy being trained. Greedy continuations bias every later V̂ (toward the greedy policy's value)
-    branch_t_min: float | None = Field(None, ge=0.0)
+    # value of the policy being trained. 0 (greedy first continuation, rising to the policy's temperature) measured
+    # faster on CreditChain with M = 2 (BENCHMARKS.md); with M = 1 it makes every V̂ the greedy policy's value, so
+    # use None there (benchmarks/agent_learning.py does)
+    branch_t_min: float | None = Field(0.0, ge=0.0)
     branch_crn: bool = False  # common random numbers across a trajectory's branch points (train/branch_values.py)
     # the baseline side of each advantage, V̂(a): with the episode's own return (with_own: it enters V̂(a) and V̂(b)
     # alike and cancels, so a middle segment gets an unbiased, scaled estimate of V(b) − V(a) with less noise) or
