@@ -30,7 +30,8 @@ SMALL = [
 def _torchrun(args: list[str], nproc: int = 2, parallel: str = "ddp") -> subprocess.Popen:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "agentrl", "train", *args, f"train.parallel={parallel}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    path = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)  # test envs
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
@@ -64,6 +65,32 @@ def test_two_ranks_make_the_one_process_update(algorithm: str, parallel: str, tm
     assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-5
     assert any(not torch.equal(before[k], w1[k]) for k in w1 if k in before), "the update changed no weight"
     assert not (tmp_path / "ddp" / "episodes").exists() or len(list((tmp_path / "ddp" / "episodes").iterdir())) == 1
+
+
+def test_two_ranks_leave_out_the_failed_episodes_one_process_leaves_out(tmp_path: Path) -> None:
+    """rollout.failed_episodes=exclude_infra under torchrun: an env that fails on purpose (a second "2" raises) drops
+    the same episodes and groups as one process, the update is the same, and the held-out tasks (3, split 1 + 2)
+    give the one-process numbers."""
+    overrides = [
+        "model=tiny-random", "env.id=test_failed_episodes_wiring:FailingPick-v0", "env.kwargs={turns: 2, fail: reply2}",
+        "algorithm.name=grpo", "rollout.groups=4", "rollout.group_size=3", "rollout.constrained=true",
+        "rollout.max_new_tokens=2", "train.updates=1", "ppo.minibatch_size=4", "ppo.micro_batch_size=2",
+        "train.log_episodes=0", "optim.lr=1e-4", "train.threads=1", "train.collective_timeout_s=20",
+        "train.eval_every=1", "train.eval_tasks=3", "train.eval_before_train=false",
+    ]
+    proc = _torchrun(overrides + [f"train.run_dir={tmp_path / 'ddp'}"])
+    Trainer(load_config(None, overrides + [f"train.run_dir={tmp_path / 'one'}"]), console=False).run()
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    a, b = _metrics(tmp_path / "one")[0], _metrics(tmp_path / "ddp")[0]
+    assert a["episode/outcome/env_error"] > 0 and a["episode/dropped_groups"] > 0, a  # the env failed; whole groups left
+    for key in ("episode/outcome/env_error", "episode/outcome/terminated", "episode/dropped", "episode/dropped_groups",
+                "reward/mean", "tokens/sampled", "adv/mean", "adv/std", "loss/policy", "grad_norm", "optimizer_steps",
+                "eval/reward", "eval/success_rate", "eval/failed", "eval/tasks"):
+        assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), (key, a[key], b[key])
+    w1 = load_file(str(tmp_path / "one" / "checkpoints" / "step_000001" / "model" / "model.safetensors"))
+    w2 = load_file(str(tmp_path / "ddp" / "checkpoints" / "step_000001" / "model" / "model.safetensors"))
+    assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-5
 
 
 def _rank_pid(launcher: int, rank: int) -> int | None:

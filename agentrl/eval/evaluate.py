@@ -23,6 +23,7 @@ class TaskOutcome:
     rewards: list[float]
     successes: list[bool]
     turns: list[int]
+    failed: int = 0  # trials ended by an infrastructure failure (env error, simulator error, timeout): scored 0
 
 
 @dataclass
@@ -36,7 +37,7 @@ class EvalResult:
     mean_reward: float
     pass_k: dict[int, float]
     mean_turns: float
-    failed: int = 0
+    failed: int = 0  # episodes ended by an infrastructure failure (`core/outcomes.py`), counted in the rates as failures
     simulator: str | None = None  # the model playing the env's simulated user / patient, if one did
     outcomes: list[TaskOutcome] = field(default_factory=list)
 
@@ -152,6 +153,7 @@ def collect_outcomes(runner: Any, tasks: list[tuple[int, str | None]], trials: i
         oc.rewards.append(ep.reward)
         oc.successes.append(bool(ep.success) if ep.success is not None else ep.reward >= 1.0)
         oc.turns.append(len(ep.turns))
+        oc.failed += int(ep.end is not None and ep.end.infra)
     return [outcomes[g] for g in range(len(tasks))]
 
 
@@ -207,5 +209,5 @@ def evaluate(env_id: str, model: str, *, env_kwargs: dict[str, Any] | None = Non
         env=env_id, model=model, tasks=len(outcomes), trials=trials, k=k,
         success_rate=s["success_rate"], mean_reward=s["mean_reward"],
         pass_k={j: pass_hat_k([o.successes for o in outcomes], j) for j in range(1, k + 1)},
-        mean_turns=s["mean_turns"], simulator=getattr(simulator, "model", None), outcomes=outcomes,
+        mean_turns=s["mean_turns"], failed=sum(o.failed for o in outcomes), simulator=getattr(simulator, "model", None), outcomes=outcomes,
     )

@@ -53,13 +53,15 @@ def build_runner(env_id: str, env_kwargs: dict[str, Any], policy: PolicyBackend,
                  *, simulator: Any = None, constrained: bool = False, snapshot_turns: bool = False, anchor_turns: bool = False,
                  max_seq_len: int = 4096,
                  seed: int = 0, progress: bool = False, env_workers: int = 1,
-                 simulator_queue: SimulatorQueue | None = None) -> RolloutRunner:
+                 simulator_queue: SimulatorQueue | None = None,
+                 episode_timeout_s: float | None = None) -> RolloutRunner:
     """A runner whose envs are `make_env(env_id, **env_kwargs)`.
 
     simulator: None when `env_kwargs` are final (already hold the simulator's model, from `prepare_env_kwargs`,
     or the env has no simulated counterpart); a simulator setting to check, load and share here.
     simulator_queue: the run's queue, served by the runner. None: the queue of the batching simulator that
     `env_kwargs` already hold, if any, else a new one (which a simulator loaded here joins).
+    episode_timeout_s: wall-clock limit per episode (config `rollout.episode_timeout_s`; None: no limit).
     The other options are `RolloutRunner`'s."""
     if simulator_queue is None:
         simulator_queue = simulator_queue_of(env_kwargs) or SimulatorQueue()
@@ -68,5 +70,5 @@ def build_runner(env_id: str, env_kwargs: dict[str, Any], policy: PolicyBackend,
     return RolloutRunner(
         lambda: make_env(env_id, **kwargs), policy, formatter, sampling, constrained=constrained,
         snapshot_turns=snapshot_turns, anchor_turns=anchor_turns, max_seq_len=max_seq_len, seed=seed, progress=progress,
-        env_workers=env_workers, simulator_queue=simulator_queue,
+        env_workers=env_workers, simulator_queue=simulator_queue, episode_timeout_s=episode_timeout_s,
     )

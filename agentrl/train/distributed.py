@@ -82,6 +82,28 @@ def my_groups(n_groups: int) -> range:
     return range(r * k, (r + 1) * k)
 
 
+def my_share(n: int) -> range:
+    """Rank r's contiguous block of n items that need not divide evenly (held-out tasks): ranks take
+    n // world or one more, lower ranks' items first, so gathering in rank order restores the list's order."""
+    w, r = world(), rank()
+    return range(n * r // w, n * (r + 1) // w)
+
+
+def row_span(n: int, what: str = "the row-count all-gather") -> tuple[int, int]:
+    """(offset, total): where this rank's `n` rows start in the update's global batch (lower ranks' rows first,
+    as one process orders them) and how many rows every rank holds together; (0, n) with one process."""
+    counts = all_gather(n, what)
+    return sum(counts[: rank()]), sum(counts)
+
+
+def sum_metrics(metrics: dict[str, float], what: str = "the metrics all-gather") -> dict[str, float]:
+    """Each key's sum over ranks (a key a rank lacks counts 0): counts such as episodes per outcome."""
+    if world() == 1:
+        return metrics
+    parts = all_gather(metrics, what)
+    return {k: float(sum(p.get(k, 0.0) for p in parts)) for k in sorted({k for p in parts for k in p})}
+
+
 def _collective(what: str, fn: Callable[[], T]) -> T:
     try:
         return fn()

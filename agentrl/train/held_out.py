@@ -3,7 +3,9 @@ with `env.kwargs` + `train.eval_env_kwargs` (e.g. `{split: test}`), logged as `e
 
 It shares the trainer's policy backend (so it scores the weights just updated) but has its own `RolloutRunner`,
 so its episodes never advance the training runner's uid counter, from which sampling seeds derive. It serves the
-training run's `SimulatorQueue` (its envs share the training envs' simulator, which joined that queue)."""
+training run's `SimulatorQueue` (its envs share the training envs' simulator, which joined that queue). Under
+torchrun the tasks are split across ranks (`distributed.my_share`) and the outcomes gathered in task order: every
+rank computes the whole list's numbers, each task run once (rank 0 logs them)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from agentrl.eval.evaluate import collect_outcomes, summarize_outcomes, task_lis
 from agentrl.inference.base import SamplingParams
 from agentrl.rollout.build import build_runner
 from agentrl.sim.batching import SimulatorQueue
+from agentrl.train import distributed
 
 SEED_BASE = 1_000_000  # envs without a task list are evaluated on seeds from here (training seeds are hashed)
 
@@ -21,12 +24,12 @@ SEED_BASE = 1_000_000  # envs without a task list are evaluated on seeds from he
 class HeldOutEval:
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], policy: Any, formatter: Any, *, tasks: int | None,
                  max_new_tokens: int, max_seq_len: int, seed: int = 0, constrained: bool = False, env_workers: int = 1,
-                 simulator_queue: SimulatorQueue | None = None):
+                 simulator_queue: SimulatorQueue | None = None, episode_timeout_s: float | None = None):
         self.tasks = task_list(env_id, env_kwargs, tasks, SEED_BASE)  # validates the kwargs before any training
         self.runner = build_runner(
             env_id, env_kwargs, policy, formatter, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens),
             constrained=constrained, max_seq_len=max_seq_len, seed=seed, env_workers=env_workers,
-            simulator_queue=simulator_queue,
+            simulator_queue=simulator_queue, episode_timeout_s=episode_timeout_s,
         )
 
     @classmethod
@@ -37,10 +40,14 @@ class HeldOutEval:
         t, r = cfg.train, cfg.rollout
         return cls(cfg.env.id, {**env_kwargs, **t.eval_env_kwargs}, policy, formatter, tasks=t.eval_tasks,
                    max_new_tokens=r.max_new_tokens, max_seq_len=r.max_seq_len, seed=t.seed, constrained=r.constrained,
-                   env_workers=r.env_workers, simulator_queue=simulator_queue)
+                   env_workers=r.env_workers, simulator_queue=simulator_queue, episode_timeout_s=r.episode_timeout_s)
 
     def __call__(self) -> dict[str, float]:
         t0 = time.perf_counter()
-        s = summarize_outcomes(collect_outcomes(self.runner, self.tasks, trials=1))
+        mine = distributed.my_share(len(self.tasks))  # under torchrun each rank runs its block; gathered in order
+        outcomes = collect_outcomes(self.runner, self.tasks[mine.start:mine.stop], trials=1)
+        outcomes = [o for part in distributed.all_gather(outcomes, "the held-out all-gather") for o in part]
+        s = summarize_outcomes(outcomes)
         return {"eval/success_rate": s["success_rate"], "eval/reward": s["mean_reward"], "eval/turns": s["mean_turns"],
-                "eval/tasks": float(len(self.tasks)), "time/eval": time.perf_counter() - t0}
+                "eval/tasks": float(len(self.tasks)), "eval/failed": float(sum(o.failed for o in outcomes)),
+                "time/eval": time.perf_counter() - t0}

@@ -112,7 +112,7 @@ class Trainer:
             constrained=cfg.rollout.constrained, snapshot_turns=self.spec.needs_branches,
             anchor_turns=self.spec.needs_anchor_states,
             max_seq_len=cfg.rollout.max_seq_len, seed=cfg.train.seed, progress=False, env_workers=cfg.rollout.env_workers,
-            simulator_queue=self.simulator_queue,
+            simulator_queue=self.simulator_queue, episode_timeout_s=cfg.rollout.episode_timeout_s,
         )
         self.returns = (KLShapedReturns(self.ref_model, cfg.ppo.kl_coef, temperature=cfg.rollout.temperature,
                                         pad_id=self.policy.pad_id, micro_batch_size=cfg.ppo.micro_batch_size)
@@ -172,16 +172,16 @@ class Trainer:
             collected = [*refill.first_draw, *refill.extra]  # every episode sampled counts (tokens, outcomes)
         t_collect = time.perf_counter() - t0
         episodes, dropped = self._drop_failed(collected if refill is None else batch_eps)
-        outcomes = {**outcome_metrics(collected), **dropped}
+        outcomes = distributed.sum_metrics({**outcome_metrics(collected), **dropped}, "the outcome all-gather")
         returns = self.returns(episodes)  # shaped once, before any estimator runs
         extra = self._extra_sampling(episodes, specs, returns, uid0, n_collected=len(collected))
         t_branch = time.perf_counter() - t0 - t_collect
         batch = self._batch(episodes, returns, extra)
+        offset, total = distributed.row_span(len(batch))  # this rank's rows of one process's batch, failures left out
         update_stats = ppo_update(
             self.model, self.value_head, self.optimizer, self.scheduler, batch, self.cfg.ppo,
             temperature=self.cfg.rollout.temperature, grad_clip=self.cfg.optim.grad_clip, generator=self.torch_gen,
-            offset=self.groups.start * self.cfg.rollout.group_size,
-            total=len(batch) if distributed.world() == 1 else self.cfg.rollout.groups * self.cfg.rollout.group_size,
+            offset=offset, total=total,
             autocast=self.cfg.train.autocast == "bfloat16",
         )
         self._sync_weights()
@@ -518,14 +518,26 @@ class Trainer:
     def _drop_failed(self, episodes: list[Episode]) -> tuple[list[Episode], dict[str, float]]:
         """The episodes that enter the advantage groups, and the drop metrics. Episodes ended by infrastructure
         (env error, simulator error, timeout) leave the groups (`rollout.failed_episodes=exclude_infra`) rather
-        than being scored 0. Several processes keep them (scored 0): the ranks' rows must stay the one-process
-        split."""
-        if self.cfg.rollout.failed_episodes != "exclude_infra" or distributed.world() > 1:
+        than being scored 0. Under torchrun each rank drops within its own groups (a group never spans ranks, so
+        it drops what one process would), and `ppo_update` places the rows kept by every rank (`row_span`).
+        fsdp2 keeps them (scored 0), and says so: its lock-step micro-batch count assumes equal rows per rank."""
+        if self.cfg.rollout.failed_episodes != "exclude_infra":
+            return episodes, {}
+        if self.sharded:
+            n = sum(1 for ep in episodes if ep.end is not None and ep.end.infra)
+            if n:
+                print(f"update {self.step + 1}: {n} episode(s) ended by an infrastructure failure are kept with reward 0 "
+                      "(train.parallel=fsdp2 cannot leave them out yet)", file=sys.stderr)
             return episodes, {}
         kept = drop_unusable(episodes, "exclude_infra")
-        if not kept.episodes:
+        left = distributed.all_gather(len(kept.episodes), "the kept-episode all-gather")  # every rank decides alike
+        if not sum(left):
             raise RuntimeError(f"update {self.step + 1}: every episode ended by an infrastructure failure "
                                f"({sorted({ep.error for ep in episodes if ep.error})[:2]}); nothing to train on")
+        if not all(left):
+            raise RuntimeError(f"update {self.step + 1}: rank(s) {[r for r, n in enumerate(left) if not n]} have no "
+                               "episode left after leaving out infrastructure failures, and every rank needs one; use "
+                               "more rollout.groups per rank, or rollout.failed_episodes=score_zero")
         return kept.episodes, kept.metrics()
 
     def _sync_weights(self) -> None:

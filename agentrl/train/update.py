@@ -241,8 +241,11 @@ def ppo_update(
             steps += 1
     if scheduler is not None:  # one scheduler step per update (the schedule is counted in updates)
         scheduler.step()
-    keys = sorted(sums)
-    vals = distributed.all_reduce_sum(torch.tensor([sums[k] for k in keys], dtype=torch.float64), "the stats all-reduce")
+    # the union of every rank's stat names: a rank whose rows were all idle (zero advantage, skipped) has none,
+    # and tensors of different lengths would leave the all-reduce waiting
+    keys = sorted(set().union(*distributed.all_gather(sorted(sums), "the stats names all-gather")))
+    vals = distributed.all_reduce_sum(torch.tensor([sums.get(k, 0.0) for k in keys], dtype=torch.float64),
+                                      "the stats all-reduce")
     out = {k: float(v) / max(attempts, 1) for k, v in zip(keys, vals.tolist())}
     out["grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else float("nan")
     out["skipped_steps"] = float(skipped)
