@@ -217,7 +217,7 @@ def test_no_estimator_gives_advantage_to_non_agent_tokens() -> None:
         turn_anchors=[["s", "a", "b"], ["s", "a", "c"], ["t", "d"], []],
     )
     off = torch.tensor(masks) == 0
-    assert set(REGISTRY) == {"trepo", "ppo_gae", "grpo", "rloo", "remax", "reinforce", "gigpo"}
+    assert set(REGISTRY) == {"trepo", "ppo_gae", "ppo_turn", "grpo", "rloo", "remax", "reinforce", "gigpo"}
     for name, spec in REGISTRY.items():
         out = spec.fn(inp)
         assert out.advantages.shape == (4, 12), name

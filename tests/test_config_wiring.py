@@ -30,7 +30,7 @@ from agentrl.sim.batching import BatchingChatModel
 from agentrl.train import distributed
 from agentrl.train.config import Config, SimulatorConfig, load_config
 from agentrl.train.lr_schedule import lr_factor
-from agentrl.train.reward_shaping import KLShapedReturns
+from agentrl.train.reward_shaping import KLShapedReturns, RandomReturns
 
 ENV = "test_failed_episodes_wiring:FailingPick-v0"  # tests/test_failed_episodes_wiring.py
 
@@ -49,7 +49,7 @@ A = [
     "train.eval_every=1", "train.eval_tasks=1", "train.eval_env_kwargs={turns: 2}", "train.eval_before_train=false",
     "train.max_tokens=1000000000", "train.parallel=ddp", "train.collective_timeout_s=30", "train.max_skipped_updates=5",
     "train.check_invariants=false", "train.verify_weight_sync=false", "train.autocast=bfloat16", "train.device=cpu",
-    "train.gradient_checkpointing=true", "train.attn_implementation=eager",
+    "train.gradient_checkpointing=true", "train.attn_implementation=eager", "train.random_reward=0.5",
 ]
 B = [
     "model=tiny-random", f"env.id={ENV}", "env.simulator.model=tiny-random", "env.simulator.max_batch=3",
@@ -228,6 +228,7 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
         "epochs", "minibatch_size", "micro_batch_size", "clip_low", "clip_high", "dual_clip", "loss_agg", "kl_coef",
         "kl_kind", "entropy_coef", "vf_coef", "vf_clip", "shared_prefix", "skip_zero_advantage", "shift_rows",
         "logprob_drift_warn_at", "logprob_drift_error_at")},
+    "train.random_reward": lambda b: isinstance(b.a.returns, RandomReturns) and b.a.returns.p == 0.5,
     "ppo.kl_in_reward": lambda b: (isinstance(b.b.returns, KLShapedReturns) and b.b.returns.beta == 0.1),
     "train.updates": lambda b: [r["step"] for r in b.rows] == [1, 2],
     "train.seed": lambda b: (b.a.runner.seed == 3 and _kw(b.calls_a, "load_model")["seed"] == 3),

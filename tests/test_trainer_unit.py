@@ -22,7 +22,7 @@ SMALL = [
 ]
 
 
-@pytest.mark.parametrize("algorithm", ["trepo", "ppo_gae", "grpo", "rloo", "remax", "reinforce", "gigpo"])
+@pytest.mark.parametrize("algorithm", ["trepo", "ppo_gae", "ppo_turn", "grpo", "rloo", "remax", "reinforce", "gigpo"])
 def test_one_update_per_algorithm(algorithm: str, tmp_path: Path) -> None:
     cfg = load_config(None, SMALL + [f"algorithm.name={algorithm}", f"train.run_dir={tmp_path}"])
     tr = Trainer(cfg, console=False)

@@ -133,6 +133,7 @@ class TrainBatch:
     old_values: torch.Tensor | None = None  # [B, T]
     ref_logprobs: torch.Tensor | None = None  # [B, T]
     allowed: torch.Tensor | None = None  # [B, T, A] long: allowed ids at constrained positions, -1 padded (see allowed_tensor)
+    value_mask: torch.Tensor | None = None  # [B, T] float: where the value loss is taken; None: the action mask
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]

@@ -214,6 +214,9 @@ class TrainConfig(_Strict):
     # stop once this many tokens were sampled (policy + branch continuations + baselines), even before `updates`:
     # compares algorithms at equal sampling cost
     max_tokens: int | None = Field(None, ge=1)
+    # a control run: every return the estimator sees is a Bernoulli(p) draw, whatever the episode did (the noise
+    # floor of a learning claim; `reward/mean` and held-out evaluation stay real). None = the env's rewards
+    random_reward: float | None = Field(None, ge=0.0, le=1.0)
     # several processes (torchrun --nproc-per-node N -m agentrl train ..., or `agentrl train --nproc N`): each rank
     # collects rollout.groups / N groups; ddp = every rank holds the whole model, gradients summed over ranks;
     # fsdp2 = decoder layers sharded with fully_shard (weights, gradients, AdamW state 1/N each), sampling from a

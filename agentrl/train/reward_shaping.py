@@ -8,6 +8,7 @@ by, and the differences V̂(t_b) − V̂(t_a) charge each segment its own KL.
 
 from __future__ import annotations
 
+import random
 from typing import Any, Callable
 
 import torch
@@ -30,6 +31,22 @@ def kl_shaped_rewards(rewards: Tensor, logprobs: Tensor, ref_logprobs: Tensor, a
 
 def raw_rewards(episodes: list[Episode]) -> list[float]:
     return [float(ep.reward) for ep in episodes]
+
+
+class RandomReturns:
+    """The noise floor of a learning claim (`train.random_reward: p`): every return an estimator sees is a
+    Bernoulli(p) draw that ignores what the episode did, so a run trained on it shows what the same settings do
+    to held-out success with no signal at all. A draw depends only on (seed, episode uid), never on the order
+    episodes are scored in, so a resumed run draws what the uninterrupted one did. The episodes' own rewards,
+    and so `reward/mean` and the held-out evaluation, stay the real ones."""
+
+    def __init__(self, p: float, seed: int):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"random_reward must be a probability in [0, 1], got {p}")
+        self.p, self.seed = p, seed
+
+    def __call__(self, episodes: list[Episode]) -> list[float]:
+        return [float(random.Random(f"agentrl-random-reward:{self.seed}:{ep.uid}").random() < self.p) for ep in episodes]
 
 
 class KLShapedReturns:

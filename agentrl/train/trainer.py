@@ -61,7 +61,7 @@ from agentrl.train.lora import (
 )
 from agentrl.train.lr_schedule import lr_factor
 from agentrl.train.metrics import MetricsLogger, NullLogger
-from agentrl.train.reward_shaping import KLShapedReturns, raw_rewards
+from agentrl.train.reward_shaping import KLShapedReturns, RandomReturns, raw_rewards
 from agentrl.train.run_dir import check_run_dir, clear_run_dir, finish_run, start_run
 from agentrl.train.update import SkipGuard, ValueHead, forward, ppo_update
 
@@ -117,6 +117,8 @@ class Trainer:
         self.returns = (KLShapedReturns(self.ref_model, cfg.ppo.kl_coef, temperature=cfg.rollout.temperature,
                                         pad_id=self.policy.pad_id, micro_batch_size=cfg.ppo.micro_batch_size)
                         if self.ref_model is not None and cfg.ppo.kl_in_reward else raw_rewards)  # what every estimator sees as RM
+        if cfg.train.random_reward is not None:  # the control run: returns that carry no signal
+            self.returns = RandomReturns(cfg.train.random_reward, cfg.train.seed)
         self.held_out = (HeldOutEval.for_training(cfg, self.policy, self.runner.fmt, env_kwargs, self.simulator_queue)
                          if cfg.train.eval_every else None)
         self.rng = random.Random(cfg.train.seed)
@@ -325,7 +327,7 @@ class Trainer:
             adv = (whiten(adv, amask, center=center) if distributed.world() == 1
                    else distributed.global_whiten(adv, amask, center=center))
         return TrainBatch(ids, attn, amask, old_lp, adv, returns=out.returns, old_values=old_values, ref_logprobs=ref_lp,
-                          allowed=allowed)
+                          allowed=allowed, value_mask=out.value_mask)
 
     @staticmethod
     def _episode_metrics(episodes: list[Episode]) -> dict[str, float]:

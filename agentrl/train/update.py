@@ -353,7 +353,9 @@ def _micro_loss(model: nn.Module, value_head: ValueHead | None, mb: TrainBatch, 
         stats["kl"] = float(kl.detach())
         loss = loss + cfg.kl_coef * kl
     if value_head is not None and mb.returns is not None and mb.old_values is not None:
-        vl, vstats = value_loss(out.values, mb.old_values, mb.returns, mask, clip=cfg.vf_clip, agg=cfg.loss_agg)
+        # a turn-level critic (turn_gae) is trained only at turn starts; every other estimator on every agent token
+        vmask = mask if mb.value_mask is None else mb.value_mask
+        vl, vstats = value_loss(out.values, mb.old_values, mb.returns, vmask, clip=cfg.vf_clip, agg=cfg.loss_agg)
         stats.update({"loss/value": float(vl.detach()), **vstats})
         loss = loss + cfg.vf_coef * vl
     return loss, stats, out.logprobs.detach()

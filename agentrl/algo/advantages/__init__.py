@@ -15,6 +15,7 @@ from .params import (
     NoParams,
     ReinforceParams,
     TRePOParams,
+    TurnGAEParams,
     estimator_kwargs,
 )
 from .reinforce import reinforce
@@ -28,16 +29,19 @@ from .trepo import (
     shared_prefix_values,
     trepo,
 )
+from .turn_gae import turn_gae
 
 # default_whiten: TRePO's advantages scaled, not centred (DESIGN.md step 4: its per-turn differences are ~1/K of
 # GRPO's scale; centring would give every token of an all-equal group −mean/std); PPO-GAE's centred and scaled
-# (standard PPO practice). None for the comparison points whose papers define their own scale: GRPO is already
-# group-normalised (GiGPO's two levels too), and RLOO / ReMax / REINFORCE are compared as published.
+# (standard PPO practice), Turn-PPO's too (the same GAE, over turns). None for the comparison points whose papers
+# define their own scale: GRPO is already group-normalised (GiGPO's two levels too), and RLOO / ReMax / REINFORCE
+# are compared as published.
 # `algorithm.whiten` overrides it, e.g. `scale` for every estimator of a comparison, so all of them get the same
 # treatment.
 REGISTRY: dict[str, EstimatorSpec] = {
     "trepo": EstimatorSpec(fn=trepo, params=TRePOParams, needs_branches=True, default_whiten="scale"),
     "ppo_gae": EstimatorSpec(fn=gae, params=GAEParams, needs_value_head=True, default_whiten="center_scale"),
+    "ppo_turn": EstimatorSpec(fn=turn_gae, params=TurnGAEParams, needs_value_head=True, default_whiten="center_scale"),
     "grpo": EstimatorSpec(fn=grpo, params=GRPOParams, default_whiten="none", min_group_size=2,
                           group_reason="its baseline is the mean of the task's group, so with one episode every advantage is 0"),
     "rloo": EstimatorSpec(fn=rloo, params=NoParams, default_whiten="none", min_group_size=2,
@@ -62,6 +66,7 @@ __all__ = [
     "WHITEN_MODES",
     "trepo",
     "gae",
+    "turn_gae",
     "grpo",
     "gigpo",
     "rloo",

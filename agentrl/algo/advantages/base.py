@@ -35,6 +35,8 @@ class AdvantageInputs:
 class AdvantageOutput:
     advantages: Tensor  # [B, T] float, exactly 0 where action_mask == 0
     returns: Tensor | None = None  # [B, T] value targets (gae), 0 where action_mask == 0
+    # [B, T] float: where the value loss is taken (turn_gae: each turn's first agent token); None: the action mask
+    value_mask: Tensor | None = None
 
 
 @dataclass(frozen=True)

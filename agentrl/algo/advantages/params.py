@@ -51,6 +51,12 @@ class GAEParams(EstimatorParams):
     lam: float = Field(1.0, ge=0.0, le=1.0)
 
 
+class TurnGAEParams(EstimatorParams):
+    # Turn-PPO's best in its ablation (arXiv:2512.17008): discount and GAE λ per turn, not per token
+    gamma: float = Field(0.99, ge=0.0, le=1.0)
+    lam: float = Field(0.9, ge=0.0, le=1.0)
+
+
 class GRPOParams(EstimatorParams):
     eps: float = Field(1e-6, gt=0.0)
     scale_std: bool = True  # False: Dr. GRPO (no division by the group's std)
