@@ -37,7 +37,7 @@ ENV = "test_failed_episodes_wiring:FailingPick-v0"  # tests/test_failed_episodes
 A = [
     f"env.id={ENV}", "env.kwargs={turns: 3}", "algorithm.name=ppo_gae", "algorithm.whiten=scale",
     "rollout.groups=2", "rollout.group_size=2", "rollout.refill_rounds=1", "rollout.temperature=0.7", "rollout.top_p=0.9",
-    "rollout.max_new_tokens=3", "rollout.max_seq_len=512", "rollout.constrained=true", "rollout.prefix_reuse=false",
+    "rollout.max_new_tokens=3", "rollout.max_seq_len=512", "rollout.constrained=true", "rollout.prefix_reuse=false", "rollout.kv_store=3",
     "rollout.env_workers=2", "rollout.episode_timeout_s=100", "rollout.failed_episodes=score_zero",
     "optim.lr=1e-4", "optim.weight_decay=0.01", "optim.betas=[0.8, 0.99]", "optim.grad_clip=0.5", "optim.schedule=cosine",
     "optim.warmup_steps=2",
@@ -213,6 +213,7 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
     "rollout.max_seq_len": lambda b: b.a.runner.max_seq_len == 512,
     "rollout.constrained": lambda b: b.a.runner.constrained is True,
     "rollout.prefix_reuse": lambda b: b.a.policy.prefix_reuse is False,
+    "rollout.kv_store": lambda b: b.a.policy.store is not None and b.a.policy.store.max_entries == 3,
     "rollout.env_workers": lambda b: b.a.runner.env_workers == 2,
     "rollout.episode_timeout_s": lambda b: (b.a.runner.episode_timeout_s == 100 and b.a.held_out.runner.episode_timeout_s == 100),
     "rollout.failed_episodes": _failed_episodes,

@@ -12,8 +12,12 @@ from typing import Any, Callable
 
 def _hf(cfg: Any, model: Any, tokenizer: Any) -> Any:
     from agentrl.inference.hf import HFPolicy
+    from agentrl.inference.kv_store import KVStore
 
-    return HFPolicy(model, tokenizer, prefix_reuse=getattr(cfg, "prefix_reuse", True))
+    n = getattr(cfg, "kv_store", 0)
+    if n is None:  # one stored sequence per episode of an update
+        n = cfg.groups * cfg.group_size
+    return HFPolicy(model, tokenizer, prefix_reuse=getattr(cfg, "prefix_reuse", True), store=KVStore(n) if n else None)
 
 
 def _vllm(cfg: Any, model: Any, tokenizer: Any) -> Any:

@@ -55,9 +55,9 @@ class HFPolicy:
                  row_prefill: bool | None = None):
         """prefix_reuse: prompts in a batch that share a prefix of at least `min_shared_prefix` tokens (TRePO's
         branch continuations, a group's episodes) encode it once; its KV cache is copied to every row.
-        store: the KV store of the chat model that owns this sampler (`HFChatModel`): finished sequences' KV is
-        kept there, so a later prompt that extends one (a simulator's next turn) encodes only its new tokens
-        (frozen models only; the trainer's policy has none).
+        store: where finished sequences' KV is kept, so a later prompt that extends one (an episode's next turn,
+        a simulator's next turn, a branch continuation) encodes only its new tokens. A chat model's own store; the
+        trainer's policy gets one with `rollout.kv_store`, cleared by `update_weights` after every update.
         row_prefill: encode long prompts one row at a time (no padding, no attention mask) and lay their KV
         out left-padded for the batched decode. Default: on a CPU, where a prompt of a few hundred tokens
         already fills the matrix units and a padded, masked batch encodes fewer tokens per second (see
@@ -92,13 +92,14 @@ class HFPolicy:
         return out
 
     def update_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Load new weights. A no-op when the trainer updates this very module in place (one CPU process)."""
+        """Load new weights. A no-op when the trainer updates this very module in place (one CPU process); the KV
+        store is cleared either way (its caches were computed with the old weights)."""
+        if self.store is not None:
+            self.store.clear()
         own = self.model.state_dict()
         if all(k in own and own[k].data_ptr() == v.data_ptr() for k, v in state_dict.items()):
             return
         self.model.load_state_dict(state_dict, strict=True)
-        if self.store is not None:
-            self.store.clear()  # computed with the old weights
 
     def weights_digest(self) -> WeightsDigest:
         """The digest of the weights this policy samples with (`base.weights_digest`)."""

@@ -145,6 +145,10 @@ class RolloutConfig(_Strict):
     max_seq_len: int = Field(2048, ge=16)
     constrained: bool = False  # decode only env.allowed_replies() (tiny-model tests)
     prefix_reuse: bool = True  # hf backend: prompts sharing a prefix (branches, groups) encode it once
+    # hf backend: finished sequences whose KV cache is kept within an update, so an episode's next turn (and a
+    # branch continuation) encodes only its new tokens; None = one per episode of an update (groups x group_size),
+    # 0 = off. Memory: ~46 KB per token per entry for SmolLM2-135M (BENCHMARKS.md, "Policy KV store")
+    kv_store: int | None = Field(None, ge=0)
     env_workers: int = Field(1, ge=1)  # threads stepping envs; > 1 lets a batched env.simulator serve a round at once
     episode_timeout_s: float | None = Field(None, gt=0.0)  # an episode running longer ends as timed_out
     # episodes that ended by an env error, a simulator error or a timeout: left out of the advantage groups

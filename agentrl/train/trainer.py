@@ -165,6 +165,8 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         t0 = time.perf_counter()
+        if getattr(self.policy, "store", None) is not None:  # each update's collection starts from an empty KV
+            self.policy.store.clear()  # store (a held-out evaluation since the sync may have filled it): resumable
         specs = self._episode_specs(self.step)
         uid0 = self._set_uid(None, self.groups.start * self.cfg.rollout.group_size)  # sampling seeds as one process's
         collected = self.runner.collect(specs)
