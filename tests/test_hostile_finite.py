@@ -389,9 +389,9 @@ def test_group_relative_estimators_refuse_group_size_1(name: str, why: str) -> N
     msg = _refused(f"algorithm.name={name}", "rollout.group_size=1")
     assert msg == (f"invalid config:\n  rollout.group_size=1 gives {name} nothing to learn from: {why}"
                    + msg.split(why, 1)[1])
-    assert "use rollout.group_size >= 2, or an estimator that works with 1: trepo, ppo_gae, remax, reinforce" in msg
+    assert "use rollout.group_size >= 2, or an estimator that works with 1: trepo, ppo_gae, ppo_turn, remax, reinforce" in msg
     assert load_config(None, [f"algorithm.name={name}", "rollout.group_size=2"]).rollout.group_size == 2
-    for other in ("ppo_gae", "reinforce", "remax", "trepo"):  # no group baseline: one episode a task is fine
+    for other in ("ppo_gae", "ppo_turn", "reinforce", "remax", "trepo"):  # no group baseline: one episode a task is fine
         assert load_config(None, [f"algorithm.name={other}", "rollout.group_size=1"]).rollout.group_size == 1
 
 
