@@ -245,15 +245,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """The model is written into a temporary sibling of OUT (same parent, so the same filesystem) and renamed to OUT
-    only when complete: a failure (a full disk, a read-only parent) leaves no OUT, and exporting again works."""
-    import os
-    import shutil
-    import tempfile
-
+    """All or nothing (`export_merged`): a failure leaves no OUT and is one line naming it."""
     from safetensors import SafetensorError
 
-    from agentrl.core.io import ordinary_permissions
     from agentrl.train.lora import export_merged
 
     if not args.merge:
@@ -269,20 +263,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"export: {out} exists and is not an empty directory; choose another OUT")
     with _os_errors(f"export to {out}"):
-        out.absolute().parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.absolute().parent))
         try:
-            try:
-                export_merged(args.run_dir, tmp)
-            except SafetensorError as exc:  # its own type for an I/O error (a full disk), not an OSError
-                raise UsageError(f"export to {out}: writing the weights failed: {_first_line(str(exc))}") from exc
-            ordinary_permissions(tmp)  # mkdtemp made it 0700
-            if out.exists():
-                out.rmdir()  # the empty directory checked above
-            os.rename(tmp, out)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            export_merged(args.run_dir, out)
+        except SafetensorError as exc:  # its own type for an I/O error (a full disk), not an OSError
+            raise UsageError(f"export to {out}: writing the weights failed: {_first_line(str(exc))}") from exc
     print(f"exported {out} (loads with AutoModelForCausalLM.from_pretrained)", file=sys.stderr)
     return 0
 

@@ -45,7 +45,7 @@ def test_refill_specs_are_fresh_tasks() -> None:
 
 
 def test_metrics() -> None:
-    r = Refill(first_draw=[ep(0, 1.0), ep(0, 0.0)], groups=4, zero_spread_first=2, replaced=1, rounds=2)
+    r = Refill(first_draw=[ep(0, 1.0), ep(0, 0.0)], groups=4, zero_spread_first=2, rounds=2)
     m = r.metrics(zero_spread_after=1)
     assert m["groups/frac_reward_zero_std"] == 0.5 and m["groups/refilled"] == 1.0 and m["reward/first_draw_mean"] == 0.5
 

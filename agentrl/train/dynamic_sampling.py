@@ -43,14 +43,15 @@ class Refill:
     first_draw: list[Episode]  # the update's regular collection, before anything was replaced
     groups: int  # groups in the batch
     zero_spread_first: int = 0  # of them, with all returns equal in the first draw
-    replaced: int = 0  # groups swapped for fresh ones
     rounds: int = 0  # extra collection rounds run
     extra: list[Episode] = field(default_factory=list)  # every episode the rounds collected (kept or not)
 
     def metrics(self, zero_spread_after: int) -> dict[str, float]:
+        """zero_spread_after: the batch's groups still without spread. `swap_groups` lets a zero-spread group go only
+        for a fresh group with a spread, so the groups replaced are the difference."""
         r = [float(ep.reward) for ep in self.first_draw]
         return {"groups/frac_reward_zero_std": self.zero_spread_first / max(self.groups, 1),
-                "groups/refilled": float(self.replaced), "groups/refill_rounds": float(self.rounds),
+                "groups/refilled": float(self.zero_spread_first - zero_spread_after), "groups/refill_rounds": float(self.rounds),
                 "groups/zero_std_after_refill": float(zero_spread_after),
                 "reward/first_draw_mean": sum(r) / len(r) if r else float("nan")}
 

@@ -161,12 +161,32 @@ def merge_and_save(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
 
 
 def export_merged(run_dir: str | Path, out_dir: str | Path, *, dtype: torch.dtype = torch.float32) -> Path:
-    """`agentrl export --merge`: the run's latest intact checkpoint (LoRA or full) as a plain HF model in `out_dir`."""
+    """`agentrl export --merge`: the run's latest intact checkpoint (LoRA or full) as a plain HF model in `out_dir`
+    (new, or an empty directory). All or nothing: the model is written into a temporary sibling of `out_dir` (same
+    parent, so the same filesystem) and renamed to it only when complete, so a failure (a full disk, a read-only
+    parent) leaves no `out_dir`, and exporting again works."""
+    import os
+    import shutil
+    import tempfile
+
+    from agentrl.core.io import ordinary_permissions
     from agentrl.inference.models import load_model
 
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise CheckpointError(f"export: {run_dir} has no intact checkpoint (none yet, or every one failed its manifest check)")
     model, tok = load_model(str(ckpt / "model"), dtype=dtype)  # a LoRA checkpoint comes back merged
-    return merge_and_save(model, tok, out_dir)
+    out = Path(out_dir)
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.absolute().parent))
+    try:
+        merge_and_save(model, tok, tmp)
+        ordinary_permissions(tmp)  # mkdtemp made it 0700
+        if out.exists():
+            out.rmdir()  # an empty directory (a non-empty one raises OSError: nothing is overwritten)
+        os.rename(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
 

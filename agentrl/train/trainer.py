@@ -247,8 +247,7 @@ class Trainer:
             before = len(episodes)
             episodes, specs = swap_groups(episodes, specs, zero, fresh, fresh_specs)
             assert len(episodes) == before, "a swap keeps the batch's size"
-            refill.replaced += sum(1 for g in {ep.group_id for ep in fresh} if g in {ep.group_id for ep in episodes})
-            zero = [g for g in zero_spread_groups(episodes)]
+            zero = zero_spread_groups(episodes)
         return refill, specs, episodes
 
     def _set_uid(self, base: int | None, offset: int) -> int:
