@@ -101,7 +101,7 @@ def test_defaults_are_unchanged():
         assert set(info) == DEFAULT_INFO_KEYS
         assert info["system_without_tools"] == SYSTEM_PROMPT
         assert [t["function"]["name"] for t in info["tools"]] == ALL_NAMES
-    assert len(default.task_ids()) == 100 and len(ToolUseEnv().task_ids()) == 400
+    assert len(default.task_ids()) == 200 and len(ToolUseEnv().task_ids()) == 400
     assert ToolUseEnv(split="test").reset(seed=5) == explicit.reset(seed=5)  # seeded draws unchanged
 
 

@@ -58,11 +58,11 @@ def test_check_env():
 
 def test_task_selection():
     assert len(ToolUseEnv(split="train").task_ids()) == 400
-    assert len(ToolUseEnv(split="test").task_ids()) == 100
-    assert len(ToolUseEnv(split="all").task_ids()) == 500
+    assert len(ToolUseEnv(split="test").task_ids()) == 200
+    assert len(ToolUseEnv(split="all").task_ids()) == 600
     for tier in (1, 2, 3, 4):
         ids = ToolUseEnv(split="test", tier=tier).task_ids()
-        assert len(ids) == 25 and all(f"-t{tier}-" in i for i in ids)
+        assert len(ids) == 50 and all(f"-t{tier}-" in i for i in ids)
     with pytest.raises(ValueError, match="split"):
         ToolUseEnv(split="dev")
     with pytest.raises(ValueError, match="tier"):

@@ -45,6 +45,19 @@ def test_another_seed_gives_other_tasks():
     assert [t.question for t in a["train"]] != [t.question for t in b["train"]]
 
 
+def test_extra_test_draws_change_no_earlier_task():
+    """The extra test tasks are drawn last: train and each tier's first test tasks are what they were without
+    them, and the extras are new questions (in neither split), numbered on from the tier's first test tasks."""
+    base = generate.generate(seed=0, train_per_tier=8, test_per_tier=2, extra_test_per_tier=0)
+    more = generate.generate(seed=0, train_per_tier=8, test_per_tier=2, extra_test_per_tier=3)
+    assert more["train"] == base["train"]
+    for tier in (1, 2, 3, 4):
+        first, extended = ([t for t in x["test"] if t.tier == tier] for x in (base, more))
+        assert extended[:2] == first and [t.id for t in extended[2:]] == [f"test-t{tier}-{i:03d}" for i in (2, 3, 4)]
+    questions = [t.question for t in more["train"] + more["test"]]
+    assert len(questions) == len(set(questions)) == 4 * (8 + 2 + 3)
+
+
 def test_pinned_facts_match_installed_libraries():
     manifest = json.loads((DATA_DIR / "manifest.json").read_text())
     problems = check_pinned_facts(list(load_tasks("all")))
@@ -65,14 +78,14 @@ def test_drift_is_detected():
 
 def test_splits_tiers_and_families():
     train, test = load_tasks("train"), load_tasks("test")
-    assert len(train) == 400 and len(test) == 100
+    assert len(train) == 400 and len(test) == 200
     for tier in (1, 2, 3, 4):
-        assert sum(t.tier == tier for t in train) == 100 and sum(t.tier == tier for t in test) == 25
+        assert sum(t.tier == tier for t in train) == 100 and sum(t.tier == tier for t in test) == 50
         names = {f.__name__.split("_", 1)[1] for f in families.FAMILIES[tier]}
         assert {t.family for t in train if t.tier == tier} == names
         assert {t.family for t in test if t.tier == tier} == names  # stratified: every family is tested
     assert not {t.question for t in train} & {t.question for t in test}
-    assert len({t.id for t in train + test}) == 500
+    assert len({t.id for t in train + test}) == 600 and len({t.question for t in test}) == 200
     assert Counter(t.answer_type for t in test).keys() == {"integer", "number", "text", "date"}
 
 

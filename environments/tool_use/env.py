@@ -142,9 +142,9 @@ class _CompactToolSet(ToolSet):
 
 
 class ToolUseEnv(MultiTurnEnv):
-    """split: "train" (400 tasks), "test" (100) or "all"; tier: None, 1-4 or a list such as [1, 2] (tool calls the gold
-    chain needs); tool_cost: subtracted from the terminal reward per tool call; rel_tol: relative tolerance
-    for number answers (reward.py). One tool call per message (the base class's max_tool_calls_per_turn).
+    """split: "train" (400 tasks, 100 per tier), "test" (200, 50 per tier) or "all"; tier: None, 1-4 or a list
+    such as [1, 2] (tool calls the gold chain needs); tool_cost: subtracted from the terminal reward per tool
+    call; rel_tol: relative tolerance for number answers (reward.py). One tool call per message (the base class's max_tool_calls_per_turn).
     tools: "all" or a list of tool families / tool names to show (tasks needing other tools are left out);
     schema: "json" (full JSON schemas) or "compact" (one line per tool). See the module docstring."""
 
@@ -191,6 +191,9 @@ class ToolUseEnv(MultiTurnEnv):
     # --- hooks ---------------------------------------------------------------------------------------
     def task_ids(self) -> list[str]:
         return [t.id for t in self._tasks]
+
+    def task_family(self, task_id: str) -> str | None:
+        return self._by_id[task_id].family  # the chain's kind (e.g. capital_population): rollout.task_draw=stratified
 
     def setup(self, options: dict[str, Any]) -> tuple[str, str]:
         ids = [t.id for t in self._tasks]
