@@ -121,6 +121,6 @@ def test_each_estimator_has_its_own_params(name: str, params: str, message: str)
 def test_estimator_params_are_completed_with_their_defaults() -> None:
     cfg = load_config(None, ["algorithm.params.branch_m=3"])
     assert cfg.algorithm.params == {"mode": "segment", "branch_points": "turns", "branch_m": 3, "branch_t_min": 0.0,
-                                    "branch_crn": False, "baseline": "with_own"}
+                                    "branch_crn": False, "baseline": "with_own", "train_continuations": False}
     assert cfg.algorithm.estimator_params().branch_m == 3
     assert load_config(None, ["algorithm.name=rloo"]).algorithm.params == {}

@@ -31,12 +31,14 @@ from agentrl.train import distributed
 from agentrl.train.config import Config, SimulatorConfig, load_config
 from agentrl.train.lr_schedule import lr_factor
 from agentrl.train.reward_shaping import KLShapedReturns, RandomReturns
+from agentrl.train.task_draws import SuccessBandDraws
 
 ENV = "test_failed_episodes_wiring:FailingPick-v0"  # tests/test_failed_episodes_wiring.py
 
 A = [
     f"env.id={ENV}", "env.kwargs={turns: 3}", "algorithm.name=ppo_gae", "algorithm.whiten=scale",
-    "rollout.groups=2", "rollout.group_size=2", "rollout.refill_rounds=1", "rollout.temperature=0.7", "rollout.top_p=0.9",
+    "rollout.groups=2", "rollout.group_size=2", "rollout.refill_rounds=1",
+    "rollout.task_draw=success_band", "rollout.draw_window=3", "rollout.draw_uniform=0.5", "rollout.temperature=0.7", "rollout.top_p=0.9",
     "rollout.max_new_tokens=3", "rollout.max_seq_len=512", "rollout.constrained=true", "rollout.prefix_reuse=false", "rollout.kv_store=3",
     "rollout.env_workers=2", "rollout.episode_timeout_s=100", "rollout.failed_episodes=score_zero",
     "optim.lr=1e-4", "optim.weight_decay=0.01", "optim.betas=[0.8, 0.99]", "optim.grad_clip=0.5", "optim.schedule=cosine",
@@ -181,6 +183,12 @@ def _max_tokens(b: SimpleNamespace) -> None:
         b.a.tokens_cumulative = before
 
 
+def _task_draws(b: SimpleNamespace) -> None:
+    assert isinstance(b.a.task_draws, SuccessBandDraws) and "draw/band_tasks" in b.rows[0]
+    assert b.a.task_draws.recent, "the groups' outcomes reached the draws"
+    assert b.r.task_draws.state_dict() == b.a.task_draws.state_dict(), "resume restores where the draws stood"
+
+
 def _simulator(b: SimpleNamespace) -> Any:
     sim = b.b.runner.make_env().unwrapped.simulator
     assert isinstance(sim, BatchingChatModel)
@@ -207,6 +215,10 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
     "rollout.groups": lambda b: len(b.a.groups) == 2,
     "rollout.group_size": lambda b: [s.group_id for s in b.a._episode_specs(0)] == [0, 0, 1, 1],
     "rollout.refill_rounds": lambda b: "groups/refill_rounds" in b.rows[0],
+    "rollout.task_draw": _task_draws,
+    "rollout.draw_window": lambda b: b.a.task_draws.window == 3 and b.a.task_draws.recent and all(
+        len(r) <= 3 for r in b.a.task_draws.recent.values()),
+    "rollout.draw_uniform": lambda b: b.a.task_draws.uniform == 0.5 and "draw/from_uniform" in b.rows[0],
     "rollout.temperature": lambda b: (b.a.sampling.temperature == 0.7 and _kw(b.calls_a, "ppo_update")["temperature"] == 0.7),
     "rollout.top_p": lambda b: b.a.sampling.top_p == 0.9,
     "rollout.max_new_tokens": lambda b: b.a.sampling.max_new_tokens == 3,

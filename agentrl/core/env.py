@@ -1,7 +1,8 @@
 """`MultiTurnEnv`: the Gymnasium contract every agentrl environment honours (see DESIGN.md, "Environment").
 
 A subclass implements three hooks (`setup`, `respond`, `compute_reward`; `on_tool_result`, `task_ids`,
-`allowed_replies`, `template_tools` and `tool_kwargs` are optional); the base class does everything else:
+`task_family`, `allowed_replies`, `template_tools` and `tool_kwargs` are optional); the base class does
+everything else:
 
     class Echo(MultiTurnEnv):
         tools = (my_tool,)                                   # optional @tool functions
@@ -167,6 +168,12 @@ class MultiTurnEnv(gym.Env):
     def task_ids(self) -> list[str] | None:
         """Envs with a fixed task list return its ids; `reset(options={"task_id": id})` must then start
         that task, and a reset without it draws one with `self.np_random`. Set `self.task_id` in setup."""
+        return None
+
+    def task_family(self, task_id: str) -> str | None:
+        """Optional, for envs with a task list: the family (stratum) a task belongs to, e.g. ToolUse's task family or
+        a Consultation case's diagnosis. `rollout.task_draw=stratified` cycles over families so each update's groups
+        cover them evenly (`train/task_draws.py`); None (the default) puts every task in one stratum."""
         return None
 
     def choose_task_id(self, options: dict[str, Any], ids: Sequence[str], known: Container[str] | None = None,

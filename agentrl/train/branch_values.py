@@ -5,7 +5,9 @@
   (and W itself); B̂(t), the baseline side of an advantage, is the same mean without W's own return.
   A point whose prefix is already shared by at least M other episodes (the first turn: the group's G
   episodes share the prompt) gets no continuations: its value costs nothing extra. Continuations sample
-  at the policy's temperature unless `branch_t_min` asks for lower ones.
+  at the policy's temperature unless `branch_t_min` asks for lower ones. The continuations are kept with their
+  returns and, for each, the returns of the other samples from its prefix, so that with
+  `params.train_continuations` the trainer adds them as rows (`trepo.continuation_rows`).
 * ReMax: one greedy rollout per task as the baseline.
 
 "RM" is each episode's return as `returns` scores it: the raw reward, or RM − β·KL with `ppo.kl_in_reward`
@@ -15,7 +17,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from agentrl.algo.advantages import (
     branch_temperatures,
@@ -36,6 +38,32 @@ class BranchValues:
     baselines: list[list[float]]  # per episode, V̂ at each position without the episode's own return (B̂)
     tokens: int  # tokens sampled by the continuations (the extra cost of TRePO)
     continuations: int
+    # the continuations themselves (trained as rows with `params.train_continuations`), each one's return, and the
+    # returns of the other samples from its prefix (its parent, the other continuations from the point, the episodes
+    # sharing the prefix; never itself); None for a continuation that an infrastructure failure ended (no return)
+    episodes: list[Episode] = field(default_factory=list)
+    returns: list[float] = field(default_factory=list)
+    others: list[list[float] | None] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        """Continuations that an env or simulator failure (or a timeout) ended: in no value, never trained."""
+        return sum(1 for o in self.others if o is None)
+
+    def trainable(self, temperature: float) -> tuple[list[int], int]:
+        """Indices of the continuations to train on, and how many were left out for their temperature. A continuation
+        is an on-policy sample, and its logprobs the ones the update's ratio compares, only where every token it
+        sampled was at the policy's temperature (`branch_t_min` gives lower ones: left out); one that an
+        infrastructure failure ended has no return (left out, counted in `failed`)."""
+        keep, off_temperature = [], 0
+        for i, (c, o) in enumerate(zip(self.episodes, self.others)):
+            if o is None:
+                continue
+            if any(t.temperature != temperature for t in c.turns):
+                off_temperature += 1
+                continue
+            keep.append(i)
+        return keep, off_temperature
 
 
 def estimate_branch_values(
@@ -69,7 +97,8 @@ def estimate_branch_values(
     conts = runner.branch_many(requests, common_random_numbers=common_random_numbers) if requests else []
     by_point: dict[tuple[int, int], list[float]] = {}
     tokens = 0
-    for c, r in zip(conts, returns(conts) if conts else []):
+    cont_returns = [float(r) for r in returns(conts)] if conts else []
+    for c, r in zip(conts, cont_returns):
         if c.end is None or not c.end.infra:  # a continuation that an env/simulator failure ended has no return
             by_point.setdefault((c.parent_uid, c.branch_pos), []).append(r)  # type: ignore[arg-type]
         tokens += len(c.input_ids) - c.branch_pos  # everything after the branch point was sampled or env
@@ -84,7 +113,24 @@ def estimate_branch_values(
          for j, pos in enumerate(positions[i])]
         for i, ep in enumerate(episodes)
     ]
-    return BranchValues(positions, values, baselines, tokens, len(conts))
+    for c in conts:  # never branched from again: the env snapshots they hold can go now
+        c.snapshots = {}
+    # each continuation's baseline side leaves itself out: the parent, its usable siblings, the sharing episodes
+    where = {(ep.uid, pos): (i, j) for i, ep in enumerate(episodes) for j, pos in enumerate(positions[i])}
+    usable: dict[tuple[int, int], list[int]] = {}
+    for k, c in enumerate(conts):
+        if c.end is None or not c.end.infra:
+            usable.setdefault((c.parent_uid, c.branch_pos), []).append(k)  # type: ignore[arg-type]
+    others: list[list[float] | None] = []
+    for k, c in enumerate(conts):
+        if c.end is not None and c.end.infra:
+            others.append(None)
+            continue
+        point = (c.parent_uid, c.branch_pos)
+        i, j = where[point]  # type: ignore[index]
+        siblings = [cont_returns[m] for m in usable[point] if m != k]  # type: ignore[index]
+        others.append([float(rewards[i]), *siblings, *sharing[i][j]])
+    return BranchValues(positions, values, baselines, tokens, len(conts), list(conts), cont_returns, others)
 
 
 def greedy_baselines(runner: RolloutRunner, episodes: list[Episode], specs: list[EpisodeSpec], *,

@@ -139,6 +139,13 @@ class RolloutConfig(_Strict):
     # dynamic sampling (DAPO): groups whose returns are all equal (no signal for group-relative estimators) are
     # replaced by groups of fresh tasks in up to this many extra collection rounds; 0 = off (train/dynamic_sampling.py)
     refill_rounds: int = Field(0, ge=0, le=16)
+    # which task each group runs (train/task_draws.py): seed = the env draws from the group's seed (as before);
+    # stratified = the least drawn task family first (MultiTurnEnv.task_family), so each update covers them evenly;
+    # success_band = prefer tasks whose recent success is strictly between 0 and 1, explore unseen ones, and draw a
+    # fraction draw_uniform uniformly. stratified and success_band need an env with a task list (task_ids())
+    task_draw: Literal["seed", "stratified", "success_band"] = "seed"
+    draw_window: int = Field(2, ge=1)  # success_band: a task's recent success = the mean of its last this-many groups
+    draw_uniform: float = Field(0.25, ge=0.0, le=1.0)  # success_band: the fraction of groups drawn uniformly
     temperature: float = Field(1.0, gt=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(32, ge=1)
@@ -275,6 +282,11 @@ class Config(_Strict):
         if self.rollout.refill_rounds and self.rollout.group_size < 2:
             raise ValueError(f"rollout.refill_rounds={self.rollout.refill_rounds} replaces groups whose returns are all "
                              "equal, and a group of one episode always is: use rollout.group_size >= 2, or refill_rounds=0")
+        r, default = self.rollout, RolloutConfig()
+        ignored = [k for k in ("draw_window", "draw_uniform") if getattr(r, k) != getattr(default, k)]
+        if ignored and r.task_draw != "success_band":  # a setting nothing would read
+            raise ValueError(f"rollout.{ignored[0]} sets rollout.task_draw=success_band's draws, but rollout.task_draw is "
+                             f"{r.task_draw}: drop it, or use rollout.task_draw=success_band")
         spec, g = REGISTRY[self.algorithm.name], self.rollout.group_size
         if g < spec.min_group_size:  # the estimator's own need, declared on its registry spec
             fit = ", ".join(n for n, s in REGISTRY.items() if s.min_group_size <= g)

@@ -13,13 +13,14 @@ import re
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from agentrl.algo.advantages import REGISTRY, AdvantageInputs, estimator_kwargs, whiten
+from agentrl.algo.advantages import REGISTRY, AdvantageInputs, continuation_rows, estimator_kwargs, whiten
 from agentrl.algo.invariants import check_trained_equals_sampled, verify_weights
 from agentrl.core.chat_format import ChatFormatter
 from agentrl.core.checkpoint import (
@@ -36,7 +37,7 @@ from agentrl.core.checkpoint import (
 from agentrl.core.io import atomic_write_text
 from agentrl.core.outcomes import drop_unusable, outcome_metrics
 from agentrl.core.records import EpisodeRecord, write_records
-from agentrl.core.registry import check_env_kwargs
+from agentrl.core.registry import check_env_kwargs, make_env
 from agentrl.core.types import Episode, TrainBatch, allowed_tensor, collate
 from agentrl.inference import make_policy_backend
 from agentrl.inference.base import SamplingParams
@@ -63,6 +64,7 @@ from agentrl.train.lr_schedule import lr_factor
 from agentrl.train.metrics import MetricsLogger, NullLogger
 from agentrl.train.reward_shaping import KLShapedReturns, RandomReturns, raw_rewards
 from agentrl.train.run_dir import check_run_dir, clear_run_dir, finish_run, start_run
+from agentrl.train.task_draws import build_task_draws, group_scores
 from agentrl.train.update import SkipGuard, ValueHead, forward, ppo_update
 
 
@@ -87,6 +89,9 @@ class Trainer:
         self.simulator_queue = SimulatorQueue()  # this run's: the simulator joins it, the runners serve it
         env_kwargs = prepare_env_kwargs(cfg.env.id, cfg.env.kwargs, cfg.env.simulator,  # values, before the policy loads
                                         self.simulator_queue)
+        # which task each group runs (rollout.task_draw): an env without a task list fails here, before any model loads
+        self.task_draws = build_task_draws(cfg.rollout, cfg.train.seed, lambda: make_env(cfg.env.id, **env_kwargs),
+                                           cfg.env.id)
         dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
         self.model, self.tokenizer = load_model(cfg.model, dtype=dtype, seed=cfg.train.seed,
                                                 attn_implementation=cfg.train.attn_implementation)
@@ -170,6 +175,7 @@ class Trainer:
         specs = self._episode_specs(self.step)
         uid0 = self._set_uid(None, self.groups.start * self.cfg.rollout.group_size)  # sampling seeds as one process's
         collected = self.runner.collect(specs)
+        self._observe_draws(collected)
         refill = None
         if self.cfg.rollout.refill_rounds:  # dynamic sampling: groups with no reward spread swapped for fresh ones
             refill, specs, batch_eps = self._refill(collected, specs)
@@ -201,6 +207,7 @@ class Trainer:
             **self._advantage_metrics(batch),
             **update_stats,
             **reduce_extra_metrics(extra["metrics"]),
+            **self.task_draws.metrics(),
             **outcomes,
             "tokens/sampled": float(sampled),
             "tokens/branch": float(extra_tokens),
@@ -220,11 +227,21 @@ class Trainer:
     # -- pieces -------------------------------------------------------------------------------------------
     def _episode_specs(self, step: int) -> list[EpisodeSpec]:
         r = self.cfg.rollout
+        tasks = self.task_draws.draw(r.groups, step=step, round_=0)  # every group's, on every rank alike (None: seed)
         specs = []
         for g in self.groups:  # global group indices: seeds and group ids as one process would give them
             seed = (self.cfg.train.seed * 1_000_003 + step * 1009 + g) & 0x7FFFFFFF  # G episodes of a task share it
-            specs += [EpisodeSpec(seed=seed, group_id=g) for _ in range(r.group_size)]
+            specs += [EpisodeSpec(seed=seed, task_id=tasks[g], group_id=g) for _ in range(r.group_size)]
         return specs
+
+    def _observe_draws(self, episodes: list[Episode]) -> None:
+        """Feed the task draws every rank's group outcomes (in rank order), so every rank holds the same state."""
+        if not self.task_draws.observes:
+            return
+        scores = group_scores(episodes)
+        if distributed.world() > 1:
+            scores = [s for part in distributed.all_gather(scores, "the task-outcome all-gather") for s in part]
+        self.task_draws.observe(scores)
 
     def _refill(self, first: list[Episode], specs: list[EpisodeSpec]) -> tuple[Refill, list[EpisodeSpec], list[Episode]]:
         """Dynamic sampling (`dynamic_sampling.py`): replace the groups whose returns are all equal with groups of
@@ -240,8 +257,11 @@ class Trainer:
                 break
             fresh_specs = refill_specs(seed=self.cfg.train.seed, step=self.step, round_=round_, n_groups=len(zero),
                                        group_size=r.group_size, first_id=next_id)
+            tasks = self.task_draws.draw(len(zero), step=self.step, round_=round_ + 1)  # None (seed): as before
+            fresh_specs = [replace(s, task_id=tasks[s.group_id - next_id]) for s in fresh_specs]
             next_id += len(zero)
             fresh = self.runner.collect(fresh_specs)
+            self._observe_draws(fresh)
             refill.extra += fresh
             refill.rounds += 1
             before = len(episodes)
@@ -276,7 +296,7 @@ class Trainer:
                         uid0: int | None = None, n_collected: int | None = None) -> dict[str, Any]:
         """uid0: the runner's uid counter before `episodes` were collected (None: one process's, just before them);
         n_collected: episodes collected since (default: the batch's; more with dynamic sampling's refills)."""
-        out: dict[str, Any] = {"tokens": 0, "metrics": {}, "branch": None, "baseline": None}
+        out: dict[str, Any] = {"tokens": 0, "metrics": {}, "branch": None, "baseline": None, "continuations": []}
         uid0 = self.runner.state_dict()["uid"] - len(episodes) if uid0 is None else uid0
         n_uids = self.cfg.rollout.groups * self.cfg.rollout.group_size if n_collected is None or \
             distributed.world() > 1 else n_collected
@@ -287,6 +307,12 @@ class Trainer:
             out["tokens"] += bv.tokens
             out["metrics"]["branch/continuations"] = float(bv.continuations)
             out["metrics"]["branch/points"] = float(sum(len(p) for p in bv.positions))
+            out["metrics"]["branch/failed"] = float(bv.failed)
+            if self.params.train_continuations:  # TRePO's params (needs_branches): continuations as training rows
+                keep, off_temperature = bv.trainable(self.cfg.rollout.temperature)
+                out["continuations"] = keep
+                out["metrics"]["branch/trained"] = float(len(keep))
+                out["metrics"]["branch/untrained_temperature"] = float(off_temperature)
         if self.spec.needs_greedy_baseline:
             self._set_uid(uid0, n_uids + self.groups.start)
             out["baseline"], tokens = greedy_baselines(self.runner, episodes, specs, returns=self.returns)
@@ -298,11 +324,22 @@ class Trainer:
         return out
 
     def _batch(self, episodes: list[Episode], returns: list[float], extra: dict[str, Any]) -> TrainBatch:
-        ids, attn, amask, old_lp = collate(episodes, self.policy.pad_id)
+        """The update's rows: the episodes, then (`params.train_continuations`) the continuations `extra` keeps."""
+        bv, keep = extra["branch"], extra.get("continuations") or []
+        conts = [bv.episodes[k] for k in keep]
+        rows = [*episodes, *conts]
+        n = len(episodes)
+        ids, attn, amask, old_lp = collate(rows, self.policy.pad_id)
         if self.cfg.train.check_invariants:  # the trained row is exactly what was sampled, mask included
-            for i, ep in enumerate(episodes):
+            for i, ep in enumerate(rows):
                 check_trained_equals_sampled(ep, ids[i], amask[i])
-        allowed = allowed_tensor(episodes, ids.shape[1])  # constrained decoding: train the policy that sampled
+        allowed = allowed_tensor(rows, ids.shape[1])  # constrained decoding: train the policy that sampled
+        cont_adv = None
+        if conts:  # the parent's prefix carries no loss; the rest R(C) − B̂₋C (trepo.continuation_rows)
+            cont_mask, cont_adv = continuation_rows(amask[n:], [c.branch_pos for c in conts],
+                                                    [bv.returns[k] for k in keep], [bv.others[k] for k in keep],
+                                                    mode=self.params.mode)
+            amask = torch.cat([amask[:n], cont_mask])
         rewards = torch.tensor(returns, dtype=torch.float32)
         ref_lp = old_values = None
         with torch.no_grad():
@@ -311,10 +348,9 @@ class Trainer:
                                  allowed=allowed).logprobs
             if self.value_head is not None:
                 old_values = forward(self.model, self.value_head, ids, attn, self.cfg.rollout.temperature, entropy=False, mask=amask).values
-        bv = extra["branch"]
-        inp = AdvantageInputs(
-            rewards=rewards, action_mask=amask, group_ids=torch.tensor([ep.group_id for ep in episodes]),
-            turn_starts=[ep.turn_starts for ep in episodes], values=old_values,
+        inp = AdvantageInputs(  # the estimator sees the episodes' rows only
+            rewards=rewards, action_mask=amask[:n], group_ids=torch.tensor([ep.group_id for ep in episodes]),
+            turn_starts=[ep.turn_starts for ep in episodes], values=None if old_values is None else old_values[:n],
             baseline_rewards=None if extra["baseline"] is None else torch.tensor(extra["baseline"], dtype=torch.float32),
             branch_positions=bv.positions if bv else None, branch_values=bv.values if bv else None,
             branch_baselines=bv.baselines if bv else None,
@@ -322,13 +358,18 @@ class Trainer:
         )
         out = self.spec.fn(inp, **estimator_kwargs(self.spec.fn, self.params))
         adv = out.advantages
+        value_targets, value_mask = out.returns, out.value_mask
+        if cont_adv is not None:  # whitened with the episodes' rows below: one scale over every trained token
+            adv = torch.cat([adv, cont_adv])
+            value_targets, value_mask = (None if t is None else torch.cat([t, torch.zeros_like(cont_adv)])
+                                         for t in (value_targets, value_mask))
         mode = self.spec.default_whiten if self.cfg.algorithm.whiten is None else self.cfg.algorithm.whiten
         if mode != "none":
             center = mode == "center_scale"
             adv = (whiten(adv, amask, center=center) if distributed.world() == 1
                    else distributed.global_whiten(adv, amask, center=center))
-        return TrainBatch(ids, attn, amask, old_lp, adv, returns=out.returns, old_values=old_values, ref_logprobs=ref_lp,
-                          allowed=allowed, value_mask=out.value_mask)
+        return TrainBatch(ids, attn, amask, old_lp, adv, returns=value_targets, old_values=old_values, ref_logprobs=ref_lp,
+                          allowed=allowed, value_mask=value_mask)
 
     @staticmethod
     def _episode_metrics(episodes: list[Episode]) -> dict[str, float]:
@@ -429,6 +470,7 @@ class Trainer:
             "value_head": self.value_head.state_dict() if self.value_head else None,
             "trainer_rng": self.rng.getstate(), "torch_gen": self.torch_gen.get_state(),
             "tokens_cumulative": self.tokens_cumulative, "config": dump_config(self.cfg), "runner": self.runner.state_dict(),
+            "task_draws": self.task_draws.state_dict(),
             "world_size": distributed.world(),
         }
         if not distributed.is_main():  # the ranks' weights and optimizer states are equal: rank 0 writes them
@@ -488,6 +530,8 @@ class Trainer:
         set_rng_state(st["rng"])
         if "runner" in st:
             self.runner.load_state_dict(st["runner"])
+        if "task_draws" in st:  # where the draws stood (strata counters, recent success): the next draws as uninterrupted
+            self.task_draws.load_state_dict(st["task_draws"])
         self.tokens_cumulative = st.get("tokens_cumulative", 0)
         self.step = int(st["step"])
         self._sync_weights()

@@ -137,6 +137,10 @@ class ConsultationEnv(MultiTurnEnv):
     def task_ids(self) -> list[str]:
         return list(self._ids)
 
+    def task_family(self, task_id: str) -> str | None:
+        case = self.cases[task_id]  # the diagnosis: rollout.task_draw=stratified spreads an update over diseases
+        return case.diagnosis_id or case.diagnosis.strip().lower()
+
     def setup(self, options: dict[str, Any]) -> tuple[str, str]:
         tid = self.choose_task_id(options, self._ids, self.cases, what=f"cases in split {self.split!r}")
         case = self.cases[tid]

@@ -23,6 +23,7 @@ from .remax import remax
 from .rloo import rloo
 from .trepo import (
     branch_temperatures,
+    continuation_rows,
     mc_baseline,
     mc_value,
     select_branch_points,
@@ -74,6 +75,7 @@ __all__ = [
     "reinforce",
     "select_branch_points",
     "branch_temperatures",
+    "continuation_rows",
     "mc_baseline",
     "mc_value",
     "shared_prefix_values",

@@ -36,6 +36,11 @@ class TRePOParams(EstimatorParams):
     # alike and cancels, so a middle segment gets an unbiased, scaled estimate of V(b) − V(a) with less noise) or
     # without it (leave_own_out: R/(1+M) more noise on every middle segment; slower on CreditChain, BENCHMARKS.md)
     baseline: Literal["leave_own_out", "with_own"] = "with_own"
+    # add each branch continuation sampled at the policy's temperature as a training row: its tokens after the branch
+    # point get R(C) − (mean return of the other samples from the same prefix), tokens before it no loss
+    # (`trepo.continuation_rows`); continuations that an infrastructure failure ended, or sampled at another
+    # temperature (branch_t_min), are not trained
+    train_continuations: bool = False
 
     @field_validator("branch_points")
     @classmethod

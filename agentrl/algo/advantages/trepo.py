@@ -112,6 +112,50 @@ def trepo(inp: AdvantageInputs, *, mode: str = "segment", baseline: str = "with_
     return AdvantageOutput(advantages=adv)
 
 
+def continuation_rows(
+    action_mask: torch.Tensor, branch_pos: list[int], own: list[float], others: list[list[float]], *,
+    mode: str = "segment",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss mask and advantages of branch continuations trained as rows (`params.train_continuations`).
+
+    Row c ([C, T] `action_mask`, as collated: 1 on every sampled token, the parent's included) is a continuation C
+    that branched from its parent W at token position p_c = `branch_pos[c]`: its tokens before p_c are W's prefix,
+    not C's actions, so they get mask 0 and no loss. With R(C) = `own[c]` and `others[c]` the returns of the other
+    samples from the same prefix W_<p_c (W itself, the other continuations from p_c, the episodes sharing W_<p_c;
+    never C, so the baseline does not depend on C's actions and the estimate stays unbiased):
+
+        B̂₋C(p_c) = mean(others[c])
+        segment:      A_k = R(C) − B̂₋C(p_c)              on every agent token k of C at or after p_c
+        interpolate:  A_k = (R(C) − B̂₋C(p_c)) / n_c      n_c = C's agent tokens at or after p_c
+
+    i.e. the one segment [p_c, end) of C, scored as `trepo` scores an episode's last segment (V̂(end) = R(C)).
+    Returns (mask [C, T] float, advantages [C, T] float, exactly 0 where the mask is 0). Raises ValueError when a
+    continuation has no other sample (its parent always is one) or the lengths disagree.
+    """
+    if mode not in TREPO_MODES:
+        raise ValueError(f"continuation_rows: mode must be one of {TREPO_MODES}, got {mode!r}")
+    C, T = action_mask.shape
+    if not len(branch_pos) == len(own) == len(others) == C:
+        raise ValueError(f"continuation_rows: need one branch position, return and list of others per row ({C}), got "
+                         f"{len(branch_pos)}, {len(own)}, {len(others)}")
+    mask = action_mask.to(torch.float32).clone()
+    adv = torch.zeros((C, T), dtype=torch.float32)
+    for c in range(C):
+        if not others[c]:
+            raise ValueError(f"continuation_rows: row {c} has no other sample from its prefix (its parent is one)")
+        vals = [float(own[c]), *map(float, others[c])]
+        if any(v != v or v in (float("inf"), float("-inf")) for v in vals):
+            raise ValueError(f"continuation_rows: row {c} has non-finite returns {vals}")
+        mask[c, : branch_pos[c]] = 0.0
+        n = int((mask[c] > 0).sum().item())
+        if n == 0:
+            continue
+        a = vals[0] - sum(vals[1:]) / len(others[c])
+        adv[c] = torch.where(mask[c] > 0, torch.tensor(a if mode == "segment" else a / n, dtype=torch.float32),
+                             torch.zeros((), dtype=torch.float32))
+    return mask, adv
+
+
 # ---------------------------------------------------------------- branch points and MC values
 
 _SPEC_FORMS = '"none", "turns", "turns+every:L" (L >= 1), "random:k" (k >= 1)'
