@@ -134,14 +134,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(
     run_dir: str | Path, step: int, *, model: Any, tokenizer: Any, trainer_state: dict[str, Any], keep: int = 2,
-    extra: dict[str, Path] | None = None,
+    extra: dict[str, Path] | None = None, checked: bool = False,
 ) -> Path:
     """Save after `step` updates are done; keep the newest `keep` checkpoints. `extra`: name -> a file or
     directory already written (e.g. every rank's optimizer shard), moved into the checkpoint under that name.
+    checked: the caller ran `check_saveable` on these very weights already (the trainer does, on every rank).
 
     Weights holding NaN or inf are never written (NonFiniteError, nothing on disk changes): such a checkpoint
     would pass its manifest check and be resumed, evaluated or exported as if it were intact."""
-    check_saveable(model, trainer_state, step)
+    if not checked:
+        check_saveable(model, trainer_state, step)
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"

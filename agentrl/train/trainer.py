@@ -478,7 +478,7 @@ class Trainer:
         try:
             return save_checkpoint(self.run_dir, self.step, model=self.rollout_model, tokenizer=self.tokenizer,
                                    trainer_state=state, keep=self.cfg.train.keep_checkpoints,  # fsdp2: the synced full copy
-                                   extra={OPTIMIZER_SHARDS: shards} if shards else None)
+                                   extra={OPTIMIZER_SHARDS: shards} if shards else None, checked=True)
         finally:
             if shards is not None and shards.exists():  # a failed save leaves no staging directory behind
                 shutil.rmtree(shards, ignore_errors=True)
