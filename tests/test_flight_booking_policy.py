@@ -147,11 +147,14 @@ def test_the_shipped_gold_actions_break_no_rule() -> None:
         assert check_episode(W, writes) == [], task.id
 
 
-def test_a_delayed_flight_compensation_needs_the_change_first() -> None:
+def test_a_delayed_flight_compensation_needs_a_delayed_flight_and_the_right_amount() -> None:
     task = next(t for t in shipped_tasks("all") if t.family == "delay_change_compensation" and any(a.name == "send_certificate" for a in t.gold_actions))
     writes = [(a.name, a.arguments) for a in task.gold_actions if a.name in WRITE_TOOLS]
     assert [w[0] for w in writes] == ["update_reservation_flights", "send_certificate"] and check_episode(W, writes) == []
-    assert [v.rule for v in check_episode(W, writes[1:])] == ["certificate_eligibility"]  # compensation before (without) the change
+    # the benchmarks' answer keys (τ-bench test tasks 16, 45, 46) compensate a delay without a change: allowed
+    assert check_episode(W, writes[1:]) == []
+    wrong = ("send_certificate", {**writes[1][1], "amount": writes[1][1]["amount"] + 25})
+    assert [v.rule for v in check_episode(W, [wrong])] == ["certificate_eligibility"]  # not $50 x passengers
 
 
 def test_gold_agent_still_scores_1_under_every_parity() -> None:

@@ -38,8 +38,9 @@ def out(db: Database, rules: Rules, name: str, **arguments) -> str:
     return TOOLS_BY_NAME[name].invoke(arguments, state=ReplayState(db, rules)).content
 
 
+# v1 dumps the record as its file holds it: "state" (τ-bench's data since January 2025; only its first commit said "province")
 USER_V1 = ('{"name": {"first_name": "Cy", "last_name": "Ng"}, "address": {"address1": "2 Oak Ave", "address2": "Apt 3", "city": "Denver", '
-           '"country": "USA", "province": "CO", "zip": "80202"}, "email": "cy@example.com", "dob": "1975-05-06", "payment_methods": '
+           '"country": "USA", "state": "CO", "zip": "80202"}, "email": "cy@example.com", "dob": "1975-05-06", "payment_methods": '
            '{"credit_card_4444444": {"source": "credit_card", "brand": "mastercard", "last_four": "0001", "id": "credit_card_4444444"}}, '
            '"saved_passengers": [], "membership": "regular", "reservations": ["CCC333"]}')
 USER_TAU2 = ('{"user_id": "cy_ng_2000", "name": {"first_name": "Cy", "last_name": "Ng"}, "address": {"address1": "2 Oak Ave", "address2": "Apt 3", '

@@ -15,7 +15,13 @@ The behaviours that differ between the two (README's FlightBooking table):
     v1's omission a bug; keep "tau2" unless you reproduce v1 runs);
   * search_onestop_flight's second leg: τ² shows its seats and prices on the second leg's date, v1 shows
     those of the first leg's date (while labelling the leg with the second date);
-  * error strings: τ² capitalizes them and names the id ("Reservation ABC123 not found"), v1 does not.
+  * error strings: τ² capitalizes them and names the id ("Reservation ABC123 not found"), v1 does not (and its
+    get_reservation_details says "user not found" for an unknown reservation);
+  * get_flight_status (τ² only): the bare status word;
+  * an unknown airport in a search: both answer [] (no flight matches).
+`hints` (the env's own tasks: on) adds after the benchmark's text, in parentheses, what was wrong and what is
+allowed, and turns the benchmarks' silent answers to malformed input (an unknown airport, a date not in
+YYYY-MM-DD form) into errors that say so; off, every output is the benchmark's byte for byte.
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ DEFAULT_SEATS = {"tau_bench_v1": "none", "tau2": "book"}
 
 @dataclass(frozen=True)
 class Rules:
-    """parity: "tau2" | "tau_bench_v1"; seats: None (the parity's: v1 "none", τ² "book"), "none", "book" or "full"."""
+    """parity: "tau2" | "tau_bench_v1"; seats: None (the parity's: v1 "none", τ² "book"), "none", "book" or "full";
+    hints: explanations after the benchmark's error strings (module docstring)."""
 
     parity: str = "tau2"
     seats: str | None = None
+    hints: bool = True
 
     def __post_init__(self) -> None:
         if self.parity not in PARITIES:
@@ -69,6 +77,7 @@ def rules_of(state: Any) -> Rules:
 ERRORS: dict[str, tuple[str, str]] = {
     "user_not_found": ("user not found", "User {user_id} not found"),
     "reservation_not_found": ("reservation not found", "Reservation {reservation_id} not found"),
+    "reservation_details_not_found": ("user not found", "Reservation {reservation_id} not found"),  # v1's get_reservation_details
     "flight_not_found": ("flight {flight_number} not found", "Flight {flight_number} not found"),
     "flight_not_on_date": ("flight {flight_number} not found on date {date}", "Flight {flight_number} not found on date {date}"),
     "flight_not_available": ("flight {flight_number} not available on date {date}", "Flight {flight_number} not available on date {date}"),
@@ -94,4 +103,4 @@ def num(x: float) -> int | float:
 def error(rules: Rules, key: str, hint: str = "", **fields: Any) -> ToolError:
     """τ-bench's error string for `key` under `rules`, then (in parentheses) what was wrong and what is allowed."""
     text = ERRORS[key][0 if rules.v1 else 1].format(**{k: num(v) if isinstance(v, float) else v for k, v in fields.items()})
-    return ToolError(f"{text} ({hint})" if hint else text)
+    return ToolError(f"{text} ({hint})" if hint and rules.hints else text)

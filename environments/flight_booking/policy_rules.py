@@ -8,11 +8,25 @@ before that call, and names every rule broken; the reward is 0 when any is (rewa
 them (info["policy_violations"], reward_breakdown "policy_violations" and "policy/<rule>").
 
 Rules that depend on what was said (the user's confirmation, the reason for a cancellation with insurance,
-whether the user asked for compensation) are left to the database comparison and the required outputs.
+whether the user asked for compensation, whether the user of a delayed flight wants to change or cancel) are left
+to the database comparison and the required outputs.
+
+Where the written policy can be read two ways, the check takes the reading the benchmarks' answer keys take
+(replaying every published gold action sequence must give no violation, published.BENCHMARK_ERRORS aside):
+  * bags added later: the allowance sets the least number of non-free bags; charging for every added bag
+    (τ-bench test tasks 19 and 23) is allowed too;
+  * a cabin change is read from the call, not from the stored reservation: τ-bench v1's tool does not write the
+    cabin (task 4 upgrades, then adds bags at the new cabin's allowance; task 22 upgrades basic economy, then
+    changes flights);
+  * a flight change that keeps every flight (a cabin change) never changes the trip, even on the 69 published
+    reservations whose origin equals their destination (τ-bench task 2, τ² task 18);
+  * a delay certificate needs a delayed flight in one of the user's reservations: one delayed now, or one that took
+    off or landed later than scheduled (τ-bench tasks 16, 45, 46 compensate without a change or cancellation).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +59,7 @@ POLICY_RULES: dict[str, str] = {
     "cancellation_conditions": "cancel only within 24 hours of booking, after an airline cancellation, in business, or with travel insurance",
     "cancel_flown": "a trip with a flown segment cannot be cancelled (transfer to a human agent)",
     "certificate_eligibility": (f"certificates only to silver/gold members or reservations with insurance or in business: ${CERTIFICATE_CANCELLED} x "
-                                f"passengers for an airline-cancelled flight, ${CERTIFICATE_DELAYED} x passengers for a delayed flight after a change or cancellation"),
+                                f"passengers for an airline-cancelled flight, ${CERTIFICATE_DELAYED} x passengers for a delayed flight"),
 }  # fmt: skip
 
 
@@ -61,6 +75,38 @@ class _Replay:
     db: Database
     rules: Rules = DEFAULT_RULES
     delayed_changed: dict[str, int] = field(default_factory=dict)  # reservation id -> passengers, changed while delayed
+    cabins: dict[str, str] = field(default_factory=dict)  # reservation id -> the cabin its last flight change asked for
+
+
+def _cabin(rp: _Replay, r: Any) -> str:
+    """The reservation's cabin as the calls so far set it (τ-bench v1's update_reservation_flights does not write it)."""
+    return rp.cabins.get(r.reservation_id, r.cabin)
+
+
+def _late_dt(date: str, scheduled: str, actual: str | None) -> bool:
+    """Did the flight of `date` take off / land after `scheduled` ("HH:MM:SS", "+1" for the next day)?"""
+    if not actual:
+        return False
+    try:
+        due = dt.datetime.fromisoformat(f"{date}T{scheduled[:8]}") + dt.timedelta(days=1 if scheduled.endswith("+1") else 0)
+        return dt.datetime.fromisoformat(actual) > due
+    except ValueError:
+        return False
+
+
+def was_delayed(db: Database, r: Any) -> bool:
+    """A segment delayed now, or one that took off or landed later than scheduled."""
+    for seg in r.flights:
+        fd, f = db.flight_date(seg.flight_number, seg.date), db.flight(seg.flight_number)
+        if fd is None or f is None:
+            continue
+        if fd.status == "delayed":
+            return True
+        if fd.status in ("landed", "flying") and _late_dt(seg.date, f.scheduled_departure_time_est, getattr(fd, "actual_departure_time_est", None)):
+            return True
+        if fd.status == "landed" and _late_dt(seg.date, f.scheduled_arrival_time_est, getattr(fd, "actual_arrival_time_est", None)):
+            return True
+    return False
 
 
 def route_problem(segs: list[tuple[str, str]], origin: str, destination: str, flight_type: str) -> str | None:
@@ -127,9 +173,11 @@ def _bags(rp: _Replay, a: dict[str, Any]) -> list[tuple[str, str]]:
     if total < r.total_baggages or nonfree < r.nonfree_baggages:
         return [("bags_not_removed", f"{r.reservation_id}: {r.total_baggages} bags ({r.nonfree_baggages} non-free) -> {total} ({nonfree})")]
     membership = rp.db.user(r.user_id).membership
-    expected = max(r.nonfree_baggages, nonfree_bags(membership, r.cabin, len(r.passengers), total))
-    if nonfree != expected:
-        return [("bag_allowance", f"{r.reservation_id}: {nonfree} non-free of {total} bags; the allowance makes it {expected}")]
+    least = max(r.nonfree_baggages, nonfree_bags(membership, _cabin(rp, r), len(r.passengers), total))
+    most = r.nonfree_baggages + (total - r.total_baggages)  # every added bag charged (module docstring)
+    if not least <= nonfree <= max(least, most):
+        return [("bag_allowance", f"{r.reservation_id}: {nonfree} non-free of {total} bags; the allowance makes it {least}"
+                                  + (f" to {most} (every added bag charged)" if most > least else ""))]
     return []
 
 
@@ -143,9 +191,20 @@ def _flights(rp: _Replay, a: dict[str, Any]) -> list[tuple[str, str]]:
     r, found = rp.db.reservation(a["reservation_id"]), []
     _note_delayed(rp, r.reservation_id)
     new = [(f["flight_number"], f["date"]) for f in a["flights"]]
-    if r.cabin == "basic_economy" and new != [(s.flight_number, s.date) for s in r.flights]:
+    unchanged = new == [(s.flight_number, s.date) for s in r.flights]
+    if _cabin(rp, r) == "basic_economy" and not unchanged:
         found.append(("basic_economy_flights_fixed", f"{r.reservation_id} is basic economy and its flights were changed"))
-    why = route_problem(_legs(rp.db, a["flights"]), r.origin, r.destination, r.flight_type)
+    rp.cabins[r.reservation_id] = a["cabin"]
+    if unchanged:  # a cabin change keeps the trip, even where the stored trip does not match its own flights
+        return found
+    legs = _legs(rp.db, a["flights"])
+    old_legs = [(s.origin, s.destination) for s in r.flights]
+    if route_problem(old_legs, r.origin, r.destination, r.flight_type) is None:
+        why = route_problem(legs, r.origin, r.destination, r.flight_type)
+    else:  # the stored trip is inconsistent (e.g. origin == destination): keep where its own flights start and end
+        why = route_problem(legs, old_legs[0][0], old_legs[-1][1], "one_way") if old_legs[0][0] != old_legs[-1][1] else None
+        if why is None and legs and (legs[0][0], legs[-1][1]) != (old_legs[0][0], old_legs[-1][1]):
+            why = f"the flights go {legs[0][0]}-{legs[-1][1]}, the reservation's own flights {old_legs[0][0]}-{old_legs[-1][1]}"
     if why:
         found.append(("trip_fixed", f"{r.reservation_id} is a {r.flight_type} {r.origin}-{r.destination}: {why}"))
     return found
@@ -157,8 +216,9 @@ def _cancel(rp: _Replay, a: dict[str, Any]) -> list[tuple[str, str]]:
     _note_delayed(rp, r.reservation_id)
     if any_flown(db, r):
         return [("cancel_flown", f"{r.reservation_id} has a flown segment")]
-    if not (booked_within_24h(r, db.world.clock) or airline_cancelled(db, r) or r.cabin == "business" or r.insurance == "yes"):
-        return [("cancellation_conditions", f"{r.reservation_id}: {r.cabin}, booked {r.created_at}, no airline cancellation, no insurance")]
+    cabin = _cabin(rp, r)
+    if not (booked_within_24h(r, db.world.clock) or airline_cancelled(db, r) or cabin == "business" or r.insurance == "yes"):
+        return [("cancellation_conditions", f"{r.reservation_id}: {cabin}, booked {r.created_at}, no airline cancellation, no insurance")]
     return []
 
 
@@ -168,12 +228,14 @@ def _certificate(rp: _Replay, a: dict[str, Any]) -> list[tuple[str, str]]:
     allowed: set[float] = set()
     for rid in user.reservations:
         r = db.reservation(rid)
-        if r is None or not (user.membership in ("silver", "gold") or r.insurance == "yes" or r.cabin == "business"):
+        if r is None or not (user.membership in ("silver", "gold") or r.insurance == "yes" or _cabin(rp, r) == "business"):
             continue
         if airline_cancelled(db, r):
             allowed.add(money(CERTIFICATE_CANCELLED * len(r.passengers)))
         if rid in rp.delayed_changed:
             allowed.add(money(CERTIFICATE_DELAYED * rp.delayed_changed[rid]))
+        if was_delayed(db, r):
+            allowed.add(money(CERTIFICATE_DELAYED * len(r.passengers)))
     if money(a["amount"]) not in allowed:
         ok = ", ".join(f"${x:g}" for x in sorted(allowed)) or "none"
         return [("certificate_eligibility", f"${money(a['amount']):g} to {a['user_id']}; eligible amounts: {ok}")]

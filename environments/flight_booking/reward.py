@@ -79,3 +79,27 @@ def compute(task: Task, db: Database, agent_texts: list[str], ended_by: str | No
     breakdown.update({f"policy/{v.rule}": 1.0 for v in violations})
     breakdown["reward"] = reward
     return RewardResult(reward, breakdown, success=reward == 1.0)
+
+
+def compute_published(task: Any, db: Database, agent_texts: list[str], ended_by: str | None, *, world: World, rules: Rules,
+                      violations: list[Violation], charged: list[Violation]) -> RewardResult:
+    """The benchmark's reward for one of its own tasks (published.py): 1 if the episode ended (the user's stop
+    token or a transfer; truncation scores 0, as a τ-bench run that never ends), the final database equals the
+    gold replay's, every required output is in one agent message (lower-cased, commas removed), and no policy
+    violation is `charged` (env policy="score", benchmark-error tasks exempt); else 0. Unlike the env's own
+    tasks, a transfer is not required to match the gold's (the benchmarks do not check it)."""
+    from .published import outputs_found, published_gold_hash
+
+    ended = 1.0 if ended_by in ("user_stop", "transfer") else 0.0
+    database = 1.0 if db.hash() == published_gold_hash(world, task, rules) else 0.0
+    found = outputs_found(task.outputs, agent_texts)
+    outputs = sum(found) / len(found) if found else 1.0
+    policy = 0.0 if charged else 1.0
+    reward = 1.0 if ended and database and outputs == 1.0 and policy else 0.0
+    breakdown: dict[str, Any] = {"ended": ended, "database": database, "outputs": outputs, "policy": policy,
+                                 "policy_violations": float(len(violations)), "policy_charged": float(len(charged)),
+                                 "nl_assertions_unscored": float(len(task.nl_assertions)),
+                                 "unscored_basis": float(len(task.unscored_basis))}  # fmt: skip
+    breakdown.update({f"policy/{v.rule}": 1.0 for v in violations})
+    breakdown["reward"] = reward
+    return RewardResult(reward, breakdown, success=reward == 1.0)

@@ -9,6 +9,9 @@ Per goal (tasks.py): its read actions, then
 It first asks for the user id when the user knows it. The script is fixed per task; the agent's position in
 it is the number of assistant messages in the conversation it is handed, so it is stateless and works
 after snapshot() / restore().
+
+On a benchmark's own task (published.py) it replays the answer key: every gold action in order (a transfer
+last), then one message stating the required outputs and asking whether there is anything else.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 from agentrl.core.registry import ScriptedFactory
 from agentrl.core.tools import format_tool_call
 
+from .published import PublishedTask
 from .tasks import Action, Task
 from .tools import WRITE_TOOLS
 
@@ -57,6 +61,16 @@ def gold_script(task: Task, actions: list[Action] | None = None) -> list[str]:
     return script
 
 
+def published_gold_script(task: PublishedTask) -> list[str]:
+    acts = [a for a in task.gold_actions if a.name != "transfer_to_human_agents"]
+    transfer = [a for a in task.gold_actions if a.name == "transfer_to_human_agents"][:1]
+    said = f"Here is the result: {'; '.join(task.outputs)}." if task.outputs else ""
+    script = [call(a) for a in acts]
+    if transfer:
+        return script + ([said] if said else []) + [call(transfer[0])]
+    return script + [f"{said} {CLOSING}".strip()]
+
+
 class GoldAgent:
     """`(conversation) -> next agent message`, bound to the env's current task (read at each call)."""
 
@@ -69,7 +83,7 @@ class GoldAgent:
     def script(self) -> list[str]:
         task = self.env.task
         if self._script is None or self._script[0] != task.id:
-            full = gold_script(task, self.actions)
+            full = published_gold_script(task) if isinstance(task, PublishedTask) else gold_script(task, self.actions)
             self._script = (task.id, [m for j, m in enumerate(full) if j not in self.skip])
         return self._script[1]
 

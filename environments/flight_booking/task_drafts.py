@@ -65,9 +65,21 @@ class Ctx:
             u = self.world.users[uid]
             for rid in u.reservations:
                 r = self.world.reservations[rid]
-                if rid not in self.used and r.status is None and pred(u, r):
+                if rid not in self.used and r.status is None and self.well_formed(r) and pred(u, r):
                     out.append((u, r))
         return out
+
+    def well_formed(self, r: Reservation) -> bool:
+        """The reservation's flights form its own trip (policy_rules.route_problem): the families' changes and
+        their policy checks assume it. Published worlds hold reservations that do not (origin == destination)."""
+        key = ("well_formed", r.reservation_id)
+        hit = self.world.memo.get(key)
+        if hit is None:
+            from .policy_rules import route_problem
+
+            legs = [(s.origin, s.destination) for s in r.flights]
+            hit = self.world.memo[key] = route_problem(legs, r.origin, r.destination, r.flight_type) is None
+        return hit
 
     def pick(self, split: str, pred: Callable[[User, Reservation], bool]) -> tuple[User, Reservation] | None:
         cands = self.reservations(split, pred)

@@ -3,8 +3,12 @@
 Each family picks users / reservations that fit it, computes the gold actions through the same tools the
 agent calls (search results, prices and statuses come from the tools; fares from policy.py), and writes
 the user's side (requests, known / unknown info, what the user must hear to say yes). `generate_tasks`
-then plays every task with the gold agent and the rule-based user and keeps it only at reward 1 — a
-failure there is a generator bug and raises.
+then plays every task with the gold agent and the rule-based user and keeps it only at reward 1. On the
+shipped world (`strict=True`, generate.py) a failure is a generator bug and raises; on a user's world (a
+published one holds records no family was written for) the task is skipped, counted in
+`world.memo["skipped_tasks"]`, and the first reasons are logged once — one odd record never takes the env
+down. Families pick only records they can handle (task_drafts.Ctx.reservations: a reservation whose flights
+do not form its own trip, such as the 69 published ones whose origin equals their destination, is never picked).
 
 Splits are by user: a user (chosen by a hash of the id) belongs to train or test, never both, so no test
 task reuses a train task's user or reservation.
@@ -16,6 +20,7 @@ worded with task_wording.py. This module lists them with their counts and turns 
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +48,9 @@ from .task_drafts import Ctx, Draft
 from .task_wording import PERSONAS
 from .tasks import Goal, Task, UserScenario
 from .world import World
+
+log = logging.getLogger(__name__)
+MAX_LOGGED_REASONS = 3
 
 # family name -> (builder, train count, test count)
 FAMILIES: dict[str, tuple[Callable[[Ctx, str], Draft | None], int, int]] = {
@@ -88,6 +96,7 @@ def generate_tasks(world: World, seed: int = 0, *, scale: float = 1.0, strict: b
     rng = random.Random(seed)
     ctx = Ctx(world, rng)
     tasks: list[Task] = []
+    failed: list[tuple[str, str]] = []  # drafts a family could not finish on this world (non-strict only)
     for split in ("train", "test"):
         for name, (builder, n_train, n_test) in FAMILIES.items():
             want = max(1, round((n_train if split == "train" else n_test) * scale))
@@ -95,28 +104,68 @@ def generate_tasks(world: World, seed: int = 0, *, scale: float = 1.0, strict: b
             for _ in range(want * 4):
                 if made == want:
                     break
-                draft = builder(ctx, split)
-                if draft is None:
+                tid = f"{split}-{name}-{made:03d}"
+                try:
+                    draft = builder(ctx, split)
+                    if draft is None:
+                        continue
+                    task = build_task(draft, tid, split, rng, world)
+                except (RuntimeError, ValueError, KeyError) as exc:  # a record the family was not written for
+                    if strict:
+                        raise
+                    if not failed or failed[-1][0] != tid:  # one entry per task slot, however many draws failed
+                        failed.append((tid, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"))
                     continue
-                tasks.append(build_task(draft, f"{split}-{name}-{made:03d}", split, rng, world))
+                tasks.append(task)
                 made += 1
             if strict and made < want:
                 raise RuntimeError(f"family {name}: only {made} of {want} {split} tasks fit this world")
     if check:
-        check_tasks(world, tasks)
+        tasks = check_tasks(world, tasks, strict=strict)
+    if failed:
+        skipped = world.memo.setdefault("skipped_tasks", [])
+        skipped[:0] = failed
+        log.warning("world %r: %d generated tasks could not be built on it, skipped (first: %s)", world.name, len(failed),
+                    "; ".join(f"{t}: {why}" for t, why in failed[:MAX_LOGGED_REASONS]))
     return tasks
 
 
-def check_tasks(world: World, tasks: list[Task]) -> None:
-    """Play each task with the gold agent and the rule-based user; anything but reward 1 is a generator bug."""
+def _why(breakdown: dict[str, float]) -> str:
+    failed = [k for k, v in breakdown.items() if k != "reward" and (v == 0.0 or k.startswith("policy/"))]
+    return ", ".join(failed) or "reward below 1"
+
+
+def check_tasks(world: World, tasks: list[Task], *, strict: bool = True) -> list[Task]:
+    """Play each task with the gold agent and the rule-based user; keep those scoring 1. `strict`: anything else
+    is a generator bug and raises. Otherwise it is skipped: counted in world.memo["skipped_tasks"] (a list of
+    (task id, reason)) and the first reasons logged once."""
     from .env import FlightBookingEnv
 
+    if not tasks:
+        return []
     env = FlightBookingEnv(split="all", world=world, tasks=tasks)
+    kept, skipped = [], []
     for t in tasks:
-        result = play(env, t.id)
-        if result[0] != 1.0:
+        try:
+            result = play(env, t.id)
+        except RuntimeError as exc:  # a gold action failing on this world (reward.replay raises)
+            if strict:
+                raise
+            skipped.append((t.id, str(exc).splitlines()[0][:200]))
+            continue
+        if result[0] == 1.0:
+            kept.append(t)
+            continue
+        if strict:
             transcript = "\n".join(f"[{m.role}] {m.content[:300]}" for m in env.transcript[1:])
             raise RuntimeError(f"task {t.id}: the gold agent scored {result[0]} ({result[1]})\n{transcript}")
+        skipped.append((t.id, f"the gold agent scored {result[0]} ({_why(result[1])})"))
+    world.memo["skipped_tasks"] = skipped
+    if skipped:
+        first = "; ".join(f"{tid}: {why}" for tid, why in skipped[:MAX_LOGGED_REASONS])
+        log.warning("world %r: skipped %d of %d generated tasks the gold agent cannot solve on it (first: %s)",
+                    world.name, len(skipped), len(tasks), first)
+    return kept
 
 
 def play(env: Any, task_id: str, agent: Any = None) -> tuple[float, dict[str, float], int]:

@@ -14,6 +14,9 @@ checked, see `read_meta`), which
 τ-bench does not have: without it the clock is inferred (15:00 on the last date on which any flight has
 taken off or is about to: statuses landed / flying / delayed / on time), as in τ-bench's own data.
 
+τ²-bench keeps the same three tables in one file, db.json ({"flights": {...}, "users": {...}, "reservations":
+{...}}, data/tau2/domains/airline/db.json); `load_world` takes that file, or a directory holding only it.
+
 The shipped default world (data/world/) is written in this layout by generate.py, so one loader serves both.
 save_taubench writes a loaded world back as read: json.load of each file equals json.load of its source.
 """
@@ -33,6 +36,7 @@ from agentrl.core.io import atomic_write_text
 from .world import AS_READ, Flight, Reservation, User, World, canonical_json
 
 WORLD_FILES = ("flights.json", "users.json", "reservations.json")
+TAU2_DB = "db.json"  # τ²-bench: the three tables in one file
 DEFAULT_WORLD_DIR = Path(__file__).parent / "data" / "world"
 
 _ADAPTERS = {
@@ -40,6 +44,16 @@ _ADAPTERS = {
     "users.json": pydantic.TypeAdapter(dict[str, User]),
     "reservations.json": pydantic.TypeAdapter(dict[str, Reservation]),
 }
+
+
+class _Tau2DB(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    flights: dict[str, Flight]
+    users: dict[str, User]
+    reservations: dict[str, Reservation]
+
+
+_TAU2_ADAPTER = pydantic.TypeAdapter(_Tau2DB)
 
 
 class WorldFormatError(ValueError):
@@ -67,14 +81,19 @@ def _read(path: Path, name: str) -> Any:
     file = path / name
     if not file.is_file():
         present = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-        raise WorldFormatError(f"{file} is missing; a τ-bench airline world needs {', '.join(WORLD_FILES)} (found: {present or 'nothing'})")
+        raise WorldFormatError(f"{file} is missing; a τ-bench airline world needs {', '.join(WORLD_FILES)}, or τ²-bench's "
+                               f"{TAU2_DB} alone (found: {present or 'nothing'})")
+    return _parse(file, _ADAPTERS[name])
+
+
+def _parse(file: Path, adapter: pydantic.TypeAdapter) -> Any:
     data = _bytes(file, MAX_WORLD_FILE_BYTES)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WorldFormatError(f"{file} is not UTF-8 text (byte {exc.start})") from None
     try:
-        return _ADAPTERS[name].validate_json(data)  # pydantic's parser: bounded nesting, never a RecursionError
+        return adapter.validate_json(data)  # pydantic's parser: bounded nesting, never a RecursionError
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
@@ -141,18 +160,39 @@ def infer_clock(flights: dict[str, Flight]) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, 15, 0, 0)
 
 
-def load_world(path: str | Path, *, clock: dt.datetime | None = None) -> World:
-    """Load a world directory in τ-bench's layout (module docstring). Raises WorldFormatError naming the
-    file and the first bad field."""
+def world_source(path: str | Path) -> tuple[str, Path]:
+    """("tau_bench_v1", directory) or ("tau2", db.json file) for a world path; WorldFormatError naming what is
+    allowed for anything else. A directory with the three v1 files is v1 even if it also holds a db.json."""
     path = Path(path)
+    if path.is_file():
+        if path.suffix != ".json" or path.name in WORLD_FILES:
+            raise WorldFormatError(f"{path} is not a directory; pass the directory holding {', '.join(WORLD_FILES)} (τ-bench), "
+                                   f"or τ²-bench's {TAU2_DB} file")
+        return "tau2", path
     if not path.is_dir():
-        raise WorldFormatError(f"{path} is not a directory; pass a directory holding {', '.join(WORLD_FILES)}")
-    flights, users, reservations = (_read(path, n) for n in WORLD_FILES)
-    meta = read_meta(path)
+        raise WorldFormatError(f"{path} does not exist; pass a directory holding {', '.join(WORLD_FILES)} (τ-bench), "
+                               f"or τ²-bench's {TAU2_DB} (the file or its directory)")
+    if not (path / WORLD_FILES[0]).is_file() and (path / TAU2_DB).is_file():
+        return "tau2", path / TAU2_DB
+    return "tau_bench_v1", path
+
+
+def load_world(path: str | Path, *, clock: dt.datetime | None = None) -> World:
+    """Load a world: a directory in τ-bench's layout, or τ²-bench's db.json (module docstring). Raises
+    WorldFormatError naming the file and the first bad field."""
+    kind, path = world_source(path)
+    if kind == "tau2":
+        db = _parse(path, _TAU2_ADAPTER)
+        flights, users, reservations = db.flights, db.users, db.reservations
+        meta = read_meta(path.parent) if path.name == TAU2_DB else {}
+    else:
+        flights, users, reservations = (_read(path, n) for n in WORLD_FILES)
+        meta = read_meta(path)
     if clock is None:
         clock = meta["clock"] if "clock" in meta else infer_clock(flights)
     try:
-        return World(flights, users, reservations, clock=clock, airports=meta.get("airports"), name=meta.get("name", path.name))
+        name = meta.get("name", path.name if kind == "tau_bench_v1" else f"{path.parent.name}/{path.name}")
+        return World(flights, users, reservations, clock=clock, airports=meta.get("airports"), name=name)
     except ValueError as exc:
         raise WorldFormatError(f"{path}: {exc}") from None
 

@@ -54,12 +54,14 @@ def find_user(db: Database, user_id: str, rules: Rules) -> User:
     return u
 
 
-def find_reservation(db: Database, reservation_id: str, rules: Rules, *, active: bool = True) -> Reservation:
+def find_reservation(db: Database, reservation_id: str, rules: Rules, *, active: bool = True, key: str = "reservation_not_found") -> Reservation:
+    """The reservation; `active`: refuse a cancelled one (the env's own mode only: both benchmarks' tools change
+    a cancelled reservation as any other)."""
     r = db.reservation(reservation_id)
     if r is None:
-        raise error(rules, "reservation_not_found", f"no reservation '{reservation_id[:60]}'; reservation ids are 6 letters/digits, e.g. 'ZFA04Y'",
+        raise error(rules, key, f"no reservation '{reservation_id[:60]}'; reservation ids are 6 letters/digits, e.g. 'ZFA04Y'",
                     reservation_id=reservation_id[:60])  # fmt: skip
-    if active and r.status == "cancelled":
+    if active and rules.hints and r.status == "cancelled":
         raise ToolError(f"reservation {reservation_id} is cancelled; a cancelled reservation cannot be changed")
     return r
 

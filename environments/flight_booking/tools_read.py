@@ -1,7 +1,8 @@
 """The airline's read tools (and calculate, think, transfer_to_human_agents), with τ-bench's names, arguments
 and outputs for the selected parity (parity.py, views.py).
 
-Where the env differs from both τ-bench versions, on purpose:
+Where the env differs from both τ-bench versions, on purpose, in its own mode (`Rules.hints`; off for the
+benchmarks' tasks, where each output is the benchmark's):
   * malformed input (an unknown airport, a date not in YYYY-MM-DD form) gets an error saying what is allowed,
     where τ-bench answers "[]";
   * search_onestop_flight takes the real next day for a first leg that lands after midnight; both versions
@@ -48,7 +49,8 @@ def get_reservation_details(reservation_id: str, state: Any) -> str:
         reservation_id: The reservation id, such as '8JX2WO'.
     """
     rules = rules_of(state)
-    return views.dumps(views.reservation(state.db, find_reservation(state.db, reservation_id, rules, active=False), rules))
+    r = find_reservation(state.db, reservation_id, rules, active=False, key="reservation_details_not_found")
+    return views.dumps(views.reservation(state.db, r, rules))
 
 
 @tool
@@ -69,9 +71,10 @@ def search_direct_flight(origin: str, destination: str, date: str, state: Any) -
     """
     db: Database = state.db
     rules = rules_of(state)
-    check_airport(db, origin, "origin")
-    check_airport(db, destination, "destination")
-    check_date(date)
+    if rules.hints:  # the benchmarks answer [] (no flight matches)
+        check_airport(db, origin, "origin")
+        check_airport(db, destination, "destination")
+        check_date(date)
     out = []
     for f in db.world.by_origin.get(origin, ()):
         if f.destination == destination:
@@ -93,10 +96,14 @@ def search_onestop_flight(origin: str, destination: str, date: str, state: Any) 
     """
     db: Database = state.db
     rules = rules_of(state)
-    check_airport(db, origin, "origin")
-    check_airport(db, destination, "destination")
-    check_date(date)
-    next_day = (dt.date.fromisoformat(date) + dt.timedelta(days=1)).isoformat()
+    if rules.hints:  # the benchmarks answer [] (no flight matches)
+        check_airport(db, origin, "origin")
+        check_airport(db, destination, "destination")
+        check_date(date)
+    try:
+        next_day = (dt.date.fromisoformat(date) + dt.timedelta(days=1)).isoformat()
+    except ValueError:  # not a date: no flight flies on it (hints off; with hints, check_date has said so)
+        return views.dumps([])
     out = []
     for f1 in db.world.by_origin.get(origin, ()):
         fd1 = db.flight_date(f1.flight_number, date)
@@ -130,11 +137,14 @@ def get_flight_status(flight_number: str, date: str, state: Any) -> str:
     f = db.flight(flight_number)
     if f is None:
         raise error(rules, "flight_not_found", "flight numbers look like 'HAT001'", flight_number=flight_number[:20])
-    check_date(date)
+    if rules.hints:
+        check_date(date)
     fd = db.flight_date(flight_number, date)
     if fd is None:
         days = sorted(f.dates)
         raise error(rules, "flight_not_on_date", f"it flies {days[0]} to {days[-1]}" if days else "it has no dates", flight_number=flight_number, date=date)
+    if not rules.hints and not rules.v1:
+        return fd.status  # τ²: the bare status word
     view = {"flight_number": flight_number, "date": date, **fd.model_dump(mode="json", exclude={"available_seats", "prices"})}
     return views.dumps(view)
 

@@ -216,13 +216,17 @@ class LLMUser:
     """The user played by a ChatModel from the scenario and τ-bench's user rules. Its conversation is its own
     view: agent messages are "user" turns, its replies are "assistant" turns (as in τ-bench)."""
 
-    def __init__(self, task: Task, model: Any, *, seed: int = 0, temperature: float = 0.0, max_tokens: int = 256, max_replies: int = 30):
+    def __init__(self, task: Any, model: Any, *, seed: int = 0, temperature: float = 0.0, max_tokens: int = 256, max_replies: int = 30,
+                 system_prompt: str | None = None, stops: tuple[str, ...] = (STOP,)):  # fmt: skip
+        """system_prompt: None for the env's own tasks (user_system_prompt); the benchmark's prompt for a published
+        task (users_published.py). stops: the texts that end the conversation."""
         if not callable(getattr(model, "complete", None)):
             raise TypeError(f"user model must be a ChatModel (an object with complete(messages, ...)), got {type(model).__name__}")
         self.task = task
         self.model = model
         self.seed, self.temperature, self.max_tokens, self.max_replies = seed, temperature, max_tokens, max_replies
-        self.messages: list[dict[str, str]] = [{"role": "system", "content": user_system_prompt(task)}]
+        self.stops = tuple(stops)
+        self.messages: list[dict[str, str]] = [{"role": "system", "content": system_prompt or user_system_prompt(task)}]
         self.stopped = False
         self.last_error: str | None = None  # the simulator error of the last turn, for the env to count
 
@@ -251,7 +255,7 @@ class LLMUser:
         self.last_error = None if text else EMPTY_REPLY_ERROR
         text = text or EMPTY_REPLY
         self.messages.append({"role": "assistant", "content": text})
-        if STOP in text:
+        if any(s in text for s in self.stops):
             self.stopped = True
         return text
 

@@ -7,7 +7,8 @@ written as null, and float-typed fields (gift-card and certificate amounts) are 
 
 τ-bench v1 (tau_bench/envs/airline/tools/*.py): json.dumps of the JSON records themselves, so records read
 from its files keep the files' key order (reservation flights: origin, destination, flight_number, date,
-price; credit cards: source, brand, last_four, id), and what its tools build keeps their order (a flight
+price; credit cards: source, brand, last_four, id; an address's "state", or "province" where the file says so),
+and what its tools build keeps their order (a flight
 entry written by book_reservation or update_reservation_flights: flight_number, date, price, origin,
 destination; a certificate: source, amount, id).
 """
@@ -75,8 +76,10 @@ def payment_method(pm: Any, rules: Rules) -> dict[str, Any]:
 
 def user(user_id: str, u: User, rules: Rules) -> dict[str, Any]:
     a = u.address
+    # v1 dumps the record as its file holds it: "state" since τ-bench's January 2025 data ("province" in its first
+    # commit's files, kept when a world was read that way); τ² always "state"
     address = {"address1": a.address1, "address2": a.address2, "city": a.city, "country": a.country,
-               ("province" if rules.v1 else "state"): a.state, "zip": a.zip}  # fmt: skip
+               ("province" if rules.v1 and a._province else "state"): a.state, "zip": a.zip}  # fmt: skip
     out: dict[str, Any] = {} if rules.v1 else {"user_id": user_id}
     out.update(
         name={"first_name": u.name.first_name, "last_name": u.name.last_name}, address=address, email=u.email, dob=u.dob,

@@ -333,7 +333,9 @@ class World:
         self.clock = clock
         self.name = name
         used = {c for f in flights.values() for c in (f.origin, f.destination)}
-        self.airports = dict(airports) if airports else {c: AIRPORTS[c][0] if c in AIRPORTS else c for c in sorted(used)}
+        # τ-bench's order (both versions' list_all_airports list them so), then codes it does not know, sorted
+        known = [c for c in AIRPORTS if c in used] + sorted(used - set(AIRPORTS))
+        self.airports = dict(airports) if airports else {c: AIRPORTS[c][0] if c in AIRPORTS else c for c in known}
         self.by_origin: dict[str, list[Flight]] = {}
         for f in flights.values():
             self.by_origin.setdefault(f.origin, []).append(f)
