@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[list[str], str, str | None]] = {
     "hostile_inputs": ([], "main", None),
     "policy_kv_store": ([], "main", None),
     "rl_step": ([], "main", None),
+    "flight_published": ([], "main", None),
     "credit_assignment": (["--turns", "6", "12", "--seeds", "0", "1", "2", "--jobs", str(os.cpu_count() or 1)], "main", None),
     "model_success:tool_use-tiny": (["--env", "tool_use", "--model", "tiny-random", "--per-tier", "8"], "main", None),
     "model_success:tool_use-smollm2": (["--env", "tool_use", "--model", "smollm2-135m", "--per-tier", "4",
