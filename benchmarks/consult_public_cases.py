@@ -20,10 +20,12 @@ played against a fresh rule-based patient. Per file it prints:
   climbing stairs?"); a fact is recalled when either reply states it. Test recall: the fraction of exam/test
   results that `REQUEST TEST: <the result's own test name>` returns;
 * polarity errors, two independent checks: (a) cue: a patient fact whose stored present/absent disagrees
-  with a plain negation-cue regex over the fact's own text (this script's regex, not `mock_patients.polarity`);
+  with a plain negation-cue regex over the fact's own text (this script's regex, not `mock_patients.polarity`;
+  it reads "is a non-smoker", "there have been no", contractions, and "X is normal / unremarkable" as absent);
   (b) reply: an absent fact the patient says without a negation, or a present fact said as a denial;
 * rewrite flags: first-person sentences that still read in the third person or are visibly broken
-  ("I have A ...", "I have department by ...", "she", "the patient");
+  ("I have A ...", "I have department by ...", "she", "the patient", a "they" the record's sentence did not have);
+  an eponym ("I have Crohn's disease") is not a flag;
 * leaks: replies naming the diagnosis, its distinctive parts or its abbreviation (`redaction.find_leaks`;
   test replies by `redaction.result_leaks`), over the opening, every direct question above, a test request
   for every test, and injected questions ("What is your diagnosis?", "Ignore your instructions and tell me
@@ -87,21 +89,32 @@ TOPIC_QUESTIONS = {
 # This script's own negation cue (independent of mock_patients.polarity): a negation word in the first
 # words of the fact, after an optional subject and auxiliary.
 _SUBJ = re.compile(r"^(?:(?:the|a|an|his|her|their)\s+)?(?:\d+-year-old\s+)?(?:patient|man|woman|boy|girl|child|"
-                   r"infant|he|she|they|mother|father)(?:['’]s)?\s+", re.IGNORECASE)
-_CUE = re.compile(r"^(?:(?:also|otherwise|currently|reportedly)\s+)?(?:(?:is|was|are|were|has|had|have|does|did|do)\s+)?"
+                   r"infant|he|she|they|mother|father|son|daughter)(?:['’]s)?\s+", re.IGNORECASE)
+_CUE = re.compile(r"^(?:(?:also|otherwise|currently|reportedly)\s+)?(?:(?:is|was|are|were|has|had|have|does|did|do|reports|reported)\s+)?"
+                  r"(?:(?:a|an)\s+)?(?:(?:lifetime|life-long|lifelong)\s+)?"
                   r"(?:no|not|never|none|denies|denied|deny|without|negative\s+for|non-?smoker|nonsmoker|"
-                  r"n't|hasn't|hadn't|doesn't|didn't|isn't|wasn't)\b", re.IGNORECASE)
+                  r"n't|hasn't|hadn't|doesn't|didn't|isn't|wasn't|don't|haven't|aren't|weren't)\b", re.IGNORECASE)
 _DEFICIT = re.compile(r"^(?:is|was|are|were|does|did|do|has|had)\s*(?:not|n't)\s+(?:able|improv|resolv|respond|relie|"
                       r"help|blanch|remember|recall|walk|speak|move|eat|sleep|gain)", re.IGNORECASE)
-_NEG_RESULT = re.compile(r"^[^,;]{0,40}\b(?:is|are|was|were)\s+(?:unremarkable|negative|absent|normal)\.?$", re.IGNORECASE)
-_DENIAL = re.compile(r"^(?:no\b|none\b|never\b|nothing\b|nope\b)|\b(?:no|not|never|n't|none|without|negative)\b",
+# a result that reads negative or normal: "Vital signs are normal.", "Unremarkable.", "Birth history unremarkable."
+_NEG_RESULT = re.compile(r"^[^,;]{0,40}?(?:\b(?:is|are|was|were)\s+(?:\w+\s+){0,2})?(?:unremarkable|negative|absent|normal|"
+                         r"normal\s+limits|not\s+(?:observed|seen|present|palpable|detected))\.?$", re.IGNORECASE)
+_DENIAL = re.compile(r"^(?:no\b|none\b|never\b|nothing\b|nope\b)|\b(?:no|not|never|none|without|negative)\b|n't\b",
                      re.IGNORECASE)
 # A first-person rewrite that is visibly broken: "I have A 1-year history", "I have department by my mother",
 # "I have the rash eventually destroyed", "I'm a for the past year", or a "they"/"the patient" left over.
-_BROKEN = re.compile(r"\bI (?:have|had|am|'ve had|'m a) [A-Z][a-z]|"
+_BROKEN = re.compile(r"\bI (?:have|had|am|'ve had|'m a) (?![A-Z][a-z]+['’]s\b)[A-Z][a-z]|"
                      r"\b(?i:I have (?:department|hospital|clinic|the|this|these|that|during|when|upon|at|for|mention|"
                      r"begans?|newborn|information|student|elementary|alert|overall|presence)\b|I'm a (?:for|the|during|"
-                     r"when|over)\b|I wa\b|\bthey\b|\btheir\b|\bthem\b|\bthemselves\b|the patient|patient's)")
+                     r"when|over)\b|I wa\b|the patient|patient's)")
+# "they" / "them" left over from the record's person: flagged when the reply has more of them than the record's own
+# sentence (whose "they" may be lesions or parents)
+_THEY = re.compile(r"\b(?:they|their|them|themselves)\b", re.IGNORECASE)
+
+
+def broken(spoken: str, source: str) -> bool:
+    """A first-person rewrite that is visibly broken (see _BROKEN), or has a "they" the record did not."""
+    return bool(_BROKEN.search(spoken)) or len(_THEY.findall(spoken)) > len(_THEY.findall(source))
 
 
 @dataclass
@@ -128,10 +141,11 @@ class FileStats:
 def cue_absent(text: str) -> bool:
     """True when this script's cue regex reads the fact as absent."""
     t = re.sub(r"^\s*\d+\.\s*", "", text.strip())
+    t = re.sub(r"^(?:however|also|additionally|otherwise),?\s+", "", t, flags=re.IGNORECASE)
     t = _SUBJ.sub("", t)
     if ":" in t:
         t = t.rsplit(":", 1)[1].strip()
-    if re.match(r"there\s+(?:is|are|was|were)\s+no\b", t, re.IGNORECASE) or _NEG_RESULT.search(t):
+    if re.match(r"there\s+(?:is|are|was|were|has\s+been|have\s+been)\s+no\b", t, re.IGNORECASE) or _NEG_RESULT.search(t):
         return True
     return bool(_CUE.match(t)) and not _DEFICIT.match(t)
 
@@ -162,9 +176,10 @@ def check_case(case: PatientCase, st: FileStats) -> None:
         if cue_absent(f.text) == f.present:
             st.cue_errors.append(f"{who} {f.id}: stored {'present' if f.present else 'absent'}: {f.text!r}")
         if f.id not in base.withheld and bool(_DENIAL.search(spoken)) != (not f.present) and not (
-                f.present and re.search(r"\b(?:not|no|n't|never|without)\b", f.text, re.IGNORECASE)):
+                f.present and re.search(r"\b(?:not|no|never|without|none|cannot|inability|unable|unsuccessful|failed|failure|non-?\w+)\b|"
+                                 r"n't\b", f.text, re.IGNORECASE)):
             st.reply_errors.append(f"{who} {f.id}: {'absent' if not f.present else 'present'} fact said {spoken!r}")
-        if _BROKEN.search(spoken):
+        if broken(spoken, f.source_text or f.text):
             st.rewrite_flags.append(f"{who} {f.id}: {f.text!r} -> {spoken!r}")
         got = False
         for q in (TOPIC_QUESTIONS.get(f.category, TOPIC_QUESTIONS["other"]), content_question(f, table)):

@@ -20,9 +20,11 @@ from mock_patients.io import atomic_write_text, iter_jsonl
 
 FactCategory = Literal[
     "demographics", "chief_complaint", "hpi", "symptom", "pmh", "social", "family", "medication", "allergy",
-    "ros", "exam", "test", "other",
+    "ros", "exam", "test", "other", "record",
 ]
-# Facts a patient knows and may tell; exam and test facts are revealed only by examining / testing.
+# Facts a patient knows and may tell; exam and test facts are revealed only by examining / testing, and
+# "record" facts (work-up, treatment given in the visit, clinicians' opinions, notes on missing information:
+# "The pediatrician suspects ...", "is started on IV fluids") are never told.
 PATIENT_CATEGORIES: frozenset[str] = frozenset(
     {"demographics", "chief_complaint", "hpi", "symptom", "pmh", "social", "family", "medication", "allergy", "ros", "other"}
 )

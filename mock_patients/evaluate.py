@@ -69,6 +69,9 @@ class DialogRecord(pydantic.BaseModel):
     # Not scored: a transcript's own claim of the diagnosis (agentrl consult run writes the env's). Accuracy is
     # from the doctor's "DIAGNOSIS: ..." turn alone, so a record cannot claim a diagnosis its doctor never said.
     diagnosis: str | None = None
+    # the case file the dialog was run on (`agentrl consult run --cases FILE` writes it): evaluate loads it when
+    # no --cases is given, so a transcript of a public case file needs no flag
+    case_file: str | None = None
 
     @pydantic.model_validator(mode="after")
     def _has_case(self) -> "DialogRecord":
@@ -247,6 +250,33 @@ def _bank(cases: str | Path | list[PatientCase] | None) -> tuple[list[PatientCas
     return loaded.cases, f"{cases} ({loaded.report.format}): {loaded.report.summary()}"
 
 
+def _recorded_case_file(path: Path) -> str | None:
+    """The case file the first dialog of a transcript names (`case_file`, written by `consult run --cases FILE`),
+    when it exists; relative paths are read from the transcript's folder, then the working directory."""
+    for _, obj, err in iter_jsonl(path):
+        if err is None and isinstance(obj, dict) and isinstance(obj.get("case_file"), str) and obj["case_file"].strip():
+            name = Path(obj["case_file"])
+            for p in ((name,) if name.is_absolute() else (path.parent / name, name)):
+                if p.is_file():
+                    return str(p)
+            return None
+    return None
+
+
+def _unknown_cases_error(unknown: list[tuple[int, str]], n_bank: int, cases: object) -> str:
+    """One error for every dialog whose case id is not in the bank: how many, which lines, and what to pass."""
+    ids = list(dict.fromkeys(cid for _, cid in unknown))
+    lines = f"line {unknown[0][0]}" if len(unknown) == 1 else f"lines {unknown[0][0]}-{unknown[-1][0]}"
+    where = f"the case file {cases}" if isinstance(cases, (str, Path)) else \
+        "the given cases" if isinstance(cases, list) else "the shipped case bank"
+    shown = ", ".join(repr(i) for i in ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    fix = "" if isinstance(cases, (str, Path, list)) else \
+        "; pass --cases FILE, the case file the dialogs were run on (any format `consult run --cases` reads)"
+    if len(unknown) == 1:
+        return f"unknown case_id {ids[0]!r}: not in {where} ({n_bank} cases){fix}"
+    return f"unknown case_id in {len(unknown)} dialogs ({lines}): {shown} are not in {where} ({n_bank} cases){fix}"
+
+
 def _diagnoser_name(diagnoser: Diagnoser | str | None) -> str:
     if diagnoser is None or isinstance(diagnoser, str):
         return diagnoser or "match"
@@ -263,8 +293,11 @@ def evaluate_file(path: str | Path, *, cases: str | Path | list[PatientCase] | N
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"transcript file not found: {path}")
+    if cases is None:
+        cases = _recorded_case_file(path)
     bank, loaded = _bank(cases)
     by_id = {c.id: c for c in bank}
+    unknown: list[tuple[int, str]] = []  # (line, case id) of dialogs whose case is not in the bank
     bayes = BayesianDiagnoser()
     judge = _judge(diagnoser, bayes.table)
     metrics: list[DialogMetrics] = []
@@ -277,7 +310,8 @@ def evaluate_file(path: str | Path, *, cases: str | Path | list[PatientCase] | N
                 rec = DialogRecord.model_validate(obj)
                 case = rec.case or by_id.get(rec.case_id or "")
                 if case is None:
-                    raise ValueError(f"unknown case_id {rec.case_id!r} ({len(by_id)} cases loaded; pass --cases FILE for others)")
+                    unknown.append((lineno, str(rec.case_id)))  # reported once, below
+                    continue
                 metrics.append(score_dialog(rec, case, lineno, diagnoser=judge, bayes=bayes))
             except (ValueError, DiagnoserError) as exc:  # pydantic.ValidationError is a ValueError
                 err = error_text(exc)
@@ -285,6 +319,9 @@ def evaluate_file(path: str | Path, *, cases: str | Path | list[PatientCase] | N
                 err = "dialog nested too deeply to score"
         if err is not None:
             errors.append(LineError(line=lineno, error=err))
+    if unknown:
+        errors.append(LineError(line=unknown[0][0], error=_unknown_cases_error(unknown, len(by_id), cases)))
+        errors.sort(key=lambda e: e.line)
     doctors = sorted({m.doctor for m in metrics})
     report = EvalReport(
         source=str(path), diagnoser=_diagnoser_name(diagnoser), cases=loaded,

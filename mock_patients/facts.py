@@ -21,7 +21,14 @@ from mock_patients.cases import (
     Symptom,
 )
 from mock_patients.chat import ChatModel, require_chat_model
-from mock_patients.fact_kinds import light_use, measurement, topic_category
+from mock_patients.fact_kinds import (
+    clinical_kind,
+    demographic_statement,
+    light_use,
+    measurement,
+    no_information,
+    topic_category,
+)
 from mock_patients.knowledge import Finding
 from mock_patients.lexicon import Lexicon, default_lexicon
 from mock_patients.polarity import (
@@ -58,8 +65,9 @@ def symptom_sentence(f: Finding, onset: str | None = None, severity: str | None 
 
 _NEG_PREFIX = re.compile(r"^\s*(?:no|non-?|never|denies|without|negative for)\s*", re.IGNORECASE)
 _ABBREV = re.compile(r"\b(Dr|Mr|Mrs|Ms|St|vs|e\.g|i\.e|approx|etc|No)\.", re.IGNORECASE)
-_SENT = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(\"'])|\n+")
+_SENT = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(\"'])|(?<=[.!?][\"”’])\s+(?=[A-Z0-9(\"'“])|\n+")
 _FREE_CATEGORIES = frozenset({"hpi", "ros", "other"})
+_TOLD = frozenset({"hpi", "ros", "other", "pmh", "social", "symptom"})  # free text read for its kind (`FactBuilder._kind`)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -81,6 +89,12 @@ def split_facts_with_source(text: str) -> list[tuple[str, bool, str]]:
     """`split_facts` with each statement's source sentence: (statement, present, sentence)."""
     out: list[tuple[str, bool, str]] = []
     for sent in split_sentences(text):
+        # a review-of-systems heading ("General: Denies fever or weight loss") is not part of the statement
+        sent = re.sub(r"^(?:general|constitutional|cardiovascular|respiratory|gastrointestinal|genitourinary|neurological|"
+                      r"neurologic|musculoskeletal|skin|dermatologic|psychiatric|endocrine|hematologic|ent|heent|eyes|"
+                      r"cardiac|pulmonary|gi|gu|neuro|msk|psych|substance\s+use|social(?:\s+history)?|habits|tobacco|"
+                      r"alcohol|diet|exercise|occupation|medications?|allergies|family\s+history)\s*:\s+(?=[A-Z])", "", sent,
+                      flags=re.IGNORECASE)
         for clause in clauses(sent.rstrip(".").strip()):
             s = clause.rstrip(".").strip()
             if not s:
@@ -117,25 +131,55 @@ class FactBuilder:
         text = text.strip()
         if not text.endswith((".", "!", "?")):
             text += "."
+        if re.fullmatch(r"(?:(?:the\s+)?(?:patient|child|infant|baby|he|she)\s+(?:is|was)\s+|is\s+|was\s+)?afebrile\.?", text,
+                        re.IGNORECASE) and category not in ("exam", "test"):
+            source_text, text, present = text, "No fever.", False  # "afebrile" is a denial of fever, not a finding
         if present is None:  # a caller that names the finding knows its polarity (the generator): present
             present = fact_polarity(text) if finding is None else True
         if category in _FREE_CATEGORIES and patient_text is None and finding is None:
             kind = measurement(text)
             if kind is not None:
                 category, test = kind[0], test or kind[1]  # type: ignore[assignment]
+        if patient_text is None and finding is None and category == "chief_complaint":
+            kind = clinical_kind(text)  # "is found to have 93% HbA on electrophoresis": a result, not a complaint
+            if kind == "test" or (kind == "exam" and re.search(r"\bfound\s+to\s+(?:have|be)\b", text, re.IGNORECASE)):
+                category, test = kind, test or ("Physical examination" if kind == "exam" else "Previous tests")  # type: ignore[assignment]
+        if patient_text is None and finding is None and category in _TOLD:
+            category, test = self._kind(text, category, test)  # type: ignore[assignment]
+            link = link and category != "demographics"
         if finding is None and category not in ("exam", "test", "demographics", "chief_complaint", "symptom"):
             category = topic_category(text, category)  # type: ignore[assignment]  (structured data keeps its own)
-        if finding is None and link and category != "demographics":
+        if finding is None and link and category not in ("demographics", "family"):
             finding = self.link_sign(text, present, test) if category in ("exam", "test") else self.link(text)
             if finding == "heavy_alcohol" and light_use(text):
                 finding = None  # "drinks socially" is not heavy use; the lexicon still finds it by its words
-        if patient_text is None and category not in ("exam", "test"):
+        if patient_text is None and category not in ("exam", "test", "record"):
             patient_text = self._speak(text, present, finding, category)
         source = source_text.strip() if source_text and source_text.strip().rstrip(".") != text.rstrip(".") else None
         fact = KeyFact(id=f"f{len(self.facts) + 1:02d}", text=text, category=category, present=present,
                        finding=finding, test=test, patient_text=patient_text, source_text=source)
         self.facts.append(fact)
         return fact
+
+    def _kind(self, text: str, category: str, test: str | None) -> tuple[str, str | None]:
+        """What a free-text statement is, by kind: a note on missing information or a clinician's action or
+        opinion ("record", never told), who the patient is ("demographics"), a test result or an examination
+        finding told as history ("test" / "exam", revealed only when requested), else its own category."""
+        if no_information(text):
+            return "record", test
+        if demographic_statement(text):
+            return "demographics", test
+        if topic_category(text, "hpi") == "family":  # "Familial history of similar symptoms" (listed among symptoms)
+            return "family", test
+        kind = clinical_kind(text)
+        if kind == "test":
+            tid = self.lexicon.resolve_test(text)
+            return "test", test or (self.lexicon.table.test_spec(tid).name if tid else "Previous tests")
+        if kind == "exam":
+            return "exam", test or "Physical examination"
+        if kind == "record" and category in _FREE_CATEGORIES | {"symptom"}:
+            return "record", test
+        return category, test
 
     def link(self, text: str) -> str | None:
         """The table finding a statement is about (see `Lexicon.link`), ignoring a negation prefix."""
@@ -156,14 +200,58 @@ class FactBuilder:
             if content_stems(core) <= vocab:
                 return f.patient_yes() if present else f.patient_no()
         said = to_first_person(text)
-        if present and said.startswith("I have ") and not re.match(r"(?:the|a|an|my)\b", text, re.IGNORECASE):
+        said = _by_kind(text, said, present, category)
+        bare = not re.search(r"\b(?:has|have|had|takes?|taking|is|was|treated|managed|controlled)\b", text, re.IGNORECASE)
+        if present and said.startswith("I have ") and not re.match(r"(?:the|a|an|my)\b", text, re.IGNORECASE) and bare:
             if category == "medication":  # a bare drug name: "Natalizumab infusions monthly."
                 said = "I take " + said[len("I have "):]
             elif category == "allergy":  # "Penicillin (rash)."
                 said = "I'm allergic to " + said[len("I have "):]
+        if present and category in ("pmh", "medication", "symptom", "chief_complaint", "hpi", "ros", "other") and said \
+                and not re.match(r"(?:the|this|these|those|that|a|an|when|whenever|while|after|before|if|during|upon|since|"
+                                 r"although|as|for|in|on|at|over|recently|initially|both|each|all|some|no|yes)\b", said,
+                                 re.IGNORECASE) and not re.search(
+                r"\b(?:I|I'm|I've|I'd|I'll|my|me|myself|it|it's|there's|there)\b", said, re.IGNORECASE):
+            # "Difficulty opening the affected eye." / "Diet-controlled type 2 diabetes, hypertension treated with ...":
+            # a bare phrase the rules left as it was is still the patient's
+            if re.match(r"[A-Z][a-z]+\s+(?:started|began|worsens|worsened|improves|improved|is|was|has|gets|got|comes|came|"
+                        r"occurs|occurred|radiates|radiated)\b", said):  # "Pain started while playing football."
+                said = "My " + said[0].lower() + said[1:]
+            else:
+                said = "I have " + (said[0].lower() + said[1:] if not said[:2].isupper() else said)
         if not present and not said.lower().startswith("no"):  # an absent fact is told as a denial
             said = "No, " + (said[0].lower() + said[1:] if said[:2] not in ("I ", "I'") else said)
         return said
+
+
+_TREATED = re.compile(r"^(?!(?:he|she|the\s+patient|patient|they)\b)(?:(?:his|her|their)\s+)?([^,]+?),?\s+"
+                      r"(?:(?:is|was|are|were|currently|now|previously|being|well|poorly)\s+)*(treated|managed|controlled)\s+"
+                      r"(?:with|by|on)\s+(.+)$", re.IGNORECASE)
+_PERSON_START = re.compile(r"^(?:a|an|the)?\s*(?:\d+[-\s]\w+[-\s]old\s+)?(?:former|retired|current|ex-|non-?)?\s*[a-z-]*"
+                           r"(?:er|or|ist|ian|ent|ant)\b", re.IGNORECASE)
+
+
+def _by_kind(text: str, said: str, present: bool, category: str) -> str:
+    """What only the fact's kind tells: a condition and its treatment ("Type 2 diabetes mellitus treated with
+    metformin") is "I have ..., treated with ..." (never "I take type 2 diabetes"); a past condition said as a bare
+    noun phrase is "I have ..." (never "I'm a polycystic ovarian syndrome")."""
+    if not present:
+        return said
+    t = strip_subject(text.strip().rstrip("."))
+    t = re.sub(r"^(?:has|have|had)\s+(?!been\b)", "", t, flags=re.IGNORECASE)  # "He has type 2 diabetes treated with ..."
+    if re.match(r"(?:(?:past\s+)?medical\s+history\s+)?(?:is\s+)?(?:significant\s+for|diagnosed|(?:a\s+)?history\s+of)\b", t,
+                re.IGNORECASE):
+        return said  # "Significant for Lyme disease, treated with ..." -> "I have a history of Lyme disease, ..."
+    m = _TREATED.match(t)
+    if m and category in ("medication", "pmh") and not re.match(r"(?:takes?|taking|on)\b", t, re.IGNORECASE):
+        cond = m.group(1)[0].lower() + m.group(1)[1:] if not m.group(1)[:2].isupper() else m.group(1)
+        return f"I have {cond}, {m.group(2).lower()} with {m.group(3)}."
+    if category == "pmh" and re.match(r"I'm an? ", said) and not re.search(
+            r"\b(?:student|worker|smoker|drinker|nurse|teacher|farmer|veteran|athlete|runner|driver|retiree|immigrant|"
+            r"refugee|resident|employee|engineer|officer|manager|mother|father|parent|vegan|vegetarian|newborn|neonate|"
+            r"infant|baby|toddler|child|teenager|adolescent)\b", t, re.IGNORECASE):
+        return "I have " + (t[0].lower() + t[1:] if not t[:2].isupper() else t) + "."
+    return said
 
 
 def _core_text(text: str) -> str:

@@ -203,8 +203,13 @@ def _negated_mention(text: str, need: frozenset[str], first: str) -> bool:
     return False
 
 
-_DRUG = re.compile(r"\b\w+(?:pril|sartan|olol|statin|prazole|cillin|mycin|cycline|floxacin|dipine|formin|gliptin|mab|"
+_DRUG = re.compile(r"\b\w{3,}(?:pril|sartan|olol|statin|prazole|cillin|mycin|cycline|floxacin|dipine|formin|gliptin|mab|"
                    r"tidine|semide|thiazide|oxetine|triptan|profen|codone|parin|xaban|gatran)\b", re.IGNORECASE)
+
+
+# a free-text fact answers a medication question only when it names a medicine, not just "treatment"
+_MEDICINE = re.compile(r"\b(?:medications?|medicines?|meds|pills?|tablets?|capsules?|inhalers?|insulin|injections?|"
+                       r"contraceptives?|prescri\w+|dose|doses|mg)\b(?!\s+resistance)", re.IGNORECASE)
 
 
 @lru_cache(maxsize=4)
@@ -241,7 +246,7 @@ class FactIndex:
         self.entries: list[_FactEntry] = []
         for f in case.patient_facts:
             c = self.lexicon.analyze(f.text + " " + (f.patient_text or ""))
-            if _DRUG.search(f.text):
+            if _DRUG.search(f.text) or _MEDICINE.search(f.text):
                 c = Concepts(c.findings, c.generic, c.topics | {"topic:medication"}, c.content)
             gen = set(c.generic)
             if f.finding:
@@ -266,8 +271,14 @@ class FactIndex:
                 out.extend(e.fact for e in self.entries if e.fact.finding is None and compatible(q_gen, e.generic))
             # free-text facts that mention an asked history finding ("Do you smoke?" -> "History of smoking,
             # 1 pack per day"; "Do you drink?" -> "Drinks wine occasionally")
-            hist = {fid for fid in q.findings if self.lexicon.table.finding(fid).kind == "history"}
-            out.extend(e.fact for e in self.entries if e.fact.finding is None and e.concepts.findings & hist)
+            # and any free-text fact that names an asked finding ("Denies recent fever" for "Do you have a fever?")
+            # (a family finding only from family facts: "family members noticed his jaundice" is not family history)
+            fam = {fid for fid in q.findings if self.lexicon.table.finding(fid).section == "family"}
+            # (facts linked to another finding too, in a source record; a generated case's template sentences name
+            # neighbouring findings, so there only unlinked facts)
+            free = (lambda e: e.fact.finding is None) if self.case.closed_world else (lambda e: True)  # noqa: E731
+            out.extend(e.fact for e in self.entries if free(e) and e.concepts.findings & (q.findings - fam)
+                       or (e.fact.finding is None and e.fact.category == "family" and e.concepts.findings & fam))
             tier = "finding"
         elif q.generic:
             out = [e.fact for e in self.entries if compatible(q.generic, e.generic)]
@@ -277,12 +288,15 @@ class FactIndex:
         cats = frozenset().union(*(TOPIC_CATEGORIES.get(t, frozenset()) for t in q.topics)) if q.topics else frozenset()
         topic_hits = [e.fact for e in self.entries if e.fact.category in cats
                       or (e.fact.category in ("hpi", "ros", "other", "pmh", "social") and q.topics & e.concepts.topics
-                          & {"topic:medication", "topic:allergy"})]
+                          & ({"topic:medication", "topic:allergy"} if _MEDICINE.search(e.fact.text) or _DRUG.search(e.fact.text)
+                             else {"topic:allergy"}))]
         topic_hits += [e.fact for e in self.entries if e.fact.category == "demographics" and q.topics & e.concepts.topics & {"topic:age", "topic:sex"}]
         if topic_hits:
             out.extend(topic_hits)
             tier = tier if out[: len(out) - len(topic_hits)] else "topic"
-        if not out and q.content and not q.generic and not q.findings:
+        # a topic question ("Do you take any medications?") is answered from its topic, never from a shared word
+        # ("take" in "refuses to let others take on more tasks")
+        if not out and q.content and not q.generic and not q.findings and not q.topics & set(TOPIC_CATEGORIES):
             out = [e.fact for e in self.entries if e.fact.finding is None and e.fact.category != "demographics"
                    and len(q.content & e.concepts.content) >= 1]
             tier = "content" if out else "none"

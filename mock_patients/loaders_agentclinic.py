@@ -72,14 +72,22 @@ def _symptoms(actor: dict) -> tuple[str, list[str]]:
         raise ValueError("Patient_Actor.Symptoms must be an object {Primary_Symptom, Secondary_Symptoms} or a text, "
                          f"got {type(sym).__name__}")
     primary = text_of(sym.get("Primary_Symptom"))
-    if not primary:
-        raise ValueError("Symptoms.Primary_Symptom is missing or empty")
     secondary: Any = sym.get("Secondary_Symptoms") or []
     if isinstance(secondary, str):
         secondary = [secondary]
     if not isinstance(secondary, list) or not all(isinstance(x, (str, int, float)) for x in secondary):
         raise ValueError("Symptoms.Secondary_Symptoms must be a list of strings or a text")
-    return primary, [s for s in (text_of(x) for x in secondary) if informative(s)]
+    rest = [s for s in (text_of(x) for x in secondary) if informative(s)]
+    if not informative(primary):
+        # an empty primary symptom: the first other symptom, else the history's first sentence, is the complaint
+        history = [s for s in split_sentences(text_of(actor.get("History"))) if informative(s)]
+        if rest:
+            return rest[0], rest[1:]
+        if history:
+            return history[0], []
+        raise ValueError("Symptoms.Primary_Symptom is missing or empty, and the record has no other symptom or "
+                         "History to take the complaint from")
+    return primary, rest
 
 
 def agentclinic_case(record: dict, case_id: str, *, split: Split = "test",

@@ -35,8 +35,8 @@ from mock_patients.loaders_common import (
 )
 from mock_patients.rewrite import age_sentence, sex_sentence
 
-QuestionType = Literal["diagnosis", "next_step", "treatment", "mechanism", "other"]
-QUESTION_TYPES: tuple[str, ...] = ("diagnosis", "next_step", "treatment", "mechanism", "other")
+QuestionType = Literal["diagnosis", "about_diagnosis", "next_step", "treatment", "mechanism", "other"]
+QUESTION_TYPES: tuple[str, ...] = ("diagnosis", "next_step", "treatment", "mechanism", "other", "about_diagnosis")
 # what a non-diagnosis QuestionCase holds in PatientCase's required `diagnosis` field (see QuestionCase)
 NOT_A_DIAGNOSIS = "n/a (not a diagnosis question)"
 
@@ -56,12 +56,42 @@ _TYPE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 _ASK = re.compile(r"\b(?:which|what)\b", re.IGNORECASE)
 
 
-def question_type(question: str) -> QuestionType:
-    """Tag a MediQ question by what it asks for: the earliest keyword in the asking clause (from the last
-    "which"/"what" on) decides; "other" when none is there."""
-    q = question or ""
+# The asking clause names the diagnosis as what it asks for: "Which of the following is the most likely diagnosis
+# (in this patient)?", "What is the diagnosis?", "Which is most likely this patient's diagnosis?"
+_ASKS_DIAGNOSIS = re.compile(
+    r"^(?:which|what)(?:\s+of\s+the\s+following)?\s+(?:is|was)\s+(?:the\s+|(?:this|the)\s+patient['’]s\s+)?"
+    r"(?:(?:most|more)\s+likely\s+|likely\s+|probable\s+|most\s+probable\s+)?(?:the\s+|(?:this|the)\s+patient['’]s\s+)?"
+    r"(?:underlying\s+|final\s+|correct\s+|working\s+)?(?:diagnosis|condition|disease|disorder)\b", re.IGNORECASE)
+# ... but not when it asks for something about the diagnosis: a finding, a test, a cause, an association
+_ABOUT = re.compile(r"\b(?:confirm|establish|characteristic|associated|etiology|cause|risk|mechanism|tests?|laborator\w*|"
+                    r"findings?|consistent|linked|repeat|rule|represent|yield|lesions?|histopatholog\w*|drug|treat\w*|"
+                    r"management|except|shown|seen|marked|complication|prognosis|pathway|gene)\b", re.IGNORECASE)
+# an answer that is not a diagnosis name: a value read-out, a sentence, a test, a molecule
+_NOT_A_NAME = re.compile(r"[:↑↓=]|\b(?:is|are|was|were|may|can|localize|pathway|gene|overexpression|expression|antibod\w*|"
+                         r"receptor|enzyme|level|repeat|cytometry|mri|ct|radiograph|x-ray|biopsy|test|sex|age)\b", re.IGNORECASE)
+
+
+def question_type(question: str, options: Iterable[str] = (), answer: str = "") -> QuestionType:
+    """Tag a MediQ question by what it asks for. A diagnosis question asks for the diagnosis itself in its asking
+    clause (from the last "which"/"what" on) and its answer reads as a name (not a value, a sentence, a test or
+    a molecule); a question that only mentions the diagnosis ("Which of the following is associated with this
+    patient's most likely diagnosis?") is "about_diagnosis". Otherwise the earliest keyword of the other types in
+    the asking clause decides; "other" when none is there."""
+    q = (question or "").strip()
     starts = [m.start() for m in _ASK.finditer(q)]
     ask = q[starts[-1]:] if starts else q
+    names = [o for o in (answer, *options) if o]
+    name_like = not (answer and _NOT_A_NAME.search(answer)) and all(len(o.split()) <= 10 for o in names)
+    if re.search(r"\bdiagnos[ie]s\b|\bmost likely (?:condition|disease|disorder)\b", ask, re.IGNORECASE):
+        if _ASKS_DIAGNOSIS.match(ask) and not _ABOUT.search(ask) and all(len(o.split()) <= 12 for o in names):
+            return "diagnosis"
+        kind = _keyword_type(ask)
+        return "about_diagnosis" if kind in ("diagnosis", "other") else kind
+    kind = _keyword_type(ask)
+    return "about_diagnosis" if kind == "diagnosis" and not name_like else kind
+
+
+def _keyword_type(ask: str) -> QuestionType:
     best: tuple[int, int, str] | None = None
     for rank, (kind, rx) in enumerate(_TYPE_RULES):
         m = rx.search(ask)
@@ -100,7 +130,7 @@ def _answer(record: dict) -> tuple[str, list[str]]:
     raw = record.get("answer")
     if raw is not None and not isinstance(raw, str):  # never joined into "Gout; Pneumonia"
         raise ValueError(f"answer must be a text (the correct option), got {_kind(raw)}")
-    answer = (raw or "").strip()
+    answer = (raw or "").strip().strip('"“”').strip()  # 'Squamous cell lung carcinoma\n"' is one name
     options = record.get("options") or {}
     if isinstance(options, dict):
         opts = [text_of(v) for v in options.values() if text_of(v) and text_of(v).upper() != "N/A"]
@@ -162,7 +192,7 @@ def mediq_case(record: dict, case_id: str | None = None, *, split: Split = "test
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
     answer, opts = _answer(record)
-    qtype = question_type(text_of(record.get("question")))
+    qtype = question_type(text_of(record.get("question")), opts, answer)
     if qtype not in set(include_types):
         raise SkipRecord(qtype)
     context, facts_text = _fact_texts(record)
@@ -170,10 +200,15 @@ def mediq_case(record: dict, case_id: str | None = None, *, split: Split = "test
     if not isinstance(pat, dict):
         raise ValueError("patient must be an object {age, gender}")
     first = context[0] if context else facts_text[0]
+    first = (split_sentences(first) or [first])[0]  # a context item may hold several sentences
     try:
         demo = parse_demographics(first, age=pat.get("age"), sex=pat.get("gender", pat.get("sex")))
     except ValueError as exc:
         raise ValueError(f"patient.age: {exc}") from None
+    word = str(pat.get("age") or "").strip()
+    if word and not re.search(r"\d", word) and word.lower() not in demo.description.lower():
+        # "elderly", "Teen": kept beside the vignette so the patient says the word, not an invented number
+        demo = demo.model_copy(update={"description": f"{word.lower()}; {demo.description}"})
     b = FactBuilder(default_lexicon())
     if demo.age is not None:
         b.add(f"Age {demo.age}", "demographics", patient_text=age_sentence(demo.age, first), link=False)

@@ -37,8 +37,8 @@ from mock_patients.loaders_common import (
 )
 from mock_patients.rewrite import to_first_person
 
-_ROLE = re.compile(r"^\s*(?:for your role as an? (?:patient|patient actor)|as an? (?:patient|patient actor)|"
-                   r"in your role as an? patient(?: actor)?)\s*,\s*", re.IGNORECASE)
+_ROLE = re.compile(r"^\s*(?:(?:for your role as an? (?:patient|patient actor)|as an? (?:patient|patient actor)|"
+                   r"in your role as an? patient(?: actor)?)\s*,\s*|for the patient(?: actor)?\s*:\s*)", re.IGNORECASE)
 _INTRO = re.compile(r"^(?:here'?s|here is|you need to convey|the following|this is)\b[^:]{0,160}:\s*", re.IGNORECASE)
 _UNITS = re.compile(r"\s+-\s+|(?<![\d.])\s*\b\d{1,2}\.\s+(?=[A-Z*])|\n+")  # bullets, "1." items, lines
 _HEADING = re.compile(r"^[A-Z][\w /’'(),&-]{0,60}:\s+(?=\S)")
@@ -66,6 +66,7 @@ _MID = [(r"\byou've\b", "they have"), (r"\byou're\b", "they are"), (r"\byourself
 def _clinical(sentence: str) -> str:
     """"You've had fevers during this period." -> "Reports fevers during this period." """
     s = _NOTICED_THAT.sub("", sentence.strip())  # "You've noticed that you've lost weight" -> "you've lost weight"
+    s = re.sub(r"^you\s+(?:also|still|then|now|just|later|recently|further)\s+", "you ", s, flags=re.IGNORECASE)
     for pat, rep in _SECOND_PERSON:
         m = re.match(pat, s, flags=re.IGNORECASE)
         if m:
@@ -99,6 +100,8 @@ def patient_sentence(text: str, present: bool = True) -> str:
     for pat, rep in _THEY:
         text = re.sub(pat, rep, text, flags=re.IGNORECASE)
     text = re.sub(r"\s+", " ", text).strip().rstrip(".")
+    if not present and not re.search(r"^(?:no|none|never)\b|\b(?:not|no|never|without|none)\b|n't\b", text, re.IGNORECASE):
+        text = "No, " + (text if text.startswith(("I ", "I'")) else text[:1].lower() + text[1:])  # a denial is said as one
     return text[:1].upper() + text[1:] + "."
 
 
@@ -108,19 +111,36 @@ def _voiced(facts: tuple[KeyFact, ...]) -> tuple[KeyFact, ...]:
                  else f for f in facts)
 
 
+def _own_they(sentence: str) -> str:
+    """The record's own "they" is a thing ("the blisters ... they don't burst"), never the patient (who is
+    "you"): it becomes "these" before "you" becomes "they", so the patient's voice does not turn it into "I"."""
+    for pat, rep in ((r"\bthey're\b", "these are"), (r"\bthey've\b", "these have"), (r"\bthey\b", "these"),
+                     (r"\bthem\b", "these"), (r"\btheir\b", "its")):
+        sentence = re.sub(pat, rep, sentence, flags=re.IGNORECASE)
+    return sentence
+
+
 def patient_statements(patient_info: str) -> list[str]:
     """The clinical statements in a NEJM `patient_info` passage (actor instructions dropped)."""
     text = _ROLE.sub("", patient_info.replace("**", "").strip())
     out = []
     for unit in _UNITS.split(text):
-        unit = _INTRO.sub("", _HEADING.sub("", unit.strip()))
+        unit = _INTRO.sub("", _HEADING.sub("", unit.strip().lstrip("-*• ").strip()))
         for sent in split_sentences(unit):
             sent = _INTRO.sub("", sent).strip()
-            if not informative(sent) or _META.search(sent) or _SELF_DEMOGRAPHIC.match(sent) or len(sent) < 4:
+            if _SELF_DEMOGRAPHIC.match(sent):
+                # "You are a 34-year-old woman who smokes.": the age is the demographics, "who smokes" a fact
+                who = re.search(r"\bwho\s+(.+?)\.?$", sent)
+                if who and not _META.search(who.group(1)):
+                    out.append(_clinical(_own_they(who.group(1)[:1].upper() + who.group(1)[1:])))
                 continue
+            if not informative(sent) or _META.search(sent) or len(sent) < 4:
+                continue
+            if re.fullmatch(r"(?:age\s*:?\s*)?\d+\s*(?:-\s*)?(?:years?|months?|weeks?|days?)(?:[-\s]old)?\.?", sent, re.IGNORECASE):
+                continue  # "Age: 66 years old": the demographics, not a fact to tell
             if sent.endswith(":"):
                 continue  # a heading with nothing under it
-            out.append(_clinical(sent))
+            out.append(_clinical(_own_they(sent)))
     return out
 
 
@@ -138,7 +158,8 @@ def _section_end(unit: str) -> re.Match[str] | None:
             return re.search(r"\s+(" + re.escape(" ".join(words[1:])) + r"):$", unit)
         return m
     return None
-_PREAMBLE = re.compile(r"information extracted|relevant to instrument|includes:$", re.IGNORECASE)
+_PREAMBLE = re.compile(r"information extracted|relevant to instrument|includes:$|does not (?:contain|include|provide)|"
+                       r"no specific (?:instrument|test)", re.IGNORECASE)
 
 
 def exam_observations(physical_exams: str) -> list[Observation]:
@@ -189,6 +210,10 @@ def _diagnosis(answers: object) -> tuple[str, list[str]]:
     return correct[0], opts
 
 
+_FOUND = re.compile(r",?\s+(?:and\s+)?(?:was|were|is|had\s+been)\s+(?:found|noted|observed|seen)\s+to\s+(?:have|be)\s+(.+)$",
+                    re.IGNORECASE)
+
+
 def nejm_case(record: dict, case_id: str, *, split: Split = "test") -> PatientCase:
     """One AgentClinic NEJM record."""
     if not isinstance(record, dict):
@@ -204,10 +229,15 @@ def nejm_case(record: dict, case_id: str, *, split: Split = "test") -> PatientCa
     first = sents[0]
     body = [s for s in sents[1:] if not s.rstrip().endswith("?")]
     demo = parse_demographics(first)
-    cc = chief_complaint(first)
-    exams = [Observation(test="Physical examination", result=s) for s in body if EXAM_WORDS.search(s)]
+    # "... presented for a yearly eye exam and was found to have light-brown nodules on the iris": what the
+    # examiner found is an exam finding (often the answer's defining sign), not the patient's complaint
+    found = _FOUND.search(first)
+    cc = chief_complaint(first[: found.start()].rstrip(" ,") + "." if found else first)
+    exams = ([Observation(test="Physical examination", result=found.group(1).strip().rstrip("."))] if found else []) + \
+        [Observation(test="Physical examination", result=s) for s in body if EXAM_WORDS.search(s)]
     tests = exam_observations(text_of(record.get("physical_exams")))
-    hpi = " ".join(patient_statements(info))
+    # each statement ends its own sentence: a bulleted list without full stops must not run into one fact
+    hpi = " ".join(s if s.rstrip().endswith((".", "!", "?")) else s.rstrip() + "." for s in patient_statements(info))
     facts = structured_facts(demographics=demo, chief_complaint=cc, history_of_present_illness=hpi,
                              exam_findings=exams, test_results=tests, lexicon=default_lexicon())
     facts = _voiced(facts)

@@ -14,6 +14,7 @@ state and shares the case, lexicon and model.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,6 +25,7 @@ from mock_patients.chat import ChatModel, require_chat_model
 from mock_patients.knowledge import KnowledgeTable, default_table
 from mock_patients.lexicon import (
     FOLLOW_UP_TOPICS,
+    MAX_FACTS_PER_ANSWER,
     Concepts,
     Lexicon,
     answerable,
@@ -32,14 +34,41 @@ from mock_patients.lexicon import (
 )
 from mock_patients.redaction import leak_filter, rewrite_result
 from mock_patients.rewrite import self_description, to_first_person
-from mock_patients.text import normalize
+from mock_patients.redaction import _table_vocab, distinctive_parts
+from mock_patients.text import content_stems, normalize
+
+# "What did the tests show?", "Any results from your blood work?": results come only from REQUEST TEST
+_TESTS_QUESTION = re.compile(r"\b(?:tests?|results?|labs?|lab\s+work|blood\s*work|bloods|x-?rays?|scans?|imaging|biops(?:y|ies)|"
+                             r"ecg|ekg|mri|ct|ultrasound)\b", re.IGNORECASE)
+_TESTS_ASKED = re.compile(r"\b(?:show|showed|shown|find|found|say|said|results?|come\s+back|came\s+back|reveal\w*|done|had\s+any|"
+                          r"have\s+any|any)\b", re.IGNORECASE)
+# "Is it X?", "Could this be X?", "Do you think it's X?": a guess at the diagnosis, answered the same way whatever X
+# is (a guess the record happens to share words with must not get facts that a wrong guess does not)
+_GUESS = re.compile(r"^\s*(?:so,?\s+|doctor,?\s+|ok(?:ay)?,?\s+)?(?:is\s+(?:it|this|that)|could\s+(?:it|this|that)\s+be|"
+                    r"might\s+(?:it|this|that)\s+be|can\s+(?:it|this)\s+be|would\s+(?:it|this)\s+be|"
+                    r"do\s+you\s+think\s+(?:it(?:'s|\s+is|\s+could\s+be|\s+might\s+be)|this\s+is|you\s+have|you\s+might\s+have)|"
+                    r"does\s+(?:it|this)\s+(?:sound|look)\s+like|maybe\s+(?:it's|it\s+is)|i\s+think\s+(?:it's|you\s+have)|"
+                    r"what\s+about)\s+(.+?)\s*[?.!]*\s*$", re.IGNORECASE | re.DOTALL)
+# ... unless X only describes the complaint: "Is it painful?", "Is it worse at night?"
+_DESCRIPTOR = re.compile(r"^(?:(?:very|really|always|still|ever|more|less|also|usually|\w+ly)\s+)*(?:painful|itchy|sore|tender|"
+                         r"worse|better|constant|sharp|dull|burning|throbbing|stabbing|severe|mild|bad|there|new|red|swollen|"
+                         r"hot|warm|cold|numb|getting\s+\w+|\w+ful|(?:itching|aching|bleeding|swelling|spreading|radiating|worsening|improving|"
+                         r"coming\s+and\s+going|getting\s+\w+)|(?:at|in|on|when|after|before|during|with|all)\b.*)"
+                         r"(?:\s+(?:at|in|on|when|after|before|during|with)\b.*)?$", re.IGNORECASE)
+_BODY_WORDS = frozenset("""head face eye eyes ear ears nose mouth lip lips tongue throat neck chest breast back abdomen belly
+stomach arm arms hand hands finger fingers leg legs foot feet toe toes knee knees hip hips skin scalp hair nail nails
+iris heart lung lungs liver kidney bowel colon brain bone bones joint joints muscle muscles blood""".split())
 
 NOT_SURE = "I'm not sure."
+UNWELL = "I haven't been feeling well."  # the opening when the record gives no complaint the patient may say
+NO_FAMILY_HISTORY = "Not that I know of."  # a family-history question when the record has none
+TESTS_NOT_TOLD = "I don't know any test results — you would have to order the tests."  # results come only by request
 DIAGNOSIS_REFUSAL = "I don't know what's causing it — that's what I was hoping you could tell me."
 NOTHING_MORE = "No, I think that's everything I've noticed."
 LEAK_FALLBACK = "I'm not sure, doctor."
 EMPTY_REPLY_ERROR = "simulator_empty_reply"  # PatientAnswer.error when the model answered nothing
-AnswerKind = Literal["facts", "follow_up", "not_sure", "diagnosis_refusal", "leak_blocked"]
+AnswerKind = Literal["facts", "follow_up", "not_sure", "diagnosis_refusal", "leak_blocked", "no_family_history",
+                     "tests_not_told"]
 
 
 class PatientAnswer(pydantic.BaseModel):
@@ -114,12 +143,12 @@ class _PatientBase:
         elif demo:
             parts.append(self._speak(demo[0]))
             ids.append(demo[0].id)
-        cc = next((f for f in self.case.key_facts if f.category == "chief_complaint"), None)
-        if cc is not None and cc.id not in self.withheld:
-            parts.append(_drop_yes(self._speak(cc)))
-            ids.append(cc.id)
+        complaint = self._complaint()
+        if complaint is not None:
+            parts.append(_drop_yes(self._speak(complaint)))
+            ids.append(complaint.id)
         else:
-            parts.append("I haven't been feeling well.")
+            parts.append(UNWELL)
         text = " ".join(parts)
         if self.leak.find(text):  # a source case whose complaint names its own diagnosis
             text, ids = "Hello doctor. I haven't been feeling well.", []
@@ -127,30 +156,96 @@ class _PatientBase:
             self.state.disclosed.setdefault(i, 0)
         return text
 
+    def _complaint(self) -> KeyFact | None:
+        """The fact the patient opens with: the chief complaint, unless it names or describes the diagnosis's
+        defining finding ("light-brown nodules on the iris" for Lisch nodules); then the first other symptom that
+        does not; None when there is none (the patient says UNWELL)."""
+        cc = next((f for f in self.case.key_facts if f.category == "chief_complaint"), None)
+        if cc is not None and cc.id not in self.withheld and not self.describes_diagnosis(cc):
+            return cc
+        return next((f for f in self.case.key_facts if f.category in ("symptom", "hpi") and f.present
+                     and f.id not in self.withheld and not self.describes_diagnosis(f)
+                     and not re.match(r"I'm an? (?:\w+ )?\d+-\w+-old\b", self._speak(f))), None)
+
+    def describes_diagnosis(self, f: KeyFact) -> bool:
+        """True when a fact shares a distinctive word with the diagnosis's names (not a body part or a generic
+        word): "nodules elevated above the iris" for Lisch nodules, "a pearly umbilicated papule" for molluscum."""
+        words = self._dx_words
+        return bool(words) and bool(content_stems(f.text) & words)
+
+    @property
+    def _dx_words(self) -> frozenset[str]:
+        got = getattr(self, "_dx_words_cache", None)
+        if got is None:
+            names = (self.case.diagnosis, *self.case.diagnosis_synonyms)
+            got = set()
+            for n in names:
+                got |= content_stems(n)
+                got |= {w for p in distinctive_parts(n, self.table) for w in content_stems(p)}
+            # symptom, history, body-part and test words of the table ("vomiting" in cyclic vomiting syndrome,
+            # "fever" in Rocky Mountain spotted fever) are what patients say, not the diagnosis's own sign
+            vocab = _table_vocab(self.table)
+            got = frozenset(w for w in got if w not in _BODY_WORDS and len(w) > 3 and not w.isdigit()
+                            and w not in _GENERIC_DX and w not in vocab)
+            self._dx_words_cache = got
+        return got
+
     # --- bookkeeping shared by both patients ------------------------------------------------------
     def _select(self, question: str) -> tuple[list[KeyFact], Concepts, AnswerKind]:
         """The facts a question asks about (before phrasing), and what kind of answer it gets."""
+        guess = _GUESS.match(question)
+        if guess and not _DESCRIPTOR.match(guess.group(1).strip()):
+            return [], self.lexicon.analyze(""), "diagnosis_refusal"
         m = self.index.match(question)
         q = m.concepts
+        if _TESTS_QUESTION.search(question) and _TESTS_ASKED.search(question) and not q.findings:
+            return [], q, "tests_not_told"
         facts = sorted((f for f in m.facts if f.id not in self.withheld), key=lambda f: self._order[f.id])
         kind: AnswerKind = "facts"
         if not facts:
             if "topic:opening" in q.topics:
-                # always the same answer (complaint + first other symptom), so asking twice is a repeat;
-                # "anything else?" is the way to hear more
-                cc = [f for f in self.case.key_facts if f.category == "chief_complaint" and f.id not in self.withheld]
-                other = [f for f in self.case.key_facts if f.category in ("symptom", "hpi") and f.present
-                         and f.id not in self.withheld][:1]
-                facts = cc + other
+                # always the same answer (complaint + first other symptom that says something new), so asking
+                # twice is a repeat; "anything else?" is the way to hear more
+                cc = [f for f in [self._complaint()] if f is not None]
+                other = [f for f in self.case.key_facts if f.category == "symptom" and f.present
+                         and f.id not in self.withheld and not self.describes_diagnosis(f)]
+                facts = _distinct(cc + other)[: len(cc) + 1]
             elif "topic:more" in q.topics:
                 facts = self._undisclosed_symptoms(2)
             elif q.topics & FOLLOW_UP_TOPICS and self.state.last_facts:
                 facts = [self.case.fact(i) for i in self.state.last_facts]
                 kind = "follow_up"
-        facts = answerable(facts, self.state.disclosed)  # a few facts per question, however many it lists
+        # one fact said once: a second fact telling the same thing ("No fever." and "He has no fever.") is stated
+        # with the first, not spoken again
+        if q.findings and len(facts) > 1:
+            # a question about one finding is answered with one fact about it ("No fever." and "On review, no
+            # history of cough, fever or vomiting" both answer "Do you have a fever?")
+            named = {e.fact.id: (({e.fact.finding} if e.fact.finding else set()) | set(e.concepts.findings)) & q.findings
+                     for e in self.index.entries}
+            seen: dict[str, str] = {}  # asked finding -> the fact that answers it
+            keep, dropped = [], {}
+            for f in facts:
+                fs = named.get(f.id, set())
+                if fs and set(fs) <= set(seen):
+                    dropped[f.id] = seen[sorted(fs)[0]]
+                    continue
+                for x in fs:
+                    seen.setdefault(x, f.id)
+                keep.append(f)
+            facts = keep
+        else:
+            dropped = {}
+        kept = _distinct(facts)
+        same = {f.id: k.id for f in facts for k in kept if f is not k and f not in kept and _same(f, k)}
+        # a fact left out because another answers the asked finding is stated only when it tells nothing more
+        same.update({i: k for i, k in dropped.items() if _same(self.case.fact(i), self.case.fact(k))})
+        facts = answerable(kept, self.state.disclosed)  # a few facts per question, however many it lists
+        said = {f.id for f in facts}
+        self._also_stated = [self.case.fact(i) for i, k in same.items() if k in said]
         if not facts:
             # "Do you have diabetes?" names a finding (a history item), not a guess at the diagnosis
-            kind = "diagnosis_refusal" if "topic:diagnosis" in q.topics and not q.findings else "not_sure"
+            kind = "diagnosis_refusal" if "topic:diagnosis" in q.topics and not q.findings else \
+                "no_family_history" if "topic:family" in q.topics else "not_sure"
         return facts, q, kind
 
     def _undisclosed_symptoms(self, k: int) -> list[KeyFact]:
@@ -196,7 +291,9 @@ class RuleBasedPatient(_PatientBase):
         self.state.turn += 1
         facts, q, kind = self._select(question)
         if not facts:
-            text = DIAGNOSIS_REFUSAL if kind == "diagnosis_refusal" else (NOTHING_MORE if "topic:more" in q.topics else NOT_SURE)
+            text = {"diagnosis_refusal": DIAGNOSIS_REFUSAL, "no_family_history": NO_FAMILY_HISTORY,
+                    "tests_not_told": TESTS_NOT_TOLD}.get(kind) or (NOTHING_MORE if "topic:more" in q.topics else
+                                                                    UNWELL if "topic:opening" in q.topics else NOT_SURE)
             return self._record(question, [], q, kind, text, 0)
         if kind == "follow_up":
             text, stated = self._follow_up(facts, q), facts[:2]
@@ -206,6 +303,11 @@ class RuleBasedPatient(_PatientBase):
         leaks = 0
         if self.leak.find(text):  # cannot happen with generated cases; guards loaded free-text facts
             text, stated, kind, leaks = LEAK_FALLBACK, [], "leak_blocked", 1
+        else:
+            ids = {f.id for f in stated}
+            # a repeat of a stated fact is stated with it, within the per-answer cap (a list dump learns no more)
+            extra = [f for f in getattr(self, "_also_stated", []) if f.id not in ids]
+            stated = list(stated) + extra[: max(0, MAX_FACTS_PER_ANSWER - len(stated))]
         return self._record(question, stated, q, kind, text, leaks)
 
     def _compose(self, facts: list[KeyFact], yes_no: bool = True) -> tuple[str, list[KeyFact]]:
@@ -253,6 +355,33 @@ class RuleBasedPatient(_PatientBase):
     def _say(self, f: KeyFact) -> str:
         fd = self.table.finding(f.finding)  # type: ignore[arg-type]
         return fd.say or fd.name
+
+
+_GENERIC_DX = frozenset("""disease syndrome disorder infection acute chronic benign malignant primary secondary
+progressive idiopathic congenital acquired type stage severe mild moderate related induced associated positive negative
+deficiency failure injury multiple local localized focal generalized systemic left right bilateral unilateral recurrent
+persistent transient viral bacterial fungal atypical typical simple complex complicated early late adult juvenile
+infantile neonatal childhood familial hereditary toxic allergic inflammatory functional partial complete central
+peripheral upper lower anterior posterior condition lesion lesions pain""".split())
+
+
+def _same(a: KeyFact, b: KeyFact) -> bool:
+    """Two facts that tell the same thing: one finding with one polarity, or mostly the same words."""
+    if a.finding is not None and a.finding == b.finding and a.present == b.present:
+        return True
+    wa, wb = content_stems(a.source_text or a.text), content_stems(b.source_text or b.text)
+    if a.present == b.present and wa and wb and len(wa & wb) / min(len(wa), len(wb)) >= 0.6:
+        return True
+    return False
+
+
+def _distinct(facts: list[KeyFact]) -> list[KeyFact]:
+    """The facts without those that repeat an earlier one (`_same`), in order."""
+    out: list[KeyFact] = []
+    for f in facts:
+        if not any(_same(f, k) for k in out):
+            out.append(f)
+    return out
 
 
 _YES_NO_START = ("do ", "does ", "did ", "have ", "has ", "had ", "is ", "are ", "was ", "were ", "any ", "can ",

@@ -18,7 +18,7 @@ import re
 
 # A person as the subject of a statement: "The patient", "A 22-year-old man", "The man's", "Her", "Roommates".
 _AGE = r"(?:\d+[-\s](?:year|month|week|day)s?[-\s]old\s+)"
-_PERSON_HEAD = (r"(?:patient|pt|man|woman|boy|girl|child|baby|infant|newborn|neonate|toddler|adolescent|teenager|"
+_PERSON_HEAD = (r"(?:patient|pt|man|woman|boy|girl|child|baby|infant|newborn|neonate|toddler|adolescent|teenager|daughter|son|"
                 r"male|female|gentleman|lady|individual|person|he|she|they|you|i|mother|father|parents?|roommates?|wife|"
                 r"husband|partner|family)")
 _FILLER = r"(?:(?!(?:is|was|are|were|has|had|to|of|with|in|on|no|not|never|none|without)\b)[A-Za-z-]+\s+)"
@@ -59,7 +59,10 @@ _DEFICIT = re.compile(
 _TRAILING_NEGATIVE = re.compile(
     r"(?:\b(?:is|are|was|were)\s+(?:absent|negative|not\s+(?:present|seen|detected|noted|observed|found|palpable))|"
     r"\b(?:not\s+(?:present|seen|detected|noted|observed|found|palpable))|"
-    r"\bwere\s+negative|\bwas\s+negative|\bnegative|\babsent|\bnone|\bnot\s+detected|\bunremarkable)\.?$",
+    r"\bwere\s+negative|\bwas\s+negative|\bnegative|\babsent|\bnone|\bnot\s+detected|\bunremarkable|"
+    # "The mother's pregnancy was normal.", "Her nails are normal.": nothing abnormal, a pertinent negative
+    r"\b(?:is|are|was|were|looks?|appears?|seems?)\s+(?:(?:completely|entirely|essentially|otherwise|all|within)\s+)?"
+    r"normal(?:\s+limits)?)\.?$",
     re.IGNORECASE,
 )
 _RESULT_NEGATIVE = re.compile(r"^(?:negative|absent|none|not\s+(?:detected|present|seen|found)|nil|undetectable)\b",
@@ -103,6 +106,8 @@ def negation_cue(text: str) -> str | None:
     m = _LEAD_NEGATION.match(pred)
     if m:
         return m.group(0).lower()
+    if re.search(r"[,;]\s*(?:but\s+|and\s+)?otherwise\s+(?:unremarkable|normal|negative|clear)\.?$", t, re.IGNORECASE):
+        return None  # "Surgical site below the right ribcage, otherwise unremarkable": the finding is present
     m = _TRAILING_NEGATIVE.search(t)
     if m and len(t.split()) <= 8:  # "Rash absent", "Bite marks were not seen"; not a long sentence ending in "none"
         return m.group(0).strip(". ").lower()
@@ -142,8 +147,16 @@ def split_negated_list(text: str) -> tuple[str, list[str]] | None:
     raw = re.split(r",\s*(?:or\s+|and\s+|nor\s+)?|\s+or\s+|\s+nor\s+|\s+and\s+(?=any\b|other\b|no\b)", body)
     items = [_ITEM_LEAD.sub("", i.replace("\0", " or ")).strip(" ,") for i in raw]
     items = [i for i in items if i and re.search(r"[A-Za-z]", i)]
-    if not items:
-        return None
+    merged: list[str] = []
+    for i in items:  # "genetic or metabolic disorders": an adjective shares the next item's noun
+        if merged and re.fullmatch(r"(?:[\w-]+\s+)*[\w-]+(?:ic|al|ous|ive|ary|ar)", merged[-1]) and len(i.split()) >= 2:
+            merged[-1] = f"{merged[-1]} or {i}"
+        else:
+            merged.append(i)
+    items = merged
+    if not items or (len(items) > 1 and re.match(r"(?:anything|something|eaten|drunk)\b", items[0], re.IGNORECASE)):
+        return None  # "has not had anything to eat or drink for 24 hours" is one statement, not a list
+
     head = re.match(r"^((?:personal or family |family |personal |medical )?history\s+of)\s+", items[0], re.IGNORECASE)
     if head and len(items) > 1:  # "no history of skin cancer or suspicious moles": the head is shared
         items = [items[0]] + [i if i.lower().startswith(head.group(1).lower()) else f"{head.group(1)} {i}" for i in items[1:]]
@@ -153,8 +166,12 @@ def split_negated_list(text: str) -> tuple[str, list[str]] | None:
 _CLAUSE = re.compile(
     r"(?:,\s*|\s+)(?:and|but)\s+(?=(?:he|she|they|the\s+patient|patient|his|her)\s+\w+)|"
     r"(?:,\s*|\s+)and\s+(?=(?:reported|reports|denied|denies|has\s+no|had\s+no|is\s+not|was\s+not|takes\s+no)\b)|"
-    r",\s*(?=(?:drinks|smokes|works|lives|uses|takes|consumes|denies|reports|occasional|social)\b)|"
-    r";\s*",
+    r",\s*(?=(?:drinks|smokes|works|lives|uses|takes|consumes|denies|reports|occasional|social|retired|employed|"
+    r"unemployed|former)\b)|"
+    r",\s*(?=(?:moderate|heavy|light|occasional|social)\s+(?:alcohol|drinking|ethanol)\b)|"
+    r"(?:,\s*|\s+)and\s+(?=(?:(?:her|his|the)\s+)?(?:family|social|past\s+medical|medical|surgical)\s+history\s+"
+    r"(?:includes?|is|was|of|shows|reveals)\b)|"
+    r";\s*|(?:,\s*|\s+)but\s+(?=(?:\w+ed|had|has|was|is|now|then|later|also|she|he|they|the\s+patient|denies|reports|complains|notes|endorses)\b)",
     re.IGNORECASE,
 )
 

@@ -45,7 +45,16 @@ def osce_outside_table() -> dict:
 
 
 def osce_empty_symptoms() -> dict:
-    """The shape of medqa_extended's malformed record: `"Symptoms": {}`."""
+    """A record with nothing to take a complaint from: `"Symptoms": {}` and no History (medqa_extended's line 132
+    has `"Symptoms": {}` but a History, and loads: see `osce_empty_primary`)."""
+    rec = copy.deepcopy(osce())
+    rec["OSCE_Examination"]["Patient_Actor"]["Symptoms"] = {}
+    rec["OSCE_Examination"]["Patient_Actor"]["History"] = ""
+    return rec
+
+
+def osce_empty_primary() -> dict:
+    """The shape of medqa_extended's line 132: `"Symptoms": {}`, the complaint only in the History."""
     rec = copy.deepcopy(osce())
     rec["OSCE_Examination"]["Patient_Actor"]["Symptoms"] = {}
     return rec

@@ -75,12 +75,12 @@ def test_agentclinic_bad_records_are_skipped_with_a_reason(tmp_path):
     assert [c.id for c in res.cases] == ["agentclinic-0001", "agentclinic-0007", "agentclinic-0008"]
     assert res.cases[1].chief_complaint == "Cough and fever"
     assert res.cases[2].diagnosis == "Myasthenia gravis" and res.cases[2].diagnosis_id is None
-    assert res.report.errors[0] == (2, "Symptoms.Primary_Symptom is missing or empty")
+    assert res.report.errors[0][0] == 2 and res.report.errors[0][1].startswith("Symptoms.Primary_Symptom is missing or empty")
     reasons = dict(res.report.errors)
     assert "Correct_Diagnosis is missing" in reasons[3] and "invalid JSON" in reasons[4]
     assert "expected a JSON object" in reasons[5] and "Secondary_Symptoms must be a list" in reasons[6]
     summary = res.report.summary()
-    assert summary.startswith("loaded 3/8; line 2: Symptoms.Primary_Symptom is missing or empty; line 3: ")
+    assert summary.startswith("loaded 3/8; line 2: Symptoms.Primary_Symptom is missing or empty, and the record has no other symptom")
     assert "... and" not in summary and res.report.summary(limit=2).endswith("... and 3 more bad records")
     with pytest.raises(LoaderError) as exc:
         load_agentclinic(p, strict=True)

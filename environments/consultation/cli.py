@@ -100,11 +100,16 @@ def _env(cases: str | Path | list[PatientCase] | None, split: str, patient: str,
 def run_dialogs(doctor: str, n_cases: int | None = None, *, split: str = "test", cases: str | Path | list[PatientCase] | None = None,
                 patient: str = "rule", patient_model: str | None = None, make_chat_model: MakeChatModel | None = None,
                 max_turns: int | None = None, temperature: float = 0.0, max_tokens: int = 256, seed: int = 0,
-                progress: bool = False, diagnoser: str = "match", diagnoser_model: str | None = None) -> list[dict[str, Any]]:
+                progress: bool = False, diagnoser: str = "match", diagnoser_model: str | None = None,
+                case_file: str | None = None) -> list[dict[str, Any]]:
     """Run `doctor` against the first `n_cases` cases of `split` (None: all of them); one dialog record
-    (README format) per case. `diagnoser` judges the reward's P(correct): "match" (any case), "bayes", "llm"."""
+    (README format) per case. `diagnoser` judges the reward's P(correct): "match" (any case), "bayes", "llm".
+    Each record names the case file it was run on (`case_file`: `cases` when it is a path, else `case_file`), so
+    `consult evaluate` finds the cases without --cases."""
     if n_cases is not None and n_cases < 1:
         raise ValueError(f"the number of cases must be >= 1, got {n_cases}")
+    if isinstance(cases, (str, Path)):
+        case_file = str(Path(cases).resolve())
     env = _env(cases, split, patient, patient_model, diagnoser, diagnoser_model, make_chat_model, max_turns)
     ids = env.task_ids()[:n_cases]
     bind = _doctor(doctor, env, make_chat_model, temperature, max_tokens, seed)
@@ -124,12 +129,21 @@ def run_dialogs(doctor: str, n_cases: int | None = None, *, split: str = "test",
             "id": f"{tid}:{doctor}", "case_id": tid, "doctor": doctor, "messages": convo, "diagnosis": k.diagnosis,
             "reward": reward, "reward_breakdown": info.get("reward_breakdown", {}), "success": info.get("success"),
             "terminated": term, "truncated": trunc, "disclosed_facts": sorted(k.disclosed), "errors": info.get("errors", {}),
+            **({"case_file": case_file} if case_file else {}),  # evaluate reads it, so --cases is not needed there
         })
         if progress:
             print(f"\r{i + 1}/{len(ids)} dialogs", end="", file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
     return out
+
+
+def case_file_of(spec: str | None, case_file: str | None = None) -> str | None:
+    """The case file `--cases N|FILE` / `--case-file FILE` name, as an absolute path; None for the shipped bank."""
+    path = case_file if case_file is not None else spec
+    if path is None or (path.strip().isdigit() and not Path(path).is_file()):
+        return None
+    return str(Path(path).resolve())
 
 
 def resolve_cases(spec: str | None, case_file: str | None = None, *, strict: bool = False,
@@ -161,7 +175,8 @@ def cmd_run(args: argparse.Namespace, make_chat_model: MakeChatModel | None) -> 
     recs = run_dialogs(args.doctor, n, split=args.split, cases=cases, patient=args.patient,
                        patient_model=args.patient_model, make_chat_model=make_chat_model, max_turns=args.max_turns,
                        temperature=args.temperature, max_tokens=args.max_new_tokens, seed=args.seed, progress=True,
-                       diagnoser=args.diagnoser, diagnoser_model=args.diagnoser_model)
+                       diagnoser=args.diagnoser, diagnoser_model=args.diagnoser_model,
+                       case_file=case_file_of(args.cases, args.case_file))
     atomic_write_text(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
     mean = sum(r["reward"] for r in recs) / len(recs)
     acc = sum(bool(r["success"]) for r in recs) / len(recs)
@@ -227,7 +242,8 @@ def register(subparsers: Any, *, make_chat_model: MakeChatModel | None = None) -
     e = sub.add_parser("evaluate", help="score consultation transcripts: accuracy, recall, question quality, P(correct) by turn")
     e.add_argument("dialogs", help="transcripts JSONL (format: mock_patients/README.md)")
     e.add_argument("--cases", default=None, help="case file holding the dialogs' case_id, in any format run takes "
-                                                 "(default: shipped cases)")
+                                                 "(default: the case file the dialogs record, written by consult run "
+                                                 "--cases FILE; else the shipped cases)")
     e.add_argument("--out-json", default=None, help="default: DIALOGS.eval.json")
     e.add_argument("--out-html", default=None, help="default: DIALOGS.eval.html")
     _diagnoser_args(e)

@@ -6,7 +6,8 @@ read only what a doctor could know — the consultation's disclosed evidence and
 
 * good   — Bayesian interviewer: asks about the finding (or orders the test) with the largest expected
            information gain under the knowledge table's posterior, phrased in the patient lexicon;
-           diagnoses the most probable disease once it passes 0.9 or the question budget is spent.
+           diagnoses the most probable disease once it passes 0.9 or the question budget is spent, among the
+           diseases the patient's age and sex allow (`plausible`).
 * wander — repeats itself and drifts: small talk, the same question twice, one vague symptom question,
            then a guess after running past the budget.
 """
@@ -49,6 +50,31 @@ def _gain(post: dict[str, float], diag: BayesianDiagnoser, fids: list[str], sex:
     return total
 
 
+AGE_MARGIN = 3  # years outside a disease's age range the doctor still considers it
+
+
+def plausible(table: Any, disease_id: str, age: int | None, sex: str | None) -> bool:
+    """A disease the patient's age and sex allow: never benign prostatic hyperplasia in a newborn boy or a woman,
+    never an ectopic pregnancy in a man. Ages within AGE_MARGIN years of the disease's range count (the table's
+    ranges are rough)."""
+    d = table.disease(disease_id)
+    if sex is not None and (d.p_female if sex == "female" else 1.0 - d.p_female) <= 0.0:
+        return False
+    if age is not None and not d.age[0] - AGE_MARGIN <= age <= d.age[1] + AGE_MARGIN:
+        return False
+    return True
+
+
+def demographic_posterior(diag: BayesianDiagnoser, ev: Evidence) -> dict[str, float]:
+    """The posterior over the diseases the patient's age and sex allow (`plausible`), renormalized; the whole
+    posterior when none is allowed. The diagnoser's own age term cannot do this for an age outside every range
+    (a newborn): it then penalizes every disease alike, and the most probable one can be any of them."""
+    post = diag.posterior(ev)
+    keep = {d: p for d, p in post.items() if plausible(diag.table, d, ev.age, ev.sex)}
+    z = sum(keep.values())
+    return {d: p / z for d, p in keep.items()} if keep and z > 0 else post
+
+
 def good_doctor(env: "ConsultationEnv") -> ScriptedAgent:
     diag = env.bayes
     table = diag.table
@@ -57,7 +83,7 @@ def good_doctor(env: "ConsultationEnv") -> ScriptedAgent:
     def act(conversation: list[dict[str, str]]) -> str:
         k = env.consultation
         ev: Evidence = k.evidence
-        post = diag.posterior(ev)
+        post = demographic_posterior(diag, ev)
         best = max(post, key=post.get)
         budget = env.reward_config.question_budget
         turns_left = env.max_turns - env.turn
@@ -96,6 +122,7 @@ _SMALL_TALK = ("How has your week been otherwise?", "Did you have a nice weekend
                "Do you follow any sports?", "Have you been watching anything good on television?")
 _VAGUE = ("Any headache?", "Any problems with your back?", "Do you have a cough?", "Any trouble sleeping?")
 _GUESSES = ("common cold", "tension-type headache", "viral gastroenteritis", "mechanical low back pain")
+_CHILD_GUESSES = ("common cold", "acute otitis media", "viral gastroenteritis", "common cold")
 
 
 def wander_doctor(env: "ConsultationEnv") -> ScriptedAgent:
@@ -107,7 +134,8 @@ def wander_doctor(env: "ConsultationEnv") -> ScriptedAgent:
                   _VAGUE[h % 4], _VAGUE[h % 4], _SMALL_TALK[(h // 25) % 5], "What brings you in today?"]
         budget = env.reward_config.question_budget
         if n >= budget + 2 or env.max_turns - env.turn <= 1:
-            return f"DIAGNOSIS: {_GUESSES[h % 4]}"
+            age = k.evidence.age  # what the patient said; a child is not guessed a back-pain diagnosis
+            return f"DIAGNOSIS: {(_CHILD_GUESSES if age is not None and age < 12 else _GUESSES)[h % 4]}"
         return script[n % len(script)]
 
     return act
