@@ -245,3 +245,28 @@ def test_fallbacks_to_the_naive_path(model):
     o1 = forward(m, None, b.input_ids, b.attention_mask, 1.0, entropy=False, mask=b.action_mask)
     o2 = forward(m, None, b.input_ids, b.attention_mask, 1.0, entropy=False, mask=b.action_mask, shared_prefix=True)
     assert torch.equal(o1.logprobs, o2.logprobs)
+
+
+@pytest.mark.parametrize("which", ["grpo", "trepo", "constrained"])
+def test_argmax_same_as_naive(model, which):
+    """The greedy tokens (`policy/greedy_flips` measures them before and after a step) from the shared-prefix
+    forward equal the naive forward's at every scored position, constrained positions included; -1 elsewhere."""
+    g = torch.Generator().manual_seed(7)
+    b = grpo_batch(g) if which == "grpo" else trepo_batch(g)
+    if which == "constrained":
+        B, T = b.input_ids.shape
+        b.allowed = torch.full((B, T, 2), -1)
+        for r, t in ((0, 22), (1, 25), (3, 33)):
+            if b.action_mask[r, t] > 0:
+                b.allowed[r, t] = torch.tensor([int(b.input_ids[r, t]), 9])
+    with torch.no_grad():
+        o1 = forward(model, None, b.input_ids, b.attention_mask, 1.0, entropy=False, mask=b.action_mask, allowed=b.allowed,
+                     argmax=True)
+        o2 = forward(model, None, b.input_ids, b.attention_mask, 1.0, entropy=False, mask=b.action_mask, allowed=b.allowed,
+                     argmax=True, shared_prefix=True)
+    assert plan(b.input_ids, b.attention_mask, b.allowed) is not None  # the shared path really ran
+    on = b.action_mask > 0
+    on[:, 0] = False
+    assert (o2.argmax[on] >= 0).all() and (o2.argmax[~on] == -1).all()
+    assert torch.equal(o2.argmax, o1.argmax)
+    close(o2.logprobs[on], o1.logprobs[on])

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from agentrl.algo.losses import entropy_from_logits, token_logprobs
-from agentrl.train.update import ForwardOut, ValueHead, forward, head_logits
+from agentrl.train.update import ForwardOut, ValueHead, allowed_argmax, forward, head_logits
 
 MIN_SHARED = 16  # shared tokens below which a segment is not worth its own decoder call (root or group)
 # Head post-processing that `model(...)` applies and `get_output_embeddings()` alone does not: without a `mask`
@@ -167,6 +167,7 @@ def _child_cache(cache: Any, parent: Tensor, n_parent: int) -> Any:
 def shared_prefix_forward(
     model: Any, value_head: ValueHead | None, ids: Tensor, attn: Tensor, temperature: float,
     *, entropy: bool, mask: Tensor | None = None, allowed: Tensor | None = None, two_level: bool = True,
+    argmax: bool = False,
 ) -> ForwardOut:
     """`update.forward(model, value_head, ids, attn, temperature, entropy=..., mask=..., allowed=...)` with every
     shared prefix encoded once (module docstring). ids / attn / mask [B, T] (right-padded), allowed [B, T, A].
@@ -177,7 +178,8 @@ def shared_prefix_forward(
 
     tree = plan(ids, attn, allowed, two_level=two_level) if _supported(model, value_head, mask) else None
     if tree is None:
-        return forward(model, value_head, ids, attn, temperature, entropy=entropy, mask=mask, allowed=allowed)
+        return forward(model, value_head, ids, attn, temperature, entropy=entropy, mask=mask, allowed=allowed,
+                       argmax=argmax)
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     B, T = ids.shape
     dev = ids.device
@@ -242,4 +244,9 @@ def shared_prefix_forward(
     if value_head is not None:  # V before token t+1 from the hidden state at column t, for every real column
         vb, vj = (src[:, :-1] >= 0).nonzero(as_tuple=True)
         values = zeros.index_put((vb, vj + 1), value_head(flat)[src[vb, vj]])
-    return ForwardOut(lp, ent, values)
+    top = None
+    if argmax:  # the greedy token, as the naive path picks it (constrained positions: the likeliest allowed id)
+        constrained = sub_allowed is not None and sub_allowed.shape[-1] > 0
+        best = allowed_argmax(logits, sub_allowed) if constrained else logits.argmax(-1)  # [u]
+        top = torch.full((B, T), -1, dtype=torch.long, device=dev).index_put((bb, jj + 1), best[inv])
+    return ForwardOut(lp, ent, values, top)

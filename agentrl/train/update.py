@@ -77,12 +77,13 @@ def forward(
                       shared_prefix=shared_prefix, argmax=argmax)
         return ForwardOut(*(None if t is None else t.to(ids.device) for t in (out.logprobs, out.entropy, out.values,
                                                                                out.argmax)))
-    if shared_prefix and not argmax:
+    if shared_prefix:
         from agentrl.train.shared_prefix import (
             shared_prefix_forward,  # it imports this module
         )
 
-        return shared_prefix_forward(model, value_head, ids, attn, temperature, entropy=entropy, mask=mask, allowed=allowed)
+        return shared_prefix_forward(model, value_head, ids, attn, temperature, entropy=entropy, mask=mask, allowed=allowed,
+                                     argmax=argmax)
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     if mask is None or decoder is None or head is None:
@@ -110,12 +111,12 @@ def forward(
     if argmax:  # the greedy token (constrained positions: the likeliest allowed id)
         top = torch.full(ids.shape, -1, dtype=torch.long, device=ids.device)
         constrained = sel_allowed is not None and sel_allowed.shape[-1] > 0
-        best = _allowed_argmax(logits, sel_allowed) if constrained else logits.argmax(-1)
+        best = allowed_argmax(logits, sel_allowed) if constrained else logits.argmax(-1)
         top[:, 1:] = top[:, 1:].masked_scatter(sel, best)
     return ForwardOut(lp, ent, values, top)
 
 
-def _allowed_argmax(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+def allowed_argmax(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """Per row of logits [N, V]: the argmax over its allowed ids ([N, A], -1 padded), or over V where none."""
     on = allowed >= 0
     sub = logits.gather(-1, allowed.clamp(min=0)).masked_fill(~on, float("-inf"))
@@ -199,7 +200,7 @@ def ppo_update(
     drift_rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # first minibatch, before any step
     idle = _idle_rows(batch, value_head, cfg) if cfg.skip_zero_advantage and not lockstep else set()
     shift_rows = _shift_rows(batch, idle, cfg.shift_rows) if not lockstep else []  # fsdp2: no extra collectives
-    before = _greedy(model, batch, shift_rows, temperature, dev, autocast) if shift_rows else None
+    before = _greedy(model, batch, shift_rows, temperature, dev, autocast, cfg.shared_prefix) if shift_rows else None
     for epoch in range(cfg.epochs):
         perm = torch.randperm(total, generator=generator).tolist()
         for s in range(0, total, cfg.minibatch_size):
@@ -255,7 +256,8 @@ def ppo_update(
         torch.tensor([float(len(idle))], dtype=torch.float64), "the stats all-reduce").item())
     out.update(_drift(drift_rows, cfg))
     if before is not None:
-        out.update(policy_shift(before, _greedy(model, batch, shift_rows, temperature, dev, autocast), batch, shift_rows))
+        out.update(policy_shift(before, _greedy(model, batch, shift_rows, temperature, dev, autocast, cfg.shared_prefix),
+                                batch, shift_rows))
     return out
 
 
@@ -277,14 +279,15 @@ def _shift_rows(batch: TrainBatch, idle: set[int], n: int) -> list[int]:
 
 @torch.no_grad()
 def _greedy(model: nn.Module, batch: TrainBatch, rows: list[int], temperature: float, dev: torch.device,
-            autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log-probs of the sampled tokens [R, T], greedy token ids [R, T]) of `rows` under `model` now."""
+            autocast: bool, shared_prefix: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probs of the sampled tokens [R, T], greedy token ids [R, T]) of `rows` under `model` now; with
+    `shared_prefix` the rows' common tokens (the system prompt, a group's prompt) are encoded once."""
     was_training = model.training
     model.eval()
     mb = batch.select(rows).to(dev)
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
         out = forward(model, None, mb.input_ids, mb.attention_mask, temperature, entropy=False, mask=mb.action_mask,
-                      allowed=mb.allowed, argmax=True)
+                      allowed=mb.allowed, argmax=True, shared_prefix=shared_prefix)
     model.train(was_training)
     return out.logprobs.float().cpu(), out.argmax.cpu()  # type: ignore[union-attr]
 
