@@ -61,6 +61,16 @@ def counting(model, vh, opt, sched, batch, *a, **k):
     trained["tokens"] = float(batch.attention_mask.sum())
     trained["agent"] = float((batch.action_mask > 0).sum())
     trained["rows"] = int(batch.input_ids.shape[0])
+    root, n = {{}}, 0  # positions after prefix sharing (ppo.shared_prefix encodes a common prefix once): trie nodes
+    for ids, am in zip(batch.input_ids.tolist(), batch.attention_mask.tolist()):
+        node = root
+        for t, a in zip(ids, am):
+            if a:
+                if t not in node:
+                    node[t] = {{}}
+                    n += 1
+                node = node[t]
+    trained["unique"] = n
     return orig(model, vh, opt, sched, batch, *a, **k)
 T.ppo_update = counting
 tr = T.Trainer(Config.model_validate(cfg), console=False)
@@ -89,6 +99,7 @@ for u in range({updates}):
     row.update(wall=time.perf_counter() - t0, peak_rss_mib=hwm(), prefill_tokens=p.prefill_tokens - before[0],
                prefill_s=p.prefill_s - before[1], decode_s=p.decode_s - before[2], decode_steps=steps["decode"] - before[3],
                decode_rows=steps["rows"] - before[4], trained_tokens=trained["tokens"], agent_tokens=trained["agent"],
+               unique_tokens=trained["unique"],
                rows=trained["rows"], reward=m.get("reward/mean"))
     print("ROW " + json.dumps(row), flush=True)
 tr.close()
@@ -155,13 +166,21 @@ def summary(rows: list[dict[str, float]], lim: dict[str, float], sizes: dict[str
     w_bytes = 4 * (sizes["params_no_embed"] + sizes["head"])  # read per decode step (the tied embedding once)
     decode_limit = mean["decode_steps"] * w_bytes / bw
     prefill_limit = mean["prefill_tokens"] * 2 * sizes["params"] / fl
-    update_limit = mean["trained_tokens"] * 6 * sizes["params_no_embed"] / fl + mean["agent_tokens"] * 6 * sizes["head"] / fl
+    # the update computes each position once after prefix sharing, the output head only where a token is scored
+    update_limit = (mean["unique_tokens"] * 6 * sizes["params_no_embed"] / fl + mean["agent_tokens"] * 6 * sizes["head"] / fl
+                    if "unique_tokens" in mean else None)
     gen = mean["time/collect"] + mean["time/branch"]
     return {**mean, "sampling_limit_s": decode_limit + prefill_limit, "update_limit_s": update_limit,
             "sampling_fraction": (decode_limit + prefill_limit) / gen if gen else 0.0,
-            "update_fraction": update_limit / mean["time/update"] if mean["time/update"] else 0.0,
+            "update_fraction": update_limit / mean["time/update"] if update_limit and mean["time/update"] else None,
             "sampled_per_s": (mean["tokens/sampled"] + mean["tokens/branch"]) / gen if gen else 0.0,
             "trained_per_s": mean["trained_tokens"] / mean["time/update"] if mean["time/update"] else 0.0}
+
+
+def _limit(s: dict[str, Any]) -> str:
+    if s.get("update_limit_s") is None:
+        return "— (positions after prefix sharing not recorded)"
+    return f"{s['update_limit_s']:.1f} ({s['update_fraction']:.0%})"
 
 
 def render(res: dict[str, Any]) -> None:
@@ -176,7 +195,7 @@ def render(res: dict[str, Any]) -> None:
             f"| {r['label']} | {r['threads']} | {s['time/total']:.1f} | {s['time/collect']:.1f} | {s['time/branch']:.1f} | "
             f"{s['time/update']:.1f} | {s['tokens/sampled'] + s['tokens/branch']:,.0f} | {s['sampled_per_s']:.1f} | "
             f"{s['sampling_limit_s']:.1f} ({s['sampling_fraction']:.0%}) | {s['decode_steps']:.0f} | {s['prefill_tokens']:,.0f} | "
-            f"{s['trained_tokens']:,.0f} | {s['trained_per_s']:.0f} | {s['update_limit_s']:.1f} ({s['update_fraction']:.0%}) | "
+            f"{s['trained_tokens']:,.0f} | {s['trained_per_s']:.0f} | {_limit(s)} | "
             f"{s['peak_rss_mib']:,.0f} |")
     base, new = runs[0]["summary"], runs[-1]["summary"]
     per_tok = lambda s: s["time/total"] / max(s["tokens/sampled"] + s["tokens/branch"], 1)  # noqa: E731
@@ -188,7 +207,8 @@ the means; each tree in its own process, one after the other. Baseline: commit `
 was measured on), run with the same config and threads. Limits measured here: memory bandwidth
 {lim['bandwidth_gbs']:.1f} GB/s (copy), float32 matmul {lim['matmul_gflops']:.0f} GFLOP/s at {res['threads']} thread(s); the sampling
 limit is decode steps x weight bytes / bandwidth + prompt tokens x 2 x params / matmul rate (KV-cache traffic not
-counted, so it is optimistic), the update limit 6 x params x trained tokens / matmul rate.
+counted, so it is optimistic), the update limit 6 x params x positions computed (each shared prefix once) / matmul
+rate, plus the output head at the scored tokens.
 
 {head}
 {chr(10).join(lines)}
