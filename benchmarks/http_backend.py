@@ -1,5 +1,5 @@
 """HTTP chat backend overhead: the same N completions from an HFChatModel directly, over HTTP through
-`agentrl.inference.serve` (loopback), and through the fault-injecting proxy (tests/fault_proxy.py).
+`tests/chat_server.py` (loopback), and through the fault-injecting proxy (tests/fault_proxy.py).
 
     .venv/bin/python benchmarks/http_backend.py [--n 32] [--max-tokens 16] [--model tiny-random]
 
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from agentrl.inference.hf import HFChatModel  # noqa: E402
 from agentrl.inference.http import HTTPChatModel  # noqa: E402
-from agentrl.inference.serve import ChatServer  # noqa: E402
+from chat_server import ChatServer  # noqa: E402  (tests/, on the path above)
 
 
 def main() -> None:

@@ -126,11 +126,3 @@ class PhraseIndex:
             else:
                 i += 1
         return found
-
-
-def word_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
-    """One regex matching any of the names as whole words (case-insensitive), for leak filters."""
-    alts = sorted({re.escape(n.strip()) for n in names if n and n.strip()}, key=len, reverse=True)
-    if not alts:
-        return None
-    return re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(alts) + r")(?![A-Za-z0-9])", re.IGNORECASE)

@@ -17,8 +17,9 @@ from agentrl.inference.models import (
     load_model,
 )
 from agentrl.train.config import ConfigError, load_config
+from agentrl.train.forward import ValueHead, forward, head_logits
 from agentrl.train.trainer import Trainer
-from agentrl.train.update import ValueHead, forward, head_logits, ppo_update
+from agentrl.train.update import ppo_update
 
 SMALL = [
     "model=tiny-random", "env.kwargs.turns=3", "rollout.groups=2", "rollout.group_size=3", "rollout.constrained=true",

@@ -1,4 +1,4 @@
-"""HTTPChatModel against the real OpenAI-compatible server (agentrl.inference.serve over HFChatModel/tiny-random),
+"""HTTPChatModel against the real OpenAI-compatible server (tests/chat_server.py over HFChatModel/tiny-random),
 with the fault-injecting proxy (tests/fault_proxy.py) in front where a test's name says "proxy".
 
 All traffic is on 127.0.0.1; every server, proxy and thread is stopped by its fixture; every loop is bounded.
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from chat_server import ChatServer
 from fault_proxy import FaultProxy
+from http_text_policy import HTTPTextPolicy
 
 from agentrl.core.chat import ChatModel
 from agentrl.inference.http import (
@@ -27,10 +29,8 @@ from agentrl.inference.http import (
     HTTPChatConfig,
     HTTPChatModel,
     HTTPStats,
-    HTTPTextPolicy,
     _retry_after_seconds,
 )
-from agentrl.inference.serve import ChatServer
 
 KEY_ENV = "AGENTRL_TEST_HTTP_KEY"
 SECRET = "sk-agentrl-test-" + secrets.token_hex(12)
@@ -382,7 +382,7 @@ def test_stats_are_thread_safe_and_config_is_validated() -> None:
 def test_serve_cli_prints_bound_loopback_address_and_serves() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agentrl.inference.serve", "--model", MODEL, "--port", "0"],
+        [sys.executable, str(REPO / "tests" / "chat_server.py"), "--model", MODEL, "--port", "0"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

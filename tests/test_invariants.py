@@ -28,7 +28,7 @@ from agentrl.inference.base import (
 )
 from agentrl.inference.hf import HFPolicy
 from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
-from agentrl.train.update import forward
+from agentrl.train.forward import forward
 
 load_env_plugins()
 

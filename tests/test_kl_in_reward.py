@@ -15,9 +15,9 @@ import torch
 from agentrl.algo.advantages import REGISTRY, AdvantageInputs
 from agentrl.core.types import Episode, allowed_tensor, collate
 from agentrl.train.config import load_config
+from agentrl.train.forward import forward
 from agentrl.train.reward_shaping import kl_shaped_rewards
 from agentrl.train.trainer import Trainer
-from agentrl.train.update import forward
 
 BETA = 0.5
 BASE = [

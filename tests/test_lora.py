@@ -20,6 +20,7 @@ from agentrl.core.checkpoint import (
 from agentrl.inference.base import SamplingParams
 from agentrl.inference.hf import HFPolicy
 from agentrl.inference.models import load_model
+from agentrl.train.forward import forward
 from agentrl.train.lora import (
     LLAMA_PROJECTIONS,
     LoRAConfig,
@@ -31,7 +32,7 @@ from agentrl.train.lora import (
     reference,
     trainable_parameters,
 )
-from agentrl.train.update import forward
+from agentrl.train.shared_prefix import shared_prefix_forward
 
 SEED = 3
 IDS = torch.tensor([[1, 17, 230, 4000, 12, 9, 77, 512], [1, 88, 3, 3, 900, 41, 2, 2]])
@@ -244,7 +245,7 @@ def test_reference_view_under_the_shared_prefix_forward() -> None:
     _step(model, lr=5e-2)
     with torch.no_grad():
         want = forward(_base(), None, ids, attn, 1.0, entropy=False, mask=mask).logprobs
-        got = forward(ReferenceView(model), None, ids, attn, 1.0, entropy=False, mask=mask, shared_prefix=True).logprobs
-        adapted = forward(model, None, ids, attn, 1.0, entropy=False, mask=mask, shared_prefix=True).logprobs
+        got = shared_prefix_forward(ReferenceView(model), None, ids, attn, 1.0, entropy=False, mask=mask).logprobs
+        adapted = shared_prefix_forward(model, None, ids, attn, 1.0, entropy=False, mask=mask).logprobs
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     assert (adapted - want).abs().max() > 1e-4

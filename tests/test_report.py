@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentrl.report import load_metrics, write_report
-from agentrl.report_html import adv_colour
+from agentrl.report.heatmap import adv_colour
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -19,7 +19,7 @@ from agentrl.core.types import Episode, allowed_tensor, collate
 from agentrl.inference.base import SamplingParams
 from agentrl.inference.hf import HFPolicy
 from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
-from agentrl.train.update import forward
+from agentrl.train.forward import forward
 
 load_env_plugins()
 

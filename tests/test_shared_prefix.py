@@ -12,8 +12,9 @@ import torch
 from agentrl.core.types import TrainBatch
 from agentrl.inference.models import load_model
 from agentrl.train.config import PPOConfig
+from agentrl.train.forward import ValueHead, forward
 from agentrl.train.shared_prefix import MIN_SHARED, plan, shared_prefix_forward
-from agentrl.train.update import ValueHead, forward, ppo_update
+from agentrl.train.update import ppo_update
 
 
 def close(actual: torch.Tensor, expected: torch.Tensor, what: str = "") -> None:
@@ -85,8 +86,8 @@ def _loss_and_grads(m, b: TrainBatch, *, sp: bool, temperature: float = 0.8, val
     m.zero_grad(set_to_none=True)
     if value_head is not None:
         value_head.zero_grad(set_to_none=True)
-    out = forward(m, value_head, b.input_ids, b.attention_mask, temperature, entropy=True, mask=b.action_mask,
-                  allowed=b.allowed, shared_prefix=sp)
+    out = (shared_prefix_forward if sp else forward)(m, value_head, b.input_ids, b.attention_mask, temperature,
+                                                      entropy=True, mask=b.action_mask, allowed=b.allowed)
     w = b.action_mask
     loss = -(out.logprobs * b.advantages * w).sum() / w.sum() - 0.01 * (out.entropy * w).sum() / w.sum()
     if value_head is not None:
@@ -207,11 +208,11 @@ def test_sft_call_and_no_mask(model):
     b = grpo_batch(torch.Generator().manual_seed(6))
     args = (model, None, b.input_ids, b.attention_mask, 1.0)
     o1 = forward(*args, entropy=False, mask=b.action_mask)
-    o2 = forward(*args, entropy=False, mask=b.action_mask, shared_prefix=True)
+    o2 = shared_prefix_forward(*args, entropy=False, mask=b.action_mask)
     assert o2.entropy is None and o2.values is None
     close(o2.logprobs, o1.logprobs)
     o1 = forward(*args, entropy=True)
-    o2 = forward(*args, entropy=True, shared_prefix=True)
+    o2 = shared_prefix_forward(*args, entropy=True)
     real = b.attention_mask.clone()
     real[:, 0] = 0  # column 0 has no logprob
     real = real > 0
@@ -231,19 +232,19 @@ def test_fallbacks_to_the_naive_path(model):
     for b in (unrelated, short, one, left):
         assert plan(b.input_ids, b.attention_mask) is None
         o1 = forward(model, None, b.input_ids, b.attention_mask, 1.0, entropy=True, mask=b.action_mask)
-        o2 = forward(model, None, b.input_ids, b.attention_mask, 1.0, entropy=True, mask=b.action_mask, shared_prefix=True)
+        o2 = shared_prefix_forward(model, None, b.input_ids, b.attention_mask, 1.0, entropy=True, mask=b.action_mask)
         assert torch.equal(o1.logprobs, o2.logprobs) and torch.equal(o1.entropy, o2.entropy)  # the very same path
     # a value head without a mask, and gradient checkpointing, keep the naive path even with a shared prefix
     b = grpo_batch(g)
     assert plan(b.input_ids, b.attention_mask) is not None
     vh = ValueHead(model.config.hidden_size)
     o1 = forward(model, vh, b.input_ids, b.attention_mask, 1.0, entropy=False)
-    o2 = forward(model, vh, b.input_ids, b.attention_mask, 1.0, entropy=False, shared_prefix=True)
+    o2 = shared_prefix_forward(model, vh, b.input_ids, b.attention_mask, 1.0, entropy=False)
     assert torch.equal(o1.logprobs, o2.logprobs) and torch.equal(o1.values, o2.values)
     m = copy.deepcopy(model)
     getattr(m, "activation_checkpointing_enable", m.gradient_checkpointing_enable)()
     o1 = forward(m, None, b.input_ids, b.attention_mask, 1.0, entropy=False, mask=b.action_mask)
-    o2 = forward(m, None, b.input_ids, b.attention_mask, 1.0, entropy=False, mask=b.action_mask, shared_prefix=True)
+    o2 = shared_prefix_forward(m, None, b.input_ids, b.attention_mask, 1.0, entropy=False, mask=b.action_mask)
     assert torch.equal(o1.logprobs, o2.logprobs)
 
 
@@ -262,8 +263,8 @@ def test_argmax_same_as_naive(model, which):
     with torch.no_grad():
         o1 = forward(model, None, b.input_ids, b.attention_mask, 1.0, entropy=False, mask=b.action_mask, allowed=b.allowed,
                      argmax=True)
-        o2 = forward(model, None, b.input_ids, b.attention_mask, 1.0, entropy=False, mask=b.action_mask, allowed=b.allowed,
-                     argmax=True, shared_prefix=True)
+        o2 = shared_prefix_forward(model, None, b.input_ids, b.attention_mask, 1.0, entropy=False, mask=b.action_mask,
+                                   allowed=b.allowed, argmax=True)
     assert plan(b.input_ids, b.attention_mask, b.allowed) is not None  # the shared path really ran
     on = b.action_mask > 0
     on[:, 0] = False

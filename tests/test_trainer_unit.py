@@ -14,7 +14,7 @@ from agentrl.core.types import TrainBatch
 from agentrl.eval.evaluate import evaluate, pass_hat_k
 from agentrl.train.config import load_config
 from agentrl.train.trainer import Trainer
-from agentrl.train.update import ppo_update, shard
+from agentrl.train.update import ppo_update
 
 SMALL = [
     "model=tiny-random", "env.kwargs.turns=3", "rollout.groups=2", "rollout.group_size=3", "rollout.constrained=true",
@@ -62,13 +62,6 @@ def test_non_finite_loss_skips_the_step_and_counts_it(tmp_path: Path) -> None:
     assert all(torch.equal(before[k], v) for k, v in tr.model.state_dict().items()), "a NaN step must not touch the weights"
 
 
-def test_shard_is_a_partition() -> None:
-    parts = [shard(10, r, 3) for r in range(3)]
-    assert sorted(i for p in parts for i in p) == list(range(10))
-    with pytest.raises(ValueError):
-        shard(10, 3, 3)
-
-
 def test_pass_hat_k_by_hand() -> None:
     # task A: 3 of 4 succeed, task B: 1 of 4. pass^1 = (3/4 + 1/4)/2; pass^2 = (C(3,2)/C(4,2) + 0)/2 = (3/6)/2
     s = [[True, True, True, False], [True, False, False, False]]
@@ -94,7 +87,7 @@ def test_constrained_batch_trains_the_policy_that_sampled(tmp_path: Path) -> Non
     """Under constrained decoding the rollout records log pi_c (renormalised over the allowed tokens) and the
     update scores the same distribution: before any step the PPO ratio is exactly 1, and forced tokens (one
     allowed id, e.g. the EOS after a CreditChain digit) have log 1 = 0, so they carry no gradient."""
-    from agentrl.train.update import forward
+    from agentrl.train.forward import forward
 
     cfg = load_config(None, SMALL + [f"train.run_dir={tmp_path}", "algorithm.name=grpo"])
     tr = Trainer(cfg, console=False)

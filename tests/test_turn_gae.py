@@ -17,8 +17,9 @@ from agentrl.core.types import TrainBatch
 from agentrl.inference.models import load_model
 from agentrl.train import trainer as trainer_mod
 from agentrl.train.config import ConfigError, PPOConfig, load_config
+from agentrl.train.forward import ValueHead, forward
 from agentrl.train.trainer import Trainer
-from agentrl.train.update import ValueHead, forward, ppo_update
+from agentrl.train.update import ppo_update
 
 # Episode 0, three turns, T = 12: prompt 2 | agent 3 | env 2 | agent 2 | env 1 | agent 2
 #   index:  0 1 | 2 3 4 | 5 6 | 7 8 | 9 | 10 11

@@ -16,7 +16,8 @@ import torch
 from agentrl.core.types import TrainBatch
 from agentrl.inference.models import load_model
 from agentrl.train.config import PPOConfig
-from agentrl.train.update import forward, policy_shift, ppo_update
+from agentrl.train.forward import forward
+from agentrl.train.update import policy_shift, ppo_update
 
 PAD = 2
 

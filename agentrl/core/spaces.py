@@ -6,7 +6,7 @@ no real chat message fits, so these spaces accept any `str` up to a length and s
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -85,7 +85,3 @@ def _is_message(m: Any, max_content: int) -> bool:
         and isinstance(m["content"], str)
         and len(m["content"]) <= max_content
     )
-
-
-def as_messages(obs: Sequence[dict[str, str]]) -> list[dict[str, str]]:
-    return [dict(m) for m in obs]

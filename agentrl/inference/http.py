@@ -1,7 +1,7 @@
 """`HTTPChatModel`: a `ChatModel` over any OpenAI-compatible ``/v1/chat/completions`` endpoint (httpx).
 
 For simulated users, patients and judges served elsewhere (vLLM's OpenAI server, a hosted API, or
-`python -m agentrl.inference.serve`), and `HTTPTextPolicy` for evaluating a served model as a text-level agent.
+the loopback test server `tests/chat_server.py`).
 
 * ``base_url`` follows the OpenAI client convention: it ends with the API version, e.g.
   ``http://127.0.0.1:8000/v1``; requests go to ``{base_url}/chat/completions``.
@@ -40,13 +40,7 @@ from typing import Any, Mapping
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentrl.core.chat import (
-    BaseChatModel,
-    ChatModel,
-    Messages,
-    row_seeds,
-    validate_messages,
-)
+from agentrl.core.chat import BaseChatModel, Messages, row_seeds, validate_messages
 
 log = logging.getLogger(__name__)
 
@@ -454,37 +448,3 @@ def _retry_after_seconds(value: str | None) -> float | None:
     if secs != secs:  # NaN
         return None
     return max(0.0, secs)
-
-
-class HTTPTextPolicy:
-    """A text-level agent for evaluation: full conversations in, the agent's next message texts out.
-
-    Wraps any `ChatModel` (usually an `HTTPChatModel` in front of a served policy). With a seed, the rows
-    of successive `act` calls get consecutive seeds (``seed``, ``seed + 1``, ... over all rows ever asked
-    for), so repeated calls do not replay the same random stream yet a run is reproducible. With
-    temperature 0 the seed does not matter.
-    """
-
-    def __init__(self, chat: ChatModel, *, temperature: float = 0.0, max_tokens: int = 256, seed: int | None = None):
-        self.chat = chat
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.seed = seed
-        self._offset = 0
-        self._lock = threading.Lock()
-
-    def act(self, conversations: list[Messages]) -> list[str]:
-        seed = None
-        if self.seed is not None:
-            with self._lock:
-                seed = self.seed + self._offset
-                self._offset += len(conversations)
-        return self.chat.complete_batch(conversations, temperature=self.temperature, max_tokens=self.max_tokens, seed=seed)
-
-    def close(self) -> None:
-        close = getattr(self.chat, "close", None)
-        if close is not None:
-            close()
-
-    def __repr__(self) -> str:
-        return f"HTTPTextPolicy({self.chat!r}, temperature={self.temperature}, max_tokens={self.max_tokens}, seed={self.seed})"

@@ -6,7 +6,7 @@ What is sharded and what is not:
   backward, summed: the loss is already normalised by the GLOBAL token count, as with ddp);
 * the root's own parameters (embeddings tied to the LM head, the final norm) and the value head stay
   replicated; their gradients are summed by `distributed.reduce_grads`, as with ddp. Leaving the root unsharded
-  is what lets `update.forward` call the decoder and the head separately (the head only on the tokens that
+  is what lets `forward.forward` call the decoder and the head separately (the head only on the tokens that
   need logits);
 * sampling runs on a full, unsharded copy of the weights on every rank (`rollout copy`): a rank's episodes
   take as many forward passes as they take, and a sharded model would need every rank in every forward. After

@@ -4,7 +4,7 @@
   (`trainable_parameters`). The wrapped model still serves the transformers backend as is: `HFPolicy` samples
   through the adapters, and it shares the trainer's module, so `update_weights(model.state_dict())` is a no-op.
 * `reference(model)`: the base model without a second copy in memory (the adapters switched off), for the KL
-  reference; `ReferenceView(model)` is the same as a model object that `update.forward` accepts.
+  reference; `ReferenceView(model)` is the same as a model object that `forward.forward` accepts.
 * A checkpoint's `model/` holds the adapter (peft's `adapter_model.safetensors` + `adapter_config.json`) and
   `agentrl_base.json` (the agentrl base model and its seed: `tiny-random`'s weights depend on it);
   `agentrl.inference.models.load_model` rebuilds the base and merges.
@@ -101,7 +101,7 @@ class _Off:
 
 
 class ReferenceView(_Off):
-    """The base model of a LoRA model as a model object (`update.forward`, `KLShapedReturns`): calls to it, its
+    """The base model of a LoRA model as a model object (`forward.forward`, `KLShapedReturns`): calls to it, its
     decoder and its LM head run with the adapters off. Replaces the trainer's frozen deep copy."""
 
     def __init__(self, model: Any):

@@ -59,7 +59,7 @@ class KLShapedReturns:
         self.scored = 0
 
     def __call__(self, episodes: list[Episode]) -> list[float]:
-        from agentrl.train.update import forward
+        from agentrl.train.forward import forward
 
         out: list[float] = []
         for i in range(0, len(episodes), self.micro_batch_size):

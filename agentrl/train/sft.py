@@ -10,7 +10,7 @@ of the assistant tokens; prompt, env, user and tool tokens carry no loss.
 
 Batches are length-bucketed (rows of similar length, shuffled between buckets) with gradient accumulation
 over micro-batches; rows that share a prefix (every ToolUse episode shares its system prompt) forward it
-once (`update.forward(..., shared_prefix=True)`). The output is a normal run directory: the run marker
+once (`shared_prefix.shared_prefix_forward`). The output is a normal run directory: the run marker
 `agentrl_run.json` (kind sft, running until the last step is done, then finished: `train.run_dir`), `metrics.jsonl`
 (one line per optimizer step, plotted by `agentrl report`), `config.yaml`, and checkpoints that
 `agentrl train model=RUN_DIR` and `agentrl eval --model RUN_DIR` load. Each file is written whole (a temp file
@@ -498,13 +498,15 @@ def sft_step(model: Any, opt: torch.optim.Optimizer, batch: list[Demo], n_tok: i
              *, where: str) -> tuple[float, float]:
     """One optimizer step on `batch`: gradients accumulated over micro-batches (each loss divided by the batch's
     `n_tok` assistant tokens), clipped, applied. Returns (loss, grad norm); a non-finite one raises, naming `where`."""
-    from agentrl.train.update import forward
+    from agentrl.train.forward import forward
+    from agentrl.train.shared_prefix import shared_prefix_forward
 
+    fwd = shared_prefix_forward if cfg.shared_prefix else forward
     opt.zero_grad(set_to_none=True)
     loss_sum = 0.0
     for m0 in range(0, len(batch), cfg.micro_batch_size):
         ids, attn, lm = collate_demos(batch[m0:m0 + cfg.micro_batch_size], pad_id)
-        lp = forward(model, None, ids, attn, 1.0, entropy=False, mask=lm, shared_prefix=cfg.shared_prefix).logprobs
+        lp = fwd(model, None, ids, attn, 1.0, entropy=False, mask=lm).logprobs
         loss = sft_loss(lp, lm, n_tok)
         loss.backward()
         loss_sum += float(loss.detach())

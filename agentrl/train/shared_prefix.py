@@ -21,7 +21,7 @@ segment (a TRePO sibling's shared agent tokens), the LM head, log-prob and entro
 is broadcast to every row that needs it (each row then weights it with its own advantage); where t is a
 segment's last column (the prefix's last hidden state predicting a row's first own token) it is computed per row.
 
-`shared_prefix_forward` returns what `update.forward` returns (to float rounding) and falls back to it where the
+`shared_prefix_forward` returns what `forward.forward` returns (to float rounding) and falls back to it where the
 tree does not pay or does not apply (see `plan`). Positions past a row's last real token read 0 (the naive path
 fills them from padding queries; they never carry loss).
 """
@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from agentrl.algo.losses import entropy_from_logits, token_logprobs
-from agentrl.train.update import ForwardOut, ValueHead, allowed_argmax, forward, head_logits
+from agentrl.train.forward import ForwardOut, ValueHead, allowed_argmax, forward, head_logits, on_model_device
 
 MIN_SHARED = 16  # shared tokens below which a segment is not worth its own decoder call (root or group)
 # Head post-processing that `model(...)` applies and `get_output_embeddings()` alone does not: without a `mask`
@@ -169,13 +169,18 @@ def shared_prefix_forward(
     *, entropy: bool, mask: Tensor | None = None, allowed: Tensor | None = None, two_level: bool = True,
     argmax: bool = False,
 ) -> ForwardOut:
-    """`update.forward(model, value_head, ids, attn, temperature, entropy=..., mask=..., allowed=...)` with every
-    shared prefix encoded once (module docstring). ids / attn / mask [B, T] (right-padded), allowed [B, T, A].
+    """`forward.forward(model, value_head, ids, attn, temperature, entropy=..., mask=..., allowed=...)` with every
+    shared prefix encoded once (module docstring). ids / attn / mask [B, T] (right-padded), allowed [B, T, A]; like
+    it, run where the model is and answered on `ids`' device.
     Falls back to the naive forward when `plan` finds nothing worth sharing or the model does not fit (not a
     plain decoder with get_decoder()/get_output_embeddings(), sliding-window layers, gradient checkpointing,
     or no mask with a value head or post-processed logits)."""
     from transformers import DynamicCache
 
+    moved = on_model_device(shared_prefix_forward, model, value_head, ids, attn, temperature, entropy=entropy,
+                            mask=mask, allowed=allowed, two_level=two_level, argmax=argmax)
+    if moved is not None:
+        return moved
     tree = plan(ids, attn, allowed, two_level=two_level) if _supported(model, value_head, mask) else None
     if tree is None:
         return forward(model, value_head, ids, attn, temperature, entropy=entropy, mask=mask, allowed=allowed,

@@ -53,6 +53,7 @@ from agentrl.train.branch_values import (
 )
 from agentrl.train.config import Config, ConfigError, dump_config, load_config
 from agentrl.train.dynamic_sampling import Refill, refill_specs, swap_groups, zero_spread_groups
+from agentrl.train.forward import ValueHead, forward
 from agentrl.train.held_out import HeldOutEval
 from agentrl.train.lora import (
     ReferenceView,
@@ -65,7 +66,7 @@ from agentrl.train.metrics import MetricsLogger, NullLogger
 from agentrl.train.reward_shaping import KLShapedReturns, RandomReturns, raw_rewards
 from agentrl.train.run_dir import check_run_dir, clear_run_dir, finish_run, start_run
 from agentrl.train.task_draws import build_task_draws, group_scores
-from agentrl.train.update import SkipGuard, ValueHead, forward, ppo_update
+from agentrl.train.update import SkipGuard, ppo_update
 
 
 class Trainer:

@@ -8,144 +8,19 @@ their share of the GLOBAL minibatch and sums gradients over ranks before clippin
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from agentrl.algo.invariants import check_logprob_drift
-from agentrl.algo.losses import (
-    aggregate,
-    entropy_from_logits,
-    kl_estimate,
-    policy_loss,
-    token_logprobs,
-    value_loss,
-)
+from agentrl.algo.losses import aggregate, kl_estimate, policy_loss, value_loss
 from agentrl.core.finite import NonFiniteError
 from agentrl.core.types import TrainBatch
 from agentrl.train import distributed, fsdp
 from agentrl.train.config import PPOConfig
-
-
-class ValueHead(nn.Module):
-    """V(s_t) from the policy's last hidden state before token t (PPO-GAE's critic shares the backbone)."""
-
-    def __init__(self, hidden_size: int):
-        super().__init__()
-        self.proj = nn.Linear(hidden_size, 1)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(hidden.device.type, enabled=False):  # float32 values, also under train.autocast
-            return self.proj(hidden.float()).squeeze(-1)
-
-
-@dataclass
-class ForwardOut:
-    logprobs: torch.Tensor  # [B, T]: log pi(token t | tokens < t) at the sampling temperature; 0 at t=0
-    entropy: torch.Tensor | None  # [B, T]
-    values: torch.Tensor | None  # [B, T]: V before token t; 0 at t=0
-    argmax: torch.Tensor | None = None  # [B, T] long: the greedy token at t (argmax=True; -1 where not computed)
-
-
-def forward(
-    model: Any, value_head: ValueHead | None, ids: torch.Tensor, attn: torch.Tensor, temperature: float,
-    *, entropy: bool, mask: torch.Tensor | None = None, allowed: torch.Tensor | None = None,
-    shared_prefix: bool = False, argmax: bool = False,
-) -> ForwardOut:
-    """Token logprobs (and entropy, values) of `ids` under `model` at `temperature`.
-
-    With `allowed` ([B, T, A], `types.allowed_tensor`) constrained positions are scored by the constrained
-    policy that sampled them: renormalised over their allowed ids (`losses.token_logprobs`).
-
-    With `mask` ([B, T], 1 where a logprob is needed) the LM head runs only on those positions: with a
-    49k vocabulary the full [B, T, V] logits dominate the cost and memory of a CPU update, and env or
-    prompt tokens never need them. (Models whose head does more than a linear map, e.g. logit
-    soft-capping, should be called without a mask.)
-
-    With `shared_prefix` (right-padded rows) tokens that rows share -- a common prompt, a group's prompt, TRePO
-    siblings' shared agent tokens -- are encoded once, with gradients (`shared_prefix.shared_prefix_forward`);
-    same result to float rounding, except positions past a row's last real token, which then read 0.
-    """
-    dev = device_of(model)
-    if ids.device != dev:  # a model on a GPU, a batch collated on the CPU: run there, answer here
-        out = forward(model, value_head, ids.to(dev), attn.to(dev), temperature, entropy=entropy,
-                      mask=None if mask is None else mask.to(dev), allowed=None if allowed is None else allowed.to(dev),
-                      shared_prefix=shared_prefix, argmax=argmax)
-        return ForwardOut(*(None if t is None else t.to(ids.device) for t in (out.logprobs, out.entropy, out.values,
-                                                                               out.argmax)))
-    if shared_prefix:
-        from agentrl.train.shared_prefix import (
-            shared_prefix_forward,  # it imports this module
-        )
-
-        return shared_prefix_forward(model, value_head, ids, attn, temperature, entropy=entropy, mask=mask, allowed=allowed,
-                                     argmax=argmax)
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    decoder, head = model.get_decoder(), model.get_output_embeddings()
-    if mask is None or decoder is None or head is None:
-        out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, output_hidden_states=value_head is not None)
-        hidden = out.hidden_states[-1] if value_head is not None else None
-        sel = torch.ones_like(ids[:, 1:], dtype=torch.bool)
-        logits = out.logits[:, :-1][sel]
-    else:
-        hidden = decoder(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).last_hidden_state
-        sel = mask[:, 1:] > 0
-        logits = head_logits(head, hidden[:, :-1][sel])
-    logits = logits.float() / temperature  # [N, V]: N = selected positions
-    sel_allowed = None if allowed is None else allowed[:, 1:][sel]  # [N, A]
-    lp = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
-    lp[:, 1:] = lp[:, 1:].masked_scatter(sel, token_logprobs(logits, ids[:, 1:][sel], allowed=sel_allowed))
-    ent = None
-    if entropy:
-        ent = torch.zeros_like(lp)
-        ent[:, 1:] = ent[:, 1:].masked_scatter(sel, entropy_from_logits(logits, sel_allowed))
-    values = None
-    if value_head is not None:
-        values = torch.zeros_like(lp)
-        values[:, 1:] = value_head(hidden[:, :-1])
-    top = None
-    if argmax:  # the greedy token (constrained positions: the likeliest allowed id)
-        top = torch.full(ids.shape, -1, dtype=torch.long, device=ids.device)
-        constrained = sel_allowed is not None and sel_allowed.shape[-1] > 0
-        best = allowed_argmax(logits, sel_allowed) if constrained else logits.argmax(-1)
-        top[:, 1:] = top[:, 1:].masked_scatter(sel, best)
-    return ForwardOut(lp, ent, values, top)
-
-
-def allowed_argmax(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    """Per row of logits [N, V]: the argmax over its allowed ids ([N, A], -1 padded), or over V where none."""
-    on = allowed >= 0
-    sub = logits.gather(-1, allowed.clamp(min=0)).masked_fill(~on, float("-inf"))
-    pick = allowed.gather(-1, sub.argmax(-1, keepdim=True)).squeeze(-1)
-    return torch.where(on.any(-1), pick, logits.argmax(-1))
-
-
-def head_logits(head: Any, hidden: torch.Tensor) -> torch.Tensor:
-    """The LM head on `hidden`; under train.autocast in float32 (the weights are float32 then), so the
-    trainer's log-probs are computed at the precision the rollout sampled with."""
-    if torch.is_autocast_enabled(hidden.device.type):
-        with torch.autocast(hidden.device.type, enabled=False):
-            return head(hidden.float())
-    return head(hidden)
-
-
-def device_of(model: Any) -> torch.device:
-    """Where `model`'s weights are (a ReferenceView has no parameters() of its own: its decoder's)."""
-    try:
-        return next(iter(model.parameters())).device
-    except (AttributeError, StopIteration, TypeError):
-        return next(iter(model.get_decoder().parameters())).device
-
-
-def shard(n: int, rank: int, world: int) -> list[int]:
-    """Rows r, r+world, ... (kept for callers; the trainer splits by group in `distributed.my_groups`)."""
-    if not 0 <= rank < world:
-        raise ValueError(f"rank {rank} out of range for world size {world}")
-    return list(range(rank, n, world))
+from agentrl.train.forward import ForwardOut, ValueHead, device_of, forward
+from agentrl.train.shared_prefix import shared_prefix_forward
 
 
 def _weight(counts: torch.Tensor, local_rows: list[int], global_rows: list[int], agg: str) -> float:
@@ -286,8 +161,9 @@ def _greedy(model: nn.Module, batch: TrainBatch, rows: list[int], temperature: f
     model.eval()
     mb = batch.select(rows).to(dev)
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
-        out = forward(model, None, mb.input_ids, mb.attention_mask, temperature, entropy=False, mask=mb.action_mask,
-                      allowed=mb.allowed, argmax=True, shared_prefix=shared_prefix)
+        out = (shared_prefix_forward if shared_prefix else forward)(
+            model, None, mb.input_ids, mb.attention_mask, temperature, entropy=False, mask=mb.action_mask,
+            allowed=mb.allowed, argmax=True)
     model.train(was_training)
     return out.logprobs.float().cpu(), out.argmax.cpu()  # type: ignore[union-attr]
 
@@ -336,8 +212,9 @@ def _micro_loss(model: nn.Module, value_head: ValueHead | None, mb: TrainBatch, 
                 temperature: float, *, shared_prefix: bool, autocast: bool = False) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """The micro-batch's loss, its stats, and its recomputed log-probs (detached)."""
     with torch.autocast(mb.input_ids.device.type, dtype=torch.bfloat16, enabled=autocast):
-        out = forward(model, value_head, mb.input_ids, mb.attention_mask, temperature, entropy=True, mask=mb.action_mask,
-                      allowed=mb.allowed, shared_prefix=shared_prefix)
+        out = (shared_prefix_forward if shared_prefix else forward)(
+            model, value_head, mb.input_ids, mb.attention_mask, temperature, entropy=True, mask=mb.action_mask,
+            allowed=mb.allowed)
     if autocast:  # the loss in float32
         out = ForwardOut(*(None if t is None else t.float() for t in (out.logprobs, out.entropy, out.values)))
     mask = mb.action_mask

@@ -143,14 +143,6 @@ def can_cancel(db: Database, res: Reservation, reason: str) -> Decision:
     return Decision(False, f"it is {article} {res.cabin.replace('_', ' ')} reservation booked more than 24 hours ago, no flight was cancelled by the airline, and it has no travel insurance")
 
 
-def can_change_flights(db: Database, res: Reservation) -> Decision:
-    if res.status == "cancelled":
-        return Decision(False, "the reservation is cancelled")
-    if res.cabin == "basic_economy":
-        return Decision(False, "basic economy reservations cannot change flights")
-    return Decision(True, "")
-
-
 def compensation_eligible(user: User, res: Reservation) -> Decision:
     if user.membership in ("silver", "gold"):
         return Decision(True, f"you are a {user.membership} member")

@@ -56,11 +56,6 @@ def bag_words(n: int) -> list[str]:
     return [f"{n} checked bag", f"{n} bag", f"{n} total bag", f"{n} checked"]
 
 
-def payment_words(user: User, pid: str) -> list[str]:
-    pm = user.payment_methods[pid]
-    return [pid, pm.last_four] if isinstance(pm, CreditCard) else [pid]
-
-
 def describe_payment(user: User, pid: str, whose: str = "my") -> str:
     pm = user.payment_methods[pid]
     if isinstance(pm, CreditCard):

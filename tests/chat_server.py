@@ -1,6 +1,6 @@
-"""A small OpenAI-compatible HTTP server around any `ChatModel`, on loopback only.
+"""A small OpenAI-compatible HTTP server around any `ChatModel`, on loopback only (tests and benchmarks).
 
-    python -m agentrl.inference.serve --model tiny-random --port 0
+    .venv/bin/python tests/chat_server.py --model tiny-random --port 0
     # prints: serving tiny-random at http://127.0.0.1:PORT/v1
 
 Endpoints: ``POST /v1/chat/completions`` (non-streaming, n=1) and ``GET /v1/models``. Bad requests get
@@ -12,7 +12,8 @@ For an `HFChatModel` the answer also carries the true ``finish_reason`` and toke
 generated through its policy directly, the same way `HFChatModel.complete` does); for other chat models
 ``finish_reason`` is ``"stop"`` and usage counts are 0 (unknown).
 
-Binding is fixed to 127.0.0.1: this serves tests, benchmarks and local simulators, not the network. With
+Binding is fixed to 127.0.0.1: this serves tests and benchmarks (`tests/test_http_backend.py`,
+`benchmarks/http_backend.py`), not the network. With
 ``--api-key-env NAME`` requests must carry ``Authorization: Bearer $NAME``.
 """
 
@@ -253,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m agentrl.inference.serve", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python tests/chat_server.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="tiny-random", help="tiny-random, smollm2-135m, an HF model dir, or a run dir")
     ap.add_argument("--name", default=None, help="model id clients send and /v1/models lists (default: --model)")
     ap.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1; 0 picks a free one (printed)")

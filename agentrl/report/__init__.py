@@ -7,7 +7,7 @@ Reads what the trainer writes into a run directory and tolerates what it may lac
 - `episodes/step_NNNNNN.jsonl` (optional): sampled episodes with per-token advantages (`EpisodeRecord` lines,
   old files too), shown as a credit heatmap (which tokens the estimator credited or blamed).
 
-The plots live in `report_plots.py`, the episodes' heatmap in `report_html.py`; this module writes the page.
+The plots live in `plots.py`, the episodes' heatmap in `heatmap.py`; this module writes the page.
 
 Writes `RUN_DIR/report/` (or `out_dir`): one PNG per plot whose series exist, and `report.html` with the
 PNGs embedded as data URIs, so the page can be moved or mailed on its own.
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from agentrl.core.io import atomic_write_bytes
-from agentrl.report_html import CSS, latest_episodes, legend, render_episode
-from agentrl.report_plots import (
+from agentrl.report.heatmap import CSS, latest_episodes, legend, render_episode
+from agentrl.report.plots import (
     PLOTS,
     load_metrics,
     parent_rows,
@@ -32,7 +32,7 @@ from agentrl.report_plots import (
     series,
 )
 
-__all__ = ["load_metrics", "parent_rows", "series", "summarize", "write_report"]  # the first three: report_plots'
+__all__ = ["load_metrics", "parent_rows", "series", "summarize", "write_report"]  # the first three: plots.py's
 
 
 # -- summary -------------------------------------------------------------------------------------------------
