@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from agentrl.algo.advantages import (
     branch_temperatures,
+    divergence_points,
     mc_baseline,
     mc_value,
     select_branch_points,
@@ -86,6 +87,8 @@ def estimate_branch_values(
         agent_pos = [i for i, a in enumerate(ep.action_mask) if a]
         positions.append(select_branch_points(ep.turn_starts, agent_pos, spec, rng) if agent_pos else [])
     seqs = [ep.input_ids for ep in episodes]
+    if spec.strip() == "divergence":  # the turn starts shared with another episode, and the first one alone
+        positions = divergence_points(seqs, positions)
     rewards = returns(episodes) if episode_returns is None else list(episode_returns)
     sharing = shared_prefix_values(seqs, rewards, positions)
     temps = branch_temperatures(m, t_max if t_min is None else t_min, t_max)

@@ -24,6 +24,7 @@ from .rloo import rloo
 from .trepo import (
     branch_temperatures,
     continuation_rows,
+    divergence_points,
     mc_baseline,
     mc_value,
     select_branch_points,
@@ -76,6 +77,7 @@ __all__ = [
     "select_branch_points",
     "branch_temperatures",
     "continuation_rows",
+    "divergence_points",
     "mc_baseline",
     "mc_value",
     "shared_prefix_values",

@@ -32,6 +32,11 @@ def gigpo(inp: AdvantageInputs, *, step_weight: float = 1.0, gamma: float = 0.95
     * scale_std=False drops both divisions (verl-agent's `mode="mean_norm"`, a Dr. GRPO-style variant); the
       paper's experiments use `mean_std_norm`, our default. gamma defaults to verl-agent's 0.95.
 
+    * Episode length (tests/test_length_bias.py): the episode level sees only R, so no length enters it. The step
+      level with gamma < 1 optimises E[γ^(turns left) · R], an explicit length penalty (with R > 0; with R < 0 a
+      bonus for going on): two turns from one anchor whose episodes earn the same R get different step returns when
+      one stops sooner. gamma=1 makes it unbiased for E[R] (one slope per anchor state, none per action).
+
     inp.turn_anchors: per episode, one key per entry of `turn_starts`. Raises ValueError without them.
     """
     B, T = check_inputs(inp)

@@ -24,7 +24,9 @@ class NoParams(EstimatorParams):
 
 class TRePOParams(EstimatorParams):
     mode: Literal["segment", "interpolate"] = "segment"
-    branch_points: str = "turns"  # turns | turns+every:L | random:k | none
+    # turns | turns+every:L | random:k | sample:q | divergence | none (`trepo.select_branch_points`; random:k picks
+    # points by the episode's final length, so its segment advantages are biased: tests/test_length_bias.py)
+    branch_points: str = "turns"
     branch_m: int = Field(2, ge=1)  # continuations per branch point (M)
     # lowest continuation temperature (0 = greedy); None: the policy's own (rollout.temperature), so V̂ estimates the
     # value of the policy being trained. 0 (greedy first continuation, rising to the policy's temperature) measured

@@ -63,6 +63,13 @@ def trepo(inp: AdvantageInputs, *, mode: str = "segment", baseline: str = "with_
     with value V̂(first point of D), so their advantage is 0 (we have no value estimate there). If D is
     empty the episode gets 0 everywhere: with no V̂ there is no baseline, and "end" alone spans nothing.
     With B̂ = V̂, in interpolate mode the advantages telescope: Σ_k A_k = RM(W) − V̂(first point).
+    Episode length (tests/test_length_bias.py): `segment` is unbiased however many turns or tokens follow a
+    decision -- for agent token t in [a, b), E[V(b) | W_<=t] = V(s_{t+1}) when whether a position is a point is
+    decided by the tokens before it, and V̂(a) depends on the past only, so E[A_t | s_t, w_t] = Q(s_t, w_t) − V(s_a).
+    `interpolate` divides by b − a, the segment's realised agent tokens, which the tokens at and after t decide: an
+    action-dependent scale, E[A_t | s_t, w_t] = (Q − V)/L, that spreads credit thin over long segments (long turns,
+    or several turns when the points are sparse) -- a length penalty on positive advantages and a length bonus on
+    negative ones, as GRPO's per-sequence 1/|o| (Dr. GRPO, Liu et al. 2025). Use it only where turns are all short.
     Raises ValueError on malformed branch input (missing, length mismatch, not ascending, not an agent token).
     """
     if mode not in TREPO_MODES:
@@ -158,7 +165,8 @@ def continuation_rows(
 
 # ---------------------------------------------------------------- branch points and MC values
 
-_SPEC_FORMS = '"none", "turns", "turns+every:L" (L >= 1), "random:k" (k >= 1)'
+_SPEC_FORMS = ('"none", "turns", "turns+every:L" (L >= 1), "random:k" (k >= 1), "sample:q" (0 < q <= 1), '
+               '"divergence"')
 
 
 def select_branch_points(
@@ -172,6 +180,16 @@ def select_branch_points(
       "turns+every:L"   -> also every L-th agent token inside a turn, counted from the turn start (0, L, 2L, ...)
       "random:k"        -> k distinct agent positions drawn with `rng`, always including the first agent token
                            (so the first turn's value, free from the group, is always used); all if k >= n
+      "sample:q"        -> the first turn's start, and each later turn start independently with probability q
+                           (one `rng.random()` per turn start, in order)
+      "divergence"      -> every turn start here; `divergence_points` then keeps those the batch's other episodes
+                           share, and the first one at which this episode is alone (it needs the other sequences)
+    Which of these are unbiased with `segment` advantages: a point set is safe when whether position p is a point
+    is decided by the tokens before p (and by things independent of the episode: the rng, the other episodes), so
+    that the next point after any token is a stopping time and E[V(next point) | W_<=t] = V(s_{t+1}) (optional
+    stopping). "turns", "turns+every:L", "sample:q" and "divergence" are; "random:k" is not: it draws among all n
+    agent positions, so each position's chance of being a point is (k − 1)/(n − 1), set by how long the episode
+    turns out to be (tests/test_length_bias.py measures the bias; use "sample:q" for random subsets).
     Raises ValueError for an unknown spec or a turn start that is not an agent position.
     """
     spec = spec.strip()
@@ -181,13 +199,20 @@ def select_branch_points(
         return []
     m_every = re.fullmatch(r"turns\+every:(\d+)", spec)
     m_rand = re.fullmatch(r"random:(\d+)", spec)
-    if spec == "turns" or m_every:
+    m_sample = re.fullmatch(r"sample:([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)", spec)
+    if spec in ("turns", "divergence") or m_every or m_sample:
         starts = sorted(turn_starts)
         bad = [s for s in starts if s not in agent_set]
         if bad:
             raise ValueError(f"select_branch_points: turn starts {bad} are not agent positions")
-        if spec == "turns":
+        if spec in ("turns", "divergence"):
             return starts
+        if m_sample:
+            q = float(m_sample.group(1))
+            if not 0.0 < q <= 1.0:
+                raise ValueError(f"select_branch_points: q must be in (0, 1] in {spec!r}; allowed: {_SPEC_FORMS}")
+            # one draw per turn start, in order: whether turn j is a point never depends on the turns after it
+            return [s for j, s in enumerate(starts) if j == 0 or rng.random() < q]
         L = int(m_every.group(1))  # type: ignore[union-attr]
         if L < 1:
             raise ValueError(f"select_branch_points: L must be >= 1 in {spec!r}; allowed: {_SPEC_FORMS}")
@@ -207,6 +232,30 @@ def select_branch_points(
         rest = rng.sample(agent[1:], min(k - 1, len(agent) - 1))
         return sorted([agent[0], *rest])
     raise ValueError(f"select_branch_points: unknown spec {spec!r}; allowed: {_SPEC_FORMS}")
+
+
+def divergence_points(sequences: list[list[int]], positions: list[list[int]]) -> list[list[int]]:
+    """Branch points only where the batch's episodes diverge (`branch_points=divergence`), from candidate positions
+    (each episode's turn starts, ascending).
+
+    Episode i keeps, in order, each candidate t whose prefix W_i[:t] another episode of the batch shares (its value
+    has sharing samples, free when there are at least M of them), and the first candidate at which no other episode
+    shares W_i's prefix -- the turn at which W_i has left every sibling -- and then stops: after it W_i is alone,
+    and its one last segment [that point, end) gets R − V̂(point) from M continuations there, instead of M at every
+    later turn. Whether t is kept depends only on W_i[:t] and the other episodes, so every point is a stopping time
+    and `segment` advantages stay unbiased (the docstring of `select_branch_points`).
+    Returns out[i] ⊆ positions[i], ascending.
+    """
+    shared = shared_prefix_values(sequences, [0.0] * len(sequences), positions)
+    out: list[list[int]] = []
+    for ps, sh in zip(positions, shared):
+        keep: list[int] = []
+        for t, others in zip(ps, sh):
+            keep.append(t)
+            if not others:
+                break
+        out.append(keep)
+    return out
 
 
 def branch_temperatures(m: int, t_min: float, t_max: float) -> list[float]:

@@ -25,6 +25,11 @@ def turn_gae(inp: AdvantageInputs, *, gamma: float = 0.99, lam: float = 0.9) -> 
     returns holds returns_k at each turn's first token only, and value_mask is 1 exactly there: the value
     loss trains V_k and nothing between turn boundaries, so the head learns one value per state s_k.
 
+    Episode length (tests/test_length_bias.py): with an exact critic E[A_k | s_k, a] = Q_γ(s_k, a) − V_γ(s_k) for
+    any λ, the values of E[γ^(turns left) · R]; so γ = 1 is unbiased for E[R] whatever the number of turns, and
+    γ < 1 (the default 0.99) is an explicit penalty of 1 − γ per extra turn on a positive return. Discounting
+    counts turns, never tokens, so a long turn costs nothing.
+
     Raises ValueError without values, or when a turn start is out of order or not an agent token.
     """
     B, T = check_inputs(inp)
