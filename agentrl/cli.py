@@ -113,12 +113,20 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         model, tok = load_model(args.model)
     print(f"loaded {args.model} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     runner = build_runner(
-        args.env, args.env_kwargs, HFPolicy(model, tok), ChatFormatter(tok),
+        args.env,
+        args.env_kwargs,
+        HFPolicy(model, tok),
+        ChatFormatter(tok),
         SamplingParams(temperature=args.temperature, max_new_tokens=args.max_new_tokens),
-        simulator=simulator, constrained=args.constrained, seed=args.seed, progress=True,
+        simulator=simulator,
+        constrained=args.constrained,
+        seed=args.seed,
+        progress=True,
     )
     eps = runner.collect([EpisodeSpec(seed=args.seed + i, group_id=i) for i in range(args.episodes)])
-    records = [EpisodeRecord.from_episode(ep, env=args.env, model=args.model) for ep in sorted(eps, key=lambda e: e.uid)]
+    records = [
+        EpisodeRecord.from_episode(ep, env=args.env, model=args.model) for ep in sorted(eps, key=lambda e: e.uid)
+    ]
     atomic_write_text(args.out, write_records(records))
     mean = sum(e.reward for e in eps) / len(eps)
     print(f"wrote {len(eps)} transcripts to {args.out} (mean reward {mean:.3f})", file=sys.stderr)
@@ -129,9 +137,19 @@ def _exec_torchrun(args: argparse.Namespace) -> NoReturn:
     """`agentrl train --nproc N ...` = `torchrun --standalone --nproc-per-node N -m agentrl train ...` (same arguments)."""
     import os
 
-    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
-            "-m", "agentrl", "train", *([args.config] if args.config else []), *args.overrides,
-            *(["--report"] if args.report else [])]
+    argv = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={args.nproc}",
+        "-m",
+        "agentrl",
+        "train",
+        *([args.config] if args.config else []),
+        *args.overrides,
+        *(["--report"] if args.report else []),
+    ]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, argv)
@@ -152,7 +170,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         _exec_torchrun(args)
     try:
         with _os_errors(f"train.run_dir {cfg.train.run_dir}"):
-            with usage_errors():  # setting up checks (run dir, env kwargs, simulator) and then loads what the config names
+            with (
+                usage_errors()
+            ):  # setting up checks (run dir, env kwargs, simulator) and then loads what the config names
                 trainer = Trainer(cfg)
             main_rank = distributed.is_main()
             try:
@@ -188,8 +208,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     kwargs = _with_split(args.env, dict(args.env_kwargs), args.split)
     res = evaluate(
-        args.env, args.model, env_kwargs=kwargs, tasks=args.episodes, k=args.k, trials=args.trials, seed=args.seed,
-        temperature=args.temperature, max_new_tokens=args.max_new_tokens, constrained=args.constrained,
+        args.env,
+        args.model,
+        env_kwargs=kwargs,
+        tasks=args.episodes,
+        k=args.k,
+        trials=args.trials,
+        seed=args.seed,
+        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens,
+        constrained=args.constrained,
         simulator=_simulator(args),
     )
     if args.json:
@@ -210,8 +238,11 @@ def cmd_sft(args: argparse.Namespace) -> int:
         _check_sft_inputs(cfg)
         with _os_errors(f"--out {cfg.run_dir}"):
             run_dir = run_sft(cfg, overwrite=args.overwrite, resume=args.resume)
-    print(f"run directory: {run_dir} (train from it with `agentrl train model={run_dir}`, "
-          f"evaluate with `agentrl eval --model {run_dir}`)", file=sys.stderr)
+    print(
+        f"run directory: {run_dir} (train from it with `agentrl train model={run_dir}`, "
+        f"evaluate with `agentrl eval --model {run_dir}`)",
+        file=sys.stderr,
+    )
     if args.report:
         from agentrl.report import write_report
 
@@ -251,8 +282,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from agentrl.train.lora import export_merged
 
     if not args.merge:
-        raise UsageError("export: pass --merge (the one export there is: the latest checkpoint as a plain model, "
-                         "LoRA adapters merged into the base)")
+        raise UsageError(
+            "export: pass --merge (the one export there is: the latest checkpoint as a plain model, "
+            "LoRA adapters merged into the base)"
+        )
     if not str(args.out).strip():
         raise UsageError("export: OUT is empty; give a directory path for the exported model")
     out = Path(args.out)
@@ -272,8 +305,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # OS errors that are the machine's or the user's, not agentrl's: one line naming the path (exit 2), no traceback
-_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ELOOP,
-                       errno.ENAMETOOLONG, errno.EFBIG, errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR}
+_ENVIRONMENT_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ELOOP,
+    errno.ENAMETOOLONG,
+    errno.EFBIG,
+    errno.EEXIST,
+    errno.ENOTEMPTY,
+    errno.ENOTDIR,
+    errno.EISDIR,
+}
 
 
 def _first_line(text: str) -> str:
@@ -296,10 +341,14 @@ def _os_errors(where: str) -> Iterator[None]:
 def _add_episode_args(s: argparse.ArgumentParser, *, max_new_tokens: int) -> None:
     """What `rollout` and `eval` share: the env's kwargs and simulator, and how the policy samples."""
     s.add_argument("--env-kwargs", type=_json_arg, default={})
-    s.add_argument("--simulator", default=None, metavar="MODEL",
-                   help="chat model for the env's simulated user / patient, as config env.simulator.model: "
-                        "tiny-random, smollm2-135m, an HF dir or MODEL@http://HOST/v1 (e.g. with "
-                        "--env-kwargs '{\"user\": \"llm\"}' on FlightBooking-v0, '{\"patient\": \"llm\"}' on Consultation-v0)")
+    s.add_argument(
+        "--simulator",
+        default=None,
+        metavar="MODEL",
+        help="chat model for the env's simulated user / patient, as config env.simulator.model: "
+        "tiny-random, smollm2-135m, an HF dir or MODEL@http://HOST/v1 (e.g. with "
+        '--env-kwargs \'{"user": "llm"}\' on FlightBooking-v0, \'{"patient": "llm"}\' on Consultation-v0)',
+    )
     s.add_argument("--temperature", type=_temperature, default=1.0)
     s.add_argument("--max-new-tokens", type=_positive_int, default=max_new_tokens)
     s.add_argument("--constrained", action="store_true", help="decode only the env's allowed replies")
@@ -321,42 +370,79 @@ def _add_train(sub: Any) -> None:
     s.add_argument("config", nargs="?", help="YAML config (see examples/)")
     s.add_argument("overrides", nargs="*", help="section.key=value")
     s.add_argument("--report", action="store_true", help="write the HTML report at the end")
-    s.add_argument("--nproc", type=_positive_int, default=1,
-                   help="processes on this machine: runs torchrun --standalone --nproc-per-node N (needs train.parallel=ddp or fsdp2)")
+    s.add_argument(
+        "--nproc",
+        type=_positive_int,
+        default=1,
+        help="processes on this machine: runs torchrun --standalone --nproc-per-node N (needs train.parallel=ddp or fsdp2)",
+    )
     s.set_defaults(fn=cmd_train)
 
 
 def _add_sft(sub: Any) -> None:
     s = sub.add_parser("sft", help="supervised warm start on demonstrations (scripted agents or transcript JSONL)")
-    s.add_argument("--from", dest="source", required=True,
-                   help="scripted:NAME (an env's scripted agent, with --env) or a JSONL file of {\"messages\": [...]} dialogs")
+    s.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help='scripted:NAME (an env\'s scripted agent, with --env) or a JSONL file of {"messages": [...]} dialogs',
+    )
     s.add_argument("--env", default=None, help="env id for scripted:NAME")
     s.add_argument("--env-kwargs", type=_json_arg, default=None)
     s.add_argument("--split", default=None, help="the env's split for scripted demonstrations (default: train)")
     s.add_argument("--episodes", type=int, default=None, help="scripted: number of tasks (default: the whole split)")
-    s.add_argument("--keep", choices=["success", "all"], default=None, help="scripted: keep only successful episodes (default)")
+    s.add_argument(
+        "--keep", choices=["success", "all"], default=None, help="scripted: keep only successful episodes (default)"
+    )
     s.add_argument("--model", default=None, help="model to fine-tune (default: smollm2-135m)")
     s.add_argument("--out", default="runs/sft", help="run directory (must be empty or new; see --overwrite)")
-    s.add_argument("--overwrite", action="store_true",
-                   help="clear the agentrl run in --out first (only what agentrl wrote; a directory that is not a run is refused)")
-    s.add_argument("--resume", action="store_true",
-                   help="continue the sft run in --out from its latest intact checkpoint (same options and data)")
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="clear the agentrl run in --out first (only what agentrl wrote; a directory that is not a run is refused)",
+    )
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the sft run in --out from its latest intact checkpoint (same options and data)",
+    )
     s.add_argument("--epochs", type=int, default=None)
     s.add_argument("--lr", type=float, default=None)
     s.add_argument("--schedule", choices=["constant", "linear", "cosine"], default=None)
     s.add_argument("--warmup-steps", dest="warmup_steps", type=int, default=None)
     s.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="demonstrations per optimizer step")
-    s.add_argument("--micro-batch-size", dest="micro_batch_size", type=int, default=None,
-                   help="demonstrations per forward/backward (gradient accumulation)")
+    s.add_argument(
+        "--micro-batch-size",
+        dest="micro_batch_size",
+        type=int,
+        default=None,
+        help="demonstrations per forward/backward (gradient accumulation)",
+    )
     s.add_argument("--max-seq-len", dest="max_seq_len", type=int, default=None)
-    s.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=None, help="optimizer steps (default: each epoch)")
+    s.add_argument(
+        "--checkpoint-every",
+        dest="checkpoint_every",
+        type=int,
+        default=None,
+        help="optimizer steps (default: each epoch)",
+    )
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--threads", type=int, default=None)
-    s.add_argument("--eval-every", dest="eval_every", type=int, default=None,
-                   help="greedy held-out evaluation every N optimizer steps (and before the first); needs --env")
+    s.add_argument(
+        "--eval-every",
+        dest="eval_every",
+        type=int,
+        default=None,
+        help="greedy held-out evaluation every N optimizer steps (and before the first); needs --env",
+    )
     s.add_argument("--eval-tasks", dest="eval_tasks", type=int, default=None, help="held-out tasks (default: all)")
-    s.add_argument("--eval-env-kwargs", dest="eval_env_kwargs", type=_json_arg, default=None,
-                   help='held-out env kwargs over --env-kwargs (default: {"split": "test"} when --split is given)')
+    s.add_argument(
+        "--eval-env-kwargs",
+        dest="eval_env_kwargs",
+        type=_json_arg,
+        default=None,
+        help='held-out env kwargs over --env-kwargs (default: {"split": "test"} when --split is given)',
+    )
     s.add_argument("--eval-max-new-tokens", dest="eval_max_new_tokens", type=int, default=None)
     s.add_argument("--report", action="store_true", help="write the HTML report (loss and held-out curves) at the end")
     s.set_defaults(fn=cmd_sft)
@@ -366,7 +452,9 @@ def _add_eval(sub: Any) -> None:
     s = sub.add_parser("eval", help="success rate, mean reward, pass^k")
     s.add_argument("--env", required=True)
     s.add_argument("--model", required=True, help="model name, HF dir, run dir, or scripted:NAME")
-    s.add_argument("--episodes", type=_positive_int, default=None, help="number of tasks (default: all of the split, or 10)")
+    s.add_argument(
+        "--episodes", type=_positive_int, default=None, help="number of tasks (default: all of the split, or 10)"
+    )
     s.add_argument("--k", type=_positive_int, default=1)
     s.add_argument("--trials", type=_positive_int, default=None, help="trials per task (default k)")
     s.add_argument("--split", default=None)

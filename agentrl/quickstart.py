@@ -20,8 +20,17 @@ from agentrl.train.trainer import Trainer
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "quickstart.yaml"
 # the supervised stage: the env and held-out tasks are those of the RL config
-SFT = {"source": "scripted:gold", "split": "train", "episodes": 80, "epochs": 1, "lr": 5e-5, "batch_size": 8,
-       "micro_batch_size": 8, "warmup_steps": 2, "schedule": "cosine"}
+SFT = {
+    "source": "scripted:gold",
+    "split": "train",
+    "episodes": 80,
+    "epochs": 1,
+    "lr": 5e-5,
+    "batch_size": 8,
+    "micro_batch_size": 8,
+    "warmup_steps": 2,
+    "schedule": "cosine",
+}
 
 
 def _held_out(run_dir: Path) -> tuple[list[float], list[float]]:
@@ -35,15 +44,29 @@ def main(argv: list[str] | None = None) -> int:
     sft_dir = run_dir.parent / (run_dir.name + "-sft")
     dirs = [d for d in (run_dir, sft_dir) if d.exists() and not cfg.train.resume]
     for d in dirs:  # the quickstart's own run directories: a re-run starts clean; anything else is refused
-        check_run_dir(str(d), resume=False, overwrite=True, option="train.run_dir", overwrite_hint="a quickstart re-run")
+        check_run_dir(
+            str(d), resume=False, overwrite=True, option="train.run_dir", overwrite_hint="a quickstart re-run"
+        )
     for d in dirs:  # both checked before either is cleared
         clear_run_dir(d)
     t0 = time.perf_counter()
     env_kwargs = {k: v for k, v in cfg.env.kwargs.items() if k != "split"}
-    print(f"agentrl quickstart: SFT then {cfg.algorithm.name} on {cfg.env.id} {env_kwargs} with {cfg.model}", file=sys.stderr)
-    sft = SFTConfig(model=cfg.model, env=cfg.env.id, env_kwargs=env_kwargs, run_dir=str(sft_dir), seed=cfg.train.seed,
-                    eval_every=10_000, eval_tasks=cfg.train.eval_tasks, eval_env_kwargs=cfg.train.eval_env_kwargs,
-                    eval_max_new_tokens=cfg.rollout.max_new_tokens, **SFT)
+    print(
+        f"agentrl quickstart: SFT then {cfg.algorithm.name} on {cfg.env.id} {env_kwargs} with {cfg.model}",
+        file=sys.stderr,
+    )
+    sft = SFTConfig(
+        model=cfg.model,
+        env=cfg.env.id,
+        env_kwargs=env_kwargs,
+        run_dir=str(sft_dir),
+        seed=cfg.train.seed,
+        eval_every=10_000,
+        eval_tasks=cfg.train.eval_tasks,
+        eval_env_kwargs=cfg.train.eval_env_kwargs,
+        eval_max_new_tokens=cfg.rollout.max_new_tokens,
+        **SFT,
+    )
     if not (cfg.train.resume and (sft_dir / "checkpoints").is_dir()):
         run_sft(sft, overwrite=True)
     cfg.model = str(sft_dir)
@@ -58,10 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     steps, rl_curve = _held_out(run_dir)
     base, after_sft = sft_curve[0], sft_curve[-1]
     after_rl, updates = (rl_curve[-1], steps[-1]) if rl_curve else (after_sft, 0)
-    print(f"held-out success ({updates:.0f} RL updates, {cfg.train.eval_tasks or 'all'} test tasks, greedy): "
-          f"base model {base:.2f} -> after SFT {after_sft:.2f} -> after {cfg.algorithm.name} {after_rl:.2f}")
-    print(f"done in {time.perf_counter() - t0:.0f}s\nrun directories: {sft_dir.resolve()} (SFT), {run_dir.resolve()} (RL)\n"
-          f"report: {Path(report).resolve()}")
+    print(
+        f"held-out success ({updates:.0f} RL updates, {cfg.train.eval_tasks or 'all'} test tasks, greedy): "
+        f"base model {base:.2f} -> after SFT {after_sft:.2f} -> after {cfg.algorithm.name} {after_rl:.2f}"
+    )
+    print(
+        f"done in {time.perf_counter() - t0:.0f}s\nrun directories: {sft_dir.resolve()} (SFT), {run_dir.resolve()} (RL)\n"
+        f"report: {Path(report).resolve()}"
+    )
     return 0
 
 

@@ -36,13 +36,19 @@ def machine_line() -> str:
                     break
     except OSError:
         pass
-    return (f"Measured {datetime.date.today().isoformat()} on {cpu}, {os.cpu_count()} cores{mem}, no GPU; "
-            f"Python {platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} threads.")
+    return (
+        f"Measured {datetime.date.today().isoformat()} on {cpu}, {os.cpu_count()} cores{mem}, no GPU; "
+        f"Python {platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} threads."
+    )
 
 
 def write_section(title: str, body: str) -> None:
     """Replace (or append) the `## title` section of BENCHMARKS.md."""
-    text = BENCH.read_text() if BENCH.exists() else "# Benchmarks\n\nEach section is written by the script named in it; re-run it to refresh.\n"
+    text = (
+        BENCH.read_text()
+        if BENCH.exists()
+        else "# Benchmarks\n\nEach section is written by the script named in it; re-run it to refresh.\n"
+    )
     section = f"## {title}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section

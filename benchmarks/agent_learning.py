@@ -41,7 +41,14 @@ ENVS: dict[str, dict[str, Any]] = {
         "label": "ToolUse-v0, tiers 1-2, compact prompt (all 14 tools)",
         "kwargs": {"tier": [1, 2], "schema": "compact", "max_turns": 5},
         "max_new_tokens": 64,
-        "sft": {"source": "scripted:gold", "epochs": 2, "lr": 5e-5, "batch_size": 8, "micro_batch_size": 8, "warmup_steps": 3},
+        "sft": {
+            "source": "scripted:gold",
+            "epochs": 2,
+            "lr": 5e-5,
+            "batch_size": 8,
+            "micro_batch_size": 8,
+            "warmup_steps": 3,
+        },
         "rl": {"groups": 2, "group_size": 8, "lr": 1e-5, "budget_tokens": 20_000, "eval_every": 5, "max_updates": 20},
         "metric": "success",
     },
@@ -50,8 +57,15 @@ ENVS: dict[str, dict[str, Any]] = {
         "label": "Consultation-v0, rule-based patient, at most 8 turns",
         "kwargs": {"max_turns": 8},
         "max_new_tokens": 32,
-        "sft": {"source": "scripted:good", "episodes": 160, "epochs": 2, "lr": 5e-5, "batch_size": 8, "micro_batch_size": 8,
-                "warmup_steps": 3},
+        "sft": {
+            "source": "scripted:good",
+            "episodes": 160,
+            "epochs": 2,
+            "lr": 5e-5,
+            "batch_size": 8,
+            "micro_batch_size": 8,
+            "warmup_steps": 3,
+        },
         "rl": {"groups": 2, "group_size": 8, "lr": 3e-6, "budget_tokens": 8_000, "eval_every": 4, "max_updates": 16},
         "metric": "diagnosis accuracy",
     },
@@ -76,10 +90,22 @@ class Results:
 
 def held_out(spec: dict[str, Any], model: str, tasks: int | None) -> dict[str, Any]:
     t0 = time.perf_counter()
-    res = evaluate(spec["id"], model, env_kwargs={**spec["kwargs"], "split": "test"}, tasks=tasks, seed=0,
-                   temperature=0.0, max_new_tokens=spec["max_new_tokens"])
-    out = {"success": res.success_rate, "reward": res.mean_reward, "tasks": res.tasks, "turns": res.mean_turns,
-           "seconds": time.perf_counter() - t0}
+    res = evaluate(
+        spec["id"],
+        model,
+        env_kwargs={**spec["kwargs"], "split": "test"},
+        tasks=tasks,
+        seed=0,
+        temperature=0.0,
+        max_new_tokens=spec["max_new_tokens"],
+    )
+    out = {
+        "success": res.success_rate,
+        "reward": res.mean_reward,
+        "tasks": res.tasks,
+        "turns": res.mean_turns,
+        "seconds": time.perf_counter() - t0,
+    }
     log(f"  eval {model}: success {out['success']:.3f}, reward {out['reward']:.3f} ({out['seconds']:.0f}s)")
     return out
 
@@ -89,40 +115,77 @@ def stage_sft(name: str, spec: dict[str, Any], res: Results, seed: int) -> Path:
     if "sft" in res.data and (run / "checkpoints").is_dir():
         return run
     t0 = time.perf_counter()
-    cfg = SFTConfig(model=MODEL, env=spec["id"], env_kwargs=spec["kwargs"], split="train", seed=seed, run_dir=str(run),
-                    max_seq_len=8192, **spec["sft"])
+    cfg = SFTConfig(
+        model=MODEL,
+        env=spec["id"],
+        env_kwargs=spec["kwargs"],
+        split="train",
+        seed=seed,
+        run_dir=str(run),
+        max_seq_len=8192,
+        **spec["sft"],
+    )
     run_sft(cfg, overwrite=True, progress=False)
     rows = load_metrics(run / "metrics.jsonl")
-    res.data["sft"] = {"seconds": time.perf_counter() - t0, "steps": len(rows), "demos": rows[0].get("demos/kept"),
-                       "tokens": rows[-1]["tokens/cumulative"], "loss_first": rows[0]["loss/sft"], "loss_last": rows[-1]["loss/sft"],
-                       "loss": [r["loss/sft"] for r in rows]}
+    res.data["sft"] = {
+        "seconds": time.perf_counter() - t0,
+        "steps": len(rows),
+        "demos": rows[0].get("demos/kept"),
+        "tokens": rows[-1]["tokens/cumulative"],
+        "loss_first": rows[0]["loss/sft"],
+        "loss_last": rows[-1]["loss/sft"],
+        "loss": [r["loss/sft"] for r in rows],
+    }
     res.save()
-    log(f"  sft: {len(rows)} steps in {res.data['sft']['seconds']:.0f}s, loss {rows[0]['loss/sft']:.3f} -> {rows[-1]['loss/sft']:.3f}")
+    log(
+        f"  sft: {len(rows)} steps in {res.data['sft']['seconds']:.0f}s, loss {rows[0]['loss/sft']:.3f} -> {rows[-1]['loss/sft']:.3f}"
+    )
     return run
 
 
 def rl_config(name: str, spec: dict[str, Any], algo: str, sft_run: Path, seed: int, tasks: int | None) -> Config:
     r = spec["rl"]
     episodes = r["groups"] * r["group_size"]
-    return Config.model_validate({
-        "model": str(sft_run),
-        "env": {"id": spec["id"], "kwargs": {**spec["kwargs"], "split": "train"}},
-        # branch_t_min 1.0: with M=1 the one continuation samples at the policy's temperature, so V-hat at a later
-        # turn is an unbiased Monte-Carlo value of the policy being trained (a greedy continuation, t_min 0, solved
-        # more often than sampled episodes do and biased every later V-hat upward: a first run with it fell from
-        # 0.60 to 0.46 held-out in 5 updates; its metrics are kept beside the results)
-        "algorithm": {"name": algo, "params": {"branch_m": 1, "branch_points": "turns", "branch_t_min": 1.0} if algo == "trepo" else {}},
-        "rollout": {"groups": r["groups"], "group_size": r["group_size"], "temperature": 1.0,
-                    "max_new_tokens": spec["max_new_tokens"], "max_seq_len": 4096},
-        "optim": {"lr": r["lr"]},
-        "ppo": {"epochs": 1, "minibatch_size": episodes, "micro_batch_size": min(8, episodes)},
-        "train": {"updates": r["max_updates"], "max_tokens": r["budget_tokens"], "seed": seed, "run_dir": str(RUNS / name / algo),
-                  "checkpoint_every": 10_000, "keep_checkpoints": 1, "log_episodes": 2, "eval_every": r["eval_every"],
-                  "eval_tasks": tasks, "eval_env_kwargs": {"split": "test"}},
-    })
+    return Config.model_validate(
+        {
+            "model": str(sft_run),
+            "env": {"id": spec["id"], "kwargs": {**spec["kwargs"], "split": "train"}},
+            # branch_t_min 1.0: with M=1 the one continuation samples at the policy's temperature, so V-hat at a later
+            # turn is an unbiased Monte-Carlo value of the policy being trained (a greedy continuation, t_min 0, solved
+            # more often than sampled episodes do and biased every later V-hat upward: a first run with it fell from
+            # 0.60 to 0.46 held-out in 5 updates; its metrics are kept beside the results)
+            "algorithm": {
+                "name": algo,
+                "params": {"branch_m": 1, "branch_points": "turns", "branch_t_min": 1.0} if algo == "trepo" else {},
+            },
+            "rollout": {
+                "groups": r["groups"],
+                "group_size": r["group_size"],
+                "temperature": 1.0,
+                "max_new_tokens": spec["max_new_tokens"],
+                "max_seq_len": 4096,
+            },
+            "optim": {"lr": r["lr"]},
+            "ppo": {"epochs": 1, "minibatch_size": episodes, "micro_batch_size": min(8, episodes)},
+            "train": {
+                "updates": r["max_updates"],
+                "max_tokens": r["budget_tokens"],
+                "seed": seed,
+                "run_dir": str(RUNS / name / algo),
+                "checkpoint_every": 10_000,
+                "keep_checkpoints": 1,
+                "log_episodes": 2,
+                "eval_every": r["eval_every"],
+                "eval_tasks": tasks,
+                "eval_env_kwargs": {"split": "test"},
+            },
+        }
+    )
 
 
-def stage_rl(name: str, spec: dict[str, Any], algo: str, sft_run: Path, res: Results, seed: int, tasks: int | None) -> None:
+def stage_rl(
+    name: str, spec: dict[str, Any], algo: str, sft_run: Path, res: Results, seed: int, tasks: int | None
+) -> None:
     """RL from the SFT checkpoint until the token budget is spent; the trainer evaluates held-out tasks at update 0
     (the SFT model; the first algorithm's measurement is reused by the second) and every eval_every updates."""
     from agentrl.train.trainer import Trainer
@@ -140,7 +203,9 @@ def stage_rl(name: str, spec: dict[str, Any], algo: str, sft_run: Path, res: Res
         cfg.train.eval_before_train = False
     trainer = Trainer(cfg, console=True)
     if start is not None:
-        trainer.logger.log(0, {"eval/success_rate": start["success"], "eval/reward": start["reward"], "eval/reused": 1.0})
+        trainer.logger.log(
+            0, {"eval/success_rate": start["success"], "eval/reward": start["reward"], "eval/reused": 1.0}
+        )
     try:
         trainer.run()
     finally:
@@ -148,28 +213,55 @@ def stage_rl(name: str, spec: dict[str, Any], algo: str, sft_run: Path, res: Res
     wall = time.perf_counter() - t0
     rows = load_metrics(run / "metrics.jsonl")
     train, points = _points(rows)
-    res.data[key] = {"done": True, "seconds": wall, "eval_seconds": sum(r_.get("time/eval", 0.0) for r_ in rows),
-                     "updates": len(train), "tokens": trainer.tokens_cumulative, "points": points,
-                     "train_reward": [r_["reward/mean"] for r_ in train], "train_tokens": [r_["tokens/cumulative"] for r_ in train]}
+    res.data[key] = {
+        "done": True,
+        "seconds": wall,
+        "eval_seconds": sum(r_.get("time/eval", 0.0) for r_ in rows),
+        "updates": len(train),
+        "tokens": trainer.tokens_cumulative,
+        "points": points,
+        "train_reward": [r_["reward/mean"] for r_ in train],
+        "train_tokens": [r_["tokens/cumulative"] for r_ in train],
+    }
     res.save()
-    log(f"  {algo}: {len(train)} updates, {trainer.tokens_cumulative:,} tokens in {wall:.0f}s; held-out "
-        + ", ".join(f"{p['update']}: {p['success']:.2f}" for p in points))
+    log(
+        f"  {algo}: {len(train)} updates, {trainer.tokens_cumulative:,} tokens in {wall:.0f}s; held-out "
+        + ", ".join(f"{p['update']}: {p['success']:.2f}" for p in points)
+    )
 
 
 def _points(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A run's metrics rows -> (its update rows, its held-out points: update, tokens so far, success, reward)."""
     train = [r for r in rows if r["step"] > 0]
     tokens = {r["step"]: r["tokens/cumulative"] for r in train}
-    points = [{"update": r["step"], "tokens": tokens.get(r["step"], 0.0), "success": r["eval/success_rate"],
-               "reward": r["eval/reward"]} for r in rows if "eval/success_rate" in r]
+    points = [
+        {
+            "update": r["step"],
+            "tokens": tokens.get(r["step"], 0.0),
+            "success": r["eval/success_rate"],
+            "reward": r["eval/reward"],
+        }
+        for r in rows
+        if "eval/success_rate" in r
+    ]
     return train, points
 
 
 def run_env(name: str, seed: int, tasks: int | None) -> None:
     spec = ENVS[name]
     res = Results(name)
-    res.data.setdefault("config", {"env": spec["id"], "kwargs": spec["kwargs"], "sft": spec["sft"], "rl": spec["rl"],
-                                   "max_new_tokens": spec["max_new_tokens"], "seed": seed, "model": MODEL})
+    res.data.setdefault(
+        "config",
+        {
+            "env": spec["id"],
+            "kwargs": spec["kwargs"],
+            "sft": spec["sft"],
+            "rl": spec["rl"],
+            "max_new_tokens": spec["max_new_tokens"],
+            "seed": seed,
+            "model": MODEL,
+        },
+    )
     log(f"{name}: {spec['label']}")
     if "base" not in res.data:
         res.data["base"] = held_out(spec, MODEL, tasks)
@@ -187,7 +279,11 @@ def _curve(d: dict[str, Any], algo: str) -> tuple[list[float], list[float], list
     rl = d.get(f"rl/{algo}")
     if not rl:
         return [], [], []
-    return [p["update"] for p in rl["points"]], [p["tokens"] for p in rl["points"]], [p["success"] for p in rl["points"]]
+    return (
+        [p["update"] for p in rl["points"]],
+        [p["tokens"] for p in rl["points"]],
+        [p["success"] for p in rl["points"]],
+    )
 
 
 def sft_eval(d: dict[str, Any]) -> dict[str, Any] | None:
@@ -259,21 +355,29 @@ def targets() -> list[str]:
             continue
         best = max(finals, key=finals.get)
         gain = finals[best] - s0
-        out.append(f"- RL adds >= 10 points of {what}: best {best} {finals[best]:.0%} vs SFT {s0:.0%} "
-                   f"({gain * 100:+.0f} points) — {verdict(gain >= 0.10)}.")
+        out.append(
+            f"- RL adds >= 10 points of {what}: best {best} {finals[best]:.0%} vs SFT {s0:.0%} "
+            f"({gain * 100:+.0f} points) — {verdict(gain >= 0.10)}."
+        )
         if len(finals) == 2:
             tr, gr = finals["trepo"], finals["grpo"]
             if any(d[f"rl/{a}"].get("stopped_early") for a in ALGOS):
-                out.append(f"- TRePO >= GRPO at equal sampled tokens ({name}): not measured — a run was stopped before its "
-                           f"token budget ({tr:.0%} vs {gr:.0%} at {d['rl/trepo']['tokens']:,.0f} vs {d['rl/grpo']['tokens']:,.0f} tokens).")
+                out.append(
+                    f"- TRePO >= GRPO at equal sampled tokens ({name}): not measured — a run was stopped before its "
+                    f"token budget ({tr:.0%} vs {gr:.0%} at {d['rl/trepo']['tokens']:,.0f} vs {d['rl/grpo']['tokens']:,.0f} tokens)."
+                )
             else:
-                out.append(f"- TRePO >= GRPO at equal sampled tokens ({name}): {tr:.0%} vs {gr:.0%} — {verdict(tr >= gr)} "
-                           "(see the noise line).")
+                out.append(
+                    f"- TRePO >= GRPO at equal sampled tokens ({name}): {tr:.0%} vs {gr:.0%} — {verdict(tr >= gr)} "
+                    "(see the noise line)."
+                )
     ns = [d["base"]["tasks"] for d in data.values() if "base" in d]
     if ns:
-        out.append(f"- Noise: with {min(ns)}-{max(ns)} held-out tasks a success rate's standard error is up to "
-                   f"{50 / max(min(ns), 1) ** 0.5:.0f} points (at 50%), so RL differences of under ~14 points "
-                   "(two standard errors) are not evidence either way.")
+        out.append(
+            f"- Noise: with {min(ns)}-{max(ns)} held-out tasks a success rate's standard error is up to "
+            f"{50 / max(min(ns), 1) ** 0.5:.0f} points (at 50%), so RL differences of under ~14 points "
+            "(two standard errors) are not evidence either way."
+        )
     return out
 
 
@@ -286,18 +390,27 @@ def partial_rl(name: str, d: dict[str, Any]) -> None:
         rows = load_metrics(path)
         train, points = _points(rows)
         if points:
-            d[f"rl/{algo}"] = {"done": False, "stopped_early": True, "seconds": sum(r.get("time/total", 0.0) + r.get("time/eval", 0.0) for r in rows),
-                               "updates": len(train), "tokens": train[-1]["tokens/cumulative"] if train else 0, "points": points}
+            d[f"rl/{algo}"] = {
+                "done": False,
+                "stopped_early": True,
+                "seconds": sum(r.get("time/total", 0.0) + r.get("time/eval", 0.0) for r in rows),
+                "updates": len(train),
+                "tokens": train[-1]["tokens/cumulative"] if train else 0,
+                "points": points,
+            }
 
 
 def render() -> None:
-    lines = [machine_line(),
-             f"Model: {MODEL} (SmolLM2-135M-Instruct), float32, CPU. Greedy held-out evaluation on each env's test split. "
-             "SFT on the train split's scripted demonstrations (`agentrl sft`); RL from the SFT checkpoint, TRePO "
-             "(branch points at agent turns, M=1 continuation sampled at the policy's temperature) and GRPO under the same budget of sampled tokens (TRePO's branch tokens "
-             "counted). Written by `benchmarks/agent_learning.py`; raw results and plots in `benchmarks/results/agent_learning/`.",
-             "", "| env | metric | tasks | base | after SFT | TRePO (updates, tokens) | GRPO (updates, tokens) | SFT time | RL time incl. evaluations (TRePO / GRPO) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        machine_line(),
+        f"Model: {MODEL} (SmolLM2-135M-Instruct), float32, CPU. Greedy held-out evaluation on each env's test split. "
+        "SFT on the train split's scripted demonstrations (`agentrl sft`); RL from the SFT checkpoint, TRePO "
+        "(branch points at agent turns, M=1 continuation sampled at the policy's temperature) and GRPO under the same budget of sampled tokens (TRePO's branch tokens "
+        "counted). Written by `benchmarks/agent_learning.py`; raw results and plots in `benchmarks/results/agent_learning/`.",
+        "",
+        "| env | metric | tasks | base | after SFT | TRePO (updates, tokens) | GRPO (updates, tokens) | SFT time | RL time incl. evaluations (TRePO / GRPO) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     notes = []
     for name, spec in ENVS.items():
         path = OUT / f"{name}.json"
@@ -309,26 +422,41 @@ def render() -> None:
         for algo in ALGOS:
             rl = d.get(f"rl/{algo}")
             stopped = " — stopped early, out of session time" if rl and rl.get("stopped_early") else ""
-            cells.append(f"{_fmt(rl['points'][-1]['success'])} ({rl['updates']}, {rl['tokens']:,.0f}{stopped})" if rl and rl.get("points") else "not run")
+            cells.append(
+                f"{_fmt(rl['points'][-1]['success'])} ({rl['updates']}, {rl['tokens']:,.0f}{stopped})"
+                if rl and rl.get("points")
+                else "not run"
+            )
         rl_t = " / ".join(f"{d[f'rl/{a}']['seconds'] / 60:.0f} min" if d.get(f"rl/{a}") else "—" for a in ALGOS)
-        lines.append(f"| {spec['label']} | {spec['metric']} | {d.get('base', {}).get('tasks', '—')} | "
-                     f"{_fmt(d.get('base', {}).get('success'))} | {_fmt((sft_eval(d) or {}).get('success'))} | "
-                     f"{cells[0]} | {cells[1]} | {d['sft']['seconds'] / 60:.0f} min | {rl_t} |" if "sft" in d else
-                     f"| {spec['label']} | {spec['metric']} | — | {_fmt(d.get('base', {}).get('success'))} | not run | not run | not run | — | — |")
+        lines.append(
+            f"| {spec['label']} | {spec['metric']} | {d.get('base', {}).get('tasks', '—')} | "
+            f"{_fmt(d.get('base', {}).get('success'))} | {_fmt((sft_eval(d) or {}).get('success'))} | "
+            f"{cells[0]} | {cells[1]} | {d['sft']['seconds'] / 60:.0f} min | {rl_t} |"
+            if "sft" in d
+            else f"| {spec['label']} | {spec['metric']} | — | {_fmt(d.get('base', {}).get('success'))} | not run | not run | not run | — | — |"
+        )
         rewards = [("base", d.get("base")), ("SFT", sft_eval(d))] + [
-            (a, d[f"rl/{a}"]["points"][-1]) for a in ALGOS if d.get(f"rl/{a}", {}).get("points")]
-        notes.append(f"{spec['label']}: mean env reward " + ", ".join(f"{k} {v['reward']:.3f}" for k, v in rewards if v) + ".")
+            (a, d[f"rl/{a}"]["points"][-1]) for a in ALGOS if d.get(f"rl/{a}", {}).get("points")
+        ]
+        notes.append(
+            f"{spec['label']}: mean env reward " + ", ".join(f"{k} {v['reward']:.3f}" for k, v in rewards if v) + "."
+        )
         for algo in ALGOS:
             ups, toks, succ = _curve(d, algo)
             if ups:
-                notes.append(f"{name} {algo} curve (update: tokens -> {spec['metric']}): "
-                             + ", ".join(f"{u}: {t:,} -> {s:.2f}" for u, t, s in zip(ups, toks, succ)) + ".")
+                notes.append(
+                    f"{name} {algo} curve (update: tokens -> {spec['metric']}): "
+                    + ", ".join(f"{u}: {t:,} -> {s:.2f}" for u, t, s in zip(ups, toks, succ))
+                    + "."
+                )
         greedy = OUT / f"{name}_trepo_greedy_branch_metrics.jsonl"
         if greedy.exists():
             rows = load_metrics(greedy)
             pts = ", ".join(f"{r['step']}: {r['eval/success_rate']:.2f}" for r in rows if "eval/success_rate" in r)
-            notes.append(f"{name}: a first TRePO run with greedy branch continuations (branch_t_min 0, M=1), stopped after "
-                         f"{rows[-1]['step']} updates, held-out {spec['metric']} by update: {pts} (metrics in {greedy.name}).")
+            notes.append(
+                f"{name}: a first TRePO run with greedy branch continuations (branch_t_min 0, M=1), stopped after "
+                f"{rows[-1]['step']} updates, held-out {spec['metric']} by update: {pts} (metrics in {greedy.name})."
+            )
         if plot(name, d):
             notes.append(f"![{name}](benchmarks/results/agent_learning/{name}.png)")
     text = "\n".join(lines + [""] + targets() + [""] + notes)
@@ -344,7 +472,14 @@ def smoke() -> None:
     OUT, RUNS = Path("/tmp/agentrl_smoke/results"), Path("/tmp/agentrl_smoke/runs")
     for spec in ENVS.values():
         spec["sft"] = {**spec["sft"], "epochs": 1, "episodes": 8}
-        spec["rl"] = {**spec["rl"], "budget_tokens": 200, "max_updates": 2, "eval_every": 1, "groups": 1, "group_size": 2}
+        spec["rl"] = {
+            **spec["rl"],
+            "budget_tokens": 200,
+            "max_updates": 2,
+            "eval_every": 1,
+            "groups": 1,
+            "group_size": 2,
+        }
         spec["max_new_tokens"] = 8
 
 
@@ -354,7 +489,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tasks", type=int, default=None, help="held-out tasks (default: the whole test split)")
     ap.add_argument("--render", action="store_true", help="only rewrite plots and BENCHMARKS.md from saved results")
-    ap.add_argument("--smoke", action="store_true", help="tiny-random, a few tasks and tokens, results in /tmp: checks the pipeline")
+    ap.add_argument(
+        "--smoke", action="store_true", help="tiny-random, a few tasks and tokens, results in /tmp: checks the pipeline"
+    )
     args = ap.parse_args()
     load_env_plugins()
     if args.smoke:

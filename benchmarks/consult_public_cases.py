@@ -88,25 +88,40 @@ TOPIC_QUESTIONS = {
 }
 # This script's own negation cue (independent of mock_patients.polarity): a negation word in the first
 # words of the fact, after an optional subject and auxiliary.
-_SUBJ = re.compile(r"^(?:(?:the|a|an|his|her|their)\s+)?(?:\d+-year-old\s+)?(?:patient|man|woman|boy|girl|child|"
-                   r"infant|he|she|they|mother|father|son|daughter)(?:['’]s)?\s+", re.IGNORECASE)
-_CUE = re.compile(r"^(?:(?:also|otherwise|currently|reportedly)\s+)?(?:(?:is|was|are|were|has|had|have|does|did|do|reports|reported)\s+)?"
-                  r"(?:(?:a|an)\s+)?(?:(?:lifetime|life-long|lifelong)\s+)?"
-                  r"(?:no|not|never|none|denies|denied|deny|without|negative\s+for|non-?smoker|nonsmoker|"
-                  r"n't|hasn't|hadn't|doesn't|didn't|isn't|wasn't|don't|haven't|aren't|weren't)\b", re.IGNORECASE)
-_DEFICIT = re.compile(r"^(?:is|was|are|were|does|did|do|has|had)\s*(?:not|n't)\s+(?:able|improv|resolv|respond|relie|"
-                      r"help|blanch|remember|recall|walk|speak|move|eat|sleep|gain)", re.IGNORECASE)
+_SUBJ = re.compile(
+    r"^(?:(?:the|a|an|his|her|their)\s+)?(?:\d+-year-old\s+)?(?:patient|man|woman|boy|girl|child|"
+    r"infant|he|she|they|mother|father|son|daughter)(?:['’]s)?\s+",
+    re.IGNORECASE,
+)
+_CUE = re.compile(
+    r"^(?:(?:also|otherwise|currently|reportedly)\s+)?(?:(?:is|was|are|were|has|had|have|does|did|do|reports|reported)\s+)?"
+    r"(?:(?:a|an)\s+)?(?:(?:lifetime|life-long|lifelong)\s+)?"
+    r"(?:no|not|never|none|denies|denied|deny|without|negative\s+for|non-?smoker|nonsmoker|"
+    r"n't|hasn't|hadn't|doesn't|didn't|isn't|wasn't|don't|haven't|aren't|weren't)\b",
+    re.IGNORECASE,
+)
+_DEFICIT = re.compile(
+    r"^(?:is|was|are|were|does|did|do|has|had)\s*(?:not|n't)\s+(?:able|improv|resolv|respond|relie|"
+    r"help|blanch|remember|recall|walk|speak|move|eat|sleep|gain)",
+    re.IGNORECASE,
+)
 # a result that reads negative or normal: "Vital signs are normal.", "Unremarkable.", "Birth history unremarkable."
-_NEG_RESULT = re.compile(r"^[^,;]{0,40}?(?:\b(?:is|are|was|were)\s+(?:\w+\s+){0,2})?(?:unremarkable|negative|absent|normal|"
-                         r"normal\s+limits|not\s+(?:observed|seen|present|palpable|detected))\.?$", re.IGNORECASE)
-_DENIAL = re.compile(r"^(?:no\b|none\b|never\b|nothing\b|nope\b)|\b(?:no|not|never|none|without|negative)\b|n't\b",
-                     re.IGNORECASE)
+_NEG_RESULT = re.compile(
+    r"^[^,;]{0,40}?(?:\b(?:is|are|was|were)\s+(?:\w+\s+){0,2})?(?:unremarkable|negative|absent|normal|"
+    r"normal\s+limits|not\s+(?:observed|seen|present|palpable|detected))\.?$",
+    re.IGNORECASE,
+)
+_DENIAL = re.compile(
+    r"^(?:no\b|none\b|never\b|nothing\b|nope\b)|\b(?:no|not|never|none|without|negative)\b|n't\b", re.IGNORECASE
+)
 # A first-person rewrite that is visibly broken: "I have A 1-year history", "I have department by my mother",
 # "I have the rash eventually destroyed", "I'm a for the past year", or a "they"/"the patient" left over.
-_BROKEN = re.compile(r"\bI (?:have|had|am|'ve had|'m a) (?![A-Z][a-z]+['’]s\b)[A-Z][a-z]|"
-                     r"\b(?i:I have (?:department|hospital|clinic|the|this|these|that|during|when|upon|at|for|mention|"
-                     r"begans?|newborn|information|student|elementary|alert|overall|presence)\b|I'm a (?:for|the|during|"
-                     r"when|over)\b|I wa\b|the patient|patient's)")
+_BROKEN = re.compile(
+    r"\bI (?:have|had|am|'ve had|'m a) (?![A-Z][a-z]+['’]s\b)[A-Z][a-z]|"
+    r"\b(?i:I have (?:department|hospital|clinic|the|this|these|that|during|when|upon|at|for|mention|"
+    r"begans?|newborn|information|student|elementary|alert|overall|presence)\b|I'm a (?:for|the|during|"
+    r"when|over)\b|I wa\b|the patient|patient's)"
+)
 # "they" / "them" left over from the record's person: flagged when the reply has more of them than the record's own
 # sentence (whose "they" may be lesions or parents)
 _THEY = re.compile(r"\b(?:they|their|them|themselves)\b", re.IGNORECASE)
@@ -145,7 +160,9 @@ def cue_absent(text: str) -> bool:
     t = _SUBJ.sub("", t)
     if ":" in t:
         t = t.rsplit(":", 1)[1].strip()
-    if re.match(r"there\s+(?:is|are|was|were|has\s+been|have\s+been)\s+no\b", t, re.IGNORECASE) or _NEG_RESULT.search(t):
+    if re.match(r"there\s+(?:is|are|was|were|has\s+been|have\s+been)\s+no\b", t, re.IGNORECASE) or _NEG_RESULT.search(
+        t
+    ):
         return True
     return bool(_CUE.match(t)) and not _DEFICIT.match(t)
 
@@ -175,9 +192,19 @@ def check_case(case: PatientCase, st: FileStats) -> None:
         spoken = base._speak(f)
         if cue_absent(f.text) == f.present:
             st.cue_errors.append(f"{who} {f.id}: stored {'present' if f.present else 'absent'}: {f.text!r}")
-        if f.id not in base.withheld and bool(_DENIAL.search(spoken)) != (not f.present) and not (
-                f.present and re.search(r"\b(?:not|no|never|without|none|cannot|inability|unable|unsuccessful|failed|failure|non-?\w+)\b|"
-                                 r"n't\b", f.text, re.IGNORECASE)):
+        if (
+            f.id not in base.withheld
+            and bool(_DENIAL.search(spoken)) != (not f.present)
+            and not (
+                f.present
+                and re.search(
+                    r"\b(?:not|no|never|without|none|cannot|inability|unable|unsuccessful|failed|failure|non-?\w+)\b|"
+                    r"n't\b",
+                    f.text,
+                    re.IGNORECASE,
+                )
+            )
+        ):
             st.reply_errors.append(f"{who} {f.id}: {'absent' if not f.present else 'present'} fact said {spoken!r}")
         if broken(spoken, f.source_text or f.text):
             st.rewrite_flags.append(f"{who} {f.id}: {f.text!r} -> {spoken!r}")
@@ -239,31 +266,47 @@ def render(st: FileStats, verbose: bool = False) -> str:
             f"  leaks {len(st.leaks)} in {st.replies} replies",
         ]
     if verbose:
-        for title, items in (("cue", st.cue_errors), ("reply", st.reply_errors), ("rewrite", st.rewrite_flags),
-                             ("leak", st.leaks)):
+        for title, items in (
+            ("cue", st.cue_errors),
+            ("reply", st.reply_errors),
+            ("rewrite", st.rewrite_flags),
+            ("leak", st.leaks),
+        ):
             lines += [f"    {title}: {x}" for x in items]
     return "\n".join(lines)
 
 
 def no_files_message(folder: Path) -> str:
     listing = "\n".join(f"  {name:34s} from {where}" for name, where in EXPECTED)
-    return (f"no case files (*.jsonl, *.json) found in {folder}. The public files are not shipped; put them there "
-            f"(or pass DIR, or set ${ENV_VAR}):\n{listing}")
+    return (
+        f"no case files (*.jsonl, *.json) found in {folder}. The public files are not shipped; put them there "
+        f"(or pass DIR, or set ${ENV_VAR}):\n{listing}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 epilog=no_files_message(Path(f"DIR (default ${ENV_VAR}, else {DEFAULT_DIR}/)")),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("dir", nargs="?", default=os.environ.get(ENV_VAR) or DEFAULT_DIR,
-                    help=f"folder holding the public case files (default: ${ENV_VAR}, else {DEFAULT_DIR}/)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=no_files_message(Path(f"DIR (default ${ENV_VAR}, else {DEFAULT_DIR}/)")),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "dir",
+        nargs="?",
+        default=os.environ.get(ENV_VAR) or DEFAULT_DIR,
+        help=f"folder holding the public case files (default: ${ENV_VAR}, else {DEFAULT_DIR}/)",
+    )
     ap.add_argument("--verbose", "-v", action="store_true", help="list every error, flag and leak")
     args = ap.parse_args(argv)
     folder = Path(args.dir)
     if folder.exists() and not folder.is_dir():
         print(f"error: {folder} is not a directory", file=sys.stderr)
         return 2
-    files = sorted(p for p in folder.glob("*") if p.suffix in (".jsonl", ".json") and p.is_file()) if folder.is_dir() else []
+    files = (
+        sorted(p for p in folder.glob("*") if p.suffix in (".jsonl", ".json") and p.is_file())
+        if folder.is_dir()
+        else []
+    )
     if not files:
         print(no_files_message(folder))
         return 0

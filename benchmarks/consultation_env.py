@@ -20,9 +20,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from environments.consultation.env import ConsultationEnv  # noqa: E402
 from environments.consultation.scripted import scripted_agent  # noqa: E402
 
-TURNS = ["What brings you in today?", "When did it start?", "Do you have a fever?", "Any chest pain or shortness of breath?",
-         "Do you smoke?", "Any medical history?", "REQUEST TEST: complete blood count", "Does your belly hurt?",
-         "Do you have a fever?", "REQUEST TEST: chest X-ray", "How was your weekend?", "DIAGNOSIS: community-acquired pneumonia"]
+TURNS = [
+    "What brings you in today?",
+    "When did it start?",
+    "Do you have a fever?",
+    "Any chest pain or shortness of breath?",
+    "Do you smoke?",
+    "Any medical history?",
+    "REQUEST TEST: complete blood count",
+    "Does your belly hurt?",
+    "Do you have a fever?",
+    "REQUEST TEST: chest X-ray",
+    "How was your weekend?",
+    "DIAGNOSIS: community-acquired pneumonia",
+]
 
 
 def fixed_round(env: ConsultationEnv, ids: list[str]) -> int:
@@ -69,9 +80,11 @@ def main() -> None:
     for _ in range(k):
         env.restore(env.snapshot())
     snap_us = (time.perf_counter() - t) / k * 1e6
-    print(f"consultation env steps/s (rule-based patient, {len(ids)} {args.split} cases x {args.repeats}): "
-          f"median {statistics.median(rates):,.0f} (min {min(rates):,.0f}, max {max(rates):,.0f}); "
-          f"scripted:good episodes/s {good_eps:,.1f} ({good_steps / len(ids):.1f} steps each); snapshot+restore {snap_us:.0f} us")
+    print(
+        f"consultation env steps/s (rule-based patient, {len(ids)} {args.split} cases x {args.repeats}): "
+        f"median {statistics.median(rates):,.0f} (min {min(rates):,.0f}, max {max(rates):,.0f}); "
+        f"scripted:good episodes/s {good_eps:,.1f} ({good_steps / len(ids):.1f} steps each); snapshot+restore {snap_us:.0f} us"
+    )
 
 
 if __name__ == "__main__":

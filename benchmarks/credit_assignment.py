@@ -27,12 +27,28 @@ OUT = ROOT / "benchmarks" / "results"
 
 def run_one(algo: str, turns: int, seed: int, updates: int, lr: float) -> list[dict]:
     with tempfile.TemporaryDirectory() as d:
-        cfg = load_config(None, [
-            "model=tiny-random", f"env.kwargs.turns={turns}", f"algorithm.name={algo}", "rollout.groups=4",
-            "rollout.group_size=4", "rollout.constrained=true", "rollout.max_new_tokens=4", f"train.updates={updates}",
-            "train.checkpoint_every=100000", "train.log_episodes=0", "ppo.epochs=4", "ppo.minibatch_size=8",
-            "ppo.micro_batch_size=8", f"optim.lr={lr}", f"train.seed={seed}", f"train.run_dir={d}", "train.threads=1",
-        ])
+        cfg = load_config(
+            None,
+            [
+                "model=tiny-random",
+                f"env.kwargs.turns={turns}",
+                f"algorithm.name={algo}",
+                "rollout.groups=4",
+                "rollout.group_size=4",
+                "rollout.constrained=true",
+                "rollout.max_new_tokens=4",
+                f"train.updates={updates}",
+                "train.checkpoint_every=100000",
+                "train.log_episodes=0",
+                "ppo.epochs=4",
+                "ppo.minibatch_size=8",
+                "ppo.micro_batch_size=8",
+                f"optim.lr={lr}",
+                f"train.seed={seed}",
+                f"train.run_dir={d}",
+                "train.threads=1",
+            ],
+        )
         Trainer(cfg, console=False).run()
         return [json.loads(line) for line in (Path(d) / "metrics.jsonl").read_text().splitlines()]
 
@@ -55,8 +71,12 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--window", type=int, default=5)
     ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (each on one thread; use the number of cores)")
-    ap.add_argument("--table-only", action="store_true", help="redo the plots and the table from the saved results JSON")
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="runs in parallel (each on one thread; use the number of cores)"
+    )
+    ap.add_argument(
+        "--table-only", action="store_true", help="redo the plots and the table from the saved results JSON"
+    )
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.table_only:
@@ -72,7 +92,10 @@ def main() -> None:
         jobs = {c: pool.apply_async(run_one, (*c, args.updates, args.lr)) for c in order}
         for c in order:
             rows = done[c] = jobs[c].get()
-            print(f"K={c[1]} {c[0]} seed={c[2]}: final reward {rows[-1]['reward/mean']:.3f} reach={first_reach(rows, args.target, args.window)}", flush=True)
+            print(
+                f"K={c[1]} {c[0]} seed={c[2]}: final reward {rows[-1]['reward/mean']:.3f} reach={first_reach(rows, args.target, args.window)}",
+                flush=True,
+            )
     results: dict[str, dict] = {}
     for k in args.turns:
         for algo in args.algos:
@@ -123,7 +146,7 @@ def _table(results: dict, args: argparse.Namespace) -> None:
     medians: dict[tuple[int, str], float] = {}
     per_update: dict[tuple[int, str], float] = {}
     to_reach: dict[tuple[int, str], float] = {}
-    for key, res in results.items():
+    for _key, res in results.items():
         reach = [first_reach(r, args.target, args.window) for r in res["runs"]]
         hit = [x for x in reach if x[0] is not None]
         # a run that never reaches the target needs more than the budget: count it as budget + 1 (censored)
@@ -137,7 +160,9 @@ def _table(results: dict, args: argparse.Namespace) -> None:
         per_update[(res["turns"], res["algo"])] = tpu
         if hit:
             to_reach[(res["turns"], res["algo"])] = statistics.mean(h[1] for h in hit)
-        lines.append(f"| {res['turns']} | {res['algo']} | {len(hit)}/{len(reach)} | {per_seed} | {med_s} | {tok} | {final:.3f} | {tpu:,.0f} |")
+        lines.append(
+            f"| {res['turns']} | {res['algo']} | {len(hit)}/{len(reach)} | {per_seed} | {med_s} | {tok} | {final:.3f} | {tpu:,.0f} |"
+        )
     lines.append("")
     tokens: dict[int, str] = {}
     for k in args.turns:  # the token cost, honestly: TRePO's continuations are paid for in sampled tokens
@@ -147,25 +172,33 @@ def _table(results: dict, args: argparse.Namespace) -> None:
         others = {a: v for (kk, a), v in to_reach.items() if kk == k and a != "trepo"}
         if (k, "trepo") in to_reach and others:
             best = min(others, key=others.get)
-            txt += (f"; to reach {args.target} it sampled {to_reach[(k, 'trepo')]:,.0f} tokens (mean of its runs) against "
-                    f"{others[best]:,.0f} for {best}'s runs that reached it ({to_reach[(k, 'trepo')] / others[best]:.1f}x)")
+            txt += (
+                f"; to reach {args.target} it sampled {to_reach[(k, 'trepo')]:,.0f} tokens (mean of its runs) against "
+                f"{others[best]:,.0f} for {best}'s runs that reached it ({to_reach[(k, 'trepo')] / others[best]:.1f}x)"
+            )
         tokens[k] = txt + "."
     for k in args.turns:
         if (k, "trepo") in medians and (k, "grpo") in medians:
             t, g = medians[(k, "trepo")], medians[(k, "grpo")]
             g_s = f"{g:.0f}" if g <= args.updates else f"more than {args.updates}"
             if t > args.updates:
-                lines.append(f"K={k}: TRePO's median run does not reach {args.target} within {args.updates} updates; target **not met**.")
+                lines.append(
+                    f"K={k}: TRePO's median run does not reach {args.target} within {args.updates} updates; target **not met**."
+                )
                 continue
             if g > args.updates and 2 * t > args.updates:  # GRPO censored: only an upper bound on the ratio
-                verdict = (f"not shown: GRPO's median run does not reach it within the budget, so TRePO needs at most "
-                           f"{t / (args.updates + 1):.2f}x of GRPO's updates; showing 0.5x needs a budget of {2 * t:.0f}+ updates")
+                verdict = (
+                    f"not shown: GRPO's median run does not reach it within the budget, so TRePO needs at most "
+                    f"{t / (args.updates + 1):.2f}x of GRPO's updates; showing 0.5x needs a budget of {2 * t:.0f}+ updates"
+                )
             elif g > args.updates:  # censored, but the bound already proves the target
                 verdict = f"met (TRePO needs at most {t / (args.updates + 1):.2f}x of GRPO's updates)"
             else:
                 verdict = ("met" if 2 * t <= g else "not met") + f" ({t / g:.2f}x)"
-            lines.append(f"K={k}: TRePO's median {t:.0f} updates to reach {args.target} against GRPO's {g_s}; "
-                         f"target (at most half of GRPO's): **{verdict}**. {tokens[k]}")
+            lines.append(
+                f"K={k}: TRePO's median {t:.0f} updates to reach {args.target} against GRPO's {g_s}; "
+                f"target (at most half of GRPO's): **{verdict}**. {tokens[k]}"
+            )
     write_section("Credit assignment (CreditChain)", "\n".join(lines))
 
 

@@ -47,7 +47,9 @@ def main() -> None:
 
     t0 = time.perf_counter()
     env = FlightBookingEnv(split=args.split)
-    print(f"world + tasks loaded in {time.perf_counter() - t0:.2f} s ({env.world!r}, {len(env.task_ids())} {args.split} tasks)")
+    print(
+        f"world + tasks loaded in {time.perf_counter() - t0:.2f} s ({env.world!r}, {len(env.task_ids())} {args.split} tasks)"
+    )
     t0 = time.perf_counter()
     scripts = {tid: gold_actions(env, tid) for tid in env.task_ids()}  # also computes every gold hash once
     print(f"first pass (gold hashes, world digest): {time.perf_counter() - t0:.2f} s")
@@ -77,8 +79,12 @@ def main() -> None:
             steps += len(actions)
         raw_rates.append(steps / (time.perf_counter() - start))
     n_steps = sum(len(a) for a in scripts.values())
-    print(f"python {platform.python_version()} on {platform.machine()}, split={args.split}, {len(scripts)} episodes ({n_steps} steps) x {args.repeats}")
-    print(f"env steps/s (gold agent + rule-based user): median {statistics.median(rates):,.0f}  (min {min(rates):,.0f}, max {max(rates):,.0f})")
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, split={args.split}, {len(scripts)} episodes ({n_steps} steps) x {args.repeats}"
+    )
+    print(
+        f"env steps/s (gold agent + rule-based user): median {statistics.median(rates):,.0f}  (min {min(rates):,.0f}, max {max(rates):,.0f})"
+    )
     print(f"env steps/s (actions precomputed):          median {statistics.median(raw_rates):,.0f}")
     print(f"episodes/s (resets and rewards included):   median {statistics.median(ep_rates):,.0f}")
 

@@ -53,7 +53,9 @@ TITLE = "FlightBooking-v0 on the published τ-bench / τ²-bench airline tasks"
 def derive_tau2_db(v1_dir: Path) -> dict[str, Any]:
     """τ²'s db.json layout from τ-bench's three files: flights lead with origin, destination, flight_number; users
     carry their user_id first and their payment methods as τ²'s models order them, balances as floats."""
-    flights, users, reservations = (json.loads((v1_dir / f"{n}.json").read_text()) for n in ("flights", "users", "reservations"))
+    flights, users, reservations = (
+        json.loads((v1_dir / f"{n}.json").read_text()) for n in ("flights", "users", "reservations")
+    )
 
     def flight(f: dict[str, Any]) -> dict[str, Any]:
         head = {k: f[k] for k in ("origin", "destination", "flight_number")}
@@ -179,7 +181,9 @@ def _norm_tables(t: dict[str, Any]) -> Any:
     return out
 
 
-def byte_parity(kind: str, world: World, raw: Any, tasks: list[PublishedTask], ref: Any, rules: Rules) -> dict[str, Any]:
+def byte_parity(
+    kind: str, world: World, raw: Any, tasks: list[PublishedTask], ref: Any, rules: Rules
+) -> dict[str, Any]:
     """Replay each task's gold actions through the benchmark's own tools (on a fresh copy of its data) and through
     ours; count the outputs that are byte-equal and the final databases that are equal."""
     equal = total = db_equal = 0
@@ -212,7 +216,9 @@ def byte_parity(kind: str, world: World, raw: Any, tasks: list[PublishedTask], r
     return {"equal": equal, "total": total, "db_equal": db_equal, "tasks": len(tasks), "diffs": diffs}
 
 
-def search_parity(kind: str, world: World, raw: Any, ref: Any, rules: Rules, date: str = "2024-05-20") -> tuple[int, int]:
+def search_parity(
+    kind: str, world: World, raw: Any, ref: Any, rules: Rules, date: str = "2024-05-20"
+) -> tuple[int, int]:
     """Direct and one-stop searches over every ordered airport pair on `date`: (byte-equal, total)."""
     ours = ReplayState(Database(world), rules)
     toolkit = None if kind == "tau_bench_v1" else ref[0](ref[1].model_validate(copy.deepcopy(raw)))
@@ -297,7 +303,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tau-bench", type=Path, default=Path("/work/data/tau_bench_airline"))
     ap.add_argument("--tau2", type=Path, default=Path("/work/data/tau2_airline"))
-    ap.add_argument("--tau2-db", default=None, help="db.json to use (default: DIR/db.json), or 'derived' (module docstring)")
+    ap.add_argument(
+        "--tau2-db", default=None, help="db.json to use (default: DIR/db.json), or 'derived' (module docstring)"
+    )
     ap.add_argument("--tau-bench-src", type=Path, default=None)
     ap.add_argument("--tau2-src", type=Path, default=None)
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -314,7 +322,9 @@ def main() -> None:
     rows, notes, parity_rows = [], [], []
     for label, parity, world_path, tasks_path, splits in runs:
         if not world_path.exists() or not tasks_path.exists():
-            print(f"{label}: {world_path} or {tasks_path} missing; see this script's docstring for where to put the files")
+            print(
+                f"{label}: {world_path} or {tasks_path} missing; see this script's docstring for where to put the files"
+            )
             notes.append(f"{label}: files missing, not measured.")
             continue
         t0 = time.perf_counter()
@@ -335,19 +345,27 @@ def main() -> None:
             strict = FlightBookingEnv(world=world, tasks=str(tasks_path), split=split, benchmark_errors="score")
             wins_strict, lost_strict, _ = gold_runs(strict)
             n = len(env.task_ids())
-            rows.append(f"| {label} | {split or 'test'} | {n} | {t_world:.2f} | {t_tasks * 1000:.0f} | {t_env:.2f} | {wins}/{n} | "
-                        f"{wins_strict}/{n} ({', '.join(lost_strict) or 'none'} lost) | {t_play:.2f} |")
+            rows.append(
+                f"| {label} | {split or 'test'} | {n} | {t_world:.2f} | {t_tasks * 1000:.0f} | {t_env:.2f} | {wins}/{n} | "
+                f"{wins_strict}/{n} ({', '.join(lost_strict) or 'none'} lost) | {t_play:.2f} |"
+            )
             print(rows[-1])
         t0 = time.perf_counter()
         own = FlightBookingEnv(world=str(world_path), split="all")  # world= alone: tasks generated from it, checked
-        notes.append(f"{label}: `world=` alone builds the env in {time.perf_counter() - t0:.1f} s with {len(own.task_ids())} generated "
-                     f"tasks, {len(own.skipped_tasks)} skipped.")
-        notes.append(f"{label}: {len(tasks)} tasks, {n_actions} gold actions; the policy check flags the gold replay of "
-                     f"{len(disagree)} ({', '.join(disagree) or 'none'}); listed as benchmark errors: {', '.join(listed) or 'none'}.")
+        notes.append(
+            f"{label}: `world=` alone builds the env in {time.perf_counter() - t0:.1f} s with {len(own.task_ids())} generated "
+            f"tasks, {len(own.skipped_tasks)} skipped."
+        )
+        notes.append(
+            f"{label}: {len(tasks)} tasks, {n_actions} gold actions; the policy check flags the gold replay of "
+            f"{len(disagree)} ({', '.join(disagree) or 'none'}); listed as benchmark errors: {', '.join(listed) or 'none'}."
+        )
         src = args.tau_bench_src if parity == "tau_bench_v1" else args.tau2_src
         if src is not None:
             if parity == "tau_bench_v1":
-                raw = {n: json.loads((world_path / f"{n}.json").read_text()) for n in ("flights", "users", "reservations")}
+                raw = {
+                    n: json.loads((world_path / f"{n}.json").read_text()) for n in ("flights", "users", "reservations")
+                }
                 ref: Any = tau_bench_tools(src)
             else:
                 raw = json.loads(Path(world_path).read_text())
@@ -356,14 +374,17 @@ def main() -> None:
             se, st = search_parity(parity, world, raw, ref, rules)
             ee, et, ediffs = error_parity(parity, world, raw, ref, rules)
             eh, _, _ = error_parity(parity, world, raw, ref, Rules(parity))  # the env's own mode: hints on
-            parity_rows.append(f"| {label} | `{parity}`, hints off | {p['equal']} / {p['total']} | {p['db_equal']} / {p['tasks']} | "
-                               f"{se} / {st} | {ee} / {et} (hints on: {eh}) |")
+            parity_rows.append(
+                f"| {label} | `{parity}`, hints off | {p['equal']} / {p['total']} | {p['db_equal']} / {p['tasks']} | "
+                f"{se} / {st} | {ee} / {et} (hints on: {eh}) |"
+            )
             p["diffs"] += ediffs
             print(parity_rows[-1])
             for d in p["diffs"]:
                 print("   ", d)
                 notes.append(f"first differences: {d}")
-    body = f"""`benchmarks/flight_published.py` (the files' places are in its docstring; they are not shipped). {machine_line()}
+    body = (
+        f"""`benchmarks/flight_published.py` (the files' places are in its docstring; they are not shipped). {machine_line()}
 
 The gold agent (`scripted:gold`: the task's gold actions, then its required outputs and a closing question) plays
 every published task with the offline user (`users_published.InstructionUser`), scored as the benchmark scores
@@ -374,8 +395,10 @@ benchmark-error tasks' own violation uncharged (the default), "score" charges it
 |---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-{chr(10).join('- ' + n for n in notes)}
-""" + (f"""
+{chr(10).join("- " + n for n in notes)}
+"""
+        + (
+            f"""
 Byte parity: each gold action's output from the env (the benchmark's parity, hints off) against the benchmark's
 own tool code run on its own data (loaded from a checkout; τ²'s framework imports stubbed), and the final
 databases compared record by record (τ²'s `user_id` inside a user and null fields set aside).
@@ -383,12 +406,21 @@ databases compared record by record (τ²'s `user_id` inside a user and null fie
 | benchmark | env mode | gold outputs byte-equal | final databases equal | searches byte-equal (every airport pair, direct + one-stop, 2024-05-20) | failing calls byte-equal |
 |---|---|---|---|---|---|
 {chr(10).join(parity_rows)}
-""" if parity_rows else "") + ("""
+"""
+            if parity_rows
+            else ""
+        )
+        + (
+            """
 The τ² world here is a db.json derived from τ-bench's three files (`--tau2-db derived`: τ²'s field order,
 `user_id`, float balances): the published db.json (7 MB) was above the size the fetch tool brings in. τ² edited a
 few records since (tau2-bench#94: two reservations from basic economy to economy, one given insurance; #29:
 VA5SGQ rewritten as DTW-JFK), so τ² figures on the published file may differ; rerun with it at the place above.
-""" if derived else "")
+"""
+            if derived
+            else ""
+        )
+    )
     print(body)
     if not args.no_write:
         write_section(TITLE, body)

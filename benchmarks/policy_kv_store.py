@@ -51,8 +51,9 @@ def main() -> None:
     n = args.groups * args.group_size
     rows = []
     for label, entries in (("off (`rollout.kv_store=0`)", 0), (f"on, {n} entries (the default: one per episode)", n)):
-        code = CHILD.format(root=str(ROOT), threads=args.threads, entries=entries, groups=args.groups,
-                            group_size=args.group_size)
+        code = CHILD.format(
+            root=str(ROOT), threads=args.threads, entries=entries, groups=args.groups, group_size=args.group_size
+        )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append((label, r))
@@ -60,7 +61,9 @@ def main() -> None:
     (_, off), (_, on) = rows
     table = "\n".join(
         f"| {label} | {r['s']:.1f} | {r['prefill_tokens']:,} | {r['prefill_s']:.1f} | {r['decode_s']:.1f} | "
-        f"{r['sampled']:,} | {r['sampled'] / r['s']:.1f} | {r['growth_mib']:+.0f} |" for label, r in rows)
+        f"{r['sampled']:,} | {r['sampled'] / r['s']:.1f} | {r['growth_mib']:+.0f} |"
+        for label, r in rows
+    )
     body = f"""{machine_line()}
 Written by `benchmarks/policy_kv_store.py`: smollm2-135m on agentrl/ToolUse-v0 (tiers 1-2, compact prompt, at most
 5 turns, train split), one update's collection of {args.groups} groups x {args.group_size} episodes, temperature 1,
@@ -71,7 +74,7 @@ process. Growth: peak RSS over the RSS after loading the model.
 |---|---|---|---|---|---|---|---|
 {table}
 
-Collection {off['s'] / on['s']:.2f}x faster; {off['prefill_tokens'] / max(on['prefill_tokens'], 1):.1f}x fewer prompt tokens
+Collection {off["s"] / on["s"]:.2f}x faster; {off["prefill_tokens"] / max(on["prefill_tokens"], 1):.1f}x fewer prompt tokens
 encoded. The episodes are not token-identical at temperature 1 (a cached KV and a recomputed one differ in the
 last float bits, which can flip a sampled token); greedy ones are (`tests/test_policy_kv_store.py`). Decode is
 now most of the time: the next place to look for the issue's 3x.

@@ -44,18 +44,36 @@ SMOKE = False
 # One config for every arm; only the estimator (and the control's rewards) differ.
 COMMON: dict[str, Any] = {
     "env": {"id": ENV_ID, "kwargs": {**ENV_KWARGS, "split": "train"}},
-    "rollout": {"groups": 2, "group_size": 8, "temperature": 1.0, "max_new_tokens": MAX_NEW, "max_seq_len": 4096,
-                "refill_rounds": 2, "task_draw": "success_band"},
+    "rollout": {
+        "groups": 2,
+        "group_size": 8,
+        "temperature": 1.0,
+        "max_new_tokens": MAX_NEW,
+        "max_seq_len": 4096,
+        "refill_rounds": 2,
+        "task_draw": "success_band",
+    },
     "optim": {"lr": 5e-6, "warmup_steps": 5},  # the old benchmark's 1e-5 lost 12 points in 4 updates on random rewards
     "ppo": {"epochs": 1, "minibatch_size": 16, "micro_batch_size": 8},
-    "train": {"updates": 400, "max_tokens": BUDGET, "checkpoint_every": 5, "keep_checkpoints": 1, "log_episodes": 0,
-              "eval_every": 0, "threads": 2},
+    "train": {
+        "updates": 400,
+        "max_tokens": BUDGET,
+        "checkpoint_every": 5,
+        "keep_checkpoints": 1,
+        "log_episodes": 0,
+        "eval_every": 0,
+        "threads": 2,
+    },
 }
 ARMS: dict[str, dict[str, Any]] = {
     "grpo": {"algorithm": {"name": "grpo"}},
     # continuations at the policy's temperature (unbiased V-hat, and on-policy so they can be trained on)
-    "trepo": {"algorithm": {"name": "trepo", "params": {"branch_m": 1, "branch_points": "turns", "branch_t_min": None,
-                                                        "train_continuations": True}}},
+    "trepo": {
+        "algorithm": {
+            "name": "trepo",
+            "params": {"branch_m": 1, "branch_points": "turns", "branch_t_min": None, "train_continuations": True},
+        }
+    },
     "control": {"algorithm": {"name": "grpo"}, "train": {"random_reward": 0.4}},
 }
 
@@ -89,10 +107,23 @@ def held_out(model: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for mode, temp, trials in (("greedy", 0.0, 1), ("sampled", 1.0, SAMPLED_TRIALS)):
         t0 = time.perf_counter()
-        r = evaluate(ENV_ID, model, env_kwargs={**ENV_KWARGS, "split": "test"}, tasks=TASKS, trials=trials, seed=0,
-                     temperature=temp, max_new_tokens=MAX_NEW)
-        out[mode] = {"success": r.success_rate, "tasks": r.tasks, "trials": trials, "seconds": time.perf_counter() - t0,
-                     "per_task": {o.task_id: sum(o.successes) / len(o.successes) for o in r.outcomes}}
+        r = evaluate(
+            ENV_ID,
+            model,
+            env_kwargs={**ENV_KWARGS, "split": "test"},
+            tasks=TASKS,
+            trials=trials,
+            seed=0,
+            temperature=temp,
+            max_new_tokens=MAX_NEW,
+        )
+        out[mode] = {
+            "success": r.success_rate,
+            "tasks": r.tasks,
+            "trials": trials,
+            "seconds": time.perf_counter() - t0,
+            "per_task": {o.task_id: sum(o.successes) / len(o.successes) for o in r.outcomes},
+        }
         log(f"  {mode} held-out {model}: {r.success_rate:.3f} over {r.tasks} tasks ({out[mode]['seconds']:.0f}s)")
     return out
 
@@ -135,12 +166,19 @@ def stage_rl(d: dict[str, Any], arm: str, seed: int, sft: Path) -> None:
     finally:
         trainer.close()
     rows = [r for r in load_metrics(Path(cfg["train"]["run_dir"]) / "metrics.jsonl") if r["step"] > 0]
-    log(f"{key}: {len(rows)} updates, {trainer.tokens_cumulative:,} tokens ({time.perf_counter() - t0:.0f}s in this call)")
-    d[key] = {"done": False, "seconds_rl": sum(r.get("time/total", 0.0) for r in rows),  # every call's, resumed ones too
-              "updates": len(rows), "tokens": trainer.tokens_cumulative,
-              "train_reward": [r.get("reward/mean") for r in rows],
-              "zero_std": [r.get("groups/frac_reward_zero_std") for r in rows],
-              "kl_step": [r.get("policy/kl_step") for r in rows], "greedy_flips": [r.get("policy/greedy_flips") for r in rows]}
+    log(
+        f"{key}: {len(rows)} updates, {trainer.tokens_cumulative:,} tokens ({time.perf_counter() - t0:.0f}s in this call)"
+    )
+    d[key] = {
+        "done": False,
+        "seconds_rl": sum(r.get("time/total", 0.0) for r in rows),  # every call's, resumed ones too
+        "updates": len(rows),
+        "tokens": trainer.tokens_cumulative,
+        "train_reward": [r.get("reward/mean") for r in rows],
+        "zero_std": [r.get("groups/frac_reward_zero_std") for r in rows],
+        "kl_step": [r.get("policy/kl_step") for r in rows],
+        "greedy_flips": [r.get("policy/greedy_flips") for r in rows],
+    }
     save(d, key)
     t1 = time.perf_counter()
     d[key]["eval"] = held_out(cfg["train"]["run_dir"])
@@ -166,12 +204,19 @@ def stage_partial_eval(d: dict[str, Any], arm: str, seed: int) -> None:
     rows = [r for r in load_metrics(run / "metrics.jsonl") if 0 < r["step"] <= step]
     t1 = time.perf_counter()
     ev = held_out(str(run))
-    d[key] = {"done": False, "stopped_early": True, "partial_step": step, "updates": step,
-              "tokens": int(rows[-1]["tokens/cumulative"]) if rows else 0,
-              "seconds_rl": sum(r.get("time/total", 0.0) for r in rows), "eval": ev,
-              "seconds_eval": time.perf_counter() - t1,
-              "train_reward": [r.get("reward/mean") for r in rows],
-              "kl_step": [r.get("policy/kl_step") for r in rows], "greedy_flips": [r.get("policy/greedy_flips") for r in rows]}
+    d[key] = {
+        "done": False,
+        "stopped_early": True,
+        "partial_step": step,
+        "updates": step,
+        "tokens": int(rows[-1]["tokens/cumulative"]) if rows else 0,
+        "seconds_rl": sum(r.get("time/total", 0.0) for r in rows),
+        "eval": ev,
+        "seconds_eval": time.perf_counter() - t1,
+        "train_reward": [r.get("reward/mean") for r in rows],
+        "kl_step": [r.get("policy/kl_step") for r in rows],
+        "greedy_flips": [r.get("policy/greedy_flips") for r in rows],
+    }
     save(d, key)
 
 
@@ -192,24 +237,30 @@ def flips(a: dict[str, float], b: dict[str, float]) -> tuple[int, int]:
 def render() -> None:
     d = load()
     sft_eval = d.get("sft_eval")
-    lines = [machine_line(), "",
-             f"Written by `benchmarks/rl_beyond_noise.py`. SmolLM2-135M-Instruct, float32, CPU. SFT on ToolUse-v0's train "
-             f"split (tiers 1-2, compact prompt; `benchmarks/agent_learning.py`'s checkpoint), then RL from it on the train "
-             f"split: {COMMON['rollout']['groups']} groups x {COMMON['rollout']['group_size']} episodes per update at temperature 1, "
-             f"dynamic sampling (refill_rounds {COMMON['rollout']['refill_rounds']}), task draws `success_band`, lr "
-             f"{COMMON['optim']['lr']:g} with {COMMON['optim']['warmup_steps']} warm-up updates, one optimizer step per update, "
-             f"until {BUDGET:,} sampled tokens (refills and TRePO's continuations counted). TRePO: one continuation per agent "
-             "turn at the policy's temperature, continuations trained on. Control: GRPO on Bernoulli(0.4) rewards. Held-out: "
-             f"the test split's tiers 1-2 (100 tasks), greedy (1 episode per task) and sampled (temperature 1, {SAMPLED_TRIALS} "
-             "per task); ± is one standard error. Flips: held-out tasks the SFT checkpoint failed and the RL one solves (+), "
-             "and the reverse (−), greedy.", "",
-             "| run | updates | sampled tokens | greedy success | Δ vs SFT (points) | flips + / − | sampled success | RL time | eval time |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        machine_line(),
+        "",
+        f"Written by `benchmarks/rl_beyond_noise.py`. SmolLM2-135M-Instruct, float32, CPU. SFT on ToolUse-v0's train "
+        f"split (tiers 1-2, compact prompt; `benchmarks/agent_learning.py`'s checkpoint), then RL from it on the train "
+        f"split: {COMMON['rollout']['groups']} groups x {COMMON['rollout']['group_size']} episodes per update at temperature 1, "
+        f"dynamic sampling (refill_rounds {COMMON['rollout']['refill_rounds']}), task draws `success_band`, lr "
+        f"{COMMON['optim']['lr']:g} with {COMMON['optim']['warmup_steps']} warm-up updates, one optimizer step per update, "
+        f"until {BUDGET:,} sampled tokens (refills and TRePO's continuations counted). TRePO: one continuation per agent "
+        "turn at the policy's temperature, continuations trained on. Control: GRPO on Bernoulli(0.4) rewards. Held-out: "
+        f"the test split's tiers 1-2 (100 tasks), greedy (1 episode per task) and sampled (temperature 1, {SAMPLED_TRIALS} "
+        "per task); ± is one standard error. Flips: held-out tasks the SFT checkpoint failed and the RL one solves (+), "
+        "and the reverse (−), greedy.",
+        "",
+        "| run | updates | sampled tokens | greedy success | Δ vs SFT (points) | flips + / − | sampled success | RL time | eval time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     if sft_eval:
         g, s = sft_eval["greedy"], sft_eval["sampled"]
-        lines.append(f"| SFT checkpoint | — | — | {g['success']:.3f} ± {se(g['success'], g['tasks']):.3f} | — | — | "
-                     f"{s['success']:.3f} ± {se(s['success'], s['tasks'] * s['trials']):.3f} | — | "
-                     f"{(g['seconds'] + s['seconds']) / 60:.0f} min |")
+        lines.append(
+            f"| SFT checkpoint | — | — | {g['success']:.3f} ± {se(g['success'], g['tasks']):.3f} | — | — | "
+            f"{s['success']:.3f} ± {se(s['success'], s['tasks'] * s['trials']):.3f} | — | "
+            f"{(g['seconds'] + s['seconds']) / 60:.0f} min |"
+        )
     verdicts = []
     for seed in SEEDS:
         for arm in ARMS:
@@ -220,16 +271,20 @@ def render() -> None:
                 continue
             ev = r.get("eval")
             if not ev or not sft_eval:
-                lines.append(f"| {name} | {r['updates']} | {r['tokens']:,} | not evaluated | | | | {r['seconds_rl'] / 60:.0f} min | |")
+                lines.append(
+                    f"| {name} | {r['updates']} | {r['tokens']:,} | not evaluated | | | | {r['seconds_rl'] / 60:.0f} min | |"
+                )
                 continue
             g, s = ev["greedy"], ev["sampled"]
             if r.get("stopped_early"):
                 name += f" (stopped early: checkpoint of update {r['partial_step']}, budget not spent)"
             gain = (g["success"] - sft_eval["greedy"]["success"]) * 100
             plus, minus = flips(sft_eval["greedy"]["per_task"], g["per_task"])
-            lines.append(f"| {name} | {r['updates']} | {r['tokens']:,} | {g['success']:.3f} ± {se(g['success'], g['tasks']):.3f} | "
-                         f"{gain:+.0f} | +{plus} / −{minus} | {s['success']:.3f} ± {se(s['success'], s['tasks'] * s['trials']):.3f} | "
-                         f"{r['seconds_rl'] / 60:.0f} min | {r['seconds_eval'] / 60:.0f} min |")
+            lines.append(
+                f"| {name} | {r['updates']} | {r['tokens']:,} | {g['success']:.3f} ± {se(g['success'], g['tasks']):.3f} | "
+                f"{gain:+.0f} | +{plus} / −{minus} | {s['success']:.3f} ± {se(s['success'], s['tasks'] * s['trials']):.3f} | "
+                f"{r['seconds_rl'] / 60:.0f} min | {r['seconds_eval'] / 60:.0f} min |"
+            )
             if not r.get("stopped_early"):
                 verdicts.append((arm, seed, gain))
     lines += ["", "Targets (issue 28):"]
@@ -237,17 +292,29 @@ def render() -> None:
         got = [(s, g) for a, s, g in verdicts if a == arm]
         ctrl = {s: g for a, s, g in verdicts if a == "control"}
         if len(got) < len(SEEDS):
-            lines.append(f"- {arm}: RL >= +10 points over SFT in both seeds and above the control — **not measured yet** "
-                         f"({len(got)} of {len(SEEDS)} seeds evaluated).")
+            lines.append(
+                f"- {arm}: RL >= +10 points over SFT in both seeds and above the control — **not measured yet** "
+                f"({len(got)} of {len(SEEDS)} seeds evaluated)."
+            )
             continue
         ok = all(g >= 10 and g > ctrl.get(s, float("inf")) for s, g in got)
-        lines.append(f"- {arm}: RL >= +10 points over SFT in both seeds and above the control: "
-                     + ", ".join(f"seed {s} {g:+.0f}" for s, g in got) + f" — **{'met' if ok else 'missed'}**.")
+        lines.append(
+            f"- {arm}: RL >= +10 points over SFT in both seeds and above the control: "
+            + ", ".join(f"seed {s} {g:+.0f}" for s, g in got)
+            + f" — **{'met' if ok else 'missed'}**."
+        )
     tr = {s: g for a, s, g in verdicts if a == "trepo"}
     gr = {s: g for a, s, g in verdicts if a == "grpo"}
     both = sorted(set(tr) & set(gr))
-    lines.append("- TRePO vs GRPO at equal sampled tokens: " + (
-        ", ".join(f"seed {s}: {tr[s]:+.0f} vs {gr[s]:+.0f} points" for s in both) if both else "**not measured yet**") + ".")
+    lines.append(
+        "- TRePO vs GRPO at equal sampled tokens: "
+        + (
+            ", ".join(f"seed {s}: {tr[s]:+.0f} vs {gr[s]:+.0f} points" for s in both)
+            if both
+            else "**not measured yet**"
+        )
+        + "."
+    )
     if d.get("note"):
         lines += ["", d["note"]]
     if SMOKE:
@@ -272,9 +339,14 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=list(SEEDS))
     ap.add_argument("--render", action="store_true")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 each when two arms run side by side)")
-    ap.add_argument("--eval-now", action="store_true",
-                    help="evaluate the newest checkpoint of each unfinished run (stopped early), then render")
-    ap.add_argument("--smoke", action="store_true", help="tiny-random, a few tasks and tokens, results in /tmp: checks the pipeline")
+    ap.add_argument(
+        "--eval-now",
+        action="store_true",
+        help="evaluate the newest checkpoint of each unfinished run (stopped early), then render",
+    )
+    ap.add_argument(
+        "--smoke", action="store_true", help="tiny-random, a few tasks and tokens, results in /tmp: checks the pipeline"
+    )
     ap.add_argument("--note", default=None, help="a paragraph for BENCHMARKS.md (where the run stopped, what else ran)")
     args = ap.parse_args()
     if args.smoke:

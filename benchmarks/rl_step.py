@@ -37,7 +37,10 @@ TITLE = "RL step: phase by phase against the commit before issue 28"
 
 # Keys that exist at both commits; everything else is each tree's default.
 CONFIG: dict[str, Any] = {
-    "env": {"id": "agentrl/ToolUse-v0", "kwargs": {"tier": [1, 2], "schema": "compact", "max_turns": 5, "split": "train"}},
+    "env": {
+        "id": "agentrl/ToolUse-v0",
+        "kwargs": {"tier": [1, 2], "schema": "compact", "max_turns": 5, "split": "train"},
+    },
     "algorithm": {"name": "trepo", "params": {"branch_m": 1, "branch_points": "turns", "branch_t_min": 1.0}},
     "rollout": {"groups": 2, "group_size": 8, "temperature": 1.0, "max_new_tokens": 64, "max_seq_len": 4096},
     "optim": {"lr": 1e-5},
@@ -150,7 +153,9 @@ def tree_of(commit: str) -> Path:
 
 
 def run_tree(tree: Path, model: str, threads: int, updates: int, run_dir: Path) -> list[dict[str, float]]:
-    cfg = json.dumps({**CONFIG, "model": model, "train": {**CONFIG["train"], "run_dir": str(run_dir), "updates": updates}})
+    cfg = json.dumps(
+        {**CONFIG, "model": model, "train": {**CONFIG["train"], "run_dir": str(run_dir), "updates": updates}}
+    )
     code = CHILD.format(tree=str(tree), threads=threads, cfg=cfg, updates=updates)
     proc = subprocess.run([sys.executable, "-c", code], cwd=tree, capture_output=True, text=True)
     if proc.returncode:
@@ -161,20 +166,29 @@ def run_tree(tree: Path, model: str, threads: int, updates: int, run_dir: Path) 
 def summary(rows: list[dict[str, float]], lim: dict[str, float], sizes: dict[str, float]) -> dict[str, float]:
     """Means over the updates after the first; each phase's tokens/s and its fraction of the physical limit."""
     rs = rows[1:] or rows
-    mean = {k: sum(r[k] for r in rs) / len(rs) for k in rs[0] if isinstance(rs[0][k], (int, float)) and rs[0][k] is not None}
+    mean = {
+        k: sum(r[k] for r in rs) / len(rs) for k in rs[0] if isinstance(rs[0][k], (int, float)) and rs[0][k] is not None
+    }
     bw, fl = lim["bandwidth_gbs"] * 1e9, lim["matmul_gflops"] * 1e9
     w_bytes = 4 * (sizes["params_no_embed"] + sizes["head"])  # read per decode step (the tied embedding once)
     decode_limit = mean["decode_steps"] * w_bytes / bw
     prefill_limit = mean["prefill_tokens"] * 2 * sizes["params"] / fl
     # the update computes each position once after prefix sharing, the output head only where a token is scored
-    update_limit = (mean["unique_tokens"] * 6 * sizes["params_no_embed"] / fl + mean["agent_tokens"] * 6 * sizes["head"] / fl
-                    if "unique_tokens" in mean else None)
+    update_limit = (
+        mean["unique_tokens"] * 6 * sizes["params_no_embed"] / fl + mean["agent_tokens"] * 6 * sizes["head"] / fl
+        if "unique_tokens" in mean
+        else None
+    )
     gen = mean["time/collect"] + mean["time/branch"]
-    return {**mean, "sampling_limit_s": decode_limit + prefill_limit, "update_limit_s": update_limit,
-            "sampling_fraction": (decode_limit + prefill_limit) / gen if gen else 0.0,
-            "update_fraction": update_limit / mean["time/update"] if update_limit and mean["time/update"] else None,
-            "sampled_per_s": (mean["tokens/sampled"] + mean["tokens/branch"]) / gen if gen else 0.0,
-            "trained_per_s": mean["trained_tokens"] / mean["time/update"] if mean["time/update"] else 0.0}
+    return {
+        **mean,
+        "sampling_limit_s": decode_limit + prefill_limit,
+        "update_limit_s": update_limit,
+        "sampling_fraction": (decode_limit + prefill_limit) / gen if gen else 0.0,
+        "update_fraction": update_limit / mean["time/update"] if update_limit and mean["time/update"] else None,
+        "sampled_per_s": (mean["tokens/sampled"] + mean["tokens/branch"]) / gen if gen else 0.0,
+        "trained_per_s": mean["trained_tokens"] / mean["time/update"] if mean["time/update"] else 0.0,
+    }
 
 
 def _limit(s: dict[str, Any]) -> str:
@@ -185,9 +199,11 @@ def _limit(s: dict[str, Any]) -> str:
 
 def render(res: dict[str, Any]) -> None:
     lim, runs = res["limits"], res["runs"]
-    head = ("| tree | threads | s / update | collect s | branch s | update s | sampled + branch tokens | tokens/s sampling "
-            "| sampling: limit s (fraction) | decode steps | prompt tokens encoded | trained tokens | tokens/s update "
-            "| update: limit s (fraction) | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    head = (
+        "| tree | threads | s / update | collect s | branch s | update s | sampled + branch tokens | tokens/s sampling "
+        "| sampling: limit s (fraction) | decode steps | prompt tokens encoded | trained tokens | tokens/s update "
+        "| update: limit s (fraction) | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
     lines = []
     for r in runs:
         s = r["summary"]
@@ -196,16 +212,17 @@ def render(res: dict[str, Any]) -> None:
             f"{s['time/update']:.1f} | {s['tokens/sampled'] + s['tokens/branch']:,.0f} | {s['sampled_per_s']:.1f} | "
             f"{s['sampling_limit_s']:.1f} ({s['sampling_fraction']:.0%}) | {s['decode_steps']:.0f} | {s['prefill_tokens']:,.0f} | "
             f"{s['trained_tokens']:,.0f} | {s['trained_per_s']:.0f} | {_limit(s)} | "
-            f"{s['peak_rss_mib']:,.0f} |")
+            f"{s['peak_rss_mib']:,.0f} |"
+        )
     base, new = runs[0]["summary"], runs[-1]["summary"]
     per_tok = lambda s: s["time/total"] / max(s["tokens/sampled"] + s["tokens/branch"], 1)  # noqa: E731
-    body = f"""{res['machine']}
-Written by `benchmarks/rl_step.py` ({res['date']}): TRePO on agentrl/ToolUse-v0 (tiers 1-2, compact prompt, train split),
+    body = f"""{res["machine"]}
+Written by `benchmarks/rl_step.py` ({res["date"]}): TRePO on agentrl/ToolUse-v0 (tiers 1-2, compact prompt, train split),
 the agent-learning setting (2 groups x 8 episodes, M=1 continuation per agent turn at temperature 1, 64 new tokens
-per turn, one optimizer step per update) from `{res['model']}`; {res['updates']} updates per tree, the first left out of
-the means; each tree in its own process, one after the other. Baseline: commit `{res['baseline']}` (the tree issue 28
+per turn, one optimizer step per update) from `{res["model"]}`; {res["updates"]} updates per tree, the first left out of
+the means; each tree in its own process, one after the other. Baseline: commit `{res["baseline"]}` (the tree issue 28
 was measured on), run with the same config and threads. Limits measured here: memory bandwidth
-{lim['bandwidth_gbs']:.1f} GB/s (copy), float32 matmul {lim['matmul_gflops']:.0f} GFLOP/s at {res['threads']} thread(s); the sampling
+{lim["bandwidth_gbs"]:.1f} GB/s (copy), float32 matmul {lim["matmul_gflops"]:.0f} GFLOP/s at {res["threads"]} thread(s); the sampling
 limit is decode steps x weight bytes / bandwidth + prompt tokens x 2 x params / matmul rate (KV-cache traffic not
 counted, so it is optimistic), the update limit 6 x params x positions computed (each shared prefix once) / matmul
 rate, plus the output head at the scored tokens.
@@ -213,10 +230,10 @@ rate, plus the output head at the scored tokens.
 {head}
 {chr(10).join(lines)}
 
-Whole update: {base['time/total'] / new['time/total']:.2f}x faster ({base['time/total']:.1f} s -> {new['time/total']:.1f} s); per sampled
+Whole update: {base["time/total"] / new["time/total"]:.2f}x faster ({base["time/total"]:.1f} s -> {new["time/total"]:.1f} s); per sampled
 token (episodes and continuations sample different amounts in the two trees): {per_tok(base) / per_tok(new):.2f}x.
-Target: 3x — **{'met' if base['time/total'] / new['time/total'] >= 3 else 'missed'}**.
-{res.get('note', '')}
+Target: 3x — **{"met" if base["time/total"] / new["time/total"] >= 3 else "missed"}**.
+{res.get("note", "")}
 """
     write_section(TITLE, body)
 
@@ -225,7 +242,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--baseline", default="57bddba")
     ap.add_argument("--model", default="smollm2-135m", help="a model name or an SFT run directory")
-    ap.add_argument("--arch", default="smollm2-135m", help="the model whose parameters the limits count (an SFT run's base)")
+    ap.add_argument(
+        "--arch", default="smollm2-135m", help="the model whose parameters the limits count (an SFT run's base)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--updates", type=int, default=3)
     ap.add_argument("--render", action="store_true")
@@ -238,15 +257,31 @@ def main() -> None:
     lim = limits(args.threads)
     sizes = model_sizes(args.arch)
     print("limits", lim, "sizes", sizes, flush=True)
-    res: dict[str, Any] = {"machine": machine_line(), "date": time.strftime("%Y-%m-%d"), "model": args.model,
-                           "baseline": args.baseline, "updates": args.updates, "threads": args.threads, "limits": lim,
-                           "sizes": sizes, "runs": [], "note": args.note}
+    res: dict[str, Any] = {
+        "machine": machine_line(),
+        "date": time.strftime("%Y-%m-%d"),
+        "model": args.model,
+        "baseline": args.baseline,
+        "updates": args.updates,
+        "threads": args.threads,
+        "limits": lim,
+        "sizes": sizes,
+        "runs": [],
+        "note": args.note,
+    }
     with tempfile.TemporaryDirectory() as runs:
         for label, tree in ((f"`{args.baseline}`", tree_of(args.baseline)), ("this tree", ROOT)):
             t0 = time.perf_counter()
             rows = run_tree(tree, model, args.threads, args.updates, Path(runs) / label.strip("`").replace(" ", "_"))
-            res["runs"].append({"label": label, "threads": args.threads, "rows": rows, "summary": summary(rows, lim, sizes),
-                                "seconds": time.perf_counter() - t0})
+            res["runs"].append(
+                {
+                    "label": label,
+                    "threads": args.threads,
+                    "rows": rows,
+                    "summary": summary(rows, lim, sizes),
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
             print(label, json.dumps(res["runs"][-1]["summary"]), flush=True)
             OUT.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(OUT, json.dumps(res, indent=1))

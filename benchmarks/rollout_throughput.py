@@ -24,7 +24,9 @@ from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
 def run(model_name: str, episodes: int, tokens: int, turns: int) -> dict[str, float]:
     model, tok = load_model(model_name)
     sp = SamplingParams(temperature=1.0, max_new_tokens=tokens, ignore_eos=True)
-    runner = RolloutRunner(lambda: make_env("agentrl/CreditChain-v0", turns=turns), HFPolicy(model, tok), ChatFormatter(tok), sp, seed=0)
+    runner = RolloutRunner(
+        lambda: make_env("agentrl/CreditChain-v0", turns=turns), HFPolicy(model, tok), ChatFormatter(tok), sp, seed=0
+    )
     specs = [EpisodeSpec(seed=i, group_id=i) for i in range(episodes)]
     runner.collect(specs[:2])  # warm-up
     t = time.perf_counter()
@@ -36,7 +38,12 @@ def run(model_name: str, episodes: int, tokens: int, turns: int) -> dict[str, fl
     n_b = sum(e.num_sampled for e in batched)
     n_s = sum(e.num_sampled for e in single)
     assert n_b == n_s, (n_b, n_s)
-    return {"tokens": n_b, "batched_tok_s": n_b / t_batched, "single_tok_s": n_s / t_single, "speedup": t_single / t_batched}
+    return {
+        "tokens": n_b,
+        "batched_tok_s": n_b / t_batched,
+        "single_tok_s": n_s / t_single,
+        "speedup": t_single / t_batched,
+    }
 
 
 def main() -> None:
@@ -50,16 +57,20 @@ def main() -> None:
     for m in args.models:
         r = run(m, args.episodes, args.tokens, args.turns)
         print(m, r, flush=True)
-        rows.append(f"| {m} | {args.episodes} | {r['tokens']} | {r['single_tok_s']:.0f} | {r['batched_tok_s']:.0f} | {r['speedup']:.1f}x |")
-    body = "\n".join([
-        machine_line(),
-        f"CreditChain, {args.turns} turns x {args.tokens} tokens per turn (EOS ignored so both runs sample the same tokens), temperature 1.",
-        "Target: batched at least 4x faster than one episode at a time.",
-        "",
-        "| model | episodes | sampled tokens | one-at-a-time tok/s | batched tok/s | speed-up |",
-        "|---|---|---|---|---|---|",
-        *rows,
-    ])
+        rows.append(
+            f"| {m} | {args.episodes} | {r['tokens']} | {r['single_tok_s']:.0f} | {r['batched_tok_s']:.0f} | {r['speedup']:.1f}x |"
+        )
+    body = "\n".join(
+        [
+            machine_line(),
+            f"CreditChain, {args.turns} turns x {args.tokens} tokens per turn (EOS ignored so both runs sample the same tokens), temperature 1.",
+            "Target: batched at least 4x faster than one episode at a time.",
+            "",
+            "| model | episodes | sampled tokens | one-at-a-time tok/s | batched tok/s | speed-up |",
+            "|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
     write_section("Rollout throughput (transformers backend)", body)
 
 

@@ -35,13 +35,34 @@ BENCHMARKS: dict[str, tuple[list[str], str, str | None]] = {
     "policy_kv_store": ([], "main", None),
     "rl_step": ([], "main", None),
     "flight_published": ([], "main", None),
-    "credit_assignment": (["--turns", "6", "12", "--seeds", "0", "1", "2", "--jobs", str(os.cpu_count() or 1)], "main", None),
+    "credit_assignment": (
+        ["--turns", "6", "12", "--seeds", "0", "1", "2", "--jobs", str(os.cpu_count() or 1)],
+        "main",
+        None,
+    ),
     "model_success:tool_use-tiny": (["--env", "tool_use", "--model", "tiny-random", "--per-tier", "8"], "main", None),
-    "model_success:tool_use-smollm2": (["--env", "tool_use", "--model", "smollm2-135m", "--per-tier", "4",
-                                        "--max-new-tokens", "128", "--max-turns", "6"], "main", None),
+    "model_success:tool_use-smollm2": (
+        [
+            "--env",
+            "tool_use",
+            "--model",
+            "smollm2-135m",
+            "--per-tier",
+            "4",
+            "--max-new-tokens",
+            "128",
+            "--max-turns",
+            "6",
+        ],
+        "main",
+        None,
+    ),
     "model_success:flight-tiny": (["--env", "flight", "--model", "tiny-random", "--max-turns", "8"], "main", None),
-    "model_success:flight-smollm2": (["--env", "flight", "--model", "smollm2-135m", "--tasks", "8", "--max-new-tokens", "128",
-                                      "--max-turns", "6"], "main", None),
+    "model_success:flight-smollm2": (
+        ["--env", "flight", "--model", "smollm2-135m", "--tasks", "8", "--max-new-tokens", "128", "--max-turns", "6"],
+        "main",
+        None,
+    ),
     "vllm_throughput": ([], "vllm", None),
     "vllm_training": ([], "vllm", None),
 }
@@ -62,7 +83,9 @@ def main() -> int:
             continue
         print(f"== {name}", flush=True)
         script = name.split(":", 1)[0]
-        proc = subprocess.run([exe, str(HERE / f"{script}.py"), *extra], cwd=ROOT, capture_output=title is not None, text=True)
+        proc = subprocess.run(
+            [exe, str(HERE / f"{script}.py"), *extra], cwd=ROOT, capture_output=title is not None, text=True
+        )
         if proc.returncode != 0:
             failed.append(name)
             print(f"{name} failed (exit {proc.returncode})", file=sys.stderr)

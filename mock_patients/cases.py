@@ -19,14 +19,38 @@ import pydantic
 from mock_patients.io import atomic_write_text, iter_jsonl
 
 FactCategory = Literal[
-    "demographics", "chief_complaint", "hpi", "symptom", "pmh", "social", "family", "medication", "allergy",
-    "ros", "exam", "test", "other", "record",
+    "demographics",
+    "chief_complaint",
+    "hpi",
+    "symptom",
+    "pmh",
+    "social",
+    "family",
+    "medication",
+    "allergy",
+    "ros",
+    "exam",
+    "test",
+    "other",
+    "record",
 ]
 # Facts a patient knows and may tell; exam and test facts are revealed only by examining / testing, and
 # "record" facts (work-up, treatment given in the visit, clinicians' opinions, notes on missing information:
 # "The pediatrician suspects ...", "is started on IV fluids") are never told.
 PATIENT_CATEGORIES: frozenset[str] = frozenset(
-    {"demographics", "chief_complaint", "hpi", "symptom", "pmh", "social", "family", "medication", "allergy", "ros", "other"}
+    {
+        "demographics",
+        "chief_complaint",
+        "hpi",
+        "symptom",
+        "pmh",
+        "social",
+        "family",
+        "medication",
+        "allergy",
+        "ros",
+        "other",
+    }
 )
 Source = Literal["generated", "agentclinic", "mediq", "custom"]
 SHIPPED = Path(__file__).parent / "data" / "cases.jsonl"
@@ -36,8 +60,11 @@ MAX_DIAGNOSIS_CHARS = 200  # a diagnosis name (or synonym); real ones are under 
 # <|start_header_id|>; Phi <|user|>; DeepSeek's full-width bars; Gemma's turn tags; Llama 2's [INST] and
 # <<SYS>>). Case text reaches a patient's mouth and an LLM patient's prompt: a record holding one is refused
 # (a loader skips it with the field named), never spoken or prompted verbatim.
-CONTROL_MARKER = re.compile(r"<\|[^|<>\s]{1,40}\|>|<\uff5c[^\uff5c<>]{1,40}\uff5c>"  # <|...|>, <｜...｜>
-                            r"|<(?:start|end)_of_turn>|\[/?INST\]|<</?SYS>>", re.IGNORECASE)
+CONTROL_MARKER = re.compile(
+    r"<\|[^|<>\s]{1,40}\|>|<\uff5c[^\uff5c<>]{1,40}\uff5c>"  # <|...|>, <｜...｜>
+    r"|<(?:start|end)_of_turn>|\[/?INST\]|<</?SYS>>",
+    re.IGNORECASE,
+)
 CONTROL_MARKER_FORMS = "<|...|>, <start_of_turn>, <end_of_turn>, [INST], <<SYS>>"
 
 
@@ -66,8 +93,10 @@ def control_marker(value: Any) -> tuple[str, str] | None:
 
 
 def control_marker_error(where: str, marker: str) -> str:
-    return (f"{where} holds the chat control string {marker!r}; case text may not contain chat-template "
-            f"markers ({CONTROL_MARKER_FORMS})")
+    return (
+        f"{where} holds the chat control string {marker!r}; case text may not contain chat-template "
+        f"markers ({CONTROL_MARKER_FORMS})"
+    )
 
 
 def diagnosis_length_error(field: str, name: str) -> str | None:
@@ -80,7 +109,7 @@ def diagnosis_length_error(field: str, name: str) -> str | None:
 class Record(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
-    def __deepcopy__(self, memo: dict) -> "Record":
+    def __deepcopy__(self, memo: dict) -> Record:
         return self  # immutable: env snapshots share cases instead of copying them
 
 
@@ -158,7 +187,7 @@ class PatientCase(Record):
     closed_world: bool = False
 
     @pydantic.model_validator(mode="after")
-    def _check(self) -> "PatientCase":
+    def _check(self) -> PatientCase:
         if not self.id.strip():
             raise ValueError("case id must not be empty")
         if not self.diagnosis.strip():
@@ -169,8 +198,9 @@ class PatientCase(Record):
                 raise ValueError(f"case {self.id[:80]}: {err}")
         bad = [c for c in self.diagnosis_codes if not 1 <= len(c.strip()) <= 20]
         if bad:
-            raise ValueError(f"case {self.id[:80]}: diagnosis_codes must be codes of 1 to 20 characters, "
-                             f"got {bad[0][:40]!r}")
+            raise ValueError(
+                f"case {self.id[:80]}: diagnosis_codes must be codes of 1 to 20 characters, got {bad[0][:40]!r}"
+            )
         if not self.key_facts:
             raise ValueError(f"case {self.id}: key_facts must not be empty (the patient answers only from them)")
         dup = sorted(i for i, n in Counter(f.id for f in self.key_facts).items() if n > 1)  # linear: cases can be big

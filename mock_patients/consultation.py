@@ -86,12 +86,20 @@ def question_cost(concepts: Concepts) -> int:
 class Consultation:
     """The ledger of one consultation (see module docstring)."""
 
-    def __init__(self, case: PatientCase, patient: RuleBasedPatient | LLMPatient | None = None, *,
-                 table: KnowledgeTable | None = None, lexicon: Lexicon | None = None):
+    def __init__(
+        self,
+        case: PatientCase,
+        patient: RuleBasedPatient | LLMPatient | None = None,
+        *,
+        table: KnowledgeTable | None = None,
+        lexicon: Lexicon | None = None,
+    ):
         self.case = case
         self.table = table or default_table()
         self.lexicon = lexicon or default_lexicon()
-        self.patient = patient if patient is not None else RuleBasedPatient(case, lexicon=self.lexicon, table=self.table)
+        self.patient = (
+            patient if patient is not None else RuleBasedPatient(case, lexicon=self.lexicon, table=self.table)
+        )
         if self.patient.case is not case:
             raise ValueError(f"the patient plays case {self.patient.case.id}, the consultation is for case {case.id}")
         self.leak = leak_filter(case, self.table)
@@ -102,7 +110,7 @@ class Consultation:
         self.diagnosis: str | None = None
         self.opening_text: str | None = None
 
-    def __deepcopy__(self, memo: dict) -> "Consultation":
+    def __deepcopy__(self, memo: dict) -> Consultation:
         new = copy.copy(self)
         new.patient = copy.deepcopy(self.patient, memo)
         new.records = list(self.records)  # records are frozen
@@ -113,8 +121,16 @@ class Consultation:
 
     def _ledger(self) -> tuple:
         """Everything a consultation changes (the env's snapshot/restore contract compares this)."""
-        return (self.case.id, self.records, self.evidence, self.disclosed, self.tests_done, self.diagnosis,
-                self.opening_text, self.patient.state)
+        return (
+            self.case.id,
+            self.records,
+            self.evidence,
+            self.disclosed,
+            self.tests_done,
+            self.diagnosis,
+            self.opening_text,
+            self.patient.state,
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Consultation):
@@ -153,10 +169,18 @@ class Consultation:
         else:
             ans = self.patient.answer(arg)
             self._disclose(ans.fact_ids, turn)
-            rec = TurnRecord(turn=turn, kind="question", text=text, reply=ans.text, fact_ids=ans.fact_ids,
-                             new_fact_ids=ans.new_fact_ids, repeated=ans.repeated,
-                             irrelevant=not ans.matched and not ans.repeated,
-                             inquiries=question_cost(self.lexicon.analyze(arg)), simulator_error=ans.error)
+            rec = TurnRecord(
+                turn=turn,
+                kind="question",
+                text=text,
+                reply=ans.text,
+                fact_ids=ans.fact_ids,
+                new_fact_ids=ans.new_fact_ids,
+                repeated=ans.repeated,
+                irrelevant=not ans.matched and not ans.repeated,
+                inquiries=question_cost(self.lexicon.analyze(arg)),
+                simulator_error=ans.error,
+            )
         self.records.append(rec)
         return rec
 
@@ -169,10 +193,17 @@ class Consultation:
             label = self.table.test_spec(tid).name
         if not facts:  # source cases name their tests freely ("Acetylcholine receptor antibodies")
             want = content_stems(name)
-            facts = [f for f in self.case.key_facts if f.category in ("exam", "test") and f.test
-                     and want and want <= content_stems(f.test)] or \
-                    [f for f in self.case.key_facts if f.category in ("exam", "test") and f.test
-                     and len(want & content_stems(f.test)) >= max(1, len(want) // 2)]
+            facts = [
+                f
+                for f in self.case.key_facts
+                if f.category in ("exam", "test") and f.test and want and want <= content_stems(f.test)
+            ] or [
+                f
+                for f in self.case.key_facts
+                if f.category in ("exam", "test")
+                and f.test
+                and len(want & content_stems(f.test)) >= max(1, len(want) // 2)
+            ]
             if facts:
                 label = facts[0].test or name
             elif tid is None:
@@ -198,8 +229,19 @@ class Consultation:
         ids = tuple(f.id for f in facts)
         new = tuple(i for i in ids if i not in self.disclosed)
         self._disclose(ids, turn)
-        return TurnRecord(turn=turn, kind="test", text=text, reply=reply, target=name, test_id=tid, fact_ids=ids,
-                          new_fact_ids=new, repeated=repeated, irrelevant=not learned and not repeated, inquiries=1)
+        return TurnRecord(
+            turn=turn,
+            kind="test",
+            text=text,
+            reply=reply,
+            target=name,
+            test_id=tid,
+            fact_ids=ids,
+            new_fact_ids=new,
+            repeated=repeated,
+            irrelevant=not learned and not repeated,
+            inquiries=1,
+        )
 
     def _free_test_id(self, test: str) -> str | None:
         if test in self._table_test_ids:
@@ -247,7 +289,11 @@ def _test_ids(table: KnowledgeTable) -> frozenset[str]:
 def _free_result(f: KeyFact) -> str:
     """A source's result as the report reads: "Patient's Pco2 is 16 mm Hg." -> "Pco2 is 16 mm Hg"."""
     t = f.text.rstrip(".")
-    t = re.sub(r"^(?:the\s+)?(?:patient|pt|his|her|their)(?:['’]s)?\s+(?=\S)", "", t, flags=re.IGNORECASE) if ":" not in t else t
+    t = (
+        re.sub(r"^(?:the\s+)?(?:patient|pt|his|her|their)(?:['’]s)?\s+(?=\S)", "", t, flags=re.IGNORECASE)
+        if ":" not in t
+        else t
+    )
     return t[:1].upper() + t[1:]
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from mock_patients.cases import PatientCase
 from mock_patients.chat import ChatModel, require_chat_model
@@ -36,7 +37,7 @@ class Evidence:
     age: int | None = None
     sex: str | None = None
 
-    def copy(self) -> "Evidence":
+    def copy(self) -> Evidence:
         return Evidence(dict(self.findings), self.age, self.sex)
 
     def add_facts(self, case: PatientCase, fact_ids: Iterable[str]) -> None:
@@ -85,7 +86,9 @@ def _logs(table: KnowledgeTable) -> _Logs:
         ps = [min(max(table.p_finding(d, f.id), _EPS), 1 - _EPS) for d in table.diseases]
         present[f.id] = tuple(math.log(p) for p in ps)
         absent[f.id] = tuple(math.log(1 - p) for p in ps)
-    return _Logs(tuple(d.id for d in table.diseases), tuple(math.log(d.prior / total) for d in table.diseases), present, absent)
+    return _Logs(
+        tuple(d.id for d in table.diseases), tuple(math.log(d.prior / total) for d in table.diseases), present, absent
+    )
 
 
 class BayesianDiagnoser:
@@ -93,7 +96,7 @@ class BayesianDiagnoser:
         self.table = table or default_table()
         self._logs = _logs(self.table)
 
-    def __deepcopy__(self, memo: dict) -> "BayesianDiagnoser":
+    def __deepcopy__(self, memo: dict) -> BayesianDiagnoser:
         return self
 
     def prior(self) -> dict[str, float]:
@@ -145,7 +148,9 @@ _NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d+)?)")
 
 def _format_transcript(transcript: list[dict]) -> str:
     who = {"assistant": "Doctor", "user": "Patient", "doctor": "Doctor", "patient": "Patient"}
-    return "\n".join(f"{who.get(m['role'], m['role'].capitalize())}: {m['content']}" for m in transcript if m.get("role") != "system")
+    return "\n".join(
+        f"{who.get(m['role'], m['role'].capitalize())}: {m['content']}" for m in transcript if m.get("role") != "system"
+    )
 
 
 class LLMDiagnoser:
@@ -153,21 +158,27 @@ class LLMDiagnoser:
     its differential and its multiple-choice options. A reply without a number is re-asked once and
     then raises DiagnoserError (a failure is never scored as 0)."""
 
-    def __init__(self, model: ChatModel, *, candidates: list[str] | None = None, seed: int | None = 0, max_tokens: int = 8):
+    def __init__(
+        self, model: ChatModel, *, candidates: list[str] | None = None, seed: int | None = 0, max_tokens: int = 8
+    ):
         require_chat_model(model, "LLMDiagnoser")
         self.model = model
         self.candidates = candidates
         self.seed = seed
         self.max_tokens = max_tokens
 
-    def __deepcopy__(self, memo: dict) -> "LLMDiagnoser":
+    def __deepcopy__(self, memo: dict) -> LLMDiagnoser:
         return self
 
     def candidate_list(self, case: PatientCase, transcript: list[dict] | None = None) -> list[str]:
         """The case's diagnosis, differential and options, plus any diagnosis the doctor stated in the
         transcript; a case that names no alternative (AgentClinic OSCE) is scored against OTHER_CANDIDATE."""
-        stated = [m.group(1).strip() for t in transcript or () if t.get("role") in ("assistant", "doctor")
-                  for m in _STATED.finditer(str(t.get("content", "")))]
+        stated = [
+            m.group(1).strip()
+            for t in transcript or ()
+            if t.get("role") in ("assistant", "doctor")
+            for m in _STATED.finditer(str(t.get("content", "")))
+        ]
         names = self.candidates or [case.diagnosis, *case.differential, *case.options, *stated]
         out: list[str] = []
         for n in names:
@@ -188,13 +199,24 @@ class LLMDiagnoser:
         retry = [i for i, s in enumerate(scores) if s is None]
         if retry:
             again = self.model.complete_batch(
-                [batch[i] + [{"role": "assistant", "content": replies[i]}, {"role": "user", "content": "Reply with only a number from 0 to 100."}] for i in retry],
-                temperature=0.0, max_tokens=self.max_tokens, seed=self.seed,
+                [
+                    batch[i]
+                    + [
+                        {"role": "assistant", "content": replies[i]},
+                        {"role": "user", "content": "Reply with only a number from 0 to 100."},
+                    ]
+                    for i in retry
+                ],
+                temperature=0.0,
+                max_tokens=self.max_tokens,
+                seed=self.seed,
             )
             for i, r in zip(retry, again):
                 s = _parse_score(r)
                 if s is None:
-                    raise DiagnoserError(f"the diagnoser model gave no 0-100 score: {replies[i][:80]!r}, then {r[:80]!r}")
+                    raise DiagnoserError(
+                        f"the diagnoser model gave no 0-100 score: {replies[i][:80]!r}, then {r[:80]!r}"
+                    )
                 scores[i] = s
         return [float(s) for s in scores]  # type: ignore[arg-type]
 
@@ -222,7 +244,7 @@ class MatchDiagnoser:
         self.bayes = BayesianDiagnoser(table)
         self.table = self.bayes.table
 
-    def __deepcopy__(self, memo: dict) -> "MatchDiagnoser":
+    def __deepcopy__(self, memo: dict) -> MatchDiagnoser:
         return self
 
     def in_table(self, case: PatientCase) -> bool:
@@ -241,8 +263,10 @@ def make_diagnoser(kind: str, model: ChatModel | None = None, *, table: Knowledg
         raise ValueError(f"unknown diagnoser {kind!r}; allowed: {', '.join(DIAGNOSER_KINDS)}")
     if kind == "llm":
         if model is None:
-            raise ValueError("diagnoser 'llm' needs a chat model (--diagnoser-model MODEL: a local model path "
-                             "or MODEL@http(s)://HOST/v1)")
+            raise ValueError(
+                "diagnoser 'llm' needs a chat model (--diagnoser-model MODEL: a local model path "
+                "or MODEL@http(s)://HOST/v1)"
+            )
         return LLMDiagnoser(model)
     if model is not None:
         raise ValueError(f"diagnoser {kind!r} uses no model; a diagnoser model is only for diagnoser 'llm'")
@@ -257,5 +281,14 @@ def _parse_score(reply: str) -> float | None:
     return v if 0.0 <= v <= 100.0 else None
 
 
-__all__ = ["DIAGNOSER_KINDS", "BayesianDiagnoser", "Diagnoser", "DiagnoserError", "Evidence", "LLMDiagnoser",
-           "MatchDiagnoser", "accepted_names", "make_diagnoser"]
+__all__ = [
+    "DIAGNOSER_KINDS",
+    "BayesianDiagnoser",
+    "Diagnoser",
+    "DiagnoserError",
+    "Evidence",
+    "LLMDiagnoser",
+    "MatchDiagnoser",
+    "accepted_names",
+    "make_diagnoser",
+]

@@ -74,18 +74,20 @@ class DialogRecord(pydantic.BaseModel):
     case_file: str | None = None
 
     @pydantic.model_validator(mode="after")
-    def _has_case(self) -> "DialogRecord":
+    def _has_case(self) -> DialogRecord:
         if self.case is None and not self.case_id:
             raise ValueError("each dialog needs 'case_id' (a case in the case file) or an inline 'case'")
         return self
 
     @pydantic.model_validator(mode="after")
-    def _short_doctor_turns(self) -> "DialogRecord":
+    def _short_doctor_turns(self) -> DialogRecord:
         # the environment rejects longer actions; replaying one here would score what no episode could say
         for i, m in enumerate(self.messages):
             if m.role in DOCTOR_ROLES and len(m.content) > MAX_MESSAGE_CHARS:
-                raise ValueError(f"messages.{i}: the doctor message has {len(m.content):,} characters; "
-                                 f"at most {MAX_MESSAGE_CHARS:,} (the environment's limit)")
+                raise ValueError(
+                    f"messages.{i}: the doctor message has {len(m.content):,} characters; "
+                    f"at most {MAX_MESSAGE_CHARS:,} (the environment's limit)"
+                )
         return self
 
 
@@ -184,8 +186,14 @@ def _replay(rec: DialogRecord, k: Consultation, flush) -> tuple[str | None, int,
     return stated, turns, to_dx
 
 
-def score_dialog(rec: DialogRecord, case: PatientCase, line: int, *, diagnoser: Diagnoser | str | None = None,
-                 bayes: BayesianDiagnoser | None = None) -> DialogMetrics:
+def score_dialog(
+    rec: DialogRecord,
+    case: PatientCase,
+    line: int,
+    *,
+    diagnoser: Diagnoser | str | None = None,
+    bayes: BayesianDiagnoser | None = None,
+) -> DialogMetrics:
     bayes = bayes or BayesianDiagnoser()
     judge = _judge(diagnoser, bayes.table)
     k = Consultation(case)
@@ -206,14 +214,27 @@ def score_dialog(rec: DialogRecord, case: PatientCase, line: int, *, diagnoser: 
     by_turn = probs if scored[0] and probs else None
     asked = k.count("question") + k.count("test")
     return DialogMetrics(
-        id=rec.id or f"line-{line}", line=line, case_id=case.id, doctor=rec.doctor, true_diagnosis=case.diagnosis,
-        stated_diagnosis=stated, correct=bool(stated) and diagnosis_matches(stated, case, bayes.table),
-        key_fact_recall=k.recall(), patient_fact_recall=k.recall(patient_only=True),
-        questions=k.count("question"), tests=k.count("test"), inquiries=k.inquiries, repeated=k.repeated, irrelevant=k.irrelevant,
-        repeated_rate=k.repeated / asked if asked else 0.0, irrelevant_rate=k.irrelevant / asked if asked else 0.0,
-        turns=turns, turns_to_diagnosis=to_dx,
+        id=rec.id or f"line-{line}",
+        line=line,
+        case_id=case.id,
+        doctor=rec.doctor,
+        true_diagnosis=case.diagnosis,
+        stated_diagnosis=stated,
+        correct=bool(stated) and diagnosis_matches(stated, case, bayes.table),
+        key_fact_recall=k.recall(),
+        patient_fact_recall=k.recall(patient_only=True),
+        questions=k.count("question"),
+        tests=k.count("test"),
+        inquiries=k.inquiries,
+        repeated=k.repeated,
+        irrelevant=k.irrelevant,
+        repeated_rate=k.repeated / asked if asked else 0.0,
+        irrelevant_rate=k.irrelevant / asked if asked else 0.0,
+        turns=turns,
+        turns_to_diagnosis=to_dx,
         prior_probability=bayes.prior_probability(case) if in_table else None,
-        final_probability=by_turn[-1] if by_turn else None, probability_by_turn=by_turn,
+        final_probability=by_turn[-1] if by_turn else None,
+        probability_by_turn=by_turn,
     )
 
 
@@ -227,13 +248,20 @@ def summarize(ms: list[DialogMetrics]) -> Summary:
     by_turn = [mean([c[min(t, len(c) - 1)] for c in curves]) for t in range(width)]
     finals = [m.final_probability for m in ms if m.final_probability is not None]
     return Summary(
-        dialogs=n, accuracy=mean([float(m.correct) for m in ms]), diagnosed=mean([float(m.stated_diagnosis is not None) for m in ms]),
-        key_fact_recall=mean([m.key_fact_recall for m in ms]), patient_fact_recall=mean([m.patient_fact_recall for m in ms]),
-        questions=mean([m.questions for m in ms]), tests=mean([m.tests for m in ms]), inquiries=mean([m.inquiries for m in ms]),
+        dialogs=n,
+        accuracy=mean([float(m.correct) for m in ms]),
+        diagnosed=mean([float(m.stated_diagnosis is not None) for m in ms]),
+        key_fact_recall=mean([m.key_fact_recall for m in ms]),
+        patient_fact_recall=mean([m.patient_fact_recall for m in ms]),
+        questions=mean([m.questions for m in ms]),
+        tests=mean([m.tests for m in ms]),
+        inquiries=mean([m.inquiries for m in ms]),
         repeated_rate=sum(m.repeated for m in ms) / asked if asked else 0.0,
         irrelevant_rate=sum(m.irrelevant for m in ms) / asked if asked else 0.0,
-        turns_to_diagnosis=mean(dx) if dx else None, final_probability=mean(finals) if finals else None,
-        probability_by_turn=by_turn, probability_dialogs=len(finals),
+        turns_to_diagnosis=mean(dx) if dx else None,
+        final_probability=mean(finals) if finals else None,
+        probability_by_turn=by_turn,
+        probability_dialogs=len(finals),
     )
 
 
@@ -256,7 +284,7 @@ def _recorded_case_file(path: Path) -> str | None:
     for _, obj, err in iter_jsonl(path):
         if err is None and isinstance(obj, dict) and isinstance(obj.get("case_file"), str) and obj["case_file"].strip():
             name = Path(obj["case_file"])
-            for p in ((name,) if name.is_absolute() else (path.parent / name, name)):
+            for p in (name,) if name.is_absolute() else (path.parent / name, name):
                 if p.is_file():
                     return str(p)
             return None
@@ -267,11 +295,19 @@ def _unknown_cases_error(unknown: list[tuple[int, str]], n_bank: int, cases: obj
     """One error for every dialog whose case id is not in the bank: how many, which lines, and what to pass."""
     ids = list(dict.fromkeys(cid for _, cid in unknown))
     lines = f"line {unknown[0][0]}" if len(unknown) == 1 else f"lines {unknown[0][0]}-{unknown[-1][0]}"
-    where = f"the case file {cases}" if isinstance(cases, (str, Path)) else \
-        "the given cases" if isinstance(cases, list) else "the shipped case bank"
+    where = (
+        f"the case file {cases}"
+        if isinstance(cases, (str, Path))
+        else "the given cases"
+        if isinstance(cases, list)
+        else "the shipped case bank"
+    )
     shown = ", ".join(repr(i) for i in ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
-    fix = "" if isinstance(cases, (str, Path, list)) else \
-        "; pass --cases FILE, the case file the dialogs were run on (any format `consult run --cases` reads)"
+    fix = (
+        ""
+        if isinstance(cases, (str, Path, list))
+        else "; pass --cases FILE, the case file the dialogs were run on (any format `consult run --cases` reads)"
+    )
     if len(unknown) == 1:
         return f"unknown case_id {ids[0]!r}: not in {where} ({n_bank} cases){fix}"
     return f"unknown case_id in {len(unknown)} dialogs ({lines}): {shown} are not in {where} ({n_bank} cases){fix}"
@@ -280,12 +316,19 @@ def _unknown_cases_error(unknown: list[tuple[int, str]], n_bank: int, cases: obj
 def _diagnoser_name(diagnoser: Diagnoser | str | None) -> str:
     if diagnoser is None or isinstance(diagnoser, str):
         return diagnoser or "match"
-    return {LLMDiagnoser: "llm", MatchDiagnoser: "match", BayesianDiagnoser: "bayes"}.get(type(diagnoser), type(diagnoser).__name__)
+    return {LLMDiagnoser: "llm", MatchDiagnoser: "match", BayesianDiagnoser: "bayes"}.get(
+        type(diagnoser), type(diagnoser).__name__
+    )
 
 
-def evaluate_file(path: str | Path, *, cases: str | Path | list[PatientCase] | None = None,
-                  out_json: str | Path | None = None, out_html: str | Path | None = None,
-                  diagnoser: Diagnoser | str | None = None) -> EvalReport:
+def evaluate_file(
+    path: str | Path,
+    *,
+    cases: str | Path | list[PatientCase] | None = None,
+    out_json: str | Path | None = None,
+    out_html: str | Path | None = None,
+    diagnoser: Diagnoser | str | None = None,
+) -> EvalReport:
     """Score every line of a transcript file; bad lines become `errors` (with line numbers), never aborts.
     `cases`: a case list, or a case file in any format `loaders.load_file` reads (this package's JSONL,
     AgentClinic OSCE or NEJM, MediQ; default: the shipped case bank). `diagnoser`: "match" (default),
@@ -324,10 +367,13 @@ def evaluate_file(path: str | Path, *, cases: str | Path | list[PatientCase] | N
         errors.sort(key=lambda e: e.line)
     doctors = sorted({m.doctor for m in metrics})
     report = EvalReport(
-        source=str(path), diagnoser=_diagnoser_name(diagnoser), cases=loaded,
+        source=str(path),
+        diagnoser=_diagnoser_name(diagnoser),
+        cases=loaded,
         summary=summarize(metrics) if metrics else None,
         by_doctor={d: summarize([m for m in metrics if m.doctor == d]) for d in doctors} if len(doctors) > 1 else {},
-        dialogs=metrics, errors=errors,
+        dialogs=metrics,
+        errors=errors,
     )
     if out_json is not None:
         atomic_write_text(out_json, report.model_dump_json(indent=2) + "\n")
@@ -383,8 +429,14 @@ def _plots(report: EvalReport) -> list[tuple[str, str]]:
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
         s = groups[name]
-        ax.bar([j + i * width for j in range(len(metrics))], [getattr(s, m) for m in metrics], width, label=_label(name))
-    ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(metrics))], [m.replace("_", " ") for m in metrics], fontsize=8)
+        ax.bar(
+            [j + i * width for j in range(len(metrics))], [getattr(s, m) for m in metrics], width, label=_label(name)
+        )
+    ax.set_xticks(
+        [j + width * (len(names) - 1) / 2 for j in range(len(metrics))],
+        [m.replace("_", " ") for m in metrics],
+        fontsize=8,
+    )
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     emit(fig, "Accuracy, recall and question quality")
@@ -410,21 +462,34 @@ def _fmt(v: Any) -> str:
 
 def write_html(report: EvalReport, path: str | Path) -> None:
     e = html.escape
-    rows = [("source", report.source), ("cases", report.cases or "shipped case bank"), ("diagnoser", report.diagnoser),
-            ("dialogs scored", len(report.dialogs)), ("lines with errors", len(report.errors))]
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Consultation evaluation</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}"
-             "th{background:#f0f0f0}.err{color:#a00}img{max-width:100%}</style></head><body>",
-             "<h1>Consultation evaluation</h1><table>"]
+    rows = [
+        ("source", report.source),
+        ("cases", report.cases or "shipped case bank"),
+        ("diagnoser", report.diagnoser),
+        ("dialogs scored", len(report.dialogs)),
+        ("lines with errors", len(report.errors)),
+    ]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Consultation evaluation</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}"
+        "th{background:#f0f0f0}.err{color:#a00}img{max-width:100%}</style></head><body>",
+        "<h1>Consultation evaluation</h1><table>",
+    ]
     parts += [f"<tr><th>{e(str(k))}</th><td>{_fmt(v)}</td></tr>" for k, v in rows]
     parts.append("</table>")
     summaries = dict(report.by_doctor) or ({"all dialogs": report.summary} if report.summary else {})
     if summaries:
         fields = [f for f in Summary.model_fields if f != "probability_by_turn"]
-        parts.append("<h2>Summary</h2><table><tr><th>doctor</th>" + "".join(f"<th>{e(f.replace('_', ' '))}</th>" for f in fields) + "</tr>")
+        parts.append(
+            "<h2>Summary</h2><table><tr><th>doctor</th>"
+            + "".join(f"<th>{e(f.replace('_', ' '))}</th>" for f in fields)
+            + "</tr>"
+        )
         for name, s in summaries.items():
-            parts.append(f"<tr><td>{e(name)}</td>" + "".join(f"<td>{_fmt(getattr(s, f))}</td>" for f in fields) + "</tr>")
+            parts.append(
+                f"<tr><td>{e(name)}</td>" + "".join(f"<td>{_fmt(getattr(s, f))}</td>" for f in fields) + "</tr>"
+            )
         parts.append("</table>")
     plots = _plots(report)
     if plots:
@@ -436,8 +501,24 @@ def write_html(report: EvalReport, path: str | Path) -> None:
         parts.append("<h2>Lines that could not be scored</h2><table><tr><th>line</th><th>error</th></tr>")
         parts += [f"<tr class='err'><td>{x.line}</td><td>{e(x.error)}</td></tr>" for x in report.errors]
         parts.append("</table>")
-    cols = ["id", "line", "doctor", "case_id", "true_diagnosis", "stated_diagnosis", "correct", "key_fact_recall",
-            "questions", "tests", "inquiries", "repeated", "irrelevant", "turns_to_diagnosis", "prior_probability", "final_probability"]
+    cols = [
+        "id",
+        "line",
+        "doctor",
+        "case_id",
+        "true_diagnosis",
+        "stated_diagnosis",
+        "correct",
+        "key_fact_recall",
+        "questions",
+        "tests",
+        "inquiries",
+        "repeated",
+        "irrelevant",
+        "turns_to_diagnosis",
+        "prior_probability",
+        "final_probability",
+    ]
     parts.append("<h2>Dialogs</h2><table><tr>" + "".join(f"<th>{e(c.replace('_', ' '))}</th>" for c in cols) + "</tr>")
     for m in report.dialogs:
         parts.append("<tr>" + "".join(f"<td>{_fmt(getattr(m, c))}</td>" for c in cols) + "</tr>")
@@ -449,9 +530,13 @@ def main_summary_line(report: EvalReport) -> str:
     s = report.summary
     if s is None:
         return f"no dialog could be scored ({len(report.errors)} lines with errors)"
-    return (f"{s.dialogs} dialogs: accuracy {s.accuracy:.3f}, key-fact recall {s.key_fact_recall:.3f}, "
-            f"questions {s.questions:.1f}, repeated {s.repeated_rate:.3f}, irrelevant {s.irrelevant_rate:.3f}"
-            + (f", P(correct) final {s.final_probability:.3f} ({s.probability_dialogs}/{s.dialogs} dialogs)"
-               if s.final_probability is not None else ", P(correct) n/a (no case in the knowledge table)")
-            + (f"; {len(report.errors)} lines with errors" if report.errors else ""))
-
+    return (
+        f"{s.dialogs} dialogs: accuracy {s.accuracy:.3f}, key-fact recall {s.key_fact_recall:.3f}, "
+        f"questions {s.questions:.1f}, repeated {s.repeated_rate:.3f}, irrelevant {s.irrelevant_rate:.3f}"
+        + (
+            f", P(correct) final {s.final_probability:.3f} ({s.probability_dialogs}/{s.dialogs} dialogs)"
+            if s.final_probability is not None
+            else ", P(correct) n/a (no case in the knowledge table)"
+        )
+        + (f"; {len(report.errors)} lines with errors" if report.errors else "")
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from mock_patients.cases import (
     Demographics,
@@ -41,8 +41,16 @@ from mock_patients.rewrite import age_sentence, sex_sentence, to_first_person
 from mock_patients.text import content_stems
 
 __all__ = [  # to_first_person lives in `rewrite`; it is re-exported here for older callers
-    "EXTRACT_PROMPT", "FactBuilder", "FactExtractionError", "LLMFactExtractor", "parse_fact_list", "split_facts",
-    "split_sentences", "structured_facts", "symptom_sentence", "to_first_person",
+    "EXTRACT_PROMPT",
+    "FactBuilder",
+    "FactExtractionError",
+    "LLMFactExtractor",
+    "parse_fact_list",
+    "split_facts",
+    "split_sentences",
+    "structured_facts",
+    "symptom_sentence",
+    "to_first_person",
 ]
 
 # --- first-person sentences -------------------------------------------------------------------------
@@ -60,14 +68,15 @@ def symptom_sentence(f: Finding, onset: str | None = None, severity: str | None 
     return s + "."
 
 
-
 # --- rule-based sentence splitter --------------------------------------------------------------------
 
 _NEG_PREFIX = re.compile(r"^\s*(?:no|non-?|never|denies|without|negative for)\s*", re.IGNORECASE)
 _ABBREV = re.compile(r"\b(Dr|Mr|Mrs|Ms|St|vs|e\.g|i\.e|approx|etc|No)\.", re.IGNORECASE)
 _SENT = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(\"'])|(?<=[.!?][\"”’])\s+(?=[A-Z0-9(\"'“])|\n+")
 _FREE_CATEGORIES = frozenset({"hpi", "ros", "other"})
-_TOLD = frozenset({"hpi", "ros", "other", "pmh", "social", "symptom"})  # free text read for its kind (`FactBuilder._kind`)
+_TOLD = frozenset(
+    {"hpi", "ros", "other", "pmh", "social", "symptom"}
+)  # free text read for its kind (`FactBuilder._kind`)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -90,11 +99,15 @@ def split_facts_with_source(text: str) -> list[tuple[str, bool, str]]:
     out: list[tuple[str, bool, str]] = []
     for sent in split_sentences(text):
         # a review-of-systems heading ("General: Denies fever or weight loss") is not part of the statement
-        sent = re.sub(r"^(?:general|constitutional|cardiovascular|respiratory|gastrointestinal|genitourinary|neurological|"
-                      r"neurologic|musculoskeletal|skin|dermatologic|psychiatric|endocrine|hematologic|ent|heent|eyes|"
-                      r"cardiac|pulmonary|gi|gu|neuro|msk|psych|substance\s+use|social(?:\s+history)?|habits|tobacco|"
-                      r"alcohol|diet|exercise|occupation|medications?|allergies|family\s+history)\s*:\s+(?=[A-Z])", "", sent,
-                      flags=re.IGNORECASE)
+        sent = re.sub(
+            r"^(?:general|constitutional|cardiovascular|respiratory|gastrointestinal|genitourinary|neurological|"
+            r"neurologic|musculoskeletal|skin|dermatologic|psychiatric|endocrine|hematologic|ent|heent|eyes|"
+            r"cardiac|pulmonary|gi|gu|neuro|msk|psych|substance\s+use|social(?:\s+history)?|habits|tobacco|"
+            r"alcohol|diet|exercise|occupation|medications?|allergies|family\s+history)\s*:\s+(?=[A-Z])",
+            "",
+            sent,
+            flags=re.IGNORECASE,
+        )
         for clause in clauses(sent.rstrip(".").strip()):
             s = clause.rstrip(".").strip()
             if not s:
@@ -122,17 +135,29 @@ class FactBuilder:
         self.lexicon = lexicon or default_lexicon()
         self.facts: list[KeyFact] = []
 
-    def add(self, text: str, category: FactCategory, *, present: bool | None = None, finding: str | None = None,
-            test: str | None = None, patient_text: str | None = None, link: bool = True,
-            source_text: str | None = None) -> KeyFact:
+    def add(
+        self,
+        text: str,
+        category: FactCategory,
+        *,
+        present: bool | None = None,
+        finding: str | None = None,
+        test: str | None = None,
+        patient_text: str | None = None,
+        link: bool = True,
+        source_text: str | None = None,
+    ) -> KeyFact:
         """One fact. `present=None` (the default) takes the polarity from the text (present when `finding` is
         given); `source_text` keeps the
         record's own sentence when `text` is a part of it."""
         text = text.strip()
         if not text.endswith((".", "!", "?")):
             text += "."
-        if re.fullmatch(r"(?:(?:the\s+)?(?:patient|child|infant|baby|he|she)\s+(?:is|was)\s+|is\s+|was\s+)?afebrile\.?", text,
-                        re.IGNORECASE) and category not in ("exam", "test"):
+        if re.fullmatch(
+            r"(?:(?:the\s+)?(?:patient|child|infant|baby|he|she)\s+(?:is|was)\s+|is\s+|was\s+)?afebrile\.?",
+            text,
+            re.IGNORECASE,
+        ) and category not in ("exam", "test"):
             source_text, text, present = text, "No fever.", False  # "afebrile" is a denial of fever, not a finding
         if present is None:  # a caller that names the finding knows its polarity (the generator): present
             present = fact_polarity(text) if finding is None else True
@@ -156,8 +181,16 @@ class FactBuilder:
         if patient_text is None and category not in ("exam", "test", "record"):
             patient_text = self._speak(text, present, finding, category)
         source = source_text.strip() if source_text and source_text.strip().rstrip(".") != text.rstrip(".") else None
-        fact = KeyFact(id=f"f{len(self.facts) + 1:02d}", text=text, category=category, present=present,
-                       finding=finding, test=test, patient_text=patient_text, source_text=source)
+        fact = KeyFact(
+            id=f"f{len(self.facts) + 1:02d}",
+            text=text,
+            category=category,
+            present=present,
+            finding=finding,
+            test=test,
+            patient_text=patient_text,
+            source_text=source,
+        )
         self.facts.append(fact)
         return fact
 
@@ -201,21 +234,33 @@ class FactBuilder:
                 return f.patient_yes() if present else f.patient_no()
         said = to_first_person(text)
         said = _by_kind(text, said, present, category)
-        bare = not re.search(r"\b(?:has|have|had|takes?|taking|is|was|treated|managed|controlled)\b", text, re.IGNORECASE)
+        bare = not re.search(
+            r"\b(?:has|have|had|takes?|taking|is|was|treated|managed|controlled)\b", text, re.IGNORECASE
+        )
         if present and said.startswith("I have ") and not re.match(r"(?:the|a|an|my)\b", text, re.IGNORECASE) and bare:
             if category == "medication":  # a bare drug name: "Natalizumab infusions monthly."
-                said = "I take " + said[len("I have "):]
+                said = "I take " + said[len("I have ") :]
             elif category == "allergy":  # "Penicillin (rash)."
-                said = "I'm allergic to " + said[len("I have "):]
-        if present and category in ("pmh", "medication", "symptom", "chief_complaint", "hpi", "ros", "other") and said \
-                and not re.match(r"(?:the|this|these|those|that|a|an|when|whenever|while|after|before|if|during|upon|since|"
-                                 r"although|as|for|in|on|at|over|recently|initially|both|each|all|some|no|yes)\b", said,
-                                 re.IGNORECASE) and not re.search(
-                r"\b(?:I|I'm|I've|I'd|I'll|my|me|myself|it|it's|there's|there)\b", said, re.IGNORECASE):
+                said = "I'm allergic to " + said[len("I have ") :]
+        if (
+            present
+            and category in ("pmh", "medication", "symptom", "chief_complaint", "hpi", "ros", "other")
+            and said
+            and not re.match(
+                r"(?:the|this|these|those|that|a|an|when|whenever|while|after|before|if|during|upon|since|"
+                r"although|as|for|in|on|at|over|recently|initially|both|each|all|some|no|yes)\b",
+                said,
+                re.IGNORECASE,
+            )
+            and not re.search(r"\b(?:I|I'm|I've|I'd|I'll|my|me|myself|it|it's|there's|there)\b", said, re.IGNORECASE)
+        ):
             # "Difficulty opening the affected eye." / "Diet-controlled type 2 diabetes, hypertension treated with ...":
             # a bare phrase the rules left as it was is still the patient's
-            if re.match(r"[A-Z][a-z]+\s+(?:started|began|worsens|worsened|improves|improved|is|was|has|gets|got|comes|came|"
-                        r"occurs|occurred|radiates|radiated)\b", said):  # "Pain started while playing football."
+            if re.match(
+                r"[A-Z][a-z]+\s+(?:started|began|worsens|worsened|improves|improved|is|was|has|gets|got|comes|came|"
+                r"occurs|occurred|radiates|radiated)\b",
+                said,
+            ):  # "Pain started while playing football."
                 said = "My " + said[0].lower() + said[1:]
             else:
                 said = "I have " + (said[0].lower() + said[1:] if not said[:2].isupper() else said)
@@ -224,11 +269,17 @@ class FactBuilder:
         return said
 
 
-_TREATED = re.compile(r"^(?!(?:he|she|the\s+patient|patient|they)\b)(?:(?:his|her|their)\s+)?([^,]+?),?\s+"
-                      r"(?:(?:is|was|are|were|currently|now|previously|being|well|poorly)\s+)*(treated|managed|controlled)\s+"
-                      r"(?:with|by|on)\s+(.+)$", re.IGNORECASE)
-_PERSON_START = re.compile(r"^(?:a|an|the)?\s*(?:\d+[-\s]\w+[-\s]old\s+)?(?:former|retired|current|ex-|non-?)?\s*[a-z-]*"
-                           r"(?:er|or|ist|ian|ent|ant)\b", re.IGNORECASE)
+_TREATED = re.compile(
+    r"^(?!(?:he|she|the\s+patient|patient|they)\b)(?:(?:his|her|their)\s+)?([^,]+?),?\s+"
+    r"(?:(?:is|was|are|were|currently|now|previously|being|well|poorly)\s+)*(treated|managed|controlled)\s+"
+    r"(?:with|by|on)\s+(.+)$",
+    re.IGNORECASE,
+)
+_PERSON_START = re.compile(
+    r"^(?:a|an|the)?\s*(?:\d+[-\s]\w+[-\s]old\s+)?(?:former|retired|current|ex-|non-?)?\s*[a-z-]*"
+    r"(?:er|or|ist|ian|ent|ant)\b",
+    re.IGNORECASE,
+)
 
 
 def _by_kind(text: str, said: str, present: bool, category: str) -> str:
@@ -238,18 +289,30 @@ def _by_kind(text: str, said: str, present: bool, category: str) -> str:
     if not present:
         return said
     t = strip_subject(text.strip().rstrip("."))
-    t = re.sub(r"^(?:has|have|had)\s+(?!been\b)", "", t, flags=re.IGNORECASE)  # "He has type 2 diabetes treated with ..."
-    if re.match(r"(?:(?:past\s+)?medical\s+history\s+)?(?:is\s+)?(?:significant\s+for|diagnosed|(?:a\s+)?history\s+of)\b", t,
-                re.IGNORECASE):
+    t = re.sub(
+        r"^(?:has|have|had)\s+(?!been\b)", "", t, flags=re.IGNORECASE
+    )  # "He has type 2 diabetes treated with ..."
+    if re.match(
+        r"(?:(?:past\s+)?medical\s+history\s+)?(?:is\s+)?(?:significant\s+for|diagnosed|(?:a\s+)?history\s+of)\b",
+        t,
+        re.IGNORECASE,
+    ):
         return said  # "Significant for Lyme disease, treated with ..." -> "I have a history of Lyme disease, ..."
     m = _TREATED.match(t)
     if m and category in ("medication", "pmh") and not re.match(r"(?:takes?|taking|on)\b", t, re.IGNORECASE):
         cond = m.group(1)[0].lower() + m.group(1)[1:] if not m.group(1)[:2].isupper() else m.group(1)
         return f"I have {cond}, {m.group(2).lower()} with {m.group(3)}."
-    if category == "pmh" and re.match(r"I'm an? ", said) and not re.search(
+    if (
+        category == "pmh"
+        and re.match(r"I'm an? ", said)
+        and not re.search(
             r"\b(?:student|worker|smoker|drinker|nurse|teacher|farmer|veteran|athlete|runner|driver|retiree|immigrant|"
             r"refugee|resident|employee|engineer|officer|manager|mother|father|parent|vegan|vegetarian|newborn|neonate|"
-            r"infant|baby|toddler|child|teenager|adolescent)\b", t, re.IGNORECASE):
+            r"infant|baby|toddler|child|teenager|adolescent)\b",
+            t,
+            re.IGNORECASE,
+        )
+    ):
         return "I have " + (t[0].lower() + t[1:] if not t[:2].isupper() else t) + "."
     return said
 
@@ -263,12 +326,22 @@ def _core_text(text: str) -> str:
 
 
 def structured_facts(
-    *, demographics: Demographics, chief_complaint: str, symptoms: Iterable[Symptom] = (),
-    history_of_present_illness: str = "", past_medical_history: Iterable[str] = (),
-    social_history: Iterable[str] = (), family_history: Iterable[str] = (), medications: Iterable[str] = (),
-    allergies: Iterable[str] = (), exam_findings: Iterable[Observation] = (), test_results: Iterable[Observation] = (),
-    review_of_systems: str = "", lexicon: Lexicon | None = None, split_hpi: bool = True,
-    extractor: "LLMFactExtractor | None" = None,
+    *,
+    demographics: Demographics,
+    chief_complaint: str,
+    symptoms: Iterable[Symptom] = (),
+    history_of_present_illness: str = "",
+    past_medical_history: Iterable[str] = (),
+    social_history: Iterable[str] = (),
+    family_history: Iterable[str] = (),
+    medications: Iterable[str] = (),
+    allergies: Iterable[str] = (),
+    exam_findings: Iterable[Observation] = (),
+    test_results: Iterable[Observation] = (),
+    review_of_systems: str = "",
+    lexicon: Lexicon | None = None,
+    split_hpi: bool = True,
+    extractor: LLMFactExtractor | None = None,
 ) -> tuple[KeyFact, ...]:
     """Key facts taken directly from structured case fields: one per item. Free-text fields (history of
     present illness, review of systems) are split by `extractor` (an LLM) when given, else by rules."""
@@ -309,8 +382,13 @@ def structured_facts(
         b.add(text, "symptom", present=s.present, finding=finding, patient_text=pt)
     if history_of_present_illness and split_hpi:
         add_free(history_of_present_illness, "hpi")
-    for items, cat in ((past_medical_history, "pmh"), (social_history, "social"), (family_history, "family"),
-                       (medications, "medication"), (allergies, "allergy")):
+    for items, cat in (
+        (past_medical_history, "pmh"),
+        (social_history, "social"),
+        (family_history, "family"),
+        (medications, "medication"),
+        (allergies, "allergy"),
+    ):
         for item in items:
             for stmt, present, sent in split_facts_with_source(item):
                 b.add(stmt, cat, present=present, source_text=sent)  # type: ignore[arg-type]
@@ -360,7 +438,9 @@ class LLMFactExtractor:
     """Atomic facts from free text by a chat model; `fallback_to_rules` uses `split_facts` when the
     reply cannot be parsed (and counts it in `fallbacks`), otherwise the parse error is raised."""
 
-    def __init__(self, model: ChatModel, *, max_tokens: int = 512, seed: int | None = 0, fallback_to_rules: bool = False):
+    def __init__(
+        self, model: ChatModel, *, max_tokens: int = 512, seed: int | None = 0, fallback_to_rules: bool = False
+    ):
         require_chat_model(model, "LLMFactExtractor")
         self.model = model
         self.max_tokens = max_tokens

@@ -38,7 +38,12 @@ def _weighted(rng: random.Random, items: list, weights: list[float]):
 
 
 def _onset(rng: random.Random, tempo: str) -> str:
-    lo, hi, unit = {"hours": (2, 18, "hour"), "days": (1, 6, "day"), "weeks": (1, 5, "week"), "months": (2, 11, "month")}[tempo]
+    lo, hi, unit = {
+        "hours": (2, 18, "hour"),
+        "days": (1, 6, "day"),
+        "weeks": (1, 5, "week"),
+        "months": (2, 11, "month"),
+    }[tempo]
     n = rng.randint(lo, hi)
     return f"about {'a' if unit != 'hour' else 'an'} {unit}" if n == 1 else f"about {n} {unit}s"
 
@@ -69,8 +74,10 @@ def generate_case(table: KnowledgeTable, seed: int, index: int) -> PatientCase:
     negatives = pertinent(table, d, sex)
     # chief complaint: the present symptom the disease makes most likely (plain-template ones first)
     cc = max(symptoms, key=lambda f: (not f.yes, table.p_finding(d, f.id, sex)))
-    timing = {f.id: (_onset(rng, d.tempo), _weighted(rng, [s for s, _ in _SEVERITY], [w for _, w in _SEVERITY]))
-              for f in symptoms}
+    timing = {
+        f.id: (_onset(rng, d.tempo), _weighted(rng, [s for s, _ in _SEVERITY], [w for _, w in _SEVERITY]))
+        for f in symptoms
+    }
 
     b = FactBuilder()
     b.add(f"Age {age}", "demographics", patient_text=f"I'm {age} years old.", link=False)
@@ -88,15 +95,25 @@ def generate_case(table: KnowledgeTable, seed: int, index: int) -> PatientCase:
             onset, sev = timing.get(f.id, (None, None))
             cat = "chief_complaint" if f.id == cc.id else "symptom"
             if is_present:
-                b.add(f"{f.name.capitalize()} for {onset.removeprefix('about ')}, {sev}", cat, finding=f.id,
-                      patient_text=symptom_sentence(f, onset, sev))
+                b.add(
+                    f"{f.name.capitalize()} for {onset.removeprefix('about ')}, {sev}",
+                    cat,
+                    finding=f.id,
+                    patient_text=symptom_sentence(f, onset, sev),
+                )
             else:
                 b.add(f"No {f.name}", "symptom", present=False, finding=f.id, patient_text=f.patient_no())
             sym_records.append(Symptom(name=f.name, present=is_present, onset=onset, severity=sev, finding=f.id))  # type: ignore[arg-type]
         elif f.kind == "history":
             cat = _HISTORY_CATEGORY[f.section]
             text = f.name[0].upper() + f.name[1:] if is_present else f"No {f.name}"
-            b.add(text, cat, present=is_present, finding=f.id, patient_text=f.patient_yes() if is_present else f.patient_no())  # type: ignore[arg-type]
+            b.add(
+                text,
+                cat,
+                present=is_present,
+                finding=f.id,
+                patient_text=f.patient_yes() if is_present else f.patient_no(),
+            )  # type: ignore[arg-type]
             if is_present:
                 hist[cat].append(f.name)
         else:
@@ -104,21 +121,37 @@ def generate_case(table: KnowledgeTable, seed: int, index: int) -> PatientCase:
             text = f"{spec.name[0].upper() + spec.name[1:]}: {f.result if is_present else 'no ' + f.name}"
             b.add(text, f.kind, present=is_present, finding=f.id, test=f.test, link=False)  # type: ignore[arg-type]
             if is_present:
-                (exams if f.kind == "exam" else tests).append(Observation(test=spec.name, result=f.result, test_id=f.test, finding=f.id))
+                (exams if f.kind == "exam" else tests).append(
+                    Observation(test=spec.name, result=f.result, test_id=f.test, finding=f.id)
+                )
     facts = tuple(b.facts)
     others = [f for f in symptoms if f.id != cc.id]
     denied = [table.finding(s.finding).name for s in sym_records if not s.present and s.finding][:4]
-    hpi = (f"{age}-year-old {'woman' if sex == 'female' else 'man'} with {cc.name} for {timing[cc.id][0].removeprefix('about ')}"
-           + (f", also reporting {', '.join(f.name for f in others[:4])}" if others else "")
-           + (f"; denies {', '.join(denied)}" if denied else "") + ".")
+    hpi = (
+        f"{age}-year-old {'woman' if sex == 'female' else 'man'} with {cc.name} for {timing[cc.id][0].removeprefix('about ')}"
+        + (f", also reporting {', '.join(f.name for f in others[:4])}" if others else "")
+        + (f"; denies {', '.join(denied)}" if denied else "")
+        + "."
+    )
     case = PatientCase(
-        id=f"gen-{seed}-{index:04d}", source="generated", split="test" if index % TEST_EVERY == TEST_EVERY - 1 else "train",
+        id=f"gen-{seed}-{index:04d}",
+        source="generated",
+        split="test" if index % TEST_EVERY == TEST_EVERY - 1 else "train",
         demographics=Demographics(age=age, sex=sex),  # type: ignore[arg-type]
-        chief_complaint=cc.name, history_of_present_illness=hpi, symptoms=tuple(sym_records),
-        past_medical_history=tuple(hist["pmh"]), social_history=tuple(hist["social"]), family_history=tuple(hist["family"]),
-        medications=tuple(hist["medication"]), exam_findings=tuple(exams), test_results=tuple(tests),
-        diagnosis=d.name, diagnosis_id=d.id, differential=tuple(table.disease(x).name for x in d.differential),
-        key_facts=facts, closed_world=True,
+        chief_complaint=cc.name,
+        history_of_present_illness=hpi,
+        symptoms=tuple(sym_records),
+        past_medical_history=tuple(hist["pmh"]),
+        social_history=tuple(hist["social"]),
+        family_history=tuple(hist["family"]),
+        medications=tuple(hist["medication"]),
+        exam_findings=tuple(exams),
+        test_results=tuple(tests),
+        diagnosis=d.name,
+        diagnosis_id=d.id,
+        differential=tuple(table.disease(x).name for x in d.differential),
+        key_facts=facts,
+        closed_world=True,
     )
     _assert_no_leak(case, table)
     return case
@@ -131,7 +164,9 @@ def _assert_no_leak(case: PatientCase, table: KnowledgeTable) -> None:
         for text in (f.text, f.patient_text or ""):
             hit = leak.find(text)
             if hit:
-                raise ValueError(f"case {case.id} ({case.diagnosis}): fact {f.id} {text!r} names the diagnosis ({hit!r})")
+                raise ValueError(
+                    f"case {case.id} ({case.diagnosis}): fact {f.id} {text!r} names the diagnosis ({hit!r})"
+                )
 
 
 def generate(seed: int, n: int, table: KnowledgeTable | None = None) -> list[PatientCase]:
@@ -150,8 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     cases = generate(args.seed, args.n)
     save_cases(args.out, cases)
     by_split = {s: sum(c.split == s for c in cases) for s in ("train", "test")}
-    print(f"wrote {len(cases)} cases ({by_split['train']} train, {by_split['test']} test, "
-          f"{len({c.diagnosis_id for c in cases})} diseases) to {args.out}", file=sys.stderr)
+    print(
+        f"wrote {len(cases)} cases ({by_split['train']} train, {by_split['test']} test, "
+        f"{len({c.diagnosis_id for c in cases})} diseases) to {args.out}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -11,9 +11,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 # Caps on input, all far above what real files hold: AgentClinic / MediQ records are a few KB and nest 5
 # levels deep; a PatientCase line is ~4x its source record; a transcript line is at most a few hundred KB.
@@ -103,8 +104,9 @@ def _parse(text: str, max_depth: int) -> tuple[Any | None, str | None]:
         return None, too_deep(depth, max_depth)
 
 
-def iter_jsonl(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES,
-               max_depth: int = MAX_JSON_DEPTH) -> Iterator[tuple[int, Any | None, str | None]]:
+def iter_jsonl(
+    path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES, max_depth: int = MAX_JSON_DEPTH
+) -> Iterator[tuple[int, Any | None, str | None]]:
     """Yield (line number, parsed object or None, error or None) for each non-blank line; never raises on
     bad JSON, bad UTF-8, a line over `max_line_bytes` (counted before it is read whole) or nesting deeper than
     `max_depth`: such a line gets an error and the others are still read."""
@@ -146,8 +148,13 @@ class JSONArrayError(ValueError):
     """A JSON array file whose structure cannot be split into elements; the message names the file."""
 
 
-def iter_json_array(path: str | Path, *, max_item_bytes: int = MAX_LINE_BYTES, max_depth: int = MAX_JSON_DEPTH,
-                    max_file_bytes: int = MAX_ARRAY_FILE_BYTES) -> Iterator[tuple[int, Any | None, str | None]]:
+def iter_json_array(
+    path: str | Path,
+    *,
+    max_item_bytes: int = MAX_LINE_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+    max_file_bytes: int = MAX_ARRAY_FILE_BYTES,
+) -> Iterator[tuple[int, Any | None, str | None]]:
     """(1-based index, object or None, error or None) for each element of a file holding one JSON array. The
     elements are found by a scan of brackets and commas (strings left out), so each is checked for size and
     depth before it is parsed, and a bad element is that element's error, like a bad JSONL line. A file over
@@ -155,8 +162,10 @@ def iter_json_array(path: str | Path, *, max_item_bytes: int = MAX_LINE_BYTES, m
     path = Path(path)
     size = path.stat().st_size
     if size > max_file_bytes:
-        raise JSONArrayError(f"{path}: {too_long(size, max_file_bytes, 'a JSON array file')}; "
-                             "write the records as JSONL (one JSON object per line) instead")
+        raise JSONArrayError(
+            f"{path}: {too_long(size, max_file_bytes, 'a JSON array file')}; "
+            "write the records as JSONL (one JSON object per line) instead"
+        )
     text = path.read_bytes().decode("utf-8", errors="surrogateescape")
     depth, start, index, item_depth = 0, -1, 0, 0
     end_of_array = -1
@@ -165,7 +174,7 @@ def iter_json_array(path: str | Path, *, max_item_bytes: int = MAX_LINE_BYTES, m
         if tok[0] == '"':
             continue
         if depth == 0:
-            if tok != "[" or text[:m.start()].strip():
+            if tok != "[" or text[: m.start()].strip():
                 raise JSONArrayError(f"{path}: invalid JSON array (expected '[' at the start)")
             depth, start, item_depth = 1, m.end(), 0
             continue
@@ -174,7 +183,7 @@ def iter_json_array(path: str | Path, *, max_item_bytes: int = MAX_LINE_BYTES, m
             item_depth = max(item_depth, depth - 1)
             continue
         if depth == 1 and tok in ",]":
-            item = text[start:m.start()]
+            item = text[start : m.start()]
             if item.strip() or tok == ",":
                 index += 1
                 yield index, *_array_item(item, item_depth, max_item_bytes, max_depth)

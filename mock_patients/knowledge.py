@@ -24,7 +24,7 @@ Tempo = Literal["hours", "days", "weeks", "months"]
 class _Frozen(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
-    def __deepcopy__(self, memo: dict) -> "_Frozen":
+    def __deepcopy__(self, memo: dict) -> _Frozen:
         return self  # immutable: env snapshots share it instead of copying
 
 
@@ -44,7 +44,7 @@ class Finding(_Frozen):
     sex: Sex | None = None  # only possible in this sex
 
     @pydantic.model_validator(mode="after")
-    def _check(self) -> "Finding":
+    def _check(self) -> Finding:
         if self.kind in ("exam", "test") and not (self.test and self.result):
             raise ValueError(f"finding {self.id}: exam/test findings need `test` and `result`")
         if self.kind in ("symptom", "history") and not self.synonyms:
@@ -63,7 +63,7 @@ def _no_phrase(say: str) -> str:
     """ "a cough" -> "any cough", "some confusion" -> "any confusion"; other phrases unchanged."""
     for art in ("a ", "an ", "some "):
         if say.startswith(art) and not say.startswith("a lot"):
-            return "any " + say[len(art):]
+            return "any " + say[len(art) :]
     return say
 
 
@@ -87,7 +87,7 @@ class Disease(_Frozen):
     differential: tuple[str, ...]  # disease ids a clinician would weigh against it
 
     @pydantic.model_validator(mode="after")
-    def _check(self) -> "Disease":
+    def _check(self) -> Disease:
         lo, hi = self.age
         if not 0 <= lo <= hi <= 110:
             raise ValueError(f"disease {self.id}: age range {self.age} must satisfy 0 <= lo <= hi <= 110")
@@ -110,7 +110,7 @@ class KnowledgeTable(_Frozen):
     topics: dict[str, tuple[str, ...]]
 
     @pydantic.model_validator(mode="after")
-    def _check(self) -> "KnowledgeTable":
+    def _check(self) -> KnowledgeTable:
         fids = [f.id for f in self.findings]
         tids = {t.id for t in self.tests}
         dids = [d.id for d in self.diseases]

@@ -42,11 +42,30 @@ MAX_FACTS_PER_ANSWER = 3  # facts one answer may state, however many the questio
 _EXTRA_TOPIC_PHRASES = {
     "topic:sex": ("woman", "man", "female", "male", "girl", "boy", "lady", "gentleman"),
     "topic:allergy": ("allergies", "allergy", "allergic", "allergic reaction", "allergic reactions"),
-    "topic:medication": ("take any", "taking any", "on any", "regular medicines", "prescribed", "over the counter",
-                         "supplements", "treatment", "treatments", "remedies"),
+    "topic:medication": (
+        "take any",
+        "taking any",
+        "on any",
+        "regular medicines",
+        "prescribed",
+        "over the counter",
+        "supplements",
+        "treatment",
+        "treatments",
+        "remedies",
+    ),
     "topic:family": ("family history", "runs in the family", "relatives", "anyone in your family"),
-    "topic:social": ("social history", "smoke or drink", "recreational drugs", "illicit drugs", "drug use",
-                     "for a living", "sexually active", "sexual history", "alcohol or drugs"),
+    "topic:social": (
+        "social history",
+        "smoke or drink",
+        "recreational drugs",
+        "illicit drugs",
+        "drug use",
+        "for a living",
+        "sexually active",
+        "sexual history",
+        "alcohol or drugs",
+    ),
 }
 _GENERIC_STOP = STOPWORDS | {"year", "old", "day", "week", "month", "hour", "time", "patient", "report", "state"}
 
@@ -121,11 +140,12 @@ class Lexicon:
         for t in table.tests:
             self.tests.add_all((*t.synonyms, t.name), t.id)
         self.signs = tuple(f for f in table.findings if f.kind in ("exam", "test"))
-        self.sign_stems = {f.id: frozenset(s for s in stems(f.name) if s not in _GENERIC_STOP and len(s) > 2)
-                           for f in self.signs}
+        self.sign_stems = {
+            f.id: frozenset(s for s in stems(f.name) if s not in _GENERIC_STOP and len(s) > 2) for f in self.signs
+        }
         self.sign_first = {f.id: next((s for s in stems(f.name) if s in self.sign_stems[f.id]), "") for f in self.signs}
 
-    def __deepcopy__(self, memo: dict) -> "Lexicon":
+    def __deepcopy__(self, memo: dict) -> Lexicon:
         return self
 
     def analyze(self, text: str) -> Concepts:
@@ -199,17 +219,25 @@ def _negated_mention(text: str, need: frozenset[str], first: str) -> bool:
         if not need <= set(toks) and first not in toks:
             continue
         at = toks.index(first) if first in toks else 0
-        return any(t in _NEGATION_WORDS for t in toks[:at]) or bool(re.search(r"\b(?:absent|negative)\b", clause, re.IGNORECASE))
+        return any(t in _NEGATION_WORDS for t in toks[:at]) or bool(
+            re.search(r"\b(?:absent|negative)\b", clause, re.IGNORECASE)
+        )
     return False
 
 
-_DRUG = re.compile(r"\b\w{3,}(?:pril|sartan|olol|statin|prazole|cillin|mycin|cycline|floxacin|dipine|formin|gliptin|mab|"
-                   r"tidine|semide|thiazide|oxetine|triptan|profen|codone|parin|xaban|gatran)\b", re.IGNORECASE)
+_DRUG = re.compile(
+    r"\b\w{3,}(?:pril|sartan|olol|statin|prazole|cillin|mycin|cycline|floxacin|dipine|formin|gliptin|mab|"
+    r"tidine|semide|thiazide|oxetine|triptan|profen|codone|parin|xaban|gatran)\b",
+    re.IGNORECASE,
+)
 
 
 # a free-text fact answers a medication question only when it names a medicine, not just "treatment"
-_MEDICINE = re.compile(r"\b(?:medications?|medicines?|meds|pills?|tablets?|capsules?|inhalers?|insulin|injections?|"
-                       r"contraceptives?|prescri\w+|dose|doses|mg)\b(?!\s+resistance)", re.IGNORECASE)
+_MEDICINE = re.compile(
+    r"\b(?:medications?|medicines?|meds|pills?|tablets?|capsules?|inhalers?|insulin|injections?|"
+    r"contraceptives?|prescri\w+|dose|doses|mg)\b(?!\s+resistance)",
+    re.IGNORECASE,
+)
 
 
 @lru_cache(maxsize=4)
@@ -257,7 +285,7 @@ class FactIndex:
             if e.fact.finding:
                 self.by_finding.setdefault(e.fact.finding, []).append(e.fact)
 
-    def __deepcopy__(self, memo: dict) -> "FactIndex":
+    def __deepcopy__(self, memo: dict) -> FactIndex:
         return self
 
     def match(self, question: str | Concepts) -> Match:
@@ -277,8 +305,13 @@ class FactIndex:
             # (facts linked to another finding too, in a source record; a generated case's template sentences name
             # neighbouring findings, so there only unlinked facts)
             free = (lambda e: e.fact.finding is None) if self.case.closed_world else (lambda e: True)  # noqa: E731
-            out.extend(e.fact for e in self.entries if free(e) and e.concepts.findings & (q.findings - fam)
-                       or (e.fact.finding is None and e.fact.category == "family" and e.concepts.findings & fam))
+            out.extend(
+                e.fact
+                for e in self.entries
+                if free(e)
+                and e.concepts.findings & (q.findings - fam)
+                or (e.fact.finding is None and e.fact.category == "family" and e.concepts.findings & fam)
+            )
             tier = "finding"
         elif q.generic:
             out = [e.fact for e in self.entries if compatible(q.generic, e.generic)]
@@ -286,19 +319,39 @@ class FactIndex:
         else:
             tier = "none"
         cats = frozenset().union(*(TOPIC_CATEGORIES.get(t, frozenset()) for t in q.topics)) if q.topics else frozenset()
-        topic_hits = [e.fact for e in self.entries if e.fact.category in cats
-                      or (e.fact.category in ("hpi", "ros", "other", "pmh", "social") and q.topics & e.concepts.topics
-                          & ({"topic:medication", "topic:allergy"} if _MEDICINE.search(e.fact.text) or _DRUG.search(e.fact.text)
-                             else {"topic:allergy"}))]
-        topic_hits += [e.fact for e in self.entries if e.fact.category == "demographics" and q.topics & e.concepts.topics & {"topic:age", "topic:sex"}]
+        topic_hits = [
+            e.fact
+            for e in self.entries
+            if e.fact.category in cats
+            or (
+                e.fact.category in ("hpi", "ros", "other", "pmh", "social")
+                and q.topics
+                & e.concepts.topics
+                & (
+                    {"topic:medication", "topic:allergy"}
+                    if _MEDICINE.search(e.fact.text) or _DRUG.search(e.fact.text)
+                    else {"topic:allergy"}
+                )
+            )
+        ]
+        topic_hits += [
+            e.fact
+            for e in self.entries
+            if e.fact.category == "demographics" and q.topics & e.concepts.topics & {"topic:age", "topic:sex"}
+        ]
         if topic_hits:
             out.extend(topic_hits)
             tier = tier if out[: len(out) - len(topic_hits)] else "topic"
         # a topic question ("Do you take any medications?") is answered from its topic, never from a shared word
         # ("take" in "refuses to let others take on more tasks")
         if not out and q.content and not q.generic and not q.findings and not q.topics & set(TOPIC_CATEGORIES):
-            out = [e.fact for e in self.entries if e.fact.finding is None and e.fact.category != "demographics"
-                   and len(q.content & e.concepts.content) >= 1]
+            out = [
+                e.fact
+                for e in self.entries
+                if e.fact.finding is None
+                and e.fact.category != "demographics"
+                and len(q.content & e.concepts.content) >= 1
+            ]
             tier = "content" if out else "none"
         return Match(list(dict.fromkeys(out)), tier if out else "none", q)
 

@@ -12,9 +12,10 @@ of nesting) and a record holding a chat-template control string is refused: each
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pydantic
 
@@ -102,8 +103,9 @@ def read_records(path: str | Path, *, max_bytes: int = MAX_LINE_BYTES) -> Iterat
 Convert = Callable[[dict, int], PatientCase]
 
 
-def load_records(path: str | Path, fmt: str, convert: Convert, *, strict: bool = False,
-                 max_bytes: int | None = None) -> LoadResult:
+def load_records(
+    path: str | Path, fmt: str, convert: Convert, *, strict: bool = False, max_bytes: int | None = None
+) -> LoadResult:
     """Convert every record of `path` with `convert(record, line)`. Bad records are skipped and reported
     (`strict`: raise one LoaderError naming all of them); duplicate case ids are bad records too, and so is a
     record over `max_bytes` (default: MAX_RECORD_BYTES for public formats, io.MAX_LINE_BYTES for PatientCase

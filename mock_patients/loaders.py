@@ -18,8 +18,8 @@ lexicon; the diagnosis is linked to the knowledge table when its name (or a syno
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from mock_patients.cases import PatientCase
 from mock_patients.facts import LLMFactExtractor
@@ -91,8 +91,9 @@ def detect_format(path: str | Path) -> str:
             if isinstance(obj, dict) and not keys:
                 keys = sorted(obj)[:12]
     seen = f" (first record's keys: {', '.join(keys)})" if keys else " (no JSON object in the first records)"
-    raise LoaderError(f"{path}: cannot tell the case format{seen}; allowed: "
-                      + "; ".join(f"{k} = {v}" for k, v in FORMATS.items()))
+    raise LoaderError(
+        f"{path}: cannot tell the case format{seen}; allowed: " + "; ".join(f"{k} = {v}" for k, v in FORMATS.items())
+    )
 
 
 def read_patient_cases(path: str | Path, *, strict: bool = False) -> LoadResult:
@@ -100,8 +101,15 @@ def read_patient_cases(path: str | Path, *, strict: bool = False) -> LoadResult:
     return load_records(path, "patientcase", lambda r, line: PatientCase.model_validate(r), strict=strict)
 
 
-def load_file(path: str | Path, format: str | None = None, *, strict: bool = False, split: Split = "test",
-              include_types: Iterable[str] = ("diagnosis",), extractor: LLMFactExtractor | None = None) -> LoadResult:
+def load_file(
+    path: str | Path,
+    format: str | None = None,
+    *,
+    strict: bool = False,
+    split: Split = "test",
+    include_types: Iterable[str] = ("diagnosis",),
+    extractor: LLMFactExtractor | None = None,
+) -> LoadResult:
     """Load any supported case file (`format`: one of FORMATS, default: detected). `split` is given to
     converted public records; PatientCase files keep their own. `include_types`: MediQ question types to
     load (default: diagnosis questions only)."""
@@ -119,8 +127,28 @@ def load_file(path: str | Path, format: str | None = None, *, strict: bool = Fal
 
 
 __all__ = [
-    "FORMATS", "NOT_A_DIAGNOSIS", "QUESTION_TYPES", "LoadReport", "LoadResult", "LoaderError", "QuestionCase",
-    "SkipRecord", "agentclinic_case", "detect_format", "load_agentclinic", "load_file", "load_mediq", "load_nejm",
-    "mediq_case", "nejm_case", "parse_age", "parse_demographics", "question_type", "read_agentclinic", "read_mediq",
-    "read_nejm", "read_patient_cases", "record_format",
+    "FORMATS",
+    "NOT_A_DIAGNOSIS",
+    "QUESTION_TYPES",
+    "LoadReport",
+    "LoadResult",
+    "LoaderError",
+    "QuestionCase",
+    "SkipRecord",
+    "agentclinic_case",
+    "detect_format",
+    "load_agentclinic",
+    "load_file",
+    "load_mediq",
+    "load_nejm",
+    "mediq_case",
+    "nejm_case",
+    "parse_age",
+    "parse_demographics",
+    "question_type",
+    "read_agentclinic",
+    "read_mediq",
+    "read_nejm",
+    "read_patient_cases",
+    "record_format",
 ]

@@ -69,8 +69,10 @@ def _symptoms(actor: dict) -> tuple[str, list[str]]:
     if sym is None:
         sym = {}
     if not isinstance(sym, dict):
-        raise ValueError("Patient_Actor.Symptoms must be an object {Primary_Symptom, Secondary_Symptoms} or a text, "
-                         f"got {type(sym).__name__}")
+        raise ValueError(
+            "Patient_Actor.Symptoms must be an object {Primary_Symptom, Secondary_Symptoms} or a text, "
+            f"got {type(sym).__name__}"
+        )
     primary = text_of(sym.get("Primary_Symptom"))
     secondary: Any = sym.get("Secondary_Symptoms") or []
     if isinstance(secondary, str):
@@ -85,13 +87,16 @@ def _symptoms(actor: dict) -> tuple[str, list[str]]:
             return rest[0], rest[1:]
         if history:
             return history[0], []
-        raise ValueError("Symptoms.Primary_Symptom is missing or empty, and the record has no other symptom or "
-                         "History to take the complaint from")
+        raise ValueError(
+            "Symptoms.Primary_Symptom is missing or empty, and the record has no other symptom or "
+            "History to take the complaint from"
+        )
     return primary, rest
 
 
-def agentclinic_case(record: dict, case_id: str, *, split: Split = "test",
-                     extractor: LLMFactExtractor | None = None) -> PatientCase:
+def agentclinic_case(
+    record: dict, case_id: str, *, split: Split = "test", extractor: LLMFactExtractor | None = None
+) -> PatientCase:
     """One AgentClinic OSCE record; `extractor` (an LLM) splits the free-text history, else rules do."""
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
@@ -115,30 +120,68 @@ def agentclinic_case(record: dict, case_id: str, *, split: Split = "test",
     tests = observations(exam.get("Test_Results"), "Test results")
     history = text_of(actor.get("History"))
     facts = structured_facts(
-        demographics=demo, chief_complaint=primary, symptoms=symptoms, history_of_present_illness=history,
-        past_medical_history=pmh, social_history=social, family_history=family, medications=meds,
-        allergies=allergies, exam_findings=exams, test_results=tests,
-        review_of_systems=ros if informative(ros) else "", lexicon=lex, extractor=extractor,
+        demographics=demo,
+        chief_complaint=primary,
+        symptoms=symptoms,
+        history_of_present_illness=history,
+        past_medical_history=pmh,
+        social_history=social,
+        family_history=family,
+        medications=meds,
+        allergies=allergies,
+        exam_findings=exams,
+        test_results=tests,
+        review_of_systems=ros if informative(ros) else "",
+        lexicon=lex,
+        extractor=extractor,
     )
     return PatientCase(
-        id=case_id, source="agentclinic", split=split, demographics=demo, chief_complaint=primary,  # type: ignore[arg-type]
-        history_of_present_illness=history, symptoms=tuple(symptoms), past_medical_history=tuple(pmh),
-        social_history=tuple(social), family_history=tuple(family), medications=tuple(meds),
-        allergies=tuple(allergies), exam_findings=tuple(exams), test_results=tuple(tests), diagnosis=dx,
-        diagnosis_id=link_diagnosis(dx), diagnosis_codes=icd_codes(record), key_facts=facts,
+        id=case_id,
+        source="agentclinic",
+        split=split,
+        demographics=demo,
+        chief_complaint=primary,  # type: ignore[arg-type]
+        history_of_present_illness=history,
+        symptoms=tuple(symptoms),
+        past_medical_history=tuple(pmh),
+        social_history=tuple(social),
+        family_history=tuple(family),
+        medications=tuple(meds),
+        allergies=tuple(allergies),
+        exam_findings=tuple(exams),
+        test_results=tuple(tests),
+        diagnosis=dx,
+        diagnosis_id=link_diagnosis(dx),
+        diagnosis_codes=icd_codes(record),
+        key_facts=facts,
     )
 
 
-def read_agentclinic(path: str | Path, *, split: Split = "test", id_prefix: str = "agentclinic",
-                     extractor: LLMFactExtractor | None = None, strict: bool = False) -> LoadResult:
+def read_agentclinic(
+    path: str | Path,
+    *,
+    split: Split = "test",
+    id_prefix: str = "agentclinic",
+    extractor: LLMFactExtractor | None = None,
+    strict: bool = False,
+) -> LoadResult:
     """An AgentClinic OSCE file with its load report; case ids are "<id_prefix>-<line number>"."""
     check_split(split)
-    return load_records(path, "agentclinic",
-                        lambda r, line: agentclinic_case(r, f"{id_prefix}-{line:04d}", split=split, extractor=extractor),
-                        strict=strict)
+    return load_records(
+        path,
+        "agentclinic",
+        lambda r, line: agentclinic_case(r, f"{id_prefix}-{line:04d}", split=split, extractor=extractor),
+        strict=strict,
+    )
 
 
-def load_agentclinic(path: str | Path, *, split: Split = "test", id_prefix: str = "agentclinic",
-                     extractor: LLMFactExtractor | None = None, strict: bool = False) -> list[PatientCase]:
+def load_agentclinic(
+    path: str | Path,
+    *,
+    split: Split = "test",
+    id_prefix: str = "agentclinic",
+    extractor: LLMFactExtractor | None = None,
+    strict: bool = False,
+) -> list[PatientCase]:
     """The cases of an AgentClinic OSCE file (bad records skipped; `strict`: a LoaderError instead)."""
     return read_agentclinic(path, split=split, id_prefix=id_prefix, extractor=extractor, strict=strict).cases

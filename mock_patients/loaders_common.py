@@ -12,25 +12,49 @@ from mock_patients.lexicon import default_lexicon
 from mock_patients.redaction import ICD10_CODE
 
 Split = Literal["train", "test"]
-_GENERIC_KEYS = {"findings", "finding", "result", "results", "comments", "comment", "interpretation", "impression",
-                 "value", "details", "description", "optional"}
-EXAM_WORDS = re.compile(r"\b(temperature|pulse|blood pressure|respirations|respiratory rate|oxygen saturation|"
-                        r"examination|exam\b|auscultation|palpation|on inspection|bmi|heart rate|tender|murmur)", re.IGNORECASE)
-TEST_WORDS = re.compile(r"\b(laboratory|lab studies|serum|level|count|x-ray|radiograph|ct\b|mri|ultrasound|"
-                        r"biopsy|ecg|ekg|electrocardiogram|culture|urinalysis|smear|titer|panel|mg/dl|mmol|"
-                        r"hemoglobin|leukocyte|platelet|shows|reveals|positive for|negative for|"
-                        r"urine\s+(?:colou?r|ph|specific gravity|osmolality|sodium|protein|glucose|ketones|dipstick|"
-                        r"studies|analysis|microscopy|sediment|toxicology|drug screen)|nitrites?|ketones|"
-                        r"specific gravity|dipstick|casts\b)", re.IGNORECASE)
+_GENERIC_KEYS = {
+    "findings",
+    "finding",
+    "result",
+    "results",
+    "comments",
+    "comment",
+    "interpretation",
+    "impression",
+    "value",
+    "details",
+    "description",
+    "optional",
+}
+EXAM_WORDS = re.compile(
+    r"\b(temperature|pulse|blood pressure|respirations|respiratory rate|oxygen saturation|"
+    r"examination|exam\b|auscultation|palpation|on inspection|bmi|heart rate|tender|murmur)",
+    re.IGNORECASE,
+)
+TEST_WORDS = re.compile(
+    r"\b(laboratory|lab studies|serum|level|count|x-ray|radiograph|ct\b|mri|ultrasound|"
+    r"biopsy|ecg|ekg|electrocardiogram|culture|urinalysis|smear|titer|panel|mg/dl|mmol|"
+    r"hemoglobin|leukocyte|platelet|shows|reveals|positive for|negative for|"
+    r"urine\s+(?:colou?r|ph|specific gravity|osmolality|sodium|protein|glucose|ketones|dipstick|"
+    r"studies|analysis|microscopy|sediment|toxicology|drug screen)|nitrites?|ketones|"
+    r"specific gravity|dipstick|casts\b)",
+    re.IGNORECASE,
+)
 # a list of read-out results: "bacteria are absent, nitrites are negative, and red blood cells are negative"
-_RESULT_ITEM = re.compile(r"\b(?:is|are|was|were)\s+(?:negative|positive|trace|detected|undetectable|"
-                          r"within normal limits)\b", re.IGNORECASE)
-_UNINFORMATIVE = re.compile(r"^(information not provided|not provided|none provided|n/?a|unknown|not available|"
-                            r"not applicable|unspecified|(?:(?:further\s+)?(?:information|data|details)\s+)?"
-                            r"not\s+(?:specified|provided|available|given|documented|recorded|mentioned|stated|reported)|"
-                            r"no\s+(?:further\s+|additional\s+)?(?:information|data|details)(?:\s+(?:provided|available|given|"
-                            r"specified|documented))?|"
-                            r"no additional symptoms( provided| noted)?(\s+by the \w+)?)\.?$", re.IGNORECASE)
+_RESULT_ITEM = re.compile(
+    r"\b(?:is|are|was|were)\s+(?:negative|positive|trace|detected|undetectable|"
+    r"within normal limits)\b",
+    re.IGNORECASE,
+)
+_UNINFORMATIVE = re.compile(
+    r"^(information not provided|not provided|none provided|n/?a|unknown|not available|"
+    r"not applicable|unspecified|(?:(?:further\s+)?(?:information|data|details)\s+)?"
+    r"not\s+(?:specified|provided|available|given|documented|recorded|mentioned|stated|reported)|"
+    r"no\s+(?:further\s+|additional\s+)?(?:information|data|details)(?:\s+(?:provided|available|given|"
+    r"specified|documented))?|"
+    r"no additional symptoms( provided| noted)?(\s+by the \w+)?)\.?$",
+    re.IGNORECASE,
+)
 
 
 def is_test_result(text: str) -> bool:
@@ -40,7 +64,7 @@ def is_test_result(text: str) -> bool:
 
 
 def human(key: str) -> str:
-    """"Chest_X-Ray" -> "Chest X-Ray"; "blood_work" -> "Blood work"."""
+    """ "Chest_X-Ray" -> "Chest X-Ray"; "blood_work" -> "Blood work"."""
     t = key.replace("_", " ").strip()
     return t[:1].upper() + t[1:].lower() if not re.search(r"[A-Z]{2}", t) else t[:1].upper() + t[1:]
 
@@ -124,21 +148,48 @@ def observations(section: Any, what: str) -> list[Observation]:
 
 # --- ages and demographics ------------------------------------------------------------------------------
 
-_AGE_UNIT = re.compile(r"^(\d+(?:\.\d+)?)\s*-?\s*(years?|yrs?|y|yo|months?|mos?|weeks?|wks?|days?|d)?(?:[-\s]*old)?$",
-                       re.IGNORECASE)
-_AGE_IN_TEXT = re.compile(r"(\d+(?:\.\d+)?)[-\s]*(year|yr|month|week|day)s?[-\s]*old|(\d+)[-\s]*(year|yr|month|week|day)s?\b",
-                          re.IGNORECASE)
-_NEWBORN = re.compile(r"\b(newborn|neonate|neonatal|new-born)\b|\b(?:delivered|born)\s+(?:at\s+(?:term|\d+\s+weeks)|"
-                      r"preterm|prematurely|vaginally|by\s+(?:cesarean|c-section))", re.IGNORECASE)
-AGE_FORMS = ("a number of years, or text like '22 years', '21 years old', '6 months', '8-month-old', 'newborn', or a word: "
-             "newborn, infant, baby, toddler, child, teen, teenager, adolescent, young adult, middle-aged, elderly")
+_AGE_UNIT = re.compile(
+    r"^(\d+(?:\.\d+)?)\s*-?\s*(years?|yrs?|y|yo|months?|mos?|weeks?|wks?|days?|d)?(?:[-\s]*old)?$", re.IGNORECASE
+)
+_AGE_IN_TEXT = re.compile(
+    r"(\d+(?:\.\d+)?)[-\s]*(year|yr|month|week|day)s?[-\s]*old|(\d+)[-\s]*(year|yr|month|week|day)s?\b", re.IGNORECASE
+)
+_NEWBORN = re.compile(
+    r"\b(newborn|neonate|neonatal|new-born)\b|\b(?:delivered|born)\s+(?:at\s+(?:term|\d+\s+weeks)|"
+    r"preterm|prematurely|vaginally|by\s+(?:cesarean|c-section))",
+    re.IGNORECASE,
+)
+AGE_FORMS = (
+    "a number of years, or text like '22 years', '21 years old', '6 months', '8-month-old', 'newborn', or a word: "
+    "newborn, infant, baby, toddler, child, teen, teenager, adolescent, young adult, middle-aged, elderly"
+)
 # ages in words, as representative whole years; the word itself is kept in the description, and the patient
 # says it ("I'm an elderly man."), never the number (`rewrite.age_phrase`)
-AGE_WORDS = {"newborn": 0, "neonate": 0, "infant": 0, "baby": 0, "toddler": 2, "child": 8, "teen": 15, "teenager": 15,
-             "teenage": 15, "adolescent": 15, "young adult": 25, "adult": 40, "middle-aged": 50, "middle aged": 50,
-             "elderly": 75, "older adult": 75, "geriatric": 75}
-_AGE_WORD = re.compile(r"^(?:an?\s+)?(" + "|".join(sorted(map(re.escape, AGE_WORDS), key=len, reverse=True)) + r")(?:\s+(?:patient|person|man|woman|male|female))?$",
-                       re.IGNORECASE)
+AGE_WORDS = {
+    "newborn": 0,
+    "neonate": 0,
+    "infant": 0,
+    "baby": 0,
+    "toddler": 2,
+    "child": 8,
+    "teen": 15,
+    "teenager": 15,
+    "teenage": 15,
+    "adolescent": 15,
+    "young adult": 25,
+    "adult": 40,
+    "middle-aged": 50,
+    "middle aged": 50,
+    "elderly": 75,
+    "older adult": 75,
+    "geriatric": 75,
+}
+_AGE_WORD = re.compile(
+    r"^(?:an?\s+)?("
+    + "|".join(sorted(map(re.escape, AGE_WORDS), key=len, reverse=True))
+    + r")(?:\s+(?:patient|person|man|woman|male|female))?$",
+    re.IGNORECASE,
+)
 
 
 def _years(number: str, unit: str | None) -> int:
@@ -189,7 +240,7 @@ _MALE = re.compile(r"\b(male|man|boy|m|gentleman)\b", re.IGNORECASE)
 
 
 def parse_demographics(text: str, *, age: Any = None, sex: Any = None) -> Demographics:
-    """"35-year-old female" -> age 35, female; "8-month-old boy" -> age 0, male; "Newborn, female" -> 0.
+    """ "35-year-old female" -> age 35, female; "8-month-old boy" -> age 0, male; "Newborn, female" -> 0.
     `age` / `sex`, when given, override what the text says (ages as in `parse_age`)."""
     t = (text or "").strip()
     a = parse_age(age) if age is not None and str(age).strip() else None
@@ -207,45 +258,79 @@ def parse_demographics(text: str, *, age: Any = None, sex: Any = None) -> Demogr
     return Demographics(age=a, sex=sx, description=t)  # type: ignore[arg-type]
 
 
-_PRESENTS = re.compile(r"^.*?\b(presents?|presented|comes?|came|is brought|was brought|brings?|brought|complains?|complained|"
-                       r"is seen|was seen|visits?|visited|(?:is|was)\s+(?:referred|admitted|evaluated|transferred))\b[^,]*?"
-                       r"\b(with|for|because\s+of|because|due to|of)\s+", re.IGNORECASE)
+_PRESENTS = re.compile(
+    r"^.*?\b(presents?|presented|comes?|came|is brought|was brought|brings?|brought|complains?|complained|"
+    r"is seen|was seen|visits?|visited|(?:is|was)\s+(?:referred|admitted|evaluated|transferred))\b[^,]*?"
+    r"\b(with|for|because\s+of|because|due to|of)\s+",
+    re.IGNORECASE,
+)
 
 
 # "(for) the third time in 4 months presenting with": the visit, not the complaint
-_REPEAT_VISIT = re.compile(r"^(?:for\s+)?(?:the|a|her|his|their)\s+(?:first|second|third|fourth|fifth|sixth|\d+(?:st|nd|rd|th)|"
-                           r"same|next|last|latest|another|\w+\s+consecutive)\s+(?:time|visit|occasion|episode)\b"
-                           r"[^,]*?\b(?:presenting\s+|complaining\s+)?(?:with|because of|for)\s+(?=\S)", re.IGNORECASE)
+_REPEAT_VISIT = re.compile(
+    r"^(?:for\s+)?(?:the|a|her|his|their)\s+(?:first|second|third|fourth|fifth|sixth|\d+(?:st|nd|rd|th)|"
+    r"same|next|last|latest|another|\w+\s+consecutive)\s+(?:time|visit|occasion|episode)\b"
+    r"[^,]*?\b(?:presenting\s+|complaining\s+)?(?:with|because of|for)\s+(?=\S)",
+    re.IGNORECASE,
+)
 
 
-_BROUGHT_AFTER = re.compile(r"^.*?\b(?:is|was)\s+brought\s+(?:in|into|to)\b[^,]*?\s+(after|following)\s+", re.IGNORECASE)
+_BROUGHT_AFTER = re.compile(
+    r"^.*?\b(?:is|was)\s+brought\s+(?:in|into|to)\b[^,]*?\s+(after|following)\s+", re.IGNORECASE
+)
 
 
 def chief_complaint(first_sentence: str) -> str:
-    """"A 55-year-old woman presented to the clinic with a 1-year history of skin darkening." ->
+    """ "A 55-year-old woman presented to the clinic with a 1-year history of skin darkening." ->
     "A 1-year history of skin darkening"; the sentence itself when it has no "presents with". A repeat
     visit's words ("... for the third time in 4 months presenting with X") are not the complaint: X is."""
-    m = re.search(r",\s*accompanied\s+by\s+(his|her|their)\s+(\w+),\s*who\s+(.+?)\.?[”\"]?$", first_sentence.strip(), re.IGNORECASE)
-    if m:  # "... presents, accompanied by his wife, who requests treatment for his pessimism": her words are the complaint
+    m = re.search(
+        r",\s*accompanied\s+by\s+(his|her|their)\s+(\w+),\s*who\s+(.+?)\.?[”\"]?$",
+        first_sentence.strip(),
+        re.IGNORECASE,
+    )
+    if (
+        m
+    ):  # "... presents, accompanied by his wife, who requests treatment for his pessimism": her words are the complaint
         return f"{m.group(1).capitalize()} {m.group(2)} {m.group(3)}".rstrip(".")
     m = _BROUGHT_AFTER.match(first_sentence.strip())
     if m and not _PRESENTS.search(first_sentence.strip()[: m.start(1)]):
         # "A 35-year-old is brought into the emergency room after a bicycle accident": the event is the complaint
-        return f"Brought in {m.group(1).lower()} " + first_sentence.strip()[m.end():].rstrip(".").strip()
+        return f"Brought in {m.group(1).lower()} " + first_sentence.strip()[m.end() :].rstrip(".").strip()
     cc = _PRESENTS.sub("", first_sentence.strip()).strip().rstrip(".").strip()
     cc = _REPEAT_VISIT.sub("", cc) if _PRESENTS.search(first_sentence.strip()) else cc
     # "comes to the physician with her mother because of X": the companion is not the complaint
-    cc = re.sub(r"^(?:his|her|their)\s+(?:step-?)?(?:mother|father|parents?|wife|husband|partner|family|friend|daughter|son|"
-                r"caregiver|guardian)\s+(?:because\s+of|because|for|with|due\s+to)\s+", "", cc, flags=re.IGNORECASE) or cc
+    cc = (
+        re.sub(
+            r"^(?:his|her|their)\s+(?:step-?)?(?:mother|father|parents?|wife|husband|partner|family|friend|daughter|son|"
+            r"caregiver|guardian)\s+(?:because\s+of|because|for|with|due\s+to)\s+",
+            "",
+            cc,
+            flags=re.IGNORECASE,
+        )
+        or cc
+    )
     # "for evaluation of fine wrinkles", "evaluation and management of a rash": the complaint is what follows
-    cc = re.sub(r"^(?:an?\s+|the\s+)?(?:(?:further\s+)?(?:evaluation|assessment|management|treatment|work-?up|investigation)"
-                r"(?:\s+and\s+(?:evaluation|assessment|management|treatment))?)\s+of\s+(?:(?:his|her|their|a|an)\s+)?(?=\S)",
-                lambda m: "a " if re.match(r"an?\b", cc, re.IGNORECASE) else "", cc, flags=re.IGNORECASE) or cc
+    cc = (
+        re.sub(
+            r"^(?:an?\s+|the\s+)?(?:(?:further\s+)?(?:evaluation|assessment|management|treatment|work-?up|investigation)"
+            r"(?:\s+and\s+(?:evaluation|assessment|management|treatment))?)\s+of\s+(?:(?:his|her|their|a|an)\s+)?(?=\S)",
+            lambda m: "a " if re.match(r"an?\b", cc, re.IGNORECASE) else "",
+            cc,
+            flags=re.IGNORECASE,
+        )
+        or cc
+    )
     cc = re.sub(r"^(?:for\s+)?the\s+first\s+time\s+since\s+", "a visit, the first since ", cc, flags=re.IGNORECASE)
     # "brought by his parents because they are concerned about his behavior": the parents' concern is the complaint
     cc = re.sub(r"^they\s+(?:are|were)\s+(concerned|worried)\b", r"His parents are \1", cc, flags=re.IGNORECASE)
-    cc = re.sub(r",?\s*\(?\b(?:as\s+shown|shown|as\s+seen)(?:\s+(?:here|below|above|in\s+the\s+(?:image|photograph|photo|"
-                r"figure|picture)))?\)?\s*$", "", cc, flags=re.IGNORECASE)  # the image is not the patient's to describe
+    cc = re.sub(
+        r",?\s*\(?\b(?:as\s+shown|shown|as\s+seen)(?:\s+(?:here|below|above|in\s+the\s+(?:image|photograph|photo|"
+        r"figure|picture)))?\)?\s*$",
+        "",
+        cc,
+        flags=re.IGNORECASE,
+    )  # the image is not the patient's to describe
     cc = cc or first_sentence.strip().rstrip(".")
     return cc[:1].upper() + cc[1:]
 

@@ -16,8 +16,9 @@ consultation cases by default; `include_types` adds others as `QuestionCase`s, w
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from mock_patients.cases import Observation, PatientCase, diagnosis_length_error
 from mock_patients.facts import FactBuilder, split_facts, split_sentences
@@ -43,15 +44,39 @@ NOT_A_DIAGNOSIS = "n/a (not a diagnosis question)"
 # Keywords of each type; the one that appears first in the question's asking clause wins
 # ("Which of the following drugs has this mechanism?" asks for a drug).
 _TYPE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("next_step", re.compile(r"\bnext (?:best )?step|\b(?:best|most appropriate|initial|first|next)\s+(?:\w+\s+)?"
-                             r"(?:step|test|investigation|evaluation|imaging|diagnostic|workup|work-up|study)|"
-                             r"confirm (?:the|this|a) diagnosis|establish (?:the|this|a) diagnosis|management\b", re.I)),
-    ("treatment", re.compile(r"\btreat|therap|pharmacotherap|medication|\bdrugs?\b|prescri|\bwas given\b|"
-                             r"\badminister|antibiotic|regimen|\bshould be given\b|intervention|vaccin|surgery", re.I)),
-    ("mechanism", re.compile(r"mechanism|pathophysiolog|pathogenesis|mode of action|mediated by|"
-                             r"\benzyme\b|\breceptor\b", re.I)),
-    ("diagnosis", re.compile(r"\bdiagnos[ie]s\b|\bmost likely (?:condition|disease|disorder)\b|"
-                             r"\bpatient (?:most likely )?(?:has|suffers from)\b|is (?:most likely )?suffering from", re.I)),
+    (
+        "next_step",
+        re.compile(
+            r"\bnext (?:best )?step|\b(?:best|most appropriate|initial|first|next)\s+(?:\w+\s+)?"
+            r"(?:step|test|investigation|evaluation|imaging|diagnostic|workup|work-up|study)|"
+            r"confirm (?:the|this|a) diagnosis|establish (?:the|this|a) diagnosis|management\b",
+            re.I,
+        ),
+    ),
+    (
+        "treatment",
+        re.compile(
+            r"\btreat|therap|pharmacotherap|medication|\bdrugs?\b|prescri|\bwas given\b|"
+            r"\badminister|antibiotic|regimen|\bshould be given\b|intervention|vaccin|surgery",
+            re.I,
+        ),
+    ),
+    (
+        "mechanism",
+        re.compile(
+            r"mechanism|pathophysiolog|pathogenesis|mode of action|mediated by|"
+            r"\benzyme\b|\breceptor\b",
+            re.I,
+        ),
+    ),
+    (
+        "diagnosis",
+        re.compile(
+            r"\bdiagnos[ie]s\b|\bmost likely (?:condition|disease|disorder)\b|"
+            r"\bpatient (?:most likely )?(?:has|suffers from)\b|is (?:most likely )?suffering from",
+            re.I,
+        ),
+    ),
 )
 _ASK = re.compile(r"\b(?:which|what)\b", re.IGNORECASE)
 
@@ -61,14 +86,22 @@ _ASK = re.compile(r"\b(?:which|what)\b", re.IGNORECASE)
 _ASKS_DIAGNOSIS = re.compile(
     r"^(?:which|what)(?:\s+of\s+the\s+following)?\s+(?:is|was)\s+(?:the\s+|(?:this|the)\s+patient['’]s\s+)?"
     r"(?:(?:most|more)\s+likely\s+|likely\s+|probable\s+|most\s+probable\s+)?(?:the\s+|(?:this|the)\s+patient['’]s\s+)?"
-    r"(?:underlying\s+|final\s+|correct\s+|working\s+)?(?:diagnosis|condition|disease|disorder)\b", re.IGNORECASE)
+    r"(?:underlying\s+|final\s+|correct\s+|working\s+)?(?:diagnosis|condition|disease|disorder)\b",
+    re.IGNORECASE,
+)
 # ... but not when it asks for something about the diagnosis: a finding, a test, a cause, an association
-_ABOUT = re.compile(r"\b(?:confirm|establish|characteristic|associated|etiology|cause|risk|mechanism|tests?|laborator\w*|"
-                    r"findings?|consistent|linked|repeat|rule|represent|yield|lesions?|histopatholog\w*|drug|treat\w*|"
-                    r"management|except|shown|seen|marked|complication|prognosis|pathway|gene)\b", re.IGNORECASE)
+_ABOUT = re.compile(
+    r"\b(?:confirm|establish|characteristic|associated|etiology|cause|risk|mechanism|tests?|laborator\w*|"
+    r"findings?|consistent|linked|repeat|rule|represent|yield|lesions?|histopatholog\w*|drug|treat\w*|"
+    r"management|except|shown|seen|marked|complication|prognosis|pathway|gene)\b",
+    re.IGNORECASE,
+)
 # an answer that is not a diagnosis name: a value read-out, a sentence, a test, a molecule
-_NOT_A_NAME = re.compile(r"[:↑↓=]|\b(?:is|are|was|were|may|can|localize|pathway|gene|overexpression|expression|antibod\w*|"
-                         r"receptor|enzyme|level|repeat|cytometry|mri|ct|radiograph|x-ray|biopsy|test|sex|age)\b", re.IGNORECASE)
+_NOT_A_NAME = re.compile(
+    r"[:↑↓=]|\b(?:is|are|was|were|may|can|localize|pathway|gene|overexpression|expression|antibod\w*|"
+    r"receptor|enzyme|level|repeat|cytometry|mri|ct|radiograph|x-ray|biopsy|test|sex|age)\b",
+    re.IGNORECASE,
+)
 
 
 def question_type(question: str, options: Iterable[str] = (), answer: str = "") -> QuestionType:
@@ -79,7 +112,7 @@ def question_type(question: str, options: Iterable[str] = (), answer: str = "") 
     the asking clause decides; "other" when none is there."""
     q = (question or "").strip()
     starts = [m.start() for m in _ASK.finditer(q)]
-    ask = q[starts[-1]:] if starts else q
+    ask = q[starts[-1] :] if starts else q
     names = [o for o in (answer, *options) if o]
     name_like = not (answer and _NOT_A_NAME.search(answer)) and all(len(o.split()) <= 10 for o in names)
     if re.search(r"\bdiagnos[ie]s\b|\bmost likely (?:condition|disease|disorder)\b", ask, re.IGNORECASE):
@@ -110,8 +143,10 @@ class QuestionCase(PatientCase):
     target: str
 
 
-_DEMOGRAPHIC = re.compile(r"^(?:the\s+)?(?:patient|pt)\s+is\s+(?:an?\s+)?\d+[-\s](?:year|month|week|day)s?[-\s]old(?:\s+\w+){0,3}\.?$",
-                          re.IGNORECASE)
+_DEMOGRAPHIC = re.compile(
+    r"^(?:the\s+)?(?:patient|pt)\s+is\s+(?:an?\s+)?\d+[-\s](?:year|month|week|day)s?[-\s]old(?:\s+\w+){0,3}\.?$",
+    re.IGNORECASE,
+)
 _NUMBERED = re.compile(r"^\s*(?:\(?\d+[.)]|[-*•])\s*")
 
 
@@ -170,7 +205,9 @@ def _fact_texts(record: dict) -> tuple[list[str], list[str]]:
     return context, facts
 
 
-def _add_statement(b: FactBuilder, text: str, present: bool, exams: list[Observation], tests: list[Observation]) -> None:
+def _add_statement(
+    b: FactBuilder, text: str, present: bool, exams: list[Observation], tests: list[Observation]
+) -> None:
     if is_test_result(text) and not EXAM_WORDS.search(text):
         tid = b.lexicon.resolve_test(text)
         name = b.lexicon.table.test_spec(tid).name if tid else "laboratory studies"
@@ -179,15 +216,20 @@ def _add_statement(b: FactBuilder, text: str, present: bool, exams: list[Observa
     elif EXAM_WORDS.search(text):
         tid = b.lexicon.resolve_test(text) or "physical examination"
         b.add(text, "exam", present=present, test=tid)
-        exams.append(Observation(test="Physical examination", result=text, test_id=tid if tid != "physical examination" else None))
+        exams.append(
+            Observation(
+                test="Physical examination", result=text, test_id=tid if tid != "physical examination" else None
+            )
+        )
     elif _DEMOGRAPHIC.match(text):
         b.add(text, "demographics", link=False)
     else:
         b.add(text, "hpi", present=present)
 
 
-def mediq_case(record: dict, case_id: str | None = None, *, split: Split = "test",
-               include_types: Iterable[str] = ("diagnosis",)) -> PatientCase:
+def mediq_case(
+    record: dict, case_id: str | None = None, *, split: Split = "test", include_types: Iterable[str] = ("diagnosis",)
+) -> PatientCase:
     """One MediQ record; a question type outside `include_types` raises SkipRecord(type)."""
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
@@ -224,21 +266,45 @@ def mediq_case(record: dict, case_id: str | None = None, *, split: Split = "test
         for text, present in split_facts(stmt):
             _add_statement(b, text, present, exams, tests)
     rid = case_id or f"mediq-{record.get('id', record.get('realidx', 'x'))}"
-    common = dict(id=str(rid), source="mediq", split=split, demographics=demo, chief_complaint=cc,
-                  history_of_present_illness=" ".join(context), exam_findings=tuple(exams), test_results=tuple(tests),
-                  options=tuple(opts), key_facts=tuple(b.facts))
+    common = dict(
+        id=str(rid),
+        source="mediq",
+        split=split,
+        demographics=demo,
+        chief_complaint=cc,
+        history_of_present_illness=" ".join(context),
+        exam_findings=tuple(exams),
+        test_results=tuple(tests),
+        options=tuple(opts),
+        key_facts=tuple(b.facts),
+    )
     if qtype != "diagnosis":
-        return QuestionCase(**common, diagnosis=NOT_A_DIAGNOSIS, question=text_of(record.get("question")),  # type: ignore[arg-type]
-                            question_type=qtype, target=answer)
+        return QuestionCase(
+            **common,
+            diagnosis=NOT_A_DIAGNOSIS,
+            question=text_of(record.get("question")),  # type: ignore[arg-type]
+            question_type=qtype,
+            target=answer,
+        )
     err = diagnosis_length_error("answer", answer)
     if err:
         raise ValueError(err)
-    return PatientCase(**common, diagnosis=answer, diagnosis_id=link_diagnosis(answer),  # type: ignore[arg-type]
-                       differential=tuple(o for o in opts if o.strip().lower() != answer.strip().lower()))
+    return PatientCase(
+        **common,
+        diagnosis=answer,
+        diagnosis_id=link_diagnosis(answer),  # type: ignore[arg-type]
+        differential=tuple(o for o in opts if o.strip().lower() != answer.strip().lower()),
+    )
 
 
-def read_mediq(path: str | Path, *, split: Split = "test", id_prefix: str = "mediq",
-               include_types: Iterable[str] = ("diagnosis",), strict: bool = False) -> LoadResult:
+def read_mediq(
+    path: str | Path,
+    *,
+    split: Split = "test",
+    id_prefix: str = "mediq",
+    include_types: Iterable[str] = ("diagnosis",),
+    strict: bool = False,
+) -> LoadResult:
     """A MediQ file with its load report; case ids are "<id_prefix>-<record id>" (the line number without
     one). Questions of a type outside `include_types` are counted in the report, not loaded."""
     check_split(split)
@@ -255,7 +321,13 @@ def read_mediq(path: str | Path, *, split: Split = "test", id_prefix: str = "med
     return load_records(path, "mediq", convert, strict=strict)
 
 
-def load_mediq(path: str | Path, *, split: Split = "test", id_prefix: str = "mediq",
-               include_types: Iterable[str] = ("diagnosis",), strict: bool = False) -> list[PatientCase]:
+def load_mediq(
+    path: str | Path,
+    *,
+    split: Split = "test",
+    id_prefix: str = "mediq",
+    include_types: Iterable[str] = ("diagnosis",),
+    strict: bool = False,
+) -> list[PatientCase]:
     """The cases of a MediQ file: diagnosis questions only unless `include_types` says otherwise."""
     return read_mediq(path, split=split, id_prefix=id_prefix, include_types=include_types, strict=strict).cases

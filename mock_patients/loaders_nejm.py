@@ -37,34 +37,59 @@ from mock_patients.loaders_common import (
 )
 from mock_patients.rewrite import to_first_person
 
-_ROLE = re.compile(r"^\s*(?:(?:for your role as an? (?:patient|patient actor)|as an? (?:patient|patient actor)|"
-                   r"in your role as an? patient(?: actor)?)\s*,\s*|for the patient(?: actor)?\s*:\s*)", re.IGNORECASE)
+_ROLE = re.compile(
+    r"^\s*(?:(?:for your role as an? (?:patient|patient actor)|as an? (?:patient|patient actor)|"
+    r"in your role as an? patient(?: actor)?)\s*,\s*|for the patient(?: actor)?\s*:\s*)",
+    re.IGNORECASE,
+)
 _INTRO = re.compile(r"^(?:here'?s|here is|you need to convey|the following|this is)\b[^:]{0,160}:\s*", re.IGNORECASE)
 _UNITS = re.compile(r"\s+-\s+|(?<![\d.])\s*\b\d{1,2}\.\s+(?=[A-Z*])|\n+")  # bullets, "1." items, lines
 _HEADING = re.compile(r"^[A-Z][\w /’'(),&-]{0,60}:\s+(?=\S)")
-_META = re.compile(r"\b(remember|your role|patient actor|not aware|aren't aware|don'?t know|do not know|"
-                   r"not been told|haven'?t been told|haven'?t seen any|have not seen any|medical terms|portray|"
-                   r"(?:your|the) diagnosis|test readings|specific test results)\b", re.IGNORECASE)
+_META = re.compile(
+    r"\b(remember|your role|patient actor|not aware|aren't aware|don'?t know|do not know|"
+    r"not been told|haven'?t been told|haven'?t seen any|have not seen any|medical terms|portray|"
+    r"(?:your|the) diagnosis|test readings|specific test results)\b",
+    re.IGNORECASE,
+)
 _SELF_DEMOGRAPHIC = re.compile(r"^you(?:'re| are) an? \d+[-\s](?:year|month|week|day)", re.IGNORECASE)
-_NOTICED_THAT = re.compile(r"^you(?:'ve| have)? (?:noticed|observed|felt|found|realized|been told) that\s+", re.IGNORECASE)
+_NOTICED_THAT = re.compile(
+    r"^you(?:'ve| have)? (?:noticed|observed|felt|found|realized|been told) that\s+", re.IGNORECASE
+)
 _SECOND_PERSON = [  # sentence openings, "you ..." -> a clinical statement without a subject
     (r"^you(?:'ve| have) never been diagnosed with\s+", "Denies history of "),
-    (r"^you (?:haven'?t|have not|did not|didn'?t|do not|don'?t)\s+(?:had|have|noticed|notice|experienced|experience|"
-     r"seen|see|felt|feel)\s+(?:any\s+)?", "Denies "),
+    (
+        r"^you (?:haven'?t|have not|did not|didn'?t|do not|don'?t)\s+(?:had|have|noticed|notice|experienced|experience|"
+        r"seen|see|felt|feel)\s+(?:any\s+)?",
+        "Denies ",
+    ),
     (r"^you(?:'ve| have) not (?:had|noticed|experienced|seen)\s+(?:any\s+)?", "Denies "),
-    (r"^you(?:'ve| have) (?:been experiencing|been having|experienced|noticed|observed|had|developed|felt)\s+",
-     "Reports "),
-    (r"^you(?:'re| are)\s+", "Is "), (r"^you(?:'ve| have)\s+", "Has "), (r"^you were\s+", "Was "),
-    (r"^you can'?t\s+", "Cannot "), (r"^mention\s+(?:that\s+)?(?:noticing|having|experiencing)\s+", "Reports "),
-    (r"^you ((?:\w+ed|began|had|went|took|felt|got|came|saw|ate|drank|fell|became|grew|began|left|lost|made|quit|ran|"
-     r"spent|thought|tried|woke|wore))\s+", "past"), (r"^you (\w+?)(s?)\s+", None),
+    (
+        r"^you(?:'ve| have) (?:been experiencing|been having|experienced|noticed|observed|had|developed|felt)\s+",
+        "Reports ",
+    ),
+    (r"^you(?:'re| are)\s+", "Is "),
+    (r"^you(?:'ve| have)\s+", "Has "),
+    (r"^you were\s+", "Was "),
+    (r"^you can'?t\s+", "Cannot "),
+    (r"^mention\s+(?:that\s+)?(?:noticing|having|experiencing)\s+", "Reports "),
+    (
+        r"^you ((?:\w+ed|began|had|went|took|felt|got|came|saw|ate|drank|fell|became|grew|began|left|lost|made|quit|ran|"
+        r"spent|thought|tried|woke|wore))\s+",
+        "past",
+    ),
+    (r"^you (\w+?)(s?)\s+", None),
 ]
-_MID = [(r"\byou've\b", "they have"), (r"\byou're\b", "they are"), (r"\byourself\b", "themselves"),
-        (r"\byour\b", "their"), (r"\byou\b", "they")]
+_MID = [
+    (r"\byou've\b", "they have"),
+    (r"\byou're\b", "they are"),
+    (r"\byourself\b", "themselves"),
+    (r"\byour\b", "their"),
+    (r"\byou\b", "they"),
+]
 
 
 def _clinical(sentence: str) -> str:
-    """"You've had fevers during this period." -> "Reports fevers during this period." """
+    """ "You've had fevers during this period." -> "Reports fevers during this period." """
     s = _NOTICED_THAT.sub("", sentence.strip())  # "You've noticed that you've lost weight" -> "you've lost weight"
     s = re.sub(r"^you\s+(?:also|still|then|now|just|later|recently|further)\s+", "you ", s, flags=re.IGNORECASE)
     for pat, rep in _SECOND_PERSON:
@@ -75,7 +100,7 @@ def _clinical(sentence: str) -> str:
             elif rep is None:  # "you feel a burning sensation" -> "Feels a burning sensation"
                 verb = m.group(1)
                 rep = verb[:1].upper() + verb[1:] + ("es" if verb.endswith(("sh", "ch", "s", "x")) else "s") + " "
-            s = rep + s[m.end():]
+            s = rep + s[m.end() :]
             break
     for pat, rep in _MID:
         s = re.sub(pat, rep, s, flags=re.IGNORECASE)
@@ -83,13 +108,24 @@ def _clinical(sentence: str) -> str:
 
 
 _THEY = [  # a statement's "they" came from the record's "you": the patient
-    (r"\b(for|to|caused|cause|gave|give|told|tell|made|make|makes|with|about|from|of|at|by|on|bother|bothers|bothered|"
-     r"affect|affects|affected|prevent|prevents|prevented)\s+they\b", r"\1 me"),
-    (r"\bthey(?:'re|\s+are)\b", "I am"), (r"\bthey\s+were\b", "I was"), (r"\bthey've\b", "I've"), (r"\bthey\b", "I"),
-    (r"\btheir\b", "my"), (r"\bthemselves\b", "myself"), (r"\bthem\b", "me"),
+    (
+        r"\b(for|to|caused|cause|gave|give|told|tell|made|make|makes|with|about|from|of|at|by|on|bother|bothers|bothered|"
+        r"affect|affects|affected|prevent|prevents|prevented)\s+they\b",
+        r"\1 me",
+    ),
+    (r"\bthey(?:'re|\s+are)\b", "I am"),
+    (r"\bthey\s+were\b", "I was"),
+    (r"\bthey've\b", "I've"),
+    (r"\bthey\b", "I"),
+    (r"\btheir\b", "my"),
+    (r"\bthemselves\b", "myself"),
+    (r"\bthem\b", "me"),
 ]
-_CLAUSE_LEAD = re.compile(r"^(?:they|for|over|during|when|whenever|recently|about|upon|at|since|after|before|also|this|these|"
-                          r"in|on|while|sometimes|lately|now)\b", re.IGNORECASE)
+_CLAUSE_LEAD = re.compile(
+    r"^(?:they|for|over|during|when|whenever|recently|about|upon|at|since|after|before|also|this|these|"
+    r"in|on|while|sometimes|lately|now)\b",
+    re.IGNORECASE,
+)
 
 
 def patient_sentence(text: str, present: bool = True) -> str:
@@ -100,22 +136,34 @@ def patient_sentence(text: str, present: bool = True) -> str:
     for pat, rep in _THEY:
         text = re.sub(pat, rep, text, flags=re.IGNORECASE)
     text = re.sub(r"\s+", " ", text).strip().rstrip(".")
-    if not present and not re.search(r"^(?:no|none|never)\b|\b(?:not|no|never|without|none)\b|n't\b", text, re.IGNORECASE):
-        text = "No, " + (text if text.startswith(("I ", "I'")) else text[:1].lower() + text[1:])  # a denial is said as one
+    if not present and not re.search(
+        r"^(?:no|none|never)\b|\b(?:not|no|never|without|none)\b|n't\b", text, re.IGNORECASE
+    ):
+        text = "No, " + (
+            text if text.startswith(("I ", "I'")) else text[:1].lower() + text[1:]
+        )  # a denial is said as one
     return text[:1].upper() + text[1:] + "."
 
 
 def _voiced(facts: tuple[KeyFact, ...]) -> tuple[KeyFact, ...]:
-    return tuple(f.model_copy(update={"patient_text": patient_sentence(f.text, f.present)})
-                 if f.patient_facing and re.search(r"\b(?:they|their|them|themselves)\b", f.text, re.IGNORECASE)
-                 else f for f in facts)
+    return tuple(
+        f.model_copy(update={"patient_text": patient_sentence(f.text, f.present)})
+        if f.patient_facing and re.search(r"\b(?:they|their|them|themselves)\b", f.text, re.IGNORECASE)
+        else f
+        for f in facts
+    )
 
 
 def _own_they(sentence: str) -> str:
     """The record's own "they" is a thing ("the blisters ... they don't burst"), never the patient (who is
     "you"): it becomes "these" before "you" becomes "they", so the patient's voice does not turn it into "I"."""
-    for pat, rep in ((r"\bthey're\b", "these are"), (r"\bthey've\b", "these have"), (r"\bthey\b", "these"),
-                     (r"\bthem\b", "these"), (r"\btheir\b", "its")):
+    for pat, rep in (
+        (r"\bthey're\b", "these are"),
+        (r"\bthey've\b", "these have"),
+        (r"\bthey\b", "these"),
+        (r"\bthem\b", "these"),
+        (r"\btheir\b", "its"),
+    ):
         sentence = re.sub(pat, rep, sentence, flags=re.IGNORECASE)
     return sentence
 
@@ -136,7 +184,9 @@ def patient_statements(patient_info: str) -> list[str]:
                 continue
             if not informative(sent) or _META.search(sent) or len(sent) < 4:
                 continue
-            if re.fullmatch(r"(?:age\s*:?\s*)?\d+\s*(?:-\s*)?(?:years?|months?|weeks?|days?)(?:[-\s]old)?\.?", sent, re.IGNORECASE):
+            if re.fullmatch(
+                r"(?:age\s*:?\s*)?\d+\s*(?:-\s*)?(?:years?|months?|weeks?|days?)(?:[-\s]old)?\.?", sent, re.IGNORECASE
+            ):
                 continue  # "Age: 66 years old": the demographics, not a fact to tell
             if sent.endswith(":"):
                 continue  # a heading with nothing under it
@@ -145,8 +195,22 @@ def patient_statements(patient_info: str) -> list[str]:
 
 
 _SECTION_END = re.compile(r"\s+([A-Z][\w /()-]{2,60}?(?:results?|findings|studies|tests?|examination|imaging)):$")
-_RESULT_WORDS = {"negative", "positive", "normal", "abnormal", "elevated", "present", "absent", "detected", "low", "high",
-                 "increased", "decreased", "unremarkable", "none"}
+_RESULT_WORDS = {
+    "negative",
+    "positive",
+    "normal",
+    "abnormal",
+    "elevated",
+    "present",
+    "absent",
+    "detected",
+    "low",
+    "high",
+    "increased",
+    "decreased",
+    "unremarkable",
+    "none",
+}
 
 
 def _section_end(unit: str) -> re.Match[str] | None:
@@ -158,8 +222,13 @@ def _section_end(unit: str) -> re.Match[str] | None:
             return re.search(r"\s+(" + re.escape(" ".join(words[1:])) + r"):$", unit)
         return m
     return None
-_PREAMBLE = re.compile(r"information extracted|relevant to instrument|includes:$|does not (?:contain|include|provide)|"
-                       r"no specific (?:instrument|test)", re.IGNORECASE)
+
+
+_PREAMBLE = re.compile(
+    r"information extracted|relevant to instrument|includes:$|does not (?:contain|include|provide)|"
+    r"no specific (?:instrument|test)",
+    re.IGNORECASE,
+)
 
 
 def exam_observations(physical_exams: str) -> list[Observation]:
@@ -175,7 +244,7 @@ def exam_observations(physical_exams: str) -> list[Observation]:
         m = _section_end(unit)  # "Negative Imaging results:" ends one item and opens a section
         heading = m.group(1) if m else None
         if m:
-            unit = unit[:m.start()].strip()
+            unit = unit[: m.start()].strip()
         if unit.endswith(":") and not heading:
             heading, unit = unit[:-1].strip(), ""
         if unit:
@@ -210,8 +279,10 @@ def _diagnosis(answers: object) -> tuple[str, list[str]]:
     return correct[0], opts
 
 
-_FOUND = re.compile(r",?\s+(?:and\s+)?(?:was|were|is|had\s+been)\s+(?:found|noted|observed|seen)\s+to\s+(?:have|be)\s+(.+)$",
-                    re.IGNORECASE)
+_FOUND = re.compile(
+    r",?\s+(?:and\s+)?(?:was|were|is|had\s+been)\s+(?:found|noted|observed|seen)\s+to\s+(?:have|be)\s+(.+)$",
+    re.IGNORECASE,
+)
 
 
 def nejm_case(record: dict, case_id: str, *, split: Split = "test") -> PatientCase:
@@ -233,19 +304,35 @@ def nejm_case(record: dict, case_id: str, *, split: Split = "test") -> PatientCa
     # examiner found is an exam finding (often the answer's defining sign), not the patient's complaint
     found = _FOUND.search(first)
     cc = chief_complaint(first[: found.start()].rstrip(" ,") + "." if found else first)
-    exams = ([Observation(test="Physical examination", result=found.group(1).strip().rstrip("."))] if found else []) + \
-        [Observation(test="Physical examination", result=s) for s in body if EXAM_WORDS.search(s)]
+    exams = ([Observation(test="Physical examination", result=found.group(1).strip().rstrip("."))] if found else []) + [
+        Observation(test="Physical examination", result=s) for s in body if EXAM_WORDS.search(s)
+    ]
     tests = exam_observations(text_of(record.get("physical_exams")))
     # each statement ends its own sentence: a bulleted list without full stops must not run into one fact
     hpi = " ".join(s if s.rstrip().endswith((".", "!", "?")) else s.rstrip() + "." for s in patient_statements(info))
-    facts = structured_facts(demographics=demo, chief_complaint=cc, history_of_present_illness=hpi,
-                             exam_findings=exams, test_results=tests, lexicon=default_lexicon())
+    facts = structured_facts(
+        demographics=demo,
+        chief_complaint=cc,
+        history_of_present_illness=hpi,
+        exam_findings=exams,
+        test_results=tests,
+        lexicon=default_lexicon(),
+    )
     facts = _voiced(facts)
     return PatientCase(
-        id=case_id, source="agentclinic", split=split, demographics=demo, chief_complaint=cc,  # type: ignore[arg-type]
-        history_of_present_illness=hpi, exam_findings=tuple(exams), test_results=tuple(tests), diagnosis=dx,
-        diagnosis_id=link_diagnosis(dx), options=tuple(opts),
-        differential=tuple(o for o in opts if o != dx), key_facts=facts,
+        id=case_id,
+        source="agentclinic",
+        split=split,
+        demographics=demo,
+        chief_complaint=cc,  # type: ignore[arg-type]
+        history_of_present_illness=hpi,
+        exam_findings=tuple(exams),
+        test_results=tuple(tests),
+        diagnosis=dx,
+        diagnosis_id=link_diagnosis(dx),
+        options=tuple(opts),
+        differential=tuple(o for o in opts if o != dx),
+        key_facts=facts,
     )
 
 
@@ -267,6 +354,8 @@ def read_nejm(path: str | Path, *, split: Split = "test", id_prefix: str = "nejm
     return result
 
 
-def load_nejm(path: str | Path, *, split: Split = "test", id_prefix: str = "nejm", strict: bool = False) -> list[PatientCase]:
+def load_nejm(
+    path: str | Path, *, split: Split = "test", id_prefix: str = "nejm", strict: bool = False
+) -> list[PatientCase]:
     """The cases of an AgentClinic NEJM file (bad records skipped; `strict`: a LoaderError instead)."""
     return read_nejm(path, split=split, id_prefix=id_prefix, strict=strict).cases

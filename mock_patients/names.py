@@ -26,7 +26,11 @@ def accepted_names(case: PatientCase, table: KnowledgeTable | None = None) -> tu
     """Every name that counts as the case's diagnosis: its own, its synonyms, and the table's for its id."""
     table = table or default_table()
     names = [case.diagnosis, *case.diagnosis_synonyms]
-    did = case.diagnosis_id or table.disease_id_for(case.diagnosis) or table.disease_id_for(_without_parenthesis(case.diagnosis))
+    did = (
+        case.diagnosis_id
+        or table.disease_id_for(case.diagnosis)
+        or table.disease_id_for(_without_parenthesis(case.diagnosis))
+    )
     if did is not None:
         names.extend(table.disease(did).all_names)
     names = [v for n in names for v in (n, *name_variants(n))]
@@ -79,14 +83,18 @@ def _leak_regex(names: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Patt
     # "Bell's palsy" written "Bells palsy", "Legg-Calvé-Perthes" as "Legg Calve Perthes": see _flexible
     full = sorted({_flexible(n) for n in names if not is_abbreviation(n) and n.strip()}, key=len, reverse=True)
     wrap = r"(?<![A-Za-z0-9])(?:{})(?![A-Za-z0-9])"
-    return (re.compile(wrap.format("|".join(full)), re.IGNORECASE) if full else None,
-            re.compile(wrap.format("|".join(abbr))) if abbr else None)
+    return (
+        re.compile(wrap.format("|".join(full)), re.IGNORECASE) if full else None,
+        re.compile(wrap.format("|".join(abbr))) if abbr else None,
+    )
 
 
 _LETTERS = re.compile(r"[^\W\d_]+")
 # disease-noun endings: two words with different ones name different diseases ("nephritis" / "nephrosis")
-_DISEASE_END = re.compile(r"(?:itis|osis|oses|omas?|emia|aemia|pathy|iasis|ism|plasia|trophy|algia|penia|megaly|"
-                          r"plegia|paresis)$")
+_DISEASE_END = re.compile(
+    r"(?:itis|osis|oses|omas?|emia|aemia|pathy|iasis|ism|plasia|trophy|algia|penia|megaly|"
+    r"plegia|paresis)$"
+)
 
 
 def _osa_distance(a: str, b: str, k: int) -> int:
@@ -125,7 +133,9 @@ class LeakFilter:
     word in `known` (other diseases, findings, body parts, tests, common words: stems) and does not end in
     another disease ending ("nephrosis" is not "nephritis")."""
 
-    def __init__(self, names: tuple[str, ...], fuzzy: frozenset[str] = frozenset(), known: frozenset[str] = frozenset()):
+    def __init__(
+        self, names: tuple[str, ...], fuzzy: frozenset[str] = frozenset(), known: frozenset[str] = frozenset()
+    ):
         self.names = names
         self._full, self._abbr = _leak_regex(tuple(sorted(set(names))))
         self._known = known
@@ -134,7 +144,7 @@ class LeakFilter:
         self._windows = tuple(sorted((w for w in windows if w and any(x in fuzzy for x in w)), key=len, reverse=True))
 
     @classmethod
-    def for_case(cls, case: PatientCase, table: KnowledgeTable | None = None) -> "LeakFilter":
+    def for_case(cls, case: PatientCase, table: KnowledgeTable | None = None) -> LeakFilter:
         return cls(accepted_names(case, table))
 
     def _near(self, tok: str, word: str) -> bool:
@@ -175,9 +185,9 @@ class LeakFilter:
             if rx is not None:
                 m = rx.search(folded)
                 if m:
-                    return text[m.start():m.end()]
+                    return text[m.start() : m.end()]
         spans = self._fuzzy_spans(text)
-        return text[spans[0][0]:spans[0][1]] if spans else None
+        return text[spans[0][0] : spans[0][1]] if spans else None
 
     def find_all(self, text: str) -> list[str]:
         folded = fold(text)
@@ -196,7 +206,7 @@ class LeakFilter:
             text = text[:a] + replacement + text[b:]
         return text
 
-    def __deepcopy__(self, memo: dict) -> "LeakFilter":
+    def __deepcopy__(self, memo: dict) -> LeakFilter:
         return self
 
 

@@ -32,32 +32,45 @@ from mock_patients.lexicon import (
     default_lexicon,
     fact_index,
 )
-from mock_patients.redaction import leak_filter, rewrite_result
+from mock_patients.redaction import _table_vocab, distinctive_parts, leak_filter, rewrite_result
 from mock_patients.rewrite import self_description, to_first_person
-from mock_patients.redaction import _table_vocab, distinctive_parts
 from mock_patients.text import content_stems, normalize
 
 # "What did the tests show?", "Any results from your blood work?": results come only from REQUEST TEST
-_TESTS_QUESTION = re.compile(r"\b(?:tests?|results?|labs?|lab\s+work|blood\s*work|bloods|x-?rays?|scans?|imaging|biops(?:y|ies)|"
-                             r"ecg|ekg|mri|ct|ultrasound)\b", re.IGNORECASE)
-_TESTS_ASKED = re.compile(r"\b(?:show|showed|shown|find|found|say|said|results?|come\s+back|came\s+back|reveal\w*|done|had\s+any|"
-                          r"have\s+any|any)\b", re.IGNORECASE)
+_TESTS_QUESTION = re.compile(
+    r"\b(?:tests?|results?|labs?|lab\s+work|blood\s*work|bloods|x-?rays?|scans?|imaging|biops(?:y|ies)|"
+    r"ecg|ekg|mri|ct|ultrasound)\b",
+    re.IGNORECASE,
+)
+_TESTS_ASKED = re.compile(
+    r"\b(?:show|showed|shown|find|found|say|said|results?|come\s+back|came\s+back|reveal\w*|done|had\s+any|"
+    r"have\s+any|any)\b",
+    re.IGNORECASE,
+)
 # "Is it X?", "Could this be X?", "Do you think it's X?": a guess at the diagnosis, answered the same way whatever X
 # is (a guess the record happens to share words with must not get facts that a wrong guess does not)
-_GUESS = re.compile(r"^\s*(?:so,?\s+|doctor,?\s+|ok(?:ay)?,?\s+)?(?:is\s+(?:it|this|that)|could\s+(?:it|this|that)\s+be|"
-                    r"might\s+(?:it|this|that)\s+be|can\s+(?:it|this)\s+be|would\s+(?:it|this)\s+be|"
-                    r"do\s+you\s+think\s+(?:it(?:'s|\s+is|\s+could\s+be|\s+might\s+be)|this\s+is|you\s+have|you\s+might\s+have)|"
-                    r"does\s+(?:it|this)\s+(?:sound|look)\s+like|maybe\s+(?:it's|it\s+is)|i\s+think\s+(?:it's|you\s+have)|"
-                    r"what\s+about)\s+(.+?)\s*[?.!]*\s*$", re.IGNORECASE | re.DOTALL)
+_GUESS = re.compile(
+    r"^\s*(?:so,?\s+|doctor,?\s+|ok(?:ay)?,?\s+)?(?:is\s+(?:it|this|that)|could\s+(?:it|this|that)\s+be|"
+    r"might\s+(?:it|this|that)\s+be|can\s+(?:it|this)\s+be|would\s+(?:it|this)\s+be|"
+    r"do\s+you\s+think\s+(?:it(?:'s|\s+is|\s+could\s+be|\s+might\s+be)|this\s+is|you\s+have|you\s+might\s+have)|"
+    r"does\s+(?:it|this)\s+(?:sound|look)\s+like|maybe\s+(?:it's|it\s+is)|i\s+think\s+(?:it's|you\s+have)|"
+    r"what\s+about)\s+(.+?)\s*[?.!]*\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
 # ... unless X only describes the complaint: "Is it painful?", "Is it worse at night?"
-_DESCRIPTOR = re.compile(r"^(?:(?:very|really|always|still|ever|more|less|also|usually|\w+ly)\s+)*(?:painful|itchy|sore|tender|"
-                         r"worse|better|constant|sharp|dull|burning|throbbing|stabbing|severe|mild|bad|there|new|red|swollen|"
-                         r"hot|warm|cold|numb|getting\s+\w+|\w+ful|(?:itching|aching|bleeding|swelling|spreading|radiating|worsening|improving|"
-                         r"coming\s+and\s+going|getting\s+\w+)|(?:at|in|on|when|after|before|during|with|all)\b.*)"
-                         r"(?:\s+(?:at|in|on|when|after|before|during|with)\b.*)?$", re.IGNORECASE)
-_BODY_WORDS = frozenset("""head face eye eyes ear ears nose mouth lip lips tongue throat neck chest breast back abdomen belly
+_DESCRIPTOR = re.compile(
+    r"^(?:(?:very|really|always|still|ever|more|less|also|usually|\w+ly)\s+)*(?:painful|itchy|sore|tender|"
+    r"worse|better|constant|sharp|dull|burning|throbbing|stabbing|severe|mild|bad|there|new|red|swollen|"
+    r"hot|warm|cold|numb|getting\s+\w+|\w+ful|(?:itching|aching|bleeding|swelling|spreading|radiating|worsening|improving|"
+    r"coming\s+and\s+going|getting\s+\w+)|(?:at|in|on|when|after|before|during|with|all)\b.*)"
+    r"(?:\s+(?:at|in|on|when|after|before|during|with)\b.*)?$",
+    re.IGNORECASE,
+)
+_BODY_WORDS = frozenset(
+    """head face eye eyes ear ears nose mouth lip lips tongue throat neck chest breast back abdomen belly
 stomach arm arms hand hands finger fingers leg legs foot feet toe toes knee knees hip hips skin scalp hair nail nails
-iris heart lung lungs liver kidney bowel colon brain bone bones joint joints muscle muscles blood""".split())
+iris heart lung lungs liver kidney bowel colon brain bone bones joint joints muscle muscles blood""".split()
+)
 
 NOT_SURE = "I'm not sure."
 UNWELL = "I haven't been feeling well."  # the opening when the record gives no complaint the patient may say
@@ -67,8 +80,9 @@ DIAGNOSIS_REFUSAL = "I don't know what's causing it — that's what I was hoping
 NOTHING_MORE = "No, I think that's everything I've noticed."
 LEAK_FALLBACK = "I'm not sure, doctor."
 EMPTY_REPLY_ERROR = "simulator_empty_reply"  # PatientAnswer.error when the model answered nothing
-AnswerKind = Literal["facts", "follow_up", "not_sure", "diagnosis_refusal", "leak_blocked", "no_family_history",
-                     "tests_not_told"]
+AnswerKind = Literal[
+    "facts", "follow_up", "not_sure", "diagnosis_refusal", "leak_blocked", "no_family_history", "tests_not_told"
+]
 
 
 class PatientAnswer(pydantic.BaseModel):
@@ -122,7 +136,7 @@ class _PatientBase:
             self._spoken[f.id] = said
         self.withheld = frozenset(withheld)
 
-    def __deepcopy__(self, memo: dict) -> "_PatientBase":
+    def __deepcopy__(self, memo: dict) -> _PatientBase:
         new = copy.copy(self)  # shares case, lexicon, index, filter (and an LLM patient's model)
         new.state = copy.deepcopy(self.state, memo)
         return new
@@ -163,9 +177,18 @@ class _PatientBase:
         cc = next((f for f in self.case.key_facts if f.category == "chief_complaint"), None)
         if cc is not None and cc.id not in self.withheld and not self.describes_diagnosis(cc):
             return cc
-        return next((f for f in self.case.key_facts if f.category in ("symptom", "hpi") and f.present
-                     and f.id not in self.withheld and not self.describes_diagnosis(f)
-                     and not re.match(r"I'm an? (?:\w+ )?\d+-\w+-old\b", self._speak(f))), None)
+        return next(
+            (
+                f
+                for f in self.case.key_facts
+                if f.category in ("symptom", "hpi")
+                and f.present
+                and f.id not in self.withheld
+                and not self.describes_diagnosis(f)
+                and not re.match(r"I'm an? (?:\w+ )?\d+-\w+-old\b", self._speak(f))
+            ),
+            None,
+        )
 
     def describes_diagnosis(self, f: KeyFact) -> bool:
         """True when a fact shares a distinctive word with the diagnosis's names (not a body part or a generic
@@ -185,8 +208,11 @@ class _PatientBase:
             # symptom, history, body-part and test words of the table ("vomiting" in cyclic vomiting syndrome,
             # "fever" in Rocky Mountain spotted fever) are what patients say, not the diagnosis's own sign
             vocab = _table_vocab(self.table)
-            got = frozenset(w for w in got if w not in _BODY_WORDS and len(w) > 3 and not w.isdigit()
-                            and w not in _GENERIC_DX and w not in vocab)
+            got = frozenset(
+                w
+                for w in got
+                if w not in _BODY_WORDS and len(w) > 3 and not w.isdigit() and w not in _GENERIC_DX and w not in vocab
+            )
             self._dx_words_cache = got
         return got
 
@@ -207,8 +233,14 @@ class _PatientBase:
                 # always the same answer (complaint + first other symptom that says something new), so asking
                 # twice is a repeat; "anything else?" is the way to hear more
                 cc = [f for f in [self._complaint()] if f is not None]
-                other = [f for f in self.case.key_facts if f.category == "symptom" and f.present
-                         and f.id not in self.withheld and not self.describes_diagnosis(f)]
+                other = [
+                    f
+                    for f in self.case.key_facts
+                    if f.category == "symptom"
+                    and f.present
+                    and f.id not in self.withheld
+                    and not self.describes_diagnosis(f)
+                ]
                 facts = _distinct(cc + other)[: len(cc) + 1]
             elif "topic:more" in q.topics:
                 facts = self._undisclosed_symptoms(2)
@@ -220,8 +252,10 @@ class _PatientBase:
         if q.findings and len(facts) > 1:
             # a question about one finding is answered with one fact about it ("No fever." and "On review, no
             # history of cough, fever or vomiting" both answer "Do you have a fever?")
-            named = {e.fact.id: (({e.fact.finding} if e.fact.finding else set()) | set(e.concepts.findings)) & q.findings
-                     for e in self.index.entries}
+            named = {
+                e.fact.id: (({e.fact.finding} if e.fact.finding else set()) | set(e.concepts.findings)) & q.findings
+                for e in self.index.entries
+            }
             seen: dict[str, str] = {}  # asked finding -> the fact that answers it
             keep, dropped = [], {}
             for f in facts:
@@ -244,15 +278,28 @@ class _PatientBase:
         self._also_stated = [self.case.fact(i) for i, k in same.items() if k in said]
         if not facts:
             # "Do you have diabetes?" names a finding (a history item), not a guess at the diagnosis
-            kind = "diagnosis_refusal" if "topic:diagnosis" in q.topics and not q.findings else \
-                "no_family_history" if "topic:family" in q.topics else "not_sure"
+            kind = (
+                "diagnosis_refusal"
+                if "topic:diagnosis" in q.topics and not q.findings
+                else "no_family_history"
+                if "topic:family" in q.topics
+                else "not_sure"
+            )
         return facts, q, kind
 
     def _undisclosed_symptoms(self, k: int) -> list[KeyFact]:
-        return [f for f in self.case.key_facts if f.category in ("chief_complaint", "symptom", "hpi") and f.present
-                and f.id not in self.state.disclosed and f.id not in self.withheld][:k]
+        return [
+            f
+            for f in self.case.key_facts
+            if f.category in ("chief_complaint", "symptom", "hpi")
+            and f.present
+            and f.id not in self.state.disclosed
+            and f.id not in self.withheld
+        ][:k]
 
-    def _record(self, question: str, stated: list[KeyFact], q: Concepts, kind: AnswerKind, text: str, leaks: int) -> PatientAnswer:
+    def _record(
+        self, question: str, stated: list[KeyFact], q: Concepts, kind: AnswerKind, text: str, leaks: int
+    ) -> PatientAnswer:
         st = self.state
         norm = normalize(question)
         verbatim = norm in st.questions
@@ -274,8 +321,15 @@ class _PatientBase:
         if sym:
             st.last_facts = sym
         st.leaks_blocked += leaks
-        return PatientAnswer(text=text, fact_ids=ids, new_fact_ids=new, matched=bool(ids), repeated=repeated,
-                             kind=kind, leaks_blocked=leaks)
+        return PatientAnswer(
+            text=text,
+            fact_ids=ids,
+            new_fact_ids=new,
+            matched=bool(ids),
+            repeated=repeated,
+            kind=kind,
+            leaks_blocked=leaks,
+        )
 
     def _speak(self, f: KeyFact) -> str:
         """The fact in the patient's words, with a conclusion naming the diagnosis dropped."""
@@ -291,9 +345,13 @@ class RuleBasedPatient(_PatientBase):
         self.state.turn += 1
         facts, q, kind = self._select(question)
         if not facts:
-            text = {"diagnosis_refusal": DIAGNOSIS_REFUSAL, "no_family_history": NO_FAMILY_HISTORY,
-                    "tests_not_told": TESTS_NOT_TOLD}.get(kind) or (NOTHING_MORE if "topic:more" in q.topics else
-                                                                    UNWELL if "topic:opening" in q.topics else NOT_SURE)
+            text = {
+                "diagnosis_refusal": DIAGNOSIS_REFUSAL,
+                "no_family_history": NO_FAMILY_HISTORY,
+                "tests_not_told": TESTS_NOT_TOLD,
+            }.get(kind) or (
+                NOTHING_MORE if "topic:more" in q.topics else UNWELL if "topic:opening" in q.topics else NOT_SURE
+            )
             return self._record(question, [], q, kind, text, 0)
         if kind == "follow_up":
             text, stated = self._follow_up(facts, q), facts[:2]
@@ -357,12 +415,14 @@ class RuleBasedPatient(_PatientBase):
         return fd.say or fd.name
 
 
-_GENERIC_DX = frozenset("""disease syndrome disorder infection acute chronic benign malignant primary secondary
+_GENERIC_DX = frozenset(
+    """disease syndrome disorder infection acute chronic benign malignant primary secondary
 progressive idiopathic congenital acquired type stage severe mild moderate related induced associated positive negative
 deficiency failure injury multiple local localized focal generalized systemic left right bilateral unilateral recurrent
 persistent transient viral bacterial fungal atypical typical simple complex complicated early late adult juvenile
 infantile neonatal childhood familial hereditary toxic allergic inflammatory functional partial complete central
-peripheral upper lower anterior posterior condition lesion lesions pain""".split())
+peripheral upper lower anterior posterior condition lesion lesions pain""".split()
+)
 
 
 def _same(a: KeyFact, b: KeyFact) -> bool:
@@ -384,19 +444,41 @@ def _distinct(facts: list[KeyFact]) -> list[KeyFact]:
     return out
 
 
-_YES_NO_START = ("do ", "does ", "did ", "have ", "has ", "had ", "is ", "are ", "was ", "were ", "any ", "can ",
-                 "could ", "would ", "will ", "ever ", "anything ", "are you ", "you ")
+_YES_NO_START = (
+    "do ",
+    "does ",
+    "did ",
+    "have ",
+    "has ",
+    "had ",
+    "is ",
+    "are ",
+    "was ",
+    "were ",
+    "any ",
+    "can ",
+    "could ",
+    "would ",
+    "will ",
+    "ever ",
+    "anything ",
+    "are you ",
+    "you ",
+)
 
 
 def _is_yes_no(question: str) -> bool:
     q = question.strip().lower()
-    return q.startswith(_YES_NO_START) or (q.endswith("?") and not q.startswith(("what", "when", "where", "how", "why", "which", "who", "tell", "describe")))
+    return q.startswith(_YES_NO_START) or (
+        q.endswith("?")
+        and not q.startswith(("what", "when", "where", "how", "why", "which", "who", "tell", "describe"))
+    )
 
 
 def _drop_yes(text: str) -> str:
     for p in ("Yes — ", "Yes, "):
         if text.startswith(p):
-            rest = text[len(p):]
+            rest = text[len(p) :]
             return rest[:1].upper() + rest[1:]
     return text
 
@@ -420,17 +502,28 @@ Rules:
 {who}
 Your list:
 {facts}"""
-REASK = ("Your last reply named or guessed a diagnosis, which a patient cannot know. Answer the doctor's "
-         "last question again, describing only what you feel and have noticed, without naming any condition.")
+REASK = (
+    "Your last reply named or guessed a diagnosis, which a patient cannot know. Answer the doctor's "
+    "last question again, describing only what you feel and have noticed, without naming any condition."
+)
 
 
 class LLMPatient(_PatientBase):
     """A chat model plays the patient. Which facts an answer disclosed is taken from the lexicon match of
     the question (the facts it asked about), unless the reply says the patient is not sure."""
 
-    def __init__(self, case: PatientCase, model: ChatModel, *, lexicon: Lexicon | None = None,
-                 table: KnowledgeTable | None = None, temperature: float = 0.0, max_tokens: int = 96,
-                 seed: int | None = 0, max_retries: int = 2):
+    def __init__(
+        self,
+        case: PatientCase,
+        model: ChatModel,
+        *,
+        lexicon: Lexicon | None = None,
+        table: KnowledgeTable | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 96,
+        seed: int | None = 0,
+        max_retries: int = 2,
+    ):
         super().__init__(case, lexicon=lexicon, table=table)
         require_chat_model(model, "LLMPatient")
         if max_retries < 0:
@@ -461,7 +554,9 @@ class LLMPatient(_PatientBase):
         self.state.history.append({"role": "user", "content": question})
         messages = [{"role": "system", "content": self.system_prompt}, *self.state.history]
         seed = None if self.seed is None else self.seed + self.state.turn
-        reply = self.model.complete(messages, temperature=self.temperature, max_tokens=self.max_tokens, seed=seed).strip()
+        reply = self.model.complete(
+            messages, temperature=self.temperature, max_tokens=self.max_tokens, seed=seed
+        ).strip()
         leaks = 0
         while self.leak.find(reply):  # the output filter: re-ask, then give up with a neutral answer
             leaks += 1
@@ -469,12 +564,17 @@ class LLMPatient(_PatientBase):
                 reply, facts, kind = LEAK_FALLBACK, [], "leak_blocked"
                 break
             retry = messages + [{"role": "assistant", "content": reply}, {"role": "user", "content": REASK}]
-            reply = self.model.complete(retry, temperature=self.temperature, max_tokens=self.max_tokens, seed=seed).strip()
+            reply = self.model.complete(
+                retry, temperature=self.temperature, max_tokens=self.max_tokens, seed=seed
+            ).strip()
         empty = not reply
         if empty:  # the dialog goes on with NOT_SURE, but the answer carries the error so it is counted
             reply = NOT_SURE
             self.state.empty_replies += 1
-        if reply.lower().startswith(("i'm not sure", "i am not sure", "i don't know", "not sure")) and kind != "diagnosis_refusal":
+        if (
+            reply.lower().startswith(("i'm not sure", "i am not sure", "i don't know", "not sure"))
+            and kind != "diagnosis_refusal"
+        ):
             facts = []
         self.state.history.append({"role": "assistant", "content": reply})
         if not facts and kind == "facts":

@@ -18,13 +18,21 @@ import re
 
 # A person as the subject of a statement: "The patient", "A 22-year-old man", "The man's", "Her", "Roommates".
 _AGE = r"(?:\d+[-\s](?:year|month|week|day)s?[-\s]old\s+)"
-_PERSON_HEAD = (r"(?:patient|pt|man|woman|boy|girl|child|baby|infant|newborn|neonate|toddler|adolescent|teenager|daughter|son|"
-                r"male|female|gentleman|lady|individual|person|he|she|they|you|i|mother|father|parents?|roommates?|wife|"
-                r"husband|partner|family)")
+_PERSON_HEAD = (
+    r"(?:patient|pt|man|woman|boy|girl|child|baby|infant|newborn|neonate|toddler|adolescent|teenager|daughter|son|"
+    r"male|female|gentleman|lady|individual|person|he|she|they|you|i|mother|father|parents?|roommates?|wife|"
+    r"husband|partner|family)"
+)
 _FILLER = r"(?:(?!(?:is|was|are|were|has|had|to|of|with|in|on|no|not|never|none|without)\b)[A-Za-z-]+\s+)"
 _PERSON_TAIL = r"(?:\s+(?:child|patient|infant|baby|newborn|student|athlete))?"
 SUBJECT = re.compile(
-    r"^(?:(?:a|an|the|our|his|her|their)\s+)?" + _AGE + r"?" + _FILLER + r"{0,3}?" + _PERSON_HEAD + _PERSON_TAIL
+    r"^(?:(?:a|an|the|our|his|her|their)\s+)?"
+    + _AGE
+    + r"?"
+    + _FILLER
+    + r"{0,3}?"
+    + _PERSON_HEAD
+    + _PERSON_TAIL
     + r"\b(?!['’]s)\s*",
     re.IGNORECASE,
 )
@@ -65,13 +73,31 @@ _TRAILING_NEGATIVE = re.compile(
     r"normal(?:\s+limits)?)\.?$",
     re.IGNORECASE,
 )
-_RESULT_NEGATIVE = re.compile(r"^(?:negative|absent|none|not\s+(?:detected|present|seen|found)|nil|undetectable)\b",
-                              re.IGNORECASE)
-_NEUTRAL_LEAD = re.compile(r"^(?:on\s+(?:examination|exam|further\s+questioning)|additionally|also|however|currently|"
-                           r"at\s+present|today|otherwise)\s*,?\s*", re.IGNORECASE)
+_RESULT_NEGATIVE = re.compile(
+    r"^(?:negative|absent|none|not\s+(?:detected|present|seen|found)|nil|undetectable)\b", re.IGNORECASE
+)
+_NEUTRAL_LEAD = re.compile(
+    r"^(?:on\s+(?:examination|exam|further\s+questioning)|additionally|also|however|currently|"
+    r"at\s+present|today|otherwise)\s*,?\s*",
+    re.IGNORECASE,
+)
 
-NEGATION_CUES = ("no", "not", "never", "none", "denies", "denied", "without", "negative for", "non-", "absent",
-                 "free of", "has no", "did not", "does not")
+NEGATION_CUES = (
+    "no",
+    "not",
+    "never",
+    "none",
+    "denies",
+    "denied",
+    "without",
+    "negative for",
+    "non-",
+    "absent",
+    "free of",
+    "has no",
+    "did not",
+    "does not",
+)
 
 
 def strip_subject(text: str) -> str:
@@ -79,7 +105,7 @@ def strip_subject(text: str) -> str:
     t = _NEUTRAL_LEAD.sub("", text.strip())
     m = SUBJECT.match(t)
     if m and m.end() < len(t):
-        rest = t[m.end():]
+        rest = t[m.end() :]
         # "Patient is ..." / "She has no ..." keep their verb; a bare person noun phrase
         # ("Non-smoker", "Female") is not a subject
         if re.match(r"[a-z]", rest) or rest[:2].lower() in ("no", "de", "ne"):
@@ -129,9 +155,11 @@ _LIST_HEAD = re.compile(
     r"(?:is|was|are|were)\s+not\s+(?:on|taking|experiencing))\s+",
     re.IGNORECASE,
 )
-_ITEM_LEAD = re.compile(r"^(?:(?:having|experiencing|any|a|an|the|other|known|recent\s+episodes\s+of|"
-                        r"episodes?\s+of|signs?\s+of|symptoms?\s+of|evidence\s+of|complaints?\s+of)\s+)+",
-                        re.IGNORECASE)
+_ITEM_LEAD = re.compile(
+    r"^(?:(?:having|experiencing|any|a|an|the|other|known|recent\s+episodes\s+of|"
+    r"episodes?\s+of|signs?\s+of|symptoms?\s+of|evidence\s+of|complaints?\s+of)\s+)+",
+    re.IGNORECASE,
+)
 _PROTECT = re.compile(r"\b(personal|medical|surgical)\s+or\s+(family|surgical|psychiatric|medical)\b", re.IGNORECASE)
 
 
@@ -143,7 +171,7 @@ def split_negated_list(text: str) -> tuple[str, list[str]] | None:
     m = _LIST_HEAD.match(pred)
     if not m:
         return None
-    body = _PROTECT.sub(lambda x: f"{x.group(1)}\0{x.group(2)}", pred[m.end():])
+    body = _PROTECT.sub(lambda x: f"{x.group(1)}\0{x.group(2)}", pred[m.end() :])
     raw = re.split(r",\s*(?:or\s+|and\s+|nor\s+)?|\s+or\s+|\s+nor\s+|\s+and\s+(?=any\b|other\b|no\b)", body)
     items = [_ITEM_LEAD.sub("", i.replace("\0", " or ")).strip(" ,") for i in raw]
     items = [i for i in items if i and re.search(r"[A-Za-z]", i)]
@@ -159,7 +187,9 @@ def split_negated_list(text: str) -> tuple[str, list[str]] | None:
 
     head = re.match(r"^((?:personal or family |family |personal |medical )?history\s+of)\s+", items[0], re.IGNORECASE)
     if head and len(items) > 1:  # "no history of skin cancer or suspicious moles": the head is shared
-        items = [items[0]] + [i if i.lower().startswith(head.group(1).lower()) else f"{head.group(1)} {i}" for i in items[1:]]
+        items = [items[0]] + [
+            i if i.lower().startswith(head.group(1).lower()) else f"{head.group(1)} {i}" for i in items[1:]
+        ]
     return m.group(0).strip().lower(), items
 
 

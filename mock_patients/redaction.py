@@ -37,7 +37,8 @@ from mock_patients.names import LeakFilter, accepted_names, fuzzy_budget, is_abb
 from mock_patients.text import STOPWORDS, fold, stem, words
 
 WITHHELD = "[withheld]"
-_GENERIC = frozenset("""disease diseases syndrome syndromes disorder disorders infection infections acute chronic benign
+_GENERIC = frozenset(
+    """disease diseases syndrome syndromes disorder disorders infection infections acute chronic benign
 malignant primary secondary progressive idiopathic congenital acquired type stage severe mild moderate related induced
 associated positive negative deficiency failure injury cell cells large small diffuse multiple local localized focal
 multifocal generalized systemic left right bilateral unilateral recurrent persistent transient essential interstitial
@@ -48,9 +49,13 @@ medial lateral internal external deep superficial pulmonary cardiac renal hepati
 vascular venous arterial nervous muscular skeletal dermal cutaneous oral nasal ocular personality defect defects
 abnormality condition lesion lesions tumor tumour mass cyst stones stone ulcer bleeding hemorrhage fracture rupture
 obstruction insufficiency dysfunction exacerbation episode attack intoxication poisoning overdose reaction response
-pressure blood heart lung liver kidney bowel colon brain skin bone joint muscle nerve""".split())
-_DISEASE_SUFFIX = re.compile(r"(?:itis|osis|oses|omas?|emia|aemia|pathy|iasis|ism|plasia|trophy|ectasis|ocele|"
-                             r"asthenia|algia|philia|penia|megaly|rrhea|rrhoea|ucoma|plegia|paresis)$", re.IGNORECASE)
+pressure blood heart lung liver kidney bowel colon brain skin bone joint muscle nerve""".split()
+)
+_DISEASE_SUFFIX = re.compile(
+    r"(?:itis|osis|oses|omas?|emia|aemia|pathy|iasis|ism|plasia|trophy|ectasis|ocele|"
+    r"asthenia|algia|philia|penia|megaly|rrhea|rrhoea|ucoma|plegia|paresis)$",
+    re.IGNORECASE,
+)
 _CONCLUSION = re.compile(
     r"(?P<lead>,?\s*(?:(?:which|that)\s+(?:is|are|was|were)\s+|(?:is|are|was|were)\s+|findings?\s+(?:are\s+|were\s+)?)?"
     r"(?:(?:highly|most|strongly|likely|possibly|probably|very|also)\s+)*"
@@ -58,18 +63,28 @@ _CONCLUSION = re.compile(
     r"diagnostic\s+(?:of|for)|characteristic\s+of|typical\s+of|pathognomonic\s+(?:of|for)|in\s+keeping\s+with|"
     r"confirming|confirms?|concerning\s+for|representing|consistent\s+w/|c/w|due\s+to|caused\s+by|secondary\s+to|"
     r"supporting|supports?|favou?ring|in\s+favou?r\s+of|raising\s+suspicion\s+(?:of|for)|worrisome\s+for)\s+)"
-    r"(?P<rest>[^.;]*)", re.IGNORECASE)
-_DIAGNOSED = re.compile(r"[^.;]*\b(?:diagnosed\s+with|diagnosis\s+(?:of|is)|has\s+been\s+diagnosed)\b[^.;]*[.;]?", re.IGNORECASE)
-_FILLER_ONLY = re.compile(r"^[\s,.:;-]*(?:(?:findings?|results?|appearance|images?|features?|these|this|that|are|is|"
-                          r"were|was|all|overall|which|pattern)\b[\s,.:;-]*)*$", re.IGNORECASE)
+    r"(?P<rest>[^.;]*)",
+    re.IGNORECASE,
+)
+_DIAGNOSED = re.compile(
+    r"[^.;]*\b(?:diagnosed\s+with|diagnosis\s+(?:of|is)|has\s+been\s+diagnosed)\b[^.;]*[.;]?", re.IGNORECASE
+)
+_FILLER_ONLY = re.compile(
+    r"^[\s,.:;-]*(?:(?:findings?|results?|appearance|images?|features?|these|this|that|are|is|"
+    r"were|was|all|overall|which|pattern)\b[\s,.:;-]*)*$",
+    re.IGNORECASE,
+)
 
 
 # ICD-10 (J18.9, S72.001A, U07.1) and ICD-9 (486, 250.00, V22.1, E880.9) code shapes
 ICD10_CODE = r"[A-TV-Z][0-9][0-9AB](?:\.?[0-9A-Z]{1,4})?"
 _CODE = rf"(?:{ICD10_CODE}|[VE]?[0-9]{{3}}(?:\.[0-9]{{1,2}})?)"
 # "ICD-10 J18.9", "(ICD10-CM code: J18.9, J96.00)", "ICD-9 486": the label and its codes
-_ICD_CODES = re.compile(rf"\s*\(?\bICD\s*-?\s*(?:9|10|11)?(?:\s*-?\s*CM)?(?:\s+codes?)?\s*[:#=-]?\s*"
-                        rf"\b{_CODE}\b(?:\s*(?:,|;|/|\bor\b|\band\b)\s*\b{_CODE}\b)*\s*\)?", re.IGNORECASE)
+_ICD_CODES = re.compile(
+    rf"\s*\(?\bICD\s*-?\s*(?:9|10|11)?(?:\s*-?\s*CM)?(?:\s+codes?)?\s*[:#=-]?\s*"
+    rf"\b{_CODE}\b(?:\s*(?:,|;|/|\bor\b|\band\b)\s*\b{_CODE}\b)*\s*\)?",
+    re.IGNORECASE,
+)
 _CODE_IN_NAME = re.compile(rf"(?<![A-Za-z0-9]){ICD10_CODE}(?![A-Za-z0-9])")
 
 
@@ -154,9 +169,18 @@ def distinctive_parts(name: str, table: KnowledgeTable | None = None) -> tuple[s
         bare = re.sub(r"['’]s$", "", tok)
         pieces = [bare] + ([p for p in bare.split("-") if len(p) >= 5] if "-" in bare else [])
         nxt = tokens[i + 1].lower() if i + 1 < len(tokens) else ""
-        eponym = tok.endswith(("'s", "’s")) or ("-" in bare and all(x[:1].isupper() and x[1:2].islower() for x in bare.split("-"))) \
-            or (bare[:1].isupper() and (i > 0 and not title_case or nxt in ("disease", "syndrome", "palsy", "disorder",
-                                                                           "infection", "phenomenon", "sign", "ulcer")))
+        eponym = (
+            tok.endswith(("'s", "’s"))
+            or ("-" in bare and all(x[:1].isupper() and x[1:2].islower() for x in bare.split("-")))
+            or (
+                bare[:1].isupper()
+                and (
+                    i > 0
+                    and not title_case
+                    or nxt in ("disease", "syndrome", "palsy", "disorder", "infection", "phenomenon", "sign", "ulcer")
+                )
+            )
+        )
         if re.match(r"^[A-Za-z]-", bare):  # "B-cell", "T-cell"
             continue
         for p in pieces:
@@ -171,7 +195,9 @@ def distinctive_parts(name: str, table: KnowledgeTable | None = None) -> tuple[s
 def initials(name: str) -> str | None:
     """ "Benign Paroxysmal Positional Vertigo" -> "BPPV"; None for names under three words."""
     base = re.sub(r"\([^)]*\)", " ", name)
-    toks = [t for t in re.split(r"[\s-]+", base) if t and t[0].isalpha() and t.lower() not in ("of", "the", "and", "with")]
+    toks = [
+        t for t in re.split(r"[\s-]+", base) if t and t[0].isalpha() and t.lower() not in ("of", "the", "and", "with")
+    ]
     return "".join(t[0].upper() for t in toks) if len(toks) >= 3 else None
 
 
@@ -207,8 +233,9 @@ def find_leaks(text: str, case: PatientCase, table: KnowledgeTable | None = None
     return leak_filter(case, table).find_all(text)
 
 
-def rewrite_result(text: str, case: PatientCase, table: KnowledgeTable | None = None,
-                   flt: LeakFilter | None = None) -> str:
+def rewrite_result(
+    text: str, case: PatientCase, table: KnowledgeTable | None = None, flt: LeakFilter | None = None
+) -> str:
     """A result with the diagnosis taken out: a conclusion clause naming it is dropped ("Lesions consistent
     with PML." -> "Lesions."), a sentence saying it was diagnosed is dropped, other mentions are withheld."""
     flt = flt or leak_filter(case, table)
@@ -241,7 +268,9 @@ def rewrite_reply(reply: str, case: PatientCase, table: KnowledgeTable | None = 
     parts = []
     for seg in reply.split("; "):
         label, sep, result = seg.rpartition(": ")
-        parts.append(f"{label}{sep}{rewrite_result(result, case, table, flt)}" if sep else rewrite_result(seg, case, table, flt))
+        parts.append(
+            f"{label}{sep}{rewrite_result(result, case, table, flt)}" if sep else rewrite_result(seg, case, table, flt)
+        )
     return "; ".join(parts)
 
 

@@ -9,15 +9,31 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _IRREGULAR = {
-    "swollen": "swell", "hurts": "hurt", "hurting": "hurt", "bled": "bleed", "felt": "feel",
-    "lost": "lose", "ate": "eat", "drank": "drink", "fell": "fall", "fainted": "faint",
-    "threw": "throw", "thrown": "throw", "kids": "child", "children": "child", "feet": "foot",
-    "teeth": "tooth", "women": "woman", "men": "man", "xray": "x-ray", "ekg": "ecg",
+    "swollen": "swell",
+    "hurts": "hurt",
+    "hurting": "hurt",
+    "bled": "bleed",
+    "felt": "feel",
+    "lost": "lose",
+    "ate": "eat",
+    "drank": "drink",
+    "fell": "fall",
+    "fainted": "faint",
+    "threw": "throw",
+    "thrown": "throw",
+    "kids": "child",
+    "children": "child",
+    "feet": "foot",
+    "teeth": "tooth",
+    "women": "woman",
+    "men": "man",
+    "xray": "x-ray",
+    "ekg": "ecg",
 }
 STOPWORDS = frozenset(
     """a an the and or but if of to in on at for with by from about as is are was were be been being am do does

@@ -43,7 +43,14 @@ MAX_BODY = 8 * 1024 * 1024
 class RequestError(Exception):
     """A client error, turned into an OpenAI-style error response."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, type_: str = "invalid_request_error", code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.param, self.type, self.code = status, message, param, type_, code
 
@@ -81,7 +88,9 @@ def parse_request(body: Any, *, max_tokens_limit: int) -> dict[str, Any]:
     if max_tokens is None:
         max_tokens = min(256, max_tokens_limit)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= max_tokens_limit:
-        raise RequestError(400, f"'{field}' must be an integer in [1, {max_tokens_limit}], got {max_tokens!r:.40}", field)
+        raise RequestError(
+            400, f"'{field}' must be an integer in [1, {max_tokens_limit}], got {max_tokens!r:.40}", field
+        )
 
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
@@ -103,8 +112,15 @@ class ChatServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, model: ChatModel, *, model_name: str = "agentrl", port: int = 0,
-                 api_key_env: str | None = None, max_tokens_limit: int = 4096):
+    def __init__(
+        self,
+        model: ChatModel,
+        *,
+        model_name: str = "agentrl",
+        port: int = 0,
+        api_key_env: str | None = None,
+        max_tokens_limit: int = 4096,
+    ):
         self.model = model
         self.model_name = model_name
         self.max_tokens_limit = max_tokens_limit
@@ -122,8 +138,10 @@ class ChatServer(ThreadingHTTPServer):
         """Base URL for OpenAI clients (ends with /v1)."""
         return f"http://{HOST}:{self.server_address[1]}/v1"
 
-    def start(self) -> "ChatServer":
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="chat-server")
+    def start(self) -> ChatServer:
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="chat-server"
+        )
         self._thread.start()
         return self
 
@@ -134,7 +152,7 @@ class ChatServer(ThreadingHTTPServer):
             self._thread = None
         self.server_close()
 
-    def __enter__(self) -> "ChatServer":
+    def __enter__(self) -> ChatServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -187,20 +205,42 @@ class _Handler(BaseHTTPRequestHandler):
     def _check_auth(self) -> None:
         if not self.server.authorized(self.headers.get("Authorization")):
             # never echo what was sent
-            raise RequestError(401, "missing or wrong API key in the Authorization header", None, "invalid_request_error", "invalid_api_key")
+            raise RequestError(
+                401,
+                "missing or wrong API key in the Authorization header",
+                None,
+                "invalid_request_error",
+                "invalid_api_key",
+            )
 
     def do_GET(self) -> None:  # noqa: N802
         try:
             self._check_auth()
             path = self.path.split("?", 1)[0].rstrip("/")
             if path == "/v1/models":
-                self._send(200, {"object": "list", "data": [
-                    {"id": self.server.model_name, "object": "model", "created": self.server.created, "owned_by": "agentrl"}
-                ]})
+                self._send(
+                    200,
+                    {
+                        "object": "list",
+                        "data": [
+                            {
+                                "id": self.server.model_name,
+                                "object": "model",
+                                "created": self.server.created,
+                                "owned_by": "agentrl",
+                            }
+                        ],
+                    },
+                )
             elif path == "/health":
                 self._send(200, {"status": "ok"})
             else:
-                raise RequestError(404, f"no route GET {path}; try GET /v1/models or POST /v1/chat/completions", None, "not_found_error")
+                raise RequestError(
+                    404,
+                    f"no route GET {path}; try GET /v1/models or POST /v1/chat/completions",
+                    None,
+                    "not_found_error",
+                )
         except RequestError as e:
             self._send_error(e)
 
@@ -218,8 +258,13 @@ class _Handler(BaseHTTPRequestHandler):
             req = parse_request(parsed, max_tokens_limit=self.server.max_tokens_limit)
             model = parsed.get("model")
             if model is not None and model != self.server.model_name:
-                raise RequestError(404, f"model {model!r:.80} is not served here; this server serves {self.server.model_name!r}",
-                                   "model", "invalid_request_error", "model_not_found")
+                raise RequestError(
+                    404,
+                    f"model {model!r:.80} is not served here; this server serves {self.server.model_name!r}",
+                    "model",
+                    "invalid_request_error",
+                    "model_not_found",
+                )
         except RequestError as e:
             self._send_error(e)
             return
@@ -229,14 +274,28 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("chat completion failed")
             self._send(500, _error_body(f"the model failed: {type(e).__name__}: {e}"[:500], "server_error", None, None))
             return
-        self._send(200, {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": self.server.model_name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": finish}],
-            "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_completion, "total_tokens": n_prompt + n_completion},
-        })
+        self._send(
+            200,
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self.server.model_name,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "logprobs": None,
+                        "finish_reason": finish,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": n_prompt,
+                    "completion_tokens": n_completion,
+                    "total_tokens": n_prompt + n_completion,
+                },
+            },
+        )
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -268,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
 
     model = HFChatModel.load(args.model, max_batch_size=args.max_batch_size)
     name = args.name or args.model
-    server = ChatServer(model, model_name=name, port=args.port, api_key_env=args.api_key_env, max_tokens_limit=args.max_tokens_limit)
+    server = ChatServer(
+        model, model_name=name, port=args.port, api_key_env=args.api_key_env, max_tokens_limit=args.max_tokens_limit
+    )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     print(f"serving {name} at {server.url}", flush=True)
     try:

@@ -28,8 +28,17 @@ KINDS = ("429", "500", "drop")
 class FaultProxy(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, upstream: str, *, seed: int = 0, max_faults: int = 3, kinds: tuple[str, ...] = KINDS,
-                 always: str | None = None, stall_s: float = 2.0, upstream_timeout: float = 30.0):
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        seed: int = 0,
+        max_faults: int = 3,
+        kinds: tuple[str, ...] = KINDS,
+        always: str | None = None,
+        stall_s: float = 2.0,
+        upstream_timeout: float = 30.0,
+    ):
         u = urlsplit(upstream)
         if u.hostname != "127.0.0.1":
             raise ValueError("the fault proxy forwards to 127.0.0.1 only")
@@ -68,8 +77,10 @@ class FaultProxy(ThreadingHTTPServer):
             self.log.append((key, k, action))
             return action
 
-    def start(self) -> "FaultProxy":
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="fault-proxy")
+    def start(self) -> FaultProxy:
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="fault-proxy"
+        )
         self._thread.start()
         return self
 
@@ -81,7 +92,7 @@ class FaultProxy(ThreadingHTTPServer):
             self._thread = None
         self.server_close()
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -146,11 +157,17 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         srv = self.server
         conn = http.client.HTTPConnection(srv.upstream_host, srv.upstream_port, timeout=srv.upstream_timeout)
         try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization", "accept")}
+            headers = {
+                k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization", "accept")
+            }
             conn.request(self.command, self.path, body=body if self.command == "POST" else None, headers=headers)
             resp = conn.getresponse()
             payload = resp.read()
-            status, ctype, retry_after = resp.status, resp.getheader("Content-Type", "application/json"), resp.getheader("Retry-After")
+            status, ctype, retry_after = (
+                resp.status,
+                resp.getheader("Content-Type", "application/json"),
+                resp.getheader("Retry-After"),
+            )
         finally:
             conn.close()
         with srv.lock:

@@ -31,7 +31,9 @@ class HTTPTextPolicy:
             with self._lock:
                 seed = self.seed + self._offset
                 self._offset += len(conversations)
-        return self.chat.complete_batch(conversations, temperature=self.temperature, max_tokens=self.max_tokens, seed=seed)
+        return self.chat.complete_batch(
+            conversations, temperature=self.temperature, max_tokens=self.max_tokens, seed=seed
+        )
 
     def close(self) -> None:
         close = getattr(self.chat, "close", None)

@@ -35,9 +35,7 @@ def approx(t: torch.Tensor, expected: list, tol: float = 1e-6) -> None:
     assert torch.allclose(t.double(), torch.tensor(expected, dtype=torch.float64), atol=tol), (t.tolist(), expected)
 
 
-def inputs(
-    rewards: list[float], masks: list[list[int]], groups: list[int] | None = None, **kw
-) -> AdvantageInputs:
+def inputs(rewards: list[float], masks: list[list[int]], groups: list[int] | None = None, **kw) -> AdvantageInputs:
     B = len(rewards)
     turn_starts = kw.pop("turn_starts", None) or [[] for _ in range(B)]
     return AdvantageInputs(

@@ -17,7 +17,10 @@ from agentrl.sim.batching import BatchingChatModel, SimulatorQueue
 
 
 def _convo(i: int) -> list[dict[str, str]]:
-    return [{"role": "system", "content": "You are a patient."}, {"role": "user", "content": f"Question number {i}: where does it hurt?"}]
+    return [
+        {"role": "system", "content": "You are a patient."},
+        {"role": "user", "content": f"Question number {i}: where does it hurt?"},
+    ]
 
 
 def _concurrently(fn, n: int) -> list:
@@ -47,7 +50,9 @@ def test_concurrent_calls_become_one_batched_call_with_the_same_answers(tiny, te
     batched = BatchingChatModel(HFChatModel(model, tok), max_wait_s=0.2)
     n = 12
     alone = [plain.complete(_convo(i), temperature=temperature, max_tokens=6, seed=40 + i) for i in range(n)]
-    together = _concurrently(lambda i: batched.complete(_convo(i), temperature=temperature, max_tokens=6, seed=40 + i), n)
+    together = _concurrently(
+        lambda i: batched.complete(_convo(i), temperature=temperature, max_tokens=6, seed=40 + i), n
+    )
     assert together == alone
     assert batched.requests == n and batched.calls <= 2, batched.calls  # one call (two if a thread was late)
     assert batched.model.calls == batched.calls
@@ -75,7 +80,9 @@ def test_model_without_per_row_settings_groups_rows() -> None:
     batched = BatchingChatModel(inner, max_wait_s=0.2)
     out = _concurrently(lambda i: batched.complete(_convo(i), temperature=0.0, seed=i), 8)
     assert out == [_convo(i)[-1]["content"].upper() for i in range(8)]
-    assert sum(b[0] for b in inner.batches) == 8 and len(inner.batches) <= 2  # greedy rows share calls whatever their seed
+    assert (
+        sum(b[0] for b in inner.batches) == 8 and len(inner.batches) <= 2
+    )  # greedy rows share calls whatever their seed
 
 
 def test_an_error_reaches_every_waiting_caller() -> None:
@@ -110,7 +117,11 @@ def test_threaded_rollout_with_llm_patients_batches_their_turns(tiny) -> None:
     patient_model = BatchingChatModel(HFChatModel(model, tok), queue=queue, max_wait_s=0.2)
     runner = RolloutRunner(
         lambda: make_env("agentrl/Consultation-v0", patient="llm", simulator=patient_model, max_turns=3),
-        HFPolicy(model, tok), ChatFormatter(tok), SamplingParams(temperature=1.0, max_new_tokens=8), env_workers=6, seed=3,
+        HFPolicy(model, tok),
+        ChatFormatter(tok),
+        SamplingParams(temperature=1.0, max_new_tokens=8),
+        env_workers=6,
+        seed=3,
         simulator_queue=queue,
     )
     threads: set[int] = set()
@@ -162,7 +173,10 @@ def test_map_serving_answers_every_batch_on_the_calling_thread() -> None:
 def test_map_serving_serves_overflow_and_several_models() -> None:
     a, b = _ThreadRecordingModel(), _ThreadRecordingModel()
     queue = SimulatorQueue()
-    qa, qb = BatchingChatModel(a, queue=queue, max_batch=3, max_wait_s=0.1), BatchingChatModel(b, queue=queue, max_wait_s=0.1)
+    qa, qb = (
+        BatchingChatModel(a, queue=queue, max_batch=3, max_wait_s=0.1),
+        BatchingChatModel(b, queue=queue, max_wait_s=0.1),
+    )
     with ThreadPoolExecutor(10) as pool:
         out = queue.map_serving(pool, lambda i: (qa if i % 2 else qb).complete(_convo(i)), range(10))
     assert out == [_upper(i) for i in range(10)]

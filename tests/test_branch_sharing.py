@@ -27,8 +27,7 @@ def _ep(uid: int, turns: list[list[int]], reward: float, group: int = 0, prompt:
         env = ENV if k < len(turns) - 1 else []
         ts.append(Turn(sampled, [0.0] * len(sampled), "", "stop", pos, env_ids=list(env), temperature=1.0))
         pos += len(sampled) + len(env)
-    return Episode(prompt_ids=list(prompt), turns=ts, reward=reward, group_id=group, uid=uid,
-                   end=EpisodeEnd.TERMINATED)
+    return Episode(prompt_ids=list(prompt), turns=ts, reward=reward, group_id=group, uid=uid, end=EpisodeEnd.TERMINATED)
 
 
 class _Runner:
@@ -64,8 +63,12 @@ def test_every_episode_sharing_the_prefix_is_a_sample() -> None:
     assert pos == [[2, 7]] * 4
     sh = shared_prefix_values(seqs, [w.reward for w in W], pos)
     # at 2 (the prompt) each sees the other three; at 7 W0 sees W1, W2; W3 is alone
-    assert sh == [[[0.0, 1.0, 0.0], [0.0, 1.0]], [[1.0, 1.0, 0.0], [1.0, 1.0]], [[1.0, 0.0, 0.0], [1.0, 0.0]],
-                  [[1.0, 0.0, 1.0], []]]
+    assert sh == [
+        [[0.0, 1.0, 0.0], [0.0, 1.0]],
+        [[1.0, 1.0, 0.0], [1.0, 1.0]],
+        [[1.0, 0.0, 0.0], [1.0, 0.0]],
+        [[1.0, 0.0, 1.0], []],
+    ]
 
 
 def test_continuations_only_where_fewer_than_m_share() -> None:

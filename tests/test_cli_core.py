@@ -27,8 +27,24 @@ def test_envs_lists_creditchain(capsys) -> None:
 def test_rollout_writes_transcripts(tmp_path, capsys) -> None:
     out = tmp_path / "sub" / "t.jsonl"
     out.parent.mkdir()
-    rc = main(["rollout", "--env", "agentrl/CreditChain-v0", "--model", "tiny-random", "--episodes", "4", "--out", str(out),
-               "--constrained", "--env-kwargs", '{"turns": 3}', "--seed", "5"])
+    rc = main(
+        [
+            "rollout",
+            "--env",
+            "agentrl/CreditChain-v0",
+            "--model",
+            "tiny-random",
+            "--episodes",
+            "4",
+            "--out",
+            str(out),
+            "--constrained",
+            "--env-kwargs",
+            '{"turns": 3}',
+            "--seed",
+            "5",
+        ]
+    )
     assert rc == 0
     err = capsys.readouterr().err
     assert re.search(r"loaded tiny-random in [\d.]+s", err)
@@ -64,7 +80,9 @@ def test_rollout_bad_env_kwargs(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as ei:
         main(["rollout", "--env", "agentrl/CreditChain-v0", "--out", str(tmp_path / "x"), "--env-kwargs", "{turns: 3}"])
     assert ei.value.code == 2 and "not valid JSON" in capsys.readouterr().err
-    rc = main(["rollout", "--env", "agentrl/CreditChain-v0", "--out", str(tmp_path / "x"), "--env-kwargs", '{"turns": 0}'])
+    rc = main(
+        ["rollout", "--env", "agentrl/CreditChain-v0", "--out", str(tmp_path / "x"), "--env-kwargs", '{"turns": 0}']
+    )
     assert rc == 2 and "turns must be a positive int" in capsys.readouterr().err
 
 
@@ -87,9 +105,25 @@ def test_rollout_subprocess_smollm2(tmp_path) -> None:
     # one intra-op thread: see conftest.py (a loaded shared CPU makes multi-threaded token-by-token decoding crawl)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("AGENTRL_TEST_THREADS", "1")}
     proc = subprocess.run(
-        [str(exe), "rollout", "--env", "agentrl/CreditChain-v0", "--model", "smollm2-135m", "--episodes", "4",
-         "--out", "t.jsonl", "--max-new-tokens", "8"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+        [
+            str(exe),
+            "rollout",
+            "--env",
+            "agentrl/CreditChain-v0",
+            "--model",
+            "smollm2-135m",
+            "--episodes",
+            "4",
+            "--out",
+            "t.jsonl",
+            "--max-new-tokens",
+            "8",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     recs = [json.loads(ln) for ln in (tmp_path / "t.jsonl").read_text().splitlines()]

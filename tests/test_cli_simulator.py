@@ -32,8 +32,25 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def test_rollout_simulator_plays_the_flight_user(tmp_path: Path, capsys, calls: list[int]) -> None:
     out = tmp_path / "t.jsonl"
-    rc = main(["rollout", "--env", FLIGHT, "--env-kwargs", LLM_USER, "--simulator", "tiny-random", "--model", "tiny-random",
-               "--episodes", "1", "--max-new-tokens", "4", "--out", str(out)])
+    rc = main(
+        [
+            "rollout",
+            "--env",
+            FLIGHT,
+            "--env-kwargs",
+            LLM_USER,
+            "--simulator",
+            "tiny-random",
+            "--model",
+            "tiny-random",
+            "--episodes",
+            "1",
+            "--max-new-tokens",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert sum(calls) >= 1, "the LLM user answered the agent's first message"
     rec = EpisodeRecord.from_json(out.read_text().splitlines()[0])
@@ -42,22 +59,43 @@ def test_rollout_simulator_plays_the_flight_user(tmp_path: Path, capsys, calls: 
 
 
 def test_eval_simulator_with_a_scripted_agent(capsys, calls: list[int]) -> None:
-    rc = main(["eval", "--env", FLIGHT, "--env-kwargs", LLM_USER, "--simulator", "tiny-random", "--model", "scripted:gold",
-               "--episodes", "1", "--json"])
+    rc = main(
+        [
+            "eval",
+            "--env",
+            FLIGHT,
+            "--env-kwargs",
+            LLM_USER,
+            "--simulator",
+            "tiny-random",
+            "--model",
+            "scripted:gold",
+            "--episodes",
+            "1",
+            "--json",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     res = json.loads(capsys.readouterr().out)
     assert res["simulator"] == "tiny-random" and res["tasks"] == 1 and sum(calls) >= 1
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--env", "agentrl/CreditChain-v0", "--simulator", "tiny-random"], "CreditChain-v0 takes no simulator"),
-    (["--env", FLIGHT, "--simulator", "tiny-random"], "user='rule' does not use it"),
-    (["--env", FLIGHT, "--env-kwargs", '{"user": "llm"}'], "user='llm' needs simulator"),
-    (["--env", FLIGHT, "--env-kwargs", '{"user": "llm", "simulator": "x"}', "--simulator", "tiny-random"], "simulator is set and"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--env", "agentrl/CreditChain-v0", "--simulator", "tiny-random"], "CreditChain-v0 takes no simulator"),
+        (["--env", FLIGHT, "--simulator", "tiny-random"], "user='rule' does not use it"),
+        (["--env", FLIGHT, "--env-kwargs", '{"user": "llm"}'], "user='llm' needs simulator"),
+        (
+            ["--env", FLIGHT, "--env-kwargs", '{"user": "llm", "simulator": "x"}', "--simulator", "tiny-random"],
+            "simulator is set and",
+        ),
+    ],
+)
 @pytest.mark.parametrize("command", ["rollout", "eval"])
-def test_simulator_mistakes_exit_2_before_any_model_loads(command: str, argv: list[str], needle: str, tmp_path: Path,
-                                                         capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_simulator_mistakes_exit_2_before_any_model_loads(
+    command: str, argv: list[str], needle: str, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_loading(*a, **k):
         raise AssertionError("a model loaded before the check")
 

@@ -12,7 +12,11 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yam
 
 
 def test_overrides_parse_yaml_scalars_and_nest() -> None:
-    assert parse_overrides(["a.b=1", "a.c=x", "d=true", "e=[1, 2]"]) == {"a": {"b": 1, "c": "x"}, "d": True, "e": [1, 2]}
+    assert parse_overrides(["a.b=1", "a.c=x", "d=true", "e=[1, 2]"]) == {
+        "a": {"b": 1, "c": "x"},
+        "d": True,
+        "e": [1, 2],
+    }
     with pytest.raises(ConfigError, match="section.key=value"):
         parse_overrides(["novalue"])
 
@@ -93,25 +97,34 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path) -> None:
     assert [x.name for x in p.parent.iterdir()] == ["f.txt"]  # no temp file left
 
 
-@pytest.mark.parametrize("override,message", [
-    ("algorithm.params.bogus=1", "algorithm.params for trepo: bogus: unknown (allowed: mode, branch_points, branch_m"),
-    ("algorithm.params.branch_points=turnz", "unknown spec 'turnz'"),
-    ("algorithm.params.branch_m=0", "branch_m: Input should be greater than or equal to 1"),
-    ("algorithm.params.mode=tokens", "mode: Input should be 'segment' or 'interpolate'"),
-    ("algorithm.branch_m=2", "algorithm.branch_m is now algorithm.params.branch_m"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            "algorithm.params.bogus=1",
+            "algorithm.params for trepo: bogus: unknown (allowed: mode, branch_points, branch_m",
+        ),
+        ("algorithm.params.branch_points=turnz", "unknown spec 'turnz'"),
+        ("algorithm.params.branch_m=0", "branch_m: Input should be greater than or equal to 1"),
+        ("algorithm.params.mode=tokens", "mode: Input should be 'segment' or 'interpolate'"),
+        ("algorithm.branch_m=2", "algorithm.branch_m is now algorithm.params.branch_m"),
+    ],
+)
 def test_estimator_params_are_validated_when_the_config_loads(override: str, message: str) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(None, [override])
     assert message in str(exc.value), str(exc.value)
 
 
-@pytest.mark.parametrize("name,params,message", [
-    ("grpo", "algorithm.params.mode=segment", "grpo: mode: unknown (allowed: eps, scale_std)"),
-    ("rloo", "algorithm.params.gamma=1", "rloo: gamma: unknown (allowed: none)"),
-    ("ppo_gae", "algorithm.params.lam=2", "lam: Input should be less than or equal to 1"),
-    ("reinforce", "algorithm.params.baseline=group", "baseline: Input should be 'none' or 'batch_mean'"),
-])
+@pytest.mark.parametrize(
+    "name,params,message",
+    [
+        ("grpo", "algorithm.params.mode=segment", "grpo: mode: unknown (allowed: eps, scale_std)"),
+        ("rloo", "algorithm.params.gamma=1", "rloo: gamma: unknown (allowed: none)"),
+        ("ppo_gae", "algorithm.params.lam=2", "lam: Input should be less than or equal to 1"),
+        ("reinforce", "algorithm.params.baseline=group", "baseline: Input should be 'none' or 'batch_mean'"),
+    ],
+)
 def test_each_estimator_has_its_own_params(name: str, params: str, message: str) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(None, [f"algorithm.name={name}", params])
@@ -120,7 +133,14 @@ def test_each_estimator_has_its_own_params(name: str, params: str, message: str)
 
 def test_estimator_params_are_completed_with_their_defaults() -> None:
     cfg = load_config(None, ["algorithm.params.branch_m=3"])
-    assert cfg.algorithm.params == {"mode": "segment", "branch_points": "turns", "branch_m": 3, "branch_t_min": 0.0,
-                                    "branch_crn": False, "baseline": "with_own", "train_continuations": False}
+    assert cfg.algorithm.params == {
+        "mode": "segment",
+        "branch_points": "turns",
+        "branch_m": 3,
+        "branch_t_min": 0.0,
+        "branch_crn": False,
+        "baseline": "with_own",
+        "train_continuations": False,
+    }
     assert cfg.algorithm.estimator_params().branch_m == 3
     assert load_config(None, ["algorithm.name=rloo"]).algorithm.params == {}

@@ -49,8 +49,11 @@ def test_every_key_appears_with_a_description() -> None:
 
 def test_config_fields_carry_their_description_in_the_model() -> None:
     """config.py's keys say what they do in `Field(description=...)`, so the reference reads it from the model."""
-    bare = [k for k, model, name in _keys(Config) if model.__module__ == "agentrl.train.config"
-            and not model.model_fields[name].description]
+    bare = [
+        k
+        for k, model, name in _keys(Config)
+        if model.__module__ == "agentrl.train.config" and not model.model_fields[name].description
+    ]
     assert not bare, f"config.py fields without Field(description=...): {bare}"
 
 

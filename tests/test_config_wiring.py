@@ -12,9 +12,9 @@ from __future__ import annotations
 import copy
 import json
 import typing
-from pathlib import Path
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -36,30 +36,96 @@ from agentrl.train.task_draws import SuccessBandDraws
 ENV = "test_failed_episodes_wiring:FailingPick-v0"  # tests/test_failed_episodes_wiring.py
 
 A = [
-    f"env.id={ENV}", "env.kwargs={turns: 3}", "algorithm.name=ppo_gae", "algorithm.whiten=scale",
-    "rollout.groups=2", "rollout.group_size=2", "rollout.refill_rounds=1",
-    "rollout.task_draw=success_band", "rollout.draw_window=3", "rollout.draw_uniform=0.5", "rollout.temperature=0.7", "rollout.top_p=0.9",
-    "rollout.max_new_tokens=3", "rollout.max_seq_len=512", "rollout.constrained=true", "rollout.prefix_reuse=false", "rollout.kv_store=3",
-    "rollout.env_workers=2", "rollout.episode_timeout_s=100", "rollout.failed_episodes=score_zero",
-    "optim.lr=1e-4", "optim.weight_decay=0.01", "optim.betas=[0.8, 0.99]", "optim.grad_clip=0.5", "optim.schedule=cosine",
+    f"env.id={ENV}",
+    "env.kwargs={turns: 3}",
+    "algorithm.name=ppo_gae",
+    "algorithm.whiten=scale",
+    "rollout.groups=2",
+    "rollout.group_size=2",
+    "rollout.refill_rounds=1",
+    "rollout.task_draw=success_band",
+    "rollout.draw_window=3",
+    "rollout.draw_uniform=0.5",
+    "rollout.temperature=0.7",
+    "rollout.top_p=0.9",
+    "rollout.max_new_tokens=3",
+    "rollout.max_seq_len=512",
+    "rollout.constrained=true",
+    "rollout.prefix_reuse=false",
+    "rollout.kv_store=3",
+    "rollout.env_workers=2",
+    "rollout.episode_timeout_s=100",
+    "rollout.failed_episodes=score_zero",
+    "optim.lr=1e-4",
+    "optim.weight_decay=0.01",
+    "optim.betas=[0.8, 0.99]",
+    "optim.grad_clip=0.5",
+    "optim.schedule=cosine",
     "optim.warmup_steps=2",
-    "ppo.epochs=2", "ppo.minibatch_size=2", "ppo.micro_batch_size=1", "ppo.clip_low=0.1", "ppo.clip_high=0.3",
-    "ppo.dual_clip=3.0", "ppo.loss_agg=seq-mean-token-sum", "ppo.kl_coef=0.05", "ppo.kl_kind=k1", "ppo.entropy_coef=0.01",
-    "ppo.vf_coef=0.3", "ppo.vf_clip=0.5", "ppo.shared_prefix=false", "ppo.skip_zero_advantage=false", "ppo.shift_rows=2",
-    "ppo.logprob_drift_warn_at=2.0", "ppo.logprob_drift_error_at=5.0",
-    "train.updates=2", "train.seed=3", "train.checkpoint_every=1", "train.keep_checkpoints=1", "train.log_episodes=1",
-    "train.eval_every=1", "train.eval_tasks=1", "train.eval_env_kwargs={turns: 2}", "train.eval_before_train=false",
-    "train.max_tokens=1000000000", "train.parallel=ddp", "train.collective_timeout_s=30", "train.max_skipped_updates=5",
-    "train.check_invariants=false", "train.verify_weight_sync=false", "train.autocast=bfloat16", "train.device=cpu",
-    "train.gradient_checkpointing=true", "train.attn_implementation=eager", "train.random_reward=0.5",
+    "ppo.epochs=2",
+    "ppo.minibatch_size=2",
+    "ppo.micro_batch_size=1",
+    "ppo.clip_low=0.1",
+    "ppo.clip_high=0.3",
+    "ppo.dual_clip=3.0",
+    "ppo.loss_agg=seq-mean-token-sum",
+    "ppo.kl_coef=0.05",
+    "ppo.kl_kind=k1",
+    "ppo.entropy_coef=0.01",
+    "ppo.vf_coef=0.3",
+    "ppo.vf_clip=0.5",
+    "ppo.shared_prefix=false",
+    "ppo.skip_zero_advantage=false",
+    "ppo.shift_rows=2",
+    "ppo.logprob_drift_warn_at=2.0",
+    "ppo.logprob_drift_error_at=5.0",
+    "train.updates=2",
+    "train.seed=3",
+    "train.checkpoint_every=1",
+    "train.keep_checkpoints=1",
+    "train.log_episodes=1",
+    "train.eval_every=1",
+    "train.eval_tasks=1",
+    "train.eval_env_kwargs={turns: 2}",
+    "train.eval_before_train=false",
+    "train.max_tokens=1000000000",
+    "train.parallel=ddp",
+    "train.collective_timeout_s=30",
+    "train.max_skipped_updates=5",
+    "train.check_invariants=false",
+    "train.verify_weight_sync=false",
+    "train.autocast=bfloat16",
+    "train.device=cpu",
+    "train.gradient_checkpointing=true",
+    "train.attn_implementation=eager",
+    "train.random_reward=0.5",
 ]
 B = [
-    "model=tiny-random", f"env.id={ENV}", "env.simulator.model=tiny-random", "env.simulator.max_batch=3",
-    "env.simulator.max_wait_s=0.5", "env.simulator.kv_store=0", "env.simulator.dtype=bfloat16", "algorithm.name=grpo",
-    "rollout.backend=vllm", "rollout.vllm_gpu_memory_utilization=0.3", "rollout.vllm_tensor_parallel_size=2",
-    "rollout.groups=1", "rollout.group_size=2", "ppo.minibatch_size=2", "ppo.micro_batch_size=2", "ppo.kl_coef=0.1",
-    "ppo.kl_in_reward=true", "train.dtype=bfloat16", "train.threads=2", "train.overwrite=true", "train.tensorboard=true",
-    "lora.r=4", "lora.alpha=8", "lora.dropout=0.1", "lora.target_modules=[q_proj, v_proj]",
+    "model=tiny-random",
+    f"env.id={ENV}",
+    "env.simulator.model=tiny-random",
+    "env.simulator.max_batch=3",
+    "env.simulator.max_wait_s=0.5",
+    "env.simulator.kv_store=0",
+    "env.simulator.dtype=bfloat16",
+    "algorithm.name=grpo",
+    "rollout.backend=vllm",
+    "rollout.vllm_gpu_memory_utilization=0.3",
+    "rollout.vllm_tensor_parallel_size=2",
+    "rollout.groups=1",
+    "rollout.group_size=2",
+    "ppo.minibatch_size=2",
+    "ppo.micro_batch_size=2",
+    "ppo.kl_coef=0.1",
+    "ppo.kl_in_reward=true",
+    "train.dtype=bfloat16",
+    "train.threads=2",
+    "train.overwrite=true",
+    "train.tensorboard=true",
+    "lora.r=4",
+    "lora.alpha=8",
+    "lora.dropout=0.1",
+    "lora.target_modules=[q_proj, v_proj]",
 ]
 
 
@@ -76,8 +142,9 @@ class _Reads:
         return value
 
 
-def _spy(mp: pytest.MonkeyPatch, calls: dict[str, list], owner: Any, name: str,
-         wrap: Callable[..., Any] | None = None) -> None:
+def _spy(
+    mp: pytest.MonkeyPatch, calls: dict[str, list], owner: Any, name: str, wrap: Callable[..., Any] | None = None
+) -> None:
     """Record every call of owner.name as (args, kwargs); `wrap(real, *args, **kwargs)` replaces the call."""
     real = getattr(owner, name)
 
@@ -96,13 +163,27 @@ def _engine_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 def _build(cfg: Config, calls: dict[str, list], ppo_reads: dict[str, Any]) -> trainer_mod.Trainer:
     with pytest.MonkeyPatch.context() as mp:
-        for owner, name in [(trainer_mod, "load_model"), (trainer_mod, "enable_activation_checkpointing"),
-                            (trainer_mod, "check_run_dir"), (trainer_mod, "save_checkpoint"), (trainer_mod, "whiten"),
-                            (trainer_mod, "check_trained_equals_sampled"), (trainer_mod, "verify_weights"),
-                            (distributed, "init_from_env"), (distributed, "train_device"), (sim_models, "make_chat_model")]:
+        for owner, name in [
+            (trainer_mod, "load_model"),
+            (trainer_mod, "enable_activation_checkpointing"),
+            (trainer_mod, "check_run_dir"),
+            (trainer_mod, "save_checkpoint"),
+            (trainer_mod, "whiten"),
+            (trainer_mod, "check_trained_equals_sampled"),
+            (trainer_mod, "verify_weights"),
+            (distributed, "init_from_env"),
+            (distributed, "train_device"),
+            (sim_models, "make_chat_model"),
+        ]:
             _spy(mp, calls, owner, name)
         _spy(mp, calls, trainer_mod, "MetricsLogger", lambda real, *a, **k: real(*a, **{**k, "tensorboard": False}))
-        _spy(mp, calls, trainer_mod, "ppo_update", lambda real, *a, **k: real(*a[:5], _Reads(a[5], ppo_reads), *a[6:], **k))
+        _spy(
+            mp,
+            calls,
+            trainer_mod,
+            "ppo_update",
+            lambda real, *a, **k: real(*a[:5], _Reads(a[5], ppo_reads), *a[6:], **k),
+        )
         from agentrl.inference.hf import HFPolicy
         from agentrl.inference.vllm import VLLMPolicy  # its engine stood in for by the hf backend: no vLLM on CPU
 
@@ -150,15 +231,20 @@ def _arg(calls: dict[str, list], name: str, pos: int, i: int = 0) -> Any:
 
 def _ppo_read(key: str) -> Callable[[SimpleNamespace], None]:
     """ppo_update read the field, and saw the config's value."""
+
     def check(b: SimpleNamespace) -> None:
         field = key.split(".")[1]
         assert field in b.ppo_a, f"ppo_update never read {key}"
         assert b.ppo_a[field] == getattr(b.cfg_a.ppo, field) != getattr(type(b.cfg_a.ppo)(), field)
+
     return check
 
 
 def _failed_episodes(b: SimpleNamespace) -> None:
-    eps = [Episode(prompt_ids=[1], group_id=g, end=end) for g, end in [(0, EpisodeEnd.ENV_ERROR), (0, EpisodeEnd.TERMINATED)]]
+    eps = [
+        Episode(prompt_ids=[1], group_id=g, end=end)
+        for g, end in [(0, EpisodeEnd.ENV_ERROR), (0, EpisodeEnd.TERMINATED)]
+    ]
     kept, _ = b.a._drop_failed(eps)
     assert kept == eps  # score_zero keeps the failed episode (exclude_infra would drop the group)
 
@@ -201,25 +287,36 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
     "env.id": lambda b: type(b.a.runner.make_env().unwrapped).__name__ == "FailingPick",
     "env.kwargs": lambda b: b.a.runner.make_env().unwrapped.turns == 3,
     "env.simulator.model": lambda b: _arg(b.calls_b, "make_chat_model", 0) == "tiny-random",
-    "env.simulator.batch": lambda b: (not isinstance(sim_models.env_kwargs_with_simulator(
-        {}, SimulatorConfig(model="tiny-random", batch=False))["simulator"], BatchingChatModel)),
+    "env.simulator.batch": lambda b: (
+        not isinstance(
+            sim_models.env_kwargs_with_simulator({}, SimulatorConfig(model="tiny-random", batch=False))["simulator"],
+            BatchingChatModel,
+        )
+    ),
     "env.simulator.max_batch": lambda b: _simulator(b).max_batch == 3,
     "env.simulator.max_wait_s": lambda b: _simulator(b).max_wait_s == 0.5,
     "env.simulator.kv_store": lambda b: _simulator(b).model.store is None,
     "env.simulator.dtype": lambda b: next(_simulator(b).model.policy.model.parameters()).dtype == torch.bfloat16,
-    "algorithm.name": lambda b: (b.a.spec is REGISTRY["ppo_gae"] and b.a.value_head is not None),
+    "algorithm.name": lambda b: b.a.spec is REGISTRY["ppo_gae"] and b.a.value_head is not None,
     "algorithm.params": "an estimator's own parameters: validated per estimator in tests/test_config.py and read by "
-                        "its function (estimator_kwargs) or branch_values.py, tested with each estimator",
-    "algorithm.whiten": lambda b: (bool(b.calls_a["whiten"]) and all(c[1]["center"] is False for c in b.calls_a["whiten"])),
+    "its function (estimator_kwargs) or branch_values.py, tested with each estimator",
+    "algorithm.whiten": lambda b: (
+        bool(b.calls_a["whiten"]) and all(c[1]["center"] is False for c in b.calls_a["whiten"])
+    ),
     "rollout.backend": lambda b: "from_model" in b.calls_b,
     "rollout.groups": lambda b: len(b.a.groups) == 2,
     "rollout.group_size": lambda b: [s.group_id for s in b.a._episode_specs(0)] == [0, 0, 1, 1],
     "rollout.refill_rounds": lambda b: "groups/refill_rounds" in b.rows[0],
     "rollout.task_draw": _task_draws,
-    "rollout.draw_window": lambda b: b.a.task_draws.window == 3 and b.a.task_draws.recent and all(
-        len(r) <= 3 for r in b.a.task_draws.recent.values()),
+    "rollout.draw_window": lambda b: (
+        b.a.task_draws.window == 3
+        and b.a.task_draws.recent
+        and all(len(r) <= 3 for r in b.a.task_draws.recent.values())
+    ),
     "rollout.draw_uniform": lambda b: b.a.task_draws.uniform == 0.5 and "draw/from_uniform" in b.rows[0],
-    "rollout.temperature": lambda b: (b.a.sampling.temperature == 0.7 and _kw(b.calls_a, "ppo_update")["temperature"] == 0.7),
+    "rollout.temperature": lambda b: (
+        b.a.sampling.temperature == 0.7 and _kw(b.calls_a, "ppo_update")["temperature"] == 0.7
+    ),
     "rollout.top_p": lambda b: b.a.sampling.top_p == 0.9,
     "rollout.max_new_tokens": lambda b: b.a.sampling.max_new_tokens == 3,
     "rollout.max_seq_len": lambda b: b.a.runner.max_seq_len == 512,
@@ -227,7 +324,9 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
     "rollout.prefix_reuse": lambda b: b.a.policy.prefix_reuse is False,
     "rollout.kv_store": lambda b: b.a.policy.store is not None and b.a.policy.store.max_entries == 3,
     "rollout.env_workers": lambda b: b.a.runner.env_workers == 2,
-    "rollout.episode_timeout_s": lambda b: (b.a.runner.episode_timeout_s == 100 and b.a.held_out.runner.episode_timeout_s == 100),
+    "rollout.episode_timeout_s": lambda b: (
+        b.a.runner.episode_timeout_s == 100 and b.a.held_out.runner.episode_timeout_s == 100
+    ),
     "rollout.failed_episodes": _failed_episodes,
     "rollout.vllm_gpu_memory_utilization": lambda b: _kw(b.calls_b, "from_model")["gpu_memory_utilization"] == 0.3,
     "rollout.vllm_tensor_parallel_size": lambda b: _kw(b.calls_b, "from_model")["tensor_parallel_size"] == 2,
@@ -237,20 +336,38 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
     "optim.grad_clip": lambda b: _kw(b.calls_a, "ppo_update")["grad_clip"] == 0.5,
     "optim.schedule": _schedule,
     "optim.warmup_steps": _warmup,
-    **{f"ppo.{k}": _ppo_read(f"ppo.{k}") for k in (
-        "epochs", "minibatch_size", "micro_batch_size", "clip_low", "clip_high", "dual_clip", "loss_agg", "kl_coef",
-        "kl_kind", "entropy_coef", "vf_coef", "vf_clip", "shared_prefix", "skip_zero_advantage", "shift_rows",
-        "logprob_drift_warn_at", "logprob_drift_error_at")},
+    **{
+        f"ppo.{k}": _ppo_read(f"ppo.{k}")
+        for k in (
+            "epochs",
+            "minibatch_size",
+            "micro_batch_size",
+            "clip_low",
+            "clip_high",
+            "dual_clip",
+            "loss_agg",
+            "kl_coef",
+            "kl_kind",
+            "entropy_coef",
+            "vf_coef",
+            "vf_clip",
+            "shared_prefix",
+            "skip_zero_advantage",
+            "shift_rows",
+            "logprob_drift_warn_at",
+            "logprob_drift_error_at",
+        )
+    },
     "train.random_reward": lambda b: isinstance(b.a.returns, RandomReturns) and b.a.returns.p == 0.5,
-    "ppo.kl_in_reward": lambda b: (isinstance(b.b.returns, KLShapedReturns) and b.b.returns.beta == 0.1),
+    "ppo.kl_in_reward": lambda b: isinstance(b.b.returns, KLShapedReturns) and b.b.returns.beta == 0.1,
     "train.updates": lambda b: [r["step"] for r in b.rows] == [1, 2],
-    "train.seed": lambda b: (b.a.runner.seed == 3 and _kw(b.calls_a, "load_model")["seed"] == 3),
+    "train.seed": lambda b: b.a.runner.seed == 3 and _kw(b.calls_a, "load_model")["seed"] == 3,
     "train.run_dir": lambda b: b.a.run_dir == b.run and bool(b.rows),
     "train.dtype": lambda b: _kw(b.calls_b, "load_model")["dtype"] == torch.bfloat16,
     "train.checkpoint_every": lambda b: [_arg(b.calls_a, "save_checkpoint", 1, i) for i in range(2)] == [1, 2],
     "train.keep_checkpoints": lambda b: b.checkpoints == ["step_000002"],
     "train.resume": lambda b: b.r.step == 2,
-    "train.overwrite": lambda b: (_kw(b.calls_b, "check_run_dir")["overwrite"] is True and not b.checkpoints_after_b),
+    "train.overwrite": lambda b: _kw(b.calls_b, "check_run_dir")["overwrite"] is True and not b.checkpoints_after_b,
     "train.log_episodes": lambda b: b.episode_lines == 1,
     "train.tensorboard": lambda b: _kw(b.calls_b, "MetricsLogger")["tensorboard"] is True,
     "train.threads": lambda b: b.calls_b["threads"] == 2,
@@ -262,13 +379,17 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
     "train.parallel": lambda b: _arg(b.calls_a, "init_from_env", 0) == "ddp",
     "train.collective_timeout_s": lambda b: _arg(b.calls_a, "init_from_env", 1) == 30,
     "train.max_skipped_updates": lambda b: b.a.skip_guard.limit == 5,
-    "train.check_invariants": lambda b: ("check_trained_equals_sampled" not in b.calls_a
-                                         and "check_trained_equals_sampled" in b.calls_b),
-    "train.verify_weight_sync": lambda b: ("verify_weights" not in b.calls_a and "verify_weights" in b.calls_b),
+    "train.check_invariants": lambda b: (
+        "check_trained_equals_sampled" not in b.calls_a and "check_trained_equals_sampled" in b.calls_b
+    ),
+    "train.verify_weight_sync": lambda b: "verify_weights" not in b.calls_a and "verify_weights" in b.calls_b,
     "train.autocast": lambda b: _kw(b.calls_a, "ppo_update")["autocast"] is True,
-    "train.device": lambda b: (_arg(b.calls_a, "init_from_env", 2) == "cpu" and _arg(b.calls_a, "train_device", 0) == "cpu"),
-    "train.gradient_checkpointing": lambda b: ("enable_activation_checkpointing" in b.calls_a
-                                               and "enable_activation_checkpointing" not in b.calls_b),
+    "train.device": lambda b: (
+        _arg(b.calls_a, "init_from_env", 2) == "cpu" and _arg(b.calls_a, "train_device", 0) == "cpu"
+    ),
+    "train.gradient_checkpointing": lambda b: (
+        "enable_activation_checkpointing" in b.calls_a and "enable_activation_checkpointing" not in b.calls_b
+    ),
     "train.attn_implementation": lambda b: _kw(b.calls_a, "load_model")["attn_implementation"] == "eager",
     "lora.r": lambda b: b.b.model.peft_config["default"].r == 4,
     "lora.alpha": lambda b: b.b.model.peft_config["default"].lora_alpha == 8,
@@ -281,8 +402,14 @@ def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     """Dotted leaf keys of a pydantic model; a section typed `Section | None` (env.simulator, lora) is walked too."""
     out = []
     for name, f in model.model_fields.items():
-        sub = next((a for a in (f.annotation, *typing.get_args(f.annotation))
-                    if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        sub = next(
+            (
+                a
+                for a in (f.annotation, *typing.get_args(f.annotation))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
         out += _leaf_keys(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"]
     return out
 

@@ -56,7 +56,9 @@ def test_match_diagnoser_is_bayes_inside_the_table_and_none_outside(cases):
 
 
 def test_make_diagnoser_by_name():
-    assert isinstance(make_diagnoser("match"), MatchDiagnoser) and isinstance(make_diagnoser("bayes"), BayesianDiagnoser)
+    assert isinstance(make_diagnoser("match"), MatchDiagnoser) and isinstance(
+        make_diagnoser("bayes"), BayesianDiagnoser
+    )
     assert isinstance(make_diagnoser("llm", ScoringModel("x")), LLMDiagnoser)
     with pytest.raises(ValueError, match="unknown diagnoser 'oracle'; allowed: bayes, llm, match"):
         make_diagnoser("oracle")
@@ -122,8 +124,13 @@ def test_evaluate_reports_na_outside_the_table(cases, tmp_path):
     assert saved["dialogs"][0]["final_probability"] is None
     html = (tmp_path / "r.html").read_text()
     assert "<td>n/a</td>" in html and "<td>–</td>" not in html
-    both = write_jsonl(tmp_path / "b.jsonl", [_dialog("agentclinic-0002", ["DIAGNOSIS: myasthenia gravis"]),
-                                              _dialog("agentclinic-0001", ["Any fever?", "DIAGNOSIS: pneumonia"])])
+    both = write_jsonl(
+        tmp_path / "b.jsonl",
+        [
+            _dialog("agentclinic-0002", ["DIAGNOSIS: myasthenia gravis"]),
+            _dialog("agentclinic-0001", ["Any fever?", "DIAGNOSIS: pneumonia"]),
+        ],
+    )
     rep = evaluate_file(both, cases=cases, diagnoser="bayes")
     assert [d.correct for d in rep.dialogs] == [True, True] and rep.summary.accuracy == 1.0
     assert rep.dialogs[0].final_probability is None and rep.dialogs[1].final_probability is not None

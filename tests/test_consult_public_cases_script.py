@@ -10,7 +10,8 @@ from pathlib import Path
 from public_records import mediq, nejm, osce, osce_empty_symptoms, write_jsonl
 
 _SPEC = importlib.util.spec_from_file_location(
-    "consult_public_cases", Path(__file__).resolve().parent.parent / "benchmarks" / "consult_public_cases.py")
+    "consult_public_cases", Path(__file__).resolve().parent.parent / "benchmarks" / "consult_public_cases.py"
+)
 script = importlib.util.module_from_spec(_SPEC)
 sys.modules["consult_public_cases"] = script  # dataclasses look their module up
 _SPEC.loader.exec_module(script)  # type: ignore[union-attr]
@@ -19,9 +20,13 @@ _SPEC.loader.exec_module(script)  # type: ignore[union-attr]
 def test_figures_per_file(tmp_path, capsys):
     write_jsonl(tmp_path / "agentclinic_medqa_extended.jsonl", [osce(), osce_empty_symptoms(), "{not json"])
     write_jsonl(tmp_path / "agentclinic_nejm.jsonl", [nejm()])
-    write_jsonl(tmp_path / "all_dev_good.jsonl", [
-        mediq(1, "Which of the following is the most likely diagnosis?", "Gonococcal arthritis"),
-        mediq(2, "Which of the following is the most appropriate next step in management?", "Ceftriaxone")])
+    write_jsonl(
+        tmp_path / "all_dev_good.jsonl",
+        [
+            mediq(1, "Which of the following is the most likely diagnosis?", "Gonococcal arthritis"),
+            mediq(2, "Which of the following is the most appropriate next step in management?", "Ceftriaxone"),
+        ],
+    )
     assert script.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "agentclinic_medqa_extended.jsonl: loaded 1/3" in out and "Symptoms.Primary_Symptom" in out
@@ -46,7 +51,12 @@ def test_no_files_message(tmp_path, capsys):
     assert script.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"no case files (*.jsonl, *.json) found in {tmp_path}" in out
-    for name in ("agentclinic_medqa.jsonl", "agentclinic_nejm_extended.jsonl", "all_craft_md.jsonl", "all_dev_good.jsonl"):
+    for name in (
+        "agentclinic_medqa.jsonl",
+        "agentclinic_nejm_extended.jsonl",
+        "all_craft_md.jsonl",
+        "all_dev_good.jsonl",
+    ):
         assert name in out
     assert "github.com/SamuelSchmidgall/AgentClinic" in out and "github.com/stellalisy/mediQ" in out
 

@@ -73,7 +73,9 @@ def test_agentrl_cli_has_consult_through_the_entry_point(tmp_path):
     out = tmp_path / "d.jsonl"
     assert main(["consult", "run", "--doctor", "scripted:wander", "--cases", "2", "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 2
-    assert main(["consult", "run", "--doctor", "scripted:nobody", "--cases", "1", "--out", str(tmp_path / "x.jsonl")]) == 2
+    assert (
+        main(["consult", "run", "--doctor", "scripted:nobody", "--cases", "1", "--out", str(tmp_path / "x.jsonl")]) == 2
+    )
     assert not (tmp_path / "x.jsonl").exists()  # nothing half-written on a bad doctor name
 
 
@@ -97,11 +99,36 @@ def test_run_and_evaluate_an_agentclinic_file(tmp_path, capsys):
     rep = json.loads((tmp_path / "d.eval.json").read_text())
     assert rep["summary"]["dialogs"] == 2 and 0.0 <= rep["summary"]["accuracy"] <= 1.0 and rep["diagnoser"] == "match"
     assert rep["dialogs"][1]["final_probability"] is None and "n/a" in (tmp_path / "d.eval.html").read_text()
-    args = _parse(["consult", "run", "--doctor", "scripted:good", "--cases", str(cases), "--strict", "--out", str(tmp_path / "x.jsonl")])
+    args = _parse(
+        [
+            "consult",
+            "run",
+            "--doctor",
+            "scripted:good",
+            "--cases",
+            str(cases),
+            "--strict",
+            "--out",
+            str(tmp_path / "x.jsonl"),
+        ]
+    )
     with pytest.raises(ValueError, match="strict"):
         args.fn(args)
     assert not (tmp_path / "x.jsonl").exists()
-    args = _parse(["consult", "run", "--doctor", "scripted:good", "--cases", str(cases), "--diagnoser", "bayes", "--out", str(out)])
+    args = _parse(
+        [
+            "consult",
+            "run",
+            "--doctor",
+            "scripted:good",
+            "--cases",
+            str(cases),
+            "--diagnoser",
+            "bayes",
+            "--out",
+            str(out),
+        ]
+    )
     with pytest.raises(ValueError, match="outside the knowledge table"):
         args.fn(args)
 
@@ -110,8 +137,13 @@ def test_run_takes_nejm_and_mediq_files(tmp_path, capsys):
     n = write_jsonl(tmp_path / "nejm.jsonl", [nejm(), nejm("Hodgkin lymphoma")])
     recs = run_dialogs("scripted:wander", None, cases=str(n))
     assert [r["case_id"] for r in recs] == ["nejm-0001", "nejm-0002"]
-    m = write_jsonl(tmp_path / "mq.jsonl", [mediq(1, "What is the most likely diagnosis?", "Septic arthritis"),
-                                            mediq(2, "Which of the following is the next best step?", "Arthrocentesis")])
+    m = write_jsonl(
+        tmp_path / "mq.jsonl",
+        [
+            mediq(1, "What is the most likely diagnosis?", "Septic arthritis"),
+            mediq(2, "Which of the following is the next best step?", "Arthrocentesis"),
+        ],
+    )
     out = tmp_path / "d.jsonl"
     args = _parse(["consult", "run", "--doctor", "scripted:wander", "--cases", str(m), "--n", "5", "--out", str(out)])
     assert args.fn(args) == 0
@@ -137,12 +169,16 @@ def test_diagnoser_options(tmp_path, capsys):
     cases = write_jsonl(tmp_path / "ac.jsonl", [osce_outside_table()])
     out = tmp_path / "d.jsonl"
     argv = ["consult", "run", "--doctor", "scripted:wander", "--cases", str(cases), "--out", str(out)]
-    args = _parse(argv + ["--diagnoser", "llm", "--diagnoser-model", "judge@http://localhost:1/v1"], make_chat_model=factory)
+    args = _parse(
+        argv + ["--diagnoser", "llm", "--diagnoser-model", "judge@http://localhost:1/v1"], make_chat_model=factory
+    )
     assert args.fn(args) == 0 and made == ["judge@http://localhost:1/v1"]
     rec = json.loads(out.read_text())
     assert rec["reward_breakdown"]["diagnosis_probability"] == pytest.approx(0.5)
-    args = _parse(["consult", "evaluate", str(out), "--cases", str(cases), "--diagnoser", "llm", "--diagnoser-model", "j2"],
-                  make_chat_model=factory)
+    args = _parse(
+        ["consult", "evaluate", str(out), "--cases", str(cases), "--diagnoser", "llm", "--diagnoser-model", "j2"],
+        make_chat_model=factory,
+    )
     assert args.fn(args) == 0 and made[-1] == "j2"
     assert json.loads((tmp_path / "d.eval.json").read_text())["dialogs"][0]["final_probability"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="--diagnoser llm needs --diagnoser-model MODEL"):

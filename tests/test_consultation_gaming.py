@@ -128,8 +128,15 @@ def test_evaluate_rejects_an_oversized_doctor_message_on_its_line_only(tmp_path,
     huge = "Do you have " + ", ".join(["fever", "cough", "headache", "rash"] * 2_500) + "?"
     path = tmp_path / "d.jsonl"
     ok = _dialog(case, ["Any fever?", f"DIAGNOSIS: {case.diagnosis}"])
-    path.write_text(json.dumps(ok) + "\n" + json.dumps(_dialog(case, ["Any fever?"]) | {"messages": [
-        {"role": "user", "content": "Hello doctor."}, {"role": "assistant", "content": huge}]}) + "\n")
+    path.write_text(
+        json.dumps(ok)
+        + "\n"
+        + json.dumps(
+            _dialog(case, ["Any fever?"])
+            | {"messages": [{"role": "user", "content": "Hello doctor."}, {"role": "assistant", "content": huge}]}
+        )
+        + "\n"
+    )
     rep = evaluate_file(path)
     assert [d.line for d in rep.dialogs] == [1] and [e.line for e in rep.errors] == [2]
     assert f"at most {MAX_MESSAGE_CHARS:,}" in rep.errors[0].error and "messages.1" in rep.errors[0].error

@@ -21,15 +21,35 @@ from agentrl.train.config import ConfigError, load_config
 from agentrl.train.trainer import Trainer
 
 SMALL = [
-    "model=tiny-random", "env.kwargs.turns=3", "rollout.groups=2", "rollout.group_size=3", "rollout.constrained=true",
-    "rollout.max_new_tokens=4", "train.updates=1", "ppo.minibatch_size=4", "ppo.micro_batch_size=2", "train.log_episodes=2",
-    "optim.lr=1e-6", "train.threads=1", "train.collective_timeout_s=20",
+    "model=tiny-random",
+    "env.kwargs.turns=3",
+    "rollout.groups=2",
+    "rollout.group_size=3",
+    "rollout.constrained=true",
+    "rollout.max_new_tokens=4",
+    "train.updates=1",
+    "ppo.minibatch_size=4",
+    "ppo.micro_batch_size=2",
+    "train.log_episodes=2",
+    "optim.lr=1e-6",
+    "train.threads=1",
+    "train.collective_timeout_s=20",
 ]
 
 
 def _torchrun(args: list[str], nproc: int = 2, parallel: str = "ddp") -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "agentrl", "train", *args, f"train.parallel={parallel}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "agentrl",
+        "train",
+        *args,
+        f"train.parallel={parallel}",
+    ]
     path = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)  # test envs
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -54,8 +74,21 @@ def test_two_ranks_make_the_one_process_update(algorithm: str, parallel: str, tm
         held, total = (int(v) for v in re.search(r"holds (\d+) of (\d+)", line).groups())
         assert held * 2 == total, line
     a, b = _metrics(tmp_path / "one")[0], _metrics(tmp_path / "ddp")[0]
-    for key in ("reward/mean", "reward/std", "success_rate", "tokens/sampled", "tokens/branch", "adv/mean", "adv/std",
-                "adv/abs_max", "loss/policy", "entropy", "clip_fraction", "grad_norm", "optimizer_steps"):
+    for key in (
+        "reward/mean",
+        "reward/std",
+        "success_rate",
+        "tokens/sampled",
+        "tokens/branch",
+        "adv/mean",
+        "adv/std",
+        "adv/abs_max",
+        "loss/policy",
+        "entropy",
+        "clip_fraction",
+        "grad_norm",
+        "optimizer_steps",
+    ):
         assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), (key, a[key], b[key])
     if algorithm == "trepo":
         assert a["tokens/branch"] > 0 and b["branch/continuations"] == a["branch/continuations"]
@@ -72,21 +105,50 @@ def test_two_ranks_leave_out_the_failed_episodes_one_process_leaves_out(tmp_path
     the same episodes and groups as one process, the update is the same, and the held-out tasks (3, split 1 + 2)
     give the one-process numbers."""
     overrides = [
-        "model=tiny-random", "env.id=test_failed_episodes_wiring:FailingPick-v0", "env.kwargs={turns: 2, fail: reply2}",
-        "algorithm.name=grpo", "rollout.groups=4", "rollout.group_size=3", "rollout.constrained=true",
-        "rollout.max_new_tokens=2", "train.updates=1", "ppo.minibatch_size=4", "ppo.micro_batch_size=2",
-        "train.log_episodes=0", "optim.lr=1e-4", "train.threads=1", "train.collective_timeout_s=20",
-        "train.eval_every=1", "train.eval_tasks=3", "train.eval_before_train=false",
+        "model=tiny-random",
+        "env.id=test_failed_episodes_wiring:FailingPick-v0",
+        "env.kwargs={turns: 2, fail: reply2}",
+        "algorithm.name=grpo",
+        "rollout.groups=4",
+        "rollout.group_size=3",
+        "rollout.constrained=true",
+        "rollout.max_new_tokens=2",
+        "train.updates=1",
+        "ppo.minibatch_size=4",
+        "ppo.micro_batch_size=2",
+        "train.log_episodes=0",
+        "optim.lr=1e-4",
+        "train.threads=1",
+        "train.collective_timeout_s=20",
+        "train.eval_every=1",
+        "train.eval_tasks=3",
+        "train.eval_before_train=false",
     ]
     proc = _torchrun(overrides + [f"train.run_dir={tmp_path / 'ddp'}"])
     Trainer(load_config(None, overrides + [f"train.run_dir={tmp_path / 'one'}"]), console=False).run()
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     a, b = _metrics(tmp_path / "one")[0], _metrics(tmp_path / "ddp")[0]
-    assert a["episode/outcome/env_error"] > 0 and a["episode/dropped_groups"] > 0, a  # the env failed; whole groups left
-    for key in ("episode/outcome/env_error", "episode/outcome/terminated", "episode/dropped", "episode/dropped_groups",
-                "reward/mean", "tokens/sampled", "adv/mean", "adv/std", "loss/policy", "grad_norm", "optimizer_steps",
-                "eval/reward", "eval/success_rate", "eval/failed", "eval/tasks"):
+    assert a["episode/outcome/env_error"] > 0 and a["episode/dropped_groups"] > 0, (
+        a
+    )  # the env failed; whole groups left
+    for key in (
+        "episode/outcome/env_error",
+        "episode/outcome/terminated",
+        "episode/dropped",
+        "episode/dropped_groups",
+        "reward/mean",
+        "tokens/sampled",
+        "adv/mean",
+        "adv/std",
+        "loss/policy",
+        "grad_norm",
+        "optimizer_steps",
+        "eval/reward",
+        "eval/success_rate",
+        "eval/failed",
+        "eval/tasks",
+    ):
         assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), (key, a[key], b[key])
     w1 = load_file(str(tmp_path / "one" / "checkpoints" / "step_000001" / "model" / "model.safetensors"))
     w2 = load_file(str(tmp_path / "ddp" / "checkpoints" / "step_000001" / "model" / "model.safetensors"))
@@ -114,7 +176,9 @@ def test_a_killed_rank_ends_the_run_and_it_resumes(tmp_path: Path) -> None:
     proc = _torchrun(args)
     deadline = time.time() + 90
     while latest_checkpoint(run) is None if run.exists() else True:
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()[0] if proc.poll() is not None else "slow"
+        assert proc.poll() is None and time.time() < deadline, (
+            proc.communicate()[0] if proc.poll() is not None else "slow"
+        )
         time.sleep(0.2)
     pid = _rank_pid(proc.pid, 1)
     assert pid is not None
@@ -128,8 +192,10 @@ def test_a_killed_rank_ends_the_run_and_it_resumes(tmp_path: Path) -> None:
     step = int(latest_checkpoint(run).name.split("_")[1])  # type: ignore[union-attr]
     with pytest.raises(ConfigError, match="saved by 2 process"):  # one process cannot continue a 2-rank run
         Trainer(load_config(run / "config.yaml", ["train.resume=true"]), console=False)
-    proc = _torchrun(args[:-2] + [f"train.updates={step + 1}", "train.checkpoint_every=1", f"train.run_dir={run}",
-                                  "train.resume=true"])
+    proc = _torchrun(
+        args[:-2]
+        + [f"train.updates={step + 1}", "train.checkpoint_every=1", f"train.run_dir={run}", "train.resume=true"]
+    )
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert [m["step"] for m in _metrics(run)] == list(range(1, step + 2))
@@ -153,7 +219,10 @@ def test_fsdp2_resume_continues_as_if_never_stopped(tmp_path: Path) -> None:
     w2 = load_file(str(tmp_path / "resumed" / "checkpoints" / "step_000002" / "model" / "model.safetensors"))
     assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-5
     ckpts = tmp_path / "resumed" / "checkpoints"  # each rank wrote its own shard; no staging directory is left
-    assert sorted(p.name for p in (ckpts / "step_000002" / "optimizer_shards").iterdir()) == ["rank_000.pt", "rank_001.pt"]
+    assert sorted(p.name for p in (ckpts / "step_000002" / "optimizer_shards").iterdir()) == [
+        "rank_000.pt",
+        "rank_001.pt",
+    ]
     assert sorted(p.name for p in ckpts.iterdir()) == ["step_000001", "step_000002"]
 
 
@@ -166,8 +235,10 @@ def test_config_guards(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "1")):
         monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError, match="train.device=cuda:1 names one GPU for 2 processes"):
-        Trainer(load_config(None, SMALL + ["train.parallel=ddp", "train.device=cuda:1", f"train.run_dir={tmp_path / 'b'}"]),
-                console=False)
+        Trainer(
+            load_config(None, SMALL + ["train.parallel=ddp", "train.device=cuda:1", f"train.run_dir={tmp_path / 'b'}"]),
+            console=False,
+        )
 
 
 def test_groups_must_divide_among_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,7 +268,8 @@ class _EngineLikePolicy:
 
 
 def test_fsdp2_sync_to_a_mocked_vllm_engine_also_updates_the_copy_checkpoints_are_written_from(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import copy
 
     from agentrl.train import fsdp
@@ -209,7 +281,9 @@ def test_fsdp2_sync_to_a_mocked_vllm_engine_also_updates_the_copy_checkpoints_ar
     with torch.no_grad():
         for p in tr.model.parameters():
             p.add_(0.01)  # what an update did to the trainer's weights
-    monkeypatch.setattr(fsdp, "full_state_dict", lambda model: {k: v.detach().clone() for k, v in model.state_dict().items()})
+    monkeypatch.setattr(
+        fsdp, "full_state_dict", lambda model: {k: v.detach().clone() for k, v in model.state_dict().items()}
+    )
     tr._sync_weights()
     trained = tr.model.state_dict()
     for name, value in tr.rollout_model.state_dict().items():

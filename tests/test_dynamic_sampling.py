@@ -33,7 +33,9 @@ def test_swap_keeps_the_size_and_drops_only_zero_spread_groups() -> None:
     fresh_specs = [EpisodeSpec(seed=g, group_id=g) for g in (3, 3, 4, 4)]
     out, out_specs = swap_groups(batch, specs, [0, 2], fresh, fresh_specs)
     assert len(out) == len(batch) and len(out_specs) == len(specs)
-    assert sorted({e.group_id for e in out}) == [1, 2, 3], "one zero-spread group (0) swapped for the one fresh group with spread"
+    assert sorted({e.group_id for e in out}) == [1, 2, 3], (
+        "one zero-spread group (0) swapped for the one fresh group with spread"
+    )
     assert {s.group_id for s in out_specs} == {1, 2, 3}
 
 
@@ -47,16 +49,33 @@ def test_refill_specs_are_fresh_tasks() -> None:
 def test_metrics() -> None:
     r = Refill(first_draw=[ep(0, 1.0), ep(0, 0.0)], groups=4, zero_spread_first=2, rounds=2)
     m = r.metrics(zero_spread_after=1)
-    assert m["groups/frac_reward_zero_std"] == 0.5 and m["groups/refilled"] == 1.0 and m["reward/first_draw_mean"] == 0.5
+    assert (
+        m["groups/frac_reward_zero_std"] == 0.5 and m["groups/refilled"] == 1.0 and m["reward/first_draw_mean"] == 0.5
+    )
 
 
-BASE = ["model=tiny-random", "env.kwargs.turns=2", "algorithm.name=grpo", "rollout.groups=4", "rollout.group_size=2",
-        "rollout.max_new_tokens=4", "rollout.constrained=true", "train.checkpoint_every=100", "train.log_episodes=0",
-        "ppo.minibatch_size=8", "ppo.micro_batch_size=8", "optim.lr=1e-3", "train.updates=3", "train.seed=2"]
+BASE = [
+    "model=tiny-random",
+    "env.kwargs.turns=2",
+    "algorithm.name=grpo",
+    "rollout.groups=4",
+    "rollout.group_size=2",
+    "rollout.max_new_tokens=4",
+    "rollout.constrained=true",
+    "train.checkpoint_every=100",
+    "train.log_episodes=0",
+    "ppo.minibatch_size=8",
+    "ppo.micro_batch_size=8",
+    "optim.lr=1e-3",
+    "train.updates=3",
+    "train.seed=2",
+]
 
 
 def test_the_trainer_refills_zero_spread_groups(tmp_path: Path) -> None:
-    t = Trainer(load_config(None, [*BASE, "rollout.refill_rounds=3", f"train.run_dir={tmp_path / 'run'}"]), console=False)
+    t = Trainer(
+        load_config(None, [*BASE, "rollout.refill_rounds=3", f"train.run_dir={tmp_path / 'run'}"]), console=False
+    )
     seen = []
     collect = t.runner.collect
     t.runner.collect = lambda specs: seen.append(len(specs)) or collect(specs)  # type: ignore[method-assign]

@@ -25,7 +25,9 @@ def checked(env: gym.Env) -> None:
 
 
 def is_error(obs, kind_role: str | None = None) -> bool:
-    return len(obs) == 1 and obs[0]["content"].startswith("Error: ") and (kind_role is None or obs[0]["role"] == kind_role)
+    return (
+        len(obs) == 1 and obs[0]["content"].startswith("Error: ") and (kind_role is None or obs[0]["role"] == kind_role)
+    )
 
 
 # ------------------------------------------------------------------ check_env

@@ -14,15 +14,35 @@ EXAMPLES = 50
 ACTIONS_PER_EXAMPLE = 20
 
 json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
     st.lists(st.integers(0xD7F0, 0xE010), max_size=4).map(lambda cps: "".join(map(chr, cps))),  # lone surrogates
 )
-json_value = st.recursive(json_leaf, lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=8), c, max_size=4)), max_leaves=12)
+json_value = st.recursive(
+    json_leaf,
+    lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=8), c, max_size=4)),
+    max_leaves=12,
+)
 # plausible arguments: the right keys with values of any type
 arguments = st.one_of(
-    st.fixed_dictionaries({}, optional={"key": json_value, "value": json_value, "numbers": json_value, "mode": json_value, "extra": json_value}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "key": json_value,
+            "value": json_value,
+            "numbers": json_value,
+            "mode": json_value,
+            "extra": json_value,
+        },
+    ),
     st.fixed_dictionaries({"key": st.text(max_size=10), "value": st.one_of(st.text(max_size=10), json_leaf)}),
-    st.fixed_dictionaries({"numbers": st.lists(st.integers(-10**30, 10**30), max_size=5)}, optional={"mode": st.sampled_from(["sum", "max", "min"])}),
+    st.fixed_dictionaries(
+        {"numbers": st.lists(st.integers(-(10**30), 10**30), max_size=5)},
+        optional={"mode": st.sampled_from(["sum", "max", "min"])},
+    ),
     json_value,
 )
 unicode_text = st.lists(st.integers(0, 0x10FFFF), max_size=40).map(lambda cps: "".join(map(chr, cps)))  # surrogates too
@@ -43,10 +63,18 @@ def near_miss_call(draw) -> str:
     if draw(st.booleans()):  # damage it: cut, or splice junk in
         i = draw(st.integers(0, len(body)))
         body = body[:i] + draw(st.sampled_from(["", "}", "{", '"', ",", "\\", "\u2028", "NaN", "1" * 5000]))
-    opening, closing = draw(st.sampled_from([
-        ("<tool_call>", "</tool_call>"), ("<tool_call>", ""), ("", "</tool_call>"), ("<tool_call >", "</tool_call>"),
-        ("<tool_call><tool_call>", "</tool_call>"), ("<TOOL_CALL>", "</TOOL_CALL>"),
-    ]))
+    opening, closing = draw(
+        st.sampled_from(
+            [
+                ("<tool_call>", "</tool_call>"),
+                ("<tool_call>", ""),
+                ("", "</tool_call>"),
+                ("<tool_call >", "</tool_call>"),
+                ("<tool_call><tool_call>", "</tool_call>"),
+                ("<TOOL_CALL>", "</TOOL_CALL>"),
+            ]
+        )
+    )
     n = draw(st.integers(1, 3))
     return draw(st.text(max_size=10)) + (opening + body + closing) * n + draw(st.text(max_size=10))
 
@@ -81,8 +109,13 @@ class DeepList:
 
 
 wrong_types = st.one_of(
-    st.none(), st.integers(), st.floats(), st.binary(max_size=10), st.lists(st.text(max_size=5), max_size=3),
-    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.just(("tuple",)),
+    st.none(),
+    st.integers(),
+    st.floats(),
+    st.binary(max_size=10),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.just(("tuple",)),
     st.sampled_from([2000, 5000, 50_000]).map(DeepList),  # built at step time: hypothesis cannot print it
 )
 
@@ -92,7 +125,9 @@ action = st.one_of(
     near_miss_call(),
     deep_json(),
     st.sampled_from([1999, 2000, 2001, 100_000]).map(lambda n: "x" * n),  # around max_action_chars (2000)
-    st.integers(0, 3000).map(lambda n: '<tool_call>{"name": "put", "arguments": {"key": "k", "value": "' + "v" * n + '"}}</tool_call>'),
+    st.integers(0, 3000).map(
+        lambda n: '<tool_call>{"name": "put", "arguments": {"key": "k", "value": "' + "v" * n + '"}}</tool_call>'
+    ),
     st.sampled_from(["DONE", " DONE ", "", "   ", "\n"]),
     wrong_types,
 )
@@ -109,15 +144,27 @@ def check_invariant(env, steps_this_episode: int, errored_steps: int) -> None:
     assert st_["sim"] is env.sim
     assert env.turn == steps_this_episode <= env.max_turns
     assert sum(env.errors.values()) == errored_steps
-    assert set(env.errors) <= {"invalid_action", "empty_action", "action_too_long", "malformed_call", "unknown_tool",
-                               "invalid_arguments", "tool_error", "tool_exception", "too_many_calls"}
+    assert set(env.errors) <= {
+        "invalid_action",
+        "empty_action",
+        "action_too_long",
+        "malformed_call",
+        "unknown_tool",
+        "invalid_arguments",
+        "tool_error",
+        "tool_exception",
+        "too_many_calls",
+    }
 
 
 def test_fuzz_env_with_tools(notes_env_cls) -> None:
     counted = {"actions": 0, "errors": 0, "episodes_ended": 0, "tool_results": 0}
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(actions=st.lists(action, min_size=ACTIONS_PER_EXAMPLE, max_size=ACTIONS_PER_EXAMPLE), seed=st.integers(0, 2**31 - 1))
+    @given(
+        actions=st.lists(action, min_size=ACTIONS_PER_EXAMPLE, max_size=ACTIONS_PER_EXAMPLE),
+        seed=st.integers(0, 2**31 - 1),
+    )
     def run(actions: list, seed: int) -> None:
         env = notes_env_cls(max_action_chars=2000)
         obs, _ = env.reset(seed=seed)

@@ -28,8 +28,15 @@ class FailingPick(MultiTurnEnv):
     purpose: fail="task" raises in every step of a fail-* task, fail="reply2" on a reply "2" after the first; every step
     sleeps `sleep_s` seconds. `simulator` (a chat model, config env.simulator) is kept, unused."""
 
-    def __init__(self, turns: int = 2, tasks: int = 4, fail: str = "never", sleep_s: float = 0.0, simulator=None,
-                 render_mode=None):
+    def __init__(
+        self,
+        turns: int = 2,
+        tasks: int = 4,
+        fail: str = "never",
+        sleep_s: float = 0.0,
+        simulator=None,
+        render_mode=None,
+    ):
         super().__init__(max_turns=turns, max_action_chars=50, render_mode=render_mode)
         self.turns, self.n_tasks, self.fail, self.sleep_s, self.simulator = turns, tasks, fail, sleep_s, simulator
 
@@ -44,7 +51,9 @@ class FailingPick(MultiTurnEnv):
     def respond(self, text: str) -> EnvReply:
         time.sleep(self.sleep_s)
         pick = text.strip()
-        if (self.fail == "task" and self.task_id.startswith("fail")) or (self.fail == "reply2" and pick == "2" and self.state["picks"]):
+        if (self.fail == "task" and self.task_id.startswith("fail")) or (
+            self.fail == "reply2" and pick == "2" and self.state["picks"]
+        ):
             raise OSError(f"failing on purpose (task {self.task_id}, reply {pick!r})")
         self.state["picks"].append(pick)
         if len(self.state["picks"]) >= self.turns:
@@ -63,15 +72,32 @@ if "FailingPick-v0" not in gym.registry:
     gym.register(id="FailingPick-v0", entry_point=FailingPick)
 
 SMALL = [
-    "model=tiny-random", f"env.id={ENV_ID}", "algorithm.name=grpo", "rollout.groups=2", "rollout.group_size=2",
-    "rollout.constrained=true", "rollout.max_new_tokens=2", "train.updates=1", "ppo.minibatch_size=4",
-    "ppo.micro_batch_size=2", "train.log_episodes=0",
+    "model=tiny-random",
+    f"env.id={ENV_ID}",
+    "algorithm.name=grpo",
+    "rollout.groups=2",
+    "rollout.group_size=2",
+    "rollout.constrained=true",
+    "rollout.max_new_tokens=2",
+    "train.updates=1",
+    "ppo.minibatch_size=4",
+    "ppo.micro_batch_size=2",
+    "train.log_episodes=0",
 ]
 
 
 def test_episode_timeout_reaches_the_trainers_and_held_out_runners(tmp_path: Path) -> None:
-    cfg = load_config(None, [*SMALL, "env.kwargs={turns: 3, sleep_s: 0.05}", "rollout.episode_timeout_s=0.01",
-                             "train.eval_every=1", "train.eval_tasks=2", f"train.run_dir={tmp_path / 'run'}"])
+    cfg = load_config(
+        None,
+        [
+            *SMALL,
+            "env.kwargs={turns: 3, sleep_s: 0.05}",
+            "rollout.episode_timeout_s=0.01",
+            "train.eval_every=1",
+            "train.eval_tasks=2",
+            f"train.run_dir={tmp_path / 'run'}",
+        ],
+    )
     t = Trainer(cfg, console=False)
     assert t.runner.episode_timeout_s == 0.01 and t.held_out.runner.episode_timeout_s == 0.01
     eps = t.runner.collect(t._episode_specs(0))
@@ -81,8 +107,22 @@ def test_episode_timeout_reaches_the_trainers_and_held_out_runners(tmp_path: Pat
 
 
 def test_eval_prints_how_many_episodes_failed(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["eval", "--env", ENV_ID, "--model", "tiny-random", "--env-kwargs", '{"fail": "task"}', "--episodes", "4",
-            "--trials", "2", "--max-new-tokens", "2", "--constrained"]
+    args = [
+        "eval",
+        "--env",
+        ENV_ID,
+        "--model",
+        "tiny-random",
+        "--env-kwargs",
+        '{"fail": "task"}',
+        "--episodes",
+        "4",
+        "--trials",
+        "2",
+        "--max-new-tokens",
+        "2",
+        "--constrained",
+    ]
     assert main(args) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("failed episodes"))
     assert line.split() == ["failed", "episodes", "4"]  # fail-1 and fail-3, 2 trials each

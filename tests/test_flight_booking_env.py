@@ -53,8 +53,15 @@ def test_first_observation_reset_options_and_bad_arguments(test_env: FlightBooki
     tid = env.task_ids()[3]
     obs, info = env.reset(options={"task_id": tid})
     assert [m["role"] for m in obs] == ["system", "user"]
-    assert "The current time is 2024-05-15 15:00:00 EST." in obs[0]["content"] and '"name":"book_reservation"' in obs[0]["content"]
-    assert obs[1]["content"] == env.task.user.reason and info["task_id"] == tid == env.task_id and info["family"] == env.task.family
+    assert (
+        "The current time is 2024-05-15 15:00:00 EST." in obs[0]["content"]
+        and '"name":"book_reservation"' in obs[0]["content"]
+    )
+    assert (
+        obs[1]["content"] == env.task.user.reason
+        and info["task_id"] == tid == env.task_id
+        and info["family"] == env.task.family
+    )
     assert len(info["tools"]) == 15
     assert env.reset(seed=5)[0] == env.reset(seed=5)[0]  # seeded draw is reproducible
     with pytest.raises(ValueError, match="unknown task_id 'nope': .* tasks in split 'test'"):
@@ -84,7 +91,11 @@ def test_gold_agent_scores_1_on_every_shipped_task(split: str) -> None:
 
 
 def _write_positions(task: Task) -> list[int]:
-    return [i for i, m in enumerate(gold_script(task)) if m.startswith("<tool_call>") and json.loads(m[11:-12])["name"] in WRITE_TOOLS]
+    return [
+        i
+        for i, m in enumerate(gold_script(task))
+        if m.startswith("<tool_call>") and json.loads(m[11:-12])["name"] in WRITE_TOOLS
+    ]
 
 
 def test_skipping_any_gold_write_scores_0(test_env: FlightBookingEnv) -> None:
@@ -104,14 +115,20 @@ def _perturb(action: Action, task: Task, env: FlightBookingEnv) -> Action:
     if action.name == "book_reservation":
         a["passengers"][0]["first_name"] += "x"
     elif action.name == "cancel_reservation":
-        others = [r for r in env.world.users[task.user_id].reservations if r != a["reservation_id"] and env.world.reservations[r].status is None]
+        others = [
+            r
+            for r in env.world.users[task.user_id].reservations
+            if r != a["reservation_id"] and env.world.reservations[r].status is None
+        ]
         a["reservation_id"] = others[0] if others else "ZZZZZZ"
     elif action.name == "update_reservation_baggages":
         a["total_baggages"] += 1
     elif action.name == "update_reservation_flights":
         last = a["flights"][-1]
         fl = env.world.flights[last["flight_number"]]
-        last["date"] = next((d for d, fd in sorted(fl.dates.items()) if d > last["date"] and isinstance(fd, Available)), "2024-05-30")
+        last["date"] = next(
+            (d for d, fd in sorted(fl.dates.items()) if d > last["date"] and isinstance(fd, Available)), "2024-05-30"
+        )
     elif action.name == "update_reservation_passengers":
         a["passengers"][0]["dob"] = "1900-01-01"
     elif action.name == "send_certificate":
@@ -141,7 +158,12 @@ def test_ending_outputs_and_truncation_are_scored(test_env: FlightBookingEnv) ->
     refusal = next(t for t in tasks if t.user.goals[-1].outcome == "refuse" and not t.expects_transfer)
     env.reset(options={"task_id": refusal.id})
     _, r, term, _, info = env.step(format_tool_call("transfer_to_human_agents", {"summary": "hard case"}))
-    assert term and r == 0.0 and info["reward_breakdown"]["transfer"] == 0.0 and info["reward_breakdown"]["database"] == 1.0
+    assert (
+        term
+        and r == 0.0
+        and info["reward_breakdown"]["transfer"] == 0.0
+        and info["reward_breakdown"]["database"] == 1.0
+    )
     transfer = next(t for t in tasks if t.expects_transfer)
     env.reset(options={"task_id": transfer.id})
     _, r, term, _, info = env.step("Sorry, I can't help. Goodbye." + " " * 3)
@@ -272,7 +294,12 @@ def test_llm_user_over_a_chat_model_survives_snapshots() -> None:
     assert obs[1]["content"] == "Hi, I need to cancel a reservation."
     system = model.calls[0][0][0]["content"]
     task = env.task
-    assert task.user.persona in system and task.user.instructions in system and STOP in system and "Never make up" in system
+    assert (
+        task.user.persona in system
+        and task.user.instructions in system
+        and STOP in system
+        and "Never make up" in system
+    )
     assert model.calls[0][0][1] == {"role": "user", "content": "Hi! How can I help you today?"}
     snap = env.snapshot()
     assert snap.data["state"].user.model is model  # the model is shared; the conversation is copied
@@ -315,6 +342,24 @@ def test_eval_reports_pass_hat_k_for_the_gold_agent() -> None:
 def test_eval_cli(capsys: pytest.CaptureFixture[str]) -> None:
     from agentrl.cli import main
 
-    assert main(["eval", "--env", ENV_ID, "--split", "test", "--k", "2", "--episodes", "5", "--model", "scripted:gold", "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--env",
+                ENV_ID,
+                "--split",
+                "test",
+                "--k",
+                "2",
+                "--episodes",
+                "5",
+                "--model",
+                "scripted:gold",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["pass_k"] == {"1": 1.0, "2": 1.0} and out["tasks"] == 5

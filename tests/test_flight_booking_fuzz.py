@@ -41,9 +41,26 @@ PIDS = sorted({p for u in W.users.values() for p in u.payment_methods})
 BOOKABLE = [(f, d) for f in W.flights.values() for d, fd in sorted(f.dates.items()) if isinstance(fd, Available)]
 EXAMPLES, CALLS = 100, 100  # 10,000 calls
 
-junk = st.one_of(st.sampled_from(["", " ", "HAT", "ZZZZZZ", "null", "../etc", "a" * 300, "\u0000", "HAT001 ", "2024-02-30", "2024-5-1"]), st.text(max_size=12))
-anything = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), junk, st.lists(st.integers(), max_size=3), st.just({"x": 1}))
-amount = st.one_of(st.integers(-1000, 3000), st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0, 0.001, 0.005, 1e-9, 1e308, -0.0, 49.999]))
+junk = st.one_of(
+    st.sampled_from(
+        ["", " ", "HAT", "ZZZZZZ", "null", "../etc", "a" * 300, "\u0000", "HAT001 ", "2024-02-30", "2024-5-1"]
+    ),
+    st.text(max_size=12),
+)
+anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    junk,
+    st.lists(st.integers(), max_size=3),
+    st.just({"x": 1}),
+)
+amount = st.one_of(
+    st.integers(-1000, 3000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 0.001, 0.005, 1e-9, 1e308, -0.0, 49.999]),
+)
 count = st.one_of(st.integers(-3, 12), st.integers(-(2**70), 2**70), st.sampled_from([1.0, "2", None, True]))
 uid = st.one_of(st.sampled_from(USERS), junk)
 rid = st.one_of(st.sampled_from(RIDS), junk)
@@ -53,7 +70,9 @@ airport = st.one_of(st.sampled_from(sorted(W.airports)), junk)
 date = st.one_of(st.sampled_from(DATES), junk)
 flight_ref = st.one_of(st.fixed_dictionaries({"flight_number": st.sampled_from(FLIGHTS), "date": st.sampled_from(DATES)}),
                        st.fixed_dictionaries({"flight_number": junk, "date": date}), st.just({"flight_number": "HAT001"}), anything)  # fmt: skip
-passenger = st.one_of(st.fixed_dictionaries({"first_name": st.text(max_size=8), "last_name": st.text(max_size=8), "dob": date}), anything)
+passenger = st.one_of(
+    st.fixed_dictionaries({"first_name": st.text(max_size=8), "last_name": st.text(max_size=8), "dob": date}), anything
+)
 payment = st.one_of(st.fixed_dictionaries({"payment_id": pid, "amount": amount}), anything)
 
 RAW_CALLS = {
@@ -79,24 +98,37 @@ RAW_CALLS = {
 }  # fmt: skip
 raw_call = st.one_of(*[args.map(lambda a, n=name: (n, a)) for name, args in RAW_CALLS.items()])
 # recipes: (kind, seed) -> a call built at run time from the current database, valid or nearly so
-recipe = st.tuples(st.sampled_from(["book", "cancel", "bags", "cabin", "move", "passengers", "certificate"]), st.integers(0, 2**32 - 1),
-                   st.sampled_from([False, False, False, True]))  # a quarter of them a little off
+recipe = st.tuples(
+    st.sampled_from(["book", "cancel", "bags", "cabin", "move", "passengers", "certificate"]),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([False, False, False, True]),
+)  # a quarter of them a little off
 # half recipes, half raw calls (some with an unknown extra argument); flatmap because hypothesis flattens nested
 # one_of into equally likely leaves, which would leave recipes at 1 in 17
 fuzz_call = st.integers(0, 9).flatmap(
-    lambda k: recipe if k < 5 else raw_call if k < 9 else raw_call.map(lambda c: (c[0], {**c[1], "extra": 1}) if isinstance(c[1], dict) else c)
+    lambda k: (
+        recipe
+        if k < 5
+        else raw_call
+        if k < 9
+        else raw_call.map(lambda c: (c[0], {**c[1], "extra": 1}) if isinstance(c[1], dict) else c)
+    )
 )
 
 
 def _payment(u, rng: random.Random, amount: float) -> str | None:
-    ok = [p for p, m in u.payment_methods.items() if isinstance(m, CreditCard) or (isinstance(m, GiftCard) and m.amount >= amount)]
+    ok = [
+        p
+        for p, m in u.payment_methods.items()
+        if isinstance(m, CreditCard) or (isinstance(m, GiftCard) and m.amount >= amount)
+    ]
     return rng.choice(ok) if ok else None
 
 
 def build(db: Database, kind: str, seed: int, nudge: bool) -> tuple[str, dict] | None:
     """A write that should succeed on `db` (when `nudge`, with one number off by a little)."""
     rng = random.Random(seed)
-    off = (rng.choice([-1, 1, 0.01, 50]) if nudge else 0)
+    off = rng.choice([-1, 1, 0.01, 50]) if nudge else 0
     if kind == "book":
         u_id = rng.choice(USERS)
         u = db.user(u_id)
@@ -128,7 +160,10 @@ def build(db: Database, kind: str, seed: int, nudge: bool) -> tuple[str, dict] |
     if kind == "passengers":
         pax = [p.model_dump() for p in r.passengers]
         pax[0]["first_name"] += "z"
-        return "update_reservation_passengers", {"reservation_id": r.reservation_id, "passengers": pax[: len(pax) - (1 if nudge else 0)] or pax}
+        return "update_reservation_passengers", {
+            "reservation_id": r.reservation_id,
+            "passengers": pax[: len(pax) - (1 if nudge else 0)] or pax,
+        }
     if kind == "bags":
         p = _payment(u, rng, 150)
         add = rng.randint(0, 3)
@@ -139,13 +174,27 @@ def build(db: Database, kind: str, seed: int, nudge: bool) -> tuple[str, dict] |
         return None
     flights = [{"flight_number": s.flight_number, "date": s.date} for s in r.flights]
     if kind == "cabin":
-        return "update_reservation_flights", {"reservation_id": r.reservation_id, "cabin": rng.choice(CABINS), "flights": flights, "payment_id": p}
+        return "update_reservation_flights", {
+            "reservation_id": r.reservation_id,
+            "cabin": rng.choice(CABINS),
+            "flights": flights,
+            "payment_id": p,
+        }
     seg = flights[-1]
     seg["date"] = rng.choice(DATES)  # "move": the last segment to another day
-    return "update_reservation_flights", {"reservation_id": r.reservation_id, "cabin": r.cabin, "flights": flights, "payment_id": p}
+    return "update_reservation_flights", {
+        "reservation_id": r.reservation_id,
+        "cabin": r.cabin,
+        "flights": flights,
+        "payment_id": p,
+    }
 
 
-@pytest.mark.parametrize("rules", [Rules("tau2"), Rules("tau_bench_v1"), Rules("tau2", seats="full")], ids=["tau2", "tau_bench_v1", "full_seats"])
+@pytest.mark.parametrize(
+    "rules",
+    [Rules("tau2"), Rules("tau_bench_v1"), Rules("tau2", seats="full")],
+    ids=["tau2", "tau_bench_v1", "full_seats"],
+)
 def test_fuzz_tool_calls_keep_the_invariants(rules: Rules) -> None:
     seen = {"calls": 0, "writes_ok": 0, "errors": 0}
     writes_by_tool: dict[str, int] = {}
@@ -171,7 +220,9 @@ def test_fuzz_tool_calls_keep_the_invariants(rules: Rules) -> None:
                     writes_by_tool[name] = writes_by_tool.get(name, 0) + 1
             else:
                 seen["errors"] += 1
-                assert result.error_kind in ("invalid_arguments", "tool_error"), result.content  # never a crash in a tool
+                assert result.error_kind in ("invalid_arguments", "tool_error"), (
+                    result.content
+                )  # never a crash in a tool
                 assert after == before, f"failed {name} changed the database: {result.content}"
             before = after
             problems = invariants.check(db)

@@ -25,7 +25,11 @@ PAX = {"first_name": "Ann", "last_name": "Lee", "dob": "1990-01-01"}
 
 
 def _card_user(k: int = 1):
-    return next(uid for uid, u in sorted(W.users.items()) if sum(isinstance(m, CreditCard) for m in u.payment_methods.values()) >= k)
+    return next(
+        uid
+        for uid, u in sorted(W.users.items())
+        if sum(isinstance(m, CreditCard) for m in u.payment_methods.values()) >= k
+    )
 
 
 def _cards(uid: str) -> list[str]:
@@ -50,7 +54,7 @@ def _book(n: int = 1, bags: int = 0, **over) -> dict:
 
 
 def _reservation(pred):
-    for rid, r in sorted(W.reservations.items()):
+    for _rid, r in sorted(W.reservations.items()):
         if r.status is None and _cards(r.user_id) and pred(r, segment_statuses(DB, r)):
             return r
     raise AssertionError("no reservation fits")
@@ -65,7 +69,9 @@ def _moved_last_segment(r) -> list[dict]:
     last = r.flights[-1]
     day = next(d for d, fd in sorted(W.flights[last.flight_number].dates.items())
                if d != last.date and d >= r.flights[0].date and isinstance(fd, Available) and getattr(fd.available_seats, r.cabin) >= len(r.passengers))  # fmt: skip
-    return [{"flight_number": s.flight_number, "date": s.date} for s in r.flights[:-1]] + [{"flight_number": last.flight_number, "date": day}]
+    return [{"flight_number": s.flight_number, "date": s.date} for s in r.flights[:-1]] + [
+        {"flight_number": last.flight_number, "date": day}
+    ]
 
 
 def _other_trip(r) -> list[dict]:
@@ -78,8 +84,16 @@ def _other_trip(r) -> list[dict]:
                 continue
             for d, fd in sorted(out.dates.items()):
                 bd = back.dates.get(d)
-                if isinstance(fd, Available) and isinstance(bd, Available) and min(getattr(fd.available_seats, r.cabin), getattr(bd.available_seats, r.cabin)) >= len(r.passengers):
-                    return [{"flight_number": out.flight_number, "date": d}, {"flight_number": back.flight_number, "date": d}]
+                if (
+                    isinstance(fd, Available)
+                    and isinstance(bd, Available)
+                    and min(getattr(fd.available_seats, r.cabin), getattr(bd.available_seats, r.cabin))
+                    >= len(r.passengers)
+                ):
+                    return [
+                        {"flight_number": out.flight_number, "date": d},
+                        {"flight_number": back.flight_number, "date": d},
+                    ]
     raise AssertionError("no other trip")
 
 
@@ -90,22 +104,52 @@ def _violating_call(rule: str) -> tuple[str, dict]:
         uid = _card_user(2)
         args = _book(user_id=uid)
         total = args["payment_methods"][0]["amount"]
-        return "book_reservation", {**args, "payment_methods": [{"payment_id": c, "amount": a} for c, a in zip(_cards(uid), (total - 10, 10))]}
+        return "book_reservation", {
+            **args,
+            "payment_methods": [{"payment_id": c, "amount": a} for c, a in zip(_cards(uid), (total - 10, 10))],
+        }
     if rule == "trip_matches_flights":
         args = _book()
-        return "book_reservation", {**args, "destination": next(c for c in W.airports if c not in (args["origin"], args["destination"]))}
+        return "book_reservation", {
+            **args,
+            "destination": next(c for c in W.airports if c not in (args["origin"], args["destination"])),
+        }
     if rule == "bag_allowance":
         args = _book(bags=4)
-        return "book_reservation", {**args, "nonfree_baggages": 0, "payment_methods": [{**args["payment_methods"][0], "amount": args["payment_methods"][0]["amount"] - 50 * args["nonfree_baggages"]}]}
+        return "book_reservation", {
+            **args,
+            "nonfree_baggages": 0,
+            "payment_methods": [
+                {
+                    **args["payment_methods"][0],
+                    "amount": args["payment_methods"][0]["amount"] - 50 * args["nonfree_baggages"],
+                }
+            ],
+        }
     if rule == "bags_not_removed":
         r = _reservation(lambda r, st: _future(r, st) and r.total_baggages >= 1 and r.nonfree_baggages == 0)
-        return "update_reservation_baggages", {"reservation_id": r.reservation_id, "total_baggages": 0, "nonfree_baggages": 0, "payment_id": _cards(r.user_id)[0]}
+        return "update_reservation_baggages", {
+            "reservation_id": r.reservation_id,
+            "total_baggages": 0,
+            "nonfree_baggages": 0,
+            "payment_id": _cards(r.user_id)[0],
+        }
     if rule == "basic_economy_flights_fixed":
         r = _reservation(lambda r, st: _future(r, st) and r.cabin == "basic_economy")
-        return "update_reservation_flights", {"reservation_id": r.reservation_id, "cabin": r.cabin, "flights": _moved_last_segment(r), "payment_id": _cards(r.user_id)[0]}
+        return "update_reservation_flights", {
+            "reservation_id": r.reservation_id,
+            "cabin": r.cabin,
+            "flights": _moved_last_segment(r),
+            "payment_id": _cards(r.user_id)[0],
+        }
     if rule == "trip_fixed":
         r = _reservation(lambda r, st: _future(r, st) and r.cabin != "basic_economy" and r.flight_type == "round_trip")
-        return "update_reservation_flights", {"reservation_id": r.reservation_id, "cabin": r.cabin, "flights": _other_trip(r), "payment_id": _cards(r.user_id)[0]}
+        return "update_reservation_flights", {
+            "reservation_id": r.reservation_id,
+            "cabin": r.cabin,
+            "flights": _other_trip(r),
+            "payment_id": _cards(r.user_id)[0],
+        }
     if rule == "cancellation_conditions":
         r = _reservation(lambda r, st: _future(r, st) and r.cabin != "business" and r.insurance == "no"
                          and W.clock - dt.datetime.fromisoformat(r.created_at) > dt.timedelta(hours=24))  # fmt: skip
@@ -148,9 +192,15 @@ def test_the_shipped_gold_actions_break_no_rule() -> None:
 
 
 def test_a_delayed_flight_compensation_needs_a_delayed_flight_and_the_right_amount() -> None:
-    task = next(t for t in shipped_tasks("all") if t.family == "delay_change_compensation" and any(a.name == "send_certificate" for a in t.gold_actions))
+    task = next(
+        t
+        for t in shipped_tasks("all")
+        if t.family == "delay_change_compensation" and any(a.name == "send_certificate" for a in t.gold_actions)
+    )
     writes = [(a.name, a.arguments) for a in task.gold_actions if a.name in WRITE_TOOLS]
-    assert [w[0] for w in writes] == ["update_reservation_flights", "send_certificate"] and check_episode(W, writes) == []
+    assert [w[0] for w in writes] == ["update_reservation_flights", "send_certificate"] and check_episode(
+        W, writes
+    ) == []
     # the benchmarks' answer keys (τ-bench test tasks 16, 45, 46) compensate a delay without a change: allowed
     assert check_episode(W, writes[1:]) == []
     wrong = ("send_certificate", {**writes[1][1], "amount": writes[1][1]["amount"] + 25})

@@ -59,7 +59,7 @@ def user_with(pred):
 
 
 def bookable(cabin: str = "economy", min_seats: int = 2):
-    for num, f in sorted(W.flights.items()):
+    for _num, f in sorted(W.flights.items()):
         for d, fd in sorted(f.dates.items()):
             if isinstance(fd, Available) and getattr(fd.available_seats, cabin) >= min_seats:
                 return f, d, fd
@@ -68,8 +68,12 @@ def bookable(cabin: str = "economy", min_seats: int = 2):
 
 def active_future(pred=lambda r: True):
     db = Database(W)
-    for rid, r in sorted(W.reservations.items()):
-        if r.status is None and all(isinstance(db.flight_date(s.flight_number, s.date), Available) for s in r.flights) and pred(r):
+    for _rid, r in sorted(W.reservations.items()):
+        if (
+            r.status is None
+            and all(isinstance(db.flight_date(s.flight_number, s.date), Available) for s in r.flights)
+            and pred(r)
+        ):
             return r
     raise AssertionError("no reservation fits")
 
@@ -78,7 +82,10 @@ def card(uid: str) -> str:
     return next(p for p, m in W.users[uid].payment_methods.items() if isinstance(m, CreditCard))
 
 
-PAX = [{"first_name": "Ann", "last_name": "Lee", "dob": "1990-01-01"}, {"first_name": "Ben", "last_name": "Lee", "dob": "1992-02-02"}]
+PAX = [
+    {"first_name": "Ann", "last_name": "Lee", "dob": "1990-01-01"},
+    {"first_name": "Ben", "last_name": "Lee", "dob": "1992-02-02"},
+]
 
 
 def booking(uid: str, f, d: str, amount_delta: float = 0, **over):
@@ -115,12 +122,22 @@ def test_book_reservation_charges_the_fare_rules_and_takes_seats() -> None:
     args, total = booking(uid, f, d)
     res = json.loads(ok(db, "book_reservation", **args))
     assert res["payment_history"] == [{"payment_id": card(uid), "amount": total}]
-    assert res["flights"] == [{"origin": f.origin, "destination": f.destination, "flight_number": f.flight_number, "date": d, "price": fd.prices.economy}]
+    assert res["flights"] == [
+        {
+            "origin": f.origin,
+            "destination": f.destination,
+            "flight_number": f.flight_number,
+            "date": d,
+            "price": fd.prices.economy,
+        }
+    ]
     assert res["created_at"] == "2024-05-15T15:00:00" and res["status"] is None and res["reservation_id"] == "HATHAT"
     assert db.flight_date(f.flight_number, d).available_seats.economy == fd.available_seats.economy - 2
     assert res["reservation_id"] in db.user(uid).reservations
     again = Database(W)
-    assert json.loads(ok(again, "book_reservation", **args))["reservation_id"] == res["reservation_id"]  # deterministic ids
+    assert (
+        json.loads(ok(again, "book_reservation", **args))["reservation_id"] == res["reservation_id"]
+    )  # deterministic ids
     second = json.loads(ok(db, "book_reservation", **args))["reservation_id"]
     assert second != res["reservation_id"]
     assert invariants.check(db) == []
@@ -150,20 +167,84 @@ def test_book_reservation_rejects_bad_bookings_without_changing_anything() -> No
     f, d, fd = bookable()
     db = Database(W)
     args, total = booking(uid, f, d)
-    fails(db, "book_reservation", f"total price is {total:g}, but paid {total + 30:g}", **booking(uid, f, d, amount_delta=30)[0])
-    fails(db, "book_reservation", "is not in the user's profile; the user has:", **{**args, "payment_methods": [{"payment_id": "credit_card_0000000", "amount": total}]})
-    fails(db, "book_reservation", "listed twice", **{**args, "payment_methods": [{"payment_id": cards[0], "amount": total - 10}, {"payment_id": cards[0], "amount": 10}]})
-    fails(db, "book_reservation", "must be a positive number", **{**args, "payment_methods": [{"payment_id": cards[0], "amount": total + 10}, {"payment_id": cards[1], "amount": -10}]})
+    fails(
+        db,
+        "book_reservation",
+        f"total price is {total:g}, but paid {total + 30:g}",
+        **booking(uid, f, d, amount_delta=30)[0],
+    )
+    fails(
+        db,
+        "book_reservation",
+        "is not in the user's profile; the user has:",
+        **{**args, "payment_methods": [{"payment_id": "credit_card_0000000", "amount": total}]},
+    )
+    fails(
+        db,
+        "book_reservation",
+        "listed twice",
+        **{
+            **args,
+            "payment_methods": [{"payment_id": cards[0], "amount": total - 10}, {"payment_id": cards[0], "amount": 10}],
+        },
+    )
+    fails(
+        db,
+        "book_reservation",
+        "must be a positive number",
+        **{
+            **args,
+            "payment_methods": [
+                {"payment_id": cards[0], "amount": total + 10},
+                {"payment_id": cards[1], "amount": -10},
+            ],
+        },
+    )
     fails(db, "book_reservation", "User nobody_0 not found", **{**args, "user_id": "nobody_0"})
-    fails(db, "book_reservation", "passengers is empty; a reservation has at least 1 passenger", **{**args, "passengers": []})
+    fails(
+        db,
+        "book_reservation",
+        "passengers is empty; a reservation has at least 1 passenger",
+        **{**args, "passengers": []},
+    )
     fails(db, "book_reservation", "0 <= nonfree_baggages <= total_baggages", **{**args, "nonfree_baggages": 4})
-    fails(db, "book_reservation", "'XYZ' is not an airport of this airline (allowed: SFO, JFK", **{**args, "origin": "XYZ"})
-    fails(db, "book_reservation", "listed twice", **{**args, "flights": [{"flight_number": f.flight_number, "date": d}] * 2})
-    fails(db, "book_reservation", "Flight HAT999 not found (flight numbers look like 'HAT001')", **{**args, "flights": [{"flight_number": "HAT999", "date": d}]})
-    fails(db, "book_reservation", "not found on date 2024-06-30 (it flies", **{**args, "flights": [{"flight_number": f.flight_number, "date": "2024-06-30"}]})
+    fails(
+        db,
+        "book_reservation",
+        "'XYZ' is not an airport of this airline (allowed: SFO, JFK",
+        **{**args, "origin": "XYZ"},
+    )
+    fails(
+        db,
+        "book_reservation",
+        "listed twice",
+        **{**args, "flights": [{"flight_number": f.flight_number, "date": d}] * 2},
+    )
+    fails(
+        db,
+        "book_reservation",
+        "Flight HAT999 not found (flight numbers look like 'HAT001')",
+        **{**args, "flights": [{"flight_number": "HAT999", "date": d}]},
+    )
+    fails(
+        db,
+        "book_reservation",
+        "not found on date 2024-06-30 (it flies",
+        **{**args, "flights": [{"flight_number": f.flight_number, "date": "2024-06-30"}]},
+    )
     landed = next(day for day, x in sorted(f.dates.items()) if x.status == "landed")
-    fails(db, "book_reservation", f"not available on date {landed} (its status is 'landed'", **{**args, "flights": [{"flight_number": f.flight_number, "date": landed}]})
-    fails(db, "book_reservation", "is not a date in the form YYYY-MM-DD", **{**args, "flights": [{"flight_number": f.flight_number, "date": "May 20"}]})
+    fails(
+        db,
+        "book_reservation",
+        f"not available on date {landed} (its status is 'landed'",
+        **{**args, "flights": [{"flight_number": f.flight_number, "date": landed}]},
+    )
+    fails(
+        db,
+        "book_reservation",
+        "is not a date in the form YYYY-MM-DD",
+        **{**args, "flights": [{"flight_number": f.flight_number, "date": "May 20"}]},
+    )
     fails(db, "book_reservation", "argument 'insurance'", **{**args, "insurance": "maybe"})
     assert db.hash() == W.hash()
 
@@ -187,11 +268,19 @@ def test_cancel_refunds_everything_and_gives_seats_back_only_with_full_seat_acco
     res = json.loads(ok(db, "cancel_reservation", FULL, reservation_id=r.reservation_id))
     assert res["status"] == "cancelled" and sum(p["amount"] for p in res["payment_history"]) == 0
     after = [db.flight_date(s.flight_number, s.date) for s in r.flights]
-    assert all(getattr(a.available_seats, r.cabin) == getattr(b.available_seats, r.cabin) + len(r.passengers) for a, b in zip(after, before))
+    assert all(
+        getattr(a.available_seats, r.cabin) == getattr(b.available_seats, r.cabin) + len(r.passengers)
+        for a, b in zip(after, before)
+    )
     tau2 = Database(W)
     ok(tau2, "cancel_reservation", reservation_id=r.reservation_id)  # τ² gives no seats back
     assert [tau2.flight_date(s.flight_number, s.date) for s in r.flights] == before
-    fails(db, "cancel_reservation", "is cancelled; a cancelled reservation cannot be changed", reservation_id=r.reservation_id)
+    fails(
+        db,
+        "cancel_reservation",
+        "is cancelled; a cancelled reservation cannot be changed",
+        reservation_id=r.reservation_id,
+    )
     fails(db, "cancel_reservation", "Reservation NOPE00 not found", reservation_id="NOPE00")
     assert invariants.check(db) == []
 
@@ -200,26 +289,79 @@ def test_update_baggages_charges_only_added_nonfree_bags() -> None:
     r = active_future(lambda r: r.insurance in ("yes", "no"))
     uid = r.user_id
     u = W.users[uid]
-    pay = next((p for p, m in u.payment_methods.items() if isinstance(m, CreditCard)), None) or next(p for p, m in u.payment_methods.items() if isinstance(m, GiftCard))
+    pay = next((p for p, m in u.payment_methods.items() if isinstance(m, CreditCard)), None) or next(
+        p for p, m in u.payment_methods.items() if isinstance(m, GiftCard)
+    )
     db = Database(W)
     total = r.total_baggages + 3
     nonfree = max(r.nonfree_baggages, nonfree_bags(u.membership, r.cabin, len(r.passengers), total)) + 1
-    res = json.loads(ok(db, "update_reservation_baggages", reservation_id=r.reservation_id, total_baggages=total, nonfree_baggages=nonfree, payment_id=pay))
+    res = json.loads(
+        ok(
+            db,
+            "update_reservation_baggages",
+            reservation_id=r.reservation_id,
+            total_baggages=total,
+            nonfree_baggages=nonfree,
+            payment_id=pay,
+        )
+    )
     assert res["payment_history"][-1] == {"payment_id": pay, "amount": 50 * (nonfree - r.nonfree_baggages)}
-    fails(db, "update_reservation_baggages", "0 <= nonfree_baggages <= total_baggages", reservation_id=r.reservation_id, total_baggages=1, nonfree_baggages=2, payment_id=pay)
-    again = json.loads(ok(db, "update_reservation_baggages", reservation_id=r.reservation_id, total_baggages=total, nonfree_baggages=nonfree, payment_id=pay))
+    fails(
+        db,
+        "update_reservation_baggages",
+        "0 <= nonfree_baggages <= total_baggages",
+        reservation_id=r.reservation_id,
+        total_baggages=1,
+        nonfree_baggages=2,
+        payment_id=pay,
+    )
+    again = json.loads(
+        ok(
+            db,
+            "update_reservation_baggages",
+            reservation_id=r.reservation_id,
+            total_baggages=total,
+            nonfree_baggages=nonfree,
+            payment_id=pay,
+        )
+    )
     assert again == res  # the same bags again: nothing changes, nothing is charged (as τ-bench)
-    fewer = json.loads(ok(db, "update_reservation_baggages", reservation_id=r.reservation_id, total_baggages=total - 1, nonfree_baggages=nonfree - 1, payment_id=pay))
+    fewer = json.loads(
+        ok(
+            db,
+            "update_reservation_baggages",
+            reservation_id=r.reservation_id,
+            total_baggages=total - 1,
+            nonfree_baggages=nonfree - 1,
+            payment_id=pay,
+        )
+    )
     assert fewer["payment_history"] == res["payment_history"]  # removing bags (a policy violation) refunds nothing
     assert invariants.check(db) == []
-    cert_user = next(res_ for res_ in W.reservations.values() if res_.status is None and any(m.source == "certificate" for m in W.users[res_.user_id].payment_methods.values()))
+    cert_user = next(
+        res_
+        for res_ in W.reservations.values()
+        if res_.status is None
+        and any(m.source == "certificate" for m in W.users[res_.user_id].payment_methods.values())
+    )
     cert = next(p for p, m in W.users[cert_user.user_id].payment_methods.items() if m.source == "certificate")
-    fails(db, "update_reservation_baggages", "Certificate cannot be used to update reservation (",
-          reservation_id=cert_user.reservation_id, total_baggages=cert_user.total_baggages + 1, nonfree_baggages=cert_user.nonfree_baggages + 1, payment_id=cert)
+    fails(
+        db,
+        "update_reservation_baggages",
+        "Certificate cannot be used to update reservation (",
+        reservation_id=cert_user.reservation_id,
+        total_baggages=cert_user.total_baggages + 1,
+        nonfree_baggages=cert_user.nonfree_baggages + 1,
+        payment_id=cert,
+    )
 
 
 def test_update_flights_cabin_change_reprices_and_moves_seats() -> None:
-    r = active_future(lambda r: r.cabin == "economy" and any(isinstance(m, CreditCard) for m in W.users[r.user_id].payment_methods.values()))
+    r = active_future(
+        lambda r: (
+            r.cabin == "economy" and any(isinstance(m, CreditCard) for m in W.users[r.user_id].payment_methods.values())
+        )
+    )
     db = Database(W)
     n = len(r.passengers)
     fds = [db.flight_date(s.flight_number, s.date) for s in r.flights]
@@ -227,7 +369,17 @@ def test_update_flights_cabin_change_reprices_and_moves_seats() -> None:
         pytest.skip("the chosen reservation's flights lack business seats")
     pay = card(r.user_id)
     flights = [{"flight_number": s.flight_number, "date": s.date} for s in r.flights]
-    res = json.loads(ok(db, "update_reservation_flights", FULL, reservation_id=r.reservation_id, cabin="business", flights=flights, payment_id=pay))
+    res = json.loads(
+        ok(
+            db,
+            "update_reservation_flights",
+            FULL,
+            reservation_id=r.reservation_id,
+            cabin="business",
+            flights=flights,
+            payment_id=pay,
+        )
+    )
     diff = (sum(fd.prices.business for fd in fds) - sum(s.price for s in r.flights)) * n
     assert res["cabin"] == "business" and res["payment_history"][-1] == {"payment_id": pay, "amount": diff}
     for s, fd in zip(r.flights, fds):
@@ -244,24 +396,74 @@ def test_update_flights_keeps_kept_segment_prices_and_checks_the_route() -> None
     alt = next(d for d, fd in sorted(W.flights[back.flight_number].dates.items())
                if d > out.date and d != back.date and isinstance(fd, Available) and getattr(fd.available_seats, r.cabin) >= len(r.passengers))  # fmt: skip
     pay = card(r.user_id)
-    flights = [{"flight_number": out.flight_number, "date": out.date}, {"flight_number": back.flight_number, "date": alt}]
-    res = json.loads(ok(db, "update_reservation_flights", reservation_id=r.reservation_id, cabin=r.cabin, flights=flights, payment_id=pay))
+    flights = [
+        {"flight_number": out.flight_number, "date": out.date},
+        {"flight_number": back.flight_number, "date": alt},
+    ]
+    res = json.loads(
+        ok(
+            db,
+            "update_reservation_flights",
+            reservation_id=r.reservation_id,
+            cabin=r.cabin,
+            flights=flights,
+            payment_id=pay,
+        )
+    )
     assert res["flights"][0]["price"] == out.price  # kept segment keeps its original price
     assert res["flights"][1]["price"] == getattr(W.flights[back.flight_number].dates[alt].prices, r.cabin)
-    fails(db, "update_reservation_flights", "listed twice", reservation_id=r.reservation_id, cabin=r.cabin, flights=flights + flights[:1], payment_id=pay)
-    fails(db, "update_reservation_flights", "flights is empty", reservation_id=r.reservation_id, cabin=r.cabin, flights=[], payment_id=pay)
-    assert json.loads(ok(db, "update_reservation_flights", reservation_id=r.reservation_id, cabin=r.cabin, flights=flights, payment_id=pay)) == res
+    fails(
+        db,
+        "update_reservation_flights",
+        "listed twice",
+        reservation_id=r.reservation_id,
+        cabin=r.cabin,
+        flights=flights + flights[:1],
+        payment_id=pay,
+    )
+    fails(
+        db,
+        "update_reservation_flights",
+        "flights is empty",
+        reservation_id=r.reservation_id,
+        cabin=r.cabin,
+        flights=[],
+        payment_id=pay,
+    )
+    assert (
+        json.loads(
+            ok(
+                db,
+                "update_reservation_flights",
+                reservation_id=r.reservation_id,
+                cabin=r.cabin,
+                flights=flights,
+                payment_id=pay,
+            )
+        )
+        == res
+    )
     assert invariants.check(db) == []
 
 
 def test_update_passengers_and_send_certificate() -> None:
     r = active_future()
     db = Database(W)
-    new = [{"first_name": "Zed", "last_name": "Quinn", "dob": "2001-01-01"}] + [p.model_dump() for p in r.passengers[1:]]
+    new = [{"first_name": "Zed", "last_name": "Quinn", "dob": "2001-01-01"}] + [
+        p.model_dump() for p in r.passengers[1:]
+    ]
     res = json.loads(ok(db, "update_reservation_passengers", reservation_id=r.reservation_id, passengers=new))
     assert res["passengers"][0]["first_name"] == "Zed"
-    fails(db, "update_reservation_passengers", "Number of passengers does not match (the reservation has", reservation_id=r.reservation_id, passengers=new + new[:1])
-    assert json.loads(ok(db, "update_reservation_passengers", reservation_id=r.reservation_id, passengers=new)) == res  # the same again: a no-op
+    fails(
+        db,
+        "update_reservation_passengers",
+        "Number of passengers does not match (the reservation has",
+        reservation_id=r.reservation_id,
+        passengers=new + new[:1],
+    )
+    assert (
+        json.loads(ok(db, "update_reservation_passengers", reservation_id=r.reservation_id, passengers=new)) == res
+    )  # the same again: a no-op
     msg = ok(db, "send_certificate", user_id=r.user_id, amount=150)
     pid = msg.split()[1]
     assert pid == "certificate_3221322"
@@ -281,10 +483,18 @@ def test_read_tools() -> None:
     f, d, fd = bookable()
     status = json.loads(ok(db, "get_flight_status", flight_number=f.flight_number, date=d))
     assert status == {"flight_number": f.flight_number, "date": d, "status": "available"}
-    delayed = next((n, day) for n, fl in sorted(W.flights.items()) for day, x in fl.dates.items() if x.status == "delayed")
+    delayed = next(
+        (n, day) for n, fl in sorted(W.flights.items()) for day, x in fl.dates.items() if x.status == "delayed"
+    )
     got = json.loads(ok(db, "get_flight_status", flight_number=delayed[0], date=delayed[1]))
     assert got["status"] == "delayed" and "estimated_departure_time_est" in got
-    fails(db, "get_flight_status", "not found on date 2025-01-01 (it flies 2024-05-01 to 2024-05-30)", flight_number=f.flight_number, date="2025-01-01")
+    fails(
+        db,
+        "get_flight_status",
+        "not found on date 2025-01-01 (it flies 2024-05-01 to 2024-05-30)",
+        flight_number=f.flight_number,
+        date="2025-01-01",
+    )
     fails(db, "search_direct_flight", "is not in the form YYYY-MM-DD", origin="JFK", destination="LAX", date="20240520")
     found = json.loads(ok(db, "search_direct_flight", origin=f.origin, destination=f.destination, date=d))
     assert f.flight_number in [x["flight_number"] for x in found] and all(x["status"] == "available" for x in found)
@@ -293,9 +503,15 @@ def test_read_tools() -> None:
         assert a["origin"] == "JFK" and a["destination"] == b["origin"] and b["destination"] == "LAX"
         assert b["date"] >= a["date"] and a["status"] == b["status"] == "available"
     r = next(iter(W.reservations.values()))
-    assert json.loads(ok(db, "get_reservation_details", reservation_id=r.reservation_id))["reservation_id"] == r.reservation_id
+    assert (
+        json.loads(ok(db, "get_reservation_details", reservation_id=r.reservation_id))["reservation_id"]
+        == r.reservation_id
+    )
     assert json.loads(ok(db, "get_user_details", user_id=r.user_id))["membership"] == W.users[r.user_id].membership
-    assert ok(db, "think", thought="hmm") == "" and ok(db, "transfer_to_human_agents", summary="x") == "Transfer successful"
+    assert (
+        ok(db, "think", thought="hmm") == ""
+        and ok(db, "transfer_to_human_agents", summary="x") == "Transfer successful"
+    )
 
 
 @pytest.mark.parametrize(("expression", "expected"), [("2 * (150 + 30) - 50", "310.0"), ("10 / 4", "2.5"), ("-3 + 1.25 * 2", "-0.5"),

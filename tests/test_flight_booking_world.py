@@ -119,7 +119,9 @@ def test_taubench_layout_loader_reads_a_small_world(tmp_path: Path) -> None:
                              passengers=[{"first_name": "Cy", "last_name": "Ng", "dob": "1975-05-06"}],
                              payment_methods=[{"payment_id": "credit_card_4444444", "amount": 295}], total_baggages=2,
                              nonfree_baggages=1, insurance="no"))  # fmt: skip
-    assert booked["payment_history"] == [{"payment_id": "credit_card_4444444", "amount": 295}]  # 120 + 125 + one $50 bag
+    assert booked["payment_history"] == [
+        {"payment_id": "credit_card_4444444", "amount": 295}
+    ]  # 120 + 125 + one $50 bag
     assert db.flight_date("HAT003", "2024-05-16").available_seats.economy == 6
     assert w.flights["HAT003"].dates["2024-05-16"].available_seats.economy == 7  # the world itself is untouched
     assert invariants.check(db) == []
@@ -144,10 +146,22 @@ def test_env_runs_a_taubench_layout_world_with_generated_tasks(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("override", "needle"),
     [
-        ({"users": {**TINY_USERS, "cy_ng_2000": {**TINY_USERS["cy_ng_2000"], "membership": "platinum"}}}, "users.json: at cy_ng_2000.membership"),
-        ({"flights": {"HAT001": {**TINY_FLIGHTS["HAT001"], "dates": {"2024-05-16": {"status": "boarding"}}}}}, "flights.json: at HAT001.dates.2024-05-16"),
-        ({"reservations": {**TINY_RESERVATIONS, "AAA111": {**TINY_RESERVATIONS["AAA111"], "user_id": "nobody_1"}}}, "unknown user 'nobody_1'"),
-        ({"reservations": {**TINY_RESERVATIONS, "AAA111": {**TINY_RESERVATIONS["AAA111"], "seat": "12A"}}}, "AAA111.seat: Extra inputs are not permitted"),
+        (
+            {"users": {**TINY_USERS, "cy_ng_2000": {**TINY_USERS["cy_ng_2000"], "membership": "platinum"}}},
+            "users.json: at cy_ng_2000.membership",
+        ),
+        (
+            {"flights": {"HAT001": {**TINY_FLIGHTS["HAT001"], "dates": {"2024-05-16": {"status": "boarding"}}}}},
+            "flights.json: at HAT001.dates.2024-05-16",
+        ),
+        (
+            {"reservations": {**TINY_RESERVATIONS, "AAA111": {**TINY_RESERVATIONS["AAA111"], "user_id": "nobody_1"}}},
+            "unknown user 'nobody_1'",
+        ),
+        (
+            {"reservations": {**TINY_RESERVATIONS, "AAA111": {**TINY_RESERVATIONS["AAA111"], "seat": "12A"}}},
+            "AAA111.seat: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_bad_world_files_name_what_is_wrong(tmp_path: Path, override: dict, needle: str) -> None:
@@ -218,7 +232,9 @@ def test_generator_is_deterministic_and_made_the_shipped_files() -> None:
     tasks = generate_tasks(world, 0, strict=True, check=False)
     files = generate.render_files(world, tasks, 0)
     for rel, text in files.items():
-        assert (DATA_DIR / rel).read_text(encoding="utf-8") == text, f"{rel} differs from `python -m environments.flight_booking.generate --seed 0`"
+        assert (DATA_DIR / rel).read_text(encoding="utf-8") == text, (
+            f"{rel} differs from `python -m environments.flight_booking.generate --seed 0`"
+        )
     other = generate.render_files(generate.generate_world(1, n_flights=60, n_users=40, n_reservations=80), [], 1)
     assert other["world/flights.json"] != files["world/flights.json"]
 

@@ -42,7 +42,7 @@ def records() -> tuple[dict, dict, dict]:
 
 # The τ-bench tasks, as tasks_test.py writes them. The line before TASKS would stop the test run if the file were
 # executed: the loader must parse it, never run it.
-TAU_BENCH_TASKS = '''# Copyright of the format: τ-bench (tau_bench/envs/airline/tasks_test.py); these tasks are made up for tests
+TAU_BENCH_TASKS = """# Copyright of the format: τ-bench (tau_bench/envs/airline/tasks_test.py); these tasks are made up for tests
 from tau_bench.types import Action, Task
 
 raise SystemExit("a task file must never be executed")
@@ -90,7 +90,7 @@ TASKS = [
         outputs=[],
     ),
 ]
-'''
+"""
 
 
 def write_tau_bench(root: Path) -> tuple[Path, Path]:
@@ -106,8 +106,14 @@ def write_tau_bench(root: Path) -> tuple[Path, Path]:
     return data, tasks
 
 
-def tau2_task(tid: str, known: str, reason: str, actions: list[dict], communicate: list[str] | None = None,
-              nl: list[str] | None = None) -> dict:
+def tau2_task(
+    tid: str,
+    known: str,
+    reason: str,
+    actions: list[dict],
+    communicate: list[str] | None = None,
+    nl: list[str] | None = None,
+) -> dict:
     return {"id": tid, "description": {"purpose": "test", "relevant_policies": None, "notes": None},
             "user_scenario": {"persona": None, "instructions": {"domain": "airline", "reason_for_call": reason, "known_info": known,
                                                                  "unknown_info": None, "task_instructions": "Be brief."}},
@@ -180,9 +186,16 @@ def tau2(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_both_published_world_formats_load_the_same_records(v1, tau2) -> None:
     a, b = load_world(v1[0]), load_world(tau2[0])
-    assert (len(a.flights), len(a.users), len(a.reservations)) == (len(b.flights), len(b.users), len(b.reservations)) == (5, 2, 5)
+    assert (
+        (len(a.flights), len(a.users), len(a.reservations))
+        == (len(b.flights), len(b.users), len(b.reservations))
+        == (5, 2, 5)
+    )
     assert load_world(tau2[0].parent).hash() == b.hash()  # τ²'s directory, holding only db.json
-    assert a.reservations.keys() == b.reservations.keys() and a.users["ada_lee_1000"].address == b.users["ada_lee_1000"].address
+    assert (
+        a.reservations.keys() == b.reservations.keys()
+        and a.users["ada_lee_1000"].address == b.users["ada_lee_1000"].address
+    )
 
 
 def test_a_db_json_that_is_not_tau2s_names_what_is_allowed(tmp_path: Path) -> None:
@@ -207,7 +220,9 @@ def test_the_env_builds_on_a_published_world_with_generated_tasks(which: str, v1
         env.reset(options={"task_id": tid})
 
 
-def test_generated_tasks_the_gold_agent_cannot_solve_are_skipped_counted_and_logged_once(v1, monkeypatch, caplog) -> None:
+def test_generated_tasks_the_gold_agent_cannot_solve_are_skipped_counted_and_logged_once(
+    v1, monkeypatch, caplog
+) -> None:
     from environments.flight_booking.env import FlightBookingEnv
 
     real = taskgen.play
@@ -255,8 +270,10 @@ def test_a_bad_tau_bench_task_file_names_the_line_and_what_is_allowed(tmp_path: 
 
 def test_the_older_dict_literal_task_file_loads_too(tmp_path: Path) -> None:
     f = tmp_path / "tasks.py"
-    f.write_text("tasks = [{'annotator': 0, 'user_id': 'cy_ng_2000', 'instruction': 'x', 'actions': "
-                 "[{'name': 'get_user_details', 'arguments': {'user_id': 'cy_ng_2000'}}], 'outputs': ['y']}]")
+    f.write_text(
+        "tasks = [{'annotator': 0, 'user_id': 'cy_ng_2000', 'instruction': 'x', 'actions': "
+        "[{'name': 'get_user_details', 'arguments': {'user_id': 'cy_ng_2000'}}], 'outputs': ['y']}]"
+    )
     (t,) = read_tau_bench_tasks(f)
     assert t.gold_actions[0].arguments == {"user_id": "cy_ng_2000"} and t.outputs == ["y"] and t.splits == ("test",)
 
@@ -268,7 +285,10 @@ def test_tau2_tasks_and_splits_load(tau2) -> None:
     assert tasks["0"].user_id == "cy_ng_2000"
     text = tau2_scenario_text(TAU2_TASKS[0]["user_scenario"])  # τ²'s str(UserScenario)
     assert text.startswith("Instructions:\n\tDomain: airline\n\tReason for call:\n\t\tYou want to upgrade")
-    assert "\tKnown info:\n\t\tYou are Cy Ng.\n\t\tYour user id is cy_ng_2000.\n\tTask instructions:\n\t\tBe brief." in text
+    assert (
+        "\tKnown info:\n\t\tYou are Cy Ng.\n\t\tYour user id is cy_ng_2000.\n\tTask instructions:\n\t\tBe brief."
+        in text
+    )
 
 
 def test_tau2_split_file_naming_unknown_tasks_is_an_error(tau2) -> None:
@@ -279,7 +299,9 @@ def test_tau2_split_file_naming_unknown_tasks_is_an_error(tau2) -> None:
 
 @pytest.mark.parametrize("split,n", [("train", 2), ("test", 1), ("base", 3), (None, 3)])
 def test_split_chooses_tau2s_train_test_or_base(tau2, split, n) -> None:
-    env = gym.make("agentrl/FlightBooking-v0", tasks=str(tau2[1]), split=split).unwrapped  # world found beside tasks.json
+    env = gym.make(
+        "agentrl/FlightBooking-v0", tasks=str(tau2[1]), split=split
+    ).unwrapped  # world found beside tasks.json
     assert len(env.task_ids()) == n and env.rules.parity == "tau2" and not env.rules.hints
 
 
@@ -316,7 +338,9 @@ def test_a_family_that_cannot_build_on_a_record_is_skipped_not_raised(v1, monkey
         tasks = taskgen.generate_tasks(world, seed=0)
     assert tasks and not any("broken_family" in t.id for t in tasks)
     skipped = world.memo["skipped_tasks"]
-    assert [t for t, _ in skipped if "broken_family" in t] and all("odd record" in why for t, why in skipped if "broken_family" in t)
+    assert [t for t, _ in skipped if "broken_family" in t] and all(
+        "odd record" in why for t, why in skipped if "broken_family" in t
+    )
     assert any("could not be built" in r.getMessage() for r in caplog.records)
     assert len([t for t, _ in skipped if "broken_family" in t]) == 2  # its train and test slot, once each
     monkeypatch.setattr(taskgen, "FAMILIES", {"broken_family": (broken, 1, 1)})

@@ -49,7 +49,9 @@ def test_error_strings_are_the_benchmarks_exactly(world, rules, name, args, expe
 def test_the_env_own_mode_adds_what_was_wrong_and_what_is_allowed(world) -> None:
     got = out(world, TAU2_HINTS, "get_reservation_details", reservation_id="ZZZ999")
     assert got.startswith("Error: Reservation ZZZ999 not found (") and "6 letters/digits" in got
-    assert out(world, V1_HINTS, "get_reservation_details", reservation_id="ZZZ999").startswith("Error: user not found (")
+    assert out(world, V1_HINTS, "get_reservation_details", reservation_id="ZZZ999").startswith(
+        "Error: user not found ("
+    )
 
 
 def test_list_all_airports_follows_the_benchmarks_order(world) -> None:
@@ -60,17 +62,26 @@ def test_list_all_airports_follows_the_benchmarks_order(world) -> None:
 
 def test_tau2_flight_status_is_the_bare_word_and_an_unknown_airport_finds_nothing(world) -> None:
     assert out(world, TAU2, "get_flight_status", flight_number="HAT002", date="2024-05-15") == "delayed"
-    assert json.loads(out(world, TAU2_HINTS, "get_flight_status", flight_number="HAT002", date="2024-05-15"))["status"] == "delayed"
+    assert (
+        json.loads(out(world, TAU2_HINTS, "get_flight_status", flight_number="HAT002", date="2024-05-15"))["status"]
+        == "delayed"
+    )
     for rules in (V1, TAU2):
         for name in ("search_direct_flight", "search_onestop_flight"):
             assert out(world, rules, name, origin="XXX", destination="LAX", date="2024-05-16") == "[]"
             assert out(world, rules, name, origin="JFK", destination="LAX", date="May 16") == "[]"
-    assert "is not an airport of this airline" in out(world, TAU2_HINTS, "search_direct_flight", origin="XXX", destination="LAX", date="2024-05-16")
+    assert "is not an airport of this airline" in out(
+        world, TAU2_HINTS, "search_direct_flight", origin="XXX", destination="LAX", date="2024-05-16"
+    )
 
 
-def test_v1_user_details_write_state_as_the_current_data_and_province_where_the_file_says_so(tmp_path: Path, world) -> None:
+def test_v1_user_details_write_state_as_the_current_data_and_province_where_the_file_says_so(
+    tmp_path: Path, world
+) -> None:
     user = json.loads(out(world, V1, "get_user_details", user_id="cy_ng_2000"))
-    assert list(user["address"]) == ["address1", "address2", "city", "country", "state", "zip"] and "user_id" not in user
+    assert (
+        list(user["address"]) == ["address1", "address2", "city", "country", "state", "zip"] and "user_id" not in user
+    )
     data, _ = write_tau_bench(tmp_path)
     users = json.loads((data / "users.json").read_text())
     for u in users.values():  # τ-bench's first commit wrote "province"

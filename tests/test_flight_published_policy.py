@@ -40,7 +40,10 @@ def rules_of(world, writes, rules):
 
 
 def flights(rid: str, cabin: str, fl: list[dict]) -> tuple[str, dict]:
-    return ("update_reservation_flights", {"reservation_id": rid, "cabin": cabin, "flights": fl, "payment_id": "credit_card_4444444"})
+    return (
+        "update_reservation_flights",
+        {"reservation_id": rid, "cabin": cabin, "flights": fl, "payment_id": "credit_card_4444444"},
+    )
 
 
 @pytest.mark.parametrize("rules", [V1, TAU2])
@@ -53,8 +56,15 @@ def test_upgrading_basic_economy_then_changing_flights_follows_the_call_not_the_
 @pytest.mark.parametrize("rules", [V1, TAU2])
 def test_bags_after_an_upgrade_use_the_new_cabins_allowance_and_may_all_be_charged(world, rules) -> None:
     up = flights("FFF666", "economy", SAME)
-    bags = lambda total, nonfree: ("update_reservation_baggages", {"reservation_id": "FFF666", "total_baggages": total,  # noqa: E731
-                                                                   "nonfree_baggages": nonfree, "payment_id": "credit_card_4444444"})
+    bags = lambda total, nonfree: (
+        "update_reservation_baggages",
+        {
+            "reservation_id": "FFF666",
+            "total_baggages": total,  # noqa: E731
+            "nonfree_baggages": nonfree,
+            "payment_id": "credit_card_4444444",
+        },
+    )
     assert rules_of(world, [up, bags(1, 0)], rules) == []  # regular economy: 1 free bag (τ-bench task 4's reading)
     assert rules_of(world, [up, bags(1, 1)], rules) == []  # every added bag charged (τ-bench tasks 19, 23)
     assert rules_of(world, [bags(1, 0)], rules) == ["bag_allowance"]  # still basic economy: no free bag
@@ -65,16 +75,28 @@ def test_a_cabin_change_on_an_origin_equals_destination_trip_is_no_trip_change(w
     keep = [{"flight_number": "HAT001", "date": "2024-05-16"}, {"flight_number": "HAT002", "date": "2024-05-18"}]
     assert rules_of(world, [flights("DDD444", "business", keep)], TAU2) == []  # τ-bench task 2, τ² task 18 (2FBBAH)
     elsewhere = [{"flight_number": "HAT003", "date": "2024-05-16"}]
-    assert rules_of(world, [flights("DDD444", "economy", elsewhere)], TAU2) == ["trip_fixed"]  # JFK-ORD is not that trip
+    assert rules_of(world, [flights("DDD444", "economy", elsewhere)], TAU2) == [
+        "trip_fixed"
+    ]  # JFK-ORD is not that trip
 
 
 def test_a_delay_certificate_needs_a_delayed_flight_and_an_eligible_user(world) -> None:
     cert = lambda uid, amount: ("send_certificate", {"user_id": uid, "amount": amount})  # noqa: E731
-    assert rules_of(world, [cert("ada_lee_1000", 50)], TAU2) == []  # silver; BBB222's HAT002 is delayed (τ-bench 16, 45, 46)
-    assert rules_of(world, [cert("ada_lee_1000", 100)], TAU2) == ["certificate_eligibility"]  # no cancelled flight of hers
-    assert rules_of(world, [cert("cy_ng_2000", 50)], TAU2) == ["certificate_eligibility"]  # regular, no insurance, economy
+    assert (
+        rules_of(world, [cert("ada_lee_1000", 50)], TAU2) == []
+    )  # silver; BBB222's HAT002 is delayed (τ-bench 16, 45, 46)
+    assert rules_of(world, [cert("ada_lee_1000", 100)], TAU2) == [
+        "certificate_eligibility"
+    ]  # no cancelled flight of hers
+    assert rules_of(world, [cert("cy_ng_2000", 50)], TAU2) == [
+        "certificate_eligibility"
+    ]  # regular, no insurance, economy
 
 
 def test_what_the_policy_plainly_forbids_is_still_flagged(world) -> None:
-    assert rules_of(world, [("cancel_reservation", {"reservation_id": "EEE555"})], V1) == ["cancel_flown"]  # τ-bench 26, 27
-    assert rules_of(world, [("cancel_reservation", {"reservation_id": "FFF666"})], V1) == ["cancellation_conditions"]  # 10, 34
+    assert rules_of(world, [("cancel_reservation", {"reservation_id": "EEE555"})], V1) == [
+        "cancel_flown"
+    ]  # τ-bench 26, 27
+    assert rules_of(world, [("cancel_reservation", {"reservation_id": "FFF666"})], V1) == [
+        "cancellation_conditions"
+    ]  # 10, 34

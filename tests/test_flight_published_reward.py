@@ -32,8 +32,11 @@ def tau2(tmp_path: Path):
 
 
 def _exempt_task_2(monkeypatch) -> None:
-    monkeypatch.setitem(published.BENCHMARK_ERRORS, ("tau_bench_v1", "2", "ada_lee_1000"),
-                        ("cancel_flown", "The agent can only cancel the whole trip that is not flown.", "cancels EEE555", "test"))
+    monkeypatch.setitem(
+        published.BENCHMARK_ERRORS,
+        ("tau_bench_v1", "2", "ada_lee_1000"),
+        ("cancel_flown", "The agent can only cancel the whole trip that is not flown.", "cancels EEE555", "test"),
+    )
 
 
 def test_gold_agent_scores_1_on_every_published_task_of_both_formats(v1, tau2, monkeypatch) -> None:
@@ -55,7 +58,9 @@ def test_benchmark_error_verdict_is_an_option(tmp_path: Path, monkeypatch) -> No
     _exempt_task_2(monkeypatch)
     data, tasks = write_tau_bench(tmp_path / "v1")
     for mode, policy, want in (("exempt", "score", 1.0), ("score", "score", 0.0), ("score", "report", 1.0)):
-        env = gym.make("agentrl/FlightBooking-v0", world=str(data), tasks=str(tasks), benchmark_errors=mode, policy=policy).unwrapped
+        env = gym.make(
+            "agentrl/FlightBooking-v0", world=str(data), tasks=str(tasks), benchmark_errors=mode, policy=policy
+        ).unwrapped
         r, breakdown, _ = play(env, "2")
         assert r == want and breakdown["policy/cancel_flown"] == 1.0, (mode, policy, breakdown)
         assert breakdown["policy_charged"] == (1.0 if want == 0.0 else 0.0)
@@ -68,7 +73,7 @@ def test_the_real_benchmark_errors_are_listed_with_their_policy_line() -> None:
     assert {k[:2] for k in published.BENCHMARK_ERRORS} == {("tau_bench_v1", t) for t in ("10", "19", "26", "27", "34")}
     readme = Path(__file__).resolve().parent.parent / "environments" / "flight_booking" / "README.md"
     text = readme.read_text(encoding="utf-8")
-    for (_, tid, _), (rule, line, _, upstream) in published.BENCHMARK_ERRORS.items():
+    for (_, tid, _), (rule, _line, _, upstream) in published.BENCHMARK_ERRORS.items():
         assert f"| {tid} |" in text and f"`{rule}`" in text and upstream.split(";")[0] in text
 
 
@@ -90,7 +95,9 @@ def test_a_wrong_database_or_a_missing_output_scores_0(v1) -> None:
     read = v1._by_id["1"].gold_actions[0]
     *_, info = _play(v1, "1", [format_tool_call(read.name, read.arguments), "You paid 170. Anything else?"])
     assert info["reward_breakdown"]["outputs"] == 0.5 and info["reward_breakdown"]["reward"] == 0.0  # "1 bag" not said
-    *_, info = _play(v1, "1", [format_tool_call(read.name, read.arguments), "You paid $170 and have 1 bag. Anything else?"])
+    *_, info = _play(
+        v1, "1", [format_tool_call(read.name, read.arguments), "You paid $170 and have 1 bag. Anything else?"]
+    )
     assert info["reward_breakdown"]["reward"] == 1.0
 
 
@@ -167,7 +174,13 @@ def test_eval_reports_pass_k_on_published_tasks(tmp_path: Path, monkeypatch) -> 
 
     _exempt_task_2(monkeypatch)
     db, tasks = write_tau2(tmp_path / "t2")
-    res = evaluate("agentrl/FlightBooking-v0", "scripted:gold", env_kwargs={"world": str(db), "tasks": str(tasks), "split": "test"}, k=2, trials=3)
+    res = evaluate(
+        "agentrl/FlightBooking-v0",
+        "scripted:gold",
+        env_kwargs={"world": str(db), "tasks": str(tasks), "split": "test"},
+        k=2,
+        trials=3,
+    )
     assert res.tasks == 1 and res.trials == 3 and res.pass_k == {1: 1.0, 2: 1.0}
 
 
@@ -178,12 +191,18 @@ def test_the_agent_reads_the_benchmarks_own_policy_when_it_lies_beside_the_tasks
     (tasks.parent / "policy.md").write_text("# Airline Agent Policy\nBe kind.\n")
     env = gym.make("agentrl/FlightBooking-v0", tasks=str(tasks)).unwrapped
     obs, _ = env.reset(options={"task_id": "0"})
-    assert env.system_prompt == "# Airline Agent Policy\nBe kind.\n" and obs[0]["content"].startswith("# Airline Agent Policy")
+    assert env.system_prompt == "# Airline Agent Policy\nBe kind.\n" and obs[0]["content"].startswith(
+        "# Airline Agent Policy"
+    )
 
 
 def test_each_benchmark_gets_its_own_tool_set(v1, tau2) -> None:
     assert "get_flight_status" not in v1.toolset.tools and "think" in v1.toolset.tools and len(v1.toolset.tools) == 14
-    assert "think" not in tau2.toolset.tools and "get_flight_status" in tau2.toolset.tools and len(tau2.toolset.tools) == 14
+    assert (
+        "think" not in tau2.toolset.tools
+        and "get_flight_status" in tau2.toolset.tools
+        and len(tau2.toolset.tools) == 14
+    )
     v1.reset(options={"task_id": "1"})
     obs, *_ = v1.step(format_tool_call("get_flight_status", {"flight_number": "HAT002", "date": "2024-05-15"}))
     assert obs[0]["content"].startswith("Error: unknown tool 'get_flight_status'")

@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import pytest
 import torch
+from test_learning import test_reward_rises_on_credit_chain as reward_rises_on_credit_chain
 
 from agentrl.algo.advantages import REGISTRY, AdvantageInputs, gigpo, grpo
 from agentrl.core.chat_format import ChatFormatter
@@ -27,7 +28,6 @@ from agentrl.rollout.anchors import anchor_key, canonical, env_anchor_key
 from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
 from agentrl.train.config import ConfigError, load_config
 from agentrl.train.trainer import Trainer
-from test_learning import test_reward_rises_on_credit_chain as reward_rises_on_credit_chain
 
 load_env_plugins()
 
@@ -38,17 +38,26 @@ EPS = 1e-6
 
 
 def inputs(rewards, masks, groups, starts, anchors) -> AdvantageInputs:
-    return AdvantageInputs(rewards=torch.tensor(rewards, dtype=torch.float32),
-                           action_mask=torch.tensor(masks, dtype=torch.float32),
-                           group_ids=torch.tensor(groups, dtype=torch.long), turn_starts=starts, turn_anchors=anchors)
+    return AdvantageInputs(
+        rewards=torch.tensor(rewards, dtype=torch.float32),
+        action_mask=torch.tensor(masks, dtype=torch.float32),
+        group_ids=torch.tensor(groups, dtype=torch.long),
+        turn_starts=starts,
+        turn_anchors=anchors,
+    )
 
 
 def batch() -> AdvantageInputs:
     """Group 0: three 2-turn episodes; all start from s0, e0 and e1 reach the same state "a" for turn 1, e2 reaches
     "b" alone. Group 1: a 2-turn and a 1-turn episode, whose first anchor has the same key "s0" as group 0's (anchor
     groups never cross task groups); e3's turn 1 is alone."""
-    return inputs([1.0, 0.0, 0.5, 1.0, 0.0], [MASK2, MASK2, MASK2, MASK2, MASK1], [0, 0, 0, 1, 1],
-                  [[1, 4], [1, 4], [1, 4], [1, 4], [1]], [["s0", "a"], ["s0", "a"], ["s0", "b"], ["s0", "c"], ["s0"]])
+    return inputs(
+        [1.0, 0.0, 0.5, 1.0, 0.0],
+        [MASK2, MASK2, MASK2, MASK2, MASK1],
+        [0, 0, 0, 1, 1],
+        [[1, 4], [1, 4], [1, 4], [1, 4], [1]],
+        [["s0", "a"], ["s0", "a"], ["s0", "b"], ["s0", "c"], ["s0"]],
+    )
 
 
 def row(t0: float, t1: float = 0.0) -> list[float]:
@@ -64,7 +73,7 @@ def approx(t: torch.Tensor, expected: list, tol: float = 1e-6) -> None:
 
 def test_gigpo_by_hand_with_std() -> None:
     out = gigpo(batch(), step_weight=0.5, gamma=0.5, scale_std=True, eps=EPS)
-    s2 = 2 ** 0.5
+    s2 = 2**0.5
     # group 0, episode level: R = 1, 0, 0.5; mean 0.5, unbiased std 0.5 -> 1, -1, 0
     # turn 0 (anchor s0, n - k - 1 = 1): returns 0.5·R = 0.5, 0, 0.25; mean 0.25, std 0.25 -> 1, -1, 0
     # turn 1 (k = n - 1: return R): anchor a holds e0, e1: 1, 0; mean 0.5, std 1/√2 -> ±1/√2; e2 alone in b -> 0
@@ -73,15 +82,18 @@ def test_gigpo_by_hand_with_std() -> None:
     t1 = [0.5 / (1 / s2 + EPS), -0.5 / (1 / s2 + EPS), 0.0]
     # group 1: R = 1, 0 -> ±1/√2 (std √0.5); turn 0 of both (s0 in group 1): 0.5·1 = 0.5 and 0 (e4's only turn is
     # its last: return R = 0) -> ±0.25 / (√0.125) = ±1/√2; e3's turn 1 (c) alone -> 0
-    e1 = 0.5 / (0.5 ** 0.5 + EPS)
-    s1 = 0.25 / (0.125 ** 0.5 + EPS)
-    approx(out.advantages, [
-        row(e[0] + 0.5 * t0[0], e[0] + 0.5 * t1[0]),
-        row(e[1] + 0.5 * t0[1], e[1] + 0.5 * t1[1]),
-        row(e[2] + 0.5 * t0[2], e[2] + 0.5 * t1[2]),
-        row(e1 + 0.5 * s1, e1),
-        row(-e1 - 0.5 * s1),
-    ])
+    e1 = 0.5 / (0.5**0.5 + EPS)
+    s1 = 0.25 / (0.125**0.5 + EPS)
+    approx(
+        out.advantages,
+        [
+            row(e[0] + 0.5 * t0[0], e[0] + 0.5 * t1[0]),
+            row(e[1] + 0.5 * t0[1], e[1] + 0.5 * t1[1]),
+            row(e[2] + 0.5 * t0[2], e[2] + 0.5 * t1[2]),
+            row(e1 + 0.5 * s1, e1),
+            row(-e1 - 0.5 * s1),
+        ],
+    )
     assert out.returns is None
     approx(out.advantages[0], row(1.5, 1 + 0.5 / s2), tol=1e-4)  # the same numbers, rounded
 
@@ -98,8 +110,9 @@ def test_step_weight_zero_is_grpo_exactly() -> None:
     inp = batch()
     inp.rewards = torch.rand(5, generator=g)
     for scale_std in (True, False):
-        assert torch.equal(gigpo(inp, step_weight=0.0, scale_std=scale_std).advantages,
-                           grpo(inp, scale_std=scale_std).advantages)
+        assert torch.equal(
+            gigpo(inp, step_weight=0.0, scale_std=scale_std).advantages, grpo(inp, scale_std=scale_std).advantages
+        )
 
 
 def test_gamma_one_and_a_shared_first_state_doubles_the_first_turn() -> None:
@@ -125,12 +138,15 @@ def test_a_group_of_one_episode_gets_zero() -> None:
     assert (gigpo(inp).advantages == 0).all()
 
 
-@pytest.mark.parametrize("anchors,match", [
-    (None, "needs turn_anchors"),
-    ([["s0"]], "one list per episode"),
-    ([["s0"], ["s0", "a"]], "episode 0: turn_anchors must hold one str key per turn start"),
-    ([["s0", None], ["s0", "a"]], "episode 0"),
-])
+@pytest.mark.parametrize(
+    "anchors,match",
+    [
+        (None, "needs turn_anchors"),
+        ([["s0"]], "one list per episode"),
+        ([["s0"], ["s0", "a"]], "episode 0: turn_anchors must hold one str key per turn start"),
+        ([["s0", None], ["s0", "a"]], "episode 0"),
+    ],
+)
 def test_missing_or_malformed_anchors_raise(anchors, match) -> None:
     inp = inputs([1.0, 0.0], [MASK2, MASK2], [0, 0], [[1, 4], [1, 4]], anchors)
     with pytest.raises(ValueError, match=match):
@@ -153,13 +169,16 @@ def test_config_loads_gigpo_and_its_params() -> None:
     assert cfg.algorithm.estimator_params().step_weight == 0.5
 
 
-@pytest.mark.parametrize("override,message", [
-    ("algorithm.params.step_weight=-1", "step_weight: Input should be greater than or equal to 0"),
-    ("algorithm.params.gamma=1.5", "gamma: Input should be less than or equal to 1"),
-    ("algorithm.params.eps=0", "eps: Input should be greater than 0"),
-    ("algorithm.params.mode=mean_norm", "gigpo: mode: unknown (allowed: step_weight, gamma, scale_std, eps)"),
-    ("rollout.group_size=1", "rollout.group_size=1 gives gigpo nothing to learn from"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("algorithm.params.step_weight=-1", "step_weight: Input should be greater than or equal to 0"),
+        ("algorithm.params.gamma=1.5", "gamma: Input should be less than or equal to 1"),
+        ("algorithm.params.eps=0", "eps: Input should be greater than 0"),
+        ("algorithm.params.mode=mean_norm", "gigpo: mode: unknown (allowed: step_weight, gamma, scale_std, eps)"),
+        ("rollout.group_size=1", "rollout.group_size=1 gives gigpo nothing to learn from"),
+    ],
+)
 def test_bad_params_are_refused_when_the_config_loads(override: str, message: str) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(None, ["algorithm.name=gigpo", override])
@@ -175,10 +194,23 @@ def test_one_update_passes_the_runners_anchors_to_the_estimator(tmp_path: Path, 
         return gigpo(inp, **kw)
 
     monkeypatch.setitem(REGISTRY, "gigpo", dataclasses.replace(REGISTRY["gigpo"], fn=spy))
-    cfg = load_config(None, ["model=tiny-random", "env.kwargs.turns=3", "rollout.groups=2", "rollout.group_size=3",
-                             "rollout.constrained=true", "rollout.max_new_tokens=4", "train.updates=1",
-                             "ppo.minibatch_size=6", "ppo.micro_batch_size=3", "train.log_episodes=0",
-                             "algorithm.name=gigpo", f"train.run_dir={tmp_path}"])
+    cfg = load_config(
+        None,
+        [
+            "model=tiny-random",
+            "env.kwargs.turns=3",
+            "rollout.groups=2",
+            "rollout.group_size=3",
+            "rollout.constrained=true",
+            "rollout.max_new_tokens=4",
+            "train.updates=1",
+            "ppo.minibatch_size=6",
+            "ppo.micro_batch_size=3",
+            "train.log_episodes=0",
+            "algorithm.name=gigpo",
+            f"train.run_dir={tmp_path}",
+        ],
+    )
     tr = Trainer(cfg, console=False)
     assert tr.runner.anchor_turns and not tr.runner.snapshot_turns
     tr.run()
@@ -197,25 +229,36 @@ def test_one_update_passes_the_runners_anchors_to_the_estimator(tmp_path: Path, 
 
 def _credit_runner(tiny, **kw) -> RolloutRunner:
     model, tok = tiny
-    return RolloutRunner(lambda: gym.make("agentrl/CreditChain-v0", turns=3, n_cues=2), HFPolicy(model, tok),
-                         ChatFormatter(tok), SamplingParams(temperature=1.0, max_new_tokens=4), constrained=True,
-                         seed=3, **kw)
+    return RolloutRunner(
+        lambda: gym.make("agentrl/CreditChain-v0", turns=3, n_cues=2),
+        HFPolicy(model, tok),
+        ChatFormatter(tok),
+        SamplingParams(temperature=1.0, max_new_tokens=4),
+        constrained=True,
+        seed=3,
+        **kw,
+    )
 
 
 def _before(ep, k: int, *, observations_only: bool = True) -> list[tuple[str, str]]:
     """The messages before turn k: the opening, then per earlier turn the agent's message (unless
     observations_only) and the env's reply."""
     n_open = len(ep.messages) - sum(1 + len(t.env_messages) for t in ep.turns)
-    return [(m.role, m.content) for m in ep.messages[: n_open + sum(1 + len(t.env_messages) for t in ep.turns[:k])]
-            if not (observations_only and m.role == "assistant")]
+    return [
+        (m.role, m.content)
+        for m in ep.messages[: n_open + sum(1 + len(t.env_messages) for t in ep.turns[:k])]
+        if not (observations_only and m.role == "assistant")
+    ]
 
 
 def test_runner_keys_are_equal_exactly_when_state_and_messages_are(tiny) -> None:
     # 2 cues, 3 turns, 8 episodes of one task: the sampled replies collide often, and often not
     specs = [EpisodeSpec(seed=5, group_id=0) for _ in range(8)] + [EpisodeSpec(seed=6, group_id=1) for _ in range(4)]
     eps = _credit_runner(tiny, anchor_turns=True).collect(specs)
-    assert all(ep.turn_anchors == [t.anchor for t in ep.turns] and len(ep.turn_anchors) == len(ep.turn_starts) == 3
-               for ep in eps)
+    assert all(
+        ep.turn_anchors == [t.anchor for t in ep.turns] and len(ep.turn_anchors) == len(ep.turn_starts) == 3
+        for ep in eps
+    )
     assert all(isinstance(a, str) and len(a) == 64 for ep in eps for a in ep.turn_anchors)
     same = differ = 0
     for a in eps:
@@ -225,7 +268,9 @@ def test_runner_keys_are_equal_exactly_when_state_and_messages_are(tiny) -> None
                 # anchor; an anchor needs the same observations (the agent's words are not part of the key, but
                 # the state they led to is: two wrong answers in other words may meet, a right and a wrong never)
                 key_same = a.turn_anchors[k] == b.turn_anchors[k]
-                if a.seed == b.seed and _before(a, k, observations_only=False) == _before(b, k, observations_only=False):
+                if a.seed == b.seed and _before(a, k, observations_only=False) == _before(
+                    b, k, observations_only=False
+                ):
                     assert key_same
                 if key_same:
                     assert a.seed == b.seed and _before(a, k) == _before(b, k)
@@ -250,11 +295,16 @@ def _play(env: MultiTurnEnv, seed: int, actions: list[str]) -> tuple[list[str], 
     return keys, msgs
 
 
-@pytest.mark.parametrize("env_id,actions", [
-    ("agentrl/CreditChain-v0", ["1", "2", "1"]),
-    ("agentrl/ToolUse-v0", ['<tool_call>{"name": "calculate", "arguments": {"expression": "2+3"}}</tool_call>',
-                            "thinking", "done"]),
-])
+@pytest.mark.parametrize(
+    "env_id,actions",
+    [
+        ("agentrl/CreditChain-v0", ["1", "2", "1"]),
+        (
+            "agentrl/ToolUse-v0",
+            ['<tool_call>{"name": "calculate", "arguments": {"expression": "2+3"}}</tool_call>', "thinking", "done"],
+        ),
+    ],
+)
 def test_two_envs_reaching_one_state_by_the_same_messages_share_keys(env_id: str, actions: list[str]) -> None:
     a, b = gym.make(env_id).unwrapped, gym.make(env_id).unwrapped
     b.reset(seed=123)  # another instance of the pool, used before

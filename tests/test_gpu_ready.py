@@ -22,8 +22,16 @@ from agentrl.train.trainer import Trainer
 from agentrl.train.update import ppo_update
 
 SMALL = [
-    "model=tiny-random", "env.kwargs.turns=3", "rollout.groups=2", "rollout.group_size=3", "rollout.constrained=true",
-    "rollout.max_new_tokens=4", "train.updates=1", "ppo.minibatch_size=6", "ppo.micro_batch_size=3", "train.log_episodes=0",
+    "model=tiny-random",
+    "env.kwargs.turns=3",
+    "rollout.groups=2",
+    "rollout.group_size=3",
+    "rollout.constrained=true",
+    "rollout.max_new_tokens=4",
+    "train.updates=1",
+    "ppo.minibatch_size=6",
+    "ppo.micro_batch_size=3",
+    "train.log_episodes=0",
 ]
 
 
@@ -57,7 +65,9 @@ def test_gradient_checkpointing_gives_the_same_gradients() -> None:
 
 
 def test_the_trainer_turns_gradient_checkpointing_and_sdpa_on(tmp_path: Path) -> None:
-    tr = Trainer(load_config(None, SMALL + ["train.gradient_checkpointing=true", f"train.run_dir={tmp_path}"]), console=False)
+    tr = Trainer(
+        load_config(None, SMALL + ["train.gradient_checkpointing=true", f"train.run_dir={tmp_path}"]), console=False
+    )
     assert activation_checkpointing(tr.model) and tr.model.config._attn_implementation == "sdpa"
     before = {k: v.clone() for k, v in tr.model.state_dict().items()}
     tr.run()
@@ -81,8 +91,18 @@ def test_bf16_autocast_keeps_float32_master_weights_and_optimizer_state(tmp_path
     before = {k: v.clone() for k, v in tr.model.state_dict().items()}
     stats = {}
     for autocast in (False, True):
-        stats[autocast] = ppo_update(tr.model, None, tr.optimizer, None, batch, tr.cfg.ppo, temperature=1.0, grad_clip=1.0,
-                                     generator=torch.Generator().manual_seed(0), autocast=autocast)
+        stats[autocast] = ppo_update(
+            tr.model,
+            None,
+            tr.optimizer,
+            None,
+            batch,
+            tr.cfg.ppo,
+            temperature=1.0,
+            grad_clip=1.0,
+            generator=torch.Generator().manual_seed(0),
+            autocast=autocast,
+        )
     assert stats[True]["optimizer_steps"] == 1 and stats[True]["loss/policy"] == stats[True]["loss/policy"]
     assert all(p.dtype == torch.float32 for p in tr.model.parameters())
     assert all(v.dtype == torch.float32 for s in tr.optimizer.state.values() for v in s.values() if v.dim() > 0)
@@ -129,8 +149,19 @@ def test_cuda_device_without_a_gpu_is_refused_by_name(tmp_path: Path) -> None:
 def test_short_training_on_cuda(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU on this machine: the trainer's CUDA path is not exercised here")
-    tr = Trainer(load_config(None, SMALL + ["train.autocast=bfloat16", "train.gradient_checkpointing=true",
-                                            "algorithm.name=trepo", f"train.run_dir={tmp_path}"]), console=False)
+    tr = Trainer(
+        load_config(
+            None,
+            SMALL
+            + [
+                "train.autocast=bfloat16",
+                "train.gradient_checkpointing=true",
+                "algorithm.name=trepo",
+                f"train.run_dir={tmp_path}",
+            ],
+        ),
+        console=False,
+    )
     assert next(tr.model.parameters()).device.type == "cuda"
     tr.run()
     row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])

@@ -11,9 +11,19 @@ from agentrl.report import write_report
 from agentrl.train.config import ConfigError, load_config
 from agentrl.train.trainer import Trainer
 
-BASE = ["model=tiny-random", "env.id=agentrl/CreditChain-v0", "env.kwargs={turns: 2}", "algorithm.name=grpo",
-        "rollout.groups=1", "rollout.group_size=2", "rollout.max_new_tokens=2", "rollout.constrained=true",
-        "ppo.minibatch_size=2", "ppo.micro_batch_size=2", "train.log_episodes=0"]
+BASE = [
+    "model=tiny-random",
+    "env.id=agentrl/CreditChain-v0",
+    "env.kwargs={turns: 2}",
+    "algorithm.name=grpo",
+    "rollout.groups=1",
+    "rollout.group_size=2",
+    "rollout.max_new_tokens=2",
+    "rollout.constrained=true",
+    "ppo.minibatch_size=2",
+    "ppo.micro_batch_size=2",
+    "train.log_episodes=0",
+]
 
 
 def _rows(run: Path) -> list[dict]:
@@ -38,7 +48,9 @@ def test_eval_every_logs_held_out_rows_from_update_zero(tmp_path: Path) -> None:
 
 
 def test_eval_before_train_off_skips_update_zero(tmp_path: Path) -> None:
-    _, rows = _train(tmp_path / "r", "train.updates=3", "train.eval_every=2", "train.eval_tasks=2", "train.eval_before_train=false")
+    _, rows = _train(
+        tmp_path / "r", "train.updates=3", "train.eval_every=2", "train.eval_tasks=2", "train.eval_before_train=false"
+    )
     assert [r["step"] for r in rows if "eval/success_rate" in r] == [2, 3]
 
 
@@ -50,7 +62,9 @@ def test_max_tokens_stops_early_and_checkpoints(tmp_path: Path) -> None:
 
 
 def test_bad_eval_env_kwargs_fail_before_training(tmp_path: Path) -> None:
-    cfg = load_config(None, BASE + ["train.eval_every=1", "train.eval_env_kwargs={split: test}", f"train.run_dir={tmp_path}"])
+    cfg = load_config(
+        None, BASE + ["train.eval_every=1", "train.eval_env_kwargs={split: test}", f"train.run_dir={tmp_path}"]
+    )
     with pytest.raises(TypeError, match="split"):
         Trainer(cfg, console=False)
     with pytest.raises(ConfigError, match="eval_every"):

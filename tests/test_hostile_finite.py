@@ -47,21 +47,24 @@ def _refused(*overrides: str) -> str:
 
 
 # -- A. finite or nothing -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("override,key,got", [
-    ("optim.lr=.inf", "optim.lr", "inf"),
-    ("optim.lr=nan", "optim.lr", "'nan'"),
-    ("optim.lr=.NaN", "optim.lr", "nan"),
-    ("optim.lr=-.inf", "optim.lr", "-inf"),
-    ("optim.lr=1e999", "optim.lr", "'1e999'"),  # a string YAML leaves alone; as a float it is inf
-    ("optim.weight_decay=inf", "optim.weight_decay", "'inf'"),
-    ("train.collective_timeout_s=inf", "train.collective_timeout_s", "'inf'"),
-    ("ppo.kl_coef=inf", "ppo.kl_coef", "'inf'"),
-    ("ppo.entropy_coef=inf", "ppo.entropy_coef", "'inf'"),
-    ("ppo.clip_high=.inf", "ppo.clip_high", "inf"),
-    ("rollout.temperature=.nan", "rollout.temperature", "nan"),
-    ("optim.betas=[0.9, .nan]", "optim.betas.1", "nan"),
-    ("lora.alpha=.inf", "lora.alpha", "inf"),
-])
+@pytest.mark.parametrize(
+    "override,key,got",
+    [
+        ("optim.lr=.inf", "optim.lr", "inf"),
+        ("optim.lr=nan", "optim.lr", "'nan'"),
+        ("optim.lr=.NaN", "optim.lr", "nan"),
+        ("optim.lr=-.inf", "optim.lr", "-inf"),
+        ("optim.lr=1e999", "optim.lr", "'1e999'"),  # a string YAML leaves alone; as a float it is inf
+        ("optim.weight_decay=inf", "optim.weight_decay", "'inf'"),
+        ("train.collective_timeout_s=inf", "train.collective_timeout_s", "'inf'"),
+        ("ppo.kl_coef=inf", "ppo.kl_coef", "'inf'"),
+        ("ppo.entropy_coef=inf", "ppo.entropy_coef", "'inf'"),
+        ("ppo.clip_high=.inf", "ppo.clip_high", "inf"),
+        ("rollout.temperature=.nan", "rollout.temperature", "nan"),
+        ("optim.betas=[0.9, .nan]", "optim.betas.1", "nan"),
+        ("lora.alpha=.inf", "lora.alpha", "inf"),
+    ],
+)
 def test_a_non_finite_setting_is_refused_at_load_naming_the_key(override: str, key: str, got: str) -> None:
     assert _refused(override) == f"invalid config:\n  '{key}': must be a finite number (got {got})"
 
@@ -77,8 +80,9 @@ def _float_fields(model: type[BaseModel], prefix: str) -> list[tuple[str, str]]:
             out += _float_fields(section, f"{prefix}{name}.")
         elif float in args:
             out.append((f"{prefix}{name}", ".inf"))
-        elif typing.get_origin(ann) is tuple and float in [typing.get_origin(a) and typing.get_args(a)[0] or a
-                                                           for a in typing.get_args(ann)]:
+        elif typing.get_origin(ann) is tuple and float in [
+            typing.get_origin(a) and typing.get_args(a)[0] or a for a in typing.get_args(ann)
+        ]:
             out.append((f"{prefix}{name}", "[0.5, .inf]"))
     return out
 
@@ -88,10 +92,24 @@ FLOATS = _float_fields(Config, "")
 
 def test_every_float_setting_is_covered_and_all_are_listed_at_once() -> None:
     keys = {k for k, _ in FLOATS}
-    assert {"optim.lr", "optim.weight_decay", "optim.betas", "optim.grad_clip", "ppo.kl_coef", "ppo.entropy_coef",
-            "ppo.vf_coef", "ppo.clip_low", "ppo.dual_clip", "rollout.temperature", "rollout.top_p",
-            "rollout.episode_timeout_s", "train.collective_timeout_s", "env.simulator.max_wait_s", "lora.alpha",
-            "lora.dropout"} <= keys, keys
+    assert {
+        "optim.lr",
+        "optim.weight_decay",
+        "optim.betas",
+        "optim.grad_clip",
+        "ppo.kl_coef",
+        "ppo.entropy_coef",
+        "ppo.vf_coef",
+        "ppo.clip_low",
+        "ppo.dual_clip",
+        "rollout.temperature",
+        "rollout.top_p",
+        "rollout.episode_timeout_s",
+        "train.collective_timeout_s",
+        "env.simulator.max_wait_s",
+        "lora.alpha",
+        "lora.dropout",
+    } <= keys, keys
     msg = _refused("env.simulator.model=tiny-random", *(f"{k}={v}" for k, v in FLOATS))
     assert msg.splitlines()[0] == f"invalid config ({len(FLOATS)} problems):", msg
     assert msg.count("must be a finite number") == len(FLOATS), msg
@@ -113,13 +131,17 @@ def test_every_estimator_parameter_refuses_nan(name: str) -> None:
 
 
 def test_finite_values_still_load_and_bounds_stay() -> None:
-    cfg = load_config(None, ["optim.lr=0.5", "ppo.kl_coef=1e3", "train.collective_timeout_s=600", "optim.betas=[0.8, 0.99]"])
+    cfg = load_config(
+        None, ["optim.lr=0.5", "ppo.kl_coef=1e3", "train.collective_timeout_s=600", "optim.betas=[0.8, 0.99]"]
+    )
     assert (cfg.optim.lr, cfg.ppo.kl_coef, cfg.optim.betas) == (0.5, 1e3, (0.8, 0.99))
     assert "'optim.betas.1': Input should be less than 1" in _refused("optim.betas=[0.9, 1.0]")
     assert "'train.collective_timeout_s': Input should be less than or equal to 604800" in _refused(
-        "train.collective_timeout_s=1e300")
+        "train.collective_timeout_s=1e300"
+    )
     assert "'env.simulator.max_wait_s': Input should be less than or equal to 60" in _refused(
-        "env.simulator.model=tiny-random", "env.simulator.max_wait_s=1e300")
+        "env.simulator.model=tiny-random", "env.simulator.max_wait_s=1e300"
+    )
 
 
 # -- C. a checkpoint with a non-finite tensor is never written, nor loaded --------------------------------------------
@@ -137,8 +159,10 @@ def test_save_checkpoint_refuses_nan_weights_and_writes_nothing(tmp_path: Path) 
         model.get_parameter("model.norm.weight")[0] = float("-inf")
     with pytest.raises(NonFiniteError) as exc:
         save_checkpoint(tmp_path, 2, model=model, tokenizer=tok, trainer_state={})
-    assert str(exc.value) == (f"checkpoint step 2 not written: tensor {BAD} holds NaN or inf (5 non-finite values in "
-                              "2 tensors); the previous checkpoints are kept (a learning rate or a loss coefficient too large?)")
+    assert str(exc.value) == (
+        f"checkpoint step 2 not written: tensor {BAD} holds NaN or inf (5 non-finite values in "
+        "2 tensors); the previous checkpoints are kept (a learning rate or a loss coefficient too large?)"
+    )
     assert _tree(tmp_path) == before  # no step_000002, no temp dir; step_000001 untouched
     assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step_000001"]
 
@@ -203,16 +227,24 @@ def test_loading_a_checkpoint_with_nan_weights_is_refused_naming_tensor_and_file
     model, _ = load_model("tiny-random", seed=SEED)
     with pytest.raises(NonFiniteCheckpointError) as exc:  # resume
         load_model_weights(model, ckpt)
-    assert str(exc.value) == f"checkpoint {file} is unusable: tensor {BAD} holds NaN or inf (1 non-finite values in 1 tensor)"
+    assert (
+        str(exc.value)
+        == f"checkpoint {file} is unusable: tensor {BAD} holds NaN or inf (1 non-finite values in 1 tensor)"
+    )
     for name in (str(tmp_path / "run"), str(ckpt / "model")):  # eval --model RUN_DIR / a model dir
         with pytest.raises(NonFiniteCheckpointError) as exc:
             load_model(name)
-        assert str(exc.value) == f"model {file} is unusable: tensor {BAD} holds NaN or inf (1 non-finite values in 1 tensor)"
+        assert (
+            str(exc.value)
+            == f"model {file} is unusable: tensor {BAD} holds NaN or inf (1 non-finite values in 1 tensor)"
+        )
     with pytest.raises(NonFiniteCheckpointError, match=f"tensor {BAD} holds NaN"):  # export --merge
         export_merged(tmp_path / "run", tmp_path / "out")
 
 
-def test_export_of_a_nan_checkpoint_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_of_a_nan_checkpoint_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from agentrl.cli import main
 
     _full_run_with_nan(tmp_path)
@@ -255,9 +287,13 @@ def test_skip_guard_stops_after_limit_updates_in_a_row_with_every_step_skipped()
     with pytest.raises(NonFiniteTrainingError) as exc:
         guard.observe(_metrics(2, 0), 7)
     msg = str(exc.value)
-    assert msg.startswith("update 7: every optimizer step of the last 3 updates was skipped for a NaN or inf loss "
-                          "or gradient (2 skipped in this one)"), msg
-    assert "train.max_skipped_updates" in msg and "optim.lr" in msg and "ppo.kl_coef" in msg and "ppo.entropy_coef" in msg
+    assert msg.startswith(
+        "update 7: every optimizer step of the last 3 updates was skipped for a NaN or inf loss "
+        "or gradient (2 skipped in this one)"
+    ), msg
+    assert (
+        "train.max_skipped_updates" in msg and "optim.lr" in msg and "ppo.kl_coef" in msg and "ppo.entropy_coef" in msg
+    )
     assert "\n" not in msg and isinstance(exc.value, UsageError)
     with pytest.raises(NonFiniteTrainingError, match="update 1: every optimizer step of the last 1 updates"):
         SkipGuard(1).observe(_metrics(4, 0), 1)
@@ -266,7 +302,9 @@ def test_skip_guard_stops_after_limit_updates_in_a_row_with_every_step_skipped()
 def test_skip_guard_limit_is_a_config_key() -> None:
     assert load_config(None, []).train.max_skipped_updates == 3
     assert load_config(None, ["train.max_skipped_updates=5"]).train.max_skipped_updates == 5
-    assert "'train.max_skipped_updates': Input should be greater than or equal to 1" in _refused("train.max_skipped_updates=0")
+    assert "'train.max_skipped_updates': Input should be greater than or equal to 1" in _refused(
+        "train.max_skipped_updates=0"
+    )
 
 
 def test_an_overflowing_loss_skips_every_step_and_the_guard_stops() -> None:
@@ -280,8 +318,9 @@ def test_an_overflowing_loss_skips_every_step_and_the_guard_stops() -> None:
     cfg = PPOConfig(entropy_coef=1e38, minibatch_size=2, micro_batch_size=2, logprob_drift_warn_at=None)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     guard = SkipGuard(2)
-    stats = ppo_update(model, None, opt, None, batch, cfg, temperature=1.0, grad_clip=1.0,
-                       generator=torch.Generator().manual_seed(0))
+    stats = ppo_update(
+        model, None, opt, None, batch, cfg, temperature=1.0, grad_clip=1.0, generator=torch.Generator().manual_seed(0)
+    )
     assert (stats["skipped_steps"], stats["optimizer_steps"]) == (2.0, 0.0)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     guard.observe(stats, 1)
@@ -289,16 +328,33 @@ def test_an_overflowing_loss_skips_every_step_and_the_guard_stops() -> None:
         guard.observe(stats, 2)
 
 
-def test_a_run_whose_every_step_is_skipped_stops_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_whose_every_step_is_skipped_stops_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The trainer wires the guard: `agentrl train` with a loss that overflows exits 2 naming the setting, after
     train.max_skipped_updates updates, instead of training on to the end with nothing learned (exit 0 before)."""
     from agentrl.cli import main
 
     run = tmp_path / "run"
-    rc = main(["train", "model=tiny-random", "env.kwargs.turns=2", "rollout.groups=2", "rollout.group_size=2",
-               "rollout.max_new_tokens=4", "rollout.constrained=true", "algorithm.name=grpo", "ppo.entropy_coef=1e38",
-               "ppo.minibatch_size=4", "ppo.micro_batch_size=4", "train.updates=6", "train.max_skipped_updates=2",
-               "train.log_episodes=0", f"train.run_dir={run}"])
+    rc = main(
+        [
+            "train",
+            "model=tiny-random",
+            "env.kwargs.turns=2",
+            "rollout.groups=2",
+            "rollout.group_size=2",
+            "rollout.max_new_tokens=4",
+            "rollout.constrained=true",
+            "algorithm.name=grpo",
+            "ppo.entropy_coef=1e38",
+            "ppo.minibatch_size=4",
+            "ppo.micro_batch_size=4",
+            "train.updates=6",
+            "train.max_skipped_updates=2",
+            "train.log_episodes=0",
+            f"train.run_dir={run}",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("agentrl train: error: update 2: every optimizer step of the last 2 updates")
     assert "train.max_skipped_updates" in err[-1]
@@ -348,12 +404,15 @@ def test_a_smaller_alias_bomb_is_described_in_a_bounded_message() -> None:
     assert len(msg) < 200 and msg.endswith("...)"), msg
 
 
-@pytest.mark.parametrize("value,message", [
-    ("&a [*a]", "an alias refers to a value that contains it (a recursive alias)"),
-    ("&a {k: 1, <<: *a}", "a recursive alias"),
-    ("[" * 150 + "]" * 150, "it nests deeper than 100 levels"),
-    ("1" * 5000, "a value cannot be read ('Exceeds the limit (4300 digits) for integer string conversion"),
-])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("&a [*a]", "an alias refers to a value that contains it (a recursive alias)"),
+        ("&a {k: 1, <<: *a}", "a recursive alias"),
+        ("[" * 150 + "]" * 150, "it nests deeper than 100 levels"),
+        ("1" * 5000, "a value cannot be read ('Exceeds the limit (4300 digits) for integer string conversion"),
+    ],
+)
 def test_recursive_deep_and_huge_values_are_refused(value: str, message: str) -> None:
     with pytest.raises(ConfigError) as exc:
         parse_overrides([f"env.kwargs.x={value}"])
@@ -377,21 +436,34 @@ def test_short_repr_is_bounded_and_lazy() -> None:
     assert len(text) == 60 and text.startswith("[[[[") and text.endswith("...")
     assert short_repr("y" * 10_000_000, 20) == "'yyyyyyyyyyyyyyyy..."
     assert short_repr({"a": 1.5, "b": [1, 2]}) == "{'a': 1.5, 'b': [1, 2]}"
-    assert short_repr(10 ** 5000) == "<int of 16610 bits>"
+    assert short_repr(10**5000) == "<int of 16610 bits>"
 
 
 # -- E. estimators refuse a group size they cannot learn from ------------------------------------------------------
-@pytest.mark.parametrize("name,why", [
-    ("grpo", "its baseline is the mean of the task's group, so with one episode every advantage is 0"),
-    ("rloo", "its leave-one-out baseline needs another episode of the same task"),
-])
+@pytest.mark.parametrize(
+    "name,why",
+    [
+        ("grpo", "its baseline is the mean of the task's group, so with one episode every advantage is 0"),
+        ("rloo", "its leave-one-out baseline needs another episode of the same task"),
+    ],
+)
 def test_group_relative_estimators_refuse_group_size_1(name: str, why: str) -> None:
     msg = _refused(f"algorithm.name={name}", "rollout.group_size=1")
-    assert msg == (f"invalid config:\n  rollout.group_size=1 gives {name} nothing to learn from: {why}"
-                   + msg.split(why, 1)[1])
-    assert "use rollout.group_size >= 2, or an estimator that works with 1: trepo, ppo_gae, ppo_turn, remax, reinforce" in msg
+    assert msg == (
+        f"invalid config:\n  rollout.group_size=1 gives {name} nothing to learn from: {why}" + msg.split(why, 1)[1]
+    )
+    assert (
+        "use rollout.group_size >= 2, or an estimator that works with 1: trepo, ppo_gae, ppo_turn, remax, reinforce"
+        in msg
+    )
     assert load_config(None, [f"algorithm.name={name}", "rollout.group_size=2"]).rollout.group_size == 2
-    for other in ("ppo_gae", "ppo_turn", "reinforce", "remax", "trepo"):  # no group baseline: one episode a task is fine
+    for other in (
+        "ppo_gae",
+        "ppo_turn",
+        "reinforce",
+        "remax",
+        "trepo",
+    ):  # no group baseline: one episode a task is fine
         assert load_config(None, [f"algorithm.name={other}", "rollout.group_size=1"]).rollout.group_size == 1
 
 
@@ -400,12 +472,16 @@ def test_lora_rank_larger_than_a_targeted_layer_is_refused_before_peft_runs() ->
     model, _ = load_model("tiny-random", seed=SEED)  # hidden 64; k_proj / v_proj 64 -> 32
     with pytest.raises(UsageError) as exc:
         apply_lora(model, LoRAConfig(r=33))
-    assert str(exc.value) == ("lora.r=33 is larger than the layer model.layers.0.self_attn.k_proj (64 -> 32) allows: "
-                              "use lora.r <= 32 (the smallest min(in, out) of the targeted layers)")
+    assert str(exc.value) == (
+        "lora.r=33 is larger than the layer model.layers.0.self_attn.k_proj (64 -> 32) allows: "
+        "use lora.r <= 32 (the smallest min(in, out) of the targeted layers)"
+    )
     assert not hasattr(model, "peft_config")
     assert apply_lora(model, LoRAConfig(r=32, target_modules=["k_proj"])) is not None
     model2, _ = load_model("tiny-random", seed=SEED)
-    with pytest.raises(UsageError, match=r"lora.r=100 is larger than the layer model.layers.0.mlp.up_proj \(64 -> 128\)"):
+    with pytest.raises(
+        UsageError, match=r"lora.r=100 is larger than the layer model.layers.0.mlp.up_proj \(64 -> 128\)"
+    ):
         apply_lora(model2, LoRAConfig(r=100, target_modules=["up_proj"]))
 
 

@@ -15,21 +15,46 @@ import shutil
 from pathlib import Path
 
 import pytest
+from run_helpers import cli, run_until_killed
 
 import agentrl
 from agentrl.cli import main
 from agentrl.train.config import load_config
 from agentrl.train.trainer import Trainer
-from run_helpers import cli, run_until_killed
 
 MARKER = "agentrl_run.json"  # the run marker (agentrl.train.run_dir.MARKER), spelled out: the file name is the contract
 
 CREDIT = "agentrl/CreditChain-v0"
-TRAIN = ["train", "model=tiny-random", "env.kwargs.turns=2", "algorithm.name=grpo", "rollout.groups=1",
-         "rollout.group_size=2", "rollout.max_new_tokens=4", "rollout.constrained=true", "ppo.minibatch_size=2",
-         "ppo.micro_batch_size=2", "train.log_episodes=1"]
-SFT = ["sft", "--from", "scripted:gold", "--env", CREDIT, "--env-kwargs", '{"turns": 2}', "--episodes", "4",
-       "--model", "tiny-random", "--epochs", "1", "--batch-size", "4"]
+TRAIN = [
+    "train",
+    "model=tiny-random",
+    "env.kwargs.turns=2",
+    "algorithm.name=grpo",
+    "rollout.groups=1",
+    "rollout.group_size=2",
+    "rollout.max_new_tokens=4",
+    "rollout.constrained=true",
+    "ppo.minibatch_size=2",
+    "ppo.micro_batch_size=2",
+    "train.log_episodes=1",
+]
+SFT = [
+    "sft",
+    "--from",
+    "scripted:gold",
+    "--env",
+    CREDIT,
+    "--env-kwargs",
+    '{"turns": 2}',
+    "--episodes",
+    "4",
+    "--model",
+    "tiny-random",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "4",
+]
 
 
 def _snapshot(root: Path) -> dict[str, bytes | None]:
@@ -56,6 +81,7 @@ def guarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             if not Path(os.path.abspath(os.fspath(path))).resolve().is_relative_to(inside):
                 raise AssertionError(f"tried to delete {path}, outside the test's directory")
             return real(path, *args, **kwargs)
+
         return check
 
     monkeypatch.setattr(shutil, "rmtree", guard(shutil.rmtree))
@@ -111,9 +137,14 @@ def test_sft_overwrite_refuses_a_directory_that_is_not_a_run(guarded: Path, caps
 def _places(tmp: Path) -> list[tuple[str, str]]:
     """(path as given, what the message calls it)."""
     project = Path(agentrl.__file__).resolve().parents[1]
-    return [("/", "the filesystem root"), (str(Path.home()), "the home directory"), (".", "the working directory"),
-            (str(tmp / "work"), "the working directory"), ("..", "a parent of the working directory"),
-            (str(project), "the agentrl project")]
+    return [
+        ("/", "the filesystem root"),
+        (str(Path.home()), "the home directory"),
+        (".", "the working directory"),
+        (str(tmp / "work"), "the working directory"),
+        ("..", "a parent of the working directory"),
+        (str(project), "the agentrl project"),
+    ]
 
 
 @pytest.mark.parametrize("flag", ["train.overwrite=true", "train.resume=true"])
@@ -145,8 +176,15 @@ def test_even_a_marked_working_directory_is_never_cleared(guarded: Path, capsys)
     assert (guarded / "work" / "notes.txt").exists()
 
 
-@pytest.mark.parametrize("argv", [[*TRAIN, "train.run_dir=", "train.overwrite=true"], [*TRAIN, "train.run_dir="],
-                                  [*SFT, "--out", "", "--overwrite"], [*SFT, "--out", ""]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [*TRAIN, "train.run_dir=", "train.overwrite=true"],
+        [*TRAIN, "train.run_dir="],
+        [*SFT, "--out", "", "--overwrite"],
+        [*SFT, "--out", ""],
+    ],
+)
 def test_an_empty_run_dir_is_refused_not_taken_as_the_working_directory(guarded: Path, argv: list[str], capsys) -> None:
     err = _one_line(*_cli(argv, capsys))
     assert "is empty; give the run's own directory" in err
@@ -255,12 +293,19 @@ def test_a_damaged_marker_is_refused_with_one_line(tmp_path: Path, capsys) -> No
 def _safetensors_full_disk() -> Exception:
     from safetensors import SafetensorError
 
-    return SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
+    return SafetensorError(
+        'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+    )
 
 
-@pytest.mark.parametrize("failure", [lambda: OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), _safetensors_full_disk],
-                         ids=["oserror", "safetensors-error"])
-def test_export_that_hits_a_full_disk_leaves_no_out_and_can_be_redone(tmp_path: Path, monkeypatch, capsys, failure) -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [lambda: OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), _safetensors_full_disk],
+    ids=["oserror", "safetensors-error"],
+)
+def test_export_that_hits_a_full_disk_leaves_no_out_and_can_be_redone(
+    tmp_path: Path, monkeypatch, capsys, failure
+) -> None:
     import transformers.modeling_utils as mu
 
     from agentrl.inference.models import load_model
@@ -300,21 +345,29 @@ def test_sft_out_in_a_read_only_directory_is_one_line_before_the_model_loads(gua
     assert f"--out {ro / 'sft'}: {ro} is not writable" in err
 
 
-def test_sft_out_in_a_read_only_directory_simulated_by_patching_access_as_root(guarded: Path, monkeypatch, capsys) -> None:
+def test_sft_out_in_a_read_only_directory_simulated_by_patching_access_as_root(
+    guarded: Path, monkeypatch, capsys
+) -> None:
     """Root writes through chmod 0o555, so the read-only mount is simulated: access(2) says no (as it does on a
     read-only filesystem, even to root)."""
     ro = guarded / "ro"
     ro.mkdir()
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == ro else real_access(p, mode, *a, **k))
-    for argv, option in (([*SFT, "--out", str(ro / "sft")], "--out"), ([*TRAIN, f"train.run_dir={ro / 'run'}"], "train.run_dir")):
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, *a, **k: False if Path(p) == ro else real_access(p, mode, *a, **k)
+    )
+    for argv, option in (
+        ([*SFT, "--out", str(ro / "sft")], "--out"),
+        ([*TRAIN, f"train.run_dir={ro / 'run'}"], "train.run_dir"),
+    ):
         err = _one_line(*_cli(argv, capsys))
         assert f"{option} {ro / ('sft' if option == '--out' else 'run')}: {ro} is not writable" in err
 
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
-def test_sft_out_that_fails_to_write_simulated_by_patching_mkstemp_is_one_line(tmp_path: Path, monkeypatch, capsys,
-                                                                               code: int) -> None:
+def test_sft_out_that_fails_to_write_simulated_by_patching_mkstemp_is_one_line(
+    tmp_path: Path, monkeypatch, capsys, code: int
+) -> None:
     """A read-only filesystem or a full disk at the first write into --out (simulated: root ignores chmod)."""
     import agentrl.core.io as io
 
@@ -343,12 +396,24 @@ def test_nproc_may_come_before_the_overrides(monkeypatch: pytest.MonkeyPatch, tm
 
     monkeypatch.setattr(cli, "_exec_torchrun", fake_torchrun)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    argv = ["train", "model=tiny-random", "--nproc", "2", "train.parallel=ddp", "--report", f"train.run_dir={tmp_path / 'r'}"]
+    argv = [
+        "train",
+        "model=tiny-random",
+        "--nproc",
+        "2",
+        "train.parallel=ddp",
+        "--report",
+        f"train.run_dir={tmp_path / 'r'}",
+    ]
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 0
-    assert seen == {"config": "model=tiny-random", "overrides": ["train.parallel=ddp", f"train.run_dir={tmp_path / 'r'}"],
-                    "nproc": 2, "report": True}
+    assert seen == {
+        "config": "model=tiny-random",
+        "overrides": ["train.parallel=ddp", f"train.run_dir={tmp_path / 'r'}"],
+        "nproc": 2,
+        "report": True,
+    }
 
 
 def test_a_full_disk_while_training_is_one_line_naming_the_run_dir(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -369,7 +434,9 @@ def read_status(run: Path) -> str:
     return json.loads((run / MARKER).read_text())["status"]
 
 
-def test_a_report_that_cannot_be_written_is_one_line_and_keeps_the_old_page(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_a_report_that_cannot_be_written_is_one_line_and_keeps_the_old_page(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
     import agentrl.core.io as io
 
     run = tmp_path / "run"

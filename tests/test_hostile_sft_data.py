@@ -10,20 +10,31 @@ from pathlib import Path
 
 import pytest
 import torch
+from run_helpers import cli
 
 from agentrl.cli import main
 from agentrl.core.chat_format import ChatFormatter
 from agentrl.train.sft import demos_from_jsonl
-from run_helpers import cli
 
 MiB = 1 << 20
-GOOD = {"messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "2+2?"},
-                     {"role": "assistant", "content": "4"}]}
+GOOD = {
+    "messages": [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+    ]
+}
 
 
 def _dialog(i: int) -> dict:
-    return {"messages": [{"role": "user", "content": f"say {i}"}, {"role": "assistant", "content": f"{i}"},
-                         {"role": "user", "content": "again"}, {"role": "assistant", "content": f"{i} {i}"}]}
+    return {
+        "messages": [
+            {"role": "user", "content": f"say {i}"},
+            {"role": "assistant", "content": f"{i}"},
+            {"role": "user", "content": "again"},
+            {"role": "assistant", "content": f"{i} {i}"},
+        ]
+    }
 
 
 _cli = cli
@@ -53,6 +64,7 @@ def small_texts_only(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             if n > MiB:
                 raise AssertionError(f"a {n:,}-character text reached the tokenizer")
             return real(self, *args, **kwargs)
+
         return call
 
     for name in ("__call__", "encode", "apply_chat_template"):
@@ -61,8 +73,9 @@ def small_texts_only(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 # -- bounded lines ---------------------------------------------------------------------------------------------------
-def test_a_50_mb_line_is_skipped_without_being_tokenized_and_the_good_lines_load(tmp_path: Path, tiny, small_texts_only,
-                                                                                 capsys) -> None:
+def test_a_50_mb_line_is_skipped_without_being_tokenized_and_the_good_lines_load(
+    tmp_path: Path, tiny, small_texts_only, capsys
+) -> None:
     path = tmp_path / "t.jsonl"
     huge = {"messages": [{"role": "user", "content": "x" * (50 * MiB)}, {"role": "assistant", "content": "ok"}]}
     path.write_text(json.dumps(GOOD) + "\n" + json.dumps(huge) + "\n" + json.dumps(_dialog(1)) + "\n")
@@ -78,16 +91,33 @@ def test_sft_cli_skips_the_huge_line_and_counts_it(tmp_path: Path, small_texts_o
     huge = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "y" * (50 * MiB)}]}
     path.write_text("\n".join(json.dumps(d) for d in [_dialog(1), huge, _dialog(2), _dialog(3)]) + "\n")
     run = tmp_path / "sft"
-    rc, err = _cli(["sft", "--from", str(path), "--model", "tiny-random", "--epochs", "1", "--batch-size", "3",
-                    "--micro-batch-size", "3", "--out", str(run)], capsys)
+    rc, err = _cli(
+        [
+            "sft",
+            "--from",
+            str(path),
+            "--model",
+            "tiny-random",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "3",
+            "--micro-batch-size",
+            "3",
+            "--out",
+            str(run),
+        ],
+        capsys,
+    )
     assert rc == 0, err
     assert f"{path}:2:" in err and "line skipped" in err
     first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert (first["demos/run"], first["demos/kept"], first["demos/skipped"]) == (4, 3, 1)
 
 
-def test_a_dialog_too_long_for_max_seq_len_however_it_tokenizes_is_refused_untokenized(tmp_path: Path, small_texts_only,
-                                                                                      capsys) -> None:
+def test_a_dialog_too_long_for_max_seq_len_however_it_tokenizes_is_refused_untokenized(
+    tmp_path: Path, small_texts_only, capsys
+) -> None:
     """Under the line cap but over max_seq_len x the longest token's bytes: refused as a too-long demonstration is,
     without the seconds and the gigabyte tokenizing it would take."""
     path = tmp_path / "t.jsonl"
@@ -95,7 +125,10 @@ def test_a_dialog_too_long_for_max_seq_len_however_it_tokenizes_is_refused_untok
     path.write_text(json.dumps(_dialog(1)) + "\n" + json.dumps(long) + "\n")
     rc, err = _cli(["sft", "--from", str(path), "--model", "tiny-random", "--out", str(tmp_path / "sft")], capsys)
     assert rc == 2 and len(err.splitlines()) == 1, err
-    assert f"{path}:2: the dialog's text is 3,145,730 bytes" in err and "longer than max_seq_len=4096; raise --max-seq-len" in err
+    assert (
+        f"{path}:2: the dialog's text is 3,145,730 bytes" in err
+        and "longer than max_seq_len=4096; raise --max-seq-len" in err
+    )
     assert max(small_texts_only) < MiB and not (tmp_path / "sft").exists()
 
 
@@ -114,7 +147,10 @@ def test_a_non_string_role_is_skipped_with_its_reason(tmp_path: Path, tiny, caps
     bad = {"messages": [{"role": "user", "content": "q"}, {"role": role, "content": "a"}]}
     path.write_text(json.dumps(GOOD) + "\n" + json.dumps(bad) + "\n")
     assert len(demos_from_jsonl(path, ChatFormatter(tiny[1]))) == 1
-    assert f"{path}:2: message 1 has a role of type {kind}; a role is a string, one of assistant" in capsys.readouterr().err
+    assert (
+        f"{path}:2: message 1 has a role of type {kind}; a role is a string, one of assistant"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_file_without_a_good_line_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
@@ -124,7 +160,10 @@ def test_a_file_without_a_good_line_is_one_line_exit_2(tmp_path: Path, capsys) -
     rc, err = _cli(["sft", "--from", str(path), "--model", "tiny-random", "--out", str(tmp_path / "sft")], capsys)
     assert rc == 2 and "Traceback" not in err
     last = err.strip().splitlines()[-1]  # after the three per-line warnings
-    assert last.startswith("agentrl sft: error: ") and f"{path} holds no usable dialog (3 line(s) skipped; line 1: message 1 has a role of type list" in last
+    assert (
+        last.startswith("agentrl sft: error: ")
+        and f"{path} holds no usable dialog (3 line(s) skipped; line 1: message 1 has a role of type list" in last
+    )
     assert not (tmp_path / "sft").exists()
 
 
@@ -136,10 +175,13 @@ def test_deep_and_huge_episode_and_metrics_lines_cost_only_themselves(tmp_path: 
     run = tmp_path / "run"
     (run / "episodes").mkdir(parents=True)
     deep = "[" * 100_000 + "]" * 100_000
-    (run / "metrics.jsonl").write_text('{"step": 1, "reward/mean": 0.5}\n' + deep + '\n{"step": 2, "reward/mean": 0.7}\n')
+    (run / "metrics.jsonl").write_text(
+        '{"step": 1, "reward/mean": 0.5}\n' + deep + '\n{"step": 2, "reward/mean": 0.7}\n'
+    )
     ep = {"step": 2, "uid": 5, "reward": 1.0, "tokens": ["a", "b"], "action_mask": [0, 1], "advantages": [0.0, 0.5]}
     (run / "episodes" / "step_000002.jsonl").write_text(
-        json.dumps(ep) + "\n" + '{"uid": ' + deep + "}\n" + json.dumps({**ep, "pad": "z" * (5 * MiB)}) + "\n")
+        json.dumps(ep) + "\n" + '{"uid": ' + deep + "}\n" + json.dumps({**ep, "pad": "z" * (5 * MiB)}) + "\n"
+    )
     good, bad = read_records([json.dumps(ep), deep])
     assert [i for i, _ in good] == [1] and bad == [(2, "nested deeper than the cap of 64 levels")]
     with warnings.catch_warnings(record=True) as caught:
@@ -157,8 +199,26 @@ class _Killed(Exception):
 
 
 def _sft_args(data: Path, run: Path, *extra: str) -> list[str]:
-    return ["sft", "--from", str(data), "--model", "tiny-random", "--epochs", "2", "--batch-size", "2",
-            "--micro-batch-size", "2", "--lr", "1e-3", "--checkpoint-every", "1", "--out", str(run), *extra]
+    return [
+        "sft",
+        "--from",
+        str(data),
+        "--model",
+        "tiny-random",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--micro-batch-size",
+        "2",
+        "--lr",
+        "1e-3",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        str(run),
+        *extra,
+    ]
 
 
 def _data(tmp_path: Path) -> Path:
@@ -189,8 +249,9 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(latest_checkpoint(run) / "model" / "model.safetensors"))
 
 
-def test_a_killed_sft_run_is_marked_unfinished_and_resumes_to_the_uninterrupted_result(tmp_path: Path, monkeypatch,
-                                                                                        capsys) -> None:
+def test_a_killed_sft_run_is_marked_unfinished_and_resumes_to_the_uninterrupted_result(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
     from agentrl.train.run_dir import read_marker, unfinished_warning
 
     data = _data(tmp_path)
@@ -239,4 +300,6 @@ def test_sft_resume_refuses_other_data_and_other_kinds(tmp_path: Path, monkeypat
     (train_run / "agentrl_run.json").write_text('{"kind": "train", "status": "running"}\n')
     (train_run / "metrics.jsonl").write_text('{"step": 1}\n')
     rc, err = _cli(_sft_args(data, train_run, "--resume"), capsys)
-    assert rc == 2 and "holds a train run, not an sft run; resume it with agentrl train with train.resume=true" in err, err
+    assert (
+        rc == 2 and "holds a train run, not an sft run; resume it with agentrl train with train.resume=true" in err
+    ), err

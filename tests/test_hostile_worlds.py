@@ -30,32 +30,56 @@ def _error(path) -> str:
     return message
 
 
-@pytest.mark.parametrize("meta, expected", [
-    ([1, 2], f"meta.json must hold a JSON object {META_FORM}"),
-    ([{"clock": "x"}], "meta.json must hold a JSON object"),
-    ({"airports": 5}, "meta.json: 'airports' must be an object {airport code: city name} like "
-                      '{"SFO": "San Francisco"}, got a number (5)'),
-    ({"airports": ["SFO"]}, "meta.json: 'airports' must be an object {airport code: city name}"),
-    ({"airports": {"SFO": 5}}, "'airports' must be an object {airport code: city name} like {\"SFO\": \"San Francisco\"}, "
-                               "got an object with a value that is not a city name"),
-    ({"clock": 5}, "meta.json: 'clock' must be a date-time text like '2024-05-15T15:00:00', got a number (5)"),
-    ({"clock": "noon"}, "'clock' must be a date-time text like '2024-05-15T15:00:00', got a text 'noon'"),
-    ({"clock": "2024-05-15T15:00:00+02:00"}, "'clock' must be a local time without a UTC offset"),
-    ({"name": 5}, "meta.json: 'name' must be a text, got a number (5)"),
-    ({"seed": "zero"}, "meta.json: 'seed' must be an integer, got a text"),
-    ({"colour": "red"}, "meta.json: unknown keys ['colour'] (allowed: clock, airports, name, generator, seed)"),
-], ids=["list", "list-of-objects", "airports-5", "airports-list", "airports-value", "clock-5", "clock-noon",
-        "clock-offset", "name-5", "seed-text", "unknown-key"])
+@pytest.mark.parametrize(
+    "meta, expected",
+    [
+        ([1, 2], f"meta.json must hold a JSON object {META_FORM}"),
+        ([{"clock": "x"}], "meta.json must hold a JSON object"),
+        (
+            {"airports": 5},
+            "meta.json: 'airports' must be an object {airport code: city name} like "
+            '{"SFO": "San Francisco"}, got a number (5)',
+        ),
+        ({"airports": ["SFO"]}, "meta.json: 'airports' must be an object {airport code: city name}"),
+        (
+            {"airports": {"SFO": 5}},
+            '\'airports\' must be an object {airport code: city name} like {"SFO": "San Francisco"}, '
+            "got an object with a value that is not a city name",
+        ),
+        ({"clock": 5}, "meta.json: 'clock' must be a date-time text like '2024-05-15T15:00:00', got a number (5)"),
+        ({"clock": "noon"}, "'clock' must be a date-time text like '2024-05-15T15:00:00', got a text 'noon'"),
+        ({"clock": "2024-05-15T15:00:00+02:00"}, "'clock' must be a local time without a UTC offset"),
+        ({"name": 5}, "meta.json: 'name' must be a text, got a number (5)"),
+        ({"seed": "zero"}, "meta.json: 'seed' must be an integer, got a text"),
+        ({"colour": "red"}, "meta.json: unknown keys ['colour'] (allowed: clock, airports, name, generator, seed)"),
+    ],
+    ids=[
+        "list",
+        "list-of-objects",
+        "airports-5",
+        "airports-list",
+        "airports-value",
+        "clock-5",
+        "clock-noon",
+        "clock-offset",
+        "name-5",
+        "seed-text",
+        "unknown-key",
+    ],
+)
 def test_bad_meta_json_is_one_line_naming_the_key(world, meta, expected):
     (world / "meta.json").write_text(json.dumps(meta))
     message = _error(world)
     assert message.startswith(str(world / "meta.json")) and expected in message
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("{nope", "meta.json is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
-    ("[" * 100_000 + "]" * 100_000, "meta.json is nested too deeply; it holds one flat object"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("{nope", "meta.json is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
+        ("[" * 100_000 + "]" * 100_000, "meta.json is nested too deeply; it holds one flat object"),
+    ],
+)
 def test_unreadable_meta_json(world, text, expected):
     (world / "meta.json").write_text(text)
     assert expected in _error(world)
@@ -70,17 +94,22 @@ def _set_prices(world, value: str) -> None:
     (world / "flights.json").write_text(json.dumps(flights).replace('"@PRICE@"', value))
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("-100", "a cabin price must be a positive number of dollars (at least 0.01), got -100"),
-    ("0", "a cabin price must be a positive number of dollars (at least 0.01), got 0"),
-    ("NaN", "Input should be a finite number"),
-    ("Infinity", "Input should be a finite number"),
-    ("1e308", "Input should be less than or equal to 1000000000"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("-100", "a cabin price must be a positive number of dollars (at least 0.01), got -100"),
+        ("0", "a cabin price must be a positive number of dollars (at least 0.01), got 0"),
+        ("NaN", "Input should be a finite number"),
+        ("Infinity", "Input should be a finite number"),
+        ("1e308", "Input should be less than or equal to 1000000000"),
+    ],
+)
 def test_a_bad_cabin_price_is_one_line_before_task_generation(world, value, expected):
     _set_prices(world, value)
     message = _error(world)
-    assert message.startswith(f"{world / 'flights.json'}: at ") and ".prices.economy: " in message and expected in message
+    assert (
+        message.startswith(f"{world / 'flights.json'}: at ") and ".prices.economy: " in message and expected in message
+    )
     with pytest.raises(WorldFormatError, match="prices.economy"):
         FlightBookingEnv(world=world)  # the env (and its task generator) never sees the world
 
@@ -110,8 +139,11 @@ def test_task_files_are_bounded_and_name_the_line(tmp_path):
         "deep": (good + "\n" + "[" * 100_000 + "]" * 100_000 + "\n").encode(),
         "huge": (good + "\n" + '{"id": "' + "x" * (2 << 20) + '"}\n').encode(),
     }
-    expected = {"binary": ":2: not a valid task: not UTF-8", "deep": ":2: not a valid task: nested deeper",
-                "huge": ":2: not a valid task:"}
+    expected = {
+        "binary": ":2: not a valid task: not UTF-8",
+        "deep": ":2: not a valid task: nested deeper",
+        "huge": ":2: not a valid task:",
+    }
     for name, data in cases.items():
         f = tmp_path / f"{name}.jsonl"
         f.write_bytes(data)

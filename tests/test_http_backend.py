@@ -104,7 +104,9 @@ def test_server_answers_exactly_what_the_model_gives_directly(server, hf_model) 
 def test_server_response_json_is_openai_shaped(server) -> None:
     h = {"Authorization": f"Bearer {SECRET}"}
     with httpx.Client(base_url=server.url, headers=h, timeout=30) as c:
-        r = c.post("/chat/completions", json={"model": MODEL, "messages": conversations(1)[0], "max_tokens": 5, "seed": 1})
+        r = c.post(
+            "/chat/completions", json={"model": MODEL, "messages": conversations(1)[0], "max_tokens": 5, "seed": 1}
+        )
         assert r.status_code == 200, r.text
         d = r.json()
         assert d["object"] == "chat.completion" and d["model"] == MODEL and d["id"].startswith("chatcmpl-")
@@ -131,7 +133,11 @@ def test_server_response_json_is_openai_shaped(server) -> None:
         ({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "temperature": 5}, 400, "temperature"),
         ({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, 400, "max_tokens"),
         ({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 10**9}, 400, "max_tokens"),
-        ({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 2.5}, 400, "max_completion_tokens"),
+        (
+            {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 2.5},
+            400,
+            "max_completion_tokens",
+        ),
         ({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "seed": -1}, 400, "seed"),
         ({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "stream": True}, 400, "stream"),
         ({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "n": 2}, 400, "n"),
@@ -171,7 +177,10 @@ def test_16_episodes_through_fault_proxy_all_complete_with_retries_and_none_lost
         expected = direct.complete_batch(batch, temperature=1.0, max_tokens=12, seed=100)
     assert len(set(expected)) > 8  # sampled with seeds: distinct texts, so a mixed-up answer would show
     served_before = server.requests_served
-    with FaultProxy(server.url, seed=1, max_faults=3) as proxy, client(proxy.url, max_retries=6, max_concurrency=8) as m:
+    with (
+        FaultProxy(server.url, seed=1, max_faults=3) as proxy,
+        client(proxy.url, max_retries=6, max_concurrency=8) as m,
+    ):
         got = m.complete_batch(batch, temperature=1.0, max_tokens=12, seed=100)
         stats = m.stats.snapshot()
     assert got == expected  # every answer, in input order, equals the server's direct answer
@@ -209,7 +218,13 @@ def test_permanently_failing_proxy_raises_after_last_retry(server, fault, status
         assert (e.path, e.status, e.attempts, e.retryable) == (PATH, status, 4, True)
         msg = str(e)
         assert PATH in msg and "4 attempts" in msg and (str(status) in msg if status else "connection" in msg)
-        assert m.stats.snapshot() == {"requests": 1, "retries": 3, "failures": 1, "prompt_tokens": 0, "completion_tokens": 0}
+        assert m.stats.snapshot() == {
+            "requests": 1,
+            "retries": 3,
+            "failures": 1,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+        }
         assert proxy.actions[fault] == 4 and not proxy.forwarded
         # the batch form raises the same error (and stops)
         with pytest.raises(HTTPBackendError):
@@ -217,7 +232,10 @@ def test_permanently_failing_proxy_raises_after_last_retry(server, fault, status
 
 
 def test_stalling_proxy_times_out_then_raises(server) -> None:
-    with FaultProxy(server.url, always="stall", stall_s=3.0) as proxy, client(proxy.url, timeout=0.3, max_retries=1) as m:
+    with (
+        FaultProxy(server.url, always="stall", stall_s=3.0) as proxy,
+        client(proxy.url, timeout=0.3, max_retries=1) as m,
+    ):
         with pytest.raises(HTTPBackendError, match="timed out") as ei:
             m.complete(conversations(1)[0], max_tokens=4)
         assert ei.value.attempts == 2 and ei.value.status is None and m.stats.retries == 1
@@ -285,20 +303,37 @@ def test_params_pass_through_and_batch_keeps_order_under_concurrency_limit() -> 
             bodies.append(body)
             state["in_flight"] += 1
             state["peak"] = max(state["peak"], state["in_flight"])
-        time.sleep(0.02 * (1 + (len(body["messages"][0]["content"]) % 3)))  # uneven latency: order must not depend on it
+        time.sleep(
+            0.02 * (1 + (len(body["messages"][0]["content"]) % 3))
+        )  # uneven latency: order must not depend on it
         with lock:
             state["in_flight"] -= 1
-        return httpx.Response(200, json={"choices": [{"message": {"content": body["messages"][0]["content"].upper()}, "finish_reason": "stop"}],
-                                         "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
+        return httpx.Response(
+            200,
+            json={
+                "choices": [{"message": {"content": body["messages"][0]["content"].upper()}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+            },
+        )
 
     batch = [[{"role": "user", "content": "q" + "x" * i}] for i in range(12)]
-    with HTTPChatModel("http://127.0.0.1:9/v1", "m", api_key_env=None, max_concurrency=3, transport=httpx.MockTransport(handler),
-                       extra_body={"top_p": 0.9}, max_tokens_field="max_completion_tokens") as m:
+    with HTTPChatModel(
+        "http://127.0.0.1:9/v1",
+        "m",
+        api_key_env=None,
+        max_concurrency=3,
+        transport=httpx.MockTransport(handler),
+        extra_body={"top_p": 0.9},
+        max_tokens_field="max_completion_tokens",
+    ) as m:
         out = m.complete_batch(batch, temperature=0.7, max_tokens=33, seed=1000)
         assert out == [b[0]["content"].upper() for b in batch]
         assert 2 <= state["peak"] <= 3
         assert sorted(b["seed"] for b in bodies) == list(range(1000, 1012))
-        assert all(b["temperature"] == 0.7 and b["max_completion_tokens"] == 33 and b["model"] == "m" and b["top_p"] == 0.9 for b in bodies)
+        assert all(
+            b["temperature"] == 0.7 and b["max_completion_tokens"] == 33 and b["model"] == "m" and b["top_p"] == 0.9
+            for b in bodies
+        )
         assert m.stats.snapshot()["completion_tokens"] == 12
         bodies.clear()
         m.complete(batch[0])  # seed None is left out, defaults sent
@@ -310,19 +345,28 @@ def test_params_pass_through_and_batch_keeps_order_under_concurrency_limit() -> 
 
 def test_retry_after_is_honoured_and_capped_and_4xx_is_not_retried() -> None:
     calls: list[float] = []
-    replies = iter([
-        httpx.Response(429, headers={"Retry-After": "100"}, json={"error": {"message": "slow down"}}),
-        httpx.Response(503, text="busy"),
-        httpx.Response(200, json={"choices": [{"message": {"content": "fine"}, "finish_reason": "stop"}]}),
-        httpx.Response(400, json={"error": {"message": "bad temperature", "param": "temperature"}}),
-    ])
+    replies = iter(
+        [
+            httpx.Response(429, headers={"Retry-After": "100"}, json={"error": {"message": "slow down"}}),
+            httpx.Response(503, text="busy"),
+            httpx.Response(200, json={"choices": [{"message": {"content": "fine"}, "finish_reason": "stop"}]}),
+            httpx.Response(400, json={"error": {"message": "bad temperature", "param": "temperature"}}),
+        ]
+    )
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(time.monotonic())
         return next(replies)
 
-    with HTTPChatModel("http://127.0.0.1:9/v1", "m", api_key_env=None, transport=httpx.MockTransport(handler),
-                       retry_after_max=0.05, backoff_base=0.01, jitter_seed=0) as m:
+    with HTTPChatModel(
+        "http://127.0.0.1:9/v1",
+        "m",
+        api_key_env=None,
+        transport=httpx.MockTransport(handler),
+        retry_after_max=0.05,
+        backoff_base=0.01,
+        jitter_seed=0,
+    ) as m:
         t0 = time.monotonic()
         assert m.complete([{"role": "user", "content": "x"}]) == "fine"
         assert time.monotonic() - t0 < 2  # Retry-After: 100 was capped at 0.05 s
@@ -339,8 +383,15 @@ def test_retry_after_is_honoured_and_capped_and_4xx_is_not_retried() -> None:
 
 
 def test_malformed_success_is_an_error_not_an_empty_reply() -> None:
-    replies = iter([httpx.Response(200, json={"choices": []}), httpx.Response(200, json={"choices": [{"message": {"content": None}, "finish_reason": "tool_calls"}]})])
-    with HTTPChatModel("http://127.0.0.1:9/v1", "m", api_key_env=None, transport=httpx.MockTransport(lambda r: next(replies))) as m:
+    replies = iter(
+        [
+            httpx.Response(200, json={"choices": []}),
+            httpx.Response(200, json={"choices": [{"message": {"content": None}, "finish_reason": "tool_calls"}]}),
+        ]
+    )
+    with HTTPChatModel(
+        "http://127.0.0.1:9/v1", "m", api_key_env=None, transport=httpx.MockTransport(lambda r: next(replies))
+    ) as m:
         with pytest.raises(HTTPBackendError, match="choices"):
             m.complete([{"role": "user", "content": "x"}])
         with pytest.raises(HTTPBackendError, match="tool_calls"):
@@ -383,7 +434,11 @@ def test_serve_cli_prints_bound_loopback_address_and_serves() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "tests" / "chat_server.py"), "--model", MODEL, "--port", "0"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = _readline_with_timeout(proc, 90)
@@ -408,5 +463,7 @@ def _readline_with_timeout(proc: subprocess.Popen, timeout: float) -> str:
     t.start()
     t.join(timeout)
     if not out:
-        raise AssertionError(f"server printed nothing in {timeout} s; stderr: {proc.stderr.read() if proc.poll() is not None else '(running)'}")
+        raise AssertionError(
+            f"server printed nothing in {timeout} s; stderr: {proc.stderr.read() if proc.poll() is not None else '(running)'}"
+        )
     return out[0]

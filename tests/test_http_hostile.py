@@ -47,7 +47,7 @@ class Loopback(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
-    def write(self, handler: "_Handler", data: bytes) -> bool:
+    def write(self, handler: _Handler, data: bytes) -> bool:
         """Send body bytes; False once the client has hung up."""
         try:
             handler.wfile.write(data)
@@ -57,7 +57,7 @@ class Loopback(ThreadingHTTPServer):
             self.bytes_written += len(data)
         return True
 
-    def __enter__(self) -> "Loopback":
+    def __enter__(self) -> Loopback:
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
@@ -100,7 +100,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def completion(content: Any, usage: Any = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
+    data: dict[str, Any] = {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]
+    }
     if usage is not None:
         data["usage"] = usage
     return data
@@ -147,18 +149,28 @@ def _echo(handler: _Handler) -> None:
 
 
 def _leaks(text: str) -> list[str]:
-    return [KEY[i:i + 6] for i in range(len(KEY) - 5) if KEY[i:i + 6] in text]
+    return [KEY[i : i + 6] for i in range(len(KEY) - 5) if KEY[i : i + 6] in text]
 
 
-@pytest.mark.parametrize("kind, status, retried", [
-    ("text200", 200, False), ("error", 500, True), ("errjson", 400, False), ("nochoices", 200, False), ("nontext", 200, False),
-])
-def test_no_part_of_the_key_reaches_errors_or_logs_when_the_server_echoes_it(monkeypatch, caplog, kind, status, retried) -> None:
+@pytest.mark.parametrize(
+    "kind, status, retried",
+    [
+        ("text200", 200, False),
+        ("error", 500, True),
+        ("errjson", 400, False),
+        ("nochoices", 200, False),
+        ("nontext", 200, False),
+    ],
+)
+def test_no_part_of_the_key_reaches_errors_or_logs_when_the_server_echoes_it(
+    monkeypatch, caplog, kind, status, retried
+) -> None:
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv(KEY_ENV, KEY)
     with Loopback(_echo) as srv:
-        with HTTPChatModel(f"{srv.url}/{kind}", MODEL, api_key_env=KEY_ENV, max_retries=1, backoff_base=0.0,
-                           backoff_max=0.0) as m:
+        with HTTPChatModel(
+            f"{srv.url}/{kind}", MODEL, api_key_env=KEY_ENV, max_retries=1, backoff_base=0.0, backoff_max=0.0
+        ) as m:
             with pytest.raises(HTTPBackendError) as ei:
                 m.complete(ASK)
         assert srv.requests == (2 if retried else 1)
@@ -177,7 +189,7 @@ def _drip(handler: _Handler) -> None:
     body = json.dumps(completion("slow")).encode()
     handler.head(200, len(body))
     for i in range(0, len(body), 4):
-        if handler.server.stopping.wait(0.4) or not handler.server.write(handler, body[i:i + 4]):
+        if handler.server.stopping.wait(0.4) or not handler.server.write(handler, body[i : i + 4]):
             return
 
 
@@ -205,8 +217,10 @@ def _big(size: int, chunked: bool) -> Answer:
             return
         handler.head(200, None)
         for i in range(0, len(body), 65536):
-            piece = body[i:i + 65536]
-            if handler.server.stopping.is_set() or not handler.server.write(handler, b"%x\r\n%s\r\n" % (len(piece), piece)):
+            piece = body[i : i + 65536]
+            if handler.server.stopping.is_set() or not handler.server.write(
+                handler, b"%x\r\n%s\r\n" % (len(piece), piece)
+            ):
                 return
         handler.server.write(handler, b"0\r\n\r\n")
 
@@ -238,7 +252,10 @@ def test_reading_stops_near_the_cap() -> None:
 
 
 def test_max_response_bytes_is_a_validated_setting() -> None:
-    assert HTTPChatModel.from_config({"base_url": "http://127.0.0.1:9/v1", "model": "m"}).config.max_response_bytes == 8 * 2**20
+    assert (
+        HTTPChatModel.from_config({"base_url": "http://127.0.0.1:9/v1", "model": "m"}).config.max_response_bytes
+        == 8 * 2**20
+    )
     with pytest.raises(ValueError, match="max_response_bytes"):
         HTTPChatModel("http://127.0.0.1:9/v1", "m", max_response_bytes=0)
 
@@ -246,13 +263,16 @@ def test_max_response_bytes_is_a_validated_setting() -> None:
 # ---------------------------------------------------------------- 4. a malformed usage keeps the answer
 
 
-@pytest.mark.parametrize("usage, prompt, completion_tokens", [
-    ({"prompt_tokens": "lots", "completion_tokens": 3}, 0, 3),
-    ({"prompt_tokens": 5, "completion_tokens": -2}, 5, 0),
-    ({"prompt_tokens": True, "completion_tokens": 1.5}, 0, 0),
-    ("lots", 0, 0),
-    ([1, 2], 0, 0),
-])
+@pytest.mark.parametrize(
+    "usage, prompt, completion_tokens",
+    [
+        ({"prompt_tokens": "lots", "completion_tokens": 3}, 0, 3),
+        ({"prompt_tokens": 5, "completion_tokens": -2}, 5, 0),
+        ({"prompt_tokens": True, "completion_tokens": 1.5}, 0, 0),
+        ("lots", 0, 0),
+        ([1, 2], 0, 0),
+    ],
+)
 def test_a_malformed_usage_keeps_the_answer_and_is_counted(usage: Any, prompt: int, completion_tokens: int) -> None:
     body = json.dumps(completion("fine", usage=usage)).encode()
     with Loopback(lambda h: h.reply(200, body)) as srv, client(srv.url) as m:
@@ -266,7 +286,13 @@ def test_a_good_usage_is_counted_and_reports_no_anomaly() -> None:
     body = json.dumps(completion("fine", usage={"prompt_tokens": 7, "completion_tokens": 2.0})).encode()
     with Loopback(lambda h: h.reply(200, body)) as srv, client(srv.url) as m:
         assert m.complete(ASK) == "fine"
-        assert m.stats.snapshot() == {"requests": 1, "retries": 0, "failures": 0, "prompt_tokens": 7, "completion_tokens": 2}
+        assert m.stats.snapshot() == {
+            "requests": 1,
+            "retries": 0,
+            "failures": 0,
+            "prompt_tokens": 7,
+            "completion_tokens": 2,
+        }
 
 
 # ---------------------------------------------------------------- 5. empty content is counted, up to the envs
@@ -296,7 +322,9 @@ def test_llm_user_empty_replies_are_simulator_errors_in_the_flight_env() -> None
         assert env.errors == {EMPTY_REPLY_ERROR: 1}  # the opening's empty reply is counted too
         obs, _, terminated, _, info = env.step("What is your user id?")
         assert obs[0]["content"] == EMPTY_REPLY and not terminated
-        assert info["error"] == EMPTY_REPLY_ERROR and info["errors"] == {EMPTY_REPLY_ERROR: 2}  # -> errors/simulator_empty_reply
+        assert info["error"] == EMPTY_REPLY_ERROR and info["errors"] == {
+            EMPTY_REPLY_ERROR: 2
+        }  # -> errors/simulator_empty_reply
         assert m.stats.empty_content == 2
 
 
@@ -320,4 +348,6 @@ def test_llm_patient_empty_replies_are_simulator_errors_in_the_consultation_env(
         env = ConsultationEnv(split="test", patient="llm", simulator=m)
         env.reset(seed=0)
         obs, _, terminated, _, info = env.step("Do you have a fever?")
-        assert not terminated and info["errors"].get(EMPTY_REPLY_ERROR) == 1, info["errors"]  # -> errors/simulator_empty_reply
+        assert not terminated and info["errors"].get(EMPTY_REPLY_ERROR) == 1, info[
+            "errors"
+        ]  # -> errors/simulator_empty_reply

@@ -36,8 +36,12 @@ load_env_plugins()
 @pytest.fixture(scope="module")
 def rollout(tiny):
     model, tok = tiny
-    r = RolloutRunner(lambda: gym.make("agentrl/CreditChain-v0", turns=3), HFPolicy(model, tok), ChatFormatter(tok),
-                      SamplingParams(temperature=0.7, max_new_tokens=6))
+    r = RolloutRunner(
+        lambda: gym.make("agentrl/CreditChain-v0", turns=3),
+        HFPolicy(model, tok),
+        ChatFormatter(tok),
+        SamplingParams(temperature=0.7, max_new_tokens=6),
+    )
     return r.collect([EpisodeSpec(seed=i, group_id=i) for i in range(3)])
 
 
@@ -92,7 +96,10 @@ def test_logprob_drift_thresholds() -> None:
     assert logprob_drift(new, old, torch.zeros_like(mask)) == (0.0, 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert check_logprob_drift(new, old, mask, warn_at=1.0) == {"logprob/max_abs_diff": 0.5, "logprob/mean_abs_diff": 0.25}
+        assert check_logprob_drift(new, old, mask, warn_at=1.0) == {
+            "logprob/max_abs_diff": 0.5,
+            "logprob/mean_abs_diff": 0.25,
+        }
     with pytest.warns(RuntimeWarning, match="up to 0.5"):
         check_logprob_drift(new, old, mask, warn_at=0.4, error_at=0.6)
     with pytest.raises(InvariantError):
@@ -112,7 +119,9 @@ def test_weight_sync_verified_and_broken_sync_caught(tiny, monkeypatch) -> None:
         for k, v in _perturbed(trainer, 0).items():
             trainer.state_dict()[k].copy_(v)
     sd = trainer.state_dict()
-    with pytest.raises(InvariantError, match=r"rollout engine weights differ from the trainer's after sync \(digest .* != "):
+    with pytest.raises(
+        InvariantError, match=r"rollout engine weights differ from the trainer's after sync \(digest .* != "
+    ):
         verify_weights(policy, sd)  # not synced yet
     policy.update_weights(sd)
     assert verify_weights(policy, sd)
@@ -143,17 +152,28 @@ def test_digest_matches_fused_padded_and_sharded_layouts() -> None:
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(8, 4, generator=g) for _ in range(3))
     emb, norm = torch.randn(10, 4, generator=g), torch.randn(4, generator=g)
-    hf = {"model.layers.0.self_attn.q_proj.weight": q, "model.layers.0.self_attn.k_proj.weight": k,
-          "model.layers.0.self_attn.v_proj.weight": v, "model.embed_tokens.weight": emb, "lm_head.weight": emb,
-          "model.norm.weight": norm}
+    hf = {
+        "model.layers.0.self_attn.q_proj.weight": q,
+        "model.layers.0.self_attn.k_proj.weight": k,
+        "model.layers.0.self_attn.v_proj.weight": v,
+        "model.embed_tokens.weight": emb,
+        "lm_head.weight": emb,
+        "model.norm.weight": norm,
+    }
     qkv = torch.cat([q, k, v])
-    engine = {"model.layers.0.self_attn.qkv_proj.weight": qkv, "model.embed_tokens.weight": torch.cat([emb, torch.zeros(6, 4)]),
-              "model.norm.weight": norm, "model.layers.0.mlp.down_proj.weight": torch.empty(0)}  # packed away
+    engine = {
+        "model.layers.0.self_attn.qkv_proj.weight": qkv,
+        "model.embed_tokens.weight": torch.cat([emb, torch.zeros(6, 4)]),
+        "model.norm.weight": norm,
+        "model.layers.0.mlp.down_proj.weight": torch.empty(0),
+    }  # packed away
     d_hf, d_engine = weights_digest(hf.items()), weights_digest(engine.items())
     assert "lm_head.weight" not in d_hf, "tied weights count once"
     assert digest_mismatch(d_engine, d_hf) is None
-    shards = [weights_digest({"model.layers.0.self_attn.qkv_proj.weight": part, "model.norm.weight": norm}.items())
-              for part in qkv.chunk(2)]
+    shards = [
+        weights_digest({"model.layers.0.self_attn.qkv_proj.weight": part, "model.norm.weight": norm}.items())
+        for part in qkv.chunk(2)
+    ]
     merged = merge_shard_digests(shards)
     assert digest_mismatch(merged, d_hf) is None
     stale = dict(engine, **{"model.norm.weight": norm + 1e-6})

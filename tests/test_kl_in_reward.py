@@ -21,9 +21,16 @@ from agentrl.train.trainer import Trainer
 
 BETA = 0.5
 BASE = [
-    "model=tiny-random", "env.kwargs.turns=2", "rollout.constrained=true", "rollout.max_new_tokens=4",
-    f"ppo.kl_coef={BETA}", "ppo.kl_in_reward=true", "algorithm.whiten=false", "train.updates=1",
-    "ppo.minibatch_size=4", "ppo.micro_batch_size=2",
+    "model=tiny-random",
+    "env.kwargs.turns=2",
+    "rollout.constrained=true",
+    "rollout.max_new_tokens=4",
+    f"ppo.kl_coef={BETA}",
+    "ppo.kl_in_reward=true",
+    "algorithm.whiten=false",
+    "train.updates=1",
+    "ppo.minibatch_size=4",
+    "ppo.micro_batch_size=2",
 ]
 
 
@@ -48,8 +55,16 @@ def _trainer(tmp_path: Path, *extra: str) -> Trainer:
 def _by_hand(t: Trainer, ep: Episode) -> float:
     """RM − β·Σ_agent tokens (log π_old − log π_ref), the reference scored on this episode alone."""
     ids, attn, amask, old_lp = collate([ep], 0)
-    ref_lp = forward(t.ref_model, None, ids, attn, t.cfg.rollout.temperature, entropy=False, mask=amask,
-                     allowed=allowed_tensor([ep], ids.shape[1])).logprobs
+    ref_lp = forward(
+        t.ref_model,
+        None,
+        ids,
+        attn,
+        t.cfg.rollout.temperature,
+        entropy=False,
+        mask=amask,
+        allowed=allowed_tensor([ep], ids.shape[1]),
+    ).logprobs
     return ep.reward - BETA * float(((old_lp - ref_lp) * amask).sum())
 
 
@@ -72,8 +87,14 @@ def test_grpo_advantages_use_the_shaped_returns(tmp_path: Path) -> None:
 
 
 def test_trepo_branch_values_score_every_continuation_with_its_kl(tmp_path: Path) -> None:
-    t = _trainer(tmp_path, "algorithm.name=trepo", "rollout.groups=2", "rollout.group_size=1", "algorithm.params.branch_m=2",
-                 "algorithm.params.branch_t_min=1.0")  # one episode per task: no prefix sharing, every point branches
+    t = _trainer(
+        tmp_path,
+        "algorithm.name=trepo",
+        "rollout.groups=2",
+        "rollout.group_size=1",
+        "algorithm.params.branch_m=2",
+        "algorithm.params.branch_t_min=1.0",
+    )  # one episode per task: no prefix sharing, every point branches
     scored: list[Episode] = []
     shaped = t.returns
 
@@ -98,9 +119,13 @@ def test_trepo_branch_values_score_every_continuation_with_its_kl(tmp_path: Path
             assert b == pytest.approx(sum(mine) / 2, abs=1e-4), (i, pos)  # B̂(t): the continuations alone
     batch = t._batch(episodes, returns, extra)
     inp = AdvantageInputs(
-        rewards=torch.tensor([_by_hand(t, ep) for ep in episodes]), action_mask=batch.action_mask,
-        group_ids=torch.tensor([ep.group_id for ep in episodes]), turn_starts=[ep.turn_starts for ep in episodes],
-        branch_positions=bv.positions, branch_values=bv.values, branch_baselines=bv.baselines,
+        rewards=torch.tensor([_by_hand(t, ep) for ep in episodes]),
+        action_mask=batch.action_mask,
+        group_ids=torch.tensor([ep.group_id for ep in episodes]),
+        turn_starts=[ep.turn_starts for ep in episodes],
+        branch_positions=bv.positions,
+        branch_values=bv.values,
+        branch_baselines=bv.baselines,
     )
     want = REGISTRY["trepo"].fn(inp, mode=t.cfg.algorithm.params["mode"]).advantages
     assert torch.allclose(batch.advantages, want, atol=1e-4)

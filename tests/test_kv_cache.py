@@ -153,11 +153,20 @@ def test_sliding_window_models_keep_the_default_cache(tiny) -> None:
     mixed.layer_types = ["full_attention", "sliding_attention"]
     assert not supports(mixed)
     tok = tiny[1]
-    cfg = MistralConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                        num_attention_heads=4, num_key_value_heads=2, sliding_window=8)
+    cfg = MistralConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=8,
+    )
     model = MistralForCausalLM(cfg).eval()
     pol = HFPolicy(model, tok)
     assert not pol.growing_cache
-    out = pol.generate([tok("hello there, a prompt longer than the window")["input_ids"]],
-                       SamplingParams(temperature=0.0, max_new_tokens=4))
+    out = pol.generate(
+        [tok("hello there, a prompt longer than the window")["input_ids"]],
+        SamplingParams(temperature=0.0, max_new_tokens=4),
+    )
     assert len(out[0].token_ids) == 4

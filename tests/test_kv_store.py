@@ -13,7 +13,9 @@ from agentrl.inference.kv_store import KVStore
 
 
 def _conversations(tok, n: int) -> list[list[int]]:
-    return [tok(f"System: you are patient number {i}. " * (3 + i) + "Doctor: how are you?")["input_ids"] for i in range(n)]
+    return [
+        tok(f"System: you are patient number {i}. " * (3 + i) + "Doctor: how are you?")["input_ids"] for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
@@ -26,7 +28,9 @@ def test_next_turn_from_the_store_matches_full_encoding(tiny, temperature: float
     assert len(stored.store) == 4 and stored.store.hits == 0
     # turn 2: each conversation grows by its reply and a new question; one newcomer shares nothing stored
     follow = tok(" Doctor: any fever?")["input_ids"]
-    turn2 = [p + c.token_ids + follow for p, c in zip(turn1, first)] + [tok("an unrelated new conversation")["input_ids"]]
+    turn2 = [p + c.token_ids + follow for p, c in zip(turn1, first)] + [
+        tok("an unrelated new conversation")["input_ids"]
+    ]
     params2 = [SamplingParams(temperature=temperature, max_new_tokens=6, seed=50 + i) for i in range(5)]
     before = stored.prefill_tokens
     a, b = stored.generate(turn2, params2), plain.generate(turn2, params2)
@@ -78,7 +82,9 @@ def test_chat_model_keeps_conversations(tiny) -> None:
     chat = HFChatModel(model, tok)
     msgs = [{"role": "system", "content": "You are a patient with a cough. " * 4}, {"role": "user", "content": "Hi?"}]
     reply = chat.complete(msgs, max_tokens=4)
-    chat.complete(msgs + [{"role": "assistant", "content": reply}, {"role": "user", "content": "Any fever?"}], max_tokens=4)
+    chat.complete(
+        msgs + [{"role": "assistant", "content": reply}, {"role": "user", "content": "Any fever?"}], max_tokens=4
+    )
     assert chat.store is not None and chat.store.hits == 1 and chat.policy.store is chat.store
     assert HFChatModel(model, tok, kv_store=0).store is None
 
@@ -91,10 +97,15 @@ def test_row_by_row_prefill_matches_the_padded_batch(tiny, temperature: float, m
     monkeypatch.setattr(prefill, "ROW_PREFILL_MIN", 1)
     model, tok = tiny
     system = tok("System: you are a patient. Answer briefly. " * 3)["input_ids"]
-    turn1 = [system + tok(f" Doctor: question {i}" * (i + 1))["input_ids"] for i in range(3)] + [tok("a loner")["input_ids"]]
+    turn1 = [system + tok(f" Doctor: question {i}" * (i + 1))["input_ids"] for i in range(3)] + [
+        tok("a loner")["input_ids"]
+    ]
     runs = {}
     for rows in (True, False):
-        pols = [HFPolicy(model, tok, row_prefill=rows, prefix_reuse=False), HFPolicy(model, tok, row_prefill=rows, store=KVStore(8))]
+        pols = [
+            HFPolicy(model, tok, row_prefill=rows, prefix_reuse=False),
+            HFPolicy(model, tok, row_prefill=rows, store=KVStore(8)),
+        ]
         params = [SamplingParams(temperature=temperature, max_new_tokens=4 + i, seed=7 + i) for i in range(4)]
         outs = [pol.generate(turn1, params) for pol in pols]  # plain; shared prefix (the store is empty)
         turn2 = [p + c.token_ids + tok(" Doctor: any fever?")["input_ids"] for p, c in zip(turn1, outs[1])]

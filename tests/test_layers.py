@@ -42,12 +42,17 @@ MODULES = sorted(p for p in PKG.rglob("*.py"))
 def test_imports_point_down(path: Path) -> None:
     rel = path.relative_to(PKG)
     own = LAYERS.index(rel.parts[0]) if len(rel.parts) > 1 and rel.parts[0] not in TOP_PACKAGES else TOP
-    up = [f"line {n}: {m} (layer {LAYERS[layer_of(m)] if layer_of(m) < TOP else 'top'})"
-          for n, m in imports(path) if m != "agentrl" and layer_of(m) > own]
+    up = [
+        f"line {n}: {m} (layer {LAYERS[layer_of(m)] if layer_of(m) < TOP else 'top'})"
+        for n, m in imports(path)
+        if m != "agentrl" and layer_of(m) > own
+    ]
     assert not up, f"{rel} (layer {LAYERS[own] if own < TOP else 'top'}) imports from above: {up}"
 
 
 def test_every_module_lives_in_a_layer_or_is_a_top_level_entry_point() -> None:
     top = sorted(p.name for p in PKG.glob("*.py"))
     assert top == ["__init__.py", "__main__.py", "cli.py", "quickstart.py"], top
-    assert sorted(p.name for p in PKG.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(LAYERS + TOP_PACKAGES)
+    assert sorted(p.name for p in PKG.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(
+        LAYERS + TOP_PACKAGES
+    )

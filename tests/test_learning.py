@@ -17,9 +17,20 @@ from agentrl.train.trainer import Trainer
 
 UPDATES = 80
 BASE = [
-    "model=tiny-random", "env.kwargs.turns=4", "rollout.groups=4", "rollout.group_size=4", "rollout.constrained=true",
-    "rollout.max_new_tokens=4", f"train.updates={UPDATES}", "train.checkpoint_every=1000", "train.log_episodes=0",
-    "ppo.epochs=4", "ppo.minibatch_size=8", "ppo.micro_batch_size=8", "optim.lr=1e-3", "train.seed=1",
+    "model=tiny-random",
+    "env.kwargs.turns=4",
+    "rollout.groups=4",
+    "rollout.group_size=4",
+    "rollout.constrained=true",
+    "rollout.max_new_tokens=4",
+    f"train.updates={UPDATES}",
+    "train.checkpoint_every=1000",
+    "train.log_episodes=0",
+    "ppo.epochs=4",
+    "ppo.minibatch_size=8",
+    "ppo.micro_batch_size=8",
+    "optim.lr=1e-3",
+    "train.seed=1",
 ]
 THRESHOLD = 0.45  # random policy: 0.25
 

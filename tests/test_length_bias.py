@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -62,8 +62,11 @@ def path_prob(path: tuple[str, ...]) -> float:
 
 def outcomes(p: tuple[float, ...]) -> list[tuple[tuple[str, ...], float, float]]:
     """(actions, return, probability) of every episode."""
-    return [(path, r, path_prob(path) * (p[len(path) - 1] if r else 1 - p[len(path) - 1]))
-            for path in PATHS for r in (1.0, 0.0)]
+    return [
+        (path, r, path_prob(path) * (p[len(path) - 1] if r else 1 - p[len(path) - 1]))
+        for path in PATHS
+        for r in (1.0, 0.0)
+    ]
 
 
 def exact_values(p: tuple[float, ...], gamma: float = 1.0) -> tuple[list[float], list[dict[str, float]]]:
@@ -90,8 +93,9 @@ def layout(path: tuple[str, ...]) -> tuple[list[int], list[int], list[int]]:
     return ids, mask, starts
 
 
-def batch(p: tuple[float, ...], G: int, *, gamma: float = 1.0) -> tuple[AdvantageInputs, list[float],
-                                                                         list[tuple[str, ...]]]:
+def batch(
+    p: tuple[float, ...], G: int, *, gamma: float = 1.0
+) -> tuple[AdvantageInputs, list[float], list[tuple[str, ...]]]:
     """Every group of G outcomes as one group of the batch; exact TRePO values (γ = 1) and critic values (γ)."""
     outs = outcomes(p)
     V1, _ = exact_values(p)
@@ -115,14 +119,22 @@ def batch(p: tuple[float, ...], G: int, *, gamma: float = 1.0) -> tuple[Advantag
             for k, s in enumerate(st):
                 v[s] = Vg[k]
             values.append(v)
-    inp = AdvantageInputs(rewards=torch.tensor(rewards), action_mask=torch.tensor(masks, dtype=torch.float32),
-                          group_ids=torch.tensor(groups), turn_starts=starts, values=torch.tensor(values),
-                          branch_positions=bpos, branch_values=bval, turn_anchors=anchors)
+    inp = AdvantageInputs(
+        rewards=torch.tensor(rewards),
+        action_mask=torch.tensor(masks, dtype=torch.float32),
+        group_ids=torch.tensor(groups),
+        turn_starts=starts,
+        values=torch.tensor(values),
+        branch_positions=bpos,
+        branch_values=bval,
+        turn_anchors=anchors,
+    )
     return inp, probs, paths
 
 
-def expected_advantage(fn: Callable[..., torch.Tensor], p: tuple[float, ...], G: int = 1, *,
-                       gamma: float = 1.0, needs_paths: bool = False) -> dict[tuple[int, str], float]:
+def expected_advantage(
+    fn: Callable[..., torch.Tensor], p: tuple[float, ...], G: int = 1, *, gamma: float = 1.0, needs_paths: bool = False
+) -> dict[tuple[int, str], float]:
     """E[A at the decision token of turn k | the agent took a at turn k], for every non-forced (k, a).
     needs_paths: fn(inp, paths) also gets each episode's actions."""
     inp, probs, paths = batch(p, G, gamma=gamma)
@@ -169,8 +181,10 @@ def per_turn_index_grpo(inp: AdvantageInputs) -> torch.Tensor:
     adv = torch.zeros_like(inp.action_mask)
     for i in range(B):
         members = [j for j in range(B) if gid[j] == gid[i]]
-        means = [sum(R[j] if n[j] == idx + 1 else 0.0 for j in members if n[j] > idx) /
-                 sum(1 for j in members if n[j] > idx) for idx in range(n[i])]
+        means = [
+            sum(R[j] if n[j] == idx + 1 else 0.0 for j in members if n[j] > idx) / sum(1 for j in members if n[j] > idx)
+            for idx in range(n[i])
+        ]
         for k, s in enumerate(inp.turn_starts[i]):
             a = sum((R[i] if idx == n[i] - 1 else 0.0) - means[idx] for idx in range(k, n[i]))
             adv[i, s] = a
@@ -184,8 +198,13 @@ def test_the_references_are_caught() -> None:
     assert E[(0, "G")] < E[(0, "S")]
     # the Monte-Carlo advantage R − V(s_k) divided by the episode's number of turns: at s_0 going on has the same Q
     # as stopping, but its wins come in 2-turn episodes (÷2) and its losses in 3-turn ones (÷3): a net credit of 0.025
-    E = expected_advantage(lambda inp: turn_gae(inp, gamma=1.0, lam=1.0).advantages / torch.tensor(
-        [float(len(s)) for s in inp.turn_starts])[:, None], BALANCED)
+    E = expected_advantage(
+        lambda inp: (
+            turn_gae(inp, gamma=1.0, lam=1.0).advantages
+            / torch.tensor([float(len(s)) for s in inp.turn_starts])[:, None]
+        ),
+        BALANCED,
+    )
     assert not unbiased(E, BALANCED) and E[(0, "G")] == pytest.approx(0.5 * 0.3 / 2 - 0.5 * 0.3 / 3)
 
 
@@ -216,6 +235,7 @@ def test_trepo_segment_is_unbiased(p) -> None:
 def _monte_carlo_trepo(baseline: str) -> Callable[..., torch.Tensor]:
     """TRePO as the trainer runs it when no continuation is needed: V̂ and B̂ at each turn start from W and the
     group's episodes that share W's tokens before it (`shared_prefix_values`, `mc_value`, `mc_baseline`)."""
+
     def fn(inp: AdvantageInputs, paths: list[tuple[str, ...]]) -> torch.Tensor:
         gid = inp.group_ids.tolist()
         seqs = [[1000 + gid[i], *layout(path)[0]] for i, path in enumerate(paths)]  # a task's own prompt token
@@ -223,10 +243,13 @@ def _monte_carlo_trepo(baseline: str) -> Callable[..., torch.Tensor]:
         R = inp.rewards.tolist()
         sharing = shared_prefix_values(seqs, R, pos)
         vals = [[mc_value(R[i], [], sh) for sh in sharing[i]] for i in range(len(seqs))]
-        bases = [[b if (b := mc_baseline([], sh)) is not None else v for sh, v in zip(sharing[i], vals[i])]
-                 for i in range(len(seqs))]
+        bases = [
+            [b if (b := mc_baseline([], sh)) is not None else v for sh, v in zip(sharing[i], vals[i])]
+            for i in range(len(seqs))
+        ]
         out = trepo(dataclasses.replace(inp, branch_values=vals, branch_baselines=bases), baseline=baseline)
         return out.advantages
+
     return fn
 
 
@@ -257,24 +280,36 @@ def _exact_value_at(path: tuple[str, ...], p: tuple[float, ...]) -> dict[int, fl
 
 def _over_point_sets(spec: str, p: tuple[float, ...]) -> Callable[..., torch.Tensor]:
     """Segment advantages with exact values at the points, averaged EXACTLY over the point sets `spec` draws."""
+
     def fn(inp: AdvantageInputs, paths: list[tuple[str, ...]]) -> torch.Tensor:
         out = torch.zeros_like(inp.action_mask, dtype=torch.float64)
         for i, path in enumerate(paths):
             agent = [t for t, m in enumerate(inp.action_mask[i].tolist()) if m]
             starts = inp.turn_starts[i]
             if spec == "random:2":  # the first agent token and one of the others, uniformly
-                sets = [([agent[0]], 1.0)] if len(agent) == 1 else [([agent[0], t], 1 / (len(agent) - 1))
-                                                                    for t in agent[1:]]
+                sets = (
+                    [([agent[0]], 1.0)]
+                    if len(agent) == 1
+                    else [([agent[0], t], 1 / (len(agent) - 1)) for t in agent[1:]]
+                )
             else:  # sample:0.5 -- the first turn start and each later one with probability 1/2
-                sets = [([starts[0], *[s for s, keep in zip(starts[1:], bits) if keep]], 0.5 ** (len(starts) - 1))
-                        for bits in itertools.product([0, 1], repeat=len(starts) - 1)]
+                sets = [
+                    ([starts[0], *[s for s, keep in zip(starts[1:], bits) if keep]], 0.5 ** (len(starts) - 1))
+                    for bits in itertools.product([0, 1], repeat=len(starts) - 1)
+                ]
             v = _exact_value_at(path, p)
             for D, w in sets:
-                one = AdvantageInputs(rewards=inp.rewards[i:i + 1], action_mask=inp.action_mask[i:i + 1],
-                                      group_ids=inp.group_ids[i:i + 1], turn_starts=[starts], branch_positions=[D],
-                                      branch_values=[[v[t] for t in D]])
+                one = AdvantageInputs(
+                    rewards=inp.rewards[i : i + 1],
+                    action_mask=inp.action_mask[i : i + 1],
+                    group_ids=inp.group_ids[i : i + 1],
+                    turn_starts=[starts],
+                    branch_positions=[D],
+                    branch_values=[[v[t] for t in D]],
+                )
                 out[i] += w * trepo(one).advantages[0].to(torch.float64)
         return out
+
     return fn
 
 
@@ -294,8 +329,10 @@ def test_branch_points_must_not_look_ahead() -> None:
     # a function of the past, the same for every action at s_k
     for p in MDPS:
         V, Q = exact_values(p)
-        for E in (expected_advantage(_over_point_sets("sample:0.5", p), p, needs_paths=True),
-                  expected_advantage(_divergence(p), p, G=2, needs_paths=True)):
+        for E in (
+            expected_advantage(_over_point_sets("sample:0.5", p), p, needs_paths=True),
+            expected_advantage(_divergence(p), p, G=2, needs_paths=True),
+        ):
             assert unbiased(E, p)
             for k in range(N_TURNS - 1):
                 shift = [E[(k, a)] - (Q[k][a] - V[k]) for a in "SHG"]
@@ -310,6 +347,7 @@ def _divergence(p: tuple[float, ...]) -> Callable[..., torch.Tensor]:
         D = [[t - 1 for t in d] for d in D]
         vals = [[_exact_value_at(path, p)[t] for t in d] for path, d in zip(paths, D)]
         return trepo(dataclasses.replace(inp, branch_positions=D, branch_values=vals)).advantages
+
     return fn
 
 
@@ -355,7 +393,7 @@ def _reach(k: int) -> float:
 def _shrink(k: int, G: int) -> float:
     """E[1 − 1/m] for the anchor group at s_k: m = 1 + the other G − 1 episodes that reached s_k (0 when m = 1)."""
     q = _reach(k)
-    return sum(math.comb(G - 1, x) * q ** x * (1 - q) ** (G - 1 - x) * (1 - 1 / (1 + x)) for x in range(G))
+    return sum(math.comb(G - 1, x) * q**x * (1 - q) ** (G - 1 - x) * (1 - 1 / (1 + x)) for x in range(G))
 
 
 @pytest.mark.parametrize("p", MDPS)
@@ -396,10 +434,16 @@ def test_hand_batch_equal_returns_different_lengths() -> None:
     values = torch.zeros(3, 10)
     values[:, 1] = 2 / 3  # V(s_0): the same state for all three
     values[1, 4], values[1, 7] = 0.8, 0.9  # the critic's later values of E1
-    inp = AdvantageInputs(rewards=torch.tensor(rewards), action_mask=torch.tensor(masks, dtype=torch.float32),
-                          group_ids=torch.zeros(3, dtype=torch.long), turn_starts=starts, values=values,
-                          turn_anchors=[["s0"], ["s0", "x1", "x2"], ["s0"]],
-                          branch_positions=starts, branch_values=[[2 / 3], [2 / 3, 1.0, 1.0], [2 / 3]])
+    inp = AdvantageInputs(
+        rewards=torch.tensor(rewards),
+        action_mask=torch.tensor(masks, dtype=torch.float32),
+        group_ids=torch.zeros(3, dtype=torch.long),
+        turn_starts=starts,
+        values=values,
+        turn_anchors=[["s0"], ["s0", "x1", "x2"], ["s0"]],
+        branch_positions=starts,
+        branch_values=[[2 / 3], [2 / 3, 1.0, 1.0], [2 / 3]],
+    )
     first = lambda a: (float(a[0, 1]), float(a[1, 1]))  # noqa: E731
     # GRPO: (1 − 2/3) / std of (1, 1, 0) on both
     e0, e1 = first(grpo(inp).advantages)
@@ -408,14 +452,14 @@ def test_hand_batch_equal_returns_different_lengths() -> None:
     e0, e1 = first(gigpo(inp, gamma=1.0).advantages)
     assert e0 == pytest.approx(e1)
     e0, e1 = first(gigpo(inp, gamma=0.95, scale_std=False).advantages)
-    step = [1.0, 0.95 ** 2, 0.0]
+    step = [1.0, 0.95**2, 0.0]
     m = sum(step) / 3
     assert e0 - e1 == pytest.approx((step[0] - m) - (step[1] - m), rel=1e-5) and e0 > e1
     # Turn-level critic, γ = λ = 1: A_0 = R − V_0 for both; γ = 0.99: E1's A_0 = 0.99² · R − V_0 (λ = 1)
     e0, e1 = first(turn_gae(inp, gamma=1.0, lam=1.0).advantages)
     assert e0 == pytest.approx(1 - 2 / 3) and e1 == pytest.approx(e0)
     e0, e1 = first(turn_gae(inp, gamma=0.99, lam=1.0).advantages)
-    assert e0 == pytest.approx(1 - 2 / 3) and e1 == pytest.approx(0.99 ** 2 - 2 / 3, rel=1e-5)
+    assert e0 == pytest.approx(1 - 2 / 3) and e1 == pytest.approx(0.99**2 - 2 / 3, rel=1e-5)
     # TRePO segment: turn 0 gets V̂(next point) − V̂(s_0); E1's next point has V̂ = 1 = E0's R: equal
     e0, e1 = first(trepo(inp).advantages)
     assert e0 == pytest.approx(1 / 3) and e1 == pytest.approx(e0)

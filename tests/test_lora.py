@@ -197,9 +197,20 @@ def test_merge_and_save_and_export(tmp_path: Path) -> None:
 # -- learning: the Trainer with a LoRA model (full-training version: test_learning.py) -----------------------
 UPDATES = 40
 LEARN = [
-    "model=tiny-random", "env.kwargs.turns=2", "rollout.groups=4", "rollout.group_size=4", "rollout.constrained=true",
-    "rollout.max_new_tokens=4", f"train.updates={UPDATES}", "train.checkpoint_every=1000", "train.log_episodes=0",
-    "ppo.epochs=4", "ppo.minibatch_size=8", "ppo.micro_batch_size=8", "optim.lr=5e-3", "train.seed=1",
+    "model=tiny-random",
+    "env.kwargs.turns=2",
+    "rollout.groups=4",
+    "rollout.group_size=4",
+    "rollout.constrained=true",
+    "rollout.max_new_tokens=4",
+    f"train.updates={UPDATES}",
+    "train.checkpoint_every=1000",
+    "train.log_episodes=0",
+    "ppo.epochs=4",
+    "ppo.minibatch_size=8",
+    "ppo.micro_batch_size=8",
+    "optim.lr=5e-3",
+    "train.seed=1",
     "algorithm.name=grpo",
 ]
 

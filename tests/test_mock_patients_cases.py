@@ -95,31 +95,44 @@ def test_case_validation_names_the_problem():
         KeyFact(id="f1", text="  ", category="symptom")
 
 
-@pytest.mark.parametrize("stated, truth, ok", [
-    ("Acute appendicitis", "appendicitis", True),
-    ("APPENDICITIS.", "appendicitis", True),
-    ("heart attack", "stemi", True),
-    ("inferior STEMI", "stemi", True),
-    ("Community acquired pneumonia", "pneumonia", True),
-    ("right lower lobe pneumonia", "pneumonia", True),
-    ("not pneumonia", "pneumonia", False),
-    ("pulmonary embolism", "pneumonia", False),
-    ("Bells palsy", "bells_palsy", True),
-    ("", "pneumonia", False),
-])
+@pytest.mark.parametrize(
+    "stated, truth, ok",
+    [
+        ("Acute appendicitis", "appendicitis", True),
+        ("APPENDICITIS.", "appendicitis", True),
+        ("heart attack", "stemi", True),
+        ("inferior STEMI", "stemi", True),
+        ("Community acquired pneumonia", "pneumonia", True),
+        ("right lower lobe pneumonia", "pneumonia", True),
+        ("not pneumonia", "pneumonia", False),
+        ("pulmonary embolism", "pneumonia", False),
+        ("Bells palsy", "bells_palsy", True),
+        ("", "pneumonia", False),
+    ],
+)
 def test_diagnosis_matching(stated, truth, ok):
     t = default_table()
     d = t.disease(truth)
-    case = PatientCase(id="x", chief_complaint="c", diagnosis=d.name, diagnosis_id=d.id,
-                       key_facts=(KeyFact(id="f1", text="Cough.", category="symptom"),))
+    case = PatientCase(
+        id="x",
+        chief_complaint="c",
+        diagnosis=d.name,
+        diagnosis_id=d.id,
+        key_facts=(KeyFact(id="f1", text="Cough.", category="symptom"),),
+    )
     assert diagnosis_matches(stated, case) is ok
 
 
 def test_leak_filter_abbreviations_are_case_sensitive():
     t = default_table()
     d = t.disease("stemi")
-    case = PatientCase(id="x", chief_complaint="c", diagnosis=d.name, diagnosis_id=d.id,
-                       key_facts=(KeyFact(id="f1", text="Cough.", category="symptom"),))
+    case = PatientCase(
+        id="x",
+        chief_complaint="c",
+        diagnosis=d.name,
+        diagnosis_id=d.id,
+        key_facts=(KeyFact(id="f1", text="Cough.", category="symptom"),),
+    )
     leak = LeakFilter(accepted_names(case))
     assert leak.find("I think it was an MI.") == "MI"
     assert leak.find("I had a heart attack") is not None
@@ -130,8 +143,10 @@ def test_mock_patients_imports_nothing_heavier_than_pydantic():
     import subprocess
     import sys
 
-    code = ("import sys, mock_patients.evaluate, mock_patients.loaders, mock_patients.generate, mock_patients.consultation\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'agentrl', 'environments', 'torch', 'numpy', "
-            "'transformers', 'gymnasium', 'matplotlib', 'httpx'}))")
+    code = (
+        "import sys, mock_patients.evaluate, mock_patients.loaders, mock_patients.generate, mock_patients.consultation\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'agentrl', 'environments', 'torch', 'numpy', "
+        "'transformers', 'gymnasium', 'matplotlib', 'httpx'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

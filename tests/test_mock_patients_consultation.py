@@ -10,16 +10,19 @@ from mock_patients.cases import shipped_cases
 from mock_patients.consultation import Consultation, parse_turn
 
 
-@pytest.mark.parametrize("text, want", [
-    ("DIAGNOSIS: Acute appendicitis.", ("diagnosis", "Acute appendicitis", None)),
-    ("I have enough.\n**Diagnosis:** migraine", ("diagnosis", "migraine", None)),
-    ("final diagnosis - gout", ("diagnosis", "gout", None)),
-    ("REQUEST TEST: chest X-ray\nDIAGNOSIS: pneumonia", ("diagnosis", "pneumonia", None)),
-    ("request exam: abdominal examination", ("test", "abdominal examination", None)),
-    ("What is the diagnosis: do you know?", ("question", "What is the diagnosis: do you know?", None)),
-    ("  Any fever?  ", ("question", "Any fever?", None)),
-    ("Diagnosis-related question: any fever?", ("question", "Diagnosis-related question: any fever?", None)),
-])
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("DIAGNOSIS: Acute appendicitis.", ("diagnosis", "Acute appendicitis", None)),
+        ("I have enough.\n**Diagnosis:** migraine", ("diagnosis", "migraine", None)),
+        ("final diagnosis - gout", ("diagnosis", "gout", None)),
+        ("REQUEST TEST: chest X-ray\nDIAGNOSIS: pneumonia", ("diagnosis", "pneumonia", None)),
+        ("request exam: abdominal examination", ("test", "abdominal examination", None)),
+        ("What is the diagnosis: do you know?", ("question", "What is the diagnosis: do you know?", None)),
+        ("  Any fever?  ", ("question", "Any fever?", None)),
+        ("Diagnosis-related question: any fever?", ("question", "Diagnosis-related question: any fever?", None)),
+    ],
+)
 def test_parse_turn(text, want):
     assert parse_turn(text) == want
 
@@ -40,7 +43,9 @@ def test_ledger_counts_tests_evidence_and_copies_independently():
     assert all(k.evidence.findings[f.finding] == f.present for f in case.key_facts if f.test == "chest_xray")
     again = k.doctor_turn("REQUEST TEST: chest radiograph")
     assert again.repeated and not again.irrelevant
-    normal_test = next(t for t in ("d_dimer", "lipase", "monospot", "troponin") if not any(f.test == t for f in case.key_facts))
+    normal_test = next(
+        t for t in ("d_dimer", "lipase", "monospot", "troponin") if not any(f.test == t for f in case.key_facts)
+    )
     r = k.doctor_turn(f"REQUEST TEST: {normal_test.replace('_', '-')}")
     assert r.reply.endswith(": normal") and not r.irrelevant  # closed world: normal is evidence
     assert all(not k.evidence.findings[f.id] for f in k.table.findings_of_test(normal_test))

@@ -18,10 +18,26 @@ from mock_patients.knowledge import Disease, Finding, KnowledgeTable, default_ta
 
 def _tiny_table() -> KnowledgeTable:
     f = lambda i: Finding(id=i, kind="symptom", section="symptom", name=i, synonyms=(i,), base=0.1)  # noqa: E731
-    d = lambda i, prior, fs: Disease(id=i, name=i, synonyms=(), specialty="x", prior=prior, age=(0, 99), p_female=0.5,  # noqa: E731
-                                     tempo="days", findings=fs, differential=())
-    return KnowledgeTable(findings=(f("a"), f("b")), tests=(), diseases=(d("d1", 1, {"a": 0.8}), d("d2", 3, {"a": 0.2, "b": 0.5})),
-                          body_parts={}, symptom_words={}, topics={})
+    d = lambda i, prior, fs: Disease(
+        id=i,
+        name=i,
+        synonyms=(),
+        specialty="x",
+        prior=prior,
+        age=(0, 99),
+        p_female=0.5,  # noqa: E731
+        tempo="days",
+        findings=fs,
+        differential=(),
+    )
+    return KnowledgeTable(
+        findings=(f("a"), f("b")),
+        tests=(),
+        diseases=(d("d1", 1, {"a": 0.8}), d("d2", 3, {"a": 0.2, "b": 0.5})),
+        body_parts={},
+        symptom_words={},
+        topics={},
+    )
 
 
 def test_posterior_matches_hand_computation():
@@ -58,8 +74,12 @@ def test_evidence_from_facts_and_normal_tests():
 
 
 def test_outside_table_diagnosis_is_an_error_not_zero():
-    case = PatientCase(id="x", chief_complaint="ptosis", diagnosis="Myasthenia gravis",
-                       key_facts=(KeyFact(id="f1", text="Ptosis.", category="symptom"),))
+    case = PatientCase(
+        id="x",
+        chief_complaint="ptosis",
+        diagnosis="Myasthenia gravis",
+        key_facts=(KeyFact(id="f1", text="Ptosis.", category="symptom"),),
+    )
     with pytest.raises(DiagnoserError, match="not in the knowledge table"):
         BayesianDiagnoser().probability(case, Evidence())
 
@@ -73,7 +93,11 @@ class ScriptedChatModel:
         self.prompts = []
 
     def complete(self, messages, *, temperature=0.0, max_tokens=256, seed=None):
-        text = messages[-1]["content"] if messages[-1]["role"] == "user" and "Reply with only" not in messages[-1]["content"] else messages[0]["content"]
+        text = (
+            messages[-1]["content"]
+            if messages[-1]["role"] == "user" and "Reply with only" not in messages[-1]["content"]
+            else messages[0]["content"]
+        )
         self.prompts.append(messages)
         for name, s in self.scores.items():
             if f"has {name}?" in text:

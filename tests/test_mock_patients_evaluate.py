@@ -17,18 +17,37 @@ def _dialog(case, doctor_turns, doctor="human", **extra):
     for t in doctor_turns:
         msgs.append({"role": "assistant", "content": t})
         if not t.startswith("DIAGNOSIS"):
-            msgs.append({"role": "user", "content": p.answer(t).text if not t.startswith("REQUEST") else "Result — ..."})
+            msgs.append(
+                {"role": "user", "content": p.answer(t).text if not t.startswith("REQUEST") else "Result — ..."}
+            )
     return {"case_id": case.id, "doctor": doctor, "messages": msgs, **extra}
 
 
 def test_metrics_and_reports(tmp_path):
-    case = next(c for c in shipped_cases("test") if c.diagnosis_id == "uti") if any(c.diagnosis_id == "uti" for c in shipped_cases("test")) else shipped_cases("test")[0]
-    good = _dialog(case, ["Does it burn when you urinate?", "REQUEST TEST: urinalysis", f"DIAGNOSIS: {case.diagnosis.upper()}"], doctor="a")
-    wander = _dialog(case, ["Did you have a nice weekend?", "What brings you in?", "What brings you in?", "DIAGNOSIS: migraine"], doctor="b")
+    case = (
+        next(c for c in shipped_cases("test") if c.diagnosis_id == "uti")
+        if any(c.diagnosis_id == "uti" for c in shipped_cases("test"))
+        else shipped_cases("test")[0]
+    )
+    good = _dialog(
+        case,
+        ["Does it burn when you urinate?", "REQUEST TEST: urinalysis", f"DIAGNOSIS: {case.diagnosis.upper()}"],
+        doctor="a",
+    )
+    wander = _dialog(
+        case,
+        ["Did you have a nice weekend?", "What brings you in?", "What brings you in?", "DIAGNOSIS: migraine"],
+        doctor="b",
+    )
     path = tmp_path / "d.jsonl"
-    lines = [json.dumps(good), "{broken", json.dumps({"case_id": "no-such-case", "messages": [{"role": "user", "content": "x"}]}),
-             json.dumps({"messages": [{"role": "user", "content": "x"}]}), json.dumps(wander),
-             json.dumps({"case_id": case.id, "messages": [{"role": "surgeon", "content": "x"}]})]
+    lines = [
+        json.dumps(good),
+        "{broken",
+        json.dumps({"case_id": "no-such-case", "messages": [{"role": "user", "content": "x"}]}),
+        json.dumps({"messages": [{"role": "user", "content": "x"}]}),
+        json.dumps(wander),
+        json.dumps({"case_id": case.id, "messages": [{"role": "surgeon", "content": "x"}]}),
+    ]
     path.write_text("\n".join(lines) + "\n")
     rep = evaluate_file(path, out_json=tmp_path / "r.json", out_html=tmp_path / "r.html")
     assert [e.line for e in rep.errors] == [2, 3, 4, 6]

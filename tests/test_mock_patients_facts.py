@@ -49,31 +49,43 @@ def test_splitter_keeps_decimals_and_splits_negated_lists():
     text = "Temperature 38.5 C for 2 days. Dr. Lee saw her. Denies chest pain, cough, or shortness of breath. No rash."
     assert split_sentences(text)[:2] == ["Temperature 38.5 C for 2 days.", "Dr. Lee saw her."]
     facts = split_facts(text)
-    assert ("No chest pain", False) in facts and ("No cough", False) in facts and ("No shortness of breath", False) in facts
+    assert (
+        ("No chest pain", False) in facts
+        and ("No cough", False) in facts
+        and ("No shortness of breath", False) in facts
+    )
     assert ("No rash", False) in facts
     assert facts[0] == ("Temperature 38.5 C for 2 days", True)
     assert split_facts("She denies fever or chills.") == [("No fever", False), ("No chills", False)]
     assert split_facts("Non-smoker.") == [("Non-smoker", False)]
 
 
-@pytest.mark.parametrize("src, want", [
-    ("The patient reports double vision", "I've had double vision."),
-    ("Denies fever", "No, I haven't had fever."),
-    ("Smokes 1 pack per day", "I smoke 1 pack per day."),
-    ("She is a teacher", "I'm a teacher."),
-    ("Former smoker, quit 10 years ago", "I'm a former smoker, quit 10 years ago."),
-    ("No weight loss", "No, I haven't had weight loss."),
-    ("The pain radiates to his left arm", "The pain radiates to my left arm."),
-])
+@pytest.mark.parametrize(
+    "src, want",
+    [
+        ("The patient reports double vision", "I've had double vision."),
+        ("Denies fever", "No, I haven't had fever."),
+        ("Smokes 1 pack per day", "I smoke 1 pack per day."),
+        ("She is a teacher", "I'm a teacher."),
+        ("Former smoker, quit 10 years ago", "I'm a former smoker, quit 10 years ago."),
+        ("No weight loss", "No, I haven't had weight loss."),
+        ("The pain radiates to his left arm", "The pain radiates to my left arm."),
+    ],
+)
 def test_first_person(src, want):
     assert to_first_person(src) == want
 
 
 def test_structured_facts_one_per_item_with_links():
     facts = structured_facts(
-        demographics=Demographics(age=40, sex="female"), chief_complaint="Cough",
-        symptoms=[Symptom(name="Fever", onset="3 days ago", severity="moderate"), Symptom(name="chest pain", present=False)],
-        past_medical_history=["High blood pressure"], social_history=["Non-smoker"],
+        demographics=Demographics(age=40, sex="female"),
+        chief_complaint="Cough",
+        symptoms=[
+            Symptom(name="Fever", onset="3 days ago", severity="moderate"),
+            Symptom(name="chest pain", present=False),
+        ],
+        past_medical_history=["High blood pressure"],
+        social_history=["Non-smoker"],
         exam_findings=[Observation(test="Lung examination", result="crackles at the right base", test_id="lung_exam")],
         test_results=[Observation(test="Chest X-ray", result="right lower lobe consolidation", test_id="chest_xray")],
     )
@@ -116,12 +128,18 @@ def test_agentclinic_loader_on_fixture():
     assert pneu.chief_complaint == "Cough with yellow phlegm"
     assert {f.finding for f in pneu.key_facts if f.finding} >= {"fever", "shortness_of_breath", "chills", "chest_pain"}
     assert not next(f for f in pneu.key_facts if f.finding == "chest_pain").present  # from the review of systems
-    assert [f.test for f in pneu.key_facts if f.category == "test"] == ["Blood tests / WBC", "Blood tests / CRP", "Imaging / Chest x-ray"]
+    assert [f.test for f in pneu.key_facts if f.category == "test"] == [
+        "Blood tests / WBC",
+        "Blood tests / CRP",
+        "Imaging / Chest x-ray",
+    ]
     smoke = next(f for f in mg.key_facts if f.finding == "smoker")
     assert not smoke.present  # "Non-smoker."
     k = Consultation(pneu)
     k.opening()
-    assert k.doctor_turn("REQUEST TEST: CXR").reply == "Imaging / Chest x-ray: Right lower lobe consolidation"  # via the lexicon
+    assert (
+        k.doctor_turn("REQUEST TEST: CXR").reply == "Imaging / Chest x-ray: Right lower lobe consolidation"
+    )  # via the lexicon
     assert k.doctor_turn("REQUEST TEST: blood tests").fact_ids == ("f20", "f21")  # via the source's own words
     mri = k.doctor_turn("REQUEST TEST: MRI brain")
     assert mri.reply == "MRI brain: normal" and mri.irrelevant  # not a closed-world case: "normal" teaches nothing
@@ -167,7 +185,10 @@ def test_loaders_report_bad_records_with_line_numbers(tmp_path):
 
 
 def test_parse_demographics():
-    assert (parse_demographics("35-year-old female").age, parse_demographics("35-year-old female").sex) == (35, "female")
+    assert (parse_demographics("35-year-old female").age, parse_demographics("35-year-old female").sex) == (
+        35,
+        "female",
+    )
     assert parse_demographics("8-month-old boy").age == 0 and parse_demographics("8-month-old boy").sex == "male"
     assert parse_demographics("Newborn, female").age == 0
     with pytest.raises(ValueError, match="age must be a number"):
@@ -176,7 +197,9 @@ def test_parse_demographics():
 
 def test_agentclinic_history_through_an_llm_extractor():
     rec = json.loads((FIXTURES / "agentclinic_sample.jsonl").read_text().splitlines()[0])
-    m = ScriptedChatModel(['["Cough for three days", "Yellow sputum"]', '["No chest pain", "No leg swelling", "No recent travel"]'])
+    m = ScriptedChatModel(
+        ['["Cough for three days", "Yellow sputum"]', '["No chest pain", "No leg swelling", "No recent travel"]']
+    )
     from mock_patients.loaders import agentclinic_case
 
     case = agentclinic_case(rec, "ac-1", extractor=LLMFactExtractor(m))

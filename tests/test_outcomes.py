@@ -29,7 +29,9 @@ from agentrl.rollout.runner import EpisodeSpec, RolloutRunner, failure_kind
 
 def make_runner(tiny, make_env, **kw: Any) -> RolloutRunner:
     model, tok = tiny
-    return RolloutRunner(make_env, HFPolicy(model, tok), ChatFormatter(tok), SamplingParams(temperature=1.0, max_new_tokens=6), **kw)
+    return RolloutRunner(
+        make_env, HFPolicy(model, tok), ChatFormatter(tok), SamplingParams(temperature=1.0, max_new_tokens=6), **kw
+    )
 
 
 def specs(n: int) -> list[EpisodeSpec]:
@@ -77,11 +79,16 @@ def test_env_error_ends_only_that_episode(tiny, plain_env_cls) -> None:
     assert outcome_metrics(eps)["episode/outcome/env_error"] == 1.0
 
 
-@pytest.mark.parametrize("exc", [
-    HTTPBackendError("failed after 3 attempts", path="/v1/chat/completions", status=503, attempts=3, retryable=True),
-    SimulatorError("the patient model is down"),
-    KeyError("wrapped"),  # raised with a SimulatorError as its cause, below
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        HTTPBackendError(
+            "failed after 3 attempts", path="/v1/chat/completions", status=503, attempts=3, retryable=True
+        ),
+        SimulatorError("the patient model is down"),
+        KeyError("wrapped"),  # raised with a SimulatorError as its cause, below
+    ],
+)
 def test_simulator_errors_are_told_apart(tiny, plain_env_cls, exc) -> None:
     if isinstance(exc, KeyError):
         exc.__cause__ = SimulatorError("down")
@@ -143,10 +150,17 @@ def _ep(group: int, end: EpisodeEnd | None, uid: int) -> Episode:
 
 def test_usable_and_drop_keep_groups_consistent() -> None:
     T, E, S, O = EpisodeEnd.TERMINATED, EpisodeEnd.ENV_ERROR, EpisodeEnd.SIMULATOR_ERROR, EpisodeEnd.TIMED_OUT
-    eps = [_ep(0, T, 1), _ep(0, E, 2), _ep(0, T, 3),  # loses one, keeps 2
-           _ep(1, T, 4), _ep(1, S, 5), _ep(1, O, 6),  # left with 1: dropped whole
-           _ep(2, T, 7),                              # a group of one from the start: kept
-           _ep(3, EpisodeEnd.TRUNCATED_CONTEXT, 8), _ep(3, None, 9)]
+    eps = [
+        _ep(0, T, 1),
+        _ep(0, E, 2),
+        _ep(0, T, 3),  # loses one, keeps 2
+        _ep(1, T, 4),
+        _ep(1, S, 5),
+        _ep(1, O, 6),  # left with 1: dropped whole
+        _ep(2, T, 7),  # a group of one from the start: kept
+        _ep(3, EpisodeEnd.TRUNCATED_CONTEXT, 8),
+        _ep(3, None, 9),
+    ]
     assert usable_for_advantages(eps) == [True, False, True, True, False, False, True, True, True]
     assert usable_for_advantages(eps, "score_zero") == [True] * 9
     with pytest.raises(ValueError, match="exclude_infra"):
@@ -157,7 +171,11 @@ def test_usable_and_drop_keep_groups_consistent() -> None:
     assert kept.metrics() == {"episode/dropped": 4.0, "episode/dropped_groups": 1.0}
     assert drop_unusable(eps, "score_zero").episodes == eps
     m = outcome_metrics(eps)
-    assert m["episode/outcome/terminated"] == 4.0 and m["episode/outcome/timed_out"] == 1.0 and m["episode/outcome/unknown"] == 1.0
+    assert (
+        m["episode/outcome/terminated"] == 4.0
+        and m["episode/outcome/timed_out"] == 1.0
+        and m["episode/outcome/unknown"] == 1.0
+    )
     assert set(m) >= {f"episode/outcome/{k.value}" for k in EpisodeEnd}
 
 

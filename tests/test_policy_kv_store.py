@@ -22,8 +22,13 @@ load_env_plugins()
 def _collect(tiny, store: KVStore | None, temperature: float = 0.0):
     model, tok = tiny
     policy = HFPolicy(model, tok, store=store)
-    r = RolloutRunner(lambda: gym.make("agentrl/CreditChain-v0", turns=4), policy, ChatFormatter(tok),
-                      SamplingParams(temperature=temperature, max_new_tokens=5), seed=0)
+    r = RolloutRunner(
+        lambda: gym.make("agentrl/CreditChain-v0", turns=4),
+        policy,
+        ChatFormatter(tok),
+        SamplingParams(temperature=temperature, max_new_tokens=5),
+        seed=0,
+    )
     eps = r.collect([EpisodeSpec(seed=g, group_id=g) for g in range(2) for _ in range(3)])
     return eps, policy
 

@@ -48,15 +48,19 @@ def test_top_p_and_constrained_picks_are_seeded_per_row() -> None:
     assert picks == {0}  # token 0 alone reaches top-p 0.5
     p = SamplingParams(temperature=1.0, seed=3)
     assert constrained_pick([7, 9], logp[:2], 1.0, seeded_generator(p)) == constrained_pick(
-        [7, 9], logp[:2], 1.0, seeded_generator(p))
+        [7, 9], logp[:2], 1.0, seeded_generator(p)
+    )
     tok, lp = constrained_pick([7, 9], logp[:2], 0.0, seeded_generator(p))
     assert tok == 7 and abs(lp - float(torch.log_softmax(logp[:2], -1)[0])) < 1e-6
 
 
 def test_a_row_samples_the_same_token_whatever_else_is_in_the_batch() -> None:
     logits = torch.randn(3, 11, generator=torch.Generator().manual_seed(0))
-    params = [SamplingParams(temperature=0.0), SamplingParams(temperature=1.0, seed=5),
-              SamplingParams(temperature=0.8, top_p=0.9, seed=6)]
+    params = [
+        SamplingParams(temperature=0.0),
+        SamplingParams(temperature=1.0, seed=5),
+        SamplingParams(temperature=0.8, top_p=0.9, seed=6),
+    ]
     temps = torch.tensor([p.temperature for p in params])
     logp = temperature_logprobs(logits, temps)
     together, lps = pick_tokens(logp, [0, 1, 2], params, [[], [], []], [seeded_generator(p) for p in params], {10})

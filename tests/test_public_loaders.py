@@ -50,12 +50,20 @@ def test_agentclinic_every_field(tmp_path):
     assert case.family_history == ("Father had a myocardial infarction at 70.",)
     assert case.allergies == ("Penicillin causes a rash.",)
     assert "four days" in case.history_of_present_illness
-    assert [o.test for o in case.exam_findings] == ["Vital signs / Temperature", "Vital signs / Respiratory rate",
-                                                    "Chest examination / Auscultation"]
-    assert [o.test for o in case.test_results] == ["Blood tests / WBC", "Imaging / Chest x-ray"]  # uninformative leaf dropped
+    assert [o.test for o in case.exam_findings] == [
+        "Vital signs / Temperature",
+        "Vital signs / Respiratory rate",
+        "Chest examination / Auscultation",
+    ]
+    assert [o.test for o in case.test_results] == [
+        "Blood tests / WBC",
+        "Imaging / Chest x-ray",
+    ]  # uninformative leaf dropped
     cats = {f.category for f in case.key_facts}
     assert {"demographics", "chief_complaint", "symptom", "hpi", "pmh", "social", "ros", "exam", "test"} <= cats
-    assert any(f.category == "medication" for f in case.key_facts) and any(f.category == "allergy" for f in case.key_facts)
+    assert any(f.category == "medication" for f in case.key_facts) and any(
+        f.category == "allergy" for f in case.key_facts
+    )
     assert any(f.category == "family" for f in case.key_facts)
     k = Consultation(case)
     k.opening()
@@ -68,19 +76,25 @@ def test_agentclinic_bad_records_are_skipped_with_a_reason(tmp_path):
     del no_dx["OSCE_Examination"]["Correct_Diagnosis"]
     bad_secondary = osce(Symptoms={"Primary_Symptom": "Cough", "Secondary_Symptoms": {"a": 1}})
     text_symptoms = osce(Symptoms="Cough and fever")  # a text is taken as the primary symptom
-    p = write_jsonl(tmp_path / "ac.jsonl", [osce(), osce_empty_symptoms(), no_dx, "{broken", "[1]", bad_secondary,
-                                            text_symptoms, osce_outside_table()])
+    p = write_jsonl(
+        tmp_path / "ac.jsonl",
+        [osce(), osce_empty_symptoms(), no_dx, "{broken", "[1]", bad_secondary, text_symptoms, osce_outside_table()],
+    )
     res = load_file(p)
     assert res.report.format == "agentclinic"
     assert [c.id for c in res.cases] == ["agentclinic-0001", "agentclinic-0007", "agentclinic-0008"]
     assert res.cases[1].chief_complaint == "Cough and fever"
     assert res.cases[2].diagnosis == "Myasthenia gravis" and res.cases[2].diagnosis_id is None
-    assert res.report.errors[0][0] == 2 and res.report.errors[0][1].startswith("Symptoms.Primary_Symptom is missing or empty")
+    assert res.report.errors[0][0] == 2 and res.report.errors[0][1].startswith(
+        "Symptoms.Primary_Symptom is missing or empty"
+    )
     reasons = dict(res.report.errors)
     assert "Correct_Diagnosis is missing" in reasons[3] and "invalid JSON" in reasons[4]
     assert "expected a JSON object" in reasons[5] and "Secondary_Symptoms must be a list" in reasons[6]
     summary = res.report.summary()
-    assert summary.startswith("loaded 3/8; line 2: Symptoms.Primary_Symptom is missing or empty, and the record has no other symptom")
+    assert summary.startswith(
+        "loaded 3/8; line 2: Symptoms.Primary_Symptom is missing or empty, and the record has no other symptom"
+    )
     assert "... and" not in summary and res.report.summary(limit=2).endswith("... and 3 more bad records")
     with pytest.raises(LoaderError) as exc:
         load_agentclinic(p, strict=True)
@@ -111,10 +125,24 @@ def test_json_array_files_and_duplicate_ids(tmp_path):
 # --- ages --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value, years", [
-    (22, 22), (22.0, 22), ("22", 22), ("22 years", 22), ("21 years old", 21), ("6 months", 0), ("18 months", 1),
-    ("8-month-old", 0), ("Newborn", 0), ("3 weeks", 0), ("45 y", 45), ("  ", None), (None, None),
-])
+@pytest.mark.parametrize(
+    "value, years",
+    [
+        (22, 22),
+        (22.0, 22),
+        ("22", 22),
+        ("22 years", 22),
+        ("21 years old", 21),
+        ("6 months", 0),
+        ("18 months", 1),
+        ("8-month-old", 0),
+        ("Newborn", 0),
+        ("3 weeks", 0),
+        ("45 y", 45),
+        ("  ", None),
+        (None, None),
+    ],
+)
 def test_ages(value, years):
     assert parse_age(value) == years
 
@@ -126,7 +154,10 @@ def test_bad_ages_name_the_allowed_forms():
         parse_age("130 years")
     d = parse_demographics("An 8-year-old male child is brought by his mother")
     assert (d.age, d.sex) == (8, "male")  # the first sex word wins
-    assert parse_demographics("Newborn, female").age == 0 and parse_demographics("", age="21 years old", sex="F").sex == "female"
+    assert (
+        parse_demographics("Newborn, female").age == 0
+        and parse_demographics("", age="21 years old", sex="F").sex == "female"
+    )
 
 
 # --- NEJM --------------------------------------------------------------------------------------------------
@@ -145,10 +176,15 @@ def test_nejm_every_field(tmp_path):
     hpi = [(f.text, f.present) for f in case.key_facts if f.category == "hpi"]
     assert ("Reports a dry cough for the past 5 months.", True) in hpi
     assert {t for t, present in hpi if not present} >= {"No fevers.", "No night sweats.", "No rashes."}
-    assert [o.result for o in case.exam_findings] == ["On physical examination, fine crackles were heard at both bases."]
+    assert [o.result for o in case.exam_findings] == [
+        "On physical examination, fine crackles were heard at both bases."
+    ]
     assert [(o.test, o.result) for o in case.test_results] == [
-        ("Serum ACE", "Elevated"), ("Calcium", "Normal"), ("CT of the chest", "Bilateral hilar lymphadenopathy"),
-        ("Transbronchial biopsy", "Noncaseating granulomas")]
+        ("Serum ACE", "Elevated"),
+        ("Calcium", "Normal"),
+        ("CT of the chest", "Bilateral hilar lymphadenopathy"),
+        ("Transbronchial biopsy", "Noncaseating granulomas"),
+    ]
     p = RuleBasedPatient(case)
     assert p.answer("Have you had a fever?").text.startswith("No")
 
@@ -156,8 +192,14 @@ def test_nejm_every_field(tmp_path):
 def test_nejm_bad_records(tmp_path):
     no_info = nejm()
     del no_info["patient_info"]
-    recs = [nejm(marks=(False, False, False)), nejm(marks=(True, True, False)), no_info,
-            {**nejm(), "answers": "Sarcoidosis"}, {**nejm(), "answers": [{"correct": True}]}, nejm()]
+    recs = [
+        nejm(marks=(False, False, False)),
+        nejm(marks=(True, True, False)),
+        no_info,
+        {**nejm(), "answers": "Sarcoidosis"},
+        {**nejm(), "answers": [{"correct": True}]},
+        nejm(),
+    ]
     res = load_file(write_jsonl(tmp_path / "nejm.jsonl", recs))
     reasons = dict(res.report.errors)
     assert res.report.loaded == 1 and res.cases[0].id == "nejm-0006"
@@ -171,29 +213,46 @@ def test_nejm_bad_records(tmp_path):
 # --- MediQ -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("question, kind", [
-    ("Which of the following is the most likely diagnosis for the patient?", "diagnosis"),
-    ("What is the most likely diagnosis?", "diagnosis"),
-    ("Which of the following is the next best step in management?", "next_step"),
-    ("Which of the following is the best test to confirm the diagnosis?", "next_step"),
-    ("Which of the following is the best course of treatment in this patient?", "treatment"),
-    ("The mechanism of action of the medication given blocks cell wall synthesis, which of the following was given?", "treatment"),
-    ("Which of the following drugs has a mechanism of action that explains this?", "treatment"),
-    ("Which of the following is the most likely primary mechanism underlying this woman's muscle atrophy?", "mechanism"),
-    ("Which of the following represents the most likely etiology of her anemia.", "other"),
-])
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("Which of the following is the most likely diagnosis for the patient?", "diagnosis"),
+        ("What is the most likely diagnosis?", "diagnosis"),
+        ("Which of the following is the next best step in management?", "next_step"),
+        ("Which of the following is the best test to confirm the diagnosis?", "next_step"),
+        ("Which of the following is the best course of treatment in this patient?", "treatment"),
+        (
+            "The mechanism of action of the medication given blocks cell wall synthesis, which of the following was given?",
+            "treatment",
+        ),
+        ("Which of the following drugs has a mechanism of action that explains this?", "treatment"),
+        (
+            "Which of the following is the most likely primary mechanism underlying this woman's muscle atrophy?",
+            "mechanism",
+        ),
+        ("Which of the following represents the most likely etiology of her anemia.", "other"),
+    ],
+)
 def test_question_types(question, kind):
     assert question_type(question) == kind
 
 
 def test_mediq_string_ages_and_question_types(tmp_path):
-    recs = [mediq(1, "Which of the following is the most likely diagnosis?", "Septic arthritis", age="22 years"),
-            mediq(2, "What is the most likely diagnosis?", "Gonococcal arthritis", age="21 years old", gender="male",
-                  options=["Gonococcal arthritis", "Reactive arthritis"]),
-            mediq(3, "Which of the following is the next best step in management?", "Arthrocentesis"),
-            mediq(4, "Which of the following is the most appropriate pharmacotherapy?", "Ceftriaxone"),
-            mediq(5, "What is the most likely diagnosis?", "Septic arthritis", age="ancient"),
-            mediq(6, "Which of the following is the most likely diagnosis?", "Septic arthritis", age=19)]
+    recs = [
+        mediq(1, "Which of the following is the most likely diagnosis?", "Septic arthritis", age="22 years"),
+        mediq(
+            2,
+            "What is the most likely diagnosis?",
+            "Gonococcal arthritis",
+            age="21 years old",
+            gender="male",
+            options=["Gonococcal arthritis", "Reactive arthritis"],
+        ),
+        mediq(3, "Which of the following is the next best step in management?", "Arthrocentesis"),
+        mediq(4, "Which of the following is the most appropriate pharmacotherapy?", "Ceftriaxone"),
+        mediq(5, "What is the most likely diagnosis?", "Septic arthritis", age="ancient"),
+        mediq(6, "Which of the following is the most likely diagnosis?", "Septic arthritis", age=19),
+    ]
     p = write_jsonl(tmp_path / "mq.jsonl", recs)
     res = read_mediq(p)
     assert [c.id for c in res.cases] == ["mediq-1", "mediq-2", "mediq-6"]
@@ -208,18 +267,27 @@ def test_mediq_string_ages_and_question_types(tmp_path):
     assert res.report.summary().startswith("loaded 3/6; 2 not diagnosis questions (next_step 1, treatment 1); line 5: ")
     others = load_mediq(p, include_types=("next_step", "treatment"))
     assert [type(x) for x in others] == [QuestionCase, QuestionCase]
-    assert [(x.question_type, x.target) for x in others] == [("next_step", "Arthrocentesis"), ("treatment", "Ceftriaxone")]
+    assert [(x.question_type, x.target) for x in others] == [
+        ("next_step", "Arthrocentesis"),
+        ("treatment", "Ceftriaxone"),
+    ]
     assert all(x.diagnosis == NOT_A_DIAGNOSIS and x.diagnosis_id is None and not x.differential for x in others)
     with pytest.raises(ValueError, match="include_types must name some of diagnosis, next_step"):
         load_mediq(p, include_types=("drug",))
 
 
 def test_mediq_missing_answer_and_fields(tmp_path):
-    recs = [{"id": 1, "question": "What is the most likely diagnosis?", "options": {"A": "x"}, "context": ["A man."]},
-            {**mediq(2, "What is the most likely diagnosis?", "Gout"), "facts": None, "context": 5},
-            {**mediq(3, "What is the most likely diagnosis?", "Gout"), "patient": "old man"},
-            {**mediq(4, "What is the most likely diagnosis?", "Gout"), "options": 3}]
-    res = read_mediq(write_jsonl(tmp_path / "mq.jsonl", recs[:3] + [mediq(5, "What is the most likely diagnosis?", "Gout")] + recs[3:]))
+    recs = [
+        {"id": 1, "question": "What is the most likely diagnosis?", "options": {"A": "x"}, "context": ["A man."]},
+        {**mediq(2, "What is the most likely diagnosis?", "Gout"), "facts": None, "context": 5},
+        {**mediq(3, "What is the most likely diagnosis?", "Gout"), "patient": "old man"},
+        {**mediq(4, "What is the most likely diagnosis?", "Gout"), "options": 3},
+    ]
+    res = read_mediq(
+        write_jsonl(
+            tmp_path / "mq.jsonl", recs[:3] + [mediq(5, "What is the most likely diagnosis?", "Gout")] + recs[3:]
+        )
+    )
     reasons = dict(res.report.errors)
     assert "answer (or answer_idx naming an option) is missing" in reasons[1]
     assert "context must be a list" in reasons[2] and "patient must be an object" in reasons[3]
@@ -232,7 +300,10 @@ def test_mediq_missing_answer_and_fields(tmp_path):
 def test_detect_format_and_patientcase_files(tmp_path):
     assert detect_format(write_jsonl(tmp_path / "a.jsonl", ["{bad", osce()])) == "agentclinic"
     assert detect_format(write_jsonl(tmp_path / "n.jsonl", [nejm()])) == "nejm"
-    assert detect_format(write_jsonl(tmp_path / "m.jsonl", [mediq(1, "What is the most likely diagnosis?", "Gout")])) == "mediq"
+    assert (
+        detect_format(write_jsonl(tmp_path / "m.jsonl", [mediq(1, "What is the most likely diagnosis?", "Gout")]))
+        == "mediq"
+    )
     cases = load_agentclinic(tmp_path / "a.jsonl")
     pc = tmp_path / "cases.jsonl"
     save_cases(pc, cases)
@@ -241,7 +312,9 @@ def test_detect_format_and_patientcase_files(tmp_path):
     res = load_file(pc)
     assert res.report.format == "patientcase" and res.cases == cases
     assert res.report.errors[0][0] == 2 and "chief_complaint" in res.report.errors[0][1]
-    with pytest.raises(LoaderError, match=r"cannot tell the case format \(first record's keys: a, b\); allowed: agentclinic = "):
+    with pytest.raises(
+        LoaderError, match=r"cannot tell the case format \(first record's keys: a, b\); allowed: agentclinic = "
+    ):
         detect_format(write_jsonl(tmp_path / "x.jsonl", [{"a": 1, "b": 2}]))
     with pytest.raises(ValueError, match="unknown case format 'csv'; allowed: agentclinic, nejm, mediq, patientcase"):
         load_file(pc, "csv")
@@ -249,9 +322,11 @@ def test_detect_format_and_patientcase_files(tmp_path):
 
 def test_nejm_second_person_becomes_first_person(tmp_path):
     rec = nejm()
-    rec["patient_info"] = ("You are a 40-year-old man. - **Symptoms**: - You began using a new soap two weeks ago. "
-                           "- For the past year, you have had sores on your penis. - Swallowing has become hard for you. "
-                           "- Mention noticing a dent in your lower eyelids.")
+    rec["patient_info"] = (
+        "You are a 40-year-old man. - **Symptoms**: - You began using a new soap two weeks ago. "
+        "- For the past year, you have had sores on your penis. - Swallowing has become hard for you. "
+        "- Mention noticing a dent in your lower eyelids."
+    )
     (case,) = load_nejm(write_jsonl(tmp_path / "nejm.jsonl", [rec]))
     said = [f.patient_text for f in case.key_facts if f.category == "hpi"]
     assert "I began using a new soap two weeks ago." in said
@@ -261,7 +336,7 @@ def test_nejm_second_person_becomes_first_person(tmp_path):
 
 
 def test_uninformative_fields_are_dropped(tmp_path):
-    """"Information not specified." says nothing: no fact, no "I have information not specified." reply."""
+    """ "Information not specified." says nothing: no fact, no "I have information not specified." reply."""
     rec = osce(Social_History="Information not specified.", Past_Medical_History="Not documented. Asthma.")
     (case,) = load_agentclinic(write_jsonl(tmp_path / "ac.jsonl", [rec]))
     assert case.social_history == () and case.past_medical_history == ("Asthma.",)
@@ -275,13 +350,17 @@ def test_uninformative_fields_are_dropped(tmp_path):
 def test_mediq_lab_readout_is_a_test_result_not_history(tmp_path):
     """A urinalysis read-out ("nitrites are negative") is revealed by the test, never told by the patient."""
     rec = mediq(1, "What is the most likely diagnosis?", "Septic arthritis")
-    rec["facts"] = rec["facts"] + ["6. Urine color is amber, nitrites are negative, and ketones are absent.",
-                                   "7. Protein is negative and glucose is negative.",
-                                   "8. He has noticed dark urine for 2 days."]
+    rec["facts"] = rec["facts"] + [
+        "6. Urine color is amber, nitrites are negative, and ketones are absent.",
+        "7. Protein is negative and glucose is negative.",
+        "8. He has noticed dark urine for 2 days.",
+    ]
     (case,) = load_mediq(write_jsonl(tmp_path / "mq.jsonl", [rec]))
     by_text = {f.text: f for f in case.key_facts}
-    for t in ("Urine color is amber, nitrites are negative, and ketones are absent.",
-              "Protein is negative and glucose is negative."):
+    for t in (
+        "Urine color is amber, nitrites are negative, and ketones are absent.",
+        "Protein is negative and glucose is negative.",
+    ):
         assert by_text[t].category == "test" and not by_text[t].patient_facing
         assert any(o.result.rstrip(".") == t.rstrip(".") for o in case.test_results)
     assert by_text["He has noticed dark urine for 2 days."].category == "hpi"  # a symptom stays history
@@ -291,8 +370,10 @@ def test_mediq_lab_readout_is_a_test_result_not_history(tmp_path):
 
 def test_mediq_repeat_visit_is_not_the_chief_complaint(tmp_path):
     rec = mediq(1, "What is the most likely diagnosis?", "Psoriasis")
-    rec["context"][0] = ("A 9-year-old girl is brought to the clinic for the second time in 3 months presenting with "
-                         "scaly plaques on her elbows.")
+    rec["context"][0] = (
+        "A 9-year-old girl is brought to the clinic for the second time in 3 months presenting with "
+        "scaly plaques on her elbows."
+    )
     rec["facts"] = None
     (case,) = load_mediq(write_jsonl(tmp_path / "mq.jsonl", [rec]))
     assert case.chief_complaint == "Scaly plaques on her elbows"

@@ -13,9 +13,18 @@ from agentrl.report import parent_rows
 
 def test_quickstart_runs_sft_then_rl_and_reports_both(tmp_path: Path, capsys) -> None:
     run = tmp_path / "qs"
-    argv = ["model=tiny-random", f"train.run_dir={run}", "train.updates=1", "train.eval_every=1", "train.eval_tasks=2",
-            "rollout.max_new_tokens=8", "rollout.groups=1", "rollout.group_size=2", "ppo.minibatch_size=2",
-            "ppo.micro_batch_size=2"]
+    argv = [
+        "model=tiny-random",
+        f"train.run_dir={run}",
+        "train.updates=1",
+        "train.eval_every=1",
+        "train.eval_tasks=2",
+        "rollout.max_new_tokens=8",
+        "rollout.groups=1",
+        "rollout.group_size=2",
+        "ppo.minibatch_size=2",
+        "ppo.micro_batch_size=2",
+    ]
     assert quickstart.main(argv) == 0
     out = capsys.readouterr().out
     assert "held-out success" in out and "base model" in out and "after SFT" in out

@@ -39,10 +39,23 @@ def test_draws_are_the_same_in_any_order_and_differ_by_seed() -> None:
 
 
 def test_the_trainer_trains_on_random_returns_and_logs_real_rewards(tmp_path: Path) -> None:
-    cfg = load_config(None, ["model=tiny-random", "env.kwargs.turns=2", "algorithm.name=grpo", "rollout.groups=2",
-                             "rollout.group_size=4", "rollout.max_new_tokens=4", "rollout.constrained=true",
-                             "train.log_episodes=0", "ppo.minibatch_size=8", "ppo.micro_batch_size=8",
-                             "train.random_reward=0.5", f"train.run_dir={tmp_path / 'run'}"])
+    cfg = load_config(
+        None,
+        [
+            "model=tiny-random",
+            "env.kwargs.turns=2",
+            "algorithm.name=grpo",
+            "rollout.groups=2",
+            "rollout.group_size=4",
+            "rollout.max_new_tokens=4",
+            "rollout.constrained=true",
+            "train.log_episodes=0",
+            "ppo.minibatch_size=8",
+            "ppo.micro_batch_size=8",
+            "train.random_reward=0.5",
+            f"train.run_dir={tmp_path / 'run'}",
+        ],
+    )
     t = Trainer(cfg, console=False)
     assert isinstance(t.returns, RandomReturns)
     seen: list[list[float]] = []

@@ -25,12 +25,15 @@ def readme_block() -> str:
 
 def test_the_api_example_sits_before_define_your_own_environment_and_links_the_reference() -> None:
     text = README.read_text(encoding="utf-8")
-    assert text.index("## Train an agent: SFT, then RL") < text.index(START) < text.index("## Define your own environment")
+    assert (
+        text.index("## Train an agent: SFT, then RL") < text.index(START) < text.index("## Define your own environment")
+    )
     assert "](docs/CONFIG.md)" in text and (ROOT / "docs" / "CONFIG.md").exists()
 
 
-def test_the_readme_api_example_trains_and_evaluates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_readme_api_example_trains_and_evaluates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = readme_block()
     monkeypatch.chdir(tmp_path)  # the example's relative paths: examples/ as in the repository, runs/ in tmp
     (tmp_path / "examples").symlink_to(ROOT / "examples", target_is_directory=True)

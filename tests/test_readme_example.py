@@ -75,4 +75,6 @@ def test_readme_shows_the_example_verbatim() -> None:
     section = text.split(START, 1)[1].split(END, 1)[0]
     m = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert m, f"no ```python code block between {START} and {END} in README.md"
-    assert m.group(1) == EXAMPLE.read_text(), "the README example differs from examples/echo_env.py: paste the file again"
+    assert m.group(1) == EXAMPLE.read_text(), (
+        "the README example differs from examples/echo_env.py: paste the file again"
+    )

@@ -17,22 +17,43 @@ class _Tok:
 
 
 def _episode() -> Episode:
-    ep = Episode(prompt_ids=[1, 2, 3], reward=0.5, reward_breakdown={"right": 1.0}, success=False, terminated=True,
-                 task_id="t-1", group_id=2, seed=7, uid=11, metrics={"turns": 2.0})
-    ep.turns = [Turn([4, 5], [-0.1, -0.2], "hi", "stop", 3, env_ids=[6], env_messages=[Message("user", "ok")]),
-                Turn([7], [-0.3], "bye", "length", 6)]
-    ep.messages = [Message("system", "s"), Message("user", "u"), Message("assistant", "hi"), Message("user", "ok"),
-                   Message("assistant", "bye")]
+    ep = Episode(
+        prompt_ids=[1, 2, 3],
+        reward=0.5,
+        reward_breakdown={"right": 1.0},
+        success=False,
+        terminated=True,
+        task_id="t-1",
+        group_id=2,
+        seed=7,
+        uid=11,
+        metrics={"turns": 2.0},
+    )
+    ep.turns = [
+        Turn([4, 5], [-0.1, -0.2], "hi", "stop", 3, env_ids=[6], env_messages=[Message("user", "ok")]),
+        Turn([7], [-0.3], "bye", "length", 6),
+    ]
+    ep.messages = [
+        Message("system", "s"),
+        Message("user", "u"),
+        Message("assistant", "hi"),
+        Message("user", "ok"),
+        Message("assistant", "bye"),
+    ]
     return ep
 
 
 def test_from_episode_records_the_conversation_and_the_token_view() -> None:
-    rec = EpisodeRecord.from_episode(_episode(), _Tok(), advantages=[0.0, 0.0, 0.0, 0.123456789, -1.0, 0.0, 2.0],
-                                     step=3, algorithm="trepo")
+    rec = EpisodeRecord.from_episode(
+        _episode(), _Tok(), advantages=[0.0, 0.0, 0.0, 0.123456789, -1.0, 0.0, 2.0], step=3, algorithm="trepo"
+    )
     assert (rec.uid, rec.seed, rec.task_id, rec.group_id, rec.step, rec.algorithm) == (11, 7, "t-1", 2, 3, "trepo")
     assert rec.reward == 0.5 and rec.success is False and rec.terminated and rec.truncated is False
     assert rec.prompt_tokens == 3
-    assert rec.turns == [TurnRecord("hi", 2, 1, "stop", [{"role": "user", "content": "ok"}]), TurnRecord("bye", 1, 0, "length", [])]
+    assert rec.turns == [
+        TurnRecord("hi", 2, 1, "stop", [{"role": "user", "content": "ok"}]),
+        TurnRecord("bye", 1, 0, "length", []),
+    ]
     assert [m["role"] for m in rec.messages] == ["system", "user", "assistant", "user", "assistant"]
     assert rec.tokens == ["<1>", "<2>", "<3>", "<4>", "<5>", "<6>", "<7>"]
     assert rec.action_mask == [0, 0, 0, 1, 1, 0, 1]
@@ -47,28 +68,71 @@ def test_from_episode_records_the_conversation_and_the_token_view() -> None:
 
 
 def test_old_trainer_and_rollout_lines_read_back() -> None:
-    old_trainer = {"step": 12, "uid": 4, "reward": 1.0, "algorithm": "grpo", "tokens": ["a", "b"], "action_mask": [0, 1],
-                   "advantages": [0.0, 0.5]}
+    old_trainer = {
+        "step": 12,
+        "uid": 4,
+        "reward": 1.0,
+        "algorithm": "grpo",
+        "tokens": ["a", "b"],
+        "action_mask": [0, 1],
+        "advantages": [0.0, 0.5],
+    }
     rec = EpisodeRecord.from_json(json.dumps(old_trainer))
     assert (rec.step, rec.uid, rec.reward, rec.algorithm, rec.tokens, rec.action_mask, rec.advantages) == (
-        12, 4, 1.0, "grpo", ["a", "b"], [0, 1], [0.0, 0.5])
+        12,
+        4,
+        1.0,
+        "grpo",
+        ["a", "b"],
+        [0, 1],
+        [0.0, 0.5],
+    )
     assert rec.messages == [] and rec.turns == [] and rec.success is None and rec.extra == {}
     assert rec.to_dict() == {**old_trainer, "reward_breakdown": {}, "turns": [], "messages": [], "metrics": {}}
 
-    old_rollout = {"env": "agentrl/CreditChain-v0", "model": "tiny-random", "seed": 5, "task_id": "abc", "reward": 0.5,
-                   "reward_breakdown": {"right_turns": 1.0}, "success": False, "terminated": True, "truncated": False,
-                   "prompt_tokens": 40, "turns": [{"text": "1", "sampled_tokens": 2, "env_tokens": 9, "finish_reason": "stop",
-                                                   "env_messages": [{"role": "user", "content": "red"}]}],
-                   "messages": [{"role": "user", "content": "go"}, {"role": "assistant", "content": "1"}], "metrics": {"turns": 1.0}}
+    old_rollout = {
+        "env": "agentrl/CreditChain-v0",
+        "model": "tiny-random",
+        "seed": 5,
+        "task_id": "abc",
+        "reward": 0.5,
+        "reward_breakdown": {"right_turns": 1.0},
+        "success": False,
+        "terminated": True,
+        "truncated": False,
+        "prompt_tokens": 40,
+        "turns": [
+            {
+                "text": "1",
+                "sampled_tokens": 2,
+                "env_tokens": 9,
+                "finish_reason": "stop",
+                "env_messages": [{"role": "user", "content": "red"}],
+            }
+        ],
+        "messages": [{"role": "user", "content": "go"}, {"role": "assistant", "content": "1"}],
+        "metrics": {"turns": 1.0},
+    }
     rec = EpisodeRecord.from_json(json.dumps(old_rollout))
     assert rec.to_dict() == old_rollout  # nothing lost, nothing added
     assert rec.tokens is None and rec.turns[0].env_tokens == 9
 
 
 def test_unknown_keys_survive_and_bad_values_are_dropped() -> None:
-    line = json.dumps({"uid": "x", "reward": "nan", "step": "12", "success": "yes", "tokens": "abc", "future_key": [1, 2],
-                       "advantages": [1, "inf", None, "0.5"], "action_mask": [True, 0, 2],
-                       "messages": [{"role": "user"}, "junk", {"content": "no role"}], "reward_breakdown": {"a": "1", "b": "x"}})
+    line = json.dumps(
+        {
+            "uid": "x",
+            "reward": "nan",
+            "step": "12",
+            "success": "yes",
+            "tokens": "abc",
+            "future_key": [1, 2],
+            "advantages": [1, "inf", None, "0.5"],
+            "action_mask": [True, 0, 2],
+            "messages": [{"role": "user"}, "junk", {"content": "no role"}],
+            "reward_breakdown": {"a": "1", "b": "x"},
+        }
+    )
     rec = EpisodeRecord.from_json(line)
     assert rec.uid == "x" and rec.reward is None and rec.step is None and rec.success is None and rec.tokens is None
     assert rec.advantages == [1.0, 0.0, 0.0, 0.5] and rec.action_mask == [1, 0, 1]

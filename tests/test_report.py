@@ -21,11 +21,21 @@ def _metrics_rows(n: int = 12, *, branch: bool = True) -> list[dict]:
         sampled, extra = 100 + 5 * s, (40 if branch else 0)
         cum += sampled + extra
         row = {
-            "step": s, "reward/mean": 0.1 * s, "reward/std": 0.05, "success_rate": min(1.0, 0.08 * s),
-            "kl": 0.001 * s, "clip_fraction": 0.02, "entropy": 1.5 - 0.05 * s, "grad_norm": 0.7,
-            "tokens/sampled": float(sampled), "tokens/cumulative": float(cum),
-            "time/collect": 1.0, "time/update": 0.5, "time/total": 1.5 + (0.3 if branch else 0.0),
-            "adv/mean": 0.0, "adv/std": 1.0,
+            "step": s,
+            "reward/mean": 0.1 * s,
+            "reward/std": 0.05,
+            "success_rate": min(1.0, 0.08 * s),
+            "kl": 0.001 * s,
+            "clip_fraction": 0.02,
+            "entropy": 1.5 - 0.05 * s,
+            "grad_norm": 0.7,
+            "tokens/sampled": float(sampled),
+            "tokens/cumulative": float(cum),
+            "time/collect": 1.0,
+            "time/update": 0.5,
+            "time/total": 1.5 + (0.3 if branch else 0.0),
+            "adv/mean": 0.0,
+            "adv/std": 1.0,
         }
         if branch:
             row["tokens/branch"] = float(extra)
@@ -37,13 +47,32 @@ def _metrics_rows(n: int = 12, *, branch: bool = True) -> list[dict]:
 
 def _episode(uid: int, reward: float, advs: list[float]) -> dict:
     # prompt (env) tokens, then agent tokens carrying `advs`, then an env reply
-    tokens = ["<|im_start|>", "user\n", "Say <script>alert(1)</script> & more", "<|im_end|>\n",
-              "Hello", " <b>", "\n\nworld", "&amp;", "<|im_end|>", "\n", "env says", " ok"]
+    tokens = [
+        "<|im_start|>",
+        "user\n",
+        "Say <script>alert(1)</script> & more",
+        "<|im_end|>\n",
+        "Hello",
+        " <b>",
+        "\n\nworld",
+        "&amp;",
+        "<|im_end|>",
+        "\n",
+        "env says",
+        " ok",
+    ]
     mask = [0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0]
     adv = [0.0] * 4 + advs + [0.0] * 3
     assert len(adv) == len(tokens) == len(mask)
-    return {"step": 12, "uid": uid, "reward": reward, "tokens": tokens, "action_mask": mask, "advantages": adv,
-            "algorithm": "trepo"}
+    return {
+        "step": 12,
+        "uid": uid,
+        "reward": reward,
+        "tokens": tokens,
+        "action_mask": mask,
+        "advantages": adv,
+        "algorithm": "trepo",
+    }
 
 
 @pytest.fixture()
@@ -162,7 +191,9 @@ def test_missing_metrics_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_load_metrics_tolerates_bad_lines(tmp_path: Path) -> None:
     p = tmp_path / "metrics.jsonl"
-    p.write_text('{"step": 1, "kl": "nan", "reward/mean": 1}\nnot json\n[1, 2]\n{"step": 2}\n{"step": 1, "reward/mean": 3}\n{"ste')
+    p.write_text(
+        '{"step": 1, "kl": "nan", "reward/mean": 1}\nnot json\n[1, 2]\n{"step": 2}\n{"step": 1, "reward/mean": 3}\n{"ste'
+    )
     with pytest.warns(UserWarning) as rec:
         rows = load_metrics(p)
     assert len(rec) == 3

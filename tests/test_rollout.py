@@ -57,12 +57,27 @@ def notes_constrained_env(notes_env_cls):
     return NotesConstrained
 
 
-def runner(tiny, make_env, *, temperature: float = 1.0, max_new: int = 8, constrained: bool = False, seed: int = 0,
-           snapshot_turns: bool = False, max_batch_size: int = 64) -> RolloutRunner:
+def runner(
+    tiny,
+    make_env,
+    *,
+    temperature: float = 1.0,
+    max_new: int = 8,
+    constrained: bool = False,
+    seed: int = 0,
+    snapshot_turns: bool = False,
+    max_batch_size: int = 64,
+) -> RolloutRunner:
     model, tok = tiny
-    return RolloutRunner(make_env, RecordingPolicy(model, tok, max_batch_size=max_batch_size), ChatFormatter(tok),
-                         SamplingParams(temperature=temperature, max_new_tokens=max_new), constrained=constrained,
-                         seed=seed, snapshot_turns=snapshot_turns)
+    return RolloutRunner(
+        make_env,
+        RecordingPolicy(model, tok, max_batch_size=max_batch_size),
+        ChatFormatter(tok),
+        SamplingParams(temperature=temperature, max_new_tokens=max_new),
+        constrained=constrained,
+        seed=seed,
+        snapshot_turns=snapshot_turns,
+    )
 
 
 def specs(n: int, seed0: int = 0) -> list[EpisodeSpec]:
@@ -113,9 +128,9 @@ def check_template_deltas(ep: Episode, tok: Any) -> None:
         full = tok.apply_chat_template(before + [assistant] + env_msgs, tokenize=False, add_generation_prompt=True)
         assert full.startswith(head)
         got = tok.decode(t.sampled_ids + t.env_ids, skip_special_tokens=False)
-        assert got == t.text + full[len(head):] or (
-            got.replace("\ufffd", "") == (t.text + full[len(head):]).replace("\ufffd", "")  # split UTF-8 at the seam
-        ), (got, t.text + full[len(head):])
+        assert got == t.text + full[len(head) :] or (
+            got.replace("\ufffd", "") == (t.text + full[len(head) :]).replace("\ufffd", "")  # split UTF-8 at the seam
+        ), (got, t.text + full[len(head) :])
         i += 1 + len(t.env_messages)
 
 
@@ -130,7 +145,7 @@ def check_whole_template(ep: Episode, tok: Any) -> None:
     got = ep.input_ids
     # the template closes the last assistant message with EOS + newline; the policy stopped at its EOS
     assert want[: len(got)] == got
-    assert tok.decode(want[len(got):]) == "\n"
+    assert tok.decode(want[len(got) :]) == "\n"
 
 
 def check_rescoring(episodes: list[Episode], model: Any, pad_id: int) -> None:
@@ -187,8 +202,15 @@ def test_tools_env_constrained_token_exact(tiny, notes_env_cls) -> None:
     eps = r.collect(specs(6))
     roles = {m.role for e in eps for t in e.turns for m in t.env_messages}
     assert "tool" in roles, "the allowed replies include tool calls; some must have been sampled"
-    assert eps[0].prompt_ids == tiny[1](tiny[1].apply_chat_template(  # no control strings in this env's text
-        [m.to_dict() for m in eps[0].messages[:2]], tokenize=False, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+    assert (
+        eps[0].prompt_ids
+        == tiny[1](
+            tiny[1].apply_chat_template(  # no control strings in this env's text
+                [m.to_dict() for m in eps[0].messages[:2]], tokenize=False, add_generation_prompt=True
+            ),
+            add_special_tokens=False,
+        )["input_ids"]
+    )
     assert "<tool_call>" in tiny[1].decode(eps[0].prompt_ids), "the system prompt carries the tool block"
     check_all(eps, tiny, r.policy, whole_template=True)
 
@@ -196,7 +218,9 @@ def test_tools_env_constrained_token_exact(tiny, notes_env_cls) -> None:
 def test_tools_env_unconstrained_token_exact(tiny, notes_env_cls) -> None:
     r = runner(tiny, notes_env_cls, temperature=1.0, max_new=10)
     eps = r.collect(specs(3))
-    assert all(e.truncated and len(e.turns) == notes_env_cls.max_turns and e.end is EpisodeEnd.TRUNCATED_TURNS for e in eps)
+    assert all(
+        e.truncated and len(e.turns) == notes_env_cls.max_turns and e.end is EpisodeEnd.TRUNCATED_TURNS for e in eps
+    )
     check_all(eps, tiny, r.policy)
 
 
@@ -253,7 +277,11 @@ def test_context_overflow_ends_within_max_seq_len(tiny) -> None:
 def test_batched_equals_one_at_a_time_greedy_backend(tiny) -> None:
     model, tok = tiny
     policy = HFPolicy(model, tok)
-    prompts = [tok("Hello there, how are you?")["input_ids"], tok("x")["input_ids"], tok("A longer prompt " * 5)["input_ids"]]
+    prompts = [
+        tok("Hello there, how are you?")["input_ids"],
+        tok("x")["input_ids"],
+        tok("A longer prompt " * 5)["input_ids"],
+    ]
     params = SamplingParams(temperature=0.0, max_new_tokens=10)
     together = policy.generate(prompts, params)
     for p, c in zip(prompts, together):
@@ -393,8 +421,9 @@ def test_branch_common_random_numbers(tiny, crn: bool) -> None:
         return generate(prompts, params)
 
     r.policy.generate = record
-    kids = r.branch_many([(parent, parent.turns[1].start, [1.0]), (parent, parent.turns[2].start, [1.0])],
-                         common_random_numbers=crn)
+    kids = r.branch_many(
+        [(parent, parent.turns[1].start, [1.0]), (parent, parent.turns[2].start, [1.0])], common_random_numbers=crn
+    )
     assert len(kids) == 2 and all(k.terminated for k in kids)
     # round 1: [from-turn-1 samples turn 1, from-turn-2 samples turn 2]; round 2: [from-turn-1 samples turn 2]
     assert [len(x) for x in seen] == [2, 1]
@@ -464,16 +493,25 @@ def test_template_with_tools_support(tiny, notes_env_cls) -> None:
     tok = tokenizer_with(TOOLS_TEMPLATE)
     fmt = ChatFormatter(tok)
     assert fmt.supports_tools
-    r = RolloutRunner(notes_constrained_env(notes_env_cls), RecordingPolicy(model, tok), fmt,
-                      SamplingParams(temperature=1.0, max_new_tokens=64), constrained=True)
+    r = RolloutRunner(
+        notes_constrained_env(notes_env_cls),
+        RecordingPolicy(model, tok),
+        fmt,
+        SamplingParams(temperature=1.0, max_new_tokens=64),
+        constrained=True,
+    )
     eps = r.collect(specs(3))
     env = notes_env_cls()
     obs, info = env.reset(seed=0)
     prompt = tok.decode(eps[0].prompt_ids)
     assert prompt.startswith("<|im_start|>system\nYou keep notes.\nTools: put get add boom<|im_end|>\n")
     assert TOOL_CALL_FORMAT not in prompt, "the template shows the tools; the env's own tool block is dropped"
-    want = tok.apply_chat_template([{"role": "system", "content": info["system_without_tools"]}, dict(obs[1])],
-                                   tools=info["tools"], tokenize=False, add_generation_prompt=True)
+    want = tok.apply_chat_template(
+        [{"role": "system", "content": info["system_without_tools"]}, dict(obs[1])],
+        tools=info["tools"],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
     assert eps[0].prompt_ids == fmt.tok(want, add_special_tokens=False)["input_ids"]
     for ep in eps:
         check_structure(ep)
@@ -485,11 +523,16 @@ def test_prompt_ids_from_the_typed_prompt_equal_the_info_route(tiny, notes_env_c
     """ChatFormatter renders env.prompt(); a Gymnasium reset's (obs, info) gives the same ids (SFT's route)."""
     _, tok = tiny
     for fmt in (ChatFormatter(tok), ChatFormatter(tokenizer_with(TOOLS_TEMPLATE))):
-        for env in (notes_env_cls(), gym.make("agentrl/CreditChain-v0").unwrapped,
-                    gym.make("agentrl/ToolUse-v0", schema="compact").unwrapped):
+        for env in (
+            notes_env_cls(),
+            gym.make("agentrl/CreditChain-v0").unwrapped,
+            gym.make("agentrl/ToolUse-v0", schema="compact").unwrapped,
+        ):
             obs, info = env.reset(seed=0)
             assert fmt.prompt_ids(env.prompt()) == fmt.prompt_ids(list(obs), info)
-    assert ChatFormatter(tok).prompt_ids(list(obs)) == ChatFormatter(tok).prompt_ids(list(obs), info)  # no tools= support
+    assert ChatFormatter(tok).prompt_ids(list(obs)) == ChatFormatter(tok).prompt_ids(
+        list(obs), info
+    )  # no tools= support
 
 
 def test_runner_refuses_envs_that_are_not_multi_turn_envs(tiny) -> None:
@@ -501,13 +544,17 @@ def test_runner_refuses_envs_that_are_not_multi_turn_envs(tiny) -> None:
 def test_templates_that_cannot_be_token_exact_are_refused() -> None:
     with pytest.raises(ValueError, match="no chat template"):
         ChatFormatter(tokenizer_with(None))
-    decorated = "{% for m in messages %}{% if m['role'] == 'assistant' %}<|im_start|>assistant\n[A] {{ m['content'] }}<|im_end|>\n" \
-                "{% else %}" + CHATML + "{% endif %}{% endfor %}" + GEN
+    decorated = (
+        "{% for m in messages %}{% if m['role'] == 'assistant' %}<|im_start|>assistant\n[A] {{ m['content'] }}<|im_end|>\n"
+        "{% else %}" + CHATML + "{% endif %}{% endfor %}" + GEN
+    )
     with pytest.raises(ValueError, match="plain suffix"):
         ChatFormatter(tokenizer_with(decorated))
     # earlier assistant turns re-rendered once later messages exist (like templates that drop old reasoning)
-    rerender = "{% for m in messages %}{% if m['role'] == 'assistant' and not loop.last %}<|im_start|>assistant\n...<|im_end|>\n" \
-               "{% else %}" + CHATML + "{% endif %}{% endfor %}" + GEN
+    rerender = (
+        "{% for m in messages %}{% if m['role'] == 'assistant' and not loop.last %}<|im_start|>assistant\n...<|im_end|>\n"
+        "{% else %}" + CHATML + "{% endif %}{% endfor %}" + GEN
+    )
     fmt = ChatFormatter(tokenizer_with(rerender))
     with pytest.raises(ValueError, match="re-renders earlier turns"):
         fmt.delta_ids([{"role": "user", "content": "next"}], [5])
@@ -536,10 +583,17 @@ def test_backend_stop_strings_top_p_and_mixed_rows(tiny) -> None:
     assert free.finish_reason == "length" and len(free.token_ids) == 12
     stop_at = tok.decode(free.token_ids[:4])
     cut = policy.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=12, stop=(stop_at,)))[0]
-    assert cut.finish_reason == "stop" and cut.token_ids == free.token_ids[: len(cut.token_ids)] and len(cut.token_ids) <= 4
+    assert (
+        cut.finish_reason == "stop"
+        and cut.token_ids == free.token_ids[: len(cut.token_ids)]
+        and len(cut.token_ids) <= 4
+    )
     # a greedy row and seeded sampled rows in one batch: each row as if alone
-    ps = [SamplingParams(temperature=0.0, max_new_tokens=6), SamplingParams(temperature=1.0, top_p=0.5, max_new_tokens=6, seed=3),
-          SamplingParams(temperature=2.0, max_new_tokens=3, seed=4)]
+    ps = [
+        SamplingParams(temperature=0.0, max_new_tokens=6),
+        SamplingParams(temperature=1.0, top_p=0.5, max_new_tokens=6, seed=3),
+        SamplingParams(temperature=2.0, max_new_tokens=3, seed=4),
+    ]
     together = policy.generate([prompt, prompt[:2], prompt], ps)
     assert [len(c.token_ids) for c in together] == [6, 6, 3]
     for p, params, c in zip([prompt, prompt[:2], prompt], ps, together):
@@ -554,7 +608,9 @@ def test_backend_constrained_to_allowed(tiny) -> None:
     policy = HFPolicy(model, tok)
     allowed = [tok("yes")["input_ids"] + [2], tok("no way")["input_ids"] + [2]]
     for seed in range(6):
-        c = policy.generate([[1, 5, 9]], SamplingParams(temperature=1.5, max_new_tokens=8, seed=seed, allowed=allowed))[0]
+        c = policy.generate([[1, 5, 9]], SamplingParams(temperature=1.5, max_new_tokens=8, seed=seed, allowed=allowed))[
+            0
+        ]
         assert c.token_ids in allowed and c.finish_reason == "stop"
 
 
@@ -571,7 +627,9 @@ def test_hf_chat_model(tiny) -> None:
     a = cm.complete(msgs, max_tokens=5)
     assert isinstance(a, str) and a == cm.complete(msgs, max_tokens=5)  # temperature 0 is deterministic
     batch = cm.complete_batch([msgs, [{"role": "user", "content": "other"}]], temperature=1.0, max_tokens=5, seed=1)
-    assert len(batch) == 2 and batch == cm.complete_batch([msgs, [{"role": "user", "content": "other"}]], temperature=1.0, max_tokens=5, seed=1)
+    assert len(batch) == 2 and batch == cm.complete_batch(
+        [msgs, [{"role": "user", "content": "other"}]], temperature=1.0, max_tokens=5, seed=1
+    )
     assert cm.calls == 4
     with pytest.raises(ValueError, match="role"):
         cm.complete([{"role": "robot", "content": "x"}])
@@ -582,9 +640,11 @@ def test_reward_components_become_training_metrics() -> None:
     policy_violations reaches metrics.jsonl as breakdown/policy_violations)."""
     from agentrl.train.trainer import Trainer
 
-    eps = [Episode(prompt_ids=[1], reward=0.0, reward_breakdown={"policy_violations": 2.0, "db_match": 1.0}),
-           Episode(prompt_ids=[1], reward=1.0, reward_breakdown={"policy_violations": 0.0}),
-           Episode(prompt_ids=[1], reward=1.0)]
+    eps = [
+        Episode(prompt_ids=[1], reward=0.0, reward_breakdown={"policy_violations": 2.0, "db_match": 1.0}),
+        Episode(prompt_ids=[1], reward=1.0, reward_breakdown={"policy_violations": 0.0}),
+        Episode(prompt_ids=[1], reward=1.0),
+    ]
     m = Trainer._episode_metrics(eps)
     assert m["breakdown/policy_violations"] == 1.0 and m["breakdown/db_match"] == 1.0
     assert abs(m["reward/mean"] - 2 / 3) < 1e-9

@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from run_helpers import run_until_killed
 
 from agentrl.core.checkpoint import (
     CheckpointError,
@@ -18,12 +19,21 @@ from agentrl.core.checkpoint import (
 )
 from agentrl.train.config import ConfigError, load_config
 from agentrl.train.trainer import Trainer
-from run_helpers import run_until_killed
 
 BASE = [
-    "model=tiny-random", "env.kwargs.turns=2", "algorithm.name=grpo", "rollout.groups=2", "rollout.group_size=2",
-    "rollout.max_new_tokens=4", "rollout.constrained=true", "train.checkpoint_every=1", "train.keep_checkpoints=4",
-    "train.log_episodes=1", "ppo.minibatch_size=4", "ppo.micro_batch_size=4", "optim.lr=1e-3",
+    "model=tiny-random",
+    "env.kwargs.turns=2",
+    "algorithm.name=grpo",
+    "rollout.groups=2",
+    "rollout.group_size=2",
+    "rollout.max_new_tokens=4",
+    "rollout.constrained=true",
+    "train.checkpoint_every=1",
+    "train.keep_checkpoints=4",
+    "train.log_episodes=1",
+    "ppo.minibatch_size=4",
+    "ppo.micro_batch_size=4",
+    "optim.lr=1e-3",
 ]
 
 
@@ -122,7 +132,10 @@ def test_every_checkpoint_damaged_is_refused_with_a_clear_error(tmp_path: Path) 
     run = tmp_path / "run"
     _run(run, "train.updates=1")
     _cut_in_half(run / "checkpoints" / "step_000001" / "trainer_state.pt")
-    with pytest.warns(RuntimeWarning), pytest.raises(CheckpointError, match="no intact checkpoint.*train.overwrite=true"):
+    with (
+        pytest.warns(RuntimeWarning),
+        pytest.raises(CheckpointError, match="no intact checkpoint.*train.overwrite=true"),
+    ):
         Trainer(_cfg(run, "train.updates=2", "train.resume=true"), console=False)
 
 
@@ -138,7 +151,10 @@ def test_a_checkpoint_missing_weights_is_refused_not_loaded_over_random_ones(tmp
     one = {k: v for k, v in load_file(str(st)).items() if k == "model.embed_tokens.weight"}
     save_file(one, str(st))  # a valid file holding one tensor
     manifest = json.loads((ck / "manifest.json").read_text())  # ... and a manifest that agrees with it
-    manifest["files"]["model/model.safetensors"] = {"size": st.stat().st_size, "sha256": hashlib.sha256(st.read_bytes()).hexdigest()}
+    manifest["files"]["model/model.safetensors"] = {
+        "size": st.stat().st_size,
+        "sha256": hashlib.sha256(st.read_bytes()).hexdigest(),
+    }
     (ck / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="missing keys"):
         Trainer(_cfg(run, "train.updates=2", "train.resume=true"), console=False)

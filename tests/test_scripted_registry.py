@@ -23,16 +23,22 @@ from agentrl.core.registry import (
 from agentrl.eval.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
-AGENTS = {"agentrl/CreditChain-v0": {"gold"}, "agentrl/ToolUse-v0": {"gold"}, "agentrl/FlightBooking-v0": {"gold"},
-          "agentrl/Consultation-v0": {"good", "wander"}}
+AGENTS = {
+    "agentrl/CreditChain-v0": {"gold"},
+    "agentrl/ToolUse-v0": {"gold"},
+    "agentrl/FlightBooking-v0": {"gold"},
+    "agentrl/Consultation-v0": {"good", "wander"},
+}
 PACKAGES = ("credit", "tool_use", "flight_booking", "consultation")
 
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_importing_an_env_module_does_not_import_its_scripted_module(package: str) -> None:
-    code = (f"import sys, environments, environments.{package}.env\n"
-            "loaded = sorted(m for m in sys.modules if m.startswith('environments.') and m.endswith('.scripted'))\n"
-            "assert not loaded, loaded\n")
+    code = (
+        f"import sys, environments, environments.{package}.env\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('environments.') and m.endswith('.scripted'))\n"
+        "assert not loaded, loaded\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
 
@@ -49,8 +55,11 @@ def test_scripted_agents_are_not_part_of_the_env_contract() -> None:
 
 
 def test_an_unknown_name_lists_the_available_agents() -> None:
-    with pytest.raises(UnknownScriptedAgent, match=r"Consultation-v0 has no scripted agent 'oracle'; "
-                                                   r"available: scripted:good, scripted:wander"):
+    with pytest.raises(
+        UnknownScriptedAgent,
+        match=r"Consultation-v0 has no scripted agent 'oracle'; "
+        r"available: scripted:good, scripted:wander",
+    ):
         scripted_factory("agentrl/Consultation-v0", "oracle")
     with pytest.raises(ValueError, match="unknown environment 'agentrl/Nope-v0'"):
         scripted_agents("agentrl/Nope-v0")
@@ -69,7 +78,8 @@ def test_a_users_own_env_module_registers_its_scripted_agents(tmp_path: Path, mo
         "from agentrl.core.registry import register_scripted\n"
         "from environments.credit.env import CreditChainEnv\n"
         "gymnasium.register(id='MyScriptedCredit-v0', entry_point=CreditChainEnv)\n"
-        "register_scripted('MyScriptedCredit-v0', {'always1': lambda env: (lambda conversation: '1')})\n")
+        "register_scripted('MyScriptedCredit-v0', {'always1': lambda env: (lambda conversation: '1')})\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         env_id = "my_scripted_env:MyScriptedCredit-v0"

@@ -51,17 +51,22 @@ class ReplayPolicy:
             while end < len(demo.input_ids) and demo.loss_mask[end]:
                 end += 1
             assert demo.loss_mask[len(p)] == 1, "the rollout asked for a turn where the demonstration has env tokens"
-            out.append(Completion(demo.input_ids[len(p):end], [0.0] * (end - len(p)), "stop"))
+            out.append(Completion(demo.input_ids[len(p) : end], [0.0] * (end - len(p)), "stop"))
         return out
 
     def update_weights(self, state_dict) -> None:
         pass
 
 
-@pytest.mark.parametrize("env_id,kwargs,agent", [
-    ("agentrl/ToolUse-v0", {"split": "train", "tier": 2}, "gold"), (CREDIT, {"turns": 3}, "gold"),
-    ("agentrl/Consultation-v0", {"split": "train"}, "good"), ("agentrl/FlightBooking-v0", {"split": "train"}, "gold"),
-])
+@pytest.mark.parametrize(
+    "env_id,kwargs,agent",
+    [
+        ("agentrl/ToolUse-v0", {"split": "train", "tier": 2}, "gold"),
+        (CREDIT, {"turns": 3}, "gold"),
+        ("agentrl/Consultation-v0", {"split": "train"}, "good"),
+        ("agentrl/FlightBooking-v0", {"split": "train"}, "gold"),
+    ],
+)
 def test_scripted_demos_are_token_exact_with_rollouts(tiny, env_id, kwargs, agent) -> None:
     _, tok = tiny
     fmt = ChatFormatter(tok)
@@ -70,8 +75,13 @@ def test_scripted_demos_are_token_exact_with_rollouts(tiny, env_id, kwargs, agen
     env = make_env(env_id, **kwargs).unwrapped
     ids = env.task_ids()
     specs = [EpisodeSpec(seed=5 + i, task_id=ids[i] if ids else None, group_id=i) for i in range(4)]
-    runner = RolloutRunner(lambda: make_env(env_id, **kwargs), ReplayPolicy(demos), fmt, SamplingParams(max_new_tokens=512),
-                           max_seq_len=16_384)
+    runner = RolloutRunner(
+        lambda: make_env(env_id, **kwargs),
+        ReplayPolicy(demos),
+        fmt,
+        SamplingParams(max_new_tokens=512),
+        max_seq_len=16_384,
+    )
     eps = sorted(runner.collect(specs), key=lambda e: e.group_id)
     for ep, demo in zip(eps, demos):
         assert ep.input_ids == demo.input_ids
@@ -87,34 +97,57 @@ def test_scripted_demos_are_token_exact_with_rollouts(tiny, env_id, kwargs, agen
 def test_transcript_formats_and_roles(tmp_path: Path, tiny) -> None:
     _, tok = tiny
     fmt = ChatFormatter(tok)
-    consult = {"id": "c1", "doctor": "x", "messages": [
-        {"role": "system", "content": "You are a doctor."}, {"role": "patient", "content": "I have a cough."},
-        {"role": "doctor", "content": "Any fever?"}, {"role": "patient", "content": "Yes."},
-        {"role": "doctor", "content": "DIAGNOSIS: flu"}]}
-    openai = {"messages": [
-        {"role": "system", "content": "S"}, {"role": "user", "content": "2+2?"},
-        {"role": "assistant", "content": "<tool_call>{\"name\": \"calc\", \"arguments\": {}}</tool_call>"},
-        {"role": "tool", "content": "4"}, {"role": "assistant", "content": "4"}]}
+    consult = {
+        "id": "c1",
+        "doctor": "x",
+        "messages": [
+            {"role": "system", "content": "You are a doctor."},
+            {"role": "patient", "content": "I have a cough."},
+            {"role": "doctor", "content": "Any fever?"},
+            {"role": "patient", "content": "Yes."},
+            {"role": "doctor", "content": "DIAGNOSIS: flu"},
+        ],
+    }
+    openai = {
+        "messages": [
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": '<tool_call>{"name": "calc", "arguments": {}}</tool_call>'},
+            {"role": "tool", "content": "4"},
+            {"role": "assistant", "content": "4"},
+        ]
+    }
     path = tmp_path / "t.jsonl"
     path.write_text(json.dumps(consult) + "\n\n" + json.dumps(openai) + "\n")
     demos = demos_from_jsonl(path, fmt)
     assert len(demos) == 2
     texts = [tok.decode([t for t, m in zip(d.input_ids, d.loss_mask) if m], skip_special_tokens=True) for d in demos]
-    assert texts == ["Any fever?DIAGNOSIS: flu", "<tool_call>{\"name\": \"calc\", \"arguments\": {}}</tool_call>4"]
+    assert texts == ["Any fever?DIAGNOSIS: flu", '<tool_call>{"name": "calc", "arguments": {}}</tool_call>4']
     whole = tok.decode(demos[0].input_ids)
-    assert "<|im_start|>user\nYes.<|im_end|>" in whole and "<|im_start|>user\nI have a cough." in whole  # patient -> user
+    assert (
+        "<|im_start|>user\nYes.<|im_end|>" in whole and "<|im_start|>user\nI have a cough." in whole
+    )  # patient -> user
     opening, turns = split_messages(openai["messages"], "x")
     assert [m["role"] for m in opening] == ["system", "user"] and turns[0][1] == [{"role": "tool", "content": "4"}]
 
 
-@pytest.mark.parametrize("line,needle", [
-    ("not json", "t.jsonl:2: not valid JSON"),
-    ('{"conversation": []}', "t.jsonl:2: each line must be an object with a 'messages' list"),
-    ('{"messages": [{"role": "assistant", "content": "hi"}]}', "t.jsonl:2: the first message is the assistant's"),
-    ('{"messages": [{"role": "user", "content": "q"}, {"role": "robot", "content": "a"}]}', "role 'robot'; allowed:"),
-    ('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": null}]}', "has no text content"),
-    ('{"messages": [{"role": "user", "content": "q"}]}', "no assistant message"),
-])
+@pytest.mark.parametrize(
+    "line,needle",
+    [
+        ("not json", "t.jsonl:2: not valid JSON"),
+        ('{"conversation": []}', "t.jsonl:2: each line must be an object with a 'messages' list"),
+        ('{"messages": [{"role": "assistant", "content": "hi"}]}', "t.jsonl:2: the first message is the assistant's"),
+        (
+            '{"messages": [{"role": "user", "content": "q"}, {"role": "robot", "content": "a"}]}',
+            "role 'robot'; allowed:",
+        ),
+        (
+            '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": null}]}',
+            "has no text content",
+        ),
+        ('{"messages": [{"role": "user", "content": "q"}]}', "no assistant message"),
+    ],
+)
 def test_bad_transcripts_name_the_line(tmp_path: Path, tiny, line: str, needle: str, capsys) -> None:
     path = tmp_path / "t.jsonl"
     good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
@@ -141,7 +174,10 @@ def test_batches_cover_every_demo_once_and_bucket_by_length() -> None:
         batches = make_batches(lengths, 8, random.Random(0), bucket)
         assert sorted(i for b in batches for i in b) == list(range(100))
     spread = lambda bs: sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in bs)  # noqa: E731
-    assert spread(make_batches(lengths, 8, random.Random(0), True)) < spread(make_batches(lengths, 8, random.Random(0), False)) / 3
+    assert (
+        spread(make_batches(lengths, 8, random.Random(0), True))
+        < spread(make_batches(lengths, 8, random.Random(0), False)) / 3
+    )
 
 
 def test_collate_pads_right_and_masks() -> None:
@@ -154,7 +190,9 @@ def test_collate_pads_right_and_masks() -> None:
 
 def _credit_eval(model: str) -> float:
     # held out: seeds the demonstrations never used; greedy, unconstrained (the model must emit the digit itself)
-    return evaluate(CREDIT, model, env_kwargs={"turns": 2}, tasks=16, seed=10_000, temperature=0.0, max_new_tokens=4).success_rate
+    return evaluate(
+        CREDIT, model, env_kwargs={"turns": 2}, tasks=16, seed=10_000, temperature=0.0, max_new_tokens=4
+    ).success_rate
 
 
 SFT_FAST = dict(model="tiny-random", epochs=12, lr=3e-3, batch_size=8, micro_batch_size=4, schedule="constant")
@@ -162,7 +200,9 @@ SFT_FAST = dict(model="tiny-random", epochs=12, lr=3e-3, batch_size=8, micro_bat
 
 def test_sft_from_scripted_gold_raises_held_out_success(tmp_path: Path) -> None:
     run = tmp_path / "sft"
-    cfg = SFTConfig(source="scripted:gold", env=CREDIT, env_kwargs={"turns": 2}, episodes=64, run_dir=str(run), **SFT_FAST)
+    cfg = SFTConfig(
+        source="scripted:gold", env=CREDIT, env_kwargs={"turns": 2}, episodes=64, run_dir=str(run), **SFT_FAST
+    )
     run_sft(cfg, progress=False)
     base, after = _credit_eval("tiny-random"), _credit_eval(str(run))
     print(f"held-out success: base {base:.2f} -> after SFT {after:.2f}")
@@ -189,8 +229,26 @@ def test_sft_from_transcript_file_raises_held_out_success(tmp_path: Path) -> Non
 
 def test_cli_sft_run_dir_feeds_train_and_eval(tmp_path: Path, capsys) -> None:
     run = tmp_path / "sft"
-    args = ["sft", "--from", "scripted:gold", "--env", CREDIT, "--env-kwargs", '{"turns": 2}', "--episodes", "8",
-            "--model", "tiny-random", "--epochs", "1", "--batch-size", "4", "--out", str(run), "--report"]
+    args = [
+        "sft",
+        "--from",
+        "scripted:gold",
+        "--env",
+        CREDIT,
+        "--env-kwargs",
+        '{"turns": 2}',
+        "--episodes",
+        "8",
+        "--model",
+        "tiny-random",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        str(run),
+        "--report",
+    ]
     assert cli_main(args) == 0
     assert (run / "checkpoints" / "step_000002" / "model" / "config.json").exists()
     assert (run / "report" / "sft_loss.png").exists()
@@ -202,22 +260,44 @@ def test_cli_sft_run_dir_feeds_train_and_eval(tmp_path: Path, capsys) -> None:
     assert "already holds a run" in capsys.readouterr().err and sorted(p.name for p in run.iterdir()) == before
     assert cli_main(args + ["--overwrite"]) == 0
     # bad options name the flag
-    assert cli_main(["sft", "--from", "scripted:gold", "--env", CREDIT, "--lr", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        cli_main(["sft", "--from", "scripted:gold", "--env", CREDIT, "--lr", "-1", "--out", str(tmp_path / "x")]) == 2
+    )
     assert "--lr" in capsys.readouterr().err
     assert cli_main(["sft", "--from", "scripted:gold", "--out", str(tmp_path / "y"), "--model", "tiny-random"]) == 2
     assert "needs --env" in capsys.readouterr().err
     # RL starts from the SFT checkpoint
-    train = ["train", f"model={run}", f"env.id={CREDIT}", "env.kwargs={turns: 2}", "algorithm.name=grpo", "train.updates=1",
-             "rollout.groups=1", "rollout.group_size=2", "rollout.max_new_tokens=4", "ppo.minibatch_size=2",
-             "ppo.micro_batch_size=2", f"train.run_dir={tmp_path / 'rl'}"]
+    train = [
+        "train",
+        f"model={run}",
+        f"env.id={CREDIT}",
+        "env.kwargs={turns: 2}",
+        "algorithm.name=grpo",
+        "train.updates=1",
+        "rollout.groups=1",
+        "rollout.group_size=2",
+        "rollout.max_new_tokens=4",
+        "ppo.minibatch_size=2",
+        "ppo.micro_batch_size=2",
+        f"train.run_dir={tmp_path / 'rl'}",
+    ]
     assert cli_main(train) == 0
     assert (tmp_path / "rl" / "checkpoints" / "step_000001").exists()
 
 
 def test_sft_eval_every_logs_a_rising_held_out_curve(tmp_path: Path) -> None:
     run = tmp_path / "sft"
-    cfg = SFTConfig(source="scripted:gold", env=CREDIT, env_kwargs={"turns": 2}, episodes=64, run_dir=str(run),
-                    eval_every=48, eval_tasks=16, eval_max_new_tokens=4, **SFT_FAST)
+    cfg = SFTConfig(
+        source="scripted:gold",
+        env=CREDIT,
+        env_kwargs={"turns": 2},
+        episodes=64,
+        run_dir=str(run),
+        eval_every=48,
+        eval_tasks=16,
+        eval_max_new_tokens=4,
+        **SFT_FAST,
+    )
     run_sft(cfg, progress=False)
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     curve = [(r["step"], r["eval/success_rate"]) for r in rows if "eval/success_rate" in r]

@@ -22,6 +22,8 @@ def close(actual: torch.Tensor, expected: torch.Tensor, what: str = "") -> None:
     copy of the prefix instead of B, micro-batches) round differently; naive micro-batching differs as much."""
     atol = 1e-5 * max(1.0, float(expected.detach().abs().max())) if expected.numel() else 1e-5
     torch.testing.assert_close(actual, expected, atol=atol, rtol=0, msg=lambda s: f"{what}: {s}")
+
+
 PAD = 2
 
 
@@ -86,8 +88,9 @@ def _loss_and_grads(m, b: TrainBatch, *, sp: bool, temperature: float = 0.8, val
     m.zero_grad(set_to_none=True)
     if value_head is not None:
         value_head.zero_grad(set_to_none=True)
-    out = (shared_prefix_forward if sp else forward)(m, value_head, b.input_ids, b.attention_mask, temperature,
-                                                      entropy=True, mask=b.action_mask, allowed=b.allowed)
+    out = (shared_prefix_forward if sp else forward)(
+        m, value_head, b.input_ids, b.attention_mask, temperature, entropy=True, mask=b.action_mask, allowed=b.allowed
+    )
     w = b.action_mask
     loss = -(out.logprobs * b.advantages * w).sum() / w.sum() - 0.01 * (out.entropy * w).sum() / w.sum()
     if value_head is not None:
@@ -132,7 +135,9 @@ def test_trepo_siblings_shared_agent_tokens_two_levels(model):
     one = plan(b.input_ids, b.attention_mask, two_level=False)
     assert one is not None and len(one.levels) == 2 and one.tokens > tree.tokens
     o1 = forward(model, None, b.input_ids, b.attention_mask, 1.0, entropy=True, mask=b.action_mask)
-    o2 = shared_prefix_forward(model, None, b.input_ids, b.attention_mask, 1.0, entropy=True, mask=b.action_mask, two_level=False)
+    o2 = shared_prefix_forward(
+        model, None, b.input_ids, b.attention_mask, 1.0, entropy=True, mask=b.action_mask, two_level=False
+    )
     close(o2.logprobs, o1.logprobs)
 
 
@@ -191,7 +196,9 @@ def test_ppo_update_micro_batches_match_one_naive_update(model, agg):
         m = copy.deepcopy(model)
         opt = torch.optim.SGD(m.parameters(), lr=0.1)
         cfg = PPOConfig(**base, micro_batch_size=micro, shared_prefix=sp)
-        stats = ppo_update(m, None, opt, None, b, cfg, temperature=0.9, grad_clip=None, generator=torch.Generator().manual_seed(0))
+        stats = ppo_update(
+            m, None, opt, None, b, cfg, temperature=0.9, grad_clip=None, generator=torch.Generator().manual_seed(0)
+        )
         assert stats["optimizer_steps"] == 1.0
         runs[sp, micro] = (_grads(m), dict(m.named_parameters()))
     g0, p0 = runs[False, 9]
@@ -261,10 +268,28 @@ def test_argmax_same_as_naive(model, which):
             if b.action_mask[r, t] > 0:
                 b.allowed[r, t] = torch.tensor([int(b.input_ids[r, t]), 9])
     with torch.no_grad():
-        o1 = forward(model, None, b.input_ids, b.attention_mask, 1.0, entropy=False, mask=b.action_mask, allowed=b.allowed,
-                     argmax=True)
-        o2 = shared_prefix_forward(model, None, b.input_ids, b.attention_mask, 1.0, entropy=False, mask=b.action_mask,
-                                   allowed=b.allowed, argmax=True)
+        o1 = forward(
+            model,
+            None,
+            b.input_ids,
+            b.attention_mask,
+            1.0,
+            entropy=False,
+            mask=b.action_mask,
+            allowed=b.allowed,
+            argmax=True,
+        )
+        o2 = shared_prefix_forward(
+            model,
+            None,
+            b.input_ids,
+            b.attention_mask,
+            1.0,
+            entropy=False,
+            mask=b.action_mask,
+            allowed=b.allowed,
+            argmax=True,
+        )
     assert plan(b.input_ids, b.attention_mask, b.allowed) is not None  # the shared path really ran
     on = b.action_mask > 0
     on[:, 0] = False

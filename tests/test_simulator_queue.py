@@ -22,8 +22,15 @@ SIM = SimpleNamespace(model="tiny-random", batch=True, max_batch=8, max_wait_s=0
 
 def _runner(tiny, **kw):
     model, tok = tiny
-    return build_runner(CONSULT, kw.pop("env_kwargs", PATIENT), HFPolicy(model, tok), ChatFormatter(tok),
-                        SamplingParams(temperature=1.0, max_new_tokens=4), env_workers=2, **kw)
+    return build_runner(
+        CONSULT,
+        kw.pop("env_kwargs", PATIENT),
+        HFPolicy(model, tok),
+        ChatFormatter(tok),
+        SamplingParams(temperature=1.0, max_new_tokens=4),
+        env_workers=2,
+        **kw,
+    )
 
 
 def _simulator(runner) -> BatchingChatModel:
@@ -60,11 +67,28 @@ def test_a_trainer_and_its_held_out_eval_share_one_queue_and_two_trainers_none(t
     from agentrl.train.trainer import Trainer
 
     def trainer(name: str) -> Trainer:
-        return Trainer(load_config(None, [
-            "model=tiny-random", f"env.id={CONSULT}", "env.kwargs={patient: llm, max_turns: 2}", "env.simulator.model=tiny-random",
-            "algorithm.name=grpo", "rollout.groups=1", "rollout.group_size=2", "rollout.max_new_tokens=2", "rollout.env_workers=2",
-            "ppo.minibatch_size=2", "ppo.micro_batch_size=2", "train.eval_every=1", "train.eval_tasks=1",
-            f"train.run_dir={tmp_path / name}"]), console=False)
+        return Trainer(
+            load_config(
+                None,
+                [
+                    "model=tiny-random",
+                    f"env.id={CONSULT}",
+                    "env.kwargs={patient: llm, max_turns: 2}",
+                    "env.simulator.model=tiny-random",
+                    "algorithm.name=grpo",
+                    "rollout.groups=1",
+                    "rollout.group_size=2",
+                    "rollout.max_new_tokens=2",
+                    "rollout.env_workers=2",
+                    "ppo.minibatch_size=2",
+                    "ppo.micro_batch_size=2",
+                    "train.eval_every=1",
+                    "train.eval_tasks=1",
+                    f"train.run_dir={tmp_path / name}",
+                ],
+            ),
+            console=False,
+        )
 
     t1, t2 = trainer("a"), trainer("b")
     q = t1.simulator_queue

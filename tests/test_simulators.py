@@ -23,8 +23,15 @@ class ScriptedModel(BaseChatModel):
 
 
 def test_simulator_config_gives_envs_one_shared_batched_model() -> None:
-    cfg = load_config(None, ["env.id=agentrl/Consultation-v0", "env.kwargs.patient=llm", "env.simulator.model=tiny-random",
-                             "rollout.env_workers=4"])
+    cfg = load_config(
+        None,
+        [
+            "env.id=agentrl/Consultation-v0",
+            "env.kwargs.patient=llm",
+            "env.simulator.model=tiny-random",
+            "rollout.env_workers=4",
+        ],
+    )
     check_simulator(cfg.env.id, cfg.env.kwargs, cfg.env.simulator)  # builds no model
     kw = env_kwargs_with_simulator(cfg.env.kwargs, cfg.env.simulator)
     assert isinstance(kw["simulator"], BatchingChatModel) and kw["patient"] == "llm"
@@ -36,9 +43,14 @@ def test_simulator_config_gives_envs_one_shared_batched_model() -> None:
     assert kw["simulator"].model.policy.store.max_entries == 64  # the default: conversations keep their KV
 
 
-@pytest.mark.parametrize("env_id,kwargs", [("agentrl/FlightBooking-v0", {"user": "llm"}),
-                                           ("agentrl/Consultation-v0", {"patient": "llm"}),
-                                           ("agentrl/Consultation-v0", {"diagnoser": "llm", "split": "all"})])
+@pytest.mark.parametrize(
+    "env_id,kwargs",
+    [
+        ("agentrl/FlightBooking-v0", {"user": "llm"}),
+        ("agentrl/Consultation-v0", {"patient": "llm"}),
+        ("agentrl/Consultation-v0", {"diagnoser": "llm", "split": "all"}),
+    ],
+)
 def test_every_simulated_env_takes_its_model_as_simulator(env_id: str, kwargs: dict) -> None:
     """One constructor argument for every env with a simulated counterpart; the kind argument says what it plays."""
     from agentrl.core.registry import make_env
@@ -82,7 +94,9 @@ def test_simulator_check_runs_before_any_model_loads(monkeypatch: pytest.MonkeyP
 
 
 def test_simulator_kv_store_setting() -> None:
-    cfg = load_config(None, ["env.simulator.model=tiny-random", "env.simulator.batch=false", "env.simulator.kv_store=5"])
+    cfg = load_config(
+        None, ["env.simulator.model=tiny-random", "env.simulator.batch=false", "env.simulator.kv_store=5"]
+    )
     assert env_kwargs_with_simulator({}, cfg.env.simulator)["simulator"].policy.store.max_entries == 5
     assert make_chat_model("tiny-random", kv_store=0).policy.store is None
     with pytest.raises(ConfigError, match="kv_store"):
@@ -110,7 +124,9 @@ def test_simulator_errors_name_what_is_wrong() -> None:
 def test_simulator_dtype_bfloat16() -> None:
     import torch
 
-    cfg = load_config(None, ["env.simulator.model=tiny-random", "env.simulator.batch=false", "env.simulator.dtype=bfloat16"])
+    cfg = load_config(
+        None, ["env.simulator.model=tiny-random", "env.simulator.batch=false", "env.simulator.dtype=bfloat16"]
+    )
     m = env_kwargs_with_simulator({}, cfg.env.simulator)["simulator"]
     assert next(m.policy.model.parameters()).dtype == torch.bfloat16
     out = m.complete_batch([[{"role": "user", "content": "hello"}]] * 2, max_tokens=4, seed=0)

@@ -79,7 +79,7 @@ def test_stratified_covers_families_evenly_by_hand() -> None:
     fam = [FAMILY[t] for t in flat]
     assert Counter(fam) == {"a": 4, "b": 4, "c": 4}  # 12 draws / 3 families
     for cycle in range(4):  # every 3 consecutive draws of a cycle hold each family once
-        assert sorted(fam[3 * cycle: 3 * cycle + 3]) == ["a", "b", "c"]
+        assert sorted(fam[3 * cycle : 3 * cycle + 3]) == ["a", "b", "c"]
     # within a family, tasks come in passes: b's 3 tasks once each in its first 3 draws, a's 2 tasks twice in 4
     assert sorted([t for t in flat if FAMILY[t] == "b"][:3]) == ["b-0", "b-1", "b-2"]
     assert Counter(t for t in flat if FAMILY[t] == "a") == {"a-0": 2, "a-1": 2}
@@ -149,9 +149,15 @@ def test_group_scores_by_hand() -> None:
     def ep(g: int, task: str, success: bool | None, reward: float, end: EpisodeEnd = EpisodeEnd.TERMINATED) -> Episode:
         return Episode(prompt_ids=[1], task_id=task, group_id=g, success=success, reward=reward, end=end)
 
-    eps = [ep(0, "a-0", True, 0.9), ep(0, "a-0", False, 0.2), ep(1, "b-0", None, 0.5), ep(1, "b-0", None, 0.0),
-           ep(2, "c-0", True, 1.0), ep(2, "c-0", None, 0.0, EpisodeEnd.SIMULATOR_ERROR),
-           ep(3, "b-1", None, 0.0, EpisodeEnd.ENV_ERROR)]
+    eps = [
+        ep(0, "a-0", True, 0.9),
+        ep(0, "a-0", False, 0.2),
+        ep(1, "b-0", None, 0.5),
+        ep(1, "b-0", None, 0.0),
+        ep(2, "c-0", True, 1.0),
+        ep(2, "c-0", None, 0.0, EpisodeEnd.SIMULATOR_ERROR),
+        ep(3, "b-1", None, 0.0, EpisodeEnd.ENV_ERROR),
+    ]
     # success where the env says it, else the reward; infrastructure failures out; a group left empty skipped
     assert group_scores(eps) == [("a-0", 0.5), ("b-0", 0.25), ("c-0", 1.0)]
 
@@ -169,7 +175,9 @@ def _run(d, steps: range, scores: dict[str, float]) -> list[list[str | None]]:
 SCORES = {"a-0": 0.5, "a-1": 1.0, "b-0": 0.0, "b-1": 0.5, "b-2": 1.0, "c-0": 0.0}
 
 
-@pytest.mark.parametrize("make", [_stratified, lambda seed=0: SuccessBandDraws(TASKS, seed=seed, window=2, uniform=0.25)])
+@pytest.mark.parametrize(
+    "make", [_stratified, lambda seed=0: SuccessBandDraws(TASKS, seed=seed, window=2, uniform=0.25)]
+)
 def test_draws_are_deterministic_by_seed_and_resume_exactly(make) -> None:
     assert _run(make(seed=3), range(8), SCORES) == _run(make(seed=3), range(8), SCORES)
     assert any(_run(make(seed=s), range(8), SCORES) != _run(make(seed=3), range(8), SCORES) for s in (4, 5, 6))
@@ -220,13 +228,26 @@ def test_the_trainer_refuses_before_loading_a_model(tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(trainer_mod, "load_model", lambda *a, **k: pytest.fail("the model loaded first"))
     with pytest.raises(ConfigError, match="rollout.task_draw=success_band .* no task list"):
-        Trainer(load_config(None, ["rollout.task_draw=success_band", f"train.run_dir={tmp_path / 'run'}"]), console=False)
+        Trainer(
+            load_config(None, ["rollout.task_draw=success_band", f"train.run_dir={tmp_path / 'run'}"]), console=False
+        )
 
 
 # -- the trainer -----------------------------------------------------------------------------------------------------
-BASE = ["model=tiny-random", f"env.id={ENV_ID}", "algorithm.name=grpo", "rollout.groups=3", "rollout.group_size=2",
-        "rollout.max_new_tokens=2", "rollout.constrained=true", "train.checkpoint_every=1", "train.log_episodes=0",
-        "ppo.minibatch_size=6", "ppo.micro_batch_size=6", "train.seed=1"]
+BASE = [
+    "model=tiny-random",
+    f"env.id={ENV_ID}",
+    "algorithm.name=grpo",
+    "rollout.groups=3",
+    "rollout.group_size=2",
+    "rollout.max_new_tokens=2",
+    "rollout.constrained=true",
+    "train.checkpoint_every=1",
+    "train.log_episodes=0",
+    "ppo.minibatch_size=6",
+    "ppo.micro_batch_size=6",
+    "train.seed=1",
+]
 
 
 def _spy_collect(t: Trainer) -> list[list]:
@@ -237,6 +258,7 @@ def _spy_collect(t: Trainer) -> list[list]:
         eps = collect(specs)
         seen.append([(s.task_id, ep.task_id, s.group_id) for s, ep in zip(specs, eps)])
         return eps
+
     t.runner.collect = spy  # type: ignore[method-assign]
     return seen
 
@@ -245,12 +267,14 @@ def test_seed_draw_keeps_the_specs_as_before(tmp_path: Path) -> None:
     t = Trainer(load_config(None, [*BASE, f"train.run_dir={tmp_path / 'run'}"]), console=False)
     specs = t._episode_specs(5)
     assert [(s.seed, s.task_id, s.group_id) for s in specs] == [
-        ((1 * 1_000_003 + 5 * 1009 + g) & 0x7FFFFFFF, None, g) for g in range(3) for _ in range(2)]
+        ((1 * 1_000_003 + 5 * 1009 + g) & 0x7FFFFFFF, None, g) for g in range(3) for _ in range(2)
+    ]
 
 
 def test_the_trainer_runs_stratified_draws(tmp_path: Path) -> None:
-    t = Trainer(load_config(None, [*BASE, "rollout.task_draw=stratified", f"train.run_dir={tmp_path / 'run'}"]),
-                console=False)
+    t = Trainer(
+        load_config(None, [*BASE, "rollout.task_draw=stratified", f"train.run_dir={tmp_path / 'run'}"]), console=False
+    )
     seen = _spy_collect(t)
     m = t.train_step()
     rows = seen[0]
@@ -262,13 +286,19 @@ def test_the_trainer_runs_stratified_draws(tmp_path: Path) -> None:
 
 def test_the_trainer_runs_success_band_draws_with_refills_and_resumes(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    cfg = [*BASE, "rollout.task_draw=success_band", "rollout.draw_uniform=0.0", "rollout.refill_rounds=2",
-           "train.updates=2"]
+    cfg = [
+        *BASE,
+        "rollout.task_draw=success_band",
+        "rollout.draw_uniform=0.0",
+        "rollout.refill_rounds=2",
+        "train.updates=2",
+    ]
     t = Trainer(load_config(None, [*cfg, f"train.run_dir={run}"]), console=False)
     seen = _spy_collect(t)
     t.run()
-    assert all(task is not None and task == ep_task for rows in seen for task, ep_task, _ in rows), \
+    assert all(task is not None and task == ep_task for rows in seen for task, ep_task, _ in rows), (
         "the refill rounds' groups run drawn tasks too"
+    )
     assert len(t.task_draws.recent) >= 3, "the collected groups' outcomes reached the draws"
     line = (run / "metrics.jsonl").read_text().splitlines()[-1]
     assert '"draw/band_tasks"' in line and '"draw/unseen_tasks"' in line
@@ -284,13 +314,36 @@ def test_two_ranks_draw_the_tasks_one_process_draws(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    cfg = [*BASE, "rollout.groups=4", "rollout.task_draw=success_band", "train.updates=3", "ppo.minibatch_size=4",
-           "ppo.micro_batch_size=2", "train.threads=1", "train.collective_timeout_s=20"]
+    cfg = [
+        *BASE,
+        "rollout.groups=4",
+        "rollout.task_draw=success_band",
+        "train.updates=3",
+        "ppo.minibatch_size=4",
+        "ppo.micro_batch_size=2",
+        "train.threads=1",
+        "train.collective_timeout_s=20",
+    ]
     path = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "agentrl", "train",
-         *cfg, f"train.run_dir={tmp_path / 'ddp'}", "train.parallel=ddp"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path})
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            "-m",
+            "agentrl",
+            "train",
+            *cfg,
+            f"train.run_dir={tmp_path / 'ddp'}",
+            "train.parallel=ddp",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path},
+    )
     one = Trainer(load_config(None, [*cfg, f"train.run_dir={tmp_path / 'one'}"]), console=False)
     one.run()
     out, _ = proc.communicate(timeout=180)
@@ -298,6 +351,7 @@ def test_two_ranks_draw_the_tasks_one_process_draws(tmp_path: Path) -> None:
 
     def rows(run: Path) -> list[dict]:
         return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
     a, b = rows(tmp_path / "one"), rows(tmp_path / "ddp")
     assert len(a) == len(b) == 3
     for x, y in zip(a, b):

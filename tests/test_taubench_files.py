@@ -35,7 +35,10 @@ def _tau_files() -> tuple[dict, dict, dict]:
 
 def _tau2(users: dict, reservations: dict) -> tuple[dict, dict]:
     """The same records as τ²-bench's data model writes them: user_id, "state", optional fields spelled out."""
-    users = {uid: {"user_id": uid, **u, "address": {("state" if k == "province" else k): v for k, v in u["address"].items()}} for uid, u in users.items()}
+    users = {
+        uid: {"user_id": uid, **u, "address": {("state" if k == "province" else k): v for k, v in u["address"].items()}}
+        for uid, u in users.items()
+    }
     users["cy_ng_2000"]["address"]["address2"] = None
     return users, {rid: {"status": None, **r} for rid, r in reservations.items()}
 
@@ -56,7 +59,9 @@ def test_public_format_loads_runs_and_writes_back_unchanged(tmp_path: Path, flav
     env = gym.make("agentrl/FlightBooking-v0", world=str(src), split="all").unwrapped
     env.reset(seed=0)
     obs, _, term, _, _ = env.step(format_tool_call("get_user_details", {"user_id": "ada_lee_1000"}))
-    assert not term and json.loads(obs[0]["content"])["address"]["state"] == "MA"  # τ²'s output (the default parity) says `state`
+    assert (
+        not term and json.loads(obs[0]["content"])["address"]["state"] == "MA"
+    )  # τ²'s output (the default parity) says `state`
     obs, _, _, _, _ = env.step(format_tool_call("get_reservation_details", {"reservation_id": "CCC333"}))
     assert "cancelled" in json.dumps(obs)
     assert env.world.users["ada_lee_1000"].address.state == "MA"

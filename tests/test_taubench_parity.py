@@ -50,7 +50,10 @@ BOOK = {"user_id": "ada_lee_1000", "origin": "JFK", "destination": "LAX", "fligh
 ])  # fmt: skip
 def test_seat_accounting(world, rules: Rules, after_book: tuple, after_move: tuple, after_cancel: tuple) -> None:
     db = Database(world)
-    seats = lambda: (db.flight_date("HAT001", "2024-05-16").available_seats.economy, db.flight_date("HAT003", "2024-05-16").available_seats.economy)  # noqa: E731
+    seats = lambda: (
+        db.flight_date("HAT001", "2024-05-16").available_seats.economy,
+        db.flight_date("HAT003", "2024-05-16").available_seats.economy,
+    )  # noqa: E731
     rid = call(db, rules, "book_reservation", **BOOK)["reservation_id"]
     assert seats() == after_book
     call(db, rules, "update_reservation_flights", reservation_id=rid, cabin="economy", payment_id="credit_card_1111111",
@@ -66,14 +69,23 @@ def test_cabin_write_tau2_writes_it_v1_does_not(world) -> None:
         res = call(db, rules, "update_reservation_flights", reservation_id="AAA111", cabin="business", payment_id="credit_card_1111111",
                    flights=[{"flight_number": "HAT001", "date": "2024-05-17"}])  # fmt: skip
         assert res["cabin"] == db.reservation("AAA111").cabin == cabin
-        assert res["flights"][0]["price"] == 390 and res["payment_history"][-1]["amount"] == 250  # both reprice at today's business fare
+        assert (
+            res["flights"][0]["price"] == 390 and res["payment_history"][-1]["amount"] == 250
+        )  # both reprice at today's business fare
 
 
 def test_onestop_second_leg_tau2_on_its_date_v1_on_the_first_date(world) -> None:
     for rules, seats in ((Rules("tau2"), 4), (Rules("tau_bench_v1"), 3)):
-        pairs = call(Database(world), rules, "search_onestop_flight", origin="LAX", destination="ORD", date="2024-05-18")
+        pairs = call(
+            Database(world), rules, "search_onestop_flight", origin="LAX", destination="ORD", date="2024-05-18"
+        )
         [[first, second]] = pairs
-        assert (first["flight_number"], first["date"], second["flight_number"], second["date"]) == ("HAT002", "2024-05-18", "HAT003", "2024-05-19")
+        assert (first["flight_number"], first["date"], second["flight_number"], second["date"]) == (
+            "HAT002",
+            "2024-05-18",
+            "HAT003",
+            "2024-05-19",
+        )
         assert second["available_seats"]["economy"] == seats and second["prices"]["economy"] == 120 + seats
 
 

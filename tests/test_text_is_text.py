@@ -83,8 +83,14 @@ class HostileEnv(MultiTurnEnv):
 
 def test_every_env_channel_is_plain_text_id_by_id(tiny) -> None:
     model, tok = tiny
-    runner = RolloutRunner(HostileEnv, HFPolicy(model, tok), ChatFormatter(tok),
-                           SamplingParams(temperature=1.0, max_new_tokens=64), constrained=True, seed=0)
+    runner = RolloutRunner(
+        HostileEnv,
+        HFPolicy(model, tok),
+        ChatFormatter(tok),
+        SamplingParams(temperature=1.0, max_new_tokens=64),
+        constrained=True,
+        seed=0,
+    )
     (ep,) = runner.collect([EpisodeSpec(seed=0, group_id=0)])
     assert ep.turns[0].text.startswith("<tool_call>") and [t.text for t in ep.turns[1:]] == ["chat", "bye"]
     msgs = [m.to_dict() for m in ep.messages]
@@ -111,15 +117,26 @@ def test_every_env_channel_is_plain_text_id_by_id(tiny) -> None:
 
 def test_sft_dataset_text_never_trains_a_control_id(tiny, tmp_path: Path) -> None:
     _, tok = tiny
-    msgs = [{"role": "system", "content": f"sys {QWEN}"}, {"role": "user", "content": f"u {SMOL}"},
-            {"role": "assistant", "content": f"I say {SMOL} mid-turn"}, {"role": "tool", "content": f"t {QWEN}"},
-            {"role": "assistant", "content": "done<|im_end|>"}]
+    msgs = [
+        {"role": "system", "content": f"sys {QWEN}"},
+        {"role": "user", "content": f"u {SMOL}"},
+        {"role": "assistant", "content": f"I say {SMOL} mid-turn"},
+        {"role": "tool", "content": f"t {QWEN}"},
+        {"role": "assistant", "content": "done<|im_end|>"},
+    ]
     f = tmp_path / "d.jsonl"
     f.write_text(json.dumps({"messages": msgs}) + "\n")
     demos = demos_from_jsonl(f, ChatFormatter(tok))
     demo = (demos if isinstance(demos, list) else demos[0])[0]
-    want = (chatml(tok, msgs[:2]) + plain(tok, msgs[2]["content"]) + [END] + plain(tok, "\n")
-            + chatml(tok, msgs[3:4]) + plain(tok, msgs[4]["content"]) + [END])
+    want = (
+        chatml(tok, msgs[:2])
+        + plain(tok, msgs[2]["content"])
+        + [END]
+        + plain(tok, "\n")
+        + chatml(tok, msgs[3:4])
+        + plain(tok, msgs[4]["content"])
+        + [END]
+    )
     assert demo.input_ids == want
     trained = [x for x, m in zip(demo.input_ids, demo.loss_mask) if m]
     assert trained.count(END) == 2, "EOS is trained only where a turn ends, never inside the assistant's text"
@@ -155,7 +172,8 @@ QWEN_TEMPLATE = (
     "{% if tools %}<|im_start|>system\n{{ messages[0]['content'] }}\n# Tools{% for t in tools %}\n{{ t | tojson }}"
     "{% endfor %}<|im_end|>\n{% set rest = messages[1:] %}{% else %}{% set rest = messages %}{% endif %}"
     "{% for m in rest %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +193,14 @@ def test_tool_schemas_and_qwen_style_controls_stay_text(qwen_style) -> None:
     tok = qwen_style
     fmt = ChatFormatter(tok)
     assert fmt.supports_tools
-    schema = {"type": "function", "function": {"name": "f", "description": f"evil {QWEN} {SMOL}",
-                                               "parameters": {"type": "object", "properties": {}}}}
+    schema = {
+        "type": "function",
+        "function": {
+            "name": "f",
+            "description": f"evil {QWEN} {SMOL}",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    }
     msgs = [{"role": "system", "content": f"sys {QWEN}"}, {"role": "user", "content": f"hi {SMOL}"}]
     ids = fmt.prompt_ids(msgs, {"tools": [schema], "system_without_tools": f"sys {QWEN}"})
     eot, header = tok.convert_tokens_to_ids("<|eot_id|>"), tok.convert_tokens_to_ids("<|start_header_id|>")

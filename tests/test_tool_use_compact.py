@@ -35,8 +35,20 @@ from environments.tool_use.tasks import load_tasks
 from environments.tool_use.tools import TOOL_FAMILIES, TOOLS
 
 ALL_NAMES = [
-    "calculate", "convert_units", "days_between", "add_days", "add_months", "weekday", "country_fact", "city_fact",
-    "text_length", "count_occurrences", "reverse_text", "word_count", "sort_items", "final_answer",
+    "calculate",
+    "convert_units",
+    "days_between",
+    "add_days",
+    "add_months",
+    "weekday",
+    "country_fact",
+    "city_fact",
+    "text_length",
+    "count_occurrences",
+    "reverse_text",
+    "word_count",
+    "sort_items",
+    "final_answer",
 ]
 DEFAULT_INFO_KEYS = {"turn", "task_id", "tools", "system_without_tools", "tier", "family"}
 CHATML = "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
@@ -61,7 +73,9 @@ def fmt(tok) -> ChatFormatter:
     return ChatFormatter(tok)
 
 
-def drive(env: ToolUseEnv, agent, conv: list[dict[str, str]], limit: int = 20) -> tuple[float, dict, list[dict[str, str]]]:
+def drive(
+    env: ToolUseEnv, agent, conv: list[dict[str, str]], limit: int = 20
+) -> tuple[float, dict, list[dict[str, str]]]:
     """Step `agent` from conversation `conv` to the episode's end."""
     for _ in range(limit):
         action = agent(conv)
@@ -139,11 +153,23 @@ def test_explicit_and_mixed_subsets():
     assert names(ToolUseEnv(tools=["weekday", "final_answer"])) == ["weekday", "final_answer"]
     assert names(ToolUseEnv(tools=["all"])) == ALL_NAMES
     assert names(ToolUseEnv(tools=("text", "units"))) == [
-        "convert_units", "text_length", "count_occurrences", "reverse_text", "word_count", "sort_items", "final_answer"]
+        "convert_units",
+        "text_length",
+        "count_occurrences",
+        "reverse_text",
+        "word_count",
+        "sort_items",
+        "final_answer",
+    ]
     # every remaining task is solvable by the shown tools
     for t in ToolUseEnv(split="all", tools=["dates", "calculator"]).task_ids():
         assert {s.name for s in next(x for x in load_tasks("all") if x.id == t).gold} <= {
-            "days_between", "add_days", "add_months", "weekday", "calculate"}
+            "days_between",
+            "add_days",
+            "add_months",
+            "weekday",
+            "calculate",
+        }
 
 
 def test_filtered_out_task_id_is_refused():
@@ -185,8 +211,12 @@ def test_calling_a_hidden_tool_is_an_unknown_tool_error(schema):
     env.reset(seed=0)
     obs, r, term, trunc, info = env.step(format_tool_call("calculate", {"expression": "6*7"}))
     assert not term and r == 0.0 and info["errors"] == {"unknown_tool": 1}
-    assert obs == ({"role": "tool", "content": "Error: unknown tool 'calculate' (available tools: "
-                                               "country_fact, city_fact, final_answer)"},)
+    assert obs == (
+        {
+            "role": "tool",
+            "content": "Error: unknown tool 'calculate' (available tools: country_fact, city_fact, final_answer)",
+        },
+    )
     assert env.state.tool_calls == 1  # costs like any other call
     # the default env next to it still has the tool: the toolset is per instance
     full = ToolUseEnv(split="test")
@@ -209,11 +239,16 @@ def test_compact_prompt_content():
     system = obs[0]["content"]
     assert system.startswith(SYSTEM_PROMPT + "\n\n") and TOOL_CALL_FORMAT in system and "JSON schema" not in system
     lines = system.split("\n")
-    tool_lines = lines[lines.index("Tools:") + 1:]
+    tool_lines = lines[lines.index("Tools:") + 1 :]
     assert [ln.split("(")[0] for ln in tool_lines] == ALL_NAMES
-    assert 'country_fact(country: str, field: "capital"|"population"|"area_km2"|"continent"|"currency_code"|' \
-           '"currency_name"|"languages") - ' in system
-    assert 'city_fact(city: str, field: "population"|"country"|"latitude"|"longitude"|"timezone", country: str = null)' in system
+    assert (
+        'country_fact(country: str, field: "capital"|"population"|"area_km2"|"continent"|"currency_code"|'
+        '"currency_name"|"languages") - ' in system
+    )
+    assert (
+        'city_fact(city: str, field: "population"|"country"|"latitude"|"longitude"|"timezone", country: str = null)'
+        in system
+    )
     assert "sort_items(items: list[str], descending: bool = false)" in system
     assert "final_answer(answer: str|int|float) - " in system
     assert all(len(ln) < 200 for ln in tool_lines)
@@ -240,7 +275,11 @@ def test_compact_prompt_token_counts(fmt):
     """The compact prompt of SmolLM2 (135M) fits: at most ~35% of the default's tokens."""
     counts = {}
     for tier in (1, 2):
-        for key, kw in {"default": {}, "compact": {"schema": "compact"}, "compact_geo": {"schema": "compact", "tools": ["geo"]}}.items():
+        for key, kw in {
+            "default": {},
+            "compact": {"schema": "compact"},
+            "compact_geo": {"schema": "compact", "tools": ["geo"]},
+        }.items():
             env = ToolUseEnv(tier=tier, **kw)
             task = next(t for t in ToolUseEnv(tier=tier, tools=["geo"]).task_ids())  # a task all three envs have
             obs, info = env.reset(options={"task_id": task})
@@ -252,7 +291,10 @@ def test_compact_prompt_token_counts(fmt):
     default, compact = ToolUseEnv(split="test"), ToolUseEnv(split="test", schema="compact")
     ratios = []
     for tid in default.task_ids():  # every question, tiers 1-4
-        n = [len(fmt.prompt_ids(list(obs), info)) for obs, info in (e.reset(options={"task_id": tid}) for e in (default, compact))]
+        n = [
+            len(fmt.prompt_ids(list(obs), info))
+            for obs, info in (e.reset(options={"task_id": tid}) for e in (default, compact))
+        ]
         ratios.append(n[1] / n[0])
     print(f"compact/default over the test split: mean {sum(ratios) / len(ratios):.3f}, max {max(ratios):.3f}")
     assert max(ratios) <= 0.35
@@ -281,10 +323,15 @@ def test_compact_is_not_replaced_by_template_tools(tok, fmt):
 # ------------------------------------------------------------------ gold agent, check_env, snapshots
 
 
-@pytest.mark.parametrize("kw", [{"split": "test", "schema": "compact"},
-                                {"split": "all", "tier": 1, "tools": ["geo"], "schema": "compact"},
-                                {"split": "all", "tools": ["dates", "calculator"], "schema": "compact"},
-                                {"split": "test", "tools": ["geo", "calculate", "units"]}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"split": "test", "schema": "compact"},
+        {"split": "all", "tier": 1, "tools": ["geo"], "schema": "compact"},
+        {"split": "all", "tools": ["dates", "calculator"], "schema": "compact"},
+        {"split": "test", "tools": ["geo", "calculate", "units"]},
+    ],
+)
 def test_gold_agent_solves_every_remaining_task(kw):
     env = ToolUseEnv(**kw)
     assert env.task_ids()
@@ -345,8 +392,12 @@ def _demo(city: str, unit: str = "km", kind: int | str | None = None, tags: list
 
 def test_compact_signature_and_block():
     assert compact_signature(_demo) == (
-        '_demo(city: str, unit: str = "km", kind: int|str = null, tags: list[str] = null) - Look up a city.')
-    assert compact_signature(_demo, "Cities.") == '_demo(city: str, unit: str = "km", kind: int|str = null, tags: list[str] = null) - Cities.'
+        '_demo(city: str, unit: str = "km", kind: int|str = null, tags: list[str] = null) - Look up a city.'
+    )
+    assert (
+        compact_signature(_demo, "Cities.")
+        == '_demo(city: str, unit: str = "km", kind: int|str = null, tags: list[str] = null) - Cities.'
+    )
     assert first_sentence('The day of a date, e.g. "Friday". More.') == 'The day of a date, e.g. "Friday".'
     assert first_sentence("No period\n\nSecond paragraph.") == "No period"
     ts = ToolSet([_demo])

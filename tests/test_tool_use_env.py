@@ -152,7 +152,10 @@ def test_plain_text_gets_a_nudge(test_env):
         ('<tool_call>{"name": "calculate", "arguments": {"expr": "1"}}</tool_call>', "invalid_arguments"),
         ('<tool_call>{"name": "final_answer", "arguments": {"answer": ""}}</tool_call>', "tool_error"),
         ('<tool_call>{"name": "calculate", "arguments": {"expression": "1/0"}}</tool_call>', "tool_error"),
-        (format_tool_call("calculate", {"expression": "1"}) + format_tool_call("calculate", {"expression": "2"}), "too_many_calls"),
+        (
+            format_tool_call("calculate", {"expression": "1"}) + format_tool_call("calculate", {"expression": "2"}),
+            "too_many_calls",
+        ),
     ],
 )
 def test_every_kind_of_bad_call_gets_an_error_observation(test_env, action, kind):

@@ -217,8 +217,11 @@ def test_env_answers_hostile_actions_with_errors(action):
 @given(
     st.one_of(
         st.text(max_size=300),
-        st.builds(lambda name, args: f"<tool_call>{json.dumps({'name': name, 'arguments': args})}</tool_call>",
-                  st.sampled_from(sorted(ALL_TOOLS) + ["final_answer", "nope"]), st.dictionaries(st.text(max_size=12), json_values, max_size=4)),
+        st.builds(
+            lambda name, args: f"<tool_call>{json.dumps({'name': name, 'arguments': args})}</tool_call>",
+            st.sampled_from(sorted(ALL_TOOLS) + ["final_answer", "nope"]),
+            st.dictionaries(st.text(max_size=12), json_values, max_size=4),
+        ),
     )  # fmt: skip
 )
 def test_env_never_raises_on_random_actions(action):

@@ -28,9 +28,13 @@ def test_example_env_episode():
     env = gym.make("example/LetterCount-v0", disable_env_checker=True).unwrapped
     obs, info = env.reset(options={"task_id": "banana"})
     assert "'banana'" in obs[1]["content"] and info["task_id"] == "banana"
-    obs, r, term, trunc, info = env.step('<tool_call>{"name": "count_letters", "arguments": {"word": "banana"}}</tool_call>')
+    obs, r, term, trunc, info = env.step(
+        '<tool_call>{"name": "count_letters", "arguments": {"word": "banana"}}</tool_call>'
+    )
     assert obs[0] == {"role": "tool", "content": "6"} and r == 0.0 and not term
-    obs, r, term, trunc, info = env.step('<tool_call>{"name": "count_letters", "arguments": {"word": "b4n"}}</tool_call>')
+    obs, r, term, trunc, info = env.step(
+        '<tool_call>{"name": "count_letters", "arguments": {"word": "b4n"}}</tool_call>'
+    )
     assert obs[0]["content"].startswith("Error: word must contain only letters") and info["errors"] == {"tool_error": 1}
     obs, r, term, trunc, info = env.step("6")
     assert term and r == 1.0 and info["reward_breakdown"] == {"correct": 1.0}

@@ -158,7 +158,12 @@ def test_reward_breakdown_sums_to_reward():
     r = compute(_task("7", "integer"), "7", tool_calls=3, tool_cost=0.01)
     assert r.reward == pytest.approx(0.97) and r.success is True
     assert r.breakdown["correct"] + r.breakdown["tool_cost"] == pytest.approx(r.reward)
-    assert compute(_task("7", "integer"), None, tool_calls=0).breakdown == {"correct": 0.0, "tool_cost": -0.0, "tool_calls": 0.0, "answered": 0.0}
+    assert compute(_task("7", "integer"), None, tool_calls=0).breakdown == {
+        "correct": 0.0,
+        "tool_cost": -0.0,
+        "tool_calls": 0.0,
+        "answered": 0.0,
+    }
 
 
 def test_normalize_text():

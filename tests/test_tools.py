@@ -125,7 +125,12 @@ def test_missing_type_hint_is_rejected() -> None:
 
 def test_valid_arguments_pass_and_defaults_fill() -> None:
     assert forecast.validate({"city": "Paris"}) == {
-        "city": "Paris", "days": 3, "unit": "c", "grid": None, "scale": 1.0, "verbose": False,
+        "city": "Paris",
+        "days": 3,
+        "unit": "c",
+        "grid": None,
+        "scale": 1.0,
+        "verbose": False,
     }
     v = forecast.validate({"city": "Oslo", "grid": [[1, 2.5], []], "scale": 2})
     assert v["grid"] == [[1.0, 2.5], []] and v["scale"] == 2.0
@@ -152,7 +157,10 @@ def test_arguments_that_the_schema_advertises_are_accepted() -> None:
         ({"city": "P", "unit": "k"}, ["'unit'", '"c"', '"f"']),  # enum: names the allowed values
         ({"city": "P", "grid": [[1], ["x"]]}, ["'grid.1.0'", "number"]),  # nested: names the path
         ({}, ["'city'", "required", "string"]),  # missing
-        ({"city": "P", "country": "FR"}, ["unknown argument 'country'", "allowed: city, days, unit, grid, scale, verbose"]),
+        (
+            {"city": "P", "country": "FR"},
+            ["unknown argument 'country'", "allowed: city, days, unit, grid, scale, verbose"],
+        ),
         ({"city": "P", "state": {}}, ["unknown argument 'state'"]),  # injected names cannot be supplied by the agent
     ],
 )
@@ -173,8 +181,10 @@ def test_non_object_arguments() -> None:
 
 
 def test_unicode_arguments() -> None:
-    assert forecast.validate({"city": "Zürich \U0001F600"})["city"] == "Zürich \U0001F600"
-    call = parse_tool_calls(tc('{"name": "forecast", "arguments": {"city": "a\\ud800b"}}'))[0]  # valid JSON, lone surrogate
+    assert forecast.validate({"city": "Zürich \U0001f600"})["city"] == "Zürich \U0001f600"
+    call = parse_tool_calls(tc('{"name": "forecast", "arguments": {"city": "a\\ud800b"}}'))[
+        0
+    ]  # valid JSON, lone surrogate
     r = forecast.invoke(call.arguments)
     assert r.error_kind == "invalid_arguments" and "'city'" in r.content and "invalid Unicode" in r.content
 
@@ -244,11 +254,13 @@ def tc(obj) -> str:
 
 def test_parse_good_and_multiple() -> None:
     assert parse_tool_calls("no calls here") == []
-    assert parse_tool_calls("Sure. " + tc({"name": "f", "arguments": {"a": 1}}) + " thanks") == [ToolCall("f", {"a": 1})]
+    assert parse_tool_calls("Sure. " + tc({"name": "f", "arguments": {"a": 1}}) + " thanks") == [
+        ToolCall("f", {"a": 1})
+    ]
     text = tc({"name": "f", "arguments": {"a": 1}}) + "\n" + tc({"name": "g", "arguments": {}})
     assert parse_tool_calls(text) == [ToolCall("f", {"a": 1}), ToolCall("g", {})]
     assert parse_tool_calls(tc({"name": "f"})) == [ToolCall("f", {})]  # arguments may be left out
-    assert parse_tool_calls("<tool_call>\n  {\"name\": \"f\", \"arguments\": {}}\n</tool_call>") == [ToolCall("f", {})]
+    assert parse_tool_calls('<tool_call>\n  {"name": "f", "arguments": {}}\n</tool_call>') == [ToolCall("f", {})]
 
 
 def test_parse_arguments_as_json_string() -> None:
@@ -265,7 +277,10 @@ def test_parse_arguments_as_json_string() -> None:
         (tc('{"name": "f", "arguments": {'), "not valid JSON"),
         (tc("{'name': 'f'}"), "not valid JSON"),
         (tc(""), "not valid JSON"),
-        (tc('{"name": "f", "arguments": {"a": ' + "1" * 5000 + "}}"), "not valid JSON"),  # int over Python's digit limit
+        (
+            tc('{"name": "f", "arguments": {"a": ' + "1" * 5000 + "}}"),
+            "not valid JSON",
+        ),  # int over Python's digit limit
         (tc("[" * 100_000 + "]" * 100_000), "not valid JSON"),  # deeper than the recursion limit
         ('<tool_call>{"name": "f", "arguments": {}}', "unbalanced"),
         ('{"name": "f", "arguments": {}}</tool_call>', "unbalanced"),
@@ -292,16 +307,24 @@ def test_parse_error_shows_the_format() -> None:
     assert TOOL_CALL_FORMAT in str(ei.value)
 
 
-
 @pytest.mark.parametrize(
     "name, arguments",
     [
         ("f", {}),
         ("calculate", {"expression": "2 * (150 + 30) - 50"}),
-        ("book", {"flights": [{"flight_number": "HAT001", "date": "2024-05-01"}], "n": 2, "price": 12.5, "ok": True, "note": None}),
+        (
+            "book",
+            {
+                "flights": [{"flight_number": "HAT001", "date": "2024-05-01"}],
+                "n": 2,
+                "price": 12.5,
+                "ok": True,
+                "note": None,
+            },
+        ),
         ("nested", {"a": {"b": {"c": [1, [2, {"d": []}]]}}}),
         ("unicode", {"city": "São Paulo", "greeting": "こんにちは 👋", "escape": "\\u00e9 stays text"}),
-        ("quotes", {"text": 'she said "hi" and \'bye\'', "path": "C:\\temp\\new", "lines": "a\nb\tc"}),
+        ("quotes", {"text": "she said \"hi\" and 'bye'", "path": "C:\\temp\\new", "lines": "a\nb\tc"}),
         ("tags", {"text": "</tool_call> then <tool_call>{} and \\</tool_call>"}),
     ],
 )
@@ -313,7 +336,10 @@ def test_format_tool_call_round_trips(name: str, arguments: dict) -> None:
 
 
 def test_format_tool_call_keeps_non_ascii_and_the_documented_layout() -> None:
-    assert format_tool_call("get_weather", {"city": "Zürich"}) == '<tool_call>{"name": "get_weather", "arguments": {"city": "Zürich"}}</tool_call>'
+    assert (
+        format_tool_call("get_weather", {"city": "Zürich"})
+        == '<tool_call>{"name": "get_weather", "arguments": {"city": "Zürich"}}</tool_call>'
+    )
 
 
 # ------------------------------------------------------------------ ToolSet

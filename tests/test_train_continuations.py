@@ -25,16 +25,16 @@ from agentrl.train.trainer import Trainer
 # -- the pure function ---------------------------------------------------------------------------------------------
 def test_continuation_rows_by_hand() -> None:
     # row 0 branched at 2: its agent tokens 1 (the parent's), 2, 4, 5; row 1 at 4: agent tokens 1, 2, 4, 5, 6
-    mask = torch.tensor([[0, 1, 1, 0, 1, 1, 0, 0],
-                         [0, 1, 1, 0, 1, 1, 1, 0]], dtype=torch.float32)
+    mask = torch.tensor([[0, 1, 1, 0, 1, 1, 0, 0], [0, 1, 1, 0, 1, 1, 1, 0]], dtype=torch.float32)
     own = [1.0, 0.0]
     others = [[0.0, 1.0, 0.5], [1.0]]  # B̂₋C = 0.5 and 1.0
     m, a = continuation_rows(mask, [2, 4], own, others)
     assert m.tolist() == [[0, 0, 1, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1, 1, 0]]
     assert torch.allclose(a, torch.tensor([[0, 0, 0.5, 0, 0.5, 0.5, 0, 0], [0, 0, 0, 0, -1, -1, -1, 0]]))
     _, a = continuation_rows(mask, [2, 4], own, others, mode="interpolate")  # the difference spread over the tokens
-    assert torch.allclose(a, torch.tensor([[0, 0, 0.5 / 3, 0, 0.5 / 3, 0.5 / 3, 0, 0],
-                                           [0, 0, 0, 0, -1 / 3, -1 / 3, -1 / 3, 0]]))
+    assert torch.allclose(
+        a, torch.tensor([[0, 0, 0.5 / 3, 0, 0.5 / 3, 0.5 / 3, 0, 0], [0, 0, 0, 0, -1 / 3, -1 / 3, -1 / 3, 0]])
+    )
     assert mask[0, 1] == 1, "the input mask is not changed"
 
 
@@ -52,8 +52,15 @@ def test_continuation_rows_refuse_bad_input() -> None:
 
 # -- the baseline side each continuation gets (branch_values.py) ---------------------------------------------------
 def _episode(uid: int, sampled: list[int], reward: float, group: int = 0, **kw: Any) -> Episode:
-    ep = Episode(prompt_ids=[1, 2], turns=[Turn(sampled, [0.0] * len(sampled), "", "stop", 2, temperature=1.0)],
-                 reward=reward, group_id=group, uid=uid, end=EpisodeEnd.TERMINATED, **kw)
+    ep = Episode(
+        prompt_ids=[1, 2],
+        turns=[Turn(sampled, [0.0] * len(sampled), "", "stop", 2, temperature=1.0)],
+        reward=reward,
+        group_id=group,
+        uid=uid,
+        end=EpisodeEnd.TERMINATED,
+        **kw,
+    )
     return ep
 
 
@@ -87,8 +94,15 @@ def test_each_continuation_leaves_itself_out_and_failures_are_not_trained() -> N
     assert bv.returns == [0.0, 1.0, 0.5, 0.0] and bv.failed == 1
     assert bv.trainable(1.0) == ([0, 1, 2], 0)
     assert bv.trainable(0.7) == ([], 3), "sampled at another temperature than the policy's: not an on-policy row"
-    bv = estimate_branch_values(_FakeRunner([0.0, 1.0, 0.5, 1.0], greedy=0), [w0, w1], spec="turns", m=2, t_min=None,
-                                t_max=1.0, rng=random.Random(0))
+    bv = estimate_branch_values(
+        _FakeRunner([0.0, 1.0, 0.5, 1.0], greedy=0),
+        [w0, w1],
+        spec="turns",
+        m=2,
+        t_min=None,
+        t_max=1.0,
+        rng=random.Random(0),
+    )
     assert bv.trainable(1.0) == ([1, 2, 3], 1)
 
 
@@ -101,10 +115,22 @@ def test_the_param() -> None:
 
 
 # -- the trainer's batch -------------------------------------------------------------------------------------------
-BASE = ["model=tiny-random", "env.kwargs.turns=2", "algorithm.name=trepo", "algorithm.params.branch_m=2",
-        "algorithm.params.branch_t_min=null", "rollout.groups=2", "rollout.group_size=2", "rollout.max_new_tokens=4",
-        "rollout.constrained=true", "train.checkpoint_every=100", "train.log_episodes=0", "ppo.minibatch_size=4",
-        "ppo.micro_batch_size=4", "train.seed=4"]
+BASE = [
+    "model=tiny-random",
+    "env.kwargs.turns=2",
+    "algorithm.name=trepo",
+    "algorithm.params.branch_m=2",
+    "algorithm.params.branch_t_min=null",
+    "rollout.groups=2",
+    "rollout.group_size=2",
+    "rollout.max_new_tokens=4",
+    "rollout.constrained=true",
+    "train.checkpoint_every=100",
+    "train.log_episodes=0",
+    "ppo.minibatch_size=4",
+    "ppo.micro_batch_size=4",
+    "train.seed=4",
+]
 
 
 def _step(tmp: Path, name: str, *extra: str) -> SimpleCapture:
@@ -116,6 +142,7 @@ def _step(tmp: Path, name: str, *extra: str) -> SimpleCapture:
         conts = branch_many(requests, **kw)
         conts[0].end, conts[0].error = EpisodeEnd.ENV_ERROR, "failing on purpose"
         return conts
+
     t.runner.branch_many = failing_first  # type: ignore[method-assign]
     extra_sampling, batch = t._extra_sampling, t._batch
 
@@ -126,6 +153,7 @@ def _step(tmp: Path, name: str, *extra: str) -> SimpleCapture:
     def spy_batch(episodes, returns, extra):
         cap.episodes, cap.batch = episodes, batch(episodes, returns, extra)
         return cap.batch
+
     t._extra_sampling, t._batch = spy_extra, spy_batch  # type: ignore[method-assign]
     cap.metrics = t.train_step()
     return cap
@@ -145,7 +173,9 @@ def test_the_batch_gets_continuation_rows_and_off_is_unchanged(tmp_path: Path) -
     bv = on.extra["branch"]
     keep = on.extra["continuations"]
     assert bv.failed == 1 and 0 not in keep, "the continuation an env failure ended is not trained"
-    assert keep == [k for k in range(1, len(bv.episodes))], "every other continuation sampled at the policy's temperature"
+    assert keep == [k for k in range(1, len(bv.episodes))], (
+        "every other continuation sampled at the policy's temperature"
+    )
     assert on.metrics["branch/trained"] == len(keep) and on.metrics["branch/failed"] == 1.0
     assert "branch/trained" not in off.metrics and off.metrics["branch/failed"] == 1.0
     assert len(on.batch) == n + len(keep) and len(off.batch) == n

@@ -16,9 +16,20 @@ import yaml
 from agentrl.core.checkpoint import checkpoint_dirs, latest_checkpoint
 
 OVERRIDES = [
-    "model=tiny-random", "env.kwargs.turns=2", "algorithm.name=grpo", "rollout.groups=2", "rollout.group_size=2",
-    "rollout.constrained=true", "rollout.max_new_tokens=4", "train.updates=8", "train.checkpoint_every=1",
-    "train.keep_checkpoints=2", "train.log_episodes=1", "ppo.minibatch_size=4", "ppo.micro_batch_size=4", "optim.lr=1e-3",
+    "model=tiny-random",
+    "env.kwargs.turns=2",
+    "algorithm.name=grpo",
+    "rollout.groups=2",
+    "rollout.group_size=2",
+    "rollout.constrained=true",
+    "rollout.max_new_tokens=4",
+    "train.updates=8",
+    "train.checkpoint_every=1",
+    "train.keep_checkpoints=2",
+    "train.log_episodes=1",
+    "ppo.minibatch_size=4",
+    "ppo.micro_batch_size=4",
+    "optim.lr=1e-3",
 ]
 
 

@@ -17,8 +17,16 @@ from agentrl.train.trainer import Trainer
 from agentrl.train.update import ppo_update
 
 SMALL = [
-    "model=tiny-random", "env.kwargs.turns=3", "rollout.groups=2", "rollout.group_size=3", "rollout.constrained=true",
-    "rollout.max_new_tokens=4", "train.updates=1", "ppo.minibatch_size=6", "ppo.micro_batch_size=2", "train.log_episodes=2",
+    "model=tiny-random",
+    "env.kwargs.turns=3",
+    "rollout.groups=2",
+    "rollout.group_size=3",
+    "rollout.constrained=true",
+    "rollout.max_new_tokens=4",
+    "train.updates=1",
+    "ppo.minibatch_size=6",
+    "ppo.micro_batch_size=2",
+    "train.log_episodes=2",
 ]
 
 
@@ -29,8 +37,21 @@ def test_one_update_per_algorithm(algorithm: str, tmp_path: Path) -> None:
     before = {k: v.clone() for k, v in tr.model.state_dict().items()}
     tr.run()
     row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
-    for key in ("reward/mean", "reward/std", "success_rate", "adv/mean", "adv/std", "clip_fraction", "entropy",
-                "grad_norm", "tokens/sampled", "tokens/branch", "time/collect", "time/update", "time/total"):
+    for key in (
+        "reward/mean",
+        "reward/std",
+        "success_rate",
+        "adv/mean",
+        "adv/std",
+        "clip_fraction",
+        "entropy",
+        "grad_norm",
+        "tokens/sampled",
+        "tokens/branch",
+        "time/collect",
+        "time/update",
+        "time/total",
+    ):
         assert key in row, key
     assert row["tokens/sampled"] > 0
     if algorithm in ("trepo", "remax"):
@@ -57,9 +78,21 @@ def test_non_finite_loss_skips_the_step_and_counts_it(tmp_path: Path) -> None:
     adv = torch.full((B, T), float("nan")) * mask
     batch = TrainBatch(ids, torch.ones_like(ids), mask, torch.zeros(B, T), adv)
     before = {k: v.clone() for k, v in tr.model.state_dict().items()}
-    stats = ppo_update(tr.model, None, tr.optimizer, None, batch, cfg.ppo, temperature=1.0, grad_clip=1.0, generator=torch.Generator().manual_seed(0))
+    stats = ppo_update(
+        tr.model,
+        None,
+        tr.optimizer,
+        None,
+        batch,
+        cfg.ppo,
+        temperature=1.0,
+        grad_clip=1.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert stats["skipped_steps"] == 1 and stats["optimizer_steps"] == 0
-    assert all(torch.equal(before[k], v) for k, v in tr.model.state_dict().items()), "a NaN step must not touch the weights"
+    assert all(torch.equal(before[k], v) for k, v in tr.model.state_dict().items()), (
+        "a NaN step must not touch the weights"
+    )
 
 
 def test_pass_hat_k_by_hand() -> None:
@@ -104,8 +137,18 @@ def test_constrained_batch_trains_the_policy_that_sampled(tmp_path: Path) -> Non
     forced = on & (batch.allowed >= 0).sum(-1).eq(1)
     assert forced.any() and torch.equal(batch.old_logprobs[forced], torch.zeros(int(forced.sum())))
     with torch.no_grad():
-        new = forward(tr.model, None, batch.input_ids, batch.attention_mask, 1.0, entropy=False, mask=batch.action_mask,
-                      allowed=batch.allowed).logprobs
-        full = forward(tr.model, None, batch.input_ids, batch.attention_mask, 1.0, entropy=False, mask=batch.action_mask).logprobs
+        new = forward(
+            tr.model,
+            None,
+            batch.input_ids,
+            batch.attention_mask,
+            1.0,
+            entropy=False,
+            mask=batch.action_mask,
+            allowed=batch.allowed,
+        ).logprobs
+        full = forward(
+            tr.model, None, batch.input_ids, batch.attention_mask, 1.0, entropy=False, mask=batch.action_mask
+        ).logprobs
     assert torch.allclose(new[on], batch.old_logprobs[on], atol=1e-4), "ratio 1 on the first step (on-policy)"
     assert (full[on] - batch.old_logprobs[on]).abs().max() > 1.0, "the whole-vocabulary logprob is a different policy"

@@ -17,9 +17,17 @@ from agentrl.train.lora import ReferenceView
 from agentrl.train.trainer import Trainer
 
 SMALL = [
-    "model=tiny-random", "env.kwargs.turns=2", "rollout.groups=2", "rollout.group_size=3", "rollout.constrained=true",
-    "rollout.max_new_tokens=4", "train.updates=1", "ppo.minibatch_size=6", "ppo.micro_batch_size=3",
-    "train.log_episodes=1", "algorithm.name=grpo",
+    "model=tiny-random",
+    "env.kwargs.turns=2",
+    "rollout.groups=2",
+    "rollout.group_size=3",
+    "rollout.constrained=true",
+    "rollout.max_new_tokens=4",
+    "train.updates=1",
+    "ppo.minibatch_size=6",
+    "ppo.micro_batch_size=3",
+    "train.log_episodes=1",
+    "algorithm.name=grpo",
 ]
 
 
@@ -70,8 +78,10 @@ def test_an_episode_whose_env_raises_is_left_out_and_counted(tmp_path: Path, mon
 def test_a_broken_weight_sync_is_caught(tmp_path: Path) -> None:
     t = _trainer(tmp_path)
     real = t.policy.weights_digest
-    t.policy.weights_digest = lambda: {k: (v[0] + 1.0, *v[1:]) if isinstance(v, tuple) else v  # a stale engine
-                                       for k, v in real().items()}
+    t.policy.weights_digest = lambda: {
+        k: (v[0] + 1.0, *v[1:]) if isinstance(v, tuple) else v  # a stale engine
+        for k, v in real().items()
+    }
     with pytest.raises(InvariantError, match="differ from the trainer's after sync"):
         t.run()
 

@@ -9,7 +9,7 @@ import gymnasium as gym
 import pytest
 import torch
 
-from agentrl.algo.advantages import AdvantageInputs, REGISTRY, mc_baseline, mc_value, trepo
+from agentrl.algo.advantages import REGISTRY, AdvantageInputs, mc_baseline, mc_value, trepo
 from agentrl.algo.advantages.params import TRePOParams
 from agentrl.core.chat_format import ChatFormatter
 from agentrl.core.registry import load_env_plugins
@@ -24,9 +24,15 @@ load_env_plugins()
 def _inputs(baselines: list[list[float]] | None) -> AdvantageInputs:
     # one episode: 6 agent tokens (positions 1..6), turns start at 1 and 4; RM = 1
     mask = torch.tensor([[0, 1, 1, 1, 1, 1, 1, 0]], dtype=torch.float32)
-    return AdvantageInputs(rewards=torch.tensor([1.0]), action_mask=mask, group_ids=torch.tensor([0]),
-                           turn_starts=[[1, 4]], branch_positions=[[1, 4]], branch_values=[[0.5, 0.75]],
-                           branch_baselines=baselines)
+    return AdvantageInputs(
+        rewards=torch.tensor([1.0]),
+        action_mask=mask,
+        group_ids=torch.tensor([0]),
+        turn_starts=[[1, 4]],
+        branch_positions=[[1, 4]],
+        branch_values=[[0.5, 0.75]],
+        branch_baselines=baselines,
+    )
 
 
 def test_leave_own_out_baseline_by_hand() -> None:
@@ -36,7 +42,10 @@ def test_leave_own_out_baseline_by_hand() -> None:
     adv = trepo(_inputs([[0.25, 0.5]]), mode="interpolate", baseline="leave_own_out").advantages[0]
     assert adv.tolist() == pytest.approx([0, 0.5 / 3, 0.5 / 3, 0.5 / 3, 0.5 / 3, 0.5 / 3, 0.5 / 3, 0])
     # with_own (the default), or no baselines given: B̂ = V̂
-    for adv in (trepo(_inputs([[0.25, 0.5]])).advantages[0], trepo(_inputs(None), baseline="leave_own_out").advantages[0]):
+    for adv in (
+        trepo(_inputs([[0.25, 0.5]])).advantages[0],
+        trepo(_inputs(None), baseline="leave_own_out").advantages[0],
+    ):
         assert adv.tolist() == pytest.approx([0, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0])
 
 
@@ -44,14 +53,22 @@ def test_m1_middle_turn_with_and_without_the_episode_outcome() -> None:
     """M = 1, no sharing: with the own return in V̂ a middle turn's advantage is (c_b − c_a)/2 whatever RM is (RM
     cancels: half the unbiased difference of the two points' samples); leaving it out of the baseline side gives
     V̂(b) − c_a, which moves with RM (RM/2 of extra noise)."""
+
     def middle(rm: float, baseline: str) -> float:
         c_a, c_b = 0.0, 1.0  # one continuation's return at each of the two points
         vals = [mc_value(rm, [c_a], []), mc_value(rm, [c_b], [])]
         base = [mc_baseline([c_a], []), mc_baseline([c_b], [])]
-        inp = AdvantageInputs(rewards=torch.tensor([rm]), action_mask=torch.tensor([[1.0, 1.0, 1.0]]),
-                              group_ids=torch.tensor([0]), turn_starts=[[0, 1]], branch_positions=[[0, 1]],
-                              branch_values=[vals], branch_baselines=[base])
+        inp = AdvantageInputs(
+            rewards=torch.tensor([rm]),
+            action_mask=torch.tensor([[1.0, 1.0, 1.0]]),
+            group_ids=torch.tensor([0]),
+            turn_starts=[[0, 1]],
+            branch_positions=[[0, 1]],
+            branch_values=[vals],
+            branch_baselines=[base],
+        )
         return float(trepo(inp, baseline=baseline).advantages[0, 0])
+
     assert middle(0.0, "with_own") == middle(1.0, "with_own") == pytest.approx(0.5)
     assert middle(1.0, "leave_own_out") - middle(0.0, "leave_own_out") == pytest.approx(0.5)
 
@@ -79,8 +96,15 @@ class _Recording(RolloutRunner):
 @pytest.mark.parametrize("t_min, want", [(None, 0.7), (0.0, 0.0)])
 def test_continuations_sample_at_the_policy_temperature_by_default(tiny, t_min, want) -> None:
     model, tok = tiny
-    r = _Recording(lambda: gym.make("agentrl/CreditChain-v0", turns=3), HFPolicy(model, tok), ChatFormatter(tok),
-                   SamplingParams(temperature=0.7, max_new_tokens=6), constrained=True, seed=0, snapshot_turns=True)
+    r = _Recording(
+        lambda: gym.make("agentrl/CreditChain-v0", turns=3),
+        HFPolicy(model, tok),
+        ChatFormatter(tok),
+        SamplingParams(temperature=0.7, max_new_tokens=6),
+        constrained=True,
+        seed=0,
+        snapshot_turns=True,
+    )
     eps = r.collect([EpisodeSpec(seed=i, group_id=i) for i in range(2)])  # one episode per task: every point branches
     bv = estimate_branch_values(r, eps, spec="turns", m=1, t_min=t_min, t_max=0.7, rng=random.Random(0))
     assert r.temps and set(r.temps) == {want}

@@ -32,8 +32,13 @@ def _inputs(rewards=(1.0, 0.5)) -> AdvantageInputs:
     values = torch.full((2, 12), 9.0)  # read only at turn starts: anything else must not matter
     values[0, [2, 7, 10]] = torch.tensor([0.5, 0.25, 0.75])
     values[1, 1] = 0.2
-    return AdvantageInputs(rewards=torch.tensor(rewards), action_mask=torch.tensor(MASKS, dtype=torch.float32),
-                           group_ids=torch.tensor([0, 1]), turn_starts=[list(s) for s in STARTS], values=values)
+    return AdvantageInputs(
+        rewards=torch.tensor(rewards),
+        action_mask=torch.tensor(MASKS, dtype=torch.float32),
+        group_ids=torch.tensor([0, 1]),
+        turn_starts=[list(s) for s in STARTS],
+        values=values,
+    )
 
 
 def _per_turn(a0: list[float], a1: float) -> list[list[float]]:
@@ -85,9 +90,13 @@ def test_one_token_turns_equal_token_level_gae() -> None:
     # when every turn is one agent token, turns and agent tokens are the same steps: ppo_gae's GAE exactly
     mask = [[0, 1, 0, 1, 0, 0, 1], [0, 0, 1, 0, 1, 0, 0]]
     g = torch.Generator().manual_seed(0)
-    inp = AdvantageInputs(rewards=torch.tensor([1.0, -0.5]), action_mask=torch.tensor(mask, dtype=torch.float32),
-                          group_ids=torch.tensor([0, 0]), turn_starts=[[1, 3, 6], [2, 4]],
-                          values=torch.randn(2, 7, generator=g))
+    inp = AdvantageInputs(
+        rewards=torch.tensor([1.0, -0.5]),
+        action_mask=torch.tensor(mask, dtype=torch.float32),
+        group_ids=torch.tensor([0, 0]),
+        turn_starts=[[1, 3, 6], [2, 4]],
+        values=torch.randn(2, 7, generator=g),
+    )
     a, b = turn_gae(inp, gamma=0.9, lam=0.7), gae(inp, gamma=0.9, lam=0.7)
     assert torch.allclose(a.advantages, b.advantages, atol=1e-6) and torch.allclose(a.returns, b.returns, atol=1e-6)
 
@@ -126,16 +135,26 @@ def _value_batch(model, value_mask: torch.Tensor | None, returns_off: float = 0.
         old = forward(model, None, ids, attn, 1.0, entropy=False, mask=amask).logprobs
     returns = torch.full((B, T), returns_off) * amask
     returns[:, 3] = 1.0  # the turn-start targets
-    return TrainBatch(ids, attn, amask, old, torch.zeros(B, T), returns=returns, old_values=torch.zeros(B, T),
-                      value_mask=value_mask)
+    return TrainBatch(
+        ids, attn, amask, old, torch.zeros(B, T), returns=returns, old_values=torch.zeros(B, T), value_mask=value_mask
+    )
 
 
 def _value_update(model, batch: TrainBatch) -> tuple[ValueHead, dict[str, float]]:
     m = copy.deepcopy(model)
     head = ValueHead(m.config.hidden_size)
     opt = torch.optim.SGD(list(m.parameters()) + list(head.parameters()), lr=0.1)
-    stats = ppo_update(m, head, opt, None, batch, PPOConfig(minibatch_size=4, micro_batch_size=2, vf_clip=None),
-                       temperature=1.0, grad_clip=None, generator=torch.Generator().manual_seed(0))
+    stats = ppo_update(
+        m,
+        head,
+        opt,
+        None,
+        batch,
+        PPOConfig(minibatch_size=4, micro_batch_size=2, vf_clip=None),
+        temperature=1.0,
+        grad_clip=None,
+        generator=torch.Generator().manual_seed(0),
+    )
     return head, stats
 
 
@@ -196,10 +215,23 @@ def test_the_trainer_hands_the_value_mask_to_the_update(tmp_path: Path, monkeypa
         return ppo_update(model, value_head, optimizer, scheduler, batch, *a, **kw)
 
     monkeypatch.setattr(trainer_mod, "ppo_update", spy)
-    cfg = load_config(None, ["model=tiny-random", "env.kwargs.turns=3", "rollout.groups=2", "rollout.group_size=2",
-                             "rollout.constrained=true", "rollout.max_new_tokens=4", "train.updates=1",
-                             "ppo.minibatch_size=4", "ppo.micro_batch_size=2", "train.log_episodes=0",
-                             "algorithm.name=ppo_turn", f"train.run_dir={tmp_path}"])
+    cfg = load_config(
+        None,
+        [
+            "model=tiny-random",
+            "env.kwargs.turns=3",
+            "rollout.groups=2",
+            "rollout.group_size=2",
+            "rollout.constrained=true",
+            "rollout.max_new_tokens=4",
+            "train.updates=1",
+            "ppo.minibatch_size=4",
+            "ppo.micro_batch_size=2",
+            "train.log_episodes=0",
+            "algorithm.name=ppo_turn",
+            f"train.run_dir={tmp_path}",
+        ],
+    )
     tr = Trainer(cfg, console=False)
     assert tr.value_head is not None
     tr.run()

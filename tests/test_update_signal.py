@@ -43,8 +43,17 @@ def _batch(model, g: torch.Generator, zero_rows: list[int], B: int = 6, T: int =
 def _update(model, batch: TrainBatch, **cfg):
     m = copy.deepcopy(model)
     opt = torch.optim.SGD(m.parameters(), lr=0.5)
-    stats = ppo_update(m, None, opt, None, batch, PPOConfig(**{"minibatch_size": 6, "micro_batch_size": 2, **cfg}),
-                       temperature=1.0, grad_clip=None, generator=torch.Generator().manual_seed(0))
+    stats = ppo_update(
+        m,
+        None,
+        opt,
+        None,
+        batch,
+        PPOConfig(**{"minibatch_size": 6, "micro_batch_size": 2, **cfg}),
+        temperature=1.0,
+        grad_clip=None,
+        generator=torch.Generator().manual_seed(0),
+    )
     return m, stats
 
 
@@ -55,7 +64,7 @@ def test_zero_advantage_rows_skip_the_backward_and_change_nothing(model) -> None
     assert s1["rows/skipped_zero_advantage"] == 3.0 and s0["rows/skipped_zero_advantage"] == 0.0
     moved = 0
     for (n, p1), p0, p in zip(skipped.named_parameters(), full.parameters(), model.parameters()):
-        torch.testing.assert_close(p1, p0, atol=1e-6, rtol=1e-5, msg=lambda s: f"{n}: {s}")
+        torch.testing.assert_close(p1, p0, atol=1e-6, rtol=1e-5, msg=lambda s: f"{n}: {s}")  # noqa: B023
         moved += int(not torch.equal(p1, p))
     assert moved > 0, "the update moved the weights"
 
@@ -89,8 +98,13 @@ def test_the_step_size_is_measured_after_a_real_step(model) -> None:
 
 def test_policy_shift_by_hand() -> None:
     mask = torch.tensor([[0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
-    batch = TrainBatch(torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.long), mask,
-                       torch.zeros(2, 3), torch.zeros(2, 3))
+    batch = TrainBatch(
+        torch.zeros(2, 3, dtype=torch.long),
+        torch.ones(2, 3, dtype=torch.long),
+        mask,
+        torch.zeros(2, 3),
+        torch.zeros(2, 3),
+    )
     lp0 = torch.tensor([[0.0, -1.0, -2.0], [0.0, 0.0, -0.5]])
     lp1 = torch.tensor([[0.0, -0.5, -2.0], [0.0, 0.0, -1.5]])
     g0 = torch.tensor([[-1, 5, 6], [-1, -1, 7]])

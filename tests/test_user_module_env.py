@@ -78,10 +78,14 @@ def test_module_colon_id_makes_and_checks_the_env(user_module: tuple[str, str]) 
 
 def test_unknown_module_or_id_is_a_usage_error(user_module: tuple[str, str]) -> None:
     module, env_id = user_module
-    with pytest.raises(UsageError, match="environment 'no_such_module_xyz:Foo-v0': no module 'no_such_module_xyz' to import"):
+    with pytest.raises(
+        UsageError, match="environment 'no_such_module_xyz:Foo-v0': no module 'no_such_module_xyz' to import"
+    ):
         make_env("no_such_module_xyz:Foo-v0")
-    with pytest.raises(UsageError, match=f"unknown environment 'Nope-v0': importing '{module}' did not register it "
-                                         f"\\(it registered {env_id};"):
+    with pytest.raises(
+        UsageError,
+        match=f"unknown environment 'Nope-v0': importing '{module}' did not register it \\(it registered {env_id};",
+    ):
         make_env(f"{module}:Nope-v0")
     with pytest.raises(UsageError, match="must look like module:EnvId-v0"):
         make_env(f"{module}:")
@@ -93,11 +97,23 @@ def test_trains_one_update_on_an_env_from_a_user_module(user_module: tuple[str, 
 
     module, env_id = user_module
     run = tmp_path / "run"
-    cfg = load_config(None, [
-        "model=tiny-random", f"env.id={module}:{env_id}", "env.kwargs.turns=2", "algorithm.name=grpo",
-        "rollout.groups=1", "rollout.group_size=2", "rollout.constrained=true", "rollout.max_new_tokens=4",
-        "train.updates=1", "ppo.minibatch_size=2", "ppo.micro_batch_size=2", f"train.run_dir={run}",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "model=tiny-random",
+            f"env.id={module}:{env_id}",
+            "env.kwargs.turns=2",
+            "algorithm.name=grpo",
+            "rollout.groups=1",
+            "rollout.group_size=2",
+            "rollout.constrained=true",
+            "rollout.max_new_tokens=4",
+            "train.updates=1",
+            "ppo.minibatch_size=2",
+            "ppo.micro_batch_size=2",
+            f"train.run_dir={run}",
+        ],
+    )
     Trainer(cfg, console=False).run()
     row = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert row["tokens/sampled"] > 0 and 0.0 <= row["reward/mean"] <= 1.0

@@ -36,8 +36,13 @@ def _run_checks(model: str, tmp_path: Path) -> dict:
         print(msg, file=sys.stderr)
         pytest.skip(msg)
     out = tmp_path / "vllm.json"
-    proc = subprocess.run([str(VLLM_PY), str(ROOT / "tests" / "vllm_checks.py"), "--model", model, "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    proc = subprocess.run(
+        [str(VLLM_PY), str(ROOT / "tests" / "vllm_checks.py"), "--model", model, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0 and out.exists(), (proc.stdout[-3000:], proc.stderr[-5000:])
     return json.loads(out.read_text())
 

@@ -37,7 +37,7 @@ def hf_greedy(model, prompt: list[int], n: int) -> tuple[list[int], list[float]]
             top = torch.topk(logits, 2)
             gaps.append(float(top.values[0] - top.values[1]))
             ids.append(int(top.indices[0]))
-    return ids[len(prompt):], gaps
+    return ids[len(prompt) :], gaps
 
 
 def rescore(model, prompt: list[int], sampled: list[int], temperature: float) -> list[float]:
@@ -63,8 +63,13 @@ def main() -> None:
     res: dict = {"model": args.model}
     model, tok = load_model(args.model)
     model.eval()
-    texts = ["Hello, how are you today?", "List three colours:", "The capital of France is",
-             "def add(a, b):\n    return", "Once upon a time, in a small village,"]
+    texts = [
+        "Hello, how are you today?",
+        "List three colours:",
+        "The capital of France is",
+        "def add(a, b):\n    return",
+        "Once upon a time, in a small village,",
+    ]
     prompts = [list(tok(t)["input_ids"]) for t in texts]
     t0 = time.perf_counter()
     engine = VLLMPolicy.from_model(model, tok, gpu_memory_utilization=0.2, max_model_len=512)
@@ -72,7 +77,10 @@ def main() -> None:
 
     # 1 + 2: seeded sampling at temperature 1, then re-scoring with the transformers model
     temp = 1.0
-    params = [SamplingParams(temperature=temp, max_new_tokens=args.new_tokens, seed=7 + i, ignore_eos=True) for i in range(len(prompts))]
+    params = [
+        SamplingParams(temperature=temp, max_new_tokens=args.new_tokens, seed=7 + i, ignore_eos=True)
+        for i in range(len(prompts))
+    ]
     outs = engine.generate(prompts, params)
     again = engine.generate(prompts, params)
     res["n_tokens"] = [len(o.token_ids) for o in outs]
@@ -91,15 +99,19 @@ def main() -> None:
     hf = HFPolicy(model, tok, prefix_reuse=False)
     eos = tok.eos_token_id
     allowed = [list(tok(d, add_special_tokens=False)["input_ids"]) + [eos] for d in ("1", "2", "3", "4", "hello there")]
-    cparams = [SamplingParams(temperature=t, max_new_tokens=8, seed=100 + i, allowed=allowed)
-               for i in range(4) for t in (1.0, 0.0)]
+    cparams = [
+        SamplingParams(temperature=t, max_new_tokens=8, seed=100 + i, allowed=allowed)
+        for i in range(4)
+        for t in (1.0, 0.0)
+    ]
     cprompts = [prompts[i % len(prompts)] for i in range(len(cparams))]
     v_out, h_out = engine.generate(cprompts, cparams), hf.generate(cprompts, cparams)
     res["constrained_all_allowed"] = all(o.token_ids in allowed for o in v_out)
     res["constrained_same_tokens"] = sum(a.token_ids == b.token_ids for a, b in zip(v_out, h_out))
     res["constrained_n"] = len(cparams)
     res["constrained_logprob_abs_diff_max"] = max(
-        abs(x - y) for a, b in zip(v_out, h_out) if a.token_ids == b.token_ids for x, y in zip(a.logprobs, b.logprobs))
+        abs(x - y) for a, b in zip(v_out, h_out) if a.token_ids == b.token_ids for x, y in zip(a.logprobs, b.logprobs)
+    )
 
     # 3: update_weights, then greedy agreement with the transformers model under the same weights
     greedy = SamplingParams(temperature=0.0, max_new_tokens=args.new_tokens, ignore_eos=True)
@@ -140,8 +152,13 @@ def main() -> None:
             tie_flips += 1  # the two backends disagree only where HF's top-2 logits are within 1e-3
         else:
             mismatches += 1
-    res.update(greedy_prompts=len(prompts), greedy_exact=exact, greedy_tie_flips=tie_flips,
-               greedy_mismatches=mismatches, greedy_min_gap_at_mismatch=min_gap_at_mismatch)
+    res.update(
+        greedy_prompts=len(prompts),
+        greedy_exact=exact,
+        greedy_tie_flips=tie_flips,
+        greedy_mismatches=mismatches,
+        greedy_min_gap_at_mismatch=min_gap_at_mismatch,
+    )
     Path(args.out).write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
     engine.close()

@@ -176,7 +176,9 @@ def entropy_from_logits(logits: Tensor, allowed: Tensor | None = None) -> Tensor
     return torch.where(cons, entropy_from_logits(sub), h)
 
 
-def token_logprobs(logits: Tensor, target_ids: Tensor, *, allowed: Tensor | None = None, chunk_rows: int = 4096) -> Tensor:
+def token_logprobs(
+    logits: Tensor, target_ids: Tensor, *, allowed: Tensor | None = None, chunk_rows: int = 4096
+) -> Tensor:
     """log softmax(logits)[target] for logits [..., V] and target_ids [...] -> float32 [...].
 
     Uses logit[target] − logsumexp(logits) so the full [..., V] log-softmax is never stored; half-precision

@@ -54,8 +54,9 @@ def loads_bounded(text: str | bytes, *, max_bytes: int = MAX_LINE_BYTES, max_dep
     return obj
 
 
-def iter_jsonl(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES,
-               max_depth: int = MAX_JSON_DEPTH) -> Iterator[tuple[int, Any, str | None]]:
+def iter_jsonl(
+    path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES, max_depth: int = MAX_JSON_DEPTH
+) -> Iterator[tuple[int, Any, str | None]]:
     """(line number, value, None) for each good line and (line number, None, reason) for each bad one; blank
     lines are neither. A line over the cap is skipped without being held whole in memory."""
     with open(path, "rb") as f:

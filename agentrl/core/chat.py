@@ -16,11 +16,13 @@ class ChatModel(Protocol):
     """`complete_batch` answers each conversation of a batch as `complete` would. The local and HTTP models
     seed row i with seed + i (`row_seeds`), so that sampled rows differ."""
 
-    def complete(self, messages: Messages, *, temperature: float = 0.0, max_tokens: int = 256,
-                 seed: int | None = None) -> str: ...
+    def complete(
+        self, messages: Messages, *, temperature: float = 0.0, max_tokens: int = 256, seed: int | None = None
+    ) -> str: ...
 
-    def complete_batch(self, batch: list[Messages], *, temperature: float = 0.0, max_tokens: int = 256,
-                       seed: int | None = None) -> list[str]: ...
+    def complete_batch(
+        self, batch: list[Messages], *, temperature: float = 0.0, max_tokens: int = 256, seed: int | None = None
+    ) -> list[str]: ...
 
 
 class BaseChatModel:
@@ -31,15 +33,17 @@ class BaseChatModel:
     simulator's conversation but shares the model (copying weights per snapshot would be absurd).
     """
 
-    def complete(self, messages: Messages, *, temperature: float = 0.0, max_tokens: int = 256,
-                 seed: int | None = None) -> str:
+    def complete(
+        self, messages: Messages, *, temperature: float = 0.0, max_tokens: int = 256, seed: int | None = None
+    ) -> str:
         return self.complete_batch([messages], temperature=temperature, max_tokens=max_tokens, seed=seed)[0]
 
-    def complete_batch(self, batch: list[Messages], *, temperature: float = 0.0, max_tokens: int = 256,
-                       seed: int | None = None) -> list[str]:
+    def complete_batch(
+        self, batch: list[Messages], *, temperature: float = 0.0, max_tokens: int = 256, seed: int | None = None
+    ) -> list[str]:
         return [self.complete(m, temperature=temperature, max_tokens=max_tokens, seed=seed) for m in batch]
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "BaseChatModel":
+    def __deepcopy__(self, memo: dict[int, Any]) -> BaseChatModel:
         return self
 
 

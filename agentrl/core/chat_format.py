@@ -25,7 +25,10 @@ _BASE = [
     {"role": "user", "content": "U"},
     {"role": "assistant", "content": "A"},
 ]
-_PROBE_TOOL = {"type": "function", "function": {"name": "probe_tool_xyz", "description": "d", "parameters": {"type": "object", "properties": {}}}}
+_PROBE_TOOL = {
+    "type": "function",
+    "function": {"name": "probe_tool_xyz", "description": "d", "parameters": {"type": "object", "properties": {}}},
+}
 
 
 _SHIELD_RE = re.compile("\ue000(\\d+)\ue001")  # a content span set aside while the template renders
@@ -52,9 +55,11 @@ class ControlText:
         """`value` (a message list, a tool schema, a string) with every control string inside its strings
         replaced by a placeholder indexing `table`."""
         if isinstance(value, str):
+
             def put(m: re.Match[str]) -> str:
                 table.append(m.group(0))
                 return f"\ue000{len(table) - 1}\ue001"
+
             return self._in_content.sub(put, value)
         if isinstance(value, dict):
             return {k: self.shield(v, table) for k, v in value.items()}
@@ -82,8 +87,14 @@ class ControlText:
         return list(self.tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
 
-def encode_chat(tokenizer: Any, messages: list[dict[str, Any]], *, add_generation_prompt: bool,
-                tools: list[dict] | None = None, control: ControlText | None = None) -> list[int]:
+def encode_chat(
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    *,
+    add_generation_prompt: bool,
+    tools: list[dict] | None = None,
+    control: ControlText | None = None,
+) -> list[int]:
     """`tokenizer.apply_chat_template(messages, tokenize=True)`, except that message contents (and tool
     schemas) are plain text: control strings in them do not become control ids."""
     control = control or ControlText(tokenizer)
@@ -103,9 +114,13 @@ class ChatFormatter:
         full = self._render(_BASE, add_generation_prompt=False)
         before = self._render(_BASE[:2], add_generation_prompt=True)
         if not full.startswith(before + "A"):
-            raise ValueError("the chat template does not render an assistant message as a plain suffix; token-exact deltas need that")
+            raise ValueError(
+                "the chat template does not render an assistant message as a plain suffix; token-exact deltas need that"
+            )
         self._base_text = full
-        self.close_ids = self.control.encode_rendered(full[len(before) + 1 :], [])  # the template's, e.g. "<|im_end|>\n"
+        self.close_ids = self.control.encode_rendered(
+            full[len(before) + 1 :], []
+        )  # the template's, e.g. "<|im_end|>\n"
         self.supports_tools = self._template_uses_tools()
 
     def encode(self, text: str) -> list[int]:
@@ -113,7 +128,9 @@ class ChatFormatter:
         spelled out, never control ids."""
         return self.control.encode_text(text)
 
-    def _render(self, messages: list[dict[str, str]], add_generation_prompt: bool, tools: list[dict] | None = None) -> str:
+    def _render(
+        self, messages: list[dict[str, str]], add_generation_prompt: bool, tools: list[dict] | None = None
+    ) -> str:
         kw = {"tools": tools} if tools else {}
         return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt, **kw)
 
@@ -135,8 +152,10 @@ class ChatFormatter:
         if not isinstance(prompt, EnvPrompt):
             return self._messages_prompt_ids([dict(m) for m in prompt], info or {})
         if prompt.tools and self.supports_tools:
-            return self._chat_ids([{"role": "system", "content": prompt.system},
-                                   {"role": "user", "content": prompt.opening}], list(prompt.tools))
+            return self._chat_ids(
+                [{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.opening}],
+                list(prompt.tools),
+            )
         return self._chat_ids([m.to_dict() for m in prompt.messages()])
 
     def _messages_prompt_ids(self, msgs: list[dict[str, str]], info: dict[str, Any]) -> list[int]:
@@ -152,7 +171,9 @@ class ChatFormatter:
         shielded = self.control.shield([dict(m) for m in new_messages], table)
         full = self._render(_BASE + shielded, add_generation_prompt=True)
         if not full.startswith(self._base_text):
-            raise ValueError("chat template re-renders earlier turns differently when messages are added; cannot form a token-exact delta")
+            raise ValueError(
+                "chat template re-renders earlier turns differently when messages are added; cannot form a token-exact delta"
+            )
         close = self.close_ids
         if last_sampled and close and last_sampled[-1] == close[0]:
             close = close[1:]  # the policy already sampled the end-of-turn token

@@ -55,8 +55,10 @@ def unfinished_run_warning(run_dir: str | Path, ckpt: Path) -> str | None:
         return None
     step = _STEP_RE.match(ckpt.name)
     at = f"step {int(step.group(1))}" if step else ckpt.name
-    return (f"run {run_dir} did not finish (killed, or still running): using its latest checkpoint, {at}; "
-            f"resume it to finish it")
+    return (
+        f"run {run_dir} did not finish (killed, or still running): using its latest checkpoint, {at}; "
+        f"resume it to finish it"
+    )
 
 
 class CheckpointError(UsageError):
@@ -106,7 +108,9 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
         problem = verify_checkpoint(ckpt)
         if problem is None:
             return ckpt
-        warnings.warn(f"checkpoint {ckpt} is damaged ({problem}); falling back to an older one", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"checkpoint {ckpt} is damaged ({problem}); falling back to an older one", RuntimeWarning, stacklevel=2
+        )
     return None
 
 
@@ -133,8 +137,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(
-    run_dir: str | Path, step: int, *, model: Any, tokenizer: Any, trainer_state: dict[str, Any], keep: int = 2,
-    extra: dict[str, Path] | None = None, checked: bool = False,
+    run_dir: str | Path,
+    step: int,
+    *,
+    model: Any,
+    tokenizer: Any,
+    trainer_state: dict[str, Any],
+    keep: int = 2,
+    extra: dict[str, Path] | None = None,
+    checked: bool = False,
 ) -> Path:
     """Save after `step` updates are done; keep the newest `keep` checkpoints. `extra`: name -> a file or
     directory already written (e.g. every rank's optimizer shard), moved into the checkpoint under that name.
@@ -172,8 +183,11 @@ def save_checkpoint(
 def check_saveable(model: Any, trainer_state: dict[str, Any], step: int) -> None:
     """Raise NonFiniteError naming the first weight (model, LoRA adapter or value head) that is NaN or inf; every
     rank of a several-process run can call it (rank 0 alone saves), so all of them stop, not only rank 0."""
-    check_finite(_saved_weights(model, trainer_state), f"checkpoint step {step} not written",
-                 hint="; the previous checkpoints are kept (a learning rate or a loss coefficient too large?)")
+    check_finite(
+        _saved_weights(model, trainer_state),
+        f"checkpoint step {step} not written",
+        hint="; the previous checkpoints are kept (a learning rate or a loss coefficient too large?)",
+    )
 
 
 def _saved_weights(model: Any, trainer_state: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -206,8 +220,10 @@ def base_of(model_dir: Path) -> dict[str, Any] | None:
         return None
     base = _json_file(f)
     if not isinstance(base, dict) or not isinstance(base.get("model"), str) or not base["model"]:
-        raise CheckpointError(f"{f} must be an object with the base model's name, e.g. {{\"model\": \"smollm2-135m\", "
-                              f"\"seed\": 0}}; it holds {_short(base)}")
+        raise CheckpointError(
+            f'{f} must be an object with the base model\'s name, e.g. {{"model": "smollm2-135m", '
+            f'"seed": 0}}; it holds {_short(base)}'
+        )
     seed = base.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise CheckpointError(f"{f}: seed must be a non-negative int, got {_short(seed)}")
@@ -222,16 +238,27 @@ def adapter_config(model_dir: Path) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{f} must be a JSON object (peft's LoRA config); it holds {_short(cfg)}")
     if cfg.get("peft_type", "LORA") != "LORA":
-        raise CheckpointError(f"{f}: peft_type must be \"LORA\" (the adapters agentrl writes), got {_short(cfg.get('peft_type'))}")
+        raise CheckpointError(
+            f'{f}: peft_type must be "LORA" (the adapters agentrl writes), got {_short(cfg.get("peft_type"))}'
+        )
     r = cfg.get("r")
     if isinstance(r, bool) or not isinstance(r, int) or r < 1:
         raise CheckpointError(f"{f}: r must be a positive int, got {_short(r)}")
     alpha = cfg.get("lora_alpha", 8)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha == alpha or abs(alpha) == float("inf"):
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float))
+        or not alpha == alpha
+        or abs(alpha) == float("inf")
+    ):
         raise CheckpointError(f"{f}: lora_alpha must be a finite number, got {_short(alpha)}")
     targets = cfg.get("target_modules")
-    if not (isinstance(targets, str) or (isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets))):
-        raise CheckpointError(f"{f}: target_modules must be a module name or a non-empty list of them, got {_short(targets)}")
+    if not (
+        isinstance(targets, str) or (isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets))
+    ):
+        raise CheckpointError(
+            f"{f}: target_modules must be a module name or a non-empty list of them, got {_short(targets)}"
+        )
     return cfg
 
 
@@ -248,8 +275,9 @@ def adapter_weights(model_dir: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{f} is not a readable safetensors file ({str(exc).splitlines()[0][:120]})") from None
     if not state or not all(".lora_" in k for k in state):
         odd = next((k for k in state if ".lora_" not in k), None)
-        raise CheckpointError(f"{f} holds no LoRA weights" if not state else
-                              f"{f} holds a tensor that is not a LoRA weight: {odd[:120]}")
+        raise CheckpointError(
+            f"{f} holds no LoRA weights" if not state else f"{f} holds a tensor that is not a LoRA weight: {odd[:120]}"
+        )
     return state
 
 
@@ -272,17 +300,27 @@ def load_model_weights(model: torch.nn.Module, ckpt: Path) -> None:
 
     lora_model, lora_ckpt = hasattr(model, "peft_config"), is_adapter_dir(ckpt / "model")
     if lora_model != lora_ckpt:
-        raise CheckpointError(f"checkpoint {ckpt} holds {'a LoRA adapter' if lora_ckpt else 'a full model'}, but the model "
-                              f"{'is' if lora_model else 'is not'} a LoRA model: resume with the run's own lora settings")
+        raise CheckpointError(
+            f"checkpoint {ckpt} holds {'a LoRA adapter' if lora_ckpt else 'a full model'}, but the model "
+            f"{'is' if lora_model else 'is not'} a LoRA model: resume with the run's own lora settings"
+        )
     if lora_ckpt:
         _load_adapter(model, ckpt)
         return
     state = load_file(str(ckpt / "model" / "model.safetensors"))
-    check_finite(state, f"checkpoint {ckpt / 'model' / 'model.safetensors'} is unusable", error=NonFiniteCheckpointError)
+    check_finite(
+        state, f"checkpoint {ckpt / 'model' / 'model.safetensors'} is unusable", error=NonFiniteCheckpointError
+    )
     own = model.state_dict()
-    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and v.shape != own[k].shape]
+    wrong = [
+        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
     if wrong:
-        raise CheckpointError(f"checkpoint {ckpt} does not fit the model: {len(wrong)} tensors of another shape, e.g. {wrong[0]}")
+        raise CheckpointError(
+            f"checkpoint {ckpt} does not fit the model: {len(wrong)} tensors of another shape, e.g. {wrong[0]}"
+        )
     missing, unexpected = model.load_state_dict(state, strict=False)
     loaded_ptrs = {own[k].data_ptr() for k in state if k in own}
     missing = [k for k in missing if own[k].data_ptr() not in loaded_ptrs]  # tied to a loaded weight (lm_head)

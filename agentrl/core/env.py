@@ -128,7 +128,9 @@ class MultiTurnEnv(gym.Env):
     error_role: str = "user"
     shared_state: ClassVar[tuple[str, ...]] = ()  # env attributes that snapshots share, never copy
 
-    def __init__(self, *, max_turns: int | None = None, max_action_chars: int | None = None, render_mode: str | None = None):
+    def __init__(
+        self, *, max_turns: int | None = None, max_action_chars: int | None = None, render_mode: str | None = None
+    ):
         if max_turns is not None:
             if not isinstance(max_turns, int) or max_turns < 1:
                 raise ValueError(f"max_turns must be a positive int, got {max_turns!r}")
@@ -176,8 +178,9 @@ class MultiTurnEnv(gym.Env):
         cover them evenly (`train/task_draws.py`); None (the default) puts every task in one stratum."""
         return None
 
-    def choose_task_id(self, options: dict[str, Any], ids: Sequence[str], known: Container[str] | None = None,
-                       what: str = "tasks") -> str:
+    def choose_task_id(
+        self, options: dict[str, Any], ids: Sequence[str], known: Container[str] | None = None, what: str = "tasks"
+    ) -> str:
         """For `setup`: validate the reset options (only `task_id` is allowed) and return the requested
         task id (checked against `known`, default `ids`), or one drawn with `self.np_random` when none
         was given. Errors name what is allowed."""
@@ -334,7 +337,9 @@ class MultiTurnEnv(gym.Env):
         self._done = True
         errors = dict(self.errors)
         result = self.compute_reward()
-        self._outcome = Outcome(float(result.reward), dict(result.breakdown), result.success, errors, terminated, truncated)
+        self._outcome = Outcome(
+            float(result.reward), dict(result.breakdown), result.success, errors, terminated, truncated
+        )
         return self._outcome
 
     def _shared_memo(self) -> dict[int, Any]:
@@ -353,7 +358,8 @@ class MultiTurnEnv(gym.Env):
             return self._error("empty_action", "your message was empty; reply with text or a tool call")
         if len(action) > self.max_action_chars:
             return self._error(
-                "action_too_long", f"your message has {len(action)} characters; at most {self.max_action_chars} are allowed"
+                "action_too_long",
+                f"your message has {len(action)} characters; at most {self.max_action_chars} are allowed",
             )
         if not self.toolset:
             return None, self.respond(action)
@@ -365,7 +371,9 @@ class MultiTurnEnv(gym.Env):
             return None, self.respond(action)
         if len(calls) > self.max_tool_calls_per_turn:
             return self._error(
-                "too_many_calls", f"{len(calls)} tool calls in one message; at most {self.max_tool_calls_per_turn} per turn", "tool"
+                "too_many_calls",
+                f"{len(calls)} tool calls in one message; at most {self.max_tool_calls_per_turn} per turn",
+                "tool",
             )
         messages: list[Message] = []
         error = None

@@ -51,8 +51,13 @@ def non_finite(tensors: Iterable[tuple[str, Any]]) -> tuple[str, int, int] | Non
     return None if first is None else (first, values, bad)
 
 
-def check_finite(tensors: Iterable[tuple[str, Any]] | Mapping[str, Any], what: str, *, hint: str = "",
-                 error: type[Exception] = NonFiniteError) -> None:
+def check_finite(
+    tensors: Iterable[tuple[str, Any]] | Mapping[str, Any],
+    what: str,
+    *,
+    hint: str = "",
+    error: type[Exception] = NonFiniteError,
+) -> None:
     """Raise `error` ("{what}: tensor NAME holds non-finite values (N NaN/inf values in K tensors){hint}") if any
     floating tensor is not finite."""
     found = non_finite(tensors.items() if isinstance(tensors, Mapping) else tensors)
@@ -91,8 +96,11 @@ def _repr_pieces(value: Any, budget: int, depth: int) -> Iterable[str]:
         return
     if isinstance(value, (list, tuple, set, frozenset, dict)):
         is_dict = isinstance(value, dict)
-        open_, close = ("{", "}") if is_dict or isinstance(value, (set, frozenset)) else (
-            ("(", ")") if isinstance(value, tuple) else ("[", "]"))
+        open_, close = (
+            ("{", "}")
+            if is_dict or isinstance(value, (set, frozenset))
+            else (("(", ")") if isinstance(value, tuple) else ("[", "]"))
+        )
         yield open_
         for i, item in enumerate(value.items() if is_dict else value):
             if i:

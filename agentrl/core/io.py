@@ -31,8 +31,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         where = None if not isinstance(exc, OSError) or exc.filename is None else str(exc.filename)
-        if isinstance(exc, OSError) and exc.errno is not None and (
-                where is None or where == str(path.parent) or os.path.dirname(where) == str(path.parent)):
+        if (
+            isinstance(exc, OSError)
+            and exc.errno is not None
+            and (where is None or where == str(path.parent) or os.path.dirname(where) == str(path.parent))
+        ):
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc  # the errno's own subclass
         raise
 

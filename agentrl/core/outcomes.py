@@ -55,7 +55,10 @@ class SimulatorError(RuntimeError):
 _SECRETS = [
     (re.compile(r"(?i)\b(bearer\s+)\S+"), r"\1***"),
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"), "***"),
-    (re.compile(r"(?i)\b(api[_-]?key|token|secret|password|authorization)(\s*[=:]\s*|\"\s*:\s*\")[^\s\"',;&]+"), r"\1\2***"),
+    (
+        re.compile(r"(?i)\b(api[_-]?key|token|secret|password|authorization)(\s*[=:]\s*|\"\s*:\s*\")[^\s\"',;&]+"),
+        r"\1\2***",
+    ),
 ]
 
 
@@ -112,4 +115,3 @@ def drop_unusable(episodes: list[Episode], policy: str = "exclude_infra", *, min
     for e, u in zip(episodes, ok):
         (kept if u and e.group_id not in gone else dropped).append(e)
     return Kept(kept, dropped, small)
-

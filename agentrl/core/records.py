@@ -58,7 +58,11 @@ def _numbers(v: Any) -> dict[str, float]:
 def _messages(v: Any) -> list[dict[str, str]]:
     if not isinstance(v, list):
         return []
-    return [{"role": str(m["role"]), "content": str(m.get("content") or "")} for m in v if isinstance(m, dict) and "role" in m]
+    return [
+        {"role": str(m["role"]), "content": str(m.get("content") or "")}
+        for m in v
+        if isinstance(m, dict) and "role" in m
+    ]
 
 
 @dataclass
@@ -75,17 +79,36 @@ class TurnRecord:
     def from_dict(cls, d: Any) -> TurnRecord:
         if not isinstance(d, dict):
             return cls(text=str(d))
-        return cls(text=str(d.get("text", "")), sampled_tokens=_int(d.get("sampled_tokens")), env_tokens=_int(d.get("env_tokens")),
-                   finish_reason=_str(d.get("finish_reason")), env_messages=_messages(d.get("env_messages")))
+        return cls(
+            text=str(d.get("text", "")),
+            sampled_tokens=_int(d.get("sampled_tokens")),
+            env_tokens=_int(d.get("env_tokens")),
+            finish_reason=_str(d.get("finish_reason")),
+            env_messages=_messages(d.get("env_messages")),
+        )
 
 
 # how each JSON key is read back: the key's value -> the field's value (None or empty when unusable)
 _READERS: dict[str, Callable[[Any], Any]] = {
-    "env": _str, "model": _str, "step": _int, "uid": lambda v: v, "algorithm": _str, "seed": _int, "task_id": _str,
-    "group_id": _int, "reward": as_number, "reward_breakdown": _numbers, "success": _bool, "terminated": _bool,
-    "truncated": _bool, "end": _str, "error": _str, "prompt_tokens": _int,
+    "env": _str,
+    "model": _str,
+    "step": _int,
+    "uid": lambda v: v,
+    "algorithm": _str,
+    "seed": _int,
+    "task_id": _str,
+    "group_id": _int,
+    "reward": as_number,
+    "reward_breakdown": _numbers,
+    "success": _bool,
+    "terminated": _bool,
+    "truncated": _bool,
+    "end": _str,
+    "error": _str,
+    "prompt_tokens": _int,
     "turns": lambda v: [TurnRecord.from_dict(t) for t in v] if isinstance(v, list) else [],
-    "messages": _messages, "metrics": _numbers,
+    "messages": _messages,
+    "metrics": _numbers,
     "tokens": lambda v: [str(t) for t in v] if isinstance(v, list) else None,
     "action_mask": lambda v: [1 if m else 0 for m in v] if isinstance(v, list) else None,
     "advantages": lambda v: [x if (x := as_number(a)) is not None else 0.0 for a in v] if isinstance(v, list) else None,
@@ -125,18 +148,44 @@ class EpisodeRecord:
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept for the round trip
 
     @classmethod
-    def from_episode(cls, ep: Episode, tokenizer: Any = None, *, advantages: Any = None, env: str | None = None,
-                     model: str | None = None, step: int | None = None, algorithm: str | None = None) -> EpisodeRecord:
+    def from_episode(
+        cls,
+        ep: Episode,
+        tokenizer: Any = None,
+        *,
+        advantages: Any = None,
+        env: str | None = None,
+        model: str | None = None,
+        step: int | None = None,
+        algorithm: str | None = None,
+    ) -> EpisodeRecord:
         """tokenizer: given, the per-token view is recorded too (each id of `ep.input_ids` decoded on its own, and
         the action mask); advantages: one per token (rounded to 5 decimals), e.g. a row of the trainer's batch."""
         rec = cls(
-            env=env, model=model, step=step, uid=ep.uid, algorithm=algorithm, seed=ep.seed, task_id=ep.task_id,
-            group_id=ep.group_id, reward=ep.reward, reward_breakdown=dict(ep.reward_breakdown), success=ep.success,
-            terminated=ep.terminated, truncated=ep.truncated, end=None if ep.end is None else ep.end.value,
-            error=ep.error, prompt_tokens=len(ep.prompt_ids),
-            turns=[TurnRecord(t.text, len(t.sampled_ids), len(t.env_ids), t.finish_reason, [m.to_dict() for m in t.env_messages])
-                   for t in ep.turns],
-            messages=ep.transcript(), metrics=dict(ep.metrics),
+            env=env,
+            model=model,
+            step=step,
+            uid=ep.uid,
+            algorithm=algorithm,
+            seed=ep.seed,
+            task_id=ep.task_id,
+            group_id=ep.group_id,
+            reward=ep.reward,
+            reward_breakdown=dict(ep.reward_breakdown),
+            success=ep.success,
+            terminated=ep.terminated,
+            truncated=ep.truncated,
+            end=None if ep.end is None else ep.end.value,
+            error=ep.error,
+            prompt_tokens=len(ep.prompt_ids),
+            turns=[
+                TurnRecord(
+                    t.text, len(t.sampled_ids), len(t.env_ids), t.finish_reason, [m.to_dict() for m in t.env_messages]
+                )
+                for t in ep.turns
+            ],
+            messages=ep.transcript(),
+            metrics=dict(ep.metrics),
         )
         if tokenizer is not None:
             rec.tokens = [tokenizer.decode([t]) for t in ep.input_ids]

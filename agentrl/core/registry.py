@@ -55,8 +55,10 @@ def _import_env_module(module: str, env_id: str) -> None:
             raise UsageError(f"environment {env_id!r}: importing {module!r} failed: {exc}") from exc
         cwd = os.getcwd()
         if cwd in sys.path or "" in sys.path:
-            raise UsageError(f"environment {env_id!r}: no module {module!r} to import (searched sys.path and the "
-                             f"working directory {cwd}); put {module.replace('.', '/')}.py there or on PYTHONPATH") from exc
+            raise UsageError(
+                f"environment {env_id!r}: no module {module!r} to import (searched sys.path and the "
+                f"working directory {cwd}); put {module.replace('.', '/')}.py there or on PYTHONPATH"
+            ) from exc
     sys.path.append(cwd)  # the working directory, last: installed packages keep precedence
     importlib.invalidate_caches()
     _import_env_module(module, env_id)
@@ -85,8 +87,10 @@ def resolve_env_id(env_id: str) -> str:
             raise UsageError(f"environment {env_id!r} must look like module:EnvId-v0 or EnvId-v0")
         _import_env_module(module, env_id)
         if name not in gym.registry:
-            raise UsageError(f"unknown environment {name!r}: importing {module!r} did not register it (it registered "
-                             f"{', '.join(_registered_by(module)) or 'none'}; gymnasium.register(id=..., entry_point=...) does)")
+            raise UsageError(
+                f"unknown environment {name!r}: importing {module!r} did not register it (it registered "
+                f"{', '.join(_registered_by(module)) or 'none'}; gymnasium.register(id=..., entry_point=...) does)"
+            )
         return name
     if env_id not in gym.registry:
         raise UsageError(f"unknown environment {env_id!r}; registered: {', '.join(env_ids()) or 'none'}")
@@ -104,8 +108,11 @@ def env_class(env_id: str) -> Any:
 
 
 # keyword arguments gymnasium.make takes itself (make_env sets disable_env_checker)
-_MAKE_KWARGS = tuple(n for n, p in inspect.signature(gym.make).parameters.items()
-                     if p.kind is p.POSITIONAL_OR_KEYWORD and n not in ("id", "disable_env_checker"))
+_MAKE_KWARGS = tuple(
+    n
+    for n, p in inspect.signature(gym.make).parameters.items()
+    if p.kind is p.POSITIONAL_OR_KEYWORD and n not in ("id", "disable_env_checker")
+)
 
 
 def env_kwarg_names(env_id: str) -> list[str] | None:
@@ -121,8 +128,10 @@ def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any]) -> None:
     allowed = env_kwarg_names(env_id)
     unknown = sorted(set(kwargs) - set(allowed)) if allowed is not None else []
     if unknown:
-        raise UnknownEnvKwarg(f"unknown env kwarg{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} for {env_id}; "
-                         f"allowed: {', '.join(allowed)}")
+        raise UnknownEnvKwarg(
+            f"unknown env kwarg{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} for {env_id}; "
+            f"allowed: {', '.join(allowed)}"
+        )
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
@@ -156,7 +165,9 @@ def register_scripted(env_id: str, agents: Mapping[str, ScriptedFactory]) -> Non
     again replaces the earlier factory. A user's own env module calls this next to `gymnasium.register`."""
     bad = [n for n, f in agents.items() if not isinstance(n, str) or not n or not callable(f)]
     if bad:
-        raise TypeError(f"scripted agents for {env_id}: each needs a non-empty name and a callable factory; bad: {bad!r}")
+        raise TypeError(
+            f"scripted agents for {env_id}: each needs a non-empty name and a callable factory; bad: {bad!r}"
+        )
     _scripted.setdefault(env_id, {}).update(agents)
 
 
@@ -169,8 +180,10 @@ def _load_scripted_plugins(env_id: str) -> None:
     for ep in entry_points(group="agentrl.scripted", name=env_id):
         agents = ep.load()
         if not isinstance(agents, Mapping):
-            raise TypeError(f"entry point agentrl.scripted {ep.name} = {ep.value} must name a mapping "
-                            f"{{name: factory}}, got {type(agents).__name__}")
+            raise TypeError(
+                f"entry point agentrl.scripted {ep.name} = {ep.value} must name a mapping "
+                f"{{name: factory}}, got {type(agents).__name__}"
+            )
         register_scripted(env_id, agents)
     if given:
         register_scripted(env_id, given)

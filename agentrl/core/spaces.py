@@ -49,7 +49,9 @@ class TextSpace(spaces.Space[str]):
 class ChatSpace(spaces.Space[tuple]):
     """A tuple of messages `{"role": one of ROLES, "content": str}`: the env's new messages for one step."""
 
-    def __init__(self, max_messages: int = 16, max_content: int = 100_000, seed: int | np.random.Generator | None = None):
+    def __init__(
+        self, max_messages: int = 16, max_content: int = 100_000, seed: int | np.random.Generator | None = None
+    ):
         self.max_messages = max_messages
         self.max_content = max_content
         super().__init__(shape=None, dtype=None, seed=seed)
@@ -74,7 +76,10 @@ class ChatSpace(spaces.Space[tuple]):
         return f"ChatSpace(max_messages={self.max_messages}, max_content={self.max_content})"
 
     def __eq__(self, other: Any) -> bool:
-        return isinstance(other, ChatSpace) and (other.max_messages, other.max_content) == (self.max_messages, self.max_content)
+        return isinstance(other, ChatSpace) and (other.max_messages, other.max_content) == (
+            self.max_messages,
+            self.max_content,
+        )
 
 
 def _is_message(m: Any, max_content: int) -> bool:

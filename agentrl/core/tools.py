@@ -17,8 +17,9 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pydantic
 
@@ -98,7 +99,9 @@ class Tool:
             text.encode("utf-8")
         except UnicodeEncodeError:  # JSON text may hold lone surrogates ("\ud800") that no str argument can take
             bad = [k for k, v in arguments.items() if not _utf8_ok(json.dumps([k, v], ensure_ascii=False))]
-            raise ToolError(f"argument '{bad[0] if bad else '?'}' of '{self.name}' holds invalid Unicode (a lone surrogate)") from None
+            raise ToolError(
+                f"argument '{bad[0] if bad else '?'}' of '{self.name}' holds invalid Unicode (a lone surrogate)"
+            ) from None
         except (TypeError, ValueError, RecursionError) as exc:
             raise ToolError(f"arguments of '{self.name}' are not plain JSON values ({type(exc).__name__})") from None
         try:
@@ -106,7 +109,9 @@ class Tool:
             # ISO date strings) validate; Python mode would demand Enum/tuple/date instances
             parsed = self.model.model_validate_json(text)
         except pydantic.ValidationError as exc:
-            raise ToolError(f"invalid arguments for '{self.name}': " + format_validation_error(exc, self.schema)) from None
+            raise ToolError(
+                f"invalid arguments for '{self.name}': " + format_validation_error(exc, self.schema)
+            ) from None
         return {k: getattr(parsed, k) for k in type(parsed).model_fields}
 
     def invoke(self, arguments: Any, **injected: Any) -> ToolResult:
@@ -123,7 +128,9 @@ class Tool:
         except ToolError as exc:
             return ToolResult(self.name, f"Error: {exc}", "tool_error")
         except Exception as exc:  # a bug in the tool: shown and counted, never hidden
-            return ToolResult(self.name, f"Error: tool '{self.name}' failed: {type(exc).__name__}: {exc}", "tool_exception")
+            return ToolResult(
+                self.name, f"Error: tool '{self.name}' failed: {type(exc).__name__}: {exc}", "tool_exception"
+            )
         return ToolResult(self.name, content)
 
 
@@ -209,7 +216,9 @@ def format_tool_call(name: str, arguments: dict[str, Any]) -> str:
     (its "<" as \\u003c) so it cannot end or open a call."""
     body = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
     for tag in ("<tool_call>", "</tool_call>"):
-        body = body.replace(tag, "\\u003c" + tag[1:])  # a tag only occurs inside a JSON string, where the escape is valid
+        body = body.replace(
+            tag, "\\u003c" + tag[1:]
+        )  # a tag only occurs inside a JSON string, where the escape is valid
     return f"<tool_call>{body}</tool_call>"
 
 
@@ -223,7 +232,13 @@ def parse_tool_calls(text: str) -> list[ToolCall]:
         try:
             obj = json.loads(body)
         except (ValueError, RecursionError) as exc:  # ValueError: also ints over Python's 4300-digit limit
-            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nesting too deep" if isinstance(exc, RecursionError) else "number too long"
+            msg = (
+                exc.msg
+                if isinstance(exc, json.JSONDecodeError)
+                else "nesting too deep"
+                if isinstance(exc, RecursionError)
+                else "number too long"
+            )
             raise ToolCallParseError(f"tool call is not valid JSON ({msg}); use {TOOL_CALL_FORMAT}") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
             raise ToolCallParseError(f'tool call needs a string "name"; use {TOOL_CALL_FORMAT}')
@@ -267,7 +282,9 @@ class ToolSet:
         t = self.tools.get(call.name)
         if t is None:
             allowed = ", ".join(self.tools) or "none"
-            return ToolResult(call.name, f"Error: unknown tool '{call.name[:80]}' (available tools: {allowed})", "unknown_tool")
+            return ToolResult(
+                call.name, f"Error: unknown tool '{call.name[:80]}' (available tools: {allowed})", "unknown_tool"
+            )
         return t.invoke(call.arguments, **injected)
 
     def prompt_block(self) -> str:
@@ -292,7 +309,9 @@ class ToolSet:
         if example is not None:
             t = self.tools.get(example.name)
             if t is None:
-                raise ValueError(f"example calls unknown tool '{example.name}' (tools: {', '.join(self.tools) or 'none'})")
+                raise ValueError(
+                    f"example calls unknown tool '{example.name}' (tools: {', '.join(self.tools) or 'none'})"
+                )
             try:
                 t.validate(example.arguments)
             except ToolError as exc:
@@ -303,7 +322,14 @@ class ToolSet:
         return "\n".join(lines)
 
 
-_JSON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "null", "object": "dict"}
+_JSON_TYPES = {
+    "string": "str",
+    "integer": "int",
+    "number": "float",
+    "boolean": "bool",
+    "null": "null",
+    "object": "dict",
+}
 
 
 def _compact_type(prop: dict[str, Any], defs: dict[str, Any]) -> str:

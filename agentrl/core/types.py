@@ -19,7 +19,7 @@ class Message:
         return {"role": self.role, "content": self.content}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Message":
+    def from_dict(cls, d: dict[str, Any]) -> Message:
         return cls(str(d["role"]), str(d["content"]))
 
 
@@ -132,18 +132,20 @@ class TrainBatch:
     returns: torch.Tensor | None = None  # [B, T] value targets (value-head estimators)
     old_values: torch.Tensor | None = None  # [B, T]
     ref_logprobs: torch.Tensor | None = None  # [B, T]
-    allowed: torch.Tensor | None = None  # [B, T, A] long: allowed ids at constrained positions, -1 padded (see allowed_tensor)
+    allowed: torch.Tensor | None = (
+        None  # [B, T, A] long: allowed ids at constrained positions, -1 padded (see allowed_tensor)
+    )
     value_mask: torch.Tensor | None = None  # [B, T] float: where the value loss is taken; None: the action mask
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
-    def select(self, idx: torch.Tensor | list[int]) -> "TrainBatch":
+    def select(self, idx: torch.Tensor | list[int]) -> TrainBatch:
         idx_t = torch.as_tensor(idx, dtype=torch.long)
         kw = {k: (None if v is None else v[idx_t]) for k, v in self.__dict__.items()}
         return TrainBatch(**kw)
 
-    def to(self, device: torch.device | str) -> "TrainBatch":
+    def to(self, device: torch.device | str) -> TrainBatch:
         return TrainBatch(**{k: (None if v is None else v.to(device)) for k, v in self.__dict__.items()})
 
 

@@ -37,7 +37,9 @@ class EvalResult:
     mean_reward: float
     pass_k: dict[int, float]
     mean_turns: float
-    failed: int = 0  # episodes ended by an infrastructure failure (`core/outcomes.py`), counted in the rates as failures
+    failed: int = (
+        0  # episodes ended by an infrastructure failure (`core/outcomes.py`), counted in the rates as failures
+    )
     simulator: str | None = None  # the model playing the env's simulated user / patient, if one did
     outcomes: list[TaskOutcome] = field(default_factory=list)
 
@@ -46,11 +48,15 @@ class EvalResult:
 
     def table(self) -> str:
         rows = [
-            ("env", self.env), ("model", self.model), *([("simulator", self.simulator)] if self.simulator else []),
+            ("env", self.env),
+            ("model", self.model),
+            *([("simulator", self.simulator)] if self.simulator else []),
             ("tasks x trials", f"{self.tasks} x {self.trials}"),
-            ("success rate", f"{self.success_rate:.3f}"), ("mean reward", f"{self.mean_reward:.3f}"),
+            ("success rate", f"{self.success_rate:.3f}"),
+            ("mean reward", f"{self.mean_reward:.3f}"),
             *[(f"pass^{k}", f"{v:.3f}") for k, v in sorted(self.pass_k.items())],
-            ("mean turns", f"{self.mean_turns:.2f}"), ("failed episodes", str(self.failed)),
+            ("mean turns", f"{self.mean_turns:.2f}"),
+            ("failed episodes", str(self.failed)),
         ]
         w = max(len(a) for a, _ in rows)
         return "\n".join(f"{a.ljust(w)}  {b}" for a, b in rows)
@@ -107,7 +113,9 @@ def play_scripted(env: Any, make_agent: ScriptedFactory, *, seed: int, task: str
     return ScriptedEpisode(opening, info, turns, float(reward), bool(ok) if ok is not None else reward >= 1.0)
 
 
-def run_scripted(env_id: str, env_kwargs: dict[str, Any], name: str, tasks: list[tuple[int, str | None]], trials: int) -> list[TaskOutcome]:
+def run_scripted(
+    env_id: str, env_kwargs: dict[str, Any], name: str, tasks: list[tuple[int, str | None]], trials: int
+) -> list[TaskOutcome]:
     make_agent = scripted_factory(env_id, name)
     env = make_env(env_id, **env_kwargs).unwrapped
     outcomes = []
@@ -122,8 +130,18 @@ def run_scripted(env_id: str, env_kwargs: dict[str, Any], name: str, tasks: list
     return outcomes
 
 
-def run_policy(env_id: str, env_kwargs: dict[str, Any], model: str, tasks: list[tuple[int, str | None]], trials: int,
-               *, temperature: float, max_new_tokens: int, constrained: bool, seed: int) -> list[TaskOutcome]:
+def run_policy(
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    model: str,
+    tasks: list[tuple[int, str | None]],
+    trials: int,
+    *,
+    temperature: float,
+    max_new_tokens: int,
+    constrained: bool,
+    seed: int,
+) -> list[TaskOutcome]:
     """env_kwargs: final (holding the simulator's model, if any: `prepare_env_kwargs`)."""
     from agentrl.core.chat_format import ChatFormatter
     from agentrl.inference.base import SamplingParams
@@ -134,8 +152,14 @@ def run_policy(env_id: str, env_kwargs: dict[str, Any], model: str, tasks: list[
     with usage_errors():  # a ValueError loading the model is about the name the user gave
         m, tok = load_model(model)
     runner = build_runner(
-        env_id, env_kwargs, HFPolicy(m, tok), ChatFormatter(tok),
-        SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens), constrained=constrained, seed=seed, progress=True,
+        env_id,
+        env_kwargs,
+        HFPolicy(m, tok),
+        ChatFormatter(tok),
+        SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens),
+        constrained=constrained,
+        seed=seed,
+        progress=True,
         max_seq_len=int(getattr(m.config, "max_position_embeddings", 4096) or 4096),
     )
     return collect_outcomes(runner, tasks, trials)
@@ -145,7 +169,11 @@ def collect_outcomes(runner: Any, tasks: list[tuple[int, str | None]], trials: i
     """Run `trials` episodes of every (seed, task) with a ready `RolloutRunner`; one TaskOutcome per task."""
     from agentrl.rollout.runner import EpisodeSpec
 
-    specs = [EpisodeSpec(seed=s + t if task else s, task_id=task, group_id=g) for g, (s, task) in enumerate(tasks) for t in range(trials)]
+    specs = [
+        EpisodeSpec(seed=s + t if task else s, task_id=task, group_id=g)
+        for g, (s, task) in enumerate(tasks)
+        for t in range(trials)
+    ]
     eps = runner.collect(specs)
     outcomes = {g: TaskOutcome(task or str(s), [], [], []) for g, (s, task) in enumerate(tasks)}
     for ep in eps:
@@ -170,7 +198,11 @@ def summarize_outcomes(outcomes: list[TaskOutcome]) -> dict[str, float]:
     rewards = [r for o in outcomes for r in o.rewards]
     succ = [s for o in outcomes for s in o.successes]
     turns = [t for o in outcomes for t in o.turns]
-    return {"success_rate": sum(succ) / len(succ), "mean_reward": sum(rewards) / len(rewards), "mean_turns": sum(turns) / len(turns)}
+    return {
+        "success_rate": sum(succ) / len(succ),
+        "mean_reward": sum(rewards) / len(rewards),
+        "mean_turns": sum(turns) / len(turns),
+    }
 
 
 def _check_counts(tasks: int | None, k: int, trials: int | None) -> int:
@@ -184,9 +216,20 @@ def _check_counts(tasks: int | None, k: int, trials: int | None) -> int:
     return trials
 
 
-def evaluate(env_id: str, model: str, *, env_kwargs: dict[str, Any] | None = None, tasks: int | None = None,
-             k: int = 1, trials: int | None = None, seed: int = 0, temperature: float = 1.0,
-             max_new_tokens: int = 256, constrained: bool = False, simulator: Any = None) -> EvalResult:
+def evaluate(
+    env_id: str,
+    model: str,
+    *,
+    env_kwargs: dict[str, Any] | None = None,
+    tasks: int | None = None,
+    k: int = 1,
+    trials: int | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+    max_new_tokens: int = 256,
+    constrained: bool = False,
+    simulator: Any = None,
+) -> EvalResult:
     """simulator: the chat model setting for the env's simulated user / patient (a `SimulatorConfig` or any object
     with its fields), loaded once and given to every env as `simulator`, as training's `env.simulator` is."""
     env_kwargs = dict(env_kwargs or {})
@@ -202,12 +245,29 @@ def evaluate(env_id: str, model: str, *, env_kwargs: dict[str, Any] | None = Non
     if scripted is not None:
         outcomes = run_scripted(env_id, env_kwargs, scripted, tasks_, trials)
     else:
-        outcomes = run_policy(env_id, env_kwargs, model, tasks_, trials, temperature=temperature,
-                              max_new_tokens=max_new_tokens, constrained=constrained, seed=seed)
+        outcomes = run_policy(
+            env_id,
+            env_kwargs,
+            model,
+            tasks_,
+            trials,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            constrained=constrained,
+            seed=seed,
+        )
     s = summarize_outcomes(outcomes)
     return EvalResult(
-        env=env_id, model=model, tasks=len(outcomes), trials=trials, k=k,
-        success_rate=s["success_rate"], mean_reward=s["mean_reward"],
+        env=env_id,
+        model=model,
+        tasks=len(outcomes),
+        trials=trials,
+        k=k,
+        success_rate=s["success_rate"],
+        mean_reward=s["mean_reward"],
         pass_k={j: pass_hat_k([o.successes for o in outcomes], j) for j in range(1, k + 1)},
-        mean_turns=s["mean_turns"], failed=sum(o.failed for o in outcomes), simulator=getattr(simulator, "model", None), outcomes=outcomes,
+        mean_turns=s["mean_turns"],
+        failed=sum(o.failed for o in outcomes),
+        simulator=getattr(simulator, "model", None),
+        outcomes=outcomes,
     )

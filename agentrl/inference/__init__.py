@@ -7,7 +7,8 @@ The contract is `base.py`. The transformers backend is `hf.py` (`HFPolicy`, `HFC
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def _hf(cfg: Any, model: Any, tokenizer: Any) -> Any:
@@ -24,8 +25,11 @@ def _vllm(cfg: Any, model: Any, tokenizer: Any) -> Any:
     from agentrl.inference.vllm import VLLMPolicy  # lazy: vllm is an optional extra
 
     return VLLMPolicy.from_model(
-        model, tokenizer, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-        tensor_parallel_size=cfg.vllm_tensor_parallel_size, max_model_len=cfg.max_seq_len,
+        model,
+        tokenizer,
+        gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        tensor_parallel_size=cfg.vllm_tensor_parallel_size,
+        max_model_len=cfg.max_seq_len,
     )
 
 

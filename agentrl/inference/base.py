@@ -38,7 +38,9 @@ class SamplingParams:
 @dataclass
 class Completion:
     token_ids: list[int]
-    logprobs: list[float]  # log-prob of each sampled token under the policy at the sampling temperature (1.0 when greedy);
+    logprobs: list[
+        float
+    ]  # log-prob of each sampled token under the policy at the sampling temperature (1.0 when greedy);
     # under constrained decoding (`allowed`), renormalised over the allowed tokens (`constrained_logprob`)
     finish_reason: str  # "stop" (EOS, stop string, or a complete allowed reply) | "length"
 
@@ -52,7 +54,7 @@ class PolicyBackend(Protocol):
 
     def update_weights(self, state_dict: dict[str, torch.Tensor]) -> None: ...
 
-    def weights_digest(self) -> "WeightsDigest":
+    def weights_digest(self) -> WeightsDigest:
         """The digest (`weights_digest`) of the weights the backend samples with, to compare with the trainer's
         digest of the state dict it sent (`algo.invariants.verify_weights`)."""
         ...

@@ -50,9 +50,18 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
 class HFPolicy:
     """Policy backend over a local `transformers` causal LM (CPU or GPU)."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64, device: str | None = None,
-                 prefix_reuse: bool = True, min_shared_prefix: int = 16, store: KVStore | None = None,
-                 row_prefill: bool | None = None):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_batch_size: int = 64,
+        device: str | None = None,
+        prefix_reuse: bool = True,
+        min_shared_prefix: int = 16,
+        store: KVStore | None = None,
+        row_prefill: bool | None = None,
+    ):
         """prefix_reuse: prompts in a batch that share a prefix of at least `min_shared_prefix` tokens (TRePO's
         branch continuations, a group's episodes) encode it once; its KV cache is copied to every row.
         store: where finished sequences' KV is kept, so a later prompt that extends one (an episode's next turn,
@@ -112,13 +121,15 @@ class HFPolicy:
     def plan(self, prompts: list[list[int]], plist: list[SamplingParams]) -> PrefillPlan:
         """How a batch of these prompts is encoded (from the store, with shared prefixes, or whole)."""
         room = min(max(p.max_new_tokens for p in plist), prefill.RESERVE_CAP)  # cache room for the replies
-        return prefill.plan_prefill(prompts, room, store=self.store, prefix_reuse=self.prefix_reuse,
-                                    min_shared_prefix=self.min_shared_prefix)
+        return prefill.plan_prefill(
+            prompts, room, store=self.store, prefix_reuse=self.prefix_reuse, min_shared_prefix=self.min_shared_prefix
+        )
 
     def encoder(self) -> Encoder:
         """An `Encoder` with this policy's model and current settings."""
-        return Encoder(self.model, self.device, self.pad_id, row_prefill=self.row_prefill,
-                       growing_cache=self.growing_cache)
+        return Encoder(
+            self.model, self.device, self.pad_id, row_prefill=self.row_prefill, growing_cache=self.growing_cache
+        )
 
     def _prefix_groups(self, prompts: list[list[int]]) -> tuple[list[list[int]], list[int]] | None:
         """The shared prefixes a batch of these prompts would encode once (`prefill.shared_prefixes`), or None."""
@@ -142,8 +153,9 @@ class HFPolicy:
         self.tokens_generated += sum(len(t) for t in toks)
         return [Completion(toks[i], lps[i], finish[i] or "length") for i in range(len(prompts))]
 
-    def _decode(self, prompts: list[list[int]], plist: list[SamplingParams], plan: PrefillPlan,
-                start: Prefilled) -> tuple[list[list[int]], list[list[float]], list[str | None]]:
+    def _decode(
+        self, prompts: list[list[int]], plist: list[SamplingParams], plan: PrefillPlan, start: Prefilled
+    ) -> tuple[list[list[int]], list[list[float]], list[str | None]]:
         """The token-by-token loop from the prefilled state -> each row's tokens, logprobs and finish reason.
         Finished rows are dropped from the tensors (and their KV stored) once an eighth of the rows are done."""
         t1 = time.perf_counter()
@@ -161,8 +173,9 @@ class HFPolicy:
             step_tok = torch.full((len(rows),), self.pad_id, dtype=torch.long)
             todo = [j for j, i in enumerate(rows) if finish[i] is None]
             idx = [rows[j] for j in todo]
-            picked, chosen_lp = pick_tokens(logp, todo, [plist[i] for i in idx], [toks[i] for i in idx],
-                                            [gens[i] for i in idx], self.eos_ids)
+            picked, chosen_lp = pick_tokens(
+                logp, todo, [plist[i] for i in idx], [toks[i] for i in idx], [gens[i] for i in idx], self.eos_ids
+            )
             for j, i, t, lp in zip(todo, idx, picked, chosen_lp):
                 step_tok[j] = t
                 toks[i].append(t)
@@ -171,7 +184,9 @@ class HFPolicy:
             live = [j for j, i in enumerate(rows) if finish[i] is None]
             if not live:
                 break
-            if len(rows) - len(live) >= max(1, len(rows) // 8):  # drop finished rows (copying the cache: not for each one)
+            if len(rows) - len(live) >= max(
+                1, len(rows) // 8
+            ):  # drop finished rows (copying the cache: not for each one)
                 self._store_rows(past, attn, [j for j in range(len(rows)) if j not in live], rows, prompts, toks, plan)
                 keep = torch.tensor(live, dtype=torch.long, device=self.device)
                 past.batch_select_indices(keep)
@@ -179,8 +194,13 @@ class HFPolicy:
                 step_tok = step_tok[keep.cpu()]
                 rows = [rows[j] for j in live]
             attn = torch.cat([attn, torch.ones((len(rows), 1), dtype=attn.dtype, device=self.device)], dim=1)
-            out = self.model(input_ids=step_tok.unsqueeze(-1).to(self.device), attention_mask=attn,
-                             position_ids=next_pos, past_key_values=past, use_cache=True)
+            out = self.model(
+                input_ids=step_tok.unsqueeze(-1).to(self.device),
+                attention_mask=attn,
+                position_ids=next_pos,
+                past_key_values=past,
+                use_cache=True,
+            )
             past, logits = out.past_key_values, out.logits[:, -1, :]
             next_pos = next_pos + 1
         self.decode_s += time.perf_counter() - t1
@@ -190,8 +210,16 @@ class HFPolicy:
     def _text(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
-    def _store_rows(self, past: Any, attn: torch.Tensor, js: list[int], rows: list[int], prompts: list[list[int]],
-                    toks: list[list[int]], plan: PrefillPlan) -> None:
+    def _store_rows(
+        self,
+        past: Any,
+        attn: torch.Tensor,
+        js: list[int],
+        rows: list[int],
+        prompts: list[list[int]],
+        toks: list[list[int]],
+        plan: PrefillPlan,
+    ) -> None:
         """Keep the KV of tensor rows `js` (prompt + completion, less the last token, never fed) in the store."""
         if self.store is None:
             return
@@ -217,7 +245,7 @@ class HFChatModel(BaseChatModel):
         self.calls = 0  # batched generate calls made (benchmarks count these)
 
     @classmethod
-    def load(cls, name: str, *, dtype: torch.dtype = torch.float32, pack: bool = True, **kw: Any) -> "HFChatModel":
+    def load(cls, name: str, *, dtype: torch.dtype = torch.float32, pack: bool = True, **kw: Any) -> HFChatModel:
         """Load a model for chatting only (it never trains): eval mode, no gradients, and on a CPU in float32 its
         linear layers packed for oneDNN (`packed_linear.py`; pack=False keeps `nn.Linear`)."""
         from agentrl.inference.models import load_model
@@ -228,24 +256,33 @@ class HFChatModel(BaseChatModel):
             pack_linears(model)
         return cls(model, tok, **kw)
 
-    def complete_batch(self, batch: list[Messages], *, temperature: float = 0.0, max_tokens: int = 256,
-                       seed: int | None = None) -> list[str]:
+    def complete_batch(
+        self, batch: list[Messages], *, temperature: float = 0.0, max_tokens: int = 256, seed: int | None = None
+    ) -> list[str]:
         n = len(batch)
-        return self.complete_rows(batch, temperatures=[temperature] * n, max_tokens=[max_tokens] * n, seeds=row_seeds(seed, n))
+        return self.complete_rows(
+            batch, temperatures=[temperature] * n, max_tokens=[max_tokens] * n, seeds=row_seeds(seed, n)
+        )
 
-    def complete_rows(self, batch: list[Messages], *, temperatures: list[float], max_tokens: list[int],
-                      seeds: list[int | None]) -> list[str]:
+    def complete_rows(
+        self, batch: list[Messages], *, temperatures: list[float], max_tokens: list[int], seeds: list[int | None]
+    ) -> list[str]:
         """One batched generate call with per-row settings (what `BatchingChatModel` uses)."""
-        return [self.text(c) for _, c in self.generate_rows(batch, temperatures=temperatures, max_tokens=max_tokens,
-                                                            seeds=seeds)]
+        return [
+            self.text(c)
+            for _, c in self.generate_rows(batch, temperatures=temperatures, max_tokens=max_tokens, seeds=seeds)
+        ]
 
-    def generate_rows(self, batch: list[Messages], *, temperatures: list[float], max_tokens: list[int],
-                      seeds: list[int | None]) -> list[tuple[list[int], Completion]]:
+    def generate_rows(
+        self, batch: list[Messages], *, temperatures: list[float], max_tokens: list[int], seeds: list[int | None]
+    ) -> list[tuple[list[int], Completion]]:
         """`complete_rows` before decoding: each row's prompt ids and completion (the server reports usage)."""
         if not (len(batch) == len(temperatures) == len(max_tokens) == len(seeds)):
             raise ValueError("complete_rows: batch, temperatures, max_tokens and seeds must have the same length")
         prompts = [self.prompt_ids(m) for m in batch]
-        params = [SamplingParams(temperature=t, max_new_tokens=n, seed=s) for t, n, s in zip(temperatures, max_tokens, seeds)]
+        params = [
+            SamplingParams(temperature=t, max_new_tokens=n, seed=s) for t, n, s in zip(temperatures, max_tokens, seeds)
+        ]
         self.calls += 1
         return list(zip(prompts, self.policy.generate(prompts, params)))
 
@@ -254,7 +291,9 @@ class HFChatModel(BaseChatModel):
         # message contents are plain text: a patient record's "<|im_start|>system" stays characters, not control ids
         if self._control is None:
             self._control = ControlText(self.tokenizer)
-        return encode_chat(self.tokenizer, validate_messages(messages), add_generation_prompt=True, control=self._control)
+        return encode_chat(
+            self.tokenizer, validate_messages(messages), add_generation_prompt=True, control=self._control
+        )
 
     def text(self, completion: Completion) -> str:
         """A completion's reply text (special tokens dropped, whitespace stripped)."""

@@ -33,9 +33,10 @@ import os
 import random
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -133,7 +134,9 @@ class HTTPChatConfig(BaseModel):
     base_url: str = Field(description="endpoint root including the version, e.g. http://127.0.0.1:8000/v1")
     model: str = Field(description="model name sent in every request")
     api_key_env: str | None = Field("OPENAI_API_KEY", description="NAME of the env var holding the key; None = no key")
-    timeout: float = Field(60.0, gt=0, description="seconds for one attempt, from sending to the last byte of the answer")
+    timeout: float = Field(
+        60.0, gt=0, description="seconds for one attempt, from sending to the last byte of the answer"
+    )
     connect_timeout: float = Field(10.0, gt=0)
     max_retries: int = Field(5, ge=0, description="retries after the first attempt")
     max_response_bytes: int = Field(8 * 2**20, ge=1, description="longest answer body read; a longer one is an error")
@@ -169,9 +172,18 @@ class HTTPChatModel(BaseChatModel):
         transport: httpx.BaseTransport | None = None,
     ):
         cfg = HTTPChatConfig(
-            base_url=base_url, model=model, api_key_env=api_key_env, timeout=timeout, connect_timeout=connect_timeout,
-            max_retries=max_retries, max_response_bytes=max_response_bytes, backoff_base=backoff_base, backoff_max=backoff_max,
-            retry_after_max=retry_after_max, max_concurrency=max_concurrency, max_tokens_field=max_tokens_field,
+            base_url=base_url,
+            model=model,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_retries=max_retries,
+            max_response_bytes=max_response_bytes,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            retry_after_max=retry_after_max,
+            max_concurrency=max_concurrency,
+            max_tokens_field=max_tokens_field,
             extra_body=dict(extra_body or {}),
         )
         self.config = cfg
@@ -192,18 +204,26 @@ class HTTPChatModel(BaseChatModel):
         )
 
     @classmethod
-    def from_config(cls, cfg: HTTPChatConfig | Mapping[str, Any], **overrides: Any) -> "HTTPChatModel":
+    def from_config(cls, cfg: HTTPChatConfig | Mapping[str, Any], **overrides: Any) -> HTTPChatModel:
         data = cfg.model_dump() if isinstance(cfg, HTTPChatConfig) else dict(cfg)
         data.update(overrides)
         data = HTTPChatConfig(**data).model_dump()  # unknown keys fail here, with the key named
         return cls(data.pop("base_url"), data.pop("model"), **data)
 
     # -- ChatModel --------------------------------------------------------------------------------
-    def complete(self, messages: Messages, *, temperature: float = 0.0, max_tokens: int = 256,
-                 seed: int | None = None) -> str:
+    def complete(
+        self, messages: Messages, *, temperature: float = 0.0, max_tokens: int = 256, seed: int | None = None
+    ) -> str:
         validate_messages(messages)
         body: dict[str, Any] = dict(self.config.extra_body)
-        body.update({"model": self.model, "messages": messages, "temperature": temperature, self.config.max_tokens_field: max_tokens})
+        body.update(
+            {
+                "model": self.model,
+                "messages": messages,
+                "temperature": temperature,
+                self.config.max_tokens_field: max_tokens,
+            }
+        )
         if seed is not None:
             body["seed"] = int(seed)
         self.stats.add(requests=1)
@@ -214,8 +234,9 @@ class HTTPChatModel(BaseChatModel):
             self.stats.add(failures=1)
             raise
 
-    def complete_batch(self, batch: list[Messages], *, temperature: float = 0.0, max_tokens: int = 256,
-                       seed: int | None = None) -> list[str]:
+    def complete_batch(
+        self, batch: list[Messages], *, temperature: float = 0.0, max_tokens: int = 256, seed: int | None = None
+    ) -> list[str]:
         for m in batch:
             validate_messages(m)  # fail before sending anything
         if not batch:
@@ -227,7 +248,9 @@ class HTTPChatModel(BaseChatModel):
 
         if len(batch) == 1:
             return [one(0)]
-        pool = ThreadPoolExecutor(max_workers=min(self.config.max_concurrency, len(batch)), thread_name_prefix="http-chat")
+        pool = ThreadPoolExecutor(
+            max_workers=min(self.config.max_concurrency, len(batch)), thread_name_prefix="http-chat"
+        )
         try:
             futures = [pool.submit(one, i) for i in range(len(batch))]
             return [f.result() for f in futures]  # input order; the first failure propagates
@@ -238,7 +261,7 @@ class HTTPChatModel(BaseChatModel):
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "HTTPChatModel":
+    def __enter__(self) -> HTTPChatModel:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -298,7 +321,7 @@ class HTTPChatModel(BaseChatModel):
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send(self, body: dict[str, Any]) -> "_Answer":
+    def _send(self, body: dict[str, Any]) -> _Answer:
         """One attempt. The body is streamed so that the deadline (``timeout`` for the whole attempt: httpx's
         own timeout is per read, which a server dripping bytes never trips) and the size cap hold while
         reading. A stall inside one read is still stopped by the per-read timeout, so an attempt ends within
@@ -308,7 +331,9 @@ class HTTPChatModel(BaseChatModel):
         cap = self.config.max_response_bytes
         with self._client.stream("POST", self.url, json=body, headers=self._headers()) as resp:
             if _declared_length(resp) > cap:  # refused before reading a byte of it
-                raise _ResponseTooLarge(f"response larger than {cap} bytes (Content-Length {resp.headers['content-length']})")
+                raise _ResponseTooLarge(
+                    f"response larger than {cap} bytes (Content-Length {resp.headers['content-length']})"
+                )
             chunks: list[bytes] = []
             size = 0
             for chunk in resp.iter_bytes():  # decoded bytes: a compressed bomb is capped at its unpacked size
@@ -318,13 +343,17 @@ class HTTPChatModel(BaseChatModel):
                 if time.monotonic() > deadline:
                     raise _DeadlineExceeded(f"no complete answer within {self.config.timeout:g} s")
                 chunks.append(chunk)
-            return _Answer(resp.status_code, resp.headers.get("retry-after"), b"".join(chunks), resp.encoding or "utf-8")
+            return _Answer(
+                resp.status_code, resp.headers.get("retry-after"), b"".join(chunks), resp.encoding or "utf-8"
+            )
 
-    def _json(self, answer: "_Answer", attempt: int) -> Any:
+    def _json(self, answer: _Answer, attempt: int) -> Any:
         try:
             return json.loads(answer.body)
         except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
-            raise self._error(f"answered 200 with a body that is not JSON: {self._clip(answer.text)!r}", 200, attempt, False) from None
+            raise self._error(
+                f"answered 200 with a body that is not JSON: {self._clip(answer.text)!r}", 200, attempt, False
+            ) from None
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -333,7 +362,7 @@ class HTTPChatModel(BaseChatModel):
         with self._rng_lock:
             return d / 2 + self._rng.uniform(0, d / 2)
 
-    def _detail(self, answer: "_Answer") -> str:
+    def _detail(self, answer: _Answer) -> str:
         """The server's error message (OpenAI shape: {"error": {"message", "param"}}), short and key-free."""
         try:
             err = json.loads(answer.body).get("error")
@@ -361,12 +390,17 @@ class HTTPChatModel(BaseChatModel):
             choice = data["choices"][0]
             content = choice["message"]["content"]
         except (KeyError, IndexError, TypeError):
-            raise self._error(f"answered without choices[0].message.content: {self._clip(str(data))}", 200, 1, False) from None
+            raise self._error(
+                f"answered without choices[0].message.content: {self._clip(str(data))}", 200, 1, False
+            ) from None
         if not isinstance(content, str):
             # nothing fails silently: a null content (tool call, reasoning cut off) is not an empty reply
             raise self._error(
                 f"answered with non-text content {self._clip(repr(content), 60)} (finish_reason "
-                f"{self._clip(repr(choice.get('finish_reason')), 60)})", 200, 1, False,
+                f"{self._clip(repr(choice.get('finish_reason')), 60)})",
+                200,
+                1,
+                False,
             )
         self._count_usage(data.get("usage"))
         if not content.strip():  # returned as it is (the caller decides what an empty reply means), but counted

@@ -69,7 +69,7 @@ if DynamicLayer is not None:
             self._b = self._n = 0  # rows and positions in use
 
         @classmethod
-        def adopt(cls, keys: torch.Tensor, values: torch.Tensor, length: int) -> "GrowingLayer":
+        def adopt(cls, keys: torch.Tensor, values: torch.Tensor, length: int) -> GrowingLayer:
             """A layer over existing buffers [rows, heads, capacity, dim] whose first `length` positions are filled."""
             layer = cls()
             layer.device = keys.device
@@ -172,7 +172,7 @@ if DynamicLayer is not None:
             return super().update(key_states, value_states, layer_idx, *args, **kw)
 
         @classmethod
-        def left_padded(cls, rows: list[RowKV | None], length: int, room: int) -> "GrowingCache":
+        def left_padded(cls, rows: list[RowKV | None], length: int, room: int) -> GrowingCache:
             """A cache of `length` positions whose row i holds rows[i]'s KV right-aligned (zeros before it, and
             in rows that are None), with `room` positions to spare."""
             cache = cls(room)

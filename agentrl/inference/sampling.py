@@ -39,8 +39,9 @@ def pick_allowed(sub_logprobs: torch.Tensor, temperature: float, generator: torc
     return int(torch.multinomial(torch.softmax(sub_logprobs, -1).cpu(), 1, generator=generator))
 
 
-def constrained_pick(allowed: list[int], sub_logprobs: torch.Tensor, temperature: float,
-                     generator: torch.Generator) -> tuple[int, float]:
+def constrained_pick(
+    allowed: list[int], sub_logprobs: torch.Tensor, temperature: float, generator: torch.Generator
+) -> tuple[int, float]:
     """One constrained step: among the `allowed` next tokens (their logprobs `sub_logprobs`, at the sampling
     temperature) pick one (`pick_allowed`) -> (the token, its constrained logprob)."""
     k = pick_allowed(sub_logprobs, temperature, generator)
@@ -63,8 +64,14 @@ def top_p_pick(logp_row: torch.Tensor, top_p: float, g: torch.Generator) -> int:
     return int(torch.multinomial(probs.cpu(), 1, generator=g))
 
 
-def pick_tokens(logp: torch.Tensor, js: list[int], params: list[SamplingParams], so_far: list[list[int]],
-                gens: list[torch.Generator], eos_ids: set[int]) -> tuple[list[int], list[float]]:
+def pick_tokens(
+    logp: torch.Tensor,
+    js: list[int],
+    params: list[SamplingParams],
+    so_far: list[list[int]],
+    gens: list[torch.Generator],
+    eos_ids: set[int],
+) -> tuple[list[int], list[float]]:
     """The next token of tensor rows `js` and its logprob; row js[n] samples with params[n], has generated
     so_far[n] and draws from gens[n]. Greedy rows by one argmax, plain sampling rows by one inverse-CDF draw
     (each row's own generator gives its uniform); constrained and top-p rows one by one. A constrained row
@@ -97,8 +104,9 @@ def pick_tokens(logp: torch.Tensor, js: list[int], params: list[SamplingParams],
     return picked, [cons_lp.get(j, lp) for j, lp in zip(js, lps)]
 
 
-def finish_reason(toks: list[int], p: SamplingParams, eos_ids: set[int],
-                  decode: Callable[[list[int]], str]) -> str | None:
+def finish_reason(
+    toks: list[int], p: SamplingParams, eos_ids: set[int], decode: Callable[[list[int]], str]
+) -> str | None:
     """Why a row with completion `toks` stops now ("stop": EOS, a complete allowed reply, a stop string in the
     decoded tail; "length"), or None while it goes on."""
     if toks[-1] in eos_ids and not p.ignore_eos:

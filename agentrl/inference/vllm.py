@@ -65,8 +65,13 @@ class VLLMPolicy:
             ) from exc
         on_gpu = torch.cuda.is_available()
         kw: dict[str, Any] = dict(
-            model=str(model_dir), tokenizer=str(model_dir), dtype=dtype, max_model_len=max_model_len, seed=seed,
-            enable_prefix_caching=True, logprobs_mode="processed_logprobs",
+            model=str(model_dir),
+            tokenizer=str(model_dir),
+            dtype=dtype,
+            max_model_len=max_model_len,
+            seed=seed,
+            enable_prefix_caching=True,
+            logprobs_mode="processed_logprobs",
             worker_extension_cls="agentrl.inference.vllm_worker.WeightLoader",
             # on the CPU build this is the fraction of host memory reserved for the KV cache
             gpu_memory_utilization=gpu_memory_utilization,
@@ -86,7 +91,7 @@ class VLLMPolicy:
         self.weight_updates = 0
 
     @classmethod
-    def from_model(cls, model: Any, tokenizer: Any, **kw: Any) -> "VLLMPolicy":
+    def from_model(cls, model: Any, tokenizer: Any, **kw: Any) -> VLLMPolicy:
         """Start an engine on the trainer's current weights (saved once to a temp dir as safetensors)."""
         d = Path(tempfile.mkdtemp(prefix="agentrl-vllm-"))
         if getattr(model, "peft_config", None):  # LoRA: the engine holds merged weights (later syncs send them too)
@@ -99,8 +104,14 @@ class VLLMPolicy:
 
     def _params(self, p: SamplingParams) -> Any:
         return self._vllm.SamplingParams(
-            temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_new_tokens, stop=list(p.stop) or None,
-            include_stop_str_in_output=True, seed=p.seed, logprobs=0, ignore_eos=p.ignore_eos,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            max_tokens=p.max_new_tokens,
+            stop=list(p.stop) or None,
+            include_stop_str_in_output=True,
+            seed=p.seed,
+            logprobs=0,
+            ignore_eos=p.ignore_eos,
         )
 
     def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams]) -> list[Completion]:
@@ -110,8 +121,11 @@ class VLLMPolicy:
         result: list[Completion | None] = [None] * len(prompts)
         free = [i for i, p in enumerate(plist) if p.allowed is None]
         if free:
-            outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(prompts[i])) for i in free],
-                                     [self._params(plist[i]) for i in free], use_tqdm=False)
+            outs = self.llm.generate(
+                [TokensPrompt(prompt_token_ids=list(prompts[i])) for i in free],
+                [self._params(plist[i]) for i in free],
+                use_tqdm=False,
+            )
             for i, o in zip(free, outs):
                 c = o.outputs[0]
                 ids = list(c.token_ids)
@@ -141,10 +155,18 @@ class VLLMPolicy:
                 nxt[i] = next_allowed(plist[i].allowed or [], toks[i])
                 if not nxt[i]:  # cannot happen when every allowed sequence ends with EOS
                     raise ValueError(f"constrained decoding: no allowed sequence extends {toks[i]}")
-            reqs = [self._vllm.SamplingParams(temperature=plist[i].temperature or 1.0, max_tokens=1, logprobs=len(nxt[i]),
-                                              logprob_token_ids=nxt[i]) for i in active]
-            outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(prompts[i]) + toks[i]) for i in active], reqs,
-                                     use_tqdm=False)
+            reqs = [
+                self._vllm.SamplingParams(
+                    temperature=plist[i].temperature or 1.0,
+                    max_tokens=1,
+                    logprobs=len(nxt[i]),
+                    logprob_token_ids=nxt[i],
+                )
+                for i in active
+            ]
+            outs = self.llm.generate(
+                [TokensPrompt(prompt_token_ids=list(prompts[i]) + toks[i]) for i in active], reqs, use_tqdm=False
+            )
             for i, o in zip(active, outs):
                 by_id = o.outputs[0].logprobs[0]
                 sub = torch.tensor([float(by_id[t].logprob) for t in nxt[i]], dtype=torch.float32)

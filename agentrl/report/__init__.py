@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,11 @@ def summarize(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     x, y = series(rows, "reward/mean")
     if y:
         best = max(range(len(y)), key=lambda i: y[i])
-        out += [("first reward", f"{y[0]:.4g} (step {x[0]:.0f})"), ("last reward", f"{y[-1]:.4g} (step {x[-1]:.0f})"),
-                ("best reward", f"{y[best]:.4g} (step {x[best]:.0f})")]
+        out += [
+            ("first reward", f"{y[0]:.4g} (step {x[0]:.0f})"),
+            ("last reward", f"{y[-1]:.4g} (step {x[-1]:.0f})"),
+            ("best reward", f"{y[best]:.4g} (step {x[best]:.0f})"),
+        ]
     _, s = series(rows, "success_rate")
     if s:
         out.append(("success rate first / last / best", f"{s[0]:.3f} / {s[-1]:.3f} / {max(s):.3f}"))
@@ -82,7 +85,6 @@ def _duration(s: float) -> str:
     if s < 7200:
         return f"{s / 60:.1f} min"
     return f"{s / 3600:.2f} h"
-
 
 
 # -- page ----------------------------------------------------------------------------------------------------
@@ -135,24 +137,32 @@ def _config_text(path: Path) -> str | None:
     with open(path, "rb") as f:
         data = f.read(MAX_CONFIG_BYTES + 1)
     text = data[:MAX_CONFIG_BYTES].decode("utf-8", errors="replace")
-    return text + (f"\n... (cut: config.yaml is over {MAX_CONFIG_BYTES:,} bytes)" if len(data) > MAX_CONFIG_BYTES else "")
+    return text + (
+        f"\n... (cut: config.yaml is over {MAX_CONFIG_BYTES:,} bytes)" if len(data) > MAX_CONFIG_BYTES else ""
+    )
 
 
 def _page(run_dir: Path, rows, images, config_text, ep_file, episodes) -> str:
     esc = html.escape
     algo = next((e.algorithm for e in episodes if e.algorithm), None)
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>agentrl report · {esc(run_dir.resolve().name)}</title>", f"<style>{CSS}</style></head><body>",
-        f"<h1>agentrl report</h1><p class=\"sub\">{esc(str(run_dir.resolve()))}"
-        + (f" · estimator {esc(algo)}" if algo else "") + f" · written {when}</p>",
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>agentrl report · {esc(run_dir.resolve().name)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f'<h1>agentrl report</h1><p class="sub">{esc(str(run_dir.resolve()))}'
+        + (f" · estimator {esc(algo)}" if algo else "")
+        + f" · written {when}</p>",
         "<h2>Summary</h2>",
     ]
     if not rows:
         parts.append('<p class="note">metrics.jsonl holds no complete update yet.</p>')
-    parts.append('<table class="summary">' + "".join(
-        f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in summarize(rows)) + "</table>")
+    parts.append(
+        '<table class="summary">'
+        + "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in summarize(rows))
+        + "</table>"
+    )
     if images:
         parts.append('<h2>Training curves</h2><div class="plots">')
         for name, data in images:
@@ -162,9 +172,11 @@ def _page(run_dir: Path, rows, images, config_text, ep_file, episodes) -> str:
     parts.append("<h2>Per-token credit</h2>")
     if episodes:
         step = episodes[0].step
-        parts.append(f'<p class="note">{len(episodes)} episode(s) from {esc(ep_file.name)}'
-                     + (f" (update {step})" if step is not None else "")
-                     + ", highest and lowest reward first.</p>")
+        parts.append(
+            f'<p class="note">{len(episodes)} episode(s) from {esc(ep_file.name)}'
+            + (f" (update {step})" if step is not None else "")
+            + ", highest and lowest reward first.</p>"
+        )
         parts.append(legend())
         parts += [render_episode(e) for e in episodes]
     else:

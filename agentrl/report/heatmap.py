@@ -54,7 +54,8 @@ def _read_episodes(path: Path) -> list[EpisodeRecord]:
         if len(mask) != n or (adv and len(adv) != n):
             warnings.warn(
                 f"{path}: episode on line {i}: {n} tokens but {len(mask)} mask and {len(adv)} advantage entries; "
-                "missing entries shown as env tokens / zero", stacklevel=3,
+                "missing entries shown as env tokens / zero",
+                stacklevel=3,
             )
         rec.action_mask, rec.advantages = (mask + [0] * n)[:n], (adv + [0.0] * n)[:n]
         out.append(rec)
@@ -111,16 +112,20 @@ def render_episode(ep: EpisodeRecord) -> str:
             cls = "pos" if a > 0 else "neg" if a < 0 else "zero"
             r, g, b = adv_colour(a, scale)
             title = f"token {i} · agent · advantage {a:+.5g}"
-            spans.append(f'<span class="t a {cls}" style="background:rgb({r},{g},{b})" data-adv="{a:.6g}" '
-                         f'title="{html.escape(title)}">{_visible(tok)}</span>')
+            spans.append(
+                f'<span class="t a {cls}" style="background:rgb({r},{g},{b})" data-adv="{a:.6g}" '
+                f'title="{html.escape(title)}">{_visible(tok)}</span>'
+            )
         else:
             spans.append(f'<span class="t e" title="token {i} · env/prompt (no loss)">{_visible(tok)}</span>')
     # Fold a long prompt before the first agent token so the agent's turns are on screen.
     first_agent = next((i for i, m in enumerate(ep.action_mask) if m), len(spans))
     if first_agent >= FOLD_PROMPT_TOKENS:
-        body = (f'<details><summary>prompt: {first_agent} env tokens (click to show)</summary>'
-                f'<div class="seq">{"".join(spans[:first_agent])}</div></details>'
-                f'<div class="seq">{"".join(spans[first_agent:])}</div>')
+        body = (
+            f"<details><summary>prompt: {first_agent} env tokens (click to show)</summary>"
+            f'<div class="seq">{"".join(spans[:first_agent])}</div></details>'
+            f'<div class="seq">{"".join(spans[first_agent:])}</div>'
+        )
     else:
         body = f'<div class="seq">{"".join(spans)}</div>'
     pos = sum(a for a in agent if a > 0)
@@ -168,15 +173,14 @@ def legend() -> str:
     return (
         '<div class="legend">'
         '<span>advantage: <b>−max</b> <span class="bar" style="display:inline-block;vertical-align:middle"></span> '
-        '<b>+max</b></span>'
+        "<b>+max</b></span>"
         '<span><span class="sw" style="background:rgb(215,48,39)"></span>negative (blamed)</span>'
         '<span><span class="sw" style="background:#fff"></span>zero</span>'
         '<span><span class="sw" style="background:rgb(26,152,80)"></span>positive (credited)</span>'
         '<span><span class="sw" style="background:#ddd"></span>env / prompt token (not sampled, no loss)</span>'
         '</div><p class="note">Each box is one token. Colour intensity is |advantage| divided by the largest '
-        '|advantage| among that episode\'s agent tokens, so compare shades within an episode, not across. '
-        'Hover a token for its position and exact advantage (after any batch whitening the trainer applied). '
+        "|advantage| among that episode's agent tokens, so compare shades within an episode, not across. "
+        "Hover a token for its position and exact advantage (after any batch whitening the trainer applied). "
         '<span class="mark">↵</span> marks a newline, <span class="mark">→</span> a tab, '
         '<span class="mark">∅</span> a token that decodes to no text on its own.</p>'
     )
-

@@ -16,7 +16,17 @@ from typing import Any
 
 # The plots this module may write, in page order; a stale one from an earlier report is removed when its
 # series is gone, so the folder never shows a plot the page does not.
-PLOT_NAMES = ("held_out", "reward", "reward_vs_tokens", "sft_loss", "kl", "clip_fraction", "tokens", "time", "optimization")
+PLOT_NAMES = (
+    "held_out",
+    "reward",
+    "reward_vs_tokens",
+    "sft_loss",
+    "kl",
+    "clip_fraction",
+    "tokens",
+    "time",
+    "optimization",
+)
 
 
 # -- reading -------------------------------------------------------------------------------------------------
@@ -78,7 +88,6 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-
 # -- plots ---------------------------------------------------------------------------------------------------
 
 
@@ -132,7 +141,15 @@ def plot_held_out(rows, parent: list[dict[str, Any]] | None = None):
     ax = ax[0][0]
     if py:
         shift = px[-1]
-        ax.plot([v - shift for v in px], py, color="C1", lw=1.6, marker="o", ms=4, label="held-out success (run it started from)")
+        ax.plot(
+            [v - shift for v in px],
+            py,
+            color="C1",
+            lw=1.6,
+            marker="o",
+            ms=4,
+            label="held-out success (run it started from)",
+        )
         ax.axvline(0, color="grey", lw=0.8, ls=":")
     if y:
         if py and x[0] > 0:  # no update-0 evaluation (eval_before_train off): the run starts where its parent ended
@@ -141,7 +158,11 @@ def plot_held_out(rows, parent: list[dict[str, Any]] | None = None):
     rx, ry = series(rows, "eval/reward")
     if ry:
         ax.plot(rx, ry, color="C0", lw=1.0, ls="--", marker="s", ms=3, label="held-out mean reward")
-    _style(ax, "update (0 = start of this run" + ("; left of 0: the run it started from, in its steps)" if py else ")"), "held-out")
+    _style(
+        ax,
+        "update (0 = start of this run" + ("; left of 0: the run it started from, in its steps)" if py else ")"),
+        "held-out",
+    )
     ax.legend(fontsize=8, loc="best")
     _, n = series(rows or parent or [], "eval/tasks")
     ax.set_title(f"Held-out evaluation (greedy{f', {n[-1]:.0f} tasks' if n else ''})")
@@ -232,14 +253,29 @@ def _curve(rows, key: str, label: str, *, x: str, xlabel: str, ylabel: str, titl
 
 
 def plot_reward_vs_tokens(rows):
-    return _curve(rows, "reward/mean", "reward (mean)", x="tokens/cumulative", xlabel="cumulative sampled tokens (policy + branch)",
-                  ylabel="reward", title="Reward against sampling cost", eng=True)
+    return _curve(
+        rows,
+        "reward/mean",
+        "reward (mean)",
+        x="tokens/cumulative",
+        xlabel="cumulative sampled tokens (policy + branch)",
+        ylabel="reward",
+        title="Reward against sampling cost",
+        eng=True,
+    )
 
 
 def plot_sft_loss(rows):
     """`agentrl sft` runs: the demonstrations' NLL per optimizer step."""
-    return _curve(rows, "loss/sft", "loss (assistant-token NLL)", x="step", xlabel="optimizer step", ylabel="loss",
-                  title="Supervised fine-tuning loss")
+    return _curve(
+        rows,
+        "loss/sft",
+        "loss (assistant-token NLL)",
+        x="step",
+        xlabel="optimizer step",
+        ylabel="loss",
+        title="Supervised fine-tuning loss",
+    )
 
 
 def _lines(rows, keys: list[tuple[str, str]], ylabel: str, title: str):
@@ -265,8 +301,12 @@ def plot_kl(rows):
 
 
 def plot_clip_fraction(rows):
-    return _lines(rows, [("clip_fraction", "clip fraction"), ("dual_clip_fraction", "dual-clip fraction")],
-                  "fraction of agent tokens", "PPO clip fraction")
+    return _lines(
+        rows,
+        [("clip_fraction", "clip fraction"), ("dual_clip_fraction", "dual-clip fraction")],
+        "fraction of agent tokens",
+        "PPO clip fraction",
+    )
 
 
 def _stacked(rows, parts: list[tuple[str, str]], ylabel: str, title: str, *, eng: bool = False):
@@ -274,8 +314,10 @@ def _stacked(rows, parts: list[tuple[str, str]], ylabel: str, title: str, *, eng
     if not present:
         return None
     steps = [r["step"] for r in rows if any(_finite(r.get(k)) for k, _ in present)]
-    vals = [[(r[k] if _finite(r.get(k)) else 0.0) for r in rows if any(_finite(r.get(q)) for q, _ in present)]
-            for k, _ in present]
+    vals = [
+        [(r[k] if _finite(r.get(k)) else 0.0) for r in rows if any(_finite(r.get(q)) for q, _ in present)]
+        for k, _ in present
+    ]
     fig, ax = _new_figure()
     ax = ax[0][0]
     if len(steps) <= 80:  # bars read best per update; past that they turn into slivers
@@ -296,18 +338,32 @@ def _stacked(rows, parts: list[tuple[str, str]], ylabel: str, title: str, *, eng
 
 
 def plot_tokens(rows):
-    return _stacked(rows, [("tokens/sampled", "policy (episodes)"), ("tokens/branch", "branch (value estimation)")],
-                    "tokens sampled", "Tokens sampled per update", eng=True)
+    return _stacked(
+        rows,
+        [("tokens/sampled", "policy (episodes)"), ("tokens/branch", "branch (value estimation)")],
+        "tokens sampled",
+        "Tokens sampled per update",
+        eng=True,
+    )
 
 
 def plot_time(rows):
-    return _stacked(rows, [("time/collect", "collect"), ("time/branch", "branch"), ("time/update", "update")],
-                    "seconds", "Seconds per update, by phase")
+    return _stacked(
+        rows,
+        [("time/collect", "collect"), ("time/branch", "branch"), ("time/update", "update")],
+        "seconds",
+        "Seconds per update, by phase",
+    )
 
 
 def plot_optimization(rows):
-    keys = [("entropy", "entropy"), ("grad_norm", "grad norm"), ("loss/policy", "policy loss"),
-            ("loss/value", "value loss"), ("adv/std", "advantage std")]
+    keys = [
+        ("entropy", "entropy"),
+        ("grad_norm", "grad norm"),
+        ("loss/policy", "policy loss"),
+        ("loss/value", "value loss"),
+        ("adv/std", "advantage std"),
+    ]
     present = [(k, lab) for k, lab in keys if series(rows, k)[1]]
     if not present:
         return None
@@ -319,7 +375,7 @@ def plot_optimization(rows):
         x, y = series(rows, k)
         ax.plot(x, y, color=f"C{i}", lw=1.1, marker="o" if len(y) < 30 else None, ms=2.5)
         _style(ax, "update", lab)
-    for ax in flat[len(present):]:
+    for ax in flat[len(present) :]:
         ax.set_visible(False)
     fig.suptitle("Optimization diagnostics")
     return fig

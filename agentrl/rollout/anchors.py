@@ -93,7 +93,7 @@ def canonical(obj: Any, shared: Collection[int] = (), *, _path: frozenset[int] =
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, (numbers.Number, re.Pattern)):  # Decimal, Fraction, complex: values (their __deepcopy__
-        return ["R", _type_name(obj), repr(obj)]      # may return self, but they are not shared resources)
+        return ["R", _type_name(obj), repr(obj)]  # may return self, but they are not shared resources)
     if id(obj) in shared or _shares_self(obj):
         return ["shared", _type_name(obj)]
     if id(obj) in _path:
@@ -130,7 +130,11 @@ def canonical(obj: Any, shared: Collection[int] = (), *, _path: frozenset[int] =
     if isinstance(obj, random.Random):
         return ["rng", "random.Random", rec(obj.getstate())]
     if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type, types.ModuleType)):
-        return ["code", getattr(obj, "__module__", "") or "", getattr(obj, "__qualname__", getattr(obj, "__name__", ""))]
+        return [
+            "code",
+            getattr(obj, "__module__", "") or "",
+            getattr(obj, "__qualname__", getattr(obj, "__name__", "")),
+        ]
     attrs = dict(vars(obj)) if hasattr(obj, "__dict__") else {}
     for klass in type(obj).__mro__:
         slots = getattr(klass, "__slots__", ())
@@ -156,8 +160,9 @@ def history(messages: Sequence[Message]) -> list[list[str]]:
     return [[m.role, m.content] for m in messages if m.role != "assistant"]
 
 
-def anchor_key(snapshot: EnvSnapshot | None, messages: Sequence[Message], shared: Collection[int] = (),
-               *, owner: str = "") -> str:
+def anchor_key(
+    snapshot: EnvSnapshot | None, messages: Sequence[Message], shared: Collection[int] = (), *, owner: str = ""
+) -> str:
     """The hex sha256 of (canonical snapshot data, observation history). With snapshot None, or one that cannot
     be hashed, of the history alone: such a key never equals a full one, and a warning names `owner` (the env
     class) once."""
@@ -170,8 +175,12 @@ def anchor_key(snapshot: EnvSnapshot | None, messages: Sequence[Message], shared
                 first = owner not in _WARNED
                 _WARNED.add(owner)
             if first:
-                log.warning("anchor states of %s: its snapshot cannot be hashed (%s); GiGPO's anchor keys use the "
-                            "observation history alone", owner or "an env", exc)
+                log.warning(
+                    "anchor states of %s: its snapshot cannot be hashed (%s); GiGPO's anchor keys use the "
+                    "observation history alone",
+                    owner or "an env",
+                    exc,
+                )
     return hashlib.sha256(_dumps([VERSION, state, history(messages)]).encode()).hexdigest()
 
 

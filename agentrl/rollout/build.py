@@ -37,8 +37,9 @@ def check_env(env_id: str, env_kwargs: dict[str, Any], simulator: Any = None) ->
         check_simulator(env_id, env_kwargs, simulator)
 
 
-def prepare_env_kwargs(env_id: str, env_kwargs: dict[str, Any], simulator: Any = None,
-                       simulator_queue: SimulatorQueue | None = None) -> dict[str, Any]:
+def prepare_env_kwargs(
+    env_id: str, env_kwargs: dict[str, Any], simulator: Any = None, simulator_queue: SimulatorQueue | None = None
+) -> dict[str, Any]:
     """The kwargs every env of a run is built with: `env_kwargs` plus the simulator's model, loaded once and shared
     (checked before it loads). The env is built once with them, so bad values fail here. A new dict.
     simulator_queue: the run's queue, which a batching simulator joins (None: a private one of the model's)."""
@@ -49,12 +50,24 @@ def prepare_env_kwargs(env_id: str, env_kwargs: dict[str, Any], simulator: Any =
     return kwargs
 
 
-def build_runner(env_id: str, env_kwargs: dict[str, Any], policy: PolicyBackend, formatter: Any, sampling: SamplingParams,
-                 *, simulator: Any = None, constrained: bool = False, snapshot_turns: bool = False, anchor_turns: bool = False,
-                 max_seq_len: int = 4096,
-                 seed: int = 0, progress: bool = False, env_workers: int = 1,
-                 simulator_queue: SimulatorQueue | None = None,
-                 episode_timeout_s: float | None = None) -> RolloutRunner:
+def build_runner(
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    policy: PolicyBackend,
+    formatter: Any,
+    sampling: SamplingParams,
+    *,
+    simulator: Any = None,
+    constrained: bool = False,
+    snapshot_turns: bool = False,
+    anchor_turns: bool = False,
+    max_seq_len: int = 4096,
+    seed: int = 0,
+    progress: bool = False,
+    env_workers: int = 1,
+    simulator_queue: SimulatorQueue | None = None,
+    episode_timeout_s: float | None = None,
+) -> RolloutRunner:
     """A runner whose envs are `make_env(env_id, **env_kwargs)`.
 
     simulator: None when `env_kwargs` are final (already hold the simulator's model, from `prepare_env_kwargs`,
@@ -65,10 +78,23 @@ def build_runner(env_id: str, env_kwargs: dict[str, Any], policy: PolicyBackend,
     The other options are `RolloutRunner`'s."""
     if simulator_queue is None:
         simulator_queue = simulator_queue_of(env_kwargs) or SimulatorQueue()
-    kwargs = (prepare_env_kwargs(env_id, env_kwargs, simulator, simulator_queue) if simulator is not None
-              else dict(env_kwargs))
+    kwargs = (
+        prepare_env_kwargs(env_id, env_kwargs, simulator, simulator_queue)
+        if simulator is not None
+        else dict(env_kwargs)
+    )
     return RolloutRunner(
-        lambda: make_env(env_id, **kwargs), policy, formatter, sampling, constrained=constrained,
-        snapshot_turns=snapshot_turns, anchor_turns=anchor_turns, max_seq_len=max_seq_len, seed=seed, progress=progress,
-        env_workers=env_workers, simulator_queue=simulator_queue, episode_timeout_s=episode_timeout_s,
+        lambda: make_env(env_id, **kwargs),
+        policy,
+        formatter,
+        sampling,
+        constrained=constrained,
+        snapshot_turns=snapshot_turns,
+        anchor_turns=anchor_turns,
+        max_seq_len=max_seq_len,
+        seed=seed,
+        progress=progress,
+        env_workers=env_workers,
+        simulator_queue=simulator_queue,
+        episode_timeout_s=episode_timeout_s,
     )

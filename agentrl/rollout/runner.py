@@ -18,8 +18,9 @@ import copy
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from agentrl.core.chat import BaseChatModel
 from agentrl.core.chat_format import ChatFormatter
@@ -156,18 +157,31 @@ class RolloutRunner:
                 env.reset(seed=spec.seed, options=opts)
                 opening = env.prompt()
             except Exception as exc:  # one env's failure ends its episode, not the rollout
-                ep = Episode(prompt_ids=[], task_id=str(spec.task_id or ""), group_id=spec.group_id, seed=spec.seed,
-                             uid=self._next_uid())
+                ep = Episode(
+                    prompt_ids=[],
+                    task_id=str(spec.task_id or ""),
+                    group_id=spec.group_id,
+                    seed=spec.seed,
+                    uid=self._next_uid(),
+                )
                 self._fail(ep, exc)
                 failed.append(ep)
                 continue
             prompt = self.fmt.prompt_ids(opening)
             if len(prompt) >= self.max_seq_len:
                 self._release(env)
-                raise ValueError(f"the opening prompt (seed {spec.seed}, task {env.task_id!r}) has {len(prompt)} tokens; "
-                                 f"max_seq_len is {self.max_seq_len}: raise it or shorten the env's prompt")
-            ep = Episode(prompt_ids=prompt, task_id=str(env.task_id or spec.task_id or ""), group_id=spec.group_id,
-                         seed=spec.seed, uid=self._next_uid(), messages=opening.messages())
+                raise ValueError(
+                    f"the opening prompt (seed {spec.seed}, task {env.task_id!r}) has {len(prompt)} tokens; "
+                    f"max_seq_len is {self.max_seq_len}: raise it or shorten the env's prompt"
+                )
+            ep = Episode(
+                prompt_ids=prompt,
+                task_id=str(env.task_id or spec.task_id or ""),
+                group_id=spec.group_id,
+                seed=spec.seed,
+                uid=self._next_uid(),
+                messages=opening.messages(),
+            )
             lives.append(_Live(env, ep, list(prompt), spec.sampling or self.sampling, deadline=self._deadline()))
         return failed + self._run(lives)
 
@@ -175,8 +189,9 @@ class RolloutRunner:
         """Continue `episode` from token position `pos` (an agent token) once per temperature."""
         return self.branch_many([(episode, pos, temperatures)])
 
-    def branch_many(self, requests: list[tuple[Episode, int, list[float]]], *,
-                    common_random_numbers: bool = False) -> list[Episode]:
+    def branch_many(
+        self, requests: list[tuple[Episode, int, list[float]]], *, common_random_numbers: bool = False
+    ) -> list[Episode]:
         """Many branch requests in one batched run (all continuations of all points generate together).
 
         common_random_numbers: continuation j of every branch point of an episode samples turn k with the
@@ -189,23 +204,45 @@ class RolloutRunner:
         for episode, pos, temps in requests:
             k, turn = self._turn_at(episode, pos)
             if k not in episode.snapshots:
-                raise ValueError(f"episode {episode.uid} has no snapshot for turn {k}; collect with snapshot_turns=True")
+                raise ValueError(
+                    f"episode {episode.uid} has no snapshot for turn {k}; collect with snapshot_turns=True"
+                )
             cut = pos - turn.start
             for j, temp in enumerate(temps):
                 env = self._acquire()
                 env.restore(episode.snapshots[k])
                 ep = Episode(
-                    prompt_ids=list(episode.prompt_ids), turns=[copy.copy(t) for t in episode.turns[:k]],
-                    task_id=episode.task_id, group_id=episode.group_id, seed=episode.seed, uid=self._next_uid(),
-                    messages=self._messages_before_turn(episode, k), parent_uid=episode.uid, branch_pos=pos,
+                    prompt_ids=list(episode.prompt_ids),
+                    turns=[copy.copy(t) for t in episode.turns[:k]],
+                    task_id=episode.task_id,
+                    group_id=episode.group_id,
+                    seed=episode.seed,
+                    uid=self._next_uid(),
+                    messages=self._messages_before_turn(episode, k),
+                    parent_uid=episode.uid,
+                    branch_pos=pos,
                 )
-                ep.snapshots = {} if not self.snapshot_turns else {i: episode.snapshots[i] for i in range(k + 1) if i in episode.snapshots}
+                ep.snapshots = (
+                    {}
+                    if not self.snapshot_turns
+                    else {i: episode.snapshots[i] for i in range(k + 1) if i in episode.snapshots}
+                )
                 key = ("branch", episode.uid, j) if common_random_numbers else ("branch", episode.uid, pos, j)
                 base = replace(self.sampling, temperature=temp, seed=_derive_seed(self.seed, *key))
                 ids = episode.input_ids[:pos]
-                lives.append(_Live(env, ep, ids, base, partial=list(turn.sampled_ids[:cut]), partial_lp=list(turn.logprobs[:cut]),
-                                   partial_allowed=list(turn.allowed[:cut]) if turn.allowed else [],
-                                   seed_key=key if common_random_numbers else None, deadline=self._deadline()))
+                lives.append(
+                    _Live(
+                        env,
+                        ep,
+                        ids,
+                        base,
+                        partial=list(turn.sampled_ids[:cut]),
+                        partial_lp=list(turn.logprobs[:cut]),
+                        partial_allowed=list(turn.allowed[:cut]) if turn.allowed else [],
+                        seed_key=key if common_random_numbers else None,
+                        deadline=self._deadline(),
+                    )
+                )
         return self._run(lives, fresh_turn_snapshot=False)
 
     # -- the loop -----------------------------------------------------------------------------------
@@ -289,7 +326,7 @@ class RolloutRunner:
             self._fail(ep, None, EpisodeEnd.TIMED_OUT)
             return True
         turn.env_ids = self.fmt.delta_ids([m.to_dict() for m in turn.env_messages], sampled)
-        lv.ids = lv.ids[: start] + sampled + turn.env_ids
+        lv.ids = lv.ids[:start] + sampled + turn.env_ids
         if len(lv.ids) >= self.max_seq_len - 1:
             # Out of context: end here and score what the env has (counted, never silent). The env's reply is
             # not appended: like any last turn, the sequence ends with sampled ids, within max_seq_len.
@@ -306,7 +343,9 @@ class RolloutRunner:
 
     def _finish(self, ep: Episode, outcome: Outcome | None, context_overflow: bool = False) -> None:
         if outcome is None:
-            raise RuntimeError("the env's step() ended the episode but its outcome() is None; MultiTurnEnv.step records it")
+            raise RuntimeError(
+                "the env's step() ended the episode but its outcome() is None; MultiTurnEnv.step records it"
+            )
         ep.reward = outcome.reward
         ep.reward_breakdown = dict(outcome.breakdown)
         ep.success = outcome.success
@@ -327,8 +366,14 @@ class RolloutRunner:
         ep.error = None if exc is None else error_text(exc)
         ep.reward, ep.reward_breakdown, ep.success = 0.0, {}, None
         ep.terminated = ep.truncated = False
-        log.warning("episode %s (task %r, seed %s) ended as %s%s", ep.uid, ep.task_id, ep.seed, ep.end.value,
-                    f": {ep.error}" if ep.error else "")
+        log.warning(
+            "episode %s (task %r, seed %s) ended as %s%s",
+            ep.uid,
+            ep.task_id,
+            ep.seed,
+            ep.end.value,
+            f": {ep.error}" if ep.error else "",
+        )
         self._count(ep)
 
     @staticmethod
@@ -355,7 +400,9 @@ class RolloutRunner:
         for k, t in enumerate(episode.turns):
             if t.start <= pos < t.start + len(t.sampled_ids):
                 return k, t
-        raise ValueError(f"position {pos} is not an agent token of episode {episode.uid} (turn starts: {episode.turn_starts})")
+        raise ValueError(
+            f"position {pos} is not an agent token of episode {episode.uid} (turn starts: {episode.turn_starts})"
+        )
 
     @staticmethod
     def _messages_before_turn(episode: Episode, k: int) -> list[Message]:
@@ -369,7 +416,9 @@ class RolloutRunner:
             return self._pool.pop()
         env = self.make_env().unwrapped
         if not isinstance(env, MultiTurnEnv):
-            raise TypeError(f"RolloutRunner runs agentrl.core.env.MultiTurnEnv envs; make_env() gave {type(env).__name__}")
+            raise TypeError(
+                f"RolloutRunner runs agentrl.core.env.MultiTurnEnv envs; make_env() gave {type(env).__name__}"
+            )
         return env
 
     def _deadline(self) -> float | None:

@@ -123,8 +123,9 @@ class BatchingChatModel(BaseChatModel):
     """queue: the run's `SimulatorQueue`, whose serving thread answers this model's batches; None: a
     private queue of its own (no thread serves it, so a round's first caller leads it)."""
 
-    def __init__(self, model: Any, *, queue: SimulatorQueue | None = None, max_batch: int = 64,
-                 max_wait_s: float = 0.02):
+    def __init__(
+        self, model: Any, *, queue: SimulatorQueue | None = None, max_batch: int = 64, max_wait_s: float = 0.02
+    ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if not max_wait_s >= 0:
@@ -140,8 +141,14 @@ class BatchingChatModel(BaseChatModel):
         self.requests = 0  # complete() calls answered
         self.queue._attach(self)
 
-    def complete(self, messages: list[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 256,
-                 seed: int | None = None) -> str:
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+        seed: int | None = None,
+    ) -> str:
         req = _Request(messages, temperature, max_tokens, seed)
         q = self.queue
         with q._lock:
@@ -160,8 +167,14 @@ class BatchingChatModel(BaseChatModel):
         assert req.reply is not None
         return req.reply
 
-    def complete_batch(self, batch: list[list[dict[str, str]]], *, temperature: float = 0.0, max_tokens: int = 256,
-                       seed: int | None = None) -> list[str]:
+    def complete_batch(
+        self,
+        batch: list[list[dict[str, str]]],
+        *,
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+        seed: int | None = None,
+    ) -> list[str]:
         return self.model.complete_batch(batch, temperature=temperature, max_tokens=max_tokens, seed=seed)
 
     # -- the leader (the serving thread, or the round's first caller) ---------------------------------------
@@ -174,7 +187,9 @@ class BatchingChatModel(BaseChatModel):
                 self._arrived.wait(self.max_wait_s)
             taken, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             self._leader = False
-            if self._pending and self.queue._server is None:  # the overflow gets a leader of its own (a server takes it next)
+            if (
+                self._pending and self.queue._server is None
+            ):  # the overflow gets a leader of its own (a server takes it next)
                 self._leader = True
                 threading.Thread(target=self._lead, daemon=True).start()
         try:
@@ -192,8 +207,12 @@ class BatchingChatModel(BaseChatModel):
         rows = getattr(self.model, "complete_rows", None)
         if rows is not None:
             self.calls += 1
-            replies = rows([r.messages for r in reqs], temperatures=[r.temperature for r in reqs],
-                           max_tokens=[r.max_tokens for r in reqs], seeds=[r.seed for r in reqs])
+            replies = rows(
+                [r.messages for r in reqs],
+                temperatures=[r.temperature for r in reqs],
+                max_tokens=[r.max_tokens for r in reqs],
+                seeds=[r.seed for r in reqs],
+            )
             for r, text in zip(reqs, replies):
                 r.reply = text
             return
@@ -204,6 +223,8 @@ class BatchingChatModel(BaseChatModel):
             groups.setdefault(key, []).append(r)
         for (temp, max_tokens, seed, _), rs in groups.items():
             self.calls += 1
-            replies = self.model.complete_batch([r.messages for r in rs], temperature=temp, max_tokens=max_tokens, seed=seed)
+            replies = self.model.complete_batch(
+                [r.messages for r in rs], temperature=temp, max_tokens=max_tokens, seed=seed
+            )
             for r, text in zip(rs, replies):
                 r.reply = text

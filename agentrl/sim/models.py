@@ -40,7 +40,9 @@ def make_chat_model(name: str, *, kv_store: int = 32, dtype: str = "float32") ->
     return HFChatModel.load(name, kv_store=kv_store, dtype=getattr(torch, dtype))
 
 
-def env_kwargs_with_simulator(kwargs: dict[str, Any], simulator: Any, queue: SimulatorQueue | None = None) -> dict[str, Any]:
+def env_kwargs_with_simulator(
+    kwargs: dict[str, Any], simulator: Any, queue: SimulatorQueue | None = None
+) -> dict[str, Any]:
     """`simulator`: a `SimulatorConfig` or None. Returns a new kwargs dict (the config's is not changed) with
     the loaded model as `simulator`. queue: the run's `SimulatorQueue`, which a batching model joins (None:
     the model gets a private one; `simulator_queue_of` finds it)."""
@@ -99,7 +101,9 @@ def check_simulator(env_id: str, kwargs: dict[str, Any], simulator: Any) -> None
         return
     names = env_kwarg_names(env_id)
     if names is not None and SIMULATOR_ARG not in names:
-        raise UsageError(f"env.simulator: {env_id} takes no simulator (it has no simulated user or patient to give "
-                         f"the model); envs that take one: {', '.join(simulated_envs()) or 'none'}")
+        raise UsageError(
+            f"env.simulator: {env_id} takes no simulator (it has no simulated user or patient to give "
+            f"the model); envs that take one: {', '.join(simulated_envs()) or 'none'}"
+        )
     _check_not_set(kwargs)
     make_env(env_id, **kwargs, **{SIMULATOR_ARG: _ModelNotLoaded()}).close()

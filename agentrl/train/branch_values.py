@@ -112,8 +112,10 @@ def estimate_branch_values(
         for i, ep in enumerate(episodes)
     ]
     baselines = [  # no other sample at a point (every continuation failed): B̂ falls back to V̂
-        [b if (b := mc_baseline(by_point.get((ep.uid, pos), []), sharing[i][j])) is not None else values[i][j]
-         for j, pos in enumerate(positions[i])]
+        [
+            b if (b := mc_baseline(by_point.get((ep.uid, pos), []), sharing[i][j])) is not None else values[i][j]
+            for j, pos in enumerate(positions[i])
+        ]
         for i, ep in enumerate(episodes)
     ]
     for c in conts:  # never branched from again: the env snapshots they hold can go now
@@ -136,8 +138,9 @@ def estimate_branch_values(
     return BranchValues(positions, values, baselines, tokens, len(conts), list(conts), cont_returns, others)
 
 
-def greedy_baselines(runner: RolloutRunner, episodes: list[Episode], specs: list[EpisodeSpec], *,
-                     returns: Returns = raw_rewards) -> tuple[list[float], int]:
+def greedy_baselines(
+    runner: RolloutRunner, episodes: list[Episode], specs: list[EpisodeSpec], *, returns: Returns = raw_rewards
+) -> tuple[list[float], int]:
     """ReMax: return of one greedy rollout per group, broadcast to the group's episodes."""
     firsts: dict[int, EpisodeSpec] = {}
     for s in specs:

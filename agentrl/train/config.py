@@ -56,39 +56,52 @@ class SimulatorConfig(_Strict):
     """A shared chat model for the env's simulated users / patients (agentrl/sim/models.py): the env constructor's
     `simulator` argument (FlightBooking with env.kwargs.user=llm; Consultation with patient / diagnoser=llm)."""
 
-    model: str = Field(description="the simulator's chat model: smollm2-135m | tiny-random | a local HF dir | "
-                                   "MODEL@http(s)://HOST/v1 (an OpenAI-compatible endpoint)")
-    batch: bool = Field(True, description="gather the envs' calls into one batched call per round "
-                                          "(needs rollout.env_workers > 1)")
+    model: str = Field(
+        description="the simulator's chat model: smollm2-135m | tiny-random | a local HF dir | "
+        "MODEL@http(s)://HOST/v1 (an OpenAI-compatible endpoint)"
+    )
+    batch: bool = Field(
+        True, description="gather the envs' calls into one batched call per round (needs rollout.env_workers > 1)"
+    )
     max_batch: int = Field(64, ge=1, description="the most calls in one batched call")
     # a longer wait is a hang (and overflows a thread wait)
     max_wait_s: float = Field(0.02, ge=0.0, le=60.0, description="how long a batch waits for more calls before it runs")
-    kv_store: int = Field(64, ge=0, description="local models: conversations whose KV cache is kept between turns "
-                                                "(0 = off)")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="local models' weights; bfloat16 halves the "
-                                                                         "weights read per step")
+    kv_store: int = Field(
+        64, ge=0, description="local models: conversations whose KV cache is kept between turns (0 = off)"
+    )
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="local models' weights; bfloat16 halves the weights read per step"
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _no_kwarg(cls, data: Any) -> Any:
         if isinstance(data, dict) and "kwarg" in data:
-            raise ValueError("env.simulator.kwarg is gone: every env takes its simulator as `simulator` (drop kwarg; "
-                             "FlightBooking-v0 also needs env.kwargs.user=llm, Consultation-v0 patient=llm or diagnoser=llm)")
+            raise ValueError(
+                "env.simulator.kwarg is gone: every env takes its simulator as `simulator` (drop kwarg; "
+                "FlightBooking-v0 also needs env.kwargs.user=llm, Consultation-v0 patient=llm or diagnoser=llm)"
+            )
         return data
 
 
 class EnvConfig(_Strict):
     """The environment: a registered Gymnasium id and its constructor's keyword arguments."""
 
-    id: str = Field("agentrl/CreditChain-v0", description="the env's Gymnasium id (agentrl/CreditChain-v0, "
-                                                          "agentrl/ToolUse-v0, agentrl/FlightBooking-v0, "
-                                                          "agentrl/Consultation-v0, or my_module:MyEnv-v0: "
-                                                          "Gymnasium's module:id, importing my_module first)")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the env's constructor "
-                                                                     "(e.g. {turns: 6}, {split: train})")
+    id: str = Field(
+        "agentrl/CreditChain-v0",
+        description="the env's Gymnasium id (agentrl/CreditChain-v0, "
+        "agentrl/ToolUse-v0, agentrl/FlightBooking-v0, "
+        "agentrl/Consultation-v0, or my_module:MyEnv-v0: "
+        "Gymnasium's module:id, importing my_module first)",
+    )
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of the env's constructor (e.g. {turns: 6}, {split: train})"
+    )
     simulator: SimulatorConfig | None = Field(
-        None, description="a chat model for the env's simulated users / patients, given to the env as `simulator` "
-                          "(null: none)")
+        None,
+        description="a chat model for the env's simulated users / patients, given to the env as `simulator` "
+        "(null: none)",
+    )
 
 
 class AlgorithmConfig(_Strict):
@@ -98,13 +111,15 @@ class AlgorithmConfig(_Strict):
     params: dict[str, Any] = Field(
         default_factory=dict,
         description="the estimator's parameters, checked against its model in advantages/params.py and completed with "
-                    "its defaults (e.g. trepo: mode, branch_points, branch_m, branch_t_min, branch_crn; ppo_gae: "
-                    "gamma, lam)")
+        "its defaults (e.g. trepo: mode, branch_points, branch_m, branch_t_min, branch_crn; ppo_gae: "
+        "gamma, lam)",
+    )
     whiten: Literal["center_scale", "scale", "none"] | None = Field(
         None,
         description="advantage whitening over the batch: center_scale ((A − mean)/std), scale (A/std: signs and zeros "
-                    "kept), none; null = the estimator's default (trepo: scale, ppo_gae: center_scale, the others: "
-                    "none); true/false read as center_scale/none")
+        "kept), none; null = the estimator's default (trepo: scale, ppo_gae: center_scale, the others: "
+        "none); true/false read as center_scale/none",
+    )
 
     @field_validator("whiten", mode="before")
     @classmethod
@@ -116,8 +131,10 @@ class AlgorithmConfig(_Strict):
     def _moved(cls, data: Any) -> Any:
         moved = [k for k in data if k.startswith("branch_")] if isinstance(data, dict) else []
         if moved:
-            raise ValueError(f"algorithm.{moved[0]:.60} is now algorithm.params.{moved[0]:.60} (trepo's branch settings are "
-                             "its parameters)")
+            raise ValueError(
+                f"algorithm.{moved[0]:.60} is now algorithm.params.{moved[0]:.60} (trepo's branch settings are "
+                "its parameters)"
+            )
         return data
 
     @field_validator("name")
@@ -130,7 +147,7 @@ class AlgorithmConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _params_fit(self) -> "AlgorithmConfig":
+    def _params_fit(self) -> AlgorithmConfig:
         from agentrl.algo.advantages import REGISTRY
 
         model = REGISTRY[self.name].params
@@ -138,8 +155,11 @@ class AlgorithmConfig(_Strict):
             full = model.model_validate(self.params).model_dump(mode="json")
         except ValidationError as exc:
             allowed = ", ".join(model.model_fields) or "none"
-            problems = "; ".join(f"{'.'.join(f'{p:.60}' for p in map(str, e['loc'])) or 'params'}: "
-                                 + ("unknown" if e["type"] == "extra_forbidden" else plain_message(e)) for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(f'{p:.60}' for p in map(str, e['loc'])) or 'params'}: "
+                + ("unknown" if e["type"] == "extra_forbidden" else plain_message(e))
+                for e in exc.errors()
+            )
             raise ValueError(f"algorithm.params for {self.name}: {problems} (allowed: {allowed})") from None
         if full != self.params:
             object.__setattr__(self, "params", full)  # completed with defaults (no re-validation loop)
@@ -158,45 +178,62 @@ class RolloutConfig(_Strict):
     groups: int = Field(4, ge=1, description="tasks per update")
     group_size: int = Field(4, ge=1, description="episodes per task (G)")
     refill_rounds: int = Field(
-        0, ge=0, le=16,
+        0,
+        ge=0,
+        le=16,
         description="dynamic sampling (DAPO): groups whose returns are all equal (no signal for group-relative "
-                    "estimators) are replaced by groups of fresh tasks in up to this many extra collection rounds; "
-                    "0 = off (train/dynamic_sampling.py)")
+        "estimators) are replaced by groups of fresh tasks in up to this many extra collection rounds; "
+        "0 = off (train/dynamic_sampling.py)",
+    )
     task_draw: Literal["seed", "stratified", "success_band"] = Field(
         "seed",
         description="which task each group runs (train/task_draws.py): seed = the env draws from the group's seed; "
-                    "stratified = the least drawn task family first (MultiTurnEnv.task_family), so each update covers "
-                    "them evenly; success_band = prefer tasks whose recent success is strictly between 0 and 1, "
-                    "explore unseen ones, and draw a fraction draw_uniform uniformly. stratified and success_band need "
-                    "an env with a task list (task_ids())")
-    draw_window: int = Field(2, ge=1, description="success_band: a task's recent success = the mean of its last "
-                                                  "this-many groups")
-    draw_uniform: float = Field(0.25, ge=0.0, le=1.0, description="success_band: the fraction of groups drawn "
-                                                                  "uniformly")
+        "stratified = the least drawn task family first (MultiTurnEnv.task_family), so each update covers "
+        "them evenly; success_band = prefer tasks whose recent success is strictly between 0 and 1, "
+        "explore unseen ones, and draw a fraction draw_uniform uniformly. stratified and success_band need "
+        "an env with a task list (task_ids())",
+    )
+    draw_window: int = Field(
+        2, ge=1, description="success_band: a task's recent success = the mean of its last this-many groups"
+    )
+    draw_uniform: float = Field(
+        0.25, ge=0.0, le=1.0, description="success_band: the fraction of groups drawn uniformly"
+    )
     temperature: float = Field(1.0, gt=0.0, description="the policy's sampling temperature")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling: the smallest set of tokens whose "
-                                                          "probabilities add up to this (1 = off)")
+    top_p: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="nucleus sampling: the smallest set of tokens whose probabilities add up to this (1 = off)",
+    )
     max_new_tokens: int = Field(32, ge=1, description="the most tokens of one agent turn")
     max_seq_len: int = Field(2048, ge=16, description="the most tokens of one episode (prompt, agent and env turns)")
     constrained: bool = Field(False, description="decode only env.allowed_replies() (tiny-model tests)")
-    prefix_reuse: bool = Field(True, description="hf backend: prompts sharing a prefix (branches, groups) encode it "
-                                                 "once")
+    prefix_reuse: bool = Field(
+        True, description="hf backend: prompts sharing a prefix (branches, groups) encode it once"
+    )
     # Memory: ~46 KB per token per entry for SmolLM2-135M (BENCHMARKS.md, "Policy KV store")
     kv_store: int | None = Field(
-        None, ge=0,
+        None,
+        ge=0,
         description="hf backend: finished sequences whose KV cache is kept within an update, so an episode's next turn "
-                    "(and a branch continuation) encodes only its new tokens; null = one per episode of an update "
-                    "(groups x group_size), 0 = off")
-    env_workers: int = Field(1, ge=1, description="threads stepping envs; > 1 lets a batched env.simulator serve a "
-                                                  "round at once")
-    episode_timeout_s: float | None = Field(None, gt=0.0, description="an episode running longer ends as timed_out "
-                                                                      "(null: no limit)")
+        "(and a branch continuation) encodes only its new tokens; null = one per episode of an update "
+        "(groups x group_size), 0 = off",
+    )
+    env_workers: int = Field(
+        1, ge=1, description="threads stepping envs; > 1 lets a batched env.simulator serve a round at once"
+    )
+    episode_timeout_s: float | None = Field(
+        None, gt=0.0, description="an episode running longer ends as timed_out (null: no limit)"
+    )
     failed_episodes: Literal["exclude_infra", "score_zero"] = Field(
         "exclude_infra",
         description="episodes that ended by an env error, a simulator error or a timeout: left out of the advantage "
-                    "groups (exclude_infra; a group left with one episode goes too) or kept with reward 0 (score_zero)")
-    vllm_gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0, description="vllm backend: the fraction of GPU "
-                                                                                "memory the engine may take")
+        "groups (exclude_infra; a group left with one episode goes too) or kept with reward 0 (score_zero)",
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.5, gt=0.0, le=1.0, description="vllm backend: the fraction of GPU memory the engine may take"
+    )
     vllm_tensor_parallel_size: int = Field(1, ge=1, description="vllm backend: GPUs one engine spans")
 
 
@@ -208,14 +245,19 @@ class OptimConfig(_Strict):
 
     lr: float = Field(1e-5, gt=0.0, description="AdamW's learning rate (the peak, after warmup)")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW's decoupled weight decay")
-    betas: tuple[_Beta, _Beta] = Field((0.9, 0.999), description="AdamW's decay rates of the first and second "
-                                                                 "moment estimates")
-    grad_clip: float | None = Field(1.0, gt=0.0, description="clip the gradient's global norm to this (null: no "
-                                                             "clipping)")
-    schedule: Literal["constant", "linear", "cosine"] = Field("constant", description="the learning rate after "
-                                                                                      "warmup: constant, or a linear "
-                                                                                      "or cosine decay to 0 at the "
-                                                                                      "last optimizer step")
+    betas: tuple[_Beta, _Beta] = Field(
+        (0.9, 0.999), description="AdamW's decay rates of the first and second moment estimates"
+    )
+    grad_clip: float | None = Field(
+        1.0, gt=0.0, description="clip the gradient's global norm to this (null: no clipping)"
+    )
+    schedule: Literal["constant", "linear", "cosine"] = Field(
+        "constant",
+        description="the learning rate after "
+        "warmup: constant, or a linear "
+        "or cosine decay to 0 at the "
+        "last optimizer step",
+    )
     warmup_steps: int = Field(0, ge=0, description="optimizer steps of linear warmup from 0 to lr")
 
 
@@ -224,43 +266,60 @@ class PPOConfig(_Strict):
 
     epochs: int = Field(1, ge=1, description="passes over each update's batch")
     minibatch_size: int = Field(16, ge=1, description="episodes per optimizer step")
-    micro_batch_size: int = Field(8, ge=1, description="episodes per forward/backward (gradient accumulation); at "
-                                                       "most minibatch_size")
+    micro_batch_size: int = Field(
+        8, ge=1, description="episodes per forward/backward (gradient accumulation); at most minibatch_size"
+    )
     clip_low: float = Field(0.2, ge=0.0, description="the ratio's lower clip: 1 − clip_low")
-    clip_high: float = Field(0.2, ge=0.0, description="the ratio's upper clip: 1 + clip_high (DAPO's clip-higher "
-                                                      "when larger than clip_low)")
-    dual_clip: float | None = Field(None, gt=1.0, description="dual-clip PPO: bound the loss of negative-advantage "
-                                                              "tokens at this times the advantage (null: off)")
+    clip_high: float = Field(
+        0.2, ge=0.0, description="the ratio's upper clip: 1 + clip_high (DAPO's clip-higher when larger than clip_low)"
+    )
+    dual_clip: float | None = Field(
+        None,
+        gt=1.0,
+        description="dual-clip PPO: bound the loss of negative-advantage "
+        "tokens at this times the advantage (null: off)",
+    )
     loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = Field(
-        "token-mean", description="how token losses make the loss: the mean over all agent tokens, the mean of each "
-                                  "episode's token mean, or the mean of each episode's token sum (Dr. GRPO)")
+        "token-mean",
+        description="how token losses make the loss: the mean over all agent tokens, the mean of each "
+        "episode's token mean, or the mean of each episode's token sum (Dr. GRPO)",
+    )
     kl_coef: float = Field(0.0, ge=0.0, description="weight of the KL to the frozen starting model (0 = off)")
     kl_kind: Literal["k1", "k2", "k3"] = Field("k3", description="the per-token KL estimator (Schulman's k1, k2, k3)")
     kl_in_reward: bool = Field(False, description="fold -kl_coef * KL into RM instead of a loss term")
     entropy_coef: float = Field(0.0, ge=0.0, description="weight of the entropy bonus (0 = off)")
-    vf_coef: float = Field(0.5, ge=0.0, description="weight of the value loss (estimators with a value head: "
-                                                    "ppo_gae, ppo_turn)")
-    vf_clip: float | None = Field(0.2, gt=0.0, description="clip the value prediction's change to this around the "
-                                                           "old value (null: no clipping)")
-    shared_prefix: bool = Field(True, description="encode tokens the rows of a micro-batch share once "
-                                                  "(`shared_prefix.py`)")
+    vf_coef: float = Field(
+        0.5, ge=0.0, description="weight of the value loss (estimators with a value head: ppo_gae, ppo_turn)"
+    )
+    vf_clip: float | None = Field(
+        0.2, gt=0.0, description="clip the value prediction's change to this around the old value (null: no clipping)"
+    )
+    shared_prefix: bool = Field(
+        True, description="encode tokens the rows of a micro-batch share once (`shared_prefix.py`)"
+    )
     skip_zero_advantage: bool = Field(
         True,
         description="rows whose every agent token has advantage 0 (a group with no reward spread) add exactly 0 to the "
-                    "gradient when no entropy, KL-loss or value term reads them: leave them out of the forward and "
-                    "backward (`update.py`)")
+        "gradient when no entropy, KL-loss or value term reads them: leave them out of the forward and "
+        "backward (`update.py`)",
+    )
     shift_rows: int = Field(
-        8, ge=0,
+        8,
+        ge=0,
         description="after the update, how far the policy moved on up to this many of the batch's rows: "
-                    "KL(π_sampled ‖ π_new) per agent token and the fraction of agent positions whose greedy token "
-                    "changed (policy/* metrics); 0 = off")
+        "KL(π_sampled ‖ π_new) per agent token and the fraction of agent positions whose greedy token "
+        "changed (policy/* metrics); 0 = off",
+    )
     # same weights, so ~1e-5 in float32
     logprob_drift_warn_at: float | None = Field(
-        1.0, gt=0.0,
+        1.0,
+        gt=0.0,
         description="the trainer's log-probs of the sampled tokens, before the update's first step, against the "
-                    "rollout's (metric logprob/max_abs_diff): warn above this (null: never)")
-    logprob_drift_error_at: float | None = Field(None, gt=0.0, description="as logprob_drift_warn_at, but fail the run "
-                                                                           "above this (null: never)")
+        "rollout's (metric logprob/max_abs_diff): warn above this (null: never)",
+    )
+    logprob_drift_error_at: float | None = Field(
+        None, gt=0.0, description="as logprob_drift_warn_at, but fail the run above this (null: never)"
+    )
 
 
 class TrainConfig(_Strict):
@@ -268,69 +327,93 @@ class TrainConfig(_Strict):
 
     updates: int = Field(20, ge=1, description="updates to train (each: collect, estimate advantages, update)")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="the run's seed (numpy's seed range)")
-    run_dir: str = Field("runs/default", description="the run directory: config.yaml, metrics.jsonl, episodes/, "
-                                                     "checkpoints/")
+    run_dir: str = Field(
+        "runs/default", description="the run directory: config.yaml, metrics.jsonl, episodes/, checkpoints/"
+    )
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="the trained model's weights")
-    checkpoint_every: int = Field(10, ge=1, description="updates between checkpoints (the last update always saves "
-                                                        "one)")
+    checkpoint_every: int = Field(
+        10, ge=1, description="updates between checkpoints (the last update always saves one)"
+    )
     keep_checkpoints: int = Field(2, ge=1, description="the newest checkpoints kept; older ones are deleted")
     resume: bool = Field(False, description="continue the run saved in run_dir (from its newest intact checkpoint)")
-    overwrite: bool = Field(False, description="clear a non-empty run_dir first; without this or resume, a non-empty "
-                                               "run_dir is refused")
-    log_episodes: int = Field(4, ge=0, description="episodes with per-token advantages saved per update for the "
-                                                   "report")
+    overwrite: bool = Field(
+        False, description="clear a non-empty run_dir first; without this or resume, a non-empty run_dir is refused"
+    )
+    log_episodes: int = Field(4, ge=0, description="episodes with per-token advantages saved per update for the report")
     tensorboard: bool = Field(False, description="also write the metrics as TensorBoard events (run_dir/tb)")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch's default)")
     eval_every: int = Field(
-        0, ge=0,
+        0,
+        ge=0,
         description="held-out evaluation while training: greedy episodes on an env made with env.kwargs + "
-                    "eval_env_kwargs, before the first update and every this-many updates, logged as eval/* metrics; "
-                    "0 = off")
-    eval_tasks: int | None = Field(None, ge=1, description="tasks of the eval env's list (null: all), or seeds "
-                                                           "without a list")
-    eval_env_kwargs: dict[str, Any] = Field(default_factory=dict, description="env.kwargs overrides of the held-out "
-                                                                              "env (e.g. {split: test})")
-    eval_before_train: bool = Field(True, description="evaluate the starting model too (update 0); off when it was "
-                                                      "just evaluated")
+        "eval_env_kwargs, before the first update and every this-many updates, logged as eval/* metrics; "
+        "0 = off",
+    )
+    eval_tasks: int | None = Field(
+        None, ge=1, description="tasks of the eval env's list (null: all), or seeds without a list"
+    )
+    eval_env_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="env.kwargs overrides of the held-out env (e.g. {split: test})"
+    )
+    eval_before_train: bool = Field(
+        True, description="evaluate the starting model too (update 0); off when it was just evaluated"
+    )
     max_tokens: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="stop once this many tokens were sampled (policy + branch continuations + baselines), even before "
-                    "`updates`: compares algorithms at equal sampling cost (null: no cap)")
+        "`updates`: compares algorithms at equal sampling cost (null: no cap)",
+    )
     random_reward: float | None = Field(
-        None, ge=0.0, le=1.0,
+        None,
+        ge=0.0,
+        le=1.0,
         description="a control run: every return the estimator sees is a Bernoulli(p) draw, whatever the episode did "
-                    "(the noise floor of a learning claim; `reward/mean` and held-out evaluation stay real); null = "
-                    "the env's rewards")
+        "(the noise floor of a learning claim; `reward/mean` and held-out evaluation stay real); null = "
+        "the env's rewards",
+    )
     parallel: Literal["none", "ddp", "fsdp2"] = Field(
         "none",
         description="several processes (torchrun --nproc-per-node N -m agentrl train ..., or `agentrl train --nproc "
-                    "N`): each rank collects rollout.groups / N groups; ddp = every rank holds the whole model, "
-                    "gradients summed over ranks; fsdp2 = decoder layers sharded with fully_shard (weights, gradients, "
-                    "AdamW state 1/N each), sampling from a full copy synced after every update (train/fsdp.py)")
+        "N`): each rank collects rollout.groups / N groups; ddp = every rank holds the whole model, "
+        "gradients summed over ranks; fsdp2 = decoder layers sharded with fully_shard (weights, gradients, "
+        "AdamW state 1/N each), sampling from a full copy synced after every update (train/fsdp.py)",
+    )
     # at most a week: longer is a hang
-    collective_timeout_s: float = Field(300.0, gt=0.0, le=604800.0, description="a rank that waits longer on the "
-                                                                                "others fails, naming itself")
+    collective_timeout_s: float = Field(
+        300.0, gt=0.0, le=604800.0, description="a rank that waits longer on the others fails, naming itself"
+    )
     max_skipped_updates: int = Field(
-        3, ge=1,
+        3,
+        ge=1,
         description="stop the run (NonFiniteTrainingError) after this many updates in a row in which every optimizer "
-                    "step was skipped for a NaN/inf loss or gradient (update.SkipGuard): such a run only samples and "
-                    "never learns")
-    check_invariants: bool = Field(True, description="check that each trained row equals what was sampled "
-                                                     "(algo/invariants.py)")
-    verify_weight_sync: bool = Field(True, description="after each sync, check that the rollout engine's weight digest "
-                                                       "equals the trainer's")
+        "step was skipped for a NaN/inf loss or gradient (update.SkipGuard): such a run only samples and "
+        "never learns",
+    )
+    check_invariants: bool = Field(
+        True, description="check that each trained row equals what was sampled (algo/invariants.py)"
+    )
+    verify_weight_sync: bool = Field(
+        True, description="after each sync, check that the rollout engine's weight digest equals the trainer's"
+    )
     # GPU-ready training (all run on CPU too): autocast, gradient_checkpointing, attn_implementation
-    autocast: Literal["none", "bfloat16"] = Field("none", description="bfloat16 autocast of the training forward with "
-                                                                      "float32 weights, gradients and AdamW state "
-                                                                      "(needs train.dtype=float32)")
-    device: str = Field("auto", description="where the trainer's model lives: auto (cuda:LOCAL_RANK where CUDA exists, "
-                                            "else cpu) | cpu | cuda | cuda:N")
-    gradient_checkpointing: bool = Field(False, description="activation recomputation in backward (less memory, more "
-                                                            "compute)")
-    attn_implementation: Literal["auto", "sdpa", "eager"] = Field("auto", description="the attention kernel; auto: "
-                                                                                      "transformers' choice (sdpa "
-                                                                                      "where the model has it)")
-
+    autocast: Literal["none", "bfloat16"] = Field(
+        "none",
+        description="bfloat16 autocast of the training forward with "
+        "float32 weights, gradients and AdamW state "
+        "(needs train.dtype=float32)",
+    )
+    device: str = Field(
+        "auto",
+        description="where the trainer's model lives: auto (cuda:LOCAL_RANK where CUDA exists, "
+        "else cpu) | cpu | cuda | cuda:N",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="activation recomputation in backward (less memory, more compute)"
+    )
+    attn_implementation: Literal["auto", "sdpa", "eager"] = Field(
+        "auto", description="the attention kernel; auto: transformers' choice (sdpa where the model has it)"
+    )
 
     @field_validator("device")
     @classmethod
@@ -345,41 +428,55 @@ class TrainConfig(_Strict):
 class Config(_Strict):
     """A training run's whole config: `agentrl train CONFIG.yaml section.key=value ...`."""
 
-    model: str = Field("tiny-random", description="the policy to train: smollm2-135m | tiny-random | a local HF "
-                                                  "directory | a run directory (its latest checkpoint)")
+    model: str = Field(
+        "tiny-random",
+        description="the policy to train: smollm2-135m | tiny-random | a local HF "
+        "directory | a run directory (its latest checkpoint)",
+    )
     env: EnvConfig = Field(default_factory=EnvConfig, description="the environment")
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig, description="the advantage estimator")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="sampling the episodes")
     optim: OptimConfig = Field(default_factory=OptimConfig, description="the optimizer and its schedule")
     ppo: PPOConfig = Field(default_factory=PPOConfig, description="the policy update")
     train: TrainConfig = Field(default_factory=TrainConfig, description="the run")
-    lora: LoRAConfig | None = Field(None, description="LoRA adapters (peft) instead of full fine-tuning: lora.r=16 "
-                                                      "turns it on (null: off)")
+    lora: LoRAConfig | None = Field(
+        None, description="LoRA adapters (peft) instead of full fine-tuning: lora.r=16 turns it on (null: off)"
+    )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Config":
+    def _consistent(self) -> Config:
         if self.ppo.micro_batch_size > self.ppo.minibatch_size:
             raise ValueError("ppo.micro_batch_size must be <= ppo.minibatch_size")
         if self.train.autocast != "none" and self.train.dtype != "float32":
-            raise ValueError(f"train.autocast={self.train.autocast} keeps float32 master weights: it needs train.dtype=float32 "
-                             f"(got {self.train.dtype}); use one of them")
+            raise ValueError(
+                f"train.autocast={self.train.autocast} keeps float32 master weights: it needs train.dtype=float32 "
+                f"(got {self.train.dtype}); use one of them"
+            )
         if self.train.parallel == "fsdp2" and self.lora is not None:
-            raise ValueError("train.parallel=fsdp2 does not shard LoRA adapters (they are small): use train.parallel=ddp with lora")
+            raise ValueError(
+                "train.parallel=fsdp2 does not shard LoRA adapters (they are small): use train.parallel=ddp with lora"
+            )
         from agentrl.algo.advantages import REGISTRY
 
         if self.rollout.refill_rounds and self.rollout.group_size < 2:
-            raise ValueError(f"rollout.refill_rounds={self.rollout.refill_rounds} replaces groups whose returns are all "
-                             "equal, and a group of one episode always is: use rollout.group_size >= 2, or refill_rounds=0")
+            raise ValueError(
+                f"rollout.refill_rounds={self.rollout.refill_rounds} replaces groups whose returns are all "
+                "equal, and a group of one episode always is: use rollout.group_size >= 2, or refill_rounds=0"
+            )
         r, default = self.rollout, RolloutConfig()
         ignored = [k for k in ("draw_window", "draw_uniform") if getattr(r, k) != getattr(default, k)]
         if ignored and r.task_draw != "success_band":  # a setting nothing would read
-            raise ValueError(f"rollout.{ignored[0]} sets rollout.task_draw=success_band's draws, but rollout.task_draw is "
-                             f"{r.task_draw}: drop it, or use rollout.task_draw=success_band")
+            raise ValueError(
+                f"rollout.{ignored[0]} sets rollout.task_draw=success_band's draws, but rollout.task_draw is "
+                f"{r.task_draw}: drop it, or use rollout.task_draw=success_band"
+            )
         spec, g = REGISTRY[self.algorithm.name], self.rollout.group_size
         if g < spec.min_group_size:  # the estimator's own need, declared on its registry spec
             fit = ", ".join(n for n, s in REGISTRY.items() if s.min_group_size <= g)
-            raise ValueError(f"rollout.group_size={g} gives {self.algorithm.name} nothing to learn from: {spec.group_reason}; "
-                             f"use rollout.group_size >= {spec.min_group_size}, or an estimator that works with {g}: {fit}")
+            raise ValueError(
+                f"rollout.group_size={g} gives {self.algorithm.name} nothing to learn from: {spec.group_reason}; "
+                f"use rollout.group_size >= {spec.min_group_size}, or an estimator that works with {g}: {fit}"
+            )
         return self
 
 
@@ -428,8 +525,10 @@ class _BoundedLoader(yaml.SafeLoader):
 
 
 def _too_many() -> yaml.YAMLError:
-    return yaml.YAMLError(f"it holds more than {MAX_CONFIG_NODES:,} values, counting each alias as a copy of what "
-                          "it names (an alias bomb?); a config holds a few hundred")
+    return yaml.YAMLError(
+        f"it holds more than {MAX_CONFIG_NODES:,} values, counting each alias as a copy of what "
+        "it names (an alias bomb?); a config holds a few hundred"
+    )
 
 
 def _check_expansion(root: yaml.Node) -> None:
@@ -567,11 +666,15 @@ def _read_config_file(p: Path) -> dict[str, Any]:
         with open(p, "rb") as f:  # read at most one byte past the cap: a huge file or a device is never read whole
             raw = f.read(MAX_CONFIG_BYTES + 1)
         if len(raw) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {p} is larger than {MAX_CONFIG_BYTES:,} bytes; a config is a few kilobytes "
-                              "(put large data in files the env reads)")
+            raise ConfigError(
+                f"config file {p} is larger than {MAX_CONFIG_BYTES:,} bytes; a config is a few kilobytes "
+                "(put large data in files the env reads)"
+            )
         loaded = _load_yaml(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start}: {exc.reason}); give a YAML file") from None
+        raise ConfigError(
+            f"config file {p} is not UTF-8 text (byte {exc.start}: {exc.reason}); give a YAML file"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from None
     except yaml.YAMLError as exc:

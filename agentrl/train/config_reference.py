@@ -18,8 +18,9 @@ import textwrap
 import tokenize
 import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Literal, Union
+from typing import Any, Literal, Union
 
 import annotated_types as at
 from pydantic import BaseModel
@@ -83,7 +84,7 @@ def source_comments(model: type[BaseModel]) -> dict[str, str]:
 # What the models outside config.py say nowhere (their comments say why, not what): joined before the comment.
 _WHAT = {
     ("TRePOParams", "mode"): "segment: a token's advantage is V̂(b) − V̂(a) for the segment [a, b) of branch points "
-                             "holding it; interpolate: per-token differences of values interpolated between points",
+    "holding it; interpolate: per-token differences of values interpolated between points",
     ("GAEParams", "gamma"): "discount per agent token",
     ("GAEParams", "lam"): "GAE λ",
     ("TurnGAEParams", "lam"): "GAE λ per turn",
@@ -267,18 +268,25 @@ def _sections(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, type[B
 def estimator_params() -> list[str]:
     from agentrl.algo.advantages import REGISTRY
 
-    out = ["### `algorithm.params`", "",
-           "Each estimator's parameters (`agentrl/algo/advantages/params.py`), checked when the config loads and "
-           "completed with these defaults; another estimator's key is an error.", ""]
+    out = [
+        "### `algorithm.params`",
+        "",
+        "Each estimator's parameters (`agentrl/algo/advantages/params.py`), checked when the config loads and "
+        "completed with these defaults; another estimator's key is an error.",
+        "",
+    ]
     for name, spec in REGISTRY.items():
         out.append(f"#### `algorithm.name: {name}`")
         out.append("")
         facts = [f"`algorithm.whiten` default: `{spec.default_whiten}`"]
         if spec.min_group_size > 1:
             facts.append(f"needs `rollout.group_size >= {spec.min_group_size}`: {spec.group_reason}")
-        uses = (("needs_value_head", "a value head"), ("needs_branches", "branch continuations"),
-                ("needs_greedy_baseline", "a greedy baseline rollout per task"),
-                ("needs_anchor_states", "an env snapshot key per turn"))
+        uses = (
+            ("needs_value_head", "a value head"),
+            ("needs_branches", "branch continuations"),
+            ("needs_greedy_baseline", "a greedy baseline rollout per task"),
+            ("needs_anchor_states", "an env snapshot key per turn"),
+        )
         needs = [label for flag, label in uses if getattr(spec, flag)]
         if needs:
             facts.append("uses " + ", ".join(needs))

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -35,15 +36,20 @@ def init_from_env(parallel: str, timeout_s: float = 300.0, device: str = "auto")
     if n <= 1 or dist.is_initialized():
         return
     if parallel not in ("ddp", "fsdp2"):
-        raise ConfigError(f"launched with {n} processes (WORLD_SIZE={n}) but train.parallel={parallel!r}: "
-                          "set train.parallel=ddp or train.parallel=fsdp2")
+        raise ConfigError(
+            f"launched with {n} processes (WORLD_SIZE={n}) but train.parallel={parallel!r}: "
+            "set train.parallel=ddp or train.parallel=fsdp2"
+        )
     missing = [v for v in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
     if missing:
-        raise ConfigError(f"WORLD_SIZE={n} but {', '.join(missing)} unset: launch with torchrun "
-                          "(or `agentrl train --nproc N`)")
+        raise ConfigError(
+            f"WORLD_SIZE={n} but {', '.join(missing)} unset: launch with torchrun (or `agentrl train --nproc N`)"
+        )
     if re.fullmatch(r"cuda:\d+", device):
-        raise ConfigError(f"train.device={device} names one GPU for {n} processes: use train.device=cuda (or auto), "
-                          "which puts each process on cuda:LOCAL_RANK, or train.device=cpu")
+        raise ConfigError(
+            f"train.device={device} names one GPU for {n} processes: use train.device=cuda (or auto), "
+            "which puts each process on cuda:LOCAL_RANK, or train.device=cpu"
+        )
     _timeout_s = float(timeout_s)
     backend = "gloo"
     if torch.cuda.is_available() and device != "cpu":
@@ -76,8 +82,9 @@ def my_groups(n_groups: int) -> range:
     out exactly as one process would: rank r's episodes take the uids one process gives the same groups."""
     w, r = world(), rank()
     if n_groups % w:
-        raise ConfigError(f"rollout.groups={n_groups} must be a multiple of the number of processes ({w}): "
-                          "a group never spans ranks")
+        raise ConfigError(
+            f"rollout.groups={n_groups} must be a multiple of the number of processes ({w}): a group never spans ranks"
+        )
     k = n_groups // w
     return range(r * k, (r + 1) * k)
 
@@ -124,8 +131,10 @@ def train_device(choice: str) -> torch.device:
         if choice == "cuda":
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
         if int(choice.split(":")[1]) >= torch.cuda.device_count():
-            raise RuntimeError(f"train.device={choice} but torch sees {torch.cuda.device_count()} CUDA GPU(s) (cuda:0 .. "
-                               f"cuda:{torch.cuda.device_count() - 1})")
+            raise RuntimeError(
+                f"train.device={choice} but torch sees {torch.cuda.device_count()} CUDA GPU(s) (cuda:0 .. "
+                f"cuda:{torch.cuda.device_count() - 1})"
+            )
     return torch.device(choice)
 
 
@@ -170,7 +179,7 @@ def broadcast_params(module: torch.nn.Module) -> None:
         return
     for t in module.state_dict().values():
         buf = t.detach().to(_device())
-        _collective("broadcast of the initial weights", lambda: dist.broadcast(buf, 0))
+        _collective("broadcast of the initial weights", lambda: dist.broadcast(buf, 0))  # noqa: B023 (called at once)
         t.copy_(buf.to(t.device))
 
 

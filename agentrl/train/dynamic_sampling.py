@@ -27,7 +27,9 @@ def zero_spread_groups(episodes: list[Episode]) -> list[int]:
     return [g for g, rs in by_group.items() if max(rs) == min(rs)]
 
 
-def refill_specs(*, seed: int, step: int, round_: int, n_groups: int, group_size: int, first_id: int) -> list[EpisodeSpec]:
+def refill_specs(
+    *, seed: int, step: int, round_: int, n_groups: int, group_size: int, first_id: int
+) -> list[EpisodeSpec]:
     """Specs of `n_groups` fresh groups (fresh task seeds, group ids from `first_id` on) for refill round `round_`."""
     specs = []
     for k in range(n_groups):
@@ -50,14 +52,22 @@ class Refill:
         """zero_spread_after: the batch's groups still without spread. `swap_groups` lets a zero-spread group go only
         for a fresh group with a spread, so the groups replaced are the difference."""
         r = [float(ep.reward) for ep in self.first_draw]
-        return {"groups/frac_reward_zero_std": self.zero_spread_first / max(self.groups, 1),
-                "groups/refilled": float(self.zero_spread_first - zero_spread_after), "groups/refill_rounds": float(self.rounds),
-                "groups/zero_std_after_refill": float(zero_spread_after),
-                "reward/first_draw_mean": sum(r) / len(r) if r else float("nan")}
+        return {
+            "groups/frac_reward_zero_std": self.zero_spread_first / max(self.groups, 1),
+            "groups/refilled": float(self.zero_spread_first - zero_spread_after),
+            "groups/refill_rounds": float(self.rounds),
+            "groups/zero_std_after_refill": float(zero_spread_after),
+            "reward/first_draw_mean": sum(r) / len(r) if r else float("nan"),
+        }
 
 
-def swap_groups(episodes: list[Episode], specs: list[EpisodeSpec], drop: list[int], fresh: list[Episode],
-                fresh_specs: list[EpisodeSpec]) -> tuple[list[Episode], list[EpisodeSpec]]:
+def swap_groups(
+    episodes: list[Episode],
+    specs: list[EpisodeSpec],
+    drop: list[int],
+    fresh: list[Episode],
+    fresh_specs: list[EpisodeSpec],
+) -> tuple[list[Episode], list[EpisodeSpec]]:
     """`episodes`/`specs` without the groups `drop`, with the fresh groups that have a spread in their place (up
     to len(drop) of them; fresh groups without spread are not taken)."""
     take = [g for g in dict.fromkeys(ep.group_id for ep in fresh) if g not in set(zero_spread_groups(fresh))]

@@ -40,8 +40,16 @@ class ForwardOut:
 
 
 def forward(
-    model: Any, value_head: ValueHead | None, ids: torch.Tensor, attn: torch.Tensor, temperature: float,
-    *, entropy: bool, mask: torch.Tensor | None = None, allowed: torch.Tensor | None = None, argmax: bool = False,
+    model: Any,
+    value_head: ValueHead | None,
+    ids: torch.Tensor,
+    attn: torch.Tensor,
+    temperature: float,
+    *,
+    entropy: bool,
+    mask: torch.Tensor | None = None,
+    allowed: torch.Tensor | None = None,
+    argmax: bool = False,
 ) -> ForwardOut:
     """Token logprobs (and entropy, values) of `ids` under `model` at `temperature`.
 
@@ -57,14 +65,21 @@ def forward(
     rounding) with the tokens that rows share -- a common prompt, a group's prompt, TRePO siblings' shared agent
     tokens -- encoded once, with gradients; positions past a row's last real token then read 0.
     """
-    moved = on_model_device(forward, model, value_head, ids, attn, temperature, entropy=entropy, mask=mask,
-                            allowed=allowed, argmax=argmax)
+    moved = on_model_device(
+        forward, model, value_head, ids, attn, temperature, entropy=entropy, mask=mask, allowed=allowed, argmax=argmax
+    )
     if moved is not None:
         return moved
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     if mask is None or decoder is None or head is None:
-        out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, output_hidden_states=value_head is not None)
+        out = model(
+            input_ids=ids,
+            attention_mask=attn,
+            position_ids=pos,
+            use_cache=False,
+            output_hidden_states=value_head is not None,
+        )
         hidden = out.hidden_states[-1] if value_head is not None else None
         sel = torch.ones_like(ids[:, 1:], dtype=torch.bool)
         logits = out.logits[:, :-1][sel]
@@ -119,15 +134,32 @@ def device_of(model: Any) -> torch.device:
 
 
 def on_model_device(
-    fn: Callable[..., ForwardOut], model: Any, value_head: ValueHead | None, ids: torch.Tensor, attn: torch.Tensor,
-    temperature: float, *, mask: torch.Tensor | None, allowed: torch.Tensor | None, **kwargs: Any,
+    fn: Callable[..., ForwardOut],
+    model: Any,
+    value_head: ValueHead | None,
+    ids: torch.Tensor,
+    attn: torch.Tensor,
+    temperature: float,
+    *,
+    mask: torch.Tensor | None,
+    allowed: torch.Tensor | None,
+    **kwargs: Any,
 ) -> ForwardOut | None:
     """`fn` (a forward) run where `model`'s weights are, its outputs moved back to `ids`' device -- a model on a
     GPU, a batch collated on the CPU: run there, answer here; None when `ids` are there already."""
     dev = device_of(model)
     if ids.device == dev:
         return None
-    out = fn(model, value_head, ids.to(dev), attn.to(dev), temperature,
-             mask=None if mask is None else mask.to(dev), allowed=None if allowed is None else allowed.to(dev), **kwargs)
-    return ForwardOut(*(None if t is None else t.to(ids.device) for t in (out.logprobs, out.entropy, out.values,
-                                                                           out.argmax)))
+    out = fn(
+        model,
+        value_head,
+        ids.to(dev),
+        attn.to(dev),
+        temperature,
+        mask=None if mask is None else mask.to(dev),
+        allowed=None if allowed is None else allowed.to(dev),
+        **kwargs,
+    )
+    return ForwardOut(
+        *(None if t is None else t.to(ids.device) for t in (out.logprobs, out.entropy, out.values, out.argmax))
+    )

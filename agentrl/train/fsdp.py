@@ -38,8 +38,10 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     decoder = getattr(model, "get_decoder", lambda: None)()
     layers = getattr(decoder, "layers", None)
     if decoder is None or layers is None or not len(layers):
-        raise ConfigError(f"train.parallel=fsdp2 shards a decoder's layers, and {type(model).__name__} has no "
-                          "get_decoder().layers; use train.parallel=ddp")
+        raise ConfigError(
+            f"train.parallel=fsdp2 shards a decoder's layers, and {type(model).__name__} has no "
+            "get_decoder().layers; use train.parallel=ddp"
+        )
     return list(layers)
 
 
@@ -132,7 +134,9 @@ def load_local_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str
     for idx, key in saved["sharded"]:
         p = params[idx]
         st = optimizer.state[p]
-        st[key] = DTensor.from_local(st[key].to(p.device), p.device_mesh, p.placements, shape=p.shape, stride=p.stride())
+        st[key] = DTensor.from_local(
+            st[key].to(p.device), p.device_mesh, p.placements, shape=p.shape, stride=p.stride()
+        )
 
 
 def local_numel(module: torch.nn.Module) -> tuple[int, int]:

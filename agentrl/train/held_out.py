@@ -22,32 +22,75 @@ SEED_BASE = 1_000_000  # envs without a task list are evaluated on seeds from he
 
 
 class HeldOutEval:
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any], policy: Any, formatter: Any, *, tasks: int | None,
-                 max_new_tokens: int, max_seq_len: int, seed: int = 0, constrained: bool = False, env_workers: int = 1,
-                 simulator_queue: SimulatorQueue | None = None, episode_timeout_s: float | None = None):
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        policy: Any,
+        formatter: Any,
+        *,
+        tasks: int | None,
+        max_new_tokens: int,
+        max_seq_len: int,
+        seed: int = 0,
+        constrained: bool = False,
+        env_workers: int = 1,
+        simulator_queue: SimulatorQueue | None = None,
+        episode_timeout_s: float | None = None,
+    ):
         self.tasks = task_list(env_id, env_kwargs, tasks, SEED_BASE)  # validates the kwargs before any training
         self.runner = build_runner(
-            env_id, env_kwargs, policy, formatter, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens),
-            constrained=constrained, max_seq_len=max_seq_len, seed=seed, env_workers=env_workers,
-            simulator_queue=simulator_queue, episode_timeout_s=episode_timeout_s,
+            env_id,
+            env_kwargs,
+            policy,
+            formatter,
+            SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens),
+            constrained=constrained,
+            max_seq_len=max_seq_len,
+            seed=seed,
+            env_workers=env_workers,
+            simulator_queue=simulator_queue,
+            episode_timeout_s=episode_timeout_s,
         )
 
     @classmethod
-    def for_training(cls, cfg: Any, policy: Any, formatter: Any, env_kwargs: dict[str, Any],
-                     simulator_queue: SimulatorQueue | None = None) -> "HeldOutEval":
+    def for_training(
+        cls,
+        cfg: Any,
+        policy: Any,
+        formatter: Any,
+        env_kwargs: dict[str, Any],
+        simulator_queue: SimulatorQueue | None = None,
+    ) -> HeldOutEval:
         """From a training `Config`: env.kwargs + train.eval_env_kwargs, the rollout's limits, greedy; the
         training run's simulator queue."""
         t, r = cfg.train, cfg.rollout
-        return cls(cfg.env.id, {**env_kwargs, **t.eval_env_kwargs}, policy, formatter, tasks=t.eval_tasks,
-                   max_new_tokens=r.max_new_tokens, max_seq_len=r.max_seq_len, seed=t.seed, constrained=r.constrained,
-                   env_workers=r.env_workers, simulator_queue=simulator_queue, episode_timeout_s=r.episode_timeout_s)
+        return cls(
+            cfg.env.id,
+            {**env_kwargs, **t.eval_env_kwargs},
+            policy,
+            formatter,
+            tasks=t.eval_tasks,
+            max_new_tokens=r.max_new_tokens,
+            max_seq_len=r.max_seq_len,
+            seed=t.seed,
+            constrained=r.constrained,
+            env_workers=r.env_workers,
+            simulator_queue=simulator_queue,
+            episode_timeout_s=r.episode_timeout_s,
+        )
 
     def __call__(self) -> dict[str, float]:
         t0 = time.perf_counter()
         mine = distributed.my_share(len(self.tasks))  # under torchrun each rank runs its block; gathered in order
-        outcomes = collect_outcomes(self.runner, self.tasks[mine.start:mine.stop], trials=1)
+        outcomes = collect_outcomes(self.runner, self.tasks[mine.start : mine.stop], trials=1)
         outcomes = [o for part in distributed.all_gather(outcomes, "the held-out all-gather") for o in part]
         s = summarize_outcomes(outcomes)
-        return {"eval/success_rate": s["success_rate"], "eval/reward": s["mean_reward"], "eval/turns": s["mean_turns"],
-                "eval/tasks": float(len(self.tasks)), "eval/failed": float(sum(o.failed for o in outcomes)),
-                "time/eval": time.perf_counter() - t0}
+        return {
+            "eval/success_rate": s["success_rate"],
+            "eval/reward": s["mean_reward"],
+            "eval/turns": s["mean_turns"],
+            "eval/tasks": float(len(self.tasks)),
+            "eval/failed": float(sum(o.failed for o in outcomes)),
+            "time/eval": time.perf_counter() - t0,
+        }

@@ -15,9 +15,10 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,7 +32,9 @@ LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_pr
 class LoRAConfig(BaseModel):
     """LoRA settings (peft's `LoraConfig`): rank, scale alpha / r, dropout, and the linear layers adapted."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # as the main Config's sections
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, allow_inf_nan=False
+    )  # as the main Config's sections
 
     # at most the smallest targeted layer's min(in, out) (checked in apply_lora: a larger rank is no longer
     # low-rank, only bigger); 8192 is the widest hidden size of the models agentrl trains
@@ -57,13 +60,22 @@ def apply_lora(model: Any, cfg: LoRAConfig, *, base: str | None = None, seed: in
     missing = [t for t in cfg.target_modules if t not in names]
     if missing:
         raise UsageError(f"lora.target_modules: the model has no linear layer named {missing}; it has {sorted(names)}")
-    targeted = [(min(m.in_features, m.out_features), n, m) for n, m in linears if n.rsplit(".", 1)[-1] in cfg.target_modules]
+    targeted = [
+        (min(m.in_features, m.out_features), n, m) for n, m in linears if n.rsplit(".", 1)[-1] in cfg.target_modules
+    ]
     rank, name, layer = min(targeted, key=lambda t: t[0])
     if cfg.r > rank:  # before peft allocates anything: r=100000 on a 64-wide model is gigabytes of adapters
-        raise UsageError(f"lora.r={cfg.r} is larger than the layer {name} ({layer.in_features} -> {layer.out_features}) "
-                         f"allows: use lora.r <= {rank} (the smallest min(in, out) of the targeted layers)")
-    peft_cfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules),
-                          task_type="CAUSAL_LM")  # peft records the model's own path as the base
+        raise UsageError(
+            f"lora.r={cfg.r} is larger than the layer {name} ({layer.in_features} -> {layer.out_features}) "
+            f"allows: use lora.r <= {rank} (the smallest min(in, out) of the targeted layers)"
+        )
+    peft_cfg = LoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=list(cfg.target_modules),
+        task_type="CAUSAL_LM",
+    )  # peft records the model's own path as the base
     with warnings.catch_warnings():  # peft calls transformers' deprecated is_gradient_checkpointing
         warnings.simplefilter("ignore", FutureWarning)
         wrapped = get_peft_model(model, peft_cfg)
@@ -174,7 +186,9 @@ def export_merged(run_dir: str | Path, out_dir: str | Path, *, dtype: torch.dtyp
 
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
-        raise CheckpointError(f"export: {run_dir} has no intact checkpoint (none yet, or every one failed its manifest check)")
+        raise CheckpointError(
+            f"export: {run_dir} has no intact checkpoint (none yet, or every one failed its manifest check)"
+        )
     model, tok = load_model(str(ckpt / "model"), dtype=dtype)  # a LoRA checkpoint comes back merged
     out = Path(out_dir)
     out.absolute().parent.mkdir(parents=True, exist_ok=True)
@@ -189,4 +203,3 @@ def export_merged(run_dir: str | Path, out_dir: str | Path, *, dtype: torch.dtyp
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
-

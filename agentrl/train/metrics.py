@@ -35,7 +35,9 @@ class MetricsLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as exc:  # the optional extra is missing: say so, do not silently drop
-                raise RuntimeError("train.tensorboard=true needs the tensorboard package: pip install 'agentrl[tensorboard]'") from exc
+                raise RuntimeError(
+                    "train.tensorboard=true needs the tensorboard package: pip install 'agentrl[tensorboard]'"
+                ) from exc
             self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
 
     def truncate_after(self, step: int) -> None:

@@ -9,7 +9,8 @@ by, and the differences V̂(t_b) − V̂(t_a) charge each segment its own KL.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,7 +21,9 @@ from agentrl.core.types import Episode, allowed_tensor, collate
 Returns = Callable[[list[Episode]], list[float]]
 
 
-def kl_shaped_rewards(rewards: Tensor, logprobs: Tensor, ref_logprobs: Tensor, action_mask: Tensor, beta: float) -> Tensor:
+def kl_shaped_rewards(
+    rewards: Tensor, logprobs: Tensor, ref_logprobs: Tensor, action_mask: Tensor, beta: float
+) -> Tensor:
     """rewards [B] − beta · Σ_t k1(logprobs, ref_logprobs) over the agent tokens (action_mask [B, T]) → [B].
 
     k1 = log π_old − log π_ref: its sum over a sampled sequence is the unbiased single-sample estimate of
@@ -46,7 +49,9 @@ class RandomReturns:
         self.p, self.seed = p, seed
 
     def __call__(self, episodes: list[Episode]) -> list[float]:
-        return [float(random.Random(f"agentrl-random-reward:{self.seed}:{ep.uid}").random() < self.p) for ep in episodes]
+        return [
+            float(random.Random(f"agentrl-random-reward:{self.seed}:{ep.uid}").random() < self.p) for ep in episodes
+        ]
 
 
 class KLShapedReturns:
@@ -63,11 +68,19 @@ class KLShapedReturns:
 
         out: list[float] = []
         for i in range(0, len(episodes), self.micro_batch_size):
-            chunk = episodes[i: i + self.micro_batch_size]
+            chunk = episodes[i : i + self.micro_batch_size]
             ids, attn, amask, old_lp = collate(chunk, self.pad_id)
             with torch.no_grad():
-                ref_lp = forward(self.ref_model, None, ids, attn, self.temperature, entropy=False, mask=amask,
-                                 allowed=allowed_tensor(chunk, ids.shape[1])).logprobs
+                ref_lp = forward(
+                    self.ref_model,
+                    None,
+                    ids,
+                    attn,
+                    self.temperature,
+                    entropy=False,
+                    mask=amask,
+                    allowed=allowed_tensor(chunk, ids.shape[1]),
+                ).logprobs
             rm = torch.tensor(raw_rewards(chunk), dtype=torch.float32)
             shaped = kl_shaped_rewards(rm, old_lp, ref_lp, amask, self.beta)
             self.kl_sum += float(((rm - shaped) / self.beta).sum()) if self.beta else 0.0

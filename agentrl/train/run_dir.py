@@ -34,7 +34,7 @@ import re
 import shutil
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,11 @@ def read_marker(run_dir: str | Path) -> dict[str, Any] | None:
         try:
             with open(path, "rb") as f:
                 data = loads_bounded(f.read(_MAX_SMALL_FILE + 1), max_bytes=_MAX_SMALL_FILE, max_depth=8)
-            if not isinstance(data, dict) or data.get("kind") not in KINDS or data.get("status") not in ("running", "finished"):
+            if (
+                not isinstance(data, dict)
+                or data.get("kind") not in KINDS
+                or data.get("status") not in ("running", "finished")
+            ):
                 why = "not an agentrl run marker (needs kind train|sft and status running|finished)"
         except (OSError, BoundedInputError) as exc:
             why = str(exc)
@@ -120,8 +124,13 @@ def start_run(run_dir: str | Path, kind: str) -> None:
     except ConfigError:
         old = None
     now = _now()
-    marker: dict[str, Any] = {"kind": kind, "agentrl_version": __version__, "created": now, "status": "running",
-                              "started": now}
+    marker: dict[str, Any] = {
+        "kind": kind,
+        "agentrl_version": __version__,
+        "created": now,
+        "status": "running",
+        "started": now,
+    }
     if old is not None:
         marker["created"] = old.get("created", now)
         marker["resumes"] = int(old.get("resumes", 0)) + 1 if isinstance(old.get("resumes", 0), int) else 1
@@ -140,8 +149,16 @@ def finish_run(run_dir: str | Path, *, step: int) -> None:
     atomic_write_text(p / MARKER, json.dumps(marker, indent=1) + "\n")
 
 
-def check_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool, option: str, kind: str = "train",
-                  resume_hint: str = "", overwrite_hint: str = "") -> None:
+def check_run_dir(
+    run_dir: str | Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    option: str,
+    kind: str = "train",
+    resume_hint: str = "",
+    overwrite_hint: str = "",
+) -> None:
     """Raise ConfigError unless `run_dir` may be used; changes nothing (clear it later with `clear_run_dir`).
 
     option names the setting that chose the directory (train.run_dir, --out); the hints name the flags. Pass the
@@ -153,18 +170,23 @@ def check_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool, option:
     if resume and overwrite:
         raise ConfigError(f"{resume_hint} and {overwrite_hint} contradict each other: resume {p} or clear it, not both")
     if p.is_symlink() and not p.exists():
-        raise ConfigError(f"{option} {p} is a symbolic link to {os.readlink(p)}, which does not exist; give a directory")
+        raise ConfigError(
+            f"{option} {p} is a symbolic link to {os.readlink(p)}, which does not exist; give a directory"
+        )
     if p.exists() and not p.is_dir():
         raise ConfigError(f"{option} {p} is a file, not a directory")
     flag = resume_hint if resume else overwrite_hint if overwrite else ""
     if flag:
         what = _protected(p)
         if what:
-            raise ConfigError(f"{option} {p} is {what}; {flag} acts only on a run's own directory: choose one, "
-                              "e.g. runs/NAME")
+            raise ConfigError(
+                f"{option} {p} is {what}; {flag} acts only on a run's own directory: choose one, e.g. runs/NAME"
+            )
     if overwrite and p.is_symlink():
-        raise ConfigError(f"{option} {p} is a symbolic link (to {os.readlink(p)}); {overwrite_hint} clears only a "
-                          "real directory: give the directory itself")
+        raise ConfigError(
+            f"{option} {p} is a symbolic link (to {os.readlink(p)}); {overwrite_hint} clears only a "
+            "real directory: give the directory itself"
+        )
     _check_writable(p, option)
     if not p.exists() or not any(p.iterdir()):
         return  # new or empty: a fresh run, a resume that starts from scratch, nothing to clear
@@ -172,20 +194,34 @@ def check_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool, option:
     status = run_status(p)
     if status is None:
         if resume:
-            raise ConfigError(f"{option} {p} is not an agentrl run (no {MARKER}; it holds {held}); {resume_hint} "
-                              f"continues only a run agentrl started: choose the run's directory")
+            raise ConfigError(
+                f"{option} {p} is not an agentrl run (no {MARKER}; it holds {held}); {resume_hint} "
+                f"continues only a run agentrl started: choose the run's directory"
+            )
         if overwrite:
-            raise ConfigError(f"{option} {p} is not an agentrl run (no {MARKER}; it holds {held}); {overwrite_hint} "
-                              f"clears only a run agentrl made: choose another {option}, or empty it yourself")
-        raise ConfigError(f"{option} {p} is not empty ({held}) and is not an agentrl run; choose a new or empty {option}")
+            raise ConfigError(
+                f"{option} {p} is not an agentrl run (no {MARKER}; it holds {held}); {overwrite_hint} "
+                f"clears only a run agentrl made: choose another {option}, or empty it yourself"
+            )
+        raise ConfigError(
+            f"{option} {p} is not empty ({held}) and is not an agentrl run; choose a new or empty {option}"
+        )
     if resume and status.kind != kind:
         how = "agentrl sft --resume" if status.kind == "sft" else "agentrl train with train.resume=true"
         article = {"sft": "an sft", "train": "a train"}
-        raise ConfigError(f"{option} {p} holds {article[status.kind]} run, not {article[kind]} run; resume it with {how}")
+        raise ConfigError(
+            f"{option} {p} holds {article[status.kind]} run, not {article[kind]} run; resume it with {how}"
+        )
     if resume or overwrite:
         return
-    how = " or ".join(h for h in (f"resume it with {resume_hint}" if resume_hint else "",
-                                  f"clear it with {overwrite_hint}" if overwrite_hint else "") if h)
+    how = " or ".join(
+        h
+        for h in (
+            f"resume it with {resume_hint}" if resume_hint else "",
+            f"clear it with {overwrite_hint}" if overwrite_hint else "",
+        )
+        if h
+    )
     raise ConfigError(f"{option} {p} already holds a run ({held}); {how}, or choose another {option}")
 
 
@@ -205,8 +241,11 @@ def clear_run_dir(run_dir: str | Path) -> list[str]:
             shutil.rmtree(entry)
     kept = sorted(c.name for c in p.iterdir())
     if kept:
-        print(f"{p}: cleared the previous run; kept {', '.join(kept[:6])}{' ...' if len(kept) > 6 else ''} "
-              "(not written by agentrl)", file=sys.stderr)
+        print(
+            f"{p}: cleared the previous run; kept {', '.join(kept[:6])}{' ...' if len(kept) > 6 else ''} "
+            "(not written by agentrl)",
+            file=sys.stderr,
+        )
     return kept
 
 
@@ -214,7 +253,7 @@ def clear_run_dir(run_dir: str | Path) -> list[str]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _held(p: Path) -> str:
@@ -231,7 +270,7 @@ def _latest_step(p: Path) -> int | None:
 
 
 def _legacy_kind(p: Path) -> str | None:
-    """"train" / "sft" for a run written before the marker existed: an agentrl config.yaml and a checkpoint
+    """ "train" / "sft" for a run written before the marker existed: an agentrl config.yaml and a checkpoint
     with its manifest (what no other program writes together); None otherwise."""
     import yaml
 
@@ -288,5 +327,6 @@ def _check_writable(p: Path, option: str) -> None:
     if not above.is_dir():
         raise ConfigError(f"{option} {p}: {above} is a file, not a directory")
     if not os.access(above, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {p}: {above} is not writable (read-only filesystem or no permission); "
-                          f"choose another {option}")
+        raise ConfigError(
+            f"{option} {p}: {above} is not writable (read-only filesystem or no permission); choose another {option}"
+        )

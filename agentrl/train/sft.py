@@ -76,9 +76,8 @@ class SFTConfig(BaseModel):
     eval_env_kwargs: dict[str, Any] = Field(default_factory=dict)
     eval_max_new_tokens: int = Field(64, ge=1)
 
-
     @model_validator(mode="after")
-    def _consistent(self) -> "SFTConfig":
+    def _consistent(self) -> SFTConfig:
         if self.micro_batch_size > self.batch_size:
             raise ValueError(f"micro_batch_size ({self.micro_batch_size}) must be <= batch_size ({self.batch_size})")
         if self.source.startswith("scripted:") and not self.env:
@@ -109,8 +108,13 @@ def end_of_turn_id(fmt: ChatFormatter) -> int:
     return eos
 
 
-def encode_dialog(fmt: ChatFormatter, opening: list[dict[str, str]], turns: list[tuple[str, list[dict[str, str]]]],
-                  info: dict[str, Any] | None = None, source: str = "") -> Demo:
+def encode_dialog(
+    fmt: ChatFormatter,
+    opening: list[dict[str, str]],
+    turns: list[tuple[str, list[dict[str, str]]]],
+    info: dict[str, Any] | None = None,
+    source: str = "",
+) -> Demo:
     """Token ids of a dialog exactly as `RolloutRunner` builds them when the policy samples these turns.
 
     opening: the env's first observation (system + user); turns: (agent text, env messages after it).
@@ -133,7 +137,9 @@ def encode_dialog(fmt: ChatFormatter, opening: list[dict[str, str]], turns: list
     return Demo(ids, mask, source)
 
 
-def split_messages(messages: list[dict[str, Any]], where: str) -> tuple[list[dict[str, str]], list[tuple[str, list[dict[str, str]]]]]:
+def split_messages(
+    messages: list[dict[str, Any]], where: str
+) -> tuple[list[dict[str, str]], list[tuple[str, list[dict[str, str]]]]]:
     """A transcript -> (opening messages, [(assistant text, env messages after it)]). Roles: assistant/doctor
     are the agent; user/patient/tool/system are the env side (the consult format's names are mapped)."""
     if not isinstance(messages, list) or not messages:
@@ -145,21 +151,29 @@ def split_messages(messages: list[dict[str, Any]], where: str) -> tuple[list[dic
             raise ValueError(f"{where}: message {i} must be an object with 'role' and 'content'")
         role, content = m["role"], m.get("content")
         if not isinstance(role, str):  # a list or dict here is unhashable: the role lookups below would raise TypeError
-            raise ValueError(f"{where}: message {i} has a role of type {type(role).__name__}; a role is a string, one of "
-                             f"{', '.join(sorted(ASSISTANT_ROLES | set(ENV_ROLES)))}")
+            raise ValueError(
+                f"{where}: message {i} has a role of type {type(role).__name__}; a role is a string, one of "
+                f"{', '.join(sorted(ASSISTANT_ROLES | set(ENV_ROLES)))}"
+            )
         if not isinstance(content, str):
-            raise ValueError(f"{where}: message {i} ({role}) has no text content (tool calls must be written in the "
-                             "text, as <tool_call>{...}</tool_call>)")
+            raise ValueError(
+                f"{where}: message {i} ({role}) has no text content (tool calls must be written in the "
+                "text, as <tool_call>{...}</tool_call>)"
+            )
         if role in ASSISTANT_ROLES:
             if not opening:
-                raise ValueError(f"{where}: the first message is the assistant's; a dialog opens with system/user messages")
+                raise ValueError(
+                    f"{where}: the first message is the assistant's; a dialog opens with system/user messages"
+                )
             turns.append((content, []))
         elif role in ENV_ROLES:
             msg = {"role": ENV_ROLES[role], "content": content}
             (turns[-1][1] if turns else opening).append(msg)
         else:
-            raise ValueError(f"{where}: message {i} has role {role!r}; allowed: "
-                             f"{', '.join(sorted(ASSISTANT_ROLES | set(ENV_ROLES)))}")
+            raise ValueError(
+                f"{where}: message {i} has role {role!r}; allowed: "
+                f"{', '.join(sorted(ASSISTANT_ROLES | set(ENV_ROLES)))}"
+            )
     if not turns:
         raise ValueError(f"{where}: no assistant message to learn from")
     return opening, turns
@@ -175,8 +189,13 @@ class DemoTooLong(ValueError):
     """A demonstration longer than max_seq_len: the run is refused (cut ones would teach half turns), not the line skipped."""
 
 
-def _check_fits(opening: list[dict[str, str]], turns: list[tuple[str, list[dict[str, str]]]], per_token: int,
-                max_tokens: int, where: str) -> None:
+def _check_fits(
+    opening: list[dict[str, str]],
+    turns: list[tuple[str, list[dict[str, str]]]],
+    per_token: int,
+    max_tokens: int,
+    where: str,
+) -> None:
     """Raise DemoTooLong when the dialog's text cannot fit in max_tokens however it tokenizes: every token covers at
     most the tokenizer's longest token's bytes, so text bytes / that is a lower bound on the tokens (edges stripped:
     a template may trim them)."""
@@ -185,8 +204,10 @@ def _check_fits(opening: list[dict[str, str]], turns: list[tuple[str, list[dict[
         texts += [agent_text, *(m["content"] for m in env_msgs)]
     n = sum(len(t.strip().encode("utf-8", errors="surrogatepass")) for t in texts)
     if n > max_tokens * per_token:
-        raise DemoTooLong(f"{where}: the dialog's text is {n:,} bytes, at least {n // per_token:,} tokens: longer than "
-                          f"max_seq_len={max_tokens}; raise --max-seq-len or drop the line")
+        raise DemoTooLong(
+            f"{where}: the dialog's text is {n:,} bytes, at least {n // per_token:,} tokens: longer than "
+            f"max_seq_len={max_tokens}; raise --max-seq-len or drop the line"
+        )
 
 
 def longest_token_bytes(tok: Any) -> int:
@@ -198,8 +219,14 @@ def longest_token_bytes(tok: Any) -> int:
 MAX_WARNED_LINES = 20  # skipped lines named one by one on stderr; the rest are counted
 
 
-def read_transcripts(path: str | Path, fmt: ChatFormatter, *, max_tokens: int | None = None,
-                     max_line_bytes: int = MAX_LINE_BYTES, max_depth: int = MAX_JSON_DEPTH) -> tuple[list[Demo], dict[str, float]]:
+def read_transcripts(
+    path: str | Path,
+    fmt: ChatFormatter,
+    *,
+    max_tokens: int | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> tuple[list[Demo], dict[str, float]]:
     """Demonstrations from a JSONL transcript file and their counts (`demos/run` lines, `demos/kept`,
     `demos/skipped`).
 
@@ -243,13 +270,24 @@ def read_transcripts(path: str | Path, fmt: ChatFormatter, *, max_tokens: int | 
             raise ValueError(f"{p} holds no dialogs")
         first = "; ".join(f"line {n}: {why}" for n, why in skipped[:2])
         raise ValueError(f"{p} holds no usable dialog ({len(skipped)} line(s) skipped; {first})")
-    stats = {"demos/run": float(len(demos) + len(skipped)), "demos/kept": float(len(demos)),
-             "demos/skipped": float(len(skipped))}
+    stats = {
+        "demos/run": float(len(demos) + len(skipped)),
+        "demos/kept": float(len(demos)),
+        "demos/skipped": float(len(skipped)),
+    }
     return demos, stats
 
 
-def demos_from_scripted(env_id: str, env_kwargs: dict[str, Any], agent: str, fmt: ChatFormatter, *,
-                        episodes: int | None, seed: int, keep: str = "success") -> tuple[list[Demo], dict[str, float]]:
+def demos_from_scripted(
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    agent: str,
+    fmt: ChatFormatter,
+    *,
+    episodes: int | None,
+    seed: int,
+    keep: str = "success",
+) -> tuple[list[Demo], dict[str, float]]:
     """Run an env's scripted agent on the env's tasks (or on `episodes` seeds when it has no task list) and
     tokenize each episode as the rollout would. Returns the demos and counts (run, kept, mean reward)."""
     from agentrl.core.registry import make_env, scripted_factory
@@ -258,8 +296,11 @@ def demos_from_scripted(env_id: str, env_kwargs: dict[str, Any], agent: str, fmt
     make_agent = scripted_factory(env_id, agent)
     env = make_env(env_id, **env_kwargs).unwrapped
     ids = env.task_ids()
-    tasks: list[tuple[int, str | None]] = ([(seed + i, t) for i, t in enumerate(ids[:episodes] if episodes else ids)]
-                                          if ids else [(seed + i, None) for i in range(episodes or 100)])
+    tasks: list[tuple[int, str | None]] = (
+        [(seed + i, t) for i, t in enumerate(ids[:episodes] if episodes else ids)]
+        if ids
+        else [(seed + i, None) for i in range(episodes or 100)]
+    )
     demos, rewards = [], []
     for s, task in tasks:
         ep = play_scripted(env, make_agent, seed=s, task=task)
@@ -267,11 +308,16 @@ def demos_from_scripted(env_id: str, env_kwargs: dict[str, Any], agent: str, fmt
         if keep == "all" or ep.success:
             demos.append(encode_dialog(fmt, ep.opening, ep.turns, ep.info, source=f"{env_id}:{task or s}"))
     env.close()
-    stats = {"demos/run": float(len(tasks)), "demos/kept": float(len(demos)),
-             "demos/mean_reward": sum(rewards) / max(1, len(rewards))}
+    stats = {
+        "demos/run": float(len(tasks)),
+        "demos/kept": float(len(demos)),
+        "demos/mean_reward": sum(rewards) / max(1, len(rewards)),
+    }
     if not demos:
-        raise ValueError(f"scripted:{agent} on {env_id} produced no {'successful ' if keep == 'success' else ''}"
-                         f"demonstrations in {len(tasks)} episodes")
+        raise ValueError(
+            f"scripted:{agent} on {env_id} produced no {'successful ' if keep == 'success' else ''}"
+            f"demonstrations in {len(tasks)} episodes"
+        )
     return demos, stats
 
 
@@ -290,8 +336,8 @@ def make_batches(lengths: list[int], batch_size: int, rng: random.Random, bucket
     rng.shuffle(order)
     if bucket:
         win = batch_size * 16
-        order = [i for s in range(0, len(order), win) for i in sorted(order[s:s + win], key=lambda j: lengths[j])]
-    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+        order = [i for s in range(0, len(order), win) for i in sorted(order[s : s + win], key=lambda j: lengths[j])]
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     if bucket:
         rng.shuffle(batches)
     return batches
@@ -316,13 +362,21 @@ def load_demos(cfg: SFTConfig, fmt: ChatFormatter) -> tuple[list[Demo], dict[str
         kwargs = dict(cfg.env_kwargs)
         if cfg.split is not None:
             kwargs["split"] = cfg.split
-        return demos_from_scripted(cfg.env, kwargs, cfg.source.split(":", 1)[1], fmt, episodes=cfg.episodes,
-                                   seed=cfg.seed, keep=cfg.keep)
+        return demos_from_scripted(
+            cfg.env, kwargs, cfg.source.split(":", 1)[1], fmt, episodes=cfg.episodes, seed=cfg.seed, keep=cfg.keep
+        )
     return read_transcripts(cfg.source, fmt, max_tokens=cfg.max_seq_len)
 
 
-def run_sft(cfg: SFTConfig, *, overwrite: bool = False, resume: bool = False, progress: bool = True, model: Any = None,
-            tokenizer: Any = None) -> Path:
+def run_sft(
+    cfg: SFTConfig,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    model: Any = None,
+    tokenizer: Any = None,
+) -> Path:
     """Train `cfg.model` on the demonstrations; return the run directory (its latest checkpoint is the result).
 
     The run directory is marked (`run_dir.start_run`) as a running sft run and as finished at the end, so a killed
@@ -340,8 +394,15 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, resume: bool = False, pr
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    check_run_dir(cfg.run_dir, resume=resume, overwrite=overwrite, option="--out", kind="sft", resume_hint="--resume",
-                  overwrite_hint="--overwrite")  # before loading
+    check_run_dir(
+        cfg.run_dir,
+        resume=resume,
+        overwrite=overwrite,
+        option="--out",
+        kind="sft",
+        resume_hint="--resume",
+        overwrite_hint="--overwrite",
+    )  # before loading
     run_dir = Path(cfg.run_dir)
     if resume:
         _same_sft_run(run_dir, cfg)
@@ -354,8 +415,10 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, resume: bool = False, pr
     demos, data_stats = load_demos(cfg, fmt)
     too_long = [d for d in demos if len(d.input_ids) > cfg.max_seq_len]
     if too_long:
-        raise ValueError(f"{len(too_long)} of {len(demos)} demonstrations are longer than max_seq_len={cfg.max_seq_len} "
-                         f"(longest {max(len(d.input_ids) for d in too_long)} tokens, e.g. {too_long[0].source}); raise it")
+        raise ValueError(
+            f"{len(too_long)} of {len(demos)} demonstrations are longer than max_seq_len={cfg.max_seq_len} "
+            f"(longest {max(len(d.input_ids) for d in too_long)} tokens, e.g. {too_long[0].source}); raise it"
+        )
     held_out = _held_out(cfg, model, tokenizer, fmt)
     if overwrite:
         clear_run_dir(run_dir)  # only now: bad input must not clear an existing run
@@ -365,18 +428,23 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, resume: bool = False, pr
     lengths = [len(d.input_ids) for d in demos]
     steps_per_epoch = math.ceil(len(demos) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, total, schedule=cfg.schedule, warmup_steps=cfg.warmup_steps))
+        opt, lambda s: lr_factor(s, total, schedule=cfg.schedule, warmup_steps=cfg.warmup_steps)
+    )
     logger = MetricsLogger(run_dir, console=False)
     digest = _data_digest(demos)
     done, tokens_seen = _resume_sft(run_dir, model, opt, sched, digest, logger) if resume else (0, 0)
     start_run(run_dir, "sft")  # before anything is logged: the directory is recognisably a run, and unfinished
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"sft": cfg.model_dump(mode="json")}, sort_keys=False))
     ckpt_every = cfg.checkpoint_every or steps_per_epoch
-    summary = (f"sft: {len(demos)} demonstrations ({sum(lengths):,} tokens, {sum(d.assistant_tokens for d in demos):,} "
-               f"assistant) from {cfg.source}, {cfg.epochs} epochs x {steps_per_epoch} steps, data in {time.perf_counter() - t0:.1f}s"
-               + (f"; resumed after step {done}" if done else ""))
+    summary = (
+        f"sft: {len(demos)} demonstrations ({sum(lengths):,} tokens, {sum(d.assistant_tokens for d in demos):,} "
+        f"assistant) from {cfg.source}, {cfg.epochs} epochs x {steps_per_epoch} steps, data in {time.perf_counter() - t0:.1f}s"
+        + (f"; resumed after step {done}" if done else "")
+    )
     print(summary, file=sys.stderr)
     bar = None
     if progress:
@@ -394,23 +462,49 @@ def run_sft(cfg: SFTConfig, *, overwrite: bool = False, resume: bool = False, pr
                 continue
             ts = time.perf_counter()
             n_tok = sum(demos[i].assistant_tokens for i in batch)
-            loss_sum, gnorm = sft_step(model, opt, [demos[i] for i in batch], n_tok, cfg, pad_id, where=f"sft step {step + 1}")
+            loss_sum, gnorm = sft_step(
+                model, opt, [demos[i] for i in batch], n_tok, cfg, pad_id, where=f"sft step {step + 1}"
+            )
             sched.step()
             step += 1
             tokens_seen += sum(lengths[i] for i in batch)
-            evals = _evaluate(held_out, model) if held_out is not None and (step % cfg.eval_every == 0 or step == total) else {}
-            logger.log(step, {
-                "loss/sft": loss_sum, "epoch": epoch + 1, "lr": float(opt.param_groups[0]["lr"]), "grad_norm": gnorm,
-                "tokens/assistant": float(n_tok), "tokens/cumulative": float(tokens_seen), "time/total": time.perf_counter() - ts,
-                **(data_stats if step == 1 else {}), **evals,
-            })
+            evals = (
+                _evaluate(held_out, model)
+                if held_out is not None and (step % cfg.eval_every == 0 or step == total)
+                else {}
+            )
+            logger.log(
+                step,
+                {
+                    "loss/sft": loss_sum,
+                    "epoch": epoch + 1,
+                    "lr": float(opt.param_groups[0]["lr"]),
+                    "grad_norm": gnorm,
+                    "tokens/assistant": float(n_tok),
+                    "tokens/cumulative": float(tokens_seen),
+                    "time/total": time.perf_counter() - ts,
+                    **(data_stats if step == 1 else {}),
+                    **evals,
+                },
+            )
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum:.3f}", epoch=epoch + 1)
             if step % ckpt_every == 0 or step == total:
-                save_checkpoint(run_dir, step, model=model, tokenizer=tokenizer, keep=cfg.keep_checkpoints,
-                                trainer_state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "kind": "sft",
-                                               "tokens_seen": tokens_seen, "data_digest": digest})
+                save_checkpoint(
+                    run_dir,
+                    step,
+                    model=model,
+                    tokenizer=tokenizer,
+                    keep=cfg.keep_checkpoints,
+                    trainer_state={
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "kind": "sft",
+                        "tokens_seen": tokens_seen,
+                        "data_digest": digest,
+                    },
+                )
     if bar is not None:
         bar.close()
     logger.close()
@@ -434,17 +528,23 @@ def _same_sft_run(run_dir: Path, cfg: SFTConfig) -> None:
     if not isinstance(saved, dict):
         raise ValueError(f"--resume: {path} holds no sft config; start over with --overwrite")
     now = cfg.model_dump(mode="json")
-    diffs = [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in sorted(saved.keys() | now.keys())
-             if k not in _SFT_RESUME_MAY_CHANGE and saved.get(k) != now.get(k)]
+    diffs = [
+        f"{k}: {saved.get(k)!r} -> {now.get(k)!r}"
+        for k in sorted(saved.keys() | now.keys())
+        if k not in _SFT_RESUME_MAY_CHANGE and saved.get(k) != now.get(k)
+    ]
     if diffs:
         from agentrl.train.config import ConfigError
 
-        raise ConfigError(f"--resume: the options differ from the ones saved in {path} ({'; '.join(diffs)}); "
-                          "resume with the same options")
+        raise ConfigError(
+            f"--resume: the options differ from the ones saved in {path} ({'; '.join(diffs)}); "
+            "resume with the same options"
+        )
 
 
-def _resume_sft(run_dir: Path, model: Any, opt: torch.optim.Optimizer, sched: Any, digest: str,
-                logger: Any) -> tuple[int, int]:
+def _resume_sft(
+    run_dir: Path, model: Any, opt: torch.optim.Optimizer, sched: Any, digest: str, logger: Any
+) -> tuple[int, int]:
     """Load the newest intact checkpoint into model, optimizer and scheduler, and the RNG states; return (steps
     done, tokens seen). No checkpoint yet: (0, 0), and what was logged is dropped (it is logged again)."""
     from agentrl.core.checkpoint import (
@@ -462,16 +562,22 @@ def _resume_sft(run_dir: Path, model: Any, opt: torch.optim.Optimizer, sched: An
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         if checkpoint_dirs(run_dir):
-            raise CheckpointError(f"--resume: no intact checkpoint in {run_dir / 'checkpoints'} (see the warnings above); "
-                                  "start over with --overwrite")
+            raise CheckpointError(
+                f"--resume: no intact checkpoint in {run_dir / 'checkpoints'} (see the warnings above); "
+                "start over with --overwrite"
+            )
         logger.truncate_after(-1)
         return 0, 0
     st = load_trainer_state(ckpt)
     if st.get("kind") != "sft" or "optimizer" not in st or "scheduler" not in st:
-        raise CheckpointError(f"--resume: {ckpt} is not an sft checkpoint with optimizer state; start over with --overwrite")
+        raise CheckpointError(
+            f"--resume: {ckpt} is not an sft checkpoint with optimizer state; start over with --overwrite"
+        )
     if st.get("data_digest") not in (None, digest):
-        raise CheckpointError(f"--resume: the demonstrations differ from the ones {run_dir} was trained on (did --from or "
-                              "the env change?); resume with the same data, or start over with --overwrite")
+        raise CheckpointError(
+            f"--resume: the demonstrations differ from the ones {run_dir} was trained on (did --from or "
+            "the env change?); resume with the same data, or start over with --overwrite"
+        )
     load_model_weights(model, ckpt)
     opt.load_state_dict(st["optimizer"])
     sched.load_state_dict(st["scheduler"])
@@ -494,8 +600,9 @@ def _data_digest(demos: list[Demo]) -> str:
     return h.hexdigest()
 
 
-def sft_step(model: Any, opt: torch.optim.Optimizer, batch: list[Demo], n_tok: int, cfg: SFTConfig, pad_id: int,
-             *, where: str) -> tuple[float, float]:
+def sft_step(
+    model: Any, opt: torch.optim.Optimizer, batch: list[Demo], n_tok: int, cfg: SFTConfig, pad_id: int, *, where: str
+) -> tuple[float, float]:
     """One optimizer step on `batch`: gradients accumulated over micro-batches (each loss divided by the batch's
     `n_tok` assistant tokens), clipped, applied. Returns (loss, grad norm); a non-finite one raises, naming `where`."""
     from agentrl.train.forward import forward
@@ -505,14 +612,16 @@ def sft_step(model: Any, opt: torch.optim.Optimizer, batch: list[Demo], n_tok: i
     opt.zero_grad(set_to_none=True)
     loss_sum = 0.0
     for m0 in range(0, len(batch), cfg.micro_batch_size):
-        ids, attn, lm = collate_demos(batch[m0:m0 + cfg.micro_batch_size], pad_id)
+        ids, attn, lm = collate_demos(batch[m0 : m0 + cfg.micro_batch_size], pad_id)
         lp = fwd(model, None, ids, attn, 1.0, entropy=False, mask=lm).logprobs
         loss = sft_loss(lp, lm, n_tok)
         loss.backward()
         loss_sum += float(loss.detach())
     gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf")))
     if not math.isfinite(gnorm) or not math.isfinite(loss_sum):
-        raise FloatingPointError(f"{where}: non-finite loss or gradient (loss {loss_sum}, grad norm {gnorm}); lower --lr")
+        raise FloatingPointError(
+            f"{where}: non-finite loss or gradient (loss {loss_sum}, grad norm {gnorm}); lower --lr"
+        )
     opt.step()
     return loss_sum, gnorm
 
@@ -526,8 +635,16 @@ def _held_out(cfg: SFTConfig, model: Any, tokenizer: Any, fmt: ChatFormatter) ->
     # held out = the test split when training on another split and eval_env_kwargs does not name one
     split = {"split": "test"} if cfg.split not in (None, "test") else {}
     kwargs = {**cfg.env_kwargs, **split, **cfg.eval_env_kwargs}
-    return HeldOutEval(cfg.env, kwargs, HFPolicy(model, tokenizer), fmt, tasks=cfg.eval_tasks,
-                       max_new_tokens=cfg.eval_max_new_tokens, max_seq_len=cfg.max_seq_len, seed=cfg.seed)
+    return HeldOutEval(
+        cfg.env,
+        kwargs,
+        HFPolicy(model, tokenizer),
+        fmt,
+        tasks=cfg.eval_tasks,
+        max_new_tokens=cfg.eval_max_new_tokens,
+        max_seq_len=cfg.max_seq_len,
+        seed=cfg.seed,
+    )
 
 
 def _evaluate(held_out: Any, model: Any) -> dict[str, float]:
@@ -536,8 +653,11 @@ def _evaluate(held_out: Any, model: Any) -> dict[str, float]:
         out = held_out()
     finally:
         model.train()
-    print(f"held-out success {out['eval/success_rate']:.3f}, reward {out['eval/reward']:.3f} "
-          f"({out['eval/tasks']:.0f} tasks, {out['time/eval']:.0f}s)", file=sys.stderr)
+    print(
+        f"held-out success {out['eval/success_rate']:.3f}, reward {out['eval/reward']:.3f} "
+        f"({out['eval/tasks']:.0f} tasks, {out['time/eval']:.0f}s)",
+        file=sys.stderr,
+    )
     return out
 
 
@@ -549,6 +669,10 @@ def config_from_args(args: Any) -> SFTConfig:
     try:
         return SFTConfig(**fields)
     except ValidationError as exc:
-        msgs = [f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {plain_message(e)}" if e["loc"] else plain_message(e)
-                for e in exc.errors()]
+        msgs = [
+            f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {plain_message(e)}"
+            if e["loc"]
+            else plain_message(e)
+            for e in exc.errors()
+        ]
         raise ValueError("invalid sft options:\n  " + "\n  ".join(msgs)) from None

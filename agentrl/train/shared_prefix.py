@@ -96,7 +96,9 @@ def plan(ids: Tensor, attn: Tensor, allowed: Tensor | None = None, *, two_level:
     best: tuple[int, list[Level]] = (B * T, [])
     if R:
         leaves = Level(t(list(range(B))), t([R] * B), t(L), t([0] * B))
-        best = min(best, (R + B * (max(L) - R), [Level(t([order[0]]), t([0]), t([R]), None), leaves]), key=lambda c: c[0])
+        best = min(
+            best, (R + B * (max(L) - R), [Level(t([order[0]]), t([0]), t([R]), None), leaves]), key=lambda c: c[0]
+        )
     if two_level:
         runs: list[list[int]] = [[order[0]]]  # runs of sorted rows sharing >= R + MIN_SHARED tokens
         shared: list[int] = [T]
@@ -126,8 +128,10 @@ def plan(ids: Tensor, attn: Tensor, allowed: Tensor | None = None, *, two_level:
                     end.append(e if e is not None else min(R + M, L[m[0]] - 1))
             S = max(L[b] - end[node_of[b]] for b in range(B))
             cost = R + len(rep) * M + B * S
-            levels = [Level(t(rep), t(start), t(end), t([0] * len(rep)) if R else None),
-                      Level(t(list(range(B))), t([end[node_of[b]] for b in range(B)]), t(L), t(node_of))]
+            levels = [
+                Level(t(rep), t(start), t(end), t([0] * len(rep)) if R else None),
+                Level(t(list(range(B))), t([end[node_of[b]] for b in range(B)]), t(L), t(node_of)),
+            ]
             if R:
                 levels.insert(0, Level(t([order[0]]), t([0]), t([R]), None))
             best = min(best, (cost, levels), key=lambda c: c[0])
@@ -165,8 +169,16 @@ def _child_cache(cache: Any, parent: Tensor, n_parent: int) -> Any:
 
 
 def shared_prefix_forward(
-    model: Any, value_head: ValueHead | None, ids: Tensor, attn: Tensor, temperature: float,
-    *, entropy: bool, mask: Tensor | None = None, allowed: Tensor | None = None, two_level: bool = True,
+    model: Any,
+    value_head: ValueHead | None,
+    ids: Tensor,
+    attn: Tensor,
+    temperature: float,
+    *,
+    entropy: bool,
+    mask: Tensor | None = None,
+    allowed: Tensor | None = None,
+    two_level: bool = True,
     argmax: bool = False,
 ) -> ForwardOut:
     """`forward.forward(model, value_head, ids, attn, temperature, entropy=..., mask=..., allowed=...)` with every
@@ -177,14 +189,26 @@ def shared_prefix_forward(
     or no mask with a value head or post-processed logits)."""
     from transformers import DynamicCache
 
-    moved = on_model_device(shared_prefix_forward, model, value_head, ids, attn, temperature, entropy=entropy,
-                            mask=mask, allowed=allowed, two_level=two_level, argmax=argmax)
+    moved = on_model_device(
+        shared_prefix_forward,
+        model,
+        value_head,
+        ids,
+        attn,
+        temperature,
+        entropy=entropy,
+        mask=mask,
+        allowed=allowed,
+        two_level=two_level,
+        argmax=argmax,
+    )
     if moved is not None:
         return moved
     tree = plan(ids, attn, allowed, two_level=two_level) if _supported(model, value_head, mask) else None
     if tree is None:
-        return forward(model, value_head, ids, attn, temperature, entropy=entropy, mask=mask, allowed=allowed,
-                       argmax=argmax)
+        return forward(
+            model, value_head, ids, attn, temperature, entropy=entropy, mask=mask, allowed=allowed, argmax=argmax
+        )
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     B, T = ids.shape
     dev = ids.device
@@ -205,7 +229,9 @@ def shared_prefix_forward(
         else:
             cache = _child_cache(cache, lv.parent, acc.shape[0])
             acc = torch.cat([acc[lv.parent], seg_attn], dim=1)  # [N, C + W]: parent's columns, then its own
-        out = decoder(input_ids=seg_ids, attention_mask=acc, position_ids=seg_pos, past_key_values=cache, use_cache=True)
+        out = decoder(
+            input_ids=seg_ids, attention_mask=acc, position_ids=seg_pos, past_key_values=cache, use_cache=True
+        )
         hiddens.append(out.last_hidden_state)  # [N, W, H]
         widths.append(W)
     flat = torch.cat([h.reshape(-1, h.shape[-1]) for h in hiddens])  # [U, H]: every encoded column once

@@ -31,7 +31,8 @@ import hashlib
 import math
 import random
 from collections import defaultdict
-from typing import Any, Callable, ClassVar, Protocol
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
 
 from agentrl.core.types import Episode
 from agentrl.train.config import ConfigError
@@ -188,9 +189,11 @@ class SuccessBandDraws:
             self._counts = dict.fromkeys(self._counts, 0)
         n_uniform = min(n, math.floor(self.uniform * n + rng.random()))  # stochastic rounding: E = u·n, ≤ ⌈u·n⌉
         in_band = set(self.band())
-        pools = {"band": [t for t in self.task_ids if t in in_band],
-                 "unseen": [t for t in self.task_ids if t not in self.recent],
-                 "rest": [t for t in self.task_ids if t in self.recent and t not in in_band]}
+        pools = {
+            "band": [t for t in self.task_ids if t in in_band],
+            "unseen": [t for t in self.task_ids if t not in self.recent],
+            "rest": [t for t in self.task_ids if t in self.recent and t not in in_band],
+        }
         out: list[str] = []
         for name, pool in pools.items():  # preferred slots: band first, then unseen, then the rest
             left = [t for t in pool if t not in self._now]
@@ -216,15 +219,17 @@ class SuccessBandDraws:
             del r[: max(0, len(r) - self.window)]
 
     def metrics(self) -> dict[str, float]:
-        return {"draw/band_tasks": float(len(self.band())),
-                "draw/unseen_tasks": float(sum(1 for t in self.task_ids if t not in self.recent)),
-                **{f"draw/from_{k}": float(v) for k, v in self._counts.items()}}
+        return {
+            "draw/band_tasks": float(len(self.band())),
+            "draw/unseen_tasks": float(sum(1 for t in self.task_ids if t not in self.recent)),
+            **{f"draw/from_{k}": float(v) for k, v in self._counts.items()},
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {"recent": {t: list(r) for t, r in self.recent.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.recent = {t: [float(x) for x in r][-self.window:] for t, r in state["recent"].items() if t in self._known}
+        self.recent = {t: [float(x) for x in r][-self.window :] for t, r in state["recent"].items() if t in self._known}
 
 
 def _stratified(env: Any, rollout: Any, seed: int) -> StratifiedDraws:
@@ -255,8 +260,10 @@ def build_task_draws(rollout: Any, seed: int, make_env: Callable[[], Any], env_i
         bare = getattr(env, "unwrapped", env)
         ids = bare.task_ids()
         if not ids:
-            raise ConfigError(f"rollout.task_draw={rollout.task_draw} chooses among an env's fixed tasks, and {env_id} "
-                              "has no task list (task_ids() is None): use rollout.task_draw=seed")
+            raise ConfigError(
+                f"rollout.task_draw={rollout.task_draw} chooses among an env's fixed tasks, and {env_id} "
+                "has no task list (task_ids() is None): use rollout.task_draw=seed"
+            )
         return build(bare, rollout, seed)
     finally:
         env.close()

@@ -75,27 +75,44 @@ class Trainer:
         self.spec = REGISTRY[cfg.algorithm.name]
         self.params = cfg.algorithm.estimator_params()  # validated when the config loaded
         self.run_dir = Path(cfg.train.run_dir)
-        distributed.init_from_env(cfg.train.parallel, cfg.train.collective_timeout_s, cfg.train.device)  # no-op without torchrun
+        distributed.init_from_env(
+            cfg.train.parallel, cfg.train.collective_timeout_s, cfg.train.device
+        )  # no-op without torchrun
         if cfg.rollout.refill_rounds and distributed.world() > 1:  # refills would make the ranks' batches differ
-            raise ConfigError("rollout.refill_rounds (dynamic sampling) runs in one process for now; "
-                              "use rollout.refill_rounds=0 under torchrun")
+            raise ConfigError(
+                "rollout.refill_rounds (dynamic sampling) runs in one process for now; "
+                "use rollout.refill_rounds=0 under torchrun"
+            )
         self.groups = distributed.my_groups(cfg.rollout.groups)  # this rank's share of every update's groups
         if distributed.is_main():  # the others never touch the run directory before rank 0 prepared it
-            check_run_dir(cfg.train.run_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite, option="train.run_dir",
-                          kind="train", resume_hint="train.resume=true", overwrite_hint="train.overwrite=true")  # before loading a model
+            check_run_dir(
+                cfg.train.run_dir,
+                resume=cfg.train.resume,
+                overwrite=cfg.train.overwrite,
+                option="train.run_dir",
+                kind="train",
+                resume_hint="train.resume=true",
+                overwrite_hint="train.overwrite=true",
+            )  # before loading a model
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self._seed_everything(cfg.train.seed)
         check_env_kwargs(cfg.env.id, {**cfg.env.kwargs, **cfg.train.eval_env_kwargs})  # names, before any model loads
         self.simulator_queue = SimulatorQueue()  # this run's: the simulator joins it, the runners serve it
-        env_kwargs = prepare_env_kwargs(cfg.env.id, cfg.env.kwargs, cfg.env.simulator,  # values, before the policy loads
-                                        self.simulator_queue)
+        env_kwargs = prepare_env_kwargs(
+            cfg.env.id,
+            cfg.env.kwargs,
+            cfg.env.simulator,  # values, before the policy loads
+            self.simulator_queue,
+        )
         # which task each group runs (rollout.task_draw): an env without a task list fails here, before any model loads
-        self.task_draws = build_task_draws(cfg.rollout, cfg.train.seed, lambda: make_env(cfg.env.id, **env_kwargs),
-                                           cfg.env.id)
+        self.task_draws = build_task_draws(
+            cfg.rollout, cfg.train.seed, lambda: make_env(cfg.env.id, **env_kwargs), cfg.env.id
+        )
         dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
-        self.model, self.tokenizer = load_model(cfg.model, dtype=dtype, seed=cfg.train.seed,
-                                                attn_implementation=cfg.train.attn_implementation)
+        self.model, self.tokenizer = load_model(
+            cfg.model, dtype=dtype, seed=cfg.train.seed, attn_implementation=cfg.train.attn_implementation
+        )
         if cfg.train.gradient_checkpointing:  # recompute each layer's activations in backward (training mode only)
             enable_activation_checkpointing(self.model)
         if cfg.lora is not None:  # only the adapters train; the base stays as loaded
@@ -112,21 +129,43 @@ class Trainer:
         self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         self.policy = make_policy_backend(cfg.rollout, self.rollout_model, self.tokenizer)
-        self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens)
-        self.runner = build_runner(  # env_kwargs hold the simulator's model already
-            cfg.env.id, env_kwargs, self.policy, ChatFormatter(self.tokenizer), self.sampling,
-            constrained=cfg.rollout.constrained, snapshot_turns=self.spec.needs_branches,
-            anchor_turns=self.spec.needs_anchor_states,
-            max_seq_len=cfg.rollout.max_seq_len, seed=cfg.train.seed, progress=False, env_workers=cfg.rollout.env_workers,
-            simulator_queue=self.simulator_queue, episode_timeout_s=cfg.rollout.episode_timeout_s,
+        self.sampling = SamplingParams(
+            temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens
         )
-        self.returns = (KLShapedReturns(self.ref_model, cfg.ppo.kl_coef, temperature=cfg.rollout.temperature,
-                                        pad_id=self.policy.pad_id, micro_batch_size=cfg.ppo.micro_batch_size)
-                        if self.ref_model is not None and cfg.ppo.kl_in_reward else raw_rewards)  # what every estimator sees as RM
+        self.runner = build_runner(  # env_kwargs hold the simulator's model already
+            cfg.env.id,
+            env_kwargs,
+            self.policy,
+            ChatFormatter(self.tokenizer),
+            self.sampling,
+            constrained=cfg.rollout.constrained,
+            snapshot_turns=self.spec.needs_branches,
+            anchor_turns=self.spec.needs_anchor_states,
+            max_seq_len=cfg.rollout.max_seq_len,
+            seed=cfg.train.seed,
+            progress=False,
+            env_workers=cfg.rollout.env_workers,
+            simulator_queue=self.simulator_queue,
+            episode_timeout_s=cfg.rollout.episode_timeout_s,
+        )
+        self.returns = (
+            KLShapedReturns(
+                self.ref_model,
+                cfg.ppo.kl_coef,
+                temperature=cfg.rollout.temperature,
+                pad_id=self.policy.pad_id,
+                micro_batch_size=cfg.ppo.micro_batch_size,
+            )
+            if self.ref_model is not None and cfg.ppo.kl_in_reward
+            else raw_rewards
+        )  # what every estimator sees as RM
         if cfg.train.random_reward is not None:  # the control run: returns that carry no signal
             self.returns = RandomReturns(cfg.train.random_reward, cfg.train.seed)
-        self.held_out = (HeldOutEval.for_training(cfg, self.policy, self.runner.fmt, env_kwargs, self.simulator_queue)
-                         if cfg.train.eval_every else None)
+        self.held_out = (
+            HeldOutEval.for_training(cfg, self.policy, self.runner.fmt, env_kwargs, self.simulator_queue)
+            if cfg.train.eval_every
+            else None
+        )
         self.rng = random.Random(cfg.train.seed)
         self.torch_gen = torch.Generator().manual_seed(cfg.train.seed)
         self.step = 0
@@ -135,8 +174,11 @@ class Trainer:
         if distributed.is_main():
             self._prepare_run_dir()
         distributed.barrier("waiting for rank 0 to prepare the run directory")
-        self.logger = (MetricsLogger(self.run_dir, tensorboard=cfg.train.tensorboard, console=console)
-                       if distributed.is_main() else NullLogger())  # rank 0 alone logs and writes
+        self.logger = (
+            MetricsLogger(self.run_dir, tensorboard=cfg.train.tensorboard, console=console)
+            if distributed.is_main()
+            else NullLogger()
+        )  # rank 0 alone logs and writes
         if cfg.train.resume:
             self._resume()
 
@@ -190,9 +232,17 @@ class Trainer:
         batch = self._batch(episodes, returns, extra)
         offset, total = distributed.row_span(len(batch))  # this rank's rows of one process's batch, failures left out
         update_stats = ppo_update(
-            self.model, self.value_head, self.optimizer, self.scheduler, batch, self.cfg.ppo,
-            temperature=self.cfg.rollout.temperature, grad_clip=self.cfg.optim.grad_clip, generator=self.torch_gen,
-            offset=offset, total=total,
+            self.model,
+            self.value_head,
+            self.optimizer,
+            self.scheduler,
+            batch,
+            self.cfg.ppo,
+            temperature=self.cfg.rollout.temperature,
+            grad_clip=self.cfg.optim.grad_clip,
+            generator=self.torch_gen,
+            offset=offset,
+            total=total,
             autocast=self.cfg.train.autocast == "bfloat16",
         )
         self._sync_weights()
@@ -200,7 +250,8 @@ class Trainer:
         self._log_episodes(episodes, batch)
         sampled, extra_tokens = distributed.all_reduce_sum(
             torch.tensor([float(sum(ep.num_sampled for ep in collected)), float(extra["tokens"])], dtype=torch.float64),
-            "the token-count all-reduce").tolist()
+            "the token-count all-reduce",
+        ).tolist()
         self.tokens_cumulative += int(sampled + extra_tokens)
         return {
             **self._episode_metrics(episodes),
@@ -222,7 +273,11 @@ class Trainer:
 
     def _state_mib(self) -> float:
         """This rank's weights, gradients and optimizer state (plus the rollout copy under fsdp2), in MiB."""
-        mods = [self.model, *([self.rollout_model] if self.sharded else []), *([self.value_head] if self.value_head else [])]
+        mods = [
+            self.model,
+            *([self.rollout_model] if self.sharded else []),
+            *([self.value_head] if self.value_head else []),
+        ]
         return fsdp.held_bytes(mods, self.optimizer) / 2**20
 
     # -- pieces -------------------------------------------------------------------------------------------
@@ -244,7 +299,9 @@ class Trainer:
             scores = [s for part in distributed.all_gather(scores, "the task-outcome all-gather") for s in part]
         self.task_draws.observe(scores)
 
-    def _refill(self, first: list[Episode], specs: list[EpisodeSpec]) -> tuple[Refill, list[EpisodeSpec], list[Episode]]:
+    def _refill(
+        self, first: list[Episode], specs: list[EpisodeSpec]
+    ) -> tuple[Refill, list[EpisodeSpec], list[Episode]]:
         """Dynamic sampling (`dynamic_sampling.py`): replace the groups whose returns are all equal with groups of
         fresh tasks, in up to `rollout.refill_rounds` extra collections; returns what happened, the batch's specs
         and its episodes (the batch keeps `rollout.groups` groups)."""
@@ -256,8 +313,14 @@ class Trainer:
         for round_ in range(r.refill_rounds):
             if not zero:
                 break
-            fresh_specs = refill_specs(seed=self.cfg.train.seed, step=self.step, round_=round_, n_groups=len(zero),
-                                       group_size=r.group_size, first_id=next_id)
+            fresh_specs = refill_specs(
+                seed=self.cfg.train.seed,
+                step=self.step,
+                round_=round_,
+                n_groups=len(zero),
+                group_size=r.group_size,
+                first_id=next_id,
+            )
             tasks = self.task_draws.draw(len(zero), step=self.step, round_=round_ + 1)  # None (seed): as before
             fresh_specs = [replace(s, task_id=tasks[s.group_id - next_id]) for s in fresh_specs]
             next_id += len(zero)
@@ -281,8 +344,15 @@ class Trainer:
     def _branch_values(self, episodes: list[Episode], returns: list[float], uid0: int) -> tuple[BranchValues, int]:
         """TRePO's values, and the uids every rank's continuations took together."""
         a = self.params
-        kw = dict(spec=a.branch_points, m=a.branch_m, t_min=a.branch_t_min, t_max=self.cfg.rollout.temperature,
-                  common_random_numbers=a.branch_crn, episode_returns=returns, returns=self.returns)
+        kw = dict(
+            spec=a.branch_points,
+            m=a.branch_m,
+            t_min=a.branch_t_min,
+            t_max=self.cfg.rollout.temperature,
+            common_random_numbers=a.branch_crn,
+            episode_returns=returns,
+            returns=self.returns,
+        )
         n_episodes = self.cfg.rollout.groups * self.cfg.rollout.group_size
         if distributed.world() > 1:  # lower ranks' continuations first, as in one process's single branch_many
             dry = _CountingRunner()
@@ -293,14 +363,23 @@ class Trainer:
         bv = estimate_branch_values(self.runner, episodes, rng=self.rng, **kw)
         return bv, bv.continuations
 
-    def _extra_sampling(self, episodes: list[Episode], specs: list[EpisodeSpec], returns: list[float],
-                        uid0: int | None = None, n_collected: int | None = None) -> dict[str, Any]:
+    def _extra_sampling(
+        self,
+        episodes: list[Episode],
+        specs: list[EpisodeSpec],
+        returns: list[float],
+        uid0: int | None = None,
+        n_collected: int | None = None,
+    ) -> dict[str, Any]:
         """uid0: the runner's uid counter before `episodes` were collected (None: one process's, just before them);
         n_collected: episodes collected since (default: the batch's; more with dynamic sampling's refills)."""
         out: dict[str, Any] = {"tokens": 0, "metrics": {}, "branch": None, "baseline": None, "continuations": []}
         uid0 = self.runner.state_dict()["uid"] - len(episodes) if uid0 is None else uid0
-        n_uids = self.cfg.rollout.groups * self.cfg.rollout.group_size if n_collected is None or \
-            distributed.world() > 1 else n_collected
+        n_uids = (
+            self.cfg.rollout.groups * self.cfg.rollout.group_size
+            if n_collected is None or distributed.world() > 1
+            else n_collected
+        )
         if self.spec.needs_branches:
             bv, branch_uids = self._branch_values(episodes, returns, uid0)
             n_uids += branch_uids
@@ -337,23 +416,43 @@ class Trainer:
         allowed = allowed_tensor(rows, ids.shape[1])  # constrained decoding: train the policy that sampled
         cont_adv = None
         if conts:  # the parent's prefix carries no loss; the rest R(C) − B̂₋C (trepo.continuation_rows)
-            cont_mask, cont_adv = continuation_rows(amask[n:], [c.branch_pos for c in conts],
-                                                    [bv.returns[k] for k in keep], [bv.others[k] for k in keep],
-                                                    mode=self.params.mode)
+            cont_mask, cont_adv = continuation_rows(
+                amask[n:],
+                [c.branch_pos for c in conts],
+                [bv.returns[k] for k in keep],
+                [bv.others[k] for k in keep],
+                mode=self.params.mode,
+            )
             amask = torch.cat([amask[:n], cont_mask])
         rewards = torch.tensor(returns, dtype=torch.float32)
         ref_lp = old_values = None
         with torch.no_grad():
             if self.ref_model is not None and not self.cfg.ppo.kl_in_reward:  # the KL loss term's reference
-                ref_lp = forward(self.ref_model, None, ids, attn, self.cfg.rollout.temperature, entropy=False, mask=amask,
-                                 allowed=allowed).logprobs
+                ref_lp = forward(
+                    self.ref_model,
+                    None,
+                    ids,
+                    attn,
+                    self.cfg.rollout.temperature,
+                    entropy=False,
+                    mask=amask,
+                    allowed=allowed,
+                ).logprobs
             if self.value_head is not None:
-                old_values = forward(self.model, self.value_head, ids, attn, self.cfg.rollout.temperature, entropy=False, mask=amask).values
+                old_values = forward(
+                    self.model, self.value_head, ids, attn, self.cfg.rollout.temperature, entropy=False, mask=amask
+                ).values
         inp = AdvantageInputs(  # the estimator sees the episodes' rows only
-            rewards=rewards, action_mask=amask[:n], group_ids=torch.tensor([ep.group_id for ep in episodes]),
-            turn_starts=[ep.turn_starts for ep in episodes], values=None if old_values is None else old_values[:n],
-            baseline_rewards=None if extra["baseline"] is None else torch.tensor(extra["baseline"], dtype=torch.float32),
-            branch_positions=bv.positions if bv else None, branch_values=bv.values if bv else None,
+            rewards=rewards,
+            action_mask=amask[:n],
+            group_ids=torch.tensor([ep.group_id for ep in episodes]),
+            turn_starts=[ep.turn_starts for ep in episodes],
+            values=None if old_values is None else old_values[:n],
+            baseline_rewards=None
+            if extra["baseline"] is None
+            else torch.tensor(extra["baseline"], dtype=torch.float32),
+            branch_positions=bv.positions if bv else None,
+            branch_values=bv.values if bv else None,
             branch_baselines=bv.baselines if bv else None,
             turn_anchors=[ep.turn_anchors for ep in episodes] if self.spec.needs_anchor_states else None,
         )
@@ -362,31 +461,60 @@ class Trainer:
         value_targets, value_mask = out.returns, out.value_mask
         if cont_adv is not None:  # whitened with the episodes' rows below: one scale over every trained token
             adv = torch.cat([adv, cont_adv])
-            value_targets, value_mask = (None if t is None else torch.cat([t, torch.zeros_like(cont_adv)])
-                                         for t in (value_targets, value_mask))
+            value_targets, value_mask = (
+                None if t is None else torch.cat([t, torch.zeros_like(cont_adv)]) for t in (value_targets, value_mask)
+            )
         mode = self.spec.default_whiten if self.cfg.algorithm.whiten is None else self.cfg.algorithm.whiten
         if mode != "none":
             center = mode == "center_scale"
-            adv = (whiten(adv, amask, center=center) if distributed.world() == 1
-                   else distributed.global_whiten(adv, amask, center=center))
-        return TrainBatch(ids, attn, amask, old_lp, adv, returns=value_targets, old_values=old_values, ref_logprobs=ref_lp,
-                          allowed=allowed, value_mask=value_mask)
+            adv = (
+                whiten(adv, amask, center=center)
+                if distributed.world() == 1
+                else distributed.global_whiten(adv, amask, center=center)
+            )
+        return TrainBatch(
+            ids,
+            attn,
+            amask,
+            old_lp,
+            adv,
+            returns=value_targets,
+            old_values=old_values,
+            ref_logprobs=ref_lp,
+            allowed=allowed,
+            value_mask=value_mask,
+        )
 
     @staticmethod
     def _episode_metrics(episodes: list[Episode]) -> dict[str, float]:
         """Over every rank's episodes (gathered in rank order: one process's order)."""
-        rows = [(ep.reward, ep.success, len(ep.turns), ep.truncated,
-                 sum(v for k, v in ep.metrics.items() if k.startswith("errors/")), dict(ep.reward_breakdown)) for ep in episodes]
+        rows = [
+            (
+                ep.reward,
+                ep.success,
+                len(ep.turns),
+                ep.truncated,
+                sum(v for k, v in ep.metrics.items() if k.startswith("errors/")),
+                dict(ep.reward_breakdown),
+            )
+            for ep in episodes
+        ]
         rows = [row for part in distributed.all_gather(rows, "the metrics all-gather") for row in part]
         r = np.array([row[0] for row in rows], dtype=np.float64)
         succ = [row[1] for row in rows if row[1] is not None]
         parts: dict[str, list[float]] = {}
-        for row in rows:  # each reward component (e.g. FlightBooking's policy_violations), over the episodes that have it
+        for (
+            row
+        ) in rows:  # each reward component (e.g. FlightBooking's policy_violations), over the episodes that have it
             for k, v in row[5].items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     parts.setdefault(f"breakdown/{k}", []).append(float(v))
-        return {**{k: float(np.mean(v)) for k, v in sorted(parts.items())},
-            "reward/mean": float(r.mean()), "reward/std": float(r.std()), "reward/max": float(r.max()), "reward/min": float(r.min()),
+        return {
+            **{k: float(np.mean(v)) for k, v in sorted(parts.items())},
+            "reward/mean": float(r.mean()),
+            "reward/std": float(r.std()),
+            "reward/max": float(r.max()),
+            "reward/min": float(r.min()),
             "success_rate": float(np.mean(succ)) if succ else float("nan"),
             "episode/turns": float(np.mean([row[2] for row in rows])),
             "episode/env_errors": float(sum(row[4] for row in rows)),
@@ -396,13 +524,15 @@ class Trainer:
     @staticmethod
     def _advantage_metrics(batch: TrainBatch) -> dict[str, float]:
         a = batch.advantages[batch.action_mask > 0].to(torch.float64)
-        n, s = distributed.all_reduce_sum(torch.stack([torch.tensor(float(a.numel()), dtype=torch.float64), a.sum()]),
-                                          "the metrics all-reduce").tolist()
+        n, s = distributed.all_reduce_sum(
+            torch.stack([torch.tensor(float(a.numel()), dtype=torch.float64), a.sum()]), "the metrics all-reduce"
+        ).tolist()
         if n == 0:
             return {}
         ss = distributed.all_reduce_sum((a - s / n).pow(2).sum().reshape(1), "the metrics all-reduce").item()
-        top = distributed.all_reduce_max(a.abs().max().reshape(1) if a.numel() else torch.zeros(1, dtype=torch.float64),
-                                         "the metrics all-reduce").item()
+        top = distributed.all_reduce_max(
+            a.abs().max().reshape(1) if a.numel() else torch.zeros(1, dtype=torch.float64), "the metrics all-reduce"
+        ).item()
         return {"adv/mean": s / n, "adv/std": (ss / n) ** 0.5, "adv/abs_max": top}
 
     def _log_episodes(self, episodes: list[Episode], batch: TrainBatch) -> None:
@@ -411,26 +541,30 @@ class Trainer:
             return
         records = self._pick_episodes(episodes, batch, n)
         if distributed.world() > 1:  # each rank's best and worst; rank 0 picks over all of them
-            records = self._pick_records([r for part in distributed.all_gather(records, "the episode all-gather")
-                                          for r in part], n)
+            records = self._pick_records(
+                [r for part in distributed.all_gather(records, "the episode all-gather") for r in part], n
+            )
         if not distributed.is_main():
             return
         atomic_write_text(self.run_dir / "episodes" / f"step_{self.step + 1:06d}.jsonl", write_records(records))
 
     def _pick_episodes(self, episodes: list[Episode], batch: TrainBatch, n: int) -> list[EpisodeRecord]:
         order = sorted(range(len(episodes)), key=lambda i: episodes[i].reward)
-        pick = sorted(set(order[-(n - n // 2):] + order[: n // 2]))
+        pick = sorted(set(order[-(n - n // 2) :] + order[: n // 2]))
         records = []
         for i in pick:  # with the per-token view and advantages: the report's credit heatmap
-            adv = batch.advantages[i, :len(episodes[i].input_ids)].tolist()
-            records.append(EpisodeRecord.from_episode(episodes[i], self.tokenizer, advantages=adv, step=self.step + 1,
-                                                      algorithm=self.cfg.algorithm.name))
+            adv = batch.advantages[i, : len(episodes[i].input_ids)].tolist()
+            records.append(
+                EpisodeRecord.from_episode(
+                    episodes[i], self.tokenizer, advantages=adv, step=self.step + 1, algorithm=self.cfg.algorithm.name
+                )
+            )
         return records
 
     @staticmethod
     def _pick_records(records: list[EpisodeRecord], n: int) -> list[EpisodeRecord]:
         order = sorted(range(len(records)), key=lambda i: records[i].reward)
-        return [records[i] for i in sorted(set(order[-(n - n // 2):] + order[: n // 2]))]
+        return [records[i] for i in sorted(set(order[-(n - n // 2) :] + order[: n // 2]))]
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     @property
@@ -447,8 +581,11 @@ class Trainer:
         if distributed.is_main():
             layers = torch.nn.ModuleList(fsdp.decoder_layers(self.model))
             (held, n), (model_held, model_n) = fsdp.local_numel(layers), fsdp.local_numel(self.model)
-            print(f"fsdp2: rank 0 holds {held} of {n} decoder-layer parameters ({len(layers)} layers over "
-                  f"{distributed.world()} ranks); {model_held} of {model_n} in all (embeddings and norm replicated)", flush=True)
+            print(
+                f"fsdp2: rank 0 holds {held} of {n} decoder-layer parameters ({len(layers)} layers over "
+                f"{distributed.world()} ranks); {model_held} of {model_n} in all (embeddings and norm replicated)",
+                flush=True,
+            )
         return full
 
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -457,29 +594,44 @@ class Trainer:
         params = trainable + (list(self.value_head.parameters()) if self.value_head else [])
         groups: Any = params
         if self.sharded:  # sharded and replicated parameters apart: foreach kernels take one kind at a time
-            groups = [{"params": g} for g in ([p for p in params if fsdp.is_dtensor(p)], [p for p in params if not fsdp.is_dtensor(p)]) if g]
+            groups = [
+                {"params": g}
+                for g in ([p for p in params if fsdp.is_dtensor(p)], [p for p in params if not fsdp.is_dtensor(p)])
+                if g
+            ]
         return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
 
     def save(self) -> Path:
         # every rank refuses non-finite weights before any writes (rank 0 alone would leave the others at a barrier)
-        check_saveable(self.rollout_model, {"value_head": self.value_head.state_dict() if self.value_head else None},
-                       self.step)
+        check_saveable(
+            self.rollout_model, {"value_head": self.value_head.state_dict() if self.value_head else None}, self.step
+        )
         shards = self._write_optimizer_shard() if self.sharded else None
         state = {
             "optimizer": None if self.sharded else self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "value_head": self.value_head.state_dict() if self.value_head else None,
-            "trainer_rng": self.rng.getstate(), "torch_gen": self.torch_gen.get_state(),
-            "tokens_cumulative": self.tokens_cumulative, "config": dump_config(self.cfg), "runner": self.runner.state_dict(),
+            "trainer_rng": self.rng.getstate(),
+            "torch_gen": self.torch_gen.get_state(),
+            "tokens_cumulative": self.tokens_cumulative,
+            "config": dump_config(self.cfg),
+            "runner": self.runner.state_dict(),
             "task_draws": self.task_draws.state_dict(),
             "world_size": distributed.world(),
         }
         if not distributed.is_main():  # the ranks' weights and optimizer states are equal: rank 0 writes them
             return self.run_dir / "checkpoints"
         try:
-            return save_checkpoint(self.run_dir, self.step, model=self.rollout_model, tokenizer=self.tokenizer,
-                                   trainer_state=state, keep=self.cfg.train.keep_checkpoints,  # fsdp2: the synced full copy
-                                   extra={OPTIMIZER_SHARDS: shards} if shards else None, checked=True)
+            return save_checkpoint(
+                self.run_dir,
+                self.step,
+                model=self.rollout_model,
+                tokenizer=self.tokenizer,
+                trainer_state=state,
+                keep=self.cfg.train.keep_checkpoints,  # fsdp2: the synced full copy
+                extra={OPTIMIZER_SHARDS: shards} if shards else None,
+                checked=True,
+            )
         finally:
             if shards is not None and shards.exists():  # a failed save leaves no staging directory behind
                 shutil.rmtree(shards, ignore_errors=True)
@@ -495,27 +647,35 @@ class Trainer:
         distributed.barrier("waiting for every rank's optimizer shard")
         missing = _missing_shards(stage)
         if missing:  # every rank sees the same directory, so every rank stops here
-            raise CheckpointError(f"fsdp2 checkpoint: {', '.join(missing)} not in {stage} after every rank wrote its "
-                                  "shard; train.run_dir must be on a filesystem every rank sees")
+            raise CheckpointError(
+                f"fsdp2 checkpoint: {', '.join(missing)} not in {stage} after every rank wrote its "
+                "shard; train.run_dir must be on a filesystem every rank sees"
+            )
         return stage
 
     def _resume(self) -> None:
         ckpt = latest_checkpoint(self.run_dir)  # the newest intact one
         if ckpt is None:
             if checkpoint_dirs(self.run_dir):
-                raise CheckpointError(f"resume: no intact checkpoint in {self.run_dir / 'checkpoints'} (see the warnings above); "
-                                      "start over with train.overwrite=true")
+                raise CheckpointError(
+                    f"resume: no intact checkpoint in {self.run_dir / 'checkpoints'} (see the warnings above); "
+                    "start over with train.overwrite=true"
+                )
             self._drop_logs_after(-1)  # killed before its first checkpoint: start from scratch
             return
         st = load_trainer_state(ckpt)
         if int(st.get("world_size", 1)) != distributed.world():
-            raise ConfigError(f"resume: {ckpt} was saved by {st.get('world_size', 1)} process(es), this run has "
-                              f"{distributed.world()}; resume with the same number (torchrun --nproc-per-node)")
+            raise ConfigError(
+                f"resume: {ckpt} was saved by {st.get('world_size', 1)} process(es), this run has "
+                f"{distributed.world()}; resume with the same number (torchrun --nproc-per-node)"
+            )
         if self.sharded:  # every rank checks every shard before any collective: none waits on a rank that failed
             missing = _missing_shards(ckpt / OPTIMIZER_SHARDS)
             if missing:
-                raise CheckpointError(f"resume: {ckpt / OPTIMIZER_SHARDS} lacks {', '.join(missing)} (fsdp2 optimizer "
-                                      "shards); was it written with train.parallel=fsdp2 on a filesystem every rank sees?")
+                raise CheckpointError(
+                    f"resume: {ckpt / OPTIMIZER_SHARDS} lacks {', '.join(missing)} (fsdp2 optimizer "
+                    "shards); was it written with train.parallel=fsdp2 on a filesystem every rank sees?"
+                )
         load_model_weights(self.rollout_model, ckpt)
         if self.sharded:  # the full weights into this rank's shards, and this rank's optimizer shard
             fsdp.load_full_state_dict(self.model, self.rollout_model.state_dict())
@@ -531,7 +691,9 @@ class Trainer:
         set_rng_state(st["rng"])
         if "runner" in st:
             self.runner.load_state_dict(st["runner"])
-        if "task_draws" in st:  # where the draws stood (strata counters, recent success): the next draws as uninterrupted
+        if (
+            "task_draws" in st
+        ):  # where the draws stood (strata counters, recent success): the next draws as uninterrupted
             self.task_draws.load_state_dict(st["task_draws"])
         self.tokens_cumulative = st.get("tokens_cumulative", 0)
         self.step = int(st["step"])
@@ -574,18 +736,25 @@ class Trainer:
         if self.sharded:
             n = sum(1 for ep in episodes if ep.end is not None and ep.end.infra)
             if n:
-                print(f"update {self.step + 1}: {n} episode(s) ended by an infrastructure failure are kept with reward 0 "
-                      "(train.parallel=fsdp2 cannot leave them out yet)", file=sys.stderr)
+                print(
+                    f"update {self.step + 1}: {n} episode(s) ended by an infrastructure failure are kept with reward 0 "
+                    "(train.parallel=fsdp2 cannot leave them out yet)",
+                    file=sys.stderr,
+                )
             return episodes, {}
         kept = drop_unusable(episodes, "exclude_infra")
         left = distributed.all_gather(len(kept.episodes), "the kept-episode all-gather")  # every rank decides alike
         if not sum(left):
-            raise RuntimeError(f"update {self.step + 1}: every episode ended by an infrastructure failure "
-                               f"({sorted({ep.error for ep in episodes if ep.error})[:2]}); nothing to train on")
+            raise RuntimeError(
+                f"update {self.step + 1}: every episode ended by an infrastructure failure "
+                f"({sorted({ep.error for ep in episodes if ep.error})[:2]}); nothing to train on"
+            )
         if not all(left):
-            raise RuntimeError(f"update {self.step + 1}: rank(s) {[r for r, n in enumerate(left) if not n]} have no "
-                               "episode left after leaving out infrastructure failures, and every rank needs one; use "
-                               "more rollout.groups per rank, or rollout.failed_episodes=score_zero")
+            raise RuntimeError(
+                f"update {self.step + 1}: rank(s) {[r for r, n in enumerate(left) if not n]} have no "
+                "episode left after leaving out infrastructure failures, and every rank needs one; use "
+                "more rollout.groups per rank, or rollout.failed_episodes=score_zero"
+            )
         return kept.episodes, kept.metrics()
 
     def _sync_weights(self) -> None:
@@ -637,8 +806,15 @@ def _missing_shards(folder: Path) -> list[str]:
 
 
 # settings a resumed run may change: how long it runs, and the switches that chose to resume
-_RESUME_MAY_CHANGE = {"train.updates", "train.max_tokens", "train.resume", "train.overwrite", "train.collective_timeout_s",
-                      "train.device", "train.gradient_checkpointing"}  # where and how, not what, is computed
+_RESUME_MAY_CHANGE = {
+    "train.updates",
+    "train.max_tokens",
+    "train.resume",
+    "train.overwrite",
+    "train.collective_timeout_s",
+    "train.device",
+    "train.gradient_checkpointing",
+}  # where and how, not what, is computed
 
 
 class _CountingRunner:
@@ -655,7 +831,9 @@ class _CountingRunner:
 def reduce_extra_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """Branch counts summed over ranks; the in-reward KL averaged over them (each rank's is a mean over as many)."""
     keys = sorted(metrics)
-    vals = distributed.all_reduce_sum(torch.tensor([metrics[k] for k in keys], dtype=torch.float64), "the metrics all-reduce")
+    vals = distributed.all_reduce_sum(
+        torch.tensor([metrics[k] for k in keys], dtype=torch.float64), "the metrics all-reduce"
+    )
     w = distributed.world()
     return {k: float(v) / (w if k == "kl/in_reward" else 1) for k, v in zip(keys, vals.tolist())}
 
@@ -663,10 +841,15 @@ def reduce_extra_metrics(metrics: dict[str, float]) -> dict[str, float]:
 def _same_run(saved: Config, now: Config, path: Path) -> None:
     """Refuse to resume with settings other than the run's own, naming each difference."""
     a, b = _flat(saved.model_dump(mode="json")), _flat(now.model_dump(mode="json"))
-    diffs = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(a.keys() | b.keys())
-             if k not in _RESUME_MAY_CHANGE and a.get(k) != b.get(k)]
+    diffs = [
+        f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
+        for k in sorted(a.keys() | b.keys())
+        if k not in _RESUME_MAY_CHANGE and a.get(k) != b.get(k)
+    ]
     if diffs:
-        raise ConfigError(f"resume: the config differs from the one saved in {path} ({'; '.join(diffs)}); resume with the same config")
+        raise ConfigError(
+            f"resume: the config differs from the one saved in {path} ({'; '.join(diffs)}); resume with the same config"
+        )
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

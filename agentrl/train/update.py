@@ -93,8 +93,15 @@ def ppo_update(
                 chunks += [[]] * (_most_micro_batches(g_rows, len(batch), micro) - len(chunks))
             for rows in chunks:
                 mb = batch.select(rows or [0]).to(dev)  # [] -> a zero-weight pass over one of this rank's rows
-                loss, stats, new_lp = _micro_loss(model, value_head, mb, cfg, temperature,
-                                                  shared_prefix=cfg.shared_prefix and not lockstep, autocast=autocast)
+                loss, stats, new_lp = _micro_loss(
+                    model,
+                    value_head,
+                    mb,
+                    cfg,
+                    temperature,
+                    shared_prefix=cfg.shared_prefix and not lockstep,
+                    autocast=autocast,
+                )
                 if epoch == 0 and s == 0 and rows:  # the same weights that sampled: new and old log-probs must agree
                     drift_rows.append((new_lp, mb.old_logprobs, mb.action_mask))
                 if not torch.isfinite(loss):
@@ -107,7 +114,8 @@ def ppo_update(
                     sums[k] = sums.get(k, 0.0) + v * w  # summed over micro-batches and ranks: the minibatch's value
             finite = distributed.reduce_grads(params, finite)
             gnorm = (fsdp.clip_grad_norm_ if lockstep else torch.nn.utils.clip_grad_norm_)(
-                params, grad_clip if grad_clip else float("inf"))
+                params, grad_clip if grad_clip else float("inf")
+            )
             if not finite or not math.isfinite(float(gnorm)):
                 optimizer.zero_grad(set_to_none=True)  # skip the step, count it; never apply a NaN update
                 skipped += 1
@@ -120,27 +128,38 @@ def ppo_update(
     # the union of every rank's stat names: a rank whose rows were all idle (zero advantage, skipped) has none,
     # and tensors of different lengths would leave the all-reduce waiting
     keys = sorted(set().union(*distributed.all_gather(sorted(sums), "the stats names all-gather")))
-    vals = distributed.all_reduce_sum(torch.tensor([sums.get(k, 0.0) for k in keys], dtype=torch.float64),
-                                      "the stats all-reduce")
+    vals = distributed.all_reduce_sum(
+        torch.tensor([sums.get(k, 0.0) for k in keys], dtype=torch.float64), "the stats all-reduce"
+    )
     out = {k: float(v) / max(attempts, 1) for k, v in zip(keys, vals.tolist())}
     out["grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else float("nan")
     out["skipped_steps"] = float(skipped)
     out["optimizer_steps"] = float(steps)
     out["lr"] = float(optimizer.param_groups[0]["lr"])
-    out["rows/skipped_zero_advantage"] = float(distributed.all_reduce_sum(
-        torch.tensor([float(len(idle))], dtype=torch.float64), "the stats all-reduce").item())
+    out["rows/skipped_zero_advantage"] = float(
+        distributed.all_reduce_sum(torch.tensor([float(len(idle))], dtype=torch.float64), "the stats all-reduce").item()
+    )
     out.update(_drift(drift_rows, cfg))
     if before is not None:
-        out.update(policy_shift(before, _greedy(model, batch, shift_rows, temperature, dev, autocast, cfg.shared_prefix),
-                                batch, shift_rows))
+        out.update(
+            policy_shift(
+                before,
+                _greedy(model, batch, shift_rows, temperature, dev, autocast, cfg.shared_prefix),
+                batch,
+                shift_rows,
+            )
+        )
     return out
 
 
 def _idle_rows(batch: TrainBatch, value_head: ValueHead | None, cfg: PPOConfig) -> set[int]:
     """Rows whose loss is exactly 0 whatever the weights: every agent token's advantage is 0 (the policy term
     −A·ρ vanishes) and no other term reads the row (entropy bonus, KL loss, value loss)."""
-    if value_head is not None or cfg.entropy_coef > 0 or (batch.ref_logprobs is not None and cfg.kl_coef > 0
-                                                          and not cfg.kl_in_reward):
+    if (
+        value_head is not None
+        or cfg.entropy_coef > 0
+        or (batch.ref_logprobs is not None and cfg.kl_coef > 0 and not cfg.kl_in_reward)
+    ):
         return set()
     nonzero = ((batch.advantages != 0) & (batch.action_mask > 0)).any(-1)
     return {i for i, busy in enumerate(nonzero.tolist()) if not busy}
@@ -153,8 +172,15 @@ def _shift_rows(batch: TrainBatch, idle: set[int], n: int) -> list[int]:
 
 
 @torch.no_grad()
-def _greedy(model: nn.Module, batch: TrainBatch, rows: list[int], temperature: float, dev: torch.device,
-            autocast: bool, shared_prefix: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def _greedy(
+    model: nn.Module,
+    batch: TrainBatch,
+    rows: list[int],
+    temperature: float,
+    dev: torch.device,
+    autocast: bool,
+    shared_prefix: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(log-probs of the sampled tokens [R, T], greedy token ids [R, T]) of `rows` under `model` now; with
     `shared_prefix` the rows' common tokens (the system prompt, a group's prompt) are encoded once."""
     was_training = model.training
@@ -162,14 +188,26 @@ def _greedy(model: nn.Module, batch: TrainBatch, rows: list[int], temperature: f
     mb = batch.select(rows).to(dev)
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
         out = (shared_prefix_forward if shared_prefix else forward)(
-            model, None, mb.input_ids, mb.attention_mask, temperature, entropy=False, mask=mb.action_mask,
-            allowed=mb.allowed, argmax=True)
+            model,
+            None,
+            mb.input_ids,
+            mb.attention_mask,
+            temperature,
+            entropy=False,
+            mask=mb.action_mask,
+            allowed=mb.allowed,
+            argmax=True,
+        )
     model.train(was_training)
     return out.logprobs.float().cpu(), out.argmax.cpu()  # type: ignore[union-attr]
 
 
-def policy_shift(before: tuple[torch.Tensor, torch.Tensor], after: tuple[torch.Tensor, torch.Tensor],
-                 batch: TrainBatch, rows: list[int]) -> dict[str, float]:
+def policy_shift(
+    before: tuple[torch.Tensor, torch.Tensor],
+    after: tuple[torch.Tensor, torch.Tensor],
+    batch: TrainBatch,
+    rows: list[int],
+) -> dict[str, float]:
     """How far one update moved the policy, on the agent tokens of `rows` (all [R, T]):
 
     policy/kl_step      mean of k3 = (ρ − 1) − log ρ, ρ = π_new/π_before, over the sampled tokens: an unbiased
@@ -184,9 +222,11 @@ def policy_shift(before: tuple[torch.Tensor, torch.Tensor], after: tuple[torch.T
     if not mask.any():
         return {}
     d = (lp1 - lp0)[mask].double()
-    return {"policy/kl_step": float((torch.expm1(d) - d).mean()),
-            "policy/logprob_step": float(d.mean()),
-            "policy/greedy_flips": float((g0 != g1)[mask].double().mean())}
+    return {
+        "policy/kl_step": float((torch.expm1(d) - d).mean()),
+        "policy/logprob_step": float(d.mean()),
+        "policy/greedy_flips": float((g0 != g1)[mask].double().mean()),
+    }
 
 
 def _most_micro_batches(g_rows: list[int], per_rank: int, micro: int) -> int:
@@ -208,19 +248,40 @@ def _drift(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], cfg: PPO
     return check_logprob_drift(new, old, mask, warn_at=cfg.logprob_drift_warn_at, error_at=cfg.logprob_drift_error_at)
 
 
-def _micro_loss(model: nn.Module, value_head: ValueHead | None, mb: TrainBatch, cfg: PPOConfig,
-                temperature: float, *, shared_prefix: bool, autocast: bool = False) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+def _micro_loss(
+    model: nn.Module,
+    value_head: ValueHead | None,
+    mb: TrainBatch,
+    cfg: PPOConfig,
+    temperature: float,
+    *,
+    shared_prefix: bool,
+    autocast: bool = False,
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """The micro-batch's loss, its stats, and its recomputed log-probs (detached)."""
     with torch.autocast(mb.input_ids.device.type, dtype=torch.bfloat16, enabled=autocast):
         out = (shared_prefix_forward if shared_prefix else forward)(
-            model, value_head, mb.input_ids, mb.attention_mask, temperature, entropy=True, mask=mb.action_mask,
-            allowed=mb.allowed)
+            model,
+            value_head,
+            mb.input_ids,
+            mb.attention_mask,
+            temperature,
+            entropy=True,
+            mask=mb.action_mask,
+            allowed=mb.allowed,
+        )
     if autocast:  # the loss in float32
         out = ForwardOut(*(None if t is None else t.float() for t in (out.logprobs, out.entropy, out.values)))
     mask = mb.action_mask
     loss, stats = policy_loss(
-        out.logprobs, mb.old_logprobs, mb.advantages, mask,
-        clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip, agg=cfg.loss_agg,
+        out.logprobs,
+        mb.old_logprobs,
+        mb.advantages,
+        mask,
+        clip_low=cfg.clip_low,
+        clip_high=cfg.clip_high,
+        dual_clip=cfg.dual_clip,
+        agg=cfg.loss_agg,
     )
     stats = {"loss/policy": float(loss.detach()), **stats}
     if out.entropy is not None:
@@ -268,4 +329,5 @@ class SkipGuard:
             raise NonFiniteTrainingError(
                 f"update {step}: every optimizer step of the last {self.in_a_row} updates was skipped for a NaN or inf "
                 f"loss or gradient ({int(skipped)} skipped in this one); the run learns nothing, so it stops "
-                "(train.max_skipped_updates): lower optim.lr, ppo.kl_coef, ppo.entropy_coef or ppo.vf_coef")
+                "(train.max_skipped_updates): lower optim.lr, ppo.kl_coef, ppo.entropy_coef or ppo.vf_coef"
+            )

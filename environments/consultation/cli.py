@@ -24,8 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agentrl.core.registry import scripted_agents
 from mock_patients.cases import PatientCase
@@ -47,7 +48,14 @@ def default_make_chat_model(name: str) -> ChatModel:
     return make_chat_model(name)
 
 
-def _doctor(spec: str, env: ConsultationEnv, make_chat_model: MakeChatModel | None, temperature: float, max_tokens: int, seed: int):
+def _doctor(
+    spec: str,
+    env: ConsultationEnv,
+    make_chat_model: MakeChatModel | None,
+    temperature: float,
+    max_tokens: int,
+    seed: int,
+):
     """(name, act(conversation) -> str, needs_rebinding) for a doctor spec."""
     agents = scripted_agents(ENV_ID)  # the `agentrl.scripted` entry point's doctors (and any registered since)
     have = ", ".join(f"scripted:{n}" for n in sorted(agents))
@@ -63,13 +71,22 @@ def _doctor(spec: str, env: ConsultationEnv, make_chat_model: MakeChatModel | No
     def bind() -> Callable[[list[dict]], str]:
         def act(conversation: list[dict]) -> str:
             return model.complete(conversation, temperature=temperature, max_tokens=max_tokens, seed=seed)
+
         return act
 
     return bind
 
 
-def _env(cases: str | Path | list[PatientCase] | None, split: str, patient: str, patient_model: str | None,
-         diagnoser: str, diagnoser_model: str | None, make_chat_model: MakeChatModel | None, max_turns: int | None) -> ConsultationEnv:
+def _env(
+    cases: str | Path | list[PatientCase] | None,
+    split: str,
+    patient: str,
+    patient_model: str | None,
+    diagnoser: str,
+    diagnoser_model: str | None,
+    make_chat_model: MakeChatModel | None,
+    max_turns: int | None,
+) -> ConsultationEnv:
     """The environment for a run: a case file in any supported format, chat models for an LLM patient and an
     LLM diagnoser made by the factory."""
     if isinstance(cases, (str, Path)):
@@ -89,19 +106,41 @@ def _env(cases: str | Path | list[PatientCase] | None, split: str, patient: str,
         raise ValueError(f"--diagnoser-model is only for --diagnoser llm (got --diagnoser {diagnoser})")
     if diagnoser == "llm" and (diagnoser_model or chat is None):
         if not diagnoser_model:
-            raise ValueError("--diagnoser llm needs --diagnoser-model MODEL (a local model path or MODEL@http(s)://HOST/v1)")
+            raise ValueError(
+                "--diagnoser llm needs --diagnoser-model MODEL (a local model path or MODEL@http(s)://HOST/v1)"
+            )
         if make_chat_model is None:
             raise ValueError(f"diagnoser model {diagnoser_model!r} needs a chat-model factory")
         judge = make_chat_model(diagnoser_model)
-    return ConsultationEnv(split=split, cases=cases, patient=patient, simulator=chat, diagnoser=diagnoser,  # type: ignore[arg-type]
-                           diagnoser_model=judge, max_turns=max_turns)
+    return ConsultationEnv(
+        split=split,
+        cases=cases,
+        patient=patient,
+        simulator=chat,
+        diagnoser=diagnoser,  # type: ignore[arg-type]
+        diagnoser_model=judge,
+        max_turns=max_turns,
+    )
 
 
-def run_dialogs(doctor: str, n_cases: int | None = None, *, split: str = "test", cases: str | Path | list[PatientCase] | None = None,
-                patient: str = "rule", patient_model: str | None = None, make_chat_model: MakeChatModel | None = None,
-                max_turns: int | None = None, temperature: float = 0.0, max_tokens: int = 256, seed: int = 0,
-                progress: bool = False, diagnoser: str = "match", diagnoser_model: str | None = None,
-                case_file: str | None = None) -> list[dict[str, Any]]:
+def run_dialogs(
+    doctor: str,
+    n_cases: int | None = None,
+    *,
+    split: str = "test",
+    cases: str | Path | list[PatientCase] | None = None,
+    patient: str = "rule",
+    patient_model: str | None = None,
+    make_chat_model: MakeChatModel | None = None,
+    max_turns: int | None = None,
+    temperature: float = 0.0,
+    max_tokens: int = 256,
+    seed: int = 0,
+    progress: bool = False,
+    diagnoser: str = "match",
+    diagnoser_model: str | None = None,
+    case_file: str | None = None,
+) -> list[dict[str, Any]]:
     """Run `doctor` against the first `n_cases` cases of `split` (None: all of them); one dialog record
     (README format) per case. `diagnoser` judges the reward's P(correct): "match" (any case), "bayes", "llm".
     Each record names the case file it was run on (`case_file`: `cases` when it is a path, else `case_file`), so
@@ -125,12 +164,23 @@ def run_dialogs(doctor: str, n_cases: int | None = None, *, split: str = "test",
             convo.append({"role": "assistant", "content": action})
             convo += [dict(m) for m in obs]
         k = env.consultation
-        out.append({
-            "id": f"{tid}:{doctor}", "case_id": tid, "doctor": doctor, "messages": convo, "diagnosis": k.diagnosis,
-            "reward": reward, "reward_breakdown": info.get("reward_breakdown", {}), "success": info.get("success"),
-            "terminated": term, "truncated": trunc, "disclosed_facts": sorted(k.disclosed), "errors": info.get("errors", {}),
-            **({"case_file": case_file} if case_file else {}),  # evaluate reads it, so --cases is not needed there
-        })
+        out.append(
+            {
+                "id": f"{tid}:{doctor}",
+                "case_id": tid,
+                "doctor": doctor,
+                "messages": convo,
+                "diagnosis": k.diagnosis,
+                "reward": reward,
+                "reward_breakdown": info.get("reward_breakdown", {}),
+                "success": info.get("success"),
+                "terminated": term,
+                "truncated": trunc,
+                "disclosed_facts": sorted(k.disclosed),
+                "errors": info.get("errors", {}),
+                **({"case_file": case_file} if case_file else {}),  # evaluate reads it, so --cases is not needed there
+            }
+        )
         if progress:
             print(f"\r{i + 1}/{len(ids)} dialogs", end="", file=sys.stderr, flush=True)
     if progress:
@@ -146,8 +196,9 @@ def case_file_of(spec: str | None, case_file: str | None = None) -> str | None:
     return str(Path(path).resolve())
 
 
-def resolve_cases(spec: str | None, case_file: str | None = None, *, strict: bool = False,
-                  n: int | None = None) -> tuple[list[PatientCase] | None, int | None]:
+def resolve_cases(
+    spec: str | None, case_file: str | None = None, *, strict: bool = False, n: int | None = None
+) -> tuple[list[PatientCase] | None, int | None]:
     """`--cases N|FILE` (+ legacy `--case-file FILE`, `--n N`) -> (cases or None for the shipped bank, how
     many to run). A file in any supported format is loaded here and its load summary printed."""
     count: int | None = n
@@ -172,11 +223,23 @@ def resolve_cases(spec: str | None, case_file: str | None = None, *, strict: boo
 
 def cmd_run(args: argparse.Namespace, make_chat_model: MakeChatModel | None) -> int:
     cases, n = resolve_cases(args.cases, args.case_file, strict=args.strict, n=args.n)
-    recs = run_dialogs(args.doctor, n, split=args.split, cases=cases, patient=args.patient,
-                       patient_model=args.patient_model, make_chat_model=make_chat_model, max_turns=args.max_turns,
-                       temperature=args.temperature, max_tokens=args.max_new_tokens, seed=args.seed, progress=True,
-                       diagnoser=args.diagnoser, diagnoser_model=args.diagnoser_model,
-                       case_file=case_file_of(args.cases, args.case_file))
+    recs = run_dialogs(
+        args.doctor,
+        n,
+        split=args.split,
+        cases=cases,
+        patient=args.patient,
+        patient_model=args.patient_model,
+        make_chat_model=make_chat_model,
+        max_turns=args.max_turns,
+        temperature=args.temperature,
+        max_tokens=args.max_new_tokens,
+        seed=args.seed,
+        progress=True,
+        diagnoser=args.diagnoser,
+        diagnoser_model=args.diagnoser_model,
+        case_file=case_file_of(args.cases, args.case_file),
+    )
     atomic_write_text(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
     mean = sum(r["reward"] for r in recs) / len(recs)
     acc = sum(bool(r["success"]) for r in recs) / len(recs)
@@ -191,7 +254,9 @@ def cmd_evaluate(args: argparse.Namespace, make_chat_model: MakeChatModel | None
     if args.diagnoser_model and args.diagnoser != "llm":
         raise ValueError(f"--diagnoser-model is only for --diagnoser llm (got --diagnoser {args.diagnoser})")
     if args.diagnoser == "llm" and not args.diagnoser_model:
-        raise ValueError("--diagnoser llm needs --diagnoser-model MODEL (a local model path or MODEL@http(s)://HOST/v1)")
+        raise ValueError(
+            "--diagnoser llm needs --diagnoser-model MODEL (a local model path or MODEL@http(s)://HOST/v1)"
+        )
     if args.diagnoser == "llm" and make_chat_model is None:
         raise ValueError(f"diagnoser model {args.diagnoser_model!r} needs a chat-model factory")
     judge = make_diagnoser("llm", make_chat_model(args.diagnoser_model)) if args.diagnoser == "llm" else args.diagnoser  # type: ignore[misc]
@@ -208,25 +273,43 @@ def cmd_evaluate(args: argparse.Namespace, make_chat_model: MakeChatModel | None
 
 
 def _diagnoser_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--diagnoser", choices=DIAGNOSER_KINDS, default="match",
-                   help="who judges P(correct diagnosis): match (any case; Bayesian where the disease is in the "
-                        "knowledge table, n/a elsewhere), bayes (table diseases only), llm (--diagnoser-model)")
-    p.add_argument("--diagnoser-model", default=None, help="chat model for --diagnoser llm: a local model path or MODEL@http(s)://HOST/v1")
+    p.add_argument(
+        "--diagnoser",
+        choices=DIAGNOSER_KINDS,
+        default="match",
+        help="who judges P(correct diagnosis): match (any case; Bayesian where the disease is in the "
+        "knowledge table, n/a elsewhere), bayes (table diseases only), llm (--diagnoser-model)",
+    )
+    p.add_argument(
+        "--diagnoser-model",
+        default=None,
+        help="chat model for --diagnoser llm: a local model path or MODEL@http(s)://HOST/v1",
+    )
 
 
 def register(subparsers: Any, *, make_chat_model: MakeChatModel | None = None) -> None:
     """Add `consult run` and `consult evaluate` to an argparse sub-parser set (the agentrl CLI's)."""
     factory = make_chat_model or default_make_chat_model
-    p = subparsers.add_parser("consult", help="medical consultation: run doctors against mock patients, score transcripts")
+    p = subparsers.add_parser(
+        "consult", help="medical consultation: run doctors against mock patients, score transcripts"
+    )
     sub = p.add_subparsers(dest="consult_command", required=True)
 
     r = sub.add_parser("run", help="run a doctor against mock patients and write dialogs (JSONL)")
-    r.add_argument("--doctor", required=True, help="scripted:good | scripted:wander | a local model | MODEL@http(s)://HOST/v1")
-    r.add_argument("--cases", default=None, metavar="N|FILE",
-                   help="a number: the first N shipped cases of the split (default 10); or a case file: AgentClinic OSCE "
-                        "or NEJM, MediQ, or PatientCase JSONL (format detected)")
+    r.add_argument(
+        "--doctor", required=True, help="scripted:good | scripted:wander | a local model | MODEL@http(s)://HOST/v1"
+    )
+    r.add_argument(
+        "--cases",
+        default=None,
+        metavar="N|FILE",
+        help="a number: the first N shipped cases of the split (default 10); or a case file: AgentClinic OSCE "
+        "or NEJM, MediQ, or PatientCase JSONL (format detected)",
+    )
     r.add_argument("--n", type=int, default=None, help="with --cases FILE: run the first N cases (default: all)")
-    r.add_argument("--strict", action="store_true", help="fail on any bad record of the case file instead of skipping it")
+    r.add_argument(
+        "--strict", action="store_true", help="fail on any bad record of the case file instead of skipping it"
+    )
     r.add_argument("--out", required=True, help="output JSONL (format: mock_patients/README.md)")
     r.add_argument("--split", choices=("train", "test", "all"), default="test")
     r.add_argument("--case-file", default=None, help="same as --cases FILE (kept for old scripts)")
@@ -239,11 +322,17 @@ def register(subparsers: Any, *, make_chat_model: MakeChatModel | None = None) -
     _diagnoser_args(r)
     r.set_defaults(fn=lambda a: cmd_run(a, factory))
 
-    e = sub.add_parser("evaluate", help="score consultation transcripts: accuracy, recall, question quality, P(correct) by turn")
+    e = sub.add_parser(
+        "evaluate", help="score consultation transcripts: accuracy, recall, question quality, P(correct) by turn"
+    )
     e.add_argument("dialogs", help="transcripts JSONL (format: mock_patients/README.md)")
-    e.add_argument("--cases", default=None, help="case file holding the dialogs' case_id, in any format run takes "
-                                                 "(default: the case file the dialogs record, written by consult run "
-                                                 "--cases FILE; else the shipped cases)")
+    e.add_argument(
+        "--cases",
+        default=None,
+        help="case file holding the dialogs' case_id, in any format run takes "
+        "(default: the case file the dialogs record, written by consult run "
+        "--cases FILE; else the shipped cases)",
+    )
     e.add_argument("--out-json", default=None, help="default: DIALOGS.eval.json")
     e.add_argument("--out-html", default=None, help="default: DIALOGS.eval.html")
     _diagnoser_args(e)

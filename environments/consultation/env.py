@@ -51,12 +51,19 @@ question, or asking about things unrelated to the patient costs reward; the rewa
 information you gather points to the correct diagnosis and you state it."""
 
 
-def _simulator(patient: str, diagnoser: str, simulator: ChatModel | None, chat_model: ChatModel | None,
-               diagnoser_model: ChatModel | None = None) -> ChatModel | None:
+def _simulator(
+    patient: str,
+    diagnoser: str,
+    simulator: ChatModel | None,
+    chat_model: ChatModel | None,
+    diagnoser_model: ChatModel | None = None,
+) -> ChatModel | None:
     """Check the constructor's patient / diagnoser kinds against `simulator` (the model that plays whatever is
     "llm", unless `diagnoser_model` judges); `chat_model=` is its deprecated name."""
     if chat_model is not None:
-        warnings.warn("ConsultationEnv(chat_model=...) is deprecated; pass simulator=...", DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            "ConsultationEnv(chat_model=...) is deprecated; pass simulator=...", DeprecationWarning, stacklevel=3
+        )
         if simulator is not None:
             raise ValueError("chat_model= and simulator= both give the model; pass simulator= only")
         simulator = chat_model
@@ -66,16 +73,22 @@ def _simulator(patient: str, diagnoser: str, simulator: ChatModel | None, chat_m
         raise ValueError(f"diagnoser must be one of {', '.join(DIAGNOSER_KINDS)}, got {diagnoser!r}")
     for name, m in (("simulator", simulator), ("diagnoser_model", diagnoser_model)):
         if m is not None and not isinstance(m, ChatModel):
-            raise ValueError(f"{name} must be a chat model (an object with complete and complete_batch), got {type(m).__name__}")
+            raise ValueError(
+                f"{name} must be a chat model (an object with complete and complete_batch), got {type(m).__name__}"
+            )
     if diagnoser_model is not None and diagnoser != "llm":
         raise ValueError(f"diagnoser_model is given but diagnoser={diagnoser!r} does not use it; set diagnoser='llm'")
     uses = patient == "llm" or (diagnoser == "llm" and diagnoser_model is None)
     if uses and simulator is None:
-        raise ValueError(f"patient={patient!r}, diagnoser={diagnoser!r} needs simulator=<chat model> "
-                         "(in a config: env.simulator.model=NAME)")
+        raise ValueError(
+            f"patient={patient!r}, diagnoser={diagnoser!r} needs simulator=<chat model> "
+            "(in a config: env.simulator.model=NAME)"
+        )
     if simulator is not None and not uses:
-        raise ValueError("simulator is given but patient='rule' and diagnoser='bayes' do not use it; "
-                         "set patient='llm' and/or diagnoser='llm' (in a config: env.kwargs.patient=llm)")
+        raise ValueError(
+            "simulator is given but patient='rule' and diagnoser='bayes' do not use it; "
+            "set patient='llm' and/or diagnoser='llm' (in a config: env.kwargs.patient=llm)"
+        )
     return simulator
 
 
@@ -100,11 +113,20 @@ class ConsultationEnv(MultiTurnEnv):
     max_turns = 16
     max_action_chars = MAX_MESSAGE_CHARS  # the evaluator rejects longer doctor messages too
 
-    def __init__(self, *, split: Literal["train", "test", "all"] = "train", cases: str | Path | list[PatientCase] | None = None,
-                 patient: Literal["rule", "llm"] = "rule", diagnoser: Literal["bayes", "llm", "match"] = "bayes",
-                 simulator: ChatModel | None = None, reward: RewardConfig | dict[str, Any] | None = None,
-                 max_turns: int | None = None, render_mode: str | None = None, chat_model: ChatModel | None = None,
-                 diagnoser_model: ChatModel | None = None):
+    def __init__(
+        self,
+        *,
+        split: Literal["train", "test", "all"] = "train",
+        cases: str | Path | list[PatientCase] | None = None,
+        patient: Literal["rule", "llm"] = "rule",
+        diagnoser: Literal["bayes", "llm", "match"] = "bayes",
+        simulator: ChatModel | None = None,
+        reward: RewardConfig | dict[str, Any] | None = None,
+        max_turns: int | None = None,
+        render_mode: str | None = None,
+        chat_model: ChatModel | None = None,
+        diagnoser_model: ChatModel | None = None,
+    ):
         super().__init__(max_turns=max_turns, render_mode=render_mode)
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
@@ -113,8 +135,10 @@ class ConsultationEnv(MultiTurnEnv):
         self.cases = {c.id: c for c in bank if split == "all" or c.split == split}
         if not self.cases:
             here = sorted({c.split for c in bank})
-            raise ValueError(f"no cases in split {split!r} ({len(bank)} cases loaded"
-                             + (f", in split {' and '.join(map(repr, here))}: pass split={here[0]!r} or 'all')" if here else ")"))
+            raise ValueError(
+                f"no cases in split {split!r} ({len(bank)} cases loaded"
+                + (f", in split {' and '.join(map(repr, here))}: pass split={here[0]!r} or 'all')" if here else ")")
+            )
         self.split = split
         self.patient_kind = patient
         self.reward_config = reward if isinstance(reward, RewardConfig) else RewardConfig.model_validate(reward or {})
@@ -126,11 +150,15 @@ class ConsultationEnv(MultiTurnEnv):
         else:
             self.diagnoser = self.bayes if diagnoser == "bayes" else MatchDiagnoser(self.table)
         if diagnoser == "bayes":
-            outside = [c.id for c in self.cases.values() if (c.diagnosis_id or self.table.disease_id_for(c.diagnosis)) is None]
+            outside = [
+                c.id for c in self.cases.values() if (c.diagnosis_id or self.table.disease_id_for(c.diagnosis)) is None
+            ]
             if outside:
-                raise ValueError(f"{len(outside)} cases (e.g. {outside[0]}) have diagnoses outside the knowledge table; "
-                                 "the Bayesian diagnoser cannot score them — use diagnoser='match' (correctness by "
-                                 "name) or diagnoser='llm' with a simulator")
+                raise ValueError(
+                    f"{len(outside)} cases (e.g. {outside[0]}) have diagnoses outside the knowledge table; "
+                    "the Bayesian diagnoser cannot score them — use diagnoser='match' (correctness by "
+                    "name) or diagnoser='llm' with a simulator"
+                )
         self._ids = sorted(self.cases)
 
     # --- hooks ----------------------------------------------------------------------------------------

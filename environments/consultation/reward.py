@@ -26,13 +26,17 @@ class RewardConfig(pydantic.BaseModel):
 
     probability: float = pydantic.Field(1.0, ge=0, description="weight of P(correct diagnosis | collected)")
     correct: float = pydantic.Field(1.0, ge=0, description="weight of stating the correct diagnosis")
-    question_budget: int = pydantic.Field(8, ge=0, description="inquiries (tests, and questions per finding named) allowed before the excess penalty")
+    question_budget: int = pydantic.Field(
+        8, ge=0, description="inquiries (tests, and questions per finding named) allowed before the excess penalty"
+    )
     excess: float = pydantic.Field(0.05, ge=0, description="penalty per inquiry beyond the budget")
     repeated: float = pydantic.Field(0.1, ge=0, description="penalty per repeated question")
     irrelevant: float = pydantic.Field(0.05, ge=0, description="penalty per irrelevant question")
 
 
-def consultation_reward(consult: Consultation, probability: float | None, cfg: RewardConfig) -> tuple[float, dict[str, float], bool]:
+def consultation_reward(
+    consult: Consultation, probability: float | None, cfg: RewardConfig
+) -> tuple[float, dict[str, float], bool]:
     """(reward, itemized breakdown, success). `probability` comes from the env's diagnoser; None when it cannot
     score the case (diagnoser "match" outside the knowledge table): the probability term is then left out of
     the reward and the breakdown (`probability_available` 0)."""
@@ -56,7 +60,13 @@ def consultation_reward(consult: Consultation, probability: float | None, cfg: R
         "penalty_repeated": -cfg.repeated * consult.repeated,
         "penalty_irrelevant": -cfg.irrelevant * consult.irrelevant,
     }
-    total = items["reward_probability"] + items["reward_correct"] + items["penalty_excess"] + items["penalty_repeated"] + items["penalty_irrelevant"]
+    total = (
+        items["reward_probability"]
+        + items["reward_correct"]
+        + items["penalty_excess"]
+        + items["penalty_repeated"]
+        + items["penalty_irrelevant"]
+    )
     items["total"] = total
     if probability is None:
         del items["diagnosis_probability"]  # n/a, not 0

@@ -75,7 +75,7 @@ def demographic_posterior(diag: BayesianDiagnoser, ev: Evidence) -> dict[str, fl
     return {d: p / z for d, p in keep.items()} if keep and z > 0 else post
 
 
-def good_doctor(env: "ConsultationEnv") -> ScriptedAgent:
+def good_doctor(env: ConsultationEnv) -> ScriptedAgent:
     diag = env.bayes
     table = diag.table
     lexicon = env.lexicon
@@ -118,20 +118,33 @@ def good_doctor(env: "ConsultationEnv") -> ScriptedAgent:
     return act
 
 
-_SMALL_TALK = ("How has your week been otherwise?", "Did you have a nice weekend?", "What do you think about the weather lately?",
-               "Do you follow any sports?", "Have you been watching anything good on television?")
+_SMALL_TALK = (
+    "How has your week been otherwise?",
+    "Did you have a nice weekend?",
+    "What do you think about the weather lately?",
+    "Do you follow any sports?",
+    "Have you been watching anything good on television?",
+)
 _VAGUE = ("Any headache?", "Any problems with your back?", "Do you have a cough?", "Any trouble sleeping?")
 _GUESSES = ("common cold", "tension-type headache", "viral gastroenteritis", "mechanical low back pain")
 _CHILD_GUESSES = ("common cold", "acute otitis media", "viral gastroenteritis", "common cold")
 
 
-def wander_doctor(env: "ConsultationEnv") -> ScriptedAgent:
+def wander_doctor(env: ConsultationEnv) -> ScriptedAgent:
     def act(conversation: list[dict[str, str]]) -> str:
         k = env.consultation
         h = int(hashlib.sha256(k.case.id.encode()).hexdigest(), 16)  # per-case variety, still deterministic
         n = len(k.records)
-        script = [_SMALL_TALK[h % 5], "What brings you in today?", "What brings you in today?", _SMALL_TALK[(h // 5) % 5],
-                  _VAGUE[h % 4], _VAGUE[h % 4], _SMALL_TALK[(h // 25) % 5], "What brings you in today?"]
+        script = [
+            _SMALL_TALK[h % 5],
+            "What brings you in today?",
+            "What brings you in today?",
+            _SMALL_TALK[(h // 5) % 5],
+            _VAGUE[h % 4],
+            _VAGUE[h % 4],
+            _SMALL_TALK[(h // 25) % 5],
+            "What brings you in today?",
+        ]
         budget = env.reward_config.question_budget
         if n >= budget + 2 or env.max_turns - env.turn <= 1:
             age = k.evidence.age  # what the patient said; a child is not guessed a back-pain diagnosis

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from .env import CreditChainEnv
 
 
-def gold_agent(env: "CreditChainEnv") -> ScriptedAgent:
+def gold_agent(env: CreditChainEnv) -> ScriptedAgent:
     def act(conversation: list[dict[str, str]]) -> str:
         st = env.state
         return env.replies[st["seq"][st["step"]]]

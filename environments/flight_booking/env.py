@@ -42,7 +42,14 @@ from . import reward
 from .parity import Rules
 from .policy import policy_text
 from .policy_rules import Violation, check_episode
-from .published import BENCHMARK_ERROR_MODES, PublishedTask, benchmark_policy, default_world_for, exempt_rules, load_published_tasks
+from .published import (
+    BENCHMARK_ERROR_MODES,
+    PublishedTask,
+    benchmark_policy,
+    default_world_for,
+    exempt_rules,
+    load_published_tasks,
+)
 from .tasks import Task, read_tasks, shipped_tasks
 from .taubench_loader import cached_world, default_world
 from .tools import TOOLS, WRITE_TOOLS
@@ -76,20 +83,31 @@ def _user_simulator(user: Any, simulator: Any) -> Any:
     """The chat model that plays the user (None: the rule-based user), from the constructor's `user` and
     `simulator`; `user=<a ChatModel>` is the deprecated spelling of `user="llm", simulator=<it>`."""
     if not isinstance(user, str) and callable(getattr(user, "complete", None)):
-        warnings.warn("FlightBookingEnv(user=<chat model>) is deprecated; pass user='llm', simulator=<chat model>",
-                      DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            "FlightBookingEnv(user=<chat model>) is deprecated; pass user='llm', simulator=<chat model>",
+            DeprecationWarning,
+            stacklevel=3,
+        )
         if simulator is not None:
-            raise ValueError("user=<chat model> and simulator=... both give the user's model; pass user='llm', simulator=...")
+            raise ValueError(
+                "user=<chat model> and simulator=... both give the user's model; pass user='llm', simulator=..."
+            )
         user, simulator = "llm", user
     if user not in USER_KINDS:
         raise ValueError(f"user must be 'rule' or 'llm' (played by simulator=<chat model>), got {user!r}")
     if simulator is not None and not callable(getattr(simulator, "complete", None)):
-        raise ValueError(f"simulator must be a chat model (an object with complete(messages, ...)), got {type(simulator).__name__}")
+        raise ValueError(
+            f"simulator must be a chat model (an object with complete(messages, ...)), got {type(simulator).__name__}"
+        )
     if user == "llm" and simulator is None:
-        raise ValueError("user='llm' needs simulator=<chat model> to play the user (in a config: env.simulator.model=NAME)")
+        raise ValueError(
+            "user='llm' needs simulator=<chat model> to play the user (in a config: env.simulator.model=NAME)"
+        )
     if user == "rule" and simulator is not None:
-        raise ValueError("simulator is given but user='rule' does not use it; set user='llm' for the model to play the user "
-                         "(in a config: env.kwargs.user=llm)")
+        raise ValueError(
+            "simulator is given but user='rule' does not use it; set user='llm' for the model to play the user "
+            "(in a config: env.kwargs.user=llm)"
+        )
     return simulator
 
 
@@ -134,17 +152,23 @@ class FlightBookingEnv(MultiTurnEnv):
         if policy not in POLICY_MODES:
             raise ValueError(f"policy must be one of {', '.join(map(repr, POLICY_MODES))}, got {policy!r}")
         if benchmark_errors not in BENCHMARK_ERROR_MODES:
-            raise ValueError(f"benchmark_errors must be one of {', '.join(map(repr, BENCHMARK_ERROR_MODES))}, got {benchmark_errors!r}")
+            raise ValueError(
+                f"benchmark_errors must be one of {', '.join(map(repr, BENCHMARK_ERROR_MODES))}, got {benchmark_errors!r}"
+            )
         if hints is not None and not isinstance(hints, bool):
             raise ValueError(f"hints must be None, True or False, got {hints!r}")
         if split is not None and not isinstance(split, str):
             raise ValueError(f"split must be a text such as 'train', 'test' or 'all', got {type(split).__name__}")
         if not published and split not in (None, *OWN_SPLITS):
-            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r} (τ²'s 'base' split needs tasks=<its tasks.json>)")
+            raise ValueError(
+                f"split must be 'train', 'test' or 'all', got {split!r} (τ²'s 'base' split needs tasks=<its tasks.json>)"
+            )
         Rules(parity or "tau2", seats)  # a bad parity or seats value fails here, naming the allowed values
         if tasks is not None and not published and not isinstance(tasks, list):
-            raise ValueError(f"tasks must be a list of Task, or a published task file (τ-bench's tasks_test.py, τ²'s tasks.json), "
-                             f"got {type(tasks).__name__}")
+            raise ValueError(
+                f"tasks must be a list of Task, or a published task file (τ-bench's tasks_test.py, τ²'s tasks.json), "
+                f"got {type(tasks).__name__}"
+            )
         self.simulator = _user_simulator(user, simulator)
         self.user_max_replies = user_max_replies
         self.policy, self.benchmark_errors = policy, benchmark_errors
@@ -156,11 +180,15 @@ class FlightBookingEnv(MultiTurnEnv):
             if world is None:
                 world = default_world_for(tasks_file)
                 if world is None:
-                    raise ValueError(f"tasks={tasks_file} needs world=<the benchmark's world>: τ-bench's data directory "
-                                     "(flights.json, users.json, reservations.json) or τ²'s db.json; none found beside it")
+                    raise ValueError(
+                        f"tasks={tasks_file} needs world=<the benchmark's world>: τ-bench's data directory "
+                        "(flights.json, users.json, reservations.json) or τ²'s db.json; none found beside it"
+                    )
             self.world = world if isinstance(world, World) else cached_world(world)
             tasks = loaded
-        self.rules = Rules(parity or "tau2", seats, hints=(not published) if hints is None else hints)  # ValueError names the allowed values
+        self.rules = Rules(
+            parity or "tau2", seats, hints=(not published) if hints is None else hints
+        )  # ValueError names the allowed values
         if published:  # the benchmark's own tool set: τ-bench has no get_flight_status, τ² no think
             missing = PUBLISHED_WITHOUT[tasks[0].source if tasks else "tau2"]  # type: ignore[index,union-attr]
             self.tools = tuple(t for t in TOOLS if t.name != missing)
@@ -179,7 +207,9 @@ class FlightBookingEnv(MultiTurnEnv):
         self._tasks = [t for t in tasks if split == "all" or split in _splits(t)]
         if not self._tasks:
             have = sorted({s for t in tasks for s in _splits(t)})
-            raise ValueError(f"no FlightBooking tasks in split {split!r} ({len(tasks)} tasks in all splits; splits: {', '.join(have + ['all'])})")
+            raise ValueError(
+                f"no FlightBooking tasks in split {split!r} ({len(tasks)} tasks in all splits; splits: {', '.join(have + ['all'])})"
+            )
         self._by_id = {t.id: t for t in self._tasks}
         # the benchmark's own written policy where it lies beside its task file (τ-bench's wiki.md, τ²'s policy.md;
         # read, never shipped), else the env's (the same rules in τ-bench's words, with the clock)
@@ -225,7 +255,9 @@ class FlightBookingEnv(MultiTurnEnv):
         self.task_id = task.id
         if isinstance(task, PublishedTask):
             seed = int(self.np_random.integers(2**31)) if self.simulator is not None else 0
-            user: RuleUser | LLMUser | InstructionUser = make_published_user(task, self.simulator, seed=seed, max_replies=self.user_max_replies)
+            user: RuleUser | LLMUser | InstructionUser = make_published_user(
+                task, self.simulator, seed=seed, max_replies=self.user_max_replies
+            )
         elif self.simulator is None:
             user = RuleUser(task, max_replies=self.user_max_replies)
         else:
@@ -275,5 +307,7 @@ class FlightBookingEnv(MultiTurnEnv):
         info["family"] = self.state.task.family
         if isinstance(self.state.task, PublishedTask):
             info["source"] = self.state.task.source
-            info["nl_assertions"] = list(self.state.task.nl_assertions)  # judged by an LLM in τ²; not scored here (published.py)
+            info["nl_assertions"] = list(
+                self.state.task.nl_assertions
+            )  # judged by an LLM in τ²; not scored here (published.py)
         return obs, info

@@ -52,22 +52,39 @@ class Booking:
         return "round_trip" if self.variant == "round_trip" else "one_way"
 
 
-def _find_flights(ctx: Ctx, reads: list[Action], origin: str, date: str, cabin: str, n: int, variant: str) -> tuple[Legs, Legs | None, str | None] | None:
+def _find_flights(
+    ctx: Ctx, reads: list[Action], origin: str, date: str, cabin: str, n: int, variant: str
+) -> tuple[Legs, Legs | None, str | None] | None:
     """The cheapest outbound (and, for a round trip, return) flights from `origin` with seats for `n`, to one
     of up to 6 shuffled destinations: (out, back, return date). The searches that found them join `reads`."""
     rng, w = ctx.rng, ctx.world
 
     def cheapest(o: str, d: str, day: str, onestop: bool) -> Legs | None:
-        act, res = ctx.read("search_onestop_flight" if onestop else "search_direct_flight", origin=o, destination=d, date=day)
-        options = [x if onestop else [{**x, "date": day}] for x in res]  # direct results carry no date (v1) or null (τ²)
+        act, res = ctx.read(
+            "search_onestop_flight" if onestop else "search_direct_flight", origin=o, destination=d, date=day
+        )
+        options = [
+            x if onestop else [{**x, "date": day}] for x in res
+        ]  # direct results carry no date (v1) or null (τ²)
         options = [legs for legs in options if all(leg["available_seats"][cabin] >= n for leg in legs)]
         if not options:
             return None
         reads.append(act)
-        return min(options, key=lambda legs: (sum(leg["prices"][cabin] for leg in legs), legs[0]["scheduled_departure_time_est"], [leg["flight_number"] for leg in legs]))
+        return min(
+            options,
+            key=lambda legs: (
+                sum(leg["prices"][cabin] for leg in legs),
+                legs[0]["scheduled_departure_time_est"],
+                [leg["flight_number"] for leg in legs],
+            ),
+        )
 
     onestop = variant == "onestop"
-    dests = sorted({f.destination for f in w.by_origin[origin]}) if not onestop else sorted(c for c in w.airports if c != origin)
+    dests = (
+        sorted({f.destination for f in w.by_origin[origin]})
+        if not onestop
+        else sorted(c for c in w.airports if c != origin)
+    )
     rng.shuffle(dests)
     out = back = None
     ret = None
@@ -149,7 +166,10 @@ def _booking_goal(b: Booking) -> tuple[dict[str, Any], str]:
     one_way = b.flight_type == "one_way"
     pay_text_agent = " and ".join(f"{fmt_money(a)} with {describe_payment(u, p, 'your')}" for p, a in b.plan)
     numbers = [leg["flight_number"] for leg in b.legs]
-    flights_text = ", ".join(f"{leg['flight_number']} on {leg['date']} ({leg['origin']} to {leg['destination']}, {fmt_money(leg['prices'][cabin])} per passenger)" for leg in b.legs)
+    flights_text = ", ".join(
+        f"{leg['flight_number']} on {leg['date']} ({leg['origin']} to {leg['destination']}, {fmt_money(leg['prices'][cabin])} per passenger)"
+        for leg in b.legs
+    )
     proposal = (
         f"Here is the booking: a {'one-way' if one_way else 'round'} trip from {origin} to {dest} in {cabin_words(cabin)}, flights {flights_text}; "
         f"passengers: {names}; {b.total_bags} checked bags ({b.nonfree} non-free); travel insurance: {'yes' if b.insurance else 'no'}. "
@@ -202,10 +222,28 @@ def fam_book(ctx: Ctx, split: str, variant: str) -> Draft | None:
     plan = rng.choice(plans)
     ctx.used.add(f"user:{uid}")
 
-    b = Booking(u, uid, variant, origin, out[-1]["destination"], date, ret, cabin, legs, passengers, total_bags, nonfree, insurance, total, plan)
+    b = Booking(
+        u,
+        uid,
+        variant,
+        origin,
+        out[-1]["destination"],
+        date,
+        ret,
+        cabin,
+        legs,
+        passengers,
+        total_bags,
+        nonfree,
+        insurance,
+        total,
+        plan,
+    )
     goal, instruction = _booking_goal(b)
     action = Action(name="book_reservation", arguments=_booking_args(b))
-    return Draft(f"book_{variant}", uid, [GoalDraft(goal, reads + [action], instruction)], _booking_known(b, w.airports))
+    return Draft(
+        f"book_{variant}", uid, [GoalDraft(goal, reads + [action], instruction)], _booking_known(b, w.airports)
+    )
 
 
 def fam_too_many_passengers(ctx: Ctx, split: str) -> Draft | None:
@@ -224,5 +262,15 @@ def fam_too_many_passengers(ctx: Ctx, split: str) -> Draft | None:
         "confirm": [[f"{k} passengers", "six passengers"]],
         "gold_reply": f"I'm sorry, but a reservation can have at most {MAX_PASSENGERS} passengers, so I cannot book {k} people on one reservation. {ANYTHING_ELSE}",
     }  # fmt: skip
-    return Draft("too_many_passengers_refused", uid, [GoalDraft(goal, [], f"You want one reservation for {k} people from {origin} to {dest} on {date}. If the agent says it is not possible, accept it.")], known)
-
+    return Draft(
+        "too_many_passengers_refused",
+        uid,
+        [
+            GoalDraft(
+                goal,
+                [],
+                f"You want one reservation for {k} people from {origin} to {dest} on {date}. If the agent says it is not possible, accept it.",
+            )
+        ],
+        known,
+    )

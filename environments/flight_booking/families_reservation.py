@@ -34,7 +34,9 @@ from .tasks import Action
 from .world import Available, Reservation, User, money
 
 
-def cancel_goal(ctx: Ctx, u: User, r: Reservation, reason: str, lookups: list[Action], insist: int = 0, ref: str = "") -> GoalDraft:
+def cancel_goal(
+    ctx: Ctx, u: User, r: Reservation, reason: str, lookups: list[Action], insist: int = 0, ref: str = ""
+) -> GoalDraft:
     rid = r.reservation_id
     decision = can_cancel(ctx.db, r, reason)
     read = ctx.read("get_reservation_details", reservation_id=rid)[0]
@@ -93,11 +95,28 @@ def fam_cancel_flown(ctx: Ctx, split: str) -> Draft | None:
         return None
     u, r = got
     rid, uid = r.reservation_id, uid_of(u, ctx)
-    known = {"user_id": f"My user id is {uid}.", "reservation_id": f"The reservation id is {rid}.", "reason": REASON_WORDS["change_of_plan"]}
+    known = {
+        "user_id": f"My user id is {uid}.",
+        "reservation_id": f"The reservation id is {rid}.",
+        "reason": REASON_WORDS["change_of_plan"],
+    }
     summary = f"User {uid} wants to cancel reservation {rid}, part of which has already been flown."
-    acts = [ctx.read("get_reservation_details", reservation_id=rid)[0], Action(name="transfer_to_human_agents", arguments={"summary": summary})]
-    goal = {"kind": "cancel", "outcome": "transfer", "request": f"I want to cancel the rest of my trip, reservation {rid}; I won't take the return flight.", "confirm": [[rid]]}
-    return Draft("cancel_flown_transfer", uid, [GoalDraft(goal, acts, f"You want to cancel reservation {rid}, whose outbound flight you already took.")], known)
+    acts = [
+        ctx.read("get_reservation_details", reservation_id=rid)[0],
+        Action(name="transfer_to_human_agents", arguments={"summary": summary}),
+    ]
+    goal = {
+        "kind": "cancel",
+        "outcome": "transfer",
+        "request": f"I want to cancel the rest of my trip, reservation {rid}; I won't take the return flight.",
+        "confirm": [[rid]],
+    }
+    return Draft(
+        "cancel_flown_transfer",
+        uid,
+        [GoalDraft(goal, acts, f"You want to cancel reservation {rid}, whose outbound flight you already took.")],
+        known,
+    )
 
 
 def fam_change_flight(ctx: Ctx, split: str, allowed: bool) -> Draft | None:
@@ -139,21 +158,32 @@ def fam_change_flight(ctx: Ctx, split: str, allowed: bool) -> Draft | None:
     known["date"] = f"I want to move my {which} {seg.flight_number} from {seg.date} to {new_date}, same flight number."
     known["flight"] = f"The same flight, {seg.flight_number}, on {new_date}."
     known["payment"] = f"Please use {describe_payment(u, pid)} for any difference."
-    request = f"I'd like to change my {which} {seg.flight_number} on {seg.date} to {new_date}, on my {res_ref(r, known)}."
+    request = (
+        f"I'd like to change my {which} {seg.flight_number} on {seg.date} to {new_date}, on my {res_ref(r, known)}."
+    )
     read = ctx.read("get_reservation_details", reservation_id=rid)[0]
     search = ctx.read("search_direct_flight", origin=seg.origin, destination=seg.destination, date=new_date)[0]
     confirm = [[rid], [seg.flight_number], date_words(new_date)]
     if allowed:
         if diff > 0:
-            money_text = f"The fare difference of {fmt_money(diff)} will be charged to {describe_payment(u, pid, 'your')}."
+            money_text = (
+                f"The fare difference of {fmt_money(diff)} will be charged to {describe_payment(u, pid, 'your')}."
+            )
         elif diff < 0:
-            money_text = f"The fare difference of {fmt_money(-diff)} will be refunded to {describe_payment(u, pid, 'your')}."
+            money_text = (
+                f"The fare difference of {fmt_money(-diff)} will be refunded to {describe_payment(u, pid, 'your')}."
+            )
         else:
             money_text = "There is no fare difference."
         if diff:
             confirm.append([money_token(abs(diff))])
-        flights = [{"flight_number": s.flight_number, "date": s.date} for s in r.flights[:-1]] + [{"flight_number": seg.flight_number, "date": new_date}]
-        write = Action(name="update_reservation_flights", arguments={"reservation_id": rid, "cabin": r.cabin, "flights": flights, "payment_id": pid})
+        flights = [{"flight_number": s.flight_number, "date": s.date} for s in r.flights[:-1]] + [
+            {"flight_number": seg.flight_number, "date": new_date}
+        ]
+        write = Action(
+            name="update_reservation_flights",
+            arguments={"reservation_id": rid, "cabin": r.cabin, "flights": flights, "payment_id": pid},
+        )
         goal = {
             "kind": "change_flights", "outcome": "do", "request": request, "confirm": confirm,
             "gold_proposal": (f"I can change reservation {rid}: flight {seg.flight_number} moves from {seg.date} to {new_date} in "
@@ -169,7 +199,13 @@ def fam_change_flight(ctx: Ctx, split: str, allowed: bool) -> Draft | None:
         }  # fmt: skip
         acts = lookups + [read]
         instruction = f"You want to move flight {seg.flight_number} of reservation {rid} from {seg.date} to {new_date}. If the agent says it is not allowed, accept it."
-    return Draft("change_flight" if allowed else "change_flight_refused", uid, [GoalDraft(goal, acts, instruction)], known, unknown)
+    return Draft(
+        "change_flight" if allowed else "change_flight_refused",
+        uid,
+        [GoalDraft(goal, acts, instruction)],
+        known,
+        unknown,
+    )
 
 
 def fam_change_cabin(ctx: Ctx, split: str) -> Draft | None:
@@ -202,8 +238,15 @@ def fam_change_cabin(ctx: Ctx, split: str) -> Draft | None:
     known["cabin"] = f"I want {cabin_words(new)} for all flights of the reservation."
     known["payment"] = f"Please use {describe_payment(u, pid)}."
     flights = [{"flight_number": s.flight_number, "date": s.date} for s in r.flights]
-    write = Action(name="update_reservation_flights", arguments={"reservation_id": rid, "cabin": new, "flights": flights, "payment_id": pid})
-    charged = f"charged to {describe_payment(u, pid, 'your')}" if diff > 0 else f"refunded to {describe_payment(u, pid, 'your')}"
+    write = Action(
+        name="update_reservation_flights",
+        arguments={"reservation_id": rid, "cabin": new, "flights": flights, "payment_id": pid},
+    )
+    charged = (
+        f"charged to {describe_payment(u, pid, 'your')}"
+        if diff > 0
+        else f"refunded to {describe_payment(u, pid, 'your')}"
+    )
     goal = {
         "kind": "change_cabin", "outcome": "do",
         "request": f"I'd like to upgrade my {res_ref(r, known)} to {cabin_words(new)}.",
@@ -214,7 +257,13 @@ def fam_change_cabin(ctx: Ctx, split: str) -> Draft | None:
         "gold_reply": f"Your reservation is now in {cabin_words(new)}. {ANYTHING_ELSE}",
     }  # fmt: skip
     acts = lookups + [ctx.read("get_reservation_details", reservation_id=rid)[0], write]
-    return Draft("change_cabin", uid, [GoalDraft(goal, acts, f"You want to change reservation {rid} to {cabin_words(new)}, paying with {pid}.")], known, unknown)
+    return Draft(
+        "change_cabin",
+        uid,
+        [GoalDraft(goal, acts, f"You want to change reservation {rid} to {cabin_words(new)}, paying with {pid}.")],
+        known,
+        unknown,
+    )
 
 
 def _bags_goal(ctx: Ctx, u: User, r: Reservation, lookups: list[Action]) -> GoalDraft | None:
@@ -230,7 +279,11 @@ def _bags_goal(ctx: Ctx, u: User, r: Reservation, lookups: list[Action]) -> Goal
     rid, uid = r.reservation_id, uid_of(u, ctx)
     free = FREE_BAGS[u.membership][r.cabin]
     confirm = [[rid], bag_words(total)] + ([[money_token(fee)]] if fee else [])
-    fee_text = f"The fee is {fmt_money(fee)}, charged to {describe_payment(u, pid, 'your')}." if fee else "They are all free, so there is no fee."
+    fee_text = (
+        f"The fee is {fmt_money(fee)}, charged to {describe_payment(u, pid, 'your')}."
+        if fee
+        else "They are all free, so there is no fee."
+    )
     goal = {
         "kind": "add_bags", "outcome": "do",
         "request": f"I'd like to add {plural(add, 'checked bag')} to my reservation {rid}.",
@@ -266,7 +319,11 @@ def fam_add_bags(ctx: Ctx, split: str) -> Draft | None:
 def fam_bags_or_insurance_refused(ctx: Ctx, split: str) -> Draft | None:
     rng = ctx.rng
     kind = rng.choice(["remove_bags", "add_insurance"])
-    pred = (lambda u, r: r.total_baggages >= 1 and ctx.all_available(r)) if kind == "remove_bags" else (lambda u, r: r.insurance == "no" and ctx.all_available(r))
+    pred = (
+        (lambda u, r: r.total_baggages >= 1 and ctx.all_available(r))
+        if kind == "remove_bags"
+        else (lambda u, r: r.insurance == "no" and ctx.all_available(r))
+    )
     got = ctx.pick(split, pred)
     if got is None:
         return None
@@ -283,13 +340,22 @@ def fam_bags_or_insurance_refused(ctx: Ctx, split: str) -> Draft | None:
         goal = {"kind": "add_insurance", "outcome": "refuse", "request": f"I'd like to add travel insurance to my reservation {rid}.",
                 "confirm": [[rid], ["insurance"]],
                 "gold_reply": f"I'm sorry, but travel insurance cannot be added after booking, so I cannot add it to {rid}. {ANYTHING_ELSE}"}  # fmt: skip
-        instruction = f"You want to add travel insurance to reservation {rid}. If the agent says it is not possible, accept it."
+        instruction = (
+            f"You want to add travel insurance to reservation {rid}. If the agent says it is not possible, accept it."
+        )
     return Draft(f"{kind}_refused", uid, [GoalDraft(goal, acts, instruction)], known)
 
 
 def fam_change_passenger(ctx: Ctx, split: str, allowed: bool) -> Draft | None:
     rng = ctx.rng
-    got = ctx.pick(split, lambda u, r: ctx.all_available(r) and (not allowed or len(r.passengers) >= 1) and (allowed or len(r.passengers) < MAX_PASSENGERS))
+    got = ctx.pick(
+        split,
+        lambda u, r: (
+            ctx.all_available(r)
+            and (not allowed or len(r.passengers) >= 1)
+            and (allowed or len(r.passengers) < MAX_PASSENGERS)
+        ),
+    )
     if got is None:
         return None
     u, r = got
@@ -316,7 +382,10 @@ def fam_change_passenger(ctx: Ctx, split: str, allowed: bool) -> Draft | None:
             "gold_proposal": f"On reservation {rid}, I will replace {old.first_name} {old.last_name} with {who}; the other passengers stay. Do you confirm that I should update the passengers (yes/no)?",
             "gold_reply": f"The passengers have been updated. {ANYTHING_ELSE}",
         }  # fmt: skip
-        acts = lookups + [read, Action(name="update_reservation_passengers", arguments={"reservation_id": rid, "passengers": passengers})]
+        acts = lookups + [
+            read,
+            Action(name="update_reservation_passengers", arguments={"reservation_id": rid, "passengers": passengers}),
+        ]
         instruction = f"On reservation {rid}, you want {old.first_name} {old.last_name} replaced by {who}."
         family = "change_passenger"
     else:

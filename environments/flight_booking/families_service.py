@@ -30,7 +30,9 @@ from .tasks import Action
 from .world import Available, Reservation, User, money
 
 
-def _compensation_goal(ctx: Ctx, u: User, r: Reservation, fn: str, date: str, per_pax: int, why: str, reads: list[Action]) -> GoalDraft:
+def _compensation_goal(
+    ctx: Ctx, u: User, r: Reservation, fn: str, date: str, per_pax: int, why: str, reads: list[Action]
+) -> GoalDraft:
     uid, n = uid_of(u, ctx), len(r.passengers)
     ok = compensation_eligible(u, r)
     amount = per_pax * n
@@ -60,7 +62,11 @@ def fam_compensation_cancelled(ctx: Ctx, split: str) -> Draft | None:
     u, r = got
     rid, uid = r.reservation_id, uid_of(u, ctx)
     seg = next(s for s in r.flights if db.flight_date(s.flight_number, s.date).status == "cancelled")
-    known = {"user_id": f"My user id is {uid}.", "reservation_id": f"The reservation id is {rid}.", "reason": REASON_WORDS["airline_cancelled"]}
+    known = {
+        "user_id": f"My user id is {uid}.",
+        "reservation_id": f"The reservation id is {rid}.",
+        "reason": REASON_WORDS["airline_cancelled"],
+    }
     why = f"My flight {seg.flight_number} on {seg.date} (reservation {rid}) was cancelled by the airline, which is really frustrating."
     goals = []
     also_cancel = rng.random() < 0.4
@@ -70,9 +76,22 @@ def fam_compensation_cancelled(ctx: Ctx, split: str) -> Draft | None:
     if not also_cancel:
         reads.append(ctx.read("get_reservation_details", reservation_id=rid)[0])
     reads.append(ctx.read("get_flight_status", flight_number=seg.flight_number, date=seg.date)[0])
-    goals.append(_compensation_goal(ctx, u, r, seg.flight_number, seg.date, CERTIFICATE_CANCELLED, why if not also_cancel else "Also, the cancelled flight ruined my plans.", reads))
+    goals.append(
+        _compensation_goal(
+            ctx,
+            u,
+            r,
+            seg.flight_number,
+            seg.date,
+            CERTIFICATE_CANCELLED,
+            why if not also_cancel else "Also, the cancelled flight ruined my plans.",
+            reads,
+        )
+    )
     if also_cancel:
-        goals[0].goal["request"] = f"My flight {seg.flight_number} on {seg.date} was cancelled by the airline, so I want to cancel my whole reservation {rid}."
+        goals[0].goal["request"] = (
+            f"My flight {seg.flight_number} on {seg.date} was cancelled by the airline, so I want to cancel my whole reservation {rid}."
+        )
     return Draft("compensation_cancelled" + ("_with_cancel" if also_cancel else ""), uid, goals, known)
 
 
@@ -87,7 +106,11 @@ def fam_delay(ctx: Ctx, split: str) -> Draft | None:
         st = ctx.statuses(r)
         if st[0] != "delayed" or not all(s == "available" for s in st[1:]):
             return False
-        if len(r.flights) == 2 and (r.flights[1].date <= tomorrow or r.flights[1].origin != r.flights[0].destination or r.flight_type != "round_trip"):
+        if len(r.flights) == 2 and (
+            r.flights[1].date <= tomorrow
+            or r.flights[1].origin != r.flights[0].destination
+            or r.flight_type != "round_trip"
+        ):
             return False
         fd = db.flight_date(r.flights[0].flight_number, tomorrow)
         return isinstance(fd, Available) and getattr(fd.available_seats, r.cabin) >= len(r.passengers)
@@ -110,7 +133,9 @@ def fam_delay(ctx: Ctx, split: str) -> Draft | None:
              "reason": "My flight today is delayed."}  # fmt: skip
     reads = [ctx.read("get_reservation_details", reservation_id=rid)[0], ctx.read("get_flight_status", flight_number=seg.flight_number, date=today)[0],
              ctx.read("search_direct_flight", origin=seg.origin, destination=seg.destination, date=tomorrow)[0]]  # fmt: skip
-    flights = [{"flight_number": seg.flight_number, "date": tomorrow}] + [{"flight_number": s.flight_number, "date": s.date} for s in r.flights[1:]]
+    flights = [{"flight_number": seg.flight_number, "date": tomorrow}] + [
+        {"flight_number": s.flight_number, "date": s.date} for s in r.flights[1:]
+    ]
     confirm = [[rid], [seg.flight_number], date_words(tomorrow)] + ([[money_token(abs(diff))]] if diff else [])
     money_text = (f"The fare difference of {fmt_money(abs(diff))} will be {'charged to' if diff > 0 else 'refunded to'} {describe_payment(u, pid, 'your')}."
                   if diff else "There is no fare difference.")  # fmt: skip
@@ -123,7 +148,16 @@ def fam_delay(ctx: Ctx, split: str) -> Draft | None:
         reads + [Action(name="update_reservation_flights", arguments={"reservation_id": rid, "cabin": r.cabin, "flights": flights, "payment_id": pid})],
         f"Your flight {seg.flight_number} today (reservation {rid}) is delayed; you want to move to the same flight tomorrow, paying any difference with {pid}.",
     )  # fmt: skip
-    comp = _compensation_goal(ctx, u, r, seg.flight_number, today, CERTIFICATE_DELAYED, "Also, because of the delay,", [ctx.read("get_user_details", user_id=uid)[0]])
+    comp = _compensation_goal(
+        ctx,
+        u,
+        r,
+        seg.flight_number,
+        today,
+        CERTIFICATE_DELAYED,
+        "Also, because of the delay,",
+        [ctx.read("get_user_details", user_id=uid)[0]],
+    )
     comp.goal["request"] = "Also, this delay really messed up my day. I'd like some compensation for it."
     return Draft("delay_change_compensation", uid, [change, comp], known)
 
@@ -136,19 +170,36 @@ def fam_transfer(ctx: Ctx, split: str) -> Draft | None:
     uid = rng.choice(uids)
     text, what = rng.choice(OUT_OF_SCOPE)
     known = {"user_id": f"My user id is {uid}."}
-    act = Action(name="transfer_to_human_agents", arguments={"summary": f"User {uid} wants to {what}, which the agent's tools cannot do."})
+    act = Action(
+        name="transfer_to_human_agents",
+        arguments={"summary": f"User {uid} wants to {what}, which the agent's tools cannot do."},
+    )
     goal = {"kind": "transfer", "outcome": "transfer", "request": text}
-    return Draft("out_of_scope_transfer", uid, [GoalDraft(goal, [act], f"{text} You expect to be helped by someone who can do it.")], known)
+    return Draft(
+        "out_of_scope_transfer",
+        uid,
+        [GoalDraft(goal, [act], f"{text} You expect to be helped by someone who can do it.")],
+        known,
+    )
 
 
 def fam_flight_status(ctx: Ctx, split: str) -> Draft | None:
     db = ctx.db
     today = ctx.today.isoformat()
-    got = ctx.pick(split, lambda u, r: any(s.date == today and db.flight_date(s.flight_number, s.date).status in ("delayed", "on time", "flying", "cancelled") for s in r.flights))
+    got = ctx.pick(
+        split,
+        lambda u, r: any(
+            s.date == today
+            and db.flight_date(s.flight_number, s.date).status in ("delayed", "on time", "flying", "cancelled")
+            for s in r.flights
+        ),
+    )
     if got is None:
         return None
     u, r = got
-    seg = next(s for s in r.flights if s.date == today and db.flight_date(s.flight_number, s.date).status != "available")
+    seg = next(
+        s for s in r.flights if s.date == today and db.flight_date(s.flight_number, s.date).status != "available"
+    )
     act, info = ctx.read("get_flight_status", flight_number=seg.flight_number, date=today)
     status = info["status"]
     times = ""
@@ -161,7 +212,13 @@ def fam_flight_status(ctx: Ctx, split: str) -> Draft | None:
         "answer": [status], "gold_reply": f"Flight {seg.flight_number} on {today} is {status}{times}. {ANYTHING_ELSE}",
     }  # fmt: skip
     known = {"flight": f"It's flight {seg.flight_number}, today ({today})."}
-    return Draft("flight_status", uid_of(u, ctx), [GoalDraft(goal, [act], f"You want to know the status of your flight {seg.flight_number} today ({today}).")], known, outputs=[status])
+    return Draft(
+        "flight_status",
+        uid_of(u, ctx),
+        [GoalDraft(goal, [act], f"You want to know the status of your flight {seg.flight_number} today ({today}).")],
+        known,
+        outputs=[status],
+    )
 
 
 def fam_total_paid(ctx: Ctx, split: str) -> Draft | None:
@@ -179,4 +236,10 @@ def fam_total_paid(ctx: Ctx, split: str) -> Draft | None:
         "kind": "info", "outcome": "answer", "request": f"How much have I paid in total for my reservation {rid}?",
         "answer": [money_token(paid)], "gold_reply": f"You have paid {fmt_money(paid)} in total for reservation {rid}. {ANYTHING_ELSE}",
     }  # fmt: skip
-    return Draft("total_paid", uid, [GoalDraft(goal, acts, f"You want to know how much you paid in total for reservation {rid}.")], known, outputs=[money_token(paid)])
+    return Draft(
+        "total_paid",
+        uid,
+        [GoalDraft(goal, acts, f"You want to know how much you paid in total for reservation {rid}.")],
+        known,
+        outputs=[money_token(paid)],
+    )

@@ -56,11 +56,30 @@ FIRST = ("Mia Liam Noah Emma Olivia Ava Lucas Mason Sophia Harper Ethan Amelia R
          "Ivan Anya Juan Sofia James Isabella Evelyn Daniel Yara Kenji Priya Mateo Nora Hana Samir Lucia Arjun Ines Tomas Zoe").split()  # fmt: skip
 LAST = ("Li Smith Garcia Nguyen Kim Patel Johnson Brown Rossi Muller Lopez Ahmed Hernandez Taylor Davis Wilson Anderson "
         "Jackson Martin Moore Sanchez Khan Silva Santos Wang Kowalski Ito Novak Costa Berg").split()  # fmt: skip
-STREETS = ("Elm Street", "Oak Avenue", "Pine Lane", "Cedar Street", "Sunset Drive", "Lakeview Drive", "Broadway", "Maple Road", "Hillside Avenue", "River Road")
+STREETS = (
+    "Elm Street",
+    "Oak Avenue",
+    "Pine Lane",
+    "Cedar Street",
+    "Sunset Drive",
+    "Lakeview Drive",
+    "Broadway",
+    "Maple Road",
+    "Hillside Avenue",
+    "River Road",
+)
 CITIES = (("Austin", "TX", "787"), ("Dallas", "TX", "752"), ("Los Angeles", "CA", "900"), ("San Francisco", "CA", "941"), ("Denver", "CO", "802"),
           ("Chicago", "IL", "606"), ("New York", "NY", "100"), ("Seattle", "WA", "981"), ("Miami", "FL", "331"), ("Boston", "MA", "021"),
           ("Phoenix", "AZ", "850"), ("Philadelphia", "PA", "191"), ("Charlotte", "NC", "282"), ("Detroit", "MI", "482"))  # fmt: skip
-ARCHETYPES = (("future", 40), ("past", 12), ("partly_flown", 8), ("airline_cancelled", 10), ("delayed_today", 10), ("recent", 10), ("cancelled", 10))
+ARCHETYPES = (
+    ("future", 40),
+    ("past", 12),
+    ("partly_flown", 8),
+    ("airline_cancelled", 10),
+    ("delayed_today", 10),
+    ("recent", 10),
+    ("cancelled", 10),
+)
 PRICE_RANGE = {"basic_economy": (50, 100), "economy": (100, 200), "business": (200, 500)}
 
 
@@ -103,14 +122,24 @@ def gen_flights(rng: random.Random, n: int, clock: dt.datetime, first: dt.date, 
             jitter = dt.timedelta(minutes=rng.randint(-15, 40))
             iso = lambda t: t.isoformat(timespec="seconds")  # noqa: E731
             if t_arr <= clock:
-                dates[d] = Cancelled() if rng.random() < 0.04 else Landed(actual_departure_time_est=iso(t_dep + jitter), actual_arrival_time_est=iso(t_arr + jitter))
+                dates[d] = (
+                    Cancelled()
+                    if rng.random() < 0.04
+                    else Landed(
+                        actual_departure_time_est=iso(t_dep + jitter), actual_arrival_time_est=iso(t_arr + jitter)
+                    )
+                )
             elif t_dep <= clock:
-                dates[d] = Flying(actual_departure_time_est=iso(t_dep + jitter), estimated_arrival_time_est=iso(t_arr + jitter))
+                dates[d] = Flying(
+                    actual_departure_time_est=iso(t_dep + jitter), estimated_arrival_time_est=iso(t_arr + jitter)
+                )
             elif day == clock.date():
                 u = rng.random()
                 if u < 0.35:
                     delay = dt.timedelta(minutes=rng.randint(2, 10) * 30)
-                    dates[d] = Delayed(estimated_departure_time_est=iso(t_dep + delay), estimated_arrival_time_est=iso(t_arr + delay))
+                    dates[d] = Delayed(
+                        estimated_departure_time_est=iso(t_dep + delay), estimated_arrival_time_est=iso(t_arr + delay)
+                    )
                 elif u < 0.45:
                     dates[d] = Cancelled()
                 else:
@@ -149,13 +178,24 @@ def gen_users(rng: random.Random, n: int) -> dict[str, User]:
         city, state, zip3 = rng.choice(CITIES)
         methods: list = []
         for _ in range(rng.choice([0, 1, 1, 1, 2])):
-            methods.append(CreditCard(id=pid("credit_card"), brand=rng.choice(["visa", "mastercard"]), last_four=f"{rng.randint(0, 9999):04d}"))
+            methods.append(
+                CreditCard(
+                    id=pid("credit_card"),
+                    brand=rng.choice(["visa", "mastercard"]),
+                    last_four=f"{rng.randint(0, 9999):04d}",
+                )
+            )
         for _ in range(rng.choice([0, 0, 1, 1, 2]) + (0 if methods else 1)):
-            methods.append(GiftCard(id=pid("gift_card"), amount=rng.choice([rng.randint(0, 300), rng.randint(300, 2000)])))
+            methods.append(
+                GiftCard(id=pid("gift_card"), amount=rng.choice([rng.randint(0, 300), rng.randint(300, 2000)]))
+            )
         for _ in range(rng.choice([0, 0, 1, 2])):
             methods.append(Certificate(id=pid("certificate"), amount=rng.choice([100, 150, 250, 500])))
         rng.shuffle(methods)
-        saved = [Passenger(first_name=rng.choice(FIRST), last_name=rng.choice(LAST), dob=_dob(rng)) for _ in range(rng.choice([0, 1, 1, 2, 3]))]
+        saved = [
+            Passenger(first_name=rng.choice(FIRST), last_name=rng.choice(LAST), dob=_dob(rng))
+            for _ in range(rng.choice([0, 1, 1, 2, 3]))
+        ]
         users[uid] = User(
             name=Name(first_name=first, last_name=last),
             address=Address(address1=f"{rng.randint(100, 999)} {rng.choice(STREETS)}", address2=f"Suite {rng.randint(100, 999)}",
@@ -182,14 +222,18 @@ class _Trips:
         h, m, _ = base.split(":")
         return int(h) * 60 + int(m) + plus
 
-    def connect(self, rng: random.Random, f1: Flight, d1: str, avoid: set[str], dest: str | None = None) -> tuple[Flight, str] | None:
+    def connect(
+        self, rng: random.Random, f1: Flight, d1: str, avoid: set[str], dest: str | None = None
+    ) -> tuple[Flight, str] | None:
         arrive = self._mins(f1.scheduled_arrival_time_est)
         d2 = (dt.date.fromisoformat(d1) + dt.timedelta(days=arrive // 1440)).isoformat()
         opts = [f for f in self.by_origin.get(f1.destination, []) if f.destination not in avoid and (dest is None or f.destination == dest)
                 and self._mins(f.scheduled_departure_time_est) >= arrive % 1440 + 60 and d2 in f.dates]  # fmt: skip
         return (rng.choice(opts), d2) if opts else None
 
-    def build(self, rng: random.Random, f1: Flight, d1: str, round_trip: bool, onestop: bool) -> list[tuple[Flight, str]] | None:
+    def build(
+        self, rng: random.Random, f1: Flight, d1: str, round_trip: bool, onestop: bool
+    ) -> list[tuple[Flight, str]] | None:
         segs = [(f1, d1)]
         origin = f1.origin
         if onestop:
@@ -224,15 +268,25 @@ def _archetype_ok(kind: str, statuses: list[str], dates: list[str], today: str, 
     if kind == "past":
         return all(s == "landed" for s in statuses)
     if kind == "partly_flown":
-        return round_trip and all(s == "landed" for s in statuses[:n_out]) and all(s == "available" for s in statuses[n_out:])
+        return (
+            round_trip
+            and all(s == "landed" for s in statuses[:n_out])
+            and all(s == "available" for s in statuses[n_out:])
+        )
     if kind == "airline_cancelled":
         return "cancelled" in statuses and not any(s in flown for s in statuses)
     if kind == "delayed_today":
-        return statuses[0] == "delayed" and dates[0] == today and all(s in ("available", "on time", "delayed") for s in statuses)
+        return (
+            statuses[0] == "delayed"
+            and dates[0] == today
+            and all(s in ("available", "on time", "delayed") for s in statuses)
+        )
     raise ValueError(kind)
 
 
-def gen_reservations(rng: random.Random, flights: dict[str, Flight], users: dict[str, User], n: int, clock: dt.datetime) -> dict[str, Reservation]:
+def gen_reservations(
+    rng: random.Random, flights: dict[str, Flight], users: dict[str, User], n: int, clock: dt.datetime
+) -> dict[str, Reservation]:
     trips = _Trips(flights)
     today = clock.date().isoformat()
     all_days = sorted({d for f in flights.values() for d in f.dates})
@@ -249,7 +303,9 @@ def gen_reservations(rng: random.Random, flights: dict[str, Flight], users: dict
         round_trip = kind == "partly_flown" or rng.random() < 0.45
         onestop = rng.random() < 0.3
         if kind == "airline_cancelled":
-            f1, d1 = rng.choice([x for x in by_status["cancelled"] if x[1] >= (clock.date() - dt.timedelta(days=2)).isoformat()])
+            f1, d1 = rng.choice(
+                [x for x in by_status["cancelled"] if x[1] >= (clock.date() - dt.timedelta(days=2)).isoformat()]
+            )
         elif kind == "delayed_today":
             f1, d1 = rng.choice([x for x in by_status["delayed"] if x[1] == today])
         else:
@@ -267,7 +323,11 @@ def gen_reservations(rng: random.Random, flights: dict[str, Flight], users: dict
         u = users[uid]
         cabin = rng.choices(CABINS, [3, 4, 3])[0]
         n_pax = rng.choices([1, 2, 3, 4], [5, 3, 2, 1])[0]
-        pax = ([Passenger(first_name=u.name.first_name, last_name=u.name.last_name, dob=u.dob)] if rng.random() < 0.7 else []) + list(u.saved_passengers)
+        pax = (
+            [Passenger(first_name=u.name.first_name, last_name=u.name.last_name, dob=u.dob)]
+            if rng.random() < 0.7
+            else []
+        ) + list(u.saved_passengers)
         while len(pax) < n_pax:
             pax.append(Passenger(first_name=rng.choice(FIRST), last_name=rng.choice(LAST), dob=_dob(rng)))
         pax = pax[:n_pax]
@@ -275,7 +335,11 @@ def gen_reservations(rng: random.Random, flights: dict[str, Flight], users: dict
         for f, d in segs:
             fd = f.dates[d]
             price = getattr(fd.prices, cabin) if isinstance(fd, Available) else rng.randint(*PRICE_RANGE[cabin])
-            segments.append(ReservationFlight(origin=f.origin, destination=f.destination, flight_number=f.flight_number, date=d, price=price))
+            segments.append(
+                ReservationFlight(
+                    origin=f.origin, destination=f.destination, flight_number=f.flight_number, date=d, price=price
+                )
+            )
         total_bags = rng.randint(0, 2 * n_pax)
         nonfree = max(0, total_bags - FREE_BAGS[u.membership][cabin] * n_pax)
         insurance = rng.random() < 0.35
@@ -315,12 +379,24 @@ def generate_world(seed: int = 0, *, n_flights: int = 200, n_users: int = 300, n
     flights = gen_flights(rng, n_flights, clock, first_day, days)
     users = gen_users(rng, n_users)
     reservations = gen_reservations(rng, flights, users, n_reservations, clock)
-    return World(flights, users, reservations, clock=clock, airports={c: AIRPORTS[c][0] for c in AIRPORTS}, name=f"agentrl-airline-seed{seed}")
+    return World(
+        flights,
+        users,
+        reservations,
+        clock=clock,
+        airports={c: AIRPORTS[c][0] for c in AIRPORTS},
+        name=f"agentrl-airline-seed{seed}",
+    )
 
 
 def render_files(world: World, tasks: list[Task], seed: int) -> dict[str, str]:
     """Relative path -> exact file text (what `main` writes, and what the tests compare against)."""
-    files = {f"world/{k}": v for k, v in render_world(world, {"generator": "python -m environments.flight_booking.generate", "seed": seed}).items()}
+    files = {
+        f"world/{k}": v
+        for k, v in render_world(
+            world, {"generator": "python -m environments.flight_booking.generate", "seed": seed}
+        ).items()
+    }
     for s in SPLITS:
         files[f"tasks/{s}.jsonl"] = render_tasks([t for t in tasks if t.split == s])
     manifest = {
@@ -343,7 +419,9 @@ def main(argv: list[str] | None = None) -> None:
         path = args.out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    print(f"wrote {world!r} and {sum(t.split == 'train' for t in tasks)} train + {sum(t.split == 'test' for t in tasks)} test tasks to {args.out}")
+    print(
+        f"wrote {world!r} and {sum(t.split == 'train' for t in tasks)} train + {sum(t.split == 'test' for t in tasks)} test tasks to {args.out}"
+    )
 
 
 if __name__ == "__main__":

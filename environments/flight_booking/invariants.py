@@ -62,6 +62,9 @@ def check(db: Database, *, whole: bool = False) -> list[str]:
     keys = [(n, d) for n, f in w.flights.items() for d in f.dates] if whole else list(db.flight_dates)
     for n, d in keys:
         fd = db.flight_date(n, d)
-        if isinstance(fd, Available) and min(fd.available_seats.basic_economy, fd.available_seats.economy, fd.available_seats.business) < 0:
+        if (
+            isinstance(fd, Available)
+            and min(fd.available_seats.basic_economy, fd.available_seats.economy, fd.available_seats.business) < 0
+        ):
             out.append(f"flight {n} on {d}: negative seats {fd.available_seats.model_dump()}")
     return out

@@ -49,7 +49,9 @@ class Rules:
         if self.parity not in PARITIES:
             raise ValueError(f"parity must be one of {', '.join(map(repr, PARITIES))}, got {self.parity!r}")
         if self.seats is not None and self.seats not in SEAT_MODES:
-            raise ValueError(f"seats must be None (the parity's default) or one of {', '.join(map(repr, SEAT_MODES))}, got {self.seats!r}")
+            raise ValueError(
+                f"seats must be None (the parity's default) or one of {', '.join(map(repr, SEAT_MODES))}, got {self.seats!r}"
+            )
 
     @property
     def v1(self) -> bool:
@@ -102,5 +104,7 @@ def num(x: float) -> int | float:
 
 def error(rules: Rules, key: str, hint: str = "", **fields: Any) -> ToolError:
     """τ-bench's error string for `key` under `rules`, then (in parentheses) what was wrong and what is allowed."""
-    text = ERRORS[key][0 if rules.v1 else 1].format(**{k: num(v) if isinstance(v, float) else v for k, v in fields.items()})
+    text = ERRORS[key][0 if rules.v1 else 1].format(
+        **{k: num(v) if isinstance(v, float) else v for k, v in fields.items()}
+    )
     return ToolError(f"{text} ({hint})" if hint and rules.hints else text)

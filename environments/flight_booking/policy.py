@@ -138,9 +138,14 @@ def can_cancel(db: Database, res: Reservation, reason: str) -> Decision:
     if res.insurance == "yes" and reason in COVERED_REASONS:
         return Decision(True, f"it has travel insurance and {reason} is a covered reason")
     if res.insurance == "yes":
-        return Decision(False, f"travel insurance covers only health or weather reasons, not {reason.replace('_', ' ')}")
+        return Decision(
+            False, f"travel insurance covers only health or weather reasons, not {reason.replace('_', ' ')}"
+        )
     article = "an" if res.cabin == "economy" else "a"
-    return Decision(False, f"it is {article} {res.cabin.replace('_', ' ')} reservation booked more than 24 hours ago, no flight was cancelled by the airline, and it has no travel insurance")
+    return Decision(
+        False,
+        f"it is {article} {res.cabin.replace('_', ' ')} reservation booked more than 24 hours ago, no flight was cancelled by the airline, and it has no travel insurance",
+    )
 
 
 def compensation_eligible(user: User, res: Reservation) -> Decision:
@@ -150,4 +155,7 @@ def compensation_eligible(user: User, res: Reservation) -> Decision:
         return Decision(True, "the reservation has travel insurance")
     if res.cabin == "business":
         return Decision(True, "the reservation is in business class")
-    return Decision(False, f"you are a regular member, the reservation has no travel insurance and is in {res.cabin.replace('_', ' ')}")
+    return Decision(
+        False,
+        f"you are a regular member, the reservation has no travel insurance and is in {res.cabin.replace('_', ' ')}",
+    )

@@ -88,7 +88,9 @@ def _late_dt(date: str, scheduled: str, actual: str | None) -> bool:
     if not actual:
         return False
     try:
-        due = dt.datetime.fromisoformat(f"{date}T{scheduled[:8]}") + dt.timedelta(days=1 if scheduled.endswith("+1") else 0)
+        due = dt.datetime.fromisoformat(f"{date}T{scheduled[:8]}") + dt.timedelta(
+            days=1 if scheduled.endswith("+1") else 0
+        )
         return dt.datetime.fromisoformat(actual) > due
     except ValueError:
         return False
@@ -102,9 +104,13 @@ def was_delayed(db: Database, r: Any) -> bool:
             continue
         if fd.status == "delayed":
             return True
-        if fd.status in ("landed", "flying") and _late_dt(seg.date, f.scheduled_departure_time_est, getattr(fd, "actual_departure_time_est", None)):
+        if fd.status in ("landed", "flying") and _late_dt(
+            seg.date, f.scheduled_departure_time_est, getattr(fd, "actual_departure_time_est", None)
+        ):
             return True
-        if fd.status == "landed" and _late_dt(seg.date, f.scheduled_arrival_time_est, getattr(fd, "actual_arrival_time_est", None)):
+        if fd.status == "landed" and _late_dt(
+            seg.date, f.scheduled_arrival_time_est, getattr(fd, "actual_arrival_time_est", None)
+        ):
             return True
     return False
 
@@ -163,7 +169,12 @@ def _book(rp: _Replay, a: dict[str, Any]) -> list[tuple[str, str]]:
         found.append(("trip_matches_flights", f"{a['flight_type']} {a['origin']}-{a['destination']}: {why}"))
     expected = nonfree_bags(user.membership, a["cabin"], n, a["total_baggages"])
     if a["nonfree_baggages"] != expected:
-        found.append(("bag_allowance", f"{a['nonfree_baggages']} non-free of {a['total_baggages']} bags; the allowance makes it {expected}"))
+        found.append(
+            (
+                "bag_allowance",
+                f"{a['nonfree_baggages']} non-free of {a['total_baggages']} bags; the allowance makes it {expected}",
+            )
+        )
     return found
 
 
@@ -171,13 +182,23 @@ def _bags(rp: _Replay, a: dict[str, Any]) -> list[tuple[str, str]]:
     r = rp.db.reservation(a["reservation_id"])
     total, nonfree = a["total_baggages"], a["nonfree_baggages"]
     if total < r.total_baggages or nonfree < r.nonfree_baggages:
-        return [("bags_not_removed", f"{r.reservation_id}: {r.total_baggages} bags ({r.nonfree_baggages} non-free) -> {total} ({nonfree})")]
+        return [
+            (
+                "bags_not_removed",
+                f"{r.reservation_id}: {r.total_baggages} bags ({r.nonfree_baggages} non-free) -> {total} ({nonfree})",
+            )
+        ]
     membership = rp.db.user(r.user_id).membership
     least = max(r.nonfree_baggages, nonfree_bags(membership, _cabin(rp, r), len(r.passengers), total))
     most = r.nonfree_baggages + (total - r.total_baggages)  # every added bag charged (module docstring)
     if not least <= nonfree <= max(least, most):
-        return [("bag_allowance", f"{r.reservation_id}: {nonfree} non-free of {total} bags; the allowance makes it {least}"
-                                  + (f" to {most} (every added bag charged)" if most > least else ""))]
+        return [
+            (
+                "bag_allowance",
+                f"{r.reservation_id}: {nonfree} non-free of {total} bags; the allowance makes it {least}"
+                + (f" to {most} (every added bag charged)" if most > least else ""),
+            )
+        ]
     return []
 
 
@@ -193,7 +214,9 @@ def _flights(rp: _Replay, a: dict[str, Any]) -> list[tuple[str, str]]:
     new = [(f["flight_number"], f["date"]) for f in a["flights"]]
     unchanged = new == [(s.flight_number, s.date) for s in r.flights]
     if _cabin(rp, r) == "basic_economy" and not unchanged:
-        found.append(("basic_economy_flights_fixed", f"{r.reservation_id} is basic economy and its flights were changed"))
+        found.append(
+            ("basic_economy_flights_fixed", f"{r.reservation_id} is basic economy and its flights were changed")
+        )
     rp.cabins[r.reservation_id] = a["cabin"]
     if unchanged:  # a cabin change keeps the trip, even where the stored trip does not match its own flights
         return found
@@ -202,7 +225,11 @@ def _flights(rp: _Replay, a: dict[str, Any]) -> list[tuple[str, str]]:
     if route_problem(old_legs, r.origin, r.destination, r.flight_type) is None:
         why = route_problem(legs, r.origin, r.destination, r.flight_type)
     else:  # the stored trip is inconsistent (e.g. origin == destination): keep where its own flights start and end
-        why = route_problem(legs, old_legs[0][0], old_legs[-1][1], "one_way") if old_legs[0][0] != old_legs[-1][1] else None
+        why = (
+            route_problem(legs, old_legs[0][0], old_legs[-1][1], "one_way")
+            if old_legs[0][0] != old_legs[-1][1]
+            else None
+        )
         if why is None and legs and (legs[0][0], legs[-1][1]) != (old_legs[0][0], old_legs[-1][1]):
             why = f"the flights go {legs[0][0]}-{legs[-1][1]}, the reservation's own flights {old_legs[0][0]}-{old_legs[-1][1]}"
     if why:
@@ -217,8 +244,15 @@ def _cancel(rp: _Replay, a: dict[str, Any]) -> list[tuple[str, str]]:
     if any_flown(db, r):
         return [("cancel_flown", f"{r.reservation_id} has a flown segment")]
     cabin = _cabin(rp, r)
-    if not (booked_within_24h(r, db.world.clock) or airline_cancelled(db, r) or cabin == "business" or r.insurance == "yes"):
-        return [("cancellation_conditions", f"{r.reservation_id}: {cabin}, booked {r.created_at}, no airline cancellation, no insurance")]
+    if not (
+        booked_within_24h(r, db.world.clock) or airline_cancelled(db, r) or cabin == "business" or r.insurance == "yes"
+    ):
+        return [
+            (
+                "cancellation_conditions",
+                f"{r.reservation_id}: {cabin}, booked {r.created_at}, no airline cancellation, no insurance",
+            )
+        ]
     return []
 
 
@@ -228,7 +262,9 @@ def _certificate(rp: _Replay, a: dict[str, Any]) -> list[tuple[str, str]]:
     allowed: set[float] = set()
     for rid in user.reservations:
         r = db.reservation(rid)
-        if r is None or not (user.membership in ("silver", "gold") or r.insurance == "yes" or _cabin(rp, r) == "business"):
+        if r is None or not (
+            user.membership in ("silver", "gold") or r.insurance == "yes" or _cabin(rp, r) == "business"
+        ):
             continue
         if airline_cancelled(db, r):
             allowed.add(money(CERTIFICATE_CANCELLED * len(r.passengers)))
@@ -246,7 +282,9 @@ CHECKS = {"book_reservation": _book, "update_reservation_baggages": _bags, "upda
           "cancel_reservation": _cancel, "send_certificate": _certificate}  # fmt: skip
 
 
-def check_episode(world: World, writes: list[tuple[str, dict[str, Any]]], rules: Rules = DEFAULT_RULES) -> list[Violation]:
+def check_episode(
+    world: World, writes: list[tuple[str, dict[str, Any]]], rules: Rules = DEFAULT_RULES
+) -> list[Violation]:
     """The policy rules that the episode's successful write calls (name, arguments), in order, broke."""
     rp = _Replay(Database(world), rules)
     out: list[Violation] = []

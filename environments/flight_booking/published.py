@@ -35,8 +35,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import pydantic
-
 from .parity import DEFAULT_RULES, Rules
 from .tasks import Action, Frozen
 from .tools import TOOLS_BY_NAME
@@ -73,7 +71,7 @@ class PublishedTask(Frozen):
     def unscored_basis(self) -> tuple[str, ...]:
         return tuple(b for b in self.reward_basis if b not in TAU2_SCORED_BASIS)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "PublishedTask":
+    def __deepcopy__(self, memo: dict[int, Any]) -> PublishedTask:
         return self  # immutable: env snapshots share it
 
 
@@ -97,7 +95,9 @@ def _literal(node: ast.AST, file: Path) -> Any:
         out = {}
         for kw in node.keywords:
             if kw.arg is None:
-                raise TaskFileError(f"{file}:{node.lineno}: {node.func.id}(**...) is not a literal; write each field as name=value")
+                raise TaskFileError(
+                    f"{file}:{node.lineno}: {node.func.id}(**...) is not a literal; write each field as name=value"
+                )
             out[kw.arg] = _literal(kw.value, file)
         return {"__call__": node.func.id, **out}
     if isinstance(node, ast.List | ast.Tuple):
@@ -110,8 +110,10 @@ def _literal(node: ast.AST, file: Path) -> Any:
         return ast.literal_eval(node)
     except ValueError:
         what = type(node).__name__
-        raise TaskFileError(f"{file}:{getattr(node, 'lineno', '?')}: {what} is not a literal; a τ-bench task file holds only literals, "
-                            f"Task(...) and Action(...)") from None
+        raise TaskFileError(
+            f"{file}:{getattr(node, 'lineno', '?')}: {what} is not a literal; a τ-bench task file holds only literals, "
+            f"Task(...) and Action(...)"
+        ) from None
 
 
 def _task_list(tree: ast.Module, file: Path) -> ast.List:
@@ -125,8 +127,10 @@ def _task_list(tree: ast.Module, file: Path) -> ast.List:
     for name in ("TASKS", "tasks"):
         if name in lists:
             return lists[name]
-    raise TaskFileError(f"{file}: no `TASKS = [...]` (or `tasks = [...]`) list at the top level; found assignments to: "
-                        f"{sorted(lists) or 'none'}")
+    raise TaskFileError(
+        f"{file}: no `TASKS = [...]` (or `tasks = [...]`) list at the top level; found assignments to: "
+        f"{sorted(lists) or 'none'}"
+    )
 
 
 def _v1_split(file: Path) -> str:
@@ -136,7 +140,9 @@ def _v1_split(file: Path) -> str:
 
 def _v1_action(raw: Any, file: Path, where: str) -> Action:
     if not isinstance(raw, dict):
-        raise TaskFileError(f"{file}: {where}: an action must be Action(name=..., kwargs={{...}}) or {{'name': ..., 'arguments': {{...}}}}")
+        raise TaskFileError(
+            f"{file}: {where}: an action must be Action(name=..., kwargs={{...}}) or {{'name': ..., 'arguments': {{...}}}}"
+        )
     raw = {k: v for k, v in raw.items() if k != "__call__"}
     unknown = sorted(set(raw) - set(_V1_ACTION_FIELDS))
     if unknown:
@@ -165,7 +171,9 @@ def read_tau_bench_tasks(path: str | Path) -> list[PublishedTask]:
         raw = _literal(node, file)
         where = f"task {i} (line {node.lineno})"
         if not isinstance(raw, dict) or raw.get("__call__", "Task") != "Task":
-            raise TaskFileError(f"{file}: {where}: a task must be Task(...) or a dict with {', '.join(_V1_TASK_FIELDS)}")
+            raise TaskFileError(
+                f"{file}: {where}: a task must be Task(...) or a dict with {', '.join(_V1_TASK_FIELDS)}"
+            )
         raw.pop("__call__", None)
         unknown = sorted(set(raw) - set(_V1_TASK_FIELDS))
         if unknown:
@@ -222,8 +230,12 @@ def read_tau2_splits(path: str | Path) -> dict[str, list[str]]:
         data = json.loads(_read_text(file))
     except json.JSONDecodeError as exc:
         raise TaskFileError(f"{file}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(data, dict) or not all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in data.values()):
-        raise TaskFileError(f'{file}: must be an object {{"train": ["0", ...], "test": [...], "base": [...]}} of task id lists')
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(i, str) for i in v) for v in data.values()
+    ):
+        raise TaskFileError(
+            f'{file}: must be an object {{"train": ["0", ...], "test": [...], "base": [...]}} of task id lists'
+        )
     return data
 
 
@@ -245,19 +257,27 @@ def read_tau2_tasks(path: str | Path, splits_file: str | Path | None = None) -> 
     for i, raw in enumerate(data):
         where = f"task {i}"
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-            raise TaskFileError(f"{file}: {where}: a task is an object with an 'id' (text), 'user_scenario' and 'evaluation_criteria'")
+            raise TaskFileError(
+                f"{file}: {where}: a task is an object with an 'id' (text), 'user_scenario' and 'evaluation_criteria'"
+            )
         where = f"task {raw['id']!r}"
         if raw.get("initial_state"):
-            raise TaskFileError(f"{file}: {where}: initial_state is not supported (no published airline task has one); "
-                                "put the state into the world file instead")
+            raise TaskFileError(
+                f"{file}: {where}: initial_state is not supported (no published airline task has one); "
+                "put the state into the world file instead"
+            )
         scenario, crit = raw.get("user_scenario"), raw.get("evaluation_criteria") or {}
         if not isinstance(scenario, dict) or not isinstance(crit, dict):
             raise TaskFileError(f"{file}: {where}: user_scenario and evaluation_criteria must be objects")
         actions = []
         for j, a in enumerate(crit.get("actions") or []):
             if not isinstance(a, dict) or a.get("requestor", "assistant") != "assistant":
-                raise TaskFileError(f"{file}: {where}, action {j}: only the agent's actions (requestor 'assistant') are supported")
-            actions.append(_v1_action({"name": a.get("name"), "arguments": a.get("arguments") or {}}, file, f"{where}, action {j}"))
+                raise TaskFileError(
+                    f"{file}: {where}, action {j}: only the agent's actions (requestor 'assistant') are supported"
+                )
+            actions.append(
+                _v1_action({"name": a.get("name"), "arguments": a.get("arguments") or {}}, file, f"{where}, action {j}")
+            )
         basis = tuple(crit.get("reward_basis") or TAU2_SCORED_BASIS)
         tid = raw["id"]
         in_splits = tuple(s for s, ids in split_ids.items() if tid in ids) or ("base",)
@@ -330,7 +350,9 @@ class _State:
         self.db, self.rules = db, rules
 
 
-def replay_actions(world: World, actions: list[Action], rules: Rules = DEFAULT_RULES) -> tuple[Database, list[tuple[int, str, str]]]:
+def replay_actions(
+    world: World, actions: list[Action], rules: Rules = DEFAULT_RULES
+) -> tuple[Database, list[tuple[int, str, str]]]:
     """Run actions on a fresh database as the benchmarks do: a failing action changes nothing and the replay goes
     on. Returns the database and the failures (index, tool, error text)."""
     state = _State(Database(world), rules)
@@ -363,9 +385,11 @@ def outputs_found(outputs: list[str], agent_texts: list[str]) -> list[bool]:
 # an option (env `benchmark_errors=`): "exempt" (default: the gold's own violations are not charged, so the answer
 # key scores 1) or "score" (the written policy wins: replaying the gold scores 0).
 BENCHMARK_ERRORS: dict[tuple[str, str, str], tuple[str, str, str, str]] = {}
-_CANCEL_LINE = ("All reservations can be cancelled within 24 hours of booking, or if the airline cancelled the flight. Otherwise, basic "
-                "economy or economy flights can be cancelled only if travel insurance is bought and the condition is met, and business "
-                "flights can always be cancelled.")
+_CANCEL_LINE = (
+    "All reservations can be cancelled within 24 hours of booking, or if the airline cancelled the flight. Otherwise, basic "
+    "economy or economy flights can be cancelled only if travel insurance is bought and the condition is met, and business "
+    "flights can always be cancelled."
+)
 _FLOWN_LINE = "The agent can only cancel the whole trip that is not flown. If any of the segments are already used, the agent cannot help and transfer is needed."
 BENCHMARK_ERRORS.update({
     ("tau_bench_v1", "10", "mia_kim_4397"): ("cancellation_conditions", _CANCEL_LINE,

@@ -46,7 +46,9 @@ def replay(world: World, task: Task, rules: Rules = DEFAULT_RULES) -> Database:
     for i, action in enumerate(task.gold_actions):
         result = TOOLS_BY_NAME[action.name].invoke(action.arguments, state=state)
         if not result.ok:
-            raise RuntimeError(f"task {task.id}: gold action {i} ({action.name}) failed on world {world.name!r}: {result.content}")
+            raise RuntimeError(
+                f"task {task.id}: gold action {i} ({action.name}) failed on world {world.name!r}: {result.content}"
+            )
     return state.db
 
 
@@ -64,8 +66,15 @@ def outputs_said(outputs: list[str], agent_texts: list[str]) -> list[bool]:
     return [normalize(o) in said for o in outputs]
 
 
-def compute(task: Task, db: Database, agent_texts: list[str], ended_by: str | None, *, expected_hash: str,
-            violations: list[Violation] | None = None) -> RewardResult:
+def compute(
+    task: Task,
+    db: Database,
+    agent_texts: list[str],
+    ended_by: str | None,
+    *,
+    expected_hash: str,
+    violations: list[Violation] | None = None,
+) -> RewardResult:
     violations = violations or []
     policy = 0.0 if violations else 1.0
     ended = 1.0 if ended_by in ("user_stop", "transfer") else 0.0
@@ -81,8 +90,17 @@ def compute(task: Task, db: Database, agent_texts: list[str], ended_by: str | No
     return RewardResult(reward, breakdown, success=reward == 1.0)
 
 
-def compute_published(task: Any, db: Database, agent_texts: list[str], ended_by: str | None, *, world: World, rules: Rules,
-                      violations: list[Violation], charged: list[Violation]) -> RewardResult:
+def compute_published(
+    task: Any,
+    db: Database,
+    agent_texts: list[str],
+    ended_by: str | None,
+    *,
+    world: World,
+    rules: Rules,
+    violations: list[Violation],
+    charged: list[Violation],
+) -> RewardResult:
     """The benchmark's reward for one of its own tasks (published.py): 1 if the episode ended (the user's stop
     token or a transfer; truncation scores 0, as a τ-bench run that never ends), the final database equals the
     gold replay's, every required output is in one agent message (lower-cased, commas removed), and no policy

@@ -41,7 +41,9 @@ def gold_script(task: Task, actions: list[Action] | None = None) -> list[str]:
     calls made, for tests that play a wrong write through the same conversation."""
     acts = list(task.gold_actions if actions is None else actions)
     if len(acts) != len(task.gold_actions):
-        raise ValueError(f"actions must match the task's {len(task.gold_actions)} gold actions one to one, got {len(acts)}")
+        raise ValueError(
+            f"actions must match the task's {len(task.gold_actions)} gold actions one to one, got {len(acts)}"
+        )
     script: list[str] = [ASK_USER_ID] if "user_id" in task.user.known_info else []
     i = 0
     for goal in task.user.goals:
@@ -74,7 +76,7 @@ def published_gold_script(task: PublishedTask) -> list[str]:
 class GoldAgent:
     """`(conversation) -> next agent message`, bound to the env's current task (read at each call)."""
 
-    def __init__(self, env: "FlightBookingEnv", actions: list[Action] | None = None, skip: set[int] | None = None):
+    def __init__(self, env: FlightBookingEnv, actions: list[Action] | None = None, skip: set[int] | None = None):
         self.env = env
         self.actions = actions
         self.skip = skip or set()  # script positions to leave out (tests: an agent that skips a write)

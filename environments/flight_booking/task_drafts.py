@@ -113,7 +113,9 @@ def user_split(user_id: str, test_share: int = 5) -> str:
     return "test" if int(hashlib.sha256(user_id.encode()).hexdigest(), 16) % test_share == 0 else "train"
 
 
-def known_ids(u: User, r: Reservation | None, rng: random.Random, ctx: Ctx, hide_rid: float = 0.3) -> tuple[dict[str, str], list[str], list[Action]]:
+def known_ids(
+    u: User, r: Reservation | None, rng: random.Random, ctx: Ctx, hide_rid: float = 0.3
+) -> tuple[dict[str, str], list[str], list[Action]]:
     """The user's id, and the reservation id unless the user has forgotten it (then the agent must look it up:
     get_user_details comes first in the gold actions, and the user describes the trip instead)."""
     known = {"user_id": f"My user id is {uid_of(u, ctx)}."}
@@ -121,7 +123,9 @@ def known_ids(u: User, r: Reservation | None, rng: random.Random, ctx: Ctx, hide
         return known, [], []
     if rng.random() < hide_rid and len(u.reservations) > 1:
         first = r.flights[0]
-        known["trip"] = f"It's my trip from {r.origin} to {r.destination} leaving on {first.date} (flight {first.flight_number})."
+        known["trip"] = (
+            f"It's my trip from {r.origin} to {r.destination} leaving on {first.date} (flight {first.flight_number})."
+        )
         return known, ["reservation_id"], [ctx.read("get_user_details", user_id=uid_of(u, ctx))[0]]
     known["reservation_id"] = f"The reservation id is {r.reservation_id}."
     return known, [], []

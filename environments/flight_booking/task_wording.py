@@ -10,7 +10,11 @@ from typing import Any
 from .world import CreditCard, Reservation, User
 
 ANYTHING_ELSE = "Is there anything else I can help you with?"
-WRONG_CABIN = {"basic_economy": ["business"], "economy": ["basic economy", "business"], "business": ["economy"]}  # a proposal naming these is declined
+WRONG_CABIN = {
+    "basic_economy": ["business"],
+    "economy": ["basic economy", "business"],
+    "business": ["economy"],
+}  # a proposal naming these is declined
 PERSONAS = (
     "You are polite and patient, and answer questions briefly.",
     "You are in a hurry and a bit terse.",
@@ -26,9 +30,15 @@ REASON_WORDS = {
 }
 OUT_OF_SCOPE = (
     ("I lost my checked bag on my last flight and want to file a claim for it.", "file a lost-baggage claim"),
-    ("I need wheelchair assistance at the airport for my upcoming trip; can you arrange it?", "arrange wheelchair assistance at the airport"),
+    (
+        "I need wheelchair assistance at the airport for my upcoming trip; can you arrange it?",
+        "arrange wheelchair assistance at the airport",
+    ),
     ("I want to bring my dog in the cabin on my next flight; can you add that?", "add a pet in the cabin"),
-    ("I was charged twice on my credit card by mistake and want the duplicate charge investigated.", "investigate a duplicate credit card charge"),
+    (
+        "I was charged twice on my credit card by mistake and want the duplicate charge investigated.",
+        "investigate a duplicate credit card charge",
+    ),
     ("I'd like to request a special vegetarian meal on my flight.", "request a special meal"),
     ("I left my laptop on the plane yesterday; can you help me get it back?", "recover an item left on the plane"),
 )

@@ -80,16 +80,28 @@ FAMILIES: dict[str, tuple[Callable[[Ctx, str], Draft | None], int, int]] = {
 def build_task(d: Draft, task_id: str, split: str, rng: random.Random, world: World) -> Task:
     goals = [Goal(**g.goal, actions=len(g.actions)) for g in d.goals]
     u = world.users[d.user_id]
-    instructions = f"Your name is {u.name.first_name} {u.name.last_name}. " + " Then: ".join(g.instruction for g in d.goals)
+    instructions = f"Your name is {u.name.first_name} {u.name.last_name}. " + " Then: ".join(
+        g.instruction for g in d.goals
+    )
     if d.unknown:
         instructions += " You do not remember your reservation id; describe the trip instead."
     scenario = UserScenario(persona=rng.choice(PERSONAS), reason=f"Hi! {goals[0].request}", known_info=d.known, unknown_info=d.unknown,
                             instructions=instructions, goals=goals)  # fmt: skip
     actions = [a for g in d.goals for a in g.actions]
-    return Task(id=task_id, split=split, family=d.family, user_id=d.user_id, user=scenario, gold_actions=actions, outputs=d.outputs)
+    return Task(
+        id=task_id,
+        split=split,
+        family=d.family,
+        user_id=d.user_id,
+        user=scenario,
+        gold_actions=actions,
+        outputs=d.outputs,
+    )
 
 
-def generate_tasks(world: World, seed: int = 0, *, scale: float = 1.0, strict: bool = False, check: bool = True) -> list[Task]:
+def generate_tasks(
+    world: World, seed: int = 0, *, scale: float = 1.0, strict: bool = False, check: bool = True
+) -> list[Task]:
     """Tasks for `world`: per family, `scale` x its (train, test) counts, as many as the world allows (all of
     them when `strict`, else best effort: a small world simply gets fewer). Every task is played once with the
     gold agent and the rule-based user, and must score 1 (`check`)."""
@@ -114,7 +126,9 @@ def generate_tasks(world: World, seed: int = 0, *, scale: float = 1.0, strict: b
                     if strict:
                         raise
                     if not failed or failed[-1][0] != tid:  # one entry per task slot, however many draws failed
-                        failed.append((tid, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"))
+                        failed.append(
+                            (tid, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+                        )
                     continue
                 tasks.append(task)
                 made += 1
@@ -125,8 +139,12 @@ def generate_tasks(world: World, seed: int = 0, *, scale: float = 1.0, strict: b
     if failed:
         skipped = world.memo.setdefault("skipped_tasks", [])
         skipped[:0] = failed
-        log.warning("world %r: %d generated tasks could not be built on it, skipped (first: %s)", world.name, len(failed),
-                    "; ".join(f"{t}: {why}" for t, why in failed[:MAX_LOGGED_REASONS]))
+        log.warning(
+            "world %r: %d generated tasks could not be built on it, skipped (first: %s)",
+            world.name,
+            len(failed),
+            "; ".join(f"{t}: {why}" for t, why in failed[:MAX_LOGGED_REASONS]),
+        )
     return tasks
 
 
@@ -163,8 +181,13 @@ def check_tasks(world: World, tasks: list[Task], *, strict: bool = True) -> list
     world.memo["skipped_tasks"] = skipped
     if skipped:
         first = "; ".join(f"{tid}: {why}" for tid, why in skipped[:MAX_LOGGED_REASONS])
-        log.warning("world %r: skipped %d of %d generated tasks the gold agent cannot solve on it (first: %s)",
-                    world.name, len(skipped), len(tasks), first)
+        log.warning(
+            "world %r: skipped %d of %d generated tasks the gold agent cannot solve on it (first: %s)",
+            world.name,
+            len(skipped),
+            len(tasks),
+            first,
+        )
     return kept
 
 

@@ -81,7 +81,7 @@ class UserScenario(Frozen):
     goals: list[Goal]
 
     @pydantic.model_validator(mode="after")
-    def _topics(self) -> "UserScenario":
+    def _topics(self) -> UserScenario:
         for t in [*self.known_info, *self.unknown_info]:
             if t not in TOPICS:
                 raise ValueError(f"unknown topic {t!r} (topics: {', '.join(TOPICS)})")
@@ -100,9 +100,11 @@ class Task(Frozen):
     outputs: list[str] = []
 
     @pydantic.model_validator(mode="after")
-    def _consistent(self) -> "Task":
+    def _consistent(self) -> Task:
         if sum(g.actions for g in self.user.goals) != len(self.gold_actions):
-            raise ValueError(f"task {self.id}: goals own {sum(g.actions for g in self.user.goals)} actions, gold has {len(self.gold_actions)}")
+            raise ValueError(
+                f"task {self.id}: goals own {sum(g.actions for g in self.user.goals)} actions, gold has {len(self.gold_actions)}"
+            )
         for g, acts in zip(self.user.goals, self.goal_actions()):
             writes = [a.name for a in acts if a.name in WRITE_TOOLS]
             if g.outcome == "do" and len(writes) != 1:
@@ -126,7 +128,7 @@ class Task(Frozen):
     def expects_transfer(self) -> bool:
         return any(a.name == "transfer_to_human_agents" for a in self.gold_actions)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "Task":
+    def __deepcopy__(self, memo: dict[int, Any]) -> Task:
         return self  # immutable: env snapshots share it instead of copying it
 
 
@@ -142,7 +144,9 @@ def read_tasks(path: str | Path) -> list[Task]:
         try:
             tasks.append(Task.model_validate(obj))
         except pydantic.ValidationError as exc:
-            raise ValueError(f"{path}:{i}: not a valid task: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+            raise ValueError(
+                f"{path}:{i}: not a valid task: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+            ) from None
     ids = [t.id for t in tasks]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: duplicate task ids")
@@ -162,4 +166,6 @@ def shipped_tasks(split: str) -> list[Task]:
 
 
 def render_tasks(tasks: list[Task]) -> str:
-    return "".join(json.dumps(t.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")) + "\n" for t in tasks)
+    return "".join(
+        json.dumps(t.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")) + "\n" for t in tasks
+    )

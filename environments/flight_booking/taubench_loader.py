@@ -63,8 +63,10 @@ class WorldFormatError(ValueError):
 MAX_WORLD_FILE_BYTES = 256 * 1024 * 1024  # τ-bench's largest airline file is a few MB
 MAX_META_BYTES = 1024 * 1024
 META_KEYS = ("clock", "airports", "name", "generator", "seed")
-META_FORM = ('{"clock": "2024-05-15T15:00:00", "airports": {"SFO": "San Francisco", ...}, "name": "...", '
-             '"generator": "...", "seed": 0}')
+META_FORM = (
+    '{"clock": "2024-05-15T15:00:00", "airports": {"SFO": "San Francisco", ...}, "name": "...", '
+    '"generator": "...", "seed": 0}'
+)
 
 
 def _bytes(file: Path, cap: int) -> bytes:
@@ -81,8 +83,10 @@ def _read(path: Path, name: str) -> Any:
     file = path / name
     if not file.is_file():
         present = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-        raise WorldFormatError(f"{file} is missing; a τ-bench airline world needs {', '.join(WORLD_FILES)}, or τ²-bench's "
-                               f"{TAU2_DB} alone (found: {present or 'nothing'})")
+        raise WorldFormatError(
+            f"{file} is missing; a τ-bench airline world needs {', '.join(WORLD_FILES)}, or τ²-bench's "
+            f"{TAU2_DB} alone (found: {present or 'nothing'})"
+        )
     return _parse(file, _ADAPTERS[name])
 
 
@@ -104,7 +108,8 @@ def _parse(file: Path, adapter: pydantic.TypeAdapter) -> Any:
 
 def _kind(v: Any) -> str:
     return {list: "a list", dict: "an object", str: "a text", bool: "a boolean", type(None): "null"}.get(
-        type(v), f"a number ({v!r})" if isinstance(v, (int, float)) else type(v).__name__)
+        type(v), f"a number ({v!r})" if isinstance(v, (int, float)) else type(v).__name__
+    )
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
@@ -133,18 +138,24 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         except ValueError:
             clock = None
         if clock is None:
-            raise WorldFormatError(f"{file}: 'clock' must be a date-time text like '2024-05-15T15:00:00', got {_kind(c)}"
-                                   + (f" {c[:40]!r}" if isinstance(c, str) else ""))
+            raise WorldFormatError(
+                f"{file}: 'clock' must be a date-time text like '2024-05-15T15:00:00', got {_kind(c)}"
+                + (f" {c[:40]!r}" if isinstance(c, str) else "")
+            )
         if clock.tzinfo is not None:
-            raise WorldFormatError(f"{file}: 'clock' must be a local time without a UTC offset (like τ-bench's "
-                                   f"'2024-05-15T15:00:00'), got {c[:40]!r}")
+            raise WorldFormatError(
+                f"{file}: 'clock' must be a local time without a UTC offset (like τ-bench's "
+                f"'2024-05-15T15:00:00'), got {c[:40]!r}"
+            )
         meta["clock"] = clock
     a = meta.get("airports")
     if a is not None:
         if not isinstance(a, dict) or not all(isinstance(v, str) and v.strip() for v in a.values()):
             bad = _kind(a) if not isinstance(a, dict) else "an object with a value that is not a city name"
-            raise WorldFormatError(f"{file}: 'airports' must be an object {{airport code: city name}} like "
-                                   f'{{"SFO": "San Francisco"}}, got {bad}')
+            raise WorldFormatError(
+                f"{file}: 'airports' must be an object {{airport code: city name}} like "
+                f'{{"SFO": "San Francisco"}}, got {bad}'
+            )
     for key, kind, form in (("name", str, "a text"), ("generator", str, "a text"), ("seed", int, "an integer")):
         v = meta.get(key)
         if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
@@ -153,9 +164,16 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def infer_clock(flights: dict[str, Flight]) -> dt.datetime:
-    started = [d for f in flights.values() for d, fd in f.dates.items() if fd.status in ("landed", "flying", "delayed", "on time")]
+    started = [
+        d
+        for f in flights.values()
+        for d, fd in f.dates.items()
+        if fd.status in ("landed", "flying", "delayed", "on time")
+    ]
     if not started:
-        raise WorldFormatError("cannot infer the clock: no flight date is landed, flying, delayed or on time; write meta.json with a 'clock'")
+        raise WorldFormatError(
+            "cannot infer the clock: no flight date is landed, flying, delayed or on time; write meta.json with a 'clock'"
+        )
     day = dt.date.fromisoformat(max(started))
     return dt.datetime(day.year, day.month, day.day, 15, 0, 0)
 
@@ -166,12 +184,16 @@ def world_source(path: str | Path) -> tuple[str, Path]:
     path = Path(path)
     if path.is_file():
         if path.suffix != ".json" or path.name in WORLD_FILES:
-            raise WorldFormatError(f"{path} is not a directory; pass the directory holding {', '.join(WORLD_FILES)} (τ-bench), "
-                                   f"or τ²-bench's {TAU2_DB} file")
+            raise WorldFormatError(
+                f"{path} is not a directory; pass the directory holding {', '.join(WORLD_FILES)} (τ-bench), "
+                f"or τ²-bench's {TAU2_DB} file"
+            )
         return "tau2", path
     if not path.is_dir():
-        raise WorldFormatError(f"{path} does not exist; pass a directory holding {', '.join(WORLD_FILES)} (τ-bench), "
-                               f"or τ²-bench's {TAU2_DB} (the file or its directory)")
+        raise WorldFormatError(
+            f"{path} does not exist; pass a directory holding {', '.join(WORLD_FILES)} (τ-bench), "
+            f"or τ²-bench's {TAU2_DB} (the file or its directory)"
+        )
     if not (path / WORLD_FILES[0]).is_file() and (path / TAU2_DB).is_file():
         return "tau2", path / TAU2_DB
     return "tau_bench_v1", path
@@ -218,8 +240,15 @@ def render_world(world: World, meta: dict[str, Any] | None = None) -> dict[str, 
         lines = [f"  {json.dumps(k)}: {canonical_json(v)}" for k, v in records.items()]
         return "{\n" + ",\n".join(lines) + "\n}\n"
 
-    files = {"flights.json": table(world.flights), "users.json": table(world.users), "reservations.json": table(world.reservations)}
-    files["meta.json"] = json.dumps({"clock": world.clock_str, "airports": world.airports, "name": world.name, **(meta or {})}, indent=2) + "\n"
+    files = {
+        "flights.json": table(world.flights),
+        "users.json": table(world.users),
+        "reservations.json": table(world.reservations),
+    }
+    files["meta.json"] = (
+        json.dumps({"clock": world.clock_str, "airports": world.airports, "name": world.name, **(meta or {})}, indent=2)
+        + "\n"
+    )
     return files
 
 

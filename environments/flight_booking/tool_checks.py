@@ -35,12 +35,16 @@ from .world import (
 class FlightRef(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", strict=True)  # as strict as the tools' top-level arguments
     flight_number: str = pydantic.Field(description="Flight number, such as 'HAT001'.")
-    date: DateStr = pydantic.Field(description="The date of the flight in the format 'YYYY-MM-DD', such as '2024-05-01'.")
+    date: DateStr = pydantic.Field(
+        description="The date of the flight in the format 'YYYY-MM-DD', such as '2024-05-01'."
+    )
 
 
 class PaymentPart(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", strict=True)
-    payment_id: str = pydantic.Field(description="A payment id from the user's profile, such as 'credit_card_7815826', 'gift_card_7815826', 'certificate_7815826'.")
+    payment_id: str = pydantic.Field(
+        description="A payment id from the user's profile, such as 'credit_card_7815826', 'gift_card_7815826', 'certificate_7815826'."
+    )
     amount: float = pydantic.Field(description="The amount to pay with this method.")
 
 
@@ -50,11 +54,15 @@ class PaymentPart(pydantic.BaseModel):
 def find_user(db: Database, user_id: str, rules: Rules) -> User:
     u = db.user(user_id)
     if u is None:
-        raise error(rules, "user_not_found", f"no user '{user_id[:60]}'; user ids look like 'mia_li_3668'", user_id=user_id[:60])
+        raise error(
+            rules, "user_not_found", f"no user '{user_id[:60]}'; user ids look like 'mia_li_3668'", user_id=user_id[:60]
+        )
     return u
 
 
-def find_reservation(db: Database, reservation_id: str, rules: Rules, *, active: bool = True, key: str = "reservation_not_found") -> Reservation:
+def find_reservation(
+    db: Database, reservation_id: str, rules: Rules, *, active: bool = True, key: str = "reservation_not_found"
+) -> Reservation:
     """The reservation; `active`: refuse a cancelled one (the env's own mode only: both benchmarks' tools change
     a cancelled reservation as any other)."""
     r = db.reservation(reservation_id)
@@ -68,7 +76,9 @@ def find_reservation(db: Database, reservation_id: str, rules: Rules, *, active:
 
 def check_airport(db: Database, code: str, what: str) -> str:
     if code not in db.world.airports:
-        raise ToolError(f"{what} '{code[:20]}' is not an airport of this airline (allowed: {', '.join(db.world.airports)})")
+        raise ToolError(
+            f"{what} '{code[:20]}' is not an airport of this airline (allowed: {', '.join(db.world.airports)})"
+        )
     return code
 
 
@@ -81,7 +91,9 @@ def check_date(date: str) -> None:
         raise ToolError(f"date '{date[:30]}' is not in the form YYYY-MM-DD (e.g. '2024-05-20')") from None
 
 
-def bookable_segment(db: Database, ref: FlightRef, cabin: str, passengers: int, rules: Rules) -> tuple[ReservationFlight, Available]:
+def bookable_segment(
+    db: Database, ref: FlightRef, cabin: str, passengers: int, rules: Rules
+) -> tuple[ReservationFlight, Available]:
     num_ = ref.flight_number
     f = db.flight(num_)
     if f is None:
@@ -92,10 +104,18 @@ def bookable_segment(db: Database, ref: FlightRef, cabin: str, passengers: int, 
         span = f"it flies {days[0]} to {days[-1]}" if days else "it has no dates"
         raise error(rules, "flight_not_on_date", span, flight_number=num_, date=ref.date)
     if not isinstance(fd, Available):
-        raise error(rules, "flight_not_available", f"its status is '{fd.status}'; only 'available' flights can be booked", flight_number=num_, date=ref.date)
+        raise error(
+            rules,
+            "flight_not_available",
+            f"its status is '{fd.status}'; only 'available' flights can be booked",
+            flight_number=num_,
+            date=ref.date,
+        )
     seats = getattr(fd.available_seats, cabin)
     if seats < passengers:
-        raise error(rules, "not_enough_seats", f"{seats} left in {cabin} on {ref.date}, {passengers} needed", flight_number=num_)
+        raise error(
+            rules, "not_enough_seats", f"{seats} left in {cabin} on {ref.date}, {passengers} needed", flight_number=num_
+        )
     seg = ReservationFlight(origin=f.origin, destination=f.destination, flight_number=f.flight_number, date=ref.date,
                             price=getattr(fd.prices, cabin))  # fmt: skip
     return seg, fd
@@ -107,7 +127,9 @@ def check_passengers(passengers: list[Passenger]) -> None:
 
 
 def _unknown_method(user: User, payment_id: str) -> str:
-    return f"'{payment_id[:40]}' is not in the user's profile; the user has: {', '.join(user.payment_methods) or 'none'}"
+    return (
+        f"'{payment_id[:40]}' is not in the user's profile; the user has: {', '.join(user.payment_methods) or 'none'}"
+    )
 
 
 def check_payments(user: User, parts: list[PaymentPart], total: float, rules: Rules) -> list[Payment]:
@@ -119,12 +141,19 @@ def check_payments(user: User, parts: list[PaymentPart], total: float, rules: Ru
         if pm is None:
             raise error(rules, "payment_not_found", _unknown_method(user, p.payment_id), payment_id=p.payment_id[:40])
         if p.payment_id in seen:
-            raise ToolError(f"payment method {p.payment_id} is listed twice; give each method once with its whole amount")
+            raise ToolError(
+                f"payment method {p.payment_id} is listed twice; give each method once with its whole amount"
+            )
         seen.add(p.payment_id)
         if not math.isfinite(p.amount) or money(p.amount) <= 0:
             raise ToolError(f"amount {p.amount} for {p.payment_id} must be a positive number of dollars")
         if isinstance(pm, (GiftCard, Certificate)) and pm.amount < money(p.amount):
-            raise error(rules, "not_enough_balance", f"{pm.amount} available, {money(p.amount)} requested", payment_id=p.payment_id)
+            raise error(
+                rules,
+                "not_enough_balance",
+                f"{pm.amount} available, {money(p.amount)} requested",
+                payment_id=p.payment_id,
+            )
     paid = money(sum(p.amount for p in parts))
     if paid != money(total):
         raise error(rules, "payment_sum", "the total is flights x passengers + $30 x passengers with insurance + $50 x non-free bags",
@@ -138,6 +167,10 @@ def check_change_payment(user: User, payment_id: str, amount: float, rules: Rule
     if pm is None:
         raise error(rules, "update_payment_not_found", _unknown_method(user, payment_id))
     if pm.source == "certificate":
-        raise error(rules, "certificate_for_update", f"{payment_id} is a certificate; changes are paid with a credit card or gift card")
+        raise error(
+            rules,
+            "certificate_for_update",
+            f"{payment_id} is a certificate; changes are paid with a credit card or gift card",
+        )
     if isinstance(pm, GiftCard) and amount > 0 and pm.amount < amount:
         raise error(rules, "gift_card_balance", f"{payment_id} has {pm.amount}, {amount} needed")

@@ -133,7 +133,9 @@ def _flight_list(flights: list[FlightRef], what: str) -> list[tuple[str, str]]:
 
 def _check_bags(total_baggages: int, nonfree_baggages: int) -> None:
     if not 0 <= nonfree_baggages <= total_baggages <= MAX_BAGS:
-        raise ToolError(f"bags must satisfy 0 <= nonfree_baggages <= total_baggages <= {MAX_BAGS} (got {nonfree_baggages} non-free of {total_baggages})")
+        raise ToolError(
+            f"bags must satisfy 0 <= nonfree_baggages <= total_baggages <= {MAX_BAGS} (got {nonfree_baggages} non-free of {total_baggages})"
+        )
 
 
 # ---- write tools -------------------------------------------------------------------------------------------
@@ -223,7 +225,9 @@ def cancel_reservation(reservation_id: str, state: Any) -> str:
 
 
 @tool
-def update_reservation_baggages(reservation_id: str, total_baggages: int, nonfree_baggages: int, payment_id: str, state: Any) -> str:
+def update_reservation_baggages(
+    reservation_id: str, total_baggages: int, nonfree_baggages: int, payment_id: str, state: Any
+) -> str:
     """Update the checked bags of a reservation. Each added non-free bag costs $50.
 
     Args:
@@ -246,7 +250,9 @@ def update_reservation_baggages(reservation_id: str, total_baggages: int, nonfre
 
 
 @tool
-def update_reservation_flights(reservation_id: str, cabin: Cabin, flights: list[FlightRef], payment_id: str, state: Any) -> str:
+def update_reservation_flights(
+    reservation_id: str, cabin: Cabin, flights: list[FlightRef], payment_id: str, state: Any
+) -> str:
     """Update the flights and/or the cabin of a reservation. Segments kept in the same cabin keep their price;
     new segments (and all segments, if the cabin changes) cost today's price. The difference is charged to, or
     refunded onto, the payment method.
@@ -300,7 +306,11 @@ def update_reservation_passengers(reservation_id: str, passengers: list[Passenge
     rules = rules_of(state)
     r = find_reservation(db, reservation_id, rules)
     if len(passengers) != len(r.passengers):
-        raise error(rules, "passenger_count", f"the reservation has {len(r.passengers)} passengers and must keep that number; {len(passengers)} given")
+        raise error(
+            rules,
+            "passenger_count",
+            f"the reservation has {len(r.passengers)} passengers and must keep that number; {len(passengers)} given",
+        )
     rw = db.reservation_for_update(reservation_id)
     rw.passengers = [p.model_copy() for p in passengers]
     return _out(db, rw, rules)

@@ -142,10 +142,20 @@ def get_flight_status(flight_number: str, date: str, state: Any) -> str:
     fd = db.flight_date(flight_number, date)
     if fd is None:
         days = sorted(f.dates)
-        raise error(rules, "flight_not_on_date", f"it flies {days[0]} to {days[-1]}" if days else "it has no dates", flight_number=flight_number, date=date)
+        raise error(
+            rules,
+            "flight_not_on_date",
+            f"it flies {days[0]} to {days[-1]}" if days else "it has no dates",
+            flight_number=flight_number,
+            date=date,
+        )
     if not rules.hints and not rules.v1:
         return fd.status  # τ²: the bare status word
-    view = {"flight_number": flight_number, "date": date, **fd.model_dump(mode="json", exclude={"available_seats", "prices"})}
+    view = {
+        "flight_number": flight_number,
+        "date": date,
+        **fd.model_dump(mode="json", exclude={"available_seats", "prices"}),
+    }
     return views.dumps(view)
 
 

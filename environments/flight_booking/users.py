@@ -58,14 +58,75 @@ def _words(*phrases: str, whole: bool = False) -> re.Pattern[str]:
 
 
 _TOPIC_RE = {topic: _words(*words) for topic, words in TOPIC_KEYWORDS.items()}
-REQUEST_RE = _words("please provide", "please tell", "please share", "please give", "please let me know", "please confirm your",
-                    "could you", "can you", "may i have", "i need your", "i'll need", "i will need", "what is your", "what's your")
-CONFIRM_RE = _words("confirm", "proceed", "go ahead", "shall i", "should i", "would you like me to", "do you want me to",
-                    "yes or no", "yes/no", "is that correct", "is this correct", "is that right", "do you agree", "okay to")
-ACTION_RE = _words("book", "cancel", "cancellation", "change", "update", "upgrade", "modify", "add", "send", "issue", "move",
-                   "switch", "replace", "reserve", "purchase", "charge", "refund", "certificate", whole=True)
-REFUSAL_RE = _words("cannot", "can't", "can not", "unable to", "not able to", "not allowed", "not eligible", "not permitted",
-                    "against our policy", "against the policy", "not possible", "i'm afraid", "i am afraid", "won't be able")
+REQUEST_RE = _words(
+    "please provide",
+    "please tell",
+    "please share",
+    "please give",
+    "please let me know",
+    "please confirm your",
+    "could you",
+    "can you",
+    "may i have",
+    "i need your",
+    "i'll need",
+    "i will need",
+    "what is your",
+    "what's your",
+)
+CONFIRM_RE = _words(
+    "confirm",
+    "proceed",
+    "go ahead",
+    "shall i",
+    "should i",
+    "would you like me to",
+    "do you want me to",
+    "yes or no",
+    "yes/no",
+    "is that correct",
+    "is this correct",
+    "is that right",
+    "do you agree",
+    "okay to",
+)
+ACTION_RE = _words(
+    "book",
+    "cancel",
+    "cancellation",
+    "change",
+    "update",
+    "upgrade",
+    "modify",
+    "add",
+    "send",
+    "issue",
+    "move",
+    "switch",
+    "replace",
+    "reserve",
+    "purchase",
+    "charge",
+    "refund",
+    "certificate",
+    whole=True,
+)
+REFUSAL_RE = _words(
+    "cannot",
+    "can't",
+    "can not",
+    "unable to",
+    "not able to",
+    "not allowed",
+    "not eligible",
+    "not permitted",
+    "against our policy",
+    "against the policy",
+    "not possible",
+    "i'm afraid",
+    "i am afraid",
+    "won't be able",
+)
 
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 
@@ -130,7 +191,9 @@ class RuleUser:
 
     @staticmethod
     def _matches(goal: Goal, t: str) -> bool:
-        return all(any(normalize(alt) in t for alt in group) for group in goal.confirm) and not any(normalize(r) in t for r in goal.reject)
+        return all(any(normalize(alt) in t for alt in group) for group in goal.confirm) and not any(
+            normalize(r) in t for r in goal.reject
+        )
 
     @staticmethod
     def _mentions(goal: Goal, t: str) -> bool:
@@ -149,7 +212,11 @@ class RuleUser:
         topics = requested_topics(low)
         cur = self._current()
         # a proposal is about the current goal, or (when all are settled) the last one agreed to
-        target = cur if cur is not None else next((i for i in reversed(range(len(self.status))) if self.status[i] == "agreed"), None)
+        target = (
+            cur
+            if cur is not None
+            else next((i for i in reversed(range(len(self.status))) if self.status[i] == "agreed"), None)
+        )
         if target is not None and CONFIRM_RE.search(low) and ACTION_RE.search(low):
             goal = self._goal(target)
             if not topics or self._mentions(goal, t):
@@ -221,7 +288,9 @@ class LLMUser:
         """system_prompt: None for the env's own tasks (user_system_prompt); the benchmark's prompt for a published
         task (users_published.py). stops: the texts that end the conversation."""
         if not callable(getattr(model, "complete", None)):
-            raise TypeError(f"user model must be a ChatModel (an object with complete(messages, ...)), got {type(model).__name__}")
+            raise TypeError(
+                f"user model must be a ChatModel (an object with complete(messages, ...)), got {type(model).__name__}"
+            )
         self.task = task
         self.model = model
         self.seed, self.temperature, self.max_tokens, self.max_replies = seed, temperature, max_tokens, max_replies
@@ -230,7 +299,7 @@ class LLMUser:
         self.stopped = False
         self.last_error: str | None = None  # the simulator error of the last turn, for the env to count
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "LLMUser":
+    def __deepcopy__(self, memo: dict[int, Any]) -> LLMUser:
         new = object.__new__(LLMUser)
         new.__dict__.update(self.__dict__)
         new.messages = [dict(m) for m in self.messages]  # the conversation is copied; task and model are shared
@@ -240,7 +309,12 @@ class LLMUser:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LLMUser):
             return NotImplemented
-        return self.task is other.task and self.model is other.model and self.messages == other.messages and self.stopped == other.stopped
+        return (
+            self.task is other.task
+            and self.model is other.model
+            and self.messages == other.messages
+            and self.stopped == other.stopped
+        )
 
     __hash__ = None  # type: ignore[assignment]
 

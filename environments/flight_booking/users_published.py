@@ -84,7 +84,9 @@ _TOPIC_WORDS = {**{k: tuple(v) for k, v in TOPIC_KEYWORDS.items()},
 def first_person(sentence: str) -> str:
     out = sentence
     for pat, rep in _PERSON:
-        out = re.sub(pat, lambda m, rep=rep: rep if m.group(0)[0].islower() else rep[0].upper() + rep[1:], out, flags=re.I)
+        out = re.sub(
+            pat, lambda m, rep=rep: rep if m.group(0)[0].islower() else rep[0].upper() + rep[1:], out, flags=re.I
+        )
     return out.strip()
 
 

@@ -45,10 +45,28 @@ def payment(p: Payment) -> dict[str, Any]:
 
 def segment(s: ReservationFlight, rules: Rules, tool_order: bool = False) -> dict[str, Any]:
     if not rules.v1:
-        return {"flight_number": s.flight_number, "origin": s.origin, "destination": s.destination, "date": s.date, "price": num(s.price)}
+        return {
+            "flight_number": s.flight_number,
+            "origin": s.origin,
+            "destination": s.destination,
+            "date": s.date,
+            "price": num(s.price),
+        }
     if tool_order:
-        return {"flight_number": s.flight_number, "date": s.date, "price": num(s.price), "origin": s.origin, "destination": s.destination}
-    return {"origin": s.origin, "destination": s.destination, "flight_number": s.flight_number, "date": s.date, "price": num(s.price)}
+        return {
+            "flight_number": s.flight_number,
+            "date": s.date,
+            "price": num(s.price),
+            "origin": s.origin,
+            "destination": s.destination,
+        }
+    return {
+        "origin": s.origin,
+        "destination": s.destination,
+        "flight_number": s.flight_number,
+        "date": s.date,
+        "price": num(s.price),
+    }
 
 
 def reservation(db: Database, r: Reservation, rules: Rules) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Annotated, Any, Iterator, Literal, Union
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal, Union
 
 import pydantic
 from pydantic import AfterValidator, Field, PlainSerializer
@@ -64,11 +65,12 @@ def _positive(v: float) -> float:
 # within a billion dollars (NaN, Infinity or 1e308 would break sums and the JSON); a cabin price is positive
 # (a negative or zero fare would make the generator's gold bookings pay a negative or zero amount).
 MAX_MONEY = 1_000_000_000
-_MONEY_JSON = PlainSerializer(_money_json, return_type=Union[int, float])
+_MONEY_JSON = PlainSerializer(_money_json, return_type=Union[int, float])  # noqa: UP007 (a runtime value)
 Money = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MONEY, le=MAX_MONEY), AfterValidator(money), _MONEY_JSON]
 Balance = Annotated[float, Field(allow_inf_nan=False, ge=0, le=MAX_MONEY), AfterValidator(money), _MONEY_JSON]
-Price = Annotated[float, Field(allow_inf_nan=False, le=MAX_MONEY), AfterValidator(money), AfterValidator(_positive),
-                  _MONEY_JSON]
+Price = Annotated[
+    float, Field(allow_inf_nan=False, le=MAX_MONEY), AfterValidator(money), AfterValidator(_positive), _MONEY_JSON
+]
 Count = Annotated[int, Field(ge=0)]
 
 
@@ -124,7 +126,7 @@ class Address(Record):
 
     @pydantic.model_validator(mode="wrap")
     @classmethod
-    def _spelling(cls, data: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> "Address":
+    def _spelling(cls, data: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Address:
         obj = handler(data)
         obj._province = isinstance(data, dict) and "province" in data
         return obj
@@ -156,7 +158,7 @@ class Certificate(Record):
     amount: Balance
 
 
-PaymentMethod = Annotated[Union[CreditCard, GiftCard, Certificate], Field(discriminator="source")]
+PaymentMethod = Annotated[CreditCard | GiftCard | Certificate, Field(discriminator="source")]
 
 
 class Passenger(Record):
@@ -177,7 +179,7 @@ class User(Record):
     reservations: list[str] = []
 
     @pydantic.model_validator(mode="after")
-    def _ids_match_keys(self) -> "User":
+    def _ids_match_keys(self) -> User:
         for key, pm in self.payment_methods.items():
             if pm.id != key:
                 raise ValueError(f"payment method key {key!r} differs from its id {pm.id!r}")
@@ -235,7 +237,7 @@ class Flying(Record):
     estimated_arrival_time_est: str
 
 
-FlightDate = Annotated[Union[Available, Landed, Cancelled, Delayed, OnTime, Flying], Field(discriminator="status")]
+FlightDate = Annotated[Available | Landed | Cancelled | Delayed | OnTime | Flying, Field(discriminator="status")]
 FLIGHT_STATUSES = ("available", "landed", "cancelled", "delayed", "on time", "flying")
 
 
@@ -288,7 +290,11 @@ class Reservation(Record):
         """What the reservation costs under the fare rules (τ-bench book_reservation): flights x passengers,
         $30 insurance per passenger, $50 per non-free bag."""
         n = len(self.passengers)
-        total = sum(f.price for f in self.flights) * n + (30 * n if self.insurance == "yes" else 0) + 50 * self.nonfree_baggages
+        total = (
+            sum(f.price for f in self.flights) * n
+            + (30 * n if self.insurance == "yes" else 0)
+            + 50 * self.nonfree_baggages
+        )
         return money(total)
 
     def paid(self) -> float:
@@ -344,7 +350,7 @@ class World:
         self._base_sum: int | None = None
         self._check_references()
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "World":
+    def __deepcopy__(self, memo: dict[int, Any]) -> World:
         return self
 
     def __repr__(self) -> str:
@@ -433,7 +439,7 @@ class Database:
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "Database":
+    def __deepcopy__(self, memo: dict[int, Any]) -> Database:
         new = Database.__new__(Database)
         new.world = self.world  # shared, read-only
         new.users = {k: copy_record(v) for k, v in self.users.items()}
@@ -522,4 +528,11 @@ class Database:
             flights[num] = f.model_copy(update={"dates": dates})
         users = {**self.world.users, **self.users}
         reservations = {**self.world.reservations, **self.reservations}
-        return World(flights, users, reservations, clock=self.world.clock, airports=self.world.airports, name=self.world.name + "+episode")
+        return World(
+            flights,
+            users,
+            reservations,
+            clock=self.world.clock,
+            airports=self.world.airports,
+            name=self.world.name + "+episode",
+        )

@@ -96,7 +96,7 @@ def final_answer(answer: str | int | float, state: EpisodeState) -> str:
     """
     text = str(answer).strip()
     if not text:
-        raise ToolError("answer is empty; give the answer itself, e.g. 429 or \"Paris\"")
+        raise ToolError('answer is empty; give the answer itself, e.g. 429 or "Paris"')
     if len(text) > reward.MAX_ANSWER_CHARS:
         raise ToolError(f"answer has {len(text)} characters; at most {reward.MAX_ANSWER_CHARS} (give the answer alone)")
     state.answer = text
@@ -121,7 +121,7 @@ def select_tools(tools: str | Sequence[str] = "all") -> tuple[Tool, ...]:
             chosen.add(entry)
         else:
             raise ValueError(
-                f"unknown tool or tool family {entry!r} in tools={tools!r}; allowed: \"all\", the families "
+                f'unknown tool or tool family {entry!r} in tools={tools!r}; allowed: "all", the families '
                 f"{', '.join(TOOL_FAMILIES)}, the tools {', '.join(by_name)} (final_answer is always included)"
             )
     return tuple(t for t in TOOLS if t.name in chosen) + (final_answer,)
@@ -174,7 +174,11 @@ class ToolUseEnv(MultiTurnEnv):
         self.tools = select_tools(tools)  # per instance: shadows the class's full tuple
         self.toolset = _CompactToolSet(self.tools) if schema == "compact" else ToolSet(self.tools)
         shown = set(self.toolset.tools)
-        self._what = f"tasks (split={split!r}, tier={tier!r})" if tools == "all" else f"tasks (split={split!r}, tier={tier!r}, tools={tools!r})"
+        self._what = (
+            f"tasks (split={split!r}, tier={tier!r})"
+            if tools == "all"
+            else f"tasks (split={split!r}, tier={tier!r}, tools={tools!r})"
+        )
         every = load_tasks(split, tier)  # read-only; never part of the episode state
         if not every:
             raise ValueError(f"no ToolUse tasks for split={split!r}, tier={tier!r}")

@@ -9,9 +9,10 @@ function and list it under its tier in FAMILIES (the tier must equal the number 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from .tasks import AnswerType
 from .tools.geo import Country, find_city, find_country, normalize_name, world
@@ -92,7 +93,12 @@ def num_text(x: float) -> str:
 
 def t1_capital(rng: random.Random, cs: list[Country]) -> Draft:
     c = rng.choice(cs)
-    return Draft("capital", f"What is the capital of {c.name}?", [("country_fact", {"country": c.name, "field": "capital"})], "text")
+    return Draft(
+        "capital",
+        f"What is the capital of {c.name}?",
+        [("country_fact", {"country": c.name, "field": "capital"})],
+        "text",
+    )
 
 
 def t1_population(rng: random.Random, cs: list[Country]) -> Draft:
@@ -109,7 +115,12 @@ def t1_currency(rng: random.Random, cs: list[Country]) -> Draft:
 
 def t1_continent(rng: random.Random, cs: list[Country]) -> Draft:
     c = rng.choice(cs)
-    return Draft("continent", f"On which continent is {c.name}?", [("country_fact", {"country": c.name, "field": "continent"})], "text")
+    return Draft(
+        "continent",
+        f"On which continent is {c.name}?",
+        [("country_fact", {"country": c.name, "field": "continent"})],
+        "text",
+    )
 
 
 def t1_convert(rng: random.Random, cs: list[Country]) -> Draft:
@@ -139,7 +150,9 @@ def t1_add_days(rng: random.Random, cs: list[Country]) -> Draft:
 
 def t1_calculate(rng: random.Random, cs: list[Country]) -> Draft:
     a, b, c = rng.randint(2, 999), rng.randint(2, 999), rng.randint(2, 99)
-    expr = rng.choice([f"{a} * {b} + {c}", f"({a} + {b}) / {c}", f"{c} ** 3 - {a}", f"sqrt({a}) * {b}", f"{a} / {c} - {b} / 7"])
+    expr = rng.choice(
+        [f"{a} * {b} + {c}", f"({a} + {b}) / {c}", f"{c} ** 3 - {a}", f"sqrt({a}) * {b}", f"{a} / {c} - {b} / 7"]
+    )
     q = f"Compute {expr}. Round to 2 decimal places."
     return Draft("calculate", q, [("calculate", {"expression": expr})], "number", 2)
 
@@ -165,7 +178,10 @@ def t1_sort(rng: random.Random, cs: list[Country]) -> Draft:
 def t2_capital_population(rng: random.Random, cs: list[Country]) -> Draft:
     c = rng.choice(cs)
     q = f"What is the population of the capital city of {c.name}? Answer with a whole number."
-    steps = [("country_fact", {"country": c.name, "field": "capital"}), ("city_fact", {"city": "${0}", "field": "population", "country": c.code})]
+    steps = [
+        ("country_fact", {"country": c.name, "field": "capital"}),
+        ("city_fact", {"city": "${0}", "field": "population", "country": c.code}),
+    ]
     return Draft("capital_population", q, steps, "integer")
 
 
@@ -179,7 +195,10 @@ def t2_weeks_between(rng: random.Random, cs: list[Country]) -> Draft:
     d1 = rand_date(rng)
     d2 = d1 + timedelta(days=rng.randint(10, 20000))
     q = f"How many weeks are there from {d1.isoformat()} to {d2.isoformat()}? Round to 2 decimal places."
-    steps = [("days_between", {"start": d1.isoformat(), "end": d2.isoformat()}), ("calculate", {"expression": "${0} / 7"})]
+    steps = [
+        ("days_between", {"start": d1.isoformat(), "end": d2.isoformat()}),
+        ("calculate", {"expression": "${0} / 7"}),
+    ]
     return Draft("weeks_between", q, steps, "number", 2)
 
 
@@ -196,7 +215,10 @@ def t2_area_sq_miles(rng: random.Random, cs: list[Country]) -> Draft:
 def t2_population_millions(rng: random.Random, cs: list[Country]) -> Draft:
     c = rng.choice(cs)
     q = f"What is the population of {c.name} in millions? Round to 2 decimal places."
-    steps = [("country_fact", {"country": c.name, "field": "population"}), ("calculate", {"expression": "${0} / 1000000"})]
+    steps = [
+        ("country_fact", {"country": c.name, "field": "population"}),
+        ("calculate", {"expression": "${0} / 1000000"}),
+    ]
     return Draft("population_millions", q, steps, "number", 2)
 
 
@@ -265,7 +287,11 @@ def t3_distance_sum(rng: random.Random, cs: list[Country]) -> Draft:
 def t3_weekday_months_days(rng: random.Random, cs: list[Country]) -> Draft:
     d, m, n = rand_date(rng).isoformat(), rng.randint(1, 120), rng.randint(1, 400)
     q = f"What day of the week is it {m} calendar months and then {n} days after {d}?"
-    steps = [("add_months", {"date": d, "months": m}), ("add_days", {"date": "${0}", "days": n}), ("weekday", {"date": "${1}"})]
+    steps = [
+        ("add_months", {"date": d, "months": m}),
+        ("add_days", {"date": "${0}", "days": n}),
+        ("weekday", {"date": "${1}"}),
+    ]
     return Draft("weekday_months_days", q, steps, "text")
 
 

@@ -71,7 +71,9 @@ def is_correct(task: Task, answer: str | None, rel_tol: float = DEFAULT_REL_TOL)
     return math.isclose(got, gold, rel_tol=0.0, abs_tol=tol * (1 + 1e-9))
 
 
-def compute(task: Task, answer: str | None, tool_calls: int, *, tool_cost: float = 0.0, rel_tol: float = DEFAULT_REL_TOL) -> RewardResult:
+def compute(
+    task: Task, answer: str | None, tool_calls: int, *, tool_cost: float = 0.0, rel_tol: float = DEFAULT_REL_TOL
+) -> RewardResult:
     """The terminal reward and its itemization: correct + tool_cost_total = reward."""
     correct = is_correct(task, answer, rel_tol)
     cost = -tool_cost * tool_calls

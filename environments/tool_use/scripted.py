@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 class GoldAgent:
-    def __init__(self, env: "ToolUseEnv"):
+    def __init__(self, env: ToolUseEnv):
         self.env = env
 
     def __call__(self, conversation: list[dict[str, str]]) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,14 +55,14 @@ class Task(pydantic.BaseModel):
     gold: tuple[GoldStep, ...]
 
     @pydantic.model_validator(mode="after")
-    def _consistent(self) -> "Task":
+    def _consistent(self) -> Task:
         if self.tier != len(self.gold):
             raise ValueError(f"task {self.id}: tier {self.tier} but {len(self.gold)} gold steps")
         if (self.answer_type == "number") != (self.decimals is not None):
             raise ValueError(f"task {self.id}: decimals is required for, and only for, number answers")
         return self
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "Task":
+    def __deepcopy__(self, memo: dict[int, Any]) -> Task:
         return self  # immutable: env snapshots share it instead of copying it
 
 
@@ -125,7 +125,9 @@ def check_pinned_facts(tasks: list[Task]) -> list[str]:
             continue
         for step, out in zip(task.gold, live):
             if out != step.output:
-                problems.append(f"{task.id}: {step.name}({json.dumps(step.arguments)}) gave {out!r}, pinned {step.output!r}")
+                problems.append(
+                    f"{task.id}: {step.name}({json.dumps(step.arguments)}) gave {out!r}, pinned {step.output!r}"
+                )
     return problems
 
 
@@ -133,15 +135,19 @@ def task_path(split: str) -> Path:
     return DATA_DIR / f"{split}.jsonl"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_split(split: str) -> tuple[Task, ...]:
     """The shipped tasks of one split, validated (cached: tasks are immutable)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}, all")
     path = task_path(split)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; regenerate with `python -m environments.tool_use.generate --seed 0`")
-    tasks = tuple(Task.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+        raise FileNotFoundError(
+            f"{path} is missing; regenerate with `python -m environments.tool_use.generate --seed 0`"
+        )
+    tasks = tuple(
+        Task.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    )
     for t in tasks:
         if t.split != split:
             raise ValueError(f"{path}: task {t.id} says split {t.split!r}")

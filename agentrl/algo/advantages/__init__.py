@@ -44,15 +44,31 @@ REGISTRY: dict[str, EstimatorSpec] = {
     "trepo": EstimatorSpec(fn=trepo, params=TRePOParams, needs_branches=True, default_whiten="scale"),
     "ppo_gae": EstimatorSpec(fn=gae, params=GAEParams, needs_value_head=True, default_whiten="center_scale"),
     "ppo_turn": EstimatorSpec(fn=turn_gae, params=TurnGAEParams, needs_value_head=True, default_whiten="center_scale"),
-    "grpo": EstimatorSpec(fn=grpo, params=GRPOParams, default_whiten="none", min_group_size=2,
-                          group_reason="its baseline is the mean of the task's group, so with one episode every advantage is 0"),
-    "rloo": EstimatorSpec(fn=rloo, params=NoParams, default_whiten="none", min_group_size=2,
-                          group_reason="its leave-one-out baseline needs another episode of the same task (with one, "
-                                       "every advantage is 0)"),
-    "gigpo": EstimatorSpec(fn=gigpo, params=GiGPOParams, needs_anchor_states=True, default_whiten="none", min_group_size=2,
-                           group_reason="both its baselines compare episodes of the same task (the group mean, and the "
-                                        "steps from one anchor state across the group's episodes), so with one episode "
-                                        "every advantage is 0"),
+    "grpo": EstimatorSpec(
+        fn=grpo,
+        params=GRPOParams,
+        default_whiten="none",
+        min_group_size=2,
+        group_reason="its baseline is the mean of the task's group, so with one episode every advantage is 0",
+    ),
+    "rloo": EstimatorSpec(
+        fn=rloo,
+        params=NoParams,
+        default_whiten="none",
+        min_group_size=2,
+        group_reason="its leave-one-out baseline needs another episode of the same task (with one, "
+        "every advantage is 0)",
+    ),
+    "gigpo": EstimatorSpec(
+        fn=gigpo,
+        params=GiGPOParams,
+        needs_anchor_states=True,
+        default_whiten="none",
+        min_group_size=2,
+        group_reason="both its baselines compare episodes of the same task (the group mean, and the "
+        "steps from one anchor state across the group's episodes), so with one episode "
+        "every advantage is 0",
+    ),
     "remax": EstimatorSpec(fn=remax, params=NoParams, needs_greedy_baseline=True, default_whiten="none"),
     "reinforce": EstimatorSpec(fn=reinforce, params=ReinforceParams, default_whiten="none"),
 }

@@ -7,8 +7,8 @@ branches on the algorithm's name (DESIGN.md, Conventions).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor

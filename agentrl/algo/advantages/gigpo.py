@@ -14,8 +14,9 @@ from .base import AdvantageInputs, AdvantageOutput, check_inputs
 from .grpo import grpo
 
 
-def gigpo(inp: AdvantageInputs, *, step_weight: float = 1.0, gamma: float = 0.95, scale_std: bool = True,
-          eps: float = 1e-6) -> AdvantageOutput:
+def gigpo(
+    inp: AdvantageInputs, *, step_weight: float = 1.0, gamma: float = 0.95, scale_std: bool = True, eps: float = 1e-6
+) -> AdvantageOutput:
     """A = A_episode + step_weight · A_step on every agent token of turn k of episode i (the paper's Eq. 8).
 
     * A_episode (Eq. 3): GRPO's (R_i − mean_g) / (std_g + eps) over the episodes of group g (`grpo`, unbiased
@@ -47,7 +48,9 @@ def gigpo(inp: AdvantageInputs, *, step_weight: float = 1.0, gamma: float = 0.95
         raise ValueError(f"turn_anchors must have one list per episode ({B}), got {len(anchors)}")
     for i, (keys, starts) in enumerate(zip(anchors, inp.turn_starts)):
         if len(keys) != len(starts) or not all(isinstance(k, str) for k in keys):
-            raise ValueError(f"episode {i}: turn_anchors must hold one str key per turn start ({len(starts)}), got {keys!r}")
+            raise ValueError(
+                f"episode {i}: turn_anchors must hold one str key per turn start ({len(starts)}), got {keys!r}"
+            )
 
     # step returns, gathered by (group, anchor)
     rewards = inp.rewards.to(torch.float64).tolist()
@@ -67,7 +70,7 @@ def gigpo(inp: AdvantageInputs, *, step_weight: float = 1.0, gamma: float = 0.95
             a = a / (ret.std() + eps)
         for (i, k, _), v in zip(members, a.tolist()):
             starts = inp.turn_starts[i]
-            step[i, starts[k]: starts[k + 1] if k + 1 < len(starts) else T] = v
+            step[i, starts[k] : starts[k + 1] if k + 1 < len(starts) else T] = v
 
     episode = grpo(inp, eps=eps, scale_std=scale_std).advantages.to(torch.float64)
     total = episode + step_weight * step

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import inspect
 import random
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 

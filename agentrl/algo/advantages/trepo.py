@@ -25,9 +25,7 @@ def _episode_points(
 ) -> tuple[list[int], list[float]]:
     """Map episode i's branch positions (token indices) to agent-token indices; validate them."""
     if len(positions) != len(values):
-        raise ValueError(
-            f"trepo: episode {i} has {len(positions)} branch positions but {len(values)} branch values"
-        )
+        raise ValueError(f"trepo: episode {i} has {len(positions)} branch positions but {len(values)} branch values")
     index_of = {p: k for k, p in enumerate(agent_pos)}  # token position -> agent-token index
     ks: list[int] = []
     for j, p in enumerate(positions):
@@ -99,8 +97,9 @@ def trepo(inp: AdvantageInputs, *, mode: str = "segment", baseline: str = "with_
         a = torch.zeros(n, dtype=torch.float64)
         base = list(vals)
         if own_out:
-            _, base = _episode_points(i, agent_cols[i].tolist(), list(inp.branch_positions[i]),
-                                      list(inp.branch_baselines[i]), T)  # type: ignore[index]
+            _, base = _episode_points(
+                i, agent_cols[i].tolist(), list(inp.branch_positions[i]), list(inp.branch_baselines[i]), T
+            )  # type: ignore[index]
         if ks:
             ks.append(n)  # "end": one past the last agent token
             vals.append(float(inp.rewards[i]))  # V̂(end) = RM(W)
@@ -120,7 +119,11 @@ def trepo(inp: AdvantageInputs, *, mode: str = "segment", baseline: str = "with_
 
 
 def continuation_rows(
-    action_mask: torch.Tensor, branch_pos: list[int], own: list[float], others: list[list[float]], *,
+    action_mask: torch.Tensor,
+    branch_pos: list[int],
+    own: list[float],
+    others: list[list[float]],
+    *,
     mode: str = "segment",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss mask and advantages of branch continuations trained as rows (`params.train_continuations`).
@@ -143,8 +146,10 @@ def continuation_rows(
         raise ValueError(f"continuation_rows: mode must be one of {TREPO_MODES}, got {mode!r}")
     C, T = action_mask.shape
     if not len(branch_pos) == len(own) == len(others) == C:
-        raise ValueError(f"continuation_rows: need one branch position, return and list of others per row ({C}), got "
-                         f"{len(branch_pos)}, {len(own)}, {len(others)}")
+        raise ValueError(
+            f"continuation_rows: need one branch position, return and list of others per row ({C}), got "
+            f"{len(branch_pos)}, {len(own)}, {len(others)}"
+        )
     mask = action_mask.to(torch.float32).clone()
     adv = torch.zeros((C, T), dtype=torch.float32)
     for c in range(C):
@@ -158,15 +163,17 @@ def continuation_rows(
         if n == 0:
             continue
         a = vals[0] - sum(vals[1:]) / len(others[c])
-        adv[c] = torch.where(mask[c] > 0, torch.tensor(a if mode == "segment" else a / n, dtype=torch.float32),
-                             torch.zeros((), dtype=torch.float32))
+        adv[c] = torch.where(
+            mask[c] > 0,
+            torch.tensor(a if mode == "segment" else a / n, dtype=torch.float32),
+            torch.zeros((), dtype=torch.float32),
+        )
     return mask, adv
 
 
 # ---------------------------------------------------------------- branch points and MC values
 
-_SPEC_FORMS = ('"none", "turns", "turns+every:L" (L >= 1), "random:k" (k >= 1), "sample:q" (0 < q <= 1), '
-               '"divergence"')
+_SPEC_FORMS = '"none", "turns", "turns+every:L" (L >= 1), "random:k" (k >= 1), "sample:q" (0 < q <= 1), "divergence"'
 
 
 def select_branch_points(

@@ -46,8 +46,9 @@ def turn_gae(inp: AdvantageInputs, *, gamma: float = 0.99, lam: float = 0.9) -> 
     c = gamma * lam
     for b, starts in enumerate(inp.turn_starts):
         if any(not 0 <= s < T for s in starts) or any(a >= s for a, s in zip(starts, starts[1:])):
-            raise ValueError(f"turn_gae: episode {b}: turn_starts must be ascending positions in [0, {T}), "
-                             f"got {starts}")
+            raise ValueError(
+                f"turn_gae: episode {b}: turn_starts must be ascending positions in [0, {T}), got {starts}"
+            )
         if starts and not bool(mask[b, starts].all()):
             raise ValueError(f"turn_gae: episode {b}: every turn start must be an agent token, got {starts}")
         v = values[b, starts].tolist() + [0.0]  # V_0..V_{n-1}, then V_n = 0
@@ -57,9 +58,10 @@ def turn_gae(inp: AdvantageInputs, *, gamma: float = 0.99, lam: float = 0.9) -> 
             r = rewards[b] if k == n - 1 else 0.0
             acc = r + gamma * v[k + 1] - v[k] + c * acc
             end = starts[k + 1] if k + 1 < n else T
-            adv[b, starts[k]:end] = acc
+            adv[b, starts[k] : end] = acc
             ret[b, starts[k]] = acc + v[k]
             value_mask[b, starts[k]] = 1.0
     zero = torch.zeros((), dtype=torch.float64)
-    return AdvantageOutput(advantages=torch.where(mask, adv, zero).to(torch.float32), returns=ret.to(torch.float32),
-                           value_mask=value_mask)
+    return AdvantageOutput(
+        advantages=torch.where(mask, adv, zero).to(torch.float32), returns=ret.to(torch.float32), value_mask=value_mask
+    )

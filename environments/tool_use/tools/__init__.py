@@ -17,13 +17,15 @@ from .geo import city_fact, country_fact
 from .text import count_occurrences, reverse_text, sort_items, text_length, word_count
 from .units import convert_units
 
-TOOL_FAMILIES: MappingProxyType[str, tuple[Tool, ...]] = MappingProxyType({
-    "calculator": (calculate,),
-    "units": (convert_units,),
-    "dates": (days_between, add_days, add_months, weekday),
-    "geo": (country_fact, city_fact),
-    "text": (text_length, count_occurrences, reverse_text, word_count, sort_items),
-})
+TOOL_FAMILIES: MappingProxyType[str, tuple[Tool, ...]] = MappingProxyType(
+    {
+        "calculator": (calculate,),
+        "units": (convert_units,),
+        "dates": (days_between, add_days, add_months, weekday),
+        "geo": (country_fact, city_fact),
+        "text": (text_length, count_occurrences, reverse_text, word_count, sort_items),
+    }
+)
 
 TOOLS: tuple[Tool, ...] = tuple(t for family in TOOL_FAMILIES.values() for t in family)
 

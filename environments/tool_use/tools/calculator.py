@@ -18,7 +18,8 @@ import ast
 import math
 import operator
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agentrl.core.tools import ToolError, tool
 
@@ -171,7 +172,9 @@ class _Evaluator:
             return _check_number(fn(left, right))
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name):
-                raise ToolError(f"only plain function names can be called (no methods or attributes); allowed functions: {', '.join(FUNCTIONS)}")
+                raise ToolError(
+                    f"only plain function names can be called (no methods or attributes); allowed functions: {', '.join(FUNCTIONS)}"
+                )
             if node.func.id not in FUNCTIONS:
                 raise ToolError(f"unknown function '{node.func.id[:40]}'; allowed functions: {', '.join(FUNCTIONS)}")
             if node.keywords:

@@ -110,7 +110,14 @@ def world() -> World:
             index.setdefault(normalize_name(s), code)  # GeoNames names come first and win any clash
     by_name: dict[str, list[City]] = {}
     for c in gc.get_cities().values():
-        city = City(c["name"], c["countrycode"], int(c["population"]), float(c["latitude"]), float(c["longitude"]), c["timezone"])
+        city = City(
+            c["name"],
+            c["countrycode"],
+            int(c["population"]),
+            float(c["latitude"]),
+            float(c["longitude"]),
+            c["timezone"],
+        )
         by_name.setdefault(normalize_name(c["name"]), []).append(city)
     cities = {k: tuple(sorted(v, key=lambda x: (-x.population, x.country_code))) for k, v in by_name.items()}
     return World(countries, index, cities)
@@ -132,7 +139,9 @@ def find_country(name: str, argument: str = "country") -> Country:
     code = w.country_index.get(key)
     if code is None:
         close = difflib.get_close_matches(key, w.country_index, n=3, cutoff=0.75)
-        hint = f"; did you mean {', '.join(repr(w.countries[w.country_index[k]].name) for k in close)}?" if close else ""
+        hint = (
+            f"; did you mean {', '.join(repr(w.countries[w.country_index[k]].name) for k in close)}?" if close else ""
+        )
         raise ToolError(f"unknown country {name!r}{hint} (use a country name or ISO code, e.g. 'France' or 'FR')")
     return w.countries[code]
 
@@ -200,4 +209,3 @@ def city_fact(city: str, field: CityField, country: str | None = None) -> str:
         return world().countries[c.country_code].name if c.country_code in world().countries else c.country_code
     value = {"population": c.population, "latitude": c.latitude, "longitude": c.longitude}.get(field)
     return format_number(value) if value is not None else c.timezone
-

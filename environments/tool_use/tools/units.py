@@ -22,7 +22,9 @@ MAX_VALUE = 1e15
 _NAME = r"[A-Za-z_°µΩ][A-Za-z_°µΩ]*"
 _FACTOR = rf"{_NAME}(?:\s*(?:\*\*|\^)\s*-?[1-4])?"
 UNIT_RE = re.compile(rf"^\s*{_FACTOR}(?:\s*[*/ ]\s*{_FACTOR})*\s*$")
-UNIT_EXAMPLES = "km, mile, m/s, km/h, mph, km**2, square_mile, hectare, kg, lb, ounce, liter, gallon, degC, degF, kelvin"
+UNIT_EXAMPLES = (
+    "km, mile, m/s, km/h, mph, km**2, square_mile, hectare, kg, lb, ounce, liter, gallon, degC, degF, kelvin"
+)
 
 
 @lru_cache(maxsize=1)
