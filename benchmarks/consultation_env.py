@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agentrl.core.registry import scripted_agent  # noqa: E402
 from environments.consultation.env import ConsultationEnv  # noqa: E402
-from environments.consultation.scripted import scripted_agent  # noqa: E402
 
 TURNS = [
     "What brings you in today?",
@@ -65,7 +65,7 @@ def main() -> None:
     good_steps = 0
     for tid in ids:
         obs, _ = env.reset(options={"task_id": tid})
-        agent = scripted_agent("good", env)
+        agent = scripted_agent("agentrl/Consultation-v0", "good", env)
         done = False
         while not done:
             _, _, term, trunc, _ = env.step(agent([]))

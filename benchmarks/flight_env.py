@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agentrl.core.registry import scripted_factory  # noqa: E402
+from agentrl.eval.evaluate import play_scripted  # noqa: E402
 from environments.flight_booking import ENV_ID  # noqa: E402
 from environments.flight_booking.env import FlightBookingEnv  # noqa: E402
 
@@ -26,17 +27,9 @@ make_gold = scripted_factory(ENV_ID, "gold")  # the agent `agentrl eval --model 
 
 
 def gold_actions(env: FlightBookingEnv, task_id: str) -> list[str]:
-    obs, _ = env.reset(options={"task_id": task_id})
-    agent = make_gold(env)
-    convo, actions = [dict(m) for m in obs], []
-    while True:
-        a = agent(convo)
-        actions.append(a)
-        obs, r, term, trunc, _ = env.step(a)
-        convo += [{"role": "assistant", "content": a}, *obs]
-        if term or trunc:
-            assert r == 1.0, (task_id, r)
-            return actions
+    ep = play_scripted(env, make_gold, seed=None, task=task_id)
+    assert ep.reward == 1.0, (task_id, ep.reward)
+    return [action for action, _ in ep.turns]
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentrl.algo.advantages import REGISTRY, AdvantageInputs, whiten
+from agentrl.algo.advantages import REGISTRY, AdvantageInputs, masked_moments, whiten
 from agentrl.algo.advantages.gae import gae
 from agentrl.algo.advantages.grpo import grpo
 from agentrl.algo.advantages.reinforce import reinforce
@@ -248,6 +248,46 @@ def test_whiten_properties() -> None:
     assert abs(float(w[on].mean())) < 1e-6
     assert abs(float(w[on].std(unbiased=False)) - 1.0) < 1e-5
     assert (w[~on] == 0).all()
+
+
+def test_masked_moments_by_hand() -> None:
+    # masked values 1, 2, 3, 4, 0: n = 5, mean = 10/5 = 2, squared deviations 1+0+1+4+4 = 10, std = sqrt(10/5)
+    adv = torch.tensor([[0.0, 1.0, 2.0, 99.0], [3.0, 4.0, -7.0, 0.0]])
+    mask = torch.tensor([[0.0, 1, 1, 0], [1, 1, 0, 1]])
+    n, mean, std = masked_moments(adv, mask)
+    assert (n, float(mean), float(std)) == (5, 2.0, math.sqrt(2.0))
+    assert mean.dtype == std.dtype == torch.float64
+    assert [float(v) for v in masked_moments(adv, torch.zeros_like(mask))] == [0, 0.0, 0.0]  # no entry
+    assert [float(v) for v in masked_moments(torch.tensor([7.0]), torch.tensor([1.0]))] == [1, 7.0, 0.0]
+
+
+def test_masked_moments_over_ranks() -> None:
+    # This rank holds 1, 2 (masked); a simulated other rank holds 3, 4, 0: the moments are the whole batch's above.
+    other = torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64)
+    seen: list[torch.Tensor] = []
+
+    def sum_all(
+        t: torch.Tensor,
+    ) -> torch.Tensor:  # what all_reduce_sum returns: [sum, count], then [sum of squared deviations]
+        seen.append(t)
+        if len(seen) == 1:
+            return t + torch.tensor([float(other.sum()), 3.0], dtype=torch.float64)
+        mean = float(seen[0][0] + other.sum()) / 5
+        return t + (other - mean).pow(2).sum().reshape(1)
+
+    n, mean, std = masked_moments(torch.tensor([[1.0, 2.0, 9.0]]), torch.tensor([[1.0, 1, 0]]), sum_all=sum_all)
+    assert (n, float(mean), float(std)) == (5, 2.0, math.sqrt(2.0))
+    # whiten over the ranks uses these moments: (1 - 2) / sqrt 2, (2 - 2) / sqrt 2
+    seen.clear()
+    w = whiten(torch.tensor([[1.0, 2.0, 9.0]]), torch.tensor([[1.0, 1, 0]]), sum_all=sum_all)
+    approx(w, [[-1 / math.sqrt(2.0), 0.0, 0.0]], tol=1e-6)
+
+
+def test_whiten_one_process_sum_all_is_bit_identical() -> None:
+    g = torch.Generator().manual_seed(0)
+    adv, mask = torch.randn(4, 33, generator=g), (torch.rand(4, 33, generator=g) > 0.4).float()
+    for center in (True, False):
+        assert torch.equal(whiten(adv, mask, center=center), whiten(adv, mask, center=center, sum_all=lambda t: t))
 
 
 def test_whiten_degenerate_cases_no_nan() -> None:

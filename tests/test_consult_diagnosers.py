@@ -9,8 +9,8 @@ import json
 import pytest
 from public_records import osce, osce_outside_table, write_jsonl
 
+from agentrl.core.registry import scripted_agent
 from environments.consultation.env import ConsultationEnv
-from environments.consultation.scripted import scripted_agent
 from mock_patients.diagnoser import (
     OTHER_CANDIDATE,
     BayesianDiagnoser,
@@ -85,7 +85,7 @@ def test_env_match_diagnoser_scores_any_case(cases):
     rewards = {}
     for tid in env.task_ids():
         obs, _ = env.reset(seed=0, options={"task_id": tid})
-        act, convo = scripted_agent("good", env), [dict(m) for m in obs]
+        act, convo = scripted_agent("agentrl/Consultation-v0", "good", env), [dict(m) for m in obs]
         term = trunc = False
         while not (term or trunc):
             a = act(convo)

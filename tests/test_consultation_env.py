@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from public_records import osce, osce_empty_symptoms
 
 import environments.consultation  # noqa: F401  (registers the env)
-from agentrl.core.registry import scripted_agents
+from agentrl.core.registry import scripted_agent, scripted_agents
 from environments.consultation.env import ConsultationEnv
-from environments.consultation.scripted import scripted_agent
 from mock_patients.names import LeakFilter
 
 
@@ -26,7 +25,7 @@ def env():
 
 def _play(env, name, task_id):
     obs, _ = env.reset(seed=0, options={"task_id": task_id})
-    agent = scripted_agent(name, env)
+    agent = scripted_agent("agentrl/Consultation-v0", name, env)
     convo = [dict(m) for m in obs]
     while True:
         a = agent(convo)
@@ -118,8 +117,8 @@ def test_scripted_good_beats_wander_on_test_cases(env):
     assert g > w + 0.5
     assert statistics.mean(i["reward_breakdown"]["correct_diagnosis"] for _, i in good) >= 0.8
     assert statistics.mean(i["reward_breakdown"]["repeated_questions"] for _, i in wander) >= 2
-    with pytest.raises(ValueError, match="available: good, wander"):
-        scripted_agent("oracle", env)
+    with pytest.raises(ValueError, match="available: scripted:good, scripted:wander"):
+        scripted_agent("agentrl/Consultation-v0", "oracle", env)
     assert scripted_agents("agentrl/Consultation-v0")["good"](env) is not None  # also found by env id
 
 

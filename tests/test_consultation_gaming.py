@@ -8,9 +8,9 @@ import statistics
 
 import pytest
 
+from agentrl.core.registry import scripted_agent
 from environments.consultation.cli import main as consult_main
 from environments.consultation.env import ConsultationEnv
-from environments.consultation.scripted import scripted_agent
 from mock_patients.cases import shipped_cases
 from mock_patients.consultation import MAX_MESSAGE_CHARS, Consultation
 from mock_patients.evaluate import evaluate_file
@@ -37,7 +37,7 @@ def _list_dumper(env, then: str | None = None):
     """Dumps the checklist once, then diagnoses the most probable disease from what it heard (or, with
     `then="good"`, goes on as the scripted good doctor)."""
     msg = _checklist(env.table)
-    follow = scripted_agent(then, env) if then else None
+    follow = scripted_agent("agentrl/Consultation-v0", then, env) if then else None
 
     def act(convo):
         k = env.consultation
@@ -66,7 +66,7 @@ def _mean_reward(env, make_agent) -> float:
 
 
 def test_list_dump_scores_clearly_below_the_good_doctor(env):
-    good = _mean_reward(env, lambda: scripted_agent("good", env))
+    good = _mean_reward(env, lambda: scripted_agent("agentrl/Consultation-v0", "good", env))
     dump = _mean_reward(env, lambda: _list_dumper(env))
     dump_then_good = _mean_reward(env, lambda: _list_dumper(env, then="good"))
     assert dump < good - 1.0, (dump, good)

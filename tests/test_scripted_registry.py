@@ -16,11 +16,12 @@ from agentrl.core.registry import (
     UnknownScriptedAgent,
     env_class,
     env_ids,
+    make_env,
     scripted_agent,
     scripted_agents,
     scripted_factory,
 )
-from agentrl.eval.evaluate import evaluate
+from agentrl.eval.evaluate import evaluate, play_scripted
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = {
@@ -70,6 +71,20 @@ def test_scripted_agent_binds_to_the_unwrapped_env() -> None:
     obs, _ = env.reset(seed=3)
     act = scripted_agent("agentrl/CreditChain-v0", "gold", env)
     assert act(list(obs)) == env.unwrapped.replies[env.unwrapped.state["seq"][0]]
+
+
+def test_play_scripted_records_the_whole_episode() -> None:
+    # the one scripted-episode loop (`agentrl eval`, `consult run`, the flight task filter): what it records
+    env = make_env("agentrl/CreditChain-v0", turns=2).unwrapped
+    ep = play_scripted(env, scripted_factory("agentrl/CreditChain-v0", "gold"), seed=3, task=None)
+    assert len(ep.turns) == 2 and ep.terminated and not ep.truncated
+    assert ep.reward == 1.0 and ep.success and ep.final_info["reward_breakdown"]["right_turns"] == 2.0
+    (a0, m0), (a1, m1) = ep.turns
+    assert ep.messages == [*ep.opening, {"role": "assistant", "content": a0}, *m0, {"role": "assistant", "content": a1}]
+    assert m1 == []
+    # seed=None resets without reseeding (the flight task filter's episodes): the env's own random stream goes on
+    again = play_scripted(env, scripted_factory("agentrl/CreditChain-v0", "gold"), seed=None, task=None)
+    assert again.reward == 1.0 and len(again.turns) == 2
 
 
 def test_a_users_own_env_module_registers_its_scripted_agents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

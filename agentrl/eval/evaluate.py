@@ -85,23 +85,35 @@ def _task_list(env: Any, n_tasks: int | None, seed: int) -> list[tuple[int, str 
 
 @dataclass
 class ScriptedEpisode:
-    """One episode of an env's scripted agent, at the text level."""
+    """One episode of a text agent (a scripted agent, or any `act(conversation) -> str`), at the text level."""
 
     opening: list[dict[str, str]]  # the reset observation (system + user)
     info: dict[str, Any]  # the reset info (tools for the formatter)
     turns: list[tuple[str, list[dict[str, str]]]]  # (agent text, env messages after it)
     reward: float
-    success: bool
+    success: bool  # info["success"] of the last step; reward >= 1 when the env does not say
+    final_info: dict[str, Any] = field(default_factory=dict)  # the last step's info (reward breakdown, errors)
+    terminated: bool = False
+    truncated: bool = False
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """The whole conversation: the opening, then each agent turn and the env messages after it."""
+        out = list(self.opening)
+        for action, msgs in self.turns:
+            out += [{"role": "assistant", "content": action}, *msgs]
+        return out
 
 
-def play_scripted(env: Any, make_agent: ScriptedFactory, *, seed: int, task: str | None) -> ScriptedEpisode:
-    """Reset the bare env (seed, task) and let the scripted agent `make_agent(env)` (a factory from
-    `scripted_agents(env_id)`) play the episode to the end."""
+def play_scripted(env: Any, make_agent: ScriptedFactory, *, seed: int | None, task: str | None) -> ScriptedEpisode:
+    """Reset the env (seed, task) and let the agent `make_agent(env)` (a factory from `scripted_agents(env_id)`,
+    or any callable returning `act(conversation) -> str`, built after the reset) play the episode to the end.
+    seed=None resets without reseeding the env."""
     obs, info = env.reset(seed=seed, options={"task_id": task} if task else {})
     agent = make_agent(env)
     opening = [dict(m) for m in obs]
     convo, turns = list(opening), []
-    done, reward, step_info = False, 0.0, {}
+    done, reward, step_info, term, trunc = False, 0.0, {}, False, False
     while not done:
         action = agent(convo)
         obs, reward, term, trunc, step_info = env.step(action)
@@ -110,7 +122,16 @@ def play_scripted(env: Any, make_agent: ScriptedFactory, *, seed: int, task: str
         convo += [{"role": "assistant", "content": action}] + msgs
         done = term or trunc
     ok = step_info.get("success")
-    return ScriptedEpisode(opening, info, turns, float(reward), bool(ok) if ok is not None else reward >= 1.0)
+    return ScriptedEpisode(
+        opening,
+        info,
+        turns,
+        float(reward),
+        bool(ok) if ok is not None else reward >= 1.0,
+        step_info,
+        bool(term),
+        bool(trunc),
+    )
 
 
 def run_scripted(

@@ -197,21 +197,3 @@ def reduce_grads(params: list[torch.nn.Parameter], finite: bool) -> bool:
             p.grad = torch.zeros_like(p)
         p.grad.copy_(all_reduce_sum(p.grad, "the gradient all-reduce"))
     return bool(all_reduce_sum(torch.tensor([0.0 if finite else 1.0]), "the gradient all-reduce").item() == 0)
-
-
-def global_whiten(adv: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8, *, center: bool = True) -> torch.Tensor:
-    """`advantages.whiten` with the mean and std over every rank's agent tokens (sum, sum of squares, count)."""
-    m = mask > 0
-    vals = adv[m].to(torch.float64)
-    local_mean_free = torch.stack([vals.sum(), torch.tensor(float(vals.numel()), dtype=torch.float64)])
-    s, n = all_reduce_sum(local_mean_free, "the whitening all-reduce").tolist()
-    if n == 0:
-        return torch.zeros_like(adv)
-    mean = s / n
-    ss = all_reduce_sum((vals - mean).pow(2).sum().reshape(1), "the whitening all-reduce").item()
-    std = (ss / n) ** 0.5 if n >= 2 else 0.0
-    kept = vals - mean if center else vals
-    out_vals = kept / (std + eps) if std > 0 else kept
-    out = torch.zeros_like(adv)
-    out[m] = out_vals.to(adv.dtype)
-    return out

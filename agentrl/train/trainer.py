@@ -14,13 +14,21 @@ import shutil
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from agentrl.algo.advantages import REGISTRY, AdvantageInputs, continuation_rows, estimator_kwargs, whiten
+from agentrl.algo.advantages import (
+    REGISTRY,
+    AdvantageInputs,
+    continuation_rows,
+    estimator_kwargs,
+    masked_moments,
+    whiten,
+)
 from agentrl.algo.invariants import check_trained_equals_sampled, verify_weights
 from agentrl.core.chat_format import ChatFormatter
 from agentrl.core.checkpoint import (
@@ -467,10 +475,8 @@ class Trainer:
         mode = self.spec.default_whiten if self.cfg.algorithm.whiten is None else self.cfg.algorithm.whiten
         if mode != "none":
             center = mode == "center_scale"
-            adv = (
-                whiten(adv, amask, center=center)
-                if distributed.world() == 1
-                else distributed.global_whiten(adv, amask, center=center)
+            adv = whiten(
+                adv, amask, center=center, sum_all=partial(distributed.all_reduce_sum, what="the whitening all-reduce")
             )
         return TrainBatch(
             ids,
@@ -523,17 +529,18 @@ class Trainer:
 
     @staticmethod
     def _advantage_metrics(batch: TrainBatch) -> dict[str, float]:
-        a = batch.advantages[batch.action_mask > 0].to(torch.float64)
-        n, s = distributed.all_reduce_sum(
-            torch.stack([torch.tensor(float(a.numel()), dtype=torch.float64), a.sum()]), "the metrics all-reduce"
-        ).tolist()
+        n, mean, std = masked_moments(
+            batch.advantages,
+            batch.action_mask,
+            sum_all=partial(distributed.all_reduce_sum, what="the metrics all-reduce"),
+        )
         if n == 0:
             return {}
-        ss = distributed.all_reduce_sum((a - s / n).pow(2).sum().reshape(1), "the metrics all-reduce").item()
+        a = batch.advantages[batch.action_mask > 0].to(torch.float64)
         top = distributed.all_reduce_max(
             a.abs().max().reshape(1) if a.numel() else torch.zeros(1, dtype=torch.float64), "the metrics all-reduce"
         ).item()
-        return {"adv/mean": s / n, "adv/std": (ss / n) ** 0.5, "adv/abs_max": top}
+        return {"adv/mean": float(mean), "adv/std": float(std), "adv/abs_max": top}
 
     def _log_episodes(self, episodes: list[Episode], batch: TrainBatch) -> None:
         n = self.cfg.train.log_episodes

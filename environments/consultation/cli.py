@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agentrl.core.registry import scripted_agents
+from agentrl.eval.evaluate import play_scripted
 from mock_patients.cases import PatientCase
 from mock_patients.chat import ChatModel
 from mock_patients.diagnoser import DIAGNOSER_KINDS, make_diagnoser
@@ -154,28 +155,20 @@ def run_dialogs(
     bind = _doctor(doctor, env, make_chat_model, temperature, max_tokens, seed)
     out = []
     for i, tid in enumerate(ids):
-        obs, _ = env.reset(seed=seed + i, options={"task_id": tid})
-        act = bind()
-        convo = [dict(m) for m in obs]
-        reward, info, term, trunc = 0.0, {}, False, False
-        while not (term or trunc):
-            action = act(convo)
-            obs, reward, term, trunc, info = env.step(action)
-            convo.append({"role": "assistant", "content": action})
-            convo += [dict(m) for m in obs]
-        k = env.consultation
+        ep = play_scripted(env, lambda _env: bind(), seed=seed + i, task=tid)  # the doctor is bound after the reset
+        info, k = ep.final_info, env.consultation
         out.append(
             {
                 "id": f"{tid}:{doctor}",
                 "case_id": tid,
                 "doctor": doctor,
-                "messages": convo,
+                "messages": ep.messages,
                 "diagnosis": k.diagnosis,
-                "reward": reward,
+                "reward": ep.reward,
                 "reward_breakdown": info.get("reward_breakdown", {}),
                 "success": info.get("success"),
-                "terminated": term,
-                "truncated": trunc,
+                "terminated": ep.terminated,
+                "truncated": ep.truncated,
                 "disclosed_facts": sorted(k.disclosed),
                 "errors": info.get("errors", {}),
                 **({"case_file": case_file} if case_file else {}),  # evaluate reads it, so --cases is not needed there

@@ -1,8 +1,9 @@
 """Scripted doctors for tests and baselines (`--model scripted:good`, `scripted:wander`).
 
-`scripted_agent(name, env)` returns `act(conversation) -> str`, bound to one env instance. Both doctors
-read only what a doctor could know — the consultation's disclosed evidence and their own earlier turns
-(from the env's state, so snapshot / restore keeps them consistent) — never the case's diagnosis.
+`agentrl.core.registry.scripted_agent("agentrl/Consultation-v0", name, env)` returns `act(conversation) -> str`,
+bound to one env instance. Both doctors read only what a doctor could know — the consultation's disclosed
+evidence and their own earlier turns (from the env's state, so snapshot / restore keeps them consistent) —
+never the case's diagnosis.
 
 * good   — Bayesian interviewer: asks about the finding (or orders the test) with the largest expected
            information gain under the knowledge table's posterior, phrased in the patient lexicon;
@@ -156,11 +157,3 @@ def wander_doctor(env: ConsultationEnv) -> ScriptedAgent:
 
 # found through the `agentrl.scripted` entry point named agentrl/Consultation-v0 (agentrl.core.registry)
 AGENTS: dict[str, ScriptedFactory] = {"good": good_doctor, "wander": wander_doctor}
-
-
-def scripted_agent(name: str, env: Any) -> ScriptedAgent:
-    """A scripted doctor bound to `env` (a ConsultationEnv, or a wrapper around one)."""
-    base = getattr(env, "unwrapped", env)
-    if name not in AGENTS:
-        raise ValueError(f"unknown scripted doctor {name!r}; available: {', '.join(sorted(AGENTS))}")
-    return AGENTS[name](base)

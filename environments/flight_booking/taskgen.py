@@ -25,6 +25,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from agentrl.eval.evaluate import play_scripted
+
 from .families_booking import fam_book, fam_too_many_passengers
 from .families_reservation import (
     fam_add_bags,
@@ -193,13 +195,6 @@ def check_tasks(world: World, tasks: list[Task], *, strict: bool = True) -> list
 
 def play(env: Any, task_id: str, agent: Any = None) -> tuple[float, dict[str, float], int]:
     """One episode of `agent` (default: the gold agent) on a task: (reward, breakdown, turns)."""
-    obs, _ = env.reset(options={"task_id": task_id})
-    agent = agent or GoldAgent(env.unwrapped)
-    convo = [dict(m) for m in obs]
-    while True:
-        action = agent(convo)
-        obs, r, term, trunc, info = env.step(action)
-        convo.append({"role": "assistant", "content": action})
-        convo += [dict(m) for m in obs]
-        if term or trunc:
-            return r, info["reward_breakdown"], env.turn
+    # seed=None: reset without reseeding, so which generated tasks the gold agent keeps does not move
+    ep = play_scripted(env, lambda e: agent or GoldAgent(e.unwrapped), seed=None, task=task_id)
+    return ep.reward, ep.final_info["reward_breakdown"], env.turn

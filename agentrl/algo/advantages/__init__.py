@@ -3,7 +3,7 @@ branches on the algorithm's name)."""
 
 from __future__ import annotations
 
-from .base import WHITEN_MODES, AdvantageInputs, AdvantageOutput, EstimatorSpec, whiten
+from .base import WHITEN_MODES, AdvantageInputs, AdvantageOutput, EstimatorSpec, masked_moments, whiten
 from .gae import gae
 from .gigpo import gigpo
 from .grpo import grpo
@@ -81,6 +81,7 @@ __all__ = [
     "EstimatorParams",
     "estimator_kwargs",
     "whiten",
+    "masked_moments",
     "WHITEN_MODES",
     "trepo",
     "gae",

@@ -91,7 +91,38 @@ def group_stats(x: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 WHITEN_MODES = ("center_scale", "scale", "none")
 
 
-def whiten(adv: Tensor, mask: Tensor, eps: float = 1e-8, *, center: bool = True) -> Tensor:
+def masked_moments(
+    x: Tensor, mask: Tensor, *, sum_all: Callable[[Tensor], Tensor] | None = None
+) -> tuple[int, Tensor, Tensor]:
+    """(n, mean, std) of x over the entries with mask > 0: the count and float64 scalars, population std.
+
+    x, mask: any equal shape. sum_all: sums a float64 tensor over processes (`distributed.all_reduce_sum`), so
+    the moments are over every rank's masked entries; None: this process only. The order of the arithmetic is
+    fixed (sum, then / n; squared deviations from that mean, sum, / n, sqrt), so one process and any number of
+    processes holding the same entries agree up to the order of the cross-rank sums. n == 0: mean = std = 0.
+    """
+    vals = x[mask > 0].to(torch.float64)  # float64: the variance of small advantages should not lose bits
+    stats = torch.stack([vals.sum(), torch.tensor(float(vals.numel()), dtype=torch.float64)])
+    s, n = sum_all(stats) if sum_all is not None else stats
+    count = int(n.item())
+    if count == 0:
+        zero = torch.zeros((), dtype=torch.float64)
+        return 0, zero, zero
+    mean = s / n
+    ss = (vals - mean).pow(2).sum()
+    if sum_all is not None:
+        ss = sum_all(ss.reshape(1))[0]
+    return count, mean, (ss / n).sqrt()
+
+
+def whiten(
+    adv: Tensor,
+    mask: Tensor,
+    eps: float = 1e-8,
+    *,
+    center: bool = True,
+    sum_all: Callable[[Tensor], Tensor] | None = None,
+) -> Tensor:
     """Batch whitening over the masked tokens: (A - mean) / (std + eps), 0 off-mask; center=False: A / (std + eps).
 
     Scaling without centring keeps each advantage's sign and its zeros: a group whose rewards are all equal (no
@@ -99,22 +130,19 @@ def whiten(adv: Tensor, mask: Tensor, eps: float = 1e-8, *, center: bool = True)
     scale without moving what they say (issue 28).
 
     mean and std are over all tokens with mask > 0 in the whole batch (population std, so the masked
-    values come out with mean 0 and variance ~1). DESIGN.md step 4: TRePO's per-turn differences are
-    ~1/K the size of GRPO's, so without whitening the same learning rate learns several times slower.
+    values come out with mean 0 and variance ~1), or over every rank's batch with sum_all (`masked_moments`).
+    DESIGN.md step 4: TRePO's per-turn differences are ~1/K the size of GRPO's, so without whitening the same
+    learning rate learns several times slower.
     Degenerate cases never produce NaN: no masked token -> zeros; one masked token or std == 0 -> only
     centred (a constant batch carries no ranking information, so dividing would only blow up noise).
     """
     m = mask > 0
-    zero = torch.zeros((), dtype=adv.dtype, device=adv.device)
-    n = int(m.sum().item())
+    n, mean, std = masked_moments(adv, mask, sum_all=sum_all)
     if n == 0:
         return torch.zeros_like(adv)
     vals = adv[m].to(torch.float64)
-    mean = vals.mean()
-    centred = vals - mean
-    std = centred.pow(2).mean().sqrt() if n >= 2 else torch.zeros((), dtype=torch.float64)
-    kept = centred if center else vals
+    kept = vals - mean if center else vals
     out_vals = kept / (std + eps) if std > 0 else kept
     out = torch.zeros_like(adv)
     out[m] = out_vals.to(adv.dtype)
-    return torch.where(m, out, zero)
+    return out
