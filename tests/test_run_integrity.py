@@ -81,6 +81,21 @@ def test_resume_with_another_setting_names_the_difference(tmp_path: Path) -> Non
         Trainer(_cfg(run, "train.updates=2", "train.resume=true", "optim.lr=5e-3"), console=False)
 
 
+def test_resume_in_a_moved_directory_with_other_threads(tmp_path: Path) -> None:
+    """Where and how a run computes may change on resume (its directory moved, another CPU thread count); what it
+    computes may not."""
+    import torch
+
+    threads = torch.get_num_threads()  # train.threads sets torch's process-wide count: put it back
+    try:
+        _run(tmp_path / "first", "train.updates=1", "train.threads=1")
+        (tmp_path / "first").rename(tmp_path / "moved")
+        _run(tmp_path / "moved", "train.updates=2", "train.threads=2", "train.resume=true")
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["step"] for r in _rows(tmp_path / "moved")] == [1, 2]
+
+
 # -- exact resume ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("algo", ["grpo", "trepo"])
 def test_a_killed_and_resumed_run_equals_the_uninterrupted_one_step_for_step(tmp_path: Path, algo: str) -> None:

@@ -821,6 +821,8 @@ _RESUME_MAY_CHANGE = {
     "train.collective_timeout_s",
     "train.device",
     "train.gradient_checkpointing",
+    "train.threads",  # CPU threads: a run started on one core count may go on with another
+    "train.run_dir",  # a run directory moved (or reached through another path) resumes where it now is
 }  # where and how, not what, is computed
 
 
