@@ -850,6 +850,9 @@ def reduce_extra_metrics(metrics: dict[str, float]) -> dict[str, float]:
 def _same_run(saved: Config, now: Config, path: Path) -> None:
     """Refuse to resume with settings other than the run's own, naming each difference."""
     a, b = _flat(saved.model_dump(mode="json")), _flat(now.model_dump(mode="json"))
+    for d in (a, b):  # one model directory reached through two paths (a symlink, a relative path) is one model
+        if isinstance(d.get("model"), str) and Path(d["model"]).exists():
+            d["model"] = str(Path(d["model"]).resolve())
     diffs = [
         f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
         for k in sorted(a.keys() | b.keys())
