@@ -9,6 +9,8 @@ stopped at any point and started again with the same command: the SFT checkpoint
 benchmarks/agent_learning.py), its held-out evaluation, then per seed and arm an RL run that checkpoints every few
 updates and resumes from its newest checkpoint (train.resume), then its held-out evaluation. Wall time per stage
 is recorded; `--render` rewrites the BENCHMARKS.md section from what is there, marking what has not run.
+Two arms may run in two processes (`--arms grpo` and `--arms control`, `--threads 1` each) only where memory
+allows: each ToolUse update peaks at about 11.5 GiB, so on a 24 GiB machine run one arm at a time.
 
     .venv/bin/python benchmarks/rl_beyond_noise.py                        # everything, resuming
     .venv/bin/python benchmarks/rl_beyond_noise.py --arms grpo control --seeds 0
