@@ -276,6 +276,23 @@ def render(st: FileStats, verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
+def case_files(folder: Path) -> list[Path] | int:
+    """The case files (.jsonl, .json) in `folder`, sorted; or the exit code after saying why there are none
+    (2: not a directory; 0: no files, with where to get them). Shared with benchmarks/patient_quality.py."""
+    if folder.exists() and not folder.is_dir():
+        print(f"error: {folder} is not a directory", file=sys.stderr)
+        return 2
+    files = (
+        sorted(p for p in folder.glob("*") if p.suffix in (".jsonl", ".json") and p.is_file())
+        if folder.is_dir()
+        else []
+    )
+    if not files:
+        print(no_files_message(folder))
+        return 0
+    return files
+
+
 def no_files_message(folder: Path) -> str:
     listing = "\n".join(f"  {name:34s} from {where}" for name, where in EXPECTED)
     return (
@@ -299,17 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verbose", "-v", action="store_true", help="list every error, flag and leak")
     args = ap.parse_args(argv)
     folder = Path(args.dir)
-    if folder.exists() and not folder.is_dir():
-        print(f"error: {folder} is not a directory", file=sys.stderr)
-        return 2
-    files = (
-        sorted(p for p in folder.glob("*") if p.suffix in (".jsonl", ".json") and p.is_file())
-        if folder.is_dir()
-        else []
-    )
-    if not files:
-        print(no_files_message(folder))
-        return 0
+    files = case_files(folder)
+    if isinstance(files, int):
+        return files
     missing = [name for name, _ in EXPECTED if not (folder / name).is_file()]
     if missing:
         print(f"(not in {folder}: {', '.join(missing)})")

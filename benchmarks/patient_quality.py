@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.consult_public_cases import _BROKEN, DEFAULT_DIR, ENV_VAR, no_files_message  # noqa: E402
+from benchmarks.consult_public_cases import _BROKEN, DEFAULT_DIR, ENV_VAR, case_files  # noqa: E402
 from mock_patients.cases import PatientCase  # noqa: E402
 from mock_patients.loaders import LoaderError, load_file  # noqa: E402
 from mock_patients.patient import NOT_SURE, RuleBasedPatient  # noqa: E402
@@ -279,17 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --cases must be >= 1, got {args.cases}", file=sys.stderr)
         return 2
     folder = Path(args.dir)
-    if folder.exists() and not folder.is_dir():
-        print(f"error: {folder} is not a directory", file=sys.stderr)
-        return 2
-    files = (
-        sorted(p for p in folder.glob("*") if p.suffix in (".jsonl", ".json") and p.is_file())
-        if folder.is_dir()
-        else []
-    )
-    if not files:
-        print(no_files_message(folder))
-        return 0
+    files = case_files(folder)
+    if isinstance(files, int):
+        return files
     rows = []
     for p in files:
         res = check_file(p, args.cases, args.seed)
