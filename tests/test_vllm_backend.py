@@ -54,6 +54,8 @@ def test_vllm_engine_agrees_with_transformers(model: str, tmp_path: Path) -> Non
     print(json.dumps(r))
     # generation from token ids, seeded
     assert r["n_tokens"] == [16] * 5 and r["seeded_repeat_equal"]
+    # the copy of the weights the engine started from is gone once it has read them (one per start filled /tmp)
+    assert r["weights_dir_removed"], r
     # logprobs of vLLM's samples, re-scored by the transformers model
     assert r["logprob_abs_diff_max"] < LOGPROB_TOL, r
     # update_weights reached the running engine (its greedy output moved) ...

@@ -74,6 +74,7 @@ def main() -> None:
     t0 = time.perf_counter()
     engine = VLLMPolicy.from_model(model, tok, gpu_memory_utilization=0.2, max_model_len=512)
     res["engine_start_s"] = time.perf_counter() - t0
+    res["weights_dir_removed"] = engine.started_from is not None and not engine.started_from.exists()
 
     # 1 + 2: seeded sampling at temperature 1, then re-scoring with the transformers model
     temp = 1.0

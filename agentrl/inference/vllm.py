@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -89,18 +90,25 @@ class VLLMPolicy:
         self.pad_id = pad_id
         self.tokens_generated = 0
         self.weight_updates = 0
+        self.started_from: Path | None = None  # from_model's temp dir (removed once read)
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, **kw: Any) -> VLLMPolicy:
-        """Start an engine on the trainer's current weights (saved once to a temp dir as safetensors)."""
+        """Start an engine on the trainer's current weights, saved as safetensors to a temp dir that is removed
+        once the engine has read it (or failed to): a copy of the weights per engine start would fill /tmp."""
         d = Path(tempfile.mkdtemp(prefix="agentrl-vllm-"))
-        if getattr(model, "peft_config", None):  # LoRA: the engine holds merged weights (later syncs send them too)
-            model = copy.deepcopy(model).merge_and_unload()
-        model.save_pretrained(str(d), safe_serialization=True)
-        tokenizer.save_pretrained(str(d))
-        dtype = str(next(model.parameters()).dtype).replace("torch.", "")
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        return cls(d, pad_id=pad, dtype=dtype, **kw)
+        try:
+            if getattr(model, "peft_config", None):  # LoRA: the engine holds merged weights (later syncs send them)
+                model = copy.deepcopy(model).merge_and_unload()
+            model.save_pretrained(str(d), safe_serialization=True)
+            tokenizer.save_pretrained(str(d))
+            dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            engine = cls(d, pad_id=pad, dtype=dtype, **kw)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        engine.started_from = d
+        return engine
 
     def _params(self, p: SamplingParams) -> Any:
         return self._vllm.SamplingParams(
