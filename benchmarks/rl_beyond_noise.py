@@ -53,7 +53,6 @@ COMMON: dict[str, Any] = {
         "max_new_tokens": MAX_NEW,
         "max_seq_len": 4096,
         "refill_rounds": 2,
-        "task_draw": "success_band",
     },
     "optim": {"lr": 5e-6, "warmup_steps": 5},  # the old benchmark's 1e-5 lost 12 points in 4 updates on random rewards
     "ppo": {"epochs": 1, "minibatch_size": 16, "micro_batch_size": 8},
@@ -67,6 +66,21 @@ COMMON: dict[str, Any] = {
         "threads": 2,
     },
 }
+# What differs between the settings tried. `band` was the first (its results file and run directories keep their
+# old names): success_band draws held the run on the same 3 of 200 train tasks for 10 updates, and token-mean
+# aggregation gave the (longer) failed episodes more weight, so GRPO's advantage per token averaged -0.1 to -0.28
+# and the agent learned to stop after one tool call (tier 2, two calls, fell from 24 of 50 to 0). `strat` draws
+# tasks stratified by family and weighs every episode alike (seq-mean-token-mean).
+SETTINGS: dict[str, dict[str, Any]] = {
+    "strat": {"rollout": {"task_draw": "stratified"}, "ppo": {"loss_agg": "seq-mean-token-mean"}},
+    "band": {"rollout": {"task_draw": "success_band"}, "ppo": {"loss_agg": "token-mean"}},
+}
+SETTING_NOTES = {
+    "strat": "task draws `stratified` (by family), loss `seq-mean-token-mean` (each episode weighs the same)",
+    "band": "task draws `success_band`, loss `token-mean` (the first attempt)",
+}
+SETTING = "strat"
+
 ARMS: dict[str, dict[str, Any]] = {
     "grpo": {"algorithm": {"name": "grpo"}},
     # continuations at the policy's temperature (unbiased V-hat, and on-policy so they can be trained on)
@@ -84,8 +98,9 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def load() -> dict[str, Any]:
-    return json.loads(OUT.read_text()) if OUT.exists() else {}
+def load(setting: str | None = None) -> dict[str, Any]:
+    f = out_file(setting or SETTING)
+    return json.loads(f.read_text()) if f.exists() else {}
 
 
 def save(d: dict[str, Any], *keys: str) -> None:
@@ -93,12 +108,13 @@ def save(d: dict[str, Any], *keys: str) -> None:
     what is there, so runs of different arms in parallel processes keep each other's results."""
     import fcntl
 
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT.with_suffix(".lock"), "w") as lock:
+    out = out_file(SETTING)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         now = load()
         now.update({k: d[k] for k in (keys or d)})
-        atomic_write_text(OUT, json.dumps(now, indent=1))
+        atomic_write_text(out, json.dumps(now, indent=1))
         d.update(now)
 
 
@@ -141,11 +157,20 @@ def stage_sft(d: dict[str, Any]) -> Path:
     return run
 
 
+def out_file(setting: str) -> Path:
+    return OUT if setting == "band" else OUT.with_name(f"{OUT.stem}_{setting}.json")
+
+
+def run_dir(setting: str, seed: int, arm: str) -> Path:
+    return (RUNS if setting == "band" else RUNS / setting) / f"seed{seed}" / arm
+
+
 def rl_config(arm: str, seed: int, sft: Path) -> dict[str, Any]:
     cfg: dict[str, Any] = json.loads(json.dumps(COMMON))
-    for k, v in ARMS[arm].items():
-        cfg[k] = {**cfg.get(k, {}), **v}
-    run = RUNS / f"seed{seed}" / arm
+    for part in (SETTINGS[SETTING], ARMS[arm]):
+        for k, v in part.items():
+            cfg[k] = {**cfg.get(k, {}), **v}
+    run = run_dir(SETTING, seed, arm)
     cfg["model"] = str(sft)
     cfg["train"].update(seed=seed, run_dir=str(run), resume=(run / "checkpoints").is_dir())
     return cfg
@@ -194,7 +219,7 @@ def stage_partial_eval(d: dict[str, Any], arm: str, seed: int) -> None:
     from agentrl.report import load_metrics
 
     key = f"rl/{arm}/seed{seed}"
-    run = RUNS / f"seed{seed}" / arm
+    run = run_dir(SETTING, seed, arm)
     if d.get(key, {}).get("done") or not (run / "checkpoints").is_dir():
         return
     from agentrl.core.checkpoint import latest_checkpoint
@@ -236,23 +261,11 @@ def flips(a: dict[str, float], b: dict[str, float]) -> tuple[int, int]:
     return gained, lost
 
 
-def render() -> None:
-    d = load()
+def render_setting(setting: str) -> list[str]:
+    """The table, targets and note of one setting's results."""
+    d = load(setting)
     sft_eval = d.get("sft_eval")
     lines = [
-        machine_line(),
-        "",
-        f"Written by `benchmarks/rl_beyond_noise.py`. SmolLM2-135M-Instruct, float32, CPU. SFT on ToolUse-v0's train "
-        f"split (tiers 1-2, compact prompt; `benchmarks/agent_learning.py`'s checkpoint), then RL from it on the train "
-        f"split: {COMMON['rollout']['groups']} groups x {COMMON['rollout']['group_size']} episodes per update at temperature 1, "
-        f"dynamic sampling (refill_rounds {COMMON['rollout']['refill_rounds']}), task draws `success_band`, lr "
-        f"{COMMON['optim']['lr']:g} with {COMMON['optim']['warmup_steps']} warm-up updates, one optimizer step per update, "
-        f"until {BUDGET:,} sampled tokens (refills and TRePO's continuations counted). TRePO: one continuation per agent "
-        "turn at the policy's temperature, continuations trained on. Control: GRPO on Bernoulli(0.4) rewards. Held-out: "
-        f"the test split's tiers 1-2 (100 tasks), greedy (1 episode per task) and sampled (temperature 1, {SAMPLED_TRIALS} "
-        "per task); ± is one standard error. Flips: held-out tasks the SFT checkpoint failed and the RL one solves (+), "
-        "and the reverse (−), greedy.",
-        "",
         "| run | updates | sampled tokens | greedy success | Δ vs SFT (points) | flips + / − | sampled success | RL time | eval time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -296,7 +309,7 @@ def render() -> None:
         if len(got) < len(SEEDS):
             lines.append(
                 f"- {arm}: RL >= +10 points over SFT in both seeds and above the control — **not measured yet** "
-                f"({len(got)} of {len(SEEDS)} seeds evaluated)."
+                f"({len(got)} of {len(SEEDS)} seeds run to the budget)."
             )
             continue
         ok = all(g >= 10 and g > ctrl.get(s, float("inf")) for s, g in got)
@@ -319,6 +332,26 @@ def render() -> None:
     )
     if d.get("note"):
         lines += ["", d["note"]]
+    return lines
+
+
+def render() -> None:
+    lines = [
+        machine_line(),
+        "",
+        f"Written by `benchmarks/rl_beyond_noise.py`. SmolLM2-135M-Instruct, float32, CPU. SFT on ToolUse-v0's train "
+        f"split (tiers 1-2, compact prompt; `benchmarks/agent_learning.py`'s checkpoint), then RL from it on the train "
+        f"split: {COMMON['rollout']['groups']} groups x {COMMON['rollout']['group_size']} episodes per update at temperature 1, "
+        f"dynamic sampling (refill_rounds {COMMON['rollout']['refill_rounds']}), lr "
+        f"{COMMON['optim']['lr']:g} with {COMMON['optim']['warmup_steps']} warm-up updates, one optimizer step per update, "
+        f"until {BUDGET:,} sampled tokens (refills and TRePO's continuations counted). TRePO: one continuation per agent "
+        "turn at the policy's temperature, continuations trained on. Control: GRPO on Bernoulli(0.4) rewards. Held-out: "
+        f"the test split's tiers 1-2 (100 tasks), greedy (1 episode per task) and sampled (temperature 1, {SAMPLED_TRIALS} "
+        "per task); ± is one standard error. Flips: held-out tasks the SFT checkpoint failed and the RL one solves (+), "
+        "and the reverse (−), greedy. Two settings, `--setting`:",
+    ]
+    for setting in SETTINGS:
+        lines += ["", f"### Setting `{setting}`: {SETTING_NOTES[setting]}", "", *render_setting(setting)]
     if SMOKE:
         print("\n".join(lines))
         return
@@ -335,10 +368,16 @@ def smoke() -> None:
     COMMON["rollout"].update(groups=1, group_size=2, max_new_tokens=8)
 
 
+def set_setting(name: str) -> None:
+    global SETTING
+    SETTING = name
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--arms", nargs="*", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--seeds", nargs="*", type=int, default=list(SEEDS))
+    ap.add_argument("--setting", default="strat", choices=list(SETTINGS), help="task draws and loss aggregation")
     ap.add_argument("--render", action="store_true")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 each when two arms run side by side)")
     ap.add_argument(
@@ -351,6 +390,7 @@ def main() -> None:
     )
     ap.add_argument("--note", default=None, help="a paragraph for BENCHMARKS.md (where the run stopped, what else ran)")
     args = ap.parse_args()
+    set_setting(args.setting)
     if args.smoke:
         smoke()
     d = load()
@@ -374,6 +414,9 @@ def main() -> None:
         render()
         return
     sft = stage_sft(d)
+    if "sft_eval" not in d and SETTING != "band" and "sft_eval" in load("band"):
+        d["sft_eval"] = load("band")["sft_eval"]  # the same checkpoint, evaluated the same way
+        save(d, "sft_eval")
     if "sft_eval" not in d:
         t0 = time.perf_counter()
         d["sft_eval"] = held_out(str(sft))
