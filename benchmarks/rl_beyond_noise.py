@@ -67,16 +67,16 @@ COMMON: dict[str, Any] = {
     },
 }
 # What differs between the settings tried. `band` was the first (its results file and run directories keep their
-# old names): success_band draws held the run on the same 3 of 200 train tasks for 10 updates, and token-mean
-# aggregation gave the (longer) failed episodes more weight, so GRPO's advantage per token averaged -0.1 to -0.28
-# and the agent learned to stop after one tool call (tier 2, two calls, fell from 24 of 50 to 0). `strat` draws
-# tasks stratified by family and weighs every episode alike (seq-mean-token-mean).
+# old names): success_band draws held the run on the same 3 of 200 train tasks for 10 updates, and
+# the agent learned to stop after one tool call on them (held-out tier 2, two calls, fell from 24 of 50 solved to 0).
+# `strat` changes only the draw: tasks stratified by family, every family in turn. The loss stays token-mean, the
+# unbiased one (seq-mean-token-mean weighs a token by 1/length: a length bias, tests/test_length_bias.py).
 SETTINGS: dict[str, dict[str, Any]] = {
-    "strat": {"rollout": {"task_draw": "stratified"}, "ppo": {"loss_agg": "seq-mean-token-mean"}},
+    "strat": {"rollout": {"task_draw": "stratified"}, "ppo": {"loss_agg": "token-mean"}},
     "band": {"rollout": {"task_draw": "success_band"}, "ppo": {"loss_agg": "token-mean"}},
 }
 SETTING_NOTES = {
-    "strat": "task draws `stratified` (by family), loss `seq-mean-token-mean` (each episode weighs the same)",
+    "strat": "task draws `stratified` (by family), loss `token-mean`",
     "band": "task draws `success_band`, loss `token-mean` (the first attempt)",
 }
 SETTING = "strat"

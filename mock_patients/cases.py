@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pydantic
 
@@ -37,21 +37,7 @@ FactCategory = Literal[
 # Facts a patient knows and may tell; exam and test facts are revealed only by examining / testing, and
 # "record" facts (work-up, treatment given in the visit, clinicians' opinions, notes on missing information:
 # "The pediatrician suspects ...", "is started on IV fluids") are never told.
-PATIENT_CATEGORIES: frozenset[str] = frozenset(
-    {
-        "demographics",
-        "chief_complaint",
-        "hpi",
-        "symptom",
-        "pmh",
-        "social",
-        "family",
-        "medication",
-        "allergy",
-        "ros",
-        "other",
-    }
-)
+PATIENT_CATEGORIES: frozenset[str] = frozenset(get_args(FactCategory)) - {"exam", "test", "record"}
 Source = Literal["generated", "agentclinic", "mediq", "custom"]
 SHIPPED = Path(__file__).parent / "data" / "cases.jsonl"
 MAX_DIAGNOSIS_CHARS = 200  # a diagnosis name (or synonym); real ones are under 100

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ import torch
 
 from agentrl.core.errors import UsageError
 from agentrl.core.finite import NonFiniteError, check_finite
-from agentrl.core.io import ordinary_permissions
+from agentrl.core.io import atomic_dir
 
 _STEP_RE = re.compile(r"^step_(\d{6,})$")
 _TMP_RE = re.compile(r"^\.step_\d{6,}\..+$")  # mkdtemp's names for a checkpoint being written
@@ -158,8 +156,7 @@ def save_checkpoint(
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:06d}.", dir=root))
-    try:
+    with atomic_dir(final, prefix=f".step_{step:06d}.") as tmp:
         model.save_pretrained(str(tmp / "model"), safe_serialization=True)  # a LoRA model: its adapter only
         if getattr(model, "agentrl_base", None) is not None:
             (tmp / "model" / BASE_FILE).write_text(json.dumps(model.agentrl_base) + "\n")
@@ -168,13 +165,6 @@ def save_checkpoint(
         for name, src in (extra or {}).items():
             shutil.move(str(src), str(tmp / name))
         _write_manifest(tmp, step)
-        ordinary_permissions(tmp)  # mkdtemp makes 0700, some writers 0600
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     for old in checkpoint_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

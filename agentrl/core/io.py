@@ -7,8 +7,12 @@ Every file agentrl writes gets the permissions the umask asks for (mkstemp and m
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -38,6 +42,34 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         ):
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc  # the errno's own subclass
         raise
+
+
+@contextmanager
+def atomic_dir(
+    target: Path, *, prefix: str, suffix: str = "", exists: Literal["replace", "keep", "empty"] = "replace"
+) -> Iterator[Path]:
+    """A directory written whole or not at all. Yields a temp directory beside `target` (`prefix`, `suffix`: its
+    name) to write into; on a clean exit it gets the umask's permissions and is renamed to `target`. Where
+    `target` exists: `replace` removes it first, `keep` keeps it (another process built it first: the new copy is
+    dropped), `empty` replaces it only when empty (else OSError, nothing overwritten). Whatever happens, the temp
+    directory is gone afterwards."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
+    try:
+        yield tmp
+        ordinary_permissions(tmp)  # mkdtemp makes 0700, some writers 0600
+        if target.exists() and exists == "replace":
+            shutil.rmtree(target)
+        elif target.exists() and exists == "empty":
+            target.rmdir()  # a non-empty directory raises OSError
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if exists != "keep":
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ordinary_permissions(root: Path) -> None:

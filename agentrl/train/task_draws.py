@@ -18,6 +18,11 @@ carries no signal. So the draw is a choice:
   uniform on [0, 1), so at most ⌈u·n⌉) is drawn uniformly over every task, so no task is starved; the others are
   drawn without replacement from the band, then from the tasks never seen (explored), then from the rest. A task
   is drawn at most once per update while there are others left.
+  Measured failure (BENCHMARKS.md "Agent learning beyond noise", setting `band`): the band can be a handful of
+  tasks of one kind. SmolLM2 after SFT on ToolUse tiers 1-2 kept 3-5 band tasks, all tier 1 (one tool call; the
+  tier-2 tasks it tried scored 0 at temperature 1 and left), so GRPO trained 10 updates on the same few one-call
+  tasks and held-out tier 2 fell from 24 of 50 solved to 0. Watch `draw/band_tasks`; prefer `stratified` (with
+  `rollout.refill_rounds` for the signal) unless the band is large and spans the task kinds.
 
 Every object is seeded and resumable: a draw depends only on (run seed, step, round) and the object's state
 (`state_dict`), which the checkpoint holds. The trainer draws every group of an update (global group indices), on
