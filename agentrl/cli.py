@@ -52,6 +52,16 @@ def _int_at_least(lo: int) -> Callable[[str], int]:
 _positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
+def _tracker_list(text: str) -> list[str]:
+    from agentrl.train.trackers import TRACKERS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in TRACKERS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown tracker {bad[0]!r}; choose from {', '.join(TRACKERS)}")
+    return names
+
+
 def _temperature(text: str) -> float:
     try:
         v = float(text)
@@ -160,12 +170,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from agentrl.train import distributed
     from agentrl.train.config import load_config
+    from agentrl.train.trackers import check_trackers
     from agentrl.train.trainer import Trainer
 
     config, overrides = args.config, list(args.overrides)
     if config is not None and "=" in config:  # no config file given: the first positional is an override
         config, overrides = None, [config, *overrides]
     cfg = load_config(config, overrides)
+    check_trackers(cfg.train.report_to)  # a missing tracker library: before torchrun, before any model loads
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # the config is checked before torchrun starts N processes
         _exec_torchrun(args)
     try:
@@ -175,6 +187,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             ):  # setting up checks (run dir, env kwargs, simulator) and then loads what the config names
                 trainer = Trainer(cfg)
             main_rank = distributed.is_main()
+            if args.report or cfg.train.report_to:  # written as the logger closes: the trackers get it as an artifact
+                from agentrl.report import write_report
+
+                trainer.logger.report = write_report
             try:
                 run_dir = trainer.run()
             finally:
@@ -184,10 +200,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not main_rank:
         return 0
     print(f"run directory: {run_dir}", file=sys.stderr)
-    if args.report:
-        from agentrl.report import write_report
-
-        print(f"report: {write_report(run_dir)}", file=sys.stderr)
+    if trainer.logger.report_path is not None:
+        print(f"report: {trainer.logger.report_path}", file=sys.stderr)
     return 0
 
 
@@ -207,13 +221,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from agentrl.eval.evaluate import evaluate
 
     kwargs = _with_split(args.env, dict(args.env_kwargs), args.split)
+    k, trials = args.k, args.trials
+    if args.samples is not None:  # --samples K: K samples per task, pass@j / pass^j for j up to K (or --k)
+        if trials is not None and trials != args.samples:
+            raise UsageError(f"--samples {args.samples} and --trials {trials}: both set the samples per task; give one")
+        trials, k = args.samples, k if k is not None else args.samples
     res = evaluate(
         args.env,
         args.model,
         env_kwargs=kwargs,
         tasks=args.episodes,
-        k=args.k,
-        trials=args.trials,
+        k=k if k is not None else 1,
+        trials=trials,
         seed=args.seed,
         temperature=args.temperature,
         max_new_tokens=args.max_new_tokens,
@@ -236,17 +255,20 @@ def cmd_sft(args: argparse.Namespace) -> int:
     with usage_errors():  # sft's checks of its flags, sources and demonstrations raise ValueError
         cfg = config_from_args(args)
         _check_sft_inputs(cfg)
+        report = None
+        if args.report or cfg.report_to:  # written at the end, before the trackers close: they get it too
+            from agentrl.report import write_report
+
+            report = write_report
         with _os_errors(f"--out {cfg.run_dir}"):
-            run_dir = run_sft(cfg, overwrite=args.overwrite, resume=args.resume)
+            run_dir = run_sft(cfg, overwrite=args.overwrite, resume=args.resume, report=report)
     print(
         f"run directory: {run_dir} (train from it with `agentrl train model={run_dir}`, "
         f"evaluate with `agentrl eval --model {run_dir}`)",
         file=sys.stderr,
     )
     if args.report:
-        from agentrl.report import write_report
-
-        print(f"report: {write_report(run_dir)}", file=sys.stderr)
+        print(f"report: {Path(run_dir) / 'report' / 'report.html'}", file=sys.stderr)
     return 0
 
 
@@ -254,11 +276,12 @@ def _check_sft_inputs(cfg: Any) -> None:
     """The transcript file, or the demonstrating env (id, kwargs, split), and the held-out kwargs: before the
     model loads."""
     from agentrl.core.registry import check_env_kwargs, make_env, scripted_factory
+    from agentrl.train.sft_data import check_source
+    from agentrl.train.trackers import check_trackers
 
-    source = Path(cfg.source)
-    if not cfg.source.startswith("scripted:") and not source.is_file():
-        what = "is a directory" if source.is_dir() else "does not exist"
-        raise UsageError(f"--from {source}: the transcript file {what}; give a JSONL file of dialogs or scripted:NAME")
+    if not cfg.source.startswith("scripted:"):
+        check_source(cfg.source)
+    check_trackers(cfg.report_to, "--report-to")
     if cfg.env is None:
         return
     if cfg.source.startswith("scripted:"):  # an unknown name fails here, listing the env's scripted agents
@@ -445,18 +468,34 @@ def _add_sft(sub: Any) -> None:
     )
     s.add_argument("--eval-max-new-tokens", dest="eval_max_new_tokens", type=int, default=None)
     s.add_argument("--report", action="store_true", help="write the HTML report (loss and held-out curves) at the end")
+    s.add_argument(
+        "--report-to",
+        dest="report_to",
+        type=_tracker_list,
+        default=None,
+        help="experiment trackers, comma-separated: tensorboard,wandb,mlflow,trackio (offline; as train.report_to)",
+    )
     s.set_defaults(fn=cmd_sft)
 
 
 def _add_eval(sub: Any) -> None:
-    s = sub.add_parser("eval", help="success rate, mean reward, pass^k")
+    s = sub.add_parser("eval", help="success rate, mean reward, pass@k, avg@k, pass^k")
     s.add_argument("--env", required=True)
     s.add_argument("--model", required=True, help="model name, HF dir, run dir, or scripted:NAME")
     s.add_argument(
         "--episodes", type=_positive_int, default=None, help="number of tasks (default: all of the split, or 10)"
     )
-    s.add_argument("--k", type=_positive_int, default=1)
+    s.add_argument(
+        "--k", type=_positive_int, default=None, help="report pass@j and pass^j for j = 1..k (default 1, or --samples)"
+    )
     s.add_argument("--trials", type=_positive_int, default=None, help="trials per task (default k)")
+    s.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=None,
+        help="samples per task: pass@k, avg@k and pass^k from them, k up to this (unbiased estimators; "
+        "sample with --temperature > 0)",
+    )
     s.add_argument("--split", default=None)
     _add_episode_args(s, max_new_tokens=256)
     s.add_argument("--json", action="store_true")

@@ -121,7 +121,7 @@ B = [
     "train.dtype=bfloat16",
     "train.threads=2",
     "train.overwrite=true",
-    "train.tensorboard=true",
+    "train.report_to=[tensorboard]",
     "lora.r=4",
     "lora.alpha=8",
     "lora.dropout=0.1",
@@ -176,7 +176,7 @@ def _build(cfg: Config, calls: dict[str, list], ppo_reads: dict[str, Any]) -> tr
             (sim_models, "make_chat_model"),
         ]:
             _spy(mp, calls, owner, name)
-        _spy(mp, calls, trainer_mod, "MetricsLogger", lambda real, *a, **k: real(*a, **{**k, "tensorboard": False}))
+        _spy(mp, calls, trainer_mod, "MetricsLogger", lambda real, *a, **k: real(*a, **{**k, "report_to": []}))
         _spy(
             mp,
             calls,
@@ -369,7 +369,7 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
     "train.resume": lambda b: b.r.step == 2,
     "train.overwrite": lambda b: _kw(b.calls_b, "check_run_dir")["overwrite"] is True and not b.checkpoints_after_b,
     "train.log_episodes": lambda b: b.episode_lines == 1,
-    "train.tensorboard": lambda b: _kw(b.calls_b, "MetricsLogger")["tensorboard"] is True,
+    "train.report_to": lambda b: _kw(b.calls_b, "MetricsLogger")["report_to"] == ["tensorboard"],
     "train.threads": lambda b: b.calls_b["threads"] == 2,
     "train.eval_every": lambda b: [r["step"] for r in b.rows if "eval/reward" in r] == [1, 2],
     "train.eval_tasks": lambda b: len(b.a.held_out.tasks) == 1,

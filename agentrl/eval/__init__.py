@@ -1,1 +1,1 @@
-"""Layer 6, evaluation: success rate, mean reward and pass^k of a model or scripted agent on an env."""
+"""Layer 6, evaluation: success rate, mean reward, pass@k, avg@k and pass^k of a model or scripted agent on an env."""

@@ -1,7 +1,12 @@
-"""Evaluation: success rate, mean reward, pass^k (τ-bench's definition), mean turns.
+"""Evaluation: success rate, mean reward, pass@k, avg@k and pass^k, mean turns.
 
-pass^k (Yao et al. 2024, τ-bench §4): for a task tried n times with c successes, the chance that k
-i.i.d. tries ALL succeed is estimated without bias by C(c, k) / C(n, k); pass^k is its mean over tasks.
+For a task tried n times with c successes (n >= k), each estimated without bias and averaged over tasks:
+- pass@k (Chen et al. 2021, "Evaluating Large Language Models Trained on Code", eq. 1): the chance that at least
+  one of k i.i.d. tries succeeds, 1 − C(n − c, k) / C(n, k);
+- pass^k (Yao et al. 2024, τ-bench §4): the chance that k i.i.d. tries ALL succeed, C(c, k) / C(n, k);
+- avg@k: the expected success rate of k tries, c / n (the same for every k: it is the success rate, reported
+  under the name the field uses).
+Success is the env's `info["success"]` where the env defines it, else reward >= 1.
 
 Agents are either a token policy (a model name: run through `RolloutRunner`) or `scripted:NAME`,
 a rule-based agent registered for the env id (`agentrl.core.registry.scripted_agents`) driven at the text level.
@@ -35,12 +40,14 @@ class EvalResult:
     k: int
     success_rate: float
     mean_reward: float
-    pass_k: dict[int, float]
+    pass_k: dict[int, float]  # pass^k (all k succeed) for k = 1..k
     mean_turns: float
     failed: int = (
         0  # episodes ended by an infrastructure failure (`core/outcomes.py`), counted in the rates as failures
     )
     simulator: str | None = None  # the model playing the env's simulated user / patient, if one did
+    pass_at_k: dict[int, float] = field(default_factory=dict)  # pass@k (at least one of k succeeds) for k = 1..k
+    avg_at_k: float = 0.0  # avg@k: the mean success of the samples (each task's c / n, averaged)
     outcomes: list[TaskOutcome] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,6 +61,8 @@ class EvalResult:
             ("tasks x trials", f"{self.tasks} x {self.trials}"),
             ("success rate", f"{self.success_rate:.3f}"),
             ("mean reward", f"{self.mean_reward:.3f}"),
+            *[(f"pass@{k}", f"{v:.3f}") for k, v in sorted(self.pass_at_k.items())],
+            (f"avg@{self.k}", f"{self.avg_at_k:.3f}"),
             *[(f"pass^{k}", f"{v:.3f}") for k, v in sorted(self.pass_k.items())],
             ("mean turns", f"{self.mean_turns:.2f}"),
             ("failed episodes", str(self.failed)),
@@ -72,6 +81,25 @@ def pass_hat_k(successes_per_task: list[list[bool]], k: int) -> float:
         if n < k:
             raise ValueError(f"pass^{k} needs at least {k} trials per task, a task has {n}")
         vals.append(comb(c, k) / comb(n, k))
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+def pass_at_k(successes_per_task: list[list[bool]], k: int) -> float:
+    """Mean over tasks of 1 − C(n − c, k) / C(n, k) (Chen et al. 2021, eq. 1); every task needs n >= k trials."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    vals = []
+    for s in successes_per_task:
+        n, c = len(s), sum(s)
+        if n < k:
+            raise ValueError(f"pass@{k} needs at least {k} trials per task, a task has {n}")
+        vals.append(1.0 - comb(n - c, k) / comb(n, k))  # comb(m, k) = 0 when m < k: some success is certain
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+def avg_at_k(successes_per_task: list[list[bool]]) -> float:
+    """Mean over tasks of c / n: the expected success rate of k tries, for any k <= n."""
+    vals = [sum(s) / len(s) for s in successes_per_task if s]
     return sum(vals) / len(vals) if vals else 0.0
 
 
@@ -233,7 +261,7 @@ def _check_counts(tasks: int | None, k: int, trials: int | None) -> int:
             raise UsageError(f"{name} must be >= 1, got {v}")
     trials = trials or k
     if trials < k:
-        raise UsageError(f"trials ({trials}) must be >= k ({k}): pass^k needs k trials per task")
+        raise UsageError(f"trials ({trials}) must be >= k ({k}): pass@k and pass^k need k trials per task")
     return trials
 
 
@@ -287,6 +315,8 @@ def evaluate(
         success_rate=s["success_rate"],
         mean_reward=s["mean_reward"],
         pass_k={j: pass_hat_k([o.successes for o in outcomes], j) for j in range(1, k + 1)},
+        pass_at_k={j: pass_at_k([o.successes for o in outcomes], j) for j in range(1, k + 1)},
+        avg_at_k=avg_at_k([o.successes for o in outcomes]),
         mean_turns=s["mean_turns"],
         failed=sum(o.failed for o in outcomes),
         simulator=getattr(simulator, "model", None),

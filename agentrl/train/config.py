@@ -340,7 +340,13 @@ class TrainConfig(_Strict):
         False, description="clear a non-empty run_dir first; without this or resume, a non-empty run_dir is refused"
     )
     log_episodes: int = Field(4, ge=0, description="episodes with per-token advantages saved per update for the report")
-    tensorboard: bool = Field(False, description="also write the metrics as TensorBoard events (run_dir/tb)")
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(
+        default_factory=list,
+        description="experiment trackers that get every metric, the config as hyperparameters and the HTML report "
+        "(train/trackers.py), any of tensorboard (run_dir/tb), wandb (offline, run_dir/wandb), mlflow (a file "
+        "store in run_dir/mlruns) and trackio (its local store); each needs its extra: pip install "
+        "'agentrl[wandb]'",
+    )
     threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch's default)")
     eval_every: int = Field(
         0,
@@ -414,6 +420,31 @@ class TrainConfig(_Strict):
     attn_implementation: Literal["auto", "sdpa", "eager"] = Field(
         "auto", description="the attention kernel; auto: transformers' choice (sdpa where the model has it)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        """train.tensorboard (before report_to) still reads, so runs saved with it resume: true adds tensorboard."""
+        if isinstance(data, dict) and "tensorboard" in data:
+            import warnings
+
+            data = dict(data)
+            on = data.pop("tensorboard")
+            if not isinstance(on, bool):
+                raise ValueError(
+                    "train.tensorboard is now train.report_to: [tensorboard] (beside wandb, mlflow, trackio)"
+                )
+            if on:
+                warnings.warn(
+                    "train.tensorboard=true is now train.report_to: [tensorboard]", FutureWarning, stacklevel=2
+                )
+                data["report_to"] = [*data.get("report_to", []), "tensorboard"]
+        return data
+
+    @field_validator("report_to")
+    @classmethod
+    def _once(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
 
     @field_validator("device")
     @classmethod

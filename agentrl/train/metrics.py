@@ -1,4 +1,5 @@
-"""Per-update metrics: one JSON line per update in `metrics.jsonl`, a console line, optional TensorBoard."""
+"""Per-update metrics: one JSON line per update in `metrics.jsonl`, a console line, and the same row to each
+experiment tracker of `train.report_to` (train/trackers.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from agentrl.core.bounded import BoundedInputError, loads_bounded
 from agentrl.core.io import atomic_write_text
+from agentrl.train.trackers import numeric, open_trackers
 
 CONSOLE_KEYS = (
     ("reward/mean", "reward", ".3f"),
@@ -26,19 +29,25 @@ CONSOLE_KEYS = (
 
 
 class MetricsLogger:
-    def __init__(self, run_dir: str | Path, *, tensorboard: bool = False, console: bool = True):
+    """`report_to`: tracker names (train/trackers.py); `config`: the run's config, logged as their hyperparameters;
+    `resume`: continue the tracker runs recorded in the run directory. `report`, when set (the CLI sets
+    agentrl.report.write_report), writes the HTML report at close, and each tracker with artifacts gets it."""
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        report_to: Sequence[str] = (),
+        config: dict[str, Any] | None = None,
+        resume: bool = False,
+        console: bool = True,
+    ):
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.console = console
-        self.tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as exc:  # the optional extra is missing: say so, do not silently drop
-                raise RuntimeError(
-                    "train.tensorboard=true needs the tensorboard package: pip install 'agentrl[tensorboard]'"
-                ) from exc
-            self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
+        self.report: Callable[[Path], str | Path] | None = None
+        self.report_path: Path | None = None
+        self.trackers = open_trackers(report_to, run_dir, config, resume=resume)
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop lines logged after the checkpoint's step (they will be logged again)."""
@@ -60,10 +69,9 @@ class MetricsLogger:
             f.write(json.dumps(row) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        if self.tb is not None:
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k != "step":
-                    self.tb.add_scalar(k, v, step)
+        values = numeric(metrics)  # the raw numbers: NaN stays a float for the trackers
+        for tracker in self.trackers:
+            tracker.log(step, values)
         if self.console:
             parts = [f"update {step}" + (f"/{total_steps}" if total_steps else "")]
             for key, label, fmt in CONSOLE_KEYS:
@@ -72,8 +80,24 @@ class MetricsLogger:
             print("  ".join(parts), file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+        try:
+            if self.report is not None:
+                self.report_path = Path(self.report(self.path.parent))
+                for tracker in self.trackers:
+                    tracker.artifact(self.report_path)
+        finally:
+            for tracker in self.trackers:
+                tracker.close()
+            self.trackers = []
+
+
+def frac_zero_spread(episodes: list[Any]) -> float:
+    """`groups/frac_reward_zero_std` without dynamic sampling (with it, `Refill.metrics` logs the first draw's):
+    the fraction of the batch's groups whose rewards are all equal, which carry no signal for a group baseline."""
+    from agentrl.train.dynamic_sampling import zero_spread_groups
+
+    groups = {ep.group_id for ep in episodes}
+    return len(zero_spread_groups(episodes)) / max(len(groups), 1)
 
 
 def _clean(v: Any) -> Any:
@@ -84,6 +108,9 @@ def _clean(v: Any) -> Any:
 
 class NullLogger:
     """What ranks other than 0 log with: nothing (rank 0 writes metrics.jsonl and the console line)."""
+
+    report: Any = None
+    report_path: Path | None = None
 
     def truncate_after(self, step: int) -> None:
         pass

@@ -22,8 +22,8 @@ Rules (`check_run_dir`, before any model loads):
 - resume refuses a run of the other kind (an `agentrl sft` run is resumed by `agentrl sft --resume`).
 
 Clearing (`clear_run_dir`) removes only the entries the kit writes (`KIT_ENTRIES`: the marker, config.yaml,
-metrics.jsonl, checkpoints/, episodes/, report/, tb/); anything else a user put in the directory stays, and is
-named on stderr.
+metrics.jsonl, checkpoints/, episodes/, report/, and the trackers' tb/, wandb/, mlruns/ and trackers.json); anything
+else a user put in the directory stays, and is named on stderr.
 """
 
 from __future__ import annotations
@@ -44,7 +44,18 @@ from agentrl.train.config import ConfigError
 MARKER = RUN_MARKER
 KINDS = ("train", "sft")
 # every top-level entry a run writes; clearing a run removes these and nothing else
-KIT_ENTRIES = (MARKER, "config.yaml", "metrics.jsonl", "checkpoints", "episodes", "report", "tb")
+KIT_ENTRIES = (
+    MARKER,
+    "config.yaml",
+    "metrics.jsonl",
+    "checkpoints",
+    "episodes",
+    "report",
+    "tb",
+    "wandb",
+    "mlruns",
+    "trackers.json",
+)
 _TRAIN_SECTIONS = {"model", "env", "algorithm", "rollout", "optim", "ppo", "train", "lora"}
 _STEP_DIR = re.compile(r"^step_(\d{6,})$")
 _MAX_SMALL_FILE = 1 << 20  # the marker and config.yaml are read only up to this size

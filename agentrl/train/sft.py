@@ -33,7 +33,7 @@ import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agentrl.core.bounded import MAX_JSON_DEPTH, MAX_LINE_BYTES, iter_jsonl
+from agentrl.core.bounded import MAX_JSON_DEPTH, MAX_LINE_BYTES
 from agentrl.core.chat_format import ChatFormatter
 from agentrl.train.config import FINITE, plain_message
 
@@ -75,6 +75,8 @@ class SFTConfig(BaseModel):
     eval_tasks: int | None = Field(None, ge=1)
     eval_env_kwargs: dict[str, Any] = Field(default_factory=dict)
     eval_max_new_tokens: int = Field(64, ge=1)
+    # experiment trackers (train/trackers.py), as train.report_to: every metric, the config, the HTML report
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> SFTConfig:
@@ -227,8 +229,9 @@ def read_transcripts(
     max_line_bytes: int = MAX_LINE_BYTES,
     max_depth: int = MAX_JSON_DEPTH,
 ) -> tuple[list[Demo], dict[str, float]]:
-    """Demonstrations from a JSONL transcript file and their counts (`demos/run` lines, `demos/kept`,
-    `demos/skipped`).
+    """Demonstrations from a JSONL transcript file, a Parquet file or a `save_to_disk` dataset directory
+    (train/sft_data.py: a `messages` column, tool calls as text or OpenAI's `tool_calls`) and their counts
+    (`demos/run` lines, `demos/kept`, `demos/skipped`).
 
     Untrusted input, bounded (`agentrl.core.bounded`): a line over `max_line_bytes` is skipped before it is parsed
     or tokenized (it is never held whole), one nested deeper than `max_depth` is skipped, and so is a line that is
@@ -239,28 +242,33 @@ def read_transcripts(
     a dialog whose text is too long to fit however it tokenizes (more bytes than max_tokens times the tokenizer's
     longest token) is refused before it is tokenized, as a longer demonstration is (`run_sft`).
     """
+    from agentrl.train.sft_data import iter_rows, normalize_messages, row_tools
+
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"transcript file {p} does not exist")
     demos: list[Demo] = []
-    skipped: list[tuple[int, str]] = []
+    skipped: list[tuple[str, str]] = []
     per_token = longest_token_bytes(fmt.tok) if max_tokens is not None else 0
-    for n, rec, why in iter_jsonl(p, max_line_bytes=max_line_bytes, max_depth=max_depth):
-        where = f"{p}:{n}"
+    for where, rec, why in iter_rows(path, max_line_bytes=max_line_bytes, max_depth=max_depth):
         if why is None:
             try:
                 if not isinstance(rec, dict) or "messages" not in rec:
                     raise ValueError(f"{where}: each line must be an object with a 'messages' list")
-                opening, turns = split_messages(rec["messages"], where)
+                opening, turns = split_messages(normalize_messages(rec["messages"], where), where)
+                tools = row_tools(rec, where)
+                info = (
+                    {"tools": tools, "system_without_tools": opening[0]["content"]}
+                    if tools and opening[0]["role"] == "system"
+                    else None
+                )
                 if max_tokens is not None:
                     _check_fits(opening, turns, per_token, max_tokens, where)
-                demos.append(encode_dialog(fmt, opening, turns, source=where))
+                demos.append(encode_dialog(fmt, opening, turns, info, source=where))
                 continue
             except DemoTooLong:
                 raise
             except ValueError as exc:
                 why = str(exc).removeprefix(f"{where}: ")
-        skipped.append((n, why))
+        skipped.append((where.removeprefix(f"{p}:"), why))
         if len(skipped) <= MAX_WARNED_LINES:
             print(f"warning: {where}: {why}; line skipped", file=sys.stderr)
     if len(skipped) > MAX_WARNED_LINES:
@@ -268,7 +276,7 @@ def read_transcripts(
     if not demos:
         if not skipped:
             raise ValueError(f"{p} holds no dialogs")
-        first = "; ".join(f"line {n}: {why}" for n, why in skipped[:2])
+        first = "; ".join(f"{'line ' if n.isdigit() else ''}{n}: {why}" for n, why in skipped[:2])
         raise ValueError(f"{p} holds no usable dialog ({len(skipped)} line(s) skipped; {first})")
     stats = {
         "demos/run": float(len(demos) + len(skipped)),
@@ -376,8 +384,12 @@ def run_sft(
     progress: bool = True,
     model: Any = None,
     tokenizer: Any = None,
+    report: Any = None,
 ) -> Path:
     """Train `cfg.model` on the demonstrations; return the run directory (its latest checkpoint is the result).
+
+    report: a function of the run directory that writes the HTML report (the CLI passes
+    agentrl.report.write_report); it runs at the end, and the trackers of `cfg.report_to` get the report.
 
     The run directory is marked (`run_dir.start_run`) as a running sft run and as finished at the end, so a killed
     run reads as unfinished. resume: continue the run in `cfg.run_dir` from its newest intact checkpoint (weights,
@@ -434,7 +446,10 @@ def run_sft(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, total, schedule=cfg.schedule, warmup_steps=cfg.warmup_steps)
     )
-    logger = MetricsLogger(run_dir, console=False)
+    logger = MetricsLogger(
+        run_dir, report_to=cfg.report_to, config={"sft": cfg.model_dump(mode="json")}, resume=resume, console=False
+    )
+    logger.report = report
     digest = _data_digest(demos)
     done, tokens_seen = _resume_sft(run_dir, model, opt, sched, digest, logger) if resume else (0, 0)
     start_run(run_dir, "sft")  # before anything is logged: the directory is recognisably a run, and unfinished
@@ -513,7 +528,7 @@ def run_sft(
 
 
 # settings a resumed sft run may change: how long it runs and where checkpoints go, not what a step computes
-_SFT_RESUME_MAY_CHANGE = {"epochs", "threads", "checkpoint_every", "keep_checkpoints"}
+_SFT_RESUME_MAY_CHANGE = {"epochs", "threads", "checkpoint_every", "keep_checkpoints", "report_to"}
 
 
 def _same_sft_run(run_dir: Path, cfg: SFTConfig) -> None:

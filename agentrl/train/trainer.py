@@ -70,7 +70,7 @@ from agentrl.train.lora import (
     trainable_parameters,
 )
 from agentrl.train.lr_schedule import lr_factor
-from agentrl.train.metrics import MetricsLogger, NullLogger
+from agentrl.train.metrics import MetricsLogger, NullLogger, frac_zero_spread
 from agentrl.train.reward_shaping import KLShapedReturns, RandomReturns, raw_rewards
 from agentrl.train.run_dir import check_run_dir, clear_run_dir, finish_run, start_run
 from agentrl.train.task_draws import build_task_draws, group_scores
@@ -183,7 +183,13 @@ class Trainer:
             self._prepare_run_dir()
         distributed.barrier("waiting for rank 0 to prepare the run directory")
         self.logger = (
-            MetricsLogger(self.run_dir, tensorboard=cfg.train.tensorboard, console=console)
+            MetricsLogger(
+                self.run_dir,
+                report_to=cfg.train.report_to,
+                config=cfg.model_dump(mode="json"),
+                resume=cfg.train.resume,
+                console=console,
+            )
             if distributed.is_main()
             else NullLogger()
         )  # rank 0 alone logs and writes
@@ -264,6 +270,7 @@ class Trainer:
         return {
             **self._episode_metrics(episodes),
             **(refill.metrics(len(zero_spread_groups(episodes))) if refill is not None else {}),
+            **({} if refill is not None else {"groups/frac_reward_zero_std": frac_zero_spread(episodes)}),
             **self._advantage_metrics(batch),
             **update_stats,
             **reduce_extra_metrics(extra["metrics"]),
@@ -823,6 +830,7 @@ _RESUME_MAY_CHANGE = {
     "train.gradient_checkpointing",
     "train.threads",  # CPU threads: a run started on one core count may go on with another
     "train.run_dir",  # a run directory moved (or reached through another path) resumes where it now is
+    "train.report_to",  # experiment trackers only log
 }  # where and how, not what, is computed
 
 

@@ -239,13 +239,21 @@ def _most_micro_batches(g_rows: list[int], per_rank: int, micro: int) -> int:
 
 
 def _drift(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], cfg: PPOConfig) -> dict[str, float]:
-    """`logprob/max_abs_diff` over this rank's rows of the update's first minibatch (checked, see invariants)."""
+    """`logprob/max_abs_diff` over this rank's rows of the update's first minibatch (checked, see invariants), and
+    `logprob/mismatch_kl`: the sampler/trainer mismatch KL(π_sampler ‖ π_trainer) per agent token, Schulman's k3
+    estimator (ρ − 1) − log ρ with ρ = π_trainer / π_sampler of each sampled token (unbiased, ≥ 0; the tokens were
+    drawn from the sampler). Both compare the same weights before any step, so what they see is the engines'
+    difference (kernels, precision, a stale sync), the mismatch that truncated importance sampling corrects."""
     if not rows:
         return {}
     new = torch.cat([r[0].flatten() for r in rows])
     old = torch.cat([r[1].flatten() for r in rows])
     mask = torch.cat([r[2].flatten() for r in rows])
-    return check_logprob_drift(new, old, mask, warn_at=cfg.logprob_drift_warn_at, error_at=cfg.logprob_drift_error_at)
+    out = check_logprob_drift(new, old, mask, warn_at=cfg.logprob_drift_warn_at, error_at=cfg.logprob_drift_error_at)
+    log_rho = (new.detach() - old).double()[mask > 0]
+    if log_rho.numel():
+        out["logprob/mismatch_kl"] = float((torch.expm1(log_rho) - log_rho).mean())
+    return out
 
 
 def _micro_loss(
