@@ -118,12 +118,14 @@ def save(d: dict[str, Any], *keys: str) -> None:
         d.update(now)
 
 
-def held_out(model: str) -> dict[str, Any]:
+def held_out(model: str, modes: tuple[str, ...] = ("greedy", "sampled")) -> dict[str, Any]:
     """Greedy (one episode per task) and sampled (SAMPLED_TRIALS at temperature 1) held-out results, per task."""
     from agentrl.eval.evaluate import evaluate
 
     out: dict[str, Any] = {}
     for mode, temp, trials in (("greedy", 0.0, 1), ("sampled", 1.0, SAMPLED_TRIALS)):
+        if mode not in modes:
+            continue
         t0 = time.perf_counter()
         r = evaluate(
             ENV_ID,
@@ -247,6 +249,20 @@ def stage_partial_eval(d: dict[str, Any], arm: str, seed: int) -> None:
     save(d, key)
 
 
+def stage_curve(d: dict[str, Any], arm: str, seed: int, snapshots: Path) -> None:
+    """Greedy held-out success of checkpoints copied aside during a run (`keep_checkpoints` keeps only the newest):
+    each `<arm>_seed<seed>_step<N>` directory under `snapshots`, once; the held-out curve of the run."""
+    key = f"rl/{arm}/seed{seed}"
+    curve = d.setdefault("curves", {}).setdefault(key, {})
+    for snap in sorted(snapshots.glob(f"{arm}_seed{seed}_step*"), key=lambda p: int(p.name.rsplit("step", 1)[1])):
+        step = snap.name.rsplit("step", 1)[1]
+        if step in curve or not (snap / "manifest.json").exists():
+            continue
+        g = held_out(str(snap / "model"), modes=("greedy",))["greedy"]
+        curve[step] = {"success": g["success"], "tasks": g["tasks"], "per_task": g["per_task"]}
+        save(d, "curves")
+
+
 # -- report ---------------------------------------------------------------------------------------------------
 
 
@@ -302,6 +318,21 @@ def render_setting(setting: str) -> list[str]:
             )
             if not r.get("stopped_early"):
                 verdicts.append((arm, seed, gain))
+    for key, curve in sorted(d.get("curves", {}).items()):
+        if curve and sft_eval:
+            pts = sorted(curve.items(), key=lambda kv: int(kv[0]))
+            base = sft_eval["greedy"]
+            lines += [
+                "",
+                f"Held-out curve of {key.removeprefix('rl/').replace('/', ', ')} (greedy, checkpoints copied aside "
+                "during the run): "
+                + ", ".join(
+                    f"update {k}: {v['success']:.2f} (+{flips(base['per_task'], v['per_task'])[0]} / "
+                    f"−{flips(base['per_task'], v['per_task'])[1]})"
+                    for k, v in pts
+                )
+                + f"; SFT {base['success']:.2f}.",
+            ]
     lines += ["", "Targets (issue 28):"]
     for arm in ("grpo", "trepo"):
         got = [(s, g) for a, s, g in verdicts if a == arm]
@@ -388,6 +419,13 @@ def main() -> None:
     ap.add_argument(
         "--smoke", action="store_true", help="tiny-random, a few tasks and tokens, results in /tmp: checks the pipeline"
     )
+    ap.add_argument(
+        "--curve",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="greedy held-out success of the checkpoints copied into DIR as <arm>_seed<seed>_step<N>, then render",
+    )
     ap.add_argument("--note", default=None, help="a paragraph for BENCHMARKS.md (where the run stopped, what else ran)")
     args = ap.parse_args()
     set_setting(args.setting)
@@ -407,6 +445,12 @@ def main() -> None:
     COMMON["train"]["threads"] = args.threads
     torch.set_num_threads(args.threads)
     load_env_plugins()
+    if args.curve is not None:
+        for seed in args.seeds:
+            for arm in args.arms:
+                stage_curve(d, arm, seed, args.curve)
+        render()
+        return
     if args.eval_now:
         for seed in args.seeds:
             for arm in args.arms:
