@@ -19,6 +19,32 @@ from agentrl.core.errors import UsageError, usage_errors
 
 _loaded = False
 
+# id prefixes a plugin registers (`register_id_prefix`): `openenv:http://host:8000` is the env registered for the prefix with
+# its `kwarg` set to what follows the colon. Checked before `module:Id`, whose module part would be `openenv:http`.
+_ID_PREFIXES: dict[str, tuple[str, str]] = {}
+
+
+def register_id_prefix(prefix: str, env_id: str, kwarg: str) -> None:
+    """Make `PREFIX:VALUE` an env id meaning `env_id` made with `kwarg=VALUE` (an env package calls this on import,
+    e.g. `openenv:URL` -> the OpenEnv client env with `base_url=URL`)."""
+    if not prefix.isidentifier() or not kwarg.isidentifier():
+        raise ValueError(f"id prefix {prefix!r} and kwarg {kwarg!r} must be identifiers")
+    _ID_PREFIXES[prefix] = (env_id, kwarg)
+
+
+def prefixed_id(env_id: Any) -> tuple[str, dict[str, str]] | None:
+    """(registered id, {kwarg: value}) for a `PREFIX:VALUE` id of a registered prefix, else None."""
+    load_env_plugins()
+    if not isinstance(env_id, str):
+        return None
+    prefix, sep, value = env_id.partition(":")
+    if not sep or prefix not in _ID_PREFIXES:
+        return None
+    target, kwarg = _ID_PREFIXES[prefix]
+    if not value:
+        raise UsageError(f"environment {env_id!r}: give a value after {prefix}: (e.g. {prefix}:http://127.0.0.1:8000)")
+    return target, {kwarg: value}
+
 
 def load_env_plugins() -> None:
     """Import every package registered under the `agentrl.envs` entry-point group (once)."""
@@ -81,6 +107,9 @@ def resolve_env_id(env_id: str) -> str:
     load_env_plugins()
     if not isinstance(env_id, str) or not env_id:
         raise UsageError(f"an environment id must be a non-empty string, got {env_id!r}")
+    pre = prefixed_id(env_id)
+    if pre is not None:
+        return resolve_env_id(pre[0])
     module, sep, name = env_id.rpartition(":")
     if sep:
         if not module or not name:
@@ -120,7 +149,10 @@ def env_kwarg_names(env_id: str) -> list[str] | None:
     params = inspect.signature(env_class(env_id)).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
-    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)] + list(_MAKE_KWARGS)
+    pre = prefixed_id(env_id)
+    fixed = set(pre[1]) if pre is not None else set()  # what a `PREFIX:VALUE` id sets itself
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in fixed]
+    return names + list(_MAKE_KWARGS)
 
 
 def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any]) -> None:
@@ -137,7 +169,13 @@ def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any]) -> None:
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     """`gymnasium.make` after loading plugins (and, for `module:Id`, importing the module). An unknown id,
     module or kwarg, or a ValueError from the constructor (its check of the kwargs' values), is a UsageError."""
+    pre = prefixed_id(env_id)
+    given = sorted(set(pre[1]) & set(kwargs)) if pre is not None else []
+    if given:
+        raise UsageError(f"{env_id}: the id already sets {given[0]}; leave it out of the env kwargs")
     check_env_kwargs(env_id, kwargs)
+    if pre is not None:
+        kwargs = {**kwargs, **pre[1]}
     # disable_env_checker: check_env is run by the tests; the passive checker would re-check every step
     with usage_errors(f"{env_id}: "):
         return gym.make(resolve_env_id(env_id), disable_env_checker=True, **kwargs)

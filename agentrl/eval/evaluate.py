@@ -71,30 +71,27 @@ class EvalResult:
         return "\n".join(f"{a.ljust(w)}  {b}" for a, b in rows)
 
 
-def pass_hat_k(successes_per_task: list[list[bool]], k: int) -> float:
-    """Mean over tasks of C(c, k) / C(n, k); every task needs n >= k trials."""
+def _mean_over_tasks(successes_per_task: list[list[bool]], k: int, name: str, value) -> float:
+    """Mean over tasks of value(n, c) (n trials, c successes); every task needs n >= k trials."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     vals = []
     for s in successes_per_task:
-        n, c = len(s), sum(s)
-        if n < k:
-            raise ValueError(f"pass^{k} needs at least {k} trials per task, a task has {n}")
-        vals.append(comb(c, k) / comb(n, k))
+        if len(s) < k:
+            raise ValueError(f"{name} needs at least {k} trials per task, a task has {len(s)}")
+        vals.append(value(len(s), sum(s)))
     return sum(vals) / len(vals) if vals else 0.0
+
+
+def pass_hat_k(successes_per_task: list[list[bool]], k: int) -> float:
+    """Mean over tasks of C(c, k) / C(n, k) (τ-bench's pass^k); every task needs n >= k trials."""
+    return _mean_over_tasks(successes_per_task, k, f"pass^{k}", lambda n, c: comb(c, k) / comb(n, k))
 
 
 def pass_at_k(successes_per_task: list[list[bool]], k: int) -> float:
-    """Mean over tasks of 1 − C(n − c, k) / C(n, k) (Chen et al. 2021, eq. 1); every task needs n >= k trials."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    vals = []
-    for s in successes_per_task:
-        n, c = len(s), sum(s)
-        if n < k:
-            raise ValueError(f"pass@{k} needs at least {k} trials per task, a task has {n}")
-        vals.append(1.0 - comb(n - c, k) / comb(n, k))  # comb(m, k) = 0 when m < k: some success is certain
-    return sum(vals) / len(vals) if vals else 0.0
+    """Mean over tasks of 1 − C(n − c, k) / C(n, k) (Chen et al. 2021, eq. 1); every task needs n >= k trials.
+    comb(m, k) = 0 when m < k: some success is then certain."""
+    return _mean_over_tasks(successes_per_task, k, f"pass@{k}", lambda n, c: 1.0 - comb(n - c, k) / comb(n, k))
 
 
 def avg_at_k(successes_per_task: list[list[bool]]) -> float:
