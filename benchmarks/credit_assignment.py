@@ -10,6 +10,7 @@ benchmarks/results/ and a table to BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import statistics
@@ -25,8 +26,13 @@ ALGOS = ["trepo", "grpo", "rloo", "ppo_gae", "reinforce"]
 OUT = ROOT / "benchmarks" / "results"
 
 
-def run_one(algo: str, turns: int, seed: int, updates: int, lr: float) -> list[dict]:
-    with tempfile.TemporaryDirectory() as d:
+def run_one(
+    algo: str, turns: int, seed: int, updates: int, lr: float, *, extra: list[str] = (), run_dir: Path | None = None
+) -> list[dict]:
+    """One run's metrics rows; `extra` overrides go after these settings; `run_dir` (else a temporary directory)
+    keeps the run, so a caller that adds train.resume=true resumes it."""
+    ctx = tempfile.TemporaryDirectory() if run_dir is None else contextlib.nullcontext(str(run_dir))
+    with ctx as d:
         cfg = load_config(
             None,
             [
@@ -47,6 +53,7 @@ def run_one(algo: str, turns: int, seed: int, updates: int, lr: float) -> list[d
                 f"train.seed={seed}",
                 f"train.run_dir={d}",
                 "train.threads=1",
+                *extra,
             ],
         )
         Trainer(cfg, console=False).run()
