@@ -327,8 +327,7 @@ def render_setting(setting: str) -> list[str]:
                 f"Held-out curve of {key.removeprefix('rl/').replace('/', ', ')} (greedy, checkpoints copied aside "
                 "during the run): "
                 + ", ".join(
-                    f"update {k}: {v['success']:.2f} (+{flips(base['per_task'], v['per_task'])[0]} / "
-                    f"−{flips(base['per_task'], v['per_task'])[1]})"
+                    "update {}: {:.2f} (+{} / −{})".format(k, v["success"], *flips(base["per_task"], v["per_task"]))
                     for k, v in pts
                 )
                 + f"; SFT {base['success']:.2f}.",
