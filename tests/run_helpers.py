@@ -8,6 +8,18 @@ import pytest
 
 from agentrl.cli import main
 
+# a two-turn tiny-random GRPO run of 2 groups x 4 episodes, a few tokens a turn: the trainer tests' common base
+TINY_GRPO = [
+    "model=tiny-random",
+    "env.kwargs.turns=2",
+    "algorithm.name=grpo",
+    "rollout.groups=2",
+    "rollout.group_size=4",
+    "rollout.max_new_tokens=4",
+    "rollout.constrained=true",
+    "train.log_episodes=0",
+]
+
 
 class Killed(Exception):
     """Stands for a kill -9 right after a checkpoint: nothing else of the run survives but its files."""

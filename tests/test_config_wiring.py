@@ -118,6 +118,8 @@ B = [
     "ppo.micro_batch_size=2",
     "ppo.kl_coef=0.1",
     "ppo.kl_in_reward=true",
+    "ppo.offpolicy_correction=mis_seq",
+    "ppo.is_cap=3.0",
     "train.dtype=bfloat16",
     "train.threads=2",
     "train.overwrite=true",
@@ -184,6 +186,13 @@ def _build(cfg: Config, calls: dict[str, list], ppo_reads: dict[str, Any]) -> tr
             "ppo_update",
             lambda real, *a, **k: real(*a[:5], _Reads(a[5], ppo_reads), *a[6:], **k),
         )
+        _spy(
+            mp,
+            calls,
+            trainer_mod,
+            "correct_batch",
+            lambda real, *a, **k: real(a[0], a[1], _Reads(a[2], calls.setdefault("correct_batch_reads", {})), **k),
+        )
         from agentrl.inference.hf import HFPolicy
         from agentrl.inference.vllm import VLLMPolicy  # its engine stood in for by the hf backend: no vLLM on CPU
 
@@ -240,12 +249,36 @@ def _ppo_read(key: str) -> Callable[[SimpleNamespace], None]:
     return check
 
 
+def _async(b: SimpleNamespace) -> None:
+    """A build of its own (A runs under train.parallel=ddp, which asynchronous rollouts refuse)."""
+    cfg = load_config(
+        None,
+        [
+            f"model={b.model_dir}",
+            "rollout.groups=1",
+            "rollout.group_size=2",
+            "rollout.constrained=true",
+            "rollout.max_new_tokens=2",
+            "ppo.minibatch_size=2",
+            "ppo.micro_batch_size=2",
+            "train.updates=2",
+            "train.log_episodes=0",
+            "rollout.max_staleness=1",
+            f"train.run_dir={b.run.parent / 'async'}",
+        ],
+    )
+    t = trainer_mod.Trainer(cfg, console=False)
+    t.run()
+    rows = [json.loads(x) for x in (b.run.parent / "async" / "metrics.jsonl").read_text().splitlines()]
+    assert t.sampler_model is not t.model and [r["policy/staleness"] for r in rows] == [0.0, 1.0]
+
+
 def _failed_episodes(b: SimpleNamespace) -> None:
     eps = [
         Episode(prompt_ids=[1], group_id=g, end=end)
         for g, end in [(0, EpisodeEnd.ENV_ERROR), (0, EpisodeEnd.TERMINATED)]
     ]
-    kept, _ = b.a._drop_failed(eps)
+    kept, _ = b.a._drop_failed(eps, 0)
     assert kept == eps  # score_zero keeps the failed episode (exclude_infra would drop the group)
 
 
@@ -328,6 +361,15 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
         b.a.runner.episode_timeout_s == 100 and b.a.held_out.runner.episode_timeout_s == 100
     ),
     "rollout.failed_episodes": _failed_episodes,
+    "rollout.max_staleness": _async,
+    "rollout.servers": "the remote backend's: tests/test_remote_*.py build it against servers on loopback",
+    "rollout.remote_weights_dir": "the remote backend's: tests/test_remote_*.py",
+    "rollout.server_attempts": "the remote backend's: tests/test_remote_*.py",
+    "rollout.server_timeout_s": "the remote backend's: tests/test_remote_*.py",
+    "ppo.offpolicy_correction": lambda b: (
+        b.b.offpolicy == "mis_seq" and _kw(b.calls_b, "correct_batch")["mode"] == "mis_seq"
+    ),
+    "ppo.is_cap": lambda b: b.calls_b["correct_batch_reads"]["is_cap"] == 3.0,
     "rollout.vllm_gpu_memory_utilization": lambda b: _kw(b.calls_b, "from_model")["gpu_memory_utilization"] == 0.3,
     "rollout.vllm_tensor_parallel_size": lambda b: _kw(b.calls_b, "from_model")["tensor_parallel_size"] == 2,
     "optim.lr": lambda b: b.a.optimizer.param_groups[0]["initial_lr"] == 1e-4,

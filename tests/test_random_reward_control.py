@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from run_helpers import TINY_GRPO
 
 from agentrl.core.types import Episode
 from agentrl.train.config import load_config
@@ -42,14 +43,7 @@ def test_the_trainer_trains_on_random_returns_and_logs_real_rewards(tmp_path: Pa
     cfg = load_config(
         None,
         [
-            "model=tiny-random",
-            "env.kwargs.turns=2",
-            "algorithm.name=grpo",
-            "rollout.groups=2",
-            "rollout.group_size=4",
-            "rollout.max_new_tokens=4",
-            "rollout.constrained=true",
-            "train.log_episodes=0",
+            *TINY_GRPO,
             "ppo.minibatch_size=8",
             "ppo.micro_batch_size=8",
             "train.random_reward=0.5",

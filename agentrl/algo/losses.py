@@ -9,6 +9,7 @@ from torch import Tensor
 
 AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
 KL_KINDS = ("k1", "k2", "k3")
+IS_MODES = ("tis", "mis_token", "mis_seq")
 
 
 def aggregate(x: Tensor, mask: Tensor, mode: str = "token-mean") -> Tensor:
@@ -34,6 +35,63 @@ def aggregate(x: Tensor, mask: Tensor, mode: str = "token-mean") -> Tensor:
     return (per_seq * has).sum() / has.sum().clamp(min=1)
 
 
+def importance_weights(
+    old_logprobs: Tensor, sampler_logprobs: Tensor, mask: Tensor, *, mode: str = "tis", cap: float = 2.0
+) -> tuple[Tensor, dict[str, float]]:
+    """Per-token weights [B, T] that correct PPO's loss for tokens drawn from a sampler π_s that is not π_old
+    (another engine's kernels or precision, or weights some updates older: asynchronous rollouts).
+
+    ρ_t = π_old(w_t) / π_s(w_t), computed from the log-probs of the sampled tokens; weights are constants (no
+    gradient) multiplying each token's PPO loss, whose own ratio stays π_θ / π_old:
+      tis        w_t = min(ρ_t, C)                                  truncated IS (Ionides 2008; Yao et al. 2025,
+                                                                    "Your efficient RL framework secretly brings
+                                                                    you off-policy RL training")
+      mis_token  w_t = ρ_t if 1/C ≤ ρ_t ≤ C else 0                   masked IS: a token whose engines disagree by
+                                                                    more than C is dropped (IcePop, Ring-1T 2025)
+      mis_seq    w_t = ρ_t if 1/C ≤ ρ̄_b ≤ C else 0, ρ̄_b = exp(mean_t log ρ_t over row b's agent tokens)
+                                                                    the whole episode dropped on its geometric-mean
+                                                                    ratio (verl's "geometric" rejection)
+    With the same weights in the same engine ρ = 1 up to rounding, and every mode is a no-op.
+    stats (agent tokens only): is/ratio_p05, is/ratio_p50, is/ratio_p95, is/frac_truncated (tis: ρ > C),
+    is/frac_masked (mis_*: weight 0), is/weight_mean, and logprob/mismatch_kl, KL(π_s ‖ π_old) per token by
+    Schulman's k3, (ρ − 1) − log ρ (the tokens were drawn from π_s).
+    """
+    if mode not in IS_MODES:
+        raise ValueError(f"importance_weights: mode must be one of {IS_MODES}, got {mode!r}")
+    if not cap > 1.0:
+        raise ValueError(f"importance_weights: cap must be > 1, got {cap}")
+    on = mask > 0
+    zero = torch.zeros((), dtype=torch.float32, device=old_logprobs.device)
+    log_rho = torch.where(on, (old_logprobs - sampler_logprobs).float(), zero)  # [B, T]; 0 off the mask
+    rho = torch.exp(log_rho)
+    lo, hi = 1.0 / cap, cap
+    if mode == "tis":
+        w = torch.clamp(rho, max=cap)
+        dropped = torch.zeros_like(on)
+    elif mode == "mis_token":
+        dropped = on & ((rho < lo) | (rho > hi))
+        w = torch.where(dropped, zero, rho)
+    else:
+        n = on.sum(-1).clamp(min=1)
+        geo = torch.exp(log_rho.sum(-1) / n)  # [B]
+        out_of_band = (geo < lo) | (geo > hi)
+        dropped = on & out_of_band.unsqueeze(-1)
+        w = torch.where(dropped, zero, rho)
+    w = torch.where(on, w, zero).detach()
+    with torch.no_grad():
+        r = rho[on].double()
+        stats: dict[str, float] = {}
+        if r.numel():
+            q = torch.quantile(r, torch.tensor([0.05, 0.5, 0.95], dtype=torch.float64))
+            stats = {"is/ratio_p05": float(q[0]), "is/ratio_p50": float(q[1]), "is/ratio_p95": float(q[2])}
+            lr = log_rho[on].double()
+            stats["logprob/mismatch_kl"] = float((torch.expm1(lr) - lr).mean())
+            stats["is/weight_mean"] = float(w[on].double().mean())
+        stats["is/frac_truncated"] = _masked_mean(((rho > cap) & on).float(), mask) if mode == "tis" else 0.0
+        stats["is/frac_masked"] = _masked_mean(dropped.float(), mask)
+    return w, stats
+
+
 def _masked_mean(x: Tensor, mask: Tensor) -> float:
     m = mask > 0
     return float(x[m].float().mean()) if m.any() else 0.0
@@ -49,6 +107,7 @@ def policy_loss(
     clip_high: float = 0.2,
     dual_clip: float | None = None,
     agg: str = "token-mean",
+    is_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """PPO clipped surrogate on token log-ratios (Schulman et al. 2017, eq. 7), as a loss to minimise:
 
@@ -56,7 +115,9 @@ def policy_loss(
 
     clip_low / clip_high may differ (DAPO's "clip-higher", Yu et al. 2025). dual_clip = c > 1 (Ye et al. 2020,
     "Mastering Complex Control in MOBA Games", eq. 5) additionally caps ℓ_t at −c·A_t for A_t < 0, so a token
-    whose ratio exploded cannot dominate the update. All inputs [B, T]; the loss is aggregated with `agg`.
+    whose ratio exploded cannot dominate the update. is_weights [B, T] (`importance_weights`, constants) multiply
+    each token's ℓ_t: the off-policy correction for a sampler that is not π_old. All inputs [B, T]; the loss is
+    aggregated with `agg`.
     stats: clip_fraction (tokens where the clipped term was taken), dual_clip_fraction, approx_kl
     (k3 estimate of KL(π_old ‖ π) from the rollout's samples), ratio_mean, ratio_max.
     """
@@ -76,6 +137,8 @@ def policy_loss(
         cap = -adv * dual_clip  # > 0 where adv < 0
         dual_active = (adv < 0) & (loss_tok > cap)
         loss_tok = torch.where(adv < 0, torch.minimum(loss_tok, cap), loss_tok)
+    if is_weights is not None:
+        loss_tok = loss_tok * torch.where(on, is_weights.detach().to(loss_tok.dtype), zero)
     loss = aggregate(loss_tok, mask, agg)
     with torch.no_grad():
         clipped = (surr_clipped > surr_unclipped) & on

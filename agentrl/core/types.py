@@ -71,6 +71,7 @@ class Episode:
     snapshots: dict[int, Any] = field(default_factory=dict)  # turn index -> env snapshot taken before that turn
     parent_uid: int | None = None  # set on branch continuations: the episode they branched from
     branch_pos: int | None = None  # token position the continuation branched at
+    policy_version: int | None = None  # the trainer's weights that sampled it: updates done (asynchronous rollouts)
 
     @property
     def input_ids(self) -> list[int]:
@@ -136,6 +137,10 @@ class TrainBatch:
         None  # [B, T, A] long: allowed ids at constrained positions, -1 padded (see allowed_tensor)
     )
     value_mask: torch.Tensor | None = None  # [B, T] float: where the value loss is taken; None: the action mask
+    # off-policy correction (ppo.offpolicy_correction): the sampler's log-probs when old_logprobs were recomputed by
+    # the trainer, and the per-token importance weights π_old / π_sampler the loss applies (`losses.importance_weights`)
+    sampler_logprobs: torch.Tensor | None = None  # [B, T]
+    is_weights: torch.Tensor | None = None  # [B, T]
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]

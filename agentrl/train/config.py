@@ -6,6 +6,7 @@ the run directory (`config.yaml`) so a run can be resumed or reproduced exactly.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -174,7 +175,37 @@ class AlgorithmConfig(_Strict):
 class RolloutConfig(_Strict):
     """Sampling the episodes of each update (agentrl/rollout/)."""
 
-    backend: Literal["hf", "vllm"] = Field("hf", description="the sampling engine: transformers (hf) or vLLM")
+    backend: Literal["hf", "vllm", "remote"] = Field(
+        "hf",
+        description="the sampling engine: transformers (hf), an in-process vLLM engine (vllm), or the OpenAI-"
+        "compatible vLLM servers of rollout.servers (remote)",
+    )
+    servers: list[str] = Field(
+        default_factory=list,
+        description="remote backend: base URLs of the vLLM servers (`agentrl serve-policy` starts them on one machine)",
+    )
+    remote_weights_dir: str | None = Field(
+        None,
+        description="remote backend: a directory the trainer and every server can read, where each update's weights "
+        "are written for the servers to reload (null: a fresh directory in /dev/shm, for servers on this machine)",
+    )
+    server_attempts: int = Field(
+        3,
+        ge=1,
+        le=32,
+        description="remote backend: servers tried for one request before its episode ends as sampler_error (counted)",
+    )
+    server_timeout_s: float = Field(
+        120.0, gt=0.0, description="remote backend: the most seconds one request may take on one server"
+    )
+    max_staleness: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="asynchronous rollouts: collection for updates t+1..t+k runs while update t trains, with the "
+        "weights of update t-k at the oldest; episodes sampled more than k versions back are dropped and counted; "
+        "0 = synchronous (collect, then train)",
+    )
     groups: int = Field(4, ge=1, description="tasks per update")
     group_size: int = Field(4, ge=1, description="episodes per task (G)")
     refill_rounds: int = Field(
@@ -231,6 +262,17 @@ class RolloutConfig(_Strict):
         description="episodes that ended by an env error, a simulator error or a timeout: left out of the advantage "
         "groups (exclude_infra; a group left with one episode goes too) or kept with reward 0 (score_zero)",
     )
+
+    @field_validator("servers")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for u in v:
+            if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", u):
+                raise ValueError(f"a server URL is http(s)://host:port[/path], got {short_repr(u, 60)}")
+        if len(set(v)) != len(v):
+            raise ValueError("a server is listed twice")
+        return [u.rstrip("/") for u in v]
+
     vllm_gpu_memory_utilization: float = Field(
         0.5, gt=0.0, le=1.0, description="vllm backend: the fraction of GPU memory the engine may take"
     )
@@ -284,6 +326,14 @@ class PPOConfig(_Strict):
         description="how token losses make the loss: the mean over all agent tokens, the mean of each "
         "episode's token mean, or the mean of each episode's token sum (Dr. GRPO)",
     )
+    offpolicy_correction: Literal["auto", "none", "tis", "mis_token", "mis_seq"] = Field(
+        "auto",
+        description="correct for the sampler not being the trainer's own forward (algo/losses.importance_weights): "
+        "π_old is recomputed by the trainer and each token's loss weighted by ρ = π_old/π_sampler truncated at "
+        "is_cap (tis), or ρ with tokens (mis_token) or episodes (mis_seq, geometric mean) outside [1/is_cap, is_cap] "
+        "masked; auto = tis when rollout.max_staleness > 0 or the backend is vllm or remote, else none",
+    )
+    is_cap: float = Field(2.0, gt=1.0, description="the importance ratio's cap C (tis) or band [1/C, C] (mis_*)")
     kl_coef: float = Field(0.0, ge=0.0, description="weight of the KL to the frozen starting model (0 = off)")
     kl_kind: Literal["k1", "k2", "k3"] = Field("k3", description="the per-token KL estimator (Schulman's k1, k2, k3)")
     kl_in_reward: bool = Field(False, description="fold -kl_coef * KL into RM instead of a loss term")
@@ -495,6 +545,23 @@ class Config(_Strict):
                 "equal, and a group of one episode always is: use rollout.group_size >= 2, or refill_rounds=0"
             )
         r, default = self.rollout, RolloutConfig()
+        if (r.backend == "remote") != bool(r.servers):
+            raise ValueError(
+                "rollout.backend=remote samples on the servers of rollout.servers: give both, or neither "
+                f"(got backend={r.backend}, {len(r.servers)} servers)"
+            )
+        if r.remote_weights_dir is not None and r.backend != "remote":
+            raise ValueError(f"rollout.remote_weights_dir is for rollout.backend=remote (got {r.backend}): drop it")
+        if self.ppo.offpolicy_correction not in ("auto", "none") and self.train.parallel == "fsdp2":
+            raise ValueError(
+                f"ppo.offpolicy_correction={self.ppo.offpolicy_correction} recomputes π_old outside the update's "
+                "lock-step passes, which train.parallel=fsdp2 needs on every rank: use train.parallel=ddp or none"
+            )
+        if r.max_staleness and self.train.parallel != "none":
+            raise ValueError(
+                f"rollout.max_staleness={r.max_staleness} (asynchronous rollouts) runs in one process: it needs "
+                f"train.parallel=none (got {self.train.parallel})"
+            )
         ignored = [k for k in ("draw_window", "draw_uniform") if getattr(r, k) != getattr(default, k)]
         if ignored and r.task_draw != "success_band":  # a setting nothing would read
             raise ValueError(
@@ -509,6 +576,16 @@ class Config(_Strict):
                 f"use rollout.group_size >= {spec.min_group_size}, or an estimator that works with {g}: {fit}"
             )
         return self
+
+
+def offpolicy_mode(cfg: Config) -> str:
+    """The correction `ppo.offpolicy_correction` stands for: auto is tis when the sampler is not the trainer's own
+    forward at the weights being trained (asynchronous rollouts, a vLLM engine, remote servers), else none."""
+    mode = cfg.ppo.offpolicy_correction
+    if mode != "auto":
+        return mode
+    r = cfg.rollout
+    return "tis" if r.max_staleness > 0 or r.backend in ("vllm", "remote") else "none"
 
 
 class ConfigError(UsageError):

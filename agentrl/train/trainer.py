@@ -13,6 +13,8 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -54,12 +56,13 @@ from agentrl.rollout.build import build_runner, prepare_env_kwargs
 from agentrl.rollout.runner import EpisodeSpec
 from agentrl.sim.batching import SimulatorQueue
 from agentrl.train import distributed, fsdp
+from agentrl.train.async_rollouts import Collected, RolloutPipeline
 from agentrl.train.branch_values import (
     BranchValues,
     estimate_branch_values,
     greedy_baselines,
 )
-from agentrl.train.config import Config, ConfigError, dump_config, load_config
+from agentrl.train.config import Config, ConfigError, dump_config, load_config, offpolicy_mode
 from agentrl.train.dynamic_sampling import Refill, refill_specs, swap_groups, zero_spread_groups
 from agentrl.train.forward import ValueHead, forward
 from agentrl.train.held_out import HeldOutEval
@@ -71,6 +74,7 @@ from agentrl.train.lora import (
 )
 from agentrl.train.lr_schedule import lr_factor
 from agentrl.train.metrics import MetricsLogger, NullLogger, frac_zero_spread
+from agentrl.train.offpolicy import correct_batch
 from agentrl.train.reward_shaping import KLShapedReturns, RandomReturns, raw_rewards
 from agentrl.train.run_dir import check_run_dir, clear_run_dir, finish_run, start_run
 from agentrl.train.task_draws import build_task_draws, group_scores
@@ -136,7 +140,14 @@ class Trainer:
         self.rollout_model = self._shard() if cfg.train.parallel == "fsdp2" and distributed.world() > 1 else self.model
         self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
-        self.policy = make_policy_backend(cfg.rollout, self.rollout_model, self.tokenizer)
+        # asynchronous rollouts sample while the trainer updates: the transformers backend gets a copy of its own
+        self.sampler_model = (
+            self._frozen_copy(self.rollout_model)
+            if cfg.rollout.max_staleness and cfg.rollout.backend == "hf"
+            else self.rollout_model
+        )
+        self.policy = make_policy_backend(cfg.rollout, self.sampler_model, self.tokenizer)
+        self.pipeline: RolloutPipeline[Collected] | None = None  # rollout.max_staleness > 0, while run() runs
         self.sampling = SamplingParams(
             temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens
         )
@@ -179,6 +190,7 @@ class Trainer:
         self.step = 0
         self.tokens_cumulative = 0
         self.skip_guard = SkipGuard(cfg.train.max_skipped_updates)
+        self.offpolicy = offpolicy_mode(cfg)  # ppo.offpolicy_correction, auto resolved
         if distributed.is_main():
             self._prepare_run_dir()
         distributed.barrier("waiting for rank 0 to prepare the run directory")
@@ -201,16 +213,29 @@ class Trainer:
         cfg = self.cfg.train
         if self.held_out is not None and self.step == 0 and cfg.eval_before_train:
             self.logger.log(0, self.held_out(), cfg.updates)  # the starting point of the held-out curve
-        while self.step < cfg.updates and not self.out_of_tokens():
-            metrics = self.train_step()
-            self.step += 1
-            last = self.step == cfg.updates or self.out_of_tokens()
-            if self.held_out is not None and (self.step % cfg.eval_every == 0 or last):
-                metrics.update(self.held_out())
-            self.logger.log(self.step, metrics, cfg.updates)
-            self.skip_guard.observe(metrics, self.step)  # every step of N updates in a row skipped: stop, say why
-            if self.step % cfg.checkpoint_every == 0 or last:
-                self.save()
+        k = self.cfg.rollout.max_staleness
+        if k:  # collection for the next k updates runs while this one trains (train/async_rollouts.py)
+            self.pipeline = RolloutPipeline(self._collect, self._sync_weights, k=k, start=self.step, stop=cfg.updates)
+        try:
+            while self.step < cfg.updates and not self.out_of_tokens():
+                if self.pipeline is None:
+                    metrics = self.train_step()
+                else:
+                    t0 = time.perf_counter()
+                    metrics = self._learn(self.pipeline.take(self.step), t0)
+                self.step += 1
+                last = self.step == cfg.updates or self.out_of_tokens()
+                if self.held_out is not None and (self.step % cfg.eval_every == 0 or last):
+                    with self._sampler(fresh=True):  # the trainer's newest weights, no collection meanwhile
+                        metrics.update(self.held_out())
+                self.logger.log(self.step, metrics, cfg.updates)
+                self.skip_guard.observe(metrics, self.step)  # every step of N updates in a row skipped: stop, say why
+                if self.step % cfg.checkpoint_every == 0 or last:
+                    self.save()
+        finally:
+            if self.pipeline is not None:
+                self.pipeline.close()  # after the collection in progress: the sampler is closed only then
+                self.pipeline = None
         self.logger.close()
         if distributed.is_main():  # only now: a run killed before this reads as unfinished (run_dir.run_status)
             finish_run(self.run_dir, step=self.step)
@@ -226,24 +251,62 @@ class Trainer:
         self.policy.close()
 
     def train_step(self) -> dict[str, float]:
+        """One synchronous update: collect with the current weights, train, send the new weights to the sampler."""
+        t0 = time.perf_counter()
+        return self._learn(self._collect(self.step, self.step), t0)
+
+    def _collect(self, step: int, version: int) -> Collected:
+        """Everything sampled for update `step` (episodes, refills, branch continuations, greedy baselines) and what
+        is computed from it alone, with the sampler's weights at `version` (= step unless asynchronous)."""
         t0 = time.perf_counter()
         if getattr(self.policy, "store", None) is not None:  # each update's collection starts from an empty KV
             self.policy.store.clear()  # store (a held-out evaluation since the sync may have filled it): resumable
-        specs = self._episode_specs(self.step)
+        specs = self._episode_specs(step)
         uid0 = self._set_uid(None, self.groups.start * self.cfg.rollout.group_size)  # sampling seeds as one process's
         collected = self.runner.collect(specs)
         self._observe_draws(collected)
         refill = None
         if self.cfg.rollout.refill_rounds:  # dynamic sampling: groups with no reward spread swapped for fresh ones
-            refill, specs, batch_eps = self._refill(collected, specs)
+            refill, specs, batch_eps = self._refill(collected, specs, step)
             collected = [*refill.first_draw, *refill.extra]  # every episode sampled counts (tokens, outcomes)
         t_collect = time.perf_counter() - t0
-        episodes, dropped = self._drop_failed(collected if refill is None else batch_eps)
+        episodes, dropped = self._drop_failed(collected if refill is None else batch_eps, step)
         outcomes = distributed.sum_metrics({**outcome_metrics(collected), **dropped}, "the outcome all-gather")
         returns = self.returns(episodes)  # shaped once, before any estimator runs
         extra = self._extra_sampling(episodes, specs, returns, uid0, n_collected=len(collected))
-        t_branch = time.perf_counter() - t0 - t_collect
+        for ep in [*collected, *(extra["branch"].episodes if extra["branch"] else [])]:
+            ep.policy_version = version
+        return Collected(
+            step=step,
+            version=version,
+            collected=collected,
+            episodes=episodes,
+            returns=returns,
+            extra=extra,
+            refill=refill,
+            outcomes=outcomes,
+            draws=self.task_draws.metrics(),
+            t_collect=t_collect,
+            t_branch=time.perf_counter() - t0 - t_collect,
+        )
+
+    def _learn(self, c: Collected, t0: float) -> dict[str, float]:
+        """Update `self.step` on the collected batch `c`: advantages, the off-policy correction, PPO, the weights sent
+        to the sampler (synchronous runs; asynchronous ones publish them to the pipeline instead)."""
+        t_learn = time.perf_counter()
+        episodes, returns, extra, refill, collected = c.episodes, c.returns, c.extra, c.refill, c.collected
         batch = self._batch(episodes, returns, extra)
+        off_stats: dict[str, float] = {}
+        if self.offpolicy != "none":  # π_old recomputed by the trainer, tokens weighed by π_old / π_sampler
+            batch, off_stats = correct_batch(
+                self.model,
+                batch,
+                self.cfg.ppo,
+                mode=self.offpolicy,
+                temperature=self.cfg.rollout.temperature,
+                same_weights=self.step == c.version,
+                autocast=self.cfg.train.autocast == "bfloat16",
+            )
         offset, total = distributed.row_span(len(batch))  # this rank's rows of one process's batch, failures left out
         update_stats = ppo_update(
             self.model,
@@ -259,28 +322,40 @@ class Trainer:
             total=total,
             autocast=self.cfg.train.autocast == "bfloat16",
         )
-        self._sync_weights()
-        t_update = time.perf_counter() - t0 - t_collect - t_branch
+        if self.pipeline is None:
+            self._sync_weights()
+        else:  # the producer syncs the sampler to the version each batch needs
+            self.pipeline.publish(self.step + 1, self._state_to_send())
+        t_update = time.perf_counter() - t_learn
         self._log_episodes(episodes, batch)
         sampled, extra_tokens = distributed.all_reduce_sum(
             torch.tensor([float(sum(ep.num_sampled for ep in collected)), float(extra["tokens"])], dtype=torch.float64),
             "the token-count all-reduce",
         ).tolist()
         self.tokens_cumulative += int(sampled + extra_tokens)
+        asynchronous = {}
+        if self.pipeline is not None:
+            asynchronous = {
+                "policy/staleness": float(self.step - c.version),
+                "time/wait_for_rollouts": t_learn - t0,
+                **self.pipeline.metrics(),
+            }
         return {
             **self._episode_metrics(episodes),
             **(refill.metrics(len(zero_spread_groups(episodes))) if refill is not None else {}),
             **({} if refill is not None else {"groups/frac_reward_zero_std": frac_zero_spread(episodes)}),
             **self._advantage_metrics(batch),
             **update_stats,
+            **off_stats,
             **reduce_extra_metrics(extra["metrics"]),
-            **self.task_draws.metrics(),
-            **outcomes,
+            **c.draws,
+            **c.outcomes,
+            **asynchronous,
             "tokens/sampled": float(sampled),
             "tokens/branch": float(extra_tokens),
             "tokens/cumulative": float(self.tokens_cumulative),
-            "time/collect": t_collect,
-            "time/branch": t_branch,
+            "time/collect": c.t_collect,
+            "time/branch": c.t_branch,
             "time/update": t_update,
             "time/total": time.perf_counter() - t0,
             "memory/model_state_mib": self._state_mib(),
@@ -315,7 +390,7 @@ class Trainer:
         self.task_draws.observe(scores)
 
     def _refill(
-        self, first: list[Episode], specs: list[EpisodeSpec]
+        self, first: list[Episode], specs: list[EpisodeSpec], step: int
     ) -> tuple[Refill, list[EpisodeSpec], list[Episode]]:
         """Dynamic sampling (`dynamic_sampling.py`): replace the groups whose returns are all equal with groups of
         fresh tasks, in up to `rollout.refill_rounds` extra collections; returns what happened, the batch's specs
@@ -330,13 +405,13 @@ class Trainer:
                 break
             fresh_specs = refill_specs(
                 seed=self.cfg.train.seed,
-                step=self.step,
+                step=step,
                 round_=round_,
                 n_groups=len(zero),
                 group_size=r.group_size,
                 first_id=next_id,
             )
-            tasks = self.task_draws.draw(len(zero), step=self.step, round_=round_ + 1)  # None (seed): as before
+            tasks = self.task_draws.draw(len(zero), step=step, round_=round_ + 1)  # None (seed): as before
             fresh_specs = [replace(s, task_id=tasks[s.group_id - next_id]) for s in fresh_specs]
             next_id += len(zero)
             fresh = self.runner.collect(fresh_specs)
@@ -621,16 +696,20 @@ class Trainer:
             self.rollout_model, {"value_head": self.value_head.state_dict() if self.value_head else None}, self.step
         )
         shards = self._write_optimizer_shard() if self.sharded else None
+        with self._sampler():  # asynchronous rollouts: the producer's state between two collections
+            sampling_state = {
+                "trainer_rng": self.rng.getstate(),
+                "runner": self.runner.state_dict(),
+                "task_draws": self.task_draws.state_dict(),
+            }
         state = {
             "optimizer": None if self.sharded else self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "value_head": self.value_head.state_dict() if self.value_head else None,
-            "trainer_rng": self.rng.getstate(),
+            **sampling_state,
             "torch_gen": self.torch_gen.get_state(),
             "tokens_cumulative": self.tokens_cumulative,
             "config": dump_config(self.cfg),
-            "runner": self.runner.state_dict(),
-            "task_draws": self.task_draws.state_dict(),
             "world_size": distributed.world(),
         }
         if not distributed.is_main():  # the ranks' weights and optimizer states are equal: rank 0 writes them
@@ -739,7 +818,7 @@ class Trainer:
         start_run(self.run_dir, "train")
         atomic_write_text(path, dump_config(self.cfg))
 
-    def _drop_failed(self, episodes: list[Episode]) -> tuple[list[Episode], dict[str, float]]:
+    def _drop_failed(self, episodes: list[Episode], step: int) -> tuple[list[Episode], dict[str, float]]:
         """The episodes that enter the advantage groups, and the drop metrics. Episodes ended by infrastructure
         (env error, simulator error, timeout) leave the groups (`rollout.failed_episodes=exclude_infra`) rather
         than being scored 0. Under torchrun each rank drops within its own groups (a group never spans ranks, so
@@ -751,7 +830,7 @@ class Trainer:
             n = sum(1 for ep in episodes if ep.end is not None and ep.end.infra)
             if n:
                 print(
-                    f"update {self.step + 1}: {n} episode(s) ended by an infrastructure failure are kept with reward 0 "
+                    f"update {step + 1}: {n} episode(s) ended by an infrastructure failure are kept with reward 0 "
                     "(train.parallel=fsdp2 cannot leave them out yet)",
                     file=sys.stderr,
                 )
@@ -760,27 +839,42 @@ class Trainer:
         left = distributed.all_gather(len(kept.episodes), "the kept-episode all-gather")  # every rank decides alike
         if not sum(left):
             raise RuntimeError(
-                f"update {self.step + 1}: every episode ended by an infrastructure failure "
+                f"update {step + 1}: every episode ended by an infrastructure failure "
                 f"({sorted({ep.error for ep in episodes if ep.error})[:2]}); nothing to train on"
             )
         if not all(left):
             raise RuntimeError(
-                f"update {self.step + 1}: rank(s) {[r for r, n in enumerate(left) if not n]} have no "
+                f"update {step + 1}: rank(s) {[r for r, n in enumerate(left) if not n]} have no "
                 "episode left after leaving out infrastructure failures, and every rank needs one; use "
                 "more rollout.groups per rank, or rollout.failed_episodes=score_zero"
             )
         return kept.episodes, kept.metrics()
 
-    def _sync_weights(self) -> None:
-        """Send the trainer's weights to the rollout engine (a LoRA model's merged into the base for vLLM) and
+    def _state_to_send(self) -> dict[str, torch.Tensor]:
+        """The weights the sampler needs: the trainer's (a LoRA model's merged into the base for an engine of its
+        own: vLLM, remote servers)."""
+        lora_merged = self.cfg.lora is not None and self.cfg.rollout.backend in ("vllm", "remote")
+        return merged_state_dict(self.model) if lora_merged else self.model.state_dict()
+
+    @contextmanager
+    def _sampler(self, fresh: bool = False) -> Iterator[None]:
+        """Hold the sampler (asynchronous rollouts: no collection runs meanwhile); `fresh`: synced to the trainer's
+        newest weights first. Synchronous runs hold it already."""
+        if self.pipeline is None:
+            yield
+            return
+        with self.pipeline.using(self._state_to_send() if fresh else None, version=self.step):
+            yield
+
+    def _sync_weights(self, sd: dict[str, torch.Tensor] | None = None) -> None:
+        """Send the trainer's weights (or `sd`: a version the asynchronous pipeline kept) to the rollout engine and
         check they arrived (`train.verify_weight_sync`: a digest of the engine's weights against the sent ones)."""
-        lora_to_vllm = self.cfg.lora is not None and self.cfg.rollout.backend == "vllm"
         if self.sharded:  # a collective: every rank gathers the full weights for its own rollout copy
             sd = fsdp.full_state_dict(self.model)
             if getattr(self.policy, "model", None) is not self.rollout_model:  # vLLM samples: the copy is what
                 self.rollout_model.load_state_dict(sd, strict=True)  # checkpoints are written from
-        else:
-            sd = merged_state_dict(self.model) if lora_to_vllm else self.model.state_dict()
+        elif sd is None:
+            sd = self._state_to_send()
         self.policy.update_weights(sd)
         if self.cfg.train.verify_weight_sync:
             verify_weights(self.policy, sd)
@@ -789,8 +883,8 @@ class Trainer:
         """The KL reference: the base with the adapters switched off (LoRA, no second copy), else a frozen copy."""
         return ReferenceView(self.model) if self.cfg.lora is not None else self._frozen_copy()
 
-    def _frozen_copy(self) -> torch.nn.Module:
-        ref = copy.deepcopy(self.model)
+    def _frozen_copy(self, model: torch.nn.Module | None = None) -> torch.nn.Module:
+        ref = copy.deepcopy(self.model if model is None else model)
         ref.eval()
         for p in ref.parameters():
             p.requires_grad_(False)

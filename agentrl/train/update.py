@@ -102,7 +102,9 @@ def ppo_update(
                     shared_prefix=cfg.shared_prefix and not lockstep,
                     autocast=autocast,
                 )
-                if epoch == 0 and s == 0 and rows:  # the same weights that sampled: new and old log-probs must agree
+                if epoch == 0 and s == 0 and rows and mb.sampler_logprobs is None:
+                    # the same weights that sampled: new and old log-probs must agree (with an off-policy correction
+                    # π_old is the trainer's own recompute, and the sampler was checked against it already)
                     drift_rows.append((new_lp, mb.old_logprobs, mb.action_mask))
                 if not torch.isfinite(loss):
                     finite = False
@@ -180,9 +182,10 @@ def _greedy(
     dev: torch.device,
     autocast: bool,
     shared_prefix: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log-probs of the sampled tokens [R, T], greedy token ids [R, T]) of `rows` under `model` now; with
-    `shared_prefix` the rows' common tokens (the system prompt, a group's prompt) are encoded once."""
+    argmax: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(log-probs of the sampled tokens [R, T], greedy token ids [R, T] or None without `argmax`) of `rows` under
+    `model` now; with `shared_prefix` the rows' common tokens (the system prompt, a group's prompt) are encoded once."""
     was_training = model.training
     model.eval()
     mb = batch.select(rows).to(dev)
@@ -196,10 +199,10 @@ def _greedy(
             entropy=False,
             mask=mb.action_mask,
             allowed=mb.allowed,
-            argmax=True,
+            argmax=argmax,
         )
     model.train(was_training)
-    return out.logprobs.float().cpu(), out.argmax.cpu()  # type: ignore[union-attr]
+    return out.logprobs.float().cpu(), None if out.argmax is None else out.argmax.cpu()
 
 
 def policy_shift(
@@ -227,6 +230,27 @@ def policy_shift(
         "policy/logprob_step": float(d.mean()),
         "policy/greedy_flips": float((g0 != g1)[mask].double().mean()),
     }
+
+
+def recompute_logprobs(
+    model: nn.Module,
+    batch: TrainBatch,
+    temperature: float,
+    *,
+    micro_batch_size: int,
+    autocast: bool = False,
+    shared_prefix: bool = False,
+) -> torch.Tensor:
+    """π_old: the trainer's log-probs [B, T] of the batch's tokens with the weights the update starts from, in
+    micro-batches, by the same forward (and autocast) the update's loss uses, so the PPO ratio of the first step is
+    1 up to rounding. The off-policy correction weighs tokens by π_old / π_sampler (`losses.importance_weights`)."""
+    out = torch.zeros(batch.old_logprobs.shape, dtype=torch.float32)
+    step, dev = max(1, micro_batch_size), device_of(model)
+    for s in range(0, len(batch), step):
+        rows = list(range(s, min(s + step, len(batch))))
+        lp, _ = _greedy(model, batch, rows, temperature, dev, autocast, shared_prefix, argmax=False)
+        out[rows] = torch.where(batch.action_mask[rows] > 0, lp, torch.zeros(()))
+    return out
 
 
 def _most_micro_batches(g_rows: list[int], per_rank: int, micro: int) -> int:
@@ -290,6 +314,7 @@ def _micro_loss(
         clip_high=cfg.clip_high,
         dual_clip=cfg.dual_clip,
         agg=cfg.loss_agg,
+        is_weights=mb.is_weights,
     )
     stats = {"loss/policy": float(loss.detach()), **stats}
     if out.entropy is not None:

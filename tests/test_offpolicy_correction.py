@@ -1,0 +1,117 @@
+"""The off-policy correction (issue 34 part 4): π_old recomputed by the trainer, each token's PPO loss weighed by
+ρ = π_old / π_sampler truncated (tis) or masked (mis_token, mis_seq); hand computations, the config's `auto`, and
+the no-op it must be when the sampler is the trainer's own forward at the same weights."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from run_helpers import TINY_GRPO
+
+from agentrl.algo.losses import importance_weights, policy_loss
+from agentrl.train.config import ConfigError, load_config, offpolicy_mode
+from agentrl.train.trainer import Trainer
+
+LOG = math.log
+
+
+def _rows() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # row 0: ρ = 1.5, 3, 0.25 and a padding position; row 1: ρ = 4, 4 (geometric mean 4: out of [1/2, 2])
+    old = torch.tensor([[LOG(1.5), LOG(3.0), LOG(0.25), 9.0], [LOG(4.0), LOG(4.0), 0.0, 0.0]])
+    sampler = torch.zeros(2, 4)
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    return old, sampler, mask
+
+
+def test_tis_truncates_at_the_cap() -> None:
+    w, st = importance_weights(*_rows(), mode="tis", cap=2.0)
+    assert torch.allclose(w, torch.tensor([[1.5, 2.0, 0.25, 0.0], [2.0, 2.0, 0.0, 0.0]]))
+    assert st["is/frac_truncated"] == pytest.approx(3 / 5) and st["is/frac_masked"] == 0.0
+    rho = torch.tensor([1.5, 3.0, 0.25, 4.0, 4.0], dtype=torch.float64)
+    assert st["logprob/mismatch_kl"] == pytest.approx(float((rho - 1 - rho.log()).mean()))
+    assert st["is/ratio_p50"] == pytest.approx(3.0)
+
+
+def test_mis_token_drops_tokens_outside_the_band() -> None:
+    w, st = importance_weights(*_rows(), mode="mis_token", cap=2.0)
+    assert torch.allclose(w, torch.tensor([[1.5, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
+    assert st["is/frac_masked"] == pytest.approx(4 / 5)
+
+
+def test_mis_seq_drops_whole_episodes_on_their_geometric_mean() -> None:
+    w, st = importance_weights(*_rows(), mode="mis_seq", cap=2.0)
+    # row 0's geometric mean (1.5·3·0.25)^(1/3) = 1.04 is inside [1/2, 2]: its tokens keep ρ, even ρ = 3
+    assert torch.allclose(w, torch.tensor([[1.5, 3.0, 0.25, 0.0], [0.0, 0.0, 0.0, 0.0]]))
+    assert st["is/frac_masked"] == pytest.approx(2 / 5)
+
+
+def test_bad_mode_and_cap_are_refused() -> None:
+    with pytest.raises(ValueError, match="mode must be one of"):
+        importance_weights(*_rows(), mode="is")
+    with pytest.raises(ValueError, match="cap must be > 1"):
+        importance_weights(*_rows(), cap=1.0)
+
+
+def test_policy_loss_weighs_each_token() -> None:
+    # ratio 1 (new = old): ℓ_t = −A_t; weights 0.5 and 2 on advantages 1 and −1: token-mean of (−0.5, 2) = 0.75
+    lp = torch.zeros(1, 2, requires_grad=True)
+    adv = torch.tensor([[1.0, -1.0]])
+    mask = torch.ones(1, 2)
+    loss, _ = policy_loss(lp, torch.zeros(1, 2), adv, mask, is_weights=torch.tensor([[0.5, 2.0]]))
+    assert float(loss.detach()) == pytest.approx(0.75)
+    loss.backward()  # d/dlp of −A·w·exp(lp − old) at lp = old: −A·w, halved by the token mean
+    assert torch.allclose(lp.grad, torch.tensor([[-0.25, 1.0]]))
+
+
+BASE = [
+    *TINY_GRPO,
+    "ppo.minibatch_size=4",
+    "ppo.micro_batch_size=4",
+    "ppo.epochs=2",
+    "optim.lr=1e-3",
+    "train.updates=2",
+    "train.eval_every=0",
+]
+
+
+def test_auto_is_on_only_where_the_sampler_is_not_the_trainers_forward() -> None:
+    assert offpolicy_mode(load_config(None, BASE)) == "none"
+    assert offpolicy_mode(load_config(None, [*BASE, "rollout.backend=vllm"])) == "tis"
+    assert offpolicy_mode(load_config(None, [*BASE, "rollout.max_staleness=1"])) == "tis"
+    assert offpolicy_mode(load_config(None, [*BASE, "rollout.max_staleness=1", "ppo.offpolicy_correction=none"])) == (
+        "none"
+    )
+    with pytest.raises(ConfigError, match="fsdp2"):
+        load_config(None, [*BASE, "ppo.offpolicy_correction=tis", "train.parallel=fsdp2"])
+    with pytest.raises(ConfigError, match="is_cap"):
+        load_config(None, [*BASE, "ppo.is_cap=0.5"])
+
+
+def _train(tmp_path: Path, name: str, extra: list[str]) -> tuple[Trainer, list[dict]]:
+    cfg = load_config(None, [*BASE, *extra, f"train.run_dir={tmp_path / name}"])
+    t = Trainer(cfg, console=False)
+    rows = []
+    for _ in range(cfg.train.updates):
+        rows.append(t.train_step())
+        t.step += 1
+    return t, rows
+
+
+@pytest.mark.parametrize("mode", ["tis", "mis_token", "mis_seq"])
+def test_the_correction_is_a_no_op_with_the_samplers_own_weights(tmp_path: Path, mode: str) -> None:
+    """Same sampler, same weights: ρ = 1 to rounding, and the run ends with the weights of the uncorrected one."""
+    plain, _ = _train(tmp_path, "plain", [])
+    corrected, rows = _train(tmp_path, mode, [f"ppo.offpolicy_correction={mode}"])
+    for r in rows:
+        assert abs(r["is/ratio_p05"] - 1) < 1e-5 and abs(r["is/ratio_p95"] - 1) < 1e-5, r
+        assert r["logprob/mismatch_kl"] < 1e-9 and r["is/frac_masked"] == 0.0
+        assert r["logprob/max_abs_diff"] < 1e-5  # the sampler checked against the recompute
+    for (name, a), b in zip(plain.model.named_parameters(), corrected.model.parameters()):
+        assert torch.allclose(a, b, atol=1e-6, rtol=0), name
+    start = Trainer(load_config(None, [*BASE, f"train.run_dir={tmp_path / 'fresh'}"]), console=False).model
+    assert any(not torch.equal(a, b) for a, b in zip(start.parameters(), plain.model.parameters())), (
+        "the updates moved the weights (the comparison is not between two untouched models)"
+    )
