@@ -503,6 +503,80 @@ def _add_eval(sub: Any) -> None:
     s.set_defaults(fn=cmd_eval)
 
 
+def cmd_serve_policy(args: argparse.Namespace) -> int:
+    """Start N vLLM servers of MODEL_DIR for rollout.backend=remote, print the config line, run until Ctrl-C or
+    SIGTERM (or until a server dies: exit 1), then stop them all."""
+    import shlex
+    import signal
+
+    from agentrl.inference.launch import launch_servers
+
+    model_dir = Path(args.model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise UsageError(
+            f"{model_dir} is not a Hugging Face model directory (no config.json); `agentrl export RUN_DIR OUT` "
+            "makes one from a run"
+        )
+    if args.port + args.servers - 1 > 65535:
+        raise UsageError(f"--port {args.port} with --servers {args.servers} runs past port 65535")
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops the servers the way Ctrl-C does
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    print(f"starting {args.servers} vLLM server(s) of {model_dir} (logs in the directory below)", file=sys.stderr)
+    try:
+        fleet = launch_servers(
+            model_dir,
+            args.servers,
+            host=args.host,
+            base_port=args.port,
+            python=args.python,
+            max_model_len=args.max_model_len,
+            memory_fraction=args.memory_fraction,
+            extra_args=shlex.split(args.vllm_args),
+            wait=False,
+        )
+        with fleet:
+            print(f"logs: {fleet.log_dir}", file=sys.stderr, flush=True)
+            fleet.wait_ready(args.startup_timeout)
+            print(f"rollout.backend=remote rollout.servers=[{','.join(fleet.urls)}]", flush=True)
+            print("serving; Ctrl-C (or SIGTERM) stops every server", file=sys.stderr, flush=True)
+            while all(fleet.alive()):
+                time.sleep(1.0)
+            dead = [u for u, ok in zip(fleet.urls, fleet.alive()) if not ok]
+            print(f"server(s) {', '.join(dead)} exited; stopping the rest (see {fleet.log_dir})", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:
+        print("stopped: every server's process group ended", file=sys.stderr)
+        return 0
+    except RuntimeError as exc:  # a server that did not start: its log tail is in the message
+        raise UsageError(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _add_serve_policy(sub: Any) -> None:
+    s = sub.add_parser(
+        "serve-policy", help="start N vLLM OpenAI servers of a model for rollout.backend=remote (Ctrl-C stops them)"
+    )
+    s.add_argument("model_dir", help="a Hugging Face model directory (agentrl export makes one from a run)")
+    s.add_argument("--servers", type=_positive_int, default=1, help="how many servers (ports --port, --port+1, ...)")
+    s.add_argument("--port", type=_int_at_least(1), default=8000)
+    s.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; 0.0.0.0 serves trainers on other machines")
+    s.add_argument("--python", default=None, help="the interpreter that has vLLM (default: this one)")
+    s.add_argument("--max-model-len", type=_positive_int, default=2048, help="at least the run's rollout.max_seq_len")
+    s.add_argument(
+        "--memory-fraction",
+        type=float,
+        default=None,
+        help="--gpu-memory-utilization per server (on a CPU: share of host memory for its KV cache; default 0.5/N)",
+    )
+    s.add_argument("--vllm-args", default="", help="more vLLM server flags, one quoted string")
+    s.add_argument("--startup-timeout", type=float, default=900.0, help="seconds for every server to answer /health")
+    s.set_defaults(fn=cmd_serve_policy)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="agentrl", description="Train LLM agents with RL in multi-turn environments.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -520,6 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="plots and an HTML report of a run directory")
     s.add_argument("run_dir")
     s.set_defaults(fn=cmd_report)
+    _add_serve_policy(sub)
 
     builtin = set(sub.choices)
     for ep in entry_points(group="agentrl.commands"):  # env packages add commands (e.g. `consult`)

@@ -4,7 +4,7 @@ entry point, so `agentrl` itself never imports `environments`."""
 
 import importlib
 
-ENV_PACKAGES = ("credit", "tool_use", "flight_booking", "consultation", "openenv")
+ENV_PACKAGES = ("credit", "tool_use", "flight_booking", "consultation", "openenv", "verifiers")
 
 for _name in ENV_PACKAGES:
     try:

@@ -21,6 +21,23 @@ TINY_GRPO = [
 ]
 
 
+def vllm_python_or_skip(what: str) -> Path:
+    """The vLLM venv's python, or a skip with its reason printed (`make test-fast`, or no `.venv-vllm` yet)."""
+    import os
+    import sys
+
+    vllm_py = Path(__file__).resolve().parent.parent / ".venv-vllm" / "bin" / "python"
+    msg = None
+    if os.environ.get("AGENTRL_SKIP_VLLM") == "1":
+        msg = f"AGENTRL_SKIP_VLLM=1 (`make test-fast`): {what} are skipped; `make test` runs them"
+    elif not vllm_py.exists():
+        msg = f"no vLLM venv at {vllm_py.parent.parent}: run `make setup-vllm` (make test does)"
+    if msg is not None:
+        print(msg, file=sys.stderr)
+        pytest.skip(msg)
+    return vllm_py
+
+
 class Killed(Exception):
     """Stands for a kill -9 right after a checkpoint: nothing else of the run survives but its files."""
 

@@ -362,10 +362,11 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
     ),
     "rollout.failed_episodes": _failed_episodes,
     "rollout.max_staleness": _async,
-    "rollout.servers": "the remote backend's: tests/test_remote_*.py build it against servers on loopback",
-    "rollout.remote_weights_dir": "the remote backend's: tests/test_remote_*.py",
-    "rollout.server_attempts": "the remote backend's: tests/test_remote_*.py",
-    "rollout.server_timeout_s": "the remote backend's: tests/test_remote_*.py",
+    **{
+        f"rollout.{k}": "the remote backend needs servers to build: tests/test_remote_policy_fake_vllm_server.py::"
+        "test_factory_builds_from_config_and_pushes_the_trainers_weights sets it and checks it reaches RemotePolicy"
+        for k in ("servers", "remote_weights_dir", "server_attempts", "server_timeout_s")
+    },
     "ppo.offpolicy_correction": lambda b: (
         b.b.offpolicy == "mis_seq" and _kw(b.calls_b, "correct_batch")["mode"] == "mis_seq"
     ),

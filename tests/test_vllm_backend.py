@@ -14,30 +14,21 @@ shows up as differences of 0.1 to 10.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from run_helpers import vllm_python_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
-VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
 LOGPROB_TOL = 1e-3
 
 
 def _run_checks(model: str, tmp_path: Path) -> dict:
-    msg = None
-    if os.environ.get("AGENTRL_SKIP_VLLM") == "1":
-        msg = "AGENTRL_SKIP_VLLM=1 (`make test-fast`): the vLLM engine checks are skipped; `make test` runs them"
-    elif not VLLM_PY.exists():
-        msg = f"no vLLM venv at {VLLM_PY.parent.parent}: run `make setup-vllm` (make test does)"
-    if msg is not None:
-        print(msg, file=sys.stderr)
-        pytest.skip(msg)
+    vllm_py = vllm_python_or_skip("the vLLM engine checks")
     out = tmp_path / "vllm.json"
     proc = subprocess.run(
-        [str(VLLM_PY), str(ROOT / "tests" / "vllm_checks.py"), "--model", model, "--out", str(out)],
+        [str(vllm_py), str(ROOT / "tests" / "vllm_checks.py"), "--model", model, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=900,

@@ -26,6 +26,15 @@ from pathlib import Path
 
 import torch
 
+# the prompts both engine checks sample (tests/remote_checks.py imports them)
+TEXTS = [
+    "Hello, how are you today?",
+    "List three colours:",
+    "The capital of France is",
+    "def add(a, b):\n    return",
+    "Once upon a time, in a small village,",
+]
+
 
 def hf_greedy(model, prompt: list[int], n: int) -> tuple[list[int], list[float]]:
     """Greedy continuation by full re-encoding (no cache: the simplest reference), with the top-2 logit gap
@@ -63,14 +72,7 @@ def main() -> None:
     res: dict = {"model": args.model}
     model, tok = load_model(args.model)
     model.eval()
-    texts = [
-        "Hello, how are you today?",
-        "List three colours:",
-        "The capital of France is",
-        "def add(a, b):\n    return",
-        "Once upon a time, in a small village,",
-    ]
-    prompts = [list(tok(t)["input_ids"]) for t in texts]
+    prompts = [list(tok(t)["input_ids"]) for t in TEXTS]
     t0 = time.perf_counter()
     engine = VLLMPolicy.from_model(model, tok, gpu_memory_utilization=0.2, max_model_len=512)
     res["engine_start_s"] = time.perf_counter() - t0

@@ -8,9 +8,11 @@ The rollout runner sets `Episode.end` on every episode it returns:
 * env_error: stepping the env raised (a bug or a broken resource in the env);
 * simulator_error: a simulated user, patient or judge failed (`SimulatorError`, an HTTP backend that gave up,
   or any exception raised from inside a chat model's call);
-* timed_out: the episode ran past the runner's `episode_timeout_s`.
+* timed_out: the episode ran past the runner's `episode_timeout_s`;
+* sampler_error: the policy's sampler could not produce the agent's turn (the remote backend's servers all failed
+  for this request, `inference/remote.py`: a `Completion` with finish_reason "error").
 
-The last three are infrastructure failures: the agent's tokens were not what went wrong, so by default they are
+The last four are infrastructure failures: the agent's tokens were not what went wrong, so by default they are
 left out of the update (`usable_for_advantages(..., "exclude_infra")`) rather than scored 0, which would teach
 the policy that whatever it said before a server hiccup was bad. "score_zero" keeps them, with reward 0.
 """
@@ -36,6 +38,7 @@ class EpisodeEnd(str, Enum):
     ENV_ERROR = "env_error"
     SIMULATOR_ERROR = "simulator_error"
     TIMED_OUT = "timed_out"
+    SAMPLER_ERROR = "sampler_error"
 
     @property
     def infra(self) -> bool:
@@ -43,7 +46,9 @@ class EpisodeEnd(str, Enum):
         return self in INFRA_ENDS
 
 
-INFRA_ENDS = frozenset({EpisodeEnd.ENV_ERROR, EpisodeEnd.SIMULATOR_ERROR, EpisodeEnd.TIMED_OUT})
+INFRA_ENDS = frozenset(
+    {EpisodeEnd.ENV_ERROR, EpisodeEnd.SIMULATOR_ERROR, EpisodeEnd.TIMED_OUT, EpisodeEnd.SAMPLER_ERROR}
+)
 ADVANTAGE_POLICIES = ("exclude_infra", "score_zero")
 
 
@@ -64,7 +69,12 @@ _SECRETS = [
 
 def error_text(exc: BaseException, limit: int = 300) -> str:
     """`Type: message` on one line, credential-looking values replaced by ***, at most `limit` characters."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return scrubbed_line(f"{type(exc).__name__}: {exc}", limit)
+
+
+def scrubbed_line(text: str, limit: int = 300) -> str:
+    """`text` on one line, credential-looking values replaced by ***, at most `limit` characters."""
+    text = " ".join(text.split())
     for pattern, repl in _SECRETS:
         text = pattern.sub(repl, text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -80,8 +90,8 @@ def outcome_metrics(episodes: list[Episode]) -> dict[str, float]:
 
 
 def usable_for_advantages(episodes: list[Episode], policy: str = "exclude_infra") -> list[bool]:
-    """Per episode, whether it enters the update: "exclude_infra" leaves out env_error, simulator_error and
-    timed_out episodes; "score_zero" keeps every episode (the runner gave the failed ones reward 0)."""
+    """Per episode, whether it enters the update: "exclude_infra" leaves out env_error, simulator_error,
+    timed_out and sampler_error episodes; "score_zero" keeps every episode (the runner gave the failed ones reward 0)."""
     if policy not in ADVANTAGE_POLICIES:
         raise ValueError(f"unknown failed-episode policy {policy!r}; allowed: {', '.join(ADVANTAGE_POLICIES)}")
     if policy == "score_zero":

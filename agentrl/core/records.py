@@ -134,8 +134,8 @@ class EpisodeRecord:
     success: bool | None = None
     terminated: bool | None = None
     truncated: bool | None = None
-    end: str | None = None  # an `EpisodeEnd` value: terminated, truncated_turns, ..., env_error, timed_out
-    error: str | None = None  # env_error / simulator_error: the exception, one scrubbed line
+    end: str | None = None  # an `EpisodeEnd` value: terminated, truncated_turns, ..., sampler_error, timed_out
+    error: str | None = None  # an infrastructure end: the exception or the sampler's error, one scrubbed line
     # the conversation
     prompt_tokens: int | None = None
     turns: list[TurnRecord] = field(default_factory=list)

@@ -1,9 +1,11 @@
-"""Layer 2, inference: policy backends looked up by name (`rollout.backend`: transformers "hf", vLLM "vllm"), the
-chat models over them (HFChatModel, HTTPChatModel), model resolution and the loopback OpenAI server.
+"""Layer 2, inference: policy backends looked up by name (`rollout.backend`: transformers "hf", vLLM "vllm", N vLLM
+OpenAI servers "remote"), the chat models over them (HFChatModel, HTTPChatModel), model resolution and the
+loopback OpenAI server.
 
 The contract is `base.py`. The transformers backend is `hf.py` (`HFPolicy`, `HFChatModel`) over `prefill.py`
 (what a batch encodes, and encoding it), `sampling.py` (picking tokens; shared with `vllm.py`), `kv_cache.py`
-(the decode cache) and `kv_store.py` (a chat model's stored conversations)."""
+(the decode cache) and `kv_store.py` (a chat model's stored conversations). The remote backend is `remote.py`
+(`RemotePolicy`); `launch.py` starts its servers on one machine (`agentrl serve-policy`)."""
 
 from __future__ import annotations
 
@@ -33,7 +35,26 @@ def _vllm(cfg: Any, model: Any, tokenizer: Any) -> Any:
     )
 
 
-BACKENDS: dict[str, Callable[[Any, Any, Any], Any]] = {"hf": _hf, "vllm": _vllm}
+def _remote(cfg: Any, model: Any, tokenizer: Any) -> Any:
+    from agentrl.inference.remote import RemotePolicy, merged_state_dict
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    policy = RemotePolicy(
+        cfg.servers,
+        pad_id=pad,
+        weights_dir=cfg.remote_weights_dir,
+        attempts=cfg.server_attempts,
+        timeout_s=cfg.server_timeout_s,
+    )
+    try:  # the servers may have started from other weights (a base model, an older run): sample with the trainer's
+        policy.update_weights(merged_state_dict(model))
+    except BaseException:
+        policy.close()
+        raise
+    return policy
+
+
+BACKENDS: dict[str, Callable[[Any, Any, Any], Any]] = {"hf": _hf, "vllm": _vllm, "remote": _remote}
 
 
 def make_policy_backend(cfg: Any, model: Any, tokenizer: Any) -> Any:

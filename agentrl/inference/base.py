@@ -42,7 +42,10 @@ class Completion:
         float
     ]  # log-prob of each sampled token under the policy at the sampling temperature (1.0 when greedy);
     # under constrained decoding (`allowed`), renormalised over the allowed tokens (`constrained_logprob`)
-    finish_reason: str  # "stop" (EOS, stop string, or a complete allowed reply) | "length"
+    finish_reason: str  # "stop" (EOS, stop string, or a complete allowed reply) | "length" | "error" (below)
+    # finish_reason "error": a remote sampler failed for good (`remote.py`: every server attempt failed); no tokens,
+    # and the rollout ends the episode as sampler_error with this text (`EpisodeEnd.SAMPLER_ERROR`)
+    error: str | None = None
 
 
 class PolicyBackend(Protocol):

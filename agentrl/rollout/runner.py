@@ -8,8 +8,10 @@ Monte-Carlo value estimates of TRePO (DESIGN.md, "TRePO", step 2).
 
 Every episode comes back with `Episode.end` set (`core/outcomes.py`). An exception from one env — resetting,
 stepping, or scoring it — ends only that episode (env_error, or simulator_error when a chat model raised it),
-with the error as one scrubbed line in `Episode.error` and reward 0; the other episodes go on. Exceptions from
-the runner's own work (the policy's generate, the chat template) still propagate.
+with the error as one scrubbed line in `Episode.error` and reward 0; the other episodes go on. A completion the
+policy backend could not produce (finish_reason "error": the remote backend's servers all failed for that request)
+ends only its episode too, as sampler_error, with the backend's error text. Exceptions from the runner's own work
+(the policy's generate, the chat template) still propagate.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from typing import Any
 from agentrl.core.chat import BaseChatModel
 from agentrl.core.chat_format import ChatFormatter
 from agentrl.core.env import MultiTurnEnv, Outcome
-from agentrl.core.outcomes import EpisodeEnd, SimulatorError, error_text
+from agentrl.core.outcomes import EpisodeEnd, SimulatorError, error_text, scrubbed_line
 from agentrl.core.types import Episode, Message, Turn
-from agentrl.inference.base import PolicyBackend, SamplingParams, allowed_steps
+from agentrl.inference.base import Completion, PolicyBackend, SamplingParams, allowed_steps
 from agentrl.inference.http import HTTPBackendError
 from agentrl.rollout.anchors import env_anchor_key
 from agentrl.sim.batching import SimulatorQueue
@@ -288,7 +290,7 @@ class RolloutRunner:
 
     def _step_all(self, active: list[_Live], comps: list[Any], params: list[SamplingParams]) -> list[bool]:
         """Step every active env with its generated turn (on threads when env_workers > 1)."""
-        jobs = [(lv, c.token_ids, c.logprobs, c.finish_reason, p) for lv, c, p in zip(active, comps, params)]
+        jobs = [(lv, c, p) for lv, c, p in zip(active, comps, params)]
         if self.env_workers == 1 or len(jobs) == 1:
             return [self._advance(*j) for j in jobs]
         if self._threads is None:
@@ -298,8 +300,12 @@ class RolloutRunner:
         # the envs' batched simulator calls run here, on the thread that owns torch's compute threads
         return self.simulator_queue.map_serving(self._threads, lambda j: self._advance(*j), jobs)
 
-    def _advance(self, lv: _Live, new_ids: list[int], new_lp: list[float], finish: str, p: SamplingParams) -> bool:
+    def _advance(self, lv: _Live, comp: Completion, p: SamplingParams) -> bool:
         """Step the env with one generated turn; return True when the episode is over."""
+        if comp.finish_reason == "error":  # the sampler gave up on this request: no turn to step the env with
+            self._fail(lv.ep, None, EpisodeEnd.SAMPLER_ERROR, error=comp.error or "the policy backend gave no reason")
+            return True
+        new_ids, new_lp, finish = comp.token_ids, comp.logprobs, comp.finish_reason
         sampled = lv.partial + list(new_ids)
         lps = lv.partial_lp + list(new_lp)
         allowed = None if p.allowed is None else lv.partial_allowed + allowed_steps(p.allowed, list(new_ids))
@@ -359,11 +365,15 @@ class RolloutRunner:
             ep.end = EpisodeEnd.TERMINATED if outcome.terminated else EpisodeEnd.TRUNCATED_TURNS
         self._count(ep)
 
-    def _fail(self, ep: Episode, exc: Exception | None, end: EpisodeEnd | None = None) -> None:
+    def _fail(
+        self, ep: Episode, exc: Exception | None, end: EpisodeEnd | None = None, *, error: str | None = None
+    ) -> None:
         """End an episode that could not finish: `exc` raised by its env (env_error / simulator_error), or `end`
-        (timed_out). Reward 0, no success; the env is dropped after an error (its state is unknown)."""
+        (timed_out; sampler_error with the backend's `error` text). Reward 0, no success; the env is dropped after
+        an env or simulator error (its state is unknown); after timed_out or sampler_error it is reused (it was
+        not mid-step)."""
         ep.end = end if exc is None else failure_kind(exc)
-        ep.error = None if exc is None else error_text(exc)
+        ep.error = error_text(exc) if exc is not None else (None if error is None else scrubbed_line(error))
         ep.reward, ep.reward_breakdown, ep.success = 0.0, {}, None
         ep.terminated = ep.truncated = False
         log.warning(

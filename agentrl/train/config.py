@@ -29,7 +29,7 @@ from agentrl.train.lora import LoRAConfig
 # skipped or write NaN weights. Every section below refuses them for all its float fields (FINITE in its
 # model_config); other configs (SFTConfig) use the same: `model_config = ConfigDict(..., **FINITE)` or a
 # `Finite` field. The error reads "'optim.lr': must be a finite number (got inf)".
-FINITE: dict[str, Any] = {"allow_inf_nan": False}
+FINITE = ConfigDict(allow_inf_nan=False)
 Finite = Annotated[float, AllowInfNan(False)]
 
 MAX_CONFIG_BYTES = 1 << 20  # a config file (or one override's value) larger than 1 MiB is refused before parsing
@@ -269,9 +269,10 @@ class RolloutConfig(_Strict):
         for u in v:
             if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", u):
                 raise ValueError(f"a server URL is http(s)://host:port[/path], got {short_repr(u, 60)}")
-        if len(set(v)) != len(v):
+        urls = [u.rstrip("/") for u in v]
+        if len(set(urls)) != len(urls):
             raise ValueError("a server is listed twice")
-        return [u.rstrip("/") for u in v]
+        return urls
 
     vllm_gpu_memory_utilization: float = Field(
         0.5, gt=0.0, le=1.0, description="vllm backend: the fraction of GPU memory the engine may take"
