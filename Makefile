@@ -48,10 +48,12 @@ setup-vllm: $(VLLM_STAMP)
 quickstart: $(STAMP)
 	$(BIN)/python -m agentrl.quickstart
 
-# ruff: the formatter's layout and the lint rules of pyproject.toml, before the tests (a second each)
+# ruff: the formatter's layout and the lint rules of pyproject.toml; mypy: the types of agentrl/ ([tool.mypy]);
+# before the tests (a few seconds; mypy ~50 s the first time, its cache in .mypy_cache)
 lint: $(STAMP)
 	$(BIN)/ruff format --check --quiet $(LINT_PATHS)
 	$(BIN)/ruff check --quiet $(LINT_PATHS)
+	$(BIN)/python -m mypy
 
 test: $(STAMP) $(VLLM_STAMP) lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

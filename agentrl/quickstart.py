@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from agentrl.report import load_metrics, series, write_report
 from agentrl.train.config import load_config
@@ -20,7 +21,7 @@ from agentrl.train.trainer import Trainer
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "quickstart.yaml"
 # the supervised stage: the env and held-out tasks are those of the RL config
-SFT = {
+SFT: dict[str, Any] = {  # SFTConfig fields
     "source": "scripted:gold",
     "split": "train",
     "episodes": 80,

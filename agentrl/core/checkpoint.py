@@ -263,11 +263,11 @@ def adapter_weights(model_dir: Path) -> dict[str, torch.Tensor]:
         state = load_file(str(f))
     except Exception as exc:  # safetensors' own error type: a cut, empty or foreign file
         raise CheckpointError(f"{f} is not a readable safetensors file ({str(exc).splitlines()[0][:120]})") from None
-    if not state or not all(".lora_" in k for k in state):
-        odd = next((k for k in state if ".lora_" not in k), None)
-        raise CheckpointError(
-            f"{f} holds no LoRA weights" if not state else f"{f} holds a tensor that is not a LoRA weight: {odd[:120]}"
-        )
+    if not state:
+        raise CheckpointError(f"{f} holds no LoRA weights")
+    odd = next((k for k in state if ".lora_" not in k), None)
+    if odd is not None:
+        raise CheckpointError(f"{f} holds a tensor that is not a LoRA weight: {odd[:120]}")
     return state
 
 
@@ -328,7 +328,8 @@ def _load_adapter(model: Any, ckpt: Path) -> None:
     check_finite(state, f"checkpoint {ckpt / 'model' / ADAPTER_FILE} is unusable", error=NonFiniteCheckpointError)
     want = {k for k in model.state_dict() if ".lora_" in k}
     try:
-        result = set_peft_model_state_dict(model, state)
+        # peft annotates the result as `namedtuple`: it is torch's _IncompatibleKeys (missing_keys, unexpected_keys)
+        result: Any = set_peft_model_state_dict(model, state)
     except RuntimeError as exc:  # a tensor of another shape (another rank)
         raise CheckpointError(f"checkpoint {ckpt} does not fit the LoRA model: {str(exc).splitlines()[0]}") from None
     missing = sorted(want & set(result.missing_keys))

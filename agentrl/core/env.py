@@ -117,7 +117,7 @@ class EnvSnapshot:
 
 
 class MultiTurnEnv(gym.Env):
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 1}  # gym.Env declares it per instance
 
     # --- class-level settings a subclass may override ---------------------------------------
     tools: ClassVar[tuple[Tool, ...]] = ()
@@ -127,6 +127,12 @@ class MultiTurnEnv(gym.Env):
     max_observation_chars: int = 20_000
     error_role: str = "user"
     shared_state: ClassVar[tuple[str, ...]] = ()  # env attributes that snapshots share, never copy
+
+    # one episode's bookkeeping, set by `_reset_bookkeeping` (and `restore`)
+    errors: Counter[str]
+    _transcript: list[Message]
+    _prompt: EnvPrompt | None
+    _outcome: Outcome | None
 
     def __init__(
         self, *, max_turns: int | None = None, max_action_chars: int | None = None, render_mode: str | None = None
@@ -321,11 +327,11 @@ class MultiTurnEnv(gym.Env):
     def _reset_bookkeeping(self) -> None:
         self.task_id = ""
         self.turn = 0
-        self.errors: Counter[str] = Counter()
+        self.errors = Counter()
         self._done = False
-        self._transcript: list[Message] = []
-        self._prompt: EnvPrompt | None = None
-        self._outcome: Outcome | None = None
+        self._transcript = []
+        self._prompt = None
+        self._outcome = None
 
     def _check_running(self, what: str) -> None:
         if not self._started:

@@ -102,7 +102,7 @@ def _repr_pieces(value: Any, budget: int, depth: int) -> Iterable[str]:
             else (("(", ")") if isinstance(value, tuple) else ("[", "]"))
         )
         yield open_
-        for i, item in enumerate(value.items() if is_dict else value):
+        for i, item in enumerate(value.items() if isinstance(value, dict) else value):
             if i:
                 yield ", "
             if is_dict:

@@ -121,7 +121,8 @@ def drop_unusable(episodes: list[Episode], policy: str = "exclude_infra", *, min
     left: Counter[int] = Counter(e.group_id for e, u in zip(episodes, ok) if u)
     small = sorted(g for g in total if left[g] < total[g] and left[g] < min_group_size)
     gone = set(small)
-    kept, dropped = [], []
+    kept: list[Episode] = []
+    dropped: list[Episode] = []
     for e, u in zip(episodes, ok):
         (kept if u and e.group_id not in gone else dropped).append(e)
     return Kept(kept, dropped, small)

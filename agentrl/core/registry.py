@@ -158,7 +158,9 @@ def env_kwarg_names(env_id: str) -> list[str] | None:
 def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any]) -> None:
     """Raise UsageError for an unknown env id or a kwarg its constructor does not take; constructs nothing."""
     allowed = env_kwarg_names(env_id)
-    unknown = sorted(set(kwargs) - set(allowed)) if allowed is not None else []
+    if allowed is None:  # the constructor takes **kwargs
+        return
+    unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise UnknownEnvKwarg(
             f"unknown env kwarg{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} for {env_id}; "

@@ -147,11 +147,12 @@ class TrainBatch:
 
     def select(self, idx: torch.Tensor | list[int]) -> TrainBatch:
         idx_t = torch.as_tensor(idx, dtype=torch.long)
-        kw = {k: (None if v is None else v[idx_t]) for k, v in self.__dict__.items()}
+        kw: dict[str, Any] = {k: (None if v is None else v[idx_t]) for k, v in self.__dict__.items()}
         return TrainBatch(**kw)
 
     def to(self, device: torch.device | str) -> TrainBatch:
-        return TrainBatch(**{k: (None if v is None else v.to(device)) for k, v in self.__dict__.items()})
+        kw: dict[str, Any] = {k: (None if v is None else v.to(device)) for k, v in self.__dict__.items()}
+        return TrainBatch(**kw)
 
 
 def collate(episodes: list[Episode], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

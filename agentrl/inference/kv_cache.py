@@ -15,6 +15,7 @@ transformers' own cache classes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ except ImportError:  # pragma: no cover - older transformers: the backend keeps 
 RowKV = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def left_pad_rows(rows: list[RowKV | None], length: int, room: int = 0) -> RowKV:
+def left_pad_rows(rows: Sequence[RowKV | None], length: int, room: int = 0) -> RowKV:
     """Per layer, keys and values [rows, heads, length + room, dim] whose first `length` positions hold each row's
     KV right-aligned (zeros before it, and in rows that are None); the `room` after them is left unwritten."""
     ref = next(r for r in rows if r is not None)
@@ -40,7 +41,7 @@ def left_pad_rows(rows: list[RowKV | None], length: int, room: int = 0) -> RowKV
             n = 0 if r is None else r[layer][0].shape[1]
             K[i, :, : length - n] = 0  # pads: masked, but must be finite (0 x NaN is NaN)
             V[i, :, : length - n] = 0
-            if n:
+            if r is not None and n:
                 K[i, :, length - n : length], V[i, :, length - n : length] = r[layer]
         out.append((K, V))
     return out
@@ -65,7 +66,8 @@ if DynamicLayer is not None:
         def __init__(self, room: int = 0, **kw: Any) -> None:
             super().__init__(**kw)
             self.room = max(0, int(room))  # positions to allocate beyond the first update's
-            self._k = self._v = None
+            self._k: torch.Tensor | None = None  # buffers [rows, heads, capacity, dim], allocated on first update
+            self._v: torch.Tensor | None = None
             self._b = self._n = 0  # rows and positions in use
 
         @classmethod
@@ -92,13 +94,19 @@ if DynamicLayer is not None:
             k = like_k.new_empty((B, like_k.shape[1], capacity, like_k.shape[-1]))
             v = like_v.new_empty((B, like_v.shape[1], capacity, like_v.shape[-1]))
             if self._n:
-                k[:, :, : self._n] = self._k[:B, :, : self._n]
-                v[:, :, : self._n] = self._v[:B, :, : self._n]
+                old_k, old_v = self._buffers()
+                k[:, :, : self._n] = old_k[:B, :, : self._n]
+                v[:, :, : self._n] = old_v[:B, :, : self._n]
             self._k, self._v = k, v
 
+        def _buffers(self) -> tuple[torch.Tensor, torch.Tensor]:
+            assert self._k is not None and self._v is not None, "GrowingLayer: buffers read before the first update"
+            return self._k, self._v
+
         def _views(self) -> tuple[torch.Tensor, torch.Tensor]:
-            self.keys = self._k[: self._b, :, : self._n]
-            self.values = self._v[: self._b, :, : self._n]
+            k, v = self._buffers()
+            self.keys = k[: self._b, :, : self._n]
+            self.values = v[: self._b, :, : self._n]
             return self.keys, self.values
 
         def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
@@ -110,8 +118,9 @@ if DynamicLayer is not None:
             if need > self._capacity():
                 first = self._k is None
                 self._resize(need + self.room if first else max(need, 2 * self._capacity()), key_states, value_states)
-            self._k[: self._b, :, self._n : need] = key_states
-            self._v[: self._b, :, self._n : need] = value_states
+            k, v = self._buffers()
+            k[: self._b, :, self._n : need] = key_states
+            v[: self._b, :, self._n : need] = value_states
             self._n = need
             return self._views()
 
@@ -139,10 +148,11 @@ if DynamicLayer is not None:
             idx = indices.tolist()
             if idx and all(a < b for a, b in zip(idx, idx[1:])) and 0 <= idx[0] and idx[-1] < self._b:
                 # a subset in order (finished rows dropped): move each kept row down, in the same buffer
+                k, v = self._buffers()
                 for new, old in enumerate(idx):
                     if new != old:
-                        self._k[new, :, : self._n] = self._k[old, :, : self._n]
-                        self._v[new, :, : self._n] = self._v[old, :, : self._n]
+                        k[new, :, : self._n] = k[old, :, : self._n]
+                        v[new, :, : self._n] = v[old, :, : self._n]
                 self._b = len(idx)
                 self._views()
             else:  # repeats or a new order (a shared prefix copied to its rows): a new buffer
@@ -151,7 +161,8 @@ if DynamicLayer is not None:
         def _gather(self, indices: torch.Tensor) -> None:
             if self._k is None:
                 return
-            self._k, self._v = self._k[: self._b][indices], self._v[: self._b][indices]
+            k, v = self._buffers()
+            self._k, self._v = k[: self._b][indices], v[: self._b][indices]
             self._b = self._k.shape[0]
             self._views()
 
@@ -172,7 +183,7 @@ if DynamicLayer is not None:
             return super().update(key_states, value_states, layer_idx, *args, **kw)
 
         @classmethod
-        def left_padded(cls, rows: list[RowKV | None], length: int, room: int) -> GrowingCache:
+        def left_padded(cls, rows: Sequence[RowKV | None], length: int, room: int) -> GrowingCache:
             """A cache of `length` positions whose row i holds rows[i]'s KV right-aligned (zeros before it, and
             in rows that are None), with `room` positions to spare."""
             cache = cls(room)

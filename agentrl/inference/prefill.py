@@ -18,6 +18,7 @@ laid out left-padded afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,7 +222,7 @@ class Encoder:
                 attn[i, width - len(q) :] = 1
         return ids.to(self.device), attn.to(self.device)
 
-    def _left_padded(self, rows: list[RowKV | None], room: int) -> tuple[Any, torch.Tensor, list[int]]:
+    def _left_padded(self, rows: Sequence[RowKV | None], room: int) -> tuple[Any, torch.Tensor, list[int]]:
         """Rows' KV (or None) right-aligned in one cache with `room` positions to spare -> (cache, attention mask
         over its filled columns, each row's length)."""
         lens = [0 if r is None else r[0][0].shape[1] for r in rows]

@@ -104,10 +104,14 @@ def _visible(text: str) -> str:
 
 
 def render_episode(ep: EpisodeRecord) -> str:
-    agent = [a for a, m in zip(ep.advantages, ep.action_mask) if m]
+    tokens, action_mask, advantages = ep.tokens, ep.action_mask, ep.advantages
+    assert tokens is not None and action_mask is not None and advantages is not None, (
+        "render_episode takes the records of latest_episodes, whose per-token view is filled in"
+    )
+    agent = [a for a, m in zip(advantages, action_mask) if m]
     scale = max((abs(a) for a in agent), default=0.0)
     spans = []
-    for i, (tok, m, a) in enumerate(zip(ep.tokens, ep.action_mask, ep.advantages)):
+    for i, (tok, m, a) in enumerate(zip(tokens, action_mask, advantages)):
         if m:
             cls = "pos" if a > 0 else "neg" if a < 0 else "zero"
             r, g, b = adv_colour(a, scale)
@@ -119,7 +123,7 @@ def render_episode(ep: EpisodeRecord) -> str:
         else:
             spans.append(f'<span class="t e" title="token {i} · env/prompt (no loss)">{_visible(tok)}</span>')
     # Fold a long prompt before the first agent token so the agent's turns are on screen.
-    first_agent = next((i for i, m in enumerate(ep.action_mask) if m), len(spans))
+    first_agent = next((i for i, m in enumerate(action_mask) if m), len(spans))
     if first_agent >= FOLD_PROMPT_TOKENS:
         body = (
             f"<details><summary>prompt: {first_agent} env tokens (click to show)</summary>"
@@ -133,7 +137,7 @@ def render_episode(ep: EpisodeRecord) -> str:
     facts = [
         f"uid {html.escape(str(ep.uid))}",
         f"reward {ep.reward:.4g}" if ep.reward is not None else "reward ?",
-        f"{len(ep.tokens)} tokens ({len(agent)} agent)",
+        f"{len(tokens)} tokens ({len(agent)} agent)",
         f"max |advantage| {scale:.4g}",
         f"Σ advantage {pos + neg:+.4g} (+{pos:.4g} / {neg:.4g})",
     ]

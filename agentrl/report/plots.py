@@ -12,7 +12,7 @@ import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 # The plots this module may write, in page order; a stale one from an earlier report is removed when its
 # series is gone, so the folder never shows a plot the page does not.
@@ -84,7 +84,7 @@ def series(rows: list[dict[str, Any]], key: str, x: str = "step") -> tuple[list[
     return xs, ys
 
 
-def _finite(v: Any) -> bool:
+def _finite(v: Any) -> TypeGuard[float]:  # an int is a float to the type checker
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 

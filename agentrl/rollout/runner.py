@@ -372,7 +372,9 @@ class RolloutRunner:
         (timed_out; sampler_error with the backend's `error` text). Reward 0, no success; the env is dropped after
         an env or simulator error (its state is unknown); after timed_out or sampler_error it is reused (it was
         not mid-step)."""
-        ep.end = end if exc is None else failure_kind(exc)
+        kind = end if exc is None else failure_kind(exc)
+        assert kind is not None, "_fail takes an exception or an end"
+        ep.end = kind
         ep.error = error_text(exc) if exc is not None else (None if error is None else scrubbed_line(error))
         ep.reward, ep.reward_breakdown, ep.success = 0.0, {}, None
         ep.terminated = ep.truncated = False
@@ -381,7 +383,7 @@ class RolloutRunner:
             ep.uid,
             ep.task_id,
             ep.seed,
-            ep.end.value,
+            kind.value,
             f": {ep.error}" if ep.error else "",
         )
         self._count(ep)

@@ -90,8 +90,12 @@ class RolloutPipeline(Generic[T]):
         s = self.start
         while s < self.stop_at:
             v = self.version_for(s)
+
+            def ready(v: int = v) -> bool:
+                return self._stopped or self._published >= v
+
             with self._cond:  # the weights the batch needs are published (so it is at most k batches ahead)
-                self._cond.wait_for(lambda v=v: self._stopped or self._published >= v)
+                self._cond.wait_for(ready)
                 if self._stopped:
                     return
                 sd = self._weights.get(v)

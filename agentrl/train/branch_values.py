@@ -102,11 +102,12 @@ def estimate_branch_values(
     tokens = 0
     cont_returns = [float(r) for r in returns(conts)] if conts else []
     for c, r in zip(conts, cont_returns):
+        point = _point(c)
         if c.end is None or not c.end.infra:  # a continuation that an env/simulator failure ended has no return
-            by_point.setdefault((c.parent_uid, c.branch_pos), []).append(r)  # type: ignore[arg-type]
-        tokens += len(c.input_ids) - c.branch_pos  # everything after the branch point was sampled or env
+            by_point.setdefault(point, []).append(r)
+        tokens += len(c.input_ids) - point[1]  # everything after the branch point was sampled or env
         # env tokens after the point were not sampled: every turn's reply that follows it (the branched turn's too)
-        tokens -= sum(len(t.env_ids) for t in c.turns if t.start + len(t.sampled_ids) >= c.branch_pos)
+        tokens -= sum(len(t.env_ids) for t in c.turns if t.start + len(t.sampled_ids) >= point[1])
     values = [
         [mc_value(rewards[i], by_point.get((ep.uid, pos), []), sharing[i][j]) for j, pos in enumerate(positions[i])]
         for i, ep in enumerate(episodes)
@@ -125,17 +126,23 @@ def estimate_branch_values(
     usable: dict[tuple[int, int], list[int]] = {}
     for k, c in enumerate(conts):
         if c.end is None or not c.end.infra:
-            usable.setdefault((c.parent_uid, c.branch_pos), []).append(k)  # type: ignore[arg-type]
+            usable.setdefault(_point(c), []).append(k)
     others: list[list[float] | None] = []
     for k, c in enumerate(conts):
         if c.end is not None and c.end.infra:
             others.append(None)
             continue
-        point = (c.parent_uid, c.branch_pos)
-        i, j = where[point]  # type: ignore[index]
-        siblings = [cont_returns[m] for m in usable[point] if m != k]  # type: ignore[index]
+        point = _point(c)
+        i, j = where[point]
+        siblings = [cont_returns[m] for m in usable[point] if m != k]
         others.append([float(rewards[i]), *siblings, *sharing[i][j]])
     return BranchValues(positions, values, baselines, tokens, len(conts), list(conts), cont_returns, others)
+
+
+def _point(c: Episode) -> tuple[int, int]:
+    """A continuation's branch point: (the uid of the episode it branched from, the token position)."""
+    assert c.parent_uid is not None and c.branch_pos is not None, "branch_many sets both on every continuation"
+    return c.parent_uid, c.branch_pos
 
 
 def greedy_baselines(

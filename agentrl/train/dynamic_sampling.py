@@ -70,8 +70,8 @@ def swap_groups(
 ) -> tuple[list[Episode], list[EpisodeSpec]]:
     """`episodes`/`specs` without the groups `drop`, with the fresh groups that have a spread in their place (up
     to len(drop) of them; fresh groups without spread are not taken)."""
-    take = [g for g in dict.fromkeys(ep.group_id for ep in fresh) if g not in set(zero_spread_groups(fresh))]
-    take = set(take[: len(drop)])
+    spread = [g for g in dict.fromkeys(ep.group_id for ep in fresh) if g not in set(zero_spread_groups(fresh))]
+    take = set(spread[: len(drop)])
     gone = set(drop[: len(take)])  # as many zero-spread groups leave as fresh ones with a spread arrive
     kept_eps = [ep for ep in episodes if ep.group_id not in gone] + [ep for ep in fresh if ep.group_id in take]
     kept_specs = [s for s in specs if s.group_id not in gone] + [s for s in fresh_specs if s.group_id in take]

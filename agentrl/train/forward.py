@@ -97,13 +97,16 @@ def forward(
         ent[:, 1:] = ent[:, 1:].masked_scatter(sel, entropy_from_logits(logits, sel_allowed))
     values = None
     if value_head is not None:
+        assert hidden is not None, "the hidden states are kept (output_hidden_states) whenever there is a value head"
         values = torch.zeros_like(lp)
         values[:, 1:] = value_head(hidden[:, :-1])
     top = None
     if argmax:  # the greedy token (constrained positions: the likeliest allowed id)
         top = torch.full(ids.shape, -1, dtype=torch.long, device=ids.device)
-        constrained = sel_allowed is not None and sel_allowed.shape[-1] > 0
-        best = allowed_argmax(logits, sel_allowed) if constrained else logits.argmax(-1)
+        if sel_allowed is not None and sel_allowed.shape[-1] > 0:
+            best = allowed_argmax(logits, sel_allowed)
+        else:
+            best = logits.argmax(-1)
         top[:, 1:] = top[:, 1:].masked_scatter(sel, best)
     return ForwardOut(lp, ent, values, top)
 
@@ -161,5 +164,6 @@ def on_model_device(
         **kwargs,
     )
     return ForwardOut(
-        *(None if t is None else t.to(ids.device) for t in (out.logprobs, out.entropy, out.values, out.argmax))
+        out.logprobs.to(ids.device),
+        *(None if t is None else t.to(ids.device) for t in (out.entropy, out.values, out.argmax)),
     )

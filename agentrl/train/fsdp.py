@@ -54,9 +54,9 @@ def shard(model: torch.nn.Module, device: torch.device) -> None:
 
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     for layer in decoder_layers(model):
-        fully_shard(layer, mesh=mesh, reshard_after_forward=True)
-        layer.set_gradient_divide_factor(1.0)  # a sum: the loss is normalised by the global token count
-        layer.set_force_sum_reduction_for_comms(True)  # SUM, which gloo supports (not PREMUL_SUM or AVG)
+        unit = fully_shard(layer, mesh=mesh, reshard_after_forward=True)  # the same module, now an FSDPModule
+        unit.set_gradient_divide_factor(1.0)  # a sum: the loss is normalised by the global token count
+        unit.set_force_sum_reduction_for_comms(True)  # SUM, which gloo supports (not PREMUL_SUM or AVG)
 
 
 def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -116,7 +116,7 @@ def local_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """This rank's optimizer state with every DTensor replaced by its local shard (picklable, no device mesh)."""
     sd = optimizer.state_dict()
     sharded: list[tuple[int, str]] = []
-    state = {}
+    state: dict[int, dict[str, Any]] = {}
     for idx, st in sd["state"].items():
         state[idx] = {}
         for key, v in st.items():

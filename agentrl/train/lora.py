@@ -71,7 +71,7 @@ def apply_lora(model: Any, cfg: LoRAConfig, *, base: str | None = None, seed: in
         )
     peft_cfg = LoraConfig(
         r=cfg.r,
-        lora_alpha=cfg.alpha,
+        lora_alpha=cfg.alpha,  # type: ignore[arg-type]  # peft types it int; a float works (scaling = alpha / r)
         lora_dropout=cfg.dropout,
         target_modules=list(cfg.target_modules),
         task_type="CAUSAL_LM",
@@ -80,7 +80,8 @@ def apply_lora(model: Any, cfg: LoRAConfig, *, base: str | None = None, seed: in
         warnings.simplefilter("ignore", FutureWarning)
         wrapped = get_peft_model(model, peft_cfg)
     if base is not None:
-        wrapped.agentrl_base = {"model": base, "seed": int(seed)}  # `save_checkpoint` writes it as agentrl_base.json
+        # `save_checkpoint` writes it as agentrl_base.json
+        wrapped.agentrl_base = {"model": base, "seed": int(seed)}  # type: ignore[assignment]  # torch stubs: Module.__setattr__ takes Tensor | Module
     return wrapped
 
 
@@ -144,7 +145,8 @@ def merged_state_dict(model: Any) -> dict[str, torch.Tensor]:
             if isinstance(mod, LoraLayer):
                 active = [a for a in mod.active_adapters if a in mod.lora_A]
                 if active and not mod.disable_adapters:
-                    deltas[name] = sum(mod.get_delta_weight(a) for a in active)
+                    # peft: LoraLayer does not declare get_delta_weight (its Linear etc. define it): the sum reads as int
+                    deltas[name] = sum(mod.get_delta_weight(a) for a in active)  # type: ignore[attr-defined,assignment]
         out: dict[str, torch.Tensor] = {}
         for key, value in base.state_dict().items():
             if ".lora_" in key:

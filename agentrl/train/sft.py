@@ -302,7 +302,7 @@ def demos_from_scripted(
     from agentrl.eval.evaluate import play_scripted
 
     make_agent = scripted_factory(env_id, agent)
-    env = make_env(env_id, **env_kwargs).unwrapped
+    env: Any = make_env(env_id, **env_kwargs).unwrapped  # an env with task_ids() (MultiTurnEnv's), like play_scripted's
     ids = env.task_ids()
     tasks: list[tuple[int, str | None]] = (
         [(seed + i, t) for i, t in enumerate(ids[:episodes] if episodes else ids)]
@@ -367,6 +367,7 @@ def collate_demos(demos: list[Demo], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 def load_demos(cfg: SFTConfig, fmt: ChatFormatter) -> tuple[list[Demo], dict[str, float]]:
     if cfg.source.startswith("scripted:"):
+        assert cfg.env is not None, "SFTConfig refuses a scripted source without env"
         kwargs = dict(cfg.env_kwargs)
         if cfg.split is not None:
             kwargs["split"] = cfg.split
@@ -647,6 +648,7 @@ def _held_out(cfg: SFTConfig, model: Any, tokenizer: Any, fmt: ChatFormatter) ->
     from agentrl.inference.hf import HFPolicy
     from agentrl.train.held_out import HeldOutEval
 
+    assert cfg.env is not None, "SFTConfig refuses eval_every without env"
     # held out = the test split when training on another split and eval_env_kwargs does not name one
     split = {"split": "test"} if cfg.split not in (None, "test") else {}
     kwargs = {**cfg.env_kwargs, **split, **cfg.eval_env_kwargs}

@@ -44,7 +44,7 @@ def _need(module: str) -> Any:
 def dataset_dir(path: str | Path) -> tuple[Path, str | None] | None:
     """(directory, split) when `path` (or `path` without its `:SPLIT` suffix) is a `save_to_disk` directory."""
     text = str(path)
-    candidates = [(Path(text), None)]
+    candidates: list[tuple[Path, str | None]] = [(Path(text), None)]
     if ":" in text:
         candidates.append((Path(text.rsplit(":", 1)[0]), text.rsplit(":", 1)[1]))
     for p, split in candidates:

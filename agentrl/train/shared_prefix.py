@@ -113,7 +113,8 @@ def plan(ids: Tensor, attn: Tensor, allowed: Tensor | None = None, *, two_level:
         groups = [g for g, run in enumerate(runs) if len(run) > 1 and ends[g] - R >= MIN_SHARED]
         if groups:
             M = max(ends[g] for g in groups) - R  # width of the group level
-            rep, start, end, node_of = [], [], [], [0] * B
+            rep: list[int] = []  # per node: a row holding its tokens
+            start, end, node_of = [], [], [0] * B
             for g, run in enumerate(runs):
                 if g in groups:
                     members, e = [run], ends[g]
@@ -227,6 +228,7 @@ def shared_prefix_forward(
         if cache is None:
             cache, acc = DynamicCache(), seg_attn
         else:
+            assert acc is not None and lv.parent is not None, "a level after the first continues the one before it"
             cache = _child_cache(cache, lv.parent, acc.shape[0])
             acc = torch.cat([acc[lv.parent], seg_attn], dim=1)  # [N, C + W]: parent's columns, then its own
         out = decoder(
@@ -277,7 +279,9 @@ def shared_prefix_forward(
         values = zeros.index_put((vb, vj + 1), value_head(flat)[src[vb, vj]])
     top = None
     if argmax:  # the greedy token, as the naive path picks it (constrained positions: the likeliest allowed id)
-        constrained = sub_allowed is not None and sub_allowed.shape[-1] > 0
-        best = allowed_argmax(logits, sub_allowed) if constrained else logits.argmax(-1)  # [u]
+        if sub_allowed is not None and sub_allowed.shape[-1] > 0:
+            best = allowed_argmax(logits, sub_allowed)  # [u]
+        else:
+            best = logits.argmax(-1)
         top = torch.full((B, T), -1, dtype=torch.long, device=dev).index_put((bb, jj + 1), best[inv])
     return ForwardOut(lp, ent, values, top)

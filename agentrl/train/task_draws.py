@@ -87,8 +87,8 @@ class SeedDraws:
     """`seed`: no choice here; each group's env draws its task from the group's seed (the behaviour before
     `rollout.task_draw`)."""
 
-    needs_tasks = False
-    observes = False
+    needs_tasks: ClassVar[bool] = False
+    observes: ClassVar[bool] = False
 
     def draw(self, n: int, *, step: int, round_: int) -> list[str | None]:
         return [None] * n
@@ -110,8 +110,8 @@ class StratifiedDraws:
     """`stratified`: the least drawn stratum first, one not drawn in this update among equals; tasks within a
     stratum in seeded passes (module docstring)."""
 
-    needs_tasks = True
-    observes = False
+    needs_tasks: ClassVar[bool] = True
+    observes: ClassVar[bool] = False
 
     def __init__(self, task_ids: list[str], families: dict[str, str | None], *, seed: int):
         if not task_ids:
@@ -164,8 +164,8 @@ class SuccessBandDraws:
     """`success_band`: prefer tasks whose recent success is strictly between 0 and 1, explore unseen ones, and draw
     a bounded fraction uniformly (module docstring)."""
 
-    needs_tasks = True
-    observes = True
+    needs_tasks: ClassVar[bool] = True
+    observes: ClassVar[bool] = True
 
     def __init__(self, task_ids: list[str], *, seed: int, window: int, uniform: float):
         if not task_ids:
@@ -247,7 +247,7 @@ def _band(env: Any, rollout: Any, seed: int) -> SuccessBandDraws:
 
 
 # rollout.task_draw -> (class, builder from a probe env); looked up, never branched on
-DRAWS: dict[str, tuple[type, Callable[[Any, Any, int], Any]]] = {
+DRAWS: dict[str, tuple[type[TaskDraws], Callable[[Any, Any, int], Any]]] = {
     "seed": (SeedDraws, lambda env, rollout, seed: SeedDraws()),
     "stratified": (StratifiedDraws, _stratified),
     "success_band": (SuccessBandDraws, _band),

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from agentrl.core.errors import UsageError
 from agentrl.core.io import atomic_write_text
@@ -114,8 +114,10 @@ class TensorBoardTracker:
         self.writer = SummaryWriter(str(run_dir / "tb"))
         flat = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in flatten(config).items()}
         if flat and run_id is None:  # a resumed run already wrote them
+            file_writer = self.writer.file_writer
+            assert file_writer is not None, "SummaryWriter opens its file writer in __init__"
             for summary in hparams(flat, {}):  # in this run's own event file, not a subdirectory as add_hparams does
-                self.writer.file_writer.add_summary(summary)
+                file_writer.add_summary(summary)
             self.writer.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```")
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
@@ -144,7 +146,8 @@ class WandbTracker:
             id=run_id,
             resume="allow" if run_id else None,
             dir=str(run_dir),
-            mode=os.environ.get("WANDB_MODE", "offline"),
+            # wandb.init checks the value
+            mode=cast(Literal["online", "offline", "disabled", "shared"], os.environ.get("WANDB_MODE", "offline")),
             config=config,
             reinit="create_new",  # several runs in one process (SFT then RL, tests) stay apart
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True),

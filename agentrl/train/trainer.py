@@ -652,7 +652,12 @@ class Trainer:
 
     @staticmethod
     def _pick_records(records: list[EpisodeRecord], n: int) -> list[EpisodeRecord]:
-        order = sorted(range(len(records)), key=lambda i: records[i].reward)
+        def reward(i: int) -> float:
+            r = records[i].reward
+            assert r is not None, "the records are _pick_episodes' (from this run's episodes): a reward each"
+            return r
+
+        order = sorted(range(len(records)), key=reward)
         return [records[i] for i in sorted(set(order[-(n - n // 2) :] + order[: n // 2]))]
 
     # -- lifecycle -------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ their share of the GLOBAL minibatch and sums gradients over ranks before clippin
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch import nn
@@ -173,6 +173,33 @@ def _shift_rows(batch: TrainBatch, idle: set[int], n: int) -> list[int]:
     return rows[:n] if n else []
 
 
+@overload
+def _greedy(
+    model: nn.Module,
+    batch: TrainBatch,
+    rows: list[int],
+    temperature: float,
+    dev: torch.device,
+    autocast: bool,
+    shared_prefix: bool = ...,
+    argmax: Literal[True] = ...,
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def _greedy(
+    model: nn.Module,
+    batch: TrainBatch,
+    rows: list[int],
+    temperature: float,
+    dev: torch.device,
+    autocast: bool,
+    shared_prefix: bool = ...,
+    *,
+    argmax: Literal[False],
+) -> tuple[torch.Tensor, None]: ...
+
+
 @torch.no_grad()
 def _greedy(
     model: nn.Module,
@@ -303,7 +330,7 @@ def _micro_loss(
             allowed=mb.allowed,
         )
     if autocast:  # the loss in float32
-        out = ForwardOut(*(None if t is None else t.float() for t in (out.logprobs, out.entropy, out.values)))
+        out = ForwardOut(out.logprobs.float(), *(None if t is None else t.float() for t in (out.entropy, out.values)))
     mask = mb.action_mask
     loss, stats = policy_loss(
         out.logprobs,
@@ -329,6 +356,7 @@ def _micro_loss(
     if value_head is not None and mb.returns is not None and mb.old_values is not None:
         # a turn-level critic (turn_gae) is trained only at turn starts; every other estimator on every agent token
         vmask = mask if mb.value_mask is None else mb.value_mask
+        assert out.values is not None, "the forward returns values whenever it is given a value head"
         vl, vstats = value_loss(out.values, mb.old_values, mb.returns, vmask, clip=cfg.vf_clip, agg=cfg.loss_agg)
         stats.update({"loss/value": float(vl.detach()), **vstats})
         loss = loss + cfg.vf_coef * vl

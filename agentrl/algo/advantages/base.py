@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from agentrl.algo.advantages.params import EstimatorParams, NoParams
+
 
 @dataclass
 class AdvantageInputs:
@@ -28,7 +30,7 @@ class AdvantageInputs:
     branch_baselines: list[list[float]] | None = None
     # gigpo: per episode, the anchor-state key of each turn in turn_starts (equal keys: the same env state after the
     # same messages, `rollout/anchors.py`)
-    turn_anchors: list[list[str]] | None = None
+    turn_anchors: list[list[str | None]] | None = None  # a None key (anchors not collected): gigpo refuses it
 
 
 @dataclass
@@ -42,7 +44,8 @@ class AdvantageOutput:
 @dataclass(frozen=True)
 class EstimatorSpec:
     fn: Callable[..., AdvantageOutput]  # fn(inputs: AdvantageInputs, **params) -> AdvantageOutput
-    params: type = object  # its `algorithm.params` model (advantages/params.py); keyword fields go to fn
+    # its `algorithm.params` model (advantages/params.py); keyword fields go to fn
+    params: type[EstimatorParams] = NoParams
     needs_value_head: bool = False
     needs_branches: bool = False
     needs_greedy_baseline: bool = False

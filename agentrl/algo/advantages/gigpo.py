@@ -46,16 +46,19 @@ def gigpo(
         raise ValueError("gigpo needs turn_anchors (collect with anchor_turns=True: its spec's needs_anchor_states)")
     if len(anchors) != B:
         raise ValueError(f"turn_anchors must have one list per episode ({B}), got {len(anchors)}")
-    for i, (keys, starts) in enumerate(zip(anchors, inp.turn_starts)):
-        if len(keys) != len(starts) or not all(isinstance(k, str) for k in keys):
+    checked: list[list[str]] = []
+    for i, (given, starts) in enumerate(zip(anchors, inp.turn_starts)):
+        strs = [k for k in given if isinstance(k, str)]
+        if len(given) != len(starts) or len(strs) != len(given):
             raise ValueError(
-                f"episode {i}: turn_anchors must hold one str key per turn start ({len(starts)}), got {keys!r}"
+                f"episode {i}: turn_anchors must hold one str key per turn start ({len(starts)}), got {given!r}"
             )
+        checked.append(strs)
 
     # step returns, gathered by (group, anchor)
     rewards = inp.rewards.to(torch.float64).tolist()
     groups: dict[tuple[int, str], list[tuple[int, int, float]]] = defaultdict(list)
-    for i, (keys, gid) in enumerate(zip(anchors, inp.group_ids.tolist())):
+    for i, (keys, gid) in enumerate(zip(checked, inp.group_ids.tolist())):
         n = len(keys)
         for k, key in enumerate(keys):
             groups[(gid, key)].append((i, k, gamma ** (n - k - 1) * rewards[i]))

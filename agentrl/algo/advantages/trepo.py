@@ -74,8 +74,8 @@ def trepo(inp: AdvantageInputs, *, mode: str = "segment", baseline: str = "with_
         raise ValueError(f"trepo: mode must be one of {TREPO_MODES}, got {mode!r}")
     if baseline not in TREPO_BASELINES:
         raise ValueError(f"trepo: baseline must be one of {TREPO_BASELINES}, got {baseline!r}")
-    own_out = baseline == "leave_own_out" and inp.branch_baselines is not None
-    if own_out and len(inp.branch_baselines) != len(inp.branch_values or []):  # type: ignore[arg-type]
+    own_out = inp.branch_baselines if baseline == "leave_own_out" else None  # per episode B̂ without its own R
+    if own_out is not None and len(own_out) != len(inp.branch_values or []):
         raise ValueError("trepo: branch_baselines need one list per episode, as branch_values")
     B, T = check_inputs(inp)
     if inp.branch_positions is None or inp.branch_values is None:
@@ -96,10 +96,8 @@ def trepo(inp: AdvantageInputs, *, mode: str = "segment", baseline: str = "with_
         )
         a = torch.zeros(n, dtype=torch.float64)
         base = list(vals)
-        if own_out:
-            _, base = _episode_points(
-                i, agent_cols[i].tolist(), list(inp.branch_positions[i]), list(inp.branch_baselines[i]), T
-            )  # type: ignore[index]
+        if own_out is not None:
+            _, base = _episode_points(i, agent_cols[i].tolist(), list(inp.branch_positions[i]), list(own_out[i]), T)
         if ks:
             ks.append(n)  # "end": one past the last agent token
             vals.append(float(inp.rewards[i]))  # V̂(end) = RM(W)
