@@ -168,6 +168,16 @@ def main() -> None:
         remote.update_weights(model.state_dict())
         res["b_resynced"] = verify_weights(remote, model.state_dict()) is not None
 
+        # e: one training update through the servers equals one through the in-process engine (k = 0): the same
+        # episodes' tokens and, after the update, the same weights (train.random_reward gives advantages whatever
+        # tiny-random says; unconstrained, since the servers do not take constrained decoding)
+        runs = {name: _one_update(model_dir, work / name, extra) for name, extra in _E_ARMS(fleet.urls).items()}
+        (tok_v, w_v, moved), (tok_r, w_r, _) = runs["vllm"], runs["remote"]
+        res["e_episodes"] = len(tok_v)
+        res["e_same_tokens"] = sum(a == b for a, b in zip(tok_v, tok_r))
+        res["e_weights_max_abs_diff"] = max(float((w_v[k] - w_r[k]).abs().max()) for k in w_v)
+        res["e_moved"] = moved
+
         # c: kill server 0 while 16 requests are in flight
         batch = [prompts[i % len(prompts)] + [100 + i] for i in range(16)]
         long = SamplingParams(temperature=1.0, max_new_tokens=200, seed=3, ignore_eos=True)
@@ -211,6 +221,53 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)  # the saved model, the weights copy, the server logs
     Path(args.out).write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
+
+
+def _E_ARMS(urls: list[str]) -> dict[str, list[str]]:
+    return {
+        "vllm": ["rollout.backend=vllm"],
+        "remote": ["rollout.backend=remote", f"rollout.servers=[{','.join(urls)}]"],
+    }
+
+
+def _one_update(model_dir: Path, run: Path, extra: list[str]) -> tuple[list[list[int]], dict[str, Any], float]:
+    """The token ids of the episodes of one GRPO update, the weights after it, and how far the update moved them."""
+    import time as _time
+
+    from agentrl.train.config import load_config
+    from agentrl.train.trainer import Trainer
+
+    cfg = load_config(
+        None,
+        [
+            f"model={model_dir}",
+            "algorithm.name=grpo",
+            "rollout.groups=2",
+            "rollout.group_size=2",
+            "rollout.max_new_tokens=8",
+            "rollout.max_seq_len=512",
+            "rollout.vllm_gpu_memory_utilization=0.03",
+            "train.random_reward=0.5",
+            "ppo.minibatch_size=4",
+            "ppo.micro_batch_size=4",
+            "optim.lr=1e-3",
+            "train.updates=1",
+            "train.log_episodes=0",
+            "train.eval_every=0",
+            f"train.run_dir={run}",
+            *extra,
+        ],
+    )
+    t = Trainer(cfg, console=False)
+    try:
+        before = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+        c = t._collect(0, 0)
+        t._learn(c, _time.perf_counter())
+        after = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+        moved = max(float((after[k] - before[k]).abs().max()) for k in after)
+        return [ep.input_ids for ep in c.collected], after, moved
+    finally:
+        t.close()
 
 
 def _throughput_batch(prompts: list[list[int]]) -> tuple[list[list[int]], Any]:

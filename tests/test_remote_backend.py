@@ -38,6 +38,9 @@ def test_remote_servers_sample_sync_and_fail_over_like_the_engine(tmp_path: Path
     # b: after a sync every server holds the trainer's weights; stale weights and a lagging server are caught
     assert r["b_digest_before_matches"] and r["b_digest_verified"] and r["b_caught_stale"], r
     assert r["b_disagreement_named"] and r["b_resynced"] and r["b_changed"] >= 1, r
+    # e: one training update through the servers equals one through the in-process engine: tokens and weights
+    assert r["e_episodes"] == 4 and r["e_same_tokens"] == 4, r
+    assert r["e_moved"] > 1e-6 and r["e_weights_max_abs_diff"] < 1e-6, r
     # c: a server killed mid-batch loses no request: each finished on the other server or came back as an error
     assert r["c_in_flight_on_killed"] >= 1 and r["c_returned"] == 16, r
     assert r["c_finished"] + r["c_errors"] == 16 and r["c_retries"] >= r["c_in_flight_on_killed"], r
