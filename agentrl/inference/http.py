@@ -327,25 +327,14 @@ class HTTPChatModel(BaseChatModel):
         reading. A stall inside one read is still stopped by the per-read timeout, so an attempt ends within
         about twice ``timeout``. Known gap: the deadline is checked from the first body byte on, so a server
         dripping its status line and headers is bounded only per read (httpx has no hook before them)."""
-        deadline = time.monotonic() + self.config.timeout
-        cap = self.config.max_response_bytes
-        with self._client.stream("POST", self.url, json=body, headers=self._headers()) as resp:
-            if _declared_length(resp) > cap:  # refused before reading a byte of it
-                raise _ResponseTooLarge(
-                    f"response larger than {cap} bytes (Content-Length {resp.headers['content-length']})"
-                )
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in resp.iter_bytes():  # decoded bytes: a compressed bomb is capped at its unpacked size
-                size += len(chunk)
-                if size > cap:
-                    raise _ResponseTooLarge(f"response larger than {cap} bytes")
-                if time.monotonic() > deadline:
-                    raise _DeadlineExceeded(f"no complete answer within {self.config.timeout:g} s")
-                chunks.append(chunk)
-            return _Answer(
-                resp.status_code, resp.headers.get("retry-after"), b"".join(chunks), resp.encoding or "utf-8"
-            )
+        return read_bounded(
+            self._client,
+            self.url,
+            body,
+            timeout=self.config.timeout,
+            cap=self.config.max_response_bytes,
+            headers=self._headers(),
+        )
 
     def _json(self, answer: _Answer, attempt: int) -> Any:
         try:
@@ -438,6 +427,39 @@ class _Answer:
     @property
     def text(self) -> str:
         return self.body.decode(self.encoding, errors="replace")
+
+
+def read_bounded(
+    client: httpx.Client,
+    url: str,
+    body: dict[str, Any],
+    *,
+    timeout: float,
+    cap: int,
+    headers: dict[str, str] | None = None,
+    request_timeout: httpx.Timeout | None = None,
+) -> _Answer:
+    """POST `body` as JSON and read the whole answer, streamed, so that `timeout` bounds the whole attempt (httpx's
+    own timeout is per read, which a server dripping bytes never trips) and the answer is refused past `cap` bytes
+    (a declared Content-Length over it before reading a byte; decoded bytes count, so a compressed bomb is capped at
+    its unpacked size). Raises `_DeadlineExceeded`, `_ResponseTooLarge`, or httpx's own errors."""
+    deadline = time.monotonic() + timeout
+    extra: dict[str, Any] = {} if request_timeout is None else {"timeout": request_timeout}
+    with client.stream("POST", url, json=body, headers=headers, **extra) as resp:
+        if _declared_length(resp) > cap:  # refused before reading a byte of it
+            raise _ResponseTooLarge(
+                f"response larger than {cap} bytes (Content-Length {resp.headers['content-length']})"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in resp.iter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise _ResponseTooLarge(f"response larger than {cap} bytes")
+            if time.monotonic() > deadline:
+                raise _DeadlineExceeded(f"no complete answer within {timeout:g} s")
+            chunks.append(chunk)
+        return _Answer(resp.status_code, resp.headers.get("retry-after"), b"".join(chunks), resp.encoding or "utf-8")
 
 
 def _declared_length(resp: httpx.Response) -> int:

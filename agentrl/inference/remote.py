@@ -72,9 +72,9 @@ from agentrl.inference.base import (
 from agentrl.inference.http import (
     _Answer,
     _DeadlineExceeded,
-    _declared_length,
     _ResponseTooLarge,
     _retryable_status,
+    read_bounded,
 )
 
 log = logging.getLogger(__name__)
@@ -334,23 +334,15 @@ class RemotePolicy:
         for a refusal. `timeout` bounds the whole attempt (`http.py`'s streamed read: a server dripping bytes
         cannot hold it), and the answer is capped at `max_response_bytes`."""
         url = base + path
-        deadline = time.monotonic() + timeout
-        cap = self.max_response_bytes
         try:
-            with self._client.stream(
-                "POST", url, json=body, timeout=httpx.Timeout(timeout, connect=self.connect_timeout_s)
-            ) as resp:
-                if _declared_length(resp) > cap:
-                    raise _ResponseTooLarge(f"answer larger than {cap} bytes")
-                chunks, size = [], 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > cap:
-                        raise _ResponseTooLarge(f"answer larger than {cap} bytes")
-                    if time.monotonic() > deadline:
-                        raise _DeadlineExceeded(f"no complete answer within {timeout:g} s")
-                    chunks.append(chunk)
-                answer = _Answer(resp.status_code, None, b"".join(chunks), resp.encoding or "utf-8")
+            answer = read_bounded(
+                self._client,
+                url,
+                body,
+                timeout=timeout,
+                cap=self.max_response_bytes,
+                request_timeout=httpx.Timeout(timeout, connect=self.connect_timeout_s),
+            )
         except (httpx.TimeoutException, _DeadlineExceeded) as exc:
             raise _Retryable(f"timed out ({type(exc).__name__}, {timeout:g} s per attempt)") from None
         except _ResponseTooLarge as exc:  # a sane answer is far smaller: a broken server
