@@ -52,6 +52,15 @@ def _int_at_least(lo: int) -> Callable[[str], int]:
 _positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
+def _int_or_path(text: str) -> int | str:
+    """A count (an integer >= 1) or a file's path (anything that is not an integer)."""
+    try:
+        int(text)
+    except ValueError:
+        return text
+    return _positive_int(text)
+
+
 def _tracker_list(text: str) -> list[str]:
     from agentrl.train.trackers import TRACKERS
 
@@ -226,11 +235,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if trials is not None and trials != args.samples:
             raise UsageError(f"--samples {args.samples} and --trials {trials}: both set the samples per task; give one")
         trials, k = args.samples, k if k is not None else args.samples
+    if args.tasks is not None and args.episodes is not None:
+        raise UsageError(f"--tasks {args.tasks} and --episodes {args.episodes} both choose the tasks; give one")
     res = evaluate(
         args.env,
         args.model,
         env_kwargs=kwargs,
-        tasks=args.episodes,
+        tasks=args.tasks if args.tasks is not None else args.episodes,
         k=k if k is not None else 1,
         trials=trials,
         seed=args.seed,
@@ -458,7 +469,13 @@ def _add_sft(sub: Any) -> None:
         default=None,
         help="greedy held-out evaluation every N optimizer steps (and before the first); needs --env",
     )
-    s.add_argument("--eval-tasks", dest="eval_tasks", type=int, default=None, help="held-out tasks (default: all)")
+    s.add_argument(
+        "--eval-tasks",
+        dest="eval_tasks",
+        type=_int_or_path,
+        default=None,
+        help="held-out tasks: how many (default: all), or a file naming their ids (a task_id column)",
+    )
     s.add_argument(
         "--eval-env-kwargs",
         dest="eval_env_kwargs",
@@ -484,6 +501,12 @@ def _add_eval(sub: Any) -> None:
     s.add_argument("--model", required=True, help="model name, HF dir, run dir, or scripted:NAME")
     s.add_argument(
         "--episodes", type=_positive_int, default=None, help="number of tasks (default: all of the split, or 10)"
+    )
+    s.add_argument(
+        "--tasks",
+        default=None,
+        metavar="FILE",
+        help="evaluate the task ids a file names: JSONL, Parquet or a datasets directory with a 'task_id' column",
     )
     s.add_argument(
         "--k", type=_positive_int, default=None, help="report pass@j and pass^j for j = 1..k (default 1, or --samples)"

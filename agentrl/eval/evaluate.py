@@ -20,6 +20,7 @@ from typing import Any
 
 from agentrl.core.errors import UsageError, usage_errors
 from agentrl.core.registry import ScriptedFactory, make_env, scripted_factory
+from agentrl.eval.task_files import check_task_ids, read_task_ids
 
 
 @dataclass
@@ -100,8 +101,13 @@ def avg_at_k(successes_per_task: list[list[bool]]) -> float:
     return sum(vals) / len(vals) if vals else 0.0
 
 
-def _task_list(env: Any, n_tasks: int | None, seed: int) -> list[tuple[int, str | None]]:
+def _task_list(env: Any, n_tasks: int | str | None, seed: int) -> list[tuple[int, str | None]]:
+    """n_tasks: how many of the env's tasks (the first ones; None: all), or a file naming them (`task_files.py`)."""
     ids = env.unwrapped.task_ids()
+    if isinstance(n_tasks, str):
+        chosen = read_task_ids(n_tasks)
+        check_task_ids(chosen, ids, n_tasks)
+        return [(seed, t) for t in chosen]
     if ids:
         chosen = ids if n_tasks is None else ids[:n_tasks]
         return [(seed, t) for t in chosen]
@@ -231,8 +237,11 @@ def collect_outcomes(runner: Any, tasks: list[tuple[int, str | None]], trials: i
     return [outcomes[g] for g in range(len(tasks))]
 
 
-def task_list(env_id: str, env_kwargs: dict[str, Any], n_tasks: int | None, seed: int) -> list[tuple[int, str | None]]:
-    """(seed, task id) pairs to evaluate: the env's task list (first n_tasks) or n_tasks seeds from `seed`."""
+def task_list(
+    env_id: str, env_kwargs: dict[str, Any], n_tasks: int | str | None, seed: int
+) -> list[tuple[int, str | None]]:
+    """(seed, task id) pairs to evaluate: the env's task list (first n_tasks, or the ids of the file n_tasks names)
+    or n_tasks seeds from `seed`."""
     probe = make_env(env_id, **env_kwargs)
     try:
         return _task_list(probe, n_tasks, seed)
@@ -267,7 +276,7 @@ def evaluate(
     model: str,
     *,
     env_kwargs: dict[str, Any] | None = None,
-    tasks: int | None = None,
+    tasks: int | str | None = None,
     k: int = 1,
     trials: int | None = None,
     seed: int = 0,
@@ -276,10 +285,11 @@ def evaluate(
     constrained: bool = False,
     simulator: Any = None,
 ) -> EvalResult:
-    """simulator: the chat model setting for the env's simulated user / patient (a `SimulatorConfig` or any object
-    with its fields), loaded once and given to every env as `simulator`, as training's `env.simulator` is."""
+    """tasks: how many of the env's tasks (None: all), or a file naming them (`task_files.py`). simulator: the chat
+    model setting for the env's simulated user / patient (a `SimulatorConfig` or any object with its fields), loaded
+    once and given to every env as `simulator`, as training's `env.simulator` is."""
     env_kwargs = dict(env_kwargs or {})
-    trials = _check_counts(tasks, k, trials)
+    trials = _check_counts(None if isinstance(tasks, str) else tasks, k, trials)
     scripted = model.split(":", 1)[1] if model.startswith("scripted:") else None
     if scripted is not None:
         scripted_factory(env_id, scripted)  # an unknown name fails here, listing the env's scripted agents

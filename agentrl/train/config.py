@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AllowInfNan,
     BaseModel,
     ConfigDict,
@@ -280,6 +281,16 @@ class RolloutConfig(_Strict):
     vllm_tensor_parallel_size: int = Field(1, ge=1, description="vllm backend: GPUs one engine spans")
 
 
+def _eval_tasks(v: int | str | None) -> int | str | None:
+    if isinstance(v, int) and v < 1:
+        raise ValueError(f"a number of tasks >= 1, or a file naming them, got {v}")
+    if isinstance(v, str) and not v.strip():
+        raise ValueError("a file naming the task ids, got an empty path")
+    return v
+
+
+# held-out tasks: how many of the env's list, or a file naming them (eval/task_files.py); train and sft alike
+EvalTasks = Annotated[int | str | None, AfterValidator(_eval_tasks)]
 _Beta = Annotated[float, Field(ge=0.0, lt=1.0)]  # AdamW's range for each moment's decay
 
 
@@ -406,12 +417,15 @@ class TrainConfig(_Strict):
         "eval_env_kwargs, before the first update and every this-many updates, logged as eval/* metrics; "
         "0 = off",
     )
-    eval_tasks: int | None = Field(
-        None, ge=1, description="tasks of the eval env's list (null: all), or seeds without a list"
+    eval_tasks: EvalTasks = Field(
+        None,
+        description="tasks of the eval env's list (null: all), or seeds without a list; or a file naming the task "
+        "ids (JSONL, Parquet or a datasets directory with a 'task_id' column)",
     )
     eval_env_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="env.kwargs overrides of the held-out env (e.g. {split: test})"
     )
+
     eval_before_train: bool = Field(
         True, description="evaluate the starting model too (update 0); off when it was just evaluated"
     )

@@ -29,7 +29,7 @@ class HeldOutEval:
         policy: Any,
         formatter: Any,
         *,
-        tasks: int | None,
+        tasks: int | str | None,
         max_new_tokens: int,
         max_seq_len: int,
         seed: int = 0,

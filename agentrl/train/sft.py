@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agentrl.core.bounded import MAX_JSON_DEPTH, MAX_LINE_BYTES
 from agentrl.core.chat_format import ChatFormatter
-from agentrl.train.config import FINITE, plain_message
+from agentrl.train.config import FINITE, EvalTasks, plain_message
 
 ASSISTANT_ROLES = {"assistant", "doctor"}
 ENV_ROLES = {"user": "user", "patient": "user", "tool": "tool", "system": "system"}
@@ -72,7 +72,7 @@ class SFTConfig(BaseModel):
     # held-out evaluation while training (needs `env`): greedy episodes on env_kwargs + eval_env_kwargs (e.g.
     # {"split": "test"}) before the first step and every eval_every optimizer steps, logged as eval/* metrics
     eval_every: int = Field(0, ge=0)
-    eval_tasks: int | None = Field(None, ge=1)
+    eval_tasks: EvalTasks = None
     eval_env_kwargs: dict[str, Any] = Field(default_factory=dict)
     eval_max_new_tokens: int = Field(64, ge=1)
     # experiment trackers (train/trackers.py), as train.report_to: every metric, the config, the HTML report
@@ -242,7 +242,8 @@ def read_transcripts(
     a dialog whose text is too long to fit however it tokenizes (more bytes than max_tokens times the tokenizer's
     longest token) is refused before it is tokenized, as a longer demonstration is (`run_sft`).
     """
-    from agentrl.train.sft_data import iter_rows, normalize_messages, row_tools
+    from agentrl.core.table_rows import iter_rows
+    from agentrl.train.sft_data import normalize_messages, row_tools
 
     p = Path(path)
     demos: list[Demo] = []

@@ -18,12 +18,11 @@ or a JSON string of them) goes to the chat template with the system message, as 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agentrl.core.bounded import MAX_JSON_DEPTH, MAX_LINE_BYTES, iter_jsonl
 from agentrl.core.errors import UsageError
+from agentrl.core.table_rows import dataset_dir, need_module
 from agentrl.core.tools import format_tool_call
 
 ALLOWED = (
@@ -32,32 +31,11 @@ ALLOWED = (
 )
 
 
-def _need(module: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise UsageError(f"reading {module} files needs the data extra: pip install 'agentrl[data]'") from None
-
-
-def dataset_dir(path: str | Path) -> tuple[Path, str | None] | None:
-    """(directory, split) when `path` (or `path` without its `:SPLIT` suffix) is a `save_to_disk` directory."""
-    text = str(path)
-    candidates: list[tuple[Path, str | None]] = [(Path(text), None)]
-    if ":" in text:
-        candidates.append((Path(text.rsplit(":", 1)[0]), text.rsplit(":", 1)[1]))
-    for p, split in candidates:
-        if p.is_dir() and any((p / f).is_file() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
-            return p, split
-    return None
-
-
 def check_source(path: str | Path) -> None:
     """Before a model loads: PATH is a file or a dataset directory the readers take (a UsageError says what is)."""
     p = Path(path)
     if dataset_dir(path) is not None:
-        _need("datasets")
+        need_module("datasets")
         return
     if p.is_dir():
         raise UsageError(
@@ -66,57 +44,7 @@ def check_source(path: str | Path) -> None:
     if not p.is_file():
         raise UsageError(f"--from {p}: the transcript file does not exist; give {ALLOWED}, or scripted:NAME")
     if p.suffix == ".parquet":
-        _need("pyarrow.parquet")
-
-
-def iter_rows(
-    path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES, max_depth: int = MAX_JSON_DEPTH
-) -> Iterator[tuple[str, Any, str | None]]:
-    """(where, row, why) per row of any accepted source: `where` names the file and line or row; `why` is set
-    (and row None) when a JSONL line could not be read (too long, too deep, not JSON)."""
-    found = dataset_dir(path)
-    if found is not None:
-        yield from _dataset_rows(*found)
-        return
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"transcript file {p} does not exist")
-    if p.suffix == ".parquet":
-        pq = _need("pyarrow.parquet")
-        try:
-            table = pq.ParquetFile(p)
-        except Exception as exc:  # pyarrow's errors (ArrowInvalid, OSError) on a file that is not Parquet
-            raise ValueError(f"{p}: not a readable Parquet file ({exc})") from None
-        if "messages" not in table.schema_arrow.names:
-            raise ValueError(f"{p}: no 'messages' column (columns: {', '.join(table.schema_arrow.names)})")
-        i = 0
-        for batch in table.iter_batches(batch_size=256):
-            for row in batch.to_pylist():
-                i += 1
-                yield f"{p}:row {i}", row, None
-        return
-    for n, rec, why in iter_jsonl(p, max_line_bytes=max_line_bytes, max_depth=max_depth):
-        yield f"{p}:{n}", rec, why
-
-
-def _dataset_rows(p: Path, split: str | None) -> Iterator[tuple[str, Any, str | None]]:
-    datasets = _need("datasets")
-    ds = datasets.load_from_disk(str(p))
-    if isinstance(ds, datasets.DatasetDict):
-        names = list(ds)
-        if split is None:
-            split = "train" if "train" in ds else names[0] if len(names) == 1 else None
-        if split not in ds:
-            raise ValueError(f"{p}: a DatasetDict with splits {', '.join(names)}; pick one as {p}:SPLIT")
-        ds, where = ds[split], f"{p}:{split}"
-    elif split is not None:
-        raise ValueError(f"{p}: a single Dataset has no split {split!r}; give the directory alone")
-    else:
-        where = str(p)
-    if "messages" not in ds.column_names:
-        raise ValueError(f"{where}: no 'messages' column (columns: {', '.join(ds.column_names)})")
-    for i, row in enumerate(ds):
-        yield f"{where}:row {i + 1}", row, None
+        need_module("pyarrow.parquet")
 
 
 def _text(content: Any, where: str, i: int, role: str) -> str:
