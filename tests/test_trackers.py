@@ -261,3 +261,38 @@ def test_resume_continues_the_same_tracker_run(tmp_path: Path, monkeypatch: pyte
     (fresh,) = trackers.open_trackers(["mlflow"], run, CONFIG)  # not resuming: a new tracker run
     fresh.close()
     assert fresh.run_id != first.run_id
+
+
+def test_a_failing_tracker_stand_in_is_dropped_and_the_run_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tracker whose library fails mid-run (a stand-in raising OSError: a full disk, a dead server) is dropped
+    with one warning; the run's other trackers and metrics.jsonl get every row, and closing does not raise."""
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    class BrokenTracker:
+        calls = 0
+
+        def log(self, step: int, metrics: dict[str, float]) -> None:
+            BrokenTracker.calls += 1
+            raise OSError("No space left on device")
+
+        def artifact(self, path: Path) -> None:
+            raise AssertionError("a dropped tracker gets nothing more")
+
+        def close(self) -> None:
+            raise AssertionError("a dropped tracker gets nothing more")
+
+    run = tmp_path / "run"
+    logger = MetricsLogger(run, report_to=["tensorboard"], config={"a": 1}, console=False)
+    logger.trackers.append(BrokenTracker())
+    for step in (1, 2, 3):
+        logger.log(step, {"reward/mean": step / 4})
+    logger.close()
+    assert BrokenTracker.calls == 1 and logger.failed_trackers == ["BrokenTracker"]
+    assert capsys.readouterr().err.count("BrokenTracker failed to log (OSError: No space left on device)") == 1
+    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("reward/mean")] == [1, 2, 3]

@@ -13,6 +13,7 @@ from typing import Any
 
 from agentrl.core.bounded import BoundedInputError, loads_bounded
 from agentrl.core.io import atomic_write_text
+from agentrl.core.outcomes import error_text
 from agentrl.train.trackers import numeric, open_trackers
 
 CONSOLE_KEYS = (
@@ -48,6 +49,7 @@ class MetricsLogger:
         self.report: Callable[[Path], str | Path] | None = None
         self.report_path: Path | None = None
         self.trackers = open_trackers(report_to, run_dir, config, resume=resume)
+        self.failed_trackers: list[str] = []  # trackers dropped after an error (`_guarded`)
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop lines logged after the checkpoint's step (they will be logged again)."""
@@ -70,8 +72,8 @@ class MetricsLogger:
             f.flush()
             os.fsync(f.fileno())
         values = numeric(metrics)  # the raw numbers: NaN stays a float for the trackers
-        for tracker in self.trackers:
-            tracker.log(step, values)
+        for tracker in list(self.trackers):
+            self._guarded(tracker, "log", lambda t=tracker: t.log(step, values))
         if self.console:
             parts = [f"update {step}" + (f"/{total_steps}" if total_steps else "")]
             for key, label, fmt in CONSOLE_KEYS:
@@ -79,15 +81,31 @@ class MetricsLogger:
                     parts.append(f"{label}={row[key]:{fmt}}")
             print("  ".join(parts), file=sys.stderr, flush=True)
 
+    def _guarded(self, tracker: Any, what: str, call: Any) -> None:
+        """A tracker that fails (a full disk, a dead server, a bug in its library) is dropped with one warning, and
+        the run goes on: metrics.jsonl keeps every row, and a tracker is a copy of it."""
+        try:
+            call()
+        except Exception as exc:
+            if tracker in self.trackers:
+                self.trackers.remove(tracker)
+            self.failed_trackers.append(type(tracker).__name__)
+            print(
+                f"warning: {type(tracker).__name__} failed to {what} ({error_text(exc)}); it gets no more rows this "
+                f"run, metrics.jsonl has them all",
+                file=sys.stderr,
+                flush=True,
+            )
+
     def close(self) -> None:
         try:
             if self.report is not None:
-                self.report_path = Path(self.report(self.path.parent))
-                for tracker in self.trackers:
-                    tracker.artifact(self.report_path)
+                path = self.report_path = Path(self.report(self.path.parent))
+                for tracker in list(self.trackers):
+                    self._guarded(tracker, "store the report", lambda t=tracker: t.artifact(path))
         finally:
-            for tracker in self.trackers:
-                tracker.close()
+            for tracker in list(self.trackers):
+                self._guarded(tracker, "close", tracker.close)
             self.trackers = []
 
 
