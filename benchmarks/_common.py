@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "BENCHMARKS.md"
 
 
-def machine_line() -> str:
+def machine_line(threads: int | None = None) -> str:
+    """The machine and software a section was measured on; `threads`: the torch threads the measured runs used
+    (default: this process's, right when the script measured in the process that renders)."""
     import torch
 
     mem = ""
@@ -38,7 +40,8 @@ def machine_line() -> str:
         pass
     return (
         f"Measured {datetime.date.today().isoformat()} on {cpu}, {os.cpu_count()} cores{mem}, no GPU; "
-        f"Python {platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} threads."
+        f"Python {platform.python_version()}, torch {torch.__version__}, "
+        f"{threads if threads is not None else torch.get_num_threads()} threads."
     )
 
 

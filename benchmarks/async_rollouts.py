@@ -97,7 +97,7 @@ def _section(path: Path, args: argparse.Namespace, budget: int) -> str:
     saved = json.loads(path.read_text()) if path.exists() else {}
     sync_all = credit_methods._load(credit_assignment.OUT / "credit_methods.json")
     lines = [
-        machine_line(),
+        machine_line(threads=1),  # every run sets train.threads=1 (credit_assignment.run_one)
         f"`benchmarks/async_rollouts.py`: GRPO on CreditChain K={args.k} at benchmarks/credit_methods.py's settings and "
         f"budget ({budget:,} sampled tokens per run), with `rollout.max_staleness=1` (batch s sampled with the weights "
         "of update s − 1 on a producer thread while update s − 1 trains; `ppo.offpolicy_correction=auto` = tis, cap 2) "

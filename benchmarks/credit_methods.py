@@ -287,7 +287,7 @@ def _fmt(x: float, unit: str = "") -> str:
 
 def _section(results: dict, args: argparse.Namespace, budgets: dict[int, int]) -> str:
     lines = [
-        machine_line(),
+        machine_line(threads=1),  # every run sets train.threads=1 (credit_assignment.run_one)
         "Issue 29 part 5, `benchmarks/credit_methods.py`: benchmarks/credit_assignment.py's settings (tiny-random, "
         f"constrained decoding, 4 tasks x 4 episodes per update, 4 PPO epochs x 2 minibatches, lr {LR}, 1 torch thread, "
         "each estimator's default parameters), but every run stops at a budget of sampled tokens instead of a number "
