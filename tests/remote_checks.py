@@ -58,12 +58,12 @@ def main() -> None:
     ap.add_argument("--base-port", type=int, default=18230)
     args = ap.parse_args()
 
-    from agentrl.algo.invariants import InvariantError, verify_weights
     from agentrl.inference.base import SamplingParams
     from agentrl.inference.launch import launch_servers
     from agentrl.inference.models import load_model
     from agentrl.inference.remote import RemotePolicy, RemoteServerError
     from agentrl.inference.vllm import VLLMPolicy
+    from agentrl.train.invariants import InvariantError, verify_weights
 
     res: dict[str, Any] = {}
     model, tok = load_model("tiny-random")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from agentrl.cli import main
-from agentrl.core.checkpoint import save_checkpoint
 from agentrl.inference.models import load_model
+from agentrl.train.checkpoint import save_checkpoint
 from agentrl.train.lora import LoRAConfig, apply_lora
 
 

@@ -15,16 +15,15 @@ from safetensors.torch import load_file, save_file
 from agentrl.algo.advantages import REGISTRY
 from agentrl.core.checkpoint import (
     NonFiniteCheckpointError,
-    _write_manifest,
     checkpoint_dirs,
     latest_checkpoint,
-    load_model_weights,
-    save_checkpoint,
+    write_manifest,
 )
 from agentrl.core.errors import UsageError
 from agentrl.core.finite import NonFiniteError, non_finite, short_repr
 from agentrl.core.types import TrainBatch
 from agentrl.inference.models import load_model
+from agentrl.train.checkpoint import load_model_weights, save_checkpoint
 from agentrl.train.config import (
     MAX_CONFIG_BYTES,
     Config,
@@ -209,7 +208,7 @@ def _poison(file: Path, tensor_name: str | None = None) -> str:
 def _rewrite_manifest(ckpt: Path) -> None:
     """The manifest of the poisoned files: it verifies, only the values are wrong."""
     (ckpt / "manifest.json").unlink()
-    _write_manifest(ckpt, 1)
+    write_manifest(ckpt, 1)
 
 
 def _full_run_with_nan(tmp_path: Path) -> Path:

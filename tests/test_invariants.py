@@ -1,4 +1,4 @@
-"""Runtime invariants (algo/invariants.py) fail loudly: a trained sequence that is not what was sampled, log-probs
+"""Runtime invariants (train/invariants.py) fail loudly: a trained sequence that is not what was sampled, log-probs
 that drifted from the rollout's before any update, and a weight sync that did not land in the rollout engine."""
 
 from __future__ import annotations
@@ -10,13 +10,6 @@ import gymnasium as gym
 import pytest
 import torch
 
-from agentrl.algo.invariants import (
-    InvariantError,
-    check_logprob_drift,
-    check_trained_equals_sampled,
-    logprob_drift,
-    verify_weights,
-)
 from agentrl.core.chat_format import ChatFormatter
 from agentrl.core.registry import load_env_plugins
 from agentrl.core.types import collate
@@ -29,6 +22,13 @@ from agentrl.inference.base import (
 from agentrl.inference.hf import HFPolicy
 from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
 from agentrl.train.forward import forward
+from agentrl.train.invariants import (
+    InvariantError,
+    check_logprob_drift,
+    check_trained_equals_sampled,
+    logprob_drift,
+    verify_weights,
+)
 
 load_env_plugins()
 

@@ -11,15 +11,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from agentrl.core.checkpoint import (
-    CheckpointError,
-    load_model_weights,
-    save_checkpoint,
-    verify_checkpoint,
-)
+from agentrl.core.checkpoint import CheckpointError, verify_checkpoint
 from agentrl.inference.base import SamplingParams
 from agentrl.inference.hf import HFPolicy
 from agentrl.inference.models import load_model
+from agentrl.train.checkpoint import load_model_weights, save_checkpoint
 from agentrl.train.forward import forward
 from agentrl.train.lora import (
     LLAMA_PROJECTIONS,

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentrl.algo.invariants import verify_weights
 from agentrl.core.chat_format import ChatFormatter
 from agentrl.core.outcomes import EpisodeEnd, outcome_metrics, usable_for_advantages
 from agentrl.inference import make_policy_backend
@@ -18,6 +17,7 @@ from agentrl.inference.base import SamplingParams, weights_digest
 from agentrl.inference.remote import RemotePolicy, RemoteRequestError, RemoteServerError
 from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
 from agentrl.train.config import ConfigError, load_config
+from agentrl.train.invariants import verify_weights
 from tests.fake_vllm_server import FakeVLLMServer, closed_port_url
 
 

@@ -67,18 +67,18 @@ def test_every_simulated_env_takes_its_model_as_simulator(env_id: str, kwargs: d
         make_env(env_id, **kwargs, simulator="tiny-random")
 
 
-def test_old_simulator_argument_names_still_work_with_a_deprecation_warning() -> None:
+def test_old_simulator_argument_names_are_refused_naming_the_new_ones() -> None:
+    """The spellings before 0.1 (`FlightBookingEnv(user=<model>)`, `ConsultationEnv(chat_model=)`) were removed:
+    passing them says what replaces them."""
     from environments.consultation.env import ConsultationEnv
     from environments.flight_booking.env import FlightBookingEnv
 
     model = ScriptedModel()
-    with pytest.warns(DeprecationWarning, match="user='llm', simulator="):
-        env = FlightBookingEnv(split="test", user=model)
-    assert env.simulator is model and env.reset(seed=0)[0][1]["content"] == "hi"
-    with pytest.warns(DeprecationWarning, match="pass simulator="):
-        env = ConsultationEnv(split="test", patient="llm", chat_model=model)
-    assert env.simulator is model
-    with pytest.raises(ValueError, match="both give"), pytest.warns(DeprecationWarning):
+    with pytest.raises(ValueError, match=r"removed in 0\.1; pass user='llm', simulator=<chat model>"):
+        FlightBookingEnv(split="test", user=model)
+    with pytest.raises(ValueError, match=r"removed in 0\.1; pass simulator=<chat model>"):
+        ConsultationEnv(split="test", patient="llm", chat_model=model)
+    with pytest.raises(ValueError, match=r"removed in 0\.1; pass simulator=<chat model>"):
         ConsultationEnv(patient="llm", chat_model=model, simulator=model)
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentrl.algo.invariants import InvariantError
 from agentrl.cli import main
 from agentrl.core.checkpoint import latest_checkpoint
 from agentrl.train.config import load_config
+from agentrl.train.invariants import InvariantError
 from agentrl.train.lora import ReferenceView
 from agentrl.train.trainer import Trainer
 

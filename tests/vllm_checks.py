@@ -128,7 +128,7 @@ def main() -> None:
     res["update_weights_s"] = time.perf_counter() - t0
     # the weights digest: computed in the workers, equal to the trainer's digest of what it sent; a sync that
     # never happened (the engine still on older weights) is caught
-    from agentrl.algo.invariants import InvariantError, verify_weights
+    from agentrl.train.invariants import InvariantError, verify_weights
 
     t0 = time.perf_counter()
     res["digest_tensors"] = len(engine.weights_digest())

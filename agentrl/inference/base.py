@@ -59,7 +59,7 @@ class PolicyBackend(Protocol):
 
     def weights_digest(self) -> WeightsDigest:
         """The digest (`weights_digest`) of the weights the backend samples with, to compare with the trainer's
-        digest of the state dict it sent (`algo.invariants.verify_weights`)."""
+        digest of the state dict it sent (`train.invariants.verify_weights`)."""
         ...
 
     def close(self) -> None:

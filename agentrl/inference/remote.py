@@ -35,7 +35,7 @@ token out.
   NCCL world, the nccl engine would skip the file (not wired here).
 * `weights_digest()` asks every server for its workers' digest (`agentrl_weights_digest`); servers that disagree
   with each other raise `RemoteServerError` naming the server, else the common digest is returned, so
-  `algo.invariants.verify_weights` checks every server against the trainer.
+  `train.invariants.verify_weights` checks every server against the trainer.
 * LoRA: the trainer sends merged weights (the factory merges for the first push too). Adapters would need
   `--enable-lora` and an adapter name per request; merged weights keep the digest check and the servers'
   kernels unchanged.

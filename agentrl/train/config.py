@@ -462,7 +462,7 @@ class TrainConfig(_Strict):
         "never learns",
     )
     check_invariants: bool = Field(
-        True, description="check that each trained row equals what was sampled (algo/invariants.py)"
+        True, description="check that each trained row equals what was sampled (train/invariants.py)"
     )
     verify_weight_sync: bool = Field(
         True, description="after each sync, check that the rollout engine's weight digest equals the trainer's"

@@ -16,10 +16,10 @@ from dataclasses import replace
 
 from torch import nn
 
-from agentrl.algo.invariants import check_logprob_drift
 from agentrl.algo.losses import importance_weights
 from agentrl.core.types import TrainBatch
 from agentrl.train.config import PPOConfig
+from agentrl.train.invariants import check_logprob_drift
 from agentrl.train.update import recompute_logprobs
 
 

@@ -399,9 +399,9 @@ def run_sft(
     the steps done skipped), refusing a config other than the run's own (`_SFT_RESUME_MAY_CHANGE` aside) or other
     demonstrations; a run killed before its first checkpoint starts over.
     """
-    from agentrl.core.checkpoint import save_checkpoint
     from agentrl.core.io import atomic_write_text
     from agentrl.inference.models import load_model
+    from agentrl.train.checkpoint import save_checkpoint
     from agentrl.train.lr_schedule import lr_factor
     from agentrl.train.metrics import MetricsLogger
     from agentrl.train.run_dir import check_run_dir, clear_run_dir, finish_run, start_run
@@ -564,11 +564,9 @@ def _resume_sft(
 ) -> tuple[int, int]:
     """Load the newest intact checkpoint into model, optimizer and scheduler, and the RNG states; return (steps
     done, tokens seen). No checkpoint yet: (0, 0), and what was logged is dropped (it is logged again)."""
-    from agentrl.core.checkpoint import (
-        CheckpointError,
-        checkpoint_dirs,
+    from agentrl.core.checkpoint import CheckpointError, checkpoint_dirs, latest_checkpoint
+    from agentrl.train.checkpoint import (
         clean_interrupted_writes,
-        latest_checkpoint,
         load_model_weights,
         load_trainer_state,
         set_rng_state,

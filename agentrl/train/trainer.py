@@ -31,19 +31,8 @@ from agentrl.algo.advantages import (
     masked_moments,
     whiten,
 )
-from agentrl.algo.invariants import check_trained_equals_sampled, verify_weights
 from agentrl.core.chat_format import ChatFormatter
-from agentrl.core.checkpoint import (
-    CheckpointError,
-    check_saveable,
-    checkpoint_dirs,
-    clean_interrupted_writes,
-    latest_checkpoint,
-    load_model_weights,
-    load_trainer_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from agentrl.core.checkpoint import CheckpointError, checkpoint_dirs, latest_checkpoint
 from agentrl.core.io import atomic_write_text
 from agentrl.core.outcomes import drop_unusable, outcome_metrics
 from agentrl.core.records import EpisodeRecord, write_records
@@ -62,10 +51,19 @@ from agentrl.train.branch_values import (
     estimate_branch_values,
     greedy_baselines,
 )
+from agentrl.train.checkpoint import (
+    check_saveable,
+    clean_interrupted_writes,
+    load_model_weights,
+    load_trainer_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from agentrl.train.config import Config, ConfigError, dump_config, load_config, offpolicy_mode
 from agentrl.train.dynamic_sampling import Refill, refill_specs, swap_groups, zero_spread_groups
 from agentrl.train.forward import ValueHead, forward
 from agentrl.train.held_out import HeldOutEval
+from agentrl.train.invariants import check_trained_equals_sampled, verify_weights
 from agentrl.train.lora import (
     ReferenceView,
     apply_lora,

@@ -13,13 +13,13 @@ from typing import Any, Literal, overload
 import torch
 from torch import nn
 
-from agentrl.algo.invariants import check_logprob_drift
 from agentrl.algo.losses import aggregate, kl_estimate, policy_loss, value_loss
 from agentrl.core.finite import NonFiniteError
 from agentrl.core.types import TrainBatch
 from agentrl.train import distributed, fsdp
 from agentrl.train.config import PPOConfig
 from agentrl.train.forward import ForwardOut, ValueHead, device_of, forward
+from agentrl.train.invariants import check_logprob_drift
 from agentrl.train.shared_prefix import shared_prefix_forward
 
 

@@ -55,18 +55,13 @@ def _simulator(
     patient: str,
     diagnoser: str,
     simulator: ChatModel | None,
-    chat_model: ChatModel | None,
+    chat_model: object,
     diagnoser_model: ChatModel | None = None,
 ) -> ChatModel | None:
     """Check the constructor's patient / diagnoser kinds against `simulator` (the model that plays whatever is
-    "llm", unless `diagnoser_model` judges); `chat_model=` is its deprecated name."""
+    "llm", unless `diagnoser_model` judges); `chat_model=`, its name before 0.1, is refused naming it."""
     if chat_model is not None:
-        warnings.warn(
-            "ConsultationEnv(chat_model=...) is deprecated; pass simulator=...", DeprecationWarning, stacklevel=3
-        )
-        if simulator is not None:
-            raise ValueError("chat_model= and simulator= both give the model; pass simulator= only")
-        simulator = chat_model
+        raise ValueError("ConsultationEnv(chat_model=...) was removed in 0.1; pass simulator=<chat model>")
     if patient not in ("rule", "llm"):
         raise ValueError(f"patient must be 'rule' or 'llm', got {patient!r}")
     if diagnoser not in DIAGNOSER_KINDS:
@@ -124,7 +119,7 @@ class ConsultationEnv(MultiTurnEnv):
         reward: RewardConfig | dict[str, Any] | None = None,
         max_turns: int | None = None,
         render_mode: str | None = None,
-        chat_model: ChatModel | None = None,
+        chat_model: object = None,  # removed in 0.1 (simulator= replaces it): kept to refuse it by name
         diagnoser_model: ChatModel | None = None,
     ):
         super().__init__(max_turns=max_turns, render_mode=render_mode)

@@ -29,7 +29,6 @@ the task are read-only and shared, never copied (World.__deepcopy__ / Task.__dee
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,18 +80,11 @@ class _CachedToolSet(ToolSet):
 
 def _user_simulator(user: Any, simulator: Any) -> Any:
     """The chat model that plays the user (None: the rule-based user), from the constructor's `user` and
-    `simulator`; `user=<a ChatModel>` is the deprecated spelling of `user="llm", simulator=<it>`."""
+    `simulator`; `user=<a ChatModel>`, the spelling before 0.1, is refused naming its replacement."""
     if not isinstance(user, str) and callable(getattr(user, "complete", None)):
-        warnings.warn(
-            "FlightBookingEnv(user=<chat model>) is deprecated; pass user='llm', simulator=<chat model>",
-            DeprecationWarning,
-            stacklevel=3,
+        raise ValueError(
+            "FlightBookingEnv(user=<chat model>) was removed in 0.1; pass user='llm', simulator=<chat model>"
         )
-        if simulator is not None:
-            raise ValueError(
-                "user=<chat model> and simulator=... both give the user's model; pass user='llm', simulator=..."
-            )
-        user, simulator = "llm", user
     if user not in USER_KINDS:
         raise ValueError(f"user must be 'rule' or 'llm' (played by simulator=<chat model>), got {user!r}")
     if simulator is not None and not callable(getattr(simulator, "complete", None)):
