@@ -118,8 +118,8 @@ def _simulator(args: argparse.Namespace) -> Any:
 def cmd_rollout(args: argparse.Namespace) -> int:
     from agentrl.core.chat_format import ChatFormatter
     from agentrl.core.records import EpisodeRecord, write_records
+    from agentrl.inference import sampling_policy
     from agentrl.inference.base import SamplingParams
-    from agentrl.inference.hf import HFPolicy
     from agentrl.inference.models import load_model
     from agentrl.rollout.build import build_runner, check_env
     from agentrl.rollout.runner import EpisodeSpec
@@ -128,13 +128,14 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     simulator = _simulator(args)
     check_env(args.env, args.env_kwargs, simulator)  # before any model loads
     t0 = time.perf_counter()
-    with usage_errors():  # a ValueError here is about --model
+    with usage_errors():  # a ValueError here is about --model, --backend or --device
         model, tok = load_model(args.model)
+        policy = sampling_policy(model, tok, backend=args.backend, device=args.device)
     print(f"loaded {args.model} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     runner = build_runner(
         args.env,
         args.env_kwargs,
-        HFPolicy(model, tok),
+        policy,
         ChatFormatter(tok),
         SamplingParams(temperature=args.temperature, max_new_tokens=args.max_new_tokens),
         simulator=simulator,
@@ -142,7 +143,10 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=True,
     )
-    eps = runner.collect([EpisodeSpec(seed=args.seed + i, group_id=i) for i in range(args.episodes)])
+    try:
+        eps = runner.collect([EpisodeSpec(seed=args.seed + i, group_id=i) for i in range(args.episodes)])
+    finally:
+        policy.close()  # a vLLM engine's worker processes
     records = [
         EpisodeRecord.from_episode(ep, env=args.env, model=args.model) for ep in sorted(eps, key=lambda e: e.uid)
     ]
@@ -249,6 +253,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         constrained=args.constrained,
         simulator=_simulator(args),
+        backend=args.backend,
+        device=args.device,
     )
     if args.json:
         d = res.to_dict()
@@ -387,6 +393,13 @@ def _add_episode_args(s: argparse.ArgumentParser, *, max_new_tokens: int) -> Non
     s.add_argument("--max-new-tokens", type=_positive_int, default=max_new_tokens)
     s.add_argument("--constrained", action="store_true", help="decode only the env's allowed replies")
     s.add_argument("--seed", type=_non_negative_int, default=0)
+    s.add_argument(
+        "--backend",
+        choices=["hf", "vllm"],
+        default="hf",
+        help="sampling engine: transformers (hf) or an in-process vLLM engine (vllm)",
+    )
+    s.add_argument("--device", default="auto", help="hf backend: auto (cuda when there is one), cpu, cuda, cuda:N")
 
 
 def _add_rollout(sub: Any) -> None:

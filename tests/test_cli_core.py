@@ -135,3 +135,34 @@ def test_rollout_subprocess_smollm2(tmp_path) -> None:
     from agentrl.inference.models import cache_dir
 
     assert (cache_dir() / "smollm2-135m-instruct" / "model.safetensors").is_file()
+
+
+def test_rollout_and_eval_place_the_model_where_device_says(tmp_path, capsys, monkeypatch) -> None:
+    """--device reaches the sampling model (issue 32: only `train` honoured a device); cuda without a GPU and the
+    vllm backend without vLLM are usage errors (exit 2) naming what is wrong, not tracebacks."""
+    import torch
+
+    import agentrl.inference as inference
+
+    placed = []
+    real = inference.sampling_policy
+
+    def spy(model, tok, **kw):
+        policy = real(model, tok, **kw)
+        placed.append((kw["backend"], next(model.parameters()).device.type))
+        return policy
+
+    monkeypatch.setattr(inference, "sampling_policy", spy)
+    base = ["--env", "agentrl/CreditChain-v0", "--model", "tiny-random", "--constrained"]
+    assert main(["rollout", *base, "--episodes", "1", "--out", str(tmp_path / "t.jsonl"), "--device", "cpu"]) == 0
+    assert main(["eval", *base, "--episodes", "1", "--device", "cpu"]) == 0
+    assert placed == [("hf", "cpu"), ("hf", "cpu")]
+    capsys.readouterr()
+    if not torch.cuda.is_available():
+        assert main(["eval", *base, "--episodes", "1", "--device", "cuda"]) == 2
+        assert "no CUDA GPU here" in capsys.readouterr().err
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        assert main(["eval", *base, "--episodes", "1", "--backend", "vllm"]) == 2
+        assert "needs vLLM" in capsys.readouterr().err

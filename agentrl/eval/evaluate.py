@@ -193,28 +193,36 @@ def run_policy(
     max_new_tokens: int,
     constrained: bool,
     seed: int,
+    backend: str = "hf",
+    device: str = "auto",
 ) -> list[TaskOutcome]:
-    """env_kwargs: final (holding the simulator's model, if any: `prepare_env_kwargs`)."""
+    """env_kwargs: final (holding the simulator's model, if any: `prepare_env_kwargs`). backend / device:
+    `inference.sampling_policy`."""
     from agentrl.core.chat_format import ChatFormatter
+    from agentrl.inference import sampling_policy
     from agentrl.inference.base import SamplingParams
-    from agentrl.inference.hf import HFPolicy
     from agentrl.inference.models import load_model
     from agentrl.rollout.build import build_runner
 
-    with usage_errors():  # a ValueError loading the model is about the name the user gave
+    with usage_errors():  # a ValueError loading the model (or placing it) is about the names the user gave
         m, tok = load_model(model)
+        max_len = int(getattr(m.config, "max_position_embeddings", 4096) or 4096)
+        policy = sampling_policy(m, tok, backend=backend, device=device, max_seq_len=max_len)
     runner = build_runner(
         env_id,
         env_kwargs,
-        HFPolicy(m, tok),
+        policy,
         ChatFormatter(tok),
         SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens),
         constrained=constrained,
         seed=seed,
         progress=True,
-        max_seq_len=int(getattr(m.config, "max_position_embeddings", 4096) or 4096),
+        max_seq_len=max_len,
     )
-    return collect_outcomes(runner, tasks, trials)
+    try:
+        return collect_outcomes(runner, tasks, trials)
+    finally:
+        policy.close()
 
 
 def collect_outcomes(runner: Any, tasks: list[tuple[int, str | None]], trials: int) -> list[TaskOutcome]:
@@ -284,6 +292,8 @@ def evaluate(
     max_new_tokens: int = 256,
     constrained: bool = False,
     simulator: Any = None,
+    backend: str = "hf",
+    device: str = "auto",
 ) -> EvalResult:
     """tasks: how many of the env's tasks (None: all), or a file naming them (`task_files.py`). simulator: the chat
     model setting for the env's simulated user / patient (a `SimulatorConfig` or any object with its fields), loaded
@@ -311,6 +321,8 @@ def evaluate(
             max_new_tokens=max_new_tokens,
             constrained=constrained,
             seed=seed,
+            backend=backend,
+            device=device,
         )
     s = summarize_outcomes(outcomes)
     return EvalResult(

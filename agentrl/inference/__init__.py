@@ -10,6 +10,7 @@ The contract is `base.py`. The transformers backend is `hf.py` (`HFPolicy`, `HFC
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 
@@ -55,6 +56,36 @@ def _remote(cfg: Any, model: Any, tokenizer: Any) -> Any:
 
 
 BACKENDS: dict[str, Callable[[Any, Any, Any], Any]] = {"hf": _hf, "vllm": _vllm, "remote": _remote}
+
+
+def sampling_policy(
+    model: Any, tokenizer: Any, *, backend: str = "hf", device: str = "auto", max_seq_len: int = 4096
+) -> Any:
+    """A policy backend for sampling only (`agentrl eval`, `agentrl rollout`): `hf` on `device` (auto: cuda when
+    there is one, else cpu; the model is moved there), or an in-process `vllm` engine started from the model."""
+    if backend not in ("hf", "vllm"):
+        raise ValueError(f"backend must be hf or vllm here, got {backend!r} (remote servers are for training)")
+    import torch
+
+    if backend == "hf":
+        dev = torch.device(
+            "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+        )
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device}: no CUDA GPU here; use cpu or auto")
+        model.to(dev)
+    settings = {
+        "backend": backend,
+        "kv_store": 0,
+        "prefix_reuse": True,
+        "vllm_gpu_memory_utilization": 0.5,
+        "vllm_tensor_parallel_size": 1,
+        "max_seq_len": max_seq_len,
+    }
+    try:
+        return make_policy_backend(SimpleNamespace(**settings), model, tokenizer)
+    except ImportError as exc:  # no vLLM here: a usage error naming what to install, not a traceback
+        raise ValueError(str(exc)) from None
 
 
 def make_policy_backend(cfg: Any, model: Any, tokenizer: Any) -> Any:
