@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from agentrl.core.outcomes import EpisodeEnd
 from agentrl.core.records import EpisodeRecord, TurnRecord, read_records, write_records
 from agentrl.core.types import Episode, Message, Turn
 
@@ -22,7 +23,7 @@ def _episode() -> Episode:
         reward=0.5,
         reward_breakdown={"right": 1.0},
         success=False,
-        terminated=True,
+        end=EpisodeEnd.TERMINATED,
         task_id="t-1",
         group_id=2,
         seed=7,

@@ -58,9 +58,7 @@ class Episode:
     reward: float = 0.0
     reward_breakdown: dict[str, float] = field(default_factory=dict)
     success: bool | None = None
-    terminated: bool = False
-    truncated: bool = False
-    end: EpisodeEnd | None = None  # how it ended (`core/outcomes.py`); the runner sets it, None elsewhere
+    end: EpisodeEnd | None = None  # how it ended (`core/outcomes.py`): the one record of it; the runner sets it
     error: str | None = None  # env_error / simulator_error: the exception, one scrubbed line (`outcomes.error_text`)
     metrics: dict[str, float] = field(default_factory=dict)
     task_id: str = ""
@@ -72,6 +70,16 @@ class Episode:
     parent_uid: int | None = None  # set on branch continuations: the episode they branched from
     branch_pos: int | None = None  # token position the continuation branched at
     policy_version: int | None = None  # the trainer's weights that sampled it: updates done (asynchronous rollouts)
+
+    @property
+    def terminated(self) -> bool:
+        """The env ended it (Gymnasium's `terminated`), read from `end`."""
+        return self.end is EpisodeEnd.TERMINATED
+
+    @property
+    def truncated(self) -> bool:
+        """A limit ended it (the env's turns, or the context: Gymnasium's `truncated`), read from `end`."""
+        return self.end in (EpisodeEnd.TRUNCATED_TURNS, EpisodeEnd.TRUNCATED_CONTEXT)
 
     @property
     def input_ids(self) -> list[int]:

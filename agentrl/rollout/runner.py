@@ -355,7 +355,6 @@ class RolloutRunner:
         ep.reward = outcome.reward
         ep.reward_breakdown = dict(outcome.breakdown)
         ep.success = outcome.success
-        ep.terminated, ep.truncated = outcome.terminated, outcome.truncated
         for key, n in outcome.errors.items():
             ep.metrics[f"errors/{key}"] = float(n)
         if context_overflow:
@@ -377,7 +376,6 @@ class RolloutRunner:
         ep.end = kind
         ep.error = error_text(exc) if exc is not None else (None if error is None else scrubbed_line(error))
         ep.reward, ep.reward_breakdown, ep.success = 0.0, {}, None
-        ep.terminated = ep.truncated = False
         log.warning(
             "episode %s (task %r, seed %s) ended as %s%s",
             ep.uid,
