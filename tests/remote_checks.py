@@ -88,12 +88,12 @@ def main() -> None:
         2,
         base_port=args.base_port,
         max_model_len=512,
-        memory_fraction=0.03,
+        memory_fraction=0.1,  # of the host memory, for the KV cache: minus what the process holds already
         log_dir=work / "logs",
         wait=False,
     )
     try:
-        engine = VLLMPolicy.from_model(model, tok, gpu_memory_utilization=0.03, max_model_len=512)
+        engine = VLLMPolicy.from_model(model, tok, gpu_memory_utilization=0.1, max_model_len=512)
         ref = engine.generate(prompts, params)
         ref_greedy = engine.generate(prompts, greedy)
         t1 = time.perf_counter()
@@ -246,7 +246,7 @@ def _one_update(model_dir: Path, run: Path, extra: list[str]) -> tuple[list[list
             "rollout.group_size=2",
             "rollout.max_new_tokens=8",
             "rollout.max_seq_len=512",
-            "rollout.vllm_gpu_memory_utilization=0.03",
+            "rollout.vllm_gpu_memory_utilization=0.1",
             "train.random_reward=0.5",
             "ppo.minibatch_size=4",
             "ppo.micro_batch_size=4",
