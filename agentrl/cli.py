@@ -121,24 +121,21 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     from agentrl.inference import sampling_policy
     from agentrl.inference.base import SamplingParams
     from agentrl.inference.models import load_model
-    from agentrl.rollout.build import build_runner, check_env
+    from agentrl.rollout.build import build_runner, resolve_env
     from agentrl.rollout.runner import EpisodeSpec
 
     _check_out_file(args.out)
-    simulator = _simulator(args)
-    check_env(args.env, args.env_kwargs, simulator)  # before any model loads
+    env = resolve_env(args.env, args.env_kwargs, _simulator(args))  # checked (and the simulator loaded) first
     t0 = time.perf_counter()
     with usage_errors():  # a ValueError here is about --model, --backend or --device
         model, tok = load_model(args.model)
         policy = sampling_policy(model, tok, backend=args.backend, device=args.device)
     print(f"loaded {args.model} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     runner = build_runner(
-        args.env,
-        args.env_kwargs,
+        env,
         policy,
         ChatFormatter(tok),
         SamplingParams(temperature=args.temperature, max_new_tokens=args.max_new_tokens),
-        simulator=simulator,
         constrained=args.constrained,
         seed=args.seed,
         progress=True,

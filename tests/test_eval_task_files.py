@@ -108,5 +108,8 @@ def test_the_held_out_evaluation_of_training_reads_the_file(tmp_path: Path) -> N
     from agentrl.inference.models import load_model
 
     model, tok = load_model("tiny-random")
-    ev = HeldOutEval.for_training(cfg, HFPolicy(model, tok), ChatFormatter(tok), {})
+    from agentrl.rollout.build import resolve_env
+
+    env = resolve_env(ENV, {}).with_kwargs(cfg.train.eval_env_kwargs)
+    ev = HeldOutEval.for_training(cfg, HFPolicy(model, tok), ChatFormatter(tok), env)
     assert [t for _, t in ev.tasks] == IDS

@@ -1,5 +1,5 @@
-"""Who creates a run's `SimulatorQueue` and who gets it: `build_runner` gives its runner the queue its simulator
-joined; two runners built apart get two queues; a trainer's simulator, runner and held-out evaluator share the
+"""Who creates a run's `SimulatorQueue` and who gets it: `build_runner` gives its runner the queue its env's simulator
+joined (`resolve_env`); two runners built apart get two queues; a trainer's simulator, runner and held-out evaluator share the
 trainer's queue, and two trainers share none."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from agentrl.core.chat_format import ChatFormatter
 from agentrl.inference.base import SamplingParams
 from agentrl.inference.hf import HFPolicy
-from agentrl.rollout.build import build_runner, prepare_env_kwargs
+from agentrl.rollout.build import build_runner, resolve_env
 from agentrl.rollout.runner import EpisodeSpec
 from agentrl.sim.batching import BatchingChatModel, SimulatorQueue
 
@@ -20,11 +20,10 @@ PATIENT = {"patient": "llm", "max_turns": 2}
 SIM = SimpleNamespace(model="tiny-random", batch=True, max_batch=8, max_wait_s=0.05, kv_store=0, dtype="float32")
 
 
-def _runner(tiny, **kw):
+def _runner(tiny, env=None, **kw):
     model, tok = tiny
     return build_runner(
-        CONSULT,
-        kw.pop("env_kwargs", PATIENT),
+        env if env is not None else resolve_env(CONSULT, PATIENT, SIM),
         HFPolicy(model, tok),
         ChatFormatter(tok),
         SamplingParams(temperature=1.0, max_new_tokens=4),
@@ -38,7 +37,7 @@ def _simulator(runner) -> BatchingChatModel:
 
 
 def test_build_runner_serves_the_queue_its_simulator_joined(tiny) -> None:
-    a, b = _runner(tiny, simulator=SIM), _runner(tiny, simulator=SIM)
+    a, b = _runner(tiny), _runner(tiny)
     assert a.simulator_queue.models == [_simulator(a)] and b.simulator_queue.models == [_simulator(b)]
     assert a.simulator_queue is not b.simulator_queue  # two runs, nothing shared
     sim = _simulator(a)
@@ -50,16 +49,13 @@ def test_build_runner_serves_the_queue_its_simulator_joined(tiny) -> None:
     assert threads == {threading.get_ident()}, "the simulator's batches ran on an env thread, not the runner's"
 
 
-def test_prepared_kwargs_bring_their_queue_and_a_given_queue_is_used(tiny) -> None:
+def test_a_resolved_env_brings_its_queue_and_a_given_queue_is_used(tiny) -> None:
     queue = SimulatorQueue()
-    kwargs = prepare_env_kwargs(CONSULT, PATIENT, SIM, queue)
-    assert kwargs["simulator"].queue is queue
-    assert _runner(tiny, env_kwargs=kwargs).simulator_queue is queue  # found from the kwargs' simulator
-    assert _runner(tiny, env_kwargs=kwargs, simulator_queue=queue).simulator_queue is queue
-    other = SimulatorQueue()
-    r = _runner(tiny, simulator=SIM, simulator_queue=other)  # loaded here, joining the queue given
-    assert r.simulator_queue is other and other.models == [_simulator(r)]
-    assert _runner(tiny, env_kwargs={"max_turns": 2}).simulator_queue.models == []  # no simulator: a queue of its own
+    env = resolve_env(CONSULT, PATIENT, SIM, queue)
+    assert env.kwargs["simulator"].queue is queue and env.simulator == "tiny-random"
+    assert _runner(tiny, env).simulator_queue is queue  # found from the kwargs' simulator
+    assert _runner(tiny, env, simulator_queue=queue).simulator_queue is queue
+    assert _runner(tiny, resolve_env(CONSULT, {"max_turns": 2})).simulator_queue.models == []  # no simulator: its own
 
 
 def test_a_trainer_and_its_held_out_eval_share_one_queue_and_two_trainers_none(tmp_path: Path) -> None:

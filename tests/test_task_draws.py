@@ -14,6 +14,7 @@ from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
 from agentrl.core.outcomes import EpisodeEnd
 from agentrl.core.registry import load_env_plugins
 from agentrl.core.types import Episode, Message
+from agentrl.rollout.build import resolve_env
 from agentrl.train.config import ConfigError, RolloutConfig, load_config
 from agentrl.train.task_draws import (
     ONE_STRATUM,
@@ -216,10 +217,10 @@ def test_config_validation() -> None:
 def test_an_env_without_a_task_list_is_refused() -> None:
     rollout = RolloutConfig(task_draw="stratified")
     with pytest.raises(ConfigError, match="no task list"):
-        build_task_draws(rollout, 0, lambda: gym.make("agentrl/CreditChain-v0"), "agentrl/CreditChain-v0")
-    d = build_task_draws(rollout, 0, lambda: gym.make(ENV_ID))
+        build_task_draws(rollout, 0, resolve_env("agentrl/CreditChain-v0", {}))
+    d = build_task_draws(rollout, 0, resolve_env(ENV_ID, {}))
     assert isinstance(d, StratifiedDraws) and d.names == ["a", "b", "c"]
-    d = build_task_draws(rollout, 0, lambda: gym.make(ENV_ID, families=False))
+    d = build_task_draws(rollout, 0, resolve_env(ENV_ID, {"families": False}))
     assert d.names == [ONE_STRATUM]
 
 

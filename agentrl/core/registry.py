@@ -157,7 +157,11 @@ def env_kwarg_names(env_id: str) -> list[str] | None:
 
 def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any]) -> None:
     """Raise UsageError for an unknown env id or a kwarg its constructor does not take; constructs nothing."""
-    allowed = env_kwarg_names(env_id)
+    check_kwarg_names(env_id, env_kwarg_names(env_id), kwargs)
+
+
+def check_kwarg_names(env_id: str, allowed: list[str] | None, kwargs: Mapping[str, Any]) -> None:
+    """`check_env_kwargs` with the names already read (`env_kwarg_names`; None: the constructor takes **kwargs)."""
     if allowed is None:  # the constructor takes **kwargs
         return
     unknown = sorted(set(kwargs) - set(allowed))
@@ -171,16 +175,29 @@ def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any]) -> None:
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     """`gymnasium.make` after loading plugins (and, for `module:Id`, importing the module). An unknown id,
     module or kwarg, or a ValueError from the constructor (its check of the kwargs' values), is a UsageError."""
+    full = with_id_kwargs(env_id, kwargs)  # first: a kwarg the id sets is named as such, not as unknown
+    check_env_kwargs(env_id, kwargs)
+    return make_checked(resolve_env_id(env_id), full, env_id)
+
+
+def with_id_kwargs(env_id: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """`kwargs` plus what a `PREFIX:VALUE` id sets (a new dict); one the id sets given again is a UsageError."""
     pre = prefixed_id(env_id)
-    given = sorted(set(pre[1]) & set(kwargs)) if pre is not None else []
+    if pre is None:
+        return dict(kwargs)
+    given = sorted(set(pre[1]) & set(kwargs))
     if given:
         raise UsageError(f"{env_id}: the id already sets {given[0]}; leave it out of the env kwargs")
-    check_env_kwargs(env_id, kwargs)
-    if pre is not None:
-        kwargs = {**kwargs, **pre[1]}
+    return {**kwargs, **pre[1]}
+
+
+def make_checked(registered_id: str, kwargs: Mapping[str, Any], env_id: str | None = None) -> gym.Env:
+    """`gymnasium.make` of a registered id with kwargs whose names were checked (`check_kwarg_names`, and
+    `with_id_kwargs` applied): what `make_env` does after its checks. A ValueError from the constructor is a
+    UsageError naming `env_id` (default: the registered id)."""
     # disable_env_checker: check_env is run by the tests; the passive checker would re-check every step
-    with usage_errors(f"{env_id}: "):
-        return gym.make(resolve_env_id(env_id), disable_env_checker=True, **kwargs)
+    with usage_errors(f"{env_id or registered_id}: "):
+        return gym.make(registered_id, disable_env_checker=True, **kwargs)
 
 
 # --- scripted agents ------------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from math import comb
 from typing import Any
 
 from agentrl.core.errors import UsageError, usage_errors
-from agentrl.core.registry import ScriptedFactory, make_env, scripted_factory
+from agentrl.core.registry import ScriptedFactory, scripted_factory
 from agentrl.eval.task_files import check_task_ids, read_task_ids
+from agentrl.rollout.build import ResolvedEnv, build_runner, resolve_env
 
 
 @dataclass
@@ -101,12 +102,13 @@ def avg_at_k(successes_per_task: list[list[bool]]) -> float:
     return sum(vals) / len(vals) if vals else 0.0
 
 
-def _task_list(env: Any, n_tasks: int | str | None, seed: int) -> list[tuple[int, str | None]]:
-    """n_tasks: how many of the env's tasks (the first ones; None: all), or a file naming them (`task_files.py`)."""
-    ids = env.unwrapped.task_ids()
+def task_list(env: ResolvedEnv, n_tasks: int | str | None, seed: int) -> list[tuple[int, str | None]]:
+    """(seed, task id) pairs to evaluate: the env's task list (read when it was resolved; the first n_tasks, None:
+    all, or the ids of the file n_tasks names, `task_files.py`), or n_tasks seeds from `seed` (None: 10)."""
+    ids = env.task_ids
     if isinstance(n_tasks, str):
         chosen = read_task_ids(n_tasks)
-        check_task_ids(chosen, ids, n_tasks)
+        check_task_ids(chosen, ids or [], n_tasks)
         return [(seed, t) for t in chosen]
     if ids:
         chosen = ids if n_tasks is None else ids[:n_tasks]
@@ -165,11 +167,9 @@ def play_scripted(env: Any, make_agent: ScriptedFactory, *, seed: int | None, ta
     )
 
 
-def run_scripted(
-    env_id: str, env_kwargs: dict[str, Any], name: str, tasks: list[tuple[int, str | None]], trials: int
-) -> list[TaskOutcome]:
-    make_agent = scripted_factory(env_id, name)
-    env = make_env(env_id, **env_kwargs).unwrapped
+def run_scripted(env_: ResolvedEnv, name: str, tasks: list[tuple[int, str | None]], trials: int) -> list[TaskOutcome]:
+    make_agent = scripted_factory(env_.env_id, name)
+    env = env_.make().unwrapped
     outcomes = []
     for seed, task in tasks:
         oc = TaskOutcome(task or str(seed), [], [], [])
@@ -183,8 +183,7 @@ def run_scripted(
 
 
 def run_policy(
-    env_id: str,
-    env_kwargs: dict[str, Any],
+    env: ResolvedEnv,
     model: str,
     tasks: list[tuple[int, str | None]],
     trials: int,
@@ -196,21 +195,19 @@ def run_policy(
     backend: str = "hf",
     device: str = "auto",
 ) -> list[TaskOutcome]:
-    """env_kwargs: final (holding the simulator's model, if any: `prepare_env_kwargs`). backend / device:
+    """env: the run's (`resolve_env`: its kwargs hold the simulator's model, if any). backend / device:
     `inference.sampling_policy`."""
     from agentrl.core.chat_format import ChatFormatter
     from agentrl.inference import sampling_policy
     from agentrl.inference.base import SamplingParams
     from agentrl.inference.models import load_model
-    from agentrl.rollout.build import build_runner
 
     with usage_errors():  # a ValueError loading the model (or placing it) is about the names the user gave
         m, tok = load_model(model)
         max_len = int(getattr(m.config, "max_position_embeddings", 4096) or 4096)
         policy = sampling_policy(m, tok, backend=backend, device=device, max_seq_len=max_len)
     runner = build_runner(
-        env_id,
-        env_kwargs,
+        env,
         policy,
         ChatFormatter(tok),
         SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens),
@@ -243,18 +240,6 @@ def collect_outcomes(runner: Any, tasks: list[tuple[int, str | None]], trials: i
         oc.turns.append(len(ep.turns))
         oc.failed += int(ep.end is not None and ep.end.infra)
     return [outcomes[g] for g in range(len(tasks))]
-
-
-def task_list(
-    env_id: str, env_kwargs: dict[str, Any], n_tasks: int | str | None, seed: int
-) -> list[tuple[int, str | None]]:
-    """(seed, task id) pairs to evaluate: the env's task list (first n_tasks, or the ids of the file n_tasks names)
-    or n_tasks seeds from `seed`."""
-    probe = make_env(env_id, **env_kwargs)
-    try:
-        return _task_list(probe, n_tasks, seed)
-    finally:
-        probe.close()
 
 
 def summarize_outcomes(outcomes: list[TaskOutcome]) -> dict[str, float]:
@@ -303,17 +288,15 @@ def evaluate(
     scripted = model.split(":", 1)[1] if model.startswith("scripted:") else None
     if scripted is not None:
         scripted_factory(env_id, scripted)  # an unknown name fails here, listing the env's scripted agents
-    if simulator is not None:  # checked against the env before its model loads, then loaded before the policy
-        from agentrl.rollout.build import prepare_env_kwargs
-
-        env_kwargs = prepare_env_kwargs(env_id, env_kwargs, simulator)
-    tasks_ = task_list(env_id, env_kwargs, tasks, seed)  # builds the env: bad kwargs fail before a model loads
+    # the env, once: id, kwargs and values checked (one probe, which also gives the task list and, without a
+    # simulator, runs the first episodes), the simulator's model loaded: all before the policy loads
+    env = resolve_env(env_id, env_kwargs, simulator)
+    tasks_ = task_list(env, tasks, seed)
     if scripted is not None:
-        outcomes = run_scripted(env_id, env_kwargs, scripted, tasks_, trials)
+        outcomes = run_scripted(env, scripted, tasks_, trials)
     else:
         outcomes = run_policy(
-            env_id,
-            env_kwargs,
+            env,
             model,
             tasks_,
             trials,

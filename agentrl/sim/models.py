@@ -91,19 +91,26 @@ class _ModelNotLoaded(BaseChatModel):
         raise RuntimeError("the simulator's model is not loaded yet (check_simulator's stand-in)")
 
 
-def check_simulator(env_id: str, kwargs: dict[str, Any], simulator: Any) -> None:
-    """Raise UsageError, before any model loads, when `env_id` takes no `simulator` (no simulated user or
-    patient to give the model), env.kwargs sets it too, or the env refuses it with these kwargs (e.g. a rule
-    user that would leave the model unused): the env is built once with a stand-in for the model."""
-    from agentrl.core.registry import env_kwarg_names, make_env
-
-    if simulator is None:
-        return
-    names = env_kwarg_names(env_id)
+def simulator_stand_in(env_id: str, names: list[str] | None, kwargs: dict[str, Any], simulator: Any) -> dict[str, Any]:
+    """`kwargs` with a stand-in for the simulator's model as `simulator` (a new dict), to build the env with before the
+    model loads. names: what the env's constructor takes (`env_kwarg_names`). Raises UsageError when the env takes
+    no `simulator` (no simulated user or patient to give the model) or env.kwargs sets it too."""
     if names is not None and SIMULATOR_ARG not in names:
         raise UsageError(
             f"env.simulator: {env_id} takes no simulator (it has no simulated user or patient to give "
             f"the model); envs that take one: {', '.join(simulated_envs()) or 'none'}"
         )
     _check_not_set(kwargs)
-    make_env(env_id, **kwargs, **{SIMULATOR_ARG: _ModelNotLoaded()}).close()
+    return {**kwargs, SIMULATOR_ARG: _ModelNotLoaded()}
+
+
+def check_simulator(env_id: str, kwargs: dict[str, Any], simulator: Any) -> None:
+    """Raise UsageError, before any model loads, when `env_id` takes no `simulator` (no simulated user or
+    patient to give the model), env.kwargs sets it too, or the env refuses it with these kwargs (e.g. a rule
+    user that would leave the model unused): the env is built once with a stand-in for the model.
+    (`rollout.build.resolve_env` does this check with the run's one probe of the env.)"""
+    from agentrl.core.registry import env_kwarg_names, make_env
+
+    if simulator is None:
+        return
+    make_env(env_id, **simulator_stand_in(env_id, env_kwarg_names(env_id), kwargs, simulator)).close()

@@ -14,7 +14,7 @@ from typing import Any
 
 from agentrl.eval.evaluate import collect_outcomes, summarize_outcomes, task_list
 from agentrl.inference.base import SamplingParams
-from agentrl.rollout.build import build_runner
+from agentrl.rollout.build import ResolvedEnv, build_runner
 from agentrl.sim.batching import SimulatorQueue
 from agentrl.train import distributed
 
@@ -24,8 +24,7 @@ SEED_BASE = 1_000_000  # envs without a task list are evaluated on seeds from he
 class HeldOutEval:
     def __init__(
         self,
-        env_id: str,
-        env_kwargs: dict[str, Any],
+        env: ResolvedEnv,
         policy: Any,
         formatter: Any,
         *,
@@ -38,10 +37,9 @@ class HeldOutEval:
         simulator_queue: SimulatorQueue | None = None,
         episode_timeout_s: float | None = None,
     ):
-        self.tasks = task_list(env_id, env_kwargs, tasks, SEED_BASE)  # validates the kwargs before any training
+        self.tasks = task_list(env, tasks, SEED_BASE)  # a task file's ids are checked before any training
         self.runner = build_runner(
-            env_id,
-            env_kwargs,
+            env,
             policy,
             formatter,
             SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens),
@@ -59,15 +57,14 @@ class HeldOutEval:
         cfg: Any,
         policy: Any,
         formatter: Any,
-        env_kwargs: dict[str, Any],
+        env: ResolvedEnv,
         simulator_queue: SimulatorQueue | None = None,
     ) -> HeldOutEval:
-        """From a training `Config`: env.kwargs + train.eval_env_kwargs, the rollout's limits, greedy; the
-        training run's simulator queue."""
+        """From a training `Config`: `env` is the run's env with train.eval_env_kwargs over env.kwargs
+        (`ResolvedEnv.with_kwargs`); the rollout's limits, greedy; the training run's simulator queue."""
         t, r = cfg.train, cfg.rollout
         return cls(
-            cfg.env.id,
-            {**env_kwargs, **t.eval_env_kwargs},
+            env,
             policy,
             formatter,
             tasks=t.eval_tasks,

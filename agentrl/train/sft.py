@@ -645,6 +645,7 @@ def _held_out(cfg: SFTConfig, model: Any, tokenizer: Any, fmt: ChatFormatter) ->
     if not cfg.eval_every:
         return None
     from agentrl.inference.hf import HFPolicy
+    from agentrl.rollout.build import resolve_env
     from agentrl.train.held_out import HeldOutEval
 
     assert cfg.env is not None, "SFTConfig refuses eval_every without env"
@@ -652,8 +653,7 @@ def _held_out(cfg: SFTConfig, model: Any, tokenizer: Any, fmt: ChatFormatter) ->
     split = {"split": "test"} if cfg.split not in (None, "test") else {}
     kwargs = {**cfg.env_kwargs, **split, **cfg.eval_env_kwargs}
     return HeldOutEval(
-        cfg.env,
-        kwargs,
+        resolve_env(cfg.env, kwargs),
         HFPolicy(model, tokenizer),
         fmt,
         tasks=cfg.eval_tasks,

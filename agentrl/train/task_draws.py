@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 from agentrl.core.types import Episode
+from agentrl.rollout.build import ResolvedEnv
 from agentrl.train.config import ConfigError
 
 ONE_STRATUM = "all"  # the stratum of tasks whose env names no family
@@ -237,16 +238,18 @@ class SuccessBandDraws:
         self.recent = {t: [float(x) for x in r][-self.window :] for t, r in state["recent"].items() if t in self._known}
 
 
-def _stratified(env: Any, rollout: Any, seed: int) -> StratifiedDraws:
-    ids = list(env.task_ids())
-    return StratifiedDraws(ids, {t: env.task_family(t) for t in ids}, seed=seed)
+def _stratified(env: ResolvedEnv, rollout: Any, seed: int) -> StratifiedDraws:
+    ids = list(env.task_ids or [])
+    return StratifiedDraws(ids, {t: env.task_families.get(t) for t in ids}, seed=seed)
 
 
-def _band(env: Any, rollout: Any, seed: int) -> SuccessBandDraws:
-    return SuccessBandDraws(list(env.task_ids()), seed=seed, window=rollout.draw_window, uniform=rollout.draw_uniform)
+def _band(env: ResolvedEnv, rollout: Any, seed: int) -> SuccessBandDraws:
+    return SuccessBandDraws(
+        list(env.task_ids or []), seed=seed, window=rollout.draw_window, uniform=rollout.draw_uniform
+    )
 
 
-# rollout.task_draw -> (class, builder from a probe env); looked up, never branched on
+# rollout.task_draw -> (class, builder from the run's resolved env); looked up, never branched on
 DRAWS: dict[str, tuple[type[TaskDraws], Callable[[Any, Any, int], Any]]] = {
     "seed": (SeedDraws, lambda env, rollout, seed: SeedDraws()),
     "stratified": (StratifiedDraws, _stratified),
@@ -254,21 +257,16 @@ DRAWS: dict[str, tuple[type[TaskDraws], Callable[[Any, Any, int], Any]]] = {
 }
 
 
-def build_task_draws(rollout: Any, seed: int, make_env: Callable[[], Any], env_id: str = "the env") -> TaskDraws:
+def build_task_draws(rollout: Any, seed: int, env: ResolvedEnv) -> TaskDraws:
     """The run's task draws for `rollout.task_draw` (with `draw_window`, `draw_uniform`). Draws that choose tasks
-    build one env (`make_env()`) to read its task list and families; an env without a task list is a ConfigError."""
+    read the run's env's task list and families (`resolve_env` read them; nothing is built here); an env without a
+    task list is a ConfigError."""
     cls, build = DRAWS[rollout.task_draw]
     if not cls.needs_tasks:
-        return build(None, rollout, seed)
-    env = make_env()
-    try:
-        bare = getattr(env, "unwrapped", env)
-        ids = bare.task_ids()
-        if not ids:
-            raise ConfigError(
-                f"rollout.task_draw={rollout.task_draw} chooses among an env's fixed tasks, and {env_id} "
-                "has no task list (task_ids() is None): use rollout.task_draw=seed"
-            )
-        return build(bare, rollout, seed)
-    finally:
-        env.close()
+        return build(env, rollout, seed)
+    if not env.task_ids:
+        raise ConfigError(
+            f"rollout.task_draw={rollout.task_draw} chooses among an env's fixed tasks, and {env.env_id} "
+            "has no task list (task_ids() is None): use rollout.task_draw=seed"
+        )
+    return build(env, rollout, seed)

@@ -36,12 +36,11 @@ from agentrl.core.checkpoint import CheckpointError, checkpoint_dirs, latest_che
 from agentrl.core.io import atomic_write_text
 from agentrl.core.outcomes import drop_unusable, outcome_metrics
 from agentrl.core.records import EpisodeRecord, write_records
-from agentrl.core.registry import check_env_kwargs, make_env
 from agentrl.core.types import Episode, TrainBatch, allowed_tensor, collate
 from agentrl.inference import make_policy_backend
 from agentrl.inference.base import SamplingParams
 from agentrl.inference.models import enable_activation_checkpointing, load_model
-from agentrl.rollout.build import build_runner, prepare_env_kwargs
+from agentrl.rollout.build import build_runner, resolve_env
 from agentrl.rollout.runner import EpisodeSpec
 from agentrl.sim.batching import SimulatorQueue
 from agentrl.train import distributed, fsdp
@@ -107,18 +106,19 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self._seed_everything(cfg.train.seed)
-        check_env_kwargs(cfg.env.id, {**cfg.env.kwargs, **cfg.train.eval_env_kwargs})  # names, before any model loads
         self.simulator_queue = SimulatorQueue()  # this run's: the simulator joins it, the runners serve it
-        env_kwargs = prepare_env_kwargs(
+        # the env, once for the whole run (rollout/build.py): id, kwargs (train.eval_env_kwargs' names too) and values
+        # checked, the simulator loaded, the task list read: all before the policy loads
+        self.env = resolve_env(
             cfg.env.id,
             cfg.env.kwargs,
-            cfg.env.simulator,  # values, before the policy loads
+            cfg.env.simulator,
             self.simulator_queue,
+            check_also=cfg.train.eval_env_kwargs,
         )
+        self.eval_env = self.env.with_kwargs(cfg.train.eval_env_kwargs) if cfg.train.eval_every else None
         # which task each group runs (rollout.task_draw): an env without a task list fails here, before any model loads
-        self.task_draws = build_task_draws(
-            cfg.rollout, cfg.train.seed, lambda: make_env(cfg.env.id, **env_kwargs), cfg.env.id
-        )
+        self.task_draws = build_task_draws(cfg.rollout, cfg.train.seed, self.env)
         dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
         self.model, self.tokenizer = load_model(
             cfg.model, dtype=dtype, seed=cfg.train.seed, attn_implementation=cfg.train.attn_implementation
@@ -149,9 +149,8 @@ class Trainer:
         self.sampling = SamplingParams(
             temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens
         )
-        self.runner = build_runner(  # env_kwargs hold the simulator's model already
-            cfg.env.id,
-            env_kwargs,
+        self.runner = build_runner(
+            self.env,
             self.policy,
             ChatFormatter(self.tokenizer),
             self.sampling,
@@ -179,8 +178,8 @@ class Trainer:
         if cfg.train.random_reward is not None:  # the control run: returns that carry no signal
             self.returns = RandomReturns(cfg.train.random_reward, cfg.train.seed)
         self.held_out = (
-            HeldOutEval.for_training(cfg, self.policy, self.runner.fmt, env_kwargs, self.simulator_queue)
-            if cfg.train.eval_every
+            HeldOutEval.for_training(cfg, self.policy, self.runner.fmt, self.eval_env, self.simulator_queue)
+            if self.eval_env is not None
             else None
         )
         self.rng = random.Random(cfg.train.seed)
