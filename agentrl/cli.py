@@ -508,7 +508,12 @@ def _add_sft(sub: Any) -> None:
 def _add_eval(sub: Any) -> None:
     s = sub.add_parser("eval", help="success rate, mean reward, pass@k, avg@k, pass^k")
     s.add_argument("--env", required=True)
-    s.add_argument("--model", required=True, help="model name, HF dir, run dir, or scripted:NAME")
+    s.add_argument(
+        "--model",
+        required=True,
+        help="model name, HF dir, run dir (a token policy, as in training), scripted:NAME, or MODEL@http(s)://HOST/v1 "
+        "(a chat endpoint, played at the text level)",
+    )
     s.add_argument(
         "--episodes", type=_positive_int, default=None, help="number of tasks (default: all of the split, or 10)"
     )

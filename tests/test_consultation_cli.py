@@ -190,3 +190,80 @@ def test_diagnoser_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _parse(argv + ["--diagnoser", "oracle"])
     assert "invalid choice: 'oracle'" in capsys.readouterr().err
+
+
+# ---- `consult run` is `agentrl eval` (issue 32, item 6): same episodes, same table ------------------------------
+
+
+def _eval_and_consult(capsys, eval_argv: list[str], consult_argv: list[str]) -> tuple[str, str, list[dict]]:
+    """stdout of `agentrl eval` and of `agentrl consult run` (each run through agentrl's own CLI), and the dialogs."""
+    from agentrl.cli import main
+
+    assert main(eval_argv) == 0
+    eval_out = capsys.readouterr().out
+    assert main(consult_argv) == 0
+    consult_out = capsys.readouterr().out
+    out = consult_argv[consult_argv.index("--out") + 1]
+    return eval_out, consult_out, [json.loads(x) for x in open(out).read().splitlines()]
+
+
+def test_consult_run_prints_what_agentrl_eval_prints_on_a_public_case_file(tmp_path, capsys):
+    cases = write_jsonl(tmp_path / "ac.jsonl", [osce(), osce_outside_table(), osce("Acute bronchitis")])
+    out = tmp_path / "d.jsonl"
+    kwargs = {"cases": str(cases), "split": "test", "patient": "rule", "diagnoser": "match"}
+    for doctor in ("scripted:good", "scripted:wander"):
+        eval_out, consult_out, recs = _eval_and_consult(
+            capsys,
+            ["eval", "--env", "agentrl/Consultation-v0", "--model", doctor, "--temperature", "0"]
+            + ["--env-kwargs", json.dumps(kwargs)],
+            ["consult", "run", "--doctor", doctor, "--cases", str(cases), "--out", str(out)],
+        )
+        assert consult_out == eval_out and "tasks x trials   3 x 1" in eval_out
+        per_task = json.loads(_eval_json(capsys, doctor, kwargs))["outcomes"]
+        assert [r["case_id"] for r in recs] == [o["task_id"] for o in per_task]
+        assert [r["reward"] for r in recs] == [o["rewards"][0] for o in per_task]
+        assert [r["success"] for r in recs] == [o["successes"][0] for o in per_task]
+
+
+def _eval_json(capsys, model: str, kwargs: dict, *extra: str) -> str:
+    from agentrl.cli import main
+
+    argv = ["eval", "--env", "agentrl/Consultation-v0", "--model", model, "--temperature", "0", "--json"]
+    assert main([*argv, "--per-task", "--env-kwargs", json.dumps(kwargs), *extra]) == 0
+    return capsys.readouterr().out
+
+
+def test_an_endpoint_doctor_and_an_llm_patient_run_the_same_through_both(tmp_path, capsys, monkeypatch):
+    """A chat-endpoint doctor (`agentrl eval --model M@http://...`, a text agent) and an LLM patient (tiny-random:
+    `--simulator` / `--patient-model`): the same dialogs and the same table."""
+    import agentrl.sim.models as sim_models
+
+    real = sim_models.make_chat_model
+
+    class Doctor:
+        """Test stand-in for an endpoint: asks about fever, then diagnoses; says which seed it was asked with."""
+
+        def complete(self, messages, *, temperature=0.0, max_tokens=256, seed=None):
+            asked = sum(m["role"] == "assistant" for m in messages)
+            return f"Do you have a fever? ({seed})" if asked == 0 else "DIAGNOSIS: community-acquired pneumonia"
+
+    made: list[str] = []
+    monkeypatch.setattr(
+        sim_models,
+        "make_chat_model",
+        lambda name, **kw: made.append(name) or (Doctor() if "@http" in name else real(name, **kw)),
+    )
+    doctor = "doc@http://127.0.0.1:9/v1"
+    out = tmp_path / "d.jsonl"
+    eval_out, consult_out, recs = _eval_and_consult(
+        capsys,
+        ["eval", "--env", "agentrl/Consultation-v0", "--model", doctor, "--temperature", "0", "--episodes", "2"]
+        + ["--env-kwargs", json.dumps({"split": "test", "patient": "llm", "diagnoser": "match", "max_turns": 3})]
+        + ["--simulator", "tiny-random", "--max-new-tokens", "16"],
+        ["consult", "run", "--doctor", doctor, "--cases", "2", "--patient", "llm", "--patient-model", "tiny-random"]
+        + ["--max-turns", "3", "--max-new-tokens", "16", "--out", str(out)],
+    )
+    assert consult_out == eval_out and "simulator        tiny-random" in eval_out
+    assert sorted(made) == sorted(["tiny-random", doctor] * 2)  # each model made once per run
+    assert [r["messages"][2]["content"] for r in recs] == ["Do you have a fever? (0)", "Do you have a fever? (1)"]
+    assert all(r["messages"][3]["role"] == "user" and r["messages"][3]["content"] for r in recs)  # the LLM patient

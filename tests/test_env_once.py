@@ -144,6 +144,8 @@ def test_eval_builds_the_env_once_per_episode_it_runs(inspections: Counter[str])
     )
     assert res.tasks == 2 and BUILT == {"test": 2}  # the runner's two envs, the probe the first
     assert inspections["signature"] == 2  # once per run
+    with pytest.raises(UsageError, match="on_episode is for text agents"):  # before anything is built
+        evaluate(ENV_ID, "tiny-random", on_episode=lambda env, ep: None)
 
 
 def test_bad_ids_and_kwargs_still_fail_before_anything_is_built(inspections: Counter[str]) -> None:

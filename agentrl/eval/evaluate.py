@@ -8,12 +8,16 @@ For a task tried n times with c successes (n >= k), each estimated without bias 
   under the name the field uses).
 Success is the env's `info["success"]` where the env defines it, else reward >= 1.
 
-Agents are either a token policy (a model name: run through `RolloutRunner`) or `scripted:NAME`,
-a rule-based agent registered for the env id (`agentrl.core.registry.scripted_agents`) driven at the text level.
+Agents are either a token policy (a model name: run through `RolloutRunner`, as in training) or a text agent
+driven at the text level (`play_scripted`): `scripted:NAME`, a rule-based agent registered for the env id
+(`agentrl.core.registry.scripted_agents`), or `MODEL@http(s)://HOST/v1`, a chat endpoint (`chat_agent`).
+`agentrl consult run` is this evaluation of a doctor on Consultation-v0, plus its dialog records (`on_episode`).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from math import comb
 from typing import Any
@@ -167,8 +171,19 @@ def play_scripted(env: Any, make_agent: ScriptedFactory, *, seed: int | None, ta
     )
 
 
-def run_scripted(env_: ResolvedEnv, name: str, tasks: list[tuple[int, str | None]], trials: int) -> list[TaskOutcome]:
-    make_agent = scripted_factory(env_.env_id, name)
+OnEpisode = Callable[[Any, ScriptedEpisode], None]  # (the bare env, still at the episode's end; the episode)
+
+
+def run_text_agent(
+    env_: ResolvedEnv,
+    make_agent: ScriptedFactory,
+    tasks: list[tuple[int, str | None]],
+    trials: int,
+    on_episode: OnEpisode | None = None,
+) -> list[TaskOutcome]:
+    """Every (seed, task) `trials` times with a text agent (`play_scripted`), one env for all of them.
+    on_episode: called after each episode, while the env still holds its end state (`consult run` writes its
+    dialog records from it)."""
     env = env_.make().unwrapped
     outcomes = []
     for seed, task in tasks:
@@ -178,8 +193,33 @@ def run_scripted(env_: ResolvedEnv, name: str, tasks: list[tuple[int, str | None
             oc.rewards.append(ep.reward)
             oc.successes.append(ep.success)
             oc.turns.append(len(ep.turns))
+            if on_episode is not None:
+                on_episode(env, ep)
         outcomes.append(oc)
     return outcomes
+
+
+def chat_agent(model: Any, *, temperature: float, max_tokens: int, seed: int) -> ScriptedFactory:
+    """A chat model (`complete(messages, temperature=, max_tokens=, seed=)`: an endpoint's, a local one, a test's)
+    as a text agent: each message is its completion of the conversation so far. The n-th episode (n = 0, 1, ...)
+    samples with seed `seed + n`, so an episode's trials differ at temperature > 0 and a rerun repeats them."""
+    episodes = itertools.count()
+
+    def make(env: Any) -> Callable[[list[dict[str, str]]], str]:
+        episode_seed = seed + next(episodes)
+
+        def act(conversation: list[dict[str, str]]) -> str:
+            return model.complete(conversation, temperature=temperature, max_tokens=max_tokens, seed=episode_seed)
+
+        return act
+
+    return make
+
+
+def is_endpoint(model: str) -> bool:
+    """`MODEL@http(s)://HOST/v1`: a chat endpoint, evaluated as a text agent (it gives no token ids to run through
+    the `RolloutRunner`)."""
+    return "@http://" in model or "@https://" in model
 
 
 def run_policy(
@@ -279,21 +319,32 @@ def evaluate(
     simulator: Any = None,
     backend: str = "hf",
     device: str = "auto",
+    agent: ScriptedFactory | None = None,
+    on_episode: OnEpisode | None = None,
 ) -> EvalResult:
-    """tasks: how many of the env's tasks (None: all), or a file naming them (`task_files.py`). simulator: the chat
-    model setting for the env's simulated user / patient (a `SimulatorConfig` or any object with its fields), loaded
-    once and given to every env as `simulator`, as training's `env.simulator` is."""
+    """model: a token policy (a model name, HF dir or run dir: run through the `RolloutRunner`, as in training),
+    `scripted:NAME` (the env's rule-based agent) or `MODEL@http(s)://HOST/v1` (a chat endpoint); the last two play
+    at the text level (`play_scripted`). tasks: how many of the env's tasks (None: all), or a file naming them
+    (`task_files.py`). simulator: the chat model setting for the env's simulated user / patient (a
+    `SimulatorConfig` or any object with its fields), loaded once and given to every env as `simulator`, as
+    training's `env.simulator` is. agent: a text agent to play instead (`chat_agent` of a model made elsewhere);
+    `model` then only names it. on_episode: see `run_text_agent` (text agents only)."""
     env_kwargs = dict(env_kwargs or {})
     trials = _check_counts(None if isinstance(tasks, str) else tasks, k, trials)
-    scripted = model.split(":", 1)[1] if model.startswith("scripted:") else None
-    if scripted is not None:
-        scripted_factory(env_id, scripted)  # an unknown name fails here, listing the env's scripted agents
+    if agent is None and model.startswith("scripted:"):  # an unknown name fails here, listing the env's agents
+        agent = scripted_factory(env_id, model.split(":", 1)[1])
+    if agent is None and on_episode is not None and not is_endpoint(model):
+        raise UsageError(f"on_episode is for text agents (scripted:NAME, MODEL@http://HOST/v1), not {model!r}")
     # the env, once: id, kwargs and values checked (one probe, which also gives the task list and, without a
     # simulator, runs the first episodes), the simulator's model loaded: all before the policy loads
     env = resolve_env(env_id, env_kwargs, simulator)
     tasks_ = task_list(env, tasks, seed)
-    if scripted is not None:
-        outcomes = run_scripted(env, scripted, tasks_, trials)
+    if agent is None and is_endpoint(model):
+        from agentrl.sim.models import make_chat_model
+
+        agent = chat_agent(make_chat_model(model), temperature=temperature, max_tokens=max_new_tokens, seed=seed)
+    if agent is not None:
+        outcomes = run_text_agent(env, agent, tasks_, trials, on_episode)
     else:
         outcomes = run_policy(
             env,

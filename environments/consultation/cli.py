@@ -12,11 +12,24 @@ the loader's summary (`loaded 213/214; line 132: ...`) is printed, and `--strict
 where the disease is in the knowledge table, n/a elsewhere, accuracy by name), `bayes` (table diseases
 only) or `llm` (a chat model, `--diagnoser-model MODEL`).
 
+`consult run` is `agentrl eval` (the front door for evaluating a doctor) under the consultation's names: it
+calls `agentrl.eval.evaluate.evaluate` on `agentrl/Consultation-v0` with the kwargs its flags name, prints the same
+table, and writes one dialog record per case (the transcript format `consult evaluate` scores). So
+
+    agentrl consult run --doctor scripted:good --cases 3 --patient llm --patient-model M --out d.jsonl
+    agentrl eval --env agentrl/Consultation-v0 --model scripted:good --episodes 3 --temperature 0 \
+        --env-kwargs '{"split": "test", "patient": "llm", "diagnoser": "match"}' --simulator M
+
+give the same episodes and numbers. What it adds: case files in any format with their load summary (`--strict`),
+a separate judge model (`--diagnoser-model`), chat-model doctors made by the `make_chat_model` hook, and the
+dialog file.
+
 The agentrl CLI calls `register(subparsers)` through the `agentrl.commands` entry point. Doctor model
-strings other than `scripted:NAME` are turned into chat models by the `make_chat_model` hook passed to
-`register` (the agentrl CLI passes its own); without one, `default_make_chat_model` handles
+strings other than `scripted:NAME`, and `--diagnoser-model`, are turned into chat models by the `make_chat_model`
+hook passed to `register` (the agentrl CLI passes none); without one, `default_make_chat_model` handles
 `MODEL@http(s)://HOST/v1` (OpenAI-compatible endpoint, key from $OPENAI_API_KEY) and local model names
-(agentrl's model resolution, transformers).
+(agentrl's model resolution, transformers). Such a doctor plays at the text level (`evaluate.chat_agent`), as
+`agentrl eval --model MODEL@http(s)://HOST/v1` does. `--patient-model` is `agentrl eval`'s `--simulator`.
 """
 
 from __future__ import annotations
@@ -28,8 +41,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentrl.core.registry import scripted_agents
-from agentrl.eval.evaluate import play_scripted
+from agentrl.core.registry import ScriptedFactory, scripted_agents
+from agentrl.eval.evaluate import EvalResult, ScriptedEpisode, chat_agent, evaluate
 from mock_patients.cases import PatientCase
 from mock_patients.chat import ChatModel
 from mock_patients.diagnoser import DIAGNOSER_KINDS, make_diagnoser
@@ -37,7 +50,6 @@ from mock_patients.evaluate import evaluate_file, main_summary_line
 from mock_patients.io import atomic_write_text
 
 from . import ENV_ID
-from .env import ConsultationEnv
 
 MakeChatModel = Callable[[str], ChatModel]
 
@@ -50,36 +62,25 @@ def default_make_chat_model(name: str) -> ChatModel:
 
 
 def _doctor(
-    spec: str,
-    env: ConsultationEnv,
-    make_chat_model: MakeChatModel | None,
-    temperature: float,
-    max_tokens: int,
-    seed: int,
-):
-    """(name, act(conversation) -> str, needs_rebinding) for a doctor spec."""
-    agents = scripted_agents(ENV_ID)  # the `agentrl.scripted` entry point's doctors (and any registered since)
-    have = ", ".join(f"scripted:{n}" for n in sorted(agents))
+    spec: str, make_chat_model: MakeChatModel | None, temperature: float, max_tokens: int, seed: int
+) -> ScriptedFactory | None:
+    """The doctor as `evaluate`'s text agent: None for `scripted:NAME` (checked here, then played by name), else
+    the chat model the factory makes of `spec`."""
     if spec.startswith("scripted:"):
+        agents = scripted_agents(ENV_ID)  # the `agentrl.scripted` entry point's doctors (and any registered since)
         name = spec.split(":", 1)[1]
         if name not in agents:
+            have = ", ".join(f"scripted:{n}" for n in sorted(agents))
             raise ValueError(f"unknown scripted doctor {name!r}; available: {have}")
-        return lambda: agents[name](env)
+        return None
     if make_chat_model is None:
+        have = ", ".join(f"scripted:{n}" for n in sorted(scripted_agents(ENV_ID)))
         raise ValueError(f"doctor {spec!r} needs a chat-model factory; without one only {have} work")
-    model = make_chat_model(spec)
-
-    def bind() -> Callable[[list[dict]], str]:
-        def act(conversation: list[dict]) -> str:
-            return model.complete(conversation, temperature=temperature, max_tokens=max_tokens, seed=seed)
-
-        return act
-
-    return bind
+    return chat_agent(make_chat_model(spec), temperature=temperature, max_tokens=max_tokens, seed=seed)
 
 
-def _env(
-    cases: str | Path | list[PatientCase] | None,
+def _env_kwargs(
+    cases: list[PatientCase] | None,
     split: str,
     patient: str,
     patient_model: str | None,
@@ -87,44 +88,58 @@ def _env(
     diagnoser_model: str | None,
     make_chat_model: MakeChatModel | None,
     max_turns: int | None,
-) -> ConsultationEnv:
-    """The environment for a run: a case file in any supported format, chat models for an LLM patient and an
-    LLM diagnoser made by the factory."""
-    if isinstance(cases, (str, Path)):
-        from mock_patients.loaders import load_file
-
-        cases = load_file(cases).cases
+) -> tuple[dict[str, Any], Any]:
+    """Consultation-v0's kwargs for a run, and the simulator setting of an LLM patient (what `agentrl eval
+    --simulator MODEL` gives: `patient_model`, loaded by agentrl); an LLM diagnoser's own model is made by the
+    factory and given as `diagnoser_model`."""
     if diagnoser not in DIAGNOSER_KINDS:
         raise ValueError(f"unknown diagnoser {diagnoser!r}; allowed: {', '.join(DIAGNOSER_KINDS)}")
-    chat = judge = None
+    kwargs: dict[str, Any] = {"split": split, "patient": patient, "diagnoser": diagnoser}
+    if cases is not None:
+        kwargs["cases"] = cases
+    if max_turns is not None:
+        kwargs["max_turns"] = max_turns
+    simulator = None
     if patient == "llm":
         if not patient_model:
             raise ValueError("patient='llm' needs --patient-model MODEL")
-        if make_chat_model is None:
-            raise ValueError(f"patient model {patient_model!r} needs a chat-model factory")
-        chat = make_chat_model(patient_model)
+        from agentrl.train.config import SimulatorConfig
+
+        simulator = SimulatorConfig(model=patient_model, batch=False)  # as `agentrl eval --simulator`
     if diagnoser_model and diagnoser != "llm":
         raise ValueError(f"--diagnoser-model is only for --diagnoser llm (got --diagnoser {diagnoser})")
-    if diagnoser == "llm" and (diagnoser_model or chat is None):
+    if diagnoser == "llm" and (diagnoser_model or simulator is None):
         if not diagnoser_model:
             raise ValueError(
                 "--diagnoser llm needs --diagnoser-model MODEL (a local model path or MODEL@http(s)://HOST/v1)"
             )
         if make_chat_model is None:
             raise ValueError(f"diagnoser model {diagnoser_model!r} needs a chat-model factory")
-        judge = make_chat_model(diagnoser_model)
-    return ConsultationEnv(
-        split=split,
-        cases=cases,
-        patient=patient,
-        simulator=chat,
-        diagnoser=diagnoser,  # type: ignore[arg-type]
-        diagnoser_model=judge,
-        max_turns=max_turns,
-    )
+        kwargs["diagnoser_model"] = make_chat_model(diagnoser_model)
+    return kwargs, simulator
 
 
-def run_dialogs(
+def _dialog(env: Any, ep: ScriptedEpisode, doctor: str, case_file: str | None) -> dict[str, Any]:
+    """One dialog record (mock_patients/README.md's transcript format, plus the reward) of an episode just ended."""
+    info, k = ep.final_info, env.consultation
+    return {
+        "id": f"{env.task_id}:{doctor}",
+        "case_id": env.task_id,
+        "doctor": doctor,
+        "messages": ep.messages,
+        "diagnosis": k.diagnosis,
+        "reward": ep.reward,
+        "reward_breakdown": info.get("reward_breakdown", {}),
+        "success": info.get("success"),
+        "terminated": ep.terminated,
+        "truncated": ep.truncated,
+        "disclosed_facts": sorted(k.disclosed),
+        "errors": info.get("errors", {}),
+        **({"case_file": case_file} if case_file else {}),  # evaluate reads it, so --cases is not needed there
+    }
+
+
+def evaluate_doctor(
     doctor: str,
     n_cases: int | None = None,
     *,
@@ -141,44 +156,50 @@ def run_dialogs(
     diagnoser: str = "match",
     diagnoser_model: str | None = None,
     case_file: str | None = None,
-) -> list[dict[str, Any]]:
-    """Run `doctor` against the first `n_cases` cases of `split` (None: all of them); one dialog record
-    (README format) per case. `diagnoser` judges the reward's P(correct): "match" (any case), "bayes", "llm".
-    Each record names the case file it was run on (`case_file`: `cases` when it is a path, else `case_file`), so
-    `consult evaluate` finds the cases without --cases."""
+) -> tuple[EvalResult, list[dict[str, Any]]]:
+    """`agentrl eval` of `doctor` on Consultation-v0 (`agentrl.eval.evaluate.evaluate`: its table, its seeds) on the
+    first `n_cases` cases of `split` (None: all of them), and one dialog record (README format) per case, in order.
+    `diagnoser` judges the reward's P(correct): "match" (any case), "bayes", "llm". Each record names the case
+    file it was run on (`case_file`: `cases` when it is a path, else `case_file`), so `consult evaluate` finds
+    the cases without --cases."""
     if n_cases is not None and n_cases < 1:
         raise ValueError(f"the number of cases must be >= 1, got {n_cases}")
     if isinstance(cases, (str, Path)):
+        from mock_patients.loaders import load_file
+
         case_file = str(Path(cases).resolve())
-    env = _env(cases, split, patient, patient_model, diagnoser, diagnoser_model, make_chat_model, max_turns)
-    ids = env.task_ids()[:n_cases]
-    bind = _doctor(doctor, env, make_chat_model, temperature, max_tokens, seed)
-    out = []
-    for i, tid in enumerate(ids):
-        ep = play_scripted(env, lambda _env: bind(), seed=seed + i, task=tid)  # the doctor is bound after the reset
-        info, k = ep.final_info, env.consultation
-        out.append(
-            {
-                "id": f"{tid}:{doctor}",
-                "case_id": tid,
-                "doctor": doctor,
-                "messages": ep.messages,
-                "diagnosis": k.diagnosis,
-                "reward": ep.reward,
-                "reward_breakdown": info.get("reward_breakdown", {}),
-                "success": info.get("success"),
-                "terminated": ep.terminated,
-                "truncated": ep.truncated,
-                "disclosed_facts": sorted(k.disclosed),
-                "errors": info.get("errors", {}),
-                **({"case_file": case_file} if case_file else {}),  # evaluate reads it, so --cases is not needed there
-            }
-        )
+        cases = load_file(cases).cases
+    kwargs, simulator = _env_kwargs(
+        cases, split, patient, patient_model, diagnoser, diagnoser_model, make_chat_model, max_turns
+    )
+    agent = _doctor(doctor, make_chat_model, temperature, max_tokens, seed)
+    records: list[dict[str, Any]] = []
+
+    def on_episode(env: Any, ep: ScriptedEpisode) -> None:
+        records.append(_dialog(env, ep, doctor, case_file))
         if progress:
-            print(f"\r{i + 1}/{len(ids)} dialogs", end="", file=sys.stderr, flush=True)
+            print(f"\r{len(records)} dialogs", end="", file=sys.stderr, flush=True)
+
+    result = evaluate(
+        ENV_ID,
+        doctor,
+        env_kwargs=kwargs,
+        tasks=n_cases,
+        seed=seed,
+        temperature=temperature,
+        max_new_tokens=max_tokens,
+        simulator=simulator,
+        agent=agent,
+        on_episode=on_episode,
+    )
     if progress:
         print(file=sys.stderr)
-    return out
+    return result, records
+
+
+def run_dialogs(doctor: str, n_cases: int | None = None, **kw: Any) -> list[dict[str, Any]]:
+    """The dialog records of `evaluate_doctor` (same arguments)."""
+    return evaluate_doctor(doctor, n_cases, **kw)[1]
 
 
 def case_file_of(spec: str | None, case_file: str | None = None) -> str | None:
@@ -215,8 +236,9 @@ def resolve_cases(
 
 
 def cmd_run(args: argparse.Namespace, make_chat_model: MakeChatModel | None) -> int:
+    """`agentrl eval` of the doctor on Consultation-v0 (the same table on stdout), and its dialogs written to --out."""
     cases, n = resolve_cases(args.cases, args.case_file, strict=args.strict, n=args.n)
-    recs = run_dialogs(
+    result, recs = evaluate_doctor(
         args.doctor,
         n,
         split=args.split,
@@ -234,9 +256,8 @@ def cmd_run(args: argparse.Namespace, make_chat_model: MakeChatModel | None) -> 
         case_file=case_file_of(args.cases, args.case_file),
     )
     atomic_write_text(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
-    mean = sum(r["reward"] for r in recs) / len(recs)
-    acc = sum(bool(r["success"]) for r in recs) / len(recs)
-    print(f"wrote {len(recs)} dialogs to {args.out} (mean reward {mean:.3f}, accuracy {acc:.3f})", file=sys.stderr)
+    print(result.table())
+    print(f"wrote {len(recs)} dialogs to {args.out} (score them with `agentrl consult evaluate`)", file=sys.stderr)
     return 0
 
 
