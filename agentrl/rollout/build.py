@@ -5,8 +5,8 @@
 model loads: the id resolved, the constructor's signature read once, the kwargs' names checked, the env built once
 (the probe: it checks the values and gives the task list), the simulator's model loaded. Everything after takes
 the record: the runner's envs (`ResolvedEnv.make`), the task draws and the held-out evaluator (its task list), and
-`agentrl eval` / `rollout`. So an env is built once to check it plus once per env the runner keeps, and without
-a simulator the probe itself is the runner's first env (no check instance at all).
+`agentrl eval` / `rollout`. So a run builds its env once per env its runners keep (without a simulator the probe is
+the first of them), plus, with a simulator, the one probe that held the stand-in (`tests/test_env_once.py`).
 
 The env's simulated user / patient gets its chat model the same way everywhere: a simulator setting (config
 `env.simulator`, flag `--simulator`) is checked against the env with a stand-in for the model (the probe is then
