@@ -45,6 +45,8 @@ def test_yaml_then_flags_then_overrides(tmp_path: Path) -> None:
         load_sft_config(cfg_file, ["optim.lrr=1"])
     with pytest.raises(ConfigError, match=r"'sft.epochs' \(--epochs\): Input should be greater than or equal to 1"):
         load_sft_config(cfg_file, [], {"epochs": 0})
+    with pytest.raises(ConfigError, match="no demonstrations named: give --from scripted:NAME"):
+        load_sft_config(None, ["optim.lr=1e-3"])
     with pytest.raises(ConfigError, match="train.autocast=bfloat16 keeps float32 master weights"):
         load_sft_config(cfg_file, ["train.autocast=bfloat16", "train.dtype=bfloat16"])
 

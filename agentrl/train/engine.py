@@ -9,7 +9,7 @@ The loops stay in their own modules, read top to bottom; they call these in this
 3. `place`: on `train.device` (`inference.devices.pick_device`), equal on every rank;
 4. `make_optimizer` (AdamW from `optim`) and `make_scheduler` (warmup, then constant / linear / cosine,
    `lr_schedule.lr_factor`, stepped once per optimizer step: one RL update, one SFT batch);
-5. the forward under `autocast` (bfloat16 with float32 weights, gradients and AdamW state);
+5. the forward under `forward.bf16_autocast` (`train.autocast`; float32 weights, gradients and AdamW state);
 6. `prepare_run_dir`, then checkpoints with `checkpoint.save_checkpoint` and, on resume, `resume_point` + `restore`
    (weights, optimizer, scheduler, RNG states; the loop restores its own step and extras);
 7. metrics through `metrics.MetricsLogger` (metrics.jsonl, trackers of `train.report_to`).
@@ -24,7 +24,6 @@ import os
 import random
 import sys
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -92,11 +91,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig, total_s
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_factor, total=total_steps, schedule=optim.schedule, warmup_steps=optim.warmup_steps)
     )
-
-
-def autocast(device: torch.device, enabled: bool) -> AbstractContextManager[Any]:
-    """`train.autocast=bfloat16`: the forward in bfloat16 on `device`'s type; weights and gradients stay float32."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def check_one_process(command: str) -> None:

@@ -572,8 +572,7 @@ def sft_step(
     """One optimizer step on `batch`: gradients accumulated over micro-batches (each loss divided by the batch's
     `n_tok` assistant tokens; the forward on the model's device, under `train.autocast`), clipped, applied. Returns
     (loss, grad norm); a non-finite one raises, naming `where`."""
-    from agentrl.train.engine import autocast
-    from agentrl.train.forward import device_of, forward
+    from agentrl.train.forward import bf16_autocast, device_of, forward
     from agentrl.train.shared_prefix import shared_prefix_forward
 
     fwd = shared_prefix_forward if cfg.sft.shared_prefix else forward
@@ -582,7 +581,7 @@ def sft_step(
     loss_sum = 0.0
     for m0 in range(0, len(batch), cfg.sft.micro_batch_size):
         ids, attn, lm = (t.to(dev) for t in collate_demos(batch[m0 : m0 + cfg.sft.micro_batch_size], pad_id))
-        with autocast(dev, cfg.train.autocast == "bfloat16"):
+        with bf16_autocast(dev, cfg.train.autocast == "bfloat16"):
             lp = fwd(model, None, ids, attn, 1.0, entropy=False, mask=lm).logprobs
         loss = sft_loss(lp.float(), lm, n_tok)  # the loss in float32, also under autocast
         loss.backward()

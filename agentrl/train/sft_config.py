@@ -150,6 +150,16 @@ class SFTConfig(_Strict):
     train: SFTTrainConfig = Field(default_factory=SFTTrainConfig, description="the run")
     lora: LoRASection = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _has_source(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not (isinstance(data.get("data"), dict) and "source" in data["data"]):
+            raise ValueError(
+                "no demonstrations named: give --from scripted:NAME (with --env ID) or --from FILE (JSONL, Parquet, "
+                "a datasets directory), or data.source in the config"
+            )
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> SFTConfig:
         if self.sft.micro_batch_size > self.sft.batch_size:
