@@ -2,7 +2,8 @@
 
 The loops stay in their own modules, read top to bottom; they call these in this order:
 
-1. `prepare`'s checks first (`check_run_dir`, the resumed config `same_config`), before any model loads;
+1. the run directory checked (`run_dir.check_run_dir`) before any model loads, and on resume the saved config
+   compared with this one (`same_config`);
 2. `seed_everything`, then `load_trainable`: the model (`train.dtype`, `train.attn_implementation`, activation
    checkpointing) and, with `lora`, its peft adapters (only they train; checkpoints hold them and the base's name,
    so `agentrl eval --model RUN_DIR` and `agentrl train model=RUN_DIR` load the merged model);
@@ -11,7 +12,7 @@ The loops stay in their own modules, read top to bottom; they call these in this
    `lr_schedule.lr_factor`, stepped once per optimizer step: one RL update, one SFT batch);
 5. the forward under `forward.bf16_autocast` (`train.autocast`; float32 weights, gradients and AdamW state);
 6. `prepare_run_dir`, then checkpoints with `checkpoint.save_checkpoint` and, on resume, `resume_point` + `restore`
-   (weights, optimizer, scheduler, RNG states; the loop restores its own step and extras);
+   (weights, optimizer, scheduler, RNG states, the step; each loop restores its own extras);
 7. metrics through `metrics.MetricsLogger` (metrics.jsonl, trackers of `train.report_to`).
 
 What only RL has stays in trainer.py: the value head, the KL reference, FSDP2 sharding and its optimizer shards,
