@@ -143,3 +143,34 @@ def test_autocast_changes_the_forward_not_the_weights_dtype(tmp_path: Path, caps
 
     weights = load_file(str(latest_checkpoint(tmp_path / "bf16") / "model" / "model.safetensors"))
     assert {v.dtype for v in weights.values()} == {torch.float32}  # float32 master weights
+
+
+def test_the_example_config_is_the_readme_command() -> None:
+    """examples/sft/tooluse.yaml and the README's `agentrl sft` flags describe one config."""
+    from agentrl.cli import build_parser
+    from agentrl.train.sft import config_from_args
+
+    root = Path(__file__).resolve().parents[1]
+    flags = [
+        "sft",
+        "--from",
+        "scripted:gold",
+        "--env",
+        "agentrl/ToolUse-v0",
+        "--split",
+        "train",
+        "--env-kwargs",
+        '{"tier": [1, 2], "schema": "compact", "max_turns": 5}',
+        "--epochs",
+        "2",
+        "--lr",
+        "5e-5",
+        "--eval-every",
+        "25",
+        "--out",
+        "runs/sft-tooluse",
+    ]
+    args = build_parser().parse_args(flags)
+    args.config, args.overrides = None, []
+    assert config_from_args(args) == load_sft_config(root / "examples" / "sft" / "tooluse.yaml")
+    assert " ".join(flags[1:7]) in (root / "README.md").read_text(encoding="utf-8").replace("\\\n    ", "")
