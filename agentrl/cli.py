@@ -272,6 +272,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
+    from agentrl.train import distributed
     from agentrl.train.sft import config_from_args, run_sft
 
     args.config, args.overrides = _config_and_overrides(args)
@@ -283,8 +284,14 @@ def cmd_sft(args: argparse.Namespace) -> int:
             from agentrl.report import write_report
 
             report = write_report
-        with _os_errors(f"--out {cfg.train.run_dir}"):
-            run_dir = run_sft(cfg, report=report)
+        try:
+            with _os_errors(f"--out {cfg.train.run_dir}"):
+                run_dir = run_sft(cfg, report=report)
+            main_rank = distributed.is_main()
+        finally:
+            distributed.shutdown()
+    if not main_rank:
+        return 0
     print(
         f"run directory: {run_dir} (train from it with `agentrl train model={run_dir}`, "
         f"evaluate with `agentrl eval --model {run_dir}`)",

@@ -499,7 +499,7 @@ optim: {{lr: 1.0e-4, weight_decay: 0.01, betas: [0.8, 0.99], grad_clip: 0.5, sch
 sft: {{epochs: 2, batch_size: 2, micro_batch_size: 1, shared_prefix: false}}
 train: {{seed: 3, checkpoint_every: 1, keep_checkpoints: 1, eval_every: 2, eval_tasks: 1,
         eval_env_kwargs: {{turns: 3}}, eval_max_new_tokens: 3, autocast: bfloat16, device: cpu,
-        gradient_checkpointing: true, attn_implementation: eager}}
+        gradient_checkpointing: true, attn_implementation: eager, parallel: ddp, collective_timeout_s: 30}}
 """
 
 
@@ -531,6 +531,7 @@ def _sft_build(args: list[str], calls: dict[str, Any]) -> int:
             (checkpoint_mod, "save_checkpoint"),
             (held_out_mod, "HeldOutEval"),
             (distributed, "train_device"),
+            (distributed, "init_from_env"),
             (torch.nn.utils, "clip_grad_norm_"),
         ]:
             _spy(mp, calls, owner, name)
@@ -647,6 +648,8 @@ SFT_READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
         "enable_activation_checkpointing" in b.s and "enable_activation_checkpointing" not in b.lora
     ),
     "train.attn_implementation": lambda b: _kw(b.s, "load_model")["attn_implementation"] == "eager",
+    "train.parallel": lambda b: _arg(b.s, "init_from_env", 0) == "ddp",  # one process here: test_sft_engine runs 2
+    "train.collective_timeout_s": lambda b: _arg(b.s, "init_from_env", 1) == 30,
     "lora.r": lambda b: b.adapter["r"] == 4 and "apply_lora" not in b.s,
     "lora.alpha": lambda b: b.adapter["lora_alpha"] == 8,
     "lora.dropout": lambda b: b.adapter["lora_dropout"] == 0.1,

@@ -78,12 +78,35 @@ def test_cli_sft_takes_a_config_file_and_overrides(tmp_path: Path, capsys) -> No
         assert rc == 2 and "train.device=cuda but torch sees no CUDA GPU here" in err, err
 
 
-def test_sft_refuses_torchrun(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    rc, err = cli(
-        ["sft", "--from", str(_data(tmp_path)), "--model", "tiny-random", "--out", str(tmp_path / "r")], capsys
-    )
-    assert rc == 2 and "agentrl sft runs in one process" in err
+def test_sft_under_torchrun_takes_one_process_steps(tmp_path: Path, capsys) -> None:
+    """train.parallel=ddp on 2 CPU ranks (gloo): each rank forwards half of every batch, the gradients are summed, and
+    the run equals one process's (here to the bit: the same micro-batches, summed in the same order)."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from agentrl.core.checkpoint import latest_checkpoint
+
+    data, one, two = _data(tmp_path), tmp_path / "one", tmp_path / "two"
+    flags = ["--from", str(data), "--model", "tiny-random", "--batch-size", "4", "--micro-batch-size", "2"]
+    rc, err = cli(["sft", *flags, "--lr", "1e-3", "--out", str(one)], capsys)
+    assert rc == 0, err
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "agentrl", "sft"]
+    cmd += [*flags, "--lr", "1e-3", "--out", str(two), "train.parallel=ddp", "train.collective_timeout_s=60"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = [[json.loads(x) for x in (r / "metrics.jsonl").read_text().splitlines()] for r in (one, two)]
+    assert [r["loss/sft"] for r in rows[0]] == pytest.approx([r["loss/sft"] for r in rows[1]], rel=1e-6)
+    a, b = (load_file(str(latest_checkpoint(r) / "model" / "model.safetensors")) for r in (one, two))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert done.stderr.count("run directory:") == 1  # rank 0 alone reports (and writes)
+    with pytest.MonkeyPatch.context() as m:  # several processes without train.parallel=ddp: refused, naming it
+        m.setenv("WORLD_SIZE", "2")
+        rc, err = cli(["sft", *flags, "--out", str(tmp_path / "x")], capsys)
+    assert rc == 2 and "train.parallel='none'" in err
 
 
 def _lora_args(data: Path, run: Path, *extra: str) -> list[str]:

@@ -325,6 +325,9 @@ ReportTo = Annotated[
         "'agentrl[wandb]'"
     ),
 ]
+CollectiveTimeout = Annotated[  # at most a week: longer is a hang
+    float, Field(gt=0.0, le=604800.0, description="a rank that waits longer on the others fails, naming itself")
+]
 Threads = Annotated[int | None, Field(ge=1, description="torch CPU threads (null: torch's default)")]
 EvalTasksField = Annotated[
     EvalTasks,
@@ -519,9 +522,7 @@ class TrainConfig(_Strict):
         "AdamW state 1/N each), sampling from a full copy synced after every update (train/fsdp.py)",
     )
     # at most a week: longer is a hang
-    collective_timeout_s: float = Field(
-        300.0, gt=0.0, le=604800.0, description="a rank that waits longer on the others fails, naming itself"
-    )
+    collective_timeout_s: CollectiveTimeout = 300.0
     max_skipped_updates: int = Field(
         3,
         ge=1,

@@ -16,12 +16,12 @@ The loops stay in their own modules, read top to bottom; they call these in this
 7. metrics through `metrics.MetricsLogger` (metrics.jsonl, trackers of `train.report_to`).
 
 What only RL has stays in trainer.py: the value head, the KL reference, FSDP2 sharding and its optimizer shards,
-the sampler and its sync. SFT runs in one process (data parallel SFT is not built: `check_one_process`).
+the sampler and its sync. Under torchrun both split each batch by rank (RL whole groups, `distributed.my_groups`; SFT
+its demonstrations, `distributed.my_share`) and sum gradients over ranks; only RL has FSDP2.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 from collections.abc import Iterable
@@ -92,15 +92,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig, total_s
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_factor, total=total_steps, schedule=optim.schedule, warmup_steps=optim.warmup_steps)
     )
-
-
-def check_one_process(command: str) -> None:
-    """Refuse a torchrun launch of a command that runs in one process (every rank would write the same run)."""
-    n = int(os.environ.get("WORLD_SIZE", "1"))
-    if n > 1:
-        raise ConfigError(
-            f"{command} runs in one process, but it was launched with {n} (WORLD_SIZE={n}); run it without torchrun"
-        )
 
 
 def prepare_run_dir(run_dir: Path, kind: str, config_text: str, *, overwrite: bool, resume: bool) -> None:

@@ -361,25 +361,27 @@ def run_sft(
     or other demonstrations; a run killed before its first checkpoint starts over.
     """
     from agentrl.train import distributed, engine
-    from agentrl.train.checkpoint import save_checkpoint
+    from agentrl.train.checkpoint import check_saveable, save_checkpoint
     from agentrl.train.config import dump_config
-    from agentrl.train.metrics import MetricsLogger
+    from agentrl.train.metrics import MetricsLogger, NullLogger
     from agentrl.train.run_dir import check_run_dir, finish_run
 
     run = cfg.train
     overwrite, resume = overwrite or run.overwrite, resume or run.resume
-    engine.check_one_process("agentrl sft")
+    distributed.init_from_env(run.parallel, run.collective_timeout_s, run.device)  # no-op without torchrun
+    main = distributed.is_main()  # rank 0 alone writes the run directory
     if run.threads:
         torch.set_num_threads(run.threads)
-    check_run_dir(
-        run.run_dir,
-        resume=resume,
-        overwrite=overwrite,
-        option="--out",
-        kind="sft",
-        resume_hint="--resume",
-        overwrite_hint="--overwrite",
-    )  # before loading
+    if main:
+        check_run_dir(
+            run.run_dir,
+            resume=resume,
+            overwrite=overwrite,
+            option="--out",
+            kind="sft",
+            resume_hint="--resume",
+            overwrite_hint="--overwrite",
+        )  # before loading
     run_dir = Path(run.run_dir)
     if resume:
         _same_sft_run(run_dir, cfg)
@@ -398,8 +400,9 @@ def run_sft(
             f"(longest {max(len(d.input_ids) for d in too_long)} tokens, e.g. {too_long[0].source}); raise it"
         )
     held_out = _held_out(cfg, model, tokenizer, fmt)
-    # only now: bad input must not clear an existing run
-    engine.prepare_run_dir(run_dir, "sft", dump_config(cfg), overwrite=overwrite, resume=resume)
+    if main:  # only now: bad input must not clear an existing run
+        engine.prepare_run_dir(run_dir, "sft", dump_config(cfg), overwrite=overwrite, resume=resume)
+    distributed.barrier("waiting for rank 0 to prepare the run directory")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_of_turn_id(fmt)
     rng = random.Random(run.seed)
     lengths = [len(d.input_ids) for d in demos]
@@ -407,8 +410,12 @@ def run_sft(
     total = steps_per_epoch * cfg.sft.epochs
     opt = engine.make_optimizer(engine.trainable(model), cfg.optim)
     sched = engine.make_scheduler(opt, cfg.optim, total)
-    logger = MetricsLogger(
-        run_dir, report_to=run.report_to, config=cfg.model_dump(mode="json"), resume=resume, console=False
+    logger = (
+        MetricsLogger(
+            run_dir, report_to=run.report_to, config=cfg.model_dump(mode="json"), resume=resume, console=False
+        )
+        if main
+        else NullLogger()
     )
     logger.report = report
     digest = _data_digest(demos)
@@ -419,9 +426,10 @@ def run_sft(
         f"assistant) from {cfg.data.source}, {cfg.sft.epochs} epochs x {steps_per_epoch} steps on {device}, data in "
         f"{time.perf_counter() - t0:.1f}s" + (f"; resumed after step {done}" if done else "")
     )
-    print(summary, file=sys.stderr)
+    if main:
+        print(summary, file=sys.stderr)
     bar = None
-    if progress:
+    if progress and main:
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=min(done, total), desc="sft", unit="step", file=sys.stderr)
@@ -465,24 +473,29 @@ def run_sft(
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum:.3f}", epoch=epoch + 1)
             if step % ckpt_every == 0 or step == total:
-                save_checkpoint(
-                    run_dir,
-                    step,
-                    model=model,
-                    tokenizer=tokenizer,
-                    keep=run.keep_checkpoints,
-                    trainer_state={
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "kind": "sft",
-                        "tokens_seen": tokens_seen,
-                        "data_digest": digest,
-                    },
-                )
+                check_saveable(model, {}, step)  # every rank: equal weights, so all stop together on NaN
+                if main:
+                    save_checkpoint(
+                        run_dir,
+                        step,
+                        model=model,
+                        tokenizer=tokenizer,
+                        keep=run.keep_checkpoints,
+                        trainer_state={
+                            "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(),
+                            "kind": "sft",
+                            "tokens_seen": tokens_seen,
+                            "data_digest": digest,
+                        },
+                        checked=True,
+                    )
     if bar is not None:
         bar.close()
     logger.close()
-    finish_run(run_dir, step=step)  # only now: a run killed before this reads as unfinished
+    if main:  # only now: a run killed before this reads as unfinished
+        finish_run(run_dir, step=step)
+    distributed.barrier("the end of the sft run")
     return run_dir
 
 
@@ -570,8 +583,11 @@ def sft_step(
     model: Any, opt: torch.optim.Optimizer, batch: list[Demo], n_tok: int, cfg: SFTConfig, pad_id: int, *, where: str
 ) -> tuple[float, float]:
     """One optimizer step on `batch`: gradients accumulated over micro-batches (each loss divided by the batch's
-    `n_tok` assistant tokens; the forward on the model's device, under `train.autocast`), clipped, applied. Returns
-    (loss, grad norm); a non-finite one raises, naming `where`."""
+    `n_tok` assistant tokens; the forward on the model's device, under `train.autocast`), clipped, applied. Under
+    torchrun each rank forwards its contiguous share of the batch (`distributed.my_share`) and the gradients and the
+    loss are summed over ranks, so every rank takes one process's step. Returns (loss, grad norm); a non-finite one
+    raises, naming `where`."""
+    from agentrl.train import distributed
     from agentrl.train.forward import bf16_autocast, device_of, forward
     from agentrl.train.shared_prefix import shared_prefix_forward
 
@@ -579,13 +595,17 @@ def sft_step(
     dev = device_of(model)
     opt.zero_grad(set_to_none=True)
     loss_sum = 0.0
-    for m0 in range(0, len(batch), cfg.sft.micro_batch_size):
-        ids, attn, lm = (t.to(dev) for t in collate_demos(batch[m0 : m0 + cfg.sft.micro_batch_size], pad_id))
+    mine = [batch[i] for i in distributed.my_share(len(batch))]  # the whole batch in one process
+    for m0 in range(0, len(mine), cfg.sft.micro_batch_size):
+        ids, attn, lm = (t.to(dev) for t in collate_demos(mine[m0 : m0 + cfg.sft.micro_batch_size], pad_id))
         with bf16_autocast(dev, cfg.train.autocast == "bfloat16"):
             lp = fwd(model, None, ids, attn, 1.0, entropy=False, mask=lm).logprobs
         loss = sft_loss(lp.float(), lm, n_tok)  # the loss in float32, also under autocast
         loss.backward()
         loss_sum += float(loss.detach())
+    if distributed.world() > 1:  # summed over ranks: n_tok is the whole batch's, so the sum is its mean
+        distributed.reduce_grads([p for p in model.parameters() if p.requires_grad], True)
+        loss_sum = float(distributed.all_reduce_sum(torch.tensor([loss_sum], dtype=torch.float64), "the sft loss"))
     gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf")))
     if not math.isfinite(gnorm) or not math.isfinite(loss_sum):
         raise FloatingPointError(
@@ -624,6 +644,10 @@ def _evaluate(held_out: Any, model: Any) -> dict[str, float]:
         out = held_out()
     finally:
         model.train()
+    from agentrl.train import distributed
+
+    if not distributed.is_main():
+        return out
     print(
         f"held-out success {out['eval/success_rate']:.3f}, reward {out['eval/reward']:.3f} "
         f"({out['eval/tasks']:.0f} tasks, {out['time/eval']:.0f}s)",

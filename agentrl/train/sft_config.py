@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 from agentrl.train.config import (
     AttnImplementation,
     Autocast,
+    CollectiveTimeout,
     ConfigError,
     Device,
     EvalEnvKwargs,
@@ -134,6 +135,13 @@ class SFTTrainConfig(_Strict):
     device: Device = "auto"
     gradient_checkpointing: GradientCheckpointing = False
     attn_implementation: AttnImplementation = "auto"
+    parallel: Literal["none", "ddp"] = Field(
+        "none",
+        description="several processes (torchrun --nproc-per-node N -m agentrl sft ...): every rank holds the whole "
+        "model and forwards its share of each batch, gradients summed over ranks (one process's step, to float "
+        "rounding); rank 0 writes the run directory",
+    )
+    collective_timeout_s: CollectiveTimeout = 300.0
 
 
 class SFTConfig(_Strict):
