@@ -183,10 +183,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from agentrl.train.trackers import check_trackers
     from agentrl.train.trainer import Trainer
 
-    config, overrides = args.config, list(args.overrides)
-    if config is not None and "=" in config:  # no config file given: the first positional is an override
-        config, overrides = None, [config, *overrides]
-    cfg = load_config(config, overrides)
+    cfg = load_config(*_config_and_overrides(args))
     check_trackers(cfg.train.report_to)  # a missing tracker library: before torchrun, before any model loads
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # the config is checked before torchrun starts N processes
         _exec_torchrun(args)
@@ -213,6 +210,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.logger.report_path is not None:
         print(f"report: {trainer.logger.report_path}", file=sys.stderr)
     return 0
+
+
+def _config_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """`train` / `sft`'s positionals: an optional YAML file, then `a.b=v` overrides."""
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config:  # no config file given: the first positional is an override
+        config, overrides = None, [config, *overrides]
+    return config, overrides
 
 
 def _with_split(env_id: str, kwargs: dict[str, Any], split: str | None) -> dict[str, Any]:
@@ -264,18 +269,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
+    from agentrl.train import distributed
     from agentrl.train.sft import config_from_args, run_sft
 
+    args.config, args.overrides = _config_and_overrides(args)
     with usage_errors():  # sft's checks of its flags, sources and demonstrations raise ValueError
         cfg = config_from_args(args)
         _check_sft_inputs(cfg)
         report = None
-        if args.report or cfg.report_to:  # written at the end, before the trackers close: they get it too
+        if args.report or cfg.train.report_to:  # written at the end, before the trackers close: they get it too
             from agentrl.report import write_report
 
             report = write_report
-        with _os_errors(f"--out {cfg.run_dir}"):
-            run_dir = run_sft(cfg, overwrite=args.overwrite, resume=args.resume, report=report)
+        try:
+            with _os_errors(f"--out {cfg.train.run_dir}"):
+                run_dir = run_sft(cfg, report=report)
+            main_rank = distributed.is_main()
+        finally:
+            distributed.shutdown()
+    if not main_rank:
+        return 0
     print(
         f"run directory: {run_dir} (train from it with `agentrl train model={run_dir}`, "
         f"evaluate with `agentrl eval --model {run_dir}`)",
@@ -293,15 +306,16 @@ def _check_sft_inputs(cfg: Any) -> None:
     from agentrl.train.sft_data import check_source
     from agentrl.train.trackers import check_trackers
 
-    if not cfg.source.startswith("scripted:"):
-        check_source(cfg.source)
-    check_trackers(cfg.report_to, "--report-to")
-    if cfg.env is None:
+    source, env = cfg.data.source, cfg.env.id
+    if not source.startswith("scripted:"):
+        check_source(source)
+    check_trackers(cfg.train.report_to, "--report-to")
+    if env is None:
         return
-    if cfg.source.startswith("scripted:"):  # an unknown name fails here, listing the env's scripted agents
-        scripted_factory(cfg.env, cfg.source.split(":", 1)[1])
-    make_env(cfg.env, **_with_split(cfg.env, cfg.env_kwargs, cfg.split)).close()
-    check_env_kwargs(cfg.env, {**cfg.env_kwargs, **cfg.eval_env_kwargs})
+    if source.startswith("scripted:"):  # an unknown name fails here, listing the env's scripted agents
+        scripted_factory(env, source.split(":", 1)[1])
+    make_env(env, **_with_split(env, cfg.env.kwargs, cfg.data.split)).close()
+    check_env_kwargs(env, {**cfg.env.kwargs, **cfg.train.eval_env_kwargs})
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -424,12 +438,19 @@ def _add_train(sub: Any) -> None:
 
 
 def _add_sft(sub: Any) -> None:
-    s = sub.add_parser("sft", help="supervised warm start on demonstrations (scripted agents or transcript JSONL)")
+    s = sub.add_parser(
+        "sft",
+        help="supervised warm start on demonstrations (scripted agents or transcript JSONL); a YAML config and "
+        "a.b=v overrides like train's, the flags below shorthands for its keys (docs/CONFIG.md, SFT)",
+    )
+    s.add_argument("config", nargs="?", help="YAML config (the sft keys of docs/CONFIG.md)")
+    s.add_argument("overrides", nargs="*", help="section.key=value, over the config and the flags")
     s.add_argument(
         "--from",
         dest="source",
-        required=True,
-        help='scripted:NAME (an env\'s scripted agent, with --env) or a JSONL file of {"messages": [...]} dialogs',
+        default=None,
+        help='data.source: scripted:NAME (an env\'s scripted agent, with --env) or a JSONL file of {"messages": [...]} '
+        "dialogs",
     )
     s.add_argument("--env", default=None, help="env id for scripted:NAME")
     s.add_argument("--env-kwargs", type=_json_arg, default=None)
@@ -439,7 +460,9 @@ def _add_sft(sub: Any) -> None:
         "--keep", choices=["success", "all"], default=None, help="scripted: keep only successful episodes (default)"
     )
     s.add_argument("--model", default=None, help="model to fine-tune (default: smollm2-135m)")
-    s.add_argument("--out", default="runs/sft", help="run directory (must be empty or new; see --overwrite)")
+    s.add_argument(
+        "--out", default=None, help="train.run_dir: the run directory (must be empty or new; see --overwrite)"
+    )
     s.add_argument(
         "--overwrite",
         action="store_true",
@@ -658,10 +681,10 @@ def _path_problem(exc: OSError) -> str:
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
-    """parse_args, except that `train`'s overrides may also follow its flags (`train CONFIG --nproc 2 a.b=1`):
-    argparse stops filling a positional list at the first flag and would call the rest unrecognized."""
+    """parse_args, except that `train`'s and `sft`'s overrides may also follow their flags (`train CONFIG --nproc 2
+    a.b=1`): argparse stops filling a positional list at the first flag and would call the rest unrecognized."""
     args, extra = parser.parse_known_args(argv)
-    if extra and getattr(args, "command", None) == "train" and not any(a.startswith("-") for a in extra):
+    if extra and getattr(args, "command", None) in ("train", "sft") and not any(a.startswith("-") for a in extra):
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -16,12 +16,13 @@ from typing import Any
 from agentrl.report import load_metrics, series, write_report
 from agentrl.train.config import load_config
 from agentrl.train.run_dir import check_run_dir, clear_run_dir
-from agentrl.train.sft import SFTConfig, run_sft
+from agentrl.train.sft import run_sft
+from agentrl.train.sft_config import from_flags
 from agentrl.train.trainer import Trainer
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "quickstart.yaml"
 # the supervised stage: the env and held-out tasks are those of the RL config
-SFT: dict[str, Any] = {  # SFTConfig fields
+SFT: dict[str, Any] = {  # `agentrl sft` flags (sft_config.FLAGS)
     "source": "scripted:gold",
     "split": "train",
     "episodes": 80,
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         f"agentrl quickstart: SFT then {cfg.algorithm.name} on {cfg.env.id} {env_kwargs} with {cfg.model}",
         file=sys.stderr,
     )
-    sft = SFTConfig(
+    sft = from_flags(
         model=cfg.model,
         env=cfg.env.id,
         env_kwargs=env_kwargs,

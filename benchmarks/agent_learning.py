@@ -28,7 +28,8 @@ from agentrl.core.registry import load_env_plugins
 from agentrl.eval.evaluate import evaluate
 from agentrl.report import load_metrics
 from agentrl.train.config import Config
-from agentrl.train.sft import SFTConfig, run_sft
+from agentrl.train.sft import run_sft
+from agentrl.train.sft_config import from_flags
 
 OUT = ROOT / "benchmarks" / "results" / "agent_learning"
 RUNS = ROOT / "runs" / "agent_learning"
@@ -115,7 +116,7 @@ def stage_sft(name: str, spec: dict[str, Any], res: Results, seed: int) -> Path:
     if "sft" in res.data and (run / "checkpoints").is_dir():
         return run
     t0 = time.perf_counter()
-    cfg = SFTConfig(
+    cfg = from_flags(
         model=MODEL,
         env=spec["id"],
         env_kwargs=spec["kwargs"],

@@ -68,3 +68,27 @@ def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     except SystemExit as exc:
         rc = exc.code
     return rc, capsys.readouterr().err
+
+
+def sft_args(data: Path, run: Path, *extra: str) -> list[str]:
+    """`agentrl sft` on a transcript file with tiny-random: 2 epochs of 2-dialog batches, a checkpoint every step."""
+    return [
+        "sft",
+        "--from",
+        str(data),
+        "--model",
+        "tiny-random",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--micro-batch-size",
+        "2",
+        "--lr",
+        "1e-3",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        str(run),
+        *extra,
+    ]

@@ -16,14 +16,25 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+import gymnasium as gym
 import pytest
 import torch
 from pydantic import BaseModel
+from test_failed_episodes_wiring import FailingPick
 
 import agentrl.sim.models as sim_models
+import agentrl.train.checkpoint as checkpoint_mod
+import agentrl.train.engine as engine_mod
+import agentrl.train.forward as forward_mod
+import agentrl.train.held_out as held_out_mod
+import agentrl.train.metrics as metrics_mod
+import agentrl.train.run_dir as run_dir_mod
+import agentrl.train.sft as sft_mod
+import agentrl.train.shared_prefix as shared_prefix_mod
 import agentrl.train.trainer as trainer_mod
 from agentrl.algo.advantages import REGISTRY
 from agentrl.core.outcomes import EpisodeEnd
+from agentrl.core.registry import register_scripted
 from agentrl.core.types import Episode
 from agentrl.inference.models import load_model
 from agentrl.sim.batching import BatchingChatModel
@@ -31,6 +42,7 @@ from agentrl.train import distributed
 from agentrl.train.config import Config, SimulatorConfig, load_config
 from agentrl.train.lr_schedule import lr_factor
 from agentrl.train.reward_shaping import KLShapedReturns, RandomReturns
+from agentrl.train.sft_config import SFTConfig
 from agentrl.train.task_draws import SuccessBandDraws
 
 ENV = "test_failed_episodes_wiring:FailingPick-v0"  # tests/test_failed_episodes_wiring.py
@@ -166,8 +178,8 @@ def _engine_copy(model: torch.nn.Module) -> torch.nn.Module:
 def _build(cfg: Config, calls: dict[str, list], ppo_reads: dict[str, Any]) -> trainer_mod.Trainer:
     with pytest.MonkeyPatch.context() as mp:
         for owner, name in [
-            (trainer_mod, "load_model"),
-            (trainer_mod, "enable_activation_checkpointing"),
+            (engine_mod, "load_model"),
+            (engine_mod, "enable_activation_checkpointing"),
             (trainer_mod, "check_run_dir"),
             (trainer_mod, "save_checkpoint"),
             (trainer_mod, "whiten"),
@@ -457,14 +469,205 @@ def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     return out
 
 
-def test_every_key_has_a_reader() -> None:
-    keys = _leaf_keys(Config)
-    missing, stale = sorted(set(keys) - set(READERS)), sorted(set(READERS) - set(keys))
-    assert not missing, f"config keys with no reader check in READERS (wire them, then add a check): {missing}"
-    assert not stale, f"READERS names keys the config no longer has: {stale}"
-
-
 @pytest.mark.parametrize("key", [k for k, v in READERS.items() if callable(v)])
 def test_key_reaches_its_reader(key: str, built: SimpleNamespace) -> None:
     seen = READERS[key](built)  # type: ignore[operator]
     assert seen is None or seen is True, f"{key} did not reach its reader"  # None: the check asserted itself
+
+
+# -- agentrl sft: the same check over SFTConfig's keys ----------------------------------------------------------------
+class SplitPick(FailingPick):
+    """FailingPick (never failing) with a `split`: its tasks (train) or "test-" ones; its scripted `gold` says "1"."""
+
+    def __init__(self, turns: int = 2, split: str = "train", render_mode=None):
+        super().__init__(turns=turns, render_mode=render_mode)
+        self.split = split
+
+    def task_ids(self) -> list[str]:
+        return [t if self.split == "train" else f"test-{t}" for t in super().task_ids()]
+
+
+SPLIT_ENV = "test_config_wiring:SplitPick-v0"
+if "SplitPick-v0" not in gym.registry:
+    gym.register(id="SplitPick-v0", entry_point=SplitPick)
+register_scripted("SplitPick-v0", {"gold": lambda env: lambda convo: "1"})
+
+SFT_YAML = f"""
+data: {{source: "scripted:gold", split: train, episodes: 3, max_seq_len: 1024, bucket: false}}
+env: {{id: "{SPLIT_ENV}", kwargs: {{turns: 2}}}}
+optim: {{lr: 1.0e-4, weight_decay: 0.01, betas: [0.8, 0.99], grad_clip: 0.5, schedule: linear, warmup_steps: 2}}
+sft: {{epochs: 2, batch_size: 2, micro_batch_size: 1, shared_prefix: false}}
+train: {{seed: 3, checkpoint_every: 1, keep_checkpoints: 1, eval_every: 2, eval_tasks: 1,
+        eval_env_kwargs: {{turns: 3}}, eval_max_new_tokens: 3, autocast: bfloat16, device: cpu,
+        gradient_checkpointing: true, attn_implementation: eager, parallel: ddp, collective_timeout_s: 30}}
+"""
+
+
+def _sft_build(args: list[str], calls: dict[str, Any]) -> int:
+    """`agentrl sft ARGS` with the readers spied on; returns the exit status."""
+    from agentrl.cli import main
+
+    def forward_spy(real: Callable[..., Any], *a: Any, **k: Any) -> Any:
+        calls.setdefault("autocast", []).append(
+            (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"), a[2].shape[0])
+        )
+        return real(*a, **k)
+
+    def keep(name: str) -> Callable[..., Any]:
+        def wrap(real: Callable[..., Any], *a: Any, **k: Any) -> Any:
+            out = real(*a, **k)
+            calls[f"{name}_out"] = out
+            return out
+
+        return wrap
+
+    with pytest.MonkeyPatch.context() as mp:
+        for owner, name in [
+            (engine_mod, "load_model"),
+            (engine_mod, "enable_activation_checkpointing"),
+            (sft_mod, "demos_from_scripted"),
+            (sft_mod, "make_batches"),
+            (run_dir_mod, "check_run_dir"),
+            (checkpoint_mod, "save_checkpoint"),
+            (held_out_mod, "HeldOutEval"),
+            (distributed, "train_device"),
+            (distributed, "init_from_env"),
+            (torch.nn.utils, "clip_grad_norm_"),
+        ]:
+            _spy(mp, calls, owner, name)
+        for name in ("make_optimizer", "make_scheduler", "apply_lora"):
+            _spy(mp, calls, engine_mod, name, keep(name))
+        _spy(mp, calls, forward_mod, "forward", forward_spy)
+        _spy(mp, calls, shared_prefix_mod, "shared_prefix_forward", forward_spy)
+        _spy(mp, calls, metrics_mod, "MetricsLogger", lambda real, *a, **k: real(*a, **{**k, "report_to": []}))
+        threads = torch.get_num_threads()
+        rc = main(args)
+        calls["threads"] = torch.get_num_threads()
+        torch.set_num_threads(threads)
+    return rc
+
+
+@pytest.fixture(scope="module")
+def sft_built(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """S: `agentrl sft CONFIG.yaml a.b=v --keep all` with most keys away from their defaults; R: S resumed with one
+    more epoch; L: LoRA, bfloat16 weights, threads, trackers and overwrite, from a transcript file, over S's run."""
+    tmp = tmp_path_factory.mktemp("sft_wiring")
+    model, tok = load_model("tiny-random")
+    model.save_pretrained(tmp / "model")
+    tok.save_pretrained(tmp / "model")
+    run = tmp / "run"
+    (tmp / "sft.yaml").write_text(f"model: {tmp / 'model'}\n" + SFT_YAML)
+    b = SimpleNamespace(model_dir=str(tmp / "model"), run=run, s={}, r={}, lora={})
+    assert _sft_build(["sft", str(tmp / "sft.yaml"), f"train.run_dir={run}", "--keep", "all"], b.s) == 0
+    b.rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    b.checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith("step_"))
+    resume = ["sft", str(tmp / "sft.yaml"), f"train.run_dir={run}", "--keep", "all", "--resume", "sft.epochs=3"]
+    assert _sft_build(resume, b.r) == 0
+    b.resumed_rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    data = tmp / "d.jsonl"
+    dialog = [{"role": "user", "content": "Pick."}, {"role": "assistant", "content": "1"}]
+    data.write_text("".join(json.dumps({"messages": dialog}) + "\n" for _ in range(2)))
+    lora = [
+        "model=tiny-random",
+        f"data.source={data}",
+        f"train.run_dir={run}",
+        "train.overwrite=true",
+        "train.dtype=bfloat16",
+        "train.threads=2",
+        "train.report_to=[tensorboard]",
+        "sft.epochs=1",
+        "lora.r=4",
+        "lora.alpha=8",
+        "lora.dropout=0.1",
+        "lora.target_modules=[q_proj, v_proj]",
+    ]
+    assert _sft_build(["sft", *lora], b.lora) == 0
+    b.adapter = json.loads((run / "checkpoints" / "step_000001" / "model" / "adapter_config.json").read_text())
+    return b
+
+
+def _held_out_call(b: SimpleNamespace) -> tuple[tuple, dict]:
+    return b.s["HeldOutEval"][0]
+
+
+def _optimizer(b: SimpleNamespace) -> Any:
+    return b.s["make_optimizer_out"]
+
+
+def _sft_schedule(b: SimpleNamespace) -> None:
+    f = b.s["make_scheduler_out"].lr_lambdas[0]
+    assert [f(k) for k in range(4)] == [lr_factor(k, 4, schedule="linear", warmup_steps=2) for k in range(4)]
+    assert f(3) < 1.0
+
+
+SFT_READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
+    "model": lambda b: _arg(b.s, "load_model", 0) == b.model_dir,
+    "data.source": lambda b: _arg(b.s, "demos_from_scripted", 2) == "gold" and "demos_from_scripted" not in b.lora,
+    "data.split": lambda b: (
+        _arg(b.s, "demos_from_scripted", 1)["split"] == "train" and _held_out_call(b)[0][0].kwargs["split"] == "test"
+    ),
+    "data.episodes": lambda b: _kw(b.s, "demos_from_scripted")["episodes"] == 3,
+    "data.keep": lambda b: _kw(b.s, "demos_from_scripted")["keep"] == "all",  # set by the --keep flag
+    "data.max_seq_len": lambda b: _held_out_call(b)[1]["max_seq_len"] == 1024,
+    "data.bucket": lambda b: _arg(b.s, "make_batches", 3) is False and _arg(b.lora, "make_batches", 3) is True,
+    "env.id": lambda b: (
+        _arg(b.s, "demos_from_scripted", 0) == SPLIT_ENV and _held_out_call(b)[0][0].env_id == SPLIT_ENV
+    ),
+    "env.kwargs": lambda b: _arg(b.s, "demos_from_scripted", 1)["turns"] == 2,
+    "optim.lr": lambda b: _optimizer(b).param_groups[0]["initial_lr"] == 1e-4,
+    "optim.weight_decay": lambda b: _optimizer(b).param_groups[0]["weight_decay"] == 0.01,
+    "optim.betas": lambda b: tuple(_optimizer(b).param_groups[0]["betas"]) == (0.8, 0.99),
+    "optim.grad_clip": lambda b: _arg(b.s, "clip_grad_norm_", 1) == 0.5,
+    "optim.schedule": _sft_schedule,
+    "optim.warmup_steps": lambda b: b.s["make_scheduler_out"].lr_lambdas[0](0) == 0.5,
+    "sft.epochs": lambda b: max(r.get("epoch", 0) for r in b.rows) == 2,
+    "sft.batch_size": lambda b: [r["step"] for r in b.rows if "loss/sft" in r] == [1, 2, 3, 4],  # 3 demos, 2 a step
+    "sft.micro_batch_size": lambda b: {n for _, _, n in b.s["autocast"]} == {1},
+    "sft.shared_prefix": lambda b: (
+        "shared_prefix_forward" not in b.s and "forward" in b.s and "shared_prefix_forward" in b.lora
+    ),
+    "train.seed": lambda b: _kw(b.s, "load_model")["seed"] == 3 and _kw(b.s, "demos_from_scripted")["seed"] == 3,
+    "train.run_dir": lambda b: bool(b.rows) and _arg(b.s, "save_checkpoint", 0) == b.run,
+    "train.dtype": lambda b: (
+        _kw(b.lora, "load_model")["dtype"] == torch.bfloat16 and _kw(b.s, "load_model")["dtype"] == torch.float32
+    ),
+    "train.checkpoint_every": lambda b: [_arg(b.s, "save_checkpoint", 1, i) for i in range(4)] == [1, 2, 3, 4],
+    "train.keep_checkpoints": lambda b: b.checkpoints == ["step_000004"],
+    "train.resume": lambda b: [r["step"] for r in b.resumed_rows if "loss/sft" in r] == [1, 2, 3, 4, 5, 6],
+    "train.overwrite": lambda b: _kw(b.lora, "check_run_dir")["overwrite"] is True,
+    "train.report_to": lambda b: _kw(b.lora, "MetricsLogger")["report_to"] == ["tensorboard"],
+    "train.threads": lambda b: b.lora["threads"] == 2,
+    "train.eval_every": lambda b: [r["step"] for r in b.rows if "eval/reward" in r] == [0, 2, 4],
+    "train.eval_tasks": lambda b: _held_out_call(b)[1]["tasks"] == 1,
+    "train.eval_env_kwargs": lambda b: _held_out_call(b)[0][0].kwargs["turns"] == 3,
+    "train.eval_max_new_tokens": lambda b: _held_out_call(b)[1]["max_new_tokens"] == 3,
+    "train.autocast": lambda b: (
+        {(on, dtype) for on, dtype, _ in b.s["autocast"]} == {(True, torch.bfloat16)}
+        and not any(on for on, _, _ in b.lora["autocast"])
+    ),
+    "train.device": lambda b: _arg(b.s, "train_device", 0) == "cpu" and _arg(b.lora, "train_device", 0) == "auto",
+    "train.gradient_checkpointing": lambda b: (
+        "enable_activation_checkpointing" in b.s and "enable_activation_checkpointing" not in b.lora
+    ),
+    "train.attn_implementation": lambda b: _kw(b.s, "load_model")["attn_implementation"] == "eager",
+    "train.parallel": lambda b: _arg(b.s, "init_from_env", 0) == "ddp",  # one process here: test_sft_engine runs 2
+    "train.collective_timeout_s": lambda b: _arg(b.s, "init_from_env", 1) == 30,
+    "lora.r": lambda b: b.adapter["r"] == 4 and "apply_lora" not in b.s,
+    "lora.alpha": lambda b: b.adapter["lora_alpha"] == 8,
+    "lora.dropout": lambda b: b.adapter["lora_dropout"] == 0.1,
+    "lora.target_modules": lambda b: set(b.adapter["target_modules"]) == {"q_proj", "v_proj"},
+}
+
+
+@pytest.mark.parametrize("config,readers", [(Config, READERS), (SFTConfig, SFT_READERS)], ids=["train", "sft"])
+def test_every_key_has_a_reader(config: type[BaseModel], readers: dict[str, Any]) -> None:
+    keys = _leaf_keys(config)
+    missing, stale = sorted(set(keys) - set(readers)), sorted(set(readers) - set(keys))
+    assert not missing, f"config keys with no reader check (wire them, then add a check): {missing}"
+    assert not stale, f"the readers name keys the config no longer has: {stale}"
+
+
+@pytest.mark.parametrize("key", [k for k, v in SFT_READERS.items() if callable(v)])
+def test_sft_key_reaches_its_reader(key: str, sft_built: SimpleNamespace) -> None:
+    seen = SFT_READERS[key](sft_built)  # type: ignore[operator]
+    assert seen is None or seen is True, f"{key} did not reach its reader"

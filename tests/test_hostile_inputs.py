@@ -201,7 +201,7 @@ ROWS = [
     # sft
     row([*SFT, "--env-kwargs", '{"bogus": 3}'], "unknown env kwarg 'bogus'", id="sft-env-kwarg"),
     row([*SFT, "--split", "x"], f"{CREDIT} has no splits", id="sft-split-no-splits"),
-    row([*SFT, "--lr", "-1"], "invalid sft options: --lr:", id="sft-lr-negative"),
+    row([*SFT, "--lr", "-1"], "'optim.lr' (--lr): Input should be greater than 0", id="sft-lr-negative"),
     row(
         [*SFT[:-1], "{tmp}/used"],
         "--out {tmp}/used already holds a run",
@@ -250,12 +250,12 @@ def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loading a policy or simulator model fails the test: every row must be refused before that."""
     import agentrl.inference.models
     import agentrl.sim.models
-    import agentrl.train.trainer
+    import agentrl.train.engine
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was loaded before the input was validated")
 
-    for mod in (agentrl.inference.models, agentrl.train.trainer):
+    for mod in (agentrl.inference.models, agentrl.train.engine):  # the engine loads for train and sft
         monkeypatch.setattr(mod, "load_model", refuse)
     monkeypatch.setattr(agentrl.sim.models, "make_chat_model", refuse)
 

@@ -91,12 +91,12 @@ def guarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(Path, "rmdir", guard(Path.rmdir))
 
     import agentrl.inference.models
-    import agentrl.train.trainer
+    import agentrl.train.engine
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was loaded before the run directory was validated")
 
-    for mod in (agentrl.inference.models, agentrl.train.trainer):
+    for mod in (agentrl.inference.models, agentrl.train.engine):  # the engine loads for train and sft
         monkeypatch.setattr(mod, "load_model", refuse)
     work = tmp_path / "work"
     work.mkdir()

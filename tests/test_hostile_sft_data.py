@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from run_helpers import cli
+from run_helpers import cli, sft_args
 
 from agentrl.cli import main
 from agentrl.core.chat_format import ChatFormatter
@@ -198,29 +198,6 @@ class _Killed(Exception):
     pass
 
 
-def _sft_args(data: Path, run: Path, *extra: str) -> list[str]:
-    return [
-        "sft",
-        "--from",
-        str(data),
-        "--model",
-        "tiny-random",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "2",
-        "--micro-batch-size",
-        "2",
-        "--lr",
-        "1e-3",
-        "--checkpoint-every",
-        "1",
-        "--out",
-        str(run),
-        *extra,
-    ]
-
-
 def _data(tmp_path: Path) -> Path:
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(_dialog(i)) + "\n" for i in range(8)))
@@ -256,20 +233,20 @@ def test_a_killed_sft_run_is_marked_unfinished_and_resumes_to_the_uninterrupted_
 
     data = _data(tmp_path)
     whole, cut = tmp_path / "whole", tmp_path / "cut"
-    rc, err = _cli(_sft_args(data, whole), capsys)
+    rc, err = _cli(sft_args(data, whole), capsys)
     assert rc == 0, err
     assert read_marker(whole)["status"] == "finished" and read_marker(whole)["kind"] == "sft"
     with monkeypatch.context() as m:
         _kill_after(m, 3)
         with pytest.raises(_Killed):
-            main(_sft_args(data, cut))
+            main(sft_args(data, cut))
     capsys.readouterr()
     marker = read_marker(cut)
     assert marker["status"] == "running"
     msg = unfinished_warning(cut, cut / "checkpoints" / "step_000003")
     assert msg is not None and f"run {cut} did not finish" in msg and "step 3" in msg
     # a changed option is refused, naming it; resuming with the same ones finishes the run
-    args = _sft_args(data, cut, "--resume")
+    args = sft_args(data, cut, "--resume")
     bad = [a if a != "1e-3" else "5e-3" for a in args]
     rc, err = _cli(bad, capsys)
     assert rc == 2 and "lr: 0.001 -> 0.005" in err and len(err.splitlines()) == 1, err
@@ -289,17 +266,17 @@ def test_sft_resume_refuses_other_data_and_other_kinds(tmp_path: Path, monkeypat
     with monkeypatch.context() as m:
         _kill_after(m, 2)
         with pytest.raises(_Killed):
-            main(_sft_args(data, run))
+            main(sft_args(data, run))
     data.write_text("".join(json.dumps(_dialog(i + 1)) + "\n" for i in range(8)))  # same file, other dialogs
-    rc, err = _cli(_sft_args(data, run, "--resume"), capsys)
+    rc, err = _cli(sft_args(data, run, "--resume"), capsys)
     assert rc == 2 and "the demonstrations differ from the ones" in err, err
-    rc, err = _cli(_sft_args(data, run, "--resume", "--overwrite"), capsys)
+    rc, err = _cli(sft_args(data, run, "--resume", "--overwrite"), capsys)
     assert rc == 2 and "contradict each other" in err
     train_run = tmp_path / "rl"
     train_run.mkdir()
     (train_run / "agentrl_run.json").write_text('{"kind": "train", "status": "running"}\n')
     (train_run / "metrics.jsonl").write_text('{"step": 1}\n')
-    rc, err = _cli(_sft_args(data, train_run, "--resume"), capsys)
+    rc, err = _cli(sft_args(data, train_run, "--resume"), capsys)
     assert (
         rc == 2 and "holds a train run, not an sft run; resume it with agentrl train with train.resume=true" in err
     ), err

@@ -213,6 +213,7 @@ LEARN = [
 
 @pytest.mark.slow
 def test_lora_training_raises_credit_chain_reward(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agentrl.train.engine as engine_mod
     import agentrl.train.trainer as trainer_mod
     from agentrl.train.config import load_config
 
@@ -223,7 +224,7 @@ def test_lora_training_raises_credit_chain_reward(tmp_path: Path, monkeypatch: p
         wrapped.append(apply_lora(model, LoRAConfig(r=16), base=name, seed=seed))
         return wrapped[-1], tok
 
-    monkeypatch.setattr(trainer_mod, "load_model", lora_loader)
+    monkeypatch.setattr(engine_mod, "load_model", lora_loader)
     cfg = load_config(None, LEARN + [f"train.run_dir={tmp_path}"])
     trainer = trainer_mod.Trainer(cfg, console=False)
     frozen = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if not p.requires_grad}

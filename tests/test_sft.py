@@ -21,7 +21,6 @@ from agentrl.inference.base import Completion, SamplingParams
 from agentrl.inference.models import load_model
 from agentrl.rollout.runner import EpisodeSpec, RolloutRunner
 from agentrl.train.sft import (
-    SFTConfig,
     collate_demos,
     demos_from_jsonl,
     demos_from_scripted,
@@ -30,6 +29,7 @@ from agentrl.train.sft import (
     sft_loss,
     split_messages,
 )
+from agentrl.train.sft_config import from_flags
 
 load_env_plugins()
 
@@ -200,7 +200,7 @@ SFT_FAST = dict(model="tiny-random", epochs=12, lr=3e-3, batch_size=8, micro_bat
 
 def test_sft_from_scripted_gold_raises_held_out_success(tmp_path: Path) -> None:
     run = tmp_path / "sft"
-    cfg = SFTConfig(
+    cfg = from_flags(
         source="scripted:gold", env=CREDIT, env_kwargs={"turns": 2}, episodes=64, run_dir=str(run), **SFT_FAST
     )
     run_sft(cfg, progress=False)
@@ -222,7 +222,7 @@ def test_sft_from_transcript_file_raises_held_out_success(tmp_path: Path) -> Non
     data = tmp_path / "dialogs.jsonl"
     data.write_text("\n".join(lines) + "\n")
     run = tmp_path / "sft"
-    run_sft(SFTConfig(source=str(data), run_dir=str(run), **SFT_FAST), progress=False)
+    run_sft(from_flags(source=str(data), run_dir=str(run), **SFT_FAST), progress=False)
     after = _credit_eval(str(run))
     assert after >= _credit_eval("tiny-random") + 0.6
 
@@ -287,7 +287,7 @@ def test_cli_sft_run_dir_feeds_train_and_eval(tmp_path: Path, capsys) -> None:
 
 def test_sft_eval_every_logs_a_rising_held_out_curve(tmp_path: Path) -> None:
     run = tmp_path / "sft"
-    cfg = SFTConfig(
+    cfg = from_flags(
         source="scripted:gold",
         env=CREDIT,
         env_kwargs={"turns": 2},
@@ -304,4 +304,4 @@ def test_sft_eval_every_logs_a_rising_held_out_curve(tmp_path: Path) -> None:
     assert [s for s, _ in curve] == [0, 48, 96]
     assert curve[-1][1] >= curve[0][1] + 0.6
     with pytest.raises(ValueError, match="needs --env"):
-        SFTConfig(source=str(tmp_path / "x.jsonl"), eval_every=1, **SFT_FAST)
+        from_flags(source=str(tmp_path / "x.jsonl"), eval_every=1, **SFT_FAST)

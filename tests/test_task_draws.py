@@ -225,9 +225,9 @@ def test_an_env_without_a_task_list_is_refused() -> None:
 
 
 def test_the_trainer_refuses_before_loading_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import agentrl.train.trainer as trainer_mod
+    import agentrl.train.engine as engine_mod
 
-    monkeypatch.setattr(trainer_mod, "load_model", lambda *a, **k: pytest.fail("the model loaded first"))
+    monkeypatch.setattr(engine_mod, "load_model", lambda *a, **k: pytest.fail("the model loaded first"))
     with pytest.raises(ConfigError, match="rollout.task_draw=success_band .* no task list"):
         Trainer(
             load_config(None, ["rollout.task_draw=success_band", f"train.run_dir={tmp_path / 'run'}"]), console=False

@@ -239,7 +239,7 @@ def test_train_and_sft_cli_log_to_trackers_with_the_report(
     with trackers._file_store_allowed():
         client = MlflowClient(tracking_uri=(sft / "mlruns").resolve().as_uri())
     assert [m.step for m in client.get_metric_history(run_id, "loss/sft")] == [1]
-    assert client.get_run(run_id).data.params["sft.source"] == "scripted:gold"
+    assert client.get_run(run_id).data.params["data.source"] == "scripted:gold"
     assert [a.path for a in client.list_artifacts(run_id)] == ["report.html"]
     rc, err = cli([*argv, "--out", str(tmp_path / "x"), "--report-to", "mlflow,neptune"], capsys)
     assert rc == 2 and "unknown tracker 'neptune'" in err, err

@@ -61,19 +61,14 @@ BACKENDS: dict[str, Callable[[Any, Any, Any], Any]] = {"hf": _hf, "vllm": _vllm,
 def sampling_policy(
     model: Any, tokenizer: Any, *, backend: str = "hf", device: str = "auto", max_seq_len: int = 4096
 ) -> Any:
-    """A policy backend for sampling only (`agentrl eval`, `agentrl rollout`): `hf` on `device` (auto: cuda when
-    there is one, else cpu; the model is moved there), or an in-process `vllm` engine started from the model."""
+    """A policy backend for sampling only (`agentrl eval`, `agentrl rollout`): `hf` on `device` (`devices.pick_device`:
+    auto is cuda when there is one, else cpu; the model is moved there), or an in-process `vllm` engine started from the model."""
     if backend not in ("hf", "vllm"):
         raise ValueError(f"backend must be hf or vllm here, got {backend!r} (remote servers are for training)")
-    import torch
+    from agentrl.inference.devices import pick_device
 
     if backend == "hf":
-        dev = torch.device(
-            "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
-        )
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {device}: no CUDA GPU here; use cpu or auto")
-        model.to(dev)
+        model.to(pick_device(device, "--device"))
     settings = {
         "backend": backend,
         "kv_store": 0,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -28,8 +28,8 @@ from agentrl.train.lora import LoRAConfig
 
 # A float that must be finite: NaN and ±inf pass `gt=0` / `ge=0` bounds (inf > 0) and would train with every step
 # skipped or write NaN weights. Every section below refuses them for all its float fields (FINITE in its
-# model_config); other configs (SFTConfig) use the same: `model_config = ConfigDict(..., **FINITE)` or a
-# `Finite` field. The error reads "'optim.lr': must be a finite number (got inf)".
+# model_config; SFTConfig's sections are `_Strict` too); other models use the same: `model_config =
+# ConfigDict(..., **FINITE)` or a `Finite` field. The error reads "'optim.lr': must be a finite number (got inf)".
 FINITE = ConfigDict(allow_inf_nan=False)
 Finite = Annotated[float, AllowInfNan(False)]
 
@@ -294,6 +294,91 @@ EvalTasks = Annotated[int | str | None, AfterValidator(_eval_tasks)]
 _Beta = Annotated[float, Field(ge=0.0, lt=1.0)]  # AdamW's range for each moment's decay
 
 
+def _device(v: str) -> str:
+    from agentrl.inference.devices import DEVICE_PATTERN
+
+    if not re.fullmatch(DEVICE_PATTERN, v):
+        raise ValueError(f"train.device must be auto, cpu, cuda or cuda:N, got {short_repr(v)}")
+    return v
+
+
+def _once(v: list[str]) -> list[str]:
+    return list(dict.fromkeys(v))
+
+
+# The keys `train` (RL) and SFT's `train` share, each declared once with what it means (train/sft_config.py)
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="the run's seed (numpy's seed range)")]
+WeightsDtype = Annotated[Literal["float32", "bfloat16"], Field(description="the trained model's weights")]
+KeepCheckpoints = Annotated[int, Field(ge=1, description="the newest checkpoints kept; older ones are deleted")]
+Resume = Annotated[bool, Field(description="continue the run saved in run_dir (from its newest intact checkpoint)")]
+Overwrite = Annotated[
+    bool,
+    Field(description="clear a non-empty run_dir first; without this or resume, a non-empty run_dir is refused"),
+]
+ReportTo = Annotated[
+    list[Literal["tensorboard", "wandb", "mlflow", "trackio"]],
+    AfterValidator(_once),
+    Field(
+        description="experiment trackers that get every metric, the config as hyperparameters and the HTML report "
+        "(train/trackers.py), any of tensorboard (run_dir/tb), wandb (offline, run_dir/wandb), mlflow (a file "
+        "store in run_dir/mlruns) and trackio (its local store); each needs its extra: pip install "
+        "'agentrl[wandb]'"
+    ),
+]
+CollectiveTimeout = Annotated[  # at most a week: longer is a hang
+    float, Field(gt=0.0, le=604800.0, description="a rank that waits longer on the others fails, naming itself")
+]
+Threads = Annotated[int | None, Field(ge=1, description="torch CPU threads (null: torch's default)")]
+EvalTasksField = Annotated[
+    EvalTasks,
+    Field(
+        description="tasks of the eval env's list (null: all), or seeds without a list; or a file naming the task "
+        "ids (JSONL, Parquet or a datasets directory with a 'task_id' column)"
+    ),
+]
+EvalEnvKwargs = Annotated[
+    dict[str, Any], Field(description="env.kwargs overrides of the held-out env (e.g. {split: test})")
+]
+Autocast = Annotated[
+    Literal["none", "bfloat16"],
+    Field(
+        description="bfloat16 autocast of the training forward with "
+        "float32 weights, gradients and AdamW state "
+        "(needs train.dtype=float32)"
+    ),
+]
+Device = Annotated[
+    str,
+    AfterValidator(_device),
+    Field(
+        description="where the trainer's model lives: auto (cuda:LOCAL_RANK where CUDA exists, "
+        "else cpu) | cpu | cuda | cuda:N"
+    ),
+]
+GradientCheckpointing = Annotated[
+    bool, Field(description="activation recomputation in backward (less memory, more compute)")
+]
+AttnImplementation = Annotated[
+    Literal["auto", "sdpa", "eager"],
+    Field(description="the attention kernel; auto: transformers' choice (sdpa where the model has it)"),
+]
+
+
+LoRASection = Annotated[
+    LoRAConfig | None,
+    Field(description="LoRA adapters (peft) instead of full fine-tuning: lora.r=16 turns it on (null: off)"),
+]
+
+
+def check_autocast(autocast: str, dtype: str) -> None:
+    """Autocast keeps float32 master weights: RL's and SFT's configs refuse it with bfloat16 weights."""
+    if autocast != "none" and dtype != "float32":
+        raise ValueError(
+            f"train.autocast={autocast} keeps float32 master weights: it needs train.dtype=float32 "
+            f"(got {dtype}); use one of them"
+        )
+
+
 class OptimConfig(_Strict):
     """The optimizer (AdamW) and its learning-rate schedule."""
 
@@ -388,28 +473,20 @@ class TrainConfig(_Strict):
     """The run: how long, where it is written, checkpoints, held-out evaluation, processes and devices."""
 
     updates: int = Field(20, ge=1, description="updates to train (each: collect, estimate advantages, update)")
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="the run's seed (numpy's seed range)")
+    seed: Seed = 0
     run_dir: str = Field(
         "runs/default", description="the run directory: config.yaml, metrics.jsonl, episodes/, checkpoints/"
     )
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="the trained model's weights")
+    dtype: WeightsDtype = "float32"
     checkpoint_every: int = Field(
         10, ge=1, description="updates between checkpoints (the last update always saves one)"
     )
-    keep_checkpoints: int = Field(2, ge=1, description="the newest checkpoints kept; older ones are deleted")
-    resume: bool = Field(False, description="continue the run saved in run_dir (from its newest intact checkpoint)")
-    overwrite: bool = Field(
-        False, description="clear a non-empty run_dir first; without this or resume, a non-empty run_dir is refused"
-    )
+    keep_checkpoints: KeepCheckpoints = 2
+    resume: Resume = False
+    overwrite: Overwrite = False
     log_episodes: int = Field(4, ge=0, description="episodes with per-token advantages saved per update for the report")
-    report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(
-        default_factory=list,
-        description="experiment trackers that get every metric, the config as hyperparameters and the HTML report "
-        "(train/trackers.py), any of tensorboard (run_dir/tb), wandb (offline, run_dir/wandb), mlflow (a file "
-        "store in run_dir/mlruns) and trackio (its local store); each needs its extra: pip install "
-        "'agentrl[wandb]'",
-    )
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch's default)")
+    report_to: ReportTo = Field(default_factory=list)
+    threads: Threads = None
     eval_every: int = Field(
         0,
         ge=0,
@@ -417,14 +494,8 @@ class TrainConfig(_Strict):
         "eval_env_kwargs, before the first update and every this-many updates, logged as eval/* metrics; "
         "0 = off",
     )
-    eval_tasks: EvalTasks = Field(
-        None,
-        description="tasks of the eval env's list (null: all), or seeds without a list; or a file naming the task "
-        "ids (JSONL, Parquet or a datasets directory with a 'task_id' column)",
-    )
-    eval_env_kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="env.kwargs overrides of the held-out env (e.g. {split: test})"
-    )
+    eval_tasks: EvalTasksField = None
+    eval_env_kwargs: EvalEnvKwargs = Field(default_factory=dict)
 
     eval_before_train: bool = Field(
         True, description="evaluate the starting model too (update 0); off when it was just evaluated"
@@ -451,9 +522,7 @@ class TrainConfig(_Strict):
         "AdamW state 1/N each), sampling from a full copy synced after every update (train/fsdp.py)",
     )
     # at most a week: longer is a hang
-    collective_timeout_s: float = Field(
-        300.0, gt=0.0, le=604800.0, description="a rank that waits longer on the others fails, naming itself"
-    )
+    collective_timeout_s: CollectiveTimeout = 300.0
     max_skipped_updates: int = Field(
         3,
         ge=1,
@@ -468,23 +537,10 @@ class TrainConfig(_Strict):
         True, description="after each sync, check that the rollout engine's weight digest equals the trainer's"
     )
     # GPU-ready training (all run on CPU too): autocast, gradient_checkpointing, attn_implementation
-    autocast: Literal["none", "bfloat16"] = Field(
-        "none",
-        description="bfloat16 autocast of the training forward with "
-        "float32 weights, gradients and AdamW state "
-        "(needs train.dtype=float32)",
-    )
-    device: str = Field(
-        "auto",
-        description="where the trainer's model lives: auto (cuda:LOCAL_RANK where CUDA exists, "
-        "else cpu) | cpu | cuda | cuda:N",
-    )
-    gradient_checkpointing: bool = Field(
-        False, description="activation recomputation in backward (less memory, more compute)"
-    )
-    attn_implementation: Literal["auto", "sdpa", "eager"] = Field(
-        "auto", description="the attention kernel; auto: transformers' choice (sdpa where the model has it)"
-    )
+    autocast: Autocast = "none"
+    device: Device = "auto"
+    gradient_checkpointing: GradientCheckpointing = False
+    attn_implementation: AttnImplementation = "auto"
 
     @model_validator(mode="before")
     @classmethod
@@ -506,20 +562,6 @@ class TrainConfig(_Strict):
                 data["report_to"] = [*data.get("report_to", []), "tensorboard"]
         return data
 
-    @field_validator("report_to")
-    @classmethod
-    def _once(cls, v: list[str]) -> list[str]:
-        return list(dict.fromkeys(v))
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        import re
-
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
-            raise ValueError(f"train.device must be auto, cpu, cuda or cuda:N, got {short_repr(v)}")
-        return v
-
 
 class Config(_Strict):
     """A training run's whole config: `agentrl train CONFIG.yaml section.key=value ...`."""
@@ -535,19 +577,13 @@ class Config(_Strict):
     optim: OptimConfig = Field(default_factory=OptimConfig, description="the optimizer and its schedule")
     ppo: PPOConfig = Field(default_factory=PPOConfig, description="the policy update")
     train: TrainConfig = Field(default_factory=TrainConfig, description="the run")
-    lora: LoRAConfig | None = Field(
-        None, description="LoRA adapters (peft) instead of full fine-tuning: lora.r=16 turns it on (null: off)"
-    )
+    lora: LoRASection = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         if self.ppo.micro_batch_size > self.ppo.minibatch_size:
             raise ValueError("ppo.micro_batch_size must be <= ppo.minibatch_size")
-        if self.train.autocast != "none" and self.train.dtype != "float32":
-            raise ValueError(
-                f"train.autocast={self.train.autocast} keeps float32 master weights: it needs train.dtype=float32 "
-                f"(got {self.train.dtype}); use one of them"
-            )
+        check_autocast(self.train.autocast, self.train.dtype)
         if self.train.parallel == "fsdp2" and self.lora is not None:
             raise ValueError(
                 "train.parallel=fsdp2 does not shard LoRA adapters (they are small): use train.parallel=ddp with lora"
@@ -607,8 +643,8 @@ class ConfigError(UsageError):
     """A config file, key or value the user gave is wrong (the CLI exits 2 with the message)."""
 
 
-def _section_fields(path: tuple[Any, ...]) -> list[str]:
-    model: Any = Config
+def _section_fields(path: tuple[Any, ...], root: type[BaseModel]) -> list[str]:
+    model: Any = root
     for p in path:
         f = model.model_fields.get(str(p)) if hasattr(model, "model_fields") else None
         if f is None or not (isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)):
@@ -617,19 +653,24 @@ def _section_fields(path: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _explain(exc: ValidationError) -> str:
+def _explain(exc: ValidationError, root: type[BaseModel] | None = None, flags: dict[str, str] | None = None) -> str:
+    """One line per problem, each naming its key, and the flag that set it where `flags` has one (`'optim.lr'
+    (--lr)`); `root`: the config model (default `Config`), whose sections list the valid keys."""
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
         key = ".".join(f"{p:.60}" if isinstance(p, str) else str(p) for p in loc)  # keys are user text too
+        shown = f"'{key}'" + (f" ({flags[key]})" if flags and key in flags else "")
         if err["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{key}'; valid keys here: {', '.join(_section_fields(loc[:-1]))}")
+            lines.append(
+                f"unknown key {shown}; valid keys here: {', '.join(_section_fields(loc[:-1], root or Config))}"
+            )
         elif not loc:  # a check across sections (Config._consistent): its message names the keys
             lines.append(plain_message(err))
         elif err["type"] == "value_error":  # our validators' messages say what was given, as far as it matters
-            lines.append(f"'{key}': {plain_message(err)}")
+            lines.append(f"{shown}: {plain_message(err)}")
         else:  # the value cut before its repr is built: never the whole of a huge (or alias-bombed) value
-            lines.append(f"'{key}': {plain_message(err)} (got {short_repr(err.get('input'), 60)})")
+            lines.append(f"{shown}: {plain_message(err)} (got {short_repr(err.get('input'), 60)})")
     head = "invalid config:" if len(lines) == 1 else f"invalid config ({len(lines)} problems):"
     return head + "\n  " + "\n  ".join(lines)
 
@@ -761,12 +802,27 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    return validate_config(Config, read_config_data(path, overrides))
+
+
+def read_config_data(
+    path: str | Path | None, overrides: list[str] | None, between: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The YAML file's mapping (empty without one), then `between` (SFT's flags, as nested keys), then the
+    `a.b=v` overrides, each merged over the one before."""
     data = _read_config_file(Path(path)) if path is not None else {}
-    data = _merge(data, parse_overrides(overrides or []))
+    return _merge(_merge(data, between or {}), parse_overrides(overrides or []))
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_config(model: type[M], data: dict[str, Any], flags: dict[str, str] | None = None) -> M:
+    """`model` validated once from `data`; a ConfigError naming every bad key (and its flag, in `flags`)."""
     try:
-        return Config.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
+        raise ConfigError(_explain(exc, model, flags)) from None
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -807,5 +863,5 @@ def _read_config_file(p: Path) -> dict[str, Any]:
     return loaded or {}
 
 
-def dump_config(cfg: Config) -> str:
+def dump_config(cfg: BaseModel) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

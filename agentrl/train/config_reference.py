@@ -33,7 +33,7 @@ COMMAND = "python -m agentrl.train.config_reference"
 
 HEADER = f"""# Config reference
 
-<!-- Generated from the pydantic models in agentrl/train/config.py by `{COMMAND}`: do not edit by hand.
+<!-- Generated from the pydantic models in agentrl/train/config.py and sft_config.py by `{COMMAND}`: do not edit by hand.
      tests/test_config_reference.py fails when this file is stale. -->
 
 A training run is a YAML file plus `section.key=value` overrides
@@ -233,8 +233,9 @@ def _md(text: str) -> str:
     return "`".join(pieces).replace("|", "\\|")
 
 
-def anchor(path: str) -> str:
-    return path.replace(".", "").lower()  # GitHub's heading ids drop the dots
+def anchor(path: str, tag: str = "") -> str:
+    """GitHub's id of the heading of section `path` (its dots dropped); `tag`: the words before it (`SFT`)."""
+    return (f"{tag} " if tag else "").lower().replace(" ", "-") + path.replace(".", "").lower()
 
 
 def _doc(model: type[BaseModel]) -> str:
@@ -242,14 +243,14 @@ def _doc(model: type[BaseModel]) -> str:
     return _one_line(inspect.cleandoc(doc)) if doc else ""
 
 
-def table(model: type[BaseModel], prefix: str, extra_allowed: dict[str, str] | None = None) -> list[str]:
+def table(model: type[BaseModel], prefix: str, extra_allowed: dict[str, str] | None = None, tag: str = "") -> list[str]:
     rows = ["| key | type | default | allowed | description |", "|---|---|---|---|---|"]
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"
         sub = section_model(field.annotation)
         desc = _md(description(model, name))
         if sub is not None:
-            desc = f"{desc} (section [`{path}`](#{anchor(path)}))".lstrip()
+            desc = f"{desc} (section [`{path}`](#{anchor(path, tag)}))".lstrip()
         allow = (extra_allowed or {}).get(name) or allowed(field)
         rows.append(f"| `{path}` | {type_name(field.annotation)} | {default(field)} | {allow} | {desc} |")
     return rows
@@ -301,9 +302,10 @@ def estimator_params() -> list[str]:
 
 
 def render() -> str:
-    """The whole of docs/CONFIG.md."""
+    """The whole of docs/CONFIG.md: `agentrl train`'s config, then `agentrl sft`'s."""
     from agentrl.algo.advantages import REGISTRY
     from agentrl.train.config import Config
+    from agentrl.train.sft_config import SFTConfig
 
     names = {"name": ", ".join(f"`{n}`" for n in REGISTRY)}
     out = [HEADER, "## Top level", ""]
@@ -312,18 +314,38 @@ def render() -> str:
     out += table(Config, "")
     out.append("")
     for path, model, optional in _sections(Config, ""):
-        level = "#" * (path.count(".") + 2)
-        out += [f"{level} `{path}`", ""]
-        intro = _doc(model)
-        if optional:
-            intro = f"{intro} Optional: `null` (the default) leaves it off.".strip()
-        if intro:
-            out += [_md(intro), ""]
-        out += table(model, f"{path}.", names if path == "algorithm" else None)
-        out.append("")
+        out += _section(path, model, optional, names if path == "algorithm" else None)
         if path == "algorithm":
             out += estimator_params()
+    out += [SFT_HEADER, "### SFT top level", ""]
+    out += [_md(_doc(SFTConfig)), "", *table(SFTConfig, "", tag="SFT"), ""]
+    for path, model, optional in _sections(SFTConfig, ""):
+        out += _section(path, model, optional, None, tag="SFT")
     return "\n".join(out).rstrip() + "\n"
+
+
+SFT_HEADER = """## SFT (`agentrl sft`)
+
+`agentrl sft [CONFIG.yaml] [section.key=value ...] [--flags]` takes the same kind of file and overrides
+(`agentrl.train.sft_config.load_sft_config`); its flags are shorthands for keys (`--lr` is `optim.lr`, `--out`
+`train.run_dir`, `--from` `data.source`: `sft_config.FLAGS`), applied over the file, with the overrides over both.
+`optim` and `lora` are the RL sections (`optim` with SFT's defaults), and the `train` keys the two share mean the
+same; a run directory's `config.yaml` holds this config.
+"""
+
+
+def _section(
+    path: str, model: type[BaseModel], optional: bool, extra_allowed: dict[str, str] | None, tag: str = ""
+) -> list[str]:
+    """A section's heading, its docstring and its table."""
+    level = "#" * (path.count(".") + (3 if tag else 2))
+    out = [f"{level} {tag + ' ' if tag else ''}`{path}`", ""]
+    intro = _doc(model)
+    if optional:
+        intro = f"{intro} Optional: `null` (the default) leaves it off.".strip()
+    if intro:
+        out += [_md(intro), ""]
+    return [*out, *table(model, f"{path}.", extra_allowed, tag), ""]
 
 
 def main(argv: list[str] | None = None) -> int:

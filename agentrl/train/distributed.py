@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from agentrl.inference.devices import pick_device
 from agentrl.train.config import ConfigError
 
 T = TypeVar("T")
@@ -122,20 +123,9 @@ def _collective(what: str, fn: Callable[[], T]) -> T:
 
 
 def train_device(choice: str) -> torch.device:
-    """`train.device`: auto is this process's GPU (cuda:LOCAL_RANK under torchrun) where CUDA exists, else the CPU."""
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"train.device={choice} but torch sees no CUDA GPU here; use train.device=cpu or auto")
-        if choice == "cuda":
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
-        if int(choice.split(":")[1]) >= torch.cuda.device_count():
-            raise RuntimeError(
-                f"train.device={choice} but torch sees {torch.cuda.device_count()} CUDA GPU(s) (cuda:0 .. "
-                f"cuda:{torch.cuda.device_count() - 1})"
-            )
-    return torch.device(choice)
+    """`train.device` (`inference.devices.pick_device`): auto is this process's GPU (cuda:LOCAL_RANK under torchrun)
+    where CUDA exists, else the CPU."""
+    return pick_device(choice, "train.device")
 
 
 def _device() -> torch.device:

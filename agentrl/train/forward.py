@@ -8,6 +8,7 @@ this module, which imports neither.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +135,12 @@ def device_of(model: Any) -> torch.device:
         return next(iter(model.parameters())).device
     except (AttributeError, StopIteration, TypeError):
         return next(iter(model.get_decoder().parameters())).device
+
+
+def bf16_autocast(device: torch.device, enabled: bool) -> AbstractContextManager[Any]:
+    """`train.autocast=bfloat16` (RL's update and SFT's step): the forward in bfloat16 on `device`'s type; the
+    weights, gradients and AdamW state stay float32, and the heads run in float32 (`ValueHead`, `head_logits`)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def on_model_device(

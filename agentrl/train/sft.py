@@ -16,6 +16,10 @@ once (`shared_prefix.shared_prefix_forward`). The output is a normal run directo
 `agentrl train model=RUN_DIR` and `agentrl eval --model RUN_DIR` load. Each file is written whole (a temp file
 renamed, checkpoints a temp directory renamed); a killed run resumes with `--resume`.
 
+The config is `sft_config.SFTConfig` (nested, YAML plus `a.b=v` overrides, the flags shorthands for its keys). Device,
+precision (`train.autocast`), LoRA, AdamW and its schedule, the run directory, checkpoints and resume are the
+training engine's (`train/engine.py`), as for `agentrl train`; this module holds the data and the loop.
+
 Transcript files are untrusted input, read bounded (`read_transcripts`): a bad line is skipped with its reason.
 """
 
@@ -27,66 +31,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentrl.core.bounded import MAX_JSON_DEPTH, MAX_LINE_BYTES
 from agentrl.core.chat_format import ChatFormatter
-from agentrl.train.config import FINITE, EvalTasks, plain_message
+from agentrl.train.sft_config import FLAGS, SFTConfig, load_sft_config, saved_sft_config
 
 ASSISTANT_ROLES = {"assistant", "doctor"}
 ENV_ROLES = {"user": "user", "patient": "user", "tool": "tool", "system": "system"}
-
-
-class SFTConfig(BaseModel):
-    """Everything a supervised run needs; validated once, saved as the run directory's config.yaml."""
-
-    model_config = ConfigDict(extra="forbid", **FINITE)  # NaN / inf: never a setting (--lr inf)
-
-    model: str = "smollm2-135m"
-    source: str  # scripted:NAME (with env) or a JSONL transcript file
-    env: str | None = None  # env id for scripted sources
-    env_kwargs: dict[str, Any] = Field(default_factory=dict)
-    split: str | None = None  # scripted sources: the env's split kwarg (None: the env's default)
-    episodes: int | None = Field(None, ge=1)  # scripted sources: tasks to demonstrate (None: every task of the split)
-    keep: Literal["success", "all"] = "success"  # scripted sources: keep only successful demonstrations
-    epochs: int = Field(2, ge=1)
-    lr: float = Field(5e-5, gt=0.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    warmup_steps: int = Field(0, ge=0)
-    schedule: Literal["constant", "linear", "cosine"] = "cosine"
-    grad_clip: float | None = Field(1.0, gt=0.0)
-    batch_size: int = Field(8, ge=1)  # demonstrations per optimizer step
-    micro_batch_size: int = Field(4, ge=1)  # demonstrations per forward/backward (gradient accumulation)
-    max_seq_len: int = Field(4096, ge=16)  # longer demonstrations are refused (cut ones would teach half turns)
-    shared_prefix: bool = True  # forward a micro-batch's common prefix once
-    bucket: bool = True  # length-bucketing: rows of similar length share a batch (less padding)
-    seed: int = 0
-    run_dir: str = "runs/sft"
-    checkpoint_every: int | None = Field(None, ge=1)  # optimizer steps (None: at the end of every epoch)
-    keep_checkpoints: int = Field(2, ge=1)
-    threads: int | None = Field(None, ge=1)
-    # held-out evaluation while training (needs `env`): greedy episodes on env_kwargs + eval_env_kwargs (e.g.
-    # {"split": "test"}) before the first step and every eval_every optimizer steps, logged as eval/* metrics
-    eval_every: int = Field(0, ge=0)
-    eval_tasks: EvalTasks = None
-    eval_env_kwargs: dict[str, Any] = Field(default_factory=dict)
-    eval_max_new_tokens: int = Field(64, ge=1)
-    # experiment trackers (train/trackers.py), as train.report_to: every metric, the config, the HTML report
-    report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> SFTConfig:
-        if self.micro_batch_size > self.batch_size:
-            raise ValueError(f"micro_batch_size ({self.micro_batch_size}) must be <= batch_size ({self.batch_size})")
-        if self.source.startswith("scripted:") and not self.env:
-            raise ValueError("a scripted:NAME source needs --env ID (the env whose scripted agent demonstrates)")
-        if self.eval_every and not self.env:
-            raise ValueError("held-out evaluation (eval_every) needs --env: the env whose tasks are evaluated")
-        return self
 
 
 @dataclass
@@ -367,15 +322,16 @@ def collate_demos(demos: list[Demo], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 
 def load_demos(cfg: SFTConfig, fmt: ChatFormatter) -> tuple[list[Demo], dict[str, float]]:
-    if cfg.source.startswith("scripted:"):
-        assert cfg.env is not None, "SFTConfig refuses a scripted source without env"
-        kwargs = dict(cfg.env_kwargs)
-        if cfg.split is not None:
-            kwargs["split"] = cfg.split
+    d = cfg.data
+    if d.source.startswith("scripted:"):
+        assert cfg.env.id is not None, "SFTConfig refuses a scripted source without env.id"
+        kwargs = dict(cfg.env.kwargs)
+        if d.split is not None:
+            kwargs["split"] = d.split
         return demos_from_scripted(
-            cfg.env, kwargs, cfg.source.split(":", 1)[1], fmt, episodes=cfg.episodes, seed=cfg.seed, keep=cfg.keep
+            cfg.env.id, kwargs, d.source.split(":", 1)[1], fmt, episodes=d.episodes, seed=cfg.train.seed, keep=d.keep
         )
-    return read_transcripts(cfg.source, fmt, max_tokens=cfg.max_seq_len)
+    return read_transcripts(d.source, fmt, max_tokens=d.max_seq_len)
 
 
 def run_sft(
@@ -390,81 +346,90 @@ def run_sft(
 ) -> Path:
     """Train `cfg.model` on the demonstrations; return the run directory (its latest checkpoint is the result).
 
+    The engine (`train/engine.py`) does what RL's trainer does alike: the model loaded as `train.dtype`,
+    `train.attn_implementation` and `lora` say, placed on `train.device`, AdamW and the schedule of `optim`, the
+    forward under `train.autocast`, checkpoints and resume. overwrite / resume: as `train.overwrite` /
+    `train.resume` (either turns it on). model / tokenizer: a model already loaded (used as given: no LoRA wrapping).
+
     report: a function of the run directory that writes the HTML report (the CLI passes
-    agentrl.report.write_report); it runs at the end, and the trackers of `cfg.report_to` get the report.
+    agentrl.report.write_report); it runs at the end, and the trackers of `train.report_to` get the report.
 
     The run directory is marked (`run_dir.start_run`) as a running sft run and as finished at the end, so a killed
-    run reads as unfinished. resume: continue the run in `cfg.run_dir` from its newest intact checkpoint (weights,
-    optimizer, scheduler, step, RNG states; the batches of the epochs already begun are replayed from the seed and
-    the steps done skipped), refusing a config other than the run's own (`_SFT_RESUME_MAY_CHANGE` aside) or other
-    demonstrations; a run killed before its first checkpoint starts over.
+    run reads as unfinished. resume: continue the run in `train.run_dir` from its newest intact checkpoint
+    (weights, optimizer, scheduler, step, RNG states; the batches of the epochs already begun are replayed from the
+    seed and the steps done skipped), refusing a config other than the run's own (`_SFT_RESUME_MAY_CHANGE` aside)
+    or other demonstrations; a run killed before its first checkpoint starts over.
     """
-    from agentrl.core.io import atomic_write_text
-    from agentrl.inference.models import load_model
-    from agentrl.train.checkpoint import save_checkpoint
-    from agentrl.train.lr_schedule import lr_factor
-    from agentrl.train.metrics import MetricsLogger
-    from agentrl.train.run_dir import check_run_dir, clear_run_dir, finish_run, start_run
+    from agentrl.train import distributed, engine
+    from agentrl.train.checkpoint import check_saveable, save_checkpoint
+    from agentrl.train.config import dump_config
+    from agentrl.train.metrics import MetricsLogger, NullLogger
+    from agentrl.train.run_dir import check_run_dir, finish_run
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    check_run_dir(
-        cfg.run_dir,
-        resume=resume,
-        overwrite=overwrite,
-        option="--out",
-        kind="sft",
-        resume_hint="--resume",
-        overwrite_hint="--overwrite",
-    )  # before loading
-    run_dir = Path(cfg.run_dir)
+    run = cfg.train
+    overwrite, resume = overwrite or run.overwrite, resume or run.resume
+    distributed.init_from_env(run.parallel, run.collective_timeout_s, run.device)  # no-op without torchrun
+    main = distributed.is_main()  # rank 0 alone writes the run directory
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    if main:
+        check_run_dir(
+            run.run_dir,
+            resume=resume,
+            overwrite=overwrite,
+            option="--out",
+            kind="sft",
+            resume_hint="--resume",
+            overwrite_hint="--overwrite",
+        )  # before loading
+    run_dir = Path(run.run_dir)
     if resume:
         _same_sft_run(run_dir, cfg)
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    engine.seed_everything(run.seed)
     if model is None:
-        model, tokenizer = load_model(cfg.model, seed=cfg.seed)
+        model, tokenizer = engine.load_trainable(cfg.model, run, cfg.lora)
+    device = distributed.train_device(run.device)
+    engine.place([model], device)
     fmt = ChatFormatter(tokenizer)
     t0 = time.perf_counter()
     demos, data_stats = load_demos(cfg, fmt)
-    too_long = [d for d in demos if len(d.input_ids) > cfg.max_seq_len]
+    too_long = [d for d in demos if len(d.input_ids) > cfg.data.max_seq_len]
     if too_long:
         raise ValueError(
-            f"{len(too_long)} of {len(demos)} demonstrations are longer than max_seq_len={cfg.max_seq_len} "
+            f"{len(too_long)} of {len(demos)} demonstrations are longer than max_seq_len={cfg.data.max_seq_len} "
             f"(longest {max(len(d.input_ids) for d in too_long)} tokens, e.g. {too_long[0].source}); raise it"
         )
     held_out = _held_out(cfg, model, tokenizer, fmt)
-    if overwrite:
-        clear_run_dir(run_dir)  # only now: bad input must not clear an existing run
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if main:  # only now: bad input must not clear an existing run
+        engine.prepare_run_dir(run_dir, "sft", dump_config(cfg), overwrite=overwrite, resume=resume)
+    distributed.barrier("waiting for rank 0 to prepare the run directory")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_of_turn_id(fmt)
-    rng = random.Random(cfg.seed)
+    rng = random.Random(run.seed)
     lengths = [len(d.input_ids) for d in demos]
-    steps_per_epoch = math.ceil(len(demos) / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, total, schedule=cfg.schedule, warmup_steps=cfg.warmup_steps)
-    )
-    logger = MetricsLogger(
-        run_dir, report_to=cfg.report_to, config={"sft": cfg.model_dump(mode="json")}, resume=resume, console=False
+    steps_per_epoch = math.ceil(len(demos) / cfg.sft.batch_size)
+    total = steps_per_epoch * cfg.sft.epochs
+    opt = engine.make_optimizer(engine.trainable(model), cfg.optim)
+    sched = engine.make_scheduler(opt, cfg.optim, total)
+    logger = (
+        MetricsLogger(
+            run_dir, report_to=run.report_to, config=cfg.model_dump(mode="json"), resume=resume, console=False
+        )
+        if main
+        else NullLogger()
     )
     logger.report = report
     digest = _data_digest(demos)
     done, tokens_seen = _resume_sft(run_dir, model, opt, sched, digest, logger) if resume else (0, 0)
-    start_run(run_dir, "sft")  # before anything is logged: the directory is recognisably a run, and unfinished
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"sft": cfg.model_dump(mode="json")}, sort_keys=False))
-    ckpt_every = cfg.checkpoint_every or steps_per_epoch
+    ckpt_every = run.checkpoint_every or steps_per_epoch
     summary = (
         f"sft: {len(demos)} demonstrations ({sum(lengths):,} tokens, {sum(d.assistant_tokens for d in demos):,} "
-        f"assistant) from {cfg.source}, {cfg.epochs} epochs x {steps_per_epoch} steps, data in {time.perf_counter() - t0:.1f}s"
-        + (f"; resumed after step {done}" if done else "")
+        f"assistant) from {cfg.data.source}, {cfg.sft.epochs} epochs x {steps_per_epoch} steps on {device}, data in "
+        f"{time.perf_counter() - t0:.1f}s" + (f"; resumed after step {done}" if done else "")
     )
-    print(summary, file=sys.stderr)
+    if main:
+        print(summary, file=sys.stderr)
     bar = None
-    if progress:
+    if progress and main:
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=min(done, total), desc="sft", unit="step", file=sys.stderr)
@@ -472,8 +437,8 @@ def run_sft(
         logger.log(0, _evaluate(held_out, model))
     model.train()
     step = 0
-    for epoch in range(cfg.epochs):
-        for batch in make_batches(lengths, cfg.batch_size, rng, cfg.bucket):  # every epoch's, so `rng` replays exactly
+    for epoch in range(cfg.sft.epochs):
+        for batch in make_batches(lengths, cfg.sft.batch_size, rng, cfg.data.bucket):  # every epoch's: `rng` replays
             if step < done:  # resumed: this step is in the checkpoint already
                 step += 1
                 continue
@@ -487,7 +452,7 @@ def run_sft(
             tokens_seen += sum(lengths[i] for i in batch)
             evals = (
                 _evaluate(held_out, model)
-                if held_out is not None and (step % cfg.eval_every == 0 or step == total)
+                if held_out is not None and (step % run.eval_every == 0 or step == total)
                 else {}
             )
             logger.log(
@@ -508,55 +473,69 @@ def run_sft(
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum:.3f}", epoch=epoch + 1)
             if step % ckpt_every == 0 or step == total:
-                save_checkpoint(
-                    run_dir,
-                    step,
-                    model=model,
-                    tokenizer=tokenizer,
-                    keep=cfg.keep_checkpoints,
-                    trainer_state={
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "kind": "sft",
-                        "tokens_seen": tokens_seen,
-                        "data_digest": digest,
-                    },
-                )
+                check_saveable(model, {}, step)  # every rank: equal weights, so all stop together on NaN
+                if main:
+                    save_checkpoint(
+                        run_dir,
+                        step,
+                        model=model,
+                        tokenizer=tokenizer,
+                        keep=run.keep_checkpoints,
+                        trainer_state={
+                            "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(),
+                            "kind": "sft",
+                            "tokens_seen": tokens_seen,
+                            "data_digest": digest,
+                        },
+                        checked=True,
+                    )
     if bar is not None:
         bar.close()
     logger.close()
-    finish_run(run_dir, step=step)  # only now: a run killed before this reads as unfinished
+    if main:  # only now: a run killed before this reads as unfinished
+        finish_run(run_dir, step=step)
+    distributed.barrier("the end of the sft run")
     return run_dir
 
 
-# settings a resumed sft run may change: how long it runs and where checkpoints go, not what a step computes
-_SFT_RESUME_MAY_CHANGE = {"epochs", "threads", "checkpoint_every", "keep_checkpoints", "report_to"}
+# settings a resumed sft run may change: how long it runs, where and with how many threads, not what a step computes
+_SFT_RESUME_MAY_CHANGE = {
+    "sft.epochs",
+    "train.threads",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.report_to",
+    "train.resume",
+    "train.overwrite",
+    "train.run_dir",
+    "train.device",
+    "train.gradient_checkpointing",
+}
 
 
 def _same_sft_run(run_dir: Path, cfg: SFTConfig) -> None:
     """--resume: refuse settings other than the run's own (config.yaml), naming each difference."""
+    from agentrl.core.checkpoint import CheckpointError
+    from agentrl.train.engine import same_config
+
     path = run_dir / "config.yaml"
     if not path.is_file():
         return  # killed before its config was written (or a new directory): starts over
     try:
-        saved = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("sft")
-    except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as exc:
-        raise ValueError(f"--resume: {path} is unreadable ({exc}); start over with --overwrite") from None
-    if not isinstance(saved, dict):
-        raise ValueError(f"--resume: {path} holds no sft config; start over with --overwrite")
-    now = cfg.model_dump(mode="json")
-    diffs = [
-        f"{k}: {saved.get(k)!r} -> {now.get(k)!r}"
-        for k in sorted(saved.keys() | now.keys())
-        if k not in _SFT_RESUME_MAY_CHANGE and saved.get(k) != now.get(k)
-    ]
-    if diffs:
-        from agentrl.train.config import ConfigError
-
-        raise ConfigError(
-            f"--resume: the options differ from the ones saved in {path} ({'; '.join(diffs)}); "
-            "resume with the same options"
-        )
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"--resume: {path} is unreadable ({exc}); start over with --overwrite") from None
+    saved = saved_sft_config(saved) if isinstance(saved, dict) else None
+    if not isinstance(saved, dict) or not isinstance(saved.get("data"), dict):
+        raise CheckpointError(f"--resume: {path} holds no sft config; start over with --overwrite")
+    same_config(
+        saved,
+        cfg.model_dump(mode="json"),
+        _SFT_RESUME_MAY_CHANGE,
+        f"--resume: the options differ from the ones saved in {path}",
+        "resume with the same options",
+    )
 
 
 def _resume_sft(
@@ -564,23 +543,12 @@ def _resume_sft(
 ) -> tuple[int, int]:
     """Load the newest intact checkpoint into model, optimizer and scheduler, and the RNG states; return (steps
     done, tokens seen). No checkpoint yet: (0, 0), and what was logged is dropped (it is logged again)."""
-    from agentrl.core.checkpoint import CheckpointError, checkpoint_dirs, latest_checkpoint
-    from agentrl.train.checkpoint import (
-        clean_interrupted_writes,
-        load_model_weights,
-        load_trainer_state,
-        set_rng_state,
-    )
+    from agentrl.core.checkpoint import CheckpointError
+    from agentrl.train.checkpoint import load_trainer_state
+    from agentrl.train.engine import restore, resume_point
 
-    for tmp in clean_interrupted_writes(run_dir):
-        print(f"removed {tmp}: a checkpoint write that was interrupted", file=sys.stderr)
-    ckpt = latest_checkpoint(run_dir)
+    ckpt = resume_point(run_dir, "--overwrite")
     if ckpt is None:
-        if checkpoint_dirs(run_dir):
-            raise CheckpointError(
-                f"--resume: no intact checkpoint in {run_dir / 'checkpoints'} (see the warnings above); "
-                "start over with --overwrite"
-            )
         logger.truncate_after(-1)
         return 0, 0
     st = load_trainer_state(ckpt)
@@ -593,11 +561,7 @@ def _resume_sft(
             f"--resume: the demonstrations differ from the ones {run_dir} was trained on (did --from or "
             "the env change?); resume with the same data, or start over with --overwrite"
         )
-    load_model_weights(model, ckpt)
-    opt.load_state_dict(st["optimizer"])
-    sched.load_state_dict(st["scheduler"])
-    set_rng_state(st["rng"])
-    step = int(st["step"])
+    step = restore(ckpt, st, model, opt, sched)
     logger.truncate_after(step)
     return step, int(st.get("tokens_seen", 0))
 
@@ -619,47 +583,58 @@ def sft_step(
     model: Any, opt: torch.optim.Optimizer, batch: list[Demo], n_tok: int, cfg: SFTConfig, pad_id: int, *, where: str
 ) -> tuple[float, float]:
     """One optimizer step on `batch`: gradients accumulated over micro-batches (each loss divided by the batch's
-    `n_tok` assistant tokens), clipped, applied. Returns (loss, grad norm); a non-finite one raises, naming `where`."""
-    from agentrl.train.forward import forward
+    `n_tok` assistant tokens; the forward on the model's device, under `train.autocast`), clipped, applied. Under
+    torchrun each rank forwards its contiguous share of the batch (`distributed.my_share`) and the gradients and the
+    loss are summed over ranks, so every rank takes one process's step. Returns (loss, grad norm); a non-finite one
+    raises, naming `where`."""
+    from agentrl.train import distributed
+    from agentrl.train.forward import bf16_autocast, device_of, forward
     from agentrl.train.shared_prefix import shared_prefix_forward
 
-    fwd = shared_prefix_forward if cfg.shared_prefix else forward
+    fwd = shared_prefix_forward if cfg.sft.shared_prefix else forward
+    dev = device_of(model)
     opt.zero_grad(set_to_none=True)
     loss_sum = 0.0
-    for m0 in range(0, len(batch), cfg.micro_batch_size):
-        ids, attn, lm = collate_demos(batch[m0 : m0 + cfg.micro_batch_size], pad_id)
-        lp = fwd(model, None, ids, attn, 1.0, entropy=False, mask=lm).logprobs
-        loss = sft_loss(lp, lm, n_tok)
+    mine = [batch[i] for i in distributed.my_share(len(batch))]  # the whole batch in one process
+    for m0 in range(0, len(mine), cfg.sft.micro_batch_size):
+        ids, attn, lm = (t.to(dev) for t in collate_demos(mine[m0 : m0 + cfg.sft.micro_batch_size], pad_id))
+        with bf16_autocast(dev, cfg.train.autocast == "bfloat16"):
+            lp = fwd(model, None, ids, attn, 1.0, entropy=False, mask=lm).logprobs
+        loss = sft_loss(lp.float(), lm, n_tok)  # the loss in float32, also under autocast
         loss.backward()
         loss_sum += float(loss.detach())
-    gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf")))
+    if distributed.world() > 1:  # summed over ranks: n_tok is the whole batch's, so the sum is its mean
+        distributed.reduce_grads([p for p in model.parameters() if p.requires_grad], True)
+        loss_sum = float(distributed.all_reduce_sum(torch.tensor([loss_sum], dtype=torch.float64), "the sft loss"))
+    gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf")))
     if not math.isfinite(gnorm) or not math.isfinite(loss_sum):
         raise FloatingPointError(
-            f"{where}: non-finite loss or gradient (loss {loss_sum}, grad norm {gnorm}); lower --lr"
+            f"{where}: non-finite loss or gradient (loss {loss_sum}, grad norm {gnorm}); lower --lr (optim.lr)"
         )
     opt.step()
     return loss_sum, gnorm
 
 
 def _held_out(cfg: SFTConfig, model: Any, tokenizer: Any, fmt: ChatFormatter) -> Any:
-    if not cfg.eval_every:
+    run = cfg.train
+    if not run.eval_every:
         return None
     from agentrl.inference.hf import HFPolicy
     from agentrl.rollout.build import resolve_env
     from agentrl.train.held_out import HeldOutEval
 
-    assert cfg.env is not None, "SFTConfig refuses eval_every without env"
+    assert cfg.env.id is not None, "SFTConfig refuses train.eval_every without env.id"
     # held out = the test split when training on another split and eval_env_kwargs does not name one
-    split = {"split": "test"} if cfg.split not in (None, "test") else {}
-    kwargs = {**cfg.env_kwargs, **split, **cfg.eval_env_kwargs}
+    split = {"split": "test"} if cfg.data.split not in (None, "test") else {}
+    kwargs = {**cfg.env.kwargs, **split, **run.eval_env_kwargs}
     return HeldOutEval(
-        resolve_env(cfg.env, kwargs),
+        resolve_env(cfg.env.id, kwargs),
         HFPolicy(model, tokenizer),
         fmt,
-        tasks=cfg.eval_tasks,
-        max_new_tokens=cfg.eval_max_new_tokens,
-        max_seq_len=cfg.max_seq_len,
-        seed=cfg.seed,
+        tasks=run.eval_tasks,
+        max_new_tokens=run.eval_max_new_tokens,
+        max_seq_len=cfg.data.max_seq_len,
+        seed=run.seed,
     )
 
 
@@ -669,6 +644,10 @@ def _evaluate(held_out: Any, model: Any) -> dict[str, float]:
         out = held_out()
     finally:
         model.train()
+    from agentrl.train import distributed
+
+    if not distributed.is_main():
+        return out
     print(
         f"held-out success {out['eval/success_rate']:.3f}, reward {out['eval/reward']:.3f} "
         f"({out['eval/tasks']:.0f} tasks, {out['time/eval']:.0f}s)",
@@ -678,17 +657,8 @@ def _evaluate(held_out: Any, model: Any) -> dict[str, float]:
 
 
 def config_from_args(args: Any) -> SFTConfig:
-    """Build the validated config from `agentrl sft` flags; errors name the flag and what is allowed."""
-    fields = {k: getattr(args, k) for k in SFTConfig.model_fields if getattr(args, k, None) is not None}
-    fields["source"] = args.source
-    fields["run_dir"] = args.out
-    try:
-        return SFTConfig(**fields)
-    except ValidationError as exc:
-        msgs = [
-            f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {plain_message(e)}"
-            if e["loc"]
-            else plain_message(e)
-            for e in exc.errors()
-        ]
-        raise ValueError("invalid sft options:\n  " + "\n  ".join(msgs)) from None
+    """The validated config of `agentrl sft [CONFIG.yaml] [a.b=v ...] [--flags]`: the file, then the flags given
+    (shorthands for keys, `sft_config.FLAGS`), then the overrides; errors name the key and its flag."""
+    flags = {k: getattr(args, k, None) for k in FLAGS}
+    flags.update({k: True if getattr(args, k, False) else None for k in ("resume", "overwrite")})  # store_true
+    return load_sft_config(getattr(args, "config", None), getattr(args, "overrides", None), flags)

@@ -32,18 +32,17 @@ from agentrl.algo.advantages import (
     whiten,
 )
 from agentrl.core.chat_format import ChatFormatter
-from agentrl.core.checkpoint import CheckpointError, checkpoint_dirs, latest_checkpoint
+from agentrl.core.checkpoint import CheckpointError
 from agentrl.core.io import atomic_write_text
 from agentrl.core.outcomes import drop_unusable, outcome_metrics
 from agentrl.core.records import EpisodeRecord, write_records
 from agentrl.core.types import Episode, TrainBatch, allowed_tensor, collate
 from agentrl.inference import make_policy_backend
 from agentrl.inference.base import SamplingParams
-from agentrl.inference.models import enable_activation_checkpointing, load_model
 from agentrl.rollout.build import build_runner, resolve_env
 from agentrl.rollout.runner import EpisodeSpec
 from agentrl.sim.batching import SimulatorQueue
-from agentrl.train import distributed, fsdp
+from agentrl.train import distributed, engine, fsdp
 from agentrl.train.async_rollouts import Collected, RolloutPipeline
 from agentrl.train.branch_values import (
     BranchValues,
@@ -52,11 +51,8 @@ from agentrl.train.branch_values import (
 )
 from agentrl.train.checkpoint import (
     check_saveable,
-    clean_interrupted_writes,
-    load_model_weights,
     load_trainer_state,
     save_checkpoint,
-    set_rng_state,
 )
 from agentrl.train.config import Config, ConfigError, dump_config, load_config, offpolicy_mode
 from agentrl.train.dynamic_sampling import Refill, refill_specs, swap_groups, zero_spread_groups
@@ -65,15 +61,12 @@ from agentrl.train.held_out import HeldOutEval
 from agentrl.train.invariants import check_trained_equals_sampled, verify_weights
 from agentrl.train.lora import (
     ReferenceView,
-    apply_lora,
     merged_state_dict,
-    trainable_parameters,
 )
-from agentrl.train.lr_schedule import lr_factor
 from agentrl.train.metrics import MetricsLogger, NullLogger, frac_zero_spread
 from agentrl.train.offpolicy import correct_batch
 from agentrl.train.reward_shaping import KLShapedReturns, RandomReturns, raw_rewards
-from agentrl.train.run_dir import check_run_dir, clear_run_dir, finish_run, start_run
+from agentrl.train.run_dir import check_run_dir, finish_run
 from agentrl.train.task_draws import build_task_draws, group_scores
 from agentrl.train.update import SkipGuard, ppo_update
 
@@ -105,7 +98,7 @@ class Trainer:
             )  # before loading a model
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        self._seed_everything(cfg.train.seed)
+        engine.seed_everything(cfg.train.seed)
         self.simulator_queue = SimulatorQueue()  # this run's: the simulator joins it, the runners serve it
         # the env, once for the whole run (rollout/build.py): id, kwargs (train.eval_env_kwargs' names too) and values
         # checked, the simulator loaded, the task list read: all before the policy loads
@@ -119,25 +112,17 @@ class Trainer:
         self.eval_env = self.env.with_kwargs(cfg.train.eval_env_kwargs) if cfg.train.eval_every else None
         # which task each group runs (rollout.task_draw): an env without a task list fails here, before any model loads
         self.task_draws = build_task_draws(cfg.rollout, cfg.train.seed, self.env)
-        dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
-        self.model, self.tokenizer = load_model(
-            cfg.model, dtype=dtype, seed=cfg.train.seed, attn_implementation=cfg.train.attn_implementation
-        )
-        if cfg.train.gradient_checkpointing:  # recompute each layer's activations in backward (training mode only)
-            enable_activation_checkpointing(self.model)
-        if cfg.lora is not None:  # only the adapters train; the base stays as loaded
-            self.model = apply_lora(self.model, cfg.lora, base=cfg.model, seed=cfg.train.seed)
+        self.model, self.tokenizer = engine.load_trainable(cfg.model, cfg.train, cfg.lora)  # with lora: adapters
         self.value_head = ValueHead(self.model.config.hidden_size) if self.spec.needs_value_head else None
         self.device = distributed.train_device(cfg.train.device)
-        for module in (self.model, self.value_head):
-            if module is not None:
-                module.to(self.device)
-                distributed.broadcast_params(module)
+        engine.place((self.model, self.value_head), self.device)
         self.ref_model = self._reference() if cfg.ppo.kl_coef > 0 else None
         # fsdp2: the trainer's decoder layers sharded; sampling and checkpoints use a full copy synced each update
         self.rollout_model = self._shard() if cfg.train.parallel == "fsdp2" and distributed.world() > 1 else self.model
-        self.optimizer = self._optimizer()
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
+        self.optimizer = engine.make_optimizer(
+            engine.trainable(self.model) + (list(self.value_head.parameters()) if self.value_head else []), cfg.optim
+        )
+        self.scheduler = engine.make_scheduler(self.optimizer, cfg.optim, cfg.train.updates)  # one step per update
         # asynchronous rollouts sample while the trainer updates: the transformers backend gets a copy of its own
         self.sampler_model = (
             self._frozen_copy(self.rollout_model)
@@ -679,19 +664,6 @@ class Trainer:
             )
         return full
 
-    def _optimizer(self) -> torch.optim.Optimizer:
-        cfg = self.cfg
-        trainable = trainable_parameters(self.model) if cfg.lora is not None else list(self.model.parameters())
-        params = trainable + (list(self.value_head.parameters()) if self.value_head else [])
-        groups: Any = params
-        if self.sharded:  # sharded and replicated parameters apart: foreach kernels take one kind at a time
-            groups = [
-                {"params": g}
-                for g in ([p for p in params if fsdp.is_dtensor(p)], [p for p in params if not fsdp.is_dtensor(p)])
-                if g
-            ]
-        return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
-
     def save(self) -> Path:
         # every rank refuses non-finite weights before any writes (rank 0 alone would leave the others at a barrier)
         check_saveable(
@@ -749,13 +721,8 @@ class Trainer:
         return stage
 
     def _resume(self) -> None:
-        ckpt = latest_checkpoint(self.run_dir)  # the newest intact one
+        ckpt = engine.resume_point(self.run_dir, "train.overwrite=true")  # the newest intact one
         if ckpt is None:
-            if checkpoint_dirs(self.run_dir):
-                raise CheckpointError(
-                    f"resume: no intact checkpoint in {self.run_dir / 'checkpoints'} (see the warnings above); "
-                    "start over with train.overwrite=true"
-                )
             self._drop_logs_after(-1)  # killed before its first checkpoint: start from scratch
             return
         st = load_trainer_state(ckpt)
@@ -771,19 +738,17 @@ class Trainer:
                     f"resume: {ckpt / OPTIMIZER_SHARDS} lacks {', '.join(missing)} (fsdp2 optimizer "
                     "shards); was it written with train.parallel=fsdp2 on a filesystem every rank sees?"
                 )
-        load_model_weights(self.rollout_model, ckpt)
+        self.step = engine.restore(
+            ckpt, st, self.rollout_model, None if self.sharded else self.optimizer, self.scheduler
+        )
         if self.sharded:  # the full weights into this rank's shards, and this rank's optimizer shard
             fsdp.load_full_state_dict(self.model, self.rollout_model.state_dict())
             part = ckpt / OPTIMIZER_SHARDS / _shard_name(distributed.rank())
             fsdp.load_local_optimizer_state(self.optimizer, torch.load(part, map_location="cpu", weights_only=True))
-        else:
-            self.optimizer.load_state_dict(st["optimizer"])
-        self.scheduler.load_state_dict(st["scheduler"])
         if self.value_head is not None and st.get("value_head") is not None:
             self.value_head.load_state_dict(st["value_head"])
         self.rng.setstate(st["trainer_rng"])
         self.torch_gen.set_state(st["torch_gen"])
-        set_rng_state(st["rng"])
         if "runner" in st:
             self.runner.load_state_dict(st["runner"])
         if (
@@ -791,7 +756,6 @@ class Trainer:
         ):  # where the draws stood (strata counters, recent success): the next draws as uninterrupted
             self.task_draws.load_state_dict(st["task_draws"])
         self.tokens_cumulative = st.get("tokens_cumulative", 0)
-        self.step = int(st["step"])
         self._sync_weights()
         self._drop_logs_after(self.step)
 
@@ -806,19 +770,24 @@ class Trainer:
                 f.unlink()
 
     def _prepare_run_dir(self) -> None:
-        """Clear (overwrite: only what the kit wrote) or check (resume) the run directory `check_run_dir` accepted,
-        then mark it as a running train run (`run_dir.start_run`) before anything else is written."""
-        if self.cfg.train.overwrite:
-            clear_run_dir(self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        """Check (resume: the saved config is this one) the run directory `check_run_dir` accepted, clear it
+        (overwrite: only what the kit wrote), mark it as a running train run and write the config."""
         path = self.run_dir / "config.yaml"
-        if self.cfg.train.resume:
-            if path.exists():
-                _same_run(load_config(path), self.cfg, path)
-            for tmp in clean_interrupted_writes(self.run_dir):
-                print(f"removed {tmp}: a checkpoint write that was interrupted", file=sys.stderr)
-        start_run(self.run_dir, "train")
-        atomic_write_text(path, dump_config(self.cfg))
+        if self.cfg.train.resume and path.exists():
+            engine.same_config(
+                load_config(path).model_dump(mode="json"),
+                self.cfg.model_dump(mode="json"),
+                _RESUME_MAY_CHANGE,
+                f"resume: the config differs from the one saved in {path}",
+                "resume with the same config",
+            )
+        engine.prepare_run_dir(
+            self.run_dir,
+            "train",
+            dump_config(self.cfg),
+            overwrite=self.cfg.train.overwrite,
+            resume=self.cfg.train.resume,
+        )
 
     def _drop_failed(self, episodes: list[Episode], step: int) -> tuple[list[Episode], dict[str, float]]:
         """The episodes that enter the advantage groups, and the drop metrics. Episodes ended by infrastructure
@@ -892,16 +861,6 @@ class Trainer:
             p.requires_grad_(False)
         return ref
 
-    def _lr_lambda(self, step: int) -> float:
-        o = self.cfg.optim
-        return lr_factor(step, self.cfg.train.updates, schedule=o.schedule, warmup_steps=o.warmup_steps)
-
-    @staticmethod
-    def _seed_everything(seed: int) -> None:
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-
 
 OPTIMIZER_SHARDS = "optimizer_shards"  # fsdp2: a checkpoint's directory of rank_NNN.pt optimizer shards
 
@@ -949,27 +908,3 @@ def reduce_extra_metrics(metrics: dict[str, float]) -> dict[str, float]:
     )
     w = distributed.world()
     return {k: float(v) / (w if k == "kl/in_reward" else 1) for k, v in zip(keys, vals.tolist())}
-
-
-def _same_run(saved: Config, now: Config, path: Path) -> None:
-    """Refuse to resume with settings other than the run's own, naming each difference."""
-    a, b = _flat(saved.model_dump(mode="json")), _flat(now.model_dump(mode="json"))
-    for d in (a, b):  # one model directory reached through two paths (a symlink, a relative path) is one model
-        if isinstance(d.get("model"), str) and Path(d["model"]).exists():
-            d["model"] = str(Path(d["model"]).resolve())
-    diffs = [
-        f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
-        for k in sorted(a.keys() | b.keys())
-        if k not in _RESUME_MAY_CHANGE and a.get(k) != b.get(k)
-    ]
-    if diffs:
-        raise ConfigError(
-            f"resume: the config differs from the one saved in {path} ({'; '.join(diffs)}); resume with the same config"
-        )
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
-    return out

@@ -18,7 +18,7 @@ from agentrl.core.finite import NonFiniteError
 from agentrl.core.types import TrainBatch
 from agentrl.train import distributed, fsdp
 from agentrl.train.config import PPOConfig
-from agentrl.train.forward import ForwardOut, ValueHead, device_of, forward
+from agentrl.train.forward import ForwardOut, ValueHead, bf16_autocast, device_of, forward
 from agentrl.train.invariants import check_logprob_drift
 from agentrl.train.shared_prefix import shared_prefix_forward
 
@@ -216,7 +216,7 @@ def _greedy(
     was_training = model.training
     model.eval()
     mb = batch.select(rows).to(dev)
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+    with bf16_autocast(dev, autocast):
         out = (shared_prefix_forward if shared_prefix else forward)(
             model,
             None,
@@ -318,7 +318,7 @@ def _micro_loss(
     autocast: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """The micro-batch's loss, its stats, and its recomputed log-probs (detached)."""
-    with torch.autocast(mb.input_ids.device.type, dtype=torch.bfloat16, enabled=autocast):
+    with bf16_autocast(mb.input_ids.device, autocast):
         out = (shared_prefix_forward if shared_prefix else forward)(
             model,
             value_head,
