@@ -275,7 +275,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
     args.config, args.overrides = _config_and_overrides(args)
     with usage_errors():  # sft's checks of its flags, sources and demonstrations raise ValueError
         cfg = config_from_args(args)
-        _check_sft_inputs(cfg)
+        env = _check_sft_inputs(cfg)
         report = None
         if args.report or cfg.train.report_to:  # written at the end, before the trackers close: they get it too
             from agentrl.report import write_report
@@ -283,7 +283,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
             report = write_report
         try:
             with _os_errors(f"--out {cfg.train.run_dir}"):
-                run_dir = run_sft(cfg, report=report)
+                run_dir = run_sft(cfg, report=report, env=env)
             main_rank = distributed.is_main()
         finally:
             distributed.shutdown()
@@ -299,10 +299,11 @@ def cmd_sft(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_sft_inputs(cfg: Any) -> None:
+def _check_sft_inputs(cfg: Any) -> Any:
     """The transcript file, or the demonstrating env (id, kwargs, split), and the held-out kwargs: before the
-    model loads."""
-    from agentrl.core.registry import check_env_kwargs, make_env, scripted_factory
+    model loads. Returns the run's env resolved once (`sft.resolve_sft_env`; None without one)."""
+    from agentrl.core.registry import scripted_factory
+    from agentrl.train.sft import resolve_sft_env
     from agentrl.train.sft_data import check_source
     from agentrl.train.trackers import check_trackers
 
@@ -311,11 +312,11 @@ def _check_sft_inputs(cfg: Any) -> None:
         check_source(source)
     check_trackers(cfg.train.report_to, "--report-to")
     if env is None:
-        return
+        return None
     if source.startswith("scripted:"):  # an unknown name fails here, listing the env's scripted agents
         scripted_factory(env, source.split(":", 1)[1])
-    make_env(env, **_with_split(env, cfg.env.kwargs, cfg.data.split)).close()
-    check_env_kwargs(env, {**cfg.env.kwargs, **cfg.train.eval_env_kwargs})
+    _with_split(env, cfg.env.kwargs, cfg.data.split)  # a --split the env has none of: said in --split's words
+    return resolve_sft_env(cfg)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

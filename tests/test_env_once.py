@@ -166,3 +166,16 @@ def test_bad_ids_and_kwargs_still_fail_before_anything_is_built(inspections: Cou
     assert env.with_kwargs({}) is env and env.with_kwargs({"split": "test"}).task_ids == TASKS["test"]
     with pytest.raises(UsageError, match="takes no simulator"):
         resolve_env("agentrl/CreditChain-v0", {}, load_config(None, ["env.simulator.model=tiny-random"]).env.simulator)
+
+
+def test_sft_builds_its_env_once_through_the_cli(tmp_path: Path, inspections: Counter[str]) -> None:
+    """`agentrl sft` from a scripted source with a held-out evaluation: the CLI's check resolves the env, and the
+    run plays every demonstration on that probe (one train-split env) and evaluates on one test-split env per
+    held-out task, its probe the first; the constructor's signature is read for the --split check and the record."""
+    from agentrl.cli import main
+
+    args = ["sft", "--from", "scripted:ones", "--env", ENV_ID, "--split", "train", "--model", "tiny-random"]
+    args += ["--out", str(tmp_path / "sft"), "--epochs", "1", "train.eval_every=1", "train.eval_tasks=2"]
+    assert main(args) == 0
+    assert BUILT == {"train": 1, "test": 2}, BUILT  # before: a check env, the demonstrating env, the held-out probe
+    assert inspections["signature"] == 2

@@ -251,14 +251,18 @@ def demos_from_scripted(
     episodes: int | None,
     seed: int,
     keep: str = "success",
+    resolved: Any = None,
 ) -> tuple[list[Demo], dict[str, float]]:
     """Run an env's scripted agent on the env's tasks (or on `episodes` seeds when it has no task list) and
-    tokenize each episode as the rollout would. Returns the demos and counts (run, kept, mean reward)."""
+    tokenize each episode as the rollout would. Returns the demos and counts (run, kept, mean reward).
+    resolved: the run's `ResolvedEnv` of `env_id` with `env_kwargs` (its probe is the env played here; None: built
+    here from `env_id` and `env_kwargs`)."""
     from agentrl.core.registry import make_env, scripted_factory
     from agentrl.eval.evaluate import play_scripted
 
     make_agent = scripted_factory(env_id, agent)
-    env: Any = make_env(env_id, **env_kwargs).unwrapped  # an env with task_ids() (MultiTurnEnv's), like play_scripted's
+    built = resolved.make() if resolved is not None else make_env(env_id, **env_kwargs)
+    env: Any = built.unwrapped  # an env with task_ids() (MultiTurnEnv's), like play_scripted's
     ids = env.task_ids()
     tasks: list[tuple[int, str | None]] = (
         [(seed + i, t) for i, t in enumerate(ids[:episodes] if episodes else ids)]
@@ -321,15 +325,38 @@ def collate_demos(demos: list[Demo], pad_id: int) -> tuple[torch.Tensor, torch.T
     return ids, attn, lm
 
 
-def load_demos(cfg: SFTConfig, fmt: ChatFormatter) -> tuple[list[Demo], dict[str, float]]:
+def sft_env_kwargs(cfg: SFTConfig) -> dict[str, Any]:
+    """The kwargs of the env that demonstrates: `env.kwargs` plus `data.split` (when set)."""
+    kwargs = dict(cfg.env.kwargs)
+    if cfg.data.split is not None:
+        kwargs["split"] = cfg.data.split
+    return kwargs
+
+
+def resolve_sft_env(cfg: SFTConfig) -> Any:
+    """The run's env, resolved once (`rollout.build.resolve_env`: id, kwargs' names with `train.eval_env_kwargs`'
+    too, values) before any model loads; its probe plays the first demonstrations. None without `env.id`."""
+    if cfg.env.id is None:
+        return None
+    from agentrl.rollout.build import resolve_env
+
+    return resolve_env(cfg.env.id, sft_env_kwargs(cfg), check_also=cfg.train.eval_env_kwargs)
+
+
+def load_demos(cfg: SFTConfig, fmt: ChatFormatter, env: Any = None) -> tuple[list[Demo], dict[str, float]]:
+    """The demonstrations `data.source` names. env: the run's resolved env (`resolve_sft_env`; None: built here)."""
     d = cfg.data
     if d.source.startswith("scripted:"):
         assert cfg.env.id is not None, "SFTConfig refuses a scripted source without env.id"
-        kwargs = dict(cfg.env.kwargs)
-        if d.split is not None:
-            kwargs["split"] = d.split
         return demos_from_scripted(
-            cfg.env.id, kwargs, d.source.split(":", 1)[1], fmt, episodes=d.episodes, seed=cfg.train.seed, keep=d.keep
+            cfg.env.id,
+            sft_env_kwargs(cfg),
+            d.source.split(":", 1)[1],
+            fmt,
+            episodes=d.episodes,
+            seed=cfg.train.seed,
+            keep=d.keep,
+            resolved=env,
         )
     return read_transcripts(d.source, fmt, max_tokens=d.max_seq_len)
 
@@ -343,6 +370,7 @@ def run_sft(
     model: Any = None,
     tokenizer: Any = None,
     report: Any = None,
+    env: Any = None,
 ) -> Path:
     """Train `cfg.model` on the demonstrations; return the run directory (its latest checkpoint is the result).
 
@@ -350,6 +378,9 @@ def run_sft(
     `train.attn_implementation` and `lora` say, placed on `train.device`, AdamW and the schedule of `optim`, the
     forward under `train.autocast`, checkpoints and resume. overwrite / resume: as `train.overwrite` /
     `train.resume` (either turns it on). model / tokenizer: a model already loaded (used as given: no LoRA wrapping).
+
+    env: the run's env resolved once (`resolve_sft_env`, which the CLI calls to check its input before this); None:
+    resolved here, before the model loads. The demonstrations and the held-out evaluation are built from it.
 
     report: a function of the run directory that writes the HTML report (the CLI passes
     agentrl.report.write_report); it runs at the end, and the trackers of `train.report_to` get the report.
@@ -385,6 +416,8 @@ def run_sft(
     run_dir = Path(run.run_dir)
     if resume:
         _same_sft_run(run_dir, cfg)
+    if env is None:
+        env = resolve_sft_env(cfg)  # before the model loads: a bad env id or kwarg costs nothing
     engine.seed_everything(run.seed)
     if model is None:
         model, tokenizer = engine.load_trainable(cfg.model, run, cfg.lora)
@@ -392,14 +425,14 @@ def run_sft(
     engine.place([model], device)
     fmt = ChatFormatter(tokenizer)
     t0 = time.perf_counter()
-    demos, data_stats = load_demos(cfg, fmt)
+    demos, data_stats = load_demos(cfg, fmt, env)
     too_long = [d for d in demos if len(d.input_ids) > cfg.data.max_seq_len]
     if too_long:
         raise ValueError(
             f"{len(too_long)} of {len(demos)} demonstrations are longer than max_seq_len={cfg.data.max_seq_len} "
             f"(longest {max(len(d.input_ids) for d in too_long)} tokens, e.g. {too_long[0].source}); raise it"
         )
-    held_out = _held_out(cfg, model, tokenizer, fmt)
+    held_out = _held_out(cfg, model, tokenizer, fmt, env)
     if main:  # only now: bad input must not clear an existing run
         engine.prepare_run_dir(run_dir, "sft", dump_config(cfg), overwrite=overwrite, resume=resume)
     distributed.barrier("waiting for rank 0 to prepare the run directory")
@@ -615,20 +648,19 @@ def sft_step(
     return loss_sum, gnorm
 
 
-def _held_out(cfg: SFTConfig, model: Any, tokenizer: Any, fmt: ChatFormatter) -> Any:
+def _held_out(cfg: SFTConfig, model: Any, tokenizer: Any, fmt: ChatFormatter, env: Any) -> Any:
+    """The held-out evaluation (None without `train.eval_every`), its env the run's with the held-out kwargs."""
     run = cfg.train
     if not run.eval_every:
         return None
     from agentrl.inference.hf import HFPolicy
-    from agentrl.rollout.build import resolve_env
     from agentrl.train.held_out import HeldOutEval
 
-    assert cfg.env.id is not None, "SFTConfig refuses train.eval_every without env.id"
+    assert env is not None, "SFTConfig refuses train.eval_every without env.id"
     # held out = the test split when training on another split and eval_env_kwargs does not name one
     split = {"split": "test"} if cfg.data.split not in (None, "test") else {}
-    kwargs = {**cfg.env.kwargs, **split, **run.eval_env_kwargs}
     return HeldOutEval(
-        resolve_env(cfg.env.id, kwargs),
+        env.with_kwargs({**split, **run.eval_env_kwargs}),
         HFPolicy(model, tokenizer),
         fmt,
         tasks=run.eval_tasks,
