@@ -15,6 +15,7 @@ from agentrl.core.chat_format import ChatFormatter
 from agentrl.core.checkpoint import MANIFEST, write_manifest
 from agentrl.core.registry import load_env_plugins
 from agentrl.core.types import Episode
+from agentrl.eval.evaluate import collect_outcomes
 from agentrl.inference.base import SamplingParams
 from agentrl.inference.hf import HFPolicy
 from agentrl.rollout.runner import EpisodeSpec, RolloutRunner, key_uid
@@ -28,6 +29,10 @@ load_env_plugins()
 
 def _tokens(ep: Episode) -> tuple[int, ...]:
     return tuple(ep.input_ids)
+
+
+def _by_uid(eps: list[Episode]) -> dict[int, tuple[int, ...]]:
+    return {ep.uid: _tokens(ep) for ep in eps}
 
 
 def _runner(tiny: Any, *, snapshot_turns: bool = False) -> RolloutRunner:
@@ -57,11 +62,31 @@ def test_a_key_samples_the_same_tokens_in_any_call(tiny: Any) -> None:
 def test_a_continuation_samples_the_same_whatever_else_branches(tiny: Any) -> None:
     r = _runner(tiny, snapshot_turns=True)
     a, b = r.collect([EpisodeSpec(seed=0, key=("a",)), EpisodeSpec(seed=1, key=("b",))])
-    both = r.branch_many([(a, a.turns[1].start, [1.0, 1.0]), (b, b.turns[0].start, [1.0])])
-    alone = r.branch_many([(a, a.turns[1].start, [1.0, 1.0])])
-    assert [_tokens(c) for c in both if c.parent_uid == a.uid] == [_tokens(c) for c in alone]
-    assert [c.uid for c in alone] == [key_uid(("branch", a.uid, a.turns[1].start, j)) for j in range(2)]
-    assert len({c.uid for c in both}) == 3
+    both = _by_uid(r.branch_many([(a, a.turns[1].start, [1.0, 1.0]), (b, b.turns[0].start, [1.0])]))
+    alone = _by_uid(r.branch_many([(a, a.turns[1].start, [1.0, 1.0])]))
+    assert set(alone) == {key_uid(("branch", a.uid, a.turns[1].start, j)) for j in range(2)}
+    assert len(both) == 3 and all(both[u] == t for u, t in alone.items())
+
+
+def test_evaluation_trials_are_keyed_by_task_and_trial(tiny: Any) -> None:
+    """`collect_outcomes` (held-out and `agentrl eval`): a task's trials sample the same in a rank's share of the
+    task list as in the whole list, and each trial its own tokens."""
+    r = _runner(tiny)
+    runs: list[dict[int, tuple[int, ...]]] = []
+    collect = r.collect
+
+    def spy(specs: list[EpisodeSpec]) -> list[Episode]:
+        eps = collect(specs)
+        runs.append(_by_uid(eps))
+        return eps
+
+    r.collect = spy  # type: ignore[method-assign]
+    tasks: list[tuple[int, str | None]] = [(1000 + i, None) for i in range(4)]
+    collect_outcomes(r, tasks, trials=2)
+    collect_outcomes(r, tasks[2:], trials=2)
+    whole, share = runs
+    assert len(whole) == 8 and len(share) == 4 and all(whole[u] == t for u, t in share.items())
+    assert len(set(whole.values())) > 4, "trials of one task sample apart"
 
 
 def test_random_branch_points_are_the_episodes_own(tiny: Any) -> None:
@@ -93,10 +118,6 @@ def _trainer(tmp_path: Path, name: str, *extra: str) -> Trainer:
     return Trainer(load_config(None, [*TINY, *extra, f"train.run_dir={tmp_path / name}"]), console=False)
 
 
-def _by_uid(eps: list[Episode]) -> dict[int, tuple[int, ...]]:
-    return {ep.uid: _tokens(ep) for ep in eps}
-
-
 def test_a_group_samples_the_same_whatever_the_other_groups(tmp_path: Path) -> None:
     """Group 1's episodes, and their TRePO continuations, are token for token the same with 2 groups or 3, and with
     the same config twice; group 2 (there only with 3 groups) adds episodes without moving any."""
@@ -116,15 +137,15 @@ def test_a_group_samples_the_same_whatever_the_other_groups(tmp_path: Path) -> N
     assert _by_uid(two.collected) == _by_uid(again.collected) and _by_uid(conts["two"]) == _by_uid(conts["again"])
     g1 = {ep.uid for ep in two.collected if ep.group_id == 1}
     assert len(g1) == 2
-    t3 = _by_uid(three.collected)
-    assert {u: t3[u] for u in g1} == {u: t for u, t in _by_uid(two.collected).items() if u in g1}
-    c2 = {u: t for u, t in _by_uid(conts["two"]).items()}
+    eps3 = _by_uid(three.collected)
+    assert {u: eps3[u] for u in g1} == {u: t for u, t in _by_uid(two.collected).items() if u in g1}
+    c2 = _by_uid(conts["two"])
     c3 = _by_uid(conts["three"])
     # which points branch depends on the batch (a prefix other episodes share needs fewer continuations); a
     # continuation sampled in both batches is the same
     common = [c.uid for c in conts["two"] if c.parent_uid in g1 and c.uid in c3]
     assert common and all(c3[u] == c2[u] for u in common)
-    assert len(three.collected) == 6 and len(set(t3)) == 6
+    assert len(three.collected) == 6 and len(set(eps3)) == 6
 
 
 def _seeds_spy(t: Trainer) -> list[int]:
