@@ -145,7 +145,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     finally:
         policy.close()  # a vLLM engine's worker processes
     records = [
-        EpisodeRecord.from_episode(ep, env=args.env, model=args.model) for ep in sorted(eps, key=lambda e: e.uid)
+        EpisodeRecord.from_episode(ep, env=args.env, model=args.model)
+        for ep in sorted(eps, key=lambda e: e.group_id)  # episode i is group i: the order asked for (uids are hashes)
     ]
     atomic_write_text(args.out, write_records(records))
     mean = sum(e.reward for e in eps) / len(eps)

@@ -73,7 +73,7 @@ def test_every_episode_sharing_the_prefix_is_a_sample() -> None:
 
 def test_continuations_only_where_fewer_than_m_share() -> None:
     runner = _Runner([0.5, 1.0])
-    bv = estimate_branch_values(runner, W, spec="turns", m=2, t_min=None, t_max=1.0, rng=random.Random(0))
+    bv = estimate_branch_values(runner, W, spec="turns", m=2, t_min=None, t_max=1.0, point_seed=0)
     # M = 2: the first turn (3 others) and W0..W2's second turn (2 others) are free; only W3's second turn branches
     assert runner.requests == [(3, 7, 2)] and bv.continuations == 2
     assert bv.values[0] == pytest.approx([2 / 4, 2 / 3])  # (1 + 0 + 1 + 0) / 4, then (1 + 0 + 1) / 3: every sharer
@@ -83,7 +83,7 @@ def test_continuations_only_where_fewer_than_m_share() -> None:
     assert bv.baselines[3] == pytest.approx([2 / 3, 0.75])
     # M = 3: now W0..W2's second turn (2 others < 3) branches too, and its value still counts both sharers
     runner = _Runner([0.0] * 12)
-    bv = estimate_branch_values(runner, W, spec="turns", m=3, t_min=None, t_max=1.0, rng=random.Random(0))
+    bv = estimate_branch_values(runner, W, spec="turns", m=3, t_min=None, t_max=1.0, point_seed=0)
     assert runner.requests == [(0, 7, 3), (1, 7, 3), (2, 7, 3), (3, 7, 3)]
     assert bv.values[0][1] == pytest.approx((1.0 + 0.0 + 1.0 + 0.0 * 3) / 6)
 
@@ -120,13 +120,13 @@ def test_divergence_branches_once_per_episode_after_it_parts() -> None:
     w = [_ep(0, [[3], [4], [5]], 1.0), _ep(1, [[3], [4], [6]], 0.0), _ep(2, [[8], [4], [5]], 1.0)]
     assert w[0].turn_starts == [2, 5, 8]
     runner = _Runner([0.0] * 6)
-    bv = estimate_branch_values(runner, w, spec="divergence", m=1, t_min=None, t_max=1.0, rng=random.Random(0))
+    bv = estimate_branch_values(runner, w, spec="divergence", m=1, t_min=None, t_max=1.0, point_seed=0)
     # W0, W1 share up to 8 (one sharer each, >= M = 1: free); W2 is alone at 5: its one point with a continuation,
     # and its later turn start (8) is not a point
     assert bv.positions == [[2, 5, 8], [2, 5, 8], [2, 5]]
     assert runner.requests == [(2, 5, 1)]
     runner = _Runner([0.0] * 6)
-    bv = estimate_branch_values(runner, w, spec="turns", m=1, t_min=None, t_max=1.0, rng=random.Random(0))
+    bv = estimate_branch_values(runner, w, spec="turns", m=1, t_min=None, t_max=1.0, point_seed=0)
     assert runner.requests == [(2, 5, 1), (2, 8, 1)], "turns: every later turn of W2 branches"
 
 

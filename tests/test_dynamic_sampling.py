@@ -43,6 +43,7 @@ def test_refill_specs_are_fresh_tasks() -> None:
     a = refill_specs(seed=0, step=3, round_=0, n_groups=2, group_size=2, first_id=4)
     b = refill_specs(seed=0, step=3, round_=1, n_groups=2, group_size=2, first_id=6)
     assert [s.group_id for s in a] == [4, 4, 5, 5] and a[0].seed == a[1].seed != a[2].seed
+    assert [s.key for s in a[:3]] == [("refill", 3, 0, 0, 0), ("refill", 3, 0, 0, 1), ("refill", 3, 0, 1, 0)]
     assert not {s.seed for s in a} & {s.seed for s in b}
 
 
@@ -76,9 +77,15 @@ def test_the_trainer_refills_zero_spread_groups(tmp_path: Path) -> None:
     t = Trainer(
         load_config(None, [*BASE, "rollout.refill_rounds=3", f"train.run_dir={tmp_path / 'run'}"]), console=False
     )
-    seen = []
+    seen, keys = [], []
     collect = t.runner.collect
-    t.runner.collect = lambda specs: seen.append(len(specs)) or collect(specs)  # type: ignore[method-assign]
+
+    def spy(specs: list[EpisodeSpec]) -> list[Episode]:
+        seen.append(len(specs))
+        keys.extend(s.key for s in specs)
+        return collect(specs)
+
+    t.runner.collect = spy  # type: ignore[method-assign]
     m = t.train_step()
     first = m["groups/frac_reward_zero_std"] * 4
     assert seen[0] == 8 and len(seen) - 1 == m["groups/refill_rounds"]
@@ -87,8 +94,8 @@ def test_the_trainer_refills_zero_spread_groups(tmp_path: Path) -> None:
     assert m["groups/zero_std_after_refill"] <= first, "refilling never adds zero-spread groups"
     assert m["groups/refilled"] == first - m["groups/zero_std_after_refill"]
     assert "reward/first_draw_mean" in m
-    # the runner's uid counter moved past every refill episode: the next update samples fresh seeds
-    assert t.runner.state_dict()["uid"] == sum(seen)
+    # every refill episode is keyed by its step, round and place: seeds of its own, apart from the first draw's
+    assert len(set(keys)) == len(keys) == sum(seen) and sum(k[0] == "refill" for k in keys) == sum(seen) - 8
 
 
 def test_refill_needs_groups_of_two() -> None:

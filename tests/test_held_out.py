@@ -36,13 +36,31 @@ def _train(run: Path, *overrides: str) -> tuple[Trainer, list[dict]]:
     return trainer, _rows(run)
 
 
+def _first_batch(run: Path, *overrides: str) -> tuple[Trainer, list[list[int]]]:
+    """Train, and return the trainer and the tokens of the first batch it collected."""
+    trainer = Trainer(load_config(None, BASE + [*overrides, f"train.run_dir={run}"]), console=False)
+    batches: list[list[list[int]]] = []
+    collect = trainer.runner.collect
+
+    def spy(specs: list) -> list:
+        eps = collect(specs)
+        batches.append([e.input_ids for e in eps])
+        return eps
+
+    trainer.runner.collect = spy  # type: ignore[method-assign]
+    trainer.run()
+    return trainer, batches[0]
+
+
 def test_eval_every_logs_held_out_rows_from_update_zero(tmp_path: Path) -> None:
     run = tmp_path / "r"
-    trainer, rows = _train(run, "train.updates=5", "train.eval_every=2", "train.eval_tasks=3")
+    _, first = _first_batch(run, "train.updates=5", "train.eval_every=2", "train.eval_tasks=3")
+    rows = _rows(run)
     evals = [r["step"] for r in rows if "eval/success_rate" in r]
     assert evals == [0, 2, 4, 5]  # before training, every 2 updates, and the last
     assert all(r["eval/tasks"] == 3.0 and 0.0 <= r["eval/success_rate"] <= 1.0 for r in rows if "eval/tasks" in r)
-    assert trainer.runner._uid == 5 * 2  # held-out episodes run on their own runner: training seeds are unchanged
+    # held-out episodes (own runner, keys of their own) ran before the first batch: it is what it is without them
+    assert first == _first_batch(tmp_path / "plain", "train.updates=1")[1]
     html = write_report(run).read_text()
     assert (run / "report" / "held_out.png").exists() and html.index("plot-held_out") < html.index("plot-reward")
 

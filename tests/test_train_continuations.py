@@ -5,7 +5,6 @@ and whose prefix carries no loss. Hand computations; the trainer's batch with th
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +87,7 @@ def test_each_continuation_leaves_itself_out_and_failures_are_not_trained() -> N
     # W0 and W1 share the prompt (one group): at the first token each sees the other (|S| = 1 < M = 2), so both branch
     w0, w1 = _episode(1, [5, 6], 1.0), _episode(2, [6, 5], 0.0)
     runner = _FakeRunner([0.0, 1.0, 0.5, 1.0], fail=3)  # W0's continuations 0.0, 1.0; W1's 0.5 and a failed one
-    bv = estimate_branch_values(runner, [w0, w1], spec="turns", m=2, t_min=None, t_max=1.0, rng=random.Random(0))
+    bv = estimate_branch_values(runner, [w0, w1], spec="turns", m=2, t_min=None, t_max=1.0, point_seed=0)
     #   continuation 0 (of W0): W0's 1.0, its sibling 1.0, W1's 0.0 shares the prefix
     assert bv.others == [[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0], None]
     assert bv.returns == [0.0, 1.0, 0.5, 0.0] and bv.failed == 1
@@ -101,7 +100,7 @@ def test_each_continuation_leaves_itself_out_and_failures_are_not_trained() -> N
         m=2,
         t_min=None,
         t_max=1.0,
-        rng=random.Random(0),
+        point_seed=0,
     )
     assert bv.trainable(1.0) == ([1, 2, 3], 1)
 

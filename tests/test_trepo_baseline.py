@@ -3,8 +3,6 @@ own return, and branch continuations sample at the policy's temperature by defau
 
 from __future__ import annotations
 
-import random
-
 import gymnasium as gym
 import pytest
 import torch
@@ -106,7 +104,7 @@ def test_continuations_sample_at_the_policy_temperature_by_default(tiny, t_min, 
         snapshot_turns=True,
     )
     eps = r.collect([EpisodeSpec(seed=i, group_id=i) for i in range(2)])  # one episode per task: every point branches
-    bv = estimate_branch_values(r, eps, spec="turns", m=1, t_min=t_min, t_max=0.7, rng=random.Random(0))
+    bv = estimate_branch_values(r, eps, spec="turns", m=1, t_min=t_min, t_max=0.7, point_seed=0)
     assert r.temps and set(r.temps) == {want}
     for i, ep in enumerate(eps):  # one continuation per point, no sharing: B̂ is that continuation's return
         for j, pos in enumerate(bv.positions[i]):

@@ -263,11 +263,19 @@ def run_policy(
 
 
 def collect_outcomes(runner: Any, tasks: list[tuple[int, str | None]], trials: int) -> list[TaskOutcome]:
-    """Run `trials` episodes of every (seed, task) with a ready `RolloutRunner`; one TaskOutcome per task."""
+    """Run `trials` episodes of every (seed, task) with a ready `RolloutRunner`; one TaskOutcome per task. Trial t of
+    a task is keyed ("eval", seed, task, t, n), n counting the task's earlier listings: its sampling seeds come from
+    the task and trial, not from its place in `tasks` (a rank's share of the held-out tasks samples what one process
+    does)."""
     from agentrl.rollout.runner import EpisodeSpec
 
+    listed: dict[tuple[int, str | None], int] = {}
+    repeat = []  # a task listed twice (a task file may) is its own episode: the n-th listing keys n
+    for st in tasks:
+        repeat.append(listed.get(st, 0))
+        listed[st] = repeat[-1] + 1
     specs = [
-        EpisodeSpec(seed=s + t if task else s, task_id=task, group_id=g)
+        EpisodeSpec(seed=s + t if task else s, task_id=task, group_id=g, key=("eval", s, task, t, repeat[g]))
         for g, (s, task) in enumerate(tasks)
         for t in range(trials)
     ]

@@ -6,6 +6,11 @@ env then steps on the decoded text, and its reply is appended as chat-template t
 taken at the start of the turn holding a token position and runs continuations to the end — the
 Monte-Carlo value estimates of TRePO (DESIGN.md, "TRePO", step 2).
 
+Seeds are data: every sampled episode and continuation carries a key saying what it is (the trainer's
+("train", step, group, index); a continuation's ("branch", parent uid, position, j)), and its turns' sampling
+seeds and its uid are hashes of that key. The runner keeps no counter, so what an episode samples never depends
+on what was collected before it, in which call, or on which rank (DESIGN.md, "Seeds are data").
+
 Every episode comes back with `Episode.end` set (`core/outcomes.py`). An exception from one env — resetting,
 stepping, or scoring it — ends only that episode (env_error, or simulator_error when a chat model raised it),
 with the error as one scrubbed line in `Episode.error` and reward 0; the other episodes go on. A completion the
@@ -37,20 +42,56 @@ from agentrl.sim.batching import SimulatorQueue
 log = logging.getLogger(__name__)
 
 
+SeedKey = tuple[Any, ...]  # what a sampled thing is: ints and strings (its repr is hashed, so keep it plain)
+
+
 @dataclass
 class EpisodeSpec:
-    """One episode to run: env seed, task, and the group it belongs to (G episodes of one task share a group)."""
+    """One episode to run: env seed, task, and the group it belongs to (G episodes of one task share a group).
+
+    key: what the episode is, e.g. the trainer's ("train", step, group, index in group): its turns' sampling seeds
+    and its uid derive from it (with the runner's seed), so the same key samples the same tokens in any batch, call
+    or process. Keys must differ within one `collect` call. None: ("spec", seed, task_id, group_id, n), n counting
+    the earlier keyless specs of the call with the same three; a second call with the same specs samples the same.
+    """
 
     seed: int
     task_id: str | None = None
     group_id: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     sampling: SamplingParams | None = None  # overrides the runner's default
+    key: SeedKey | None = None
 
 
 def _derive_seed(*parts: Any) -> int:
     h = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(h, "little") & 0x7FFFFFFF
+
+
+def key_uid(key: SeedKey) -> int:
+    """The uid of the episode sampled as `key`: a 63-bit hash, so unique in practice (a 31-bit one would collide
+    within a long run) and the same on every rank and after a resume (records, branch points and the random-reward
+    control's draws key by it)."""
+    h = hashlib.blake2b(repr(("uid", key)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") & 0x7FFFFFFFFFFFFFFF
+
+
+def spec_keys(specs: list[EpisodeSpec]) -> list[SeedKey]:
+    """Each spec's key (`EpisodeSpec.key`, or the default for a keyless one); ValueError if two are equal (two
+    episodes would sample the same tokens under one uid)."""
+    seen: dict[tuple[Any, ...], int] = {}
+    keys: list[SeedKey] = []
+    for s in specs:
+        if s.key is not None:
+            keys.append(tuple(s.key))
+            continue
+        what = (s.seed, s.task_id, s.group_id)
+        seen[what] = seen.get(what, -1) + 1
+        keys.append(("spec", *what, seen[what]))
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"two episode specs of one collect() have the key {dup!r}: keys say what an episode is")
+    return keys
 
 
 def _raised_in_chat_model(exc: BaseException) -> bool:
@@ -84,7 +125,7 @@ class _Live:
     partial: list[int] = field(default_factory=list)  # sampled ids of the current turn before a mid-turn branch point
     partial_lp: list[float] = field(default_factory=list)
     partial_allowed: list[list[int]] = field(default_factory=list)
-    seed_key: Any = None  # what a turn's sampling seed derives from (default: the episode's uid)
+    seed_key: Any = None  # what a turn's sampling seed derives from (the episode's key; with CRN, shared by points)
     deadline: float | None = None  # time.monotonic() past which the episode ends as timed_out
 
 
@@ -141,7 +182,6 @@ class RolloutRunner:
         self.seed = seed
         self.progress = progress
         self._pool: list[Any] = []
-        self._uid = 0
         self._allowed_cache: dict[tuple[str, ...], list[list[int]]] = {}
         eos = getattr(formatter.tok, "eos_token_id", None)
         self._eos = eos if isinstance(eos, int) else 0
@@ -150,7 +190,7 @@ class RolloutRunner:
     def collect(self, specs: list[EpisodeSpec]) -> list[Episode]:
         """Run one episode per spec; episodes whose env failed to reset come first (no tokens, end set)."""
         lives, failed = [], []
-        for spec in specs:
+        for spec, key in zip(specs, spec_keys(specs)):
             env = self._acquire()
             opts = dict(spec.options)
             if spec.task_id is not None:
@@ -164,7 +204,7 @@ class RolloutRunner:
                     task_id=str(spec.task_id or ""),
                     group_id=spec.group_id,
                     seed=spec.seed,
-                    uid=self._next_uid(),
+                    uid=key_uid(key),
                 )
                 self._fail(ep, exc)
                 failed.append(ep)
@@ -181,10 +221,11 @@ class RolloutRunner:
                 task_id=str(env.task_id or spec.task_id or ""),
                 group_id=spec.group_id,
                 seed=spec.seed,
-                uid=self._next_uid(),
+                uid=key_uid(key),
                 messages=opening.messages(),
             )
-            lives.append(_Live(env, ep, list(prompt), spec.sampling or self.sampling, deadline=self._deadline()))
+            sampling = spec.sampling or self.sampling
+            lives.append(_Live(env, ep, list(prompt), sampling, seed_key=key, deadline=self._deadline()))
         return failed + self._run(lives)
 
     def branch(self, episode: Episode, pos: int, temperatures: list[float]) -> list[Episode]:
@@ -195,6 +236,10 @@ class RolloutRunner:
         self, requests: list[tuple[Episode, int, list[float]]], *, common_random_numbers: bool = False
     ) -> list[Episode]:
         """Many branch requests in one batched run (all continuations of all points generate together).
+
+        Continuation j from position `pos` of `episode` is ("branch", episode.uid, pos, j): its uid and seeds derive
+        from that key, so they are the same whatever else the call holds (the trainer's ranks each branch their own
+        episodes and sample what one process would).
 
         common_random_numbers: continuation j of every branch point of an episode samples turn k with the
         same seed (it derives from the parent episode, j and k, not from the point). Each V̂ stays an
@@ -219,7 +264,7 @@ class RolloutRunner:
                     task_id=episode.task_id,
                     group_id=episode.group_id,
                     seed=episode.seed,
-                    uid=self._next_uid(),
+                    uid=key_uid(("branch", episode.uid, pos, j)),
                     messages=self._messages_before_turn(episode, k),
                     parent_uid=episode.uid,
                     branch_pos=pos,
@@ -241,7 +286,7 @@ class RolloutRunner:
                         partial=list(turn.sampled_ids[:cut]),
                         partial_lp=list(turn.logprobs[:cut]),
                         partial_allowed=list(turn.allowed[:cut]) if turn.allowed else [],
-                        seed_key=key if common_random_numbers else None,
+                        seed_key=key,
                         deadline=self._deadline(),
                     )
                 )
@@ -263,8 +308,7 @@ class RolloutRunner:
                 k = len(lv.ep.turns)
                 if self.snapshot_turns and (fresh_turn_snapshot or not first_round) and k not in lv.ep.snapshots:
                     lv.ep.snapshots[k] = lv.env.snapshot()
-                key = lv.ep.uid if lv.seed_key is None else lv.seed_key
-                p = replace(lv.sampling, seed=_derive_seed(self.seed, key, k, lv.sampling.seed))
+                p = replace(lv.sampling, seed=_derive_seed(self.seed, lv.seed_key, k, lv.sampling.seed))
                 if self.constrained:
                     p = replace(p, allowed=self._allowed(lv))
                 budget = self.max_seq_len - len(lv.ids)
@@ -436,15 +480,3 @@ class RolloutRunner:
 
     def _release(self, env: MultiTurnEnv) -> None:
         self._pool.append(env)
-
-    def state_dict(self) -> dict[str, int]:
-        """What a checkpoint must hold for a resumed run to sample what the uninterrupted one would have:
-        the uid counter, from which every episode's sampling seeds derive."""
-        return {"uid": self._uid}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self._uid = int(state["uid"])
-
-    def _next_uid(self) -> int:
-        self._uid += 1
-        return self._uid

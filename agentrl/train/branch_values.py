@@ -75,16 +75,19 @@ def estimate_branch_values(
     m: int,
     t_min: float | None,
     t_max: float,
-    rng: random.Random,
+    point_seed: int = 0,
     common_random_numbers: bool = False,
     episode_returns: list[float] | None = None,
     returns: Returns = raw_rewards,
 ) -> BranchValues:
     """episode_returns: the episodes' own returns if already scored (else `returns(episodes)`).
-    t_min None: continuations sample at t_max, the policy's temperature."""
+    t_min None: continuations sample at t_max, the policy's temperature.
+    point_seed: the random point specs ("random:k", "sample:q") draw an episode's points from (point_seed, its uid)
+    alone, so they do not depend on the other episodes of the batch (a rank draws what one process would)."""
     positions: list[list[int]] = []
     for ep in episodes:
         agent_pos = [i for i, a in enumerate(ep.action_mask) if a]
+        rng = random.Random(f"agentrl-branch-points:{point_seed}:{ep.uid}")
         positions.append(select_branch_points(ep.turn_starts, agent_pos, spec, rng) if agent_pos else [])
     seqs = [ep.input_ids for ep in episodes]
     if spec.strip() == "divergence":  # the turn starts shared with another episode, and the first one alone
@@ -148,11 +151,15 @@ def _point(c: Episode) -> tuple[int, int]:
 def greedy_baselines(
     runner: RolloutRunner, episodes: list[Episode], specs: list[EpisodeSpec], *, returns: Returns = raw_rewards
 ) -> tuple[list[float], int]:
-    """ReMax: return of one greedy rollout per group, broadcast to the group's episodes."""
+    """ReMax: return of one greedy rollout per group, broadcast to the group's episodes. Each is keyed by its group
+    and the key of the group's first spec (the trainer's: step and group), never by what else was sampled."""
     firsts: dict[int, EpisodeSpec] = {}
     for s in specs:
         firsts.setdefault(s.group_id, s)
-    greedy_specs = [replace(s, sampling=replace(runner.sampling, temperature=0.0)) for s in firsts.values()]
+    greedy_specs = [
+        replace(s, sampling=replace(runner.sampling, temperature=0.0), key=("greedy", s.group_id, s.key))
+        for s in firsts.values()
+    ]
     greedy = runner.collect(greedy_specs)
     by_group = {s.group_id: r for s, r in zip(greedy_specs, returns(greedy))}
     return [by_group[ep.group_id] for ep in episodes], sum(g.num_sampled for g in greedy)

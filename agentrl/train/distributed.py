@@ -3,8 +3,11 @@
 Every rank runs the whole loop on its share of the update's groups (`my_groups`: the one place the batch is
 split), so a group never spans ranks and the per-group estimators (GRPO, RLOO, TRePO, ...) stay exact. What
 crosses ranks goes through the few collectives here: gradients (summed, the loss normalised by the GLOBAL
-minibatch's token count, `update.ppo_update`), whitening statistics, metrics, token counts and the runner's
-uid counter (sampling seeds derive from it). With one process (no torchrun) every function is a no-op.
+minibatch's token count, `update.ppo_update`), whitening statistics, metrics and token counts. Sampling needs
+no collective: every episode's and continuation's seeds derive from what it is (its step, global group index and
+index in the group; a continuation's parent, point and j: DESIGN.md, "Seeds are data"), so rank r samples for its
+groups exactly what one process samples for them, without knowing what the other ranks sample. With one process
+(no torchrun) every function is a no-op.
 """
 
 from __future__ import annotations
@@ -79,8 +82,9 @@ def is_main() -> bool:
 def my_groups(n_groups: int) -> range:
     """The one place the batch is split by rank: rank r takes a contiguous block of n_groups / world groups.
 
-    Contiguous (not strided) so that the runner's uid counter, from which sampling seeds derive, can be laid
-    out exactly as one process would: rank r's episodes take the uids one process gives the same groups."""
+    Contiguous (not strided) so that gathering in rank order gives one process's order: metrics, records and the
+    update's rows (`row_span`) line up as one process's. Group indices stay global (`Trainer._episode_specs`), so
+    a group samples the same on whichever rank holds it."""
     w, r = world(), rank()
     if n_groups % w:
         raise ConfigError(

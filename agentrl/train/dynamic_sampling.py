@@ -30,11 +30,16 @@ def zero_spread_groups(episodes: list[Episode]) -> list[int]:
 def refill_specs(
     *, seed: int, step: int, round_: int, n_groups: int, group_size: int, first_id: int
 ) -> list[EpisodeSpec]:
-    """Specs of `n_groups` fresh groups (fresh task seeds, group ids from `first_id` on) for refill round `round_`."""
+    """Specs of `n_groups` fresh groups (fresh task seeds, group ids from `first_id` on) for refill round `round_`.
+    Episode i of the round's k-th group is keyed ("refill", step, round_, k, i): its sampling seeds are its own,
+    apart from the regular groups' ("train", ...) and from every other round's."""
     specs = []
     for k in range(n_groups):
         task_seed = (seed * 1_000_003 + step * 1009 + _REFILL_SALT * (round_ + 1) + k) & 0x7FFFFFFF
-        specs += [EpisodeSpec(seed=task_seed, group_id=first_id + k) for _ in range(group_size)]
+        specs += [
+            EpisodeSpec(seed=task_seed, group_id=first_id + k, key=("refill", step, round_, k, i))
+            for i in range(group_size)
+        ]
     return specs
 
 

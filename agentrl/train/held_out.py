@@ -1,8 +1,10 @@
 """Held-out evaluation while training (`train.eval_every`): greedy episodes of the current policy on an env made
 with `env.kwargs` + `train.eval_env_kwargs` (e.g. `{split: test}`), logged as `eval/*` metrics.
 
-It shares the trainer's policy backend (so it scores the weights just updated) but has its own `RolloutRunner`,
-so its episodes never advance the training runner's uid counter, from which sampling seeds derive. It serves the
+It shares the trainer's policy backend (so it scores the weights just updated) but has its own `RolloutRunner`
+(greedy, its own limits). Its episodes are keyed by what they are, ("eval", task seed, task id, trial)
+(`evaluate.collect_outcomes`), so they sample the same whichever rank runs them and whatever training sampled
+before; training seeds, keyed by step, never depend on them either. It serves the
 training run's `SimulatorQueue` (its envs share the training envs' simulator, which joined that queue). Under
 torchrun the tasks are split across ranks (`distributed.my_share`) and the outcomes gathered in task order: every
 rank computes the whole list's numbers, each task run once (rank 0 logs them)."""

@@ -40,8 +40,9 @@ class RandomReturns:
     """The noise floor of a learning claim (`train.random_reward: p`): every return an estimator sees is a
     Bernoulli(p) draw that ignores what the episode did, so a run trained on it shows what the same settings do
     to held-out success with no signal at all. A draw depends only on (seed, episode uid), never on the order
-    episodes are scored in, so a resumed run draws what the uninterrupted one did. The episodes' own rewards,
-    and so `reward/mean` and the held-out evaluation, stay the real ones."""
+    episodes are scored in; the uid is a hash of what the episode is (its key: step, group, index; a continuation's
+    parent, point and j), so a resumed run, or a rank, draws what the uninterrupted single process did. The
+    episodes' own rewards, and so `reward/mean` and the held-out evaluation, stay the real ones."""
 
     def __init__(self, p: float, seed: int):
         if not 0.0 <= p <= 1.0:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import os
-import random
 import re
 import shutil
 import sys
@@ -167,7 +166,6 @@ class Trainer:
             if self.eval_env is not None
             else None
         )
-        self.rng = random.Random(cfg.train.seed)
         self.torch_gen = torch.Generator().manual_seed(cfg.train.seed)
         self.step = 0
         self.tokens_cumulative = 0
@@ -244,7 +242,6 @@ class Trainer:
         if getattr(self.policy, "store", None) is not None:  # each update's collection starts from an empty KV
             self.policy.store.clear()  # store (a held-out evaluation since the sync may have filled it): resumable
         specs = self._episode_specs(step)
-        uid0 = self._set_uid(None, self.groups.start * self.cfg.rollout.group_size)  # sampling seeds as one process's
         collected = self.runner.collect(specs)
         self._observe_draws(collected)
         refill = None
@@ -255,7 +252,7 @@ class Trainer:
         episodes, dropped = self._drop_failed(collected if refill is None else batch_eps, step)
         outcomes = distributed.sum_metrics({**outcome_metrics(collected), **dropped}, "the outcome all-gather")
         returns = self.returns(episodes)  # shaped once, before any estimator runs
-        extra = self._extra_sampling(episodes, specs, returns, uid0, n_collected=len(collected))
+        extra = self._extra_sampling(episodes, specs, returns)
         for ep in [*collected, *(extra["branch"].episodes if extra["branch"] else [])]:
             ep.policy_version = version
         return Collected(
@@ -359,7 +356,11 @@ class Trainer:
         specs = []
         for g in self.groups:  # global group indices: seeds and group ids as one process would give them
             seed = (self.cfg.train.seed * 1_000_003 + step * 1009 + g) & 0x7FFFFFFF  # G episodes of a task share it
-            specs += [EpisodeSpec(seed=seed, task_id=tasks[g], group_id=g) for _ in range(r.group_size)]
+            # episode i of group g is ("train", step, g, i): what it samples depends on nothing else in the batch
+            specs += [
+                EpisodeSpec(seed=seed, task_id=tasks[g], group_id=g, key=("train", step, g, i))
+                for i in range(r.group_size)
+            ]
         return specs
 
     def _observe_draws(self, episodes: list[Episode]) -> None:
@@ -406,55 +407,30 @@ class Trainer:
             zero = zero_spread_groups(episodes)
         return refill, specs, episodes
 
-    def _set_uid(self, base: int | None, offset: int) -> int:
-        """Put the runner's uid counter (sampling seeds derive from it) at `base + offset`; returns the base
-        (None: the counter now). One process: always where it is already; rank r: where one process would be."""
-        base = self.runner.state_dict()["uid"] if base is None else base
-        self.runner.load_state_dict({"uid": base + offset})
-        return base
-
-    def _branch_values(self, episodes: list[Episode], returns: list[float], uid0: int) -> tuple[BranchValues, int]:
-        """TRePO's values, and the uids every rank's continuations took together."""
+    def _branch_values(self, episodes: list[Episode], returns: list[float]) -> BranchValues:
+        """TRePO's values. Each rank branches its own episodes: a continuation's seeds derive from its parent's uid,
+        the point and j (`RolloutRunner.branch_many`), so no rank needs to know what the others sample."""
         a = self.params
-        kw = dict(
+        return estimate_branch_values(
+            self.runner,
+            episodes,
             spec=a.branch_points,
             m=a.branch_m,
             t_min=a.branch_t_min,
             t_max=self.cfg.rollout.temperature,
+            point_seed=self.cfg.train.seed,
             common_random_numbers=a.branch_crn,
             episode_returns=returns,
             returns=self.returns,
         )
-        n_episodes = self.cfg.rollout.groups * self.cfg.rollout.group_size
-        if distributed.world() > 1:  # lower ranks' continuations first, as in one process's single branch_many
-            dry = _CountingRunner()
-            estimate_branch_values(dry, episodes, rng=copy.deepcopy(self.rng), **kw)  # type: ignore[arg-type]
-            counts = distributed.all_gather(dry.n, "the branch-count all-gather")
-            self._set_uid(uid0, n_episodes + sum(counts[: distributed.rank()]))
-            return estimate_branch_values(self.runner, episodes, rng=self.rng, **kw), sum(counts)
-        bv = estimate_branch_values(self.runner, episodes, rng=self.rng, **kw)
-        return bv, bv.continuations
 
     def _extra_sampling(
-        self,
-        episodes: list[Episode],
-        specs: list[EpisodeSpec],
-        returns: list[float],
-        uid0: int | None = None,
-        n_collected: int | None = None,
+        self, episodes: list[Episode], specs: list[EpisodeSpec], returns: list[float]
     ) -> dict[str, Any]:
-        """uid0: the runner's uid counter before `episodes` were collected (None: one process's, just before them);
-        n_collected: episodes collected since (default: the batch's; more with dynamic sampling's refills)."""
+        """What the estimator samples beyond the episodes: TRePO's branch continuations, ReMax's greedy baselines."""
         out: dict[str, Any] = {"tokens": 0, "metrics": {}, "branch": None, "baseline": None, "continuations": []}
-        uid0 = self.runner.state_dict()["uid"] - len(episodes) if uid0 is None else uid0
-        n_uids = (
-            self.cfg.rollout.groups * self.cfg.rollout.group_size
-            if n_collected is None or distributed.world() > 1
-            else n_collected
-        )
         if self.spec.needs_branches:
-            bv, branch_uids = self._branch_values(episodes, returns, uid0)
-            n_uids += branch_uids
+            bv = self._branch_values(episodes, returns)
             out["branch"] = bv
             out["tokens"] += bv.tokens
             out["metrics"]["branch/continuations"] = float(bv.continuations)
@@ -466,11 +442,8 @@ class Trainer:
                 out["metrics"]["branch/trained"] = float(len(keep))
                 out["metrics"]["branch/untrained_temperature"] = float(off_temperature)
         if self.spec.needs_greedy_baseline:
-            self._set_uid(uid0, n_uids + self.groups.start)
             out["baseline"], tokens = greedy_baselines(self.runner, episodes, specs, returns=self.returns)
             out["tokens"] += tokens
-            n_uids += self.cfg.rollout.groups
-        self._set_uid(uid0, n_uids)  # every rank's counter where one process's is after the update's sampling
         if isinstance(self.returns, KLShapedReturns):
             out["metrics"]["kl/in_reward"] = self.returns.take_mean_kl()  # per episode scored (branches too)
         return out
@@ -671,11 +644,7 @@ class Trainer:
         )
         shards = self._write_optimizer_shard() if self.sharded else None
         with self._sampler():  # asynchronous rollouts: the producer's state between two collections
-            sampling_state = {
-                "trainer_rng": self.rng.getstate(),
-                "runner": self.runner.state_dict(),
-                "task_draws": self.task_draws.state_dict(),
-            }
+            sampling_state = {"task_draws": self.task_draws.state_dict()}  # seeds come from the step: no counter
         state = {
             "optimizer": None if self.sharded else self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -747,10 +716,9 @@ class Trainer:
             fsdp.load_local_optimizer_state(self.optimizer, torch.load(part, map_location="cpu", weights_only=True))
         if self.value_head is not None and st.get("value_head") is not None:
             self.value_head.load_state_dict(st["value_head"])
-        self.rng.setstate(st["trainer_rng"])
         self.torch_gen.set_state(st["torch_gen"])
-        if "runner" in st:
-            self.runner.load_state_dict(st["runner"])
+        # checkpoints written before seeds were data also hold "runner" (its uid counter) and "trainer_rng" (branch
+        # points): ignored, since what a step samples now derives from the step itself (DESIGN.md, "Seeds are data")
         if (
             "task_draws" in st
         ):  # where the draws stood (strata counters, recent success): the next draws as uninterrupted
@@ -887,17 +855,6 @@ _RESUME_MAY_CHANGE = {
     "train.run_dir",  # a run directory moved (or reached through another path) resumes where it now is
     "train.report_to",  # experiment trackers only log
 }  # where and how, not what, is computed
-
-
-class _CountingRunner:
-    """Stands in for the runner in a dry run of `estimate_branch_values`: counts the continuations it would sample."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def branch_many(self, requests: list[tuple[Episode, int, list[float]]], **_: Any) -> list[Episode]:
-        self.n += sum(len(temps) for _, _, temps in requests)
-        return []
 
 
 def reduce_extra_metrics(metrics: dict[str, float]) -> dict[str, float]:
