@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agentrl.core.registry import scripted_agent  # noqa: E402
+from agentrl.core.registry import scripted_factory  # noqa: E402
+from agentrl.eval.evaluate import play_scripted  # noqa: E402
 from environments.consultation.env import ConsultationEnv  # noqa: E402
 
 TURNS = [
@@ -63,14 +64,9 @@ def main() -> None:
         rates.append(n / (time.perf_counter() - t))
     t = time.perf_counter()
     good_steps = 0
-    for tid in ids:
-        obs, _ = env.reset(options={"task_id": tid})
-        agent = scripted_agent("agentrl/Consultation-v0", "good", env)
-        done = False
-        while not done:
-            _, _, term, trunc, _ = env.step(agent([]))
-            good_steps += 1
-            done = term or trunc
+    make_good = scripted_factory("agentrl/Consultation-v0", "good")
+    for tid in ids:  # the scripted doctor as `agentrl eval` plays it (the one scripted-episode loop)
+        good_steps += len(play_scripted(env, make_good, seed=None, task=tid).turns)
     good_eps = len(ids) / (time.perf_counter() - t)
     env.reset(options={"task_id": ids[0]})
     for a in TURNS[:6]:

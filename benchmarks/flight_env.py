@@ -50,17 +50,8 @@ def main() -> None:
     rates, ep_rates, raw_rates = [], [], []
     for _ in range(args.repeats):
         steps, start = 0, time.perf_counter()
-        for tid in env.task_ids():
-            obs, _ = env.reset(options={"task_id": tid})
-            agent = make_gold(env)
-            convo = [dict(m) for m in obs]
-            done = False
-            while not done:
-                a = agent(convo)
-                obs, r, term, trunc, _ = env.step(a)
-                convo += [{"role": "assistant", "content": a}, *obs]
-                steps += 1
-                done = term or trunc
+        for tid in env.task_ids():  # the gold agent as `agentrl eval` plays it (the one scripted-episode loop)
+            steps += len(play_scripted(env, make_gold, seed=None, task=tid).turns)
         elapsed = time.perf_counter() - start
         rates.append(steps / elapsed)
         ep_rates.append(len(scripts) / elapsed)

@@ -13,23 +13,18 @@ import platform
 import statistics
 import time
 
-from agentrl.core.registry import scripted_agent
+from agentrl.core.registry import scripted_factory
+from agentrl.eval.evaluate import play_scripted
 from environments.tool_use import ENV_ID
 from environments.tool_use.env import ToolUseEnv
 
+make_gold = scripted_factory(ENV_ID, "gold")  # the agent `agentrl eval --model scripted:gold` plays
 
-def run_episode(env: ToolUseEnv, agent, task_id: str) -> tuple[float, int]:
-    obs, _ = env.reset(options={"task_id": task_id})
-    conversation = list(obs)
-    steps = 0
-    while True:
-        action = agent(conversation)
-        conversation.append({"role": "assistant", "content": action})
-        obs, reward, terminated, truncated, _ = env.step(action)
-        conversation.extend(obs)
-        steps += 1
-        if terminated or truncated:
-            return reward, steps
+
+def run_episode(env: ToolUseEnv, task_id: str) -> tuple[float, int]:
+    """One gold episode as `agentrl eval --model scripted:gold` plays it (the one scripted-episode loop)."""
+    ep = play_scripted(env, make_gold, seed=None, task=task_id)
+    return ep.reward, len(ep.turns)
 
 
 def main() -> None:
@@ -40,15 +35,14 @@ def main() -> None:
 
     t0 = time.perf_counter()
     env = ToolUseEnv(split=args.split)
-    agent = scripted_agent(ENV_ID, "gold", env)
-    run_episode(env, agent, env.task_ids()[-1])  # loads pint and the geography data
+    run_episode(env, env.task_ids()[-1])  # loads pint and the geography data
     print(f"first episode incl. library loading: {time.perf_counter() - t0:.2f} s")
 
     rates, by_tier = [], {}
     for _ in range(args.repeats):
         steps, start = 0, time.perf_counter()
         for tid in env.task_ids():
-            reward, n = run_episode(env, agent, tid)
+            reward, n = run_episode(env, tid)
             steps += n
             by_tier.setdefault(env.state.task.tier, []).append(reward)
         elapsed = time.perf_counter() - start
@@ -66,7 +60,7 @@ def main() -> None:
     )
 
     env.reset(options={"task_id": env.task_ids()[-1]})
-    env.step(agent([m.to_dict() for m in env.transcript]))  # one call in: a snapshot mid-episode
+    env.step(make_gold(env)([m.to_dict() for m in env.transcript]))  # one call in: a snapshot mid-episode
     n, start = 2000, time.perf_counter()
     for _ in range(n):
         env.restore(env.snapshot())
