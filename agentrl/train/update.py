@@ -73,7 +73,9 @@ def ppo_update(
     grad_norms = []
     micro = max(1, cfg.micro_batch_size)
     drift_rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # first minibatch, before any step
-    idle = _idle_rows(batch, value_head, cfg) if cfg.skip_zero_advantage and not lockstep else set()
+    # idle rows are left out of the forward under fsdp2 too (their gradient is 0): their passes become zero-weight
+    # padding passes, so every rank still runs as many as the busiest and the stats match one process's
+    idle = _idle_rows(batch, value_head, cfg) if cfg.skip_zero_advantage else set()
     shift_rows = _shift_rows(batch, idle, cfg.shift_rows) if not lockstep else []  # fsdp2: no extra collectives
     before = _greedy(model, batch, shift_rows, temperature, dev, autocast, cfg.shared_prefix) if shift_rows else None
     for epoch in range(cfg.epochs):
