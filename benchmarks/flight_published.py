@@ -42,7 +42,7 @@ from environments.flight_booking.parity import Rules  # noqa: E402
 from environments.flight_booking.policy_rules import check_episode  # noqa: E402
 from environments.flight_booking.published import BENCHMARK_ERRORS, PublishedTask, load_published_tasks  # noqa: E402
 from environments.flight_booking.reward import ReplayState  # noqa: E402
-from environments.flight_booking.taskgen import play  # noqa: E402
+from environments.flight_booking.tasks.generator import play  # noqa: E402
 from environments.flight_booking.taubench_loader import load_world  # noqa: E402
 from environments.flight_booking.tools import TOOLS_BY_NAME, WRITE_TOOLS  # noqa: E402
 from environments.flight_booking.world import AS_READ, Database, World  # noqa: E402

@@ -42,7 +42,7 @@ from mock_patients.diagnoser import (
     make_diagnoser,
 )
 from mock_patients.io import atomic_write_text, iter_jsonl
-from mock_patients.loader_report import error_text
+from mock_patients.loaders.report import error_text
 from mock_patients.names import diagnosis_matches
 
 DOCTOR_ROLES = ("assistant", "doctor")

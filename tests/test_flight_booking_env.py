@@ -18,8 +18,8 @@ from agentrl.core.tools import format_tool_call
 from agentrl.eval.evaluate import evaluate
 from environments.flight_booking.env import FlightBookingEnv
 from environments.flight_booking.scripted import GoldAgent, gold_script
-from environments.flight_booking.taskgen import play
 from environments.flight_booking.tasks import Action, Task
+from environments.flight_booking.tasks.generator import play
 from environments.flight_booking.tools import WRITE_TOOLS
 from environments.flight_booking.users import STOP, LLMUser, RuleUser, requested_topics
 from environments.flight_booking.world import Available

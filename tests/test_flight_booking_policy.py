@@ -208,7 +208,7 @@ def test_a_delayed_flight_compensation_needs_a_delayed_flight_and_the_right_amou
 
 
 def test_gold_agent_still_scores_1_under_every_parity() -> None:
-    from environments.flight_booking.taskgen import play
+    from environments.flight_booking.tasks.generator import play
 
     for parity, seats in (("tau_bench_v1", None), ("tau2", "full")):
         env = FlightBookingEnv(split="test", parity=parity, seats=seats)

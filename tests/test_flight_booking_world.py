@@ -12,8 +12,8 @@ import pytest
 from environments.flight_booking import generate, invariants
 from environments.flight_booking.env import FlightBookingEnv
 from environments.flight_booking.reward import ReplayState
-from environments.flight_booking.taskgen import generate_tasks, play
 from environments.flight_booking.tasks import DATA_DIR, shipped_tasks
+from environments.flight_booking.tasks.generator import generate_tasks, play
 from environments.flight_booking.taubench_loader import (
     WorldFormatError,
     default_world,

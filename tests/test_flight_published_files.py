@@ -164,13 +164,13 @@ import gymnasium as gym  # noqa: E402
 import pytest  # noqa: E402
 
 import environments  # noqa: E402,F401  (registers the envs)
-from environments.flight_booking import taskgen  # noqa: E402
 from environments.flight_booking.published import (  # noqa: E402
     TaskFileError,
     read_tau2_tasks,
     read_tau_bench_tasks,
     tau2_scenario_text,
 )
+from environments.flight_booking.tasks import generator  # noqa: E402
 from environments.flight_booking.taubench_loader import WorldFormatError, load_world  # noqa: E402
 
 
@@ -225,7 +225,7 @@ def test_generated_tasks_the_gold_agent_cannot_solve_are_skipped_counted_and_log
 ) -> None:
     from environments.flight_booking.env import FlightBookingEnv
 
-    real = taskgen.play
+    real = generator.play
     calls = {"n": 0}
 
     def flaky(env, task_id, agent=None):
@@ -235,8 +235,8 @@ def test_generated_tasks_the_gold_agent_cannot_solve_are_skipped_counted_and_log
             return 0.0, {**breakdown, "database": 0.0, "reward": 0.0}, turns
         return r, breakdown, turns
 
-    monkeypatch.setattr(taskgen, "play", flaky)
-    with caplog.at_level(logging.WARNING, logger="environments.flight_booking.taskgen"):
+    monkeypatch.setattr(generator, "play", flaky)
+    with caplog.at_level(logging.WARNING, logger="environments.flight_booking.tasks.generator"):
         env = FlightBookingEnv(world=load_world(v1[0]), split="all")
     skipped = env.skipped_tasks
     assert skipped and len(env.task_ids()) + len(skipped) == calls["n"]
@@ -244,7 +244,7 @@ def test_generated_tasks_the_gold_agent_cannot_solve_are_skipped_counted_and_log
     warnings = [r for r in caplog.records if "skipped" in r.getMessage()]
     assert len(warnings) == 1 and f"skipped {len(skipped)} of {calls['n']}" in warnings[0].getMessage()
     with pytest.raises(RuntimeError, match="the gold agent scored"):  # the shipped world's generator stays strict
-        taskgen.check_tasks(load_world(v1[0]), taskgen.generate_tasks(load_world(v1[0]), check=False), strict=True)
+        generator.check_tasks(load_world(v1[0]), generator.generate_tasks(load_world(v1[0]), check=False), strict=True)
 
 
 def test_tau_bench_task_file_is_parsed_never_executed(v1) -> None:
@@ -332,10 +332,10 @@ def test_a_family_that_cannot_build_on_a_record_is_skipped_not_raised(v1, monkey
     def broken(ctx, split):
         raise RuntimeError("generator read get_reservation_details failed: odd record")
 
-    monkeypatch.setitem(taskgen.FAMILIES, "broken_family", (broken, 1, 1))
+    monkeypatch.setitem(generator.FAMILIES, "broken_family", (broken, 1, 1))
     world = load_world(v1[0])
-    with caplog.at_level(logging.WARNING, logger="environments.flight_booking.taskgen"):
-        tasks = taskgen.generate_tasks(world, seed=0)
+    with caplog.at_level(logging.WARNING, logger="environments.flight_booking.tasks.generator"):
+        tasks = generator.generate_tasks(world, seed=0)
     assert tasks and not any("broken_family" in t.id for t in tasks)
     skipped = world.memo["skipped_tasks"]
     assert [t for t, _ in skipped if "broken_family" in t] and all(
@@ -343,6 +343,6 @@ def test_a_family_that_cannot_build_on_a_record_is_skipped_not_raised(v1, monkey
     )
     assert any("could not be built" in r.getMessage() for r in caplog.records)
     assert len([t for t, _ in skipped if "broken_family" in t]) == 2  # its train and test slot, once each
-    monkeypatch.setattr(taskgen, "FAMILIES", {"broken_family": (broken, 1, 1)})
+    monkeypatch.setattr(generator, "FAMILIES", {"broken_family": (broken, 1, 1)})
     with pytest.raises(RuntimeError, match="odd record"):  # the shipped world's generator stays strict
-        taskgen.generate_tasks(load_world(v1[0]), seed=0, strict=True, check=False)
+        generator.generate_tasks(load_world(v1[0]), seed=0, strict=True, check=False)

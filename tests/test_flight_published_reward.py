@@ -15,7 +15,7 @@ import environments  # noqa: F401
 from agentrl.core.tools import format_tool_call
 from environments.flight_booking import published
 from environments.flight_booking.published import outputs_found, read_tau_bench_tasks
-from environments.flight_booking.taskgen import play
+from environments.flight_booking.tasks.generator import play
 from environments.flight_booking.users_published import TAU_BENCH_USER_PROMPT, InstructionUser, published_user_prompt
 
 

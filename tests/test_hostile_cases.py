@@ -18,8 +18,8 @@ from mock_patients.cases import CaseFileError, PatientCase, load_cases, shipped_
 from mock_patients.consultation import Consultation
 from mock_patients.evaluate import evaluate_file
 from mock_patients.io import MAX_JSON_DEPTH, OutputError, iter_jsonl
-from mock_patients.loader_report import MAX_RECORD_BYTES
 from mock_patients.loaders import LoaderError, load_file
+from mock_patients.loaders.report import MAX_RECORD_BYTES
 from mock_patients.patient import LLMPatient, RuleBasedPatient
 from mock_patients.redaction import find_leaks
 

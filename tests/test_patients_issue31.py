@@ -15,10 +15,10 @@ from public_records import mediq, nejm, osce, osce_empty_primary, write_jsonl
 
 from mock_patients.facts import FactBuilder
 from mock_patients.loaders import load_file, load_mediq, read_mediq
-from mock_patients.loaders_agentclinic import agentclinic_case
-from mock_patients.loaders_common import parse_age
-from mock_patients.loaders_mediq import question_type
-from mock_patients.loaders_nejm import nejm_case
+from mock_patients.loaders.agentclinic import agentclinic_case
+from mock_patients.loaders.common import parse_age
+from mock_patients.loaders.mediq import question_type
+from mock_patients.loaders.nejm import nejm_case
 from mock_patients.patient import (
     DIAGNOSIS_REFUSAL,
     NO_FAMILY_HISTORY,
@@ -520,7 +520,7 @@ def test_more_first_person(text, said):
 
 
 def test_mediq_openings_from_the_first_sentence(tmp_path):
-    from mock_patients.loaders_common import chief_complaint
+    from mock_patients.loaders.common import chief_complaint
 
     assert (
         chief_complaint("A 35-year-old is brought into the emergency room after a bicycle accident.")
@@ -571,7 +571,7 @@ def test_a_negated_list_ends_where_another_history_begins():
 
 
 def test_the_companion_is_not_the_complaint():
-    from mock_patients.loaders_common import chief_complaint
+    from mock_patients.loaders.common import chief_complaint
 
     assert (
         chief_complaint(

@@ -218,7 +218,7 @@ class FlightBookingEnv(MultiTurnEnv):
     def _load(world: str | Path | World | None) -> tuple[World, list[Task]]:
         if world is None:
             return default_world(), shipped_tasks("all")
-        from .taskgen import generate_tasks  # only custom worlds need the generator
+        from .tasks.generator import generate_tasks  # only custom worlds need the generator
 
         if isinstance(world, World):
             return world, generate_tasks(world, seed=0)

@@ -23,8 +23,8 @@ from collections import Counter
 from pathlib import Path
 
 from .policy import FREE_BAGS, booking_total
-from .taskgen import generate_tasks
 from .tasks import DATA_DIR, SPLITS, Task, render_tasks
+from .tasks.generator import generate_tasks
 from .taubench_loader import render_world
 from .world import (
     AIRPORTS,

@@ -1,6 +1,6 @@
 """The `scripted:gold` agent: plays a task's gold actions the way the policy asks.
 
-Per goal (tasks.py): its read actions, then
+Per goal (tasks/): its read actions, then
   * "do": the gold proposal (which mentions what the user must hear to confirm), then — the user having
     said yes — the one write, then the gold reply ("done ..., anything else?");
   * "refuse" / "answer": the gold reply (the refusal, repeated for each push-back; or the answer, which

@@ -1,7 +1,7 @@
-"""The knowledge table's diseases, grouped by specialty (data; `knowledge_table.build_table` assembles it).
+"""The knowledge table's diseases, grouped by specialty (data; `table.build_table` assembles it).
 
 Each disease has a prior weight, an age range, a share of female patients, a tempo, P(finding | disease)
-for its findings (ids from knowledge_findings.py) and its differential. Probabilities are rounded textbook
+for its findings (ids from findings.py) and its differential. Probabilities are rounded textbook
 frequencies, not a clinical reference.
 """
 

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .families_reservation import cancel_goal
-from .policy import (
+from ..policy import (
     CERTIFICATE_CANCELLED,
     CERTIFICATE_DELAYED,
     airline_cancelled,
     any_flown,
     compensation_eligible,
 )
-from .task_drafts import Ctx, Draft, GoalDraft, uid_of
-from .task_wording import (
+from ..tasks import Action
+from ..tasks.drafts import Ctx, Draft, GoalDraft, uid_of
+from ..tasks.wording import (
     ANYTHING_ELSE,
     OUT_OF_SCOPE,
     REASON_WORDS,
@@ -26,8 +26,8 @@ from .task_wording import (
     fmt_money,
     money_token,
 )
-from .tasks import Action
-from .world import Available, Reservation, User, money
+from ..world import Available, Reservation, User, money
+from .reservation import cancel_goal
 
 
 def _compensation_goal(

@@ -23,8 +23,7 @@ from typing import Literal
 from mock_patients.cases import Observation, PatientCase, diagnosis_length_error
 from mock_patients.facts import FactBuilder, split_facts, split_sentences
 from mock_patients.lexicon import default_lexicon
-from mock_patients.loader_report import LoadResult, SkipRecord, load_records
-from mock_patients.loaders_common import (
+from mock_patients.loaders.common import (
     EXAM_WORDS,
     Split,
     check_split,
@@ -34,6 +33,7 @@ from mock_patients.loaders_common import (
     parse_demographics,
     text_of,
 )
+from mock_patients.loaders.report import LoadResult, SkipRecord, load_records
 from mock_patients.rewrite import age_sentence, sex_sentence
 
 QuestionType = Literal["diagnosis", "about_diagnosis", "next_step", "treatment", "mechanism", "other"]

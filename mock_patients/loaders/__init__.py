@@ -2,9 +2,9 @@
 
 | format | files | module |
 |---|---|---|
-| `agentclinic` | AgentClinic OSCE (agentclinic_medqa.jsonl, _medqa_extended, _mimiciv) | `loaders_agentclinic` |
-| `nejm` | AgentClinic NEJM image challenge (agentclinic_nejm.jsonl, _nejm_extended) | `loaders_nejm` |
-| `mediq` | MediQ (all_craft_md.jsonl, all_dev_good.jsonl, ...) | `loaders_mediq` |
+| `agentclinic` | AgentClinic OSCE (agentclinic_medqa.jsonl, _medqa_extended, _mimiciv) | `agentclinic` |
+| `nejm` | AgentClinic NEJM image challenge (agentclinic_nejm.jsonl, _nejm_extended) | `nejm` |
+| `mediq` | MediQ (all_craft_md.jsonl, all_dev_good.jsonl, ...) | `mediq` |
 | `patientcase` | this package's own case JSONL (`PatientCase` per line) | here |
 
 `load_file(path)` detects the format from the first records, converts record by record and returns the cases
@@ -23,26 +23,18 @@ from pathlib import Path
 
 from mock_patients.cases import PatientCase
 from mock_patients.facts import LLMFactExtractor
-from mock_patients.loader_report import (
-    LoaderError,
-    LoadReport,
-    LoadResult,
-    SkipRecord,
-    load_records,
-    read_records,
-)
-from mock_patients.loaders_agentclinic import (
+from mock_patients.loaders.agentclinic import (
     agentclinic_case,
     load_agentclinic,
     read_agentclinic,
 )
-from mock_patients.loaders_common import (
+from mock_patients.loaders.common import (
     Split,
     check_split,
     parse_age,
     parse_demographics,
 )
-from mock_patients.loaders_mediq import (
+from mock_patients.loaders.mediq import (
     NOT_A_DIAGNOSIS,
     QUESTION_TYPES,
     QuestionCase,
@@ -51,7 +43,15 @@ from mock_patients.loaders_mediq import (
     question_type,
     read_mediq,
 )
-from mock_patients.loaders_nejm import load_nejm, nejm_case, read_nejm
+from mock_patients.loaders.nejm import load_nejm, nejm_case, read_nejm
+from mock_patients.loaders.report import (
+    LoaderError,
+    LoadReport,
+    LoadResult,
+    SkipRecord,
+    load_records,
+    read_records,
+)
 
 FORMATS: dict[str, str] = {
     "agentclinic": "AgentClinic OSCE (OSCE_Examination: Patient_Actor, Physical_Examination_Findings, Test_Results, Correct_Diagnosis)",

@@ -11,9 +11,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from .policy import MAX_PASSENGERS, booking_total, nonfree_bags
-from .task_drafts import Ctx, Draft, GoalDraft
-from .task_wording import (
+from ..policy import MAX_PASSENGERS, booking_total, nonfree_bags
+from ..tasks import Action
+from ..tasks.drafts import Ctx, Draft, GoalDraft
+from ..tasks.wording import (
     ANYTHING_ELSE,
     WRONG_CABIN,
     cabin_words,
@@ -21,8 +22,7 @@ from .task_wording import (
     fmt_money,
     money_token,
 )
-from .tasks import Action
-from .world import Certificate, CreditCard, GiftCard, User, money
+from ..world import Certificate, CreditCard, GiftCard, User, money
 
 Legs = list[dict[str, Any]]  # flights as the search tools return them
 

@@ -1,5 +1,5 @@
 """What task families build from and into: `Ctx` (the world, a read-only database to call tools on, the rng
-and each split's users) and `Draft` / `GoalDraft` (a task before taskgen.build_task turns it into a Task).
+and each split's users) and `Draft` / `GoalDraft` (a task before generator.build_task turns it into a Task).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .policy import segment_statuses
-from .reward import ReplayState
-from .tasks import Action
-from .tools import TOOLS_BY_NAME
-from .world import CreditCard, Database, GiftCard, Reservation, User, World
+from ..policy import segment_statuses
+from ..reward import ReplayState
+from ..tools import TOOLS_BY_NAME
+from ..world import CreditCard, Database, GiftCard, Reservation, User, World
+from . import Action
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Ctx:
         key = ("well_formed", r.reservation_id)
         hit = self.world.memo.get(key)
         if hit is None:
-            from .policy_rules import route_problem
+            from ..policy_rules import route_problem
 
             legs = [(s.origin, s.destination) for s in r.flights]
             hit = self.world.memo[key] = route_problem(legs, r.origin, r.destination, r.flight_type) is None

@@ -5,15 +5,15 @@ a plausible simulated world, not a clinical reference. Findings are flat and mut
 "cough" vs "productive cough" pair) so a case never states two overlapping findings inconsistently.
 Diagnosis names never appear in finding phrasing, so a patient reciting findings cannot name its disease.
 
-The data lives in two modules: knowledge_findings.py (findings and the tests that reveal them) and
-knowledge_diseases.py (diseases by specialty); this module holds the generic lexicon and assembles the table.
+The data lives in two modules: findings.py (findings and the tests that reveal them) and
+diseases.py (diseases by specialty); this module holds the generic lexicon and assembles the table.
 """
 
 from __future__ import annotations
 
 from mock_patients.knowledge import KnowledgeTable
-from mock_patients.knowledge_diseases import DISEASES
-from mock_patients.knowledge_findings import FINDINGS, TESTS
+from mock_patients.knowledge.diseases import DISEASES
+from mock_patients.knowledge.findings import FINDINGS, TESTS
 
 # --- generic lexicon: concepts a question may name without naming one finding ------------------------
 BODY_PARTS = {

@@ -1,6 +1,6 @@
 """The disease–finding knowledge table: typed records, validation, and lookups.
 
-The table (data in `knowledge_table.py`) is a naive-Bayes world: each disease has a prior weight, an age
+The table (data in `table.py`) is a naive-Bayes world: each disease has a prior weight, an age
 range, a sex ratio, and P(finding present | disease) for its characteristic findings; every other finding
 is present at the finding's own base rate. The generator samples cases from exactly this model and the
 Bayesian diagnoser inverts it, so for generated cases the diagnoser's posterior is the model's own.
@@ -205,6 +205,6 @@ KnowledgeTable.__eq__ = object.__eq__  # type: ignore[method-assign]
 
 @lru_cache(maxsize=1)
 def default_table() -> KnowledgeTable:
-    from mock_patients.knowledge_table import build_table
+    from mock_patients.knowledge.table import build_table
 
     return build_table()

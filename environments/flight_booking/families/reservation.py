@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .policy import (
+from ..policy import (
     FREE_BAGS,
     MAX_PASSENGERS,
     airline_cancelled,
@@ -16,8 +16,9 @@ from .policy import (
     can_cancel,
     nonfree_bags,
 )  # fmt: skip
-from .task_drafts import Ctx, Draft, GoalDraft, known_ids, uid_of
-from .task_wording import (
+from ..tasks import Action
+from ..tasks.drafts import Ctx, Draft, GoalDraft, known_ids, uid_of
+from ..tasks.wording import (
     ANYTHING_ELSE,
     REASON_WORDS,
     bag_words,
@@ -30,8 +31,7 @@ from .task_wording import (
     res_ref,
     trip_words,
 )
-from .tasks import Action
-from .world import Available, Reservation, User, money
+from ..world import Available, Reservation, User, money
 
 
 def cancel_goal(

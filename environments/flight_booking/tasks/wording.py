@@ -1,5 +1,5 @@
 """How generated tasks talk: the user's personas and reasons, the agent's stock phrases, and the helpers
-that word money, dates, bags, payments and trips (taskgen.py and the task families use them).
+that word money, dates, bags, payments and trips (generator.py and the task families in ../families/ use them).
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from .world import CreditCard, Reservation, User
+from ..world import CreditCard, Reservation, User
 
 ANYTHING_ELSE = "Is there anything else I can help you with?"
 WRONG_CABIN = {

@@ -1,4 +1,4 @@
-"""The knowledge table's findings and the tests that reveal them (data; `knowledge_table.build_table` assembles it).
+"""The knowledge table's findings and the tests that reveal them (data; `table.build_table` assembles it).
 
 Findings are symptoms (S), history items (H), exam signs (X) and test results (T): flat and mutually distinct
 (no "cough" vs "productive cough" pair), and never phrased with a diagnosis name. Probabilities are rounded

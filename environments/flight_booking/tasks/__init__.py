@@ -12,6 +12,9 @@ so an offline, rule-based user can play it:
 A goal's `outcome` is what the policy lets the agent do: "do" (exactly one write, after the user
 confirms), "refuse" (no write: the policy forbids it), "transfer" (out of scope: transfer_to_human_agents,
 which ends the episode) or "answer" (reads, then say the `answer` strings).
+
+The generator that writes them is beside: `generator` (lists the families of ../families/ and turns their
+drafts into tasks), `drafts` (what families build from and into), `wording` (how generated tasks talk).
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ import pydantic
 
 from agentrl.core.bounded import iter_jsonl
 
-from .tools import TOOLS_BY_NAME, WRITE_TOOLS
+from ..tools import TOOLS_BY_NAME, WRITE_TOOLS
 
 MAX_TASK_BYTES = 1 << 20  # one task line: the shipped ones are about 1 KB
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).parent.parent / "data"
 TASKS_DIR = DATA_DIR / "tasks"
 SPLITS = ("train", "test")
 

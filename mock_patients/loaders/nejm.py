@@ -24,8 +24,7 @@ from pathlib import Path
 from mock_patients.cases import KeyFact, Observation, PatientCase, diagnosis_length_error
 from mock_patients.facts import split_sentences, structured_facts
 from mock_patients.lexicon import default_lexicon
-from mock_patients.loader_report import LoadResult, load_records
-from mock_patients.loaders_common import (
+from mock_patients.loaders.common import (
     EXAM_WORDS,
     Split,
     check_split,
@@ -35,6 +34,7 @@ from mock_patients.loaders_common import (
     parse_demographics,
     text_of,
 )
+from mock_patients.loaders.report import LoadResult, load_records
 from mock_patients.rewrite import to_first_person
 
 _ROLE = re.compile(

@@ -33,8 +33,7 @@ from mock_patients.facts import (
     structured_facts,
 )
 from mock_patients.lexicon import default_lexicon
-from mock_patients.loader_report import LoadResult, load_records
-from mock_patients.loaders_common import (
+from mock_patients.loaders.common import (
     Split,
     check_split,
     diagnosis_text,
@@ -45,6 +44,7 @@ from mock_patients.loaders_common import (
     parse_demographics,
     text_of,
 )
+from mock_patients.loaders.report import LoadResult, load_records
 
 _MEDICATION_KEYS = ("Medications", "Current_Medications", "Medication_History", "Medication")
 _FAMILY_KEYS = ("Family_History",)

@@ -7,15 +7,15 @@ then plays every task with the gold agent and the rule-based user and keeps it o
 shipped world (`strict=True`, generate.py) a failure is a generator bug and raises; on a user's world (a
 published one holds records no family was written for) the task is skipped, counted in
 `world.memo["skipped_tasks"]`, and the first reasons are logged once — one odd record never takes the env
-down. Families pick only records they can handle (task_drafts.Ctx.reservations: a reservation whose flights
+down. Families pick only records they can handle (drafts.Ctx.reservations: a reservation whose flights
 do not form its own trip, such as the 69 published ones whose origin equals their destination, is never picked).
 
 Splits are by user: a user (chosen by a hash of the id) belongs to train or test, never both, so no test
 task reuses a train task's user or reservation.
 
-The families live in families_booking.py (new reservations), families_reservation.py (changes to existing
-ones) and families_service.py (disruptions, information, transfers); they build `Draft`s (task_drafts.py)
-worded with task_wording.py. This module lists them with their counts and turns drafts into tasks.
+The families live in ../families/: booking.py (new reservations), reservation.py (changes to existing
+ones) and service.py (disruptions, information, transfers); they build `Draft`s (drafts.py) worded with
+wording.py. This module lists them with their counts and turns drafts into tasks.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 
 from agentrl.eval.evaluate import play_scripted
 
-from .families_booking import fam_book, fam_too_many_passengers
-from .families_reservation import (
+from ..families.booking import fam_book, fam_too_many_passengers
+from ..families.reservation import (
     fam_add_bags,
     fam_bags_or_insurance_refused,
     fam_cancel,
@@ -38,18 +38,18 @@ from .families_reservation import (
     fam_change_passenger,
     fam_multi,
 )
-from .families_service import (
+from ..families.service import (
     fam_compensation_cancelled,
     fam_delay,
     fam_flight_status,
     fam_total_paid,
     fam_transfer,
 )
-from .scripted import GoldAgent
-from .task_drafts import Ctx, Draft
-from .task_wording import PERSONAS
-from .tasks import Goal, Task, UserScenario
-from .world import World
+from ..scripted import GoldAgent
+from ..world import World
+from . import Goal, Task, UserScenario
+from .drafts import Ctx, Draft
+from .wording import PERSONAS
 
 log = logging.getLogger(__name__)
 MAX_LOGGED_REASONS = 3
@@ -159,7 +159,7 @@ def check_tasks(world: World, tasks: list[Task], *, strict: bool = True) -> list
     """Play each task with the gold agent and the rule-based user; keep those scoring 1. `strict`: anything else
     is a generator bug and raises. Otherwise it is skipped: counted in world.memo["skipped_tasks"] (a list of
     (task id, reason)) and the first reasons logged once."""
-    from .env import FlightBookingEnv
+    from ..env import FlightBookingEnv
 
     if not tasks:
         return []
