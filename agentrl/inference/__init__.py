@@ -37,7 +37,8 @@ def _vllm(cfg: Any, model: Any, tokenizer: Any) -> Any:
 
 
 def _remote(cfg: Any, model: Any, tokenizer: Any) -> Any:
-    from agentrl.inference.remote import RemotePolicy, merged_state_dict
+    from agentrl.inference.merged_weights import merged_state_dict
+    from agentrl.inference.remote import RemotePolicy
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     policy = RemotePolicy(

@@ -43,7 +43,6 @@ token out.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -425,11 +424,3 @@ def _detail(answer: _Answer) -> str:
     except (ValueError, AttributeError, RecursionError):
         msg = answer.text
     return " ".join(msg.split())[:300]
-
-
-def merged_state_dict(model: Any) -> dict[str, torch.Tensor]:
-    """The model's weights as the servers load them: LoRA adapters merged into a copy (the servers hold no
-    adapters), a plain model's own state dict otherwise."""
-    if getattr(model, "peft_config", None):
-        model = copy.deepcopy(model).merge_and_unload()
-    return model.state_dict()

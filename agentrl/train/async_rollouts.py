@@ -141,12 +141,15 @@ class RolloutPipeline(Generic[T]):
             self._cond.notify_all()
 
     @contextmanager
-    def using(self, state_dict: dict[str, torch.Tensor] | None = None, version: int | None = None) -> Iterator[None]:
-        """Hold the sampler (no collection runs meanwhile), synced to `state_dict` (version `version`) if given: the
-        held-out evaluation samples with the trainer's newest weights."""
+    def using(
+        self, state_dict: Callable[[], dict[str, torch.Tensor]] | None = None, version: int | None = None
+    ) -> Iterator[None]:
+        """Hold the sampler (no collection runs meanwhile), synced to the weights `state_dict()` gives (version
+        `version`) if given: the held-out evaluation samples with the trainer's newest weights. A callable, so the
+        weights (a LoRA merge) are only computed when the sampler does not hold that version already."""
         with self.lock:
             if state_dict is not None and version != self.sampler_version:
-                self._sync(state_dict)
+                self._sync(state_dict())
                 self.sampler_version = -1 if version is None else version
             yield
 

@@ -8,8 +8,9 @@
 * A checkpoint's `model/` holds the adapter (peft's `adapter_model.safetensors` + `adapter_config.json`) and
   `agentrl_base.json` (the agentrl base model and its seed: `tiny-random`'s weights depend on it);
   `agentrl.inference.models.load_model` rebuilds the base and merges.
-* `merged_state_dict(model)`: the base weights with the adapters merged in, named like the plain model's (what
-  a vLLM engine loads through `update_weights`); `merge_and_save` / `export_merged` write a plain HF model.
+* `merged_state_dict(model)` (`inference/merged_weights.py`, re-exported here): the base weights with the adapters
+  merged in, named like the plain model's (what a vLLM engine or server loads through `update_weights`);
+  `merge_and_save` / `export_merged` write a plain HF model.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentrl.core.checkpoint import CheckpointError, latest_checkpoint
 from agentrl.core.errors import UsageError
+from agentrl.inference.merged_weights import is_lora, merged_state_dict
 
 LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -43,10 +45,6 @@ class LoRAConfig(BaseModel):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     # Llama-like models' attention and MLP projections
     target_modules: list[str] = Field(default_factory=lambda: list(LLAMA_PROJECTIONS), min_length=1)
-
-
-def is_lora(model: Any) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
 
 
 def apply_lora(model: Any, cfg: LoRAConfig, *, base: str | None = None, seed: int = 0) -> Any:
@@ -129,35 +127,6 @@ class ReferenceView(_Off):
     def get_output_embeddings(self) -> Any:
         head = self._model.get_output_embeddings()
         return None if head is None else _Off(self._model, head)
-
-
-def merged_state_dict(model: Any) -> dict[str, torch.Tensor]:
-    """The base weights with the active adapters merged in, keyed like the plain model's state_dict (the model is
-    not changed). Tensors of layers without adapters are the model's own (not copies)."""
-    if not is_lora(model):
-        return dict(model.state_dict())
-    from peft.tuners.lora import LoraLayer
-
-    base = model.get_base_model()
-    deltas: dict[str, torch.Tensor] = {}
-    with torch.no_grad():
-        for name, mod in base.named_modules():
-            if isinstance(mod, LoraLayer):
-                active = [a for a in mod.active_adapters if a in mod.lora_A]
-                if active and not mod.disable_adapters:
-                    # peft: LoraLayer does not declare get_delta_weight (its Linear etc. define it): the sum reads as int
-                    deltas[name] = sum(mod.get_delta_weight(a) for a in active)  # type: ignore[attr-defined,assignment]
-        out: dict[str, torch.Tensor] = {}
-        for key, value in base.state_dict().items():
-            if ".lora_" in key:
-                continue
-            owner, sep, param = key.partition(".base_layer.")
-            if not sep:
-                out[key] = value.detach()
-                continue
-            merged = value + deltas[owner].to(value.dtype) if param == "weight" and owner in deltas else value
-            out[f"{owner}.{param}"] = merged.detach()
-    return out
 
 
 def merge_and_save(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:

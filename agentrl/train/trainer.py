@@ -802,7 +802,7 @@ class Trainer:
         if self.pipeline is None:
             yield
             return
-        with self.pipeline.using(self._state_to_send() if fresh else None, version=self.step):
+        with self.pipeline.using(self._state_to_send if fresh else None, version=self.step):
             yield
 
     def _sync_weights(self, sd: dict[str, torch.Tensor] | None = None) -> None:
