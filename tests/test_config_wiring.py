@@ -373,6 +373,8 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
         b.a.runner.episode_timeout_s == 100 and b.a.held_out.runner.episode_timeout_s == 100
     ),
     "rollout.failed_episodes": _failed_episodes,
+    "rollout.dtype": "tests/test_offpolicy_correction.py::test_bfloat16_sampler_copy_is_synced_and_corrected sets it "
+    "and checks the sampler's bfloat16 copy, its sync after every update and the tis correction it turns on",
     "rollout.max_staleness": _async,
     **{
         f"rollout.{k}": "the remote backend needs servers to build: tests/test_remote_policy_fake_vllm_server.py::"

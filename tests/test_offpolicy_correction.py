@@ -115,3 +115,34 @@ def test_the_correction_is_a_no_op_with_the_samplers_own_weights(tmp_path: Path,
     assert any(not torch.equal(a, b) for a, b in zip(start.parameters(), plain.model.parameters())), (
         "the updates moved the weights (the comparison is not between two untouched models)"
     )
+
+
+def test_bfloat16_sampler_copy_is_synced_and_corrected(tmp_path: Path) -> None:
+    """rollout.dtype=bfloat16: the sampler decodes with a bfloat16 copy of the float32 weights, the copy equals the
+    trainer's weights cast after every update (the digest check passes), and auto resolves to tis with the gap
+    between the two logged (nonzero: the copy is another precision) and every token weighed."""
+    cfg = load_config(None, [*BASE, "rollout.dtype=bfloat16", "train.verify_weight_sync=true"])
+    assert offpolicy_mode(cfg) == "tis"
+    t, rows = _train(tmp_path, "bf16", ["rollout.dtype=bfloat16", "train.verify_weight_sync=true"])
+    sampler = t.policy.model
+    assert sampler is not t.model
+    assert {p.dtype for p in sampler.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in t.model.parameters()} == {torch.float32}
+    for (name, a), b in zip(t.model.state_dict().items(), sampler.state_dict().values()):
+        assert torch.equal(a.to(torch.bfloat16), b), name  # synced after the last update
+    for r in rows:
+        assert r["logprob/mismatch_kl"] > 0 and r["is/weight_mean"] > 0, r
+        assert r["optimizer_steps"] > 0
+    start = Trainer(load_config(None, [*BASE, f"train.run_dir={tmp_path / 'fresh'}"]), console=False).model
+    assert any(not torch.equal(a, b) for a, b in zip(start.parameters(), t.model.parameters()))
+
+
+def test_rollout_dtype_is_refused_where_it_cannot_apply() -> None:
+    with pytest.raises(ConfigError, match="rollout.backend=hf"):
+        load_config(None, [*BASE, "rollout.dtype=bfloat16", "rollout.backend=vllm"])
+    with pytest.raises(ConfigError, match="fsdp2"):
+        load_config(None, [*BASE, "rollout.dtype=bfloat16", "train.parallel=fsdp2"])
+    with pytest.raises(ConfigError, match="rollout.dtype"):
+        load_config(None, [*BASE, "rollout.dtype=float16"])
+    # the trainer's weights already bfloat16: no copy, nothing to correct
+    assert offpolicy_mode(load_config(None, [*BASE, "rollout.dtype=bfloat16", "train.dtype=bfloat16"])) == "none"

@@ -25,6 +25,7 @@ from agentrl.inference.base import (
     per_prompt,
     weights_digest,
 )
+from agentrl.inference.decode_attention import decode_attention
 from agentrl.inference.kv_cache import supports
 from agentrl.inference.kv_store import KVStore
 from agentrl.inference.packed_linear import pack_linears
@@ -147,7 +148,8 @@ class HFPolicy:
             start = enc.run(plan)
             self.prefill_tokens += enc.encoded
             self.prefill_s += time.perf_counter() - t0
-            toks, lps, finish = self._decode(prompts, plist, plan, start)
+            with decode_attention(self.model):  # one query per row: two products, not the CPU's flash kernel
+                toks, lps, finish = self._decode(prompts, plist, plan, start)
         finally:
             self.model.train(was_training)
         self.tokens_generated += sum(len(t) for t in toks)

@@ -252,6 +252,14 @@ class RolloutConfig(_Strict):
         "(and a branch continuation) encodes only its new tokens; null = one per episode of an update "
         "(groups x group_size), 0 = off",
     )
+    # BENCHMARKS.md, "RL step": on this CPU a decode step of the 135M model reads its weights once, and oneDNN's
+    # bfloat16 products read half the bytes
+    dtype: Literal["bfloat16"] | None = Field(
+        None,
+        description="hf backend: the weights the sampler decodes with; null = the trainer's own model (train.dtype); "
+        "bfloat16 = a bfloat16 copy of the trainer's float32 weights, synced after every update, with the "
+        "sampler/trainer log-prob gap corrected (ppo.offpolicy_correction auto: tis) and logged (logprob/mismatch_kl)",
+    )
     env_workers: int = Field(
         1, ge=1, description="threads stepping envs; > 1 lets a batched env.simulator serve a round at once"
     )
@@ -428,7 +436,8 @@ class PPOConfig(_Strict):
         description="correct for the sampler not being the trainer's own forward (algo/losses.importance_weights): "
         "π_old is recomputed by the trainer and each token's loss weighted by ρ = π_old/π_sampler truncated at "
         "is_cap (tis), or ρ with tokens (mis_token) or episodes (mis_seq, geometric mean) outside [1/is_cap, is_cap] "
-        "masked; auto = tis when rollout.max_staleness > 0 or the backend is vllm or remote, else none",
+        "masked; auto = tis when rollout.max_staleness > 0, the backend is vllm or remote, or rollout.dtype gives "
+        "the sampler a copy in another precision, else none",
     )
     is_cap: float = Field(2.0, gt=1.0, description="the importance ratio's cap C (tis) or band [1/C, C] (mis_*)")
     kl_coef: float = Field(0.0, ge=0.0, description="weight of the KL to the frozen starting model (0 = off)")
@@ -603,6 +612,17 @@ class Config(_Strict):
             )
         if r.remote_weights_dir is not None and r.backend != "remote":
             raise ValueError(f"rollout.remote_weights_dir is for rollout.backend=remote (got {r.backend}): drop it")
+        if r.dtype is not None and r.backend != "hf":
+            raise ValueError(
+                f"rollout.dtype={r.dtype} sets the transformers sampler's weights; rollout.backend={r.backend} "
+                "samples in an engine of its own: drop rollout.dtype, or use rollout.backend=hf"
+            )
+        if sampler_copy_dtype(self) is not None and self.train.parallel == "fsdp2":
+            raise ValueError(
+                f"rollout.dtype={r.dtype} samples from a copy of the weights, corrected by recomputing π_old outside "
+                "the update's lock-step passes, which train.parallel=fsdp2 needs on every rank: use "
+                "train.parallel=ddp or none, or drop rollout.dtype"
+            )
         if self.ppo.offpolicy_correction not in ("auto", "none") and self.train.parallel == "fsdp2":
             raise ValueError(
                 f"ppo.offpolicy_correction={self.ppo.offpolicy_correction} recomputes π_old outside the update's "
@@ -629,14 +649,23 @@ class Config(_Strict):
         return self
 
 
+def sampler_copy_dtype(cfg: Config) -> str | None:
+    """The precision of the transformers sampler's own copy of the weights (`rollout.dtype`), or None when it
+    samples with the trainer's model as it is (no rollout.dtype, or one equal to train.dtype)."""
+    r = cfg.rollout
+    return r.dtype if r.backend == "hf" and r.dtype is not None and r.dtype != cfg.train.dtype else None
+
+
 def offpolicy_mode(cfg: Config) -> str:
     """The correction `ppo.offpolicy_correction` stands for: auto is tis when the sampler is not the trainer's own
-    forward at the weights being trained (asynchronous rollouts, a vLLM engine, remote servers), else none."""
+    forward at the weights being trained (asynchronous rollouts, a vLLM engine, remote servers, a bfloat16 copy of
+    float32 weights: rollout.dtype), else none."""
     mode = cfg.ppo.offpolicy_correction
     if mode != "auto":
         return mode
     r = cfg.rollout
-    return "tis" if r.max_staleness > 0 or r.backend in ("vllm", "remote") else "none"
+    off = r.max_staleness > 0 or r.backend in ("vllm", "remote") or sampler_copy_dtype(cfg) is not None
+    return "tis" if off else "none"
 
 
 class ConfigError(UsageError):

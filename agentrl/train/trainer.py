@@ -53,7 +53,14 @@ from agentrl.train.checkpoint import (
     load_trainer_state,
     save_checkpoint,
 )
-from agentrl.train.config import Config, ConfigError, dump_config, load_config, offpolicy_mode
+from agentrl.train.config import (
+    Config,
+    ConfigError,
+    dump_config,
+    load_config,
+    offpolicy_mode,
+    sampler_copy_dtype,
+)
 from agentrl.train.dynamic_sampling import Refill, refill_specs, swap_groups, zero_spread_groups
 from agentrl.train.forward import ValueHead, forward
 from agentrl.train.held_out import HeldOutEval
@@ -123,9 +130,11 @@ class Trainer:
         )
         self.scheduler = engine.make_scheduler(self.optimizer, cfg.optim, cfg.train.updates)  # one step per update
         # asynchronous rollouts sample while the trainer updates: the transformers backend gets a copy of its own
+        # rollout.dtype=bfloat16: a bfloat16 copy of its own, synced after every update (tokens corrected by TIS)
+        self.sampler_dtype = sampler_copy_dtype(cfg)
         self.sampler_model = (
-            self._frozen_copy(self.rollout_model)
-            if cfg.rollout.max_staleness and cfg.rollout.backend == "hf"
+            self._frozen_copy(self.rollout_model, dtype=self.sampler_dtype)
+            if (cfg.rollout.max_staleness and cfg.rollout.backend == "hf") or self.sampler_dtype
             else self.rollout_model
         )
         self.policy = make_policy_backend(cfg.rollout, self.sampler_model, self.tokenizer)
@@ -283,7 +292,8 @@ class Trainer:
                 self.cfg.ppo,
                 mode=self.offpolicy,
                 temperature=self.cfg.rollout.temperature,
-                same_weights=self.step == c.version,
+                # the drift check is for the same weights in another engine; a cast copy differs by design
+                same_weights=self.step == c.version and self.sampler_dtype is None,
                 autocast=self.cfg.train.autocast == "bfloat16",
             )
         offset, total = distributed.row_span(len(batch))  # this rank's rows of one process's batch, failures left out
@@ -816,18 +826,26 @@ class Trainer:
             sd = self._state_to_send()
         self.policy.update_weights(sd)
         if self.cfg.train.verify_weight_sync:
-            verify_weights(self.policy, sd)
+            verify_weights(self.policy, sd if self.sampler_dtype is None else cast_floats(sd, self.sampler_dtype))
 
     def _reference(self) -> Any:
         """The KL reference: the base with the adapters switched off (LoRA, no second copy), else a frozen copy."""
         return ReferenceView(self.model) if self.cfg.lora is not None else self._frozen_copy()
 
-    def _frozen_copy(self, model: torch.nn.Module | None = None) -> torch.nn.Module:
+    def _frozen_copy(self, model: torch.nn.Module | None = None, dtype: str | None = None) -> torch.nn.Module:
         ref = copy.deepcopy(self.model if model is None else model)
+        if dtype is not None:
+            ref.to(getattr(torch, dtype))
         ref.eval()
         for p in ref.parameters():
             p.requires_grad_(False)
         return ref
+
+
+def cast_floats(sd: dict[str, torch.Tensor], dtype: str) -> dict[str, torch.Tensor]:
+    """`sd` with its floating-point tensors in `dtype` (what loading it into a model of that precision stores)."""
+    dt = getattr(torch, dtype)
+    return {k: v.to(dt) if v.is_floating_point() else v for k, v in sd.items()}
 
 
 OPTIMIZER_SHARDS = "optimizer_shards"  # fsdp2: a checkpoint's directory of rank_NNN.pt optimizer shards
