@@ -74,8 +74,8 @@ def counting(model, vh, opt, sched, batch, *a, **k):
     root, n = {{}}, 0  # positions after prefix sharing (ppo.shared_prefix encodes a common prefix once): trie nodes
     for ids, am in zip(batch.input_ids.tolist(), batch.attention_mask.tolist()):
         node = root
-        for t, a in zip(ids, am):
-            if a:
+        for t, on in zip(ids, am):
+            if on:
                 if t not in node:
                     node[t] = {{}}
                     n += 1

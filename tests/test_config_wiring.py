@@ -382,9 +382,14 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
         for k in ("servers", "remote_weights_dir", "server_attempts", "server_timeout_s")
     },
     "ppo.offpolicy_correction": lambda b: (
-        b.b.offpolicy == "mis_seq" and _kw(b.calls_b, "correct_batch")["mode"] == "mis_seq"
+        b.b.offpolicy == "mis_seq"
+        # one optimizer step: π_old from the update's own forward (ppo_update's offpolicy), else correct_batch's pass
+        and (_kw(b.calls_b, "correct_batch") if "correct_batch" in b.calls_b else _kw(b.calls_b, "ppo_update")).get(
+            "mode", _kw(b.calls_b, "ppo_update").get("offpolicy")
+        )
+        == "mis_seq"
     ),
-    "ppo.is_cap": lambda b: b.calls_b["correct_batch_reads"]["is_cap"] == 3.0,
+    "ppo.is_cap": lambda b: {**b.calls_b.get("correct_batch_reads", {}), **b.ppo_b}["is_cap"] == 3.0,
     "rollout.vllm_gpu_memory_utilization": lambda b: _kw(b.calls_b, "from_model")["gpu_memory_utilization"] == 0.3,
     "rollout.vllm_tensor_parallel_size": lambda b: _kw(b.calls_b, "from_model")["tensor_parallel_size"] == 2,
     "optim.lr": lambda b: b.a.optimizer.param_groups[0]["initial_lr"] == 1e-4,

@@ -4,6 +4,7 @@ the no-op it must be when the sampler is the trainer's own forward at the same w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -146,3 +147,51 @@ def test_rollout_dtype_is_refused_where_it_cannot_apply() -> None:
         load_config(None, [*BASE, "rollout.dtype=float16"])
     # the trainer's weights already bfloat16: no copy, nothing to correct
     assert offpolicy_mode(load_config(None, [*BASE, "rollout.dtype=bfloat16", "train.dtype=bfloat16"])) == "none"
+
+
+@pytest.mark.parametrize("mode", ["tis", "mis_token", "mis_seq"])
+def test_one_step_takes_pi_old_from_its_own_forward(tmp_path: Path, mode: str) -> None:
+    """With one optimizer step per update, ppo_update(offpolicy=mode) on the sampler's log-probs takes the same step
+    as the batch corrected by correct_batch's pass of its own (hand-made sampler log-probs: ρ spread over the cap)."""
+    from agentrl.train.offpolicy import correct_batch
+    from agentrl.train.update import ppo_update
+
+    cfg = load_config(None, [*BASE, "ppo.epochs=1", "ppo.minibatch_size=8", f"train.run_dir={tmp_path / 'r'}"])
+    t = Trainer(cfg, console=False)
+    c = t._collect(0, 0)
+    batch = t._batch(c.episodes, c.returns, c.extra)
+    g = torch.Generator().manual_seed(1)
+    on = batch.action_mask > 0
+    sampler = torch.where(on, batch.old_logprobs + 0.8 * torch.randn(batch.old_logprobs.shape, generator=g), 0.0)
+    batch = dataclasses.replace(batch, old_logprobs=sampler)
+    start = {k: v.clone() for k, v in t.model.state_dict().items()}
+    opt_state = t.optimizer.state_dict()
+
+    def step(b, **kw):
+        t.model.load_state_dict(start)
+        t.optimizer.load_state_dict(opt_state)
+        out = ppo_update(
+            t.model, None, t.optimizer, None, b, cfg.ppo, temperature=1.0, grad_clip=1.0,
+            generator=torch.Generator().manual_seed(0), check_drift=False, **kw,
+        )  # fmt: skip
+        return out, {k: v.clone() for k, v in t.model.state_dict().items()}
+
+    corrected, off = correct_batch(t.model, batch, cfg.ppo, mode=mode, temperature=1.0, same_weights=False)
+    ref_stats, ref = step(corrected)
+    fold_stats, fold = step(batch, offpolicy=mode)
+    assert ref_stats["optimizer_steps"] == fold_stats["optimizer_steps"] == 1
+    moved = False
+    for k in ref:
+        torch.testing.assert_close(fold[k], ref[k], rtol=1e-4, atol=1e-6)
+        moved |= not torch.equal(ref[k], start[k])
+    assert moved
+    # micro-batches weighted by their share of the tokens: the batch's mean weight and mismatch
+    assert fold_stats["is/weight_mean"] == pytest.approx(off["is/weight_mean"], rel=1e-4)
+    assert fold_stats["logprob/mismatch_kl"] == pytest.approx(off["logprob/mismatch_kl"], rel=1e-3)
+    assert off["is/weight_mean"] != pytest.approx(1.0, abs=1e-3)  # the weights did something
+    with pytest.raises(ValueError, match="one optimizer step"):
+        two = cfg.ppo.model_copy(update={"epochs": 2})
+        ppo_update(
+            t.model, None, t.optimizer, None, batch, two, temperature=1.0, grad_clip=1.0,
+            generator=torch.Generator(), offpolicy=mode,
+        )  # fmt: skip

@@ -74,7 +74,7 @@ from agentrl.train.offpolicy import correct_batch
 from agentrl.train.reward_shaping import KLShapedReturns, RandomReturns, raw_rewards
 from agentrl.train.run_dir import check_run_dir, finish_run
 from agentrl.train.task_draws import build_task_draws, group_scores
-from agentrl.train.update import SkipGuard, ppo_update
+from agentrl.train.update import SkipGuard, one_step, ppo_update
 
 
 class Trainer:
@@ -285,7 +285,11 @@ class Trainer:
         episodes, returns, extra, refill, collected = c.episodes, c.returns, c.extra, c.refill, c.collected
         batch = self._batch(episodes, returns, extra)
         off_stats: dict[str, float] = {}
-        if self.offpolicy != "none":  # π_old recomputed by the trainer, tokens weighed by π_old / π_sampler
+        offset, total = distributed.row_span(len(batch))  # this rank's rows of one process's batch, failures left out
+        # one optimizer step on the weights that sampled (a synchronous update): π_old is the update's own forward,
+        # so the correction needs no pass of its own (update.ppo_update's offpolicy); else π_old is recomputed
+        fold = self.offpolicy != "none" and self.step == c.version and one_step(self.cfg.ppo, total)
+        if self.offpolicy != "none" and not fold:  # π_old recomputed by the trainer, tokens weighed by π_old/π_sampler
             batch, off_stats = correct_batch(
                 self.model,
                 batch,
@@ -296,7 +300,6 @@ class Trainer:
                 same_weights=self.step == c.version and self.sampler_dtype is None,
                 autocast=self.cfg.train.autocast == "bfloat16",
             )
-        offset, total = distributed.row_span(len(batch))  # this rank's rows of one process's batch, failures left out
         update_stats = ppo_update(
             self.model,
             self.value_head,
@@ -310,6 +313,8 @@ class Trainer:
             offset=offset,
             total=total,
             autocast=self.cfg.train.autocast == "bfloat16",
+            offpolicy=self.offpolicy if fold else None,
+            check_drift=self.sampler_dtype is None,  # a cast copy differs from the trainer by design
         )
         if self.pipeline is None:
             self._sync_weights()

@@ -13,7 +13,7 @@ from typing import Any, Literal, overload
 import torch
 from torch import nn
 
-from agentrl.algo.losses import aggregate, kl_estimate, policy_loss, value_loss
+from agentrl.algo.losses import aggregate, importance_weights, kl_estimate, policy_loss, value_loss
 from agentrl.core.finite import NonFiniteError
 from agentrl.core.types import TrainBatch
 from agentrl.train import distributed, fsdp
@@ -52,6 +52,8 @@ def ppo_update(
     offset: int = 0,
     total: int | None = None,
     autocast: bool = False,
+    offpolicy: str | None = None,
+    check_drift: bool = True,
 ) -> dict[str, float]:
     """`batch` holds rows offset .. offset+len(batch) of the update's `total` rows (all of them with one process).
 
@@ -59,7 +61,19 @@ def ppo_update(
     back-propagates its rows of a minibatch, weighted by their share of the global minibatch, and the gradients
     are summed over ranks before clipping and the step (`distributed.reduce_grads`).
 
-    `autocast`: the forward runs under bfloat16 autocast; weights, gradients, the loss and AdamW stay float32."""
+    `autocast`: the forward runs under bfloat16 autocast; weights, gradients, the loss and AdamW stay float32.
+
+    `offpolicy` (an `importance_weights` mode): `batch.old_logprobs` are the sampler's, and the update is one
+    optimizer step (`one_step`), so π_old is the weights this forward runs with: each micro-batch takes π_old from
+    its own forward (detached) and weighs its tokens by π_old / π_sampler, which is what `offpolicy.correct_batch`
+    computes with a pass of its own (that pass is saved). `check_drift`: compare the first minibatch's log-probs
+    with the batch's old ones (off for a sampler that differs by design: a bfloat16 copy)."""
+    if offpolicy is not None and not one_step(cfg, len(batch) if total is None else total):
+        raise ValueError(
+            f"ppo_update: offpolicy={offpolicy!r} takes π_old from the update's own forward, which is π_old only for "
+            f"one optimizer step (ppo.epochs=1, ppo.minibatch_size >= the batch's rows; got epochs={cfg.epochs}, "
+            f"minibatch_size={cfg.minibatch_size}): correct the batch with offpolicy.correct_batch instead"
+        )
     model.train()
     dev = device_of(model)
     lockstep = fsdp.is_sharded(model)
@@ -103,8 +117,9 @@ def ppo_update(
                     temperature,
                     shared_prefix=cfg.shared_prefix and not lockstep,
                     autocast=autocast,
+                    offpolicy=offpolicy,
                 )
-                if epoch == 0 and s == 0 and rows and mb.sampler_logprobs is None:
+                if check_drift and epoch == 0 and s == 0 and rows and mb.sampler_logprobs is None:
                     # the same weights that sampled: new and old log-probs must agree (with an off-policy correction
                     # π_old is the trainer's own recompute, and the sampler was checked against it already)
                     drift_rows.append((new_lp, mb.old_logprobs, mb.action_mask))
@@ -154,6 +169,12 @@ def ppo_update(
             )
         )
     return out
+
+
+def one_step(cfg: PPOConfig, rows: int) -> bool:
+    """Whether an update of `rows` rows takes one optimizer step (one epoch, one minibatch), so that π_old, the
+    policy before the update, is the one every micro-batch's forward runs with."""
+    return cfg.epochs == 1 and cfg.minibatch_size >= rows
 
 
 def _idle_rows(batch: TrainBatch, value_head: ValueHead | None, cfg: PPOConfig) -> set[int]:
@@ -318,8 +339,9 @@ def _micro_loss(
     *,
     shared_prefix: bool,
     autocast: bool = False,
+    offpolicy: str | None = None,
 ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
-    """The micro-batch's loss, its stats, and its recomputed log-probs (detached)."""
+    """The micro-batch's loss, its stats, and its recomputed log-probs (detached). `offpolicy`: see `ppo_update`."""
     with bf16_autocast(mb.input_ids.device, autocast):
         out = (shared_prefix_forward if shared_prefix else forward)(
             model,
@@ -334,18 +356,22 @@ def _micro_loss(
     if autocast:  # the loss in float32
         out = ForwardOut(out.logprobs.float(), *(None if t is None else t.float() for t in (out.entropy, out.values)))
     mask = mb.action_mask
+    old, is_weights, is_stats = mb.old_logprobs, mb.is_weights, {}
+    if offpolicy is not None:  # one step: π_old is this forward's; the batch's old log-probs are the sampler's
+        old = torch.where(mask > 0, out.logprobs.detach(), torch.zeros(()))
+        is_weights, is_stats = importance_weights(old, mb.old_logprobs, mask, mode=offpolicy, cap=cfg.is_cap)
     loss, stats = policy_loss(
         out.logprobs,
-        mb.old_logprobs,
+        old,
         mb.advantages,
         mask,
         clip_low=cfg.clip_low,
         clip_high=cfg.clip_high,
         dual_clip=cfg.dual_clip,
         agg=cfg.loss_agg,
-        is_weights=mb.is_weights,
+        is_weights=is_weights,
     )
-    stats = {"loss/policy": float(loss.detach()), **stats}
+    stats = {"loss/policy": float(loss.detach()), **stats, **is_stats}
     if out.entropy is not None:
         ent = aggregate(out.entropy, mask, cfg.loss_agg)
         stats["entropy"] = float(ent.detach())
