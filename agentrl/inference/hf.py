@@ -11,6 +11,7 @@ loop goes, and a chat model keeps their KV in its `KVStore` (`kv_store.py`) for 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ from agentrl.inference.base import (
 from agentrl.inference.decode_attention import decode_attention
 from agentrl.inference.kv_cache import supports
 from agentrl.inference.kv_store import KVStore
-from agentrl.inference.packed_linear import pack_linears
+from agentrl.inference.packed_linear import DecodePacks, pack_linears
 from agentrl.inference.prefill import Encoder, Prefilled, PrefillPlan
 from agentrl.inference.sampling import (
     finish_reason,
@@ -62,6 +63,7 @@ class HFPolicy:
         min_shared_prefix: int = 16,
         store: KVStore | None = None,
         row_prefill: bool | None = None,
+        pack_decode: bool = True,
     ):
         """prefix_reuse: prompts in a batch that share a prefix of at least `min_shared_prefix` tokens (TRePO's
         branch continuations, a group's episodes) encode it once; its KV cache is copied to every row.
@@ -72,7 +74,9 @@ class HFPolicy:
         out left-padded for the batched decode. Default: on a CPU, where a prompt of a few hundred tokens
         already fills the matrix units and a padded, masked batch encodes fewer tokens per second (see
         BENCHMARKS.md); a GPU encodes the padded batch at once. Short runs (`prefill.ROW_PREFILL_MIN`) are
-        batched either way."""
+        batched either way.
+        pack_decode: on a CPU, the decode loop multiplies by oneDNN-packed copies of the linear weights
+        (`packed_linear.DecodePacks`: a few rows against each weight), rebuilt when the weights change."""
         self.store = store
         self.prefix_reuse = prefix_reuse
         self.min_shared_prefix = max(1, int(min_shared_prefix))
@@ -89,6 +93,8 @@ class HFPolicy:
         self.tokens_generated = 0
         # decode steps write into preallocated room instead of re-concatenating the cache (`kv_cache.py`)
         self.growing_cache = supports(model.config)
+        # on a CPU the decode loop multiplies by oneDNN-packed copies of the weights, rebuilt after each update
+        self._packs = DecodePacks() if pack_decode and self.device.type == "cpu" else None
 
     # -- contract ---------------------------------------------------------------------------------
     def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams]) -> list[Completion]:
@@ -148,7 +154,8 @@ class HFPolicy:
             start = enc.run(plan)
             self.prefill_tokens += enc.encoded
             self.prefill_s += time.perf_counter() - t0
-            with decode_attention(self.model):  # one query per row: two products, not the CPU's flash kernel
+            # one query per row: two products, not the CPU's flash kernel; linears packed for a few rows (CPU)
+            with decode_attention(self.model), self._packs.use(self.model) if self._packs else nullcontext():
                 toks, lps, finish = self._decode(prompts, plist, plan, start)
         finally:
             self.model.train(was_training)
