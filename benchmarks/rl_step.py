@@ -12,6 +12,10 @@ decode step cannot be faster than weight bytes / memory bandwidth (the KV cache 
 the limit is optimistic); prefill and the update are matrix products, so they cannot be faster than their FLOPs
 (2 x params per prompt token, 6 x params per trained token) at the measured matmul rate.
 
+This tree runs twice or more: with its defaults, then with each speed setting of `VARIANTS` (`--variants`): the
+same RL setting, sampled and computed another way (a bfloat16 sampler copy with its gap corrected by tis, bfloat16
+autocast in the update).
+
     .venv/bin/python benchmarks/rl_step.py --baseline 57bddba --model runs/agent_learning/tooluse/sft
     .venv/bin/python benchmarks/rl_step.py --render        # BENCHMARKS.md from the saved results only
 """

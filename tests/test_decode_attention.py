@@ -121,3 +121,24 @@ def test_sampler_same_tokens_with_and_without(tiny, monkeypatch: pytest.MonkeyPa
     for a, b in zip(ours, ref):
         assert a.token_ids == b.token_ids
         torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_views_of_a_cache_buffer_read_in_place(dtype: torch.dtype) -> None:
+    """Keys and values as a growing cache holds them: views [:rows, :, :filled] of a buffer with room whose unwritten
+    positions hold anything (NaN here). The result equals sdpa's on contiguous copies; the room changes nothing."""
+    q, k, v = _qkv(3, 6, 2, 1, 11, dtype)
+    buf_k = torch.full((4, 2, 16, 16), float("nan"), dtype=dtype)
+    buf_v = torch.full((4, 2, 16, 16), float("nan"), dtype=dtype)
+    buf_k[:3, :, :11], buf_v[:3, :, :11] = k, v
+    kv_k, kv_v = buf_k[:3, :, :11], buf_v[:3, :, :11]
+    assert not kv_k.is_contiguous()
+    keep = torch.ones(3, 1, 1, 11, dtype=torch.bool)
+    keep[1, ..., :5] = False
+    layer = _Layer(3).eval()
+    ours, _ = grouped_decode_attention(layer, q, kv_k, kv_v, keep)
+    ref, _ = sdpa_attention_forward(layer, q.float(), k.float(), v.float(), keep)
+    assert torch.isfinite(ours).all()
+    tol = 1e-5 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(ours.float(), ref, rtol=tol, atol=tol)
+    assert torch.equal(buf_k[:3, :, :11], k) and torch.equal(buf_v[:3, :, :11], v)  # the filled part untouched
