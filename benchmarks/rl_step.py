@@ -255,8 +255,8 @@ def render(res: dict[str, Any]) -> None:
     for r in runs[1:]:
         s = r["summary"]
         gap = (
-            f"; sampler/trainer mismatch KL {s['mismatch_kl']:.2e} per agent token, "
-            f"{s.get('is_truncated') or 0:.2%} of tokens truncated by tis"
+            f"; sampler/trainer mismatch KL {s['mismatch_kl']:.2e} per agent token"
+            + (f", {s['is_truncated']:.2%} of tokens truncated by tis" if s.get("is_truncated") is not None else "")
             if s.get("mismatch_kl") is not None
             else ""
         )

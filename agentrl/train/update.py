@@ -356,7 +356,8 @@ def _micro_loss(
     if autocast:  # the loss in float32
         out = ForwardOut(out.logprobs.float(), *(None if t is None else t.float() for t in (out.entropy, out.values)))
     mask = mb.action_mask
-    old, is_weights, is_stats = mb.old_logprobs, mb.is_weights, {}
+    old, is_weights = mb.old_logprobs, mb.is_weights
+    is_stats: dict[str, float] = {}
     if offpolicy is not None:  # one step: π_old is this forward's; the batch's old log-probs are the sampler's
         old = torch.where(mask > 0, out.logprobs.detach(), torch.zeros(()))
         is_weights, is_stats = importance_weights(old, mb.old_logprobs, mask, mode=offpolicy, cap=cfg.is_cap)
