@@ -102,7 +102,11 @@ class DecodePacks:
                 w = mod.weight
                 key = (id(mod), w.data_ptr(), w._version, w.dtype)
                 if self._keys.get(name) != key:
-                    self._packed[name], self._keys[name] = PackedLinear(mod), key
+                    packed = PackedLinear(mod)
+                    # code around a layer reads its weight's dtype and device (peft's LoRA layers do): a plain
+                    # attribute for reads, not a registered parameter
+                    packed.__dict__["weight"] = w
+                    self._packed[name], self._keys[name] = packed, key
                 parent_name, _, attr = name.rpartition(".")
                 parent = model.get_submodule(parent_name) if parent_name else model
                 setattr(parent, attr, self._packed[name])
