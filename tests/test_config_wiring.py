@@ -384,8 +384,10 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
     "ppo.offpolicy_correction": lambda b: (
         b.b.offpolicy == "mis_seq"
         # one optimizer step: π_old from the update's own forward (ppo_update's offpolicy), else correct_batch's pass
-        and (_kw(b.calls_b, "correct_batch") if "correct_batch" in b.calls_b else _kw(b.calls_b, "ppo_update")).get(
-            "mode", _kw(b.calls_b, "ppo_update").get("offpolicy")
+        and (
+            _kw(b.calls_b, "correct_batch")["mode"]
+            if "correct_batch" in b.calls_b
+            else _kw(b.calls_b, "ppo_update")["offpolicy"]
         )
         == "mis_seq"
     ),
