@@ -179,6 +179,7 @@ def main() -> None:
         res["e_moved"] = moved
 
         # c: kill server 0 while 16 requests are in flight
+        before = remote.stats()
         batch = [prompts[i % len(prompts)] + [100 + i] for i in range(16)]
         long = SamplingParams(temperature=1.0, max_new_tokens=200, seed=3, ignore_eos=True)
         box: dict[str, Any] = {}
@@ -195,8 +196,10 @@ def main() -> None:
         res["c_returned"] = len(out)
         res["c_finished"] = sum(c.finish_reason == "length" and len(c.token_ids) == 200 for c in out)
         res["c_errors"] = sum(c.finish_reason == "error" for c in out)
-        res["c_retries"] = remote.retries
+        res["c_retries"] = remote.retries - before["retries"]
         res["c_stats"] = remote.stats()
+        failed = {u: res["c_stats"]["servers"][u]["failed"] - before["servers"][u]["failed"] for u in fleet.urls}
+        res["c_failed_on_killed"], res["c_failed_on_other"] = failed[fleet.urls[0]], failed[fleet.urls[1]]
 
         # d: both killed -> errors, and the runner ends the episodes as sampler_error
         fleet.kill(1)

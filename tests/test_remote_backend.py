@@ -43,9 +43,12 @@ def test_remote_servers_sample_sync_and_fail_over_like_the_engine(tmp_path: Path
     assert r["e_moved"] > 1e-6 and r["e_weights_max_abs_diff"] < 1e-6, r
     # c: a server killed mid-batch loses no request: each finished on the other server or came back as an error
     assert r["c_in_flight_on_killed"] >= 1 and r["c_returned"] == 16, r
-    # the requests cut by the kill were retried (a request can finish between the in-flight count and the kill,
-    # so that count bounds the retries from above, not below: seen under load, 5 counted and 3 cut)
-    assert r["c_finished"] + r["c_errors"] == 16 and 1 <= r["c_retries"] <= r["c_in_flight_on_killed"], r
+    # the requests cut by the kill were retried: every failed attempt was on the killed server, and each was retried
+    # unless it was a request's last attempt (those came back as errors). The in-flight count bounds neither side:
+    # under load a request can finish, or be sent to the dying server, between the count and the kill (seen: 5
+    # counted and 3 cut; 5 counted and 6 cut)
+    assert r["c_finished"] + r["c_errors"] == 16 and 1 <= r["c_retries"] <= 16, r
+    assert r["c_failed_on_killed"] == r["c_retries"] + r["c_errors"] and r["c_failed_on_other"] == 0, r
     # d: with no server left, completions are errors and the runner ends the episodes as sampler_error
     assert r["d_all_error"] and "connection failed" in r["d_error_text"], r
     assert r["d_sampler_error"] == 4 and r["d_usable"] == 0, r
