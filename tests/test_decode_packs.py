@@ -11,7 +11,7 @@ from torch import nn
 
 from agentrl.inference.base import SamplingParams
 from agentrl.inference.hf import HFPolicy
-from agentrl.inference.packed_linear import DecodePacks, PackedLinear, can_pack_decode
+from agentrl.inference.packed_linear import DecodePacks, PackedLinear, bf16_packs_supported, can_pack_decode
 
 pytestmark = pytest.mark.skipif(
     not torch.backends.mkldnn.is_available(), reason="this torch has no oneDNN: nothing is packed"
@@ -74,3 +74,16 @@ def test_not_applied_off_the_cpu_or_to_other_dtypes(tiny) -> None:
     assert not can_pack_decode(copy.deepcopy(tiny[0]).to(torch.float16))
     with DecodePacks().use(copy.deepcopy(tiny[0]).to(torch.float16)) as on:
         assert not on
+
+
+def test_bfloat16_packs_only_where_the_cpu_runs_onednn_bfloat16(tiny) -> None:
+    """An AVX2-only CPU has no oneDNN bfloat16 linear (its weight reorder raises): a bfloat16 model decodes with plain
+    linears there, and packed where the CPU has the path."""
+    model = copy.deepcopy(tiny[0]).to(torch.bfloat16)
+    supported = bf16_packs_supported()
+    print(f"oneDNN bfloat16 on this CPU: {supported} ({torch.backends.cpu.get_cpu_capability()})")
+    assert can_pack_decode(model) == supported
+    with DecodePacks().use(model) as on:
+        assert on == supported
+        assert any(isinstance(m, PackedLinear) for m in model.modules()) == supported
+    assert len(_gen(model, tiny[1], True)) == 3

@@ -62,14 +62,21 @@ def pack_linears(model: nn.Module) -> int:
 
 
 def can_pack_decode(model: nn.Module) -> bool:
-    """Whether `DecodePacks` applies: oneDNN is built in, the weights are float32 or bfloat16 on the CPU."""
+    """Whether `DecodePacks` applies: oneDNN is built in, the weights are float32 or bfloat16 on the CPU, and for
+    bfloat16 the CPU has oneDNN's bfloat16 path (AVX512-BW/VL/DQ or AVX-NE-CONVERT; an AVX2-only CPU has not, and
+    its reorder raises)."""
     p = next(model.parameters(), None)
     return bool(
         torch.backends.mkldnn.is_available()
         and p is not None
         and p.device.type == "cpu"
-        and p.dtype in (torch.float32, torch.bfloat16)
+        and (p.dtype == torch.float32 or (p.dtype == torch.bfloat16 and bf16_packs_supported()))
     )
+
+
+def bf16_packs_supported() -> bool:
+    """Whether this CPU runs oneDNN's bfloat16 linear (its weight reorder raises where not)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 class DecodePacks:

@@ -54,6 +54,7 @@ def ppo_update(
     autocast: bool = False,
     offpolicy: str | None = None,
     check_drift: bool = True,
+    fold_shift: bool = True,
 ) -> dict[str, float]:
     """`batch` holds rows offset .. offset+len(batch) of the update's `total` rows (all of them with one process).
 
@@ -67,7 +68,10 @@ def ppo_update(
     optimizer step (`one_step`), so π_old is the weights this forward runs with: each micro-batch takes π_old from
     its own forward (detached) and weighs its tokens by π_old / π_sampler, which is what `offpolicy.correct_batch`
     computes with a pass of its own (that pass is saved). `check_drift`: compare the first minibatch's log-probs
-    with the batch's old ones (off for a sampler that differs by design: a bfloat16 copy)."""
+    with the batch's old ones (off for a sampler that differs by design: a bfloat16 copy).
+
+    `policy_shift` compares the shift rows before and after the update; with one optimizer step and every shift row
+    trained (`fold_shift`), "before" is read off the update's own forward instead of a no-grad pass of its own."""
     if offpolicy is not None and not one_step(cfg, len(batch) if total is None else total):
         raise ValueError(
             f"ppo_update: offpolicy={offpolicy!r} takes π_old from the update's own forward, which is π_old only for "
@@ -91,7 +95,17 @@ def ppo_update(
     # padding passes, so every rank still runs as many as the busiest and the stats match one process's
     idle = _idle_rows(batch, value_head, cfg) if cfg.skip_zero_advantage else set()
     shift_rows = _shift_rows(batch, idle, cfg.shift_rows) if not lockstep else []  # fsdp2: no extra collectives
-    before = _greedy(model, batch, shift_rows, temperature, dev, autocast, cfg.shared_prefix) if shift_rows else None
+    # the policy before the step: with one optimizer step, the trained shift rows' own forward (before any step, and
+    # the eval-mode forward's equal where no dropout is active) gives it; otherwise a no-grad pass of its own
+    fold = fold_shift and bool(shift_rows) and one_step(cfg, total) and not idle & set(shift_rows)
+    fold = fold and not _dropout_active(model)
+    before: tuple[torch.Tensor, torch.Tensor] | None = None
+    if fold:
+        shape = (len(shift_rows), batch.input_ids.shape[1])
+        before = (torch.zeros(shape), torch.full(shape, -1, dtype=torch.long))
+    elif shift_rows:
+        before = _greedy(model, batch, shift_rows, temperature, dev, autocast, cfg.shared_prefix)
+    want = {r: k for k, r in enumerate(shift_rows)} if fold else {}
     for epoch in range(cfg.epochs):
         perm = torch.randperm(total, generator=generator).tolist()
         for s in range(0, total, cfg.minibatch_size):
@@ -109,7 +123,8 @@ def ppo_update(
                 chunks += [[]] * (_most_micro_batches(g_rows, len(batch), micro) - len(chunks))
             for rows in chunks:
                 mb = batch.select(rows or [0]).to(dev)  # [] -> a zero-weight pass over one of this rank's rows
-                loss, stats, new_lp = _micro_loss(
+                take = [(i, want[r]) for i, r in enumerate(rows) if r in want]
+                loss, stats, new_lp, top = _micro_loss(
                     model,
                     value_head,
                     mb,
@@ -118,7 +133,12 @@ def ppo_update(
                     shared_prefix=cfg.shared_prefix and not lockstep,
                     autocast=autocast,
                     offpolicy=offpolicy,
+                    argmax=bool(take),
                 )
+                if take and before is not None and top is not None:
+                    src, dst = [i for i, _ in take], [k for _, k in take]
+                    before[0][dst] = new_lp[src].float().cpu()
+                    before[1][dst] = top[src].cpu()
                 if check_drift and epoch == 0 and s == 0 and rows and mb.sampler_logprobs is None:
                     # the same weights that sampled: new and old log-probs must agree (with an off-policy correction
                     # π_old is the trainer's own recompute, and the sampler was checked against it already)
@@ -188,6 +208,18 @@ def _idle_rows(batch: TrainBatch, value_head: ValueHead | None, cfg: PPOConfig) 
         return set()
     nonzero = ((batch.advantages != 0) & (batch.action_mask > 0)).any(-1)
     return {i for i, busy in enumerate(nonzero.tolist()) if not busy}
+
+
+def _dropout_active(model: nn.Module) -> bool:
+    """Whether the training forward is random (a dropout module with p > 0, or a config's attention/hidden dropout),
+    so that it is not the eval-mode forward the policy-shift metrics compare."""
+    if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()):
+        return True
+    conf = getattr(model, "config", None)
+    return any(
+        isinstance(v, float) and v > 0 and (k.endswith("dropout") or k.endswith("_pdrop"))
+        for k, v in (vars(conf).items() if conf is not None else ())
+    )
 
 
 def _shift_rows(batch: TrainBatch, idle: set[int], n: int) -> list[int]:
@@ -340,8 +372,10 @@ def _micro_loss(
     shared_prefix: bool,
     autocast: bool = False,
     offpolicy: str | None = None,
-) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
-    """The micro-batch's loss, its stats, and its recomputed log-probs (detached). `offpolicy`: see `ppo_update`."""
+    argmax: bool = False,
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor | None]:
+    """The micro-batch's loss, its stats, its recomputed log-probs (detached) and, with `argmax`, the greedy token at
+    each agent position (`ForwardOut.argmax`). `offpolicy`: see `ppo_update`."""
     with bf16_autocast(mb.input_ids.device, autocast):
         out = (shared_prefix_forward if shared_prefix else forward)(
             model,
@@ -352,7 +386,9 @@ def _micro_loss(
             entropy=True,
             mask=mb.action_mask,
             allowed=mb.allowed,
+            argmax=argmax,
         )
+    top = out.argmax
     if autocast:  # the loss in float32
         out = ForwardOut(out.logprobs.float(), *(None if t is None else t.float() for t in (out.entropy, out.values)))
     mask = mb.action_mask
@@ -389,7 +425,7 @@ def _micro_loss(
         vl, vstats = value_loss(out.values, mb.old_values, mb.returns, vmask, clip=cfg.vf_clip, agg=cfg.loss_agg)
         stats.update({"loss/value": float(vl.detach()), **vstats})
         loss = loss + cfg.vf_coef * vl
-    return loss, stats, out.logprobs.detach()
+    return loss, stats, out.logprobs.detach(), top
 
 
 class NonFiniteTrainingError(NonFiniteError):
