@@ -38,6 +38,8 @@ def machine_line(threads: int | None = None) -> str:
                     break
     except OSError:
         pass
+    # the same model name covers hosts with and without AVX512 (bfloat16 matmuls differ several-fold between them)
+    cpu += f" ({torch.backends.cpu.get_cpu_capability()})"
     return (
         f"Measured {datetime.date.today().isoformat()} on {cpu}, {os.cpu_count()} cores{mem}, no GPU; "
         f"Python {platform.python_version()}, torch {torch.__version__}, "
