@@ -106,6 +106,7 @@ def ppo_update(
     elif shift_rows:
         before = _greedy(model, batch, shift_rows, temperature, dev, autocast, cfg.shared_prefix)
     want = {r: k for k, r in enumerate(shift_rows)} if fold else {}
+    filled: set[int] = set()  # shift rows whose "before" the update's forward gave
     for epoch in range(cfg.epochs):
         perm = torch.randperm(total, generator=generator).tolist()
         for s in range(0, total, cfg.minibatch_size):
@@ -139,6 +140,7 @@ def ppo_update(
                     src, dst = [i for i, _ in take], [k for _, k in take]
                     before[0][dst] = new_lp[src].float().cpu()
                     before[1][dst] = top[src].cpu()
+                    filled.update(dst)
                 if check_drift and epoch == 0 and s == 0 and rows and mb.sampler_logprobs is None:
                     # the same weights that sampled: new and old log-probs must agree (with an off-policy correction
                     # π_old is the trainer's own recompute, and the sampler was checked against it already)
@@ -179,6 +181,12 @@ def ppo_update(
         distributed.all_reduce_sum(torch.tensor([float(len(idle))], dtype=torch.float64), "the stats all-reduce").item()
     )
     out.update(_drift(drift_rows, cfg))
+    if fold and before is not None and len(filled) < len(shift_rows):
+        # a non-finite micro-batch ended the minibatch before these rows' forward; its step was skipped, so the
+        # weights are still the ones before the update
+        dst = [k for k in range(len(shift_rows)) if k not in filled]
+        lp, top = _greedy(model, batch, [shift_rows[k] for k in dst], temperature, dev, autocast, cfg.shared_prefix)
+        before[0][dst], before[1][dst] = lp, top
     if before is not None:
         out.update(
             policy_shift(
