@@ -40,8 +40,21 @@ def _batch(model, g: torch.Generator, zero_rows: list[int], B: int = 6, T: int =
     return TrainBatch(ids, attn, amask, old, adv)
 
 
-def _update(model, batch: TrainBatch, **cfg):
-    return _update_with(model, batch, True, **cfg)
+def _update(model, batch: TrainBatch, fold_shift: bool = True, **cfg):
+    m = copy.deepcopy(model)
+    stats = ppo_update(
+        m,
+        None,
+        torch.optim.SGD(m.parameters(), lr=0.5),
+        None,
+        batch,
+        PPOConfig(**{"minibatch_size": 6, "micro_batch_size": 2, **cfg}),
+        temperature=1.0,
+        grad_clip=None,
+        generator=torch.Generator().manual_seed(0),
+        fold_shift=fold_shift,
+    )
+    return m, stats
 
 
 def test_zero_advantage_rows_skip_the_backward_and_change_nothing(model) -> None:
@@ -104,23 +117,6 @@ def test_policy_shift_by_hand() -> None:
     assert out["policy/greedy_flips"] == pytest.approx(1 / 3)
 
 
-def _update_with(model, batch: TrainBatch, fold_shift: bool, **cfg):
-    m = copy.deepcopy(model)
-    stats = ppo_update(
-        m,
-        None,
-        torch.optim.SGD(m.parameters(), lr=0.5),
-        None,
-        batch,
-        PPOConfig(**{"minibatch_size": 6, "micro_batch_size": 2, **cfg}),
-        temperature=1.0,
-        grad_clip=None,
-        generator=torch.Generator().manual_seed(0),
-        fold_shift=fold_shift,
-    )
-    return m, stats
-
-
 @pytest.mark.parametrize("shared_prefix", [False, True])
 def test_the_before_policy_of_one_step_is_read_off_the_updates_own_forward(model, monkeypatch, shared_prefix) -> None:
     """One optimizer step, every shift row trained: "before" comes from the update's own forward (its no-grad pass
@@ -137,10 +133,10 @@ def test_the_before_policy_of_one_step_is_read_off_the_updates_own_forward(model
     monkeypatch.setattr(upd, "_greedy", counting)
     batch = _batch(model, torch.Generator().manual_seed(5), zero_rows=[])
     kw = {"shift_rows": 4, "shared_prefix": shared_prefix}
-    m_fold, folded = _update_with(model, batch, True, **kw)
+    m_fold, folded = _update(model, batch, **kw)
     assert passes == [4], "the after pass only"
     passes.clear()
-    m_sep, separate = _update_with(model, batch, False, **kw)
+    m_sep, separate = _update(model, batch, fold_shift=False, **kw)
     assert passes == [4, 4], "before and after"
     for p1, p0 in zip(m_fold.parameters(), m_sep.parameters()):
         assert torch.equal(p1, p0), "the fold changes no step"
@@ -148,8 +144,20 @@ def test_the_before_policy_of_one_step_is_read_off_the_updates_own_forward(model
     for k in ("policy/kl_step", "policy/logprob_step", "policy/greedy_flips"):
         assert folded[k] == pytest.approx(separate[k], rel=1e-4, abs=1e-9), k
     passes.clear()
-    _update_with(model, _batch(model, torch.Generator().manual_seed(5), zero_rows=[2]), True, shift_rows=6)
+    _update(model, _batch(model, torch.Generator().manual_seed(5), zero_rows=[2]), shift_rows=6)
     assert passes == [6, 6], "an idle shift row is in no forward: its before needs the pass"
     passes.clear()
-    _update_with(model, batch, True, shift_rows=4, epochs=2)
+    _update(model, batch, shift_rows=4, epochs=2)
     assert passes == [4, 4], "two steps: the second forward is not the policy before the update"
+
+
+def test_a_skipped_step_leaves_no_shift_row_without_its_before(model) -> None:
+    """A non-finite micro-batch ends the minibatch before the later rows' forward, and the step is skipped: those
+    shift rows' "before" comes from a pass of its own, so the metrics say what the unfolded update says (no move)."""
+    batch = _batch(model, torch.Generator().manual_seed(6), zero_rows=[])
+    batch.advantages = torch.where(batch.action_mask > 0, torch.full_like(batch.advantages, float("nan")), 0.0)
+    _, folded = _update(model, batch, shift_rows=6)
+    _, separate = _update(model, batch, fold_shift=False, shift_rows=6)
+    assert folded["skipped_steps"] == 1.0 and folded["optimizer_steps"] == 0.0
+    for k in ("policy/kl_step", "policy/logprob_step", "policy/greedy_flips"):
+        assert folded[k] == separate[k] == 0.0, k
