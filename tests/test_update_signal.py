@@ -69,6 +69,23 @@ def test_zero_advantage_rows_skip_the_backward_and_change_nothing(model) -> None
     assert moved > 0, "the update moved the weights"
 
 
+def test_idle_rows_do_not_dilute_the_update_stats(model) -> None:
+    """Rows left out for a zero advantage report no ratio, entropy or clip stats: the means are over the trained
+    rows (the first step's ratio is 1, not the trained share of the minibatch), ratio_max is a maximum, and the loss
+    stays the minibatch's own (the idle rows add 0 to it)."""
+    batch = _batch(model, torch.Generator().manual_seed(1), zero_rows=[0, 3, 4])
+    _, skipped = _update(model, batch, skip_zero_advantage=True)
+    busy = [1, 2, 5]
+    _, alone = _update(model, batch.select(busy), skip_zero_advantage=True)
+    assert skipped["ratio_mean"] == pytest.approx(1.0, abs=1e-4), "before the step every ratio is 1"
+    assert skipped["ratio_max"] == pytest.approx(1.0, abs=1e-4)
+    assert skipped["approx_kl"] < 1e-6
+    for k in ("entropy", "ratio_mean", "clip_fraction"):
+        assert skipped[k] == pytest.approx(alone[k], rel=1e-4, abs=1e-6), k
+    share = float(batch.action_mask[busy].sum() / batch.action_mask.sum())
+    assert skipped["loss/policy"] == pytest.approx(alone["loss/policy"] * share, rel=1e-4, abs=1e-7)
+
+
 @pytest.mark.parametrize("other_term", [{"entropy_coef": 0.01}, {"kl_coef": 0.1}])
 def test_rows_another_loss_term_reads_are_kept(model, other_term) -> None:
     batch = _batch(model, torch.Generator().manual_seed(2), zero_rows=[1, 2])

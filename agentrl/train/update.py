@@ -87,6 +87,8 @@ def ppo_update(
     counts[offset : offset + len(batch)] = batch.action_mask.sum(-1).to(torch.float64)
     counts = distributed.all_reduce_sum(counts, "the token-count all-reduce")
     sums: dict[str, float] = {}
+    weights: dict[str, float] = {}  # per stat, the summed share of the rows that reported it (idle rows do not)
+    highs: dict[str, float] = {}  # the stats that are maxima (`_MAX_STATS`)
     attempts = skipped = steps = 0
     grad_norms = []
     micro = max(1, cfg.micro_batch_size)
@@ -152,7 +154,11 @@ def ppo_update(
                 w = _weight(counts, [r + offset for r in rows], g_rows, cfg.loss_agg) if rows else 0.0
                 (loss * w).backward()
                 for k, v in stats.items() if rows else ():  # a zero-weight padding pass reports nothing
+                    if k in _MAX_STATS:
+                        highs[k] = max(highs.get(k, -math.inf), v)
+                        continue
                     sums[k] = sums.get(k, 0.0) + v * w  # summed over micro-batches and ranks: the minibatch's value
+                    weights[k] = weights.get(k, 0.0) + w
             finite = distributed.reduce_grads(params, finite)
             gnorm = (fsdp.clip_grad_norm_ if lockstep else torch.nn.utils.clip_grad_norm_)(
                 params, grad_clip if grad_clip else float("inf")
@@ -170,9 +176,18 @@ def ppo_update(
     # and tensors of different lengths would leave the all-reduce waiting
     keys = sorted(set().union(*distributed.all_gather(sorted(sums), "the stats names all-gather")))
     vals = distributed.all_reduce_sum(
-        torch.tensor([sums.get(k, 0.0) for k in keys], dtype=torch.float64), "the stats all-reduce"
-    )
-    out = {k: float(v) / max(attempts, 1) for k, v in zip(keys, vals.tolist())}
+        torch.tensor([sums.get(k, 0.0) for k in keys] + [weights.get(k, 0.0) for k in keys], dtype=torch.float64),
+        "the stats all-reduce",
+    ).tolist()
+    # a loss is the minibatch's own (idle rows add 0 to it), averaged over minibatches; any other stat is a mean over
+    # the tokens (rows, for the seq-mean aggregations) of the rows that were trained, whatever share of the
+    # minibatch the idle ones held
+    out = {
+        k: v / max(attempts, 1) if k.startswith("loss/") else (v / wt if wt > 0 else 0.0)
+        for k, v, wt in zip(keys, vals[: len(keys)], vals[len(keys) :])
+    }
+    for k in sorted(set().union(*distributed.all_gather(sorted(highs), "the stats names all-gather"))):
+        out[k] = max(h.get(k, -math.inf) for h in distributed.all_gather(highs, "the stats max all-gather"))
     out["grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else float("nan")
     out["skipped_steps"] = float(skipped)
     out["optimizer_steps"] = float(steps)
@@ -197,6 +212,9 @@ def ppo_update(
             )
         )
     return out
+
+
+_MAX_STATS = frozenset({"ratio_max"})  # reported as the maximum over micro-batches (and ranks), not a mean
 
 
 def one_step(cfg: PPOConfig, rows: int) -> bool:
