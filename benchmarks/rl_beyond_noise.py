@@ -61,6 +61,7 @@ COMMON: dict[str, Any] = {
         "max_tokens": BUDGET,
         "checkpoint_every": 5,
         "keep_checkpoints": 1,
+        "snapshot_every": 5,  # the weights of every 5th update kept (run_dir/snapshots): the held-out curve, --curve
         "log_episodes": 0,
         "eval_every": 0,
         "threads": 2,
@@ -255,17 +256,22 @@ def stage_partial_eval(d: dict[str, Any], arm: str, seed: int) -> None:
     save(d, key)
 
 
-def stage_curve(d: dict[str, Any], arm: str, seed: int, snapshots: Path) -> None:
-    """Greedy held-out success of checkpoints copied aside during a run (`keep_checkpoints` keeps only the newest):
-    each `<arm>_seed<seed>_step<N>` directory under `snapshots`, once; the held-out curve of the run."""
+def stage_curve(d: dict[str, Any], arm: str, seed: int, snapshots: Path | None, steps: list[int] | None) -> None:
+    """Greedy held-out success of a run's snapshots, each once: the held-out curve of the run. Without `snapshots`,
+    the run's own (`train.snapshot_every`: run_dir/snapshots/step_N/model); with it, checkpoints copied aside
+    during a run from before that option, as `<arm>_seed<seed>_step<N>/model` under `snapshots`. `steps`: only
+    those updates."""
     key = f"rl/{arm}/seed{seed}"
     curve = d.setdefault("curves", {}).setdefault(key, {})
-    for snap in sorted(snapshots.glob(f"{arm}_seed{seed}_step*"), key=lambda p: int(p.name.rsplit("step", 1)[1])):
-        step = snap.name.rsplit("step", 1)[1]
-        if step in curve or not (snap / "manifest.json").exists():
+    if snapshots is None:
+        found = {int(p.name.split("_")[-1]): p for p in (run_dir(SETTING, seed, arm) / "snapshots").glob("step_*")}
+    else:
+        found = {int(p.name.rsplit("step", 1)[1]): p for p in snapshots.glob(f"{arm}_seed{seed}_step*")}
+    for step, snap in sorted(found.items()):
+        if str(step) in curve or (steps and step not in steps) or not (snap / "model" / "config.json").exists():
             continue
         g = held_out(str(snap / "model"), modes=("greedy",))["greedy"]
-        curve[step] = {"success": g["success"], "tasks": g["tasks"], "per_task": g["per_task"]}
+        curve[str(step)] = {"success": g["success"], "tasks": g["tasks"], "per_task": g["per_task"]}
         save(d, "curves")
 
 
@@ -281,6 +287,35 @@ def flips(a: dict[str, float], b: dict[str, float]) -> tuple[int, int]:
     gained = sum(1 for t in a if a[t] < 0.5 <= b.get(t, 0.0))
     lost = sum(1 for t in a if a[t] >= 0.5 > b.get(t, 0.0))
     return gained, lost
+
+
+def family_table(d: dict[str, Any]) -> list[str]:
+    """Greedy held-out tasks solved per task family (tier 1: one tool call, tier 2: two), SFT and each evaluated run:
+    which kinds of task RL gained and which it lost."""
+    from environments.tool_use.tasks import load_split
+
+    sft_eval = d.get("sft_eval")
+    runs = [(k, r["eval"]["greedy"]["per_task"]) for k, r in sorted(d.items()) if k.startswith("rl/") and r.get("eval")]
+    if not sft_eval or not runs:
+        return []
+    task = {t.id: t for t in load_split("test")}
+    fams: dict[tuple[int, str], list[str]] = {}
+    for tid in sft_eval["greedy"]["per_task"]:
+        fams.setdefault((task[tid].tier, task[tid].family), []).append(tid)
+    names = [k.removeprefix("rl/").replace("/seed", " s") for k, _ in runs]
+    out = [
+        "",
+        "Greedy held-out tasks solved, per family:",
+        "",
+        "| tier | family | tasks | SFT | " + " | ".join(names) + " |",
+        "|---|---|---|---|" + "---|" * len(names),
+    ]
+    for (tier, fam), tids in sorted(fams.items()):
+        solved = [
+            sum(pt.get(t, 0.0) >= 0.5 for t in tids) for pt in [sft_eval["greedy"]["per_task"], *(p for _, p in runs)]
+        ]
+        out.append(f"| {tier} | {fam} | {len(tids)} | " + " | ".join(str(n) for n in solved) + " |")
+    return out
 
 
 def render_setting(setting: str) -> list[str]:
@@ -330,7 +365,7 @@ def render_setting(setting: str) -> list[str]:
             base = sft_eval["greedy"]
             lines += [
                 "",
-                f"Held-out curve of {key.removeprefix('rl/').replace('/', ', ')} (greedy, checkpoints copied aside "
+                f"Held-out curve of {key.removeprefix('rl/').replace('/', ', ')} (greedy, weights kept "
                 "during the run): "
                 + ", ".join(
                     "update {}: {:.2f} (+{} / −{})".format(k, v["success"], *flips(base["per_task"], v["per_task"]))
@@ -338,6 +373,7 @@ def render_setting(setting: str) -> list[str]:
                 )
                 + f"; SFT {base['success']:.2f}.",
             ]
+    lines += family_table(d)
     lines += ["", "Targets (issue 28):"]
     for arm in ("grpo", "trepo"):
         got = [(s, g) for a, s, g in verdicts if a == arm]
@@ -427,10 +463,14 @@ def main() -> None:
     ap.add_argument(
         "--curve",
         type=Path,
+        nargs="?",
+        const=Path(),
         default=None,
         metavar="DIR",
-        help="greedy held-out success of the checkpoints copied into DIR as <arm>_seed<seed>_step<N>, then render",
+        help="greedy held-out success of each run's snapshots (run_dir/snapshots), or, given DIR, of checkpoints "
+        "copied into DIR as <arm>_seed<seed>_step<N>; then render",
     )
+    ap.add_argument("--curve-steps", type=int, nargs="*", default=None, help="--curve: only these updates")
     ap.add_argument("--note", default=None, help="a paragraph for BENCHMARKS.md (where the run stopped, what else ran)")
     args = ap.parse_args()
     set_setting(args.setting)
@@ -453,7 +493,7 @@ def main() -> None:
     if args.curve is not None:
         for seed in args.seeds:
             for arm in args.arms:
-                stage_curve(d, arm, seed, args.curve)
+                stage_curve(d, arm, seed, None if args.curve == Path() else args.curve, args.curve_steps)
         render()
         return
     if args.eval_now:

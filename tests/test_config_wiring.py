@@ -95,6 +95,7 @@ A = [
     "train.seed=3",
     "train.checkpoint_every=1",
     "train.keep_checkpoints=1",
+    "train.snapshot_every=2",
     "train.log_episodes=1",
     "train.eval_every=1",
     "train.eval_tasks=1",
@@ -233,6 +234,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     b.a = _build(b.cfg_a, b.calls_a, b.ppo_a)
     b.rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     b.checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith("step_"))
+    b.snapshots = sorted(p.name for p in (run / "snapshots").iterdir()) if (run / "snapshots").is_dir() else []
     b.episode_lines = len((run / "episodes" / "step_000001.jsonl").read_text().splitlines())
     b.r = _build(load_config(None, [f"model={b.model_dir}", *A, f"train.run_dir={run}", "train.resume=true"]), {}, {})
     b.cfg_b = load_config(None, [*B, f"train.run_dir={run}"])  # overwrite: A's run is cleared
@@ -430,6 +432,7 @@ READERS: dict[str, Callable[[SimpleNamespace], bool | None] | str] = {
     "train.dtype": lambda b: _kw(b.calls_b, "load_model")["dtype"] == torch.bfloat16,
     "train.checkpoint_every": lambda b: [_arg(b.calls_a, "save_checkpoint", 1, i) for i in range(2)] == [1, 2],
     "train.keep_checkpoints": lambda b: b.checkpoints == ["step_000002"],
+    "train.snapshot_every": lambda b: b.snapshots == ["step_000002"],
     "train.resume": lambda b: b.r.step == 2,
     "train.overwrite": lambda b: _kw(b.calls_b, "check_run_dir")["overwrite"] is True and not b.checkpoints_after_b,
     "train.log_episodes": lambda b: b.episode_lines == 1,

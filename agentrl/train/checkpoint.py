@@ -9,6 +9,7 @@ or the new one, never half of one; `manifest.json` is written last.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -31,6 +32,7 @@ from agentrl.core.checkpoint import (
 from agentrl.core.finite import check_finite
 from agentrl.core.io import atomic_dir
 
+SNAPSHOTS = "snapshots"  # run_dir/snapshots/step_N: model weights kept for a curve (`keep_snapshot`)
 _TMP_RE = re.compile(r"^\.step_\d{6,}\..+$")  # mkdtemp's names for a checkpoint being written
 
 
@@ -90,6 +92,27 @@ def save_checkpoint(
     for old in checkpoint_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def keep_snapshot(ckpt: Path, run_dir: str | Path) -> Path:
+    """The checkpoint's model directory (weights, tokenizer; no optimizer state) kept as
+    `run_dir/snapshots/step_N` (`train.snapshot_every`), where `keep_checkpoints` never deletes it: the weights of a
+    run's held-out curve. Files are hard links where the filesystem allows (no copy), written whole or not at all."""
+    target = Path(run_dir) / SNAPSHOTS / ckpt.name
+    with atomic_dir(target, prefix=f".{ckpt.name}.") as tmp:
+        try:
+            shutil.copytree(ckpt / "model", tmp / "model", copy_function=_link_or_copy)
+        except shutil.Error as e:  # pragma: no cover - copytree gathers per-file errors
+            raise OSError(f"snapshot {target}: {e}") from e
+        (tmp / "snapshot.json").write_text(json.dumps({"step": int(ckpt.name.split("_")[-1])}) + "\n")
+    return target
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def check_saveable(model: Any, trainer_state: dict[str, Any], step: int) -> None:

@@ -491,6 +491,13 @@ class TrainConfig(_Strict):
         10, ge=1, description="updates between checkpoints (the last update always saves one)"
     )
     keep_checkpoints: KeepCheckpoints = 2
+    snapshot_every: int = Field(
+        0,
+        ge=0,
+        description="every N updates (a multiple of checkpoint_every), the checkpoint's model weights are also kept "
+        "in run_dir/snapshots/step_N, which keep_checkpoints never deletes: a held-out curve of the run "
+        "(`agentrl eval --model run_dir/snapshots/step_N/model`); 0: none",
+    )
     resume: Resume = False
     overwrite: Overwrite = False
     log_episodes: int = Field(4, ge=0, description="episodes with per-token advantages saved per update for the report")
@@ -570,6 +577,15 @@ class TrainConfig(_Strict):
                 )
                 data["report_to"] = [*data.get("report_to", []), "tensorboard"]
         return data
+
+    @model_validator(mode="after")
+    def _snapshots_at_checkpoints(self) -> TrainConfig:
+        if self.snapshot_every and self.snapshot_every % self.checkpoint_every:
+            raise ValueError(
+                f"train.snapshot_every={self.snapshot_every} keeps the weights of checkpoints, which are saved every "
+                f"train.checkpoint_every={self.checkpoint_every} updates: use a multiple of it (or 0: no snapshots)"
+            )
+        return self
 
 
 class Config(_Strict):

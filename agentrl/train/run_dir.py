@@ -22,7 +22,7 @@ Rules (`check_run_dir`, before any model loads):
 - resume refuses a run of the other kind (an `agentrl sft` run is resumed by `agentrl sft --resume`).
 
 Clearing (`clear_run_dir`) removes only the entries the kit writes (`KIT_ENTRIES`: the marker, config.yaml,
-metrics.jsonl, checkpoints/, episodes/, report/, and the trackers' tb/, wandb/, mlruns/ and trackers.json); anything
+metrics.jsonl, checkpoints/, snapshots/, episodes/, report/, and the trackers' tb/, wandb/, mlruns/ and trackers.json); anything
 else a user put in the directory stays, and is named on stderr.
 """
 
@@ -49,6 +49,7 @@ KIT_ENTRIES = (
     "config.yaml",
     "metrics.jsonl",
     "checkpoints",
+    "snapshots",
     "episodes",
     "report",
     "tb",

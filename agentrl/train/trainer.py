@@ -50,6 +50,7 @@ from agentrl.train.branch_values import (
 )
 from agentrl.train.checkpoint import (
     check_saveable,
+    keep_snapshot,
     load_trainer_state,
     save_checkpoint,
 )
@@ -673,7 +674,7 @@ class Trainer:
         if not distributed.is_main():  # the ranks' weights and optimizer states are equal: rank 0 writes them
             return self.run_dir / "checkpoints"
         try:
-            return save_checkpoint(
+            final = save_checkpoint(
                 self.run_dir,
                 self.step,
                 model=self.rollout_model,
@@ -683,6 +684,10 @@ class Trainer:
                 extra={OPTIMIZER_SHARDS: shards} if shards else None,
                 checked=True,
             )
+            every = self.cfg.train.snapshot_every
+            if every and self.step % every == 0:
+                keep_snapshot(final, self.run_dir)
+            return final
         finally:
             if shards is not None and shards.exists():  # a failed save leaves no staging directory behind
                 shutil.rmtree(shards, ignore_errors=True)
@@ -877,6 +882,8 @@ _RESUME_MAY_CHANGE = {
     "train.threads",  # CPU threads: a run started on one core count may go on with another
     "train.run_dir",  # a run directory moved (or reached through another path) resumes where it now is
     "train.report_to",  # experiment trackers only log
+    "train.keep_checkpoints",  # what is kept on disk, not what is trained
+    "train.snapshot_every",
 }  # where and how, not what, is computed
 
 
