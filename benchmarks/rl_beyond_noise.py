@@ -503,7 +503,7 @@ def main() -> None:
         render()
         return
     sft = stage_sft(d)
-    for other in ("band", "strat"):
+    for other in ("band", "strat", "t07"):
         if "sft_eval" not in d and SETTING != other and "sft_eval" in load(other):
             d["sft_eval"] = load(other)["sft_eval"]  # the same checkpoint, evaluated the same way
             save(d, "sft_eval")
