@@ -261,10 +261,12 @@ def stage_curve(d: dict[str, Any], arm: str, seed: int, snapshots: Path | None, 
     the run's own (`train.snapshot_every`: run_dir/snapshots/step_N/model); with it, checkpoints copied aside
     during a run from before that option, as `<arm>_seed<seed>_step<N>/model` under `snapshots`. `steps`: only
     those updates."""
+    from agentrl.core.checkpoint import checkpoint_step
+
     key = f"rl/{arm}/seed{seed}"
     curve = d.setdefault("curves", {}).setdefault(key, {})
     if snapshots is None:
-        found = {int(p.name.split("_")[-1]): p for p in (run_dir(SETTING, seed, arm) / "snapshots").glob("step_*")}
+        found = {checkpoint_step(p): p for p in (run_dir(SETTING, seed, arm) / "snapshots").glob("step_*")}
     else:
         found = {int(p.name.rsplit("step", 1)[1]): p for p in snapshots.glob(f"{arm}_seed{seed}_step*")}
     for step, snap in sorted(found.items()):
@@ -503,9 +505,10 @@ def main() -> None:
         render()
         return
     sft = stage_sft(d)
-    for other in ("band", "strat", "t07"):
-        if "sft_eval" not in d and SETTING != other and "sft_eval" in load(other):
-            d["sft_eval"] = load(other)["sft_eval"]  # the same checkpoint, evaluated the same way
+    for other in SETTINGS:  # another setting's evaluation of the same checkpoint, evaluated the same way
+        got = load(other).get("sft_eval") if "sft_eval" not in d and other != SETTING else None
+        if got:
+            d["sft_eval"] = got
             save(d, "sft_eval")
     if "sft_eval" not in d:
         t0 = time.perf_counter()

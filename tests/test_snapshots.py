@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from run_helpers import TINY_GRPO
 from safetensors.torch import load_file
 
 from agentrl.inference.models import load_model
@@ -13,15 +14,7 @@ from agentrl.train.run_dir import clear_run_dir
 from agentrl.train.trainer import Trainer
 
 SMALL = [
-    "model=tiny-random",
-    "env.kwargs.turns=3",
-    "rollout.groups=2",
-    "rollout.group_size=3",
-    "rollout.constrained=true",
-    "rollout.max_new_tokens=4",
-    "ppo.minibatch_size=6",
-    "ppo.micro_batch_size=3",
-    "train.log_episodes=0",
+    *TINY_GRPO,
     "train.random_reward=0.5",  # tiny-random's own rewards can all be 0: every step then moves nothing
     "optim.lr=1e-3",
     "train.threads=1",

@@ -26,6 +26,7 @@ from agentrl.core.checkpoint import (
     NonFiniteCheckpointError,
     adapter_weights,
     checkpoint_dirs,
+    checkpoint_step,
     is_adapter_dir,
     write_manifest,
 )
@@ -104,7 +105,7 @@ def keep_snapshot(ckpt: Path, run_dir: str | Path) -> Path:
             shutil.copytree(ckpt / "model", tmp / "model", copy_function=_link_or_copy)
         except shutil.Error as e:  # pragma: no cover - copytree gathers per-file errors
             raise OSError(f"snapshot {target}: {e}") from e
-        (tmp / "snapshot.json").write_text(json.dumps({"step": int(ckpt.name.split("_")[-1])}) + "\n")
+        (tmp / "snapshot.json").write_text(json.dumps({"step": checkpoint_step(ckpt)}) + "\n")
     return target
 
 

@@ -186,8 +186,9 @@ def ppo_update(
         k: v / max(attempts, 1) if k.startswith("loss/") else (v / wt if wt > 0 else 0.0)
         for k, v, wt in zip(keys, vals[: len(keys)], vals[len(keys) :])
     }
-    for k in sorted(set().union(*distributed.all_gather(sorted(highs), "the stats names all-gather"))):
-        out[k] = max(h.get(k, -math.inf) for h in distributed.all_gather(highs, "the stats max all-gather"))
+    every_highs = distributed.all_gather(highs, "the stats max all-gather")  # one gather for every rank's maxima
+    for k in sorted(set().union(*every_highs)):
+        out[k] = max(h.get(k, -math.inf) for h in every_highs)
     out["grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else float("nan")
     out["skipped_steps"] = float(skipped)
     out["optimizer_steps"] = float(steps)
