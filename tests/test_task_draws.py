@@ -16,6 +16,7 @@ from agentrl.core.registry import load_env_plugins
 from agentrl.core.types import Episode, Message
 from agentrl.rollout.build import resolve_env
 from agentrl.train.config import ConfigError, RolloutConfig, load_config
+from agentrl.train.metrics import family_metrics
 from agentrl.train.task_draws import (
     ONE_STRATUM,
     SeedDraws,
@@ -283,6 +284,43 @@ def test_the_trainer_runs_stratified_draws(tmp_path: Path) -> None:
     assert {FAMILY[task] for task, _, _ in rows} == {"a", "b", "c"}
     assert len({task for task, _, g in rows if g == 0}) == 1, "a group's episodes share their task"
     assert m["draw/strata"] == 3.0 and m["draw/strata_drawn"] == 3.0
+
+
+def test_family_metrics_by_hand() -> None:
+    rows = [("a", 1.0, True), ("a", 0.0, True), ("b", 0.5, False), (None, 1.0, True), ("a", 0.5, False)]
+    assert family_metrics(rows) == {
+        "family/a/episodes": 3.0,
+        "family/a/reward": 0.5,
+        "family/a/spread": 2 / 3,
+        "family/b/episodes": 1.0,
+        "family/b/reward": 0.5,
+        "family/b/spread": 0.0,
+    }
+    assert family_metrics([(None, 1.0, True)]) == {}
+
+
+def test_the_trainer_logs_what_each_family_contributed(tmp_path: Path) -> None:
+    t = Trainer(
+        load_config(None, [*BASE, "rollout.task_draw=stratified", f"train.run_dir={tmp_path / 'run'}"]), console=False
+    )
+    seen = _spy_collect(t)
+    m = t.train_step()
+    counts = Counter(FAMILY[task] for task, _, _ in seen[0])
+    assert {k: v for k, v in m.items() if k.endswith("/episodes")} == {
+        f"family/{f}/episodes": float(n) for f, n in counts.items()
+    }
+    fams = sorted(counts)
+    assert all(0.0 <= m[f"family/{f}/reward"] <= 1.0 and m[f"family/{f}/spread"] in (0.0, 1.0) for f in fams)
+    # the families' rewards, weighted by their episodes, are the batch's mean reward
+    total = sum(m[f"family/{f}/reward"] * m[f"family/{f}/episodes"] for f in fams)
+    assert total / sum(counts.values()) == pytest.approx(m["reward/mean"])
+
+
+def test_an_env_without_families_logs_none(tmp_path: Path) -> None:
+    t = Trainer(
+        load_config(None, [*BASE, "env.kwargs={families: false}", f"train.run_dir={tmp_path / 'run'}"]), console=False
+    )
+    assert not [k for k in t.train_step() if k.startswith("family/")]
 
 
 def test_the_trainer_runs_success_band_draws_with_refills_and_resumes(tmp_path: Path) -> None:

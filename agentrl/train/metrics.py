@@ -118,6 +118,25 @@ def frac_zero_spread(episodes: list[Any]) -> float:
     return len(zero_spread_groups(episodes)) / max(len(groups), 1)
 
 
+def family_metrics(rows: Sequence[tuple[str | None, float, bool]]) -> dict[str, float]:
+    """What each task family (`MultiTurnEnv.task_family`) contributed to the update's batch, from one
+    (family, reward, group has spread) row per episode: `family/<name>/episodes`, `family/<name>/reward` (mean) and
+    `family/<name>/spread` (the share of its episodes in a group with a reward spread, the ones a group baseline
+    trains on). A family that is learned while another is lost (a one-call shortcut) shows here, update by update;
+    tasks without a family are left out, and an env without families logs nothing."""
+    by: dict[str, list[tuple[float, bool]]] = {}
+    for fam, reward, spread in rows:
+        if fam is not None:
+            by.setdefault(fam, []).append((float(reward), bool(spread)))
+    out: dict[str, float] = {}
+    for fam in sorted(by):
+        eps = by[fam]
+        out[f"family/{fam}/episodes"] = float(len(eps))
+        out[f"family/{fam}/reward"] = sum(r for r, _ in eps) / len(eps)
+        out[f"family/{fam}/spread"] = sum(1.0 for _, s in eps if s) / len(eps)
+    return out
+
+
 def _clean(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)  # JSON has no NaN; keep it visible rather than dropping it

@@ -70,7 +70,7 @@ from agentrl.train.lora import (
     ReferenceView,
     merged_state_dict,
 )
-from agentrl.train.metrics import MetricsLogger, NullLogger, frac_zero_spread
+from agentrl.train.metrics import MetricsLogger, NullLogger, family_metrics, frac_zero_spread
 from agentrl.train.offpolicy import correct_batch
 from agentrl.train.reward_shaping import KLShapedReturns, RandomReturns, raw_rewards
 from agentrl.train.run_dir import check_run_dir, finish_run
@@ -337,6 +337,7 @@ class Trainer:
             }
         return {
             **self._episode_metrics(episodes),
+            **self._family_metrics(episodes),
             **(refill.metrics(len(zero_spread_groups(episodes))) if refill is not None else {}),
             **({} if refill is not None else {"groups/frac_reward_zero_std": frac_zero_spread(episodes)}),
             **self._advantage_metrics(batch),
@@ -579,6 +580,15 @@ class Trainer:
             "episode/env_errors": float(sum(row[4] for row in rows)),
             "episode/truncated": float(np.mean([row[3] for row in rows])),
         }
+
+    def _family_metrics(self, episodes: list[Episode]) -> dict[str, float]:
+        """Per task family, over every rank's episodes (`metrics.family_metrics`); nothing for an env without them."""
+        families = self.env.task_families
+        if not any(families.values()):
+            return {}
+        flat = set(zero_spread_groups(episodes))
+        rows = [(families.get(ep.task_id), float(ep.reward), ep.group_id not in flat) for ep in episodes]
+        return family_metrics([row for part in distributed.all_gather(rows, "the family all-gather") for row in part])
 
     @staticmethod
     def _advantage_metrics(batch: TrainBatch) -> dict[str, float]:
