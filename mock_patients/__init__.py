@@ -2,7 +2,7 @@
 
 * `cases`     — the `PatientCase` record and JSONL load/save; the shipped case bank (data/cases.jsonl).
 * `knowledge` — the disease–finding knowledge table the generator samples from and the Bayesian diagnoser reads.
-* `generate`  — the seeded case generator (`python -m mock_patients.generate --seed 0 --n 320 --out ...`).
+* `generate`  — the seeded case generator (`python -m mock_patients.generate --seed 0 --n 320 --test-extra 36 --out ...`).
 * `loaders`   — AgentClinic OSCE and MediQ records -> `PatientCase`.
 * `facts`     — key facts: from structured cases, by an LLM, or by a rule-based sentence splitter.
 * `patient`   — rule-based and LLM patients that answer only from key facts and record disclosures.

@@ -1,6 +1,6 @@
 """Seeded case generator over the knowledge table.
 
-    python -m mock_patients.generate --seed 0 --n 320 --out mock_patients/data/cases.jsonl
+    python -m mock_patients.generate --seed 0 --n 320 --test-extra 36 --out mock_patients/data/cases.jsonl
 
 Each case samples a disease by prior weight, then sex and age, then EVERY finding of the table
 independently with P(finding | disease, sex) — the same numbers the Bayesian diagnoser uses, so its
@@ -60,7 +60,8 @@ def pertinent(table: KnowledgeTable, d: Disease, sex: str) -> set[str]:
     return {f for f in ids if table.finding(f).sex in (None, sex)}
 
 
-def generate_case(table: KnowledgeTable, seed: int, index: int) -> PatientCase:
+def generate_case(table: KnowledgeTable, seed: int, index: int, *, split: str | None = None) -> PatientCase:
+    """Case `index` of `seed`'s stream; `split` None: test one in TEST_EVERY, else train."""
     rng = random.Random(seed * 1_000_003 + index)  # per-case stream: case i does not depend on n
     diseases = list(table.diseases)
     while True:  # resample until the patient has at least one symptom to present with
@@ -136,7 +137,7 @@ def generate_case(table: KnowledgeTable, seed: int, index: int) -> PatientCase:
     case = PatientCase(
         id=f"gen-{seed}-{index:04d}",
         source="generated",
-        split="test" if index % TEST_EVERY == TEST_EVERY - 1 else "train",
+        split=split or ("test" if index % TEST_EVERY == TEST_EVERY - 1 else "train"),
         demographics=Demographics(age=age, sex=sex),  # type: ignore[arg-type]
         chief_complaint=cc.name,
         history_of_present_illness=hpi,
@@ -169,20 +170,26 @@ def _assert_no_leak(case: PatientCase, table: KnowledgeTable) -> None:
                 )
 
 
-def generate(seed: int, n: int, table: KnowledgeTable | None = None) -> list[PatientCase]:
+def generate(seed: int, n: int, table: KnowledgeTable | None = None, *, test_extra: int = 0) -> list[PatientCase]:
+    """n cases split one in TEST_EVERY to test, then `test_extra` more cases, all test (module docstring)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if test_extra < 0:
+        raise ValueError(f"test_extra must be >= 0, got {test_extra}")
     table = table or default_table()
-    return [generate_case(table, seed, i) for i in range(n)]
+    return [generate_case(table, seed, i) for i in range(n)] + [
+        generate_case(table, seed, i, split="test") for i in range(n, n + test_extra)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mock_patients.generate", description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n", type=int, default=320)
+    p.add_argument("--test-extra", type=int, default=36, help="cases appended to the test split only")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "data" / "cases.jsonl")
     args = p.parse_args(argv)
-    cases = generate(args.seed, args.n)
+    cases = generate(args.seed, args.n, test_extra=args.test_extra)
     save_cases(args.out, cases)
     by_split = {s: sum(c.split == s for c in cases) for s in ("train", "test")}
     print(

@@ -34,7 +34,7 @@ def test_shipped_bank_size_split_and_linkage():
     cases = shipped_cases()
     assert len(cases) >= 300
     assert {c.split for c in cases} == {"train", "test"}
-    assert len(shipped_cases("test")) >= 50
+    assert len(shipped_cases("test")) >= 100, "one standard error of a held-out accuracy <= 5 points"
     assert len({c.diagnosis_id for c in cases}) >= 40
     t = default_table()
     for c in cases:
@@ -46,7 +46,7 @@ def test_shipped_bank_size_split_and_linkage():
 
 def test_shipped_bank_is_exactly_what_the_generator_writes(tmp_path):
     out = tmp_path / "cases.jsonl"
-    assert generate_main(["--seed", "0", "--n", "320", "--out", str(out)]) == 0
+    assert generate_main(["--seed", "0", "--n", "320", "--test-extra", "36", "--out", str(out)]) == 0
     assert out.read_bytes() == SHIPPED.read_bytes()
 
 
@@ -55,6 +55,18 @@ def test_generator_is_seeded_and_prefix_stable():
     assert [c.model_dump() for c in a] == [c.model_dump() for c in b]
     assert [c.model_dump() for c in generate(3, 5)] == [c.model_dump() for c in a[:5]]  # case i does not depend on n
     assert [c.model_dump() for c in generate(4, 5)] != [c.model_dump() for c in a[:5]]
+
+
+def test_test_extra_appends_test_cases_and_changes_no_other():
+    base, more = generate(3, 10), generate(3, 10, test_extra=4)
+    assert [c.model_dump() for c in more[:10]] == [c.model_dump() for c in base], "the first n cases are unchanged"
+    assert [c.split for c in more[10:]] == ["test"] * 4
+    assert [c.id for c in more[10:]] == [f"gen-3-{i:04d}" for i in range(10, 14)]
+    # the same stream as case i of a longer run: only the split label differs
+    longer = {c.id: c for c in generate(3, 14)}
+    assert all(c.model_dump() == longer[c.id].model_copy(update={"split": "test"}).model_dump() for c in more[10:])
+    with pytest.raises(ValueError, match="test_extra must be >= 0"):
+        generate(3, 10, test_extra=-1)
 
 
 def test_no_fact_of_any_shipped_case_names_its_diagnosis():
