@@ -1,10 +1,11 @@
-"""Agent learning that can decide (issue 28, part 4): does RL after SFT make SmolLM2-135M better on ToolUse-v0,
-beyond noise? 100 held-out tasks (tiers 1-2 of the test split; one standard error <= 5 points), two RL seeds,
+"""Agent learning that can decide (issue 28, part 4): does RL after SFT make SmolLM2-135M better on ToolUse-v0
+(`--env tooluse`, the default) and Consultation-v0 (`--env consultation`), beyond noise? 100 held-out tasks (ToolUse:
+tiers 1-2 of the test split; Consultation: the 100 test cases; one standard error <= 5 points), two RL seeds,
 TRePO and GRPO at equal sampled tokens (TRePO's continuations counted), a random-reward control run (GRPO on
 Bernoulli(0.4) returns: the noise floor of the whole pipeline), greedy and sampled held-out success, and each
 checkpoint compared with the SFT one by paired per-task flips.
 
-Stages, each saved as soon as it is done (benchmarks/results/rl_beyond_noise/tooluse.json), so the benchmark can be
+Stages, each saved as soon as it is done (benchmarks/results/rl_beyond_noise/<env>_<setting>.json), so the benchmark can be
 stopped at any point and started again with the same command: the SFT checkpoint (shared with
 benchmarks/agent_learning.py), its held-out evaluation, then per seed and arm an RL run that checkpoints every few
 updates and resumes from its newest checkpoint (train.resume), then its held-out evaluation. Wall time per stage
@@ -14,6 +15,7 @@ allows: each ToolUse update peaks at about 11.5 GiB, so on a 24 GiB machine run 
 
     .venv/bin/python benchmarks/rl_beyond_noise.py                        # everything, resuming
     .venv/bin/python benchmarks/rl_beyond_noise.py --arms grpo control --seeds 0
+    .venv/bin/python benchmarks/rl_beyond_noise.py --env consultation --setting t07 --arms trepo grpo control
     .venv/bin/python benchmarks/rl_beyond_noise.py --render
 """
 
@@ -31,13 +33,39 @@ from _common import ROOT, machine_line, write_section
 
 from agentrl.core.io import atomic_write_text
 
+# What differs between the two envs. The SFT checkpoint of each is benchmarks/agent_learning.py's (same name).
+ENVS: dict[str, dict[str, Any]] = {
+    "tooluse": {
+        "id": "agentrl/ToolUse-v0",
+        "kwargs": {"tier": [1, 2], "schema": "compact", "max_turns": 5},
+        "max_new": 64,
+        "budget": 150_000,  # sampled tokens per RL run (continuations and refills counted): ~60 GRPO updates
+        "title": "Agent learning beyond noise: ToolUse-v0, 100 held-out tasks, two seeds, a random-reward control",
+        "train": "ToolUse-v0's train split (tiers 1-2, compact prompt)",
+        "held_out": "the test split's tiers 1-2 (100 tasks)",
+        "settings": ("strat", "band", "t07"),
+    },
+    "consultation": {
+        "id": "agentrl/Consultation-v0",
+        "kwargs": {"max_turns": 8},
+        "max_new": 32,
+        # a consultation episode samples far fewer tokens than a ToolUse one (the agent_learning runs: 380-1,000
+        # a GRPO / TRePO update): 30,000 is about 60 TRePO updates of 16 episodes
+        "budget": 30_000,
+        "title": "Agent learning beyond noise: Consultation-v0, 100 held-out cases, two seeds, a random-reward control",
+        "train": "Consultation-v0's train split (256 generated cases, rule-based patient, at most 8 messages)",
+        "held_out": "the test split's 100 cases, success = the right diagnosis",
+        "settings": ("t07",),
+    },
+}
+ENV = "tooluse"
 OUT = ROOT / "benchmarks" / "results" / "rl_beyond_noise" / "tooluse.json"
 RUNS = ROOT / "runs" / "rl_beyond_noise" / "tooluse"
-TITLE = "Agent learning beyond noise: ToolUse-v0, 100 held-out tasks, two seeds, a random-reward control"
-ENV_ID = "agentrl/ToolUse-v0"
-ENV_KWARGS = {"tier": [1, 2], "schema": "compact", "max_turns": 5}
-MAX_NEW = 64
-BUDGET = 150_000  # sampled tokens per RL run (continuations and refills counted): ~60 GRPO updates of 16 episodes
+TITLE = ENVS[ENV]["title"]
+ENV_ID = ENVS[ENV]["id"]
+ENV_KWARGS: dict[str, Any] = ENVS[ENV]["kwargs"]
+MAX_NEW = ENVS[ENV]["max_new"]
+BUDGET = ENVS[ENV]["budget"]
 SAMPLED_TRIALS = 1  # held-out episodes per task at temperature 1
 SEEDS = (0, 1)
 TASKS: int | None = None  # held-out tasks (None: all 100); --smoke uses 3
@@ -159,8 +187,8 @@ def stage_sft(d: dict[str, Any]) -> Path:
     """The SFT checkpoint of benchmarks/agent_learning.py (same data, settings and run directory)."""
     import agent_learning as al
 
-    res = al.Results("tooluse")
-    run = al.stage_sft("tooluse", al.ENVS["tooluse"], res, 0)
+    res = al.Results(ENV)
+    run = al.stage_sft(ENV, al.ENVS[ENV], res, 0)
     d.setdefault("sft", {"seconds": res.data.get("sft", {}).get("seconds"), "run": str(run)})
     save(d, "sft")
     return run
@@ -291,19 +319,30 @@ def flips(a: dict[str, float], b: dict[str, float]) -> tuple[int, int]:
     return gained, lost
 
 
-def family_table(d: dict[str, Any]) -> list[str]:
-    """Greedy held-out tasks solved per task family (tier 1: one tool call, tier 2: two), SFT and each evaluated run:
-    which kinds of task RL gained and which it lost."""
-    from environments.tool_use.tasks import load_split
+def task_groups() -> dict[str, tuple[int | str, str]]:
+    """Held-out task id -> (tier, family): ToolUse's tier (1: one tool call, 2: two) and family; elsewhere the env's
+    `task_family` (Consultation: the diagnosis) and no tier."""
+    if ENV == "tooluse":
+        from environments.tool_use.tasks import load_split
 
+        return {t.id: (t.tier, t.family) for t in load_split("test")}
+    import gymnasium as gym
+
+    env = gym.make(ENV_ID, **{**ENV_KWARGS, "split": "test"}).unwrapped
+    return {t: ("—", env.task_family(t) or "—") for t in env.task_ids()}
+
+
+def family_table(d: dict[str, Any]) -> list[str]:
+    """Greedy held-out tasks solved per task family, SFT and each evaluated run: which kinds of task RL gained and
+    which it lost."""
     sft_eval = d.get("sft_eval")
     runs = [(k, r["eval"]["greedy"]["per_task"]) for k, r in sorted(d.items()) if k.startswith("rl/") and r.get("eval")]
     if not sft_eval or not runs:
         return []
-    task = {t.id: t for t in load_split("test")}
-    fams: dict[tuple[int, str], list[str]] = {}
+    task = task_groups()
+    fams: dict[tuple[int | str, str], list[str]] = {}
     for tid in sft_eval["greedy"]["per_task"]:
-        fams.setdefault((task[tid].tier, task[tid].family), []).append(tid)
+        fams.setdefault(task[tid], []).append(tid)
     names = [k.removeprefix("rl/").replace("/seed", " s") for k, _ in runs]
     out = [
         "",
@@ -312,7 +351,7 @@ def family_table(d: dict[str, Any]) -> list[str]:
         "| tier | family | tasks | SFT | " + " | ".join(names) + " |",
         "|---|---|---|---|" + "---|" * len(names),
     ]
-    for (tier, fam), tids in sorted(fams.items()):
+    for (tier, fam), tids in sorted(fams.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
         solved = [
             sum(pt.get(t, 0.0) >= 0.5 for t in tids) for pt in [sft_eval["greedy"]["per_task"], *(p for _, p in runs)]
         ]
@@ -413,18 +452,18 @@ def render() -> None:
     lines = [
         machine_line(),
         "",
-        f"Written by `benchmarks/rl_beyond_noise.py`. SmolLM2-135M-Instruct, float32, CPU. SFT on ToolUse-v0's train "
-        f"split (tiers 1-2, compact prompt; `benchmarks/agent_learning.py`'s checkpoint), then RL from it on the train "
+        f"Written by `benchmarks/rl_beyond_noise.py --env {ENV}`. SmolLM2-135M-Instruct, float32, CPU. SFT on "
+        f"{ENVS[ENV]['train']}, `benchmarks/agent_learning.py`'s checkpoint, then RL from it on the train "
         f"split: {COMMON['rollout']['groups']} groups x {COMMON['rollout']['group_size']} episodes per update at temperature 1, "
         f"dynamic sampling (refill_rounds {COMMON['rollout']['refill_rounds']}), lr "
         f"{COMMON['optim']['lr']:g} with {COMMON['optim']['warmup_steps']} warm-up updates, one optimizer step per update, "
         f"until {BUDGET:,} sampled tokens (refills and TRePO's continuations counted). TRePO: one continuation per agent "
         "turn at the policy's temperature, continuations trained on. Control: GRPO on Bernoulli(0.4) rewards. Held-out: "
-        f"the test split's tiers 1-2 (100 tasks), greedy (1 episode per task) and sampled (temperature 1, {SAMPLED_TRIALS} "
+        f"{ENVS[ENV]['held_out']}, greedy (1 episode per task) and sampled (temperature 1, {SAMPLED_TRIALS} "
         "per task); ± is one standard error. Flips: held-out tasks the SFT checkpoint failed and the RL one solves (+), "
-        "and the reverse (−), greedy. Two settings, `--setting`:",
+        "and the reverse (−), greedy. Settings (`--setting`), each a section:",
     ]
-    for setting in SETTINGS:
+    for setting in ENVS[ENV]["settings"]:
         lines += ["", f"### Setting `{setting}`: {SETTING_NOTES[setting]}", "", *render_setting(setting)]
     if SMOKE:
         print("\n".join(lines))
@@ -437,7 +476,8 @@ def smoke() -> None:
     import agent_learning as al
 
     al.smoke()
-    OUT, RUNS, BUDGET, TASKS, SMOKE = Path("/tmp/agentrl_smoke/rbn.json"), Path("/tmp/agentrl_smoke/rbn"), 400, 3, True
+    OUT, RUNS = Path(f"/tmp/agentrl_smoke/rbn_{ENV}.json"), Path(f"/tmp/agentrl_smoke/rbn_{ENV}")
+    BUDGET, TASKS, SMOKE = 400, 3, True
     COMMON["train"].update(max_tokens=BUDGET, checkpoint_every=1)
     COMMON["rollout"].update(groups=1, group_size=2, max_new_tokens=8)
 
@@ -447,11 +487,32 @@ def set_setting(name: str) -> None:
     SETTING = name
 
 
+def set_env(name: str) -> None:
+    """`--env`: the env's id, kwargs, token limits, results file and run directories (before --smoke shrinks them)."""
+    global ENV, OUT, RUNS, TITLE, ENV_ID, ENV_KWARGS, MAX_NEW, BUDGET
+    spec = ENVS[name]
+    ENV, TITLE, ENV_ID, ENV_KWARGS, MAX_NEW, BUDGET = (
+        name,
+        spec["title"],
+        spec["id"],
+        spec["kwargs"],
+        spec["max_new"],
+        spec["budget"],
+    )
+    OUT, RUNS = OUT.with_name(f"{name}.json"), RUNS.with_name(name)
+    COMMON["env"] = {"id": ENV_ID, "kwargs": {**ENV_KWARGS, "split": "train"}}
+    COMMON["rollout"]["max_new_tokens"] = MAX_NEW
+    COMMON["train"]["max_tokens"] = BUDGET
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--arms", nargs="*", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--seeds", nargs="*", type=int, default=list(SEEDS))
-    ap.add_argument("--setting", default="strat", choices=list(SETTINGS), help="task draws and loss aggregation")
+    ap.add_argument("--env", default="tooluse", choices=list(ENVS), help="ToolUse-v0 or Consultation-v0")
+    ap.add_argument(
+        "--setting", default=None, choices=list(SETTINGS), help="task draws and temperature (default: the env's first)"
+    )
     ap.add_argument("--render", action="store_true")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 each when two arms run side by side)")
     ap.add_argument(
@@ -475,7 +536,12 @@ def main() -> None:
     ap.add_argument("--curve-steps", type=int, nargs="*", default=None, help="--curve: only these updates")
     ap.add_argument("--note", default=None, help="a paragraph for BENCHMARKS.md (where the run stopped, what else ran)")
     args = ap.parse_args()
-    set_setting(args.setting)
+    if args.setting is not None and args.setting not in ENVS[args.env]["settings"]:
+        ap.error(
+            f"--setting {args.setting} is not run on {args.env}; its settings: {', '.join(ENVS[args.env]['settings'])}"
+        )
+    set_env(args.env)
+    set_setting(args.setting or ENVS[args.env]["settings"][0])
     if args.smoke:
         smoke()
     d = load()
@@ -505,7 +571,7 @@ def main() -> None:
         render()
         return
     sft = stage_sft(d)
-    for other in SETTINGS:  # another setting's evaluation of the same checkpoint, evaluated the same way
+    for other in ENVS[ENV]["settings"]:  # another setting's evaluation of the same checkpoint, evaluated the same way
         got = load(other).get("sft_eval") if "sft_eval" not in d and other != SETTING else None
         if got:
             d["sft_eval"] = got
