@@ -328,7 +328,7 @@ def task_groups() -> dict[str, tuple[int | str, str]]:
         return {t.id: (t.tier, t.family) for t in load_split("test")}
     import gymnasium as gym
 
-    env = gym.make(ENV_ID, **{**ENV_KWARGS, "split": "test"}).unwrapped
+    env: Any = gym.make(ENV_ID, **{**ENV_KWARGS, "split": "test"}).unwrapped
     return {t: ("—", env.task_family(t) or "—") for t in env.task_ids()}
 
 
