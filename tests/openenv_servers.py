@@ -94,11 +94,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 600.0) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 600.0, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace")[-3000:] if proc.stderr else ""
+            err = log.read_bytes().decode(errors="replace")[-3000:] if log is not None and log.exists() else ""
             raise RuntimeError(f"the server exited with {proc.returncode} before it was healthy:\n{err}")
         try:
             if httpx.get(url + "/health", timeout=1.0).status_code == 200:
@@ -128,16 +128,17 @@ def server_process(
     """Run `python ARGS` (a server on 127.0.0.1:port), wait until /health answers, stop it afterwards."""
     full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), str(ROOT)]), "OMP_NUM_THREADS": "1",
                 **(env or {})}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, *args], cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # stderr to a file, not a pipe: nobody reads a pipe while the server runs, and once the server's tracebacks (the
+    # tests make its env raise, and a loaded machine adds keepalive timeouts) fill the pipe's 64 KiB, its next write
+    # blocks the event loop and every request times out (seen once in CI: "GET /schema: timed out")
+    log = cwd / f"server_{port}.stderr"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=err)
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, log=log)
         yield proc
     finally:
         stop(proc)
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 @contextmanager
