@@ -41,13 +41,11 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def curve(run: Path) -> list[tuple[int, float]]:
-    from agentrl.report import load_metrics
+    """(update, held-out success) of a run directory, as the quickstart reads it (`report.series`)."""
+    from agentrl.report import load_metrics, series
 
-    return [
-        (int(r["step"]), r["eval/success_rate"])
-        for r in load_metrics(run / "metrics.jsonl")
-        if "eval/success_rate" in r
-    ]
+    steps, rates = series(load_metrics(run / "metrics.jsonl"), "eval/success_rate")
+    return [(int(u), r) for u, r in zip(steps, rates)]
 
 
 def load() -> dict[str, Any]:
@@ -74,6 +72,7 @@ def shipped(d: dict[str, Any]) -> Path:
 
 
 def variant(d: dict[str, Any], name: str, overrides: list[str], sft: Path) -> None:
+    from agentrl import quickstart
     from agentrl.train.config import load_config
     from agentrl.train.trainer import Trainer
 
@@ -81,7 +80,7 @@ def variant(d: dict[str, Any], name: str, overrides: list[str], sft: Path) -> No
         return
     run = RUNS / f"variant{list(VARIANTS).index(name)}"
     cfg = load_config(
-        quickstart_config(),
+        quickstart.CONFIG,
         [
             *overrides,
             *EXTRA,
@@ -101,12 +100,6 @@ def variant(d: dict[str, Any], name: str, overrides: list[str], sft: Path) -> No
     save(d)
 
 
-def quickstart_config() -> Path:
-    from agentrl import quickstart
-
-    return quickstart.CONFIG
-
-
 def render() -> None:
     d = load()
     s = d.get("shipped")
@@ -118,15 +111,18 @@ def render() -> None:
         "|---|---|---|---|",
     ]
 
+    def tasks_gained(rl: list[tuple[int, float]]) -> int:
+        return round((rl[-1][1] - sft) * 25) if rl else 0
+
     def row(name: str, rl: list[tuple[int, float]], secs: str) -> str:
-        gain = round((rl[-1][1] - sft) * 25) if rl else 0
+        gain = tasks_gained(rl)
         pts = ", ".join(f"{u}: {v:.2f}" for u, v in rl)
         return f"| {name} | SFT {sft:.2f}; {pts} | {gain:+d} | {secs} |"
 
     rows.append(row("shipped (examples/quickstart.yaml)", s["rl"], f"whole quickstart {s['seconds'] / 60:.1f} min"))
     for name, v in d.get("variants", {}).items():
         rows.append(row(name, v["rl"], f"RL stage {v['seconds_rl'] / 60:.1f} min"))
-    gain = round((s["rl"][-1][1] - sft) * 25) if s["rl"] else 0
+    gain = tasks_gained(s["rl"])
     ok = gain >= 2 and s["seconds"] <= 600
     body = [
         machine_line(),
