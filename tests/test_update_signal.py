@@ -17,7 +17,8 @@ from agentrl.core.types import TrainBatch
 from agentrl.inference.models import load_model
 from agentrl.train.config import PPOConfig
 from agentrl.train.forward import forward
-from agentrl.train.update import policy_shift, ppo_update
+from agentrl.train.policy_shift import policy_shift
+from agentrl.train.update import ppo_update
 
 PAD = 2
 
@@ -138,16 +139,16 @@ def test_policy_shift_by_hand() -> None:
 def test_the_before_policy_of_one_step_is_read_off_the_updates_own_forward(model, monkeypatch, shared_prefix) -> None:
     """One optimizer step, every shift row trained: "before" comes from the update's own forward (its no-grad pass
     saved) and the policy/* metrics equal the separate pass's; an idle shift row or several steps keep the pass."""
-    import agentrl.train.update as upd
+    import agentrl.train.policy_shift as shift
 
     passes: list[int] = []
-    real = upd._greedy
+    real = shift.score_rows
 
     def counting(*a, **k):
         passes.append(len(a[2]))
         return real(*a, **k)
 
-    monkeypatch.setattr(upd, "_greedy", counting)
+    monkeypatch.setattr(shift, "score_rows", counting)
     batch = _batch(model, torch.Generator().manual_seed(5), zero_rows=[])
     kw = {"shift_rows": 4, "shared_prefix": shared_prefix}
     m_fold, folded = _update(model, batch, **kw)

@@ -75,7 +75,8 @@ def swap_groups(
 ) -> tuple[list[Episode], list[EpisodeSpec]]:
     """`episodes`/`specs` without the groups `drop`, with the fresh groups that have a spread in their place (up
     to len(drop) of them; fresh groups without spread are not taken)."""
-    spread = [g for g in dict.fromkeys(ep.group_id for ep in fresh) if g not in set(zero_spread_groups(fresh))]
+    flat = set(zero_spread_groups(fresh))
+    spread = [g for g in dict.fromkeys(ep.group_id for ep in fresh) if g not in flat]
     take = set(spread[: len(drop)])
     gone = set(drop[: len(take)])  # as many zero-spread groups leave as fresh ones with a spread arrive
     kept_eps = [ep for ep in episodes if ep.group_id not in gone] + [ep for ep in fresh if ep.group_id in take]

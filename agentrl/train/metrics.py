@@ -109,13 +109,16 @@ class MetricsLogger:
             self.trackers = []
 
 
-def frac_zero_spread(episodes: list[Any]) -> float:
+def frac_zero_spread(episodes: list[Any], flat: set[int] | None = None) -> float:
     """`groups/frac_reward_zero_std` without dynamic sampling (with it, `Refill.metrics` logs the first draw's):
-    the fraction of the batch's groups whose rewards are all equal, which carry no signal for a group baseline."""
-    from agentrl.train.dynamic_sampling import zero_spread_groups
+    the fraction of the batch's groups whose rewards are all equal, which carry no signal for a group baseline.
+    `flat`: those groups' ids, where the caller has them already (`dynamic_sampling.zero_spread_groups`)."""
+    if flat is None:
+        from agentrl.train.dynamic_sampling import zero_spread_groups
 
+        flat = set(zero_spread_groups(episodes))
     groups = {ep.group_id for ep in episodes}
-    return len(zero_spread_groups(episodes)) / max(len(groups), 1)
+    return len(flat) / max(len(groups), 1)
 
 
 def family_metrics(rows: Sequence[tuple[str | None, float, bool]]) -> dict[str, float]:

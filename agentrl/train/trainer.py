@@ -335,11 +335,12 @@ class Trainer:
                 "time/wait_for_rollouts": t_learn - t0,
                 **self.pipeline.metrics(),
             }
+        flat = set(zero_spread_groups(episodes))  # the batch's groups whose rewards are all equal
         return {
             **self._episode_metrics(episodes),
-            **self._family_metrics(episodes),
-            **(refill.metrics(len(zero_spread_groups(episodes))) if refill is not None else {}),
-            **({} if refill is not None else {"groups/frac_reward_zero_std": frac_zero_spread(episodes)}),
+            **self._family_metrics(episodes, flat),
+            **(refill.metrics(len(flat)) if refill is not None else {}),
+            **({} if refill is not None else {"groups/frac_reward_zero_std": frac_zero_spread(episodes, flat)}),
             **self._advantage_metrics(batch),
             **update_stats,
             **off_stats,
@@ -581,12 +582,12 @@ class Trainer:
             "episode/truncated": float(np.mean([row[3] for row in rows])),
         }
 
-    def _family_metrics(self, episodes: list[Episode]) -> dict[str, float]:
-        """Per task family, over every rank's episodes (`metrics.family_metrics`); nothing for an env without them."""
+    def _family_metrics(self, episodes: list[Episode], flat: set[int]) -> dict[str, float]:
+        """Per task family, over every rank's episodes (`metrics.family_metrics`; `flat`: the groups without a reward
+        spread); nothing for an env without families."""
         families = self.env.task_families
         if not any(families.values()):
             return {}
-        flat = set(zero_spread_groups(episodes))
         rows = [(families.get(ep.task_id), float(ep.reward), ep.group_id not in flat) for ep in episodes]
         return family_metrics([row for part in distributed.all_gather(rows, "the family all-gather") for row in part])
 

@@ -8,7 +8,7 @@ their share of the GLOBAL minibatch and sums gradients over ranks before clippin
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, overload
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,7 +20,9 @@ from agentrl.train import distributed, fsdp
 from agentrl.train.config import PPOConfig
 from agentrl.train.forward import ForwardOut, ValueHead, bf16_autocast, device_of, forward
 from agentrl.train.invariants import check_logprob_drift
+from agentrl.train.policy_shift import ShiftProbe, dropout_active, probe_rows, score_rows
 from agentrl.train.shared_prefix import shared_prefix_forward
+from agentrl.train.update_stats import StatSums
 
 
 def _weight(counts: torch.Tensor, local_rows: list[int], global_rows: list[int], agg: str) -> float:
@@ -86,9 +88,7 @@ def ppo_update(
     counts = torch.zeros(total, dtype=torch.float64)
     counts[offset : offset + len(batch)] = batch.action_mask.sum(-1).to(torch.float64)
     counts = distributed.all_reduce_sum(counts, "the token-count all-reduce")
-    sums: dict[str, float] = {}
-    weights: dict[str, float] = {}  # per stat, the summed share of the rows that reported it (idle rows do not)
-    highs: dict[str, float] = {}  # the stats that are maxima (`_MAX_STATS`)
+    stats_sum = StatSums()
     attempts = skipped = steps = 0
     grad_norms = []
     micro = max(1, cfg.micro_batch_size)
@@ -96,19 +96,20 @@ def ppo_update(
     # idle rows are left out of the forward under fsdp2 too (their gradient is 0): their passes become zero-weight
     # padding passes, so every rank still runs as many as the busiest and the stats match one process's
     idle = _idle_rows(batch, value_head, cfg) if cfg.skip_zero_advantage else set()
-    shift_rows = _shift_rows(batch, idle, cfg.shift_rows) if not lockstep else []  # fsdp2: no extra collectives
+    shift_rows = probe_rows(batch, idle, cfg.shift_rows) if not lockstep else []  # fsdp2: no extra collectives
     # the policy before the step: with one optimizer step, the trained shift rows' own forward (before any step, and
     # the eval-mode forward's equal where no dropout is active) gives it; otherwise a no-grad pass of its own
-    fold = fold_shift and bool(shift_rows) and one_step(cfg, total) and not idle & set(shift_rows)
-    fold = fold and not _dropout_active(model)
-    before: tuple[torch.Tensor, torch.Tensor] | None = None
-    if fold:
-        shape = (len(shift_rows), batch.input_ids.shape[1])
-        before = (torch.zeros(shape), torch.full(shape, -1, dtype=torch.long))
-    elif shift_rows:
-        before = _greedy(model, batch, shift_rows, temperature, dev, autocast, cfg.shared_prefix)
-    want = {r: k for k, r in enumerate(shift_rows)} if fold else {}
-    filled: set[int] = set()  # shift rows whose "before" the update's forward gave
+    fold = fold_shift and one_step(cfg, total) and not idle & set(shift_rows) and not dropout_active(model)
+    probe = ShiftProbe(
+        model,
+        batch,
+        shift_rows,
+        fold=fold,
+        temperature=temperature,
+        dev=dev,
+        autocast=autocast,
+        shared_prefix=cfg.shared_prefix,
+    )
     for epoch in range(cfg.epochs):
         perm = torch.randperm(total, generator=generator).tolist()
         for s in range(0, total, cfg.minibatch_size):
@@ -126,7 +127,7 @@ def ppo_update(
                 chunks += [[]] * (_most_micro_batches(g_rows, len(batch), micro) - len(chunks))
             for rows in chunks:
                 mb = batch.select(rows or [0]).to(dev)  # [] -> a zero-weight pass over one of this rank's rows
-                take = [(i, want[r]) for i, r in enumerate(rows) if r in want]
+                take = probe.wanted(rows)
                 loss, stats, new_lp, top = _micro_loss(
                     model,
                     value_head,
@@ -138,11 +139,7 @@ def ppo_update(
                     offpolicy=offpolicy,
                     argmax=bool(take),
                 )
-                if take and before is not None and top is not None:
-                    src, dst = [i for i, _ in take], [k for _, k in take]
-                    before[0][dst] = new_lp[src].float().cpu()
-                    before[1][dst] = top[src].cpu()
-                    filled.update(dst)
+                probe.record(take, new_lp, top)
                 if check_drift and epoch == 0 and s == 0 and rows and mb.sampler_logprobs is None:
                     # the same weights that sampled: new and old log-probs must agree (with an off-policy correction
                     # π_old is the trainer's own recompute, and the sampler was checked against it already)
@@ -153,12 +150,8 @@ def ppo_update(
                         break
                 w = _weight(counts, [r + offset for r in rows], g_rows, cfg.loss_agg) if rows else 0.0
                 (loss * w).backward()
-                for k, v in stats.items() if rows else ():  # a zero-weight padding pass reports nothing
-                    if k in _MAX_STATS:
-                        highs[k] = max(highs.get(k, -math.inf), v)
-                        continue
-                    sums[k] = sums.get(k, 0.0) + v * w  # summed over micro-batches and ranks: the minibatch's value
-                    weights[k] = weights.get(k, 0.0) + w
+                if rows:  # a zero-weight padding pass reports nothing
+                    stats_sum.add(stats, w)
             finite = distributed.reduce_grads(params, finite)
             gnorm = (fsdp.clip_grad_norm_ if lockstep else torch.nn.utils.clip_grad_norm_)(
                 params, grad_clip if grad_clip else float("inf")
@@ -172,23 +165,7 @@ def ppo_update(
             steps += 1
     if scheduler is not None:  # one scheduler step per update (the schedule is counted in updates)
         scheduler.step()
-    # the union of every rank's stat names: a rank whose rows were all idle (zero advantage, skipped) has none,
-    # and tensors of different lengths would leave the all-reduce waiting
-    keys = sorted(set().union(*distributed.all_gather(sorted(sums), "the stats names all-gather")))
-    vals = distributed.all_reduce_sum(
-        torch.tensor([sums.get(k, 0.0) for k in keys] + [weights.get(k, 0.0) for k in keys], dtype=torch.float64),
-        "the stats all-reduce",
-    ).tolist()
-    # a loss is the minibatch's own (idle rows add 0 to it), averaged over minibatches; any other stat is a mean over
-    # the tokens (rows, for the seq-mean aggregations) of the rows that were trained, whatever share of the
-    # minibatch the idle ones held
-    out = {
-        k: v / max(attempts, 1) if k.startswith("loss/") else (v / wt if wt > 0 else 0.0)
-        for k, v, wt in zip(keys, vals[: len(keys)], vals[len(keys) :])
-    }
-    every_highs = distributed.all_gather(highs, "the stats max all-gather")  # one gather for every rank's maxima
-    for k in sorted(set().union(*every_highs)):
-        out[k] = max(h.get(k, -math.inf) for h in every_highs)
+    out = stats_sum.reduce(attempts)
     out["grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else float("nan")
     out["skipped_steps"] = float(skipped)
     out["optimizer_steps"] = float(steps)
@@ -197,25 +174,8 @@ def ppo_update(
         distributed.all_reduce_sum(torch.tensor([float(len(idle))], dtype=torch.float64), "the stats all-reduce").item()
     )
     out.update(_drift(drift_rows, cfg))
-    if fold and before is not None and len(filled) < len(shift_rows):
-        # a non-finite micro-batch ended the minibatch before these rows' forward; its step was skipped, so the
-        # weights are still the ones before the update
-        dst = [k for k in range(len(shift_rows)) if k not in filled]
-        lp, top = _greedy(model, batch, [shift_rows[k] for k in dst], temperature, dev, autocast, cfg.shared_prefix)
-        before[0][dst], before[1][dst] = lp, top
-    if before is not None:
-        out.update(
-            policy_shift(
-                before,
-                _greedy(model, batch, shift_rows, temperature, dev, autocast, cfg.shared_prefix),
-                batch,
-                shift_rows,
-            )
-        )
+    out.update(probe.finish(model))
     return out
-
-
-_MAX_STATS = frozenset({"ratio_max"})  # reported as the maximum over micro-batches (and ranks), not a mean
 
 
 def one_step(cfg: PPOConfig, rows: int) -> bool:
@@ -237,110 +197,6 @@ def _idle_rows(batch: TrainBatch, value_head: ValueHead | None, cfg: PPOConfig) 
     return {i for i, busy in enumerate(nonzero.tolist()) if not busy}
 
 
-def _dropout_active(model: nn.Module) -> bool:
-    """Whether the training forward is random (a dropout module with p > 0, or a config's attention/hidden dropout),
-    so that it is not the eval-mode forward the policy-shift metrics compare."""
-    if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()):
-        return True
-    conf = getattr(model, "config", None)
-    return any(
-        isinstance(v, float) and v > 0 and (k.endswith("dropout") or k.endswith("_pdrop"))
-        for k, v in (vars(conf).items() if conf is not None else ())
-    )
-
-
-def _shift_rows(batch: TrainBatch, idle: set[int], n: int) -> list[int]:
-    """Up to n rows to measure the policy's move on: trained rows first (idle ones move only through the others)."""
-    rows = [i for i in range(len(batch)) if i not in idle] + sorted(idle)
-    return rows[:n] if n else []
-
-
-@overload
-def _greedy(
-    model: nn.Module,
-    batch: TrainBatch,
-    rows: list[int],
-    temperature: float,
-    dev: torch.device,
-    autocast: bool,
-    shared_prefix: bool = ...,
-    argmax: Literal[True] = ...,
-) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-@overload
-def _greedy(
-    model: nn.Module,
-    batch: TrainBatch,
-    rows: list[int],
-    temperature: float,
-    dev: torch.device,
-    autocast: bool,
-    shared_prefix: bool = ...,
-    *,
-    argmax: Literal[False],
-) -> tuple[torch.Tensor, None]: ...
-
-
-@torch.no_grad()
-def _greedy(
-    model: nn.Module,
-    batch: TrainBatch,
-    rows: list[int],
-    temperature: float,
-    dev: torch.device,
-    autocast: bool,
-    shared_prefix: bool = False,
-    argmax: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(log-probs of the sampled tokens [R, T], greedy token ids [R, T] or None without `argmax`) of `rows` under
-    `model` now; with `shared_prefix` the rows' common tokens (the system prompt, a group's prompt) are encoded once."""
-    was_training = model.training
-    model.eval()
-    mb = batch.select(rows).to(dev)
-    with bf16_autocast(dev, autocast):
-        out = (shared_prefix_forward if shared_prefix else forward)(
-            model,
-            None,
-            mb.input_ids,
-            mb.attention_mask,
-            temperature,
-            entropy=False,
-            mask=mb.action_mask,
-            allowed=mb.allowed,
-            argmax=argmax,
-        )
-    model.train(was_training)
-    return out.logprobs.float().cpu(), None if out.argmax is None else out.argmax.cpu()
-
-
-def policy_shift(
-    before: tuple[torch.Tensor, torch.Tensor],
-    after: tuple[torch.Tensor, torch.Tensor],
-    batch: TrainBatch,
-    rows: list[int],
-) -> dict[str, float]:
-    """How far one update moved the policy, on the agent tokens of `rows` (all [R, T]):
-
-    policy/kl_step      mean of k3 = (ρ − 1) − log ρ, ρ = π_new/π_before, over the sampled tokens: an unbiased
-                        estimate of KL(π_before ‖ π_new) per agent token (Schulman's k3), ≥ 0
-    policy/logprob_step mean of log π_new − log π_before of the sampled tokens (> 0: the batch got likelier)
-    policy/greedy_flips fraction of agent positions whose greedy (argmax) token changed
-    Before the first step `approx_kl` is ~0 by construction; these are measured after the last one.
-    """
-    lp0, g0 = before
-    lp1, g1 = after
-    mask = batch.action_mask[rows] > 0
-    if not mask.any():
-        return {}
-    d = (lp1 - lp0)[mask].double()
-    return {
-        "policy/kl_step": float((torch.expm1(d) - d).mean()),
-        "policy/logprob_step": float(d.mean()),
-        "policy/greedy_flips": float((g0 != g1)[mask].double().mean()),
-    }
-
-
 def recompute_logprobs(
     model: nn.Module,
     batch: TrainBatch,
@@ -357,7 +213,7 @@ def recompute_logprobs(
     step, dev = max(1, micro_batch_size), device_of(model)
     for s in range(0, len(batch), step):
         rows = list(range(s, min(s + step, len(batch))))
-        lp, _ = _greedy(model, batch, rows, temperature, dev, autocast, shared_prefix, argmax=False)
+        lp, _ = score_rows(model, batch, rows, temperature, dev, autocast, shared_prefix, argmax=False)
         out[rows] = torch.where(batch.action_mask[rows] > 0, lp, torch.zeros(()))
     return out
 
