@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from agentrl.core.checkpoint import latest_checkpoint
+from agentrl.core.records import read_records_file
 from agentrl.train.config import ConfigError, load_config
 from agentrl.train.trainer import Trainer
 
@@ -97,7 +98,16 @@ def test_two_ranks_make_the_one_process_update(algorithm: str, parallel: str, tm
     assert w1.keys() == w2.keys()
     assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-5
     assert any(not torch.equal(before[k], w1[k]) for k in w1 if k in before), "the update changed no weight"
-    assert not (tmp_path / "ddp" / "episodes").exists() or len(list((tmp_path / "ddp" / "episodes").iterdir())) == 1
+    # train.log_episodes=2: rank 0 writes the batch's worst and best episode over both ranks, the ones one process
+    # writes (each rank picks its own best and worst, rank 0 picks over those)
+    picked = [
+        [
+            (r.group_id, r.uid, r.reward, r.tokens)
+            for _, r in read_records_file(tmp_path / d / "episodes" / "step_000001.jsonl")[0]
+        ]
+        for d in ("one", "ddp")
+    ]
+    assert len(picked[0]) == 2 and picked[1] == picked[0]
 
 
 def test_two_ranks_leave_out_the_failed_episodes_one_process_leaves_out(tmp_path: Path) -> None:

@@ -638,13 +638,13 @@ def test_hf_chat_model(tiny) -> None:
 def test_reward_components_become_training_metrics() -> None:
     """Each numeric reward_breakdown key is averaged over the episodes that report it (FlightBooking's
     policy_violations reaches metrics.jsonl as breakdown/policy_violations)."""
-    from agentrl.train.trainer import Trainer
+    from agentrl.train.batch_metrics import episode_metrics
 
     eps = [
         Episode(prompt_ids=[1], reward=0.0, reward_breakdown={"policy_violations": 2.0, "db_match": 1.0}),
         Episode(prompt_ids=[1], reward=1.0, reward_breakdown={"policy_violations": 0.0}),
         Episode(prompt_ids=[1], reward=1.0),
     ]
-    m = Trainer._episode_metrics(eps)
+    m = episode_metrics(eps)
     assert m["breakdown/policy_violations"] == 1.0 and m["breakdown/db_match"] == 1.0
     assert abs(m["reward/mean"] - 2 / 3) < 1e-9

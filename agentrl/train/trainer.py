@@ -19,7 +19,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from agentrl.algo.advantages import (
@@ -27,7 +26,6 @@ from agentrl.algo.advantages import (
     AdvantageInputs,
     continuation_rows,
     estimator_kwargs,
-    masked_moments,
     whiten,
 )
 from agentrl.core.chat_format import ChatFormatter
@@ -43,6 +41,7 @@ from agentrl.rollout.runner import EpisodeSpec
 from agentrl.sim.batching import SimulatorQueue
 from agentrl.train import distributed, engine, fsdp
 from agentrl.train.async_rollouts import Collected, RolloutPipeline
+from agentrl.train.batch_metrics import advantage_metrics, best_and_worst, episode_metrics, family_rows
 from agentrl.train.branch_values import (
     BranchValues,
     estimate_branch_values,
@@ -337,11 +336,11 @@ class Trainer:
             }
         flat = set(zero_spread_groups(episodes))  # the batch's groups whose rewards are all equal
         return {
-            **self._episode_metrics(episodes),
+            **episode_metrics(episodes),
             **self._family_metrics(episodes, flat),
             **(refill.metrics(len(flat)) if refill is not None else {}),
             **({} if refill is not None else {"groups/frac_reward_zero_std": frac_zero_spread(episodes, flat)}),
-            **self._advantage_metrics(batch),
+            **advantage_metrics(batch),
             **update_stats,
             **off_stats,
             **reduce_extra_metrics(extra["metrics"]),
@@ -546,101 +545,31 @@ class Trainer:
             value_mask=value_mask,
         )
 
-    @staticmethod
-    def _episode_metrics(episodes: list[Episode]) -> dict[str, float]:
-        """Over every rank's episodes (gathered in rank order: one process's order)."""
-        rows = [
-            (
-                ep.reward,
-                ep.success,
-                len(ep.turns),
-                ep.truncated,
-                sum(v for k, v in ep.metrics.items() if k.startswith("errors/")),
-                dict(ep.reward_breakdown),
-            )
-            for ep in episodes
-        ]
-        rows = [row for part in distributed.all_gather(rows, "the metrics all-gather") for row in part]
-        r = np.array([row[0] for row in rows], dtype=np.float64)
-        succ = [row[1] for row in rows if row[1] is not None]
-        parts: dict[str, list[float]] = {}
-        for (
-            row
-        ) in rows:  # each reward component (e.g. FlightBooking's policy_violations), over the episodes that have it
-            for k, v in row[5].items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    parts.setdefault(f"breakdown/{k}", []).append(float(v))
-        return {
-            **{k: float(np.mean(v)) for k, v in sorted(parts.items())},
-            "reward/mean": float(r.mean()),
-            "reward/std": float(r.std()),
-            "reward/max": float(r.max()),
-            "reward/min": float(r.min()),
-            "success_rate": float(np.mean(succ)) if succ else float("nan"),
-            "episode/turns": float(np.mean([row[2] for row in rows])),
-            "episode/env_errors": float(sum(row[4] for row in rows)),
-            "episode/truncated": float(np.mean([row[3] for row in rows])),
-        }
-
     def _family_metrics(self, episodes: list[Episode], flat: set[int]) -> dict[str, float]:
-        """Per task family, over every rank's episodes (`metrics.family_metrics`; `flat`: the groups without a reward
-        spread); nothing for an env without families."""
+        """Per task family (`batch_metrics.family_rows`), nothing for an env without families."""
         families = self.env.task_families
-        if not any(families.values()):
-            return {}
-        rows = [(families.get(ep.task_id), float(ep.reward), ep.group_id not in flat) for ep in episodes]
-        return family_metrics([row for part in distributed.all_gather(rows, "the family all-gather") for row in part])
-
-    @staticmethod
-    def _advantage_metrics(batch: TrainBatch) -> dict[str, float]:
-        n, mean, std = masked_moments(
-            batch.advantages,
-            batch.action_mask,
-            sum_all=partial(distributed.all_reduce_sum, what="the metrics all-reduce"),
-        )
-        if n == 0:
-            return {}
-        a = batch.advantages[batch.action_mask > 0].to(torch.float64)
-        top = distributed.all_reduce_max(
-            a.abs().max().reshape(1) if a.numel() else torch.zeros(1, dtype=torch.float64), "the metrics all-reduce"
-        ).item()
-        return {"adv/mean": float(mean), "adv/std": float(std), "adv/abs_max": top}
+        return family_metrics(family_rows(episodes, families, flat)) if any(families.values()) else {}
 
     def _log_episodes(self, episodes: list[Episode], batch: TrainBatch) -> None:
         n = self.cfg.train.log_episodes
         if n <= 0:
             return
-        records = self._pick_episodes(episodes, batch, n)
-        if distributed.world() > 1:  # each rank's best and worst; rank 0 picks over all of them
-            records = self._pick_records(
-                [r for part in distributed.all_gather(records, "the episode all-gather") for r in part], n
+        records = [
+            EpisodeRecord.from_episode(
+                episodes[i],
+                self.tokenizer,
+                advantages=batch.advantages[i, : len(episodes[i].input_ids)].tolist(),  # the report's credit heatmap
+                step=self.step + 1,
+                algorithm=self.cfg.algorithm.name,
             )
+            for i in best_and_worst([ep.reward for ep in episodes], n)
+        ]
+        if distributed.world() > 1:  # each rank's best and worst; rank 0 picks over all of them
+            records = [r for part in distributed.all_gather(records, "the episode all-gather") for r in part]
+            records = [records[i] for i in best_and_worst([r.reward for r in records], n)]
         if not distributed.is_main():
             return
         atomic_write_text(self.run_dir / "episodes" / f"step_{self.step + 1:06d}.jsonl", write_records(records))
-
-    def _pick_episodes(self, episodes: list[Episode], batch: TrainBatch, n: int) -> list[EpisodeRecord]:
-        order = sorted(range(len(episodes)), key=lambda i: episodes[i].reward)
-        pick = sorted(set(order[-(n - n // 2) :] + order[: n // 2]))
-        records = []
-        for i in pick:  # with the per-token view and advantages: the report's credit heatmap
-            adv = batch.advantages[i, : len(episodes[i].input_ids)].tolist()
-            records.append(
-                EpisodeRecord.from_episode(
-                    episodes[i], self.tokenizer, advantages=adv, step=self.step + 1, algorithm=self.cfg.algorithm.name
-                )
-            )
-        return records
-
-    @staticmethod
-    def _pick_records(records: list[EpisodeRecord], n: int) -> list[EpisodeRecord]:
-        def reward(i: int) -> float:
-            r = records[i].reward
-            assert r is not None, "the records are _pick_episodes' (from this run's episodes): a reward each"
-            return r
-
-        order = sorted(range(len(records)), key=reward)
-        return [records[i] for i in sorted(set(order[-(n - n // 2) :] + order[: n // 2]))]
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     @property
