@@ -319,6 +319,19 @@ def flips(a: dict[str, float], b: dict[str, float]) -> tuple[int, int]:
     return gained, lost
 
 
+def paired(a: dict[str, float], b: dict[str, float]) -> tuple[float, float]:
+    """(mean of a − b over the tasks both evaluated, one standard error of that mean), in points: the paired
+    difference of two checkpoints' greedy per-task success (0/1 each). Pairing removes the spread between tasks that
+    both checkpoints share (easy tasks solved by both, hard ones by neither), so only the flips count."""
+    tids = sorted(set(a) & set(b))
+    d = [float(a[t] >= 0.5) - float(b[t] >= 0.5) for t in tids]
+    if len(d) < 2:
+        return (100 * d[0] if d else 0.0), float("nan")
+    mean = sum(d) / len(d)
+    var = sum((x - mean) ** 2 for x in d) / (len(d) - 1)
+    return 100 * mean, 100 * math.sqrt(var / len(d))
+
+
 def task_groups() -> dict[str, tuple[int | str, str]]:
     """Held-out task id -> (tier, family): ToolUse's tier (1: one tool call, 2: two) and family; elsewhere the env's
     `task_family` (Consultation: the diagnosis) and no tier."""
@@ -393,13 +406,14 @@ def render_setting(setting: str) -> list[str]:
                 name += f" (stopped early: checkpoint of update {r['partial_step']}, budget not spent)"
             gain = (g["success"] - sft_eval["greedy"]["success"]) * 100
             plus, minus = flips(sft_eval["greedy"]["per_task"], g["per_task"])
+            _, gain_se = paired(g["per_task"], sft_eval["greedy"]["per_task"])
             lines.append(
                 f"| {name} | {r['updates']} | {r['tokens']:,} | {g['success']:.3f} ± {se(g['success'], g['tasks']):.3f} | "
-                f"{gain:+.0f} | +{plus} / −{minus} | {s['success']:.3f} ± {se(s['success'], s['tasks'] * s['trials']):.3f} | "
+                f"{gain:+.0f} ± {gain_se:.1f} | +{plus} / −{minus} | {s['success']:.3f} ± {se(s['success'], s['tasks'] * s['trials']):.3f} | "
                 f"{r['seconds_rl'] / 60:.0f} min | {r['seconds_eval'] / 60:.0f} min |"
             )
             if not r.get("stopped_early"):
-                verdicts.append((arm, seed, gain))
+                verdicts.append((arm, seed, gain, g["per_task"]))
     for key, curve in sorted(d.get("curves", {}).items()):
         if curve and sft_eval:
             pts = sorted(curve.items(), key=lambda kv: int(kv[0]))
@@ -416,9 +430,10 @@ def render_setting(setting: str) -> list[str]:
             ]
     lines += family_table(d)
     lines += ["", "Targets (issue 28):"]
-    ctrl = [g for a, _, g in verdicts if a == "control"]  # the noise floor: every control seed run to the budget
+    ctrl = [g for a, _, g, _ in verdicts if a == "control"]  # the noise floor: every control seed run to the budget
+    per_task = {(a, s): pt for a, s, _, pt in verdicts}
     for arm in ("grpo", "trepo"):
-        got = [(s, g) for a, s, g in verdicts if a == arm]
+        got = [(s, g) for a, s, g, _ in verdicts if a == arm]
         if len(got) < len(SEEDS):
             lines.append(
                 f"- {arm}: RL >= +10 points over SFT in both seeds and above the control — **not measured yet** "
@@ -434,18 +449,32 @@ def render_setting(setting: str) -> list[str]:
             )
             continue
         ok = plus10 and all(g > max(ctrl) for _, g in got)
+        pairs = [
+            (s, c, *paired(per_task[(arm, s)], per_task[("control", c)]))
+            for s, _ in got
+            for c in sorted(c for a, c in per_task if a == "control")
+        ]
         lines.append(
             f"- {arm}: RL >= +10 points over SFT in both seeds and above the control ("
             + ", ".join(f"{g:+.0f}" for g in ctrl)
-            + f"): {gains} — **{'met' if ok else 'missed'}**."
+            + f"): {gains} — **{'met' if ok else 'missed'}**. Paired against the control, greedy per task: "
+            + ", ".join(f"seed {s} − control seed {c}: {d:+.0f} ± {e:.1f}" for s, c, d, e in pairs)
+            + " points ("
+            + ("every one" if all(d > 2 * e for *_, d, e in pairs) else "not every one")
+            + " beyond two standard errors)."
         )
-    tr = {s: g for a, s, g in verdicts if a == "trepo"}
-    gr = {s: g for a, s, g in verdicts if a == "grpo"}
+    tr = {s: g for a, s, g, _ in verdicts if a == "trepo"}
+    gr = {s: g for a, s, g, _ in verdicts if a == "grpo"}
     both = sorted(set(tr) & set(gr))
     lines.append(
         "- TRePO vs GRPO at equal sampled tokens: "
         + (
-            ", ".join(f"seed {s}: {tr[s]:+.0f} vs {gr[s]:+.0f} points" for s in both)
+            ", ".join(
+                "seed {}: {:+.0f} vs {:+.0f} points over SFT (paired TRePO − GRPO {:+.0f} ± {:.1f})".format(
+                    s, tr[s], gr[s], *paired(per_task[("trepo", s)], per_task[("grpo", s)])
+                )
+                for s in both
+            )
             if both
             else "**not measured yet**"
         )
@@ -462,13 +491,14 @@ def render() -> None:
         "",
         f"Written by `benchmarks/rl_beyond_noise.py --env {ENV}`. SmolLM2-135M-Instruct, float32, CPU. SFT on "
         f"{ENVS[ENV]['train']}, `benchmarks/agent_learning.py`'s checkpoint, then RL from it on the train "
-        f"split: {COMMON['rollout']['groups']} groups x {COMMON['rollout']['group_size']} episodes per update at temperature 1, "
+        f"split: {COMMON['rollout']['groups']} groups x {COMMON['rollout']['group_size']} episodes per update at temperature 1 "
+        "(0.7 where a setting says so), "
         f"dynamic sampling (refill_rounds {COMMON['rollout']['refill_rounds']}), lr "
         f"{COMMON['optim']['lr']:g} with {COMMON['optim']['warmup_steps']} warm-up updates, one optimizer step per update, "
         f"until {BUDGET:,} sampled tokens (refills and TRePO's continuations counted). TRePO: one continuation per agent "
         "turn at the policy's temperature, continuations trained on. Control: GRPO on Bernoulli(0.4) rewards. Held-out: "
         f"{ENVS[ENV]['held_out']}, greedy (1 episode per task) and sampled (temperature 1, {SAMPLED_TRIALS} "
-        "per task); ± is one standard error. Flips: held-out tasks the SFT checkpoint failed and the RL one solves (+), "
+        "per task); ± is one standard error (of Δ vs SFT: paired over the same tasks, `paired`). Flips: held-out tasks the SFT checkpoint failed and the RL one solves (+), "
         "and the reverse (−), greedy. Settings (`--setting`), each a section:",
     ]
     for setting in ENVS[ENV]["settings"]:
