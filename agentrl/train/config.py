@@ -204,7 +204,7 @@ class RolloutConfig(_Strict):
         ge=0,
         le=8,
         description="asynchronous rollouts: collection for updates t+1..t+k runs while update t trains, with the "
-        "weights of update t-k at the oldest; episodes sampled more than k versions back are dropped and counted; "
+        "weights of update t-k at the oldest (never older, so nothing is dropped; `policy/staleness` logs it); "
         "0 = synchronous (collect, then train)",
     )
     groups: int = Field(4, ge=1, description="tasks per update")
