@@ -679,9 +679,7 @@ class Trainer:
         self.torch_gen.set_state(st["torch_gen"])
         # checkpoints written before seeds were data also hold "runner" (its uid counter) and "trainer_rng" (branch
         # points): ignored, since what a step samples now derives from the step itself (DESIGN.md, "Seeds are data")
-        if (
-            "task_draws" in st
-        ):  # where the draws stood (strata counters, recent success): the next draws as uninterrupted
+        if "task_draws" in st:  # where the draws stood (strata counters, recent success): the next draws as before
             self.task_draws.load_state_dict(st["task_draws"])
         self.tokens_cumulative = st.get("tokens_cumulative", 0)
         self._sync_weights()
