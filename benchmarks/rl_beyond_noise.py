@@ -491,6 +491,7 @@ def render_setting(setting: str) -> list[str]:
         lines.append(
             f"- {arm}: RL >= +10 points over SFT in both seeds and above the control ("
             + ", ".join(f"{g:+.0f}" for g in ctrl)
+            + ("" if len(ctrl) >= len(SEEDS) else f"; {len(ctrl)} of {len(SEEDS)} control seeds run so far")
             + f"): {gains} — **{'met' if ok else 'missed'}**. Paired against the control, greedy per task: "
             + ", ".join(f"seed {s} − control seed {c}: {d:+.0f} ± {e:.1f}" for s, c, d, e in pairs)
             + " points ("
