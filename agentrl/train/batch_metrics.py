@@ -30,7 +30,7 @@ def episode_metrics(episodes: list[Episode]) -> dict[str, float]:
         )
         for ep in episodes
     ]
-    rows = [row for part in distributed.all_gather(rows, "the metrics all-gather") for row in part]
+    rows = distributed.all_gather_lists(rows, "the metrics all-gather")
     r = np.array([row[0] for row in rows], dtype=np.float64)
     succ = [row[1] for row in rows if row[1] is not None]
     parts: dict[str, list[float]] = {}
@@ -57,7 +57,7 @@ def family_rows(
     """(family, reward, group has a spread) per episode of every rank, the rows `metrics.family_metrics` reads;
     `families` maps task ids to families, `flat` holds the groups whose rewards are all equal."""
     rows = [(families.get(ep.task_id), float(ep.reward), ep.group_id not in flat) for ep in episodes]
-    return [row for part in distributed.all_gather(rows, "the family all-gather") for row in part]
+    return distributed.all_gather_lists(rows, "the family all-gather")
 
 
 def advantage_metrics(batch: TrainBatch) -> dict[str, float]:

@@ -162,6 +162,11 @@ def all_gather(obj: Any, what: str = "all_gather") -> list[Any]:
     return out
 
 
+def all_gather_lists(items: list[Any], what: str = "all_gather") -> list[Any]:
+    """Every rank's `items` (picklable) concatenated in rank order: one process's list with one process."""
+    return [x for part in all_gather(items, what) for x in part]
+
+
 def barrier(what: str = "barrier") -> None:
     if world() > 1:
         _collective(what, lambda: dist.barrier())

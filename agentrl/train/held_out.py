@@ -83,7 +83,7 @@ class HeldOutEval:
         t0 = time.perf_counter()
         mine = distributed.my_share(len(self.tasks))  # under torchrun each rank runs its block; gathered in order
         outcomes = collect_outcomes(self.runner, self.tasks[mine.start : mine.stop], trials=1)
-        outcomes = [o for part in distributed.all_gather(outcomes, "the held-out all-gather") for o in part]
+        outcomes = distributed.all_gather_lists(outcomes, "the held-out all-gather")
         s = summarize_outcomes(outcomes)
         return {
             "eval/success_rate": s["success_rate"],

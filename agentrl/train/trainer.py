@@ -386,7 +386,7 @@ class Trainer:
             return
         scores = group_scores(episodes)
         if distributed.world() > 1:
-            scores = [s for part in distributed.all_gather(scores, "the task-outcome all-gather") for s in part]
+            scores = distributed.all_gather_lists(scores, "the task-outcome all-gather")
         self.task_draws.observe(scores)
 
     def _refill(
@@ -565,7 +565,7 @@ class Trainer:
             for i in best_and_worst([ep.reward for ep in episodes], n)
         ]
         if distributed.world() > 1:  # each rank's best and worst; rank 0 picks over all of them
-            records = [r for part in distributed.all_gather(records, "the episode all-gather") for r in part]
+            records = distributed.all_gather_lists(records, "the episode all-gather")
             records = [records[i] for i in best_and_worst([r.reward for r in records], n)]
         if not distributed.is_main():
             return
