@@ -501,15 +501,22 @@ def render_setting(setting: str) -> list[str]:
     tr = {s: g for a, s, g, _ in verdicts if a == "trepo"}
     gr = {s: g for a, s, g, _ in verdicts if a == "grpo"}
     both = sorted(set(tr) & set(gr))
+    diffs = {s: paired(per_task[("trepo", s)], per_task[("grpo", s)]) for s in both}
+
+    def verdict(diff: float, err: float) -> str:
+        if math.isnan(err) or abs(diff) <= 2 * err:
+            return "within two standard errors: not decided"
+        return ("TRePO" if diff > 0 else "GRPO") + " ahead beyond two standard errors"
+
     lines.append(
         "- TRePO vs GRPO at equal sampled tokens: "
         + (
-            ", ".join(
-                "seed {}: {:+.0f} vs {:+.0f} points over SFT (paired TRePO − GRPO {:+.0f} ± {:.1f})".format(
-                    s, tr[s], gr[s], *paired(per_task[("trepo", s)], per_task[("grpo", s)])
-                )
+            "; ".join(
+                f"seed {s}: {tr[s]:+.0f} vs {gr[s]:+.0f} points over SFT, paired TRePO − GRPO {diffs[s][0]:+.0f} ± "
+                f"{diffs[s][1]:.1f} ({verdict(*diffs[s])})"
                 for s in both
             )
+            + f" ({len(both)} of {len(SEEDS)} seeds of both run)"
             if both
             else "**not measured yet**"
         )
