@@ -361,12 +361,9 @@ def task_groups() -> dict[str, tuple[int | str, str]]:
         from environments.tool_use.tasks import load_split
 
         return {t.id: (t.tier, t.family) for t in load_split("test")}
-    import gymnasium as gym
+    from agentrl.core.registry import make_env  # loads the env plugins: `--render` alone registers nothing else
 
-    from agentrl.core.registry import load_env_plugins
-
-    load_env_plugins()  # `--render` alone registers nothing else
-    env: Any = gym.make(ENV_ID, **{**ENV_KWARGS, "split": "test"}).unwrapped
+    env: Any = make_env(ENV_ID, **{**ENV_KWARGS, "split": "test"}).unwrapped
     return {t: ("—", env.task_family(t) or "—") for t in env.task_ids()}
 
 
