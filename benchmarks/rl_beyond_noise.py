@@ -315,19 +315,35 @@ def stage_curve(d: dict[str, Any], arm: str, seed: int, snapshots: Path | None, 
 LATE = 2 / 3  # the late mean: snapshots from this fraction of a run's updates on, and its end checkpoint
 
 
-def late_mean(d: dict[str, Any], key: str) -> tuple[float, list[int]] | None:
-    """Greedy held-out success averaged over a run's late checkpoints (the snapshots of updates >= LATE x its
-    updates, evaluated with --curve, and the end one), and those updates; None before two of them are evaluated.
-    One checkpoint's success moves by up to 19 points between snapshots 10 updates apart (setting t07, TRePO seed
-    0), so the end checkpoint alone is a noisy verdict; the late mean is the steadier one."""
+def late_points(d: dict[str, Any], key: str) -> dict[int, dict[str, Any]]:
+    """A run's late checkpoints, update -> greedy held-out evaluation: the snapshots of updates >= LATE x its updates
+    evaluated with --curve, and the end one; empty for a run not evaluated or stopped early."""
     r = d.get(key) or {}
     if not r.get("eval") or r.get("stopped_early"):
-        return None
-    pts = {int(k): v["success"] for k, v in d.get("curves", {}).get(key, {}).items() if int(k) >= LATE * r["updates"]}
-    pts[int(r["updates"])] = r["eval"]["greedy"]["success"]
+        return {}
+    pts = {int(k): v for k, v in d.get("curves", {}).get(key, {}).items() if int(k) >= LATE * r["updates"]}
+    pts[int(r["updates"])] = r["eval"]["greedy"]
+    return pts
+
+
+def late_mean(d: dict[str, Any], key: str) -> tuple[float, list[int]] | None:
+    """Greedy held-out success averaged over a run's late checkpoints (`late_points`), and their updates; None before
+    two of them are evaluated. One checkpoint's success moves by up to 19 points between snapshots 10 updates apart
+    (setting t07, TRePO seed 0), so the end checkpoint alone is a noisy verdict; the late mean is the steadier one."""
+    pts = late_points(d, key)
     if len(pts) < 2:
         return None
-    return sum(pts.values()) / len(pts), sorted(pts)
+    return sum(v["success"] for v in pts.values()) / len(pts), sorted(pts)
+
+
+def late_per_task(d: dict[str, Any], key: str) -> dict[str, float] | None:
+    """Per held-out task, the fraction of a run's late checkpoints that solve it (greedy), over the tasks every one
+    of them evaluated; None before two are evaluated. Two runs' late means are compared paired over these."""
+    pts = late_points(d, key)
+    if len(pts) < 2:
+        return None
+    tasks = set.intersection(*(set(v["per_task"]) for v in pts.values()))
+    return {t: sum(float(v["per_task"][t] >= 0.5) for v in pts.values()) / len(pts) for t in sorted(tasks)}
 
 
 def se(p: float, n: int) -> float:
@@ -341,17 +357,23 @@ def flips(a: dict[str, float], b: dict[str, float]) -> tuple[int, int]:
     return gained, lost
 
 
-def paired(a: dict[str, float], b: dict[str, float]) -> tuple[float, float]:
-    """(mean of a − b over the tasks both evaluated, one standard error of that mean), in points: the paired
-    difference of two checkpoints' greedy per-task success (0/1 each). Pairing removes the spread between tasks that
-    both checkpoints share (easy tasks solved by both, hard ones by neither), so only the flips count."""
+def paired_mean(a: dict[str, float], b: dict[str, float]) -> tuple[float, float]:
+    """(mean of a − b over the tasks both have, one standard error of that mean), in points, for per-task scores in
+    [0, 1]. Pairing removes the spread between tasks that both share (easy tasks solved by both, hard ones by
+    neither), so only where they differ counts."""
     tids = sorted(set(a) & set(b))
-    d = [float(a[t] >= 0.5) - float(b[t] >= 0.5) for t in tids]
+    d = [a[t] - b[t] for t in tids]
     if len(d) < 2:
         return (100 * d[0] if d else 0.0), float("nan")
     mean = sum(d) / len(d)
     var = sum((x - mean) ** 2 for x in d) / (len(d) - 1)
     return 100 * mean, 100 * math.sqrt(var / len(d))
+
+
+def paired(a: dict[str, float], b: dict[str, float]) -> tuple[float, float]:
+    """`paired_mean` of two checkpoints' greedy per-task success, each task solved (>= 0.5) or not: only the flips
+    count."""
+    return paired_mean({t: float(v >= 0.5) for t, v in a.items()}, {t: float(v >= 0.5) for t, v in b.items()})
 
 
 def task_groups() -> dict[str, tuple[int | str, str]]:
@@ -392,6 +414,34 @@ def family_table(d: dict[str, Any]) -> list[str]:
         ]
         out.append(f"| {tier} | {fam} | {len(tids)} | " + " | ".join(str(n) for n in solved) + " |")
     return out
+
+
+def late_pairs(d: dict[str, Any], sft: dict[str, float]) -> list[str]:
+    """Late means compared paired over the held-out tasks (`late_per_task`: per task, the fraction of a run's late
+    checkpoints that solve it): each run against SFT, TRePO against GRPO and each against the control, seed by
+    seed."""
+    late = {k: pt for k in sorted(d) if k.startswith("rl/") and (pt := late_per_task(d, k)) is not None}
+    if not late:
+        return []
+
+    def name(k: str) -> str:
+        return k.removeprefix("rl/").replace("/seed", " s")
+
+    def pair(a: str, b: str, b_pt: dict[str, float] | None = None) -> str:
+        diff, err = paired_mean(late[a], late[b] if b_pt is None else b_pt)
+        return f"{name(a)} − {'SFT' if b_pt is not None else name(b)} {diff:+.1f} ± {err:.1f}"
+
+    parts = [pair(k, "", {t: float(v >= 0.5) for t, v in sft.items()}) for k in late]
+    for seed in SEEDS:
+        for a, b in (("trepo", "grpo"), ("trepo", "control"), ("grpo", "control")):
+            ka, kb = f"rl/{a}/seed{seed}", f"rl/{b}/seed{seed}"
+            if ka in late and kb in late:
+                parts.append(pair(ka, kb))
+    return [
+        "",
+        "Late means paired over the held-out tasks (per task, the fraction of the late checkpoints that solve it; "
+        "points, ± one standard error): " + "; ".join(parts) + ".",
+    ]
 
 
 def render_setting(setting: str) -> list[str]:
@@ -462,6 +512,7 @@ def render_setting(setting: str) -> list[str]:
             )
             + ".",
         ]
+        lines += late_pairs(d, sft_eval["greedy"]["per_task"])
     lines += family_table(d)
     lines += ["", "Targets (issue 28):"]
     ctrl = [g for a, _, g, _ in verdicts if a == "control"]  # the noise floor: every control seed run to the budget
