@@ -416,6 +416,11 @@ def family_table(d: dict[str, Any]) -> list[str]:
     return out
 
 
+def points(diff: float, err: float) -> str:
+    """A paired difference and its standard error in points, to a tenth (a float sum's -1e-15 prints as +0.0)."""
+    return f"{round(diff, 1) + 0.0:+.1f} ± {err:.1f}"
+
+
 def late_pairs(d: dict[str, Any], sft: dict[str, float]) -> list[str]:
     """Late means compared paired over the held-out tasks (`late_per_task`: per task, the fraction of a run's late
     checkpoints that solve it): each run against SFT, TRePO against GRPO and each against the control, seed by
@@ -429,7 +434,7 @@ def late_pairs(d: dict[str, Any], sft: dict[str, float]) -> list[str]:
 
     def pair(a: str, b: str, b_pt: dict[str, float] | None = None) -> str:
         diff, err = paired_mean(late[a], late[b] if b_pt is None else b_pt)
-        return f"{name(a)} − {'SFT' if b_pt is not None else name(b)} {diff:+.1f} ± {err:.1f}"
+        return f"{name(a)} − {'SFT' if b_pt is not None else name(b)} {points(diff, err)}"
 
     parts = [pair(k, "", {t: float(v >= 0.5) for t, v in sft.items()}) for k in late]
     for seed in SEEDS:
@@ -554,6 +559,13 @@ def render_setting(setting: str) -> list[str]:
     both = sorted(set(tr) & set(gr))
     diffs = {s: paired(per_task[("trepo", s)], per_task[("grpo", s)]) for s in both}
 
+    def late_diff(seed: int) -> str:
+        a, b = late_per_task(d, f"rl/trepo/seed{seed}"), late_per_task(d, f"rl/grpo/seed{seed}")
+        if a is None or b is None:
+            return ""
+        diff, err = paired_mean(a, b)
+        return f"; on late means {points(diff, err)} ({verdict(diff, err)})"
+
     def verdict(diff: float, err: float) -> str:
         if math.isnan(err) or abs(diff) <= 2 * err:
             return "within two standard errors: not decided"
@@ -564,7 +576,7 @@ def render_setting(setting: str) -> list[str]:
         + (
             "; ".join(
                 f"seed {s}: {tr[s]:+.0f} vs {gr[s]:+.0f} points over SFT, paired TRePO − GRPO {diffs[s][0]:+.0f} ± "
-                f"{diffs[s][1]:.1f} ({verdict(*diffs[s])})"
+                f"{diffs[s][1]:.1f} ({verdict(*diffs[s])}){late_diff(s)}"
                 for s in both
             )
             + f" ({len(both)} of {len(SEEDS)} seeds of both run)"
