@@ -343,7 +343,8 @@ def late_per_task(d: dict[str, Any], key: str) -> dict[str, float] | None:
     if len(pts) < 2:
         return None
     tasks = set.intersection(*(set(v["per_task"]) for v in pts.values()))
-    return {t: sum(float(v["per_task"][t] >= 0.5) for v in pts.values()) / len(pts) for t in sorted(tasks)}
+    got = [solved(v["per_task"]) for v in pts.values()]
+    return {t: sum(g[t] for g in got) / len(got) for t in sorted(tasks)}
 
 
 def se(p: float, n: int) -> float:
@@ -370,10 +371,14 @@ def paired_mean(a: dict[str, float], b: dict[str, float]) -> tuple[float, float]
     return 100 * mean, 100 * math.sqrt(var / len(d))
 
 
+def solved(per_task: dict[str, float]) -> dict[str, float]:
+    """A checkpoint's greedy per-task success as solved (>= 0.5: 1.0) or not (0.0)."""
+    return {t: float(v >= 0.5) for t, v in per_task.items()}
+
+
 def paired(a: dict[str, float], b: dict[str, float]) -> tuple[float, float]:
-    """`paired_mean` of two checkpoints' greedy per-task success, each task solved (>= 0.5) or not: only the flips
-    count."""
-    return paired_mean({t: float(v >= 0.5) for t, v in a.items()}, {t: float(v >= 0.5) for t, v in b.items()})
+    """`paired_mean` of two checkpoints' greedy per-task success, each task `solved` or not: only the flips count."""
+    return paired_mean(solved(a), solved(b))
 
 
 def task_groups() -> dict[str, tuple[int | str, str]]:
@@ -432,16 +437,15 @@ def late_pairs(d: dict[str, Any], sft: dict[str, float]) -> list[str]:
     def name(k: str) -> str:
         return k.removeprefix("rl/").replace("/seed", " s")
 
-    def pair(a: str, b: str, b_pt: dict[str, float] | None = None) -> str:
-        diff, err = paired_mean(late[a], late[b] if b_pt is None else b_pt)
-        return f"{name(a)} − {'SFT' if b_pt is not None else name(b)} {points(diff, err)}"
+    def pair(a_name: str, a: dict[str, float], b_name: str, b: dict[str, float]) -> str:
+        return f"{a_name} − {b_name} {points(*paired_mean(a, b))}"
 
-    parts = [pair(k, "", {t: float(v >= 0.5) for t, v in sft.items()}) for k in late]
+    parts = [pair(name(k), late[k], "SFT", solved(sft)) for k in late]
     for seed in SEEDS:
         for a, b in (("trepo", "grpo"), ("trepo", "control"), ("grpo", "control")):
             ka, kb = f"rl/{a}/seed{seed}", f"rl/{b}/seed{seed}"
             if ka in late and kb in late:
-                parts.append(pair(ka, kb))
+                parts.append(pair(name(ka), late[ka], name(kb), late[kb]))
     return [
         "",
         "Late means paired over the held-out tasks (per task, the fraction of the late checkpoints that solve it; "
