@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+LONG = 480  # new tokens of each request of check c (max_model_len 512)
+
 
 def tiny_env_cls() -> Any:
     from agentrl.core.env import EnvReply, MultiTurnEnv, RewardResult
@@ -181,20 +183,22 @@ def main() -> None:
         # c: kill server 0 while 16 requests are in flight
         before = remote.stats()
         batch = [prompts[i % len(prompts)] + [100 + i] for i in range(16)]
-        long = SamplingParams(temperature=1.0, max_new_tokens=200, seed=3, ignore_eos=True)
+        # as long as max_model_len allows (prompts of ~10 tokens): the tiny model decodes ~1,500 tokens/s on a quiet
+        # CPU, so 200-token requests could all be finished before the kill and nothing would be in flight
+        long = SamplingParams(temperature=1.0, max_new_tokens=LONG, seed=3, ignore_eos=True)
         box: dict[str, Any] = {}
         th = threading.Thread(target=lambda: box.update(out=remote.generate(batch, long)))
         th.start()
         deadline = time.monotonic() + 60
         while remote.stats()["servers"][fleet.urls[0]]["in_flight"] < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)  # the server is decoding them
+        time.sleep(0.1)  # the server is decoding them
         res["c_in_flight_on_killed"] = remote.stats()["servers"][fleet.urls[0]]["in_flight"]
         fleet.kill(0)
         th.join(600)
         out = box.get("out", [])
         res["c_returned"] = len(out)
-        res["c_finished"] = sum(c.finish_reason == "length" and len(c.token_ids) == 200 for c in out)
+        res["c_finished"] = sum(c.finish_reason == "length" and len(c.token_ids) == LONG for c in out)
         res["c_errors"] = sum(c.finish_reason == "error" for c in out)
         res["c_retries"] = remote.retries - before["retries"]
         res["c_stats"] = remote.stats()

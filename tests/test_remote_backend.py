@@ -42,7 +42,8 @@ def test_remote_servers_sample_sync_and_fail_over_like_the_engine(tmp_path: Path
     assert r["e_episodes"] == 4 and r["e_same_tokens"] == 4, r
     assert r["e_moved"] > 1e-6 and r["e_weights_max_abs_diff"] < 1e-6, r
     # c: a server killed mid-batch loses no request: each finished on the other server or came back as an error
-    assert r["c_in_flight_on_killed"] >= 1 and r["c_returned"] == 16, r
+    c = {k: v for k, v in r.items() if k.startswith("c_") and k != "c_stats"}  # pytest cuts a long dict short
+    assert r["c_in_flight_on_killed"] >= 1 and r["c_returned"] == 16, c
     # the requests cut by the kill were retried: every failed attempt was on the killed server, and each was retried
     # unless it was a request's last attempt (those came back as errors). The in-flight count bounds neither side:
     # under load a request can finish, or be sent to the dying server, between the count and the kill (seen: 5
